@@ -1,0 +1,74 @@
+"""One error shape for the whole API: RFC 7807 problem details."""
+from typing import Any
+
+from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
+from django.http import Http404
+from rest_framework import exceptions, status
+from rest_framework.response import Response
+from rest_framework.views import exception_handler
+
+from engine.exceptions import EngineError
+from processes.validation import DeploymentInvalid
+
+PROBLEM_CONTENT_TYPE = "application/problem+json"
+
+
+def problem_response(
+    status_code: int, title: str, detail: str, errors: Any = None
+) -> Response:
+    body: dict[str, Any] = {
+        "type": "about:blank",
+        "title": title,
+        "status": status_code,
+        "detail": detail,
+    }
+    if errors is not None:
+        body["errors"] = errors
+    return Response(body, status=status_code, content_type=PROBLEM_CONTENT_TYPE)
+
+
+def _field_errors(detail: Any, path: str = "") -> list[dict[str, str]]:
+    """Flatten DRF's nested validation errors into `[{field, message}]` with dotted paths."""
+    if isinstance(detail, dict):
+        found: list[dict[str, str]] = []
+        for key, value in detail.items():
+            found.extend(_field_errors(value, f"{path}.{key}" if path else str(key)))
+        return found
+    if isinstance(detail, list):
+        found = []
+        for index, item in enumerate(detail):
+            if isinstance(item, dict | list):
+                found.extend(_field_errors(item, f"{path}[{index}]"))
+            else:
+                found.append({"field": path or "non_field_errors", "message": str(item)})
+        return found
+    return [{"field": path or "non_field_errors", "message": str(detail)}]
+
+
+def problem_exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
+    if isinstance(exc, DeploymentInvalid):
+        return problem_response(
+            status.HTTP_400_BAD_REQUEST, "The deployment is not valid", str(exc),
+            [p.as_dict() for p in exc.problems],
+        )
+    if isinstance(exc, EngineError):
+        return problem_response(exc.status, exc.title, exc.detail, exc.errors)
+    if isinstance(exc, exceptions.ValidationError):
+        return problem_response(
+            status.HTTP_400_BAD_REQUEST, "Invalid input", "The request body is not valid.",
+            _field_errors(exc.detail),
+        )
+    if isinstance(exc, DjangoPermissionDenied):
+        exc = exceptions.PermissionDenied(str(exc) or None)
+    elif isinstance(exc, Http404):
+        exc = exceptions.NotFound(str(exc) or None)
+    response = exception_handler(exc, context)
+    if response is None:
+        return None
+    detail = response.data.get("detail", "") if isinstance(response.data, dict) else ""
+    title = getattr(exc, "default_detail", "Error")
+    problem = problem_response(response.status_code, str(title), str(detail or title))
+    for header in ("WWW-Authenticate", "Retry-After", "Allow"):
+        if header in response:
+            problem[header] = response[header]
+    return problem

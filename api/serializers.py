@@ -1,0 +1,94 @@
+"""Request and response shapes of the REST API (DESIGN section 6)."""
+from typing import Any
+
+from rest_framework import serializers
+
+from engine.models import HumanTask, ProcessInstance
+from processes.models import ProcessDefinition
+
+
+class DeploymentJsonSerializer(serializers.Serializer):
+    name = serializers.CharField(max_length=200, required=False, allow_blank=True)
+    bpmn_xml = serializers.CharField(trim_whitespace=False)
+
+
+class DeploymentUploadSerializer(serializers.Serializer):
+    name = serializers.CharField(max_length=200, required=False, allow_blank=True)
+    files = serializers.ListField(child=serializers.FileField(), allow_empty=False)
+
+
+class DefinitionSerializer(serializers.ModelSerializer):
+    deployment = serializers.IntegerField(source="deployment_id")
+
+    class Meta:
+        model = ProcessDefinition
+        fields = ["id", "key", "version", "name", "deployment", "dialect", "is_executable",
+                  "start_form", "created_at"]
+
+
+class DeploymentResultSerializer(serializers.Serializer):
+    id = serializers.IntegerField(allow_null=True)
+    name = serializers.CharField(allow_null=True)
+    created = serializers.BooleanField(help_text="False when every definition was unchanged.")
+    definitions = DefinitionSerializer(many=True)
+
+
+class StartInstanceSerializer(serializers.Serializer):
+    variables = serializers.DictField(required=False, default=dict)
+    business_key = serializers.CharField(
+        max_length=255, required=False, allow_null=True, allow_blank=True, default=None
+    )
+    version = serializers.IntegerField(required=False, allow_null=True, min_value=1, default=None)
+
+
+class TaskSerializer(serializers.ModelSerializer):
+    instance = serializers.UUIDField(source="instance_id")
+    definition = serializers.CharField(source="instance.definition.key")
+    business_key = serializers.CharField(source="instance.business_key", allow_null=True)
+
+    class Meta:
+        model = HumanTask
+        fields = ["id", "instance", "definition", "business_key", "element_id", "name", "lane",
+                  "assignee", "candidate_users", "candidate_groups", "status", "form", "due_at",
+                  "priority", "created_at", "completed_at"]
+
+
+class OpenTaskSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = HumanTask
+        fields = ["id", "element_id", "name", "assignee", "candidate_users", "candidate_groups",
+                  "status", "form", "due_at", "priority", "created_at"]
+
+
+class InstanceSerializer(serializers.ModelSerializer):
+    definition = serializers.CharField(source="definition.key")
+    version = serializers.IntegerField(source="definition.version")
+    started_by = serializers.CharField(source="started_by.username", allow_null=True, default=None)
+    open_tasks = serializers.SerializerMethodField()
+    waiting_for = serializers.SerializerMethodField()
+    incident = serializers.SerializerMethodField()
+
+    class Meta:
+        model = ProcessInstance
+        fields = ["id", "definition", "version", "business_key", "status", "variables",
+                  "open_tasks", "waiting_for", "incident", "started_by", "created_at",
+                  "updated_at", "completed_at"]
+
+    def _open_tasks(self, instance: ProcessInstance) -> list[HumanTask]:
+        return [t for t in instance.human_tasks.all() if t.is_active]
+
+    def get_open_tasks(self, instance: ProcessInstance) -> list[dict[str, Any]]:
+        return OpenTaskSerializer(self._open_tasks(instance), many=True).data  # type: ignore[return-value]
+
+    def get_waiting_for(self, instance: ProcessInstance) -> list[dict[str, Any]]:
+        return [
+            {"type": "user_task", "element_id": t.element_id, "name": t.name, "task": str(t.id)}
+            for t in self._open_tasks(instance)
+        ]
+
+    def get_incident(self, instance: ProcessInstance) -> dict[str, Any] | None:
+        return None
+
+
+class CompleteTaskSerializer(serializers.Serializer):
+    variables = serializers.DictField(required=False, default=dict)

@@ -1,0 +1,1 @@
+"""The SpiffWorkflow adapter: parsing, scripting and serialization live here and nowhere else."""

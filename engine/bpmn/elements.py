@@ -1,0 +1,137 @@
+"""What the runtime needs to know per BPMN element that SpiffWorkflow's specs do not keep.
+
+Read once at deploy time from the XML: who may work on a user task (Camunda attributes or
+SpiffArena lanes), its due date and priority, and its form.
+"""
+from typing import Any
+
+from lxml import etree
+
+from .xml import BPMN_NS, CAMUNDA_NS, SPIFF_NS
+
+HUMAN_TASK_TAGS = {f"{{{BPMN_NS}}}userTask", f"{{{BPMN_NS}}}manualTask"}
+
+
+def _split_list(value: str | None) -> list[str]:
+    if not value:
+        return []
+    return [item.strip() for item in value.split(",") if item.strip()]
+
+
+def _lanes_by_element(root: etree._Element) -> dict[str, str]:
+    lanes: dict[str, str] = {}
+    for lane in root.iter(f"{{{BPMN_NS}}}lane"):
+        lane_name = lane.get("name") or lane.get("id") or ""
+        for ref in lane.iter(f"{{{BPMN_NS}}}flowNodeRef"):
+            if ref.text:
+                lanes[ref.text.strip()] = lane_name
+    return lanes
+
+
+def _camunda_properties(element: etree._Element) -> dict[str, str]:
+    props: dict[str, str] = {}
+    for prop in element.findall(
+        f"{{{BPMN_NS}}}extensionElements/{{{CAMUNDA_NS}}}properties/{{{CAMUNDA_NS}}}property"
+    ):
+        if prop.get("name"):
+            props[prop.get("name") or ""] = prop.get("value") or ""
+    return props
+
+
+def _spiff_properties(element: etree._Element) -> dict[str, str]:
+    props: dict[str, str] = {}
+    for prop in element.findall(
+        f"{{{BPMN_NS}}}extensionElements/{{{SPIFF_NS}}}properties/{{{SPIFF_NS}}}property"
+    ):
+        if prop.get("name"):
+            props[prop.get("name") or ""] = prop.get("value") or ""
+    return props
+
+
+def _camunda_form_field(field: etree._Element) -> dict[str, Any]:
+    constraints: dict[str, str | None] = {}
+    for constraint in field.iter(f"{{{CAMUNDA_NS}}}constraint"):
+        constraints[constraint.get("name") or ""] = constraint.get("config")
+    return {
+        "id": field.get("id"),
+        "type": field.get("type") or "string",
+        "label": field.get("label") or field.get("id"),
+        "default": field.get("defaultValue"),
+        "required": "required" in constraints,
+        "readonly": "readonly" in constraints,
+        "constraints": {k: v for k, v in constraints.items() if k not in ("required", "readonly")},
+        "values": [
+            {"id": value.get("id"), "name": value.get("name") or value.get("id")}
+            for value in field.findall(f"{{{CAMUNDA_NS}}}value")
+        ],
+        "properties": {
+            prop.get("id"): prop.get("value")
+            for prop in field.iter(f"{{{CAMUNDA_NS}}}property")
+            if prop.get("id")
+        },
+    }
+
+
+def _form(
+    element: etree._Element, spiff_props: dict[str, str], json_files: dict[str, Any]
+) -> dict[str, Any]:
+    fields = element.findall(
+        f"{{{BPMN_NS}}}extensionElements/{{{CAMUNDA_NS}}}formData/{{{CAMUNDA_NS}}}formField"
+    )
+    if fields:
+        return {"type": "camunda", "fields": [_camunda_form_field(f) for f in fields]}
+    schema_file = spiff_props.get("formJsonSchemaFilename")
+    if schema_file:
+        ui_file = spiff_props.get("formUiSchemaFilename")
+        return {
+            "type": "json-schema",
+            "schema_file": schema_file,
+            "ui_schema_file": ui_file,
+            "schema": json_files.get(schema_file),
+            "ui_schema": json_files.get(ui_file) if ui_file else None,
+        }
+    return {}
+
+
+def _instructions(element: etree._Element) -> str:
+    node = element.find(f"{{{BPMN_NS}}}extensionElements/{{{SPIFF_NS}}}instructionsForEndUser")
+    return (node.text or "").strip() if node is not None else ""
+
+
+def describe_human_tasks(
+    roots: list[etree._Element], json_files: dict[str, Any]
+) -> dict[str, dict[str, Any]]:
+    """Map each user/manual task id of the documents to its assignment and form."""
+    described: dict[str, dict[str, Any]] = {}
+    for root in roots:
+        lanes = _lanes_by_element(root)
+        for element in root.iter(*HUMAN_TASK_TAGS):
+            element_id = element.get("id") or ""
+            spiff_props = _spiff_properties(element)
+            camunda_props = _camunda_properties(element)
+            lane = lanes.get(element_id, "")
+            groups = _split_list(element.get(f"{{{CAMUNDA_NS}}}candidateGroups"))
+            if not groups and lane:
+                groups = [lane]
+            described[element_id] = {
+                "name": element.get("name") or element_id,
+                "lane": lane,
+                "assignee": element.get(f"{{{CAMUNDA_NS}}}assignee") or None,
+                "candidate_users": _split_list(element.get(f"{{{CAMUNDA_NS}}}candidateUsers")),
+                "candidate_groups": groups,
+                "due_date": element.get(f"{{{CAMUNDA_NS}}}dueDate") or None,
+                "priority": element.get(f"{{{CAMUNDA_NS}}}priority") or None,
+                "form": _form(element, spiff_props, json_files),
+                "properties": {**spiff_props, **camunda_props},
+                "instructions": _instructions(element),
+            }
+    return described
+
+
+def describe_start_form(process: etree._Element, json_files: dict[str, Any]) -> dict[str, Any]:
+    """The form of the process's (first) none start event, if it has one."""
+    for start in process.iterchildren(f"{{{BPMN_NS}}}startEvent"):
+        form = _form(start, _spiff_properties(start), json_files)
+        if form:
+            return form
+    return {}

@@ -1,0 +1,105 @@
+"""Turning specs and workflows into JSON for Postgres, and back.
+
+A definition's spec is serialized once, at deploy time. An instance's state is the workflow
+serialized WITHOUT its spec; loading puts the definition's (cached) spec objects back in.
+"""
+from functools import lru_cache
+from typing import Any
+
+from SpiffWorkflow.bpmn import BpmnWorkflow
+from SpiffWorkflow.bpmn.serializer import BpmnWorkflowSerializer
+from SpiffWorkflow.bpmn.serializer.migration.version_migration import MIGRATIONS
+from SpiffWorkflow.bpmn.serializer.workflow import VERSION as SERIALIZER_VERSION
+from SpiffWorkflow.bpmn.specs.bpmn_process_spec import BpmnProcessSpec
+from SpiffWorkflow.camunda.serializer.config import CAMUNDA_CONFIG
+from SpiffWorkflow.spiff.serializer.config import SPIFF_CONFIG
+
+from .scripting import build_script_engine
+
+VERSION_KEY = BpmnWorkflowSerializer.VERSION_KEY
+SPEC_KEYS = ("spec", "subprocess_specs")
+
+
+@lru_cache(maxsize=None)
+def serializer_for(dialect: str) -> BpmnWorkflowSerializer:
+    config = SPIFF_CONFIG if dialect == "spiff" else CAMUNDA_CONFIG
+    return BpmnWorkflowSerializer(BpmnWorkflowSerializer.configure(config))
+
+
+def spec_to_json(
+    dialect: str, spec: BpmnProcessSpec, subprocess_specs: dict[str, BpmnProcessSpec]
+) -> dict[str, Any]:
+    registry = serializer_for(dialect).registry
+    return {
+        "spec": registry.convert(spec),
+        "subprocess_specs": {name: registry.convert(sub) for name, sub in subprocess_specs.items()},
+        VERSION_KEY: SERIALIZER_VERSION,
+    }
+
+
+def spec_from_json(
+    dialect: str, data: dict[str, Any]
+) -> tuple[BpmnProcessSpec, dict[str, BpmnProcessSpec]]:
+    registry = serializer_for(dialect).registry
+    spec = registry.restore(data["spec"])
+    subprocess_specs = {
+        name: registry.restore(sub) for name, sub in data.get("subprocess_specs", {}).items()
+    }
+    return spec, subprocess_specs
+
+
+def new_workflow(
+    spec: BpmnProcessSpec, subprocess_specs: dict[str, BpmnProcessSpec]
+) -> BpmnWorkflow:
+    return BpmnWorkflow(spec, subprocess_specs, script_engine=build_script_engine())
+
+
+def workflow_to_state(dialect: str, workflow: BpmnWorkflow) -> dict[str, Any]:
+    state: dict[str, Any] = serializer_for(dialect).to_dict(workflow)
+    for key in SPEC_KEYS:
+        state.pop(key, None)
+    state[VERSION_KEY] = SERIALIZER_VERSION
+    return state
+
+
+def _in_tree_order(workflow_dict: dict[str, Any]) -> dict[str, Any]:
+    """Return the workflow dict with its tasks ordered parents-first.
+
+    Tasks store their data as a delta against their parent, so a parent must be restored
+    before its children. Postgres JSONB does not keep key order, hence the re-ordering.
+    """
+    tasks = workflow_dict["tasks"]
+    ordered: dict[str, Any] = {}
+    pending = [workflow_dict["root"]]
+    while pending:
+        task_id = pending.pop()
+        task = tasks.get(task_id)
+        if task is None or task_id in ordered:
+            continue
+        ordered[task_id] = task
+        pending.extend(reversed(task["children"]))
+    for task_id, task in tasks.items():  # anything unreachable keeps its place at the end
+        ordered.setdefault(task_id, task)
+    return {**workflow_dict, "tasks": ordered}
+
+
+def workflow_from_state(
+    dialect: str,
+    state: dict[str, Any],
+    spec: BpmnProcessSpec,
+    subprocess_specs: dict[str, BpmnProcessSpec],
+) -> BpmnWorkflow:
+    data = _in_tree_order(state)
+    data["subprocesses"] = {
+        key: _in_tree_order(sub) for key, sub in state.get("subprocesses", {}).items()
+    }
+    version = data.pop(VERSION_KEY, SERIALIZER_VERSION)
+    if version in MIGRATIONS:
+        raise ValueError(f"Instance state of serializer version {version} needs a migration.")
+    # The registry passes non-dict values through untouched, so the cached spec objects are
+    # used as they are instead of being rebuilt for every load.
+    data["spec"] = spec
+    data["subprocess_specs"] = subprocess_specs
+    workflow: BpmnWorkflow = serializer_for(dialect).from_dict(data)
+    workflow.script_engine = build_script_engine()
+    return workflow

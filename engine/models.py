@@ -1,0 +1,222 @@
+"""Runtime state of process instances, kept in Postgres."""
+import uuid
+
+from django.conf import settings
+from django.contrib.postgres.fields import ArrayField
+from django.contrib.postgres.indexes import GinIndex
+from django.db import models
+from django.db.models import Q
+
+from processes.models import ProcessDefinition
+
+
+class ProcessInstance(models.Model):
+    class Status(models.TextChoices):
+        RUNNING = "running", "Running"
+        WAITING = "waiting", "Waiting"
+        SUSPENDED = "suspended", "Suspended"
+        INCIDENT = "incident", "Incident"
+        COMPLETED = "completed", "Completed"
+        TERMINATED = "terminated", "Terminated"
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    definition = models.ForeignKey(
+        ProcessDefinition, related_name="instances", on_delete=models.PROTECT
+    )
+    business_key = models.CharField(max_length=255, null=True, blank=True, db_index=True)
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.RUNNING)
+    # The serialized SpiffWorkflow workflow without its spec (the spec lives on the definition).
+    state = models.JSONField(default=dict)
+    # A snapshot of the workflow data, for queries and display.
+    variables = models.JSONField(default=dict)
+    lock_version = models.PositiveIntegerField(default=0)
+    started_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+        related_name="started_instances",
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+    completed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        indexes = [models.Index(fields=["status", "-created_at"], name="instance_status_created")]
+
+    def __str__(self) -> str:
+        return f"{self.definition.key} {self.id}"
+
+    @property
+    def is_finished(self) -> bool:
+        return self.status in (self.Status.COMPLETED, self.Status.TERMINATED)
+
+
+# The inbox only ever searches open and claimed tasks, so its indexes cover only those rows.
+ACTIVE_TASK = Q(status__in=["open", "claimed"])
+
+
+class HumanTask(models.Model):
+    """Projection of a READY user or manual task, for fast inbox queries."""
+
+    class Status(models.TextChoices):
+        OPEN = "open", "Open"
+        CLAIMED = "claimed", "Claimed"
+        COMPLETED = "completed", "Completed"
+        CANCELLED = "cancelled", "Cancelled"
+
+    ACTIVE_STATUSES = (Status.OPEN, Status.CLAIMED)
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    instance = models.ForeignKey(ProcessInstance, related_name="human_tasks", on_delete=models.CASCADE)
+    spiff_task_id = models.UUIDField()
+    element_id = models.CharField(max_length=255)
+    name = models.CharField(max_length=255, blank=True)
+    lane = models.CharField(max_length=255, blank=True)
+    assignee = models.CharField(max_length=150, null=True, blank=True)
+    candidate_users = ArrayField(models.CharField(max_length=150), default=list, blank=True)
+    candidate_groups = ArrayField(models.CharField(max_length=150), default=list, blank=True)
+    form = models.JSONField(default=dict, blank=True)
+    due_at = models.DateTimeField(null=True, blank=True)
+    priority = models.IntegerField(default=50)
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.OPEN)
+    completed_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+        related_name="completed_tasks",
+    )
+    completed_at = models.DateTimeField(null=True, blank=True)
+    submitted_data = models.JSONField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-priority", "created_at"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["instance", "spiff_task_id"], name="human_task_unique_spiff_task"
+            )
+        ]
+        indexes = [
+            models.Index(fields=["assignee", "status"], name="human_task_assignee_status"),
+            GinIndex(fields=["candidate_groups"], condition=ACTIVE_TASK, name="human_task_active_groups"),
+            GinIndex(fields=["candidate_users"], condition=ACTIVE_TASK, name="human_task_active_users"),
+            models.Index(fields=["completed_by", "-completed_at"], name="human_task_completed_by"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.name or self.element_id} ({self.status})"
+
+    @property
+    def is_active(self) -> bool:
+        return self.status in self.ACTIVE_STATUSES
+
+
+class ServiceJob(models.Model):
+    """The outbox row for one service-task call, written with the instance state."""
+
+    class Status(models.TextChoices):
+        PENDING = "pending", "Pending"
+        RUNNING = "running", "Running"
+        SUCCEEDED = "succeeded", "Succeeded"
+        FAILED = "failed", "Failed"
+        DEAD = "dead", "Dead"
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    instance = models.ForeignKey(ProcessInstance, related_name="jobs", on_delete=models.CASCADE)
+    spiff_task_id = models.UUIDField()
+    element_id = models.CharField(max_length=255)
+    connector = models.CharField(max_length=200)
+    # Evaluated parameters; secrets stay as `secret:NAME` references and are resolved on the worker.
+    parameters = models.JSONField(default=dict)
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.PENDING)
+    attempt = models.PositiveIntegerField(default=0)
+    max_attempts = models.PositiveIntegerField(default=3)
+    next_attempt_at = models.DateTimeField(null=True, blank=True)
+    last_error = models.TextField(blank=True)
+    result = models.JSONField(null=True, blank=True)
+    idempotency_key = models.CharField(max_length=100, unique=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["created_at"]
+        indexes = [
+            models.Index(fields=["status", "next_attempt_at"], name="service_job_sweep"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.connector} ({self.status})"
+
+
+class Timer(models.Model):
+    instance = models.ForeignKey(ProcessInstance, related_name="timers", on_delete=models.CASCADE)
+    spiff_task_id = models.UUIDField()
+    element_id = models.CharField(max_length=255)
+    due_at = models.DateTimeField()
+    fired = models.BooleanField(default=False)
+    fired_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["due_at"]
+        indexes = [
+            models.Index(
+                fields=["due_at"], condition=Q(fired=False), name="timer_due_unfired"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.element_id} at {self.due_at:%Y-%m-%d %H:%M:%S}"
+
+
+class MessageSubscription(models.Model):
+    message_name = models.CharField(max_length=255)
+    correlation = models.JSONField(default=dict, blank=True)
+    instance = models.ForeignKey(
+        ProcessInstance, related_name="message_subscriptions", on_delete=models.CASCADE
+    )
+    spiff_task_id = models.UUIDField()
+    element_id = models.CharField(max_length=255)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["message_name"], name="message_subscription_name")]
+
+    def __str__(self) -> str:
+        return self.message_name
+
+
+class InstanceEvent(models.Model):
+    """The append-only audit trail of an instance."""
+
+    class Type(models.TextChoices):
+        STARTED = "started", "Started"
+        TASK_CREATED = "task_created", "Task created"
+        TASK_CLAIMED = "task_claimed", "Task claimed"
+        TASK_UNCLAIMED = "task_unclaimed", "Task unclaimed"
+        TASK_COMPLETED = "task_completed", "Task completed"
+        TASK_CANCELLED = "task_cancelled", "Task cancelled"
+        JOB_FAILED = "job_failed", "Job failed"
+        JOB_RETRIED = "job_retried", "Job retried"
+        SUSPENDED = "suspended", "Suspended"
+        RESUMED = "resumed", "Resumed"
+        VARIABLES_CHANGED = "variables_changed", "Variables changed"
+        RESET = "reset", "Reset"
+        SKIPPED = "skipped", "Skipped"
+        MIGRATED = "migrated", "Migrated"
+        INCIDENT = "incident", "Incident"
+        TERMINATED = "terminated", "Terminated"
+        COMPLETED = "completed", "Completed"
+
+    instance = models.ForeignKey(ProcessInstance, related_name="events", on_delete=models.CASCADE)
+    type = models.CharField(max_length=32, choices=Type.choices)
+    element_id = models.CharField(max_length=255, blank=True)
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL
+    )
+    payload = models.JSONField(default=dict, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["created_at", "id"]
+        indexes = [models.Index(fields=["instance", "created_at"], name="instance_event_timeline")]
+
+    def __str__(self) -> str:
+        return f"{self.type} {self.element_id}"

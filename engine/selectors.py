@@ -1,0 +1,98 @@
+"""Read-only queries of the engine's state."""
+import uuid
+
+from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
+from django.core.exceptions import PermissionDenied
+from django.db.models import Q, QuerySet
+
+from processes.permissions import is_member
+
+from .exceptions import NotFound
+from .models import HumanTask, ProcessInstance
+from .permissions import group_names
+
+User = AbstractBaseUser | AnonymousUser
+OPERATORS_GROUP = "operators"
+
+
+def instance_detail(instance_id: uuid.UUID | str) -> ProcessInstance:
+    instance = (
+        ProcessInstance.objects.select_related("definition", "started_by")
+        .defer("state", "definition__spec", "definition__bpmn_xml", "definition__elements")
+        .prefetch_related("human_tasks")
+        .filter(pk=instance_id)
+        .first()
+    )
+    if instance is None:
+        raise NotFound(f"There is no instance {instance_id}.")
+    return instance
+
+
+def _may_see_instance(user: User, instance: ProcessInstance) -> bool:
+    if not user.is_authenticated:
+        return False
+    if is_member(user, OPERATORS_GROUP) or instance.started_by_id == user.pk:
+        return True
+    return any(
+        task.assignee == user.get_username() or task.completed_by_id == user.pk
+        or user.get_username() in task.candidate_users
+        or group_names(user).intersection(task.candidate_groups)
+        for task in instance.human_tasks.all()
+    )
+
+
+def instance_detail_for(instance_id: uuid.UUID | str, user: User) -> ProcessInstance:
+    """The instance, if `user` started it, has a task in it, or is an operator."""
+    instance = instance_detail(instance_id)
+    if not _may_see_instance(user, instance):
+        raise PermissionDenied("You have no task in this instance and are not an operator.")
+    return instance
+
+
+def _actionable_for(user: User) -> Q:
+    username = user.get_username()
+    candidate = Q(candidate_users__contains=[username])
+    groups = sorted(group_names(user))
+    if groups:
+        candidate |= Q(candidate_groups__overlap=groups)
+    return Q(assignee=username) | (Q(assignee__isnull=True) & candidate)
+
+
+def tasks_for_user(
+    user: User,
+    *,
+    mine: bool = False,
+    group: str | None = None,
+    instance: str | None = None,
+    status: str | None = None,
+) -> QuerySet[HumanTask]:
+    """Tasks `user` can act on (open or claimed by them), or that they completed."""
+    tasks = HumanTask.objects.select_related("instance__definition").defer(
+        "instance__state", "instance__variables", "instance__definition__spec",
+        "instance__definition__bpmn_xml", "instance__definition__elements",
+    )
+    if not user.is_authenticated:
+        return tasks.none()
+    if status == HumanTask.Status.COMPLETED:
+        tasks = tasks.filter(status=HumanTask.Status.COMPLETED, completed_by=user.pk)
+    elif mine:
+        tasks = tasks.filter(status__in=HumanTask.ACTIVE_STATUSES, assignee=user.get_username())
+    else:
+        tasks = tasks.filter(_actionable_for(user), status__in=HumanTask.ACTIVE_STATUSES)
+    if group:
+        if group not in group_names(user):
+            return tasks.none()
+        tasks = tasks.filter(candidate_groups__contains=[group])
+    if instance:
+        try:
+            tasks = tasks.filter(instance_id=uuid.UUID(instance))
+        except ValueError:
+            return tasks.none()
+    return tasks.order_by("-priority", "created_at", "id")
+
+
+def task_detail(task_id: uuid.UUID | str) -> HumanTask:
+    task = HumanTask.objects.select_related("instance__definition").filter(pk=task_id).first()
+    if task is None:
+        raise NotFound(f"There is no task {task_id}.")
+    return task

@@ -1,0 +1,88 @@
+"""Loading a locked instance's workflow, running it to its next wait state, and writing it back.
+
+Every operation on an instance follows the same shape (DESIGN section 3):
+lock the row, load the workflow, change it, run engine steps, persist state, projections and
+audit events — all inside the caller's transaction.
+"""
+import json
+import uuid
+from typing import Any
+
+from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
+from django.utils import timezone
+from SpiffWorkflow.bpmn import BpmnWorkflow
+from SpiffWorkflow.exceptions import SpiffWorkflowException
+from SpiffWorkflow.util.task import TaskState
+
+from engine.bpmn.serialization import workflow_from_state, workflow_to_state
+from engine.exceptions import ScriptFailed
+from engine.models import ProcessInstance
+from .audit import record_event
+from .definition_cache import definition_specs
+from .human_task_projection import sync_human_tasks
+
+Actor = AbstractBaseUser | AnonymousUser | None
+
+
+def lock_instance(instance_id: uuid.UUID | str) -> ProcessInstance:
+    """Take the instance's row lock (the first lock of every instance operation)."""
+    return (
+        ProcessInstance.objects.select_for_update(no_key=True, of=("self",))
+        .select_related("definition")
+        .defer("definition__spec", "definition__bpmn_xml", "definition__elements")
+        .get(pk=instance_id)
+    )
+
+
+def load_workflow(instance: ProcessInstance) -> BpmnWorkflow:
+    spec, subprocess_specs = definition_specs(instance.definition_id)
+    return workflow_from_state(instance.definition.dialect, instance.state, spec, subprocess_specs)
+
+
+def run_engine_steps(workflow: BpmnWorkflow) -> None:
+    """Run until only wait states remain; a failing script aborts the whole operation."""
+    try:
+        workflow.refresh_timers()
+        workflow.do_engine_steps()
+    except SpiffWorkflowException as exc:
+        task = getattr(exc, "task", None)
+        element = task.task_spec.bpmn_id if task is not None else ""
+        raise ScriptFailed(
+            f"{element + ': ' if element else ''}{exc}",
+            errors=[{"element_id": element, "message": str(exc)}],
+        ) from None
+
+
+def _json_safe(data: dict[str, Any]) -> dict[str, Any]:
+    result: dict[str, Any] = json.loads(json.dumps(data, default=str))
+    return result
+
+
+def workflow_variables(workflow: BpmnWorkflow) -> dict[str, Any]:
+    """The data a person would call 'the instance's variables' at this moment."""
+    if workflow.is_completed():
+        return _json_safe(workflow.data)
+    merged: dict[str, Any] = dict(workflow.data)
+    for task in workflow.get_tasks(state=TaskState.READY | TaskState.WAITING | TaskState.STARTED):
+        merged.update(task.data)
+    return _json_safe(merged)
+
+
+def persist_workflow(
+    instance: ProcessInstance, workflow: BpmnWorkflow, *, actor: Actor
+) -> ProcessInstance:
+    """Write state, variables, status, the human-task projection and completion events."""
+    was_finished = instance.is_finished
+    instance.state = workflow_to_state(instance.definition.dialect, workflow)
+    instance.variables = workflow_variables(workflow)
+    instance.lock_version += 1
+    if workflow.is_completed():
+        instance.status = ProcessInstance.Status.COMPLETED
+        instance.completed_at = instance.completed_at or timezone.now()
+    elif instance.status not in (ProcessInstance.Status.SUSPENDED, ProcessInstance.Status.INCIDENT):
+        instance.status = ProcessInstance.Status.WAITING
+    instance.save()
+    sync_human_tasks(instance, workflow, actor=actor)
+    if instance.status == ProcessInstance.Status.COMPLETED and not was_finished:
+        record_event(instance, "completed")
+    return instance

@@ -1,0 +1,119 @@
+"""Keeping the `HumanTask` rows in step with the READY user and manual tasks of a workflow."""
+import datetime
+from typing import Any
+
+from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
+from django.utils import timezone
+from django.utils.dateparse import parse_datetime
+from SpiffWorkflow.bpmn import BpmnWorkflow
+from SpiffWorkflow.bpmn.specs.event_definitions.timer import TimerEventDefinition
+from SpiffWorkflow.task import Task
+from SpiffWorkflow.util.task import TaskState
+
+from engine.exceptions import ScriptFailed
+from engine.models import HumanTask, ProcessInstance
+
+from .audit import record_event
+from .definition_cache import definition_elements
+
+Actor = AbstractBaseUser | AnonymousUser | None
+
+
+def _evaluate(task: Task, value: Any) -> Any:
+    """`${expression}` values are Python expressions over the task's data; others are literal."""
+    if not isinstance(value, str) or not (value.startswith("${") and value.endswith("}")):
+        return value
+    expression = value[2:-1].strip()
+    try:
+        return task.workflow.script_engine.evaluate(task, expression)
+    except Exception as exc:
+        raise ScriptFailed(
+            f"{task.task_spec.bpmn_id}: cannot evaluate {value!r}: {exc}",
+            errors=[{"element_id": task.task_spec.bpmn_id, "message": str(exc)}],
+        ) from None
+
+
+def _as_list(value: Any) -> list[str]:
+    if value is None or value == "":
+        return []
+    if isinstance(value, str):
+        return [item.strip() for item in value.split(",") if item.strip()]
+    return [str(item) for item in value]
+
+
+def _resolve_list(task: Task, values: list[str]) -> list[str]:
+    resolved: list[str] = []
+    for value in values:
+        resolved.extend(_as_list(_evaluate(task, value)))
+    return resolved
+
+
+def _due_at(task: Task, value: Any) -> datetime.datetime | None:
+    value = _evaluate(task, value)
+    if not value:
+        return None
+    if isinstance(value, datetime.datetime):
+        return value if timezone.is_aware(value) else timezone.make_aware(value)
+    text = str(value)
+    if text.startswith("P"):
+        duration = TimerEventDefinition.parse_iso_duration(text)
+        delta = TimerEventDefinition.get_timedelta_from_start(duration, timezone.now())
+        return timezone.now() + delta
+    parsed = parse_datetime(text)
+    if parsed is None:
+        raise ScriptFailed(f"{task.task_spec.bpmn_id}: due date {text!r} is not ISO 8601.")
+    return parsed if timezone.is_aware(parsed) else timezone.make_aware(parsed)
+
+
+def _new_human_task(instance: ProcessInstance, task: Task, info: dict[str, Any]) -> HumanTask:
+    priority = _evaluate(task, info.get("priority"))
+    assignee = _evaluate(task, info.get("assignee"))
+    return HumanTask(
+        instance=instance,
+        spiff_task_id=task.id,
+        element_id=task.task_spec.bpmn_id,
+        name=info.get("name") or task.task_spec.bpmn_name or task.task_spec.bpmn_id,
+        lane=info.get("lane") or getattr(task.task_spec, "lane", None) or "",
+        assignee=str(assignee) if assignee else None,
+        candidate_users=_resolve_list(task, info.get("candidate_users", [])),
+        candidate_groups=_resolve_list(task, info.get("candidate_groups", [])),
+        form=info.get("form") or {},
+        due_at=_due_at(task, info.get("due_date")),
+        priority=int(priority) if priority not in (None, "") else 50,
+        status=HumanTask.Status.CLAIMED if assignee else HumanTask.Status.OPEN,
+    )
+
+
+def ready_human_tasks(workflow: BpmnWorkflow) -> dict[Any, Task]:
+    return {task.id: task for task in workflow.get_tasks(state=TaskState.READY, manual=True)}
+
+
+def sync_human_tasks(instance: ProcessInstance, workflow: BpmnWorkflow, *, actor: Actor) -> None:
+    """Open a row for each newly READY manual task; cancel rows whose task is gone."""
+    ready = ready_human_tasks(workflow)
+    active = {
+        row.spiff_task_id: row
+        for row in instance.human_tasks.filter(status__in=HumanTask.ACTIVE_STATUSES)
+    }
+    for spiff_id, row in active.items():
+        if spiff_id not in ready:
+            row.status = HumanTask.Status.CANCELLED
+            row.save(update_fields=["status"])
+            record_event(instance, "task_cancelled", actor=actor, element_id=row.element_id)
+    new_ids = [spiff_id for spiff_id in ready if spiff_id not in active]
+    if not new_ids:
+        return
+    elements = definition_elements(instance.definition_id)
+    already = set(
+        instance.human_tasks.filter(spiff_task_id__in=new_ids).values_list("spiff_task_id", flat=True)
+    )
+    for spiff_id in new_ids:
+        if spiff_id in already:
+            continue
+        task = ready[spiff_id]
+        row = _new_human_task(instance, task, elements.get(task.task_spec.bpmn_id, {}))
+        row.save()
+        record_event(
+            instance, "task_created", actor=actor, element_id=row.element_id,
+            payload={"task": str(row.id), "name": row.name},
+        )

@@ -1,0 +1,117 @@
+"""Claiming, unclaiming and completing human tasks."""
+import uuid
+from typing import Any
+
+from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
+from django.core.exceptions import PermissionDenied
+from django.db import transaction
+from django.utils import timezone
+from SpiffWorkflow.util.task import TaskState
+
+from engine.exceptions import Conflict, NotFound
+from engine.forms import clean_submission
+from engine.models import HumanTask, ProcessInstance
+from engine.permissions import can_complete_task, can_see_task, is_candidate
+
+from .audit import record_event
+from .execution import load_workflow, lock_instance, persist_workflow, run_engine_steps
+
+User = AbstractBaseUser | AnonymousUser
+
+
+def _lock_task(task_id: uuid.UUID | str) -> tuple[ProcessInstance, HumanTask]:
+    """Lock the instance, then the task row: the same order in every operation."""
+    instance_id = (
+        HumanTask.objects.filter(pk=task_id).values_list("instance_id", flat=True).first()
+    )
+    if instance_id is None:
+        raise NotFound(f"There is no task {task_id}.")
+    instance = lock_instance(instance_id)
+    task = HumanTask.objects.select_for_update().get(pk=task_id)
+    return instance, task
+
+
+def _require_visible(user: User, task: HumanTask) -> None:
+    if not can_see_task(user, task):
+        raise PermissionDenied("You are neither the assignee nor a candidate for this task.")
+
+
+def _require_active(instance: ProcessInstance, task: HumanTask) -> None:
+    if not task.is_active:
+        by = f" by {task.completed_by}" if task.completed_by_id else ""
+        raise Conflict(f"The task is {task.status}{by}; it cannot be worked on any more.")
+    if instance.status not in (ProcessInstance.Status.WAITING, ProcessInstance.Status.RUNNING):
+        raise Conflict(f"The instance is {instance.status}; its tasks cannot be worked on now.")
+
+
+def claim_task(*, task_id: uuid.UUID | str, user: User) -> HumanTask:
+    """Make `user` the assignee of an open task they are a candidate for. Claiming twice is a no-op."""
+    with transaction.atomic():
+        instance, task = _lock_task(task_id)
+        _require_visible(user, task)
+        _require_active(instance, task)
+        username = user.get_username()
+        if task.assignee == username:
+            return task
+        if task.assignee:
+            raise Conflict(f"The task is already claimed by {task.assignee}.")
+        if not (is_candidate(user, task) or getattr(user, "is_superuser", False)):
+            raise PermissionDenied("Only a candidate user or group member can claim this task.")
+        task.assignee = username
+        task.status = HumanTask.Status.CLAIMED
+        task.save(update_fields=["assignee", "status"])
+        record_event(instance, "task_claimed", actor=user, element_id=task.element_id,
+                     payload={"task": str(task.id)})
+        return task
+
+
+def unclaim_task(*, task_id: uuid.UUID | str, user: User) -> HumanTask:
+    """Give a claimed task back to its candidates. Only the assignee (or a superuser) may."""
+    with transaction.atomic():
+        instance, task = _lock_task(task_id)
+        _require_visible(user, task)
+        _require_active(instance, task)
+        if not task.assignee:
+            return task
+        if task.assignee != user.get_username() and not getattr(user, "is_superuser", False):
+            raise PermissionDenied(f"The task is claimed by {task.assignee}, not by you.")
+        task.assignee = None
+        task.status = HumanTask.Status.OPEN
+        task.save(update_fields=["assignee", "status"])
+        record_event(instance, "task_unclaimed", actor=user, element_id=task.element_id,
+                     payload={"task": str(task.id)})
+        return task
+
+
+def complete_human_task(
+    *, task_id: uuid.UUID | str, user: User, variables: dict[str, Any] | None = None
+) -> HumanTask:
+    """Submit a task's form and run the instance on to its next wait state.
+
+    Raises `NotFound`, `PermissionDenied`, `Conflict` (task no longer open: nothing changes),
+    `InvalidInput` (form errors) or `ScriptFailed` (rolled back).
+    """
+    with transaction.atomic():
+        instance, task = _lock_task(task_id)
+        _require_visible(user, task)
+        _require_active(instance, task)
+        if not can_complete_task(user, task):
+            raise PermissionDenied(f"The task is claimed by {task.assignee}, not by you.")
+        submitted = clean_submission(task.form, variables or {})
+        workflow = load_workflow(instance)
+        spiff_task = workflow.get_task_from_id(task.spiff_task_id)
+        if spiff_task is None or spiff_task.state != TaskState.READY:
+            raise Conflict("The task is no longer waiting for input.")
+        spiff_task.data.update(submitted)
+        spiff_task.run()
+        run_engine_steps(workflow)
+        task.status = HumanTask.Status.COMPLETED
+        task.assignee = task.assignee or user.get_username()
+        task.completed_by = user if isinstance(user, AbstractBaseUser) else None
+        task.completed_at = timezone.now()
+        task.submitted_data = submitted
+        task.save()
+        record_event(instance, "task_completed", actor=user, element_id=task.element_id,
+                     payload={"task": str(task.id), "variables": submitted})
+        persist_workflow(instance, workflow, actor=user)
+        return task

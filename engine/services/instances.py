@@ -1,0 +1,65 @@
+"""Starting process instances."""
+import copy
+from typing import Any
+
+from django.db import transaction
+
+from engine.bpmn.serialization import new_workflow
+from engine.exceptions import InvalidInput, NotFound
+from engine.models import ProcessInstance
+from processes.models import ProcessDefinition
+
+from .audit import record_event
+from .definition_cache import definition_specs
+from .execution import Actor, persist_workflow, run_engine_steps
+
+
+def _definition(key: str, version: int | None) -> ProcessDefinition:
+    definitions = ProcessDefinition.objects.filter(key=key).defer("spec", "bpmn_xml", "elements")
+    if version is not None:
+        definitions = definitions.filter(version=version)
+    definition = definitions.order_by("-version").first()
+    if definition is None:
+        which = f"version {version} of " if version is not None else ""
+        raise NotFound(f"There is no {which}process definition with key {key!r}.")
+    if not definition.is_executable:
+        raise InvalidInput(f"Process {key!r} is not executable.")
+    return definition
+
+
+def start_instance(
+    *,
+    key: str,
+    variables: dict[str, Any] | None = None,
+    business_key: str | None = None,
+    version: int | None = None,
+    actor: Actor = None,
+) -> ProcessInstance:
+    """Start the latest (or the given) version of process `key` and run it to its first wait state.
+
+    A failing script rolls everything back and raises `ScriptFailed`; no instance is left behind.
+    """
+    if variables is not None and not isinstance(variables, dict):
+        raise InvalidInput("variables must be a JSON object.")
+    definition = _definition(key, version)
+    spec, subprocess_specs = definition_specs(definition.pk)
+    workflow = new_workflow(spec, subprocess_specs)
+    # Later tasks copy the start task's data, so the variables go there before the first step.
+    workflow.task_tree.data.update(copy.deepcopy(variables or {}))
+    with transaction.atomic():
+        instance = ProcessInstance(
+            definition=definition,
+            business_key=business_key or None,
+            status=ProcessInstance.Status.RUNNING,
+            started_by=actor if actor is not None and actor.is_authenticated else None,
+        )
+        # The row exists before the engine runs so that projections can point at it; the
+        # transaction hides it from everyone else until the run has been persisted.
+        instance.save()
+        record_event(
+            instance, "started", actor=actor,
+            payload={"version": definition.version, "business_key": instance.business_key},
+        )
+        run_engine_steps(workflow)
+        persist_workflow(instance, workflow, actor=actor)
+    return instance

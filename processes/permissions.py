@@ -1,0 +1,16 @@
+"""Who may do what with process definitions. Checked by the services, not only the views."""
+from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
+
+DESIGNERS_GROUP = "designers"
+
+
+def is_member(user: AbstractBaseUser | AnonymousUser, group: str) -> bool:
+    if not user.is_authenticated or not user.is_active:
+        return False
+    if getattr(user, "is_superuser", False):
+        return True
+    return user.groups.filter(name=group).exists()  # type: ignore[union-attr]
+
+
+def can_deploy(user: AbstractBaseUser | AnonymousUser) -> bool:
+    return is_member(user, DESIGNERS_GROUP)

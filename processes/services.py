@@ -1,0 +1,112 @@
+"""Deploying process definitions: the only code that writes deployments and definitions."""
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
+from django.core.exceptions import PermissionDenied
+from django.db import connection, transaction
+from django.db.models import Max
+
+from .models import Deployment, DeploymentFile, ProcessDefinition
+from .permissions import can_deploy
+from .validation import ParsedDeployment, ParsedProcess, UploadedFile, parse_deployment
+
+EXAMPLES_DIR = Path(__file__).resolve().parent / "bpmn"
+
+Actor = AbstractBaseUser | AnonymousUser | None
+
+
+@dataclass
+class DeploymentResult:
+    deployment: Deployment | None
+    # Every definition of the upload: new versions and unchanged ones.
+    definitions: list[ProcessDefinition] = field(default_factory=list)
+    created: list[ProcessDefinition] = field(default_factory=list)
+
+
+def validate_files(files: list[UploadedFile]) -> ParsedDeployment:
+    """Check an upload without storing anything; raises `DeploymentInvalid`."""
+    return parse_deployment(files)
+
+
+def _lock_process_key(key: str) -> None:
+    # Two concurrent deployments of one key must not both take the same next version.
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", [f"baton.definition:{key}"])
+
+
+def _unchanged_definition(process: ParsedProcess) -> ProcessDefinition | None:
+    latest = ProcessDefinition.objects.filter(key=process.key).order_by("-version").first()
+    if latest is not None and latest.checksum == process.checksum:
+        return latest
+    return None
+
+
+def _create_definition(
+    deployment: Deployment, parsed: ParsedDeployment, process: ParsedProcess
+) -> ProcessDefinition:
+    current = ProcessDefinition.objects.filter(key=process.key).aggregate(v=Max("version"))["v"]
+    return ProcessDefinition.objects.create(
+        key=process.key,
+        version=(current or 0) + 1,
+        name=process.name,
+        deployment=deployment,
+        file_name=process.file_name,
+        bpmn_xml=process.xml,
+        dialect=parsed.dialect,
+        checksum=process.checksum,
+        spec=process.spec,
+        elements=parsed.elements,
+        start_form=process.start_form,
+    )
+
+
+def deploy(*, name: str, files: list[UploadedFile], actor: Actor) -> DeploymentResult:
+    """Validate and store an upload: one new version per changed executable process.
+
+    `actor` None means a trusted system caller (the run command loading the examples);
+    otherwise the actor must be allowed to deploy. Identical content makes no new version.
+    Raises `DeploymentInvalid` (nothing stored) or `PermissionDenied`.
+    """
+    if actor is not None and not can_deploy(actor):
+        raise PermissionDenied("Only members of the designers group may deploy processes.")
+    parsed = parse_deployment(files)
+    with transaction.atomic():
+        for key in sorted({p.key for p in parsed.processes}):
+            _lock_process_key(key)
+        unchanged = {p.key: _unchanged_definition(p) for p in parsed.processes}
+        if all(unchanged.values()):
+            return DeploymentResult(
+                deployment=None, definitions=[d for d in unchanged.values() if d is not None]
+            )
+        deployment = Deployment.objects.create(
+            name=name or parsed.processes[0].name,
+            checksum=parsed.checksum,
+            deployed_by=actor if isinstance(actor, AbstractBaseUser) else None,
+        )
+        DeploymentFile.objects.bulk_create(
+            DeploymentFile(
+                deployment=deployment, name=f.name, kind=f.kind, content=f.text, checksum=f.checksum
+            )
+            for f in parsed.files
+        )
+        result = DeploymentResult(deployment=deployment)
+        for process in parsed.processes:
+            existing = unchanged[process.key]
+            if existing is not None:
+                result.definitions.append(existing)
+                continue
+            definition = _create_definition(deployment, parsed, process)
+            result.definitions.append(definition)
+            result.created.append(definition)
+    return result
+
+
+def deploy_examples() -> list[ProcessDefinition]:
+    """Deploy the diagrams shipped in `processes/bpmn/`, each file as its own deployment."""
+    created: list[ProcessDefinition] = []
+    for path in sorted(EXAMPLES_DIR.glob("*.bpmn")):
+        upload = UploadedFile(name=path.name, content=path.read_bytes())
+        result = deploy(name=f"Example: {path.stem}", files=[upload], actor=None)
+        created.extend(result.created)
+    return created

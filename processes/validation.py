@@ -1,0 +1,322 @@
+"""Checking an upload before anything is stored: size, safe XML, BPMN XSD, SpiffWorkflow's
+structural checks and Python syntax. Every problem names the file, the line and the element."""
+import hashlib
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+from django.conf import settings
+from lxml import etree
+from SpiffWorkflow.bpmn.parser.ValidationException import ValidationException
+from SpiffWorkflow.exceptions import SpiffWorkflowException
+
+from engine.bpmn.elements import describe_human_tasks, describe_start_form
+from engine.bpmn.parsing import bpmn_validator, build_parser, detect_dialect
+from engine.bpmn.scripting import ScriptSyntaxError, check_syntax
+from engine.bpmn.serialization import spec_to_json
+from engine.bpmn.xml import (
+    BPMN_NS,
+    SPIFF_NS,
+    UnsafeXmlError,
+    element_at_line,
+    line_of_element,
+    parse_untrusted_xml,
+)
+
+FILE_KINDS = {".bpmn": "bpmn", ".bpmn20.xml": "bpmn", ".xml": "bpmn", ".dmn": "dmn", ".json": "json"}
+
+
+@dataclass(frozen=True)
+class UploadedFile:
+    name: str
+    content: bytes
+
+
+@dataclass(frozen=True)
+class Problem:
+    file: str
+    message: str
+    line: int | None = None
+    element_id: str = ""
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "file": self.file,
+            "line": self.line,
+            "element_id": self.element_id,
+            "message": self.message,
+        }
+
+
+class DeploymentInvalid(Exception):
+    """The upload cannot be deployed; `problems` says why, file by file."""
+
+    def __init__(self, problems: list[Problem]) -> None:
+        super().__init__("; ".join(p.message for p in problems))
+        self.problems = problems
+
+
+@dataclass
+class ParsedFile:
+    name: str
+    kind: str
+    text: str
+    checksum: str
+    root: etree._Element | None = None
+    json_value: Any = None
+
+
+@dataclass
+class ParsedProcess:
+    key: str
+    name: str
+    file_name: str
+    xml: str
+    spec: dict[str, Any]
+    checksum: str
+    start_form: dict[str, Any]
+
+
+@dataclass
+class ParsedDeployment:
+    dialect: str
+    files: list[ParsedFile]
+    processes: list[ParsedProcess]
+    elements: dict[str, dict[str, Any]]
+    checksum: str = ""
+    problems: list[Problem] = field(default_factory=list)
+
+
+def _kind_of(name: str) -> str | None:
+    lowered = name.lower()
+    for suffix, kind in FILE_KINDS.items():
+        if lowered.endswith(suffix):
+            return kind
+    return None
+
+
+def _sha256(*parts: bytes) -> str:
+    digest = hashlib.sha256()
+    for part in parts:
+        digest.update(hashlib.sha256(part).digest())
+    return digest.hexdigest()
+
+
+def _read_files(files: list[UploadedFile]) -> list[ParsedFile]:
+    if not files:
+        raise DeploymentInvalid([Problem(file="", message="No file was uploaded.")])
+    problems: list[Problem] = []
+    total = sum(len(f.content) for f in files)
+    if total > settings.BATON_MAX_DEPLOYMENT_BYTES:
+        problems.append(Problem(
+            file="",
+            message=f"The upload is {total} bytes; a deployment may hold at most "
+            f"{settings.BATON_MAX_DEPLOYMENT_BYTES} bytes.",
+        ))
+    parsed: list[ParsedFile] = []
+    names: set[str] = set()
+    for upload in files:
+        name = upload.name
+        kind = _kind_of(name)
+        if name in names:
+            problems.append(Problem(file=name, message="Two files have this name."))
+            continue
+        names.add(name)
+        if kind is None:
+            problems.append(Problem(
+                file=name, message="Only .bpmn, .dmn and .json files can be deployed."
+            ))
+            continue
+        if len(upload.content) > settings.BATON_MAX_FILE_BYTES:
+            problems.append(Problem(
+                file=name,
+                message=f"The file is {len(upload.content)} bytes; the limit is "
+                f"{settings.BATON_MAX_FILE_BYTES} bytes per file.",
+            ))
+            continue
+        problem = _parse_one(upload, kind, parsed)
+        if problem is not None:
+            problems.append(problem)
+    if problems:
+        raise DeploymentInvalid(problems)
+    return parsed
+
+
+def _parse_one(upload: UploadedFile, kind: str, parsed: list[ParsedFile]) -> Problem | None:
+    try:
+        text = upload.content.decode("utf-8")
+    except UnicodeDecodeError:
+        return Problem(file=upload.name, message="The file is not UTF-8 text.")
+    item = ParsedFile(name=upload.name, kind=kind, text=text, checksum=_sha256(upload.content))
+    if kind == "json":
+        try:
+            item.json_value = json.loads(text)
+        except json.JSONDecodeError as exc:
+            return Problem(file=upload.name, line=exc.lineno, message=f"Invalid JSON: {exc.msg}.")
+    else:
+        try:
+            item.root = parse_untrusted_xml(upload.content)
+        except UnsafeXmlError as exc:
+            return Problem(file=upload.name, message=str(exc))
+        except etree.XMLSyntaxError as exc:
+            return Problem(
+                file=upload.name, line=exc.lineno, message=f"The XML is malformed: {exc.msg}"
+            )
+    parsed.append(item)
+    return None
+
+
+def _check_schema(item: ParsedFile) -> list[Problem]:
+    assert item.root is not None
+    if item.root.tag != f"{{{BPMN_NS}}}definitions":
+        return [Problem(
+            file=item.name,
+            line=item.root.sourceline,
+            message="This is not a BPMN 2.0 document: the root element must be "
+            "bpmn:definitions.",
+        )]
+    try:
+        bpmn_validator().validate(item.root, item.name)
+    except ValidationException as exc:
+        line = int(exc.line_number) if exc.line_number else None
+        return [Problem(
+            file=item.name,
+            line=line,
+            element_id=element_at_line(item.root, line),
+            message=f"The document does not follow the BPMN 2.0 schema: {exc}".rstrip(". ") + ".",
+        )]
+    return []
+
+
+def _owner_id(node: etree._Element) -> str:
+    current: etree._Element | None = node
+    while current is not None:
+        if current.get("id"):
+            return current.get("id") or ""
+        current = current.getparent()
+    return ""
+
+
+def _check_python(item: ParsedFile) -> list[Problem]:
+    assert item.root is not None
+    problems = []
+    snippets: list[tuple[etree._Element, bool]] = []
+    for script in item.root.iter(f"{{{BPMN_NS}}}script"):
+        snippets.append((script, False))
+    for condition in item.root.iter(f"{{{BPMN_NS}}}conditionExpression"):
+        snippets.append((condition, True))
+    for tag in ("preScript", "postScript"):
+        for script in item.root.iter(f"{{{SPIFF_NS}}}{tag}"):
+            snippets.append((script, False))
+    for node, is_expression in snippets:
+        source = (node.text or "").strip() if is_expression else (node.text or "")
+        if not source.strip():
+            continue
+        try:
+            check_syntax(source, expression=is_expression)
+        except ScriptSyntaxError as exc:
+            what = "condition" if is_expression else "script"
+            line = node.sourceline + (exc.line or 1) - 1 if node.sourceline else None
+            problems.append(Problem(
+                file=item.name, line=line, element_id=_owner_id(node),
+                message=f"The {what} is not valid Python: {exc}",
+            ))
+    return problems
+
+
+def _problem_from_spiff(exc: SpiffWorkflowException, files: list[ParsedFile]) -> Problem:
+    file_name = getattr(exc, "file_name", "") or ""
+    element_id = getattr(exc, "id", "") or ""
+    root = next((f.root for f in files if f.name == file_name), None)
+    line = line_of_element(root, element_id) if root is not None else None
+    if not line and getattr(exc, "line_number", None):
+        line = int(exc.line_number)
+    message = str(exc).rstrip(". ") + "."
+    return Problem(file=file_name, line=line, element_id=element_id, message=message)
+
+
+def _executable_processes(item: ParsedFile) -> list[etree._Element]:
+    assert item.root is not None
+    return [
+        process
+        for process in item.root.iter(f"{{{BPMN_NS}}}process")
+        if process.get("isExecutable", "true").lower() == "true"
+    ]
+
+
+def _build_processes(bpmn: list[ParsedFile], others: list[ParsedFile]) -> ParsedDeployment:
+    roots = [f.root for f in bpmn if f.root is not None]
+    dialect = detect_dialect(roots)
+    parser = build_parser(dialect)
+    # Schema validation already ran file by file, with better messages.
+    parser.validator = None
+    json_files = {f.name: f.json_value for f in others if f.kind == "json"}
+    try:
+        for item in bpmn:
+            parser.add_bpmn_xml(item.root, item.name)
+        for item in others:
+            if item.kind == "dmn":
+                parser.add_dmn_xml(item.root, item.name)  # type: ignore[attr-defined]
+    except SpiffWorkflowException as exc:
+        raise DeploymentInvalid([_problem_from_spiff(exc, bpmn + others)]) from None
+
+    dependency_checksums = sorted(f.checksum for f in others)
+    processes: list[ParsedProcess] = []
+    problems: list[Problem] = []
+    for item in bpmn:
+        for node in _executable_processes(item):
+            key = node.get("id") or ""
+            try:
+                spec = parser.get_spec(key)
+                subprocess_specs = parser.get_subprocess_specs(key)
+                spec_json = spec_to_json(dialect, spec, subprocess_specs)
+                json.dumps(spec_json)
+            except SpiffWorkflowException as exc:
+                problems.append(_problem_from_spiff(exc, bpmn + others))
+                continue
+            except TypeError:
+                problems.append(Problem(
+                    file=item.name, line=node.sourceline, element_id=key,
+                    message="The process uses an element type Baton cannot run yet.",
+                ))
+                continue
+            processes.append(ParsedProcess(
+                key=key,
+                name=node.get("name") or key,
+                file_name=item.name,
+                xml=item.text,
+                spec=spec_json,
+                checksum=_sha256(item.checksum.encode(), *(c.encode() for c in dependency_checksums)),
+                start_form=describe_start_form(node, json_files),
+            ))
+    if problems:
+        raise DeploymentInvalid(problems)
+    return ParsedDeployment(
+        dialect=dialect,
+        files=bpmn + others,
+        processes=processes,
+        elements=describe_human_tasks(roots, json_files),
+    )
+
+
+def parse_deployment(files: list[UploadedFile]) -> ParsedDeployment:
+    """Validate an upload and parse its executable processes; raise `DeploymentInvalid`."""
+    parsed = _read_files(files)
+    bpmn = [f for f in parsed if f.kind == "bpmn"]
+    others = [f for f in parsed if f.kind != "bpmn"]
+    if not bpmn:
+        raise DeploymentInvalid([Problem(file="", message="The upload holds no BPMN file.")])
+    problems: list[Problem] = []
+    for item in bpmn:
+        schema_problems = _check_schema(item)
+        problems.extend(schema_problems or _check_python(item))
+    if problems:
+        raise DeploymentInvalid(problems)
+    if not any(_executable_processes(item) for item in bpmn):
+        raise DeploymentInvalid([Problem(
+            file=bpmn[0].name,
+            message="No process is marked executable (isExecutable=\"true\").",
+        )])
+    deployment = _build_processes(bpmn, others)
+    deployment.checksum = _sha256(*(f.checksum.encode() for f in sorted(parsed, key=lambda f: f.name)))
+    return deployment

@@ -1,4 +1,6 @@
 """Safe XML parsing for uploaded diagrams."""
+import re
+
 from lxml import etree
 
 BPMN_NS = "http://www.omg.org/spec/BPMN/20100524/MODEL"
@@ -17,6 +19,13 @@ class UnsafeXmlError(ValueError):
     """The document declares a DTD or entities, which Baton never accepts."""
 
 
+# A DOCTYPE in the prolog: after an optional BOM, XML declaration, comments and PIs.
+_PROLOG_DOCTYPE = re.compile(
+    rb"\A(?:\xef\xbb\xbf)?\s*(?:<\?.*?\?>\s*|<!--.*?-->\s*)*<!DOCTYPE", re.DOTALL
+)
+_DOCTYPE_MESSAGE = "The file declares a DOCTYPE (DTD or entities). Diagrams must not contain one."
+
+
 def parse_untrusted_xml(content: bytes) -> etree._Element:
     """Parse an uploaded document with entities, DTDs and network access turned off.
 
@@ -31,12 +40,17 @@ def parse_untrusted_xml(content: bytes) -> etree._Element:
         huge_tree=False,
         remove_blank_text=False,
     )
-    root = etree.fromstring(content, parser=parser)
+    try:
+        root = etree.fromstring(content, parser=parser)
+    except etree.XMLSyntaxError:
+        # An entity that libxml2 refuses to expand (an external one, or an expansion bomb in
+        # an attribute) fails the parse; name the real problem rather than "malformed".
+        if _PROLOG_DOCTYPE.match(content):
+            raise UnsafeXmlError(_DOCTYPE_MESSAGE) from None
+        raise
     doctype = root.getroottree().docinfo.doctype
     if doctype:
-        raise UnsafeXmlError(
-            "The file declares a DOCTYPE (DTD or entities). Diagrams must not contain one."
-        )
+        raise UnsafeXmlError(_DOCTYPE_MESSAGE)
     return root
 
 

@@ -1,0 +1,135 @@
+"""The development and test commands: `python -m config.devstack run|test`.
+
+`run` is one supervisor process: embedded Postgres and Redis (unless the environment names
+real ones), migrations, the example diagrams, demo users, then the web server, a Celery
+worker and the Celery beat. Ctrl-C (or SIGTERM) stops all of it.
+`test` provides the same services to pytest and returns its exit code.
+"""
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+from types import FrameType
+
+from .embedded import EmbeddedServices
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+STOP_TIMEOUT_SECONDS = 15
+
+
+def data_dir(default: str) -> Path:
+    return Path(os.environ.get("BATON_DATA_DIR") or BASE_DIR / default).resolve()
+
+
+def manage(*args: str) -> None:
+    subprocess.run([sys.executable, "manage.py", *args], cwd=BASE_DIR, check=True)
+
+
+class Supervisor:
+    """Owns the child processes; each runs in its own session so that one Ctrl-C reaches us
+    once and we stop the children in order, instead of them racing each other."""
+
+    def __init__(self) -> None:
+        self.children: dict[str, subprocess.Popen[bytes]] = {}
+        self.stopping = False
+
+    def start(self, name: str, command: list[str]) -> None:
+        self.children[name] = subprocess.Popen(command, cwd=BASE_DIR, start_new_session=True)
+
+    def request_stop(self, signum: int, frame: FrameType | None) -> None:
+        self.stopping = True
+
+    def first_exited(self) -> str | None:
+        for name, child in self.children.items():
+            if child.poll() is not None:
+                return name
+        return None
+
+    def stop_all(self) -> None:
+        for child in self.children.values():
+            if child.poll() is None:
+                os.killpg(child.pid, signal.SIGTERM)
+        deadline = time.monotonic() + STOP_TIMEOUT_SECONDS
+        for child in self.children.values():
+            try:
+                child.wait(timeout=max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                pass
+        for child in self.children.values():
+            try:
+                os.killpg(child.pid, signal.SIGKILL)  # stragglers and their children
+            except ProcessLookupError:
+                pass
+            child.wait()
+
+
+def wait_for_http(url: str, supervisor: Supervisor, timeout: float = 60) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and not supervisor.stopping:
+        if supervisor.first_exited():
+            return False
+        try:
+            with urllib.request.urlopen(url, timeout=2):  # noqa: S310 (our own local URL)
+                return True
+        except OSError:
+            time.sleep(0.3)
+    return False
+
+
+def run() -> int:
+    port = os.environ.get("PORT", "8000")
+    host = os.environ.get("HOST", "127.0.0.1")
+    data = data_dir(".data")
+    supervisor = Supervisor()
+    signal.signal(signal.SIGINT, supervisor.request_stop)
+    signal.signal(signal.SIGTERM, supervisor.request_stop)
+    with EmbeddedServices(data) as services:
+        if services.started:
+            print(f"Embedded {' and '.join(services.started)} running under {data}", flush=True)
+        manage("migrate", "--noinput", "-v", "0")
+        manage("bootstrap_demo")
+        celery = [sys.executable, "-m", "celery", "-A", "config"]
+        supervisor.start("web", [sys.executable, "manage.py", "runserver", f"{host}:{port}",
+                                 "--noreload"])
+        supervisor.start("worker", [*celery, "worker", "-l", "info", "--concurrency", "2"])
+        supervisor.start("beat", [*celery, "beat", "-l", "info",
+                                  "--schedule", str(data / "celerybeat-schedule")])
+        url = f"http://{host}:{port}/"
+        exit_code = 0
+        if wait_for_http(f"{url}accounts/login/", supervisor):
+            print(f"\nBaton is running at {url}  (Ctrl-C stops everything)\n", flush=True)
+        while not supervisor.stopping:
+            failed = supervisor.first_exited()
+            if failed:
+                print(f"The {failed} process exited; stopping Baton.", file=sys.stderr)
+                exit_code = 1
+                break
+            time.sleep(0.5)
+        print("Stopping Baton ...", flush=True)
+        supervisor.stop_all()
+    print("Baton stopped.", flush=True)
+    return exit_code
+
+
+def test(pytest_args: list[str]) -> int:
+    with EmbeddedServices(data_dir(".data/test")):
+        return subprocess.run(
+            [sys.executable, "-m", "pytest", *pytest_args], cwd=BASE_DIR, check=False
+        ).returncode
+
+
+def main() -> int:
+    command = sys.argv[1] if len(sys.argv) > 1 else "run"
+    if command == "run":
+        return run()
+    if command == "test":
+        return test(sys.argv[2:])
+    print("usage: python -m config.devstack run | test [pytest arguments]", file=sys.stderr)
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,43 @@
+"""Demo accounts for the development command. Passwords are random on every start and only
+ever printed, never stored in the repository."""
+import secrets
+from dataclasses import dataclass
+
+from django.contrib.auth.models import Group, User
+from django.db import transaction
+from rest_framework.authtoken.models import Token
+
+# username -> the groups that give the account its role
+DEMO_ACCOUNTS: dict[str, tuple[str, ...]] = {
+    "designer": ("designers",),
+    "operator": ("operators",),
+    "approver1": ("managers",),
+    "approver2": ("managers", "legal"),
+}
+
+
+@dataclass(frozen=True)
+class DemoAccount:
+    username: str
+    password: str
+    groups: tuple[str, ...]
+    token: str
+
+
+def reset_demo_accounts() -> list[DemoAccount]:
+    """Create the demo users and groups if missing and give each a fresh random password."""
+    accounts = []
+    with transaction.atomic():
+        for username, group_names in DEMO_ACCOUNTS.items():
+            user, _ = User.objects.get_or_create(
+                username=username, defaults={"email": f"{username}@example.invalid"}
+            )
+            password = secrets.token_urlsafe(12)
+            user.set_password(password)
+            user.is_staff = "operators" in group_names or "designers" in group_names
+            user.save()
+            groups = [Group.objects.get_or_create(name=name)[0] for name in group_names]
+            user.groups.set(groups)
+            token, _ = Token.objects.get_or_create(user=user)
+            accounts.append(DemoAccount(username, password, group_names, token.key))
+    return accounts

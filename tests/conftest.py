@@ -1,0 +1,114 @@
+"""Shared fixtures: users in their groups, token-authenticated API clients, deployed example
+diagrams and a builder for small BPMN documents (Camunda dialect)."""
+from collections.abc import Callable
+
+import pytest
+from django.contrib.auth.models import Group, User
+from rest_framework.authtoken.models import Token
+from rest_framework.test import APIClient
+
+from engine.services.definition_cache import definition_elements, definition_specs
+from processes.models import ProcessDefinition
+from processes.services import deploy, deploy_examples
+from tests.helpers import EXPENSE_FILE, PARALLEL_FILE, build_bpmn, upload_of
+
+
+@pytest.fixture(autouse=True)
+def _fresh_definition_caches():
+    """Definitions are cached per primary key; a flushed test database may reuse keys."""
+    definition_specs.cache_clear()
+    definition_elements.cache_clear()
+    yield
+    definition_specs.cache_clear()
+    definition_elements.cache_clear()
+
+
+# --- users -------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def make_user(db) -> Callable[..., User]:
+    def make(username: str, *groups: str) -> User:
+        user = User.objects.create_user(username=username, password="not-used-here")
+        for name in groups:
+            group, _ = Group.objects.get_or_create(name=name)
+            user.groups.add(group)
+        return user
+
+    return make
+
+
+@pytest.fixture
+def designer(make_user) -> User:
+    return make_user("dora_designer", "designers")
+
+
+@pytest.fixture
+def approver(make_user) -> User:
+    return make_user("alice_approver", "managers")
+
+
+@pytest.fixture
+def approver2(make_user) -> User:
+    return make_user("mark_approver", "managers")
+
+
+@pytest.fixture
+def legal_user(make_user) -> User:
+    return make_user("lena_legal", "legal")
+
+
+@pytest.fixture
+def outsider(make_user) -> User:
+    return make_user("oscar_outsider")
+
+
+# --- API clients -------------------------------------------------------------------------
+
+
+@pytest.fixture
+def api_client_for(db) -> Callable[[User | None], APIClient]:
+    """`api_client_for(user)`: a client sending `Authorization: Token <key>`; None = anonymous."""
+
+    def make(user: User | None = None) -> APIClient:
+        client = APIClient()
+        if user is not None:
+            token, _ = Token.objects.get_or_create(user=user)
+            client.credentials(HTTP_AUTHORIZATION=f"Token {token.key}")
+        return client
+
+    return make
+
+
+@pytest.fixture
+def anonymous_client() -> APIClient:
+    return APIClient()
+
+
+# --- deployed examples -------------------------------------------------------------------
+
+
+@pytest.fixture
+def example_definitions(db) -> dict[str, ProcessDefinition]:
+    """Every diagram of processes/bpmn/, deployed as the run command does, by key."""
+    deploy_examples()
+    return {d.key: d for d in ProcessDefinition.objects.all()}
+
+
+@pytest.fixture
+def expense_definition(db) -> ProcessDefinition:
+    result = deploy(name="Expenses", files=[upload_of(EXPENSE_FILE)], actor=None)
+    (definition,) = result.created
+    return definition
+
+
+@pytest.fixture
+def parallel_definition(db) -> ProcessDefinition:
+    result = deploy(name="Reviews", files=[upload_of(PARALLEL_FILE)], actor=None)
+    (definition,) = result.created
+    return definition
+
+
+@pytest.fixture
+def bpmn_builder() -> Callable[..., str]:
+    return build_bpmn

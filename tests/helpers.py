@@ -1,0 +1,107 @@
+"""Helpers shared by the tests: example files and a builder for small BPMN documents."""
+import itertools
+from pathlib import Path
+from xml.sax.saxutils import escape
+
+from processes.services import EXAMPLES_DIR
+from processes.validation import UploadedFile
+
+EXPENSE_FILE = EXAMPLES_DIR / "expense_approval.bpmn"
+PARALLEL_FILE = EXAMPLES_DIR / "parallel_review.bpmn"
+
+
+def upload_of(path: Path, name: str | None = None) -> UploadedFile:
+    return UploadedFile(name=name or path.name, content=path.read_bytes())
+
+
+BPMN_HEADER = (
+    '<?xml version="1.0" encoding="UTF-8"?>\n'
+    '<bpmn:definitions xmlns:bpmn="http://www.omg.org/spec/BPMN/20100524/MODEL" '
+    'xmlns:camunda="http://camunda.org/schema/1.0/bpmn" '
+    'xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance" '
+    'id="Definitions_{process_id}" targetNamespace="http://bpmn.io/schema/bpmn">\n'
+)
+
+
+def build_bpmn(
+    process_id: str = "tiny",
+    *,
+    name: str = "Tiny process",
+    script: str | None = None,
+    script_after: str | None = None,
+    condition: str | None = None,
+    start_event: bool = True,
+    candidate_groups: str = "managers",
+) -> str:
+    """A small Camunda-dialect diagram:
+    start -> [script] -> user task `review` -> [script_after] -> [gateway] -> end.
+
+    `script` and `script_after` are Python scripts (tasks `prepare` and `finish`); with
+    `condition`, an exclusive gateway `decide` follows: flow `flow_condition` (guarded by the
+    condition) leads to `end`, the default flow to `end_other`. Snippets are inserted verbatim
+    (escaped for XML) on the same line as their XML element, so an error on a snippet's first
+    line is reported at that element's line. The user task has one optional string field `note`.
+    """
+    lines = [
+        f'  <bpmn:process id="{process_id}" name="{escape(name)}" isExecutable="true">'
+    ]
+    nodes: list[str] = []
+    if start_event:
+        nodes.append("start")
+        lines.append('    <bpmn:startEvent id="start" name="Start" />')
+    if script is not None:
+        nodes.append("prepare")
+        lines.append(
+            '    <bpmn:scriptTask id="prepare" name="Prepare" scriptFormat="python">'
+            f"<bpmn:script>{escape(script)}</bpmn:script></bpmn:scriptTask>"
+        )
+    nodes.append("review")
+    lines.append(
+        '    <bpmn:userTask id="review" name="Review" '
+        f'camunda:candidateGroups="{candidate_groups}">'
+        "<bpmn:extensionElements><camunda:formData>"
+        '<camunda:formField id="note" label="Note" type="string" />'
+        "</camunda:formData></bpmn:extensionElements></bpmn:userTask>"
+    )
+    if script_after is not None:
+        nodes.append("finish")
+        lines.append(
+            '    <bpmn:scriptTask id="finish" name="Finish" scriptFormat="python">'
+            f"<bpmn:script>{escape(script_after)}</bpmn:script></bpmn:scriptTask>"
+        )
+    branch_flows: list[str] = []
+    if condition is not None:
+        nodes.append("decide")
+        lines.append(
+            '    <bpmn:exclusiveGateway id="decide" name="Decide" default="flow_default" />'
+        )
+        lines.append('    <bpmn:endEvent id="end_other" name="Other end" />')
+        branch_flows.append(
+            '    <bpmn:sequenceFlow id="flow_condition" sourceRef="decide" targetRef="end">'
+            '<bpmn:conditionExpression xsi:type="bpmn:tFormalExpression">'
+            f"{escape(condition)}</bpmn:conditionExpression></bpmn:sequenceFlow>"
+        )
+        branch_flows.append(
+            '    <bpmn:sequenceFlow id="flow_default" sourceRef="decide" targetRef="end_other" />'
+        )
+    else:
+        nodes.append("end")
+    lines.append('    <bpmn:endEvent id="end" name="End" />')
+    chain_flows = [
+        f'    <bpmn:sequenceFlow id="flow_{index}" sourceRef="{source}" targetRef="{target}" />'
+        for index, (source, target) in enumerate(itertools.pairwise(nodes))
+    ]
+    body = "\n".join(lines + chain_flows + branch_flows)
+    return (
+        BPMN_HEADER.format(process_id=process_id)
+        + body
+        + "\n  </bpmn:process>\n</bpmn:definitions>\n"
+    )
+
+
+def line_containing(document: str, text: str) -> int:
+    """1-based number of the first line of `document` that contains `text`."""
+    for number, line in enumerate(document.splitlines(), start=1):
+        if text in line:
+            return number
+    raise AssertionError(f"{text!r} is not in the document")

@@ -32,7 +32,7 @@ def _uploaded_files(request: Request) -> tuple[str, list[UploadedFile]]:
         file_name = f"{name or 'diagram'}.bpmn" if not name.endswith(".bpmn") else name
         return name, [UploadedFile(file_name, body.validated_data["bpmn_xml"].encode("utf-8"))]
     form = DeploymentUploadSerializer(
-        data={"name": request.data.get("name", ""), "files": request.FILES.getlist("files")}
+        data={"name": request.POST.get("name", ""), "files": request.FILES.getlist("files")}
     )
     form.is_valid(raise_exception=True)
     files = [UploadedFile(f.name, f.read()) for f in form.validated_data["files"]]

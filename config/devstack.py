@@ -5,6 +5,7 @@ real ones), migrations, the example diagrams, demo users, then the web server, a
 worker and the Celery beat. Ctrl-C (or SIGTERM) stops all of it.
 `test` provides the same services to pytest and returns its exit code.
 """
+import contextlib
 import os
 import signal
 import subprocess
@@ -54,15 +55,11 @@ class Supervisor:
                 os.killpg(child.pid, signal.SIGTERM)
         deadline = time.monotonic() + STOP_TIMEOUT_SECONDS
         for child in self.children.values():
-            try:
+            with contextlib.suppress(subprocess.TimeoutExpired):
                 child.wait(timeout=max(0.1, deadline - time.monotonic()))
-            except subprocess.TimeoutExpired:
-                pass
         for child in self.children.values():
-            try:
+            with contextlib.suppress(ProcessLookupError):
                 os.killpg(child.pid, signal.SIGKILL)  # stragglers and their children
-            except ProcessLookupError:
-                pass
             child.wait()
 
 

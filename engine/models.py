@@ -66,7 +66,9 @@ class HumanTask(models.Model):
     ACTIVE_STATUSES = (Status.OPEN, Status.CLAIMED)
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
-    instance = models.ForeignKey(ProcessInstance, related_name="human_tasks", on_delete=models.CASCADE)
+    instance = models.ForeignKey(
+        ProcessInstance, related_name="human_tasks", on_delete=models.CASCADE
+    )
     spiff_task_id = models.UUIDField()
     element_id = models.CharField(max_length=255)
     name = models.CharField(max_length=255, blank=True)
@@ -95,8 +97,12 @@ class HumanTask(models.Model):
         ]
         indexes = [
             models.Index(fields=["assignee", "status"], name="human_task_assignee_status"),
-            GinIndex(fields=["candidate_groups"], condition=ACTIVE_TASK, name="human_task_active_groups"),
-            GinIndex(fields=["candidate_users"], condition=ACTIVE_TASK, name="human_task_active_users"),
+            GinIndex(
+                fields=["candidate_groups"], condition=ACTIVE_TASK, name="human_task_active_groups"
+            ),
+            GinIndex(
+                fields=["candidate_users"], condition=ACTIVE_TASK, name="human_task_active_users"
+            ),
             models.Index(fields=["completed_by", "-completed_at"], name="human_task_completed_by"),
         ]
 

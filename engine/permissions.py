@@ -1,18 +1,15 @@
 """Who may see and work on which human task. Services call these before changing anything."""
-from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
-
+from .actors import Person
 from .models import HumanTask
 
-User = AbstractBaseUser | AnonymousUser
 
-
-def group_names(user: User) -> set[str]:
+def group_names(user: Person) -> set[str]:
     if not user.is_authenticated:
         return set()
     return set(user.groups.values_list("name", flat=True))  # type: ignore[union-attr]
 
 
-def is_candidate(user: User, task: HumanTask) -> bool:
+def is_candidate(user: Person, task: HumanTask) -> bool:
     if not user.is_authenticated or not user.is_active:
         return False
     username = user.get_username()
@@ -21,7 +18,7 @@ def is_candidate(user: User, task: HumanTask) -> bool:
     )
 
 
-def can_see_task(user: User, task: HumanTask) -> bool:
+def can_see_task(user: Person, task: HumanTask) -> bool:
     if not user.is_authenticated or not user.is_active:
         return False
     if getattr(user, "is_superuser", False):
@@ -29,7 +26,7 @@ def can_see_task(user: User, task: HumanTask) -> bool:
     return task.assignee == user.get_username() or is_candidate(user, task)
 
 
-def can_complete_task(user: User, task: HumanTask) -> bool:
+def can_complete_task(user: Person, task: HumanTask) -> bool:
     """A claimed or assigned task belongs to its assignee; an open one to every candidate."""
     if not can_see_task(user, task):
         return False

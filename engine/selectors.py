@@ -1,17 +1,16 @@
 """Read-only queries of the engine's state."""
 import uuid
 
-from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
 from django.core.exceptions import PermissionDenied
 from django.db.models import Q, QuerySet
 
 from processes.permissions import is_member
 
+from .actors import Person
 from .exceptions import NotFound
 from .models import HumanTask, ProcessInstance
 from .permissions import group_names
 
-User = AbstractBaseUser | AnonymousUser
 OPERATORS_GROUP = "operators"
 
 
@@ -28,7 +27,7 @@ def instance_detail(instance_id: uuid.UUID | str) -> ProcessInstance:
     return instance
 
 
-def _may_see_instance(user: User, instance: ProcessInstance) -> bool:
+def _may_see_instance(user: Person, instance: ProcessInstance) -> bool:
     if not user.is_authenticated:
         return False
     if is_member(user, OPERATORS_GROUP) or instance.started_by_id == user.pk:
@@ -41,7 +40,7 @@ def _may_see_instance(user: User, instance: ProcessInstance) -> bool:
     )
 
 
-def instance_detail_for(instance_id: uuid.UUID | str, user: User) -> ProcessInstance:
+def instance_detail_for(instance_id: uuid.UUID | str, user: Person) -> ProcessInstance:
     """The instance, if `user` started it, has a task in it, or is an operator."""
     instance = instance_detail(instance_id)
     if not _may_see_instance(user, instance):
@@ -49,7 +48,7 @@ def instance_detail_for(instance_id: uuid.UUID | str, user: User) -> ProcessInst
     return instance
 
 
-def _actionable_for(user: User) -> Q:
+def _actionable_for(user: Person) -> Q:
     username = user.get_username()
     candidate = Q(candidate_users__contains=[username])
     groups = sorted(group_names(user))
@@ -59,7 +58,7 @@ def _actionable_for(user: User) -> Q:
 
 
 def tasks_for_user(
-    user: User,
+    user: Person,
     *,
     mine: bool = False,
     group: str | None = None,

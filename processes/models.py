@@ -36,7 +36,9 @@ class DeploymentFile(models.Model):
 
     class Meta:
         constraints = [
-            models.UniqueConstraint(fields=["deployment", "name"], name="deployment_file_unique_name")
+            models.UniqueConstraint(
+                fields=["deployment", "name"], name="deployment_file_unique_name"
+            )
         ]
 
     def __str__(self) -> str:

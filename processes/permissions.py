@@ -1,10 +1,10 @@
 """Who may do what with process definitions. Checked by the services, not only the views."""
-from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
+from engine.actors import Person
 
 DESIGNERS_GROUP = "designers"
 
 
-def is_member(user: AbstractBaseUser | AnonymousUser, group: str) -> bool:
+def is_member(user: Person, group: str) -> bool:
     if not user.is_authenticated or not user.is_active:
         return False
     if getattr(user, "is_superuser", False):
@@ -12,5 +12,5 @@ def is_member(user: AbstractBaseUser | AnonymousUser, group: str) -> bool:
     return user.groups.filter(name=group).exists()  # type: ignore[union-attr]
 
 
-def can_deploy(user: AbstractBaseUser | AnonymousUser) -> bool:
+def can_deploy(user: Person) -> bool:
     return is_member(user, DESIGNERS_GROUP)

@@ -2,18 +2,17 @@
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
 from django.core.exceptions import PermissionDenied
 from django.db import connection, transaction
 from django.db.models import Max
+
+from engine.actors import Actor, as_user
 
 from .models import Deployment, DeploymentFile, ProcessDefinition
 from .permissions import can_deploy
 from .validation import ParsedDeployment, ParsedProcess, UploadedFile, parse_deployment
 
 EXAMPLES_DIR = Path(__file__).resolve().parent / "bpmn"
-
-Actor = AbstractBaseUser | AnonymousUser | None
 
 
 @dataclass
@@ -82,7 +81,7 @@ def deploy(*, name: str, files: list[UploadedFile], actor: Actor) -> DeploymentR
         deployment = Deployment.objects.create(
             name=name or parsed.processes[0].name,
             checksum=parsed.checksum,
-            deployed_by=actor if isinstance(actor, AbstractBaseUser) else None,
+            deployed_by=as_user(actor),
         )
         DeploymentFile.objects.bulk_create(
             DeploymentFile(

@@ -23,7 +23,9 @@ from engine.bpmn.xml import (
     parse_untrusted_xml,
 )
 
-FILE_KINDS = {".bpmn": "bpmn", ".bpmn20.xml": "bpmn", ".xml": "bpmn", ".dmn": "dmn", ".json": "json"}
+FILE_KINDS = {
+    ".bpmn": "bpmn", ".bpmn20.xml": "bpmn", ".xml": "bpmn", ".dmn": "dmn", ".json": "json"
+}
 
 
 @dataclass(frozen=True)
@@ -286,7 +288,9 @@ def _build_processes(bpmn: list[ParsedFile], others: list[ParsedFile]) -> Parsed
                 file_name=item.name,
                 xml=item.text,
                 spec=spec_json,
-                checksum=_sha256(item.checksum.encode(), *(c.encode() for c in dependency_checksums)),
+                checksum=_sha256(
+                    item.checksum.encode(), *(c.encode() for c in dependency_checksums)
+                ),
                 start_form=describe_start_form(node, json_files),
             ))
     if problems:
@@ -318,5 +322,6 @@ def parse_deployment(files: list[UploadedFile]) -> ParsedDeployment:
             message="No process is marked executable (isExecutable=\"true\").",
         )])
     deployment = _build_processes(bpmn, others)
-    deployment.checksum = _sha256(*(f.checksum.encode() for f in sorted(parsed, key=lambda f: f.name)))
+    by_name = sorted(parsed, key=lambda f: f.name)
+    deployment.checksum = _sha256(*(f.checksum.encode() for f in by_name))
     return deployment

@@ -1,8 +1,8 @@
 """Parsing BPMN/DMN documents into SpiffWorkflow specs, in the dialect each deployment uses."""
+from lxml import etree
 from SpiffWorkflow.bpmn.parser.BpmnParser import BpmnParser, BpmnValidator
 from SpiffWorkflow.camunda.parser.CamundaParser import CamundaParser
 from SpiffWorkflow.spiff.parser.process import SpiffBpmnParser
-from lxml import etree
 
 from .xml import SPIFF_NS
 

@@ -3,7 +3,7 @@
 A definition's spec is serialized once, at deploy time. An instance's state is the workflow
 serialized WITHOUT its spec; loading puts the definition's (cached) spec objects back in.
 """
-from functools import lru_cache
+from functools import cache
 from typing import Any
 
 from SpiffWorkflow.bpmn import BpmnWorkflow
@@ -20,7 +20,7 @@ VERSION_KEY = BpmnWorkflowSerializer.VERSION_KEY
 SPEC_KEYS = ("spec", "subprocess_specs")
 
 
-@lru_cache(maxsize=None)
+@cache
 def serializer_for(dialect: str) -> BpmnWorkflowSerializer:
     config = SPIFF_CONFIG if dialect == "spiff" else CAMUNDA_CONFIG
     return BpmnWorkflowSerializer(BpmnWorkflowSerializer.configure(config))

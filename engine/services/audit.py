@@ -1,8 +1,7 @@
 """Writing the audit trail. Every state change of an instance goes through `record_event`."""
 from typing import Any
 
-from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
-
+from engine.actors import Actor, as_user
 from engine.models import InstanceEvent, ProcessInstance
 
 
@@ -10,7 +9,7 @@ def record_event(
     instance: ProcessInstance,
     type: str,
     *,
-    actor: AbstractBaseUser | AnonymousUser | None = None,
+    actor: Actor = None,
     element_id: str = "",
     payload: dict[str, Any] | None = None,
 ) -> InstanceEvent:
@@ -18,6 +17,6 @@ def record_event(
         instance=instance,
         type=type,
         element_id=element_id,
-        actor=actor if isinstance(actor, AbstractBaseUser) else None,
+        actor=as_user(actor),
         payload=payload or {},
     )

@@ -8,20 +8,19 @@ import json
 import uuid
 from typing import Any
 
-from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
 from django.utils import timezone
 from SpiffWorkflow.bpmn import BpmnWorkflow
 from SpiffWorkflow.exceptions import SpiffWorkflowException
 from SpiffWorkflow.util.task import TaskState
 
+from engine.actors import Actor
 from engine.bpmn.serialization import workflow_from_state, workflow_to_state
 from engine.exceptions import ScriptFailed
 from engine.models import ProcessInstance
+
 from .audit import record_event
 from .definition_cache import definition_specs
 from .human_task_projection import sync_human_tasks
-
-Actor = AbstractBaseUser | AnonymousUser | None
 
 
 def lock_instance(instance_id: uuid.UUID | str) -> ProcessInstance:

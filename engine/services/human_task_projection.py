@@ -2,7 +2,6 @@
 import datetime
 from typing import Any
 
-from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 from SpiffWorkflow.bpmn import BpmnWorkflow
@@ -10,13 +9,12 @@ from SpiffWorkflow.bpmn.specs.event_definitions.timer import TimerEventDefinitio
 from SpiffWorkflow.task import Task
 from SpiffWorkflow.util.task import TaskState
 
+from engine.actors import Actor
 from engine.exceptions import ScriptFailed
 from engine.models import HumanTask, ProcessInstance
 
 from .audit import record_event
 from .definition_cache import definition_elements
-
-Actor = AbstractBaseUser | AnonymousUser | None
 
 
 def _evaluate(task: Task, value: Any) -> Any:
@@ -105,7 +103,8 @@ def sync_human_tasks(instance: ProcessInstance, workflow: BpmnWorkflow, *, actor
         return
     elements = definition_elements(instance.definition_id)
     already = set(
-        instance.human_tasks.filter(spiff_task_id__in=new_ids).values_list("spiff_task_id", flat=True)
+        instance.human_tasks.filter(spiff_task_id__in=new_ids)
+        .values_list("spiff_task_id", flat=True)
     )
     for spiff_id in new_ids:
         if spiff_id in already:

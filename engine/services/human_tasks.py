@@ -2,12 +2,12 @@
 import uuid
 from typing import Any
 
-from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
 from django.core.exceptions import PermissionDenied
 from django.db import transaction
 from django.utils import timezone
 from SpiffWorkflow.util.task import TaskState
 
+from engine.actors import Person, as_user
 from engine.exceptions import Conflict, NotFound
 from engine.forms import clean_submission
 from engine.models import HumanTask, ProcessInstance
@@ -15,8 +15,6 @@ from engine.permissions import can_complete_task, can_see_task, is_candidate
 
 from .audit import record_event
 from .execution import load_workflow, lock_instance, persist_workflow, run_engine_steps
-
-User = AbstractBaseUser | AnonymousUser
 
 
 def _lock_task(task_id: uuid.UUID | str) -> tuple[ProcessInstance, HumanTask]:
@@ -31,7 +29,7 @@ def _lock_task(task_id: uuid.UUID | str) -> tuple[ProcessInstance, HumanTask]:
     return instance, task
 
 
-def _require_visible(user: User, task: HumanTask) -> None:
+def _require_visible(user: Person, task: HumanTask) -> None:
     if not can_see_task(user, task):
         raise PermissionDenied("You are neither the assignee nor a candidate for this task.")
 
@@ -44,8 +42,11 @@ def _require_active(instance: ProcessInstance, task: HumanTask) -> None:
         raise Conflict(f"The instance is {instance.status}; its tasks cannot be worked on now.")
 
 
-def claim_task(*, task_id: uuid.UUID | str, user: User) -> HumanTask:
-    """Make `user` the assignee of an open task they are a candidate for. Claiming twice is a no-op."""
+def claim_task(*, task_id: uuid.UUID | str, user: Person) -> HumanTask:
+    """Make `user` the assignee of an open task they are a candidate for.
+
+    Claiming a task one already holds changes nothing.
+    """
     with transaction.atomic():
         instance, task = _lock_task(task_id)
         _require_visible(user, task)
@@ -65,7 +66,7 @@ def claim_task(*, task_id: uuid.UUID | str, user: User) -> HumanTask:
         return task
 
 
-def unclaim_task(*, task_id: uuid.UUID | str, user: User) -> HumanTask:
+def unclaim_task(*, task_id: uuid.UUID | str, user: Person) -> HumanTask:
     """Give a claimed task back to its candidates. Only the assignee (or a superuser) may."""
     with transaction.atomic():
         instance, task = _lock_task(task_id)
@@ -84,7 +85,7 @@ def unclaim_task(*, task_id: uuid.UUID | str, user: User) -> HumanTask:
 
 
 def complete_human_task(
-    *, task_id: uuid.UUID | str, user: User, variables: dict[str, Any] | None = None
+    *, task_id: uuid.UUID | str, user: Person, variables: dict[str, Any] | None = None
 ) -> HumanTask:
     """Submit a task's form and run the instance on to its next wait state.
 
@@ -107,7 +108,7 @@ def complete_human_task(
         run_engine_steps(workflow)
         task.status = HumanTask.Status.COMPLETED
         task.assignee = task.assignee or user.get_username()
-        task.completed_by = user if isinstance(user, AbstractBaseUser) else None
+        task.completed_by = as_user(user)
         task.completed_at = timezone.now()
         task.submitted_data = submitted
         task.save()

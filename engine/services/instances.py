@@ -4,6 +4,7 @@ from typing import Any
 
 from django.db import transaction
 
+from engine.actors import Actor, as_user
 from engine.bpmn.serialization import new_workflow
 from engine.exceptions import InvalidInput, NotFound
 from engine.models import ProcessInstance
@@ -11,7 +12,7 @@ from processes.models import ProcessDefinition
 
 from .audit import record_event
 from .definition_cache import definition_specs
-from .execution import Actor, persist_workflow, run_engine_steps
+from .execution import persist_workflow, run_engine_steps
 
 
 def _definition(key: str, version: int | None) -> ProcessDefinition:
@@ -51,7 +52,7 @@ def start_instance(
             definition=definition,
             business_key=business_key or None,
             status=ProcessInstance.Status.RUNNING,
-            started_by=actor if actor is not None and actor.is_authenticated else None,
+            started_by=as_user(actor),
         )
         # The row exists before the engine runs so that projections can point at it; the
         # transaction hides it from everyone else until the run has been persisted.

@@ -1,0 +1,116 @@
+"""The README's run command, as a new user runs it: embedded services, demo accounts, the
+example approval through the API, a browser-style login, and Ctrl-C stopping everything."""
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import httpx
+import psutil
+import pytest
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+ACCOUNT_LINE = re.compile(r"^\s+(\w+)\s+(\S+)\s+(\S+)\s+([0-9a-f]{40})\s*$")
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class Output:
+    def __init__(self, process: subprocess.Popen[str]) -> None:
+        self.lines: list[str] = []
+        self.thread = threading.Thread(target=self._read, args=(process,), daemon=True)
+        self.thread.start()
+
+    def _read(self, process: subprocess.Popen[str]) -> None:
+        assert process.stdout is not None
+        for line in process.stdout:
+            self.lines.append(line.rstrip("\n"))
+
+    def wait_for(self, text: str, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if any(text in line for line in self.lines):
+                return
+            time.sleep(0.2)
+        raise AssertionError(f"{text!r} not printed; output:\n" + "\n".join(self.lines[-80:]))
+
+
+def processes_mentioning(*needles: str) -> list[psutil.Process]:
+    found = []
+    for proc in psutil.process_iter(["cmdline"]):
+        cmdline = " ".join(proc.info["cmdline"] or [])
+        if any(needle in cmdline for needle in needles):
+            found.append(proc)
+    return found
+
+
+@pytest.mark.slow
+def test_run_command_serves_baton_and_ctrl_c_stops_everything(tmp_path: Path) -> None:
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if k not in {"DATABASE_URL", "CELERY_BROKER_URL"}}
+    env.update(PORT=str(port), BATON_DATA_DIR=str(tmp_path / "data"), PYTHONUNBUFFERED="1")
+    supervisor = subprocess.Popen(
+        [sys.executable, "-m", "config.devstack", "run"], cwd=BASE_DIR, env=env,
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )
+    output = Output(supervisor)
+    try:
+        output.wait_for(f"Baton is running at http://127.0.0.1:{port}/", timeout=180)
+        accounts = {
+            m.group(1): (m.group(2), m.group(4))
+            for m in map(ACCOUNT_LINE.match, output.lines) if m
+        }
+        assert {"designer", "operator", "approver1", "approver2"} <= accounts.keys()
+        base = f"http://127.0.0.1:{port}"
+        descendants = psutil.Process(supervisor.pid).children(recursive=True)
+        broker = next(line for line in output.lines if "redis+socket://" in line)
+        redis_dir = str(Path(broker.split("redis+socket://")[1].strip()).parent)
+
+        # A person logs in with the printed password and lands on the inbox.
+        with httpx.Client(base_url=base, follow_redirects=True) as browser:
+            browser.get("/accounts/login/")
+            page = browser.post("/accounts/login/", data={
+                "username": "approver1", "password": accounts["approver1"][0],
+                "csrfmiddlewaretoken": browser.cookies["csrftoken"],
+            })
+            assert page.status_code == 200
+            assert "Your tasks" in page.text and "approver1" in page.text
+
+        # The example approval, started and completed through the API with printed tokens.
+        designer = {"Authorization": f"Token {accounts['designer'][1]}"}
+        approver = {"Authorization": f"Token {accounts['approver1'][1]}"}
+        started = httpx.post(
+            f"{base}/api/v1/definitions/expense_approval/start/", headers=designer,
+            json={"variables": {"amount": 80, "description": "Lunch", "requester": "bob"}},
+        )
+        assert started.status_code == 201, started.text
+        instance_id = started.json()["id"]
+        tasks = httpx.get(f"{base}/api/v1/tasks/?instance={instance_id}", headers=approver).json()
+        assert tasks["count"] == 1
+        done = httpx.post(
+            f"{base}/api/v1/tasks/{tasks['results'][0]['id']}/complete/", headers=approver,
+            json={"variables": {"decision": "approve", "comment": "ok"}},
+        )
+        assert done.status_code == 200, done.text
+        instance = httpx.get(f"{base}/api/v1/instances/{instance_id}/", headers=approver).json()
+        assert instance["status"] == "completed"
+        assert instance["variables"]["outcome"] == "approved"
+    finally:
+        supervisor.send_signal(signal.SIGINT)
+        returncode = supervisor.wait(timeout=90)
+    output.thread.join(timeout=5)
+    assert returncode == 0, "\n".join(output.lines[-40:])
+    assert "Baton stopped." in output.lines
+    time.sleep(1)
+    alive = [p for p in descendants if p.is_running() and p.status() != psutil.STATUS_ZOMBIE]
+    assert alive == []
+    assert processes_mentioning(str(tmp_path), redis_dir) == []

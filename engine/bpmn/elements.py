@@ -21,7 +21,8 @@ def _split_list(value: str | None) -> list[str]:
 def _lanes_by_element(root: etree._Element) -> dict[str, str]:
     lanes: dict[str, str] = {}
     for lane in root.iter(f"{{{BPMN_NS}}}lane"):
-        lane_name = lane.get("name") or lane.get("id") or ""
+        # An unnamed lane names no group: its tasks go to whoever started the instance.
+        lane_name = (lane.get("name") or "").strip()
         for ref in lane.iter(f"{{{BPMN_NS}}}flowNodeRef"):
             if ref.text:
                 lanes[ref.text.strip()] = lane_name

@@ -3,15 +3,41 @@
 Keeping evaluation in one place is what lets a restricted environment replace the plain one
 without touching the rest of the engine.
 """
+import contextlib
+import contextvars
 import datetime
 import decimal
 import math
+from collections.abc import Iterator
 from typing import Any
 
 from SpiffWorkflow.bpmn.script_engine import PythonScriptEngine, TaskDataEnvironment
 
+# The person whose action is running the engine, as scripts see it (None for the system).
+_current_user: contextvars.ContextVar[dict[str, Any] | None] = contextvars.ContextVar(
+    "baton_current_user", default=None
+)
+
+
+@contextlib.contextmanager
+def acting_user(user: dict[str, Any] | None) -> Iterator[None]:
+    """Make `user` what `get_current_user()` returns to scripts run inside the block."""
+    token = _current_user.set(user)
+    try:
+        yield
+    finally:
+        _current_user.reset(token)
+
+
+def get_current_user() -> dict[str, Any] | None:
+    """Script helper (as in SpiffArena): the acting user's `username`, `email` and `groups`."""
+    user = _current_user.get()
+    return dict(user) if user is not None else None
+
+
 # Names a diagram script may use without importing anything.
 SCRIPT_GLOBALS: dict[str, Any] = {
+    "get_current_user": get_current_user,
     "datetime": datetime.datetime,
     "date": datetime.date,
     "timedelta": datetime.timedelta,

@@ -4,8 +4,10 @@ Every operation on an instance follows the same shape (DESIGN section 3):
 lock the row, load the workflow, change it, run engine steps, persist state, projections and
 audit events — all inside the caller's transaction.
 """
+import contextlib
 import json
 import uuid
+from collections.abc import Iterator
 from typing import Any
 
 from django.utils import timezone
@@ -13,7 +15,8 @@ from SpiffWorkflow.bpmn import BpmnWorkflow
 from SpiffWorkflow.exceptions import SpiffWorkflowException
 from SpiffWorkflow.util.task import TaskState
 
-from engine.actors import Actor
+from engine.actors import Actor, as_user
+from engine.bpmn.scripting import acting_user
 from engine.bpmn.serialization import workflow_from_state, workflow_to_state
 from engine.exceptions import ScriptFailed
 from engine.models import ProcessInstance
@@ -38,11 +41,25 @@ def load_workflow(instance: ProcessInstance) -> BpmnWorkflow:
     return workflow_from_state(instance.definition.dialect, instance.state, spec, subprocess_specs)
 
 
-def run_engine_steps(workflow: BpmnWorkflow) -> None:
-    """Run until only wait states remain; a failing script aborts the whole operation."""
+def _script_user(actor: Actor) -> dict[str, Any] | None:
+    user = as_user(actor)
+    if user is None:
+        return None
+    return {
+        "id": user.pk,
+        "username": user.get_username(),
+        "email": user.email,
+        "groups": sorted(user.groups.values_list("name", flat=True)),
+    }
+
+
+@contextlib.contextmanager
+def running_as(actor: Actor) -> Iterator[None]:
+    """Run workflow code on behalf of `actor`: scripts see them as the current user, and a
+    failing script becomes `ScriptFailed`, which rolls the whole operation back."""
     try:
-        workflow.refresh_timers()
-        workflow.do_engine_steps()
+        with acting_user(_script_user(actor)):
+            yield
     except SpiffWorkflowException as exc:
         task = getattr(exc, "task", None)
         element = task.task_spec.bpmn_id if task is not None else ""
@@ -50,6 +67,12 @@ def run_engine_steps(workflow: BpmnWorkflow) -> None:
             f"{element + ': ' if element else ''}{exc}",
             errors=[{"element_id": element, "message": str(exc)}],
         ) from None
+
+
+def run_engine_steps(workflow: BpmnWorkflow) -> None:
+    """Run until only wait states remain (call inside `running_as`)."""
+    workflow.refresh_timers()
+    workflow.do_engine_steps()
 
 
 def _json_safe(data: dict[str, Any]) -> dict[str, Any]:

@@ -63,18 +63,36 @@ def _due_at(task: Task, value: Any) -> datetime.datetime | None:
     return parsed if timezone.is_aware(parsed) else timezone.make_aware(parsed)
 
 
+def _lane_owners(task: Task, lane: str) -> list[str]:
+    """SpiffArena's convention: a script may set `lane_owners = {lane name: [usernames]}`."""
+    owners = task.data.get("lane_owners")
+    if lane and isinstance(owners, dict):
+        return _as_list(owners.get(lane))
+    return []
+
+
 def _new_human_task(instance: ProcessInstance, task: Task, info: dict[str, Any]) -> HumanTask:
     priority = _evaluate(task, info.get("priority"))
     assignee = _evaluate(task, info.get("assignee"))
+    lane = info.get("lane") or ""
+    candidate_users = _resolve_list(task, info.get("candidate_users", [])) or _lane_owners(
+        task, lane
+    )
+    candidate_groups = _resolve_list(task, info.get("candidate_groups", []))
+    if candidate_users and lane in candidate_groups and not info.get("candidate_users"):
+        candidate_groups.remove(lane)  # named lane owners replace the lane-as-group default
+    if not (assignee or candidate_users or candidate_groups) and instance.started_by_id:
+        # Nobody named: like SpiffArena, the task belongs to whoever started the instance.
+        assignee = instance.started_by.get_username() if instance.started_by else None
     return HumanTask(
         instance=instance,
         spiff_task_id=task.id,
         element_id=task.task_spec.bpmn_id,
         name=info.get("name") or task.task_spec.bpmn_name or task.task_spec.bpmn_id,
-        lane=info.get("lane") or getattr(task.task_spec, "lane", None) or "",
+        lane=lane,
         assignee=str(assignee) if assignee else None,
-        candidate_users=_resolve_list(task, info.get("candidate_users", [])),
-        candidate_groups=_resolve_list(task, info.get("candidate_groups", [])),
+        candidate_users=candidate_users,
+        candidate_groups=candidate_groups,
         form=info.get("form") or {},
         due_at=_due_at(task, info.get("due_date")),
         priority=int(priority) if priority not in (None, "") else 50,

@@ -14,7 +14,13 @@ from engine.models import HumanTask, ProcessInstance
 from engine.permissions import can_complete_task, can_see_task, is_candidate
 
 from .audit import record_event
-from .execution import load_workflow, lock_instance, persist_workflow, run_engine_steps
+from .execution import (
+    load_workflow,
+    lock_instance,
+    persist_workflow,
+    run_engine_steps,
+    running_as,
+)
 
 
 def _lock_task(task_id: uuid.UUID | str) -> tuple[ProcessInstance, HumanTask]:
@@ -104,8 +110,9 @@ def complete_human_task(
         if spiff_task is None or spiff_task.state != TaskState.READY:
             raise Conflict("The task is no longer waiting for input.")
         spiff_task.data.update(submitted)
-        spiff_task.run()
-        run_engine_steps(workflow)
+        with running_as(user):
+            spiff_task.run()
+            run_engine_steps(workflow)
         task.status = HumanTask.Status.COMPLETED
         task.assignee = task.assignee or user.get_username()
         task.completed_by = as_user(user)

@@ -12,7 +12,7 @@ from processes.models import ProcessDefinition
 
 from .audit import record_event
 from .definition_cache import definition_specs
-from .execution import persist_workflow, run_engine_steps
+from .execution import persist_workflow, run_engine_steps, running_as
 
 
 def _definition(key: str, version: int | None) -> ProcessDefinition:
@@ -61,6 +61,7 @@ def start_instance(
             instance, "started", actor=actor,
             payload={"version": definition.version, "business_key": instance.business_key},
         )
-        run_engine_steps(workflow)
+        with running_as(actor):
+            run_engine_steps(workflow)
         persist_workflow(instance, workflow, actor=actor)
     return instance

@@ -81,7 +81,7 @@ def api_client_for(db) -> Callable[[User | None], APIClient]:
 
 
 @pytest.fixture
-def anonymous_client() -> APIClient:
+def anonymous_client(db) -> APIClient:
     return APIClient()
 
 

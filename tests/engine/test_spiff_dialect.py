@@ -12,7 +12,9 @@ from processes.validation import UploadedFile
 CORPUS = Path(__file__).resolve().parents[3] / "shared" / "corpus" / "spiff-examples"
 ROLES = CORPUS / "1-basic-concepts" / "1-6-roles"
 
-pytestmark = pytest.mark.skipif(not ROLES.exists(), reason="the shared corpus is not beside the repo")
+pytestmark = pytest.mark.skipif(
+    not ROLES.exists(), reason="the shared corpus is not beside the repo"
+)
 
 
 def deploy_folder(folder: Path) -> None:

@@ -29,21 +29,11 @@ def _lanes_by_element(root: etree._Element) -> dict[str, str]:
     return lanes
 
 
-def _camunda_properties(element: etree._Element) -> dict[str, str]:
+def _properties(element: etree._Element, namespace: str) -> dict[str, str]:
+    """`<ns:properties><ns:property name= value=/>` of an element's extensionElements."""
     props: dict[str, str] = {}
-    for prop in element.findall(
-        f"{{{BPMN_NS}}}extensionElements/{{{CAMUNDA_NS}}}properties/{{{CAMUNDA_NS}}}property"
-    ):
-        if prop.get("name"):
-            props[prop.get("name") or ""] = prop.get("value") or ""
-    return props
-
-
-def _spiff_properties(element: etree._Element) -> dict[str, str]:
-    props: dict[str, str] = {}
-    for prop in element.findall(
-        f"{{{BPMN_NS}}}extensionElements/{{{SPIFF_NS}}}properties/{{{SPIFF_NS}}}property"
-    ):
+    path = f"{{{BPMN_NS}}}extensionElements/{{{namespace}}}properties/{{{namespace}}}property"
+    for prop in element.findall(path):
         if prop.get("name"):
             props[prop.get("name") or ""] = prop.get("value") or ""
     return props
@@ -108,8 +98,8 @@ def describe_human_tasks(
         lanes = _lanes_by_element(root)
         for element in root.iter(*HUMAN_TASK_TAGS):
             element_id = element.get("id") or ""
-            spiff_props = _spiff_properties(element)
-            camunda_props = _camunda_properties(element)
+            spiff_props = _properties(element, SPIFF_NS)
+            camunda_props = _properties(element, CAMUNDA_NS)
             lane = lanes.get(element_id, "")
             groups = _split_list(element.get(f"{{{CAMUNDA_NS}}}candidateGroups"))
             if not groups and lane:
@@ -132,7 +122,7 @@ def describe_human_tasks(
 def describe_start_form(process: etree._Element, json_files: dict[str, Any]) -> dict[str, Any]:
     """The form of the process's (first) none start event, if it has one."""
     for start in process.iterchildren(f"{{{BPMN_NS}}}startEvent"):
-        form = _form(start, _spiff_properties(start), json_files)
+        form = _form(start, _properties(start, SPIFF_NS), json_files)
         if form:
             return form
     return {}

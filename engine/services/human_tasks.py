@@ -35,17 +35,19 @@ def _lock_task(task_id: uuid.UUID | str) -> tuple[ProcessInstance, HumanTask]:
     return instance, task
 
 
-def _require_visible(user: Person, task: HumanTask) -> None:
+def _lock_workable_task(
+    task_id: uuid.UUID | str, user: Person
+) -> tuple[ProcessInstance, HumanTask]:
+    """Lock the task and its instance, and check that `user` may see it and it is still open."""
+    instance, task = _lock_task(task_id)
     if not can_see_task(user, task):
         raise PermissionDenied("You are neither the assignee nor a candidate for this task.")
-
-
-def _require_active(instance: ProcessInstance, task: HumanTask) -> None:
     if not task.is_active:
         by = f" by {task.completed_by}" if task.completed_by_id else ""
         raise Conflict(f"The task is {task.status}{by}; it cannot be worked on any more.")
     if instance.status not in (ProcessInstance.Status.WAITING, ProcessInstance.Status.RUNNING):
         raise Conflict(f"The instance is {instance.status}; its tasks cannot be worked on now.")
+    return instance, task
 
 
 def claim_task(*, task_id: uuid.UUID | str, user: Person) -> HumanTask:
@@ -54,9 +56,7 @@ def claim_task(*, task_id: uuid.UUID | str, user: Person) -> HumanTask:
     Claiming a task one already holds changes nothing.
     """
     with transaction.atomic():
-        instance, task = _lock_task(task_id)
-        _require_visible(user, task)
-        _require_active(instance, task)
+        instance, task = _lock_workable_task(task_id, user)
         username = user.get_username()
         if task.assignee == username:
             return task
@@ -75,9 +75,7 @@ def claim_task(*, task_id: uuid.UUID | str, user: Person) -> HumanTask:
 def unclaim_task(*, task_id: uuid.UUID | str, user: Person) -> HumanTask:
     """Give a claimed task back to its candidates. Only the assignee (or a superuser) may."""
     with transaction.atomic():
-        instance, task = _lock_task(task_id)
-        _require_visible(user, task)
-        _require_active(instance, task)
+        instance, task = _lock_workable_task(task_id, user)
         if not task.assignee:
             return task
         if task.assignee != user.get_username() and not getattr(user, "is_superuser", False):
@@ -99,9 +97,7 @@ def complete_human_task(
     `InvalidInput` (form errors) or `ScriptFailed` (rolled back).
     """
     with transaction.atomic():
-        instance, task = _lock_task(task_id)
-        _require_visible(user, task)
-        _require_active(instance, task)
+        instance, task = _lock_workable_task(task_id, user)
         if not can_complete_task(user, task):
             raise PermissionDenied(f"The task is claimed by {task.assignee}, not by you.")
         submitted = clean_submission(task.form, variables or {})

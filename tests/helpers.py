@@ -32,6 +32,7 @@ def build_bpmn(
     condition: str | None = None,
     start_event: bool = True,
     candidate_groups: str = "managers",
+    assignment: str | None = None,
 ) -> str:
     """A small Camunda-dialect diagram:
     start -> [script] -> user task `review` -> [script_after] -> [gateway] -> end.
@@ -41,7 +42,9 @@ def build_bpmn(
     condition) leads to `end`, the default flow to `end_other`. Snippets are inserted verbatim
     (escaped for XML) on the same line as their XML element, so an error on a snippet's first
     line is reported at that element's line. The user task has one optional string field `note`.
+    `assignment` replaces the user task's candidateGroups attribute with raw `camunda:` attributes.
     """
+    assignment = assignment or f'camunda:candidateGroups="{candidate_groups}"'
     lines = [
         f'  <bpmn:process id="{process_id}" name="{escape(name)}" isExecutable="true">'
     ]
@@ -57,8 +60,7 @@ def build_bpmn(
         )
     nodes.append("review")
     lines.append(
-        '    <bpmn:userTask id="review" name="Review" '
-        f'camunda:candidateGroups="{candidate_groups}">'
+        f'    <bpmn:userTask id="review" name="Review" {assignment}>'
         "<bpmn:extensionElements><camunda:formData>"
         '<camunda:formField id="note" label="Note" type="string" />'
         "</camunda:formData></bpmn:extensionElements></bpmn:userTask>"

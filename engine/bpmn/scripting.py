@@ -8,21 +8,23 @@ import contextvars
 import datetime
 import decimal
 import math
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from SpiffWorkflow.bpmn.script_engine import PythonScriptEngine, TaskDataEnvironment
 
 # The person whose action is running the engine, as scripts see it (None for the system).
-_current_user: contextvars.ContextVar[dict[str, Any] | None] = contextvars.ContextVar(
+# Looked up lazily: most scripts never ask, and the lookup costs a query.
+UserLookup = Callable[[], dict[str, Any] | None]
+_current_user: contextvars.ContextVar[UserLookup | None] = contextvars.ContextVar(
     "baton_current_user", default=None
 )
 
 
 @contextlib.contextmanager
-def acting_user(user: dict[str, Any] | None) -> Iterator[None]:
-    """Make `user` what `get_current_user()` returns to scripts run inside the block."""
-    token = _current_user.set(user)
+def acting_user(lookup: UserLookup | None) -> Iterator[None]:
+    """Make `lookup()` what `get_current_user()` returns to scripts run inside the block."""
+    token = _current_user.set(lookup)
     try:
         yield
     finally:
@@ -31,7 +33,8 @@ def acting_user(user: dict[str, Any] | None) -> Iterator[None]:
 
 def get_current_user() -> dict[str, Any] | None:
     """Script helper (as in SpiffArena): the acting user's `username`, `email` and `groups`."""
-    user = _current_user.get()
+    lookup = _current_user.get()
+    user = lookup() if lookup is not None else None
     return dict(user) if user is not None else None
 
 

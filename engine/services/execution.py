@@ -16,7 +16,7 @@ from SpiffWorkflow.exceptions import SpiffWorkflowException
 from SpiffWorkflow.util.task import TaskState
 
 from engine.actors import Actor, as_user
-from engine.bpmn.scripting import acting_user
+from engine.bpmn.scripting import UserLookup, acting_user
 from engine.bpmn.serialization import workflow_from_state, workflow_to_state
 from engine.exceptions import ScriptFailed
 from engine.models import ProcessInstance
@@ -41,16 +41,20 @@ def load_workflow(instance: ProcessInstance) -> BpmnWorkflow:
     return workflow_from_state(instance.definition.dialect, instance.state, spec, subprocess_specs)
 
 
-def _script_user(actor: Actor) -> dict[str, Any] | None:
+def _script_user(actor: Actor) -> UserLookup | None:
     user = as_user(actor)
     if user is None:
         return None
-    return {
-        "id": user.pk,
-        "username": user.get_username(),
-        "email": user.email,
-        "groups": sorted(user.groups.values_list("name", flat=True)),
-    }
+
+    def describe() -> dict[str, Any]:
+        return {
+            "id": user.pk,
+            "username": user.get_username(),
+            "email": user.email,
+            "groups": sorted(user.groups.values_list("name", flat=True)),
+        }
+
+    return describe
 
 
 @contextlib.contextmanager
@@ -91,7 +95,7 @@ def workflow_variables(workflow: BpmnWorkflow) -> dict[str, Any]:
 
 
 def persist_workflow(
-    instance: ProcessInstance, workflow: BpmnWorkflow, *, actor: Actor
+    instance: ProcessInstance, workflow: BpmnWorkflow, *, actor: Actor, fresh: bool = False
 ) -> ProcessInstance:
     """Write state, variables, status, the human-task projection and completion events."""
     was_finished = instance.is_finished
@@ -104,7 +108,7 @@ def persist_workflow(
     elif instance.status not in (ProcessInstance.Status.SUSPENDED, ProcessInstance.Status.INCIDENT):
         instance.status = ProcessInstance.Status.WAITING
     instance.save()
-    sync_human_tasks(instance, workflow, actor=actor)
+    sync_human_tasks(instance, workflow, actor=actor, fresh=fresh)
     if instance.status == ProcessInstance.Status.COMPLETED and not was_finished:
         record_event(instance, "completed")
     return instance

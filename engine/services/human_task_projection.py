@@ -104,10 +104,15 @@ def ready_human_tasks(workflow: BpmnWorkflow) -> dict[Any, Task]:
     return {task.id: task for task in workflow.get_tasks(state=TaskState.READY, manual=True)}
 
 
-def sync_human_tasks(instance: ProcessInstance, workflow: BpmnWorkflow, *, actor: Actor) -> None:
-    """Open a row for each newly READY manual task; cancel rows whose task is gone."""
+def sync_human_tasks(
+    instance: ProcessInstance, workflow: BpmnWorkflow, *, actor: Actor, fresh: bool = False
+) -> None:
+    """Open a row for each newly READY manual task; cancel rows whose task is gone.
+
+    `fresh`: the instance was created in this transaction, so it has no rows to compare with.
+    """
     ready = ready_human_tasks(workflow)
-    active = {
+    active = {} if fresh else {
         row.spiff_task_id: row
         for row in instance.human_tasks.filter(status__in=HumanTask.ACTIVE_STATUSES)
     }
@@ -120,7 +125,7 @@ def sync_human_tasks(instance: ProcessInstance, workflow: BpmnWorkflow, *, actor
     if not new_ids:
         return
     elements = definition_elements(instance.definition_id)
-    already = set(
+    already = set() if fresh else set(
         instance.human_tasks.filter(spiff_task_id__in=new_ids)
         .values_list("spiff_task_id", flat=True)
     )

@@ -63,5 +63,5 @@ def start_instance(
         )
         with running_as(actor):
             run_engine_steps(workflow)
-        persist_workflow(instance, workflow, actor=actor)
+        persist_workflow(instance, workflow, actor=actor, fresh=True)
     return instance

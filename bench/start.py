@@ -1,0 +1,597 @@
+"""Benchmark: starting process instances through Baton's REST API vs plain SpiffWorkflow.
+
+    .venv/bin/python bench/start.py [--instances 500] [--threads 8]
+
+Starts N instances of the example expense approval (a script task, then a user task) with
+`POST /api/v1/definitions/expense_approval/start/` from several client threads against a
+real gunicorn server, and does the same work with plain SpiffWorkflow in memory in the same
+run (parse once; per instance: new workflow, start data, engine steps, serialize to JSON).
+Prints ONE JSON object to stdout; progress goes to stderr.
+
+Postgres and Redis: whatever DATABASE_URL / CELERY_BROKER_URL name, otherwise embedded ones
+under `.data/bench`. Either way the benchmark uses its own database, `baton_bench`, on that
+server, dropped and recreated at every start, so development data is never touched.
+Everything the benchmark starts is stopped at the end, on error and on Ctrl-C.
+"""
+import argparse
+import contextlib
+import copy
+import json
+import math
+import os
+import platform
+import secrets
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import FrameType
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+import httpx
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+PROCESS_KEY = "expense_approval"
+BPMN_FILE = BASE_DIR / "processes" / "bpmn" / "expense_approval.bpmn"
+START_VARIABLES = {"amount": 250, "description": "Team dinner", "requester": "bench"}
+BENCH_DATABASE = "baton_bench"
+SETTINGS_MODULE = "config.settings.prod"
+BENCH_USER = "bench"
+STOP_TIMEOUT_SECONDS = 15
+STARTUP_TIMEOUT_SECONDS = 60
+
+# Run inside Django (a subprocess, so that the benchmark process itself stays Django-free):
+# deploy the examples into the fresh database and print an API token for a bench user.
+SETUP_CODE = f"""
+import django
+django.setup()
+from django.contrib.auth.models import User
+from rest_framework.authtoken.models import Token
+from processes.models import ProcessDefinition
+from processes.services import deploy_examples
+deploy_examples()
+if not ProcessDefinition.objects.filter(key={PROCESS_KEY!r}).exists():
+    raise SystemExit("the example {PROCESS_KEY} was not deployed")
+user, _ = User.objects.get_or_create(username={BENCH_USER!r})
+print(Token.objects.get_or_create(user=user)[0].key)
+"""
+
+
+def log(message: str) -> None:
+    print(f"[bench] {message}", file=sys.stderr, flush=True)
+
+
+def percentile(sorted_values: list[float], q: float) -> float:
+    """Nearest-rank percentile of a non-empty ascending list."""
+    rank = max(1, math.ceil(q / 100 * len(sorted_values)))
+    return sorted_values[rank - 1]
+
+
+def latency_summary(seconds: list[float]) -> dict[str, float | None]:
+    """Milliseconds; all None when nothing succeeded (JSON has no NaN)."""
+    values = sorted(seconds)
+    if not values:
+        return {"p50": None, "p95": None, "max": None, "mean": None}
+    return {
+        "p50": round(percentile(values, 50) * 1000, 2),
+        "p95": round(percentile(values, 95) * 1000, 2),
+        "max": round(values[-1] * 1000, 2),
+        "mean": round(sum(values) / len(values) * 1000, 2),
+    }
+
+
+# --------------------------------------------------------------------------------------------
+# Plain SpiffWorkflow, in memory
+
+
+def run_spiffworkflow(instances: int, warmup: int) -> dict[str, Any]:
+    from SpiffWorkflow.bpmn import BpmnWorkflow
+    from SpiffWorkflow.bpmn.serializer import BpmnWorkflowSerializer
+    from SpiffWorkflow.camunda.parser import CamundaParser
+    from SpiffWorkflow.camunda.serializer.config import CAMUNDA_CONFIG
+    from SpiffWorkflow.util.task import TaskState
+
+    parser = CamundaParser()
+    parser.add_bpmn_file(str(BPMN_FILE))
+    spec = parser.get_spec(PROCESS_KEY)
+    serializer = BpmnWorkflowSerializer(BpmnWorkflowSerializer.configure(CAMUNDA_CONFIG))
+
+    def start_one() -> tuple[Any, str]:
+        workflow = BpmnWorkflow(spec)
+        workflow.task_tree.data.update(copy.deepcopy(START_VARIABLES))
+        workflow.do_engine_steps()
+        return workflow, serializer.serialize_json(workflow)
+
+    workflow, _ = start_one()  # the same end state as Baton's, or the comparison is void
+    waiting = [t.task_spec.bpmn_id for t in workflow.get_tasks(state=TaskState.READY, manual=True)]
+    if waiting != ["approve_expense"]:
+        raise RuntimeError(f"plain SpiffWorkflow stopped at {waiting}, not at approve_expense")
+    for _ in range(warmup):
+        start_one()
+    latencies = []
+    began = time.perf_counter()
+    for _ in range(instances):
+        t0 = time.perf_counter()
+        start_one()
+        latencies.append(time.perf_counter() - t0)
+    wall = time.perf_counter() - began
+    return {
+        "instances_per_second": round(instances / wall, 1),
+        "latency_ms": latency_summary(latencies),
+        "threads": 1,
+        "wall_seconds": round(wall, 3),
+    }
+
+
+# --------------------------------------------------------------------------------------------
+# Database, setup and server
+
+
+def bench_database_url(url: str) -> str:
+    """The same server and credentials, but the benchmark's own database."""
+    return urlunsplit(urlsplit(url)._replace(path=f"/{BENCH_DATABASE}"))
+
+
+def recreate_database(url: str) -> str:
+    """Drop and create the benchmark database on the server `url` names; returns its version."""
+    import dj_database_url
+    import psycopg
+    from psycopg import sql
+
+    config = dj_database_url.parse(url)
+    params: dict[str, Any] = {
+        "user": config.get("USER"), "password": config.get("PASSWORD"),
+        "host": config.get("HOST"), "port": config.get("PORT"),
+        **config.get("OPTIONS", {}),
+    }
+    params = {key: value for key, value in params.items() if value not in (None, "")}
+    # Connect to the database the URL names (it exists), or to `postgres` if that is ours.
+    candidates = [config.get("NAME"), "postgres"]
+    last_error: Exception | None = None
+    for dbname in candidates:
+        if not dbname or dbname == BENCH_DATABASE:
+            continue
+        try:
+            connection = psycopg.connect(dbname=dbname, autocommit=True, **params)
+        except psycopg.OperationalError as error:
+            last_error = error
+            continue
+        with connection:
+            name = sql.Identifier(BENCH_DATABASE)
+            connection.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(name))
+            connection.execute(sql.SQL("CREATE DATABASE {}").format(name))
+            row = connection.execute("SHOW server_version").fetchone()
+            return str(row[0]) if row else "?"
+    raise RuntimeError(f"cannot connect to the Postgres server of DATABASE_URL: {last_error}")
+
+
+def django_env(database_url: str) -> dict[str, str]:
+    """Production settings (DEBUG off), plain HTTP on 127.0.0.1, the benchmark database."""
+    env = dict(os.environ)
+    env.update({
+        "DJANGO_SETTINGS_MODULE": SETTINGS_MODULE,
+        "DATABASE_URL": database_url,
+        "SECRET_KEY": secrets.token_urlsafe(50),
+        "DEBUG": "0",
+        "SECURE_SSL_REDIRECT": "0",
+        "ALLOWED_HOSTS": "127.0.0.1",
+        "LOG_LEVEL": "WARNING",
+        "PYTHONUNBUFFERED": "1",
+    })
+    return env
+
+
+def prepare_database(env: dict[str, str]) -> str:
+    """Migrate, deploy the examples, create the bench user; returns its API token."""
+    subprocess.run([sys.executable, "manage.py", "migrate", "--noinput", "-v", "0"],
+                   cwd=BASE_DIR, env=env, check=True)
+    result = subprocess.run([sys.executable, "-c", SETUP_CODE], cwd=BASE_DIR, env=env,
+                            check=True, capture_output=True, text=True)
+    return result.stdout.strip().splitlines()[-1]
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def gunicorn_version() -> str:
+    try:
+        import gunicorn
+    except ImportError:
+        raise SystemExit(
+            "gunicorn is not installed: .venv/bin/pip install gunicorn==27.0.1"
+        ) from None
+    return str(gunicorn.__version__)
+
+
+@dataclass
+class Server:
+    """gunicorn in its own session, so that Ctrl-C reaches only us and we stop it in order."""
+
+    env: dict[str, str]
+    worker_class: str
+    workers: int
+    threads: int
+    keep_alive: int
+    port: int = field(default_factory=free_port)
+    process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> None:
+        command = [
+            sys.executable, "-m", "gunicorn", "config.wsgi:application",
+            "--bind", f"127.0.0.1:{self.port}",
+            "--workers", str(self.workers),
+            "--worker-class", self.worker_class, "--threads", str(self.threads),
+            "--keep-alive", str(self.keep_alive), "--graceful-timeout", "5",
+            "--log-level", "warning",
+        ]
+        self.process = subprocess.Popen(command, cwd=BASE_DIR, env=self.env,
+                                        start_new_session=True)
+
+    def wait_ready(self) -> None:
+        deadline = time.monotonic() + STARTUP_TIMEOUT_SECONDS
+        while time.monotonic() < deadline:
+            if self.process is None or self.process.poll() is not None:
+                raise RuntimeError("gunicorn exited during startup (see its log above)")
+            with contextlib.suppress(httpx.TransportError):
+                httpx.get(f"{self.url}/accounts/login/", timeout=2)
+                return
+            time.sleep(0.2)
+        raise RuntimeError(f"gunicorn did not answer within {STARTUP_TIMEOUT_SECONDS}s")
+
+    def pids(self) -> list[int]:
+        try:
+            import psutil
+        except ImportError:
+            return []
+        if self.process is None:
+            return []
+
+        master = psutil.Process(self.process.pid)
+        return [master.pid, *(child.pid for child in master.children(recursive=True))]
+
+    def stop(self) -> None:
+        process, self.process = self.process, None
+        if process is None:
+            return
+        if process.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(process.pid, signal.SIGTERM)
+            try:
+                process.wait(timeout=STOP_TIMEOUT_SECONDS)
+            except subprocess.TimeoutExpired:
+                log("gunicorn did not stop in time; killing it")
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)  # stragglers of its session
+        process.wait()
+
+
+# --------------------------------------------------------------------------------------------
+# Load generation
+
+
+@dataclass
+class PhaseResult:
+    latencies: list[float]
+    errors: int
+    wall: float
+
+
+class LoadGenerator:
+    """One keep-alive httpx client per thread, kept across warm-up and measurement."""
+
+    def __init__(self, base_url: str, token: str, threads: int) -> None:
+        self.path = f"/api/v1/definitions/{PROCESS_KEY}/start/"
+        self.body = {"variables": START_VARIABLES}
+        self.clients = [
+            httpx.Client(base_url=base_url, headers={"Authorization": f"Token {token}"},
+                         timeout=60)
+            for _ in range(threads)
+        ]
+        self.stop = threading.Event()
+        self.threads: list[threading.Thread] = []
+        self.error_samples: list[str] = []
+
+    def close(self) -> None:
+        """Let requests in flight finish (on Ctrl-C too), then close the connections."""
+        self.stop.set()
+        for thread in self.threads:
+            thread.join(timeout=10)
+        for client in self.clients:
+            client.close()
+
+    def _start_one(self, client: httpx.Client) -> str | None:
+        """Start one instance; None when it started and waits at the user task."""
+        try:
+            response = client.post(self.path, json=self.body)
+        except httpx.HTTPError as error:
+            return f"{type(error).__name__}: {error}"
+        if response.status_code != 201:
+            return f"HTTP {response.status_code}: {response.text[:300]}"
+        instance = response.json()
+        tasks = [task.get("element_id") for task in instance.get("open_tasks", [])]
+        if instance.get("status") != "waiting" or tasks != ["approve_expense"]:
+            return f"unexpected instance: status {instance.get('status')}, open tasks {tasks}"
+        return None
+
+    def run(self, count: int, label: str) -> PhaseResult:
+        lock = threading.Lock()
+        taken = 0
+        done: list[float] = []
+        errors = 0
+
+        def worker(client: httpx.Client) -> None:
+            nonlocal taken, errors
+            while not self.stop.is_set():
+                with lock:
+                    if taken >= count:
+                        return
+                    taken += 1
+                began = time.perf_counter()
+                error = self._start_one(client)
+                elapsed = time.perf_counter() - began
+                with lock:
+                    if error is None:
+                        done.append(elapsed)
+                    else:
+                        errors += 1
+                        if len(self.error_samples) < 5:
+                            self.error_samples.append(error)
+                            log(f"error: {error}")
+
+        threads = self.threads = [threading.Thread(target=worker, args=(client,), daemon=True)
+                                  for client in self.clients]
+        began = time.perf_counter()
+        for thread in threads:
+            thread.start()
+        next_report = began + 5
+        for thread in threads:
+            while thread.is_alive():  # short joins keep Ctrl-C responsive
+                thread.join(0.2)
+                now = time.perf_counter()
+                if now >= next_report:
+                    finished = len(done) + errors
+                    log(f"{label}: {finished}/{count} ({finished / (now - began):.0f}/s)")
+                    next_report = now + 5
+        wall = time.perf_counter() - began
+        return PhaseResult(latencies=done, errors=errors, wall=wall)
+
+
+# --------------------------------------------------------------------------------------------
+# CPU accounting: who used the two cores while Baton was measured
+
+
+@dataclass
+class CpuSnapshot:
+    busy: float  # CPU seconds the whole machine has been busy
+    client: float  # this process (the httpx client threads)
+    server: dict[int, float]  # gunicorn master and workers, by pid
+    postgres: dict[int, float]  # the Postgres backends serving the benchmark database
+
+
+def _process_seconds(process: Any) -> float:
+    times = process.cpu_times()
+    return float(times.user + times.system)
+
+
+def cpu_snapshot(server_pids: list[int]) -> CpuSnapshot | None:
+    try:
+        import psutil
+    except ImportError:  # psutil is a dev dependency; without it the section is left out
+        return None
+    machine = psutil.cpu_times()
+    server: dict[int, float] = {}
+    for pid in server_pids:
+        with contextlib.suppress(psutil.Error):
+            server[pid] = _process_seconds(psutil.Process(pid))
+    # Backends name their database in their title: "postgres: user baton_bench [local] idle".
+    # Only a Postgres on this machine shows up; a remote one counts as nothing here.
+    postgres: dict[int, float] = {}
+    for process in psutil.process_iter(["cmdline"]):
+        with contextlib.suppress(psutil.Error):
+            title = " ".join(process.info["cmdline"] or [])
+            if title.startswith("postgres:") and f" {BENCH_DATABASE} " in title:
+                postgres[process.pid] = _process_seconds(process)
+    return CpuSnapshot(
+        busy=sum(machine) - machine.idle - getattr(machine, "iowait", 0.0),
+        client=_process_seconds(psutil.Process()),
+        server=server,
+        postgres=postgres,
+    )
+
+
+def machine_busy_percent(seconds: float = 1.0) -> float | None:
+    try:
+        import psutil
+    except ImportError:
+        return None
+    return float(psutil.cpu_percent(interval=seconds))
+
+
+def cpu_usage(
+    before: CpuSnapshot | None, after: CpuSnapshot | None, wall: float, instances: int
+) -> dict[str, Any] | None:
+    """CPU seconds used during the measurement, by whom, and per started instance."""
+    if before is None or after is None or not instances:
+        return None
+
+    def grown(old: dict[int, float], new: dict[int, float]) -> float:
+        return sum(seconds - old.get(pid, 0.0) for pid, seconds in new.items())
+
+    busy = after.busy - before.busy
+    client = after.client - before.client
+    server = grown(before.server, after.server)
+    postgres = grown(before.postgres, after.postgres)
+    per_instance_ms = {
+        "server": round(server / instances * 1000, 2),
+        "postgres_backends": round(postgres / instances * 1000, 2),
+        "client": round(client / instances * 1000, 2),
+    }
+    return {
+        "busy_percent_of_all_cpus": round(100 * busy / (wall * (os.cpu_count() or 1)), 1),
+        "seconds": {
+            "server": round(server, 2),
+            "postgres_backends": round(postgres, 2),
+            "client": round(client, 2),
+            "other": round(busy - server - postgres - client, 2),
+        },
+        "per_instance_ms": per_instance_ms,
+    }
+
+
+# --------------------------------------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def services(data_dir: Path) -> Iterator[str]:
+    """Postgres/Redis from the environment, or embedded ones for whatever it leaves unset."""
+    sys.path.insert(0, str(BASE_DIR))
+    from config.embedded import EmbeddedServices
+
+    with EmbeddedServices(data_dir) as embedded:
+        if embedded.started:
+            log(f"embedded {' and '.join(embedded.started)} running under {data_dir}")
+        yield "embedded Postgres (pgserver)" if embedded.postgres is not None else "Postgres"
+
+
+def cpu_overhead_ratio(cpu: dict[str, Any] | None, spiff: dict[str, Any]) -> float | None:
+    if cpu is None:
+        return None
+    baton_ms = cpu["per_instance_ms"]["server"] + cpu["per_instance_ms"]["postgres_backends"]
+    return round(baton_ms / (1000 / spiff["instances_per_second"]), 1)
+
+
+def raise_keyboard_interrupt(signum: int, frame: FrameType | None) -> None:
+    raise KeyboardInterrupt
+
+
+def parse_args() -> argparse.Namespace:
+    cpus = os.cpu_count() or 1
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--instances", type=int, default=500, help="instances to measure")
+    parser.add_argument("--threads", type=int, default=8, help="client threads")
+    parser.add_argument("--warmup", type=int, default=20, help="unmeasured instances first")
+    parser.add_argument("--workers", type=int, default=cpus,
+                        help="gunicorn worker processes (default: one per CPU)")
+    parser.add_argument("--server-threads", type=int, default=4,
+                        help="threads per gunicorn worker (gthread)")
+    parser.add_argument("--worker-class", choices=["gthread", "sync"], default="gthread")
+    parser.add_argument("--server-keep-alive", type=int, default=30)
+    parser.add_argument("--data-dir", type=Path, default=BASE_DIR / ".data" / "bench",
+                        help="where embedded Postgres/Redis keep their data")
+    args = parser.parse_args()
+    if min(args.instances, args.threads, args.workers, args.server_threads) < 1:
+        parser.error("counts must be at least 1")
+    return args
+
+
+def measure(args: argparse.Namespace, database: str, gunicorn: str) -> dict[str, Any]:
+    postgres_version = recreate_database(os.environ["DATABASE_URL"])
+    env = django_env(bench_database_url(os.environ["DATABASE_URL"]))
+    log(f"database {BENCH_DATABASE} recreated (Postgres {postgres_version}); migrating")
+    token = prepare_database(env)
+
+    server = Server(env=env, worker_class=args.worker_class, workers=args.workers,
+                    threads=args.server_threads, keep_alive=args.server_keep_alive)
+    threads = f" x {args.server_threads} threads" if args.worker_class == "gthread" else ""
+    server_name = (f"gunicorn {gunicorn} {args.worker_class}, {args.workers} workers"
+                   f"{threads}, keep-alive {args.server_keep_alive}s, {SETTINGS_MODULE} "
+                   "(DEBUG off)")
+    load: LoadGenerator | None = None
+    try:
+        server.start()
+        server.wait_ready()
+        log(f"{server_name} on {server.url}")
+        load = LoadGenerator(server.url, token, args.threads)
+        warm = load.run(args.warmup, "baton warm-up")
+        if warm.errors:
+            raise RuntimeError(f"{warm.errors} of {args.warmup} warm-up requests failed")
+        log(f"measuring {args.instances} starts with {args.threads} client threads")
+        before = cpu_snapshot(server.pids())
+        result = load.run(args.instances, "baton")
+        cpu = cpu_usage(before, cpu_snapshot(server.pids()), result.wall, len(result.latencies))
+    finally:
+        if load is not None:
+            load.close()
+        server.stop()
+    return {
+        "server": server_name,
+        "database": f"{database} {postgres_version}, database {BENCH_DATABASE}",
+        "baton": {
+            "instances_per_second": round(len(result.latencies) / result.wall, 1),
+            "latency_ms": latency_summary(result.latencies),
+            "errors": result.errors,
+            "wall_seconds": round(result.wall, 3),
+            **({"error_samples": load.error_samples} if load.error_samples else {}),
+        },
+        "cpu_during_baton": cpu,
+    }
+
+
+def main() -> int:
+    args = parse_args()
+    gunicorn = gunicorn_version()  # fail before any setup when it is missing
+    signal.signal(signal.SIGTERM, raise_keyboard_interrupt)
+    began = time.perf_counter()
+
+    busy_before = machine_busy_percent()
+    if busy_before is not None and busy_before > 20:
+        log(f"warning: the machine is already {busy_before:.0f}% busy; figures will be low")
+    try:
+        log(f"plain SpiffWorkflow: {args.instances} instances in memory")
+        spiff = run_spiffworkflow(args.instances, args.warmup)
+        log(f"plain SpiffWorkflow: {spiff['instances_per_second']}/s")
+        with services(args.data_dir) as database:
+            baton = measure(args, database, gunicorn)
+    except KeyboardInterrupt:
+        log("interrupted; everything stopped")
+        return 130
+    except (subprocess.CalledProcessError, RuntimeError) as error:
+        log(f"failed: {error}")
+        return 1
+
+    baton_rate = baton["baton"]["instances_per_second"]
+    report: dict[str, Any] = {
+        "benchmark": "start",
+        "process": PROCESS_KEY,
+        "instances": args.instances,
+        "warmup": args.warmup,
+        "client_threads": args.threads,
+        "server": baton["server"],
+        "database": baton["database"],
+        "baton": baton["baton"],
+        "spiffworkflow_in_memory": spiff,
+        # Baton's per-instance time over plain SpiffWorkflow's, both from throughput.
+        "overhead_ratio": round(spiff["instances_per_second"] / baton_rate, 2)
+        if baton_rate else None,
+        # The same, from CPU time: Baton's server and Postgres per instance over plain
+        # SpiffWorkflow's per instance (throughput above compares all CPUs with one thread).
+        "cpu_overhead_ratio": cpu_overhead_ratio(baton["cpu_during_baton"], spiff),
+        "cpu_during_baton": baton["cpu_during_baton"],
+        "machine": {
+            "cpus": os.cpu_count(),
+            "busy_percent_before_start": busy_before,
+            "python": platform.python_version(),
+            "platform": platform.platform(),
+        },
+        "total_wall_seconds": round(time.perf_counter() - began, 1),
+    }
+    print(json.dumps(report))
+    return 0 if baton["baton"]["errors"] == 0 else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -86,6 +86,7 @@ def run() -> int:
     with EmbeddedServices(data) as services:
         if services.started:
             print(f"Embedded {' and '.join(services.started)} running under {data}", flush=True)
+        print(f"Broker: {os.environ['CELERY_BROKER_URL'].split('@')[-1]}", flush=True)
         manage("migrate", "--noinput", "-v", "0")
         manage("bootstrap_demo")
         celery = [sys.executable, "-m", "celery", "-A", "config"]

@@ -72,7 +72,7 @@ def test_run_command_serves_baton_and_ctrl_c_stops_everything(tmp_path: Path) ->
         assert {"designer", "operator", "approver1", "approver2"} <= accounts.keys()
         base = f"http://127.0.0.1:{port}"
         descendants = psutil.Process(supervisor.pid).children(recursive=True)
-        broker = next(line for line in output.lines if "redis+socket://" in line)
+        broker = next(line for line in output.lines if line.startswith("Broker: redis+socket://"))
         redis_dir = str(Path(broker.split("redis+socket://")[1].strip()).parent)
 
         # A person logs in with the printed password and lands on the inbox.

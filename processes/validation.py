@@ -13,7 +13,7 @@ from SpiffWorkflow.exceptions import SpiffWorkflowException
 from engine.bpmn.elements import describe_human_tasks, describe_start_form
 from engine.bpmn.parsing import bpmn_validator, build_parser, detect_dialect
 from engine.bpmn.scripting import ScriptSyntaxError, check_syntax
-from engine.bpmn.serialization import spec_to_json
+from engine.bpmn.serialization import spec_to_json, unsupported_elements
 from engine.bpmn.xml import (
     BPMN_NS,
     SPIFF_NS,
@@ -277,10 +277,17 @@ def _build_processes(bpmn: list[ParsedFile], others: list[ParsedFile]) -> Parsed
                 problems.append(_problem_from_spiff(exc, bpmn + others))
                 continue
             except TypeError:
-                problems.append(Problem(
-                    file=item.name, line=node.sourceline, element_id=key,
-                    message="The process uses an element type Baton cannot run yet.",
-                ))
+                unsupported = unsupported_elements(dialect, spec, subprocess_specs) or [
+                    (key, "part of this process")
+                ]
+                problems.extend(
+                    Problem(
+                        file=item.name, line=line_of_element(item.root, element_id),
+                        element_id=element_id,
+                        message=f"Baton cannot run this element type ({kind}) yet.",
+                    )
+                    for element_id, kind in unsupported
+                )
                 continue
             processes.append(ParsedProcess(
                 key=key,

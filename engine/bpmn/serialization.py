@@ -37,6 +37,19 @@ def spec_to_json(
     }
 
 
+def unsupported_elements(
+    dialect: str, spec: BpmnProcessSpec, subprocess_specs: dict[str, BpmnProcessSpec]
+) -> list[tuple[str, str]]:
+    """(element id, element type) of each task spec the serializer cannot store."""
+    known = serializer_for(dialect).registry.typenames
+    found = []
+    for process in [spec, *subprocess_specs.values()]:
+        for task_spec in process.task_specs.values():
+            if type(task_spec) not in known:
+                found.append((task_spec.bpmn_id or task_spec.name, type(task_spec).__name__))
+    return found
+
+
 def spec_from_json(
     dialect: str, data: dict[str, Any]
 ) -> tuple[BpmnProcessSpec, dict[str, BpmnProcessSpec]]:

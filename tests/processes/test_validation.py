@@ -227,3 +227,24 @@ def test_one_bad_file_stops_the_whole_upload(designer_client):
     assert response.status_code == 400
     assert [e["file"] for e in response.json()["errors"]] == ["bad.bpmn"]
     assert stored_counts() == before
+
+
+def test_an_element_baton_cannot_run_yet_is_named(api_client_for, designer) -> None:
+    xml = (
+        '<?xml version="1.0" encoding="UTF-8"?>\n'
+        '<bpmn:definitions xmlns:bpmn="http://www.omg.org/spec/BPMN/20100524/MODEL" '
+        'xmlns:camunda="http://camunda.org/schema/1.0/bpmn" id="d" targetNamespace="x">\n'
+        '  <bpmn:process id="svc" isExecutable="true">\n'
+        '    <bpmn:startEvent id="s"/><bpmn:sequenceFlow id="f1" sourceRef="s" targetRef="call"/>\n'
+        '    <bpmn:serviceTask id="call" camunda:type="external" camunda:topic="http"/>\n'
+        '    <bpmn:sequenceFlow id="f2" sourceRef="call" targetRef="e"/><bpmn:endEvent id="e"/>\n'
+        "  </bpmn:process>\n</bpmn:definitions>\n"
+    )
+    response = api_client_for(designer).post(
+        "/api/v1/deployments/", {"name": "svc", "bpmn_xml": xml}, format="json"
+    )
+    assert response.status_code == 400
+    [error] = response.json()["errors"]
+    assert (error["element_id"], error["line"]) == ("call", 5)
+    assert "ServiceTask" in error["message"]
+    assert not ProcessDefinition.objects.filter(key="svc").exists()

@@ -1,10 +1,36 @@
 """Parsing BPMN/DMN documents into SpiffWorkflow specs, in the dialect each deployment uses."""
 from lxml import etree
-from SpiffWorkflow.bpmn.parser.BpmnParser import BpmnParser, BpmnValidator
+from SpiffWorkflow.bpmn.parser.BpmnParser import BpmnParser, BpmnValidator, full_tag
 from SpiffWorkflow.camunda.parser.CamundaParser import CamundaParser
 from SpiffWorkflow.spiff.parser.process import SpiffBpmnParser
 
+from .connector_tasks import (
+    CamundaConnectorTaskParser,
+    ConnectorTask,
+    SpiffConnectorTask,
+    SpiffConnectorTaskParser,
+)
 from .xml import SPIFF_NS
+
+SERVICE_TASK = full_tag("serviceTask")
+
+
+class BatonCamundaParser(CamundaParser):
+    """Camunda 7/8 diagrams; service tasks become connector tasks."""
+
+    OVERRIDE_PARSER_CLASSES = {
+        **CamundaParser.OVERRIDE_PARSER_CLASSES,
+        SERVICE_TASK: (CamundaConnectorTaskParser, ConnectorTask),
+    }
+
+
+class BatonSpiffParser(SpiffBpmnParser):
+    """SpiffArena diagrams; service tasks become connector tasks run by Baton's workers."""
+
+    OVERRIDE_PARSER_CLASSES = {
+        **SpiffBpmnParser.OVERRIDE_PARSER_CLASSES,
+        SERVICE_TASK: (SpiffConnectorTaskParser, SpiffConnectorTask),
+    }
 
 
 def detect_dialect(roots: list[etree._Element]) -> str:
@@ -27,6 +53,6 @@ def bpmn_validator() -> BpmnValidator:
 
 
 def build_parser(dialect: str) -> BpmnParser:
-    parser_class = SpiffBpmnParser if dialect == "spiff" else CamundaParser
+    parser_class = BatonSpiffParser if dialect == "spiff" else BatonCamundaParser
     parser: BpmnParser = parser_class(validator=bpmn_validator())
     return parser

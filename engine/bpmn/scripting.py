@@ -64,6 +64,11 @@ def check_syntax(source: str, *, expression: bool) -> None:
         raise ScriptSyntaxError(f"Python syntax error: {exc.msg}", exc.lineno) from None
 
 
+def evaluate_expression(task: Any, expression: str, extra: dict[str, Any] | None = None) -> Any:
+    """Evaluate `expression` over the task's data (plus `extra` names), as gateways do."""
+    return task.workflow.script_engine.evaluate(task, expression, external_context=extra)
+
+
 def build_script_engine() -> PythonScriptEngine:
     """The script engine every workflow runs with."""
     return PythonScriptEngine(environment=TaskDataEnvironment(dict(SCRIPT_GLOBALS)))

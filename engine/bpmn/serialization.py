@@ -14,6 +14,12 @@ from SpiffWorkflow.bpmn.specs.bpmn_process_spec import BpmnProcessSpec
 from SpiffWorkflow.camunda.serializer.config import CAMUNDA_CONFIG
 from SpiffWorkflow.spiff.serializer.config import SPIFF_CONFIG
 
+from .connector_tasks import (
+    ConnectorTask,
+    ConnectorTaskConverter,
+    SpiffConnectorTask,
+    SpiffConnectorTaskConverter,
+)
 from .scripting import build_script_engine
 
 VERSION_KEY = BpmnWorkflowSerializer.VERSION_KEY
@@ -22,7 +28,10 @@ SPEC_KEYS = ("spec", "subprocess_specs")
 
 @cache
 def serializer_for(dialect: str) -> BpmnWorkflowSerializer:
-    config = SPIFF_CONFIG if dialect == "spiff" else CAMUNDA_CONFIG
+    if dialect == "spiff":
+        config = {**SPIFF_CONFIG, SpiffConnectorTask: SpiffConnectorTaskConverter}
+    else:
+        config = {**CAMUNDA_CONFIG, ConnectorTask: ConnectorTaskConverter}
     return BpmnWorkflowSerializer(BpmnWorkflowSerializer.configure(config))
 
 

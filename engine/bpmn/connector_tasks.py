@@ -1,0 +1,245 @@
+"""Service tasks that call a connector, read from all three dialects into one shape.
+
+A connector task parks itself (STARTED) when it runs; the engine then writes a ServiceJob and
+a worker makes the call. Parameters are stored as small JSON trees:
+`{"expr": "python expression"}`, `{"value": literal}`, `{"map": {...}}` or `{"list": [...]}`.
+"""
+import re
+from typing import Any
+
+from lxml import etree
+from SpiffWorkflow.bpmn.parser.TaskParser import TaskParser
+from SpiffWorkflow.bpmn.parser.ValidationException import ValidationException
+from SpiffWorkflow.bpmn.serializer.helpers.spec import TaskSpecConverter
+from SpiffWorkflow.bpmn.specs.mixins.bpmn_spec_mixin import BpmnSpecMixin
+from SpiffWorkflow.bpmn.specs.mixins.service_task import ServiceTask as ServiceTaskMixin
+from SpiffWorkflow.spiff.parser.task_spec import SpiffTaskParser
+from SpiffWorkflow.spiff.serializer.task_spec import SpiffBpmnTaskConverter
+from SpiffWorkflow.spiff.specs.spiff_task import SpiffBpmnTask
+from SpiffWorkflow.task import Task
+
+from .scripting import evaluate_expression
+from .xml import BPMN_NS, CAMUNDA_NS, ZEEBE_NS
+
+ParamSpec = dict[str, Any]
+_RETRY_CYCLE = re.compile(r"^R(\d+)/(P.+)$")
+
+
+class ConnectorTaskMixin:
+    """Attributes shared by every connector task, whichever dialect it came from."""
+
+    def __init__(
+        self,
+        wf_spec: Any,
+        bpmn_id: str,
+        *,
+        connector: str,
+        connector_params: dict[str, ParamSpec],
+        result_mappings: dict[str, ParamSpec] | None = None,
+        result_variable: str | None = None,
+        retry: dict[str, Any] | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(wf_spec, bpmn_id, **kwargs)  # type: ignore[call-arg]
+        self.connector = connector
+        # Not `parameters`/`outputs`: TaskSpec already uses `outputs` for its outgoing flows.
+        self.connector_params = connector_params
+        self.result_mappings = result_mappings or {}
+        self.result_variable = result_variable or ("" if result_mappings else f"{bpmn_id}_result")
+        self.retry = retry or {}
+
+    def _run_hook(self, my_task: Task) -> None:
+        # Returning None leaves the task STARTED: the engine writes a job for it, and the
+        # worker's result completes it later.
+        return None
+
+
+class ConnectorTask(ConnectorTaskMixin, ServiceTaskMixin, BpmnSpecMixin):
+    """A connector task from a Camunda 7 or Camunda 8 diagram."""
+
+
+class SpiffConnectorTask(ConnectorTaskMixin, ServiceTaskMixin, SpiffBpmnTask):
+    """A connector task from a SpiffArena diagram (keeps its pre- and post-scripts)."""
+
+
+def _connector_attributes(spec: ConnectorTaskMixin) -> dict[str, Any]:
+    return {
+        "connector": spec.connector,
+        "connector_params": spec.connector_params,
+        "result_mappings": spec.result_mappings,
+        "result_variable": spec.result_variable,
+        "retry": spec.retry,
+    }
+
+
+class ConnectorTaskConverter(TaskSpecConverter):
+    def to_dict(self, spec: ConnectorTask) -> dict[str, Any]:
+        dct: dict[str, Any] = self.get_default_attributes(spec)
+        dct.update(_connector_attributes(spec))
+        return dct
+
+    def from_dict(self, dct: dict[str, Any]) -> ConnectorTask:
+        spec: ConnectorTask = self.task_spec_from_dict(dct)
+        return spec
+
+
+class SpiffConnectorTaskConverter(SpiffBpmnTaskConverter):
+    def to_dict(self, spec: SpiffConnectorTask) -> dict[str, Any]:
+        dct: dict[str, Any] = super().to_dict(spec)
+        dct.update(_connector_attributes(spec))
+        return dct
+
+
+# -- reading the dialects ---------------------------------------------------------------------
+
+def _camunda_value(node: etree._Element) -> ParamSpec:
+    """Camunda semantics: `${...}` is an expression (Python here), plain text is a literal."""
+    for child in node:
+        if not isinstance(child.tag, str):
+            continue
+        if child.tag == f"{{{CAMUNDA_NS}}}map":
+            return {"map": {
+                entry.get("key") or "": _camunda_value(entry)
+                for entry in child.findall(f"{{{CAMUNDA_NS}}}entry")
+            }}
+        if child.tag == f"{{{CAMUNDA_NS}}}list":
+            return {"list": [_camunda_value(v) for v in child.findall(f"{{{CAMUNDA_NS}}}value")]}
+        if child.tag == f"{{{CAMUNDA_NS}}}script":
+            return {"expr": (child.text or "").strip()}
+    text = (node.text or "").strip()
+    if text.startswith("${") and text.endswith("}"):
+        return {"expr": text[2:-1].strip()}
+    return {"value": text}
+
+
+def _zeebe_value(source: str) -> ParamSpec:
+    """Camunda 8 marks expressions with a leading `=`; Baton evaluates them as Python."""
+    if source.startswith("="):
+        return {"expr": source[1:].strip()}
+    return {"value": source}
+
+
+def _retry_from_cycle(cycle: str) -> dict[str, Any]:
+    from SpiffWorkflow.bpmn.specs.event_definitions.timer import TimerEventDefinition
+
+    match = _RETRY_CYCLE.match(cycle.strip())
+    if not match:
+        raise ValueError(f"failedJobRetryTimeCycle {cycle!r} is not of the form R5/PT30S")
+    duration = TimerEventDefinition.parse_iso_duration(match.group(2))
+    interval = TimerEventDefinition.get_timedelta_from_start(duration).total_seconds()
+    return {"max_attempts": int(match.group(1)), "interval_seconds": interval}
+
+
+class CamundaConnectorTaskParser(TaskParser):
+    """Camunda 7 `camunda:type="external"` with `camunda:topic`, or Camunda 8
+    `zeebe:taskDefinition`."""
+
+    def _extension(self, namespace: str, path: str) -> list[etree._Element]:
+        found: list[etree._Element] = self.node.findall(
+            f"{{{BPMN_NS}}}extensionElements/" + path.format(ns=f"{{{namespace}}}")
+        )
+        return found
+
+    def _fail(self, message: str) -> ValidationException:
+        return ValidationException(message, node=self.node, file_name=self.filename)
+
+    def create_task(self) -> ConnectorTask:
+        definition = self._extension(ZEEBE_NS, "{ns}taskDefinition")
+        if definition:
+            return self._zeebe_task(definition[0])
+        topic = self.node.get(f"{{{CAMUNDA_NS}}}topic")
+        if self.node.get(f"{{{CAMUNDA_NS}}}type") != "external" or not topic:
+            raise self._fail(
+                'A service task needs camunda:type="external" and camunda:topic naming the '
+                "connector to call."
+            )
+        inputs = {
+            p.get("name") or "": _camunda_value(p)
+            for p in self._extension(CAMUNDA_NS, "{ns}inputOutput/{ns}inputParameter")
+        }
+        outputs = {
+            p.get("name") or "": _camunda_value(p)
+            for p in self._extension(CAMUNDA_NS, "{ns}inputOutput/{ns}outputParameter")
+        }
+        retry: dict[str, Any] = {}
+        cycle = self._extension(CAMUNDA_NS, "{ns}failedJobRetryTimeCycle")
+        if cycle and (cycle[0].text or "").strip():
+            try:
+                retry = _retry_from_cycle(cycle[0].text or "")
+            except Exception as exc:
+                raise self._fail(str(exc)) from None
+        return ConnectorTask(
+            self.spec, self.bpmn_id, connector=topic,
+            connector_params=inputs, result_mappings=outputs,
+            retry=retry, **self.bpmn_attributes,
+        )
+
+    def _zeebe_task(self, definition: etree._Element) -> ConnectorTask:
+        kind = definition.get("type")
+        if not kind:
+            raise self._fail("zeebe:taskDefinition needs a type naming the connector to call.")
+        inputs = {
+            m.get("target") or "": _zeebe_value(m.get("source") or "")
+            for m in self._extension(ZEEBE_NS, "{ns}ioMapping/{ns}input")
+        }
+        outputs = {
+            m.get("target") or "": _zeebe_value(m.get("source") or "")
+            for m in self._extension(ZEEBE_NS, "{ns}ioMapping/{ns}output")
+        }
+        retries = definition.get("retries")
+        retry = {"max_attempts": int(retries)} if retries and retries.isdigit() else {}
+        return ConnectorTask(
+            self.spec, self.bpmn_id, connector=kind,
+            connector_params=inputs, result_mappings=outputs,
+            retry=retry, **self.bpmn_attributes,
+        )
+
+
+class SpiffConnectorTaskParser(SpiffTaskParser):
+    """SpiffArena `spiffworkflow:serviceTaskOperator` with its parameters and result variable."""
+
+    def create_task(self) -> SpiffConnectorTask:
+        extensions = self.parse_extensions()
+        operator = extensions.get("serviceTaskOperator")
+        if operator is None:
+            raise ValidationException(
+                "A service task needs a spiffworkflow:serviceTaskOperator naming the connector.",
+                node=self.node, file_name=self.filename,
+            )
+        retry: dict[str, Any] = {}
+        if operator.get("retries") is not None:
+            retry["max_attempts"] = int(operator["retries"])
+        if operator.get("retryBackoffBase") is not None:
+            retry["backoff_base_seconds"] = float(operator["retryBackoffBase"])
+        return SpiffConnectorTask(
+            self.spec, self.bpmn_id,
+            connector=operator["name"],
+            connector_params={k: {"expr": v["value"]} for k, v in operator["parameters"].items()},
+            result_variable=operator.get("resultVariable") or None,
+            retry=retry,
+            prescript=extensions.get("preScript"),
+            postscript=extensions.get("postScript"),
+            **self.bpmn_attributes,
+        )
+
+
+def evaluate_param_tree(task: Task, tree: ParamSpec, extra: dict[str, Any] | None = None) -> Any:
+    """The value of a parameter tree, its expressions evaluated over the task's data."""
+    if "expr" in tree:
+        return evaluate_expression(task, tree["expr"], extra)
+    if "map" in tree:
+        return {key: evaluate_param_tree(task, sub, extra) for key, sub in tree["map"].items()}
+    if "list" in tree:
+        return [evaluate_param_tree(task, sub, extra) for sub in tree["list"]]
+    return tree.get("value")
+
+
+def iter_param_expressions(tree: ParamSpec) -> list[str]:
+    """Every Python expression inside a parameter tree (for deploy-time syntax checks)."""
+    if "expr" in tree:
+        return [tree["expr"]]
+    if "map" in tree:
+        return [e for sub in tree["map"].values() for e in iter_param_expressions(sub)]
+    if "list" in tree:
+        return [e for sub in tree["list"] for e in iter_param_expressions(sub)]
+    return []

@@ -8,8 +8,10 @@ from typing import Any
 from django.conf import settings
 from lxml import etree
 from SpiffWorkflow.bpmn.parser.ValidationException import ValidationException
+from SpiffWorkflow.bpmn.specs.bpmn_process_spec import BpmnProcessSpec
 from SpiffWorkflow.exceptions import SpiffWorkflowException
 
+from engine.bpmn.connector_tasks import ConnectorTaskMixin, iter_param_expressions
 from engine.bpmn.elements import describe_human_tasks, describe_start_form
 from engine.bpmn.parsing import bpmn_validator, build_parser, detect_dialect
 from engine.bpmn.scripting import ScriptSyntaxError, check_syntax
@@ -22,6 +24,7 @@ from engine.bpmn.xml import (
     line_of_element,
     parse_untrusted_xml,
 )
+from engine.connectors import get_connector, registered_connectors
 
 FILE_KINDS = {
     ".bpmn": "bpmn", ".bpmn20.xml": "bpmn", ".xml": "bpmn", ".dmn": "dmn", ".json": "json"
@@ -237,6 +240,34 @@ def _problem_from_spiff(exc: SpiffWorkflowException, files: list[ParsedFile]) ->
     return Problem(file=file_name, line=line, element_id=element_id, message=message)
 
 
+def _check_connector_tasks(item: ParsedFile, specs: list[BpmnProcessSpec]) -> list[Problem]:
+    """Every service task names a registered connector and has valid Python expressions."""
+    assert item.root is not None
+    problems = []
+    for spec in specs:
+        for task_spec in spec.task_specs.values():
+            if not isinstance(task_spec, ConnectorTaskMixin):
+                continue
+            element_id = task_spec.bpmn_id or task_spec.name
+            line = line_of_element(item.root, element_id)
+            if get_connector(task_spec.connector) is None:
+                known = ", ".join(registered_connectors())
+                problems.append(Problem(
+                    file=item.name, line=line, element_id=element_id,
+                    message=f"Unknown connector {task_spec.connector!r}; registered: {known}.",
+                ))
+            trees = [*task_spec.connector_params.values(), *task_spec.result_mappings.values()]
+            for expression in (e for tree in trees for e in iter_param_expressions(tree)):
+                try:
+                    check_syntax(expression, expression=True)
+                except ScriptSyntaxError as exc:
+                    problems.append(Problem(
+                        file=item.name, line=line, element_id=element_id,
+                        message=f"The expression {expression!r} is not valid Python: {exc}",
+                    ))
+    return problems
+
+
 def _executable_processes(item: ParsedFile) -> list[etree._Element]:
     assert item.root is not None
     return [
@@ -271,6 +302,12 @@ def _build_processes(bpmn: list[ParsedFile], others: list[ParsedFile]) -> Parsed
             try:
                 spec = parser.get_spec(key)
                 subprocess_specs = parser.get_subprocess_specs(key)
+                connector_problems = _check_connector_tasks(
+                    item, [spec, *subprocess_specs.values()]
+                )
+                if connector_problems:
+                    problems.extend(connector_problems)
+                    continue
                 spec_json = spec_to_json(dialect, spec, subprocess_specs)
                 json.dumps(spec_json)
             except SpiffWorkflowException as exc:

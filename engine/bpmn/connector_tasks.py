@@ -28,6 +28,10 @@ _RETRY_CYCLE = re.compile(r"^R(\d+)/(P.+)$")
 class ConnectorTaskMixin:
     """Attributes shared by every connector task, whichever dialect it came from."""
 
+    # Set by the TaskSpec classes this is mixed into.
+    name: str
+    bpmn_id: str
+
     def __init__(
         self,
         wf_spec: Any,

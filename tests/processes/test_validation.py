@@ -229,14 +229,14 @@ def test_one_bad_file_stops_the_whole_upload(designer_client):
     assert stored_counts() == before
 
 
-def test_an_element_baton_cannot_run_yet_is_named(api_client_for, designer) -> None:
+def test_a_service_task_naming_an_unknown_connector_is_refused(api_client_for, designer) -> None:
     xml = (
         '<?xml version="1.0" encoding="UTF-8"?>\n'
         '<bpmn:definitions xmlns:bpmn="http://www.omg.org/spec/BPMN/20100524/MODEL" '
         'xmlns:camunda="http://camunda.org/schema/1.0/bpmn" id="d" targetNamespace="x">\n'
         '  <bpmn:process id="svc" isExecutable="true">\n'
         '    <bpmn:startEvent id="s"/><bpmn:sequenceFlow id="f1" sourceRef="s" targetRef="call"/>\n'
-        '    <bpmn:serviceTask id="call" camunda:type="external" camunda:topic="http"/>\n'
+        '    <bpmn:serviceTask id="call" camunda:type="external" camunda:topic="crm.nowhere"/>\n'
         '    <bpmn:sequenceFlow id="f2" sourceRef="call" targetRef="e"/><bpmn:endEvent id="e"/>\n'
         "  </bpmn:process>\n</bpmn:definitions>\n"
     )
@@ -246,5 +246,6 @@ def test_an_element_baton_cannot_run_yet_is_named(api_client_for, designer) -> N
     assert response.status_code == 400
     [error] = response.json()["errors"]
     assert (error["element_id"], error["line"]) == ("call", 5)
-    assert "ServiceTask" in error["message"]
+    assert "Unknown connector 'crm.nowhere'" in error["message"]
+    assert "http" in error["message"]  # the registered ones are listed
     assert not ProcessDefinition.objects.filter(key="svc").exists()

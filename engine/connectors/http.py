@@ -1,0 +1,78 @@
+"""The `http` connector, built on httpx.
+
+Parameters: `url` (required), `method` (GET), `query`, `headers`, `json` or `form` body,
+`timeout` in seconds (10), `success_statuses` (a list; default 200-299), `response_headers`
+(header names to keep in the result; default content-type). The result is
+`{"status": int, "headers": {...}, "body": parsed JSON or text}`.
+Timeouts, connection errors, 5xx and 429 are transient (retried); any other status outside
+`success_statuses` is a BPMN error with code `HTTP_<status>`.
+"""
+from typing import Any
+
+import httpx
+
+from . import BusinessError, ConnectorCall, TransientError, connector
+
+DEFAULT_TIMEOUT_SECONDS = 10.0
+MAX_BODY_CHARS = 1_000_000
+
+
+def _body(response: httpx.Response) -> Any:
+    if "json" in response.headers.get("content-type", ""):
+        try:
+            return response.json()
+        except ValueError:
+            pass
+    return response.text[:MAX_BODY_CHARS]
+
+
+def _retry_after(response: httpx.Response) -> float | None:
+    value = response.headers.get("retry-after", "")
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        return None
+
+
+def _request_options(params: dict[str, Any], call: ConnectorCall) -> dict[str, Any]:
+    url = params.get("url")
+    if not isinstance(url, str) or not url:
+        raise BusinessError("HTTP_BAD_PARAMETERS", "The http connector needs a `url`.")
+    headers = {str(k): str(v) for k, v in (params.get("headers") or {}).items()}
+    headers.setdefault("Idempotency-Key", call.idempotency_key)
+    options: dict[str, Any] = {
+        "method": str(params.get("method") or "GET").upper(),
+        "url": url,
+        "params": params.get("query") or None,
+        "headers": headers,
+        "timeout": float(params.get("timeout") or DEFAULT_TIMEOUT_SECONDS),
+    }
+    if params.get("json") is not None:
+        options["json"] = params["json"]
+    elif params.get("form") is not None:
+        options["data"] = params["form"]
+    return options
+
+
+@connector("http")
+def http_request(params: dict[str, Any], call: ConnectorCall) -> dict[str, Any]:
+    options = _request_options(params, call)
+    try:
+        with httpx.Client(follow_redirects=False) as client:
+            response = client.request(**options)
+    except httpx.TimeoutException:
+        raise TransientError(f"Timed out after {options['timeout']:g} s") from None
+    except httpx.TransportError as exc:
+        raise TransientError(f"Connection failed: {type(exc).__name__}") from None
+    status = response.status_code
+    allowed = params.get("success_statuses")
+    succeeded = status in allowed if allowed else 200 <= status < 300
+    body = _body(response)
+    if succeeded:
+        keep = [h.lower() for h in params.get("response_headers") or ["content-type"]]
+        headers = {k: v for k, v in response.headers.items() if k.lower() in keep}
+        return {"status": status, "headers": headers, "body": body}
+    if status >= 500 or status == 429:
+        raise TransientError(f"HTTP {status}", retry_after=_retry_after(response))
+    message = f"HTTP {status} from {options['method']} {options['url']}"
+    raise BusinessError(f"HTTP_{status}", message, {"status": status, "body": body})

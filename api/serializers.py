@@ -1,9 +1,10 @@
 """Request and response shapes of the REST API (DESIGN section 6)."""
 from typing import Any
 
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from engine.models import HumanTask, ProcessInstance
+from engine.models import HumanTask, ProcessInstance, ServiceJob
 from processes.models import ProcessDefinition
 
 
@@ -60,18 +61,35 @@ class OpenTaskSerializer(serializers.ModelSerializer):
                   "status", "form", "due_at", "priority", "created_at"]
 
 
+class JobSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = ServiceJob
+        fields = ["id", "element_id", "connector", "status", "attempt", "max_attempts",
+                  "next_attempt_at", "error_code", "last_error", "created_at", "updated_at"]
+
+
+class IncidentSerializer(serializers.Serializer):
+    job = serializers.UUIDField()
+    element_id = serializers.CharField()
+    error_code = serializers.CharField()
+    error = serializers.CharField()
+    attempts = serializers.IntegerField()
+    since = serializers.DateTimeField()
+
+
 class InstanceSerializer(serializers.ModelSerializer):
     definition = serializers.CharField(source="definition.key")
     version = serializers.IntegerField(source="definition.version")
     started_by = serializers.CharField(source="started_by.username", allow_null=True, default=None)
     open_tasks = serializers.SerializerMethodField()
     waiting_for = serializers.SerializerMethodField()
+    jobs = JobSerializer(many=True, read_only=True)
     incident = serializers.SerializerMethodField()
 
     class Meta:
         model = ProcessInstance
         fields = ["id", "definition", "version", "business_key", "status", "variables",
-                  "open_tasks", "waiting_for", "incident", "started_by", "created_at",
+                  "open_tasks", "waiting_for", "jobs", "incident", "started_by", "created_at",
                   "updated_at", "completed_at"]
 
     def _open_tasks(self, instance: ProcessInstance) -> list[HumanTask]:
@@ -81,13 +99,29 @@ class InstanceSerializer(serializers.ModelSerializer):
         return OpenTaskSerializer(self._open_tasks(instance), many=True).data  # type: ignore[return-value]
 
     def get_waiting_for(self, instance: ProcessInstance) -> list[dict[str, Any]]:
-        return [
+        waiting = [
             {"type": "user_task", "element_id": t.element_id, "name": t.name, "task": str(t.id)}
             for t in self._open_tasks(instance)
         ]
+        waiting.extend(
+            {"type": "service_job", "element_id": j.element_id, "connector": j.connector,
+             "job": str(j.id), "status": j.status}
+            for j in instance.jobs.all()
+            if j.status in (ServiceJob.Status.PENDING, ServiceJob.Status.RUNNING)
+        )
+        return waiting
 
+    @extend_schema_field(IncidentSerializer(allow_null=True))
     def get_incident(self, instance: ProcessInstance) -> dict[str, Any] | None:
-        return None
+        """The newest dead job, while the instance is in incident."""
+        if instance.status != ProcessInstance.Status.INCIDENT:
+            return None
+        dead = [j for j in instance.jobs.all() if j.status == ServiceJob.Status.DEAD]
+        if not dead:
+            return None
+        job = max(dead, key=lambda j: j.updated_at)
+        return {"job": job.id, "element_id": job.element_id, "error_code": job.error_code,
+                "error": job.last_error, "attempts": job.attempt, "since": job.updated_at}
 
 
 class CompleteTaskSerializer(serializers.Serializer):

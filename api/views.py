@@ -9,7 +9,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from engine import selectors as engine_selectors
-from engine.services import complete_human_task, start_instance
+from engine.services import complete_human_task, retry_instance, start_instance
 from processes.services import DeploymentResult, deploy
 from processes.validation import UploadedFile
 
@@ -81,6 +81,13 @@ class InstanceDetailView(generics.RetrieveAPIView):
 
     def get_object(self) -> Any:
         return engine_selectors.instance_detail_for(self.kwargs["pk"], self.request.user)
+
+
+class InstanceRetryView(APIView):
+    @extend_schema(request=None, responses={200: InstanceSerializer})
+    def post(self, request: Request, pk: str) -> Response:
+        retry_instance(instance_id=pk, actor=request.user)
+        return Response(InstanceSerializer(engine_selectors.instance_detail(pk)).data)
 
 
 class TaskListView(generics.ListAPIView):

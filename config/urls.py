@@ -1,3 +1,4 @@
+from django.conf import settings
 from django.contrib import admin
 from django.urls import include, path
 
@@ -7,3 +8,6 @@ urlpatterns = [
     path("api/", include("api.urls")),
     path("", include("tasks_ui.urls")),
 ]
+
+if settings.BATON_DEMO_API:
+    urlpatterns.append(path("demo-api/", include("config.demo_api")))

@@ -118,11 +118,14 @@ class ServiceJob(models.Model):
     """The outbox row for one service-task call, written with the instance state."""
 
     class Status(models.TextChoices):
-        PENDING = "pending", "Pending"
+        PENDING = "pending", "Pending"  # waiting for a worker (maybe until next_attempt_at)
         RUNNING = "running", "Running"
         SUCCEEDED = "succeeded", "Succeeded"
-        FAILED = "failed", "Failed"
-        DEAD = "dead", "Dead"
+        FAILED = "failed", "Failed"  # ended in a BPMN error that the diagram caught
+        DEAD = "dead", "Dead"  # retries exhausted or an uncaught error: an incident
+
+    # A job in one of these states still owns its task; no second job is written for it.
+    OPEN_STATUSES = (Status.PENDING, Status.RUNNING, Status.DEAD)
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     instance = models.ForeignKey(ProcessInstance, related_name="jobs", on_delete=models.CASCADE)
@@ -134,8 +137,12 @@ class ServiceJob(models.Model):
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.PENDING)
     attempt = models.PositiveIntegerField(default=0)
     max_attempts = models.PositiveIntegerField(default=3)
+    # {"interval_seconds": fixed delay} or {"backoff_base_seconds": base of 2**n backoff}
+    retry_policy = models.JSONField(default=dict, blank=True)
     next_attempt_at = models.DateTimeField(null=True, blank=True)
+    started_at = models.DateTimeField(null=True, blank=True)
     last_error = models.TextField(blank=True)
+    error_code = models.CharField(max_length=100, blank=True)
     result = models.JSONField(null=True, blank=True)
     idempotency_key = models.CharField(max_length=100, unique=True)
     created_at = models.DateTimeField(auto_now_add=True)
@@ -145,6 +152,13 @@ class ServiceJob(models.Model):
         ordering = ["created_at"]
         indexes = [
             models.Index(fields=["status", "next_attempt_at"], name="service_job_sweep"),
+        ]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["instance", "spiff_task_id"],
+                condition=Q(status__in=["pending", "running", "dead"]),
+                name="service_job_one_open_per_task",
+            )
         ]
 
     def __str__(self) -> str:
@@ -199,6 +213,7 @@ class InstanceEvent(models.Model):
         TASK_UNCLAIMED = "task_unclaimed", "Task unclaimed"
         TASK_COMPLETED = "task_completed", "Task completed"
         TASK_CANCELLED = "task_cancelled", "Task cancelled"
+        JOB_SUCCEEDED = "job_succeeded", "Job succeeded"
         JOB_FAILED = "job_failed", "Job failed"
         JOB_RETRIED = "job_retried", "Job retried"
         SUSPENDED = "suspended", "Suspended"

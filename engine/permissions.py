@@ -33,3 +33,13 @@ def can_complete_task(user: Person, task: HumanTask) -> bool:
     if task.assignee and not getattr(user, "is_superuser", False):
         return task.assignee == user.get_username()
     return True
+
+
+OPERATORS_GROUP = "operators"
+
+
+def is_operator(user: Person | None) -> bool:
+    """Operators repair instances: retry, suspend, resume, terminate, edit variables."""
+    if user is None or not user.is_authenticated or not user.is_active:
+        return False
+    return bool(getattr(user, "is_superuser", False)) or OPERATORS_GROUP in group_names(user)

@@ -18,7 +18,7 @@ def instance_detail(instance_id: uuid.UUID | str) -> ProcessInstance:
     instance = (
         ProcessInstance.objects.select_related("definition", "started_by")
         .defer("state", "definition__spec", "definition__bpmn_xml", "definition__elements")
-        .prefetch_related("human_tasks")
+        .prefetch_related("human_tasks", "jobs")
         .filter(pk=instance_id)
         .first()
     )

@@ -114,7 +114,34 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_TASK_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
-CELERY_BEAT_SCHEDULE: dict[str, dict[str, object]] = {}
+# One queue per deployment; the tests use their own so that a running dev worker never
+# takes their messages.
+CELERY_TASK_DEFAULT_QUEUE = os.environ.get("BATON_CELERY_QUEUE", "baton")
+CELERY_TASK_SOFT_TIME_LIMIT = int(os.environ.get("BATON_JOB_TIME_LIMIT_SECONDS", "300"))
+
+# Service jobs: default retry budget, backoff, and the sweep that re-enqueues lost jobs.
+BATON_JOB_DEFAULT_ATTEMPTS = int(os.environ.get("BATON_JOB_DEFAULT_ATTEMPTS", "3"))
+BATON_RETRY_BASE_SECONDS = float(os.environ.get("BATON_RETRY_BASE_SECONDS", "1.0"))
+BATON_RETRY_MAX_SECONDS = float(os.environ.get("BATON_RETRY_MAX_SECONDS", "300"))
+BATON_SWEEP_INTERVAL_SECONDS = float(os.environ.get("BATON_SWEEP_INTERVAL_SECONDS", "15"))
+# A pending job whose message is this late, or a running job this long past the job time
+# limit whose worker is gone, is enqueued again.
+BATON_SWEEP_GRACE_SECONDS = float(os.environ.get("BATON_SWEEP_GRACE_SECONDS", "30"))
+# Named secrets for connector parameters (`secret:NAME`); the environment is read too.
+BATON_SECRETS: dict[str, str] = {}
+# The demo API that the credit-check example calls (served by Baton itself under /demo-api/).
+BATON_DEMO_API = env_bool("BATON_DEMO_API", True)
+# The base URL diagrams reach Baton itself under (scripts see it as `baton_url`).
+BATON_BASE_URL = os.environ.get(
+    "BATON_BASE_URL", f"http://127.0.0.1:{os.environ.get('PORT', '8000')}"
+)
+
+CELERY_BEAT_SCHEDULE: dict[str, dict[str, object]] = {
+    "sweep-service-jobs": {
+        "task": "baton.sweep_service_jobs",
+        "schedule": BATON_SWEEP_INTERVAL_SECONDS,
+    },
+}
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
@@ -147,5 +174,11 @@ LOGGING = {
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": os.environ.get("LOG_LEVEL", "INFO")},
-    "loggers": {"spiff": {"level": "WARNING"}, "spiff.metrics": {"level": "WARNING"}},
+    "loggers": {
+        "spiff": {"level": "WARNING"},
+        "spiff.metrics": {"level": "WARNING"},
+        # httpx logs every request URL at INFO; URLs may carry data that is not ours to log.
+        "httpx": {"level": "WARNING"},
+        "httpcore": {"level": "WARNING"},
+    },
 }

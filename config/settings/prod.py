@@ -3,6 +3,7 @@ from .base import *  # noqa: F403
 from .base import env_bool, env_list, require_env
 
 DEBUG = False
+BATON_DEMO_API = env_bool("BATON_DEMO_API", False)
 SECRET_KEY = require_env("SECRET_KEY")
 CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", [])
 SESSION_COOKIE_SECURE = True

@@ -4,6 +4,7 @@ A connector task parks itself (STARTED) when it runs; the engine then writes a S
 a worker makes the call. Parameters are stored as small JSON trees:
 `{"expr": "python expression"}`, `{"value": literal}`, `{"map": {...}}` or `{"list": [...]}`.
 """
+import copy
 import re
 from typing import Any
 
@@ -247,3 +248,12 @@ def iter_param_expressions(tree: ParamSpec) -> list[str]:
     if "list" in tree:
         return [e for sub in tree["list"] for e in iter_param_expressions(sub)]
     return []
+
+
+def apply_connector_result(task: Task, result: Any) -> None:
+    """Put a connector's result into the task's data: whole, or through result mappings."""
+    spec: ConnectorTaskMixin = task.task_spec
+    if spec.result_variable:
+        task.data[spec.result_variable] = copy.deepcopy(result)
+    for name, tree in spec.result_mappings.items():
+        task.data[name] = evaluate_param_tree(task, tree, {"result": copy.deepcopy(result)})

@@ -71,4 +71,7 @@ def evaluate_expression(task: Any, expression: str, extra: dict[str, Any] | None
 
 def build_script_engine() -> PythonScriptEngine:
     """The script engine every workflow runs with."""
-    return PythonScriptEngine(environment=TaskDataEnvironment(dict(SCRIPT_GLOBALS)))
+    from django.conf import settings
+
+    names = {**SCRIPT_GLOBALS, "baton_url": settings.BATON_BASE_URL}
+    return PythonScriptEngine(environment=TaskDataEnvironment(names))

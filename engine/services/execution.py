@@ -24,6 +24,7 @@ from engine.models import ProcessInstance
 from .audit import record_event
 from .definition_cache import definition_specs
 from .human_task_projection import sync_human_tasks
+from .job_scheduling import schedule_service_jobs
 
 
 def lock_instance(instance_id: uuid.UUID | str) -> ProcessInstance:
@@ -97,16 +98,22 @@ def workflow_variables(workflow: BpmnWorkflow) -> dict[str, Any]:
 def persist_workflow(
     instance: ProcessInstance, workflow: BpmnWorkflow, *, actor: Actor, fresh: bool = False
 ) -> ProcessInstance:
-    """Write state, variables, status, the human-task projection and completion events."""
+    """Write state, variables, status, the human-task projection, new service jobs (enqueued
+    after commit) and completion events."""
     was_finished = instance.is_finished
     instance.state = workflow_to_state(instance.definition.dialect, workflow)
     instance.variables = workflow_variables(workflow)
     instance.lock_version += 1
+    with running_as(actor):
+        active_jobs = schedule_service_jobs(instance, workflow, fresh=fresh)
     if workflow.is_completed():
         instance.status = ProcessInstance.Status.COMPLETED
         instance.completed_at = instance.completed_at or timezone.now()
     elif instance.status not in (ProcessInstance.Status.SUSPENDED, ProcessInstance.Status.INCIDENT):
-        instance.status = ProcessInstance.Status.WAITING
+        # Running while the engine itself has work in flight; waiting for the world otherwise.
+        instance.status = (
+            ProcessInstance.Status.RUNNING if active_jobs else ProcessInstance.Status.WAITING
+        )
     instance.save()
     sync_human_tasks(instance, workflow, actor=actor, fresh=fresh)
     if instance.status == ProcessInstance.Status.COMPLETED and not was_finished:

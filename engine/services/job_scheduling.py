@@ -1,0 +1,83 @@
+"""Writing the outbox: a pending ServiceJob for every parked connector task, in the same
+transaction as the instance state, enqueued only after that transaction commits."""
+import json
+import logging
+import uuid
+from typing import Any
+
+from django.conf import settings
+from django.utils import timezone
+from SpiffWorkflow.bpmn import BpmnWorkflow
+from SpiffWorkflow.exceptions import SpiffWorkflowException
+from SpiffWorkflow.task import Task
+from SpiffWorkflow.util.task import TaskState
+
+from engine.bpmn.connector_tasks import ConnectorTaskMixin, evaluate_param_tree
+from engine.exceptions import ScriptFailed
+from engine.models import ProcessInstance, ServiceJob
+from engine.queueing import enqueue_service_job_on_commit
+
+logger = logging.getLogger(__name__)
+ACTIVE_JOB_STATUSES = (ServiceJob.Status.PENDING, ServiceJob.Status.RUNNING)
+
+
+def _json_safe(value: Any) -> Any:
+    return json.loads(json.dumps(value, default=str))
+
+
+def started_connector_tasks(workflow: BpmnWorkflow) -> list[Task]:
+    tasks = workflow.get_tasks(state=TaskState.STARTED)
+    for subprocess in workflow.subprocesses.values():
+        tasks.extend(subprocess.get_tasks(state=TaskState.STARTED))
+    return [t for t in tasks if isinstance(t.task_spec, ConnectorTaskMixin)]
+
+
+def _evaluate_parameters(task: Task) -> dict[str, Any]:
+    spec: ConnectorTaskMixin = task.task_spec
+    try:
+        values = {
+            name: evaluate_param_tree(task, tree) for name, tree in spec.connector_params.items()
+        }
+    except SpiffWorkflowException as exc:
+        raise ScriptFailed(
+            f"{spec.bpmn_id}: {exc}", errors=[{"element_id": spec.bpmn_id}]
+        ) from None
+    return dict(_json_safe(values))
+
+
+def schedule_service_jobs(
+    instance: ProcessInstance, workflow: BpmnWorkflow, *, fresh: bool = False
+) -> int:
+    """Write a pending job for every parked connector task that has none; enqueue after commit.
+
+    Returns the number of jobs that are still open (pending or running) for the instance.
+    """
+    parked = started_connector_tasks(workflow)
+    owned = set() if fresh else set(
+        instance.jobs.filter(status__in=ServiceJob.OPEN_STATUSES).values_list(
+            "spiff_task_id", flat=True
+        )
+    )
+    for task in parked:
+        if task.id in owned:
+            continue
+        spec: ConnectorTaskMixin = task.task_spec
+        job_id = uuid.uuid4()
+        ServiceJob.objects.create(
+            id=job_id,
+            instance=instance,
+            spiff_task_id=task.id,
+            element_id=spec.bpmn_id,
+            connector=spec.connector,
+            parameters=_evaluate_parameters(task),
+            max_attempts=int(spec.retry.get("max_attempts") or settings.BATON_JOB_DEFAULT_ATTEMPTS),
+            retry_policy={k: v for k, v in spec.retry.items() if k != "max_attempts"},
+            next_attempt_at=timezone.now(),
+            idempotency_key=f"baton-job-{job_id}",
+        )
+        enqueue_service_job_on_commit(str(job_id))
+    if fresh:
+        return len(parked)
+    return instance.jobs.filter(status__in=ACTIVE_JOB_STATUSES).count()
+
+

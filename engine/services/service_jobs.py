@@ -1,0 +1,339 @@
+"""Running service jobs on workers, applying their outcome, retrying incidents, and sweeping
+up jobs whose message was lost.
+
+A job runs in three steps, and only the first and last touch the database:
+claim (short transaction, plus a session advisory lock held for the whole run so that a
+duplicate message cannot run the job twice at once), call (no lock, no transaction), apply
+(a new transaction under the instance row lock).
+"""
+import json
+import logging
+import random
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any
+
+from django.conf import settings
+from django.core.exceptions import PermissionDenied
+from django.db import connection, transaction
+from django.utils import timezone
+from SpiffWorkflow.util.task import TaskState
+
+from engine.actors import Person
+from engine.bpmn.connector_tasks import apply_connector_result
+from engine.bpmn.errors import throw_bpmn_error
+from engine.connectors import BusinessError, ConnectorCall, TransientError, get_connector
+from engine.connectors.secrets import MissingSecret, redact, resolve_secrets
+from engine.exceptions import Conflict, ScriptFailed
+from engine.models import ProcessInstance, ServiceJob
+from engine.permissions import is_operator
+from engine.queueing import enqueue_service_job_on_commit
+
+from .audit import record_event
+from .execution import load_workflow, lock_instance, persist_workflow, run_engine_steps, running_as
+from .job_scheduling import ACTIVE_JOB_STATUSES
+
+logger = logging.getLogger(__name__)
+# An incident on one branch does not stop the jobs of the others.
+JOB_RUNNABLE_INSTANCE_STATUSES = (
+    ProcessInstance.Status.RUNNING, ProcessInstance.Status.WAITING, ProcessInstance.Status.INCIDENT,
+)
+
+
+def _json_safe(value: Any) -> Any:
+    return json.loads(json.dumps(value, default=str))
+
+
+# -- running a job on a worker ----------------------------------------------------------------
+
+@dataclass
+class ClaimedJob:
+    id: str
+    instance_id: str
+    element_id: str
+    connector: str
+    parameters: dict[str, Any]
+    attempt: int
+    idempotency_key: str
+
+
+@dataclass
+class Outcome:
+    result: Any = None
+    transient: str = ""  # a retryable failure
+    retry_after: float | None = None
+    error_code: str = ""  # a BPMN error to throw
+    error_message: str = ""
+    error_details: Any = None
+    incident: str = ""  # a failure no diagram can handle
+    secrets: list[str] = field(default_factory=list)
+
+
+def _lock_key(job_id: str) -> str:
+    return f"baton.job:{job_id}"
+
+
+def _try_run_lock(job_id: str) -> bool:
+    # A session-level advisory lock, held across the call: if this worker dies, Postgres
+    # drops its connection and the lock with it, which tells the next delivery to take over.
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_try_advisory_lock(hashtext(%s))", [_lock_key(job_id)])
+        return bool(cursor.fetchone()[0])
+
+
+def _release_run_lock(job_id: str) -> None:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_advisory_unlock(hashtext(%s))", [_lock_key(job_id)])
+
+
+def _claim(job_id: str) -> ClaimedJob | None:
+    with transaction.atomic():
+        job = ServiceJob.objects.select_for_update().select_related("instance").filter(
+            pk=job_id
+        ).first()
+        if job is None or job.status not in ACTIVE_JOB_STATUSES:
+            return None  # finished, dead, or unknown: a duplicate message changes nothing
+        if job.instance.status not in JOB_RUNNABLE_INSTANCE_STATUSES:
+            return None  # suspended or ended instances run no jobs; resume enqueues again
+        now = timezone.now()
+        if job.status == ServiceJob.Status.PENDING and job.next_attempt_at and (
+            job.next_attempt_at > now + timedelta(seconds=1)
+        ):
+            return None  # an early duplicate; the scheduled message will come
+        job.status = ServiceJob.Status.RUNNING
+        job.attempt += 1
+        job.started_at = now
+        job.save(update_fields=["status", "attempt", "started_at", "updated_at"])
+        return ClaimedJob(
+            id=str(job.id), instance_id=str(job.instance_id), element_id=job.element_id,
+            connector=job.connector, parameters=job.parameters, attempt=job.attempt,
+            idempotency_key=job.idempotency_key,
+        )
+
+
+def _call(claim: ClaimedJob) -> Outcome:
+    function = get_connector(claim.connector)
+    if function is None:
+        return Outcome(incident=f"No connector named {claim.connector!r} is registered.")
+    secrets: list[str] = []
+    try:
+        params = resolve_secrets(claim.parameters, secrets)
+        call = ConnectorCall(
+            job_id=claim.id, idempotency_key=claim.idempotency_key, attempt=claim.attempt,
+            element_id=claim.element_id, instance_id=claim.instance_id,
+        )
+        result = function(params, call)
+        return Outcome(result=redact(_json_safe(result), secrets), secrets=secrets)
+    except MissingSecret as exc:
+        return Outcome(incident=str(exc))
+    except TransientError as exc:
+        return Outcome(transient=redact(str(exc), secrets), retry_after=exc.retry_after,
+                       secrets=secrets)
+    except BusinessError as exc:
+        return Outcome(
+            error_code=exc.code, error_message=redact(str(exc), secrets),
+            error_details=redact(_json_safe(exc.details), secrets), secrets=secrets,
+        )
+    except Exception as exc:  # a connector's own bug is retried, then becomes an incident
+        logger.exception("Connector %s failed", claim.connector)
+        return Outcome(transient=redact(f"{type(exc).__name__}: {exc}", secrets), secrets=secrets)
+
+
+def execute_service_job(job_id: str) -> None:
+    """Run one job: claim it, call its connector with no lock held, apply the outcome."""
+    if not _try_run_lock(job_id):
+        return  # another worker is running this job right now
+    try:
+        claim = _claim(job_id)
+        if claim is None:
+            return
+        outcome = _call(claim)
+        apply_outcome(claim, outcome)
+    finally:
+        _release_run_lock(job_id)
+
+
+# -- applying an outcome (a new transaction, under the instance row lock) -----------------------
+
+def _backoff_seconds(job: ServiceJob, retry_after: float | None) -> float:
+    ceiling = settings.BATON_RETRY_MAX_SECONDS
+    if retry_after is not None:
+        return float(min(retry_after, ceiling))
+    interval = job.retry_policy.get("interval_seconds")
+    if interval is not None:
+        return float(interval)
+    base = float(job.retry_policy.get("backoff_base_seconds") or settings.BATON_RETRY_BASE_SECONDS)
+    delay = min(base * 2 ** max(job.attempt - 1, 0), ceiling)
+    return float(delay * random.uniform(0.8, 1.2))  # jitter spreads retries of many jobs
+
+
+def _mark_incident(instance: ProcessInstance, job: ServiceJob) -> None:
+    job.status = ServiceJob.Status.DEAD
+    job.save()
+    instance.refresh_from_db()  # a rolled-back savepoint may have left changes in memory
+    if instance.status != ProcessInstance.Status.INCIDENT:
+        instance.status = ProcessInstance.Status.INCIDENT
+        instance.save(update_fields=["status", "updated_at"])
+    record_event(instance, "incident", element_id=job.element_id, payload={
+        "job": str(job.id), "error_code": job.error_code, "error": job.last_error,
+        "attempts": job.attempt,
+    })
+
+
+def _complete(instance: ProcessInstance, job: ServiceJob, result: Any) -> None:
+    job.status = ServiceJob.Status.SUCCEEDED
+    job.result = result
+    job.save()
+    record_event(instance, "job_succeeded", element_id=job.element_id,
+                 payload={"job": str(job.id), "attempt": job.attempt})
+    try:
+        with transaction.atomic():  # a savepoint: a failing mapping keeps the stored result
+            workflow = load_workflow(instance)
+            task = workflow.get_task_from_id(job.spiff_task_id)
+            if task is None or task.state != TaskState.STARTED:
+                return
+            with running_as(None):
+                apply_connector_result(task, result)
+                task.complete()
+                run_engine_steps(workflow)
+            persist_workflow(instance, workflow, actor=None)
+    except ScriptFailed as exc:
+        job.last_error = f"Applying the result failed: {exc.detail}"
+        _mark_incident(instance, job)
+
+
+def _retry_or_give_up(instance: ProcessInstance, job: ServiceJob, outcome: Outcome) -> None:
+    job.last_error = outcome.transient
+    if job.attempt >= job.max_attempts:
+        job.last_error = f"{outcome.transient} (gave up after {job.attempt} attempts)"
+        _mark_incident(instance, job)
+        return
+    delay = _backoff_seconds(job, outcome.retry_after)
+    job.status = ServiceJob.Status.PENDING
+    job.next_attempt_at = timezone.now() + timedelta(seconds=delay)
+    job.save()
+    record_event(instance, "job_failed", element_id=job.element_id, payload={
+        "job": str(job.id), "attempt": job.attempt, "error": job.last_error,
+        "retry_in_seconds": round(delay, 3),
+    })
+    enqueue_service_job_on_commit(str(job.id), delay)
+
+
+def _throw_error(instance: ProcessInstance, job: ServiceJob, outcome: Outcome) -> None:
+    job.error_code = outcome.error_code
+    job.last_error = f"{outcome.error_code}: {outcome.error_message}"
+    try:
+        with transaction.atomic():
+            workflow = load_workflow(instance)
+            task = workflow.get_task_from_id(job.spiff_task_id)
+            if task is None or task.state != TaskState.STARTED:
+                return
+            with running_as(None):
+                throw_bpmn_error(task, instance.definition.dialect, outcome.error_code,
+                                 outcome.error_message, outcome.error_details)
+                run_engine_steps(workflow)
+            if task.state == TaskState.STARTED:
+                raise _Uncaught
+            job.status = ServiceJob.Status.FAILED
+            job.save()
+            record_event(instance, "job_failed", element_id=job.element_id, payload={
+                "job": str(job.id), "attempt": job.attempt, "error_code": job.error_code,
+                "error": job.last_error, "caught": True,
+            })
+            persist_workflow(instance, workflow, actor=None)
+    except _Uncaught:
+        _mark_incident(instance, job)
+    except ScriptFailed as exc:
+        job.last_error += f"; then the error path failed: {exc.detail}"
+        _mark_incident(instance, job)
+
+
+class _Uncaught(Exception):
+    """No boundary event caught the error: roll its effects back and open an incident."""
+
+
+def apply_outcome(claim: ClaimedJob, outcome: Outcome) -> None:
+    with transaction.atomic():
+        instance = lock_instance(claim.instance_id)
+        job = ServiceJob.objects.select_for_update().get(pk=claim.id)
+        if job.status != ServiceJob.Status.RUNNING or job.attempt != claim.attempt:
+            return  # the sweep handed the job to a newer run; this result is stale
+        if outcome.incident:
+            job.last_error = outcome.incident
+            _mark_incident(instance, job)
+        elif outcome.transient:
+            _retry_or_give_up(instance, job, outcome)
+        elif outcome.error_code:
+            _throw_error(instance, job, outcome)
+        else:
+            _complete(instance, job, outcome.result)
+
+
+# -- repair and sweep -------------------------------------------------------------------------
+
+def retry_instance(*, instance_id: str, actor: Person) -> ProcessInstance:
+    """Re-run every dead job of an instance in incident. Operators only."""
+    if not is_operator(actor):
+        raise PermissionDenied("Only operators may retry incidents.")
+    with transaction.atomic():
+        instance = lock_instance(instance_id)
+        if instance.status != ProcessInstance.Status.INCIDENT:
+            raise Conflict(f"The instance is {instance.status}, not in incident.")
+        dead = list(instance.jobs.select_for_update().filter(status=ServiceJob.Status.DEAD))
+        for job in dead:
+            previous_attempts = job.attempt
+            job.status = ServiceJob.Status.PENDING
+            job.attempt = 0
+            job.next_attempt_at = timezone.now()
+            job.save()
+            record_event(instance, "job_retried", actor=actor, element_id=job.element_id,
+                         payload={"job": str(job.id), "previous_attempts": previous_attempts,
+                                  "last_error": job.last_error})
+            enqueue_service_job_on_commit(str(job.id))
+        instance.status = ProcessInstance.Status.RUNNING
+        instance.save(update_fields=["status", "updated_at"])
+    return instance
+
+
+def _requeue_late_pending(now: Any, grace: timedelta) -> int:
+    with transaction.atomic():
+        late = list(
+            ServiceJob.objects.select_for_update(skip_locked=True)
+            .filter(status=ServiceJob.Status.PENDING, next_attempt_at__lte=now - grace,
+                    instance__status__in=JOB_RUNNABLE_INSTANCE_STATUSES)
+            .order_by("next_attempt_at")[:500]
+        )
+        for job in late:
+            job.next_attempt_at = now
+            job.save(update_fields=["next_attempt_at", "updated_at"])
+            enqueue_service_job_on_commit(str(job.id))
+    return len(late)
+
+
+def _requeue_abandoned_running(now: Any, grace: timedelta) -> int:
+    deadline = now - grace - timedelta(seconds=settings.CELERY_TASK_SOFT_TIME_LIMIT)
+    requeued = 0
+    for job_id in ServiceJob.objects.filter(
+        status=ServiceJob.Status.RUNNING, started_at__lte=deadline
+    ).values_list("id", flat=True)[:500]:
+        if not _try_run_lock(str(job_id)):
+            continue  # its worker is alive and still calling
+        try:
+            with transaction.atomic():
+                job = ServiceJob.objects.select_for_update().get(pk=job_id)
+                if job.status == ServiceJob.Status.RUNNING:
+                    job.status = ServiceJob.Status.PENDING
+                    job.next_attempt_at = now
+                    job.save(update_fields=["status", "next_attempt_at", "updated_at"])
+                    enqueue_service_job_on_commit(str(job_id))
+                    requeued += 1
+        finally:
+            _release_run_lock(str(job_id))
+    return requeued
+
+
+def sweep_service_jobs() -> int:
+    """Enqueue again the jobs whose message was lost or whose worker died; return how many."""
+    now = timezone.now()
+    grace = timedelta(seconds=settings.BATON_SWEEP_GRACE_SECONDS)
+    return _requeue_late_pending(now, grace) + _requeue_abandoned_running(now, grace)

@@ -1,0 +1,192 @@
+"""Real infrastructure for service-task tests: an HTTP API on 127.0.0.1 that answers as told,
+and real Celery worker processes against the test database and the test broker."""
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+import psutil
+import pytest
+from django.db import connection
+
+BASE_DIR = Path(__file__).resolve().parents[2]
+TEST_SECRET = "s3cr3t-token-for-the-crm-7f1c"
+
+
+@dataclass
+class Reply:
+    status: int = 200
+    body: Any = field(default_factory=lambda: {"ok": True})
+    delay: float = 0.0
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass
+class Seen:
+    method: str
+    path: str
+    headers: dict[str, str]
+    body: bytes
+
+
+class FakeApi:
+    """Replies per path in order; the last reply of a path repeats. Unknown paths get 200."""
+
+    def __init__(self) -> None:
+        self.replies: dict[str, list[Reply]] = {}
+        self.seen: list[Seen] = []
+        self.lock = threading.Lock()
+        api = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def _handle(self) -> None:
+                length = int(self.headers.get("Content-Length") or 0)
+                body = self.rfile.read(length) if length else b""
+                path = self.path.split("?")[0]
+                with api.lock:
+                    api.seen.append(Seen(self.command, self.path, dict(self.headers), body))
+                    queue = api.replies.get(path) or [Reply()]
+                    reply = queue.pop(0) if len(queue) > 1 else queue[0]
+                time.sleep(reply.delay)
+                payload = json.dumps(reply.body).encode()
+                try:
+                    self.send_response(reply.status)
+                    self.send_header("Content-Type", "application/json")
+                    self.send_header("Content-Length", str(len(payload)))
+                    for key, value in reply.headers.items():
+                        self.send_header(key, value)
+                    self.end_headers()
+                    self.wfile.write(payload)
+                except (BrokenPipeError, ConnectionResetError):
+                    pass  # the client gave up (a timeout test)
+
+            do_GET = do_POST = do_PUT = _handle
+
+            def log_message(self, format: str, *args: Any) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.server.server_port}"
+
+    def reply(self, path: str, *replies: Reply) -> None:
+        with self.lock:
+            self.replies[path] = list(replies)
+
+    def requests_to(self, path: str) -> list[Seen]:
+        with self.lock:
+            return [s for s in self.seen if s.path.split("?")[0] == path]
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.fixture
+def fake_api() -> Iterator[FakeApi]:
+    api = FakeApi()
+    yield api
+    api.close()
+
+
+def database_url() -> str:
+    """The URL of the test database this session created, for processes we start."""
+    db = connection.settings_dict
+    host = db.get("HOST") or ""
+    if host.startswith("/"):
+        host = quote(host, safe="")
+    user = quote(db.get("USER") or "", safe="")
+    password = f":{quote(db['PASSWORD'], safe='')}" if db.get("PASSWORD") else ""
+    port = f":{db['PORT']}" if db.get("PORT") else ""
+    return f"postgres://{user}{password}@{host}{port}/{db['NAME']}"
+
+
+class Workers:
+    def __init__(self, processes: list[subprocess.Popen[bytes]], logs: list[Path]) -> None:
+        self.processes = processes
+        self.logs = logs
+
+    def log_text(self) -> str:
+        return "\n".join(path.read_text(errors="replace") for path in self.logs)
+
+    def pool_children(self) -> list[psutil.Process]:
+        return [c for p in self.processes for c in psutil.Process(p.pid).children()]
+
+    def stop(self) -> None:
+        for process in self.processes:
+            if process.poll() is None:
+                process.send_signal(signal.SIGTERM)
+        for process in self.processes:
+            try:
+                process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+
+
+@pytest.fixture(scope="session")
+def celery_workers(
+    django_db_setup: None, django_db_blocker: Any, live_server: Any,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[Workers]:
+    """Two Celery worker processes (prefork, 2 children each) on a queue of this session."""
+    from config.celery import app
+
+    queue = f"baton-test-{os.getpid()}"
+    app.conf.task_default_queue = queue
+    logs_dir = tmp_path_factory.mktemp("workers")
+    with django_db_blocker.unblock():
+        url = database_url()
+    env = {
+        **os.environ,
+        "DATABASE_URL": url,
+        "DJANGO_SETTINGS_MODULE": "config.settings.test",
+        "BATON_CELERY_QUEUE": queue,
+        "BATON_RETRY_BASE_SECONDS": "0.2",
+        "BATON_RETRY_MAX_SECONDS": "2",
+        "BATON_BASE_URL": live_server.url,
+        "CRM_TOKEN": TEST_SECRET,
+        "PYTHONUNBUFFERED": "1",
+    }
+    processes, logs = [], []
+    for index in (1, 2):
+        log = logs_dir / f"worker{index}.log"
+        logs.append(log)
+        processes.append(subprocess.Popen(
+            [sys.executable, "-m", "celery", "-A", "config", "worker", "-P", "prefork",
+             "-c", "2", "-n", f"test{index}-{os.getpid()}@%h", "-Q", queue, "-l", "info",
+             "--without-gossip", "--without-mingle", "--without-heartbeat"],
+            cwd=BASE_DIR, env=env, stdout=log.open("wb"), stderr=subprocess.STDOUT,
+        ))
+    workers = Workers(processes, logs)
+    deadline = time.monotonic() + 90
+    while workers.log_text().count(" ready.") < 2:
+        if time.monotonic() > deadline or any(p.poll() is not None for p in processes):
+            workers.stop()
+            raise RuntimeError("Celery workers did not start:\n" + workers.log_text()[-3000:])
+        time.sleep(0.2)
+    yield workers
+    workers.stop()
+
+
+def wait_until(condition: Callable[[], bool], timeout: float = 30, what: str = "") -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return
+        time.sleep(0.1)
+    raise AssertionError(f"Timed out after {timeout} s waiting for {what or condition}")

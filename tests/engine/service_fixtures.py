@@ -144,8 +144,12 @@ def celery_workers(
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[Workers]:
     """Two Celery worker processes (prefork, 2 children each) on a queue of this session."""
+    from django.conf import settings
+
     from config.celery import app
 
+    # Diagrams reach "Baton itself" (the demo API) at the live server, here and on the workers.
+    settings.BATON_BASE_URL = live_server.url
     queue = f"baton-test-{os.getpid()}"
     app.conf.task_default_queue = queue
     logs_dir = tmp_path_factory.mktemp("workers")

@@ -1,14 +1,22 @@
 """Service tasks end to end: a real Celery worker, the real broker, Postgres, and an HTTP API
 on 127.0.0.1 (DESIGN sections 3 and 5)."""
+import signal
+import time
+from datetime import timedelta
+
 import pytest
 from django.contrib.auth.models import User
+from django.db import connection
+from django.utils import timezone
 
 from engine.models import InstanceEvent, ProcessInstance, ServiceJob
+from engine.queueing import enqueue_service_job
 from engine.services import retry_instance, start_instance
+from engine.services.service_jobs import execute_service_job, sweep_service_jobs
 from processes.services import deploy
 from processes.validation import UploadedFile
-from tests.engine.service_diagrams import sequence, service_task
-from tests.engine.service_fixtures import FakeApi, Reply, Workers, wait_until
+from tests.engine.service_diagrams import parallel, sequence, service_task
+from tests.engine.service_fixtures import TEST_SECRET, FakeApi, Reply, Workers, wait_until
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -127,3 +135,133 @@ def test_exhausted_retries_incident_then_retry_after_the_fix_completes(
     job.refresh_from_db()
     assert (job.status, job.attempt) == ("succeeded", 1)
     assert InstanceEvent.objects.get(instance=instance, type="job_retried").actor == operator
+
+
+def test_a_worker_killed_mid_call_runs_the_job_again_and_completes_once(
+    celery_workers: Workers, fake_api: FakeApi
+) -> None:
+    fake_api.reply("/slow-once", Reply(delay=30.0), Reply(body={"done": True}))
+    deploy_xml("svc_kill", sequence("svc_kill", [service_task("call", 'api + "/slow-once"')]))
+    instance = start_instance(key="svc_kill", variables={"api": fake_api.base_url})
+    wait_until(lambda: len(fake_api.requests_to("/slow-once")) == 1, what="the first call")
+    for child in celery_workers.pool_children():
+        child.send_signal(signal.SIGKILL)
+    wait_until(lambda: finished(instance), timeout=60, what="the instance to finish")
+    assert instance.status == "completed"
+    job = ServiceJob.objects.get(instance=instance)
+    assert (job.status, job.attempt) == ("succeeded", 2)
+    calls = fake_api.requests_to("/slow-once")
+    assert len(calls) == 2
+    assert calls[0].headers["Idempotency-Key"] == calls[1].headers["Idempotency-Key"]
+    types = event_types(instance)
+    assert types.count("job_succeeded") == 1 and types.count("completed") == 1
+
+
+def test_a_duplicated_job_message_changes_nothing(
+    celery_workers: Workers, fake_api: FakeApi
+) -> None:
+    deploy_xml("svc_dup", sequence("svc_dup", [service_task("call", 'api + "/once"')]))
+    instance = start_instance(key="svc_dup", variables={"api": fake_api.base_url})
+    wait_until(lambda: finished(instance), what="the instance to finish")
+    job = ServiceJob.objects.get(instance=instance)
+    events_before = event_types(instance)
+    state_before = instance.lock_version
+    enqueue_service_job(str(job.id))
+    enqueue_service_job(str(job.id))
+    execute_service_job(str(job.id))  # and once more right here, in this process
+    time.sleep(1.5)
+    instance.refresh_from_db()
+    assert event_types(instance) == events_before
+    assert instance.lock_version == state_before
+    assert len(fake_api.requests_to("/once")) == 1
+
+
+def test_fifty_instances_with_four_parallel_service_tasks_keep_every_result(
+    celery_workers: Workers, fake_api: FakeApi
+) -> None:
+    for branch in range(1, 5):
+        fake_api.reply(f"/branch{branch}", Reply(body={"branch": branch}))
+    tasks = [
+        service_task(
+            f"call{b}", f'api + "/branch{b}"', outputs={f"r{b}": 'result["body"]["branch"]'}
+        )
+        for b in range(1, 5)
+    ]
+    deploy_xml("svc_par", parallel("svc_par", tasks))
+    instances = [
+        start_instance(key="svc_par", variables={"api": fake_api.base_url, "i": i})
+        for i in range(50)
+    ]
+    ids = [i.id for i in instances]
+    wait_until(
+        lambda: ProcessInstance.objects.filter(id__in=ids, status="completed").count() == 50,
+        timeout=120, what="50 parallel instances to complete",
+    )
+    results = [
+        (i.variables.get("r1"), i.variables.get("r2"), i.variables.get("r3"), i.variables.get("r4"))
+        for i in ProcessInstance.objects.filter(id__in=ids)
+    ]
+    assert results == [(1, 2, 3, 4)] * 50
+    assert ServiceJob.objects.filter(instance_id__in=ids, status="succeeded").count() == 200
+
+
+def test_a_secret_in_a_header_reaches_the_api_but_never_the_database_or_logs(
+    celery_workers: Workers, fake_api: FakeApi
+) -> None:
+    fake_api.reply("/crm", Reply(body={"echo": "ok"}))
+    deploy_xml("svc_secret", sequence("svc_secret", [service_task(
+        "call", 'api + "/crm"', headers={"Authorization": "Bearer secret:CRM_TOKEN"},
+    )]))
+    instance = start_instance(key="svc_secret", variables={"api": fake_api.base_url})
+    wait_until(lambda: finished(instance), what="the instance to finish")
+    assert instance.status == "completed"
+    [request] = fake_api.requests_to("/crm")
+    assert request.headers["Authorization"] == f"Bearer {TEST_SECRET}"
+    job = ServiceJob.objects.get(instance=instance)
+    assert job.parameters["headers"]["Authorization"] == "Bearer secret:CRM_TOKEN"
+    with connection.cursor() as cursor:
+        for table in ("engine_servicejob", "engine_processinstance", "engine_instanceevent",
+                      "engine_humantask", "processes_processdefinition"):
+            cursor.execute(f"SELECT count(*) FROM {table} t WHERE t::text LIKE %s",  # noqa: S608
+                           [f"%{TEST_SECRET}%"])
+            assert cursor.fetchone()[0] == 0, table
+    assert TEST_SECRET not in celery_workers.log_text()
+
+
+def test_the_sweep_enqueues_a_job_whose_message_was_lost(
+    celery_workers: Workers, fake_api: FakeApi, settings
+) -> None:
+    from config.celery import app
+
+    deploy_xml("svc_lost", sequence("svc_lost", [service_task("call", 'api + "/lost"')]))
+    queue = app.conf.task_default_queue
+    app.conf.task_default_queue = "nobody-listens-here"  # the message goes nowhere
+    try:
+        instance = start_instance(key="svc_lost", variables={"api": fake_api.base_url})
+    finally:
+        app.conf.task_default_queue = queue
+    time.sleep(1)
+    assert ServiceJob.objects.get(instance=instance).status == "pending"
+    settings.BATON_SWEEP_GRACE_SECONDS = 0
+    assert sweep_service_jobs() == 1
+    wait_until(lambda: finished(instance), what="the swept job to finish")
+    assert instance.status == "completed"
+
+
+def test_the_sweep_takes_over_a_running_job_whose_worker_is_gone(
+    celery_workers: Workers, fake_api: FakeApi, settings
+) -> None:
+    deploy_xml("svc_gone", sequence("svc_gone", [service_task("call", 'api + "/gone-worker"')]))
+    instance = start_instance(key="svc_gone", variables={"api": fake_api.base_url})
+    wait_until(lambda: finished(instance), what="the first run")
+    job = ServiceJob.objects.get(instance=instance)
+    # Rewind: as if a worker had claimed the job a while ago and died without a trace.
+    ServiceJob.objects.filter(pk=job.pk).update(
+        status="running", started_at=timezone.now() - timedelta(minutes=10)
+    )
+    ProcessInstance.objects.filter(pk=instance.pk).update(status="running")
+    settings.BATON_SWEEP_GRACE_SECONDS = 0
+    settings.CELERY_TASK_SOFT_TIME_LIMIT = 60
+    assert sweep_service_jobs() == 1
+    job.refresh_from_db()
+    wait_until(lambda: ServiceJob.objects.get(pk=job.pk).attempt == 2, what="the second run")

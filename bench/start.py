@@ -17,33 +17,42 @@ import argparse
 import contextlib
 import copy
 import json
-import math
 import os
 import platform
-import secrets
 import signal
-import socket
 import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import FrameType
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
 import httpx
 
-BASE_DIR = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from bench.common import (
+    BASE_DIR,
+    SETTINGS_MODULE,
+    bench_database_url,
+    database_label,
+    django_env,
+    free_port,
+    latency_summary,
+    log,
+    machine_busy_percent,
+    process_seconds,
+    raise_keyboard_interrupt,
+    recreate_database,
+    services,
+    stop_process_group,
+)
+
 PROCESS_KEY = "expense_approval"
 BPMN_FILE = BASE_DIR / "processes" / "bpmn" / "expense_approval.bpmn"
 START_VARIABLES = {"amount": 250, "description": "Team dinner", "requester": "bench"}
 BENCH_DATABASE = "baton_bench"
-SETTINGS_MODULE = "config.settings.prod"
 BENCH_USER = "bench"
-STOP_TIMEOUT_SECONDS = 15
 STARTUP_TIMEOUT_SECONDS = 60
 
 # Run inside Django (a subprocess, so that the benchmark process itself stays Django-free):
@@ -61,29 +70,6 @@ if not ProcessDefinition.objects.filter(key={PROCESS_KEY!r}).exists():
 user, _ = User.objects.get_or_create(username={BENCH_USER!r})
 print(Token.objects.get_or_create(user=user)[0].key)
 """
-
-
-def log(message: str) -> None:
-    print(f"[bench] {message}", file=sys.stderr, flush=True)
-
-
-def percentile(sorted_values: list[float], q: float) -> float:
-    """Nearest-rank percentile of a non-empty ascending list."""
-    rank = max(1, math.ceil(q / 100 * len(sorted_values)))
-    return sorted_values[rank - 1]
-
-
-def latency_summary(seconds: list[float]) -> dict[str, float | None]:
-    """Milliseconds; all None when nothing succeeded (JSON has no NaN)."""
-    values = sorted(seconds)
-    if not values:
-        return {"p50": None, "p95": None, "max": None, "mean": None}
-    return {
-        "p50": round(percentile(values, 50) * 1000, 2),
-        "p95": round(percentile(values, 95) * 1000, 2),
-        "max": round(values[-1] * 1000, 2),
-        "mean": round(sum(values) / len(values) * 1000, 2),
-    }
 
 
 # --------------------------------------------------------------------------------------------
@@ -133,60 +119,6 @@ def run_spiffworkflow(instances: int, warmup: int) -> dict[str, Any]:
 # Database, setup and server
 
 
-def bench_database_url(url: str) -> str:
-    """The same server and credentials, but the benchmark's own database."""
-    return urlunsplit(urlsplit(url)._replace(path=f"/{BENCH_DATABASE}"))
-
-
-def recreate_database(url: str) -> str:
-    """Drop and create the benchmark database on the server `url` names; returns its version."""
-    import dj_database_url
-    import psycopg
-    from psycopg import sql
-
-    config = dj_database_url.parse(url)
-    params: dict[str, Any] = {
-        "user": config.get("USER"), "password": config.get("PASSWORD"),
-        "host": config.get("HOST"), "port": config.get("PORT"),
-        **config.get("OPTIONS", {}),
-    }
-    params = {key: value for key, value in params.items() if value not in (None, "")}
-    # Connect to the database the URL names (it exists), or to `postgres` if that is ours.
-    candidates = [config.get("NAME"), "postgres"]
-    last_error: Exception | None = None
-    for dbname in candidates:
-        if not dbname or dbname == BENCH_DATABASE:
-            continue
-        try:
-            connection = psycopg.connect(dbname=dbname, autocommit=True, **params)
-        except psycopg.OperationalError as error:
-            last_error = error
-            continue
-        with connection:
-            name = sql.Identifier(BENCH_DATABASE)
-            connection.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(name))
-            connection.execute(sql.SQL("CREATE DATABASE {}").format(name))
-            row = connection.execute("SHOW server_version").fetchone()
-            return str(row[0]) if row else "?"
-    raise RuntimeError(f"cannot connect to the Postgres server of DATABASE_URL: {last_error}")
-
-
-def django_env(database_url: str) -> dict[str, str]:
-    """Production settings (DEBUG off), plain HTTP on 127.0.0.1, the benchmark database."""
-    env = dict(os.environ)
-    env.update({
-        "DJANGO_SETTINGS_MODULE": SETTINGS_MODULE,
-        "DATABASE_URL": database_url,
-        "SECRET_KEY": secrets.token_urlsafe(50),
-        "DEBUG": "0",
-        "SECURE_SSL_REDIRECT": "0",
-        "ALLOWED_HOSTS": "127.0.0.1",
-        "LOG_LEVEL": "WARNING",
-        "PYTHONUNBUFFERED": "1",
-    })
-    return env
-
-
 def prepare_database(env: dict[str, str]) -> str:
     """Migrate, deploy the examples, create the bench user; returns its API token."""
     subprocess.run([sys.executable, "manage.py", "migrate", "--noinput", "-v", "0"],
@@ -194,13 +126,6 @@ def prepare_database(env: dict[str, str]) -> str:
     result = subprocess.run([sys.executable, "-c", SETUP_CODE], cwd=BASE_DIR, env=env,
                             check=True, capture_output=True, text=True)
     return result.stdout.strip().splitlines()[-1]
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 def gunicorn_version() -> str:
@@ -265,18 +190,7 @@ class Server:
 
     def stop(self) -> None:
         process, self.process = self.process, None
-        if process is None:
-            return
-        if process.poll() is None:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(process.pid, signal.SIGTERM)
-            try:
-                process.wait(timeout=STOP_TIMEOUT_SECONDS)
-            except subprocess.TimeoutExpired:
-                log("gunicorn did not stop in time; killing it")
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(process.pid, signal.SIGKILL)  # stragglers of its session
-        process.wait()
+        stop_process_group(process, "gunicorn")
 
 
 # --------------------------------------------------------------------------------------------
@@ -382,11 +296,6 @@ class CpuSnapshot:
     postgres: dict[int, float]  # the Postgres backends serving the benchmark database
 
 
-def _process_seconds(process: Any) -> float:
-    times = process.cpu_times()
-    return float(times.user + times.system)
-
-
 def cpu_snapshot(server_pids: list[int]) -> CpuSnapshot | None:
     try:
         import psutil
@@ -396,7 +305,7 @@ def cpu_snapshot(server_pids: list[int]) -> CpuSnapshot | None:
     server: dict[int, float] = {}
     for pid in server_pids:
         with contextlib.suppress(psutil.Error):
-            server[pid] = _process_seconds(psutil.Process(pid))
+            server[pid] = process_seconds(psutil.Process(pid))
     # Backends name their database in their title: "postgres: user baton_bench [local] idle".
     # Only a Postgres on this machine shows up; a remote one counts as nothing here.
     postgres: dict[int, float] = {}
@@ -404,21 +313,13 @@ def cpu_snapshot(server_pids: list[int]) -> CpuSnapshot | None:
         with contextlib.suppress(psutil.Error):
             title = " ".join(process.info["cmdline"] or [])
             if title.startswith("postgres:") and f" {BENCH_DATABASE} " in title:
-                postgres[process.pid] = _process_seconds(process)
+                postgres[process.pid] = process_seconds(process)
     return CpuSnapshot(
         busy=sum(machine) - machine.idle - getattr(machine, "iowait", 0.0),
-        client=_process_seconds(psutil.Process()),
+        client=process_seconds(psutil.Process()),
         server=server,
         postgres=postgres,
     )
-
-
-def machine_busy_percent(seconds: float = 1.0) -> float | None:
-    try:
-        import psutil
-    except ImportError:
-        return None
-    return float(psutil.cpu_percent(interval=seconds))
 
 
 def cpu_usage(
@@ -455,27 +356,11 @@ def cpu_usage(
 # --------------------------------------------------------------------------------------------
 
 
-@contextlib.contextmanager
-def services(data_dir: Path) -> Iterator[str]:
-    """Postgres/Redis from the environment, or embedded ones for whatever it leaves unset."""
-    sys.path.insert(0, str(BASE_DIR))
-    from config.embedded import EmbeddedServices
-
-    with EmbeddedServices(data_dir) as embedded:
-        if embedded.started:
-            log(f"embedded {' and '.join(embedded.started)} running under {data_dir}")
-        yield "embedded Postgres (pgserver)" if embedded.postgres is not None else "Postgres"
-
-
 def cpu_overhead_ratio(cpu: dict[str, Any] | None, spiff: dict[str, Any]) -> float | None:
     if cpu is None:
         return None
     baton_ms = cpu["per_instance_ms"]["server"] + cpu["per_instance_ms"]["postgres_backends"]
     return round(baton_ms / (1000 / spiff["instances_per_second"]), 1)
-
-
-def raise_keyboard_interrupt(signum: int, frame: FrameType | None) -> None:
-    raise KeyboardInterrupt
 
 
 def parse_args() -> argparse.Namespace:
@@ -499,8 +384,8 @@ def parse_args() -> argparse.Namespace:
 
 
 def measure(args: argparse.Namespace, database: str, gunicorn: str) -> dict[str, Any]:
-    postgres_version = recreate_database(os.environ["DATABASE_URL"])
-    env = django_env(bench_database_url(os.environ["DATABASE_URL"]))
+    postgres_version = recreate_database(os.environ["DATABASE_URL"], BENCH_DATABASE)
+    env = django_env(bench_database_url(os.environ["DATABASE_URL"], BENCH_DATABASE))
     log(f"database {BENCH_DATABASE} recreated (Postgres {postgres_version}); migrating")
     token = prepare_database(env)
 
@@ -554,8 +439,8 @@ def main() -> int:
         log(f"plain SpiffWorkflow: {args.instances} instances in memory")
         spiff = run_spiffworkflow(args.instances, args.warmup)
         log(f"plain SpiffWorkflow: {spiff['instances_per_second']}/s")
-        with services(args.data_dir) as database:
-            baton = measure(args, database, gunicorn)
+        with services(args.data_dir) as embedded:
+            baton = measure(args, database_label(embedded), gunicorn)
     except KeyboardInterrupt:
         log("interrupted; everything stopped")
         return 130

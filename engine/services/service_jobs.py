@@ -88,9 +88,10 @@ def _release_run_lock(job_id: str) -> None:
 
 def _claim(job_id: str) -> ClaimedJob | None:
     with transaction.atomic():
-        job = ServiceJob.objects.select_for_update().select_related("instance").filter(
-            pk=job_id
-        ).first()
+        # Only the job row is locked here: instance locks are always taken first, elsewhere.
+        job = ServiceJob.objects.select_for_update(of=("self",)).select_related(
+            "instance"
+        ).filter(pk=job_id).first()
         if job is None or job.status not in ACTIVE_JOB_STATUSES:
             return None  # finished, dead, or unknown: a duplicate message changes nothing
         if job.instance.status not in JOB_RUNNABLE_INSTANCE_STATUSES:
@@ -298,7 +299,7 @@ def retry_instance(*, instance_id: str, actor: Person) -> ProcessInstance:
 def _requeue_late_pending(now: Any, grace: timedelta) -> int:
     with transaction.atomic():
         late = list(
-            ServiceJob.objects.select_for_update(skip_locked=True)
+            ServiceJob.objects.select_for_update(skip_locked=True, of=("self",))
             .filter(status=ServiceJob.Status.PENDING, next_attempt_at__lte=now - grace,
                     instance__status__in=JOB_RUNNABLE_INSTANCE_STATUSES)
             .order_by("next_attempt_at")[:500]

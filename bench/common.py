@@ -1,0 +1,168 @@
+"""Helpers shared by the benchmarks in `bench/`: logging, percentiles, the benchmark's own
+database, the environment of the Django processes they start, embedded services, CPU time."""
+import contextlib
+import math
+import os
+import secrets
+import signal
+import socket
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from types import FrameType
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+SETTINGS_MODULE = "config.settings.prod"
+STOP_TIMEOUT_SECONDS = 15
+
+
+def log(message: str) -> None:
+    print(f"[bench] {message}", file=sys.stderr, flush=True)
+
+
+def percentile(sorted_values: list[float], q: float) -> float:
+    """Nearest-rank percentile of a non-empty ascending list."""
+    rank = max(1, math.ceil(q / 100 * len(sorted_values)))
+    return sorted_values[rank - 1]
+
+
+def latency_summary(seconds: list[float]) -> dict[str, float | None]:
+    """Milliseconds; all None when nothing succeeded (JSON has no NaN)."""
+    values = sorted(seconds)
+    if not values:
+        return {"p50": None, "p95": None, "max": None, "mean": None}
+    return {
+        "p50": round(percentile(values, 50) * 1000, 2),
+        "p95": round(percentile(values, 95) * 1000, 2),
+        "max": round(values[-1] * 1000, 2),
+        "mean": round(sum(values) / len(values) * 1000, 2),
+    }
+
+
+# --------------------------------------------------------------------------------------------
+# The benchmark's own database
+
+
+def bench_database_url(url: str, database: str) -> str:
+    """The same server and credentials, but the benchmark's own database."""
+    return urlunsplit(urlsplit(url)._replace(path=f"/{database}"))
+
+
+def recreate_database(url: str, database: str) -> str:
+    """Drop and create `database` on the server `url` names; returns the server's version."""
+    import dj_database_url
+    import psycopg
+    from psycopg import sql
+
+    config = dj_database_url.parse(url)
+    params: dict[str, Any] = {
+        "user": config.get("USER"), "password": config.get("PASSWORD"),
+        "host": config.get("HOST"), "port": config.get("PORT"),
+        **config.get("OPTIONS", {}),
+    }
+    params = {key: value for key, value in params.items() if value not in (None, "")}
+    # Connect to the database the URL names (it exists), or to `postgres` if that is ours.
+    candidates = [config.get("NAME"), "postgres"]
+    last_error: Exception | None = None
+    for dbname in candidates:
+        if not dbname or dbname == database:
+            continue
+        try:
+            connection = psycopg.connect(dbname=dbname, autocommit=True, **params)
+        except psycopg.OperationalError as error:
+            last_error = error
+            continue
+        with connection:
+            name = sql.Identifier(database)
+            connection.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(name))
+            connection.execute(sql.SQL("CREATE DATABASE {}").format(name))
+            row = connection.execute("SHOW server_version").fetchone()
+            return str(row[0]) if row else "?"
+    raise RuntimeError(f"cannot connect to the Postgres server of DATABASE_URL: {last_error}")
+
+
+def django_env(database_url: str) -> dict[str, str]:
+    """Production settings (DEBUG off), plain HTTP on 127.0.0.1, the benchmark database."""
+    env = dict(os.environ)
+    env.update({
+        "DJANGO_SETTINGS_MODULE": SETTINGS_MODULE,
+        "DATABASE_URL": database_url,
+        "SECRET_KEY": secrets.token_urlsafe(50),
+        "DEBUG": "0",
+        "SECURE_SSL_REDIRECT": "0",
+        "ALLOWED_HOSTS": "127.0.0.1",
+        "LOG_LEVEL": "WARNING",
+        "PYTHONUNBUFFERED": "1",
+    })
+    return env
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+# --------------------------------------------------------------------------------------------
+# Services and processes
+
+
+@contextlib.contextmanager
+def services(data_dir: Path) -> Iterator[Any]:
+    """Postgres/Redis from the environment, or embedded ones for whatever it leaves unset.
+    Yields the `config.embedded.EmbeddedServices` (its `postgres`/`redis` are None when the
+    environment named real servers)."""
+    if str(BASE_DIR) not in sys.path:
+        sys.path.insert(0, str(BASE_DIR))
+    from config.embedded import EmbeddedServices
+
+    with EmbeddedServices(data_dir) as embedded:
+        if embedded.started:
+            log(f"embedded {' and '.join(embedded.started)} running under {data_dir}")
+        yield embedded
+
+
+def database_label(embedded: Any) -> str:
+    return "embedded Postgres (pgserver)" if embedded.postgres is not None else "Postgres"
+
+
+def stop_process_group(process: subprocess.Popen[Any] | None, name: str) -> None:
+    """SIGTERM a child started with `start_new_session=True`, wait, then SIGKILL its session."""
+    if process is None:
+        return
+    if process.poll() is None:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGTERM)
+        try:
+            process.wait(timeout=STOP_TIMEOUT_SECONDS)
+        except subprocess.TimeoutExpired:
+            log(f"{name} did not stop in time; killing it")
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(process.pid, signal.SIGKILL)  # stragglers of its session
+    process.wait()
+
+
+def raise_keyboard_interrupt(signum: int, frame: FrameType | None) -> None:
+    raise KeyboardInterrupt
+
+
+# --------------------------------------------------------------------------------------------
+# CPU time
+
+
+def process_seconds(process: Any) -> float:
+    """User + system CPU seconds of a psutil.Process."""
+    times = process.cpu_times()
+    return float(times.user + times.system)
+
+
+def machine_busy_percent(seconds: float = 1.0) -> float | None:
+    try:
+        import psutil
+    except ImportError:
+        return None
+    return float(psutil.cpu_percent(interval=seconds))

@@ -26,6 +26,7 @@ Everything the benchmark starts is stopped at the end, on error and on Ctrl-C.
 import argparse
 import contextlib
 import cProfile
+import itertools
 import json
 import os
 import platform
@@ -94,7 +95,7 @@ def chain_diagram(tasks: int) -> str:
     nodes = ["start", *(f"call_{i:02d}" for i in range(1, tasks + 1)), "end"]
     flows = "".join(
         f'    <bpmn:sequenceFlow id="flow_{i}" sourceRef="{a}" targetRef="{b}" />\n'
-        for i, (a, b) in enumerate(zip(nodes, nodes[1:], strict=False))
+        for i, (a, b) in enumerate(itertools.pairwise(nodes))
     )
     return (
         '<?xml version="1.0" encoding="UTF-8"?>\n'
@@ -206,12 +207,10 @@ class Workers:
     names: list[str] = field(default_factory=list)
 
     def command(self, name: str) -> list[str]:
-        command = [sys.executable, "-m", "celery", "-A", "config", "worker", "-P", self.pool,
-                   "-Q", self.queue, "-n", name, "-l", "warning",
-                   "--without-gossip", "--without-mingle", "--without-heartbeat"]
-        if self.pool != "solo":
-            command[7:7] = ["-c", str(self.concurrency)]
-        return command
+        pool = ["-P", self.pool] + ([] if self.pool == "solo" else ["-c", str(self.concurrency)])
+        return [sys.executable, "-m", "celery", "-A", "config", "worker", *pool,
+                "-Q", self.queue, "-n", name, "-l", "warning",
+                "--without-gossip", "--without-mingle", "--without-heartbeat"]
 
     def describe(self) -> str:
         return " ".join(["celery -A config worker", *self.command("<name>")[6:]])
@@ -403,7 +402,7 @@ def analyse(ids: list[str], api_requests: dict[str, list[float]] | None) -> dict
         by_instance.setdefault(job["instance_id"], []).append(job)
     handoff, in_transaction, to_claim, api_gap, run = [], [], [], [], []
     for chain in by_instance.values():
-        for previous, job in zip(chain, chain[1:], strict=False):
+        for previous, job in itertools.pairwise(chain):
             handoff.append(seconds_between(job["started_at"], previous["updated_at"]))
             in_transaction.append(seconds_between(job["created_at"], previous["updated_at"]))
             to_claim.append(seconds_between(job["started_at"], job["created_at"]))
@@ -449,12 +448,6 @@ def analyse(ids: list[str], api_requests: dict[str, list[float]] | None) -> dict
 # --------------------------------------------------------------------------------------------
 # In process: SQL queries and time per job, and (with --profile) where the time goes
 
-_SQL_SHAPE = re.compile(
-    r'^\s*(SELECT|INSERT INTO|UPDATE|DELETE FROM|SAVEPOINT|RELEASE SAVEPOINT|ROLLBACK TO SAVEPOINT)'
-    r'(?:.*?\bFROM\s+"?(\w+)"?)?', re.IGNORECASE | re.DOTALL,
-)
-
-
 def query_shape(sql: str) -> str:
     """`UPDATE engine_servicejob`, `SELECT engine_processinstance FOR NO KEY UPDATE`, ..."""
     head = sql.lstrip()
@@ -482,7 +475,7 @@ def _short_location(filename: str, line: int, name: str) -> str:
 def top_functions(profile: cProfile.Profile, jobs: int, key: str, limit: int) -> list[str]:
     stats = pstats.Stats(profile)
     rows = []
-    for (filename, line, name), (_cc, calls, tottime, cumtime, _) in stats.stats.items():  # type: ignore[attr-defined]
+    for (filename, line, name), (_cc, calls, tottime, cumtime, _) in stats.stats.items():
         seconds = tottime if key == "self" else cumtime
         rows.append((seconds, calls, _short_location(filename, line, name)))
     rows.sort(reverse=True)

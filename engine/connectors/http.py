@@ -1,12 +1,14 @@
 """The `http` connector, built on httpx.
 
 Parameters: `url` (required), `method` (GET), `query`, `headers`, `json` or `form` body,
+`basic_auth` (`{"username", "password"}`, which may name secrets),
 `timeout` in seconds (10), `success_statuses` (a list; default 200-299), `response_headers`
 (header names to keep in the result; default content-type). The result is
 `{"status": int, "headers": {...}, "body": parsed JSON or text}`.
 Timeouts, connection errors, 5xx and 429 are transient (retried); any other status outside
 `success_statuses` is a BPMN error with code `HTTP_<status>`.
 """
+from collections.abc import Callable
 from typing import Any
 
 import httpx
@@ -47,6 +49,9 @@ def _request_options(params: dict[str, Any], call: ConnectorCall) -> dict[str, A
         "headers": headers,
         "timeout": float(params.get("timeout") or DEFAULT_TIMEOUT_SECONDS),
     }
+    auth = params.get("basic_auth")
+    if isinstance(auth, dict) and auth.get("username"):
+        options["auth"] = (str(auth["username"]), str(auth.get("password") or ""))
     if params.get("json") is not None:
         options["json"] = params["json"]
     elif params.get("form") is not None:
@@ -76,3 +81,29 @@ def http_request(params: dict[str, Any], call: ConnectorCall) -> dict[str, Any]:
         raise TransientError(f"HTTP {status}", retry_after=_retry_after(response))
     message = f"HTTP {status} from {options['method']} {options['url']}"
     raise BusinessError(f"HTTP_{status}", message, {"status": status, "body": body})
+
+
+def _spiffarena_request(method: str) -> Callable[[dict[str, Any], ConnectorCall], Any]:
+    """SpiffArena's `http/<Method>Request` commands, translated to the `http` connector."""
+
+    def request(params: dict[str, Any], call: ConnectorCall) -> dict[str, Any]:
+        translated: dict[str, Any] = {
+            "method": method,
+            "url": params.get("url"),
+            "headers": params.get("headers") or {},
+            "query": params.get("params") or None,
+            "json": params.get("data"),
+        }
+        if params.get("basic_auth_username"):
+            translated["basic_auth"] = {
+                "username": params["basic_auth_username"],
+                "password": params.get("basic_auth_password") or "",
+            }
+        return http_request(translated, call)
+
+    return request
+
+
+for _method in ("Get", "Post", "Put", "Patch", "Delete", "Head"):
+    for _suffix in ("", "V2"):
+        connector(f"http/{_method}Request{_suffix}")(_spiffarena_request(_method.upper()))

@@ -116,3 +116,15 @@ def test_the_credit_check_example_against_the_demo_api(celery_workers: Workers) 
     assert task.element_id == "check_customer_data"
     assert unknown.variables["error"]["code"] == "HTTP_404"
 
+
+
+def test_spiffarena_http_get_request_command(celery_workers: Workers, fake_api: FakeApi):
+    fake_api.reply("/spiff", Reply(body={"hits": 5}))
+    xml = SPIFF.replace('id="http"', 'id="http/GetRequest"').replace(
+        'id="query"', 'id="params"'
+    ).replace("spiff_call", "spiff_get")
+    instance = run("spiff_get", xml, {"api": fake_api.base_url, "term": "x"})
+    assert instance.status == "completed"
+    assert instance.variables["found"] == 5
+    [request] = fake_api.requests_to("/spiff")
+    assert (request.method, request.path) == ("GET", "/spiff?q=x")

@@ -36,6 +36,7 @@ class Seen:
     path: str
     headers: dict[str, str]
     body: bytes
+    received_at: float = field(default_factory=time.monotonic)
 
 
 class FakeApi:

@@ -265,3 +265,15 @@ def test_the_sweep_takes_over_a_running_job_whose_worker_is_gone(
     assert sweep_service_jobs() == 1
     job.refresh_from_db()
     wait_until(lambda: ServiceJob.objects.get(pk=job.pk).attempt == 2, what="the second run")
+
+
+def test_429_waits_for_retry_after(celery_workers: Workers, fake_api: FakeApi) -> None:
+    fake_api.reply("/limited", Reply(429, headers={"Retry-After": "1"}), Reply(body={"ok": 1}))
+    deploy_xml("svc_429", sequence("svc_429", [service_task("call", 'api + "/limited"')]))
+    instance = start_instance(key="svc_429", variables={"api": fake_api.base_url})
+    wait_until(lambda: finished(instance), what="the instance to finish")
+    assert instance.status == "completed"
+    failure = InstanceEvent.objects.get(instance=instance, type="job_failed")
+    assert failure.payload["retry_in_seconds"] == 1.0
+    first, second = fake_api.requests_to("/limited")
+    assert second.received_at - first.received_at >= 0.9

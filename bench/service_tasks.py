@@ -1,7 +1,7 @@
 """Benchmark: service tasks per second on real Celery workers.
 
-    .venv/bin/python bench/service_tasks.py [--instances 40] [--concurrency 2] [--workers 2]
-                                            [--pool prefork] [--profile]
+    .venv/bin/python bench/service_tasks.py [--instances 40] [--concurrency 4] [--workers 1]
+                                            [--pool prefork|threads|solo] [--profile]
 
 Deploys a Camunda diagram of 10 sequential service tasks (`camunda:type="external"`,
 `camunda:topic="http"`, url `${api + "/echo"}`, two output mappings each), starts N instances
@@ -57,7 +57,6 @@ from bench.common import (
     latency_summary,
     log,
     machine_busy_percent,
-    process_seconds,
     raise_keyboard_interrupt,
     recreate_database,
     services,
@@ -70,6 +69,7 @@ BENCH_DATABASE = "baton_bench_service"
 GOAL_TASKS_PER_SECOND = 200
 FINISHED = ("completed", "incident", "terminated")
 STARTUP_TIMEOUT_SECONDS = 90
+WORKER_PARENTS = "worker_parents"
 
 # --------------------------------------------------------------------------------------------
 # The diagram: start -> 10 service tasks -> end, Camunda 7 dialect
@@ -219,12 +219,12 @@ class Workers:
         host = platform.node() or "localhost"
         for index in range(1, self.count + 1):
             name = f"bench{index}-{os.getpid()}@{host}"
-            log_file = (self.log_dir / f"worker{index}.log").open("wb")
             self.names.append(name)
-            self.processes.append(subprocess.Popen(
-                self.command(name), cwd=BASE_DIR, env=self.env, stdout=log_file,
-                stderr=subprocess.STDOUT, start_new_session=True,
-            ))
+            with (self.log_dir / f"worker{index}.log").open("wb") as log_file:
+                self.processes.append(subprocess.Popen(
+                    self.command(name), cwd=BASE_DIR, env=self.env, stdout=log_file,
+                    stderr=subprocess.STDOUT, start_new_session=True,
+                ))
 
     def wait_ready(self) -> None:
         """Until every worker answers a ping (they log at warning level, so no 'ready.')."""
@@ -249,6 +249,9 @@ class Workers:
         text = "\n".join(path.read_text(errors="replace")
                          for path in sorted(self.log_dir.glob("worker*.log")))
         return text[-3000:]
+
+    def parent_pids(self) -> list[int]:
+        return [process.pid for process in self.processes]
 
     def pids(self) -> list[int]:
         import psutil
@@ -310,7 +313,16 @@ def postgres_pids(embedded: Any) -> list[int]:
 @dataclass
 class CpuSnapshot:
     busy: float
+    machine: dict[str, float]  # psutil.cpu_times() fields, all CPUs together
     roles: dict[str, dict[int, float]]
+    everyone: dict[int, tuple[str, float]]  # every process on the machine: name, CPU seconds
+
+
+def cpu_with_reaped_children(process: Any) -> float:
+    """A process's CPU seconds plus those of its children that ended and were waited for:
+    Postgres forks a backend per connection, and short-lived ones are gone by the end."""
+    times = process.cpu_times()
+    return float(times.user + times.system + times.children_user + times.children_system)
 
 
 def cpu_snapshot(roles: dict[str, Callable[[], list[int]]]) -> CpuSnapshot:
@@ -322,18 +334,36 @@ def cpu_snapshot(roles: dict[str, Callable[[], list[int]]]) -> CpuSnapshot:
         seconds[role] = {}
         for pid in pids():
             with contextlib.suppress(psutil.Error):
-                seconds[role][pid] = process_seconds(psutil.Process(pid))
+                seconds[role][pid] = cpu_with_reaped_children(psutil.Process(pid))
+    everyone = {}
+    for process in psutil.process_iter(["name", "cpu_times"]):
+        times = process.info["cpu_times"]
+        if times is not None:
+            everyone[process.pid] = (process.info["name"] or "?", times.user + times.system)
     busy = sum(machine) - machine.idle - getattr(machine, "iowait", 0.0)
-    return CpuSnapshot(busy=busy, roles=seconds)
+    return CpuSnapshot(busy=busy, machine=machine._asdict(), roles=seconds, everyone=everyone)
 
 
 def cpu_usage(before: CpuSnapshot, after: CpuSnapshot, wall: float, jobs: int) -> dict[str, Any]:
-    used = {
-        role: sum(s - before.roles[role].get(pid, 0.0) for pid, s in after.roles[role].items())
-        for role in after.roles
-    }
+    def grown(old: dict[int, float], new: dict[int, float]) -> float:
+        # A process that ended in between is in its parent's children times, whole: take
+        # away what it had used before.
+        gone = sum(seconds for pid, seconds in old.items() if pid not in new)
+        return sum(seconds - old.get(pid, 0.0) for pid, seconds in new.items()) - gone
+
+    used = {role: grown(before.roles[role], after.roles[role]) for role in after.roles}
+    # Part of "workers": the Celery main processes (consuming, dispatching to the pool, acking).
+    parents = used.pop(WORKER_PARENTS)
     busy = after.busy - before.busy
     used["other"] = busy - sum(used.values())
+    ours = {pid for pids in after.roles.values() for pid in pids}
+    others: Counter[str] = Counter()
+    for pid, (name, seconds) in after.everyone.items():
+        if pid not in ours:
+            others[name] += seconds - before.everyone.get(pid, (name, 0.0))[1]
+    machine = {field: round(after.machine[field] - before.machine[field], 2)
+               for field in ("user", "nice", "system", "irq", "softirq", "steal", "iowait")
+               if field in after.machine}
     return {
         "busy_percent_of_all_cpus": round(100 * busy / (wall * (os.cpu_count() or 1)), 1),
         "seconds": {role: round(value, 2) for role, value in used.items()},
@@ -341,6 +371,13 @@ def cpu_usage(before: CpuSnapshot, after: CpuSnapshot, wall: float, jobs: int) -
                           for role, value in used.items()},
         "per_task_ms": {role: round(value / jobs * 1000, 2) for role, value in used.items()},
         "total_per_task_ms": round(busy / jobs * 1000, 2),
+        "workers_of_which_celery_main_processes_per_task_ms": round(parents / jobs * 1000, 2),
+        "processes_counted": {role: len(pids) for role, pids in after.roles.items()
+                              if role != WORKER_PARENTS},
+        # What "other" is made of: other processes, and the machine's kernel/steal time.
+        "other_processes_seconds": {name: round(seconds, 2)
+                                    for name, seconds in others.most_common(5) if seconds >= 0.01},
+        "machine_seconds": machine,
     }
 
 
@@ -417,10 +454,11 @@ def analyse(ids: list[str], api_requests: dict[str, list[float]] | None) -> dict
     first_to_claim = [seconds_between(chain[0]["started_at"], i["created_at"])
                       for i in instances if (chain := by_instance.get(i["id"]))]
     wrong = [i for i in completed if i["variables"].get("calls") != TASKS_PER_INSTANCE]
-    calls = None
+    calls, served = None, []
     if api_requests is not None:
         keys = {job["idempotency_key"] for job in jobs}
         calls = sum(1 for key in api_requests if key in keys)
+        served = [done - arrived for key, (arrived, done) in api_requests.items() if key in keys]
     return {
         "instances": instances,
         "summary": {
@@ -438,6 +476,7 @@ def analyse(ids: list[str], api_requests: dict[str, list[float]] | None) -> dict
             "next_job_written_to_claimed": latency_summary(present(to_claim)),
         },
         "api_gap_ms": latency_summary(api_gap) if api_requests is not None else None,
+        "api_request_handling_ms": latency_summary(served) if api_requests is not None else None,
         "job_claim_to_result_stored_ms": latency_summary(present(run)),
         "start_to_first_claim_ms": latency_summary(present(first_to_claim)),
         "instance_duration_ms": latency_summary(present(durations)),
@@ -448,21 +487,26 @@ def analyse(ids: list[str], api_requests: dict[str, list[float]] | None) -> dict
 # --------------------------------------------------------------------------------------------
 # In process: SQL queries and time per job, and (with --profile) where the time goes
 
+
 def query_shape(sql: str) -> str:
-    """`UPDATE engine_servicejob`, `SELECT engine_processinstance FOR NO KEY UPDATE`, ..."""
-    head = sql.lstrip()
-    verb = head.split(" ", 2)
-    if verb[0].upper() in ("SAVEPOINT", "RELEASE", "ROLLBACK"):
-        return " ".join(verb[:2]).upper() if verb[0].upper() != "SAVEPOINT" else "SAVEPOINT"
-    if verb[0].upper() in ("INSERT", "DELETE") and len(verb) > 2:
-        return f"{verb[0].upper()} {verb[2].split(' ')[0].strip(chr(34))}"
-    if verb[0].upper() == "UPDATE":
-        return f"UPDATE {verb[1].strip(chr(34))}"
-    match = re.search(r'\bFROM\s+"?(\w+)"?', head, re.IGNORECASE)
-    function = re.match(r"SELECT\s+(\w+)\(", head, re.IGNORECASE)
-    target = match.group(1) if match else (f"{function.group(1)}()" if function else "?")
-    lock = re.search(r"FOR (NO KEY )?UPDATE", head)
-    return f"SELECT {target}" + (f" {lock.group(0)}" if lock else "")
+    """`UPDATE engine_servicejob`, `SELECT engine_processinstance FOR NO KEY UPDATE`,
+    `SELECT pg_try_advisory_lock()`, `BEGIN`, `SAVEPOINT`, ..."""
+    words = [word.strip('"') for word in sql.split(None, 3)]
+    verb = words[0].upper()
+    if verb in ("BEGIN", "COMMIT", "SAVEPOINT"):
+        return verb
+    if verb in ("RELEASE", "ROLLBACK"):
+        return " ".join(words[:2]).upper()
+    if verb in ("INSERT", "DELETE") and len(words) > 2:
+        return f"{verb} {words[2]}"
+    if verb == "UPDATE" and len(words) > 1:
+        return f"UPDATE {words[1]}"
+    table = re.search(r'\bFROM\s+"?(\w+)"?', sql, re.IGNORECASE)
+    function = re.match(r"\s*SELECT\s+(\w+)\(", sql, re.IGNORECASE)
+    target = table.group(1) if table else (
+        f"{function.group(1)}()" if function else " ".join(sql.split())[:40])
+    lock = re.search(r"FOR (NO KEY )?UPDATE", sql)
+    return f"{verb} {target}" + (f" {lock.group(0)}" if lock else "")
 
 
 def _short_location(filename: str, line: int, name: str) -> str:
@@ -472,15 +516,40 @@ def _short_location(filename: str, line: int, name: str) -> str:
     return f"{filename}:{line}({name})"
 
 
-def top_functions(profile: cProfile.Profile, jobs: int, key: str, limit: int) -> list[str]:
-    stats = pstats.Stats(profile)
+def top_functions(
+    stats: pstats.Stats, jobs: int, key: str, limit: int, only: Callable[[str], bool] | None = None
+) -> list[str]:
     rows = []
     for (filename, line, name), (_cc, calls, tottime, cumtime, _) in stats.stats.items():
-        seconds = tottime if key == "self" else cumtime
-        rows.append((seconds, calls, _short_location(filename, line, name)))
+        if only is None or only(filename):
+            seconds = tottime if key == "self" else cumtime
+            rows.append((seconds, calls, _short_location(filename, line, name)))
     rows.sort(reverse=True)
     return [f"{seconds / jobs * 1000:.2f} ms/job  {calls / jobs:g} calls/job  {where}"
             for seconds, calls, where in rows[:limit]]
+
+
+def is_baton_code(filename: str) -> bool:
+    return (filename.startswith(str(BASE_DIR)) and "site-packages" not in filename
+            and "/bench/" not in filename)
+
+
+def self_time_by_package(stats: pstats.Stats, jobs: int) -> dict[str, float]:
+    """Where the time is spent, not who called it: self time grouped by package."""
+    areas: Counter[str] = Counter()
+    for (filename, _line, name), (_cc, _calls, tottime, _cumtime, _) in stats.stats.items():
+        if "site-packages/" in filename:
+            area = filename.split("site-packages/", 1)[1].split("/", 1)[0]
+        elif is_baton_code(filename):
+            area = "baton: " + filename[len(str(BASE_DIR)) + 1:].split("/", 1)[0]
+        elif filename == "~":
+            area = "builtins: " + ("ssl + socket" if "socket" in name or "ssl" in name.lower()
+                                   else "other")
+        else:
+            area = "stdlib: " + Path(filename).stem
+        areas[area] += tottime
+    return {area: round(seconds / jobs * 1000, 2)
+            for area, seconds in areas.most_common(12) if seconds / jobs >= 0.00005}
 
 
 def in_process_costs(api_url: str, instances: int, profile: bool) -> dict[str, Any]:
@@ -494,11 +563,20 @@ def in_process_costs(api_url: str, instances: int, profile: bool) -> dict[str, A
     from engine.services.service_jobs import execute_service_job
 
     pending: list[str] = []
+    sql_seconds: list[float] = []
+
+    def timed(execute: Any, sql: str, params: Any, many: bool, context: Any) -> Any:
+        began = time.perf_counter()
+        try:
+            return execute(sql, params, many, context)
+        finally:
+            sql_seconds.append(time.perf_counter() - began)
+
     original = engine.queueing.enqueue_service_job
     engine.queueing.enqueue_service_job = lambda job_id, delay_seconds=0: pending.append(job_id)
     try:
         def run(count: int, profiler: cProfile.Profile | None) -> dict[str, Any]:
-            per_job_queries, per_job_wall, per_job_sql, shapes = [], [], [], []
+            per_job_queries, per_job_wall, per_job_cpu, per_job_sql, shapes = [], [], [], [], []
             start_queries = []
             for _ in range(count):
                 with CaptureQueriesContext(connection) as captured:
@@ -506,29 +584,35 @@ def in_process_costs(api_url: str, instances: int, profile: bool) -> dict[str, A
                 start_queries.append(len(captured.captured_queries))
                 while pending:
                     job_id = pending.pop(0)
-                    with CaptureQueriesContext(connection) as captured:
-                        began = time.perf_counter()
+                    sql_seconds.clear()
+                    with CaptureQueriesContext(connection) as captured, \
+                            connection.execute_wrapper(timed):
+                        began, cpu = time.perf_counter(), time.process_time()
                         if profiler is not None:
                             profiler.enable()
                         execute_service_job(job_id)
                         if profiler is not None:
                             profiler.disable()
                         per_job_wall.append(time.perf_counter() - began)
+                        per_job_cpu.append(time.process_time() - cpu)
                     queries = captured.captured_queries
                     per_job_queries.append(len(queries))
-                    per_job_sql.append(sum(float(q["time"]) for q in queries))
+                    per_job_sql.append(sum(sql_seconds))
                     shapes.append([query_shape(q["sql"]) for q in queries])
             middle = shapes[len(shapes) // 2] if shapes else []
+            jobs = len(per_job_queries)
             return {
-                "jobs": len(per_job_queries),
-                "queries_per_job": round(sum(per_job_queries) / len(per_job_queries), 2),
+                "jobs": jobs,
+                "queries_per_job": round(sum(per_job_queries) / jobs, 2),
                 "queries_per_job_min_max": [min(per_job_queries), max(per_job_queries)],
                 "queries_per_start": round(sum(start_queries) / len(start_queries), 2),
                 "wall_ms_per_job": latency_summary(per_job_wall),
-                "sql_wall_ms_per_job": round(sum(per_job_sql) / len(per_job_sql) * 1000, 2),
+                "cpu_ms_per_job": round(sum(per_job_cpu) / jobs * 1000, 2),
+                # Time inside cursor.execute (round trip + Postgres), BEGIN/COMMIT not included.
+                "sql_ms_per_job": round(sum(per_job_sql) / jobs * 1000, 2),
                 "queries_of_a_middle_job": middle,
                 "query_kinds_per_job": {
-                    shape: round(n / len(shapes), 2)
+                    shape: round(n / jobs, 2)
                     for shape, n in Counter(s for job in shapes for s in job).most_common()
                 },
             }
@@ -537,14 +621,18 @@ def in_process_costs(api_url: str, instances: int, profile: bool) -> dict[str, A
         result = run(instances, None)
         if profile:
             profiler = cProfile.Profile()
-            profiled = run(instances, profiler)
+            jobs = run(instances, profiler)["jobs"]
+            stats = pstats.Stats(profiler)
             result["profile"] = {
                 "note": "cProfile over execute_service_job (the worker's whole job, in "
                         "process; HTTP call included, Celery and enqueueing not); "
                         "profiler overhead inflates the numbers",
-                "jobs": profiled["jobs"],
-                "top_cumulative": top_functions(profiler, profiled["jobs"], "cumulative", 30),
-                "top_self": top_functions(profiler, profiled["jobs"], "self", 20),
+                "jobs": jobs,
+                "self_ms_per_job_by_package": self_time_by_package(stats, jobs),
+                "baton_code_cumulative": top_functions(stats, jobs, "cumulative", 20,
+                                                       is_baton_code),
+                "top_cumulative": top_functions(stats, jobs, "cumulative", 25),
+                "top_self": top_functions(stats, jobs, "self", 15),
             }
         return result
     finally:
@@ -575,6 +663,28 @@ def setup_django(env: dict[str, str]) -> dict[str, str]:
             cursor.execute(f"SHOW {name}")
             settings[name] = cursor.fetchone()[0]
     return settings
+
+
+def delete_queue(queue: str) -> None:
+    """Leave nothing behind on a shared broker (best effort)."""
+    from config.celery import app
+
+    try:
+        with app.connection_for_write() as connection:
+            connection.default_channel.queue_delete(queue)
+    except Exception as error:
+        log(f"could not delete the queue {queue}: {error}")
+
+
+def postgres_sessions() -> int:
+    """Sessions (connections) the benchmark database has had, from the statistics."""
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_stat_clear_snapshot()")
+        cursor.execute("SELECT sessions FROM pg_stat_database WHERE datname = current_database()")
+        row = cursor.fetchone()
+    return int(row[0]) if row else 0
 
 
 def broker_label(embedded: Any) -> str:
@@ -616,17 +726,20 @@ def measure(args: argparse.Namespace, embedded: Any, log_dir: Path) -> dict[str,
         roles: dict[str, Callable[[], list[int]]] = {
             "starter": lambda: [os.getpid()],
             "workers": workers.pids,
+            WORKER_PARENTS: workers.parent_pids,
             "postgres": lambda: postgres_pids(embedded),
             "broker": lambda: broker_pids(embedded),
             "http_api": lambda: [api.process.pid] if api.process else [],
         }
         log(f"measuring: {args.instances} instances x {TASKS_PER_INSTANCE} service tasks")
+        sessions_before = postgres_sessions()
         before = cpu_snapshot(roles)
         first_start = time.time()
         ids = start_instances(args.instances, api.url)
         started = time.time()
         wait_finished(ids, workers, args.timeout, "baton")
         after = cpu_snapshot(roles)
+        sessions = postgres_sessions() - sessions_before
         api_requests = api.stats()
         measured = analyse(ids, api_requests)
         unloaded = analyse(alone, api_requests)
@@ -639,6 +752,7 @@ def measure(args: argparse.Namespace, embedded: Any, log_dir: Path) -> dict[str,
     finally:
         workers.stop()
         api.stop()
+        delete_queue(queue)
         connections.close_all()
 
     last = measured.pop("last_completed_at")
@@ -647,6 +761,10 @@ def measure(args: argparse.Namespace, embedded: Any, log_dir: Path) -> dict[str,
     jobs = measured["summary"]["jobs_succeeded"]
     wall = last.timestamp() - first_start if last else time.time() - first_start
     cpu = cpu_usage(before, after, wall, jobs) if jobs else None
+    if cpu is not None:
+        # Connections opened to the benchmark database while measuring (pg_stat_database).
+        cpu["postgres_sessions_opened"] = sessions
+        cpu["postgres_sessions_per_task"] = round(sessions / jobs, 2)
     rate = jobs / wall if wall > 0 else 0.0
     return {
         "workers": {
@@ -672,6 +790,7 @@ def measure(args: argparse.Namespace, embedded: Any, log_dir: Path) -> dict[str,
             "instance_duration_ms": measured["instance_duration_ms"],
             "start_to_first_claim_ms": measured["start_to_first_claim_ms"],
             "job_claim_to_result_stored_ms": measured["job_claim_to_result_stored_ms"],
+            "api_request_handling_ms": measured["api_request_handling_ms"],
         },
         "unloaded_single_instance": {
             "handoff_ms": unloaded["handoff_ms"],
@@ -706,9 +825,9 @@ DEFINITIONS = {
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--instances", type=int, default=40, help="instances to measure")
-    parser.add_argument("--concurrency", type=int, default=2,
+    parser.add_argument("--concurrency", type=int, default=4,
                         help="pool size of each worker process (-c)")
-    parser.add_argument("--workers", type=int, default=2, help="Celery worker processes")
+    parser.add_argument("--workers", type=int, default=1, help="Celery worker processes")
     parser.add_argument("--pool", choices=["prefork", "threads", "solo"], default="prefork")
     parser.add_argument("--warmup", type=int, default=None,
                         help="unmeasured instances first (default: total concurrency, min 2)")
@@ -765,9 +884,11 @@ def main() -> int:
             "cpus": os.cpu_count(),
             "reached_percent": round(100 * baton["service_tasks_per_second"]
                                      / GOAL_TASKS_PER_SECOND, 1),
-            # What every process together may spend per task at the goal rate.
+            # What every process together may spend per task at the goal rate, and what they
+            # spent in this run.
             "cpu_budget_per_task_ms": round((os.cpu_count() or 1) * 1000
                                             / GOAL_TASKS_PER_SECOND, 2),
+            "cpu_used_per_task_ms": (result["cpu_during_baton"] or {}).get("total_per_task_ms"),
         },
         **result,
         "definitions": DEFINITIONS,
@@ -780,9 +901,7 @@ def main() -> int:
         "total_wall_seconds": round(time.perf_counter() - began, 1),
     }
     print(json.dumps(report, default=str))
-    summary = baton
-    ok = (summary["instances_completed"] == args.instances
-          and not summary["instances_with_wrong_result"])
+    ok = baton["instances_completed"] == args.instances and not baton["instances_with_wrong_result"]
     return 0 if ok else 1
 
 

@@ -117,6 +117,9 @@ CELERY_ACCEPT_CONTENT = ["json"]
 # One queue per deployment; the tests use their own so that a running dev worker never
 # takes their messages.
 CELERY_TASK_DEFAULT_QUEUE = os.environ.get("BATON_CELERY_QUEUE", "baton")
+# Keep worker database connections across tasks (Celery closes them after every task
+# otherwise); config/celery.py still drops broken or expired ones before each task.
+CELERY_DB_REUSE_MAX = 1000
 CELERY_TASK_SOFT_TIME_LIMIT = int(os.environ.get("BATON_JOB_TIME_LIMIT_SECONDS", "300"))
 
 # Service jobs: default retry budget, backoff, and the sweep that re-enqueues lost jobs.

@@ -8,6 +8,8 @@ Parameters: `url` (required), `method` (GET), `query`, `headers`, `json` or `for
 Timeouts, connection errors, 5xx and 429 are transient (retried); any other status outside
 `success_statuses` is a BPMN error with code `HTTP_<status>`.
 """
+import os
+import threading
 from collections.abc import Callable
 from typing import Any
 
@@ -59,12 +61,27 @@ def _request_options(params: dict[str, Any], call: ConnectorCall) -> dict[str, A
     return options
 
 
+_client: httpx.Client | None = None
+_client_pid = 0
+_client_lock = threading.Lock()
+
+
+def _shared_client() -> httpx.Client:
+    """One client per process: building one loads the CA bundle, which costs more than a call.
+    Worker processes are forked, so a client is never carried across a fork."""
+    global _client, _client_pid
+    with _client_lock:
+        if _client is None or _client_pid != os.getpid():
+            _client = httpx.Client(follow_redirects=False)
+            _client_pid = os.getpid()
+        return _client
+
+
 @connector("http")
 def http_request(params: dict[str, Any], call: ConnectorCall) -> dict[str, Any]:
     options = _request_options(params, call)
     try:
-        with httpx.Client(follow_redirects=False) as client:
-            response = client.request(**options)
+        response = _shared_client().request(**options)
     except httpx.TimeoutException:
         raise TransientError(f"Timed out after {options['timeout']:g} s") from None
     except httpx.TransportError as exc:

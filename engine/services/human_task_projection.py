@@ -112,6 +112,9 @@ def sync_human_tasks(
     `fresh`: the instance was created in this transaction, so it has no rows to compare with.
     """
     ready = ready_human_tasks(workflow)
+    elements = definition_elements(instance.definition_id)
+    if not elements and not ready:
+        return  # a process without user or manual tasks has no rows to keep in step
     active = {} if fresh else {
         row.spiff_task_id: row
         for row in instance.human_tasks.filter(status__in=HumanTask.ACTIVE_STATUSES)
@@ -124,7 +127,6 @@ def sync_human_tasks(
     new_ids = [spiff_id for spiff_id in ready if spiff_id not in active]
     if not new_ids:
         return
-    elements = definition_elements(instance.definition_id)
     already = set() if fresh else set(
         instance.human_tasks.filter(spiff_task_id__in=new_ids)
         .values_list("spiff_task_id", flat=True)

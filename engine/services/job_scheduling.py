@@ -53,11 +53,13 @@ def schedule_service_jobs(
     Returns the number of jobs that are still open (pending or running) for the instance.
     """
     parked = started_connector_tasks(workflow)
-    owned = set() if fresh else set(
+    open_jobs = [] if fresh else list(
         instance.jobs.filter(status__in=ServiceJob.OPEN_STATUSES).values_list(
-            "spiff_task_id", flat=True
+            "spiff_task_id", "status"
         )
     )
+    owned = {spiff_task_id for spiff_task_id, _ in open_jobs}
+    active = sum(1 for _, status in open_jobs if status in ACTIVE_JOB_STATUSES)
     for task in parked:
         if task.id in owned:
             continue
@@ -76,8 +78,7 @@ def schedule_service_jobs(
             idempotency_key=f"baton-job-{job_id}",
         )
         enqueue_service_job_on_commit(str(job_id))
-    if fresh:
-        return len(parked)
-    return instance.jobs.filter(status__in=ACTIVE_JOB_STATUSES).count()
+        active += 1
+    return active
 
 

@@ -31,7 +31,6 @@ from engine.queueing import enqueue_service_job_on_commit
 
 from .audit import record_event
 from .execution import load_workflow, lock_instance, persist_workflow, run_engine_steps, running_as
-from .job_scheduling import ACTIVE_JOB_STATUSES
 
 logger = logging.getLogger(__name__)
 # An incident on one branch does not stop the jobs of the others.
@@ -86,30 +85,42 @@ def _release_run_lock(job_id: str) -> None:
         cursor.execute("SELECT pg_advisory_unlock(hashtext(%s))", [_lock_key(job_id)])
 
 
+# One statement: mark the job running if it may run now. A pending job runs from its
+# next_attempt_at on (an early duplicate message waits for the scheduled one); a running job
+# is only seen here when its previous worker died, since this worker holds the run lock.
+_CLAIM_SQL = """
+    UPDATE engine_servicejob AS job
+       SET status = 'running', attempt = job.attempt + 1, started_at = now(),
+           updated_at = now()
+      FROM engine_processinstance AS instance
+     WHERE job.id = %s
+       AND instance.id = job.instance_id
+       AND instance.status = ANY(%s)
+       AND (job.status = 'running'
+            OR (job.status = 'pending'
+                AND (job.next_attempt_at IS NULL
+                     OR job.next_attempt_at <= now() + interval '1 second')))
+ RETURNING job.instance_id, job.element_id, job.connector, job.parameters, job.attempt,
+           job.idempotency_key
+"""
+
+
 def _claim(job_id: str) -> ClaimedJob | None:
-    with transaction.atomic():
-        # Only the job row is locked here: instance locks are always taken first, elsewhere.
-        job = ServiceJob.objects.select_for_update(of=("self",)).select_related(
-            "instance"
-        ).filter(pk=job_id).first()
-        if job is None or job.status not in ACTIVE_JOB_STATUSES:
-            return None  # finished, dead, or unknown: a duplicate message changes nothing
-        if job.instance.status not in JOB_RUNNABLE_INSTANCE_STATUSES:
-            return None  # suspended or ended instances run no jobs; resume enqueues again
-        now = timezone.now()
-        if job.status == ServiceJob.Status.PENDING and job.next_attempt_at and (
-            job.next_attempt_at > now + timedelta(seconds=1)
-        ):
-            return None  # an early duplicate; the scheduled message will come
-        job.status = ServiceJob.Status.RUNNING
-        job.attempt += 1
-        job.started_at = now
-        job.save(update_fields=["status", "attempt", "started_at", "updated_at"])
-        return ClaimedJob(
-            id=str(job.id), instance_id=str(job.instance_id), element_id=job.element_id,
-            connector=job.connector, parameters=job.parameters, attempt=job.attempt,
-            idempotency_key=job.idempotency_key,
-        )
+    """Mark the job running, or return None when it is finished, early, or its instance is
+    suspended or ended (a duplicate message changes nothing; resume enqueues again)."""
+    with connection.cursor() as cursor:
+        cursor.execute(_CLAIM_SQL, [job_id, list(JOB_RUNNABLE_INSTANCE_STATUSES)])
+        row = cursor.fetchone()
+    if row is None:
+        return None
+    instance_id, element_id, connector, parameters, attempt, idempotency_key = row
+    if isinstance(parameters, str):
+        parameters = json.loads(parameters)
+    return ClaimedJob(
+        id=str(job_id), instance_id=str(instance_id), element_id=element_id,
+        connector=connector, parameters=parameters, attempt=attempt,
+        idempotency_key=idempotency_key,
+    )
 
 
 def _call(claim: ClaimedJob) -> Outcome:

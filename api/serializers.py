@@ -4,8 +4,35 @@ from typing import Any
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from engine.models import HumanTask, ProcessInstance, ServiceJob
+from engine.models import HumanTask, InstanceEvent, ProcessInstance, ServiceJob
 from processes.models import ProcessDefinition
+
+
+class ProblemErrorSerializer(serializers.Serializer):
+    field = serializers.CharField(required=False, help_text="Dotted path of a bad field.")
+    message = serializers.CharField()
+    file = serializers.CharField(required=False, help_text="Deployment errors: the file.")
+    line = serializers.IntegerField(required=False, allow_null=True)
+    element_id = serializers.CharField(required=False, allow_blank=True)
+
+
+class ProblemSerializer(serializers.Serializer):
+    """RFC 7807 problem details, the shape of every error."""
+
+    type = serializers.CharField()
+    title = serializers.CharField()
+    status = serializers.IntegerField()
+    detail = serializers.CharField()
+
+    def get_fields(self) -> dict[str, serializers.Field]:
+        # `errors` is the RFC 7807 extension member; as a class attribute it would shadow
+        # Serializer.errors, so it is added here.
+        fields: dict[str, serializers.Field] = super().get_fields()
+        fields["errors"] = serializers.JSONField(required=False, help_text=(
+            "Field or deployment errors: a list of {field, message} or "
+            "{file, line, element_id, message}; form errors: an object of field -> message."
+        ))
+        return fields
 
 
 class DeploymentJsonSerializer(serializers.Serializer):
@@ -32,6 +59,18 @@ class DeploymentResultSerializer(serializers.Serializer):
     name = serializers.CharField(allow_null=True)
     created = serializers.BooleanField(help_text="False when every definition was unchanged.")
     definitions = DefinitionSerializer(many=True)
+
+
+class ValidatedProcessSerializer(serializers.Serializer):
+    key = serializers.CharField()
+    name = serializers.CharField()
+    file = serializers.CharField()
+
+
+class ValidationResultSerializer(serializers.Serializer):
+    valid = serializers.BooleanField()
+    dialect = serializers.CharField()
+    processes = ValidatedProcessSerializer(many=True)
 
 
 class StartInstanceSerializer(serializers.Serializer):
@@ -126,3 +165,19 @@ class InstanceSerializer(serializers.ModelSerializer):
 
 class CompleteTaskSerializer(serializers.Serializer):
     variables = serializers.DictField(required=False, default=dict)
+
+
+class InstanceEventSerializer(serializers.ModelSerializer):
+    actor = serializers.CharField(source="actor.username", allow_null=True, default=None)
+
+    class Meta:
+        model = InstanceEvent
+        fields = ["id", "type", "element_id", "actor", "payload", "created_at"]
+
+
+class ReasonSerializer(serializers.Serializer):
+    reason = serializers.CharField(required=False, allow_blank=True, max_length=2000)
+
+
+class VariablesSerializer(serializers.Serializer):
+    variables = serializers.DictField(allow_empty=False)

@@ -1,16 +1,43 @@
 from django.urls import path
-from drf_spectacular.views import SpectacularAPIView
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
-from . import views
+from .views import definitions, deployments, instances, tasks
 
 app_name = "api"
 
 urlpatterns = [
-    path("v1/deployments/", views.DeploymentCreateView.as_view(), name="deployments"),
-    path("v1/definitions/<str:key>/start/", views.StartInstanceView.as_view(), name="start"),
-    path("v1/instances/<uuid:pk>/", views.InstanceDetailView.as_view(), name="instance-detail"),
-    path("v1/instances/<uuid:pk>/retry/", views.InstanceRetryView.as_view(), name="retry"),
-    path("v1/tasks/", views.TaskListView.as_view(), name="tasks"),
-    path("v1/tasks/<uuid:pk>/complete/", views.TaskCompleteView.as_view(), name="task-complete"),
+    path("v1/deployments/", deployments.DeploymentCreateView.as_view(), name="deployments"),
+    path("v1/deployments/validate/", deployments.DeploymentValidateView.as_view(),
+         name="deployments-validate"),
+    path("v1/definitions/", definitions.DefinitionListView.as_view(), name="definitions"),
+    path("v1/definitions/<str:key>/", definitions.DefinitionDetailView.as_view(),
+         name="definition-detail"),
+    path("v1/definitions/<str:key>/versions/", definitions.DefinitionVersionsView.as_view(),
+         name="definition-versions"),
+    path("v1/definitions/<str:key>/xml/", definitions.DefinitionXmlView.as_view(),
+         name="definition-xml"),
+    path("v1/definitions/<str:key>/start/", definitions.StartInstanceView.as_view(),
+         name="start"),
+    path("v1/instances/", instances.InstanceListView.as_view(), name="instances"),
+    path("v1/instances/<uuid:pk>/", instances.InstanceDetailView.as_view(),
+         name="instance-detail"),
+    path("v1/instances/<uuid:pk>/history/", instances.InstanceHistoryView.as_view(),
+         name="instance-history"),
+    path("v1/instances/<uuid:pk>/suspend/", instances.InstanceSuspendView.as_view(),
+         name="suspend"),
+    path("v1/instances/<uuid:pk>/resume/", instances.InstanceResumeView.as_view(),
+         name="resume"),
+    path("v1/instances/<uuid:pk>/terminate/", instances.InstanceTerminateView.as_view(),
+         name="terminate"),
+    path("v1/instances/<uuid:pk>/retry/", instances.InstanceRetryView.as_view(), name="retry"),
+    path("v1/instances/<uuid:pk>/variables/", instances.InstanceVariablesView.as_view(),
+         name="variables"),
+    path("v1/tasks/", tasks.TaskListView.as_view(), name="tasks"),
+    path("v1/tasks/<uuid:pk>/", tasks.TaskDetailView.as_view(), name="task-detail"),
+    path("v1/tasks/<uuid:pk>/claim/", tasks.TaskClaimView.as_view(), name="task-claim"),
+    path("v1/tasks/<uuid:pk>/unclaim/", tasks.TaskUnclaimView.as_view(), name="task-unclaim"),
+    path("v1/tasks/<uuid:pk>/complete/", tasks.TaskCompleteView.as_view(),
+         name="task-complete"),
     path("schema/", SpectacularAPIView.as_view(), name="schema"),
+    path("docs/", SpectacularSwaggerView.as_view(url_name="api:schema"), name="docs"),
 ]

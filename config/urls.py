@@ -11,3 +11,6 @@ urlpatterns = [
 
 if settings.BATON_DEMO_API:
     urlpatterns.append(path("demo-api/", include("config.demo_api")))
+
+handler404 = "api.errors.not_found"
+handler500 = "api.errors.server_error"

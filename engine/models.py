@@ -123,6 +123,7 @@ class ServiceJob(models.Model):
         SUCCEEDED = "succeeded", "Succeeded"
         FAILED = "failed", "Failed"  # ended in a BPMN error that the diagram caught
         DEAD = "dead", "Dead"  # retries exhausted or an uncaught error: an incident
+        CANCELLED = "cancelled", "Cancelled"  # its instance was terminated
 
     # A job in one of these states still owns its task; no second job is written for it.
     OPEN_STATUSES = (Status.PENDING, Status.RUNNING, Status.DEAD)
@@ -241,3 +242,24 @@ class InstanceEvent(models.Model):
 
     def __str__(self) -> str:
         return f"{self.type} {self.element_id}"
+
+
+class IdempotencyRecord(models.Model):
+    """The first response to a request sent with an `Idempotency-Key`, replayed for retries."""
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE)
+    scope = models.CharField(max_length=300, help_text="Method and path of the request.")
+    key = models.CharField(max_length=255)
+    fingerprint = models.CharField(max_length=64, help_text="SHA-256 of the request body.")
+    status_code = models.PositiveSmallIntegerField(null=True, blank=True)
+    response = models.JSONField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["user", "scope", "key"], name="idempotency_unique_key")
+        ]
+        indexes = [models.Index(fields=["created_at"], name="idempotency_created")]
+
+    def __str__(self) -> str:
+        return f"{self.scope} {self.key}"

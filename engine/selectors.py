@@ -2,14 +2,14 @@
 import uuid
 
 from django.core.exceptions import PermissionDenied
-from django.db.models import Q, QuerySet
+from django.db.models import Exists, OuterRef, Q, QuerySet
 
 from processes.permissions import is_member
 
 from .actors import Person
 from .exceptions import NotFound
-from .models import HumanTask, ProcessInstance
-from .permissions import group_names
+from .models import HumanTask, InstanceEvent, ProcessInstance
+from .permissions import can_see_task, group_names
 
 OPERATORS_GROUP = "operators"
 
@@ -25,6 +25,38 @@ def instance_detail(instance_id: uuid.UUID | str) -> ProcessInstance:
     if instance is None:
         raise NotFound(f"There is no instance {instance_id}.")
     return instance
+
+
+def visible_instances(
+    user: Person,
+    *,
+    status: str | None = None,
+    definition: str | None = None,
+    business_key: str | None = None,
+) -> QuerySet[ProcessInstance]:
+    """Instances `user` may see: all for operators; otherwise those they started or have a
+    task in (as assignee, candidate or the person who completed it)."""
+    instances = ProcessInstance.objects.select_related("definition", "started_by").defer(
+        "state", "definition__spec", "definition__bpmn_xml", "definition__elements"
+    ).prefetch_related("human_tasks", "jobs")
+    if not user.is_authenticated:
+        return instances.none()
+    if not is_member(user, OPERATORS_GROUP):
+        tasks = HumanTask.objects.filter(instance=OuterRef("pk")).filter(
+            _actionable_for(user) | Q(completed_by=user.pk)
+        )
+        instances = instances.filter(Q(started_by=user.pk) | Exists(tasks))
+    if status:
+        instances = instances.filter(status=status)
+    if definition:
+        instances = instances.filter(definition__key=definition)
+    if business_key:
+        instances = instances.filter(business_key=business_key)
+    return instances.order_by("-created_at", "id")
+
+
+def instance_history(instance: ProcessInstance) -> QuerySet[InstanceEvent]:
+    return instance.events.select_related("actor").order_by("created_at", "id")
 
 
 def _may_see_instance(user: Person, instance: ProcessInstance) -> bool:
@@ -94,4 +126,13 @@ def task_detail(task_id: uuid.UUID | str) -> HumanTask:
     task = HumanTask.objects.select_related("instance__definition").filter(pk=task_id).first()
     if task is None:
         raise NotFound(f"There is no task {task_id}.")
+    return task
+
+
+def task_detail_for(task_id: uuid.UUID | str, user: Person) -> HumanTask:
+    """The task, if `user` may see it (assignee, candidate, the one who completed it)."""
+    task = task_detail(task_id)
+    completed_it = user.is_authenticated and task.completed_by_id == user.pk
+    if not (can_see_task(user, task) or completed_it):
+        raise PermissionDenied("You are neither the assignee nor a candidate for this task.")
     return task

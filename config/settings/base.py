@@ -43,6 +43,7 @@ INSTALLED_APPS = [
     "rest_framework",
     "rest_framework.authtoken",
     "drf_spectacular",
+    "drf_spectacular_sidecar",
     "processes",
     "engine",
     "tasks_ui",
@@ -162,7 +163,25 @@ SPECTACULAR_SETTINGS = {
     "DESCRIPTION": "Deploy BPMN processes, start instances and work on their tasks.",
     "VERSION": "1",
     "SERVE_INCLUDE_SCHEMA": False,
+    # The docs page's assets are served by Baton itself, never from a CDN.
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
+    "COMPONENT_SPLIT_REQUEST": True,
 }
+
+# Throttling per user, off unless configured (e.g. BATON_API_USER_RATE=1000/hour).
+_USER_RATE = os.environ.get("BATON_API_USER_RATE", "")
+_ANON_RATE = os.environ.get("BATON_API_ANON_RATE", "")
+if _USER_RATE or _ANON_RATE:
+    REST_FRAMEWORK["DEFAULT_THROTTLE_CLASSES"] = [
+        "rest_framework.throttling.UserRateThrottle",
+        "rest_framework.throttling.AnonRateThrottle",
+    ]
+    REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"] = {
+        "user": _USER_RATE or None,
+        "anon": _ANON_RATE or None,
+    }
 
 # Limits on what a deployment may upload (bytes).
 BATON_MAX_FILE_BYTES = int(os.environ.get("BATON_MAX_FILE_BYTES", str(2 * 1024 * 1024)))

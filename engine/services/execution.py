@@ -109,7 +109,7 @@ def persist_workflow(
     if workflow.is_completed():
         instance.status = ProcessInstance.Status.COMPLETED
         instance.completed_at = instance.completed_at or timezone.now()
-    elif instance.status not in (ProcessInstance.Status.SUSPENDED, ProcessInstance.Status.INCIDENT):
+    elif instance.status in (ProcessInstance.Status.RUNNING, ProcessInstance.Status.WAITING):
         # Running while the engine itself has work in flight; waiting for the world otherwise.
         instance.status = (
             ProcessInstance.Status.RUNNING if active_jobs else ProcessInstance.Status.WAITING

@@ -264,21 +264,47 @@ class _Uncaught(Exception):
     """No boundary event caught the error: roll its effects back and open an incident."""
 
 
+def _apply_locked(instance: ProcessInstance, job: ServiceJob, outcome: Outcome) -> None:
+    if outcome.incident:
+            job.last_error = outcome.incident
+            _mark_incident(instance, job)
+    elif outcome.transient:
+        _retry_or_give_up(instance, job, outcome)
+    elif outcome.error_code:
+        _throw_error(instance, job, outcome)
+    else:
+        _complete(instance, job, outcome.result)
+
+
+DEFERRED = "deferred_outcome"
+
+
 def apply_outcome(claim: ClaimedJob, outcome: Outcome) -> None:
     with transaction.atomic():
         instance = lock_instance(claim.instance_id)
         job = ServiceJob.objects.select_for_update().get(pk=claim.id)
         if job.status != ServiceJob.Status.RUNNING or job.attempt != claim.attempt:
             return  # the sweep handed the job to a newer run; this result is stale
-        if outcome.incident:
-            job.last_error = outcome.incident
-            _mark_incident(instance, job)
-        elif outcome.transient:
-            _retry_or_give_up(instance, job, outcome)
-        elif outcome.error_code:
-            _throw_error(instance, job, outcome)
-        else:
-            _complete(instance, job, outcome.result)
+        if instance.status == ProcessInstance.Status.SUSPENDED:
+            # Kept on the job, applied by resume_instance: nothing that arrives is lost.
+            job.result = {DEFERRED: {
+                "result": outcome.result, "transient": outcome.transient,
+                "retry_after": outcome.retry_after, "error_code": outcome.error_code,
+                "error_message": outcome.error_message, "error_details": outcome.error_details,
+                "incident": outcome.incident,
+            }}
+            job.save(update_fields=["result", "updated_at"])
+            return
+        _apply_locked(instance, job, outcome)
+
+
+def apply_deferred_outcomes(instance: ProcessInstance) -> None:
+    """Apply the job results that arrived while the (locked) instance was suspended."""
+    for job in instance.jobs.select_for_update().filter(status=ServiceJob.Status.RUNNING):
+        if isinstance(job.result, dict) and DEFERRED in job.result:
+            outcome = Outcome(**job.result[DEFERRED])
+            job.result = None
+            _apply_locked(instance, job, outcome)
 
 
 # -- repair and sweep -------------------------------------------------------------------------
@@ -326,7 +352,8 @@ def _requeue_abandoned_running(now: Any, grace: timedelta) -> int:
     deadline = now - grace - timedelta(seconds=settings.CELERY_TASK_SOFT_TIME_LIMIT)
     requeued = 0
     for job_id in ServiceJob.objects.filter(
-        status=ServiceJob.Status.RUNNING, started_at__lte=deadline
+        status=ServiceJob.Status.RUNNING, started_at__lte=deadline,
+        instance__status__in=JOB_RUNNABLE_INSTANCE_STATUSES,  # not results kept while suspended
     ).values_list("id", flat=True)[:500]:
         if not _try_run_lock(str(job_id)):
             continue  # its worker is alive and still calling

@@ -1,0 +1,1 @@
+"""Thin API views: parse the request, call one service or selector, render the result."""

@@ -1,0 +1,93 @@
+from typing import Any
+
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework import generics
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from engine import selectors
+from engine.models import HumanTask
+from engine.services import claim_task, complete_human_task, unclaim_task
+
+from ..idempotency import IDEMPOTENCY_PARAMETER, idempotent
+from ..schema import (
+    BAD_REQUEST,
+    CONFLICT,
+    FORBIDDEN,
+    NOT_FOUND,
+    UNAUTHENTICATED,
+    UNPROCESSABLE,
+)
+from ..serializers import CompleteTaskSerializer, TaskSerializer
+
+
+@extend_schema(
+    summary="Tasks the caller can act on (or completed)",
+    parameters=[
+        OpenApiParameter("mine", bool, description="Only tasks assigned to the caller."),
+        OpenApiParameter("group", str, description="Only unclaimed tasks of this group."),
+        OpenApiParameter("instance", str, description="Only tasks of this instance (UUID)."),
+        OpenApiParameter("status", str, enum=["completed"],
+                         description="`completed`: tasks the caller completed."),
+    ],
+    responses={200: TaskSerializer(many=True), 401: UNAUTHENTICATED},
+)
+class TaskListView(generics.ListAPIView):
+    serializer_class = TaskSerializer
+
+    def get_queryset(self) -> Any:
+        params = self.request.query_params
+        return selectors.tasks_for_user(
+            self.request.user,
+            mine=params.get("mine") in {"1", "true", "True"},
+            group=params.get("group") or None,
+            instance=params.get("instance") or None,
+            status=params.get("status") or None,
+        )
+
+
+@extend_schema(summary="A task, with its form",
+               responses={200: TaskSerializer, 401: UNAUTHENTICATED, 403: FORBIDDEN,
+                          404: NOT_FOUND})
+class TaskDetailView(generics.RetrieveAPIView):
+    serializer_class = TaskSerializer
+
+    def get_object(self) -> HumanTask:
+        return selectors.task_detail_for(self.kwargs["pk"], self.request.user)
+
+
+TASK_RESPONSES = {200: TaskSerializer, 401: UNAUTHENTICATED, 403: FORBIDDEN, 404: NOT_FOUND,
+                  409: CONFLICT}
+
+
+def _task_response(pk: str) -> Response:
+    return Response(TaskSerializer(selectors.task_detail(pk)).data)
+
+
+class TaskClaimView(APIView):
+    @extend_schema(summary="Claim a task", request=None, responses=TASK_RESPONSES)
+    def post(self, request: Request, pk: str) -> Response:
+        claim_task(task_id=pk, user=request.user)
+        return _task_response(pk)
+
+
+class TaskUnclaimView(APIView):
+    @extend_schema(summary="Give a claimed task back to its candidates", request=None,
+                   responses=TASK_RESPONSES)
+    def post(self, request: Request, pk: str) -> Response:
+        unclaim_task(task_id=pk, user=request.user)
+        return _task_response(pk)
+
+
+class TaskCompleteView(APIView):
+    @extend_schema(summary="Complete a task with its form's variables",
+                   request=CompleteTaskSerializer, parameters=[IDEMPOTENCY_PARAMETER],
+                   responses={**TASK_RESPONSES, 400: BAD_REQUEST, 422: UNPROCESSABLE})
+    @idempotent
+    def post(self, request: Request, pk: str) -> Response:
+        body = CompleteTaskSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        complete_human_task(task_id=pk, user=request.user,
+                            variables=body.validated_data["variables"])
+        return _task_response(pk)

@@ -1,0 +1,127 @@
+"""Operator actions on a whole instance: suspend, resume, terminate, change its variables.
+
+Each checks the operators group, runs under the instance row lock and writes an audit event
+with the actor.
+"""
+import copy
+import uuid
+from typing import Any
+
+from django.core.exceptions import PermissionDenied
+from django.db import transaction
+from django.utils import timezone
+from SpiffWorkflow.util.task import TaskState
+
+from engine.actors import Person
+from engine.exceptions import Conflict, InvalidInput
+from engine.models import HumanTask, ProcessInstance, ServiceJob
+from engine.permissions import is_operator
+from engine.queueing import enqueue_service_job_on_commit
+
+from .audit import record_event
+from .execution import load_workflow, lock_instance, persist_workflow
+from .service_jobs import apply_deferred_outcomes
+
+Status = ProcessInstance.Status
+
+
+def _require_operator(actor: Person, action: str) -> None:
+    if not is_operator(actor):
+        raise PermissionDenied(f"Only operators may {action} instances.")
+
+
+def _lock_unfinished(instance_id: uuid.UUID | str, action: str) -> ProcessInstance:
+    instance = lock_instance(instance_id)
+    if instance.is_finished:
+        raise Conflict(f"The instance is {instance.status}; it cannot be {action}.")
+    return instance
+
+
+def suspend_instance(
+    *, instance_id: uuid.UUID | str, actor: Person, reason: str = ""
+) -> ProcessInstance:
+    """Stop the instance from moving: no task completion, job run or job result applies until
+    it is resumed. Results that arrive meanwhile are kept. Suspending twice changes nothing."""
+    _require_operator(actor, "suspend")
+    with transaction.atomic():
+        instance = _lock_unfinished(instance_id, "suspended")
+        if instance.status == Status.SUSPENDED:
+            return instance
+        record_event(instance, "suspended", actor=actor,
+                     payload={"reason": reason, "previous_status": instance.status})
+        instance.status = Status.SUSPENDED
+        instance.save(update_fields=["status", "updated_at"])
+    return instance
+
+
+def _status_from_jobs(instance: ProcessInstance) -> str:
+    statuses = set(instance.jobs.values_list("status", flat=True))
+    if ServiceJob.Status.DEAD in statuses:
+        return Status.INCIDENT
+    if statuses & {ServiceJob.Status.PENDING, ServiceJob.Status.RUNNING}:
+        return Status.RUNNING
+    return Status.WAITING
+
+
+def resume_instance(*, instance_id: uuid.UUID | str, actor: Person) -> ProcessInstance:
+    """Let a suspended instance move again: apply job results that arrived meanwhile and
+    enqueue the jobs that waited."""
+    _require_operator(actor, "resume")
+    with transaction.atomic():
+        instance = lock_instance(instance_id)
+        if instance.status != Status.SUSPENDED:
+            raise Conflict(f"The instance is {instance.status}, not suspended.")
+        instance.status = _status_from_jobs(instance)
+        instance.save(update_fields=["status", "updated_at"])
+        record_event(instance, "resumed", actor=actor)
+        apply_deferred_outcomes(instance)
+        for job_id in instance.jobs.filter(status=ServiceJob.Status.PENDING).values_list(
+            "id", flat=True
+        ):
+            enqueue_service_job_on_commit(str(job_id))
+    return instance
+
+
+def terminate_instance(
+    *, instance_id: uuid.UUID | str, actor: Person, reason: str = ""
+) -> ProcessInstance:
+    """End the instance where it stands: open tasks and waiting jobs are cancelled."""
+    _require_operator(actor, "terminate")
+    with transaction.atomic():
+        instance = _lock_unfinished(instance_id, "terminated")
+        workflow = load_workflow(instance)
+        workflow.cancel()
+        instance.human_tasks.filter(status__in=HumanTask.ACTIVE_STATUSES).update(
+            status=HumanTask.Status.CANCELLED
+        )
+        instance.jobs.filter(status__in=ServiceJob.OPEN_STATUSES).update(
+            status=ServiceJob.Status.CANCELLED, updated_at=timezone.now()
+        )
+        instance.status = Status.TERMINATED
+        instance.completed_at = timezone.now()
+        persist_workflow(instance, workflow, actor=actor)
+        record_event(instance, "terminated", actor=actor, payload={"reason": reason})
+    return instance
+
+
+def set_variables(
+    *, instance_id: uuid.UUID | str, actor: Person, variables: dict[str, Any]
+) -> ProcessInstance:
+    """Merge `variables` into the data of every active task of the instance (and its
+    workflow data), as an operator's correction. The audit event keeps before and after."""
+    _require_operator(actor, "edit the variables of")
+    if not isinstance(variables, dict) or not variables:
+        raise InvalidInput("variables must be a non-empty JSON object.")
+    with transaction.atomic():
+        instance = _lock_unfinished(instance_id, "changed")
+        workflow = load_workflow(instance)
+        before = {key: instance.variables.get(key) for key in variables}
+        active = workflow.get_tasks(state=TaskState.READY | TaskState.WAITING | TaskState.STARTED)
+        for task in active:
+            task.data.update(copy.deepcopy(variables))
+        workflow.data.update(copy.deepcopy(variables))
+        persist_workflow(instance, workflow, actor=actor)
+        after = {key: instance.variables.get(key) for key in variables}
+        record_event(instance, "variables_changed", actor=actor,
+                     payload={"before": before, "after": after})
+    return instance

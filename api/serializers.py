@@ -7,6 +7,8 @@ from rest_framework import serializers
 from engine.models import HumanTask, InstanceEvent, ProcessInstance, ServiceJob
 from processes.models import ProcessDefinition
 
+from .parsers import TextField
+
 
 class ProblemErrorSerializer(serializers.Serializer):
     field = serializers.CharField(required=False, help_text="Dotted path of a bad field.")
@@ -180,4 +182,37 @@ class ReasonSerializer(serializers.Serializer):
 
 
 class VariablesSerializer(serializers.Serializer):
-    variables = serializers.DictField(allow_empty=False)
+    variables = serializers.DictField(required=False, default=dict)
+
+
+class DefinitionFilterSerializer(serializers.Serializer):
+    key = TextField(required=False, help_text="Part of the process key.")
+    name = TextField(required=False, help_text="Part of the process name.")
+
+
+class VersionFilterSerializer(serializers.Serializer):
+    version = serializers.IntegerField(required=False, min_value=1,
+                                       help_text="A version; the latest when left out.")
+
+
+class InstanceFilterSerializer(serializers.Serializer):
+    status = serializers.ChoiceField(choices=ProcessInstance.Status.choices, required=False)
+    definition = TextField(required=False, help_text="A process key.")
+    business_key = TextField(required=False)
+
+
+class TaskFilterSerializer(serializers.Serializer):
+    mine = serializers.BooleanField(required=False, default=False,
+                                    help_text="Only tasks assigned to the caller.")
+    group = TextField(required=False, help_text="Only tasks of this group.")
+    instance = serializers.UUIDField(required=False, help_text="Only tasks of this instance.")
+    status = serializers.ChoiceField(choices=["completed"], required=False,
+                                     help_text="`completed`: tasks the caller completed.")
+
+
+def query_filters(serializer_class: type[serializers.Serializer], params: Any) -> dict[str, Any]:
+    """Validated query parameters (a 400 names each bad one); unknown ones are ignored."""
+    known = {name: params.get(name) for name in serializer_class().fields if name in params}
+    query = serializer_class(data=known)
+    query.is_valid(raise_exception=True)
+    return dict(query.validated_data)

@@ -2,7 +2,7 @@ from typing import Any
 
 from django.http import HttpResponse
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from drf_spectacular.utils import extend_schema
 from rest_framework import generics, status
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -14,27 +14,27 @@ from processes import selectors
 
 from ..idempotency import IDEMPOTENCY_PARAMETER, idempotent
 from ..schema import BAD_REQUEST, NOT_FOUND, UNAUTHENTICATED, UNPROCESSABLE
-from ..serializers import DefinitionSerializer, InstanceSerializer, StartInstanceSerializer
-
-VERSION_PARAMETER = OpenApiParameter(
-    "version", OpenApiTypes.INT, description="A version number; the latest when left out."
+from ..serializers import (
+    DefinitionFilterSerializer,
+    DefinitionSerializer,
+    InstanceSerializer,
+    StartInstanceSerializer,
+    VersionFilterSerializer,
+    query_filters,
 )
 
 
 @extend_schema(
     summary="Process definitions (latest version of each key)",
-    parameters=[
-        OpenApiParameter("key", str, description="Part of the process key."),
-        OpenApiParameter("name", str, description="Part of the process name."),
-    ],
+    parameters=[DefinitionFilterSerializer],
     responses={200: DefinitionSerializer(many=True), 401: UNAUTHENTICATED},
 )
 class DefinitionListView(generics.ListAPIView):
     serializer_class = DefinitionSerializer
 
     def get_queryset(self) -> Any:
-        params = self.request.query_params
-        return selectors.latest_definitions(key=params.get("key"), name=params.get("name"))
+        filters = query_filters(DefinitionFilterSerializer, self.request.query_params)
+        return selectors.latest_definitions(**filters)
 
 
 @extend_schema(summary="The latest version of a process definition",
@@ -56,26 +56,16 @@ class DefinitionVersionsView(generics.ListAPIView):
         return selectors.definition_versions(self.kwargs["key"])
 
 
-def _version(request: Request) -> int | None:
-    from rest_framework.exceptions import ValidationError
-
-    raw = request.query_params.get("version")
-    if raw in (None, ""):
-        return None
-    if not raw.isdigit() or int(raw) < 1:
-        raise ValidationError({"version": "A positive whole number."})
-    return int(raw)
-
-
 class DefinitionXmlView(APIView):
     @extend_schema(
         summary="The BPMN XML of a process definition",
-        parameters=[VERSION_PARAMETER],
+        parameters=[VersionFilterSerializer],
         responses={(200, "application/xml"): OpenApiTypes.STR, 400: BAD_REQUEST,
                    401: UNAUTHENTICATED, 404: NOT_FOUND},
     )
     def get(self, request: Request, key: str) -> HttpResponse:
-        definition = selectors.definition(key, _version(request))
+        version = query_filters(VersionFilterSerializer, request.query_params).get("version")
+        definition = selectors.definition(key, version)
         response = HttpResponse(definition.bpmn_xml, content_type="application/xml")
         response["Content-Disposition"] = f'inline; filename="{definition.file_name}"'
         return response

@@ -2,7 +2,7 @@ from typing import Any
 
 from drf_spectacular.utils import extend_schema
 from rest_framework import status
-from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
+from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -10,6 +10,7 @@ from rest_framework.views import APIView
 from processes.services import DeploymentResult, deploy, validate_files
 from processes.validation import UploadedFile
 
+from ..parsers import JSONWithoutNulParser
 from ..schema import BAD_REQUEST, FORBIDDEN, UNAUTHENTICATED
 from ..serializers import (
     DeploymentJsonSerializer,
@@ -50,7 +51,7 @@ def _deployment_body(result: DeploymentResult) -> dict[str, Any]:
 
 
 class DeploymentCreateView(APIView):
-    parser_classes = [MultiPartParser, FormParser, JSONParser]
+    parser_classes = [MultiPartParser, FormParser, JSONWithoutNulParser]
 
     @extend_schema(
         operation_id="deploy",
@@ -68,7 +69,7 @@ class DeploymentCreateView(APIView):
 
 
 class DeploymentValidateView(APIView):
-    parser_classes = [MultiPartParser, FormParser, JSONParser]
+    parser_classes = [MultiPartParser, FormParser, JSONWithoutNulParser]
 
     @extend_schema(
         operation_id="validate_deployment",

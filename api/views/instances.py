@@ -1,13 +1,12 @@
 from typing import Any
 
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from drf_spectacular.utils import extend_schema
 from rest_framework import generics
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from engine import selectors
-from engine.models import ProcessInstance
 from engine.services import (
     resume_instance,
     retry_instance,
@@ -19,32 +18,25 @@ from engine.services import (
 from ..schema import BAD_REQUEST, CONFLICT, FORBIDDEN, NOT_FOUND, UNAUTHENTICATED
 from ..serializers import (
     InstanceEventSerializer,
+    InstanceFilterSerializer,
     InstanceSerializer,
     ReasonSerializer,
     VariablesSerializer,
+    query_filters,
 )
 
 
 @extend_schema(
     summary="Instances the caller may see",
-    parameters=[
-        OpenApiParameter("status", str, enum=ProcessInstance.Status.values),
-        OpenApiParameter("definition", str, description="A process key."),
-        OpenApiParameter("business_key", str),
-    ],
+    parameters=[InstanceFilterSerializer],
     responses={200: InstanceSerializer(many=True), 401: UNAUTHENTICATED},
 )
 class InstanceListView(generics.ListAPIView):
     serializer_class = InstanceSerializer
 
     def get_queryset(self) -> Any:
-        params = self.request.query_params
-        return selectors.visible_instances(
-            self.request.user,
-            status=params.get("status") or None,
-            definition=params.get("definition") or None,
-            business_key=params.get("business_key") or None,
-        )
+        filters = query_filters(InstanceFilterSerializer, self.request.query_params)
+        return selectors.visible_instances(self.request.user, **filters)
 
 
 @extend_schema(summary="An instance: status, variables, open tasks, jobs, incident",

@@ -1,6 +1,6 @@
 from typing import Any
 
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from drf_spectacular.utils import extend_schema
 from rest_framework import generics
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -19,31 +19,31 @@ from ..schema import (
     UNAUTHENTICATED,
     UNPROCESSABLE,
 )
-from ..serializers import CompleteTaskSerializer, TaskSerializer
+from ..serializers import (
+    CompleteTaskSerializer,
+    TaskFilterSerializer,
+    TaskSerializer,
+    query_filters,
+)
 
 
 @extend_schema(
     summary="Tasks the caller can act on (or completed)",
-    parameters=[
-        OpenApiParameter("mine", bool, description="Only tasks assigned to the caller."),
-        OpenApiParameter("group", str, description="Only unclaimed tasks of this group."),
-        OpenApiParameter("instance", str, description="Only tasks of this instance (UUID)."),
-        OpenApiParameter("status", str, enum=["completed"],
-                         description="`completed`: tasks the caller completed."),
-    ],
+    parameters=[TaskFilterSerializer],
     responses={200: TaskSerializer(many=True), 401: UNAUTHENTICATED},
 )
 class TaskListView(generics.ListAPIView):
     serializer_class = TaskSerializer
 
     def get_queryset(self) -> Any:
-        params = self.request.query_params
+        filters = query_filters(TaskFilterSerializer, self.request.query_params)
+        instance = filters.get("instance")
         return selectors.tasks_for_user(
             self.request.user,
-            mine=params.get("mine") in {"1", "true", "True"},
-            group=params.get("group") or None,
-            instance=params.get("instance") or None,
-            status=params.get("status") or None,
+            mine=filters["mine"],
+            group=filters.get("group"),
+            instance=str(instance) if instance else None,
+            status=filters.get("status"),
         )
 
 

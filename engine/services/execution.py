@@ -18,7 +18,7 @@ from SpiffWorkflow.util.task import TaskState
 from engine.actors import Actor, as_user
 from engine.bpmn.scripting import UserLookup, acting_user
 from engine.bpmn.serialization import workflow_from_state, workflow_to_state
-from engine.exceptions import ScriptFailed
+from engine.exceptions import NotFound, ScriptFailed
 from engine.models import ProcessInstance
 
 from .audit import record_event
@@ -29,12 +29,16 @@ from .job_scheduling import schedule_service_jobs
 
 def lock_instance(instance_id: uuid.UUID | str) -> ProcessInstance:
     """Take the instance's row lock (the first lock of every instance operation)."""
-    return (
+    instance = (
         ProcessInstance.objects.select_for_update(no_key=True, of=("self",))
         .select_related("definition")
         .defer("definition__spec", "definition__bpmn_xml", "definition__elements")
-        .get(pk=instance_id)
+        .filter(pk=instance_id)
+        .first()
     )
+    if instance is None:
+        raise NotFound(f"There is no instance {instance_id}.")
+    return instance
 
 
 def load_workflow(instance: ProcessInstance) -> BpmnWorkflow:

@@ -110,10 +110,12 @@ def set_variables(
     """Merge `variables` into the data of every active task of the instance (and its
     workflow data), as an operator's correction. The audit event keeps before and after."""
     _require_operator(actor, "edit the variables of")
-    if not isinstance(variables, dict) or not variables:
-        raise InvalidInput("variables must be a non-empty JSON object.")
+    if not isinstance(variables, dict):
+        raise InvalidInput("variables must be a JSON object.")
     with transaction.atomic():
         instance = _lock_unfinished(instance_id, "changed")
+        if not variables:
+            return instance  # nothing to merge: no change, no audit event
         workflow = load_workflow(instance)
         before = {key: instance.variables.get(key) for key in variables}
         active = workflow.get_tasks(state=TaskState.READY | TaskState.WAITING | TaskState.STARTED)

@@ -1,0 +1,35 @@
+"""Request parsing. Postgres cannot store NUL characters in text or JSONB, so the API drops
+them from every JSON body and query filter instead of failing on them later."""
+from collections.abc import Mapping
+from typing import Any
+
+from rest_framework import serializers
+from rest_framework.parsers import JSONParser
+
+
+def without_nul(value: Any) -> Any:
+    if isinstance(value, str):
+        return value.replace("\x00", "")
+    if isinstance(value, dict):
+        return {without_nul(k): without_nul(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [without_nul(v) for v in value]
+    return value
+
+
+class JSONWithoutNulParser(JSONParser):
+    def parse(self, stream: Any, media_type: str | None = None,
+              parser_context: Mapping[str, Any] | None = None) -> Any:
+        return without_nul(super().parse(stream, media_type, parser_context))
+
+
+class TextField(serializers.CharField):
+    """A CharField for query filters that drops NUL characters instead of rejecting them."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.validators = [v for v in self.validators
+                           if type(v).__name__ != "ProhibitNullCharactersValidator"]
+
+    def to_internal_value(self, data: Any) -> str:
+        return str(super().to_internal_value(without_nul(data)))

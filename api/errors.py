@@ -5,7 +5,6 @@ from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.views import defaults
 from rest_framework import exceptions, status
-from rest_framework.response import Response
 from rest_framework.views import exception_handler
 
 from engine.exceptions import EngineError
@@ -16,7 +15,8 @@ PROBLEM_CONTENT_TYPE = "application/problem+json"
 
 def problem_response(
     status_code: int, title: str, detail: str, errors: Any = None
-) -> Response:
+) -> JsonResponse:
+    """Always JSON, whatever the view renders otherwise (the schema view renders YAML)."""
     body: dict[str, Any] = {
         "type": "about:blank",
         "title": title,
@@ -25,7 +25,7 @@ def problem_response(
     }
     if errors is not None:
         body["errors"] = errors
-    return Response(body, status=status_code, content_type=PROBLEM_CONTENT_TYPE)
+    return JsonResponse(body, status=status_code, content_type=PROBLEM_CONTENT_TYPE)
 
 
 def _field_errors(detail: Any, path: str = "") -> list[dict[str, str]]:
@@ -46,7 +46,9 @@ def _field_errors(detail: Any, path: str = "") -> list[dict[str, str]]:
     return [{"field": path or "non_field_errors", "message": str(detail)}]
 
 
-def problem_exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
+def problem_exception_handler(
+    exc: Exception, context: dict[str, Any]
+) -> HttpResponse | None:
     if isinstance(exc, DeploymentInvalid):
         return problem_response(
             status.HTTP_400_BAD_REQUEST, "The deployment is not valid", str(exc),
@@ -79,19 +81,14 @@ def _is_api(request: HttpRequest) -> bool:
     return request.path.startswith("/api/")
 
 
-def _problem_json(status_code: int, title: str, detail: str) -> JsonResponse:
-    body = {"type": "about:blank", "title": title, "status": status_code, "detail": detail}
-    return JsonResponse(body, status=status_code, content_type=PROBLEM_CONTENT_TYPE)
-
-
 def not_found(request: HttpRequest, exception: Exception) -> HttpResponse:
     """Unknown URLs under /api/ answer in the API's error shape; others as Django does."""
     if _is_api(request):
-        return _problem_json(404, "Not found", f"No API endpoint at {request.path}.")
+        return problem_response(404, "Not found", f"No API endpoint at {request.path}.")
     return defaults.page_not_found(request, exception)
 
 
 def server_error(request: HttpRequest) -> HttpResponse:
     if _is_api(request):
-        return _problem_json(500, "Server error", "The server failed; the error was logged.")
+        return problem_response(500, "Server error", "The server failed; the error was logged.")
     return defaults.server_error(request)

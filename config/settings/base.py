@@ -165,6 +165,7 @@ SPECTACULAR_SETTINGS = {
     "DESCRIPTION": "Deploy BPMN processes, start instances and work on their tasks.",
     "VERSION": "1",
     "SERVE_INCLUDE_SCHEMA": False,
+    "SERVE_PERMISSIONS": ["rest_framework.permissions.IsAuthenticated"],
     # The docs page's assets are served by Baton itself, never from a CDN.
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",

@@ -110,7 +110,9 @@ def persist_workflow(
     instance.lock_version += 1
     with running_as(actor):
         active_jobs = schedule_service_jobs(instance, workflow, fresh=fresh)
-    if workflow.is_completed():
+    if instance.status == ProcessInstance.Status.TERMINATED:
+        pass  # a cancelled workflow also counts as completed; it stays terminated
+    elif workflow.is_completed():
         instance.status = ProcessInstance.Status.COMPLETED
         instance.completed_at = instance.completed_at or timezone.now()
     elif instance.status in (ProcessInstance.Status.RUNNING, ProcessInstance.Status.WAITING):

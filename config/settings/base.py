@@ -1,6 +1,7 @@
 """Settings shared by every environment; everything that differs comes from the environment."""
 import os
 from pathlib import Path
+from urllib.parse import quote
 
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
@@ -79,9 +80,28 @@ TEMPLATES = [
     },
 ]
 
+# Where `make run` keeps its embedded Postgres and Redis. When they are running and the
+# environment names no servers, manage.py commands in another terminal use them too.
+EMBEDDED_DATA_DIR = Path(os.environ.get("BATON_DATA_DIR") or BASE_DIR / ".data")
+
+
+def embedded_database_url() -> str | None:
+    pgdata = EMBEDDED_DATA_DIR / "postgres"
+    if (pgdata / "postmaster.pid").exists():
+        return f"postgres://postgres@{quote(str(pgdata), safe='')}/baton"
+    return None
+
+
+def embedded_broker_url() -> str | None:
+    socket = EMBEDDED_DATA_DIR / "redis.socket"
+    return f"redis+socket://{socket}" if socket.exists() else None
+
+
 DATABASES = {
     "default": dj_database_url.parse(
-        os.environ.get("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/baton"),
+        os.environ.get("DATABASE_URL")
+        or embedded_database_url()
+        or "postgres://postgres@127.0.0.1:5432/baton",
         conn_max_age=int(os.environ.get("DB_CONN_MAX_AGE", "60")),
     )
 }
@@ -107,7 +127,9 @@ STATIC_ROOT = BASE_DIR / "staticfiles"
 
 # Celery: the broker comes from the environment; results are written to Postgres by
 # the engine itself, so no result backend is needed.
-CELERY_BROKER_URL = os.environ.get("CELERY_BROKER_URL", "redis://127.0.0.1:6379/0")
+CELERY_BROKER_URL = (
+    os.environ.get("CELERY_BROKER_URL") or embedded_broker_url() or "redis://127.0.0.1:6379/0"
+)
 CELERY_TASK_IGNORE_RESULT = True
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True

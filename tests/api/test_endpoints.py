@@ -242,3 +242,20 @@ def test_schema_and_docs_are_served_without_a_cdn(api_client_for, outsider, anon
     assert docs.status_code == 200
     assert b"cdn" not in docs.content.lower()
     assert b"/static/drf_spectacular_sidecar/" in docs.content
+
+
+def test_throttling_per_user_when_configured(settings, expense_definition, api_client_for,
+                                             outsider):
+    from django.core.cache import cache
+
+    cache.clear()
+    settings.REST_FRAMEWORK = {
+        **settings.REST_FRAMEWORK,
+        "DEFAULT_THROTTLE_CLASSES": ["rest_framework.throttling.UserRateThrottle"],
+        "DEFAULT_THROTTLE_RATES": {"user": "2/minute"},
+    }
+    client = api_client_for(outsider)
+    assert [client.get("/api/v1/definitions/").status_code for _ in range(2)] == [200, 200]
+    limited = client.get("/api/v1/definitions/")
+    problem(limited, 429)
+    assert "Retry-After" in limited

@@ -3,8 +3,9 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+NODE_STAMP := node_modules/.installed
 
-.PHONY: run test setup lint pytest clean
+.PHONY: run test setup lint browser clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -12,12 +13,23 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
-setup: $(STAMP)
+# Front-end packages (htmx, bpmn-js) are served by Baton itself, never from a CDN.
+$(NODE_STAMP): package.json package-lock.json
+	npm ci --no-audit --no-fund --loglevel=error
+	touch $(NODE_STAMP)
+
+setup: $(STAMP) $(NODE_STAMP)
+
+# Browser tests drive Debian's Chromium; install it when the machine lacks it.
+browser:
+	@test -x /usr/bin/chromium || { \
+	  echo "Installing Debian's chromium for the browser tests"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
 
 run: setup
 	$(BIN)/python -m config.devstack run
 
-test: setup lint
+test: setup browser lint
 	$(BIN)/python -m config.devstack test
 
 lint: setup
@@ -25,4 +37,4 @@ lint: setup
 	$(BIN)/mypy .
 
 clean:
-	rm -rf $(VENV) .data
+	rm -rf $(VENV) node_modules .data

@@ -6,6 +6,7 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("accounts/", include("django.contrib.auth.urls")),
     path("api/", include("api.urls")),
+    path("processes/", include("processes.urls")),
     path("", include("tasks_ui.urls")),
 ]
 

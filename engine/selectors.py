@@ -136,3 +136,80 @@ def task_detail_for(task_id: uuid.UUID | str, user: Person) -> HumanTask:
     if not (can_see_task(user, task) or completed_it):
         raise PermissionDenied("You are neither the assignee nor a candidate for this task.")
     return task
+
+
+INBOX_SORTS = {
+    "created": ("created_at", "id"),
+    "-created": ("-created_at", "id"),
+    "due": ("due_at", "created_at"),
+    "priority": ("-priority", "created_at"),
+    "name": ("name", "created_at"),
+    "-completed": ("-completed_at", "id"),
+}
+
+
+def inbox_tasks(
+    user: Person,
+    *,
+    tab: str = "mine",
+    process: str | None = None,
+    search: str | None = None,
+    sort: str = "priority",
+) -> QuerySet[HumanTask]:
+    """The inbox's tabs: `mine` (assigned to me), `groups` (unclaimed, for my groups or me as
+    a candidate user), `completed` (completed by me); filtered, searched and sorted."""
+    tasks = HumanTask.objects.select_related("instance__definition").defer(
+        "instance__state", "instance__definition__spec", "instance__definition__bpmn_xml",
+        "instance__definition__elements", "form", "submitted_data",
+    )
+    if not user.is_authenticated:
+        return tasks.none()
+    username = user.get_username()
+    if tab == "completed":
+        tasks = tasks.filter(status=HumanTask.Status.COMPLETED, completed_by=user.pk)
+    elif tab == "groups":
+        groups = sorted(group_names(user))
+        candidate = Q(candidate_users__contains=[username])
+        if groups:
+            candidate |= Q(candidate_groups__overlap=groups)
+        tasks = tasks.filter(candidate, assignee__isnull=True, status=HumanTask.Status.OPEN)
+    else:
+        tasks = tasks.filter(assignee=username, status__in=HumanTask.ACTIVE_STATUSES)
+    if process:
+        tasks = tasks.filter(instance__definition__key=process)
+    if search:
+        matches = Q(instance__business_key__icontains=search) | Q(name__icontains=search)
+        tasks = tasks.filter(matches)
+    return tasks.order_by(*INBOX_SORTS.get(sort, INBOX_SORTS["priority"]))
+
+
+def open_task_count(user: Person) -> int:
+    """How many tasks wait for `user` (assigned, or unclaimed for them)."""
+    if not user.is_authenticated:
+        return 0
+    return HumanTask.objects.filter(
+        _actionable_for(user), status__in=HumanTask.ACTIVE_STATUSES
+    ).count()
+
+
+def next_task_in_instance(user: Person, instance_id: uuid.UUID) -> HumanTask | None:
+    """The next open task of the same instance that `user` can act on, if any."""
+    return (
+        HumanTask.objects.filter(_actionable_for(user), instance_id=instance_id,
+                                 status__in=HumanTask.ACTIVE_STATUSES)
+        .order_by("-priority", "created_at")
+        .first()
+    )
+
+
+def inbox_processes(user: Person) -> list[tuple[str, str]]:
+    """(key, name) of the processes of the tasks `user` can act on, for the inbox filter."""
+    if not user.is_authenticated:
+        return []
+    rows = (
+        HumanTask.objects.filter(_actionable_for(user), status__in=HumanTask.ACTIVE_STATUSES)
+        .values_list("instance__definition__key", "instance__definition__name")
+        .distinct()
+        .order_by("instance__definition__key")
+    )
+    return [(key, name or key) for key, name in rows]

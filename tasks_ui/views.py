@@ -1,16 +1,160 @@
-"""The web inbox. This first version lists the tasks a person can act on."""
-from django.contrib.auth.decorators import login_required
-from django.http import HttpRequest, HttpResponse
-from django.shortcuts import redirect, render
+"""The web inbox: lists, the task page with its form, claim and unclaim. Views parse the
+request, call one service or selector, and render."""
+from typing import Any
 
-from engine.selectors import tasks_for_user
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import PermissionDenied
+from django.core.paginator import Paginator
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.urls import reverse
+from django.views.decorators.http import require_POST
+
+from engine import selectors
+from engine.exceptions import EngineError, NotFound
+from engine.models import HumanTask
+from engine.permissions import can_complete_task
+from engine.services import claim_task, complete_human_task, unclaim_task
+from engine.services.definition_cache import definition_elements
+
+from .instructions import render_instructions
+from .task_forms import build_form, decision_for, submitted_variables
+
+TABS = {"mine": "Assigned to me", "groups": "My groups", "completed": "Completed by me"}
+PAGE_SIZE = 25
 
 
 def home(request: HttpRequest) -> HttpResponse:
     return redirect("tasks_ui:inbox")
 
 
+def _key_variables(variables: dict[str, Any], limit: int = 3) -> list[tuple[str, Any]]:
+    shown = []
+    for name, value in variables.items():
+        if name.startswith("_") or isinstance(value, dict | list):
+            continue
+        text = str(value)
+        shown.append((name, text if len(text) <= 40 else text[:39] + "…"))
+        if len(shown) == limit:
+            break
+    return shown
+
+
+def _inbox_context(request: HttpRequest) -> dict[str, Any]:
+    params = request.GET
+    tab = params.get("tab") or "mine"
+    if tab not in TABS:
+        tab = "mine"
+    sort = params.get("sort") or ("-completed" if tab == "completed" else "priority")
+    tasks = selectors.inbox_tasks(
+        request.user, tab=tab, process=params.get("process") or None,
+        search=(params.get("q") or "").strip() or None, sort=sort,
+    )
+    page = Paginator(tasks, PAGE_SIZE).get_page(params.get("page"))
+    rows = [(task, _key_variables(task.instance.variables)) for task in page]
+    return {
+        "tabs": TABS, "tab": tab, "sort": sort, "page": page, "rows": rows,
+        "process": params.get("process") or "", "q": params.get("q") or "",
+        "processes": selectors.inbox_processes(request.user),
+        "query": params.urlencode(),
+    }
+
+
 @login_required
 def inbox(request: HttpRequest) -> HttpResponse:
-    tasks = tasks_for_user(request.user)[:200]
-    return render(request, "tasks_ui/inbox.html", {"tasks": tasks})
+    context = _inbox_context(request)
+    if request.headers.get("HX-Request"):
+        return render(request, "tasks_ui/_task_list.html", context)
+    return render(request, "tasks_ui/inbox.html", context)
+
+
+def _visible_task(request: HttpRequest, task_id: str) -> HumanTask:
+    try:
+        return selectors.task_detail_for(task_id, request.user)
+    except NotFound:
+        raise Http404("No such task.") from None
+
+
+def _task_context(request: HttpRequest, task: HumanTask, form: Any) -> dict[str, Any]:
+    info = definition_elements(task.instance.definition_id).get(task.element_id, {})
+    decision = decision_for(task.form, info.get("properties") or {}) if task.is_active else None
+    return {
+        "task": task,
+        "instance": task.instance,
+        "form": form,
+        "decision": decision,
+        "can_complete": task.is_active and can_complete_task(request.user, task),
+        "claimed_by_other": bool(task.assignee) and task.assignee != request.user.get_username(),
+        "instructions": render_instructions(info.get("instructions") or "",
+                                            task.instance.variables),
+        "events": selectors.instance_history(task.instance),
+    }
+
+
+@login_required
+def task_detail(request: HttpRequest, task_id: str) -> HttpResponse:
+    task = _visible_task(request, task_id)
+    form = build_form(task.form, task.instance.variables,
+                      data=request.POST if request.method == "POST" else None)
+    if request.method == "POST":
+        variables = submitted_variables(task.form, form)
+        if variables is not None:
+            try:
+                complete_human_task(task_id=task.id, user=request.user, variables=variables)
+            except EngineError as exc:
+                messages.error(request, exc.detail)
+                if exc.errors and isinstance(exc.errors, dict) and form is not None:
+                    for field, message in exc.errors.items():
+                        form.add_error(field if field in form.fields else None, message)
+                else:
+                    return redirect("tasks_ui:task", task_id=task.id)
+            else:
+                return _after_completion(request, task)
+    status = 400 if request.method == "POST" else 200
+    return render(request, "tasks_ui/task.html", _task_context(request, task, form),
+                  status=status)
+
+
+def _after_completion(request: HttpRequest, task: HumanTask) -> HttpResponse:
+    following = selectors.next_task_in_instance(request.user, task.instance_id)
+    if following is not None:
+        messages.success(request, f"“{task.name}” is done. Here is the next step.")
+        return redirect("tasks_ui:task", task_id=following.id)
+    task.instance.refresh_from_db(fields=["status"])
+    outcome = {"completed": "The process is complete.",
+               "running": "The process moves on.",
+               "waiting": "The process now waits for someone else."}
+    messages.success(request, f"“{task.name}” is done. "
+                     f"{outcome.get(task.instance.status, '')}".strip())
+    return redirect("tasks_ui:inbox")
+
+
+@login_required
+@require_POST
+def claim(request: HttpRequest, task_id: str) -> HttpResponse:
+    return _claim_action(request, task_id, claim_task, "claimed")
+
+
+@login_required
+@require_POST
+def unclaim(request: HttpRequest, task_id: str) -> HttpResponse:
+    return _claim_action(request, task_id, unclaim_task, "given back")
+
+
+def _claim_action(request: HttpRequest, task_id: str, action: Any, done: str) -> HttpResponse:
+    task = _visible_task(request, task_id)
+    try:
+        task = action(task_id=task.id, user=request.user)
+    except EngineError as exc:
+        messages.error(request, exc.detail)
+    except PermissionDenied:
+        raise
+    else:
+        messages.success(request, f"“{task.name}” {done}.")
+    if request.headers.get("HX-Request"):
+        row = selectors.task_detail(task.id)
+        return render(request, "tasks_ui/_task_row.html",
+                      {"task": row, "vars": _key_variables(row.instance.variables),
+                       "tab": request.POST.get("tab", "mine")})
+    return redirect(request.POST.get("next") or reverse("tasks_ui:task", args=[task.id]))

@@ -83,7 +83,7 @@ def test_run_command_serves_baton_and_ctrl_c_stops_everything(tmp_path: Path) ->
                 "csrfmiddlewaretoken": browser.cookies["csrftoken"],
             })
             assert page.status_code == 200
-            assert "Your tasks" in page.text and "approver1" in page.text
+            assert "<h1>Tasks</h1>" in page.text and "approver1" in page.text
 
         # The example approval, started and completed through the API with printed tokens.
         designer = {"Authorization": f"Token {accounts['designer'][1]}"}

@@ -75,6 +75,7 @@ TEMPLATES = [
                 "django.template.context_processors.request",
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
+                "tasks_ui.context_processors.inbox_header",
             ],
         },
     },
@@ -124,6 +125,11 @@ USE_TZ = True
 
 STATIC_URL = "/static/"
 STATIC_ROOT = BASE_DIR / "staticfiles"
+# Front-end packages from npm (package.json), served as Baton's own static files.
+STATICFILES_DIRS = [
+    BASE_DIR / "static",
+    ("vendor/htmx", BASE_DIR / "node_modules" / "htmx.org" / "dist"),
+]
 
 # Celery: the broker comes from the environment; results are written to Postgres by
 # the engine itself, so no result backend is needed.

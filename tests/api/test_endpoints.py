@@ -1,5 +1,7 @@
 """The rest of DESIGN section 6: definitions, validation, instance lists and history,
 operator actions, task detail/claim/unclaim, Idempotency-Key, and one error shape."""
+import os
+
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 
@@ -244,18 +246,32 @@ def test_schema_and_docs_are_served_without_a_cdn(api_client_for, outsider, anon
     assert b"/static/drf_spectacular_sidecar/" in docs.content
 
 
-def test_throttling_per_user_when_configured(settings, expense_definition, api_client_for,
+def test_throttling_per_user_when_configured(monkeypatch, expense_definition, api_client_for,
                                              outsider):
+    """DRF reads throttle settings when views are imported, so the setting is applied to the
+    view here the way startup would apply BATON_API_USER_RATE (checked below)."""
     from django.core.cache import cache
+    from rest_framework.throttling import UserRateThrottle
+
+    from api.views.definitions import DefinitionListView
 
     cache.clear()
-    settings.REST_FRAMEWORK = {
-        **settings.REST_FRAMEWORK,
-        "DEFAULT_THROTTLE_CLASSES": ["rest_framework.throttling.UserRateThrottle"],
-        "DEFAULT_THROTTLE_RATES": {"user": "2/minute"},
-    }
+    monkeypatch.setattr(UserRateThrottle, "THROTTLE_RATES", {"user": "2/minute"})
+    monkeypatch.setattr(DefinitionListView, "throttle_classes", [UserRateThrottle])
     client = api_client_for(outsider)
     assert [client.get("/api/v1/definitions/").status_code for _ in range(2)] == [200, 200]
     limited = client.get("/api/v1/definitions/")
     problem(limited, 429)
     assert "Retry-After" in limited
+
+
+def test_the_throttle_rate_comes_from_the_environment() -> None:
+    import subprocess
+    import sys
+
+    code = ("import os; os.environ['DJANGO_SETTINGS_MODULE']='config.settings.test'; "
+            "from django.conf import settings; r = settings.REST_FRAMEWORK; "
+            "print(r['DEFAULT_THROTTLE_RATES']['user'], len(r['DEFAULT_THROTTLE_CLASSES']))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         env={**os.environ, "BATON_API_USER_RATE": "1000/hour"}, check=True)
+    assert out.stdout.split() == ["1000/hour", "2"]

@@ -32,7 +32,7 @@ def home(request: HttpRequest) -> HttpResponse:
 def _key_variables(variables: dict[str, Any], limit: int = 3) -> list[tuple[str, Any]]:
     shown = []
     for name, value in variables.items():
-        if name.startswith("_") or isinstance(value, dict | list):
+        if name.startswith("_") or value is None or isinstance(value, dict | list):
             continue
         text = str(value)
         shown.append((name, text if len(text) <= 40 else text[:39] + "…"))
@@ -43,9 +43,11 @@ def _key_variables(variables: dict[str, Any], limit: int = 3) -> list[tuple[str,
 
 def _inbox_context(request: HttpRequest) -> dict[str, Any]:
     params = request.GET
-    tab = params.get("tab") or "mine"
+    tab = params.get("tab") or ""
     if tab not in TABS:
-        tab = "mine"
+        # Nothing assigned yet: show what the user's groups could pick up instead.
+        has_own = selectors.inbox_tasks(request.user, tab="mine").exists()
+        tab = "mine" if has_own else "groups"
     sort = params.get("sort") or ("-completed" if tab == "completed" else "priority")
     tasks = selectors.inbox_tasks(
         request.user, tab=tab, process=params.get("process") or None,

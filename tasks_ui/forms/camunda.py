@@ -68,7 +68,7 @@ def _initial(field: dict[str, Any], data: dict[str, Any]) -> Any:
 
 def form_class_for(fields: list[dict[str, Any]]) -> type[forms.Form]:
     declared = {field["id"]: _django_field(field) for field in fields}
-    return type("CamundaTaskForm", (forms.Form,), declared)
+    return type("CamundaTaskForm", (forms.Form,), {**declared, "required_css_class": "required"})
 
 
 def initial_for(fields: list[dict[str, Any]], data: dict[str, Any]) -> dict[str, Any]:

@@ -10,7 +10,7 @@ from typing import Any
 
 from django import forms
 
-from .forms import camunda
+from .forms import camunda, json_schema
 
 CONVENTIONAL_DECISIONS = {"decision", "approval", "outcome", "approved"}
 
@@ -48,6 +48,9 @@ def build_form(
         fields = form_spec["fields"]
         form_class = camunda.form_class_for(fields)
         return form_class(data=data, initial=camunda.initial_for(fields, task_data))
+    if form_spec.get("type") == "json-schema" and isinstance(form_spec.get("schema"), dict):
+        return json_schema.build_form(form_spec["schema"], form_spec.get("ui_schema"),
+                                      task_data, data=data)
     return None
 
 
@@ -57,6 +60,8 @@ def submitted_variables(
     """The variables to submit, or None when the form has errors (now attached to it)."""
     if form is None:
         return {}
+    if isinstance(form, json_schema.JsonSchemaForm):
+        return json_schema.validate_form(form)
     if not form.is_valid():
         return None
     return camunda.variables_from(form)

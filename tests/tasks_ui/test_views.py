@@ -1,5 +1,7 @@
 """The web inbox through Django's test client: every view and permission rule, forms per
 field type, approve/reject buttons, and where a person lands after submitting."""
+from pathlib import Path
+
 import pytest
 from django.contrib.auth.models import User
 from django.test import Client
@@ -240,3 +242,30 @@ def test_instructions_are_markdown_with_variables_and_sanitised(approver):
     assert done.status_code == 302
     instance.refresh_from_db()
     assert instance.status == "completed"
+
+
+CORPUS = Path(__file__).resolve().parents[3] / "shared" / "corpus" / "spiff-examples"
+ROLES = CORPUS / "1-basic-concepts" / "1-6-roles"
+
+
+@pytest.mark.skipif(not ROLES.exists(), reason="the shared corpus is not beside the repo")
+def test_a_spiffarena_json_schema_form_in_the_inbox(make_user):
+    files = [UploadedFile(p.name, p.read_bytes()) for p in sorted(ROLES.iterdir())
+             if p.suffix in {".bpmn", ".json"} and not p.name.startswith(("test_", "process_"))]
+    deploy(name="roles", files=files, actor=None)
+    ann = make_user("ann")
+    instance = start_instance(key="Process_9wllce2", actor=ann)
+    client = login(ann)
+    intro = instance.human_tasks.get()
+    client.post(f"/tasks/{intro.id}/")
+    describe = instance.human_tasks.get(element_id="Activity_121gfc7")
+    page = client.get(f"/tasks/{describe.id}/").content.decode()
+    assert '<label for="id_location">Location' in page and "Costa Rica" in page
+    bad = client.post(f"/tasks/{describe.id}/", {"location": "Mars"})
+    assert bad.status_code == 400 and "location" in bad.context["form"].errors
+    good = client.post(f"/tasks/{describe.id}/", {"location": "Spain", "season": "Fall",
+                                                  "activites": "Hiking"})
+    approve = instance.human_tasks.get(element_id="Activity_041y60h")
+    assert good["Location"] == f"/tasks/{approve.id}/"  # ann owns the approver lane too
+    instance.refresh_from_db()
+    assert instance.variables["location"] == "Spain"

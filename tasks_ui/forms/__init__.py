@@ -1,0 +1,1 @@
+"""Django forms generated from task form descriptions (Camunda formData, JSON Schema)."""

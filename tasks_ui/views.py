@@ -4,7 +4,6 @@ from typing import Any
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
@@ -55,11 +54,14 @@ def _inbox_context(request: HttpRequest) -> dict[str, Any]:
     )
     page = Paginator(tasks, PAGE_SIZE).get_page(params.get("page"))
     rows = [(task, _key_variables(task.instance.variables)) for task in page]
+    # The refresh asks for the tab shown, not for a default chosen again.
+    refresh = params.copy()
+    refresh["tab"] = tab
     return {
         "tabs": TABS, "tab": tab, "sort": sort, "page": page, "rows": rows,
         "process": params.get("process") or "", "q": params.get("q") or "",
         "processes": selectors.inbox_processes(request.user),
-        "query": params.urlencode(),
+        "query": refresh.urlencode(),
     }
 
 
@@ -146,17 +148,18 @@ def unclaim(request: HttpRequest, task_id: str) -> HttpResponse:
 
 def _claim_action(request: HttpRequest, task_id: str, action: Any, done: str) -> HttpResponse:
     task = _visible_task(request, task_id)
+    swap_row = bool(request.headers.get("HX-Request"))
     try:
         task = action(task_id=task.id, user=request.user)
     except EngineError as exc:
         messages.error(request, exc.detail)
-    except PermissionDenied:
-        raise
     else:
-        messages.success(request, f"“{task.name}” {done}.")
-    if request.headers.get("HX-Request"):
+        if not swap_row:  # the swapped row itself shows the change
+            messages.success(request, f"“{task.name}” {done}.")
+    if swap_row:
         row = selectors.task_detail(task.id)
         return render(request, "tasks_ui/_task_row.html",
                       {"task": row, "vars": _key_variables(row.instance.variables),
-                       "tab": request.POST.get("tab", "mine")})
+                       "tab": request.POST.get("tab", "mine"),
+                       "next": request.POST.get("next", "")})
     return redirect(request.POST.get("next") or reverse("tasks_ui:task", args=[task.id]))

@@ -50,8 +50,9 @@ class ProcessInstance(models.Model):
         return self.status in (self.Status.COMPLETED, self.Status.TERMINATED)
 
 
-# The inbox only ever searches open and claimed tasks, so its indexes cover only those rows.
-ACTIVE_TASK = Q(status__in=["open", "claimed"])
+# Candidates only ever look for unclaimed active tasks (a claimed one belongs to its
+# assignee, found through human_task_assignee_status), so these indexes cover only those.
+UNCLAIMED_TASK = Q(assignee__isnull=True, status__in=["open", "claimed"])
 
 
 class HumanTask(models.Model):
@@ -97,12 +98,10 @@ class HumanTask(models.Model):
         ]
         indexes = [
             models.Index(fields=["assignee", "status"], name="human_task_assignee_status"),
-            GinIndex(
-                fields=["candidate_groups"], condition=ACTIVE_TASK, name="human_task_active_groups"
-            ),
-            GinIndex(
-                fields=["candidate_users"], condition=ACTIVE_TASK, name="human_task_active_users"
-            ),
+            GinIndex(fields=["candidate_groups"], condition=UNCLAIMED_TASK,
+                     name="human_task_unclaimed_groups"),
+            GinIndex(fields=["candidate_users"], condition=UNCLAIMED_TASK,
+                     name="human_task_unclaimed_users"),
             models.Index(fields=["completed_by", "-completed_at"], name="human_task_completed_by"),
         ]
 

@@ -1,12 +1,18 @@
 """Who may see and work on which human task. Services call these before changing anything."""
-from .actors import Person
+from .actors import Person, as_user
 from .models import HumanTask
 
 
 def group_names(user: Person) -> set[str]:
-    if not user.is_authenticated:
+    """The user's group names, read once per user object (that is, once per request)."""
+    person = as_user(user)
+    if person is None:
         return set()
-    return set(user.groups.values_list("name", flat=True))  # type: ignore[union-attr]
+    cached: set[str] | None = getattr(person, "_baton_group_names", None)
+    if cached is None:
+        cached = set(person.groups.values_list("name", flat=True))
+        setattr(person, "_baton_group_names", cached)  # noqa: B010
+    return set(cached)
 
 
 def is_candidate(user: Person, task: HumanTask) -> bool:

@@ -2,8 +2,9 @@
 import uuid
 
 from django.core.exceptions import PermissionDenied
-from django.db.models import Exists, OuterRef, Q, QuerySet
+from django.db.models import Exists, OuterRef, Prefetch, Q, QuerySet
 
+from processes.models import ProcessDefinition
 from processes.permissions import is_member
 
 from .actors import Person
@@ -89,6 +90,16 @@ def _actionable_for(user: Person) -> Q:
     return Q(assignee=username) | (Q(assignee__isnull=True) & candidate)
 
 
+def _task_instances(*, with_variables: bool) -> Prefetch:
+    """Instances of a page of tasks, fetched by key after the page is cut: joining them into
+    the task query would make Postgres sort and limit over the join."""
+    light = ["state", "definition__spec", "definition__bpmn_xml", "definition__elements"]
+    if not with_variables:
+        light.append("variables")
+    return Prefetch("instance", queryset=ProcessInstance.objects.select_related(
+        "definition").defer(*light))
+
+
 def tasks_for_user(
     user: Person,
     *,
@@ -98,10 +109,7 @@ def tasks_for_user(
     status: str | None = None,
 ) -> QuerySet[HumanTask]:
     """Tasks `user` can act on (open or claimed by them), or that they completed."""
-    tasks = HumanTask.objects.select_related("instance__definition").defer(
-        "instance__state", "instance__variables", "instance__definition__spec",
-        "instance__definition__bpmn_xml", "instance__definition__elements",
-    )
+    tasks = HumanTask.objects.prefetch_related(_task_instances(with_variables=False))
     if not user.is_authenticated:
         return tasks.none()
     if status == HumanTask.Status.COMPLETED:
@@ -158,9 +166,8 @@ def inbox_tasks(
 ) -> QuerySet[HumanTask]:
     """The inbox's tabs: `mine` (assigned to me), `groups` (unclaimed, for my groups or me as
     a candidate user), `completed` (completed by me); filtered, searched and sorted."""
-    tasks = HumanTask.objects.select_related("instance__definition").defer(
-        "instance__state", "instance__definition__spec", "instance__definition__bpmn_xml",
-        "instance__definition__elements", "form", "submitted_data",
+    tasks = HumanTask.objects.prefetch_related(_task_instances(with_variables=True)).defer(
+        "form", "submitted_data"
     )
     if not user.is_authenticated:
         return tasks.none()
@@ -206,10 +213,14 @@ def inbox_processes(user: Person) -> list[tuple[str, str]]:
     """(key, name) of the processes of the tasks `user` can act on, for the inbox filter."""
     if not user.is_authenticated:
         return []
+    actionable = HumanTask.objects.filter(
+        _actionable_for(user), status__in=HumanTask.ACTIVE_STATUSES,
+        instance__definition=OuterRef("pk"),
+    )
     rows = (
-        HumanTask.objects.filter(_actionable_for(user), status__in=HumanTask.ACTIVE_STATUSES)
-        .values_list("instance__definition__key", "instance__definition__name")
+        ProcessDefinition.objects.filter(Exists(actionable))
+        .values_list("key", "name")
         .distinct()
-        .order_by("instance__definition__key")
+        .order_by("key")
     )
     return [(key, name or key) for key, name in rows]

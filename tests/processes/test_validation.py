@@ -249,3 +249,23 @@ def test_a_service_task_naming_an_unknown_connector_is_refused(api_client_for, d
     assert "Unknown connector 'crm.nowhere'" in error["message"]
     assert "http" in error["message"]  # the registered ones are listed
     assert not ProcessDefinition.objects.filter(key="svc").exists()
+
+
+def test_a_deployment_over_the_total_cap_is_refused(settings, api_client_for, designer) -> None:
+    settings.BATON_MAX_DEPLOYMENT_BYTES = 1000
+    files = [SimpleUploadedFile(f"part{i}.json", b"[" + b"0," * 200 + b"0]") for i in range(3)]
+    response = api_client_for(designer).post(
+        "/api/v1/deployments/", {"files": files}, format="multipart"
+    )
+    assert response.status_code == 400
+    assert "at most 1000 bytes" in response.json()["errors"][0]["message"]
+    assert Deployment.objects.count() == 0
+
+
+def test_zip_archives_are_not_accepted(api_client_for, designer) -> None:
+    archive = SimpleUploadedFile("bundle.zip", b"PK\x03\x04" + b"\x00" * 100)
+    response = api_client_for(designer).post(
+        "/api/v1/deployments/", {"files": [archive]}, format="multipart"
+    )
+    assert response.status_code == 400
+    assert "Only .bpmn, .dmn and .json files" in response.json()["errors"][0]["message"]

@@ -3,7 +3,7 @@ ever printed, never stored in the repository."""
 import secrets
 from dataclasses import dataclass
 
-from django.contrib.auth.models import Group, User
+from django.contrib.auth.models import Group, Permission, User
 from django.db import transaction
 from rest_framework.authtoken.models import Token
 
@@ -24,10 +24,18 @@ class DemoAccount:
     token: str
 
 
+# What the operators group may see in the admin site.
+OPERATOR_PERMISSIONS = ("view_processinstance", "view_servicejob", "view_humantask",
+                        "view_instanceevent")
+
+
 def reset_demo_accounts() -> list[DemoAccount]:
     """Create the demo users and groups if missing and give each a fresh random password."""
     accounts = []
     with transaction.atomic():
+        operators, _ = Group.objects.get_or_create(name="operators")
+        operators.permissions.add(*Permission.objects.filter(
+            content_type__app_label="engine", codename__in=OPERATOR_PERMISSIONS))
         for username, group_names in DEMO_ACCOUNTS.items():
             user, _ = User.objects.get_or_create(
                 username=username, defaults={"email": f"{username}@example.invalid"}

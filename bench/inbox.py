@@ -360,29 +360,6 @@ def pick_busy_user(data: Dataset) -> str:
 # The real server
 
 
-@dataclass
-class InboxServer(Server):
-    """bench.start's gunicorn, with an access log that records each request's server time."""
-
-    access_log: Path | None = None
-
-    def start(self) -> None:
-        command = [
-            sys.executable, "-m", "gunicorn", "config.wsgi:application",
-            "--bind", f"127.0.0.1:{self.port}",
-            "--workers", str(self.workers),
-            "--worker-class", self.worker_class, "--threads", str(self.threads),
-            "--keep-alive", str(self.keep_alive), "--graceful-timeout", "5",
-            "--log-level", "warning",
-        ]
-        if self.access_log is not None:
-            # %(D)s: microseconds from the parsed request to the last byte of the response.
-            command += ["--access-logfile", str(self.access_log),
-                        "--access-logformat", "%(r)s|%(s)s|%(D)s"]
-        self.process = subprocess.Popen(command, cwd=BASE_DIR, env=self.env,
-                                        start_new_session=True)
-
-
 def access_log_times(path: Path, page_path: str) -> list[float]:
     """Server seconds of every logged GET of `page_path`, in order."""
     times = []
@@ -830,9 +807,8 @@ def measure(args: argparse.Namespace, embedded: Any, gunicorn: str) -> dict[str,
 
     with tempfile.TemporaryDirectory(prefix="baton-bench-inbox-") as log_dir:
         access_log = Path(log_dir) / "access.log"
-        server = InboxServer(env=env, worker_class="gthread", workers=args.workers,
-                             threads=args.server_threads, keep_alive=30,
-                             access_log=access_log)
+        server = Server(env=env, worker_class="gthread", workers=args.workers,
+                        threads=args.server_threads, keep_alive=30, access_log=access_log)
         server_name = (f"gunicorn {gunicorn} gthread, {args.workers} workers x "
                        f"{args.server_threads} threads, keep-alive 30s, {SETTINGS_MODULE} "
                        "(DEBUG off)")

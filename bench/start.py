@@ -149,6 +149,8 @@ class Server:
     keep_alive: int
     port: int = field(default_factory=free_port)
     process: subprocess.Popen[bytes] | None = None
+    # When set, gunicorn logs each request with its server time (bench/inbox.py reads it).
+    access_log: Path | None = None
 
     @property
     def url(self) -> str:
@@ -163,6 +165,10 @@ class Server:
             "--keep-alive", str(self.keep_alive), "--graceful-timeout", "5",
             "--log-level", "warning",
         ]
+        if self.access_log is not None:
+            # %(D)s: microseconds from the parsed request to the last byte of the response.
+            command += ["--access-logfile", str(self.access_log),
+                        "--access-logformat", "%(r)s|%(s)s|%(D)s"]
         self.process = subprocess.Popen(command, cwd=BASE_DIR, env=self.env,
                                         start_new_session=True)
 

@@ -1,6 +1,7 @@
 """Request and response shapes of the REST API (DESIGN section 6)."""
 from typing import Any
 
+from django.utils.dateparse import parse_datetime
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
@@ -110,9 +111,14 @@ class JobSerializer(serializers.ModelSerializer):
 
 
 class IncidentSerializer(serializers.Serializer):
-    job = serializers.UUIDField()
+    kind = serializers.ChoiceField(
+        choices=["job", "script"],
+        help_text="job: a service call failed for good; script: a diagram script or "
+        "expression of the element failed.",
+    )
+    job = serializers.UUIDField(allow_null=True, help_text="The dead job (kind job).")
     element_id = serializers.CharField()
-    error_code = serializers.CharField()
+    error_code = serializers.CharField(allow_blank=True)
     error = serializers.CharField()
     attempts = serializers.IntegerField()
     since = serializers.DateTimeField()
@@ -154,15 +160,24 @@ class InstanceSerializer(serializers.ModelSerializer):
 
     @extend_schema_field(IncidentSerializer(allow_null=True))
     def get_incident(self, instance: ProcessInstance) -> dict[str, Any] | None:
-        """The newest dead job, while the instance is in incident."""
+        """What failed last (a script, or a dead job), while the instance is in incident."""
         if instance.status != ProcessInstance.Status.INCIDENT:
             return None
+        recorded = instance.incident
+        if isinstance(recorded, dict) and recorded.get("kind") == "script":
+            return {
+                "kind": "script", "job": None, "element_id": recorded.get("element_id", ""),
+                "error_code": recorded.get("error_code", ""),
+                "error": recorded.get("error", ""), "attempts": recorded.get("attempts", 1),
+                "since": parse_datetime(recorded.get("since") or "") or instance.updated_at,
+            }
         dead = [j for j in instance.jobs.all() if j.status == ServiceJob.Status.DEAD]
         if not dead:
             return None
         job = max(dead, key=lambda j: j.updated_at)
-        return {"job": job.id, "element_id": job.element_id, "error_code": job.error_code,
-                "error": job.last_error, "attempts": job.attempt, "since": job.updated_at}
+        return {"kind": "job", "job": job.id, "element_id": job.element_id,
+                "error_code": job.error_code, "error": job.last_error, "attempts": job.attempt,
+                "since": job.updated_at}
 
 
 class CompleteTaskSerializer(serializers.Serializer):

@@ -36,3 +36,13 @@ class ScriptFailed(EngineError):
 
     status = 422
     title = "A diagram script failed"
+
+
+class TaskScriptFailed(ScriptFailed):
+    """A script or expression of one task failed while the engine wrote the instance (an
+    assignment expression, a connector parameter). The engine fails that task and opens an
+    incident instead of rolling back; `task` is the SpiffWorkflow task."""
+
+    def __init__(self, detail: str, *, task: Any, errors: Any = None) -> None:
+        super().__init__(detail, errors=errors)
+        self.task = task

@@ -30,6 +30,8 @@ class ProcessInstance(models.Model):
     # A snapshot of the workflow data, for queries and display.
     variables = models.JSONField(default=dict)
     lock_version = models.PositiveIntegerField(default=0)
+    # While in incident: what failed ({"kind": "script" or "job", "element_id", "error", ...}).
+    incident = models.JSONField(null=True, blank=True)
     started_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
         related_name="started_instances",
@@ -216,6 +218,7 @@ class InstanceEvent(models.Model):
         JOB_SUCCEEDED = "job_succeeded", "Job succeeded"
         JOB_FAILED = "job_failed", "Job failed"
         JOB_RETRIED = "job_retried", "Job retried"
+        TASK_RETRIED = "task_retried", "Task retried"
         SUSPENDED = "suspended", "Suspended"
         RESUMED = "resumed", "Resumed"
         VARIABLES_CHANGED = "variables_changed", "Variables changed"

@@ -8,6 +8,7 @@ from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
 from engine.services.definition_cache import definition_elements, definition_specs
+from engine.services.execution import definition_script_time_limit
 from processes.models import ProcessDefinition
 from processes.services import deploy, deploy_examples
 from tests.helpers import EXPENSE_FILE, PARALLEL_FILE, build_bpmn, upload_of
@@ -18,9 +19,11 @@ def _fresh_definition_caches():
     """Definitions are cached per primary key; a flushed test database may reuse keys."""
     definition_specs.cache_clear()
     definition_elements.cache_clear()
+    definition_script_time_limit.cache_clear()
     yield
     definition_specs.cache_clear()
     definition_elements.cache_clear()
+    definition_script_time_limit.cache_clear()
 
 
 # --- users -------------------------------------------------------------------------------

@@ -184,11 +184,16 @@ def test_start_reports_bad_input_and_failing_scripts(expense_definition):
         run("start", "expense_approval", "--json-vars", "{amount: 1}")
     with pytest.raises(CommandError, match="not of the form name=value"):
         run("start", "expense_approval", "--var", "amount")
-    # float("lots") fails in the categorise script: the start is rolled back.
-    with pytest.raises(CommandError) as raised:
-        start_expense("lots")
-    assert str(raised.value)
-    assert not ProcessInstance.objects.exists()
+    # float("lots") fails in the categorise script: the instance stops there, in incident.
+    output = run(
+        "start", "expense_approval", "--var", "amount=lots",
+        "--var", "description=Team lunch", "--var", "requester=alice",
+    )
+    assert "status:       incident" in output
+    assert "incident:     categorise: ValueError: could not convert string to float" in output
+    instance = ProcessInstance.objects.get()
+    assert (instance.status, instance.incident["element_id"]) == ("incident", "categorise")
+    assert not instance.human_tasks.exists()
 
 
 # --- instances ---------------------------------------------------------------------------

@@ -99,7 +99,8 @@ class InstanceTerminateView(APIView):
 
 
 class InstanceRetryView(APIView):
-    @extend_schema(summary="Run the failed jobs of an instance in incident again (operators)",
+    @extend_schema(summary="Run the failed jobs and tasks of an instance in incident again "
+                           "(operators)",
                    request=None, responses=OPERATOR_RESPONSES)
     def post(self, request: Request, pk: str) -> Response:
         retry_instance(instance_id=pk, actor=request.user)

@@ -159,6 +159,10 @@ BATON_SWEEP_INTERVAL_SECONDS = float(os.environ.get("BATON_SWEEP_INTERVAL_SECOND
 # A pending job whose message is this late, or a running job this long past the job time
 # limit whose worker is gone, is enqueued again.
 BATON_SWEEP_GRACE_SECONDS = float(os.environ.get("BATON_SWEEP_GRACE_SECONDS", "30"))
+# Diagram scripts run in sandbox processes: CPU seconds per evaluation (a process may
+# lower or raise it with its `scriptTimeLimit` property, up to 60 s) and memory per sandbox.
+BATON_SCRIPT_TIME_LIMIT_SECONDS = float(os.environ.get("BATON_SCRIPT_TIME_LIMIT_SECONDS", "2"))
+BATON_SCRIPT_MEMORY_LIMIT_MB = int(os.environ.get("BATON_SCRIPT_MEMORY_LIMIT_MB", "512"))
 # Named secrets for connector parameters (`secret:NAME`); the environment is read too.
 BATON_SECRETS: dict[str, str] = {}
 # The demo API that the credit-check example calls (served by Baton itself under /demo-api/).

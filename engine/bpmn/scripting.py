@@ -1,23 +1,75 @@
 """Every diagram script and expression is compiled and evaluated through this module.
 
-Keeping evaluation in one place is what lets a restricted environment replace the plain one
-without touching the rest of the engine.
+SpiffWorkflow calls `environment.evaluate()` / `environment.execute()`; Baton's environment
+sends the source and the task data to a sandbox process (`sandbox_client`), where it is
+compiled with RestrictedPython and run with guards, a CPU-time limit and a memory limit
+(`sandbox`). What a script assigns comes back into the task data, as with SpiffWorkflow's
+TaskDataEnvironment: functions and modules are not kept.
+
+What scripts may use (the documented helpers):
+- `get_current_user()`: the acting user's `id`, `username`, `email` and `groups` (or None);
+- `instance_id()`: the id of the process instance the script runs in (or None);
+- `baton_url`: the base URL of this Baton;
+- `datetime`, `date`, `timedelta`, `timezone`, `Decimal` and `math` without importing;
+- `import` of datetime, decimal, json, math, random, statistics and string.
+
+The time limit is `BATON_SCRIPT_TIME_LIMIT_SECONDS` (default 2 s), or the process's own
+`scriptTimeLimit` property (camunda:, zeebe: or spiffworkflow:properties on bpmn:process).
 """
 import contextlib
 import contextvars
 import datetime
 import decimal
+import logging
 import math
+import os
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from SpiffWorkflow.bpmn.script_engine import PythonScriptEngine, TaskDataEnvironment
+from SpiffWorkflow.bpmn.exceptions import WorkflowTaskException
+from SpiffWorkflow.bpmn.script_engine import PythonScriptEngine
+from SpiffWorkflow.bpmn.script_engine.python_environment import (
+    BasePythonScriptEngineEnvironment,
+)
+from SpiffWorkflow.exceptions import SpiffWorkflowException
+
+from . import sandbox_client, sandbox_wire
+from .sandbox import (
+    ScriptError,
+    ScriptLimitExceeded,
+    ScriptNotAllowed,
+    ScriptTimeLimitExceeded,
+    syntax_problem,
+)
+
+__all__ = [
+    "ScriptError",
+    "ScriptLimitExceeded",
+    "ScriptNotAllowed",
+    "ScriptTimeLimitExceeded",
+]
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_TIME_LIMIT_SECONDS = 2.0
+# A process may ask for more time, but never for more than this: the row lock is held meanwhile.
+MAX_TIME_LIMIT_SECONDS = 60.0
+DEFAULT_MEMORY_LIMIT_MB = 512
+TIME_LIMIT_PROPERTY = "scriptTimeLimit"
+# Task data the engine sends into a sandbox (the sandbox limits what comes back itself).
+_MAX_SENT_BYTES = 500_000_000
 
 # The person whose action is running the engine, as scripts see it (None for the system).
 # Looked up lazily: most scripts never ask, and the lookup costs a query.
 UserLookup = Callable[[], dict[str, Any] | None]
 _current_user: contextvars.ContextVar[UserLookup | None] = contextvars.ContextVar(
     "baton_current_user", default=None
+)
+_current_instance: contextvars.ContextVar[str | None] = contextvars.ContextVar(
+    "baton_current_instance", default=None
+)
+_time_limit: contextvars.ContextVar[float | None] = contextvars.ContextVar(
+    "baton_script_time_limit", default=None
 )
 
 
@@ -31,6 +83,25 @@ def acting_user(lookup: UserLookup | None) -> Iterator[None]:
         _current_user.reset(token)
 
 
+@contextlib.contextmanager
+def script_context(
+    *, user: UserLookup | None, instance_id: str | None = None, time_limit: float | None = None
+) -> Iterator[None]:
+    """What scripts run inside the block see as the current user and instance, and the time
+    limit they run with (None: the configured default)."""
+    tokens = (
+        _current_user.set(user),
+        _current_instance.set(instance_id),
+        _time_limit.set(time_limit),
+    )
+    try:
+        yield
+    finally:
+        _time_limit.reset(tokens[2])
+        _current_instance.reset(tokens[1])
+        _current_user.reset(tokens[0])
+
+
 def get_current_user() -> dict[str, Any] | None:
     """Script helper (as in SpiffArena): the acting user's `username`, `email` and `groups`."""
     lookup = _current_user.get()
@@ -38,9 +109,16 @@ def get_current_user() -> dict[str, Any] | None:
     return dict(user) if user is not None else None
 
 
-# Names a diagram script may use without importing anything.
+def instance_id() -> str | None:
+    """Script helper: the id of the instance whose script is running."""
+    return _current_instance.get()
+
+
+# Names a diagram script may use without importing anything (the sandbox has its own copies;
+# these say which names they are, for the overwrite check and for documentation).
 SCRIPT_GLOBALS: dict[str, Any] = {
     "get_current_user": get_current_user,
+    "instance_id": instance_id,
     "datetime": datetime.datetime,
     "date": datetime.date,
     "timedelta": datetime.timedelta,
@@ -50,6 +128,58 @@ SCRIPT_GLOBALS: dict[str, Any] = {
 }
 
 
+def default_time_limit() -> float:
+    from django.conf import settings
+
+    configured: Any = getattr(settings, "BATON_SCRIPT_TIME_LIMIT_SECONDS", None)
+    if configured is None:
+        configured = os.environ.get("BATON_SCRIPT_TIME_LIMIT_SECONDS", DEFAULT_TIME_LIMIT_SECONDS)
+    return _clamp_seconds(float(configured))
+
+
+def current_time_limit() -> float:
+    return _time_limit.get() or default_time_limit()
+
+
+def memory_limit_mb() -> int:
+    from django.conf import settings
+
+    configured: Any = getattr(settings, "BATON_SCRIPT_MEMORY_LIMIT_MB", None)
+    if configured is None:
+        configured = os.environ.get("BATON_SCRIPT_MEMORY_LIMIT_MB", DEFAULT_MEMORY_LIMIT_MB)
+    return max(64, int(configured))
+
+
+def _clamp_seconds(seconds: float) -> float:
+    return min(max(seconds, 0.01), MAX_TIME_LIMIT_SECONDS)
+
+
+def process_time_limit(bpmn_xml: str, process_id: str) -> float | None:
+    """The `scriptTimeLimit` property (seconds) of process `process_id`, if it sets one."""
+    from lxml import etree
+
+    from .xml import BPMN_NS, CAMUNDA_NS, SPIFF_NS, ZEEBE_NS, parse_untrusted_xml
+
+    try:
+        root = parse_untrusted_xml(bpmn_xml.encode("utf-8"))
+    except (ValueError, etree.XMLSyntaxError):
+        return None
+    for process in root.iter(f"{{{BPMN_NS}}}process"):
+        if process.get("id") != process_id:
+            continue
+        for ns in (CAMUNDA_NS, ZEEBE_NS, SPIFF_NS):
+            path = f"{{{BPMN_NS}}}extensionElements/{{{ns}}}properties/{{{ns}}}property"
+            for prop in process.findall(path):
+                if prop.get("name") != TIME_LIMIT_PROPERTY:
+                    continue
+                try:
+                    return _clamp_seconds(float(prop.get("value") or ""))
+                except ValueError:
+                    logger.warning("Process %s: %s=%r is not a number of seconds; ignored",
+                                   process_id, TIME_LIMIT_PROPERTY, prop.get("value"))
+    return None
+
+
 class ScriptSyntaxError(ValueError):
     def __init__(self, message: str, line: int | None) -> None:
         super().__init__(message)
@@ -57,11 +187,161 @@ class ScriptSyntaxError(ValueError):
 
 
 def check_syntax(source: str, *, expression: bool) -> None:
-    """Raise `ScriptSyntaxError` when a script (or an expression) is not valid Python."""
-    try:
-        compile(source, "<diagram>", "eval" if expression else "exec")
-    except SyntaxError as exc:
-        raise ScriptSyntaxError(f"Python syntax error: {exc.msg}", exc.lineno) from None
+    """Raise `ScriptSyntaxError` when a script (or an expression) is not valid Python.
+
+    Parsed as the sandbox's restricted compiler parses it. Breaking a sandbox rule (an import
+    outside the allow-list, a name starting with "_"...) is not a syntax error: such a script
+    deploys, and fails its task with a clear message when it runs.
+    """
+    problem = syntax_problem(source, "eval" if expression else "exec")
+    if problem is not None:
+        raise ScriptSyntaxError(f"Python syntax error: {problem[0]}", problem[1])
+
+
+# -- running in the sandbox -------------------------------------------------------------------
+
+_BUILTIN_ERRORS = frozenset({
+    "ArithmeticError", "AssertionError", "AttributeError", "Exception", "ImportError",
+    "IndexError", "KeyError", "LookupError", "NameError", "NotImplementedError",
+    "OverflowError", "RecursionError", "RuntimeError", "StopIteration", "SyntaxError",
+    "TypeError", "UnboundLocalError", "UnicodeError", "ValueError", "ZeroDivisionError",
+})
+_SANDBOX_ERRORS: dict[str, type[ScriptError]] = {
+    "ScriptError": ScriptError,
+    "ScriptNotAllowed": ScriptNotAllowed,
+    "ScriptLimitExceeded": ScriptLimitExceeded,
+    "ScriptTimeLimitExceeded": ScriptTimeLimitExceeded,
+}
+
+
+def _error_from(answer: dict[str, Any]) -> Exception:
+    kind = str(answer.get("type") or "ScriptError")
+    message = str(answer.get("message") or "")
+    error: Exception
+    if kind in _SANDBOX_ERRORS:
+        error = _SANDBOX_ERRORS[kind](message)
+    elif kind in _BUILTIN_ERRORS:
+        import builtins
+
+        args = answer.get("args")
+        error = getattr(builtins, kind)(*(args if isinstance(args, list) else [message]))
+    else:
+        error = ScriptError(f"{kind}: {message}")
+    error.script_line = answer.get("line")  # type: ignore[attr-defined]
+    return error
+
+
+def describe_error(error: BaseException) -> str:
+    if isinstance(error, ScriptError):
+        return str(error)
+    return f"{type(error).__name__}: {error}"
+
+
+class SandboxEnvironment(BasePythonScriptEngineEnvironment):
+    """Runs scripts and expressions in a sandbox process, with TaskDataEnvironment's data
+    semantics: a script's assignments land in the task data (keys deleted by the script are
+    removed), helpers, external names, functions and modules do not.
+
+    Task data that cannot cross into the sandbox (names starting with "_", values of types
+    the wire does not carry) stays as it is and is invisible to the script."""
+
+    def evaluate(
+        self, expression: str, context: dict[str, Any],
+        external_context: dict[str, Any] | None = None,
+    ) -> Any:
+        answer, _ = self._run("eval", expression, context, external_context)
+        return answer.get("value")
+
+    def execute(
+        self, script: str, context: dict[str, Any],
+        external_context: dict[str, Any] | None = None,
+    ) -> bool:
+        self._check_for_overwrite(context, external_context or {})
+        answer, hidden = self._run("exec", script, context, external_context)
+        result = answer.get("context") or {}
+        kept = {k: context[k] for k in hidden if k not in result}
+        context.clear()
+        context.update(result)
+        context.update(kept)
+        return True
+
+    def _check_for_overwrite(
+        self, context: dict[str, Any], external_context: dict[str, Any]
+    ) -> None:
+        """As TaskDataEnvironment: task data named like a helper would hide the helper."""
+        overwrites = set(self.globals).intersection(context)
+        overwrites.update(set(external_context).intersection(context))
+        if overwrites:
+            raise ValueError(
+                "You have task data that overwrites a predefined function(s). Please change "
+                f"the following variable or field name(s) to something else: {overwrites}"
+            )
+
+    def _run(
+        self, mode: str, source: str, context: dict[str, Any],
+        external_context: dict[str, Any] | None,
+    ) -> tuple[dict[str, Any], list[Any]]:
+        """The sandbox's answer, and the task-data keys the script could not see."""
+        hidden = [k for k in context if not isinstance(k, str) or k.startswith("_")]
+        visible = {k: v for k, v in context.items() if k not in hidden}
+        try:
+            context_wire, skipped = sandbox_wire.wire_items(visible, _MAX_SENT_BYTES)
+            external_wire, _ = sandbox_wire.wire_items(external_context or {}, _MAX_SENT_BYTES)
+            helpers = {
+                "instance_id": instance_id(),
+                "baton_url": str(self.globals.get("baton_url") or ""),
+                "user": get_current_user() if "get_current_user" in source else None,
+            }
+            helpers_wire = sandbox_wire.to_wire(helpers, sandbox_wire.budget(_MAX_SENT_BYTES))
+        except sandbox_wire.WireError as exc:
+            raise ScriptLimitExceeded(f"The task data cannot be given to the script: {exc}.") \
+                from None
+        time_limit = current_time_limit()
+        answer = sandbox_client.run(
+            {"mode": mode, "source": source, "context": context_wire,
+             "external": external_wire, "helpers": helpers_wire, "time_limit": time_limit},
+            time_limit=time_limit, memory_mb=memory_limit_mb(),
+        )
+        if not answer.get("ok"):
+            raise _error_from(answer)
+        return answer, hidden + skipped
+
+
+class BatonScriptEngine(PythonScriptEngine):
+    """SpiffWorkflow's engine with clearer errors: the reason an expression failed is part of
+    the message, and the failing line of a script is named."""
+
+    def evaluate(self, task: Any, expression: str,
+                 external_context: dict[str, Any] | None = None) -> Any:
+        try:
+            return self.environment.evaluate(expression, task.data, external_context)
+        except SpiffWorkflowException as exc:
+            exc.add_note(f"Error evaluating expression '{expression}'")
+            raise
+        except Exception as exc:
+            raise WorkflowTaskException(
+                f"Error evaluating expression '{expression}': {describe_error(exc)}",
+                task=task, exception=exc,
+            ) from exc
+
+    def create_task_exec_exception(self, task: Any, script: str, err: Exception) -> Exception:
+        line_number, error_line = self.get_error_line_number_and_content(script, err)
+        if isinstance(err, SpiffWorkflowException):
+            return super().create_task_exec_exception(task, script, err)  # type: ignore[no-any-return]
+        error = WorkflowTaskException(
+            describe_error(err), task=task, exception=err,
+            line_number=line_number, error_line=error_line,
+        )
+        if line_number:
+            error.add_note(f"Python script error on line {line_number}: '{error_line.strip()}'")
+        return error
+
+    def get_error_line_number_and_content(self, script: str, err: Exception) -> tuple[int, str]:
+        line = getattr(err, "script_line", None) or getattr(err, "lineno", None) or 0
+        lines = script.splitlines()
+        if isinstance(line, int) and 0 < line <= len(lines):
+            return line, lines[line - 1]
+        return 0, ""
 
 
 def evaluate_expression(task: Any, expression: str, extra: dict[str, Any] | None = None) -> Any:
@@ -74,4 +354,4 @@ def build_script_engine() -> PythonScriptEngine:
     from django.conf import settings
 
     names = {**SCRIPT_GLOBALS, "baton_url": settings.BATON_BASE_URL}
-    return PythonScriptEngine(environment=TaskDataEnvironment(names))
+    return BatonScriptEngine(environment=SandboxEnvironment(names))

@@ -3,16 +3,21 @@
 A definition's spec is serialized once, at deploy time. An instance's state is the workflow
 serialized WITHOUT its spec; loading puts the definition's (cached) spec objects back in.
 """
+import datetime
+import decimal
 from functools import cache
 from typing import Any
 
 from SpiffWorkflow.bpmn import BpmnWorkflow
 from SpiffWorkflow.bpmn.serializer import BpmnWorkflowSerializer
+from SpiffWorkflow.bpmn.serializer.default.workflow import TaskConverter
+from SpiffWorkflow.bpmn.serializer.helpers.registry import DefaultRegistry
 from SpiffWorkflow.bpmn.serializer.migration.version_migration import MIGRATIONS
 from SpiffWorkflow.bpmn.serializer.workflow import VERSION as SERIALIZER_VERSION
 from SpiffWorkflow.bpmn.specs.bpmn_process_spec import BpmnProcessSpec
 from SpiffWorkflow.camunda.serializer.config import CAMUNDA_CONFIG
 from SpiffWorkflow.spiff.serializer.config import SPIFF_CONFIG
+from SpiffWorkflow.task import Task
 
 from .connector_tasks import (
     ConnectorTask,
@@ -26,13 +31,48 @@ VERSION_KEY = BpmnWorkflowSerializer.VERSION_KEY
 SPEC_KEYS = ("spec", "subprocess_specs")
 
 
+class DataConvertingTaskConverter(TaskConverter):
+    """SpiffWorkflow 3.2 stores a task's data (and the delta against its parent) without the
+    registry's conversions, so a datetime or Decimal that a script leaves in task data could
+    not be written as JSON; restoring already converts."""
+
+    def to_dict(self, task: Task) -> dict[str, Any]:
+        dct: dict[str, Any] = super().to_dict(task)
+        if dct.get("data"):
+            dct["data"] = self.registry.convert(self.registry.clean(dct["data"]))
+        delta = dct.get("delta")
+        if delta and delta.get("updates"):
+            delta["updates"] = self.registry.convert(self.registry.clean(delta["updates"]))
+        return dct
+
+
+def data_registry() -> DefaultRegistry:
+    """SpiffWorkflow's registry (datetime, timedelta, UUID) plus the other values scripts may
+    leave in task data: dates, times, decimals and sets."""
+    registry = DefaultRegistry()
+    registry.register(datetime.date, lambda v: {"value": v.isoformat()},
+                      lambda v: datetime.date.fromisoformat(v["value"]))
+    registry.register(datetime.time, lambda v: {"value": v.isoformat()},
+                      lambda v: datetime.time.fromisoformat(v["value"]))
+    registry.register(decimal.Decimal, lambda v: {"value": str(v)},
+                      lambda v: decimal.Decimal(v["value"]))
+    registry.register(set, lambda v: {"items": registry.convert(list(v))},
+                      lambda v: set(registry.restore(v["items"])))
+    registry.register(frozenset, lambda v: {"items": registry.convert(list(v))},
+                      lambda v: frozenset(registry.restore(v["items"])))
+    return registry
+
+
 @cache
 def serializer_for(dialect: str) -> BpmnWorkflowSerializer:
     if dialect == "spiff":
         config = {**SPIFF_CONFIG, SpiffConnectorTask: SpiffConnectorTaskConverter}
     else:
         config = {**CAMUNDA_CONFIG, ConnectorTask: ConnectorTaskConverter}
-    return BpmnWorkflowSerializer(BpmnWorkflowSerializer.configure(config))
+    config[Task] = DataConvertingTaskConverter
+    return BpmnWorkflowSerializer(
+        BpmnWorkflowSerializer.configure(config, registry=data_registry())
+    )
 
 
 def spec_to_json(

@@ -10,7 +10,8 @@ from SpiffWorkflow.task import Task
 from SpiffWorkflow.util.task import TaskState
 
 from engine.actors import Actor
-from engine.exceptions import ScriptFailed
+from engine.bpmn.scripting import describe_error
+from engine.exceptions import TaskScriptFailed
 from engine.models import HumanTask, ProcessInstance
 
 from .audit import record_event
@@ -18,16 +19,20 @@ from .definition_cache import definition_elements
 
 
 def _evaluate(task: Task, value: Any) -> Any:
-    """`${expression}` values are Python expressions over the task's data; others are literal."""
+    """`${expression}` values are Python expressions over the task's data; others are literal.
+
+    A failing expression raises `TaskScriptFailed`: the task fails and its instance goes to
+    incident (see execution.persist_workflow)."""
     if not isinstance(value, str) or not (value.startswith("${") and value.endswith("}")):
         return value
     expression = value[2:-1].strip()
     try:
-        return task.workflow.script_engine.evaluate(task, expression)
+        return task.workflow.script_engine.environment.evaluate(expression, task.data)
     except Exception as exc:
-        raise ScriptFailed(
-            f"{task.task_spec.bpmn_id}: cannot evaluate {value!r}: {exc}",
-            errors=[{"element_id": task.task_spec.bpmn_id, "message": str(exc)}],
+        message = f"{task.task_spec.bpmn_id}: cannot evaluate {value!r}: {describe_error(exc)}"
+        raise TaskScriptFailed(
+            message, task=task,
+            errors=[{"element_id": task.task_spec.bpmn_id, "message": message}],
         ) from None
 
 
@@ -59,7 +64,9 @@ def _due_at(task: Task, value: Any) -> datetime.datetime | None:
         return timezone.now() + delta
     parsed = parse_datetime(text)
     if parsed is None:
-        raise ScriptFailed(f"{task.task_spec.bpmn_id}: due date {text!r} is not ISO 8601.")
+        raise TaskScriptFailed(
+            f"{task.task_spec.bpmn_id}: due date {text!r} is not ISO 8601.", task=task
+        )
     return parsed if timezone.is_aware(parsed) else timezone.make_aware(parsed)
 
 

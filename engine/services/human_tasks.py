@@ -15,6 +15,7 @@ from engine.permissions import can_complete_task, can_see_task, is_candidate
 
 from .audit import record_event
 from .execution import (
+    attempt,
     load_workflow,
     lock_instance,
     persist_workflow,
@@ -93,8 +94,10 @@ def complete_human_task(
 ) -> HumanTask:
     """Submit a task's form and run the instance on to its next wait state.
 
-    Raises `NotFound`, `PermissionDenied`, `Conflict` (task no longer open: nothing changes),
-    `InvalidInput` (form errors) or `ScriptFailed` (rolled back).
+    Raises `NotFound`, `PermissionDenied`, `Conflict` (task no longer open: nothing changes)
+    or `InvalidInput` (form errors). A script that fails after the submission (the task's
+    post-script or a later task) keeps the completion and puts the instance in `incident` at
+    the failed task; only a failure that belongs to no task raises `ScriptFailed`, rolled back.
     """
     with transaction.atomic():
         instance, task = _lock_workable_task(task_id, user)
@@ -106,8 +109,8 @@ def complete_human_task(
         if spiff_task is None or spiff_task.state != TaskState.READY:
             raise Conflict("The task is no longer waiting for input.")
         spiff_task.data.update(submitted)
-        with running_as(user):
-            spiff_task.run()
+        with running_as(user, instance):
+            attempt(spiff_task.run)
             run_engine_steps(workflow)
         task.status = HumanTask.Status.COMPLETED
         task.assignee = task.assignee or user.get_username()

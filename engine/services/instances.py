@@ -38,7 +38,10 @@ def start_instance(
 ) -> ProcessInstance:
     """Start the latest (or the given) version of process `key` and run it to its first wait state.
 
-    A failing script rolls everything back and raises `ScriptFailed`; no instance is left behind.
+    A script or expression of a task that fails does not undo the start: the instance is
+    stored in `incident` at that task (with an `incident` event) and returned, for an operator
+    to repair and retry. Only a failure that belongs to no task raises `ScriptFailed`, and
+    then nothing is left behind.
     """
     if variables is not None and not isinstance(variables, dict):
         raise InvalidInput("variables must be a JSON object.")
@@ -61,7 +64,7 @@ def start_instance(
             instance, "started", actor=actor,
             payload={"version": definition.version, "business_key": instance.business_key},
         )
-        with running_as(actor):
+        with running_as(actor, instance):
             run_engine_steps(workflow)
         persist_workflow(instance, workflow, actor=actor, fresh=True)
     return instance

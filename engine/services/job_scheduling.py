@@ -13,7 +13,8 @@ from SpiffWorkflow.task import Task
 from SpiffWorkflow.util.task import TaskState
 
 from engine.bpmn.connector_tasks import ConnectorTaskMixin, evaluate_param_tree
-from engine.exceptions import ScriptFailed
+from engine.bpmn.scripting import ScriptError, describe_error
+from engine.exceptions import TaskScriptFailed
 from engine.models import ProcessInstance, ServiceJob
 from engine.queueing import enqueue_service_job_on_commit
 
@@ -38,9 +39,11 @@ def _evaluate_parameters(task: Task) -> dict[str, Any]:
         values = {
             name: evaluate_param_tree(task, tree) for name, tree in spec.connector_params.items()
         }
-    except SpiffWorkflowException as exc:
-        raise ScriptFailed(
-            f"{spec.bpmn_id}: {exc}", errors=[{"element_id": spec.bpmn_id}]
+    except (SpiffWorkflowException, ScriptError) as exc:
+        # The task fails and its instance goes to incident (see execution.persist_workflow).
+        raise TaskScriptFailed(
+            f"{spec.bpmn_id}: {describe_error(exc)}", task=task,
+            errors=[{"element_id": spec.bpmn_id}],
         ) from None
     return dict(_json_safe(values))
 

@@ -10,7 +10,6 @@ from typing import Any
 from django.core.exceptions import PermissionDenied
 from django.db import transaction
 from django.utils import timezone
-from SpiffWorkflow.util.task import TaskState
 
 from engine.actors import Person
 from engine.exceptions import Conflict, InvalidInput
@@ -19,7 +18,7 @@ from engine.permissions import is_operator
 from engine.queueing import enqueue_service_job_on_commit
 
 from .audit import record_event
-from .execution import load_workflow, lock_instance, persist_workflow
+from .execution import ACTIVE_TASK_STATES, load_workflow, lock_instance, persist_workflow
 from .service_jobs import apply_deferred_outcomes
 
 Status = ProcessInstance.Status
@@ -56,7 +55,7 @@ def suspend_instance(
 
 def _status_from_jobs(instance: ProcessInstance) -> str:
     statuses = set(instance.jobs.values_list("status", flat=True))
-    if ServiceJob.Status.DEAD in statuses:
+    if ServiceJob.Status.DEAD in statuses or instance.incident:
         return Status.INCIDENT
     if statuses & {ServiceJob.Status.PENDING, ServiceJob.Status.RUNNING}:
         return Status.RUNNING
@@ -118,8 +117,8 @@ def set_variables(
             return instance  # nothing to merge: no change, no audit event
         workflow = load_workflow(instance)
         before = {key: instance.variables.get(key) for key in variables}
-        active = workflow.get_tasks(state=TaskState.READY | TaskState.WAITING | TaskState.STARTED)
-        for task in active:
+        # ERROR: a task whose script failed reads its fixed variables when it is retried.
+        for task in workflow.get_tasks(state=ACTIVE_TASK_STATES):
             task.data.update(copy.deepcopy(variables))
         workflow.data.update(copy.deepcopy(variables))
         persist_workflow(instance, workflow, actor=actor)

@@ -30,7 +30,16 @@ from engine.permissions import is_operator
 from engine.queueing import enqueue_service_job_on_commit
 
 from .audit import record_event
-from .execution import load_workflow, lock_instance, persist_workflow, run_engine_steps, running_as
+from .execution import (
+    attempt,
+    failed_tasks,
+    load_workflow,
+    lock_instance,
+    persist_workflow,
+    retry_failed_tasks,
+    run_engine_steps,
+    running_as,
+)
 
 logger = logging.getLogger(__name__)
 # An incident on one branch does not stop the jobs of the others.
@@ -183,12 +192,17 @@ def _mark_incident(instance: ProcessInstance, job: ServiceJob) -> None:
     job.status = ServiceJob.Status.DEAD
     job.save()
     instance.refresh_from_db()  # a rolled-back savepoint may have left changes in memory
-    if instance.status != ProcessInstance.Status.INCIDENT:
+    if instance.status != ProcessInstance.Status.SUSPENDED:
         instance.status = ProcessInstance.Status.INCIDENT
-        instance.save(update_fields=["status", "updated_at"])
+    instance.incident = {
+        "kind": "job", "job": str(job.id), "element_id": job.element_id,
+        "error_code": job.error_code, "error": job.last_error, "attempts": job.attempt,
+        "since": timezone.now().isoformat(),
+    }
+    instance.save(update_fields=["status", "incident", "updated_at"])
     record_event(instance, "incident", element_id=job.element_id, payload={
-        "job": str(job.id), "error_code": job.error_code, "error": job.last_error,
-        "attempts": job.attempt,
+        "kind": "job", "job": str(job.id), "error_code": job.error_code,
+        "error": job.last_error, "attempts": job.attempt,
     })
 
 
@@ -204,9 +218,11 @@ def _complete(instance: ProcessInstance, job: ServiceJob, result: Any) -> None:
             task = workflow.get_task_from_id(job.spiff_task_id)
             if task is None or task.state != TaskState.STARTED:
                 return
-            with running_as(None):
+            with running_as(None, instance):
+                # A failing result mapping is the job's incident (retrying calls again)...
                 apply_connector_result(task, result)
-                task.complete()
+                # ...a failing post-script or later script is the incident of that task.
+                attempt(task.complete)
                 run_engine_steps(workflow)
             persist_workflow(instance, workflow, actor=None)
     except ScriptFailed as exc:
@@ -240,7 +256,7 @@ def _throw_error(instance: ProcessInstance, job: ServiceJob, outcome: Outcome) -
             task = workflow.get_task_from_id(job.spiff_task_id)
             if task is None or task.state != TaskState.STARTED:
                 return
-            with running_as(None):
+            with running_as(None, instance):
                 throw_bpmn_error(task, instance.definition.dialect, outcome.error_code,
                                  outcome.error_message, outcome.error_details)
                 run_engine_steps(workflow)
@@ -310,7 +326,12 @@ def apply_deferred_outcomes(instance: ProcessInstance) -> None:
 # -- repair and sweep -------------------------------------------------------------------------
 
 def retry_instance(*, instance_id: str, actor: Person) -> ProcessInstance:
-    """Re-run every dead job of an instance in incident. Operators only."""
+    """Re-run every dead job and every failed task of an instance in incident (after an
+    operator fixed what made them fail, e.g. with `set_variables`). Operators only.
+
+    A failed task runs again at once, under this call's lock, from where it failed (its
+    script, its pre- or post-script, its expression); if it fails again, the instance is back
+    in incident with a new `incident` event. Dead jobs are enqueued again."""
     if not is_operator(actor):
         raise PermissionDenied("Only operators may retry incidents.")
     with transaction.atomic():
@@ -329,7 +350,17 @@ def retry_instance(*, instance_id: str, actor: Person) -> ProcessInstance:
                                   "last_error": job.last_error})
             enqueue_service_job_on_commit(str(job.id))
         instance.status = ProcessInstance.Status.RUNNING
-        instance.save(update_fields=["status", "updated_at"])
+        instance.incident = None
+        workflow = load_workflow(instance)
+        if not failed_tasks(workflow):
+            instance.save(update_fields=["status", "incident", "updated_at"])
+            return instance
+        with running_as(actor, instance):
+            for task in retry_failed_tasks(workflow):
+                record_event(instance, "task_retried", actor=actor,
+                             element_id=task.task_spec.bpmn_id or "",
+                             payload={"task": str(task.id)})
+        persist_workflow(instance, workflow, actor=actor)
     return instance
 
 

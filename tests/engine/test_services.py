@@ -2,7 +2,7 @@
 import pytest
 from django.core.exceptions import PermissionDenied
 
-from engine.exceptions import Conflict, InvalidInput, NotFound, ScriptFailed
+from engine.exceptions import Conflict, InvalidInput, NotFound
 from engine.models import HumanTask, InstanceEvent, ProcessInstance
 from engine.services import claim_task, complete_human_task, start_instance, unclaim_task
 from processes.services import deploy
@@ -113,36 +113,42 @@ def test_start_refuses_variables_that_are_not_an_object(expense_definition):
     assert not ProcessInstance.objects.exists()
 
 
-def test_a_script_failing_at_start_leaves_no_instance(db):
+def test_a_script_failing_at_start_leaves_the_instance_in_incident(db):
     deploy_document(build_bpmn("divides", script="x = 1/0"))
-    with pytest.raises(ScriptFailed) as raised:
-        start_instance(key="divides", variables={})
-    assert "prepare" in raised.value.detail
-    assert raised.value.errors[0]["element_id"] == "prepare"
-    assert not ProcessInstance.objects.exists()
+    instance = start_instance(key="divides", variables={"n": 1})
+
+    instance.refresh_from_db()
+    assert instance.status == ProcessInstance.Status.INCIDENT
+    assert instance.incident["kind"] == "script"
+    assert instance.incident["element_id"] == "prepare"
+    assert "ZeroDivisionError: division by zero" in instance.incident["error"]
+    # Nothing half-done: the failed script left no variable, and nothing after it started.
+    assert instance.variables == {"n": 1}
     assert not HumanTask.objects.exists()
-    assert not InstanceEvent.objects.exists()
+    assert event_types(instance) == [("started", ""), ("incident", "prepare")]
+    incident = InstanceEvent.objects.get(instance=instance, type="incident")
+    assert incident.payload["kind"] == "script"
+    assert "division by zero" in incident.payload["error"]
 
 
-def test_a_script_failing_after_a_task_rolls_the_completion_back(db, approver):
+def test_a_script_failing_after_a_task_keeps_the_completion_in_incident(db, approver):
     deploy_document(build_bpmn("divides_later", script_after="y = 1/0"))
     instance = start_instance(key="divides_later", variables={"n": 1})
     row = instance.human_tasks.get()
-    instance.refresh_from_db()
-    state, events = instance.state, InstanceEvent.objects.count()
 
-    with pytest.raises(ScriptFailed) as raised:
-        complete_human_task(task_id=row.pk, user=approver, variables={"note": "go"})
-    assert raised.value.errors[0]["element_id"] == "finish"
+    completed = complete_human_task(task_id=row.pk, user=approver, variables={"note": "go"})
+    assert completed.status == HumanTask.Status.COMPLETED
 
     row.refresh_from_db()
     instance.refresh_from_db()
-    assert row.status == HumanTask.Status.OPEN
-    assert row.completed_by is None
-    assert instance.status == ProcessInstance.Status.WAITING
-    assert instance.state == state
-    assert "note" not in instance.variables
-    assert InstanceEvent.objects.count() == events
+    assert row.status == HumanTask.Status.COMPLETED
+    assert row.completed_by == approver
+    assert instance.status == ProcessInstance.Status.INCIDENT
+    assert instance.incident["element_id"] == "finish"
+    assert instance.variables == {"n": 1, "note": "go"}
+    assert [t for t, _ in event_types(instance)][-2:] == ["task_completed", "incident"]
+    # A person cannot work on an instance in incident; the operator repairs it.
+    assert not HumanTask.objects.filter(status__in=HumanTask.ACTIVE_STATUSES).exists()
 
 
 # --- claiming ----------------------------------------------------------------------------

@@ -95,6 +95,11 @@ class Command(BaseCommand):
         self.stdout.write(f"  status:       {instance.status}")
         if instance.business_key:
             self.stdout.write(f"  business key: {instance.business_key}")
+        if instance.incident:
+            self.stdout.write(
+                f"  incident:     {instance.incident.get('element_id')}: "
+                f"{instance.incident.get('error')}"
+            )
         open_tasks = [task for task in instance.human_tasks.all() if task.is_active]
         if not open_tasks:
             self.stdout.write("No open tasks.")

@@ -472,3 +472,14 @@ def test_deploy_rejects_invalid_python_but_not_rule_breaking_scripts():
         deploy_xml("bad_syntax", script_process("bad_syntax", "return 1"))
     # Breaking a sandbox rule is not a syntax error: the task fails when it runs (above).
     deploy_xml("rule_breaker", script_process("rule_breaker", "import os"))
+
+
+def test_plain_expressions_skip_the_sandbox_and_nothing_else_does() -> None:
+    from engine.bpmn.scripting import plain_expression
+
+    for plain in ('decision == "approve"', "score >= 600 and not flagged",
+                  'result["body"]["score"]', 'api + "/score"', "a if b else [c, d]"):
+        assert plain_expression(plain) is not None, plain
+    for guarded in ("().__class__", "len(x)", "x * 10**9", "[i for i in x]", "_secret",
+                    'f"{x:>999999999}"', "x[1:]", "lambda: 0", "10**10**10"):
+        assert plain_expression(guarded) is None, guarded

@@ -268,6 +268,29 @@ def plain_expression(source: str) -> CodeType | None:
     return compile(tree, "<expression>", "eval")
 
 
+@lru_cache(maxsize=4096)
+def plain_assignments(source: str) -> list[tuple[str, CodeType]] | None:
+    """`name = <plain expression>` lines (e.g. `outcome = "approved"`), compiled; None when
+    the script is anything more."""
+    try:
+        tree = ast.parse(source)
+    except SyntaxError:
+        return None
+    if not tree.body:
+        return None
+    assignments = []
+    for statement in tree.body:
+        if not (isinstance(statement, ast.Assign) and len(statement.targets) == 1
+                and isinstance(statement.targets[0], ast.Name)
+                and not statement.targets[0].id.startswith("_")):
+            return None
+        code = plain_expression(ast.unparse(statement.value))
+        if code is None:
+            return None
+        assignments.append((statement.targets[0].id, code))
+    return assignments
+
+
 class SandboxEnvironment(BasePythonScriptEngineEnvironment):
     """Runs scripts and expressions in a sandbox process, with TaskDataEnvironment's data
     semantics: a script's assignments land in the task data (keys deleted by the script are
@@ -292,6 +315,12 @@ class SandboxEnvironment(BasePythonScriptEngineEnvironment):
         external_context: dict[str, Any] | None = None,
     ) -> bool:
         self._check_for_overwrite(context, external_context or {})
+        assignments = plain_assignments(script)
+        if assignments is not None:
+            for name, code in assignments:
+                names = {**(external_context or {}), **context}
+                context[name] = eval(code, {"__builtins__": {}}, names)  # noqa: S307 (plain)
+            return True
         answer, hidden = self._run("exec", script, context, external_context)
         result = answer.get("context") or {}
         kept = {k: context[k] for k in hidden if k not in result}

@@ -483,3 +483,13 @@ def test_plain_expressions_skip_the_sandbox_and_nothing_else_does() -> None:
     for guarded in ("().__class__", "len(x)", "x * 10**9", "[i for i in x]", "_secret",
                     'f"{x:>999999999}"', "x[1:]", "lambda: 0", "10**10**10"):
         assert plain_expression(guarded) is None, guarded
+
+
+def test_plain_assignment_scripts_skip_the_sandbox_and_nothing_else_does() -> None:
+    from engine.bpmn.scripting import plain_assignments
+
+    assert [n for n, _ in plain_assignments('outcome = "approved"\nok = a and b') or []] == [
+        "outcome", "ok"]
+    for guarded in ("import os", "x = len(y)", "_x = 1", "a, b = 1, 2", "x = y * 9",
+                    "x += 1", "while True: pass", "x = 1\nprint(x)", ""):
+        assert plain_assignments(guarded) is None, guarded

@@ -5,14 +5,11 @@ from django.core.exceptions import PermissionDenied
 from django.db.models import Exists, OuterRef, Prefetch, Q, QuerySet
 
 from processes.models import ProcessDefinition
-from processes.permissions import is_member
 
 from .actors import Person
 from .exceptions import NotFound
 from .models import HumanTask, InstanceEvent, ProcessInstance
-from .permissions import can_see_task, group_names
-
-OPERATORS_GROUP = "operators"
+from .permissions import can_see_task, group_names, is_operator
 
 
 def instance_detail(instance_id: uuid.UUID | str) -> ProcessInstance:
@@ -42,7 +39,7 @@ def visible_instances(
     ).prefetch_related("human_tasks", "jobs")
     if not user.is_authenticated:
         return instances.none()
-    if not is_member(user, OPERATORS_GROUP):
+    if not is_operator(user):
         tasks = HumanTask.objects.filter(instance=OuterRef("pk")).filter(
             _actionable_for(user) | Q(completed_by=user.pk)
         )
@@ -63,7 +60,7 @@ def instance_history(instance: ProcessInstance) -> QuerySet[InstanceEvent]:
 def _may_see_instance(user: Person, instance: ProcessInstance) -> bool:
     if not user.is_authenticated:
         return False
-    if is_member(user, OPERATORS_GROUP) or instance.started_by_id == user.pk:
+    if is_operator(user) or instance.started_by_id == user.pk:
         return True
     return any(
         task.assignee == user.get_username() or task.completed_by_id == user.pk

@@ -23,7 +23,6 @@ the failed task again (`retry_failed_tasks`). Per entry point:
 """
 import contextlib
 import functools
-import json
 import uuid
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -39,6 +38,7 @@ from engine.actors import Actor, as_user
 from engine.bpmn.scripting import ScriptError, UserLookup, process_time_limit, script_context
 from engine.bpmn.serialization import workflow_from_state, workflow_to_state
 from engine.exceptions import NotFound, ScriptFailed, TaskScriptFailed
+from engine.jsonable import json_safe
 from engine.models import ProcessInstance
 from processes.models import ProcessDefinition
 
@@ -253,19 +253,14 @@ def retry_failed_tasks(workflow: BpmnWorkflow) -> list[Task]:
 
 # -- writing the instance -------------------------------------------------------------------
 
-def _json_safe(data: dict[str, Any]) -> dict[str, Any]:
-    result: dict[str, Any] = json.loads(json.dumps(data, default=str))
-    return result
-
-
 def workflow_variables(workflow: BpmnWorkflow) -> dict[str, Any]:
     """The data a person would call 'the instance's variables' at this moment."""
     if workflow.is_completed():
-        return _json_safe(workflow.data)
+        return dict(json_safe(workflow.data))
     merged: dict[str, Any] = dict(workflow.data)
     for task in workflow.get_tasks(state=ACTIVE_TASK_STATES):
         merged.update(task.data)
-    return _json_safe(merged)
+    return dict(json_safe(merged))
 
 
 def _incident_from(task: Task) -> dict[str, Any]:

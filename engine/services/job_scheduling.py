@@ -1,6 +1,5 @@
 """Writing the outbox: a pending ServiceJob for every parked connector task, in the same
 transaction as the instance state, enqueued only after that transaction commits."""
-import json
 import logging
 import uuid
 from typing import Any
@@ -15,15 +14,12 @@ from SpiffWorkflow.util.task import TaskState
 from engine.bpmn.connector_tasks import ConnectorTaskMixin, evaluate_param_tree
 from engine.bpmn.scripting import ScriptError, describe_error
 from engine.exceptions import TaskScriptFailed
+from engine.jsonable import json_safe
 from engine.models import ProcessInstance, ServiceJob
 from engine.queueing import enqueue_service_job_on_commit
 
 logger = logging.getLogger(__name__)
 ACTIVE_JOB_STATUSES = (ServiceJob.Status.PENDING, ServiceJob.Status.RUNNING)
-
-
-def _json_safe(value: Any) -> Any:
-    return json.loads(json.dumps(value, default=str))
 
 
 def started_connector_tasks(workflow: BpmnWorkflow) -> list[Task]:
@@ -45,7 +41,7 @@ def _evaluate_parameters(task: Task) -> dict[str, Any]:
             f"{spec.bpmn_id}: {describe_error(exc)}", task=task,
             errors=[{"element_id": spec.bpmn_id}],
         ) from None
-    return dict(_json_safe(values))
+    return dict(json_safe(values))
 
 
 def schedule_service_jobs(

@@ -25,6 +25,7 @@ from engine.bpmn.errors import throw_bpmn_error
 from engine.connectors import BusinessError, ConnectorCall, TransientError, get_connector
 from engine.connectors.secrets import MissingSecret, redact, resolve_secrets
 from engine.exceptions import Conflict, ScriptFailed
+from engine.jsonable import json_safe
 from engine.models import ProcessInstance, ServiceJob
 from engine.permissions import is_operator
 from engine.queueing import enqueue_service_job_on_commit
@@ -46,10 +47,6 @@ logger = logging.getLogger(__name__)
 JOB_RUNNABLE_INSTANCE_STATUSES = (
     ProcessInstance.Status.RUNNING, ProcessInstance.Status.WAITING, ProcessInstance.Status.INCIDENT,
 )
-
-
-def _json_safe(value: Any) -> Any:
-    return json.loads(json.dumps(value, default=str))
 
 
 # -- running a job on a worker ----------------------------------------------------------------
@@ -144,7 +141,7 @@ def _call(claim: ClaimedJob) -> Outcome:
             element_id=claim.element_id, instance_id=claim.instance_id,
         )
         result = function(params, call)
-        return Outcome(result=redact(_json_safe(result), secrets), secrets=secrets)
+        return Outcome(result=redact(json_safe(result), secrets), secrets=secrets)
     except MissingSecret as exc:
         return Outcome(incident=str(exc))
     except TransientError as exc:
@@ -153,7 +150,7 @@ def _call(claim: ClaimedJob) -> Outcome:
     except BusinessError as exc:
         return Outcome(
             error_code=exc.code, error_message=redact(str(exc), secrets),
-            error_details=redact(_json_safe(exc.details), secrets), secrets=secrets,
+            error_details=redact(json_safe(exc.details), secrets), secrets=secrets,
         )
     except Exception as exc:  # a connector's own bug is retried, then becomes an incident
         logger.exception("Connector %s failed", claim.connector)

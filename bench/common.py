@@ -9,6 +9,7 @@ import socket
 import subprocess
 import sys
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
 from typing import Any
@@ -166,3 +167,39 @@ def machine_busy_percent(seconds: float = 1.0) -> float | None:
     except ImportError:
         return None
     return float(psutil.cpu_percent(interval=seconds))
+
+
+@dataclass
+class CpuSnapshot:
+    busy: float  # CPU seconds the whole machine has been busy
+    client: float  # this process (the benchmark's own client threads)
+    server: dict[int, float]  # gunicorn master and workers, by pid
+    postgres: dict[int, float]  # the Postgres backends serving the benchmark database
+
+
+def cpu_snapshot(server_pids: list[int], database: str) -> CpuSnapshot | None:
+    """CPU seconds used so far by the machine, this process, the server and the Postgres
+    backends of `database`; None without psutil (a dev dependency)."""
+    try:
+        import psutil
+    except ImportError:
+        return None
+    machine = psutil.cpu_times()
+    server: dict[int, float] = {}
+    for pid in server_pids:
+        with contextlib.suppress(psutil.Error):
+            server[pid] = process_seconds(psutil.Process(pid))
+    # Backends name their database in their title: "postgres: user baton_bench [local] idle".
+    # Only a Postgres on this machine shows up; a remote one counts as nothing here.
+    postgres: dict[int, float] = {}
+    for process in psutil.process_iter(["cmdline"]):
+        with contextlib.suppress(psutil.Error):
+            title = " ".join(process.info["cmdline"] or [])
+            if title.startswith("postgres:") and f" {database} " in title:
+                postgres[process.pid] = process_seconds(process)
+    return CpuSnapshot(
+        busy=sum(machine) - machine.idle - getattr(machine, "iowait", 0.0),
+        client=process_seconds(psutil.Process()),
+        server=server,
+        postgres=postgres,
+    )

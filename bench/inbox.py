@@ -27,7 +27,6 @@ Either way the benchmark uses its own database, `baton_bench_inbox`, dropped and
 every start. Everything the benchmark starts is stopped at the end, on error and on Ctrl-C.
 """
 import argparse
-import contextlib
 import json
 import os
 import platform
@@ -53,13 +52,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench.common import (
     BASE_DIR,
     SETTINGS_MODULE,
+    CpuSnapshot,
     bench_database_url,
+    cpu_snapshot,
     database_label,
     django_env,
     latency_summary,
     log,
     machine_busy_percent,
-    process_seconds,
     raise_keyboard_interrupt,
     recreate_database,
     services,
@@ -464,25 +464,8 @@ class CpuMeter:
         self.began = time.perf_counter()
         self.first = self.snapshot()
 
-    def snapshot(self) -> dict[str, Any] | None:
-        try:
-            import psutil
-        except ImportError:  # a dev dependency; without it the section is left out
-            return None
-        machine = psutil.cpu_times()
-        server: dict[int, float] = {}
-        for pid in self.server_pids():
-            with contextlib.suppress(psutil.Error):
-                server[pid] = process_seconds(psutil.Process(pid))
-        postgres: dict[int, float] = {}
-        for process in psutil.process_iter(["cmdline"]):
-            with contextlib.suppress(psutil.Error):
-                title = " ".join(process.info["cmdline"] or [])
-                if title.startswith("postgres:") and f" {BENCH_DATABASE} " in title:
-                    postgres[process.pid] = process_seconds(process)
-        return {"busy": sum(machine) - machine.idle - getattr(machine, "iowait", 0.0),
-                "self": process_seconds(psutil.Process()), "server": server,
-                "postgres": postgres}
+    def snapshot(self) -> CpuSnapshot | None:
+        return cpu_snapshot(self.server_pids(), BENCH_DATABASE)
 
     def usage(self) -> dict[str, float] | None:
         last = self.snapshot()
@@ -492,12 +475,13 @@ class CpuMeter:
         wall = time.perf_counter() - self.began
         capacity = wall * (os.cpu_count() or 1) / 100
 
-        def grown(key: str) -> float:
-            return sum(seconds - first[key].get(pid, 0.0) for pid, seconds in last[key].items())
+        def grown(before: dict[int, float], after: dict[int, float]) -> float:
+            return sum(seconds - before.get(pid, 0.0) for pid, seconds in after.items())
 
-        busy = last["busy"] - first["busy"]
-        used = {"server": grown("server"), "postgres_backends": grown("postgres"),
-                "benchmark_process": last["self"] - first["self"]}
+        busy = last.busy - first.busy
+        used = {"server": grown(first.server, last.server),
+                "postgres_backends": grown(first.postgres, last.postgres),
+                "benchmark_process": last.client - first.client}
         used["other_processes"] = max(0.0, busy - sum(used.values()))
         return {"wall_seconds": round(wall, 1),
                 **{f"{key}_percent_of_all_cpus": round(value / capacity, 1)

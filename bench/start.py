@@ -34,14 +34,15 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench.common import (
     BASE_DIR,
     SETTINGS_MODULE,
+    CpuSnapshot,
     bench_database_url,
+    cpu_snapshot,
     database_label,
     django_env,
     free_port,
     latency_summary,
     log,
     machine_busy_percent,
-    process_seconds,
     raise_keyboard_interrupt,
     recreate_database,
     services,
@@ -294,40 +295,6 @@ class LoadGenerator:
 # CPU accounting: who used the two cores while Baton was measured
 
 
-@dataclass
-class CpuSnapshot:
-    busy: float  # CPU seconds the whole machine has been busy
-    client: float  # this process (the httpx client threads)
-    server: dict[int, float]  # gunicorn master and workers, by pid
-    postgres: dict[int, float]  # the Postgres backends serving the benchmark database
-
-
-def cpu_snapshot(server_pids: list[int]) -> CpuSnapshot | None:
-    try:
-        import psutil
-    except ImportError:  # psutil is a dev dependency; without it the section is left out
-        return None
-    machine = psutil.cpu_times()
-    server: dict[int, float] = {}
-    for pid in server_pids:
-        with contextlib.suppress(psutil.Error):
-            server[pid] = process_seconds(psutil.Process(pid))
-    # Backends name their database in their title: "postgres: user baton_bench [local] idle".
-    # Only a Postgres on this machine shows up; a remote one counts as nothing here.
-    postgres: dict[int, float] = {}
-    for process in psutil.process_iter(["cmdline"]):
-        with contextlib.suppress(psutil.Error):
-            title = " ".join(process.info["cmdline"] or [])
-            if title.startswith("postgres:") and f" {BENCH_DATABASE} " in title:
-                postgres[process.pid] = process_seconds(process)
-    return CpuSnapshot(
-        busy=sum(machine) - machine.idle - getattr(machine, "iowait", 0.0),
-        client=process_seconds(psutil.Process()),
-        server=server,
-        postgres=postgres,
-    )
-
-
 def cpu_usage(
     before: CpuSnapshot | None, after: CpuSnapshot | None, wall: float, instances: int
 ) -> dict[str, Any] | None:
@@ -411,9 +378,10 @@ def measure(args: argparse.Namespace, database: str, gunicorn: str) -> dict[str,
         if warm.errors:
             raise RuntimeError(f"{warm.errors} of {args.warmup} warm-up requests failed")
         log(f"measuring {args.instances} starts with {args.threads} client threads")
-        before = cpu_snapshot(server.pids())
+        before = cpu_snapshot(server.pids(), BENCH_DATABASE)
         result = load.run(args.instances, "baton")
-        cpu = cpu_usage(before, cpu_snapshot(server.pids()), result.wall, len(result.latencies))
+        after = cpu_snapshot(server.pids(), BENCH_DATABASE)
+        cpu = cpu_usage(before, after, result.wall, len(result.latencies))
     finally:
         if load is not None:
             load.close()

@@ -93,9 +93,12 @@ class HumanTask(models.Model):
 
     class Meta:
         ordering = ["-priority", "created_at"]
+        # One open row per READY task; an operator's reset makes a task READY again under
+        # the same SpiffWorkflow id, next to the row of its earlier, completed run.
         constraints = [
             models.UniqueConstraint(
-                fields=["instance", "spiff_task_id"], name="human_task_unique_spiff_task"
+                fields=["instance", "spiff_task_id"], condition=Q(status__in=["open", "claimed"]),
+                name="human_task_one_open_per_task",
             )
         ]
         indexes = [

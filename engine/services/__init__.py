@@ -2,14 +2,22 @@
 from .human_tasks import claim_task, complete_human_task, unclaim_task
 from .instances import start_instance
 from .lifecycle import resume_instance, set_variables, suspend_instance, terminate_instance
+from .migration import migrate_instance, plan_migration
+from .repair import reset_instance, skip_task
+from .retention import delete_finished_instances
 from .service_jobs import retry_instance
 
 __all__ = [
     "claim_task",
     "complete_human_task",
+    "delete_finished_instances",
+    "migrate_instance",
+    "plan_migration",
+    "reset_instance",
     "resume_instance",
     "retry_instance",
     "set_variables",
+    "skip_task",
     "start_instance",
     "suspend_instance",
     "terminate_instance",

@@ -111,6 +111,15 @@ def ready_human_tasks(workflow: BpmnWorkflow) -> dict[Any, Task]:
     return {task.id: task for task in workflow.get_tasks(state=TaskState.READY, manual=True)}
 
 
+def _handled_since_ready(task: Task, row_created_at: datetime.datetime | None) -> bool:
+    """Whether a (closed) row already stood for this readiness of the task. A row from before
+    the task last became READY (an earlier run, undone by a reset) does not."""
+    if row_created_at is None:
+        return False
+    became_ready = datetime.datetime.fromtimestamp(task.last_state_change, tz=datetime.UTC)
+    return row_created_at >= became_ready
+
+
 def sync_human_tasks(
     instance: ProcessInstance, workflow: BpmnWorkflow, *, actor: Actor, fresh: bool = False
 ) -> None:
@@ -134,12 +143,12 @@ def sync_human_tasks(
     new_ids = [spiff_id for spiff_id in ready if spiff_id not in active]
     if not new_ids:
         return
-    already = set() if fresh else set(
+    handled = {} if fresh else dict(
         instance.human_tasks.filter(spiff_task_id__in=new_ids)
-        .values_list("spiff_task_id", flat=True)
+        .values_list("spiff_task_id", "created_at")
     )
     for spiff_id in new_ids:
-        if spiff_id in already:
+        if _handled_since_ready(ready[spiff_id], handled.get(spiff_id)):
             continue
         task = ready[spiff_id]
         row = _new_human_task(instance, task, elements.get(task.task_spec.bpmn_id, {}))

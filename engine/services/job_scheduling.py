@@ -44,6 +44,25 @@ def _evaluate_parameters(task: Task) -> dict[str, Any]:
     return dict(json_safe(values))
 
 
+def _open_jobs_of_parked_tasks(
+    instance: ProcessInstance, parked_ids: set[uuid.UUID]
+) -> list[tuple[uuid.UUID, str]]:
+    """The instance's open jobs as (task id, status); jobs whose task is no longer parked
+    (reset, skipped, migrated away, interrupted by a boundary event) are cancelled, so that
+    a late result of theirs is dropped as stale."""
+    open_jobs = list(
+        instance.jobs.filter(status__in=ServiceJob.OPEN_STATUSES).values_list(
+            "id", "spiff_task_id", "status"
+        )
+    )
+    orphaned = [job_id for job_id, task_id, _ in open_jobs if task_id not in parked_ids]
+    if orphaned:
+        ServiceJob.objects.filter(pk__in=orphaned).update(
+            status=ServiceJob.Status.CANCELLED, updated_at=timezone.now()
+        )
+    return [(task_id, status) for _, task_id, status in open_jobs if task_id in parked_ids]
+
+
 def schedule_service_jobs(
     instance: ProcessInstance, workflow: BpmnWorkflow, *, fresh: bool = False
 ) -> int:
@@ -52,11 +71,7 @@ def schedule_service_jobs(
     Returns the number of jobs that are still open (pending or running) for the instance.
     """
     parked = started_connector_tasks(workflow)
-    open_jobs = [] if fresh else list(
-        instance.jobs.filter(status__in=ServiceJob.OPEN_STATUSES).values_list(
-            "spiff_task_id", "status"
-        )
-    )
+    open_jobs = [] if fresh else _open_jobs_of_parked_tasks(instance, {t.id for t in parked})
     owned = {spiff_task_id for spiff_task_id, _ in open_jobs}
     active = sum(1 for _, status in open_jobs if status in ACTIVE_JOB_STATUSES)
     for task in parked:

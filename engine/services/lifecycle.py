@@ -3,8 +3,8 @@
 Each checks the operators group, runs under the instance row lock and writes an audit event
 with the actor.
 """
-import copy
 import uuid
+from collections.abc import Iterable
 from typing import Any
 
 from django.core.exceptions import PermissionDenied
@@ -12,14 +12,15 @@ from django.db import transaction
 from django.utils import timezone
 
 from engine.actors import Person
-from engine.exceptions import Conflict, InvalidInput
+from engine.exceptions import Conflict
 from engine.models import HumanTask, ProcessInstance, ServiceJob
 from engine.permissions import is_operator
 from engine.queueing import enqueue_service_job_on_commit
 
 from .audit import record_event
-from .execution import ACTIVE_TASK_STATES, load_workflow, lock_instance, persist_workflow
+from .execution import load_workflow, lock_instance, persist_workflow
 from .service_jobs import apply_deferred_outcomes
+from .variables import change_workflow_variables, check_variables
 
 Status = ProcessInstance.Status
 
@@ -104,25 +105,21 @@ def terminate_instance(
 
 
 def set_variables(
-    *, instance_id: uuid.UUID | str, actor: Person, variables: dict[str, Any]
+    *,
+    instance_id: uuid.UUID | str,
+    actor: Person,
+    variables: dict[str, Any],
+    remove: Iterable[str] = (),
 ) -> ProcessInstance:
     """Merge `variables` into the data of every active task of the instance (and its
-    workflow data), as an operator's correction. The audit event keeps before and after."""
+    workflow data), and drop the names in `remove`, as an operator's correction. The audit
+    event keeps before and after. Invalid input changes nothing."""
     _require_operator(actor, "edit the variables of")
-    if not isinstance(variables, dict):
-        raise InvalidInput("variables must be a JSON object.")
+    variables, names = check_variables(variables, remove)
     with transaction.atomic():
         instance = _lock_unfinished(instance_id, "changed")
-        if not variables:
-            return instance  # nothing to merge: no change, no audit event
         workflow = load_workflow(instance)
-        before = {key: instance.variables.get(key) for key in variables}
-        # ERROR: a task whose script failed reads its fixed variables when it is retried.
-        for task in workflow.get_tasks(state=ACTIVE_TASK_STATES):
-            task.data.update(copy.deepcopy(variables))
-        workflow.data.update(copy.deepcopy(variables))
-        persist_workflow(instance, workflow, actor=actor)
-        after = {key: instance.variables.get(key) for key in variables}
-        record_event(instance, "variables_changed", actor=actor,
-                     payload={"before": before, "after": after})
+        if change_workflow_variables(instance, workflow, actor=actor, variables=variables,
+                                     remove=names):
+            persist_workflow(instance, workflow, actor=actor)
     return instance

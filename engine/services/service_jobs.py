@@ -9,6 +9,7 @@ duplicate message cannot run the job twice at once), call (no lock, no transacti
 import json
 import logging
 import random
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
@@ -41,6 +42,7 @@ from .execution import (
     run_engine_steps,
     running_as,
 )
+from .variables import change_workflow_variables, check_variables
 
 logger = logging.getLogger(__name__)
 # An incident on one branch does not stop the jobs of the others.
@@ -322,34 +324,31 @@ def apply_deferred_outcomes(instance: ProcessInstance) -> None:
 
 # -- repair and sweep -------------------------------------------------------------------------
 
-def retry_instance(*, instance_id: str, actor: Person) -> ProcessInstance:
+def retry_instance(
+    *, instance_id: str, actor: Person, variables: dict[str, Any] | None = None,
+    remove: Iterable[str] = (),
+) -> ProcessInstance:
     """Re-run every dead job and every failed task of an instance in incident (after an
-    operator fixed what made them fail, e.g. with `set_variables`). Operators only.
+    operator fixed what made them fail, e.g. with `set_variables`, or here with `variables`
+    and `remove`, applied first in the same transaction). Operators only.
 
     A failed task runs again at once, under this call's lock, from where it failed (its
     script, its pre- or post-script, its expression); if it fails again, the instance is back
     in incident with a new `incident` event. Dead jobs are enqueued again."""
     if not is_operator(actor):
         raise PermissionDenied("Only operators may retry incidents.")
+    variables, names = check_variables(variables or {}, remove)
     with transaction.atomic():
         instance = lock_instance(instance_id)
         if instance.status != ProcessInstance.Status.INCIDENT:
             raise Conflict(f"The instance is {instance.status}, not in incident.")
-        dead = list(instance.jobs.select_for_update().filter(status=ServiceJob.Status.DEAD))
-        for job in dead:
-            previous_attempts = job.attempt
-            job.status = ServiceJob.Status.PENDING
-            job.attempt = 0
-            job.next_attempt_at = timezone.now()
-            job.save()
-            record_event(instance, "job_retried", actor=actor, element_id=job.element_id,
-                         payload={"job": str(job.id), "previous_attempts": previous_attempts,
-                                  "last_error": job.last_error})
-            enqueue_service_job_on_commit(str(job.id))
+        workflow = load_workflow(instance)
+        changed = change_workflow_variables(instance, workflow, actor=actor,
+                                            variables=variables, remove=names)
+        _retry_dead_jobs(instance, actor)
         instance.status = ProcessInstance.Status.RUNNING
         instance.incident = None
-        workflow = load_workflow(instance)
-        if not failed_tasks(workflow):
+        if not failed_tasks(workflow) and not changed:
             instance.save(update_fields=["status", "incident", "updated_at"])
             return instance
         with running_as(actor, instance):
@@ -359,6 +358,19 @@ def retry_instance(*, instance_id: str, actor: Person) -> ProcessInstance:
                              payload={"task": str(task.id)})
         persist_workflow(instance, workflow, actor=actor)
     return instance
+
+
+def _retry_dead_jobs(instance: ProcessInstance, actor: Person) -> None:
+    for job in instance.jobs.select_for_update().filter(status=ServiceJob.Status.DEAD):
+        previous_attempts = job.attempt
+        job.status = ServiceJob.Status.PENDING
+        job.attempt = 0
+        job.next_attempt_at = timezone.now()
+        job.save()
+        record_event(instance, "job_retried", actor=actor, element_id=job.element_id,
+                     payload={"job": str(job.id), "previous_attempts": previous_attempts,
+                              "last_error": job.last_error})
+        enqueue_service_job_on_commit(str(job.id))
 
 
 def _requeue_late_pending(now: Any, grace: timedelta) -> int:

@@ -1,0 +1,107 @@
+"""Reading where an instance stands, per BPMN element: what ran how often, where its tokens
+are, where it failed, and which elements an operator may reset to or skip."""
+from collections import Counter
+from dataclasses import dataclass
+from typing import Any
+
+from SpiffWorkflow.bpmn import BpmnWorkflow
+from SpiffWorkflow.bpmn.specs.mixins.events.intermediate_event import (
+    BoundaryEvent,
+    EventBasedGateway,
+)
+from SpiffWorkflow.bpmn.specs.mixins.events.start_event import StartEvent
+from SpiffWorkflow.bpmn.specs.mixins.exclusive_gateway import ExclusiveGateway
+from SpiffWorkflow.bpmn.specs.mixins.inclusive_gateway import InclusiveGateway
+from SpiffWorkflow.bpmn.specs.mixins.parallel_gateway import ParallelGateway
+from SpiffWorkflow.bpmn.specs.mixins.subworkflow_task import SubWorkflowTask
+from SpiffWorkflow.task import Task
+from SpiffWorkflow.util.task import TaskState
+
+from .connector_tasks import ConnectorTaskMixin
+
+_GATEWAYS = (ExclusiveGateway, InclusiveGateway, ParallelGateway, EventBasedGateway)
+TOKEN_STATES = TaskState.READY | TaskState.STARTED | TaskState.WAITING
+FAILED_STATE = TaskState.ERROR
+
+
+@dataclass(frozen=True)
+class ElementTask:
+    """One task of the instance, as an operator sees it in a list."""
+
+    task_id: str
+    element_id: str
+    name: str
+    state: str
+    kind: str
+
+
+def every_task(workflow: BpmnWorkflow) -> list[Task]:
+    """All tasks of the workflow and of its subprocesses, finished ones included."""
+    tasks = list(workflow.tasks.values())
+    for subprocess in workflow.subprocesses.values():
+        tasks.extend(subprocess.tasks.values())
+    return tasks
+
+
+def _is_element(task: Task) -> bool:
+    return bool(getattr(task.task_spec, "bpmn_id", None))
+
+
+def element_markers(workflow: BpmnWorkflow) -> dict[str, Any]:
+    """Per element id: how many times it completed, where tokens wait, where it failed."""
+    completed: Counter[str] = Counter()
+    active: set[str] = set()
+    failed: set[str] = set()
+    for task in every_task(workflow):
+        if not _is_element(task):
+            continue
+        element_id = task.task_spec.bpmn_id
+        if task.state == TaskState.COMPLETED:
+            completed[element_id] += 1
+        elif task.state & TOKEN_STATES:
+            active.add(element_id)
+        elif task.state == FAILED_STATE:
+            failed.add(element_id)
+    return {"completed": dict(completed), "active": sorted(active), "failed": sorted(failed)}
+
+
+def _describe(task: Task) -> ElementTask:
+    spec = task.task_spec
+    return ElementTask(
+        task_id=str(task.id), element_id=spec.bpmn_id, name=spec.bpmn_name or spec.bpmn_id,
+        state=TaskState.get_name(task.state), kind=type(spec).__name__,
+    )
+
+
+def _is_resettable(task: Task) -> bool:
+    spec = task.task_spec
+    return _is_element(task) and not isinstance(spec, (*_GATEWAYS, StartEvent, BoundaryEvent))
+
+
+def reset_targets(workflow: BpmnWorkflow) -> list[ElementTask]:
+    """The elements the instance can go back to: the latest completed run of each task or
+    intermediate event (gateways and start events are not places to stop at)."""
+    latest: dict[str, Task] = {}
+    for task in every_task(workflow):
+        if task.state != TaskState.COMPLETED or not _is_resettable(task):
+            continue
+        seen = latest.get(task.task_spec.bpmn_id)
+        if seen is None or task.last_state_change > seen.last_state_change:
+            latest[task.task_spec.bpmn_id] = task
+    ordered = sorted(latest.values(), key=lambda t: t.last_state_change)
+    return [_describe(task) for task in ordered]
+
+
+def is_skippable(task: Task) -> bool:
+    """A task waiting for a person, a connector, an event, or an operator after a failure;
+    not a gateway (it would lose a join) and not a subprocess (skip its tasks instead)."""
+    spec = task.task_spec
+    if not _is_element(task) or isinstance(spec, (*_GATEWAYS, SubWorkflowTask)):
+        return False
+    if task.state == TaskState.STARTED:
+        return isinstance(spec, ConnectorTaskMixin)
+    return bool(task.state & (TaskState.READY | TaskState.WAITING | TaskState.ERROR))
+
+
+def skippable_tasks(workflow: BpmnWorkflow) -> list[ElementTask]:
+    return [_describe(task) for task in every_task(workflow) if is_skippable(task)]

@@ -1,0 +1,346 @@
+"""The operators' admin (issue 6): every repair through the admin views with Django's test
+client, including the refusals; outcomes are checked in the database and on the page."""
+
+import json
+from datetime import timedelta
+
+import pytest
+from django.test import Client
+from django.urls import reverse
+from django.utils import timezone
+
+from engine.models import HumanTask, InstanceEvent, ProcessInstance
+from engine.services import complete_human_task, start_instance, terminate_instance
+from engine.services.execution import load_workflow
+from processes.services import deploy
+from processes.validation import UploadedFile
+from tests.engine.repair_diagrams import approval
+from tests.helpers import build_bpmn
+
+
+def deploy_document(document: str, name: str = "diagram.bpmn") -> None:
+    deploy(name=name, files=[UploadedFile(name, document.encode())], actor=None)
+
+
+@pytest.fixture
+def operator(make_user):
+    user = make_user("olga_operator", "operators")
+    user.is_staff = True
+    user.save()
+    return user
+
+
+@pytest.fixture
+def staff_outsider(make_user):
+    user = make_user("sam_staff", "designers")
+    user.is_staff = True
+    user.save()
+    return user
+
+
+@pytest.fixture
+def operator_client(operator) -> Client:
+    client = Client()
+    client.force_login(operator)
+    return client
+
+
+@pytest.fixture
+def two_step(db):
+    deploy_document(approval())
+    return start_instance(key="two_step", variables={"amount": 10})
+
+
+def repair_url(instance: ProcessInstance, action: str) -> str:
+    return reverse("admin:engine_processinstance_repair", args=[instance.pk, action])
+
+
+def page_url(instance: ProcessInstance) -> str:
+    return reverse("admin:engine_processinstance_change", args=[instance.pk])
+
+
+def messages_of(response) -> list[str]:
+    """The messages shown on the page a repair redirected to (posts use follow=True)."""
+    return [str(m) for m in response.context["messages"]]
+
+
+def approve(instance: ProcessInstance, user, decision: str = "approve") -> None:
+    task = instance.human_tasks.get(element_id="approve", status__in=HumanTask.ACTIVE_STATUSES)
+    complete_human_task(task_id=task.pk, user=user, variables={"decision": decision})
+
+
+def state_of(instance: ProcessInstance) -> tuple:
+    instance.refresh_from_db()
+    return (
+        instance.status,
+        instance.lock_version,
+        instance.variables,
+        instance.definition_id,
+        InstanceEvent.objects.filter(instance=instance).count(),
+    )
+
+
+# --- list, page and permissions ------------------------------------------------------------
+
+
+def test_the_list_shows_incidents_first_with_counts_per_status(operator_client, two_step):
+    deploy_document(build_bpmn("divides", script="x = 1/0"))
+    broken = start_instance(key="divides")
+    response = operator_client.get(reverse("admin:engine_processinstance_changelist"))
+    assert response.status_code == 200
+    page = response.content.decode()
+    assert "Incident: 1" in page and "Waiting: 1" in page
+    assert page.index(str(broken.pk)[:8]) < page.index(str(two_step.pk)[:8])
+    assert "divides" in page and "ZeroDivisionError" in page
+
+    filtered = operator_client.get(
+        reverse("admin:engine_processinstance_changelist"), {"status": "waiting"}
+    )
+    assert str(two_step.pk)[:8] in filtered.content.decode()
+    assert str(broken.pk)[:8] not in filtered.content.decode()
+    found = operator_client.get(
+        reverse("admin:engine_processinstance_changelist"), {"q": str(broken.pk)}
+    )
+    assert str(broken.pk)[:8] in found.content.decode()
+
+
+def test_the_instance_page_shows_diagram_markers_tasks_and_trail(
+    operator_client, two_step, approver
+):
+    approve(two_step, approver)
+    response = operator_client.get(page_url(two_step))
+    assert response.status_code == 200
+    diagram = response.context["diagram"]
+    assert diagram["completed"] == {"start": 1, "approve": 1, "decide": 1}
+    assert diagram["active"] == ["pay"] and diagram["failed"] == []
+    assert "<bpmn:definitions" in diagram["xml"]
+    page = response.content.decode()
+    assert 'id="baton-diagram-data"' in page
+    assert "Reset to" in page and "Skip the task" in page
+    assert "Task completed" in page  # the audit trail
+
+
+def test_people_outside_the_operators_group_get_403(two_step, staff_outsider):
+    client = Client()
+    client.force_login(staff_outsider)
+    before = state_of(two_step)
+    assert client.get(reverse("admin:engine_processinstance_changelist")).status_code == 403
+    assert client.get(page_url(two_step)).status_code == 403
+    assert client.post(repair_url(two_step, "suspend")).status_code == 403
+    assert client.post(repair_url(two_step, "terminate")).status_code == 403
+    assert client.get(reverse("admin:engine_processinstance_incidents")).status_code == 403
+    assert state_of(two_step) == before
+
+
+# --- each repair ---------------------------------------------------------------------------
+
+
+def test_reset_through_the_admin_then_the_instance_completes_the_new_way(
+    operator_client, two_step, approver, operator
+):
+    approve(two_step, approver)
+    response = operator_client.post(
+        repair_url(two_step, "reset"), {"element_id": "approve"}, follow=True
+    )
+    assert response.redirect_chain[-1][1] == 302
+    assert messages_of(response) == ["The instance was reset to approve."]
+    assert InstanceEvent.objects.get(instance=two_step, type="reset").actor == operator
+    approve(two_step, approver, decision="reject")
+    two_step.refresh_from_db()
+    assert (two_step.status, two_step.variables["outcome"]) == ("completed", "rejected")
+
+
+def test_invalid_json_variables_are_rejected_and_nothing_changes(operator_client, two_step):
+    before = state_of(two_step)
+    response = operator_client.post(
+        repair_url(two_step, "variables"), {"variables": '{"amount": 10,'}, follow=True
+    )
+    assert response.redirect_chain[-1][1] == 302
+    [message] = messages_of(response)
+    assert message.startswith("Nothing was changed. variables: This is not valid JSON")
+    response = operator_client.post(
+        repair_url(two_step, "variables"), {"variables": "[1, 2]"}, follow=True
+    )
+    assert "Give a JSON object" in messages_of(response)[0]
+    assert state_of(two_step) == before
+
+
+def test_edit_variables_changes_adds_and_removes(operator_client, two_step, operator):
+    response = operator_client.post(
+        repair_url(two_step, "variables"),
+        {"variables": json.dumps({"amount": 12, "note": "fixed"})},
+        follow=True,
+    )
+    assert messages_of(response) == ["Saved 2 changed and 0 removed variable(s)."]
+    two_step.refresh_from_db()
+    assert two_step.variables == {"amount": 12, "note": "fixed"}
+    operator_client.post(
+        repair_url(two_step, "variables"), {"variables": '{"note": "fixed"}'}, follow=True
+    )
+    two_step.refresh_from_db()
+    assert two_step.variables == {"note": "fixed"}
+    event = InstanceEvent.objects.filter(instance=two_step, type="variables_changed").last()
+    assert (event.actor, event.payload["removed"]) == (operator, ["amount"])
+
+
+def test_retry_after_editing_variables_in_the_admin(operator_client, db):
+    deploy_document(build_bpmn("divides_by", script="x = 1/y"))
+    instance = start_instance(key="divides_by", variables={"y": 0})
+    assert instance.status == "incident"
+    response = operator_client.post(
+        repair_url(instance, "variables"), {"variables": '{"y": 2}', "retry": "on"}, follow=True
+    )
+    assert messages_of(response) == ["The variables were saved and the incident retried."]
+    instance.refresh_from_db()
+    assert (instance.status, instance.variables["x"]) == ("waiting", 0.5)
+
+
+def test_skip_through_the_admin(operator_client, two_step):
+    task = next(t for t in load_workflow(two_step).get_tasks() if t.task_spec.bpmn_id == "approve")
+    response = operator_client.post(
+        repair_url(two_step, "skip"),
+        {"task_id": str(task.id), "variables": '{"decision": "approve"}'},
+        follow=True,
+    )
+    assert messages_of(response) == ["The task was skipped."]
+    assert two_step.human_tasks.get(element_id="pay").status == HumanTask.Status.OPEN
+
+
+def test_suspend_resume_and_terminate_through_the_admin(operator_client, two_step):
+    operator_client.post(repair_url(two_step, "suspend"), {"reason": "checking"}, follow=True)
+    two_step.refresh_from_db()
+    assert two_step.status == "suspended"
+    assert InstanceEvent.objects.get(instance=two_step, type="suspended").payload["reason"] == (
+        "checking"
+    )
+    operator_client.post(repair_url(two_step, "resume"), follow=True)
+    two_step.refresh_from_db()
+    assert two_step.status == "waiting"
+    operator_client.post(repair_url(two_step, "terminate"), {"reason": "duplicate"}, follow=True)
+    two_step.refresh_from_db()
+    assert two_step.status == "terminated"
+    assert two_step.human_tasks.get().status == HumanTask.Status.CANCELLED
+
+
+def test_an_action_on_a_completed_instance_says_why_and_changes_nothing(
+    operator_client, two_step, approver
+):
+    approve(two_step, approver, decision="reject")
+    before = state_of(two_step)
+    for action, data in [
+        ("reset", {"element_id": "approve"}),
+        ("suspend", {}),
+        ("terminate", {}),
+        ("variables", {"variables": "{}"}),
+        ("retry", {}),
+    ]:
+        response = operator_client.post(repair_url(two_step, action), data, follow=True)
+        assert response.redirect_chain[-1][1] == 302
+        [message] = messages_of(response)
+        assert "completed" in message, (action, message)
+    assert state_of(two_step) == before
+    page = operator_client.get(page_url(two_step)).content.decode()
+    assert "Reset to an earlier task" not in page  # no repair forms on a finished instance
+
+
+def test_migrate_dry_run_and_real_run_through_the_admin(operator_client, two_step, approver):
+    approve(two_step, approver)
+    deploy_document(approval(extra_task=True))
+    dry = operator_client.get(page_url(two_step), {"migrate_to": "2"})
+    plan = dry.context["migration_plan"]
+    assert plan.possible and plan.added == ["audit"]
+    assert "Migrate to version 2" in dry.content.decode()
+    two_step.refresh_from_db()
+    assert two_step.definition.version == 1
+
+    response = operator_client.post(repair_url(two_step, "migrate"), {"version": "2"}, follow=True)
+    assert messages_of(response) == ["The instance now runs version 2."]
+    two_step.refresh_from_db()
+    assert two_step.definition.version == 2
+
+
+def test_migrate_refusal_is_shown_and_changes_nothing(operator_client, two_step, approver):
+    approve(two_step, approver)
+    deploy_document(approval(drop_pay=True))
+    dry = operator_client.get(page_url(two_step), {"migrate_to": "2"})
+    assert "has no counterpart in version 2" in dry.content.decode()
+    before = state_of(two_step)
+    response = operator_client.post(repair_url(two_step, "migrate"), {"version": "2"}, follow=True)
+    assert "no counterpart" in messages_of(response)[0]
+    assert state_of(two_step) == before
+
+
+# --- incidents, bulk actions, deletion -----------------------------------------------------
+
+
+def test_incidents_page_groups_by_error_and_retries_a_group(operator_client, db):
+    deploy_document(build_bpmn("divides_by", script="x = 1/y"))
+    broken = [start_instance(key="divides_by", variables={"y": 0}) for _ in range(3)]
+    page = operator_client.get(reverse("admin:engine_processinstance_incidents"))
+    [group] = page.context["groups"]
+    assert (group.definition, group.element_id, len(group.instances)) == (
+        "divides_by",
+        "prepare",
+        3,
+    )
+    assert "Retry all 3" in page.content.decode()
+
+    for instance in broken:
+        operator_client.post(
+            repair_url(instance, "variables"), {"variables": '{"y": 1}'}, follow=True
+        )
+    response = operator_client.post(
+        reverse("admin:engine_processinstance_retry_group"),
+        {"instance": [str(i.pk) for i in broken]},
+        follow=True,
+    )
+    assert messages_of(response) == ["Retried 3 instance(s)."]
+    assert set(ProcessInstance.objects.values_list("status", flat=True)) == {"waiting"}
+
+
+def test_bulk_actions_on_the_list(operator_client, two_step):
+    deploy_document(build_bpmn("divides_by", script="x = 1/y"))
+    broken = start_instance(key="divides_by", variables={"y": 0})
+    url = reverse("admin:engine_processinstance_changelist")
+    response = operator_client.post(
+        url,
+        {
+            "action": "suspend_selected",
+            "_selected_action": [str(two_step.pk), str(broken.pk)],
+            "reason": "maintenance",
+        },
+        follow=True,
+    )
+    assert response.redirect_chain[-1][1] == 302
+    assert set(ProcessInstance.objects.values_list("status", flat=True)) == {"suspended"}
+    operator_client.post(
+        url,
+        {"action": "resume_selected", "_selected_action": [str(two_step.pk), str(broken.pk)]},
+        follow=True,
+    )
+    broken.refresh_from_db()
+    two_step.refresh_from_db()
+    assert (two_step.status, broken.status) == ("waiting", "incident")
+    response = operator_client.post(
+        url, {"action": "retry_selected", "_selected_action": [str(two_step.pk)]}, follow=True
+    )
+    assert "not in incident" in " ".join(messages_of(response))
+
+
+def test_delete_finished_instances_older_than_a_date(operator_client, operator, db):
+    deploy_document(approval())
+    old, recent, running = (start_instance(key="two_step") for _ in range(3))
+    for instance in (old, recent):
+        terminate_instance(instance_id=instance.pk, actor=operator)
+    ProcessInstance.objects.filter(pk=old.pk).update(
+        completed_at=timezone.now() - timedelta(days=10)
+    )
+    cutoff = (timezone.now() - timedelta(days=5)).date().isoformat()
+    response = operator_client.post(
+        reverse("admin:engine_processinstance_delete_finished"),
+        {"finished_before": cutoff},
+        follow=True,
+    )
+    assert response.redirect_chain[-1][1] == 302
+    assert messages_of(response) == ["Deleted 1 finished instance(s)."]
+    assert set(ProcessInstance.objects.values_list("pk", flat=True)) == {recent.pk, running.pk}

@@ -8,7 +8,7 @@ from django.core.exceptions import PermissionDenied
 from django.utils import timezone
 
 from engine.exceptions import Conflict, InvalidInput, NotFound
-from engine.models import HumanTask, InstanceEvent, ProcessInstance
+from engine.models import HumanTask, InstanceEvent, ProcessInstance, ServiceJob
 from engine.services import (
     complete_human_task,
     delete_finished_instances,
@@ -269,3 +269,50 @@ def test_delete_removes_only_finished_instances_older_than_the_date(db, operator
     assert not InstanceEvent.objects.filter(instance_id=old.pk).exists()
     entry = LogEntry.objects.get(object_id=str(old.pk))
     assert (entry.action_flag, entry.user) == (DELETION, operator)
+
+
+def approval_then_call() -> str:
+    from tests.engine.service_diagrams import HEADER, service_task
+
+    return HEADER + """  <bpmn:process id="approve_call" isExecutable="true">
+    <bpmn:startEvent id="start" />
+    <bpmn:userTask id="approve" camunda:candidateGroups="managers" />
+""" + service_task("call", '"http://127.0.0.1:9/never"') + """    <bpmn:endEvent id="end" />
+    <bpmn:sequenceFlow id="f1" sourceRef="start" targetRef="approve" />
+    <bpmn:sequenceFlow id="f2" sourceRef="approve" targetRef="call" />
+    <bpmn:sequenceFlow id="f3" sourceRef="call" targetRef="end" />
+  </bpmn:process>
+</bpmn:definitions>
+"""
+
+
+def test_reset_cancels_the_job_of_a_removed_service_task(db, approver, operator):
+    deploy_document(approval_then_call())
+    instance = start_instance(key="approve_call")
+    complete_human_task(task_id=open_task(instance, "approve").pk, user=approver)
+    job = instance.jobs.get()
+    assert job.status == ServiceJob.Status.PENDING
+
+    reset_instance(instance_id=instance.pk, actor=operator, element_id="approve")
+
+    job.refresh_from_db()
+    assert job.status == ServiceJob.Status.CANCELLED
+    assert open_task(instance, "approve")
+    instance.refresh_from_db()
+    assert instance.status == ProcessInstance.Status.WAITING
+
+
+def test_skip_a_service_task_cancels_its_job_and_uses_the_given_result(db, approver, operator):
+    deploy_document(approval_then_call())
+    instance = start_instance(key="approve_call")
+    complete_human_task(task_id=open_task(instance, "approve").pk, user=approver)
+    job = instance.jobs.get()
+    call = next(t for t in load_workflow(instance).get_tasks() if t.task_spec.bpmn_id == "call")
+
+    skip_task(instance_id=instance.pk, actor=operator, task_id=str(call.id),
+              variables={"score": 5})
+
+    job.refresh_from_db()
+    instance.refresh_from_db()
+    assert job.status == ServiceJob.Status.CANCELLED
+    assert (instance.status, instance.variables["score"]) == ("completed", 5)

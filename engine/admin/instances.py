@@ -2,13 +2,15 @@
 actions, the instance page (diagram with markers, variables, tasks, jobs, audit trail and the
 repair forms), the incidents page and the deletion of finished instances."""
 import json
+import re
 import uuid
 from collections.abc import Callable
 from typing import Any
 
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
-from django.db.models import Case, IntegerField, QuerySet, Value, When
+from django.db.models import Case, IntegerField, QuerySet, TextField, Value, When
+from django.db.models.functions import Cast
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
@@ -40,6 +42,7 @@ from .forms import (
 )
 
 Status = ProcessInstance.Status
+ID_PREFIX = re.compile(r"[0-9a-f][0-9a-f-]{3,35}")
 # The status filter lists incidents first: they are what an operator is here for.
 STATUS_ORDER = [Status.INCIDENT, Status.SUSPENDED, Status.RUNNING, Status.WAITING,
                 Status.COMPLETED, Status.TERMINATED]
@@ -86,7 +89,8 @@ class ProcessInstanceAdmin(admin.ModelAdmin):
     list_display_links = ["short_id"]
     list_filter = [StatusFilter, "definition__key", "definition__version",
                    ("created_at", admin.DateFieldListFilter)]
-    search_fields = ["=id", "business_key"]
+    search_fields = ["business_key"]
+    search_help_text = "An instance id (or its first characters) or a business key."
     list_select_related = ["definition"]
     list_per_page = 50
     date_hierarchy = "created_at"
@@ -121,6 +125,18 @@ class ProcessInstanceAdmin(admin.ModelAdmin):
                                           default=Value(1), output_field=IntegerField()))
             .order_by("incident_first", "-created_at")
         )
+
+    def get_search_results(
+        self, request: HttpRequest, queryset: QuerySet[ProcessInstance], search_term: str
+    ) -> tuple[QuerySet[ProcessInstance], bool]:
+        """Business keys by substring; ids by their beginning, as the list shows them."""
+        found, may_have_duplicates = super().get_search_results(request, queryset, search_term)
+        term = search_term.strip().lower()
+        if ID_PREFIX.fullmatch(term):
+            by_id = queryset.annotate(id_text=Cast("id", TextField())).filter(
+                id_text__startswith=term)
+            found = found | by_id
+        return found, may_have_duplicates
 
     # -- columns ---------------------------------------------------------------------------
 

@@ -1,7 +1,7 @@
 from django.urls import path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
-from .views import definitions, deployments, instances, tasks
+from .views import definitions, deployments, instances, repairs, tasks
 
 app_name = "api"
 
@@ -32,6 +32,10 @@ urlpatterns = [
     path("v1/instances/<uuid:pk>/retry/", instances.InstanceRetryView.as_view(), name="retry"),
     path("v1/instances/<uuid:pk>/variables/", instances.InstanceVariablesView.as_view(),
          name="variables"),
+    path("v1/instances/<uuid:pk>/reset/", repairs.InstanceResetView.as_view(), name="reset"),
+    path("v1/instances/<uuid:pk>/skip/", repairs.InstanceSkipView.as_view(), name="skip"),
+    path("v1/instances/<uuid:pk>/migrate/", repairs.InstanceMigrateView.as_view(),
+         name="migrate"),
     path("v1/tasks/", tasks.TaskListView.as_view(), name="tasks"),
     path("v1/tasks/<uuid:pk>/", tasks.TaskDetailView.as_view(), name="task-detail"),
     path("v1/tasks/<uuid:pk>/claim/", tasks.TaskClaimView.as_view(), name="task-claim"),

@@ -100,10 +100,13 @@ class InstanceTerminateView(APIView):
 
 class InstanceRetryView(APIView):
     @extend_schema(summary="Run the failed jobs and tasks of an instance in incident again "
-                           "(operators)",
-                   request=None, responses=OPERATOR_RESPONSES)
+                           "(operators), optionally after merging fixed variables",
+                   request=VariablesSerializer, responses=OPERATOR_RESPONSES)
     def post(self, request: Request, pk: str) -> Response:
-        retry_instance(instance_id=pk, actor=request.user)
+        body = VariablesSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        retry_instance(instance_id=pk, actor=request.user,
+                       variables=body.validated_data["variables"])
         return _instance_response(pk)
 
 

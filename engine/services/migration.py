@@ -144,7 +144,10 @@ def migrate_instance(
         workflow = load_workflow(instance)
         target, top, subprocesses, plan = _plan(instance, workflow, version)
         if not plan.possible:
-            raise Conflict(" ".join(plan.blocking), errors=plan.as_dict())
+            raise Conflict(" ".join(plan.blocking), errors=[
+                {"element_id": token["element_id"], "message": "no counterpart in version "
+                 f"{plan.to_version}"} for token in plan.tokens if token["maps_to"] is None
+            ])
         spec, subprocess_specs = definition_specs(target.pk)
         migrate_workflow(top, workflow, spec)
         for sp_id, diff in subprocesses.items():

@@ -42,6 +42,19 @@ def make_user(db) -> Callable[..., User]:
 
 
 @pytest.fixture
+def make_staff(make_user) -> Callable[..., User]:
+    """A user with staff status (the admin site) in the given groups."""
+
+    def make(username: str, *groups: str) -> User:
+        user = make_user(username, *groups)
+        user.is_staff = True
+        user.save(update_fields=["is_staff"])
+        return user
+
+    return make
+
+
+@pytest.fixture
 def designer(make_user) -> User:
     return make_user("dora_designer", "designers")
 

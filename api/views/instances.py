@@ -64,7 +64,7 @@ OPERATOR_RESPONSES = {200: InstanceSerializer, 400: BAD_REQUEST, 401: UNAUTHENTI
                       403: FORBIDDEN, 404: NOT_FOUND, 409: CONFLICT}
 
 
-def _instance_response(pk: str) -> Response:
+def instance_response(pk: str) -> Response:
     return Response(InstanceSerializer(selectors.instance_detail(pk)).data)
 
 
@@ -79,7 +79,7 @@ class InstanceSuspendView(APIView):
                    responses=OPERATOR_RESPONSES)
     def post(self, request: Request, pk: str) -> Response:
         suspend_instance(instance_id=pk, actor=request.user, reason=_reason(request))
-        return _instance_response(pk)
+        return instance_response(pk)
 
 
 class InstanceResumeView(APIView):
@@ -87,7 +87,7 @@ class InstanceResumeView(APIView):
                    responses=OPERATOR_RESPONSES)
     def post(self, request: Request, pk: str) -> Response:
         resume_instance(instance_id=pk, actor=request.user)
-        return _instance_response(pk)
+        return instance_response(pk)
 
 
 class InstanceTerminateView(APIView):
@@ -95,7 +95,7 @@ class InstanceTerminateView(APIView):
                    responses=OPERATOR_RESPONSES)
     def post(self, request: Request, pk: str) -> Response:
         terminate_instance(instance_id=pk, actor=request.user, reason=_reason(request))
-        return _instance_response(pk)
+        return instance_response(pk)
 
 
 class InstanceRetryView(APIView):
@@ -107,7 +107,7 @@ class InstanceRetryView(APIView):
         body.is_valid(raise_exception=True)
         retry_instance(instance_id=pk, actor=request.user,
                        variables=body.validated_data["variables"])
-        return _instance_response(pk)
+        return instance_response(pk)
 
 
 class InstanceVariablesView(APIView):
@@ -118,4 +118,4 @@ class InstanceVariablesView(APIView):
         body.is_valid(raise_exception=True)
         variables = body.validated_data["variables"]
         set_variables(instance_id=pk, actor=request.user, variables=variables)
-        return _instance_response(pk)
+        return instance_response(pk)

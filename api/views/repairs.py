@@ -6,11 +6,11 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from engine import selectors
 from engine.services import migrate_instance, plan_migration, reset_instance, skip_task
 
 from ..schema import BAD_REQUEST, CONFLICT, FORBIDDEN, NOT_FOUND, UNAUTHENTICATED
 from ..serializers import InstanceSerializer
+from .instances import instance_response
 
 RESPONSES = {200: InstanceSerializer, 400: BAD_REQUEST, 401: UNAUTHENTICATED,
              403: FORBIDDEN, 404: NOT_FOUND, 409: CONFLICT}
@@ -43,10 +43,6 @@ class MigrationPlanSerializer(serializers.Serializer):
     possible = serializers.BooleanField()
 
 
-def _instance_response(pk: str) -> Response:
-    return Response(InstanceSerializer(selectors.instance_detail(pk)).data)
-
-
 class InstanceResetView(APIView):
     @extend_schema(summary="Reset an instance to an earlier task (operators)",
                    request=ResetSerializer, responses=RESPONSES)
@@ -55,7 +51,7 @@ class InstanceResetView(APIView):
         body.is_valid(raise_exception=True)
         reset_instance(instance_id=pk, actor=request.user,
                        element_id=body.validated_data["element_id"])
-        return _instance_response(pk)
+        return instance_response(pk)
 
 
 class InstanceSkipView(APIView):
@@ -66,7 +62,7 @@ class InstanceSkipView(APIView):
         body.is_valid(raise_exception=True)
         skip_task(instance_id=pk, actor=request.user, task_id=body.validated_data["task_id"],
                   variables=body.validated_data["variables"])
-        return _instance_response(pk)
+        return instance_response(pk)
 
 
 class InstanceMigrateView(APIView):

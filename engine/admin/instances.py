@@ -78,10 +78,6 @@ def _each(
         messages.warning(request, line)
 
 
-def _reason(request: HttpRequest) -> str:
-    return str(request.POST.get("reason", ""))[:500]
-
-
 @admin.register(ProcessInstance)
 class ProcessInstanceAdmin(admin.ModelAdmin):
     list_display = ["short_id", "definition_key", "definition_version", "business_key",
@@ -169,7 +165,7 @@ class ProcessInstanceAdmin(admin.ModelAdmin):
     @admin.action(description="Suspend the selected instances")
     def suspend_selected(self, request: HttpRequest, queryset: QuerySet[ProcessInstance]) -> None:
         _each(request, queryset, "Suspended", lambda i: suspend_instance(
-            instance_id=i, actor=request.user, reason=_reason(request)))
+            instance_id=i, actor=request.user, reason=repair.reason_of(request)))
 
     @admin.action(description="Resume the selected instances")
     def resume_selected(self, request: HttpRequest, queryset: QuerySet[ProcessInstance]) -> None:
@@ -181,7 +177,7 @@ class ProcessInstanceAdmin(admin.ModelAdmin):
         self, request: HttpRequest, queryset: QuerySet[ProcessInstance]
     ) -> None:
         _each(request, queryset, "Terminated", lambda i: terminate_instance(
-            instance_id=i, actor=request.user, reason=_reason(request)))
+            instance_id=i, actor=request.user, reason=repair.reason_of(request)))
 
     @admin.action(description="Delete the selected finished instances")
     def delete_finished_selected(

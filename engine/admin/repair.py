@@ -76,11 +76,13 @@ def skip(request: HttpRequest, instance: ProcessInstance) -> str:
     return "The task was skipped."
 
 
-def suspend(request: HttpRequest, instance: ProcessInstance) -> str:
+def reason_of(request: HttpRequest) -> str:
     form = ReasonForm(request.POST)
-    reason = form.cleaned_data["reason"] if form.is_valid() else ""
-    suspend_instance(instance_id=instance.pk, actor=request.user,
-                     reason=reason)
+    return str(form.cleaned_data["reason"]) if form.is_valid() else ""
+
+
+def suspend(request: HttpRequest, instance: ProcessInstance) -> str:
+    suspend_instance(instance_id=instance.pk, actor=request.user, reason=reason_of(request))
     return "The instance is suspended."
 
 
@@ -90,10 +92,7 @@ def resume(request: HttpRequest, instance: ProcessInstance) -> str:
 
 
 def terminate(request: HttpRequest, instance: ProcessInstance) -> str:
-    form = ReasonForm(request.POST)
-    reason = form.cleaned_data["reason"] if form.is_valid() else ""
-    terminate_instance(instance_id=instance.pk, actor=request.user,
-                       reason=reason)
+    terminate_instance(instance_id=instance.pk, actor=request.user, reason=reason_of(request))
     return "The instance was terminated."
 
 

@@ -23,19 +23,13 @@ def deploy_document(document: str, name: str = "diagram.bpmn") -> None:
 
 
 @pytest.fixture
-def operator(make_user):
-    user = make_user("olga_operator", "operators")
-    user.is_staff = True
-    user.save()
-    return user
+def operator(make_staff):
+    return make_staff("olga_operator", "operators")
 
 
 @pytest.fixture
-def staff_outsider(make_user):
-    user = make_user("sam_staff", "designers")
-    user.is_staff = True
-    user.save()
-    return user
+def staff_outsider(make_staff):
+    return make_staff("sam_staff", "designers")
 
 
 @pytest.fixture

@@ -15,11 +15,9 @@ pytestmark = pytest.mark.django_db(transaction=True)
 
 
 def test_a_result_arriving_while_suspended_is_applied_on_resume(
-    celery_workers: Workers, fake_api: FakeApi, make_user
+    celery_workers: Workers, fake_api: FakeApi, make_staff
 ) -> None:
-    operator = make_user("olga_operator", "operators")
-    operator.is_staff = True
-    operator.save()
+    operator = make_staff("olga_operator", "operators")
     client = Client()
     client.force_login(operator)
     fake_api.reply("/slow", Reply(body={"score": 7}, delay=1.5))

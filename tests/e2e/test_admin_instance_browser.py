@@ -12,11 +12,9 @@ pytestmark = pytest.mark.django_db(transaction=True)
 
 
 def test_the_instance_page_shows_markers_on_the_diagram(
-    page, expense_definition, make_user, with_password
+    page, expense_definition, make_staff, with_password
 ):
-    operator = make_user("olga_operator", "operators")
-    operator.is_staff = True
-    operator.save()
+    operator = make_staff("olga_operator", "operators")
     with_password(operator)
     instance = start_instance(key="expense_approval", business_key="E-7",
                               variables={"amount": 40, "description": "Lunch"})

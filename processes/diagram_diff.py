@@ -1,6 +1,7 @@
 """What changed between two versions of a diagram: the BPMN elements added, removed and
 changed (compared by id), and whether only the layout moved."""
 import re
+from copy import deepcopy
 from dataclasses import dataclass, field
 
 from lxml import etree
@@ -80,7 +81,16 @@ def _is_own_part(child: etree._Element, element: etree._Element) -> bool:
 
 
 def _canonical(element: etree._Element) -> bytes:
-    return etree.tostring(element, method="c14n")
+    """The element as canonical XML, blind to indentation and to namespace declarations it
+    does not use, so that a diagram saved again by another tool compares equal."""
+    copy = deepcopy(element)
+    for node in copy.iter():
+        if node.text is not None and not node.text.strip():
+            node.text = None
+        if node.tail is not None and not node.tail.strip():
+            node.tail = None
+    copy.tail = None
+    return etree.tostring(copy, method="c14n", exclusive=True)
 
 
 def _parts(element: etree._Element) -> dict[str, list[bytes]]:
@@ -134,7 +144,10 @@ def _change(element: etree._Element, details: tuple[str, ...] = ()) -> ElementCh
 
 
 def _layout(root: etree._Element) -> list[bytes]:
-    return [_canonical(diagram) for diagram in root.iter(f"{{{BPMNDI_NS}}}BPMNDiagram")]
+    """Every shape and edge of the diagrams; their order is only the drawing order."""
+    drawn = [_canonical(item) for plane in root.iter(f"{{{BPMNDI_NS}}}BPMNPlane")
+             for item in plane]
+    return sorted(drawn)
 
 
 def diff_diagrams(old_xml: str, new_xml: str) -> DiagramDiff:

@@ -75,3 +75,17 @@ def test_humanize():
     assert humanize("userTask") == "User task"
     assert humanize("exclusiveGateway") == "Exclusive gateway"
     assert humanize("process") == "Process"
+
+
+def test_another_indentation_and_drawing_order_are_no_difference():
+    from lxml import etree
+
+    root = etree.fromstring(EXPENSE.encode())
+    for node in root.iter():
+        node.tail = None if node.tail is not None and not node.tail.strip() else node.tail
+    plane = root.find(".//{http://www.omg.org/spec/BPMN/20100524/DI}BPMNPlane")
+    plane[:] = list(reversed(plane))
+    rewritten = etree.tostring(root, encoding="unicode")
+    assert rewritten != EXPENSE
+
+    assert diff_diagrams(EXPENSE, rewritten).is_empty

@@ -172,6 +172,10 @@
     if (saving) {
       return;
     }
+    if (!dirty && !config.isNew) {
+      showStatus('', 'Nothing to save: the diagram has not changed since it was opened or saved.');
+      return;
+    }
     saving = true;
     saveButton.disabled = true;
     showStatus('', 'Validating and deploying…');

@@ -4,6 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 NODE_STAMP := node_modules/.installed
+MODELER_BUNDLE := frontend/dist/modeler.js
 
 .PHONY: run test setup lint browser clean
 
@@ -18,7 +19,11 @@ $(NODE_STAMP): package.json package-lock.json
 	npm ci --no-audit --no-fund --loglevel=error
 	touch $(NODE_STAMP)
 
-setup: $(STAMP) $(NODE_STAMP)
+# The modeler page's bundle (bpmn-js + properties panel + Camunda provider), see frontend/.
+$(MODELER_BUNDLE): $(NODE_STAMP) $(wildcard frontend/*.js)
+	npm run --silent build
+
+setup: $(STAMP) $(NODE_STAMP) $(MODELER_BUNDLE)
 
 # Browser tests drive Debian's Chromium; install it when the machine lacks it.
 browser:

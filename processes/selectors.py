@@ -1,7 +1,10 @@
 """Read-only queries of deployments and process definitions."""
-from django.db.models import OuterRef, QuerySet, Subquery
+from dataclasses import dataclass
+
+from django.db.models import Count, OuterRef, Q, QuerySet, Subquery
 
 from engine.exceptions import NotFound
+from engine.models import ProcessInstance
 
 from .models import ProcessDefinition
 
@@ -41,3 +44,29 @@ def definition(key: str, version: int | None = None) -> ProcessDefinition:
         which = f"version {version} of " if version is not None else ""
         raise NotFound(f"There is no {which}process definition with key {key!r}.")
     return found
+
+
+@dataclass(frozen=True)
+class InstanceCounts:
+    active: int = 0
+    total: int = 0
+
+
+def instance_counts_by_key() -> dict[str, InstanceCounts]:
+    """Instances of every process key, all versions together: not yet finished, and all."""
+    finished = [ProcessInstance.Status.COMPLETED, ProcessInstance.Status.TERMINATED]
+    rows = (
+        ProcessInstance.objects.values("definition__key")
+        .annotate(total=Count("id"), active=Count("id", filter=~Q(status__in=finished)))
+        .order_by()
+    )
+    return {row["definition__key"]: InstanceCounts(row["active"], row["total"]) for row in rows}
+
+
+def version_history(key: str) -> QuerySet[ProcessDefinition]:
+    """Every version of a key, newest first, with who deployed it and its instance count."""
+    return (
+        definition_versions(key)
+        .select_related("deployment__deployed_by")
+        .annotate(instance_count=Count("instances"))
+    )

@@ -1,8 +1,11 @@
-"""Process pages: the definitions a person can start, and their start forms."""
+"""Process pages: the definitions with their diagrams, versions and differences, downloads,
+and start forms. The modeler pages are in `modeler_views`."""
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
+from django.utils.http import content_disposition_header
+from django.views.decorators.http import require_GET
 
 from engine import selectors as engine_selectors
 from engine.exceptions import EngineError, NotFound
@@ -10,12 +13,97 @@ from engine.services import start_instance
 from tasks_ui.task_forms import build_form, submitted_variables
 
 from . import selectors
+from .diagram_diff import DiagramDiff, diff_diagrams
+from .models import ProcessDefinition
+from .permissions import can_deploy
+from .thumbnails import diagram_thumbnail
+
+THUMBNAIL_MAX_AGE = 24 * 3600
+
+
+def _definition_or_404(key: str, version: int | None = None) -> ProcessDefinition:
+    try:
+        return selectors.definition(key, version)
+    except NotFound:
+        raise Http404("No such process or version.") from None
+
+
+def _version_param(request: HttpRequest, name: str) -> int | None:
+    value = request.GET.get(name, "")
+    return int(value) if value.isdigit() and len(value) < 10 else None
 
 
 @login_required
 def definition_list(request: HttpRequest) -> HttpResponse:
+    counts = selectors.instance_counts_by_key()
+    rows = [(d, counts.get(d.key, selectors.InstanceCounts()))
+            for d in selectors.latest_definitions().select_related("deployment__deployed_by")]
     return render(request, "processes/list.html",
-                  {"definitions": selectors.latest_definitions()})
+                  {"rows": rows, "can_deploy": can_deploy(request.user)})
+
+
+def _version_diff(
+    request: HttpRequest, versions: list[ProcessDefinition]
+) -> tuple[int | None, int | None, DiagramDiff | None]:
+    """The versions to compare (?from=&to=, by default the two newest) and their difference."""
+    numbers = {v.version for v in versions}
+    newest = [v.version for v in versions[:2]]
+    old = _version_param(request, "from") or (newest[1] if len(newest) == 2 else None)
+    new = _version_param(request, "to") or newest[0]
+    if old not in numbers or new not in numbers or old == new:
+        return old, new, None
+    key = versions[0].key
+    diff = diff_diagrams(_definition_or_404(key, old).bpmn_xml,
+                         _definition_or_404(key, new).bpmn_xml)
+    return old, new, diff
+
+
+@login_required
+@require_GET
+def detail(request: HttpRequest, key: str) -> HttpResponse:
+    try:
+        versions = list(selectors.version_history(key))
+    except NotFound:
+        raise Http404("No such process.") from None
+    shown = _definition_or_404(key, _version_param(request, "version") or versions[0].version)
+    diff_from, diff_to, diff = _version_diff(request, versions)
+    marks: dict[str, list[str]] = {"added": [], "changed": []}
+    if diff is not None and diff_to == shown.version:
+        marks = {"added": [c.element_id for c in diff.added],
+                 "changed": [c.element_id for c in diff.changed]}
+    return render(request, "processes/detail.html", {
+        "definition": shown,
+        "latest": versions[0],
+        "versions": versions,
+        "diff": diff,
+        "diff_from": diff_from,
+        "diff_to": diff_to,
+        "can_deploy": can_deploy(request.user),
+        "viewer_config": {"xml": shown.bpmn_xml, "marks": marks},
+    })
+
+
+@login_required
+@require_GET
+def download(request: HttpRequest, key: str) -> HttpResponse:
+    """The BPMN file of a version (the latest unless ?version=)."""
+    definition = _definition_or_404(key, _version_param(request, "version"))
+    file_name = definition.file_name or f"{definition.key}.bpmn"
+    response = HttpResponse(definition.bpmn_xml, content_type="application/xml; charset=utf-8")
+    response["Content-Disposition"] = content_disposition_header(True, file_name)
+    return response
+
+
+@login_required
+@require_GET
+def thumbnail(request: HttpRequest, key: str, version: int) -> HttpResponse:
+    """A small SVG of one version's diagram; versions never change, so browsers keep it."""
+    definition = _definition_or_404(key, version)
+    response = HttpResponse(diagram_thumbnail(definition.bpmn_xml),
+                            content_type="image/svg+xml; charset=utf-8")
+    response["Cache-Control"] = f"private, max-age={THUMBNAIL_MAX_AGE}"
+    response["Content-Security-Policy"] = "default-src 'none'; style-src 'unsafe-inline'"
+    return response
 
 
 @login_required

@@ -130,6 +130,8 @@ STATICFILES_DIRS = [
     BASE_DIR / "static",
     ("vendor/htmx", BASE_DIR / "node_modules" / "htmx.org" / "dist"),
     ("vendor/bpmn-js", BASE_DIR / "node_modules" / "bpmn-js" / "dist"),
+    # The modeler bundle built from frontend/ by `make setup` (npm run build).
+    ("bundles", BASE_DIR / "frontend" / "dist"),
 ]
 
 # Celery: the broker comes from the environment; results are written to Postgres by

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from SpiffWorkflow.bpmn import BpmnWorkflow
+from SpiffWorkflow.bpmn.specs.bpmn_process_spec import BpmnProcessSpec
 from SpiffWorkflow.bpmn.specs.event_definitions.base import EventDefinition
 from SpiffWorkflow.bpmn.specs.event_definitions.item_aware_event import SignalEventDefinition
 from SpiffWorkflow.bpmn.specs.event_definitions.message import MessageEventDefinition
@@ -173,21 +174,24 @@ def _spiff_correlations(definition: MessageEventDefinition, keys: dict[str, Any]
 def catch_message(
     workflow: BpmnWorkflow,
     name: str,
-    variables: dict[str, Any],
+    variables: Any,
     correlation_keys: dict[str, Any] | None = None,
     business_key: str | None = None,
 ) -> int:
     """Deliver message `name` into the workflow; returns how many tasks caught it, or raises
-    NotWaiting. Camunda diagrams merge `variables` into the process data; SpiffArena diagrams
-    receive them (with the correlation keys they lack) as the payload of the message."""
+    NotWaiting. Camunda diagrams merge `variables` (an object) into the process data;
+    SpiffArena diagrams receive them as the payload of the message (an object payload gets
+    the correlation keys it lacks, for the correlation properties' expressions)."""
     keys = dict(correlation_keys or {})
     definition = _catching_definition(workflow, MessageEventDefinition, name)
     payload: Any
     if isinstance(definition, BatonMessageEventDefinition):
-        payload = {"variables": copy.deepcopy(variables), "correlation_keys": keys,
-                   "business_key": business_key}
-    else:
+        payload = {"variables": copy.deepcopy(variables) if isinstance(variables, dict) else {},
+                   "correlation_keys": keys, "business_key": business_key}
+    elif isinstance(variables, dict):
         payload = {**keys, **copy.deepcopy(variables)}
+    else:
+        payload = copy.deepcopy(variables)
     event = BpmnEvent(definition, payload, _spiff_correlations(definition, keys))
     caught = int(workflow.event_manager.catch(event, internal=False))
     if caught == 0:
@@ -280,14 +284,16 @@ def start_events(workflow: BpmnWorkflow) -> list[Task]:
 
 
 def prepare_start(workflow: BpmnWorkflow, element_id: str | None = None, *,
-                  fire: bool = True) -> Task:
+                  fire: bool = True) -> Task | None:
     """Make a new workflow start at one start event: `element_id`, or else its none start
     event, or else its first start event. The others are cancelled. With `fire`, an event
     start counts as having happened (started by hand or by a timer); without, it waits for
     the event to be delivered. Returns the chosen start event task."""
     starts = start_events(workflow)
     if not starts:
-        raise ValueError("The process has no start event.")
+        if element_id is not None:
+            raise ValueError("The process has no start event.")
+        return None
     if element_id is not None:
         chosen = next((t for t in starts if t.task_spec.bpmn_id == element_id), None)
         if chosen is None:
@@ -302,3 +308,30 @@ def prepare_start(workflow: BpmnWorkflow, element_id: str | None = None, *,
     if fire and not isinstance(chosen.task_spec.event_definition, NoneEventDefinition):
         chosen._set_internal_data(event_fired=True)
     return chosen
+
+
+@dataclass
+class EventStart:
+    """A start event of a process that waits for a message, a signal or a timer."""
+
+    element_id: str
+    kind: str  # "message", "signal" or "timer"
+    name: str
+    definition: EventDefinition
+
+
+def event_starts(spec: BpmnProcessSpec) -> list[EventStart]:
+    """The message, signal and timer start events of a process (not of its subprocesses)."""
+    found = []
+    for task_spec in spec.task_specs.values():
+        if not isinstance(task_spec, StartEvent):
+            continue
+        definition = task_spec.event_definition
+        element_id = task_spec.bpmn_id or task_spec.name
+        if isinstance(definition, TimerEventDefinition):
+            found.append(EventStart(element_id, "timer", "", definition))
+        elif isinstance(definition, MessageEventDefinition):
+            found.append(EventStart(element_id, "message", str(definition.name), definition))
+        elif isinstance(definition, SignalEventDefinition):
+            found.append(EventStart(element_id, "signal", str(definition.name), definition))
+    return sorted(found, key=lambda start: start.element_id)

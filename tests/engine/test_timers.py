@@ -1,0 +1,114 @@
+"""Timers with a movable clock: boundary timers on user tasks, intermediate timers, cycles,
+timer start events, and suspended instances."""
+import datetime
+
+import pytest
+
+from engine import clock
+from engine.models import HumanTask, InstanceEvent, ProcessInstance, Timer
+from engine.services import resume_instance, start_instance, suspend_instance
+from engine.services.timers import fire_due_timers
+from processes.services import deploy
+from processes.validation import UploadedFile
+from tests.engine import event_diagrams
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture(autouse=True)
+def real_time_afterwards():
+    yield
+    clock.reset()
+
+
+def deploy_xml(xml: str, name: str = "events.bpmn"):
+    (definition,) = deploy(name=name, files=[UploadedFile(name, xml.encode())], actor=None).created
+    return definition
+
+
+def open_tasks(instance) -> dict[str, str]:
+    return dict(instance.human_tasks.filter(status__in=HumanTask.ACTIVE_STATUSES)
+                .values_list("element_id", "status"))
+
+
+def test_boundary_timer_escalates_an_overdue_approval():
+    deploy_xml(event_diagrams.approval_with_escalation("P2D"))
+    instance = start_instance(key="escalating_approval")
+    (timer,) = Timer.objects.filter(instance=instance)
+    assert timer.element_id == "overdue" and not timer.fired
+    assert abs(timer.due_at - (clock.now() + datetime.timedelta(days=2))).total_seconds() < 5
+    assert open_tasks(instance) == {"approve": "open"}
+
+    clock.advance(datetime.timedelta(days=1))
+    assert fire_due_timers() == 0
+    assert open_tasks(instance) == {"approve": "open"}
+
+    clock.advance(datetime.timedelta(days=1, minutes=1))
+    assert fire_due_timers() == 1
+    instance.refresh_from_db()
+    assert open_tasks(instance) == {"escalate": "open"}
+    assert instance.human_tasks.get(element_id="approve").status == "cancelled"
+    timer.refresh_from_db()
+    assert timer.fired and timer.fired_at is not None
+    assert InstanceEvent.objects.filter(instance=instance, type="timer_fired",
+                                        element_id="overdue").count() == 1
+    assert fire_due_timers() == 0  # nothing fires twice
+
+
+def test_approval_in_time_cancels_the_timer(approver):
+    from engine.services import complete_human_task
+
+    deploy_xml(event_diagrams.approval_with_escalation("P2D"))
+    instance = start_instance(key="escalating_approval")
+    task = instance.human_tasks.get(element_id="approve")
+    complete_human_task(task_id=task.pk, user=approver, variables={})
+    instance.refresh_from_db()
+    assert instance.status == ProcessInstance.Status.COMPLETED
+    assert not Timer.objects.filter(instance=instance).exists()
+    clock.advance(datetime.timedelta(days=3))
+    assert fire_due_timers() == 0
+
+
+def test_non_interrupting_cycle_reminds_twice_and_keeps_the_task():
+    deploy_xml(event_diagrams.approval_with_escalation("R2/PT1H", interrupting=False))
+    instance = start_instance(key="escalating_approval")
+    for hour in (1, 2):
+        clock.advance(datetime.timedelta(hours=1, seconds=1))
+        assert fire_due_timers() == 1, f"hour {hour}"
+    assert clock.now() and fire_due_timers() == 0
+    clock.advance(datetime.timedelta(hours=5))
+    assert fire_due_timers() == 0  # two cycles only
+    tasks = list(instance.human_tasks.values_list("element_id", "status").order_by("created_at"))
+    assert tasks == [("approve", "open"), ("escalate", "open"), ("escalate", "open")]
+    assert Timer.objects.filter(instance=instance, fired=True).count() == 2
+    assert not Timer.objects.filter(instance=instance, fired=False).exists()
+
+
+@pytest.mark.parametrize("kind, value", [
+    ("timeDuration", "PT30M"),
+    ("timeDuration", '${"PT" + str(minutes) + "M"}'),
+    ("timeDate", "2031-05-01T09:00:00Z"),
+])
+def test_intermediate_timer_waits_then_continues(kind, value):
+    deploy_xml(event_diagrams.wait_for_timer(value, kind))
+    instance = start_instance(key="waits", variables={"minutes": 30})
+    (timer,) = Timer.objects.filter(instance=instance)
+    assert instance.status == ProcessInstance.Status.WAITING
+    assert open_tasks(instance) == {}
+    clock.advance(timer.due_at - clock.now() + datetime.timedelta(seconds=1))
+    assert fire_due_timers() == 1
+    assert open_tasks(instance) == {"after": "open"}
+
+
+def test_suspended_instance_keeps_its_timer_until_resume(make_user):
+    operator = make_user("olga_operator", "operators")
+    deploy_xml(event_diagrams.wait_for_timer("PT10M"))
+    instance = start_instance(key="waits")
+    suspend_instance(instance_id=instance.pk, actor=operator)
+    clock.advance(datetime.timedelta(minutes=11))
+    assert fire_due_timers() == 0
+    assert open_tasks(instance) == {}
+    assert not Timer.objects.get(instance=instance).fired
+    resume_instance(instance_id=instance.pk, actor=operator)
+    assert Timer.objects.get(instance=instance).fired
+    assert open_tasks(instance) == {"after": "open"}

@@ -297,6 +297,12 @@ class EventDelivery(models.Model):
         ProcessInstance, null=True, blank=True, related_name="thrown_events",
         on_delete=models.SET_NULL,
     )
+    # Whose action sent it (an API caller, or the person whose step made an instance throw
+    # it); the receiving side runs on their behalf and an instance it starts is theirs.
+    sent_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+        related_name="sent_events",
+    )
     # Set when the delivery goes to one instance (known up front, or found by correlation).
     target_instance = models.ForeignKey(
         ProcessInstance, null=True, blank=True, related_name="incoming_events",

@@ -41,7 +41,7 @@ from SpiffWorkflow.bpmn.util.event import BpmnEvent
 from SpiffWorkflow.task import Task
 
 from .connector_tasks import ParamSpec, camunda_param_tree, evaluate_param_tree
-from .cron import CronError, CronSchedule, looks_like_cron
+from .cron import CronSchedule, looks_like_cron
 from .xml import BPMN_NS, CAMUNDA_NS
 
 CORRELATION_KEYS_PARAMETER = "correlationKeys"
@@ -99,7 +99,7 @@ class TimerParserMixin:
         if literal is not None:
             try:
                 check_timer_literal(definition, literal, start=self.node.tag == START_EVENT_TAG)
-            except (ValueError, CronError, TypeError, AttributeError) as exc:
+            except Exception as exc:
                 raise ValidationException(
                     f"The timer value {literal!r} is not a valid ISO 8601 "
                     f"{_timer_kind(definition)}: {exc}", node=self.node, file_name=self.filename,

@@ -151,10 +151,12 @@ class NotWaiting(Exception):
     """No task of the workflow waits for this event (any more)."""
 
 
-def _catching_definition(workflow: BpmnWorkflow, kind: type, name: str) -> EventDefinition:
+def _catching_definition(
+    workflow: BpmnWorkflow, kind: type[EventDefinition], name: str
+) -> EventDefinition:
     for task in waiting_tasks(workflow):
         for definition in _definitions(task.task_spec.event_definition):
-            if isinstance(definition, kind) and definition.name == name:
+            if isinstance(definition, kind) and getattr(definition, "name", None) == name:
                 return definition
     raise NotWaiting(f"The instance does not wait for {name!r}.")
 
@@ -305,8 +307,16 @@ def prepare_start(workflow: BpmnWorkflow, element_id: str | None = None, *,
     for task in starts:
         if task is not chosen and not task.has_state(TaskState.FINISHED_MASK):
             task.cancel()
-    if fire and not isinstance(chosen.task_spec.event_definition, NoneEventDefinition):
+    definition = chosen.task_spec.event_definition
+    if fire and not isinstance(definition, NoneEventDefinition):
         chosen._set_internal_data(event_fired=True)
+        if isinstance(definition, CycleTimerEventDefinition):
+            # SpiffWorkflow runs a cycle inside one instance (a new path per cycle), so it
+            # gives a cycle's start event no path of its own; Baton starts an instance per
+            # cycle instead, on the one path the start event leads to.
+            chosen._sync_children(chosen.task_spec.outputs, TaskState.FUTURE)
+            for child in chosen.children:
+                child.task_spec._predict(child, mask=TaskState.NOT_FINISHED_MASK)
     return chosen
 
 

@@ -12,7 +12,7 @@ from django.db.models import Q
 from SpiffWorkflow.bpmn import BpmnWorkflow
 
 from engine import clock
-from engine.actors import Actor
+from engine.actors import Actor, as_user
 from engine.bpmn.events import NotWaiting, catch_message, catch_signal
 from engine.exceptions import Conflict, NotFound
 from engine.models import EventDelivery, MessageSubscription, ProcessInstance, StartTrigger
@@ -70,6 +70,7 @@ def defer(instance: ProcessInstance, event: Event, actor: Actor = None,
         delivery = EventDelivery(
             kind=event.kind, name=event.name, variables=event.variables,
             correlation_keys=event.correlation_keys, business_key=event.business_key,
+            sent_by=as_user(actor),
         )
     delivery.target_instance = instance
     delivery.status = EventDelivery.Status.DEFERRED
@@ -179,7 +180,7 @@ def apply_deferred_events(instance: ProcessInstance) -> None:
     """On resume (the instance is locked): deliver what arrived while it was suspended, in
     order, and fire the timers that fell due meanwhile."""
     deferred = list(
-        instance.incoming_events.select_for_update()
+        instance.incoming_events.select_for_update(of=("self",)).select_related("sent_by")
         .filter(status=EventDelivery.Status.DEFERRED).order_by("created_at")
     )
     due = instance.timers.filter(fired=False, due_at__lte=clock.now()).exists()
@@ -196,7 +197,7 @@ def apply_deferred_events(instance: ProcessInstance) -> None:
             else:
                 delivery.status = EventDelivery.Status.DELIVERED
                 delivery.delivered_at = clock.now()
-                record_event(instance, _received(event.kind), payload={
+                record_event(instance, _received(event.kind), actor=delivery.sent_by, payload={
                     **event.audit(), "delivery": str(delivery.id), "deferred": True,
                 })
             delivery.save(update_fields=["status", "last_error", "delivered_at"])

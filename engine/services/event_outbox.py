@@ -18,6 +18,7 @@ from django.db import transaction
 from django.db.models import Q
 
 from engine import clock
+from engine.actors import Actor, as_user
 from engine.bpmn.events import NotWaiting
 from engine.exceptions import Conflict, EngineError, NotFound
 from engine.models import EventDelivery, ProcessInstance, SignalSubscription, StartTrigger
@@ -34,8 +35,8 @@ SWEEP_GRACE = datetime.timedelta(seconds=2)
 Status = EventDelivery.Status
 
 
-def fan_out_signal(name: str, variables: Any, *, source_instance_id: Any = None
-                   ) -> tuple[int, int]:
+def fan_out_signal(name: str, variables: Any, *, source_instance_id: Any = None,
+                   sent_by: Actor = None) -> tuple[int, int]:
     """Write one pending delivery per instance waiting for signal `name` (but the one that
     threw it) and per signal start event; enqueue them after commit. Returns (instances,
     start events)."""
@@ -48,7 +49,8 @@ def fan_out_signal(name: str, variables: Any, *, source_instance_id: Any = None
     triggers = active_triggers(StartTrigger.Kind.SIGNAL, name)
     now = clock.now()
     common = {"kind": EventDelivery.Kind.SIGNAL, "name": name, "variables": variables,
-              "source_instance_id": source_instance_id, "next_attempt_at": now}
+              "source_instance_id": source_instance_id, "sent_by": as_user(sent_by),
+              "next_attempt_at": now}
     rows = EventDelivery.objects.bulk_create(
         [EventDelivery(target_instance_id=i, **common) for i in instance_ids]
         + [EventDelivery(start_trigger=t, **common) for t in triggers]
@@ -69,7 +71,7 @@ def _claim(delivery_id: str) -> bool:
 
 
 def _locked_pending(delivery_id: str) -> EventDelivery | None:
-    return (EventDelivery.objects.select_for_update()
+    return (EventDelivery.objects.select_for_update(of=("self",)).select_related("sent_by")
             .filter(pk=delivery_id, status=Status.PENDING).first())
 
 
@@ -94,7 +96,7 @@ def _to_instance(delivery_id: str, instance_id: Any) -> None:
             return
         try:
             with transaction.atomic():
-                deliver_to_instance(instance.pk, event)
+                deliver_to_instance(instance.pk, event, actor=delivery.sent_by)
         except NotWaiting as exc:
             if delivery.kind == EventDelivery.Kind.MESSAGE and delivery.start_trigger_id is None:
                 raise  # a thrown message: find its target again
@@ -108,7 +110,8 @@ def _start(delivery_id: str) -> None:
         delivery = _locked_pending(delivery_id)
         if delivery is None or delivery.start_trigger is None:
             return
-        instance = start_by_event(delivery.start_trigger, Event.of(delivery))
+        instance = start_by_event(delivery.start_trigger, Event.of(delivery),
+                                  actor=delivery.sent_by)
         _done(delivery, Status.DELIVERED, target_instance=instance)
 
 
@@ -118,7 +121,7 @@ def _fan_out(delivery_id: str) -> None:
         if delivery is None:
             return
         fan_out_signal(delivery.name, delivery.variables,
-                       source_instance_id=delivery.source_instance_id)
+                       source_instance_id=delivery.source_instance_id, sent_by=delivery.sent_by)
         _done(delivery, Status.DELIVERED)
 
 

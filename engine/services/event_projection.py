@@ -15,6 +15,7 @@ from SpiffWorkflow.bpmn import BpmnWorkflow
 from SpiffWorkflow.util.task import TaskState
 
 from engine import clock
+from engine.actors import Actor, as_user
 from engine.bpmn.events import Waits, outgoing_events, waiting_events
 from engine.models import (
     EventDelivery,
@@ -44,7 +45,9 @@ def _forget_waits(workflow: BpmnWorkflow) -> None:
     vars(workflow).pop("baton_waits", None)
 
 
-def publish_thrown_events(instance: ProcessInstance, workflow: BpmnWorkflow) -> None:
+def publish_thrown_events(
+    instance: ProcessInstance, workflow: BpmnWorkflow, *, actor: Actor = None
+) -> None:
     """Write a pending delivery for each message or signal thrown for other instances, and
     hand them to a worker after commit. Safe to call again for the same workflow object."""
     _forget_waits(workflow)  # a new persist: the workflow may have moved since the last one
@@ -61,12 +64,12 @@ def publish_thrown_events(instance: ProcessInstance, workflow: BpmnWorkflow) -> 
         EventDelivery(
             id=event.id, kind=event.kind, name=event.name, variables=event.variables,
             correlation_keys=event.correlation_keys, business_key=event.business_key,
-            source_instance=instance, next_attempt_at=now,
+            source_instance=instance, sent_by=as_user(actor), next_attempt_at=now,
         )
         for event in new
     ])
     for event in new:
-        record_event(instance, "event_thrown", payload={
+        record_event(instance, "event_thrown", actor=actor, payload={
             "kind": event.kind, "name": event.name, "delivery": str(event.id),
         })
     enqueue_event_deliveries_on_commit([str(event.id) for event in new])

@@ -309,7 +309,7 @@ def _persist(
 ) -> None:
     was_finished = instance.is_finished
     failures = list(_new_failures(workflow))
-    publish_thrown_events(instance, workflow)
+    publish_thrown_events(instance, workflow, actor=actor)
     instance.state = workflow_to_state(instance.definition.dialect, workflow)
     instance.variables = workflow_variables(workflow)
     instance.lock_version += 1

@@ -27,5 +27,5 @@ def broadcast_signal(*, name: str, actor: Person, variables: dict[str, Any] | No
     variables = {} if variables is None else variables
     check_event_input(name, variables)
     with transaction.atomic():
-        instances, starts = fan_out_signal(name, variables)
+        instances, starts = fan_out_signal(name, variables, sent_by=actor)
     return {"name": name, "instances": instances, "start_events": starts}

@@ -40,13 +40,12 @@ def timer(kind: str, value: str) -> str:
 def approval_with_escalation(duration: str = "P2D", interrupting: bool = True) -> str:
     """An approval that escalates to the directors when nobody approved within `duration`."""
     cancel = "true" if interrupting else "false"
-    value = duration if duration.startswith("R") else duration
     kind = "timeCycle" if duration.startswith("R") else "timeDuration"
     return camunda("escalating_approval", "\n".join([
         '    <bpmn:startEvent id="start" />',
         user_task("approve", "managers", "Approve"),
         f'    <bpmn:boundaryEvent id="overdue" attachedToRef="approve" cancelActivity="{cancel}">'
-        f"{timer(kind, value)}</bpmn:boundaryEvent>",
+        f"{timer(kind, duration)}</bpmn:boundaryEvent>",
         user_task("escalate", "directors", "Escalated approval"),
         '    <bpmn:endEvent id="end" />',
         '    <bpmn:endEvent id="end_escalated" />',

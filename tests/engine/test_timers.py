@@ -112,3 +112,97 @@ def test_suspended_instance_keeps_its_timer_until_resume(make_user):
     resume_instance(instance_id=instance.pk, actor=operator)
     assert Timer.objects.get(instance=instance).fired
     assert open_tasks(instance) == {"after": "open"}
+
+
+# -- timer start events -------------------------------------------------------------------------
+
+def scheduled_instances() -> int:
+    return ProcessInstance.objects.filter(definition__key="scheduled").count()
+
+
+def test_timer_start_event_starts_instances_on_schedule():
+    from engine.models import StartTrigger
+
+    deploy_xml(event_diagrams.timer_start("R3/PT1H"))
+    trigger = StartTrigger.objects.get(kind="timer")
+    assert trigger.active and trigger.cycles_left == 3
+    assert fire_due_timers() == 0 and scheduled_instances() == 0
+    for expected in (1, 2, 3):
+        clock.advance(datetime.timedelta(hours=1, seconds=1))
+        assert fire_due_timers() == 1
+        assert fire_due_timers() == 0  # one start per due time, however often the beat runs
+        assert scheduled_instances() == expected
+    clock.advance(datetime.timedelta(hours=10))
+    assert fire_due_timers() == 0
+    trigger.refresh_from_db()
+    assert not trigger.active and trigger.next_due_at is None
+    instance = ProcessInstance.objects.filter(definition__key="scheduled").first()
+    assert open_tasks(instance) == {"check": "open"}
+    started = InstanceEvent.objects.get(instance=instance, type="started")
+    assert started.payload["trigger"] == "timer" and started.payload["start_event"] == "tick"
+
+
+def test_a_long_outage_starts_once_not_once_per_missed_cycle():
+    deploy_xml(event_diagrams.timer_start("R/PT1H"))
+    clock.advance(datetime.timedelta(hours=5, minutes=30))
+    assert fire_due_timers() == 1
+    assert fire_due_timers() == 0
+    clock.advance(datetime.timedelta(minutes=31))
+    assert fire_due_timers() == 1
+
+
+def test_cron_timer_start_event():
+    from engine.models import StartTrigger
+
+    deploy_xml(event_diagrams.timer_start("0 0 9 * * ?"))  # every day at 09:00
+    trigger = StartTrigger.objects.get(kind="timer")
+    due = trigger.next_due_at
+    assert (due.hour, due.minute, due.second) == (9, 0, 0)
+    assert datetime.timedelta(0) < due - clock.now() <= datetime.timedelta(days=1)
+    clock.advance(due - clock.now() + datetime.timedelta(seconds=1))
+    assert fire_due_timers() == 1
+    trigger.refresh_from_db()
+    assert trigger.next_due_at == due + datetime.timedelta(days=1)
+
+
+def test_a_new_version_replaces_the_schedule_of_the_old_one():
+    from engine.models import StartTrigger
+
+    deploy_xml(event_diagrams.timer_start("R/PT1H"))
+    deploy_xml(event_diagrams.timer_start("R/PT2H"))
+    assert StartTrigger.objects.filter(active=True).count() == 1
+    clock.advance(datetime.timedelta(hours=1, seconds=1))
+    assert fire_due_timers() == 0
+    clock.advance(datetime.timedelta(hours=1))
+    assert fire_due_timers() == 1
+    assert ProcessInstance.objects.get(definition__key="scheduled").definition.version == 2
+
+
+def test_starting_a_timer_start_process_by_hand_does_not_wait_for_the_timer():
+    deploy_xml(event_diagrams.timer_start("R/PT1H"))
+    instance = start_instance(key="scheduled")
+    assert open_tasks(instance) == {"check": "open"}
+    assert not Timer.objects.filter(instance=instance).exists()
+
+
+@pytest.mark.parametrize("kind, value, message", [
+    ("timeDuration", "PT", "not a valid ISO 8601 duration"),
+    ("timeDuration", "P1Q", "not a valid ISO 8601 duration"),
+    ("timeDate", "2031-13-45T00:00:00", "not a valid ISO 8601 date"),
+    ("timeCycle", "R3/PT0S", "longer than zero"),
+])
+def test_bad_timer_values_are_refused_at_deploy_time(kind, value, message):
+    from processes.validation import DeploymentInvalid
+
+    with pytest.raises(DeploymentInvalid) as caught:
+        deploy_xml(event_diagrams.wait_for_timer(value, kind))
+    (problem,) = caught.value.problems
+    assert problem.element_id == "wait" and message in problem.message, problem.message
+
+
+def test_cron_is_refused_on_an_intermediate_timer():
+    from processes.validation import DeploymentInvalid
+
+    with pytest.raises(DeploymentInvalid) as caught:
+        deploy_xml(event_diagrams.wait_for_timer("0 0 9 * * ?", "timeCycle"))
+    assert "timer start events only" in caught.value.problems[0].message

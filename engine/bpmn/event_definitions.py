@@ -21,6 +21,7 @@ import re
 from typing import Any
 
 from lxml import etree
+from SpiffWorkflow.bpmn.parser.event_parsers import SIGNAL_EVENT_XPATH
 from SpiffWorkflow.bpmn.parser.ValidationException import ValidationException
 from SpiffWorkflow.bpmn.serializer.default.event_definition import (
     MessageEventDefinitionConverter,
@@ -47,6 +48,7 @@ from .xml import BPMN_NS, CAMUNDA_NS
 CORRELATION_KEYS_PARAMETER = "correlationKeys"
 BUSINESS_KEY_PARAMETER = "businessKey"
 START_EVENT_TAG = f"{{{BPMN_NS}}}startEvent"
+END_EVENT_TAG = f"{{{BPMN_NS}}}endEvent"
 
 _ISO_LITERAL = re.compile(
     r"^(R\d*/\S+|P[\dT]\S*|\d{4}-?\d{2}-?\d{2}(T\S*)?|\d{4}-?W\d{2}\S*)$", re.IGNORECASE
@@ -84,11 +86,18 @@ def check_timer_literal(definition: TimerEventDefinition, literal: str, *, start
         TimerEventDefinition.parse_time_or_duration(literal)
 
 
-class TimerParserMixin:
-    """Rewrites timer texts into Python that SpiffWorkflow can evaluate, and checks literals."""
+class EventParserMixin:
+    """Rewrites timer texts into Python that SpiffWorkflow can evaluate and checks literals;
+    reads signal end events, which SpiffWorkflow's end event parser leaves out."""
 
     node: etree._Element
     filename: str
+
+    def get_event_definition(self, xpaths: list[str]) -> EventDefinition:
+        if self.node.tag == END_EVENT_TAG and SIGNAL_EVENT_XPATH not in xpaths:
+            xpaths = [*xpaths, SIGNAL_EVENT_XPATH]
+        definition: EventDefinition = super().get_event_definition(xpaths)  # type: ignore[misc]
+        return definition
 
     def parse_timer_event(self, event: etree._Element) -> TimerEventDefinition:
         definition: TimerEventDefinition = super().parse_timer_event(event)  # type: ignore[misc]
@@ -219,7 +228,7 @@ EVENT_DEFINITION_CONVERTERS = {
 }
 
 
-class CamundaEventParserMixin(TimerParserMixin):
+class CamundaEventParserMixin(EventParserMixin):
     """Camunda-dialect messages and signals (see the module docstring)."""
 
     process_parser: Any

@@ -10,7 +10,7 @@ from .connector_tasks import (
     SpiffConnectorTask,
     SpiffConnectorTaskParser,
 )
-from .event_definitions import CamundaEventParserMixin, TimerParserMixin, event_parser_overrides
+from .event_definitions import CamundaEventParserMixin, EventParserMixin, event_parser_overrides
 from .xml import SPIFF_NS
 
 SERVICE_TASK = full_tag("serviceTask")
@@ -36,7 +36,7 @@ class BatonSpiffParser(SpiffBpmnParser):
     OVERRIDE_PARSER_CLASSES = {
         **SpiffBpmnParser.OVERRIDE_PARSER_CLASSES,
         SERVICE_TASK: (SpiffConnectorTaskParser, SpiffConnectorTask),
-        **event_parser_overrides(SpiffBpmnParser.OVERRIDE_PARSER_CLASSES, TimerParserMixin),
+        **event_parser_overrides(SpiffBpmnParser.OVERRIDE_PARSER_CLASSES, EventParserMixin),
     }
 
 

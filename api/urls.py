@@ -1,7 +1,7 @@
 from django.urls import path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
-from .views import definitions, deployments, instances, tasks
+from .views import definitions, deployments, events, instances, tasks
 
 app_name = "api"
 
@@ -32,6 +32,8 @@ urlpatterns = [
     path("v1/instances/<uuid:pk>/retry/", instances.InstanceRetryView.as_view(), name="retry"),
     path("v1/instances/<uuid:pk>/variables/", instances.InstanceVariablesView.as_view(),
          name="variables"),
+    path("v1/messages/", events.MessageView.as_view(), name="messages"),
+    path("v1/signals/", events.SignalView.as_view(), name="signals"),
     path("v1/tasks/", tasks.TaskListView.as_view(), name="tasks"),
     path("v1/tasks/<uuid:pk>/", tasks.TaskDetailView.as_view(), name="task-detail"),
     path("v1/tasks/<uuid:pk>/claim/", tasks.TaskClaimView.as_view(), name="task-claim"),

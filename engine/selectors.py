@@ -1,5 +1,6 @@
 """Read-only queries of the engine's state."""
 import uuid
+from typing import Any
 
 from django.core.exceptions import PermissionDenied
 from django.db.models import Exists, OuterRef, Prefetch, Q, QuerySet
@@ -8,15 +9,44 @@ from processes.models import ProcessDefinition
 
 from .actors import Person
 from .exceptions import NotFound
-from .models import HumanTask, InstanceEvent, ProcessInstance
+from .models import HumanTask, InstanceEvent, ProcessInstance, Timer
 from .permissions import can_see_task, group_names, is_operator
+
+# What an instance waits for besides tasks and jobs (see waiting_for_events).
+EVENT_PREFETCHES = (
+    Prefetch("timers", queryset=Timer.objects.filter(fired=False).order_by("due_at"),
+             to_attr="unfired_timers"),
+    "message_subscriptions",
+    "signal_subscriptions",
+)
+
+
+def waiting_for_events(instance: ProcessInstance) -> list[dict[str, Any]]:
+    """The timers (with their due time), messages and signals an instance waits for."""
+    timers = getattr(instance, "unfired_timers", None)
+    if timers is None:
+        timers = list(instance.timers.filter(fired=False).order_by("due_at"))
+    waiting: list[dict[str, Any]] = [
+        {"type": "timer", "element_id": t.element_id, "due_at": t.due_at.isoformat()}
+        for t in timers
+    ]
+    waiting.extend(
+        {"type": "message", "element_id": m.element_id, "message": m.message_name,
+         "correlation": m.correlation}
+        for m in instance.message_subscriptions.all()
+    )
+    waiting.extend(
+        {"type": "signal", "element_id": s.element_id, "signal": s.signal_name}
+        for s in instance.signal_subscriptions.all()
+    )
+    return waiting
 
 
 def instance_detail(instance_id: uuid.UUID | str) -> ProcessInstance:
     instance = (
         ProcessInstance.objects.select_related("definition", "started_by")
         .defer("state", "definition__spec", "definition__bpmn_xml", "definition__elements")
-        .prefetch_related("human_tasks", "jobs")
+        .prefetch_related("human_tasks", "jobs", *EVENT_PREFETCHES)
         .filter(pk=instance_id)
         .first()
     )
@@ -36,7 +66,7 @@ def visible_instances(
     task in (as assignee, candidate or the person who completed it)."""
     instances = ProcessInstance.objects.select_related("definition", "started_by").defer(
         "state", "definition__spec", "definition__bpmn_xml", "definition__elements"
-    ).prefetch_related("human_tasks", "jobs")
+    ).prefetch_related("human_tasks", "jobs", *EVENT_PREFETCHES)
     if not user.is_authenticated:
         return instances.none()
     if not is_operator(user):

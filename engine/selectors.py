@@ -1,5 +1,6 @@
 """Read-only queries of the engine's state."""
 import uuid
+from dataclasses import dataclass
 from typing import Any
 
 from django.core.exceptions import PermissionDenied
@@ -9,7 +10,14 @@ from processes.models import ProcessDefinition
 
 from .actors import Person
 from .exceptions import NotFound
-from .models import HumanTask, InstanceEvent, ProcessInstance, Timer
+from .models import (
+    HumanTask,
+    InstanceEvent,
+    MessageSubscription,
+    ProcessInstance,
+    SignalSubscription,
+    Timer,
+)
 from .permissions import can_see_task, group_names, is_operator
 
 # What an instance waits for besides tasks and jobs (see waiting_for_events).
@@ -21,23 +29,41 @@ EVENT_PREFETCHES = (
 )
 
 
-def waiting_for_events(instance: ProcessInstance) -> list[dict[str, Any]]:
-    """The timers (with their due time), messages and signals an instance waits for."""
+@dataclass
+class InstanceWaits:
+    """The timers, messages and signals an instance waits for (besides tasks and jobs)."""
+
+    timers: list[Timer]
+    messages: list[MessageSubscription]
+    signals: list[SignalSubscription]
+
+    def __bool__(self) -> bool:
+        return bool(self.timers or self.messages or self.signals)
+
+
+def instance_waits(instance: ProcessInstance) -> InstanceWaits:
     timers = getattr(instance, "unfired_timers", None)
     if timers is None:
         timers = list(instance.timers.filter(fired=False).order_by("due_at"))
+    return InstanceWaits(list(timers), list(instance.message_subscriptions.all()),
+                         list(instance.signal_subscriptions.all()))
+
+
+def waiting_for_events(instance: ProcessInstance) -> list[dict[str, Any]]:
+    """The timers (with their due time), messages and signals an instance waits for."""
+    waits = instance_waits(instance)
     waiting: list[dict[str, Any]] = [
         {"type": "timer", "element_id": t.element_id, "due_at": t.due_at.isoformat()}
-        for t in timers
+        for t in waits.timers
     ]
     waiting.extend(
         {"type": "message", "element_id": m.element_id, "message": m.message_name,
          "correlation": m.correlation}
-        for m in instance.message_subscriptions.all()
+        for m in waits.messages
     )
     waiting.extend(
         {"type": "signal", "element_id": s.element_id, "signal": s.signal_name}
-        for s in instance.signal_subscriptions.all()
+        for s in waits.signals
     )
     return waiting
 

@@ -125,10 +125,28 @@ def waiting_tasks(workflow: BpmnWorkflow) -> list[Task]:
     return tasks
 
 
+def _triggers(workflow: BpmnWorkflow) -> list[tuple[Task, EventDefinition, str]]:
+    """(stand-in task, definition, element id) of the message and signal start events of the
+    process's event subprocesses that are not running: SpiffWorkflow creates such a
+    subprocess only when its event arrives, so until then no task waits for it."""
+    if workflow.is_completed():
+        return []
+    found = []
+    for name in getattr(workflow.spec.start, "trigger_specs", []):
+        spec = workflow.subprocess_specs.get(name)
+        for start in getattr(spec, "bpmn_start_events", []):
+            definition = start.event_definition
+            if isinstance(definition, MessageEventDefinition | SignalEventDefinition):
+                found.append((workflow.task_tree, definition, start.bpmn_id or start.name))
+    return found
+
+
 def waiting_events(workflow: BpmnWorkflow) -> Waits:
-    """Everything the workflow's WAITING catching tasks wait for."""
+    """Everything the workflow's WAITING catching tasks (and event subprocesses) wait for."""
     waits = Waits()
+    waiting_elements = set()
     for task in waiting_tasks(workflow):
+        waiting_elements.add(task.task_spec.bpmn_id)
         element_id = task.task_spec.bpmn_id or task.task_spec.name
         for definition in _definitions(task.task_spec.event_definition):
             if isinstance(definition, TimerEventDefinition):
@@ -142,6 +160,14 @@ def waiting_events(workflow: BpmnWorkflow) -> Waits:
                 ))
             elif isinstance(definition, SignalEventDefinition):
                 waits.signals.append(WaitingSignal(task, element_id, str(definition.name)))
+    for stand_in, definition, element_id in _triggers(workflow):
+        if element_id in waiting_elements:
+            continue  # already started and waiting (listed above)
+        if isinstance(definition, MessageEventDefinition):
+            waits.messages.append(WaitingMessage(stand_in, element_id, str(definition.name),
+                                                 correlation_values(stand_in, definition)))
+        else:
+            waits.signals.append(WaitingSignal(stand_in, element_id, str(definition.name)))
     return waits
 
 
@@ -154,10 +180,12 @@ class NotWaiting(Exception):
 def _catching_definition(
     workflow: BpmnWorkflow, kind: type[EventDefinition], name: str
 ) -> EventDefinition:
-    for task in waiting_tasks(workflow):
-        for definition in _definitions(task.task_spec.event_definition):
-            if isinstance(definition, kind) and getattr(definition, "name", None) == name:
-                return definition
+    candidates = [d for task in waiting_tasks(workflow)
+                  for d in _definitions(task.task_spec.event_definition)]
+    candidates.extend(definition for _, definition, _ in _triggers(workflow))
+    for definition in candidates:
+        if isinstance(definition, kind) and getattr(definition, "name", None) == name:
+            return definition
     raise NotWaiting(f"The instance does not wait for {name!r}.")
 
 

@@ -44,6 +44,21 @@ def _evaluate_parameters(task: Task) -> dict[str, Any]:
     return dict(json_safe(values))
 
 
+def _cancel_interrupted(
+    instance: ProcessInstance, open_jobs: list[tuple[Any, str]], parked: set[Any]
+) -> int:
+    """Cancel the waiting or running jobs whose task no longer waits for them (a boundary
+    timer, message or signal interrupted it): the call is not wanted any more, and a result
+    that still arrives is stale. Returns how many were cancelled."""
+    interrupted = [task_id for task_id, status in open_jobs
+                   if task_id not in parked and status in ACTIVE_JOB_STATUSES]
+    if not interrupted:
+        return 0
+    return instance.jobs.filter(spiff_task_id__in=interrupted, status__in=ACTIVE_JOB_STATUSES
+                                ).update(status=ServiceJob.Status.CANCELLED,
+                                         updated_at=timezone.now())
+
+
 def schedule_service_jobs(
     instance: ProcessInstance, workflow: BpmnWorkflow, *, fresh: bool = False
 ) -> int:
@@ -59,6 +74,7 @@ def schedule_service_jobs(
     )
     owned = {spiff_task_id for spiff_task_id, _ in open_jobs}
     active = sum(1 for _, status in open_jobs if status in ACTIVE_JOB_STATUSES)
+    active -= _cancel_interrupted(instance, open_jobs, {task.id for task in parked})
     for task in parked:
         if task.id in owned:
             continue

@@ -152,3 +152,20 @@ def signal_start(signal: str = "market_closed", process_id: str = "closing_repor
         '    <bpmn:endEvent id="end" />',
         flows(("on_signal", "summarise"), ("summarise", "end")),
     ]), f'  <bpmn:signal id="sig_{signal}" name="{signal}" />\n')
+
+
+def call_with_timeout(url_expression: str, duration: str = "PT30S") -> str:
+    """A service task with an interrupting boundary timer: too slow, and a person takes over."""
+    from tests.engine.service_diagrams import service_task
+
+    return camunda("slow_call", "\n".join([
+        '    <bpmn:startEvent id="start" />',
+        service_task("call", url_expression),
+        f'    <bpmn:boundaryEvent id="too_slow" attachedToRef="call">'
+        f'{timer("timeDuration", duration)}</bpmn:boundaryEvent>',
+        user_task("by_hand", "managers", "Do it by hand"),
+        '    <bpmn:endEvent id="end" />',
+        '    <bpmn:endEvent id="end_by_hand" />',
+        flows(("start", "call"), ("call", "end"), ("too_slow", "by_hand"),
+              ("by_hand", "end_by_hand")),
+    ]))

@@ -198,3 +198,33 @@ def test_spiffarena_timer_example_continues_without_the_user(make_user):
     instance.refresh_from_db()
     assert instance.status == ProcessInstance.Status.COMPLETED
     assert instance.human_tasks.get().status == "cancelled"
+
+
+EVENT_SUBPROCESS = event_diagrams.camunda("with_handlers", "\n".join([
+    '    <bpmn:startEvent id="start" />',
+    event_diagrams.user_task("work", "managers"),
+    '    <bpmn:endEvent id="end" />',
+    '    <bpmn:subProcess id="on_cancel" triggeredByEvent="true">',
+    '      <bpmn:startEvent id="cancel_start" isInterrupting="false">'
+    '<bpmn:messageEventDefinition messageRef="msg_cancel" /></bpmn:startEvent>',
+    event_diagrams.user_task("undo", "managers"),
+    '      <bpmn:endEvent id="cancel_end" />',
+    '      <bpmn:sequenceFlow id="c1" sourceRef="cancel_start" targetRef="undo" />',
+    '      <bpmn:sequenceFlow id="c2" sourceRef="undo" targetRef="cancel_end" />',
+    "    </bpmn:subProcess>",
+    event_diagrams.flows(("start", "work"), ("work", "end")),
+]), '  <bpmn:message id="msg_cancel" name="cancel" />\n')
+
+
+def test_a_non_interrupting_event_subprocess_starts_on_its_message(approver, make_user):
+    # SpiffWorkflow runs every event subprocess without interrupting the process.
+    deploy_xml(EVENT_SUBPROCESS)
+    instance = start_instance(key="with_handlers", business_key="E-1")
+    assert {(w["type"], w["element_id"]) for w in _waiting_for(instance)} == {
+        ("user_task", "work"), ("message", "cancel_start")}
+    correlate_message(name="cancel", actor=make_user("sam"), business_key="E-1")
+    assert open_tasks(instance) == {"undo", "work"}
+    complete(instance, "undo", approver)
+    complete(instance, "work", approver)
+    instance.refresh_from_db()
+    assert instance.status == ProcessInstance.Status.COMPLETED

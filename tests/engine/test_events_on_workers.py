@@ -99,3 +99,20 @@ def test_a_signal_reaches_every_waiting_instance_through_the_workers(celery_work
     for instance in instances:
         instance.refresh_from_db()
         assert instance.human_tasks.get().element_id == "report"
+
+
+def test_a_boundary_timer_interrupts_a_slow_call(celery_beat, fake_api) -> None:
+    from engine.models import ServiceJob
+    from tests.engine.service_fixtures import Reply
+
+    fake_api.reply("/slow", Reply(body={"late": True}, delay=4))
+    deploy_xml(event_diagrams.call_with_timeout(f'"{fake_api.base_url}/slow"', "PT1S"))
+    instance = start_instance(key="slow_call")
+    wait_until(lambda: HumanTask.objects.filter(element_id="by_hand").exists(), timeout=20,
+               what="the timer to interrupt the call")
+    wait_until(lambda: len(fake_api.requests_to("/slow")) == 1, timeout=10, what="the call")
+    time.sleep(4.5)  # the late answer arrives and is ignored
+    instance.refresh_from_db()
+    assert instance.status == ProcessInstance.Status.WAITING
+    assert "late" not in instance.variables
+    assert ServiceJob.objects.get().status == "cancelled"

@@ -286,3 +286,30 @@ def test_a_thrown_message_nobody_waits_for_is_retried_then_unmatched(settings):
     deliver_event(str(delivery.pk))
     delivery.refresh_from_db()
     assert delivery.status == "unmatched" and delivery.attempts == 2
+
+
+def test_a_persist_retried_after_a_failing_assignment_writes_the_thrown_message_once():
+    thrower = event_diagrams.camunda("thrower", "\n".join([
+        '    <bpmn:startEvent id="start" />',
+        '    <bpmn:intermediateThrowEvent id="tell"><bpmn:messageEventDefinition '
+        'messageRef="msg_news" /></bpmn:intermediateThrowEvent>',
+        '    <bpmn:userTask id="review" camunda:assignee="${no_such_variable}" />',
+        '    <bpmn:endEvent id="end" />',
+        event_diagrams.flows(("start", "tell"), ("tell", "review"), ("review", "end")),
+    ]), '  <bpmn:message id="msg_news" name="news" />\n')
+    deploy_xml(thrower)
+    instance = start_instance(key="thrower")
+    assert instance.status == ProcessInstance.Status.INCIDENT  # the assignment failed
+    assert EventDelivery.objects.filter(source_instance=instance).count() == 1
+    assert InstanceEvent.objects.filter(instance=instance, type="event_thrown").count() == 1
+
+
+def test_terminating_an_instance_ends_its_subscriptions(two_orders, make_user):
+    from engine.services import terminate_instance
+
+    operator = make_user("olga_operator", "operators")
+    first, _ = two_orders
+    terminate_instance(instance_id=first.pk, actor=operator)
+    assert not MessageSubscription.objects.filter(instance=first).exists()
+    result = correlate_message(name="payment_received", actor=operator)
+    assert result.body["instance"] != str(first.pk)

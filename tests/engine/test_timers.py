@@ -206,3 +206,41 @@ def test_cron_is_refused_on_an_intermediate_timer():
     with pytest.raises(DeploymentInvalid) as caught:
         deploy_xml(event_diagrams.wait_for_timer("0 0 9 * * ?", "timeCycle"))
     assert "timer start events only" in caught.value.problems[0].message
+
+
+def test_terminating_an_instance_removes_its_timers(make_user):
+    from engine.services import terminate_instance
+
+    operator = make_user("olga_operator", "operators")
+    deploy_xml(event_diagrams.wait_for_timer("PT10M"))
+    instance = start_instance(key="waits")
+    terminate_instance(instance_id=instance.pk, actor=operator)
+    assert not Timer.objects.filter(instance=instance).exists()
+    clock.advance(datetime.timedelta(hours=1))
+    assert fire_due_timers() == 0
+
+
+def test_resuming_before_the_due_time_leaves_the_timer_to_the_beat(make_user):
+    operator = make_user("olga_operator", "operators")
+    deploy_xml(event_diagrams.wait_for_timer("PT10M"))
+    instance = start_instance(key="waits")
+    suspend_instance(instance_id=instance.pk, actor=operator)
+    resume_instance(instance_id=instance.pk, actor=operator)
+    assert not Timer.objects.get(instance=instance).fired
+    clock.advance(datetime.timedelta(minutes=11))
+    assert fire_due_timers() == 1
+
+
+def test_boundary_timer_on_a_service_task_cancels_its_job():
+    from engine.models import ServiceJob
+
+    deploy_xml(event_diagrams.call_with_timeout('"http://127.0.0.1:9/slow"', "PT30S"))
+    instance = start_instance(key="slow_call")
+    assert instance.status == ProcessInstance.Status.RUNNING
+    assert ServiceJob.objects.get().status == "pending"
+    clock.advance(datetime.timedelta(minutes=1))
+    assert fire_due_timers() == 1
+    instance.refresh_from_db()
+    assert open_tasks(instance) == {"by_hand": "open"}
+    assert ServiceJob.objects.get().status == "cancelled"  # no worker makes the call now
+    assert instance.status == ProcessInstance.Status.WAITING

@@ -8,7 +8,8 @@ A suspended instance takes nothing: what arrives is kept as a deferred `EventDel
 from dataclasses import dataclass, field
 from typing import Any
 
-from django.db.models import Q
+from django.db.models import JSONField, Q, Value
+from django.db.models.fields.json import KeyTransform
 from SpiffWorkflow.bpmn import BpmnWorkflow
 
 from engine import clock
@@ -131,10 +132,14 @@ def waiting_instances(event: Event, limit: int = 2) -> list[Any]:
         subscriptions = subscriptions.filter(
             Q(correlation={}) | Q(correlation__has_any_keys=list(keys))
         )
-        for key, value in keys.items():
-            subscriptions = subscriptions.filter(
-                Q(correlation__contains={key: value})
-                | (~Q(correlation__has_key=key) & Q(instance__variables__contains={key: value}))
+        for number, (key, value) in enumerate(keys.items()):
+            expected, variable = f"expected_{number}", f"variable_{number}"
+            subscriptions = subscriptions.alias(**{
+                expected: KeyTransform(key, "correlation"),
+                variable: KeyTransform(key, "instance__variables"),
+            }).filter(
+                Q(**{expected: Value(value, JSONField())})
+                | (~Q(correlation__has_key=key) & Q(**{variable: Value(value, JSONField())}))
             )
     else:
         subscriptions = subscriptions.filter(correlation={})

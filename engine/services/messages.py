@@ -104,6 +104,12 @@ def correlate_message(
     check_event_input(name, variables)
     if correlation_keys is not None and not isinstance(correlation_keys, dict):
         raise InvalidInput("correlation_keys must be a JSON object.")
+    for key, value in (correlation_keys or {}).items():
+        if not isinstance(value, str | int | float | bool) and value is not None:
+            raise InvalidInput(
+                "A correlation key's value must be a string, a number, true, false or null.",
+                errors=[{"field": f"correlation_keys.{key}", "message": "Not a plain value."}],
+            )
     event = Event("message", name, variables, dict(correlation_keys or {}),
                   business_key or None, message_id or None)
     with transaction.atomic():

@@ -313,3 +313,15 @@ def test_terminating_an_instance_ends_its_subscriptions(two_orders, make_user):
     assert not MessageSubscription.objects.filter(instance=first).exists()
     result = correlate_message(name="payment_received", actor=operator)
     assert result.body["instance"] != str(first.pk)
+
+
+def test_correlation_values_match_exactly(two_orders, sender):
+    with pytest.raises(NotFound):
+        correlate_message(name="payment_received", actor=sender,
+                          correlation_keys={"order_id": "42"})  # text is not the number
+    with pytest.raises(InvalidInput):
+        correlate_message(name="payment_received", actor=sender,
+                          correlation_keys={"order_id": [42]})
+    result = correlate_message(name="payment_received", actor=sender,
+                               correlation_keys={"order_id": 42.0})
+    assert result.body["instance"] == str(two_orders[1].pk)

@@ -244,6 +244,20 @@ class StrictCharField(serializers.CharField):
         return str(super().to_internal_value(data))
 
 
+@extend_schema_field({"oneOf": [{"type": "string"}, {"type": "number"}, {"type": "boolean"}],
+                      "nullable": True})
+class PlainValueField(serializers.Field):
+    """A JSON string, number, boolean or null (no object or array)."""
+
+    def to_internal_value(self, data: Any) -> Any:
+        if data is not None and not isinstance(data, str | int | float | bool):
+            raise serializers.ValidationError("Must be a string, a number, true, false or null.")
+        return data
+
+    def to_representation(self, value: Any) -> Any:
+        return value
+
+
 class MessageSerializer(serializers.Serializer):
     name = StrictCharField(max_length=255,
                                  help_text="The message's name (bpmn:message name).")
@@ -257,7 +271,7 @@ class MessageSerializer(serializers.Serializer):
         help_text="Only an instance with this business key (a started one gets it).",
     )
     correlation_keys = serializers.DictField(
-        required=False, default=dict,
+        child=PlainValueField(allow_null=True), required=False, default=dict,
         help_text="Values that pick the waiting instance: SpiffArena correlation properties, "
         "or (where the waiting event names none) the instance's variables of these names.",
     )

@@ -58,3 +58,6 @@ class ProcessInstanceAdmin(admin.ModelAdmin):
 
     def has_change_permission(self, request, obj=None):  # type: ignore[no-untyped-def]
         return False
+
+# Timers, start triggers and message/signal deliveries (read-only lists).
+from . import event_admin  # noqa: E402,F401

@@ -129,3 +129,18 @@ def test_waiting_for_shows_timers_messages_and_signals(api_client_for, make_user
     assert signal == {"type": "signal", "element_id": "wait", "signal": "market_closed"}
     listed = client.get("/api/v1/instances/?definition=trader").json()["results"]
     assert listed[0]["waiting_for"] == [signal]
+
+
+def test_admin_lists_deliveries_triggers_and_timers(django_user_model):
+    from django.test import Client
+
+    deploy_xml(event_diagrams.timer_start("R/PT1H"), "scheduled.bpmn")
+    deploy_xml(event_diagrams.wait_for_timer("PT1H"), "waits.bpmn")
+    start_instance(key="waits")
+    admin = django_user_model.objects.create_superuser("root", password="x")
+    browser = Client()
+    browser.force_login(admin)
+    for path in ("timer", "starttrigger", "eventdelivery"):
+        page = browser.get(f"/admin/engine/{path}/")
+        assert page.status_code == 200, path
+    assert "R/PT1H" in browser.get("/admin/engine/starttrigger/").content.decode()

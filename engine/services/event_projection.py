@@ -115,7 +115,13 @@ def _correlation_key(correlation: dict[str, Any]) -> str:
 def sync_event_subscriptions(
     instance: ProcessInstance, workflow: BpmnWorkflow, *, fresh: bool = False
 ) -> None:
-    """One MessageSubscription / SignalSubscription row per message or signal waited for."""
+    """One MessageSubscription / SignalSubscription row per message or signal waited for.
+    Events kept for an instance that ended while suspended will never be delivered."""
+    if instance.is_finished and not fresh:
+        instance.incoming_events.filter(status=EventDelivery.Status.DEFERRED).update(
+            status=EventDelivery.Status.UNMATCHED,
+            last_error=f"The instance was {instance.status} before it was resumed.",
+        )
     waits = _waits(workflow)
     messages = {(m.task.id, m.name, _correlation_key(m.correlation)): m for m in waits.messages}
     if not fresh:

@@ -139,3 +139,19 @@ def test_spiffarena_signal_payload_lands_in_its_variable(make_user):
     listener.refresh_from_db()
     assert listener.variables["go_signal"] == {"speed": 88}
     assert open_tasks(listener) == {"go_on"}
+
+
+def test_a_signal_kept_for_an_instance_terminated_while_suspended_is_unmatched(
+    sender, make_user
+):
+    from engine.services import terminate_instance
+
+    operator = make_user("olga_operator", "operators")
+    deploy_xml(event_diagrams.waits_for_signal("market_closed"))
+    trader = start_instance(key="trader")
+    suspend_instance(instance_id=trader.pk, actor=operator)
+    broadcast_signal(name="market_closed", actor=sender)
+    deliver_pending()
+    terminate_instance(instance_id=trader.pk, actor=operator)
+    delivery = EventDelivery.objects.get()
+    assert delivery.status == "unmatched" and "terminated" in delivery.last_error

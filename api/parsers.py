@@ -24,9 +24,11 @@ class JSONWithoutNulParser(JSONParser):
 
 
 class TextField(serializers.CharField):
-    """A CharField for query filters that drops NUL characters instead of rejecting them."""
+    """A CharField for query filters that drops NUL characters instead of rejecting them.
+    An empty (or all-blank) filter is no filter, not an error."""
 
     def __init__(self, **kwargs: Any) -> None:
+        kwargs.setdefault("allow_blank", True)
         super().__init__(**kwargs)
         self.validators = [v for v in self.validators
                            if type(v).__name__ != "ProhibitNullCharactersValidator"]

@@ -259,8 +259,8 @@ class PlainValueField(serializers.Field):
 
 
 class MessageSerializer(serializers.Serializer):
-    name = StrictCharField(max_length=255,
-                                 help_text="The message's name (bpmn:message name).")
+    name = StrictCharField(max_length=255, trim_whitespace=False,
+                           help_text="The message's name (bpmn:message name).")
     message_id = StrictCharField(
         max_length=255, required=False, allow_null=True, allow_blank=True, default=None,
         help_text="Makes the message idempotent: a message with an id that was used before "
@@ -297,7 +297,8 @@ class MessageResultSerializer(serializers.Serializer):
 
 
 class SignalSerializer(serializers.Serializer):
-    name = StrictCharField(max_length=255, help_text="The signal's name (bpmn:signal name).")
+    name = StrictCharField(max_length=255, trim_whitespace=False,
+                           help_text="The signal's name (bpmn:signal name).")
     variables = serializers.DictField(required=False, default=dict,
                                       help_text="What the signal carries.")
 

@@ -34,7 +34,7 @@ class MessageResult:
 
 
 def check_event_input(name: Any, variables: Any) -> None:
-    if not isinstance(name, str) or not name.strip() or len(name) > MAX_NAME_LENGTH:
+    if not isinstance(name, str) or not name or len(name) > MAX_NAME_LENGTH:
         raise InvalidInput("name must be a non-empty string of at most 255 characters.",
                            errors=[{"field": "name", "message": "Give the event's name."}])
     if not isinstance(variables, dict):

@@ -144,3 +144,8 @@ def test_admin_lists_deliveries_triggers_and_timers(django_user_model):
         page = browser.get(f"/admin/engine/{path}/")
         assert page.status_code == 200, path
     assert "R/PT1H" in browser.get("/admin/engine/starttrigger/").content.decode()
+
+
+def test_a_blank_query_filter_filters_nothing(orders, api_client_for, operator):
+    response = api_client_for(operator).get("/api/v1/instances/?business_key=%20&definition=")
+    assert response.status_code == 200 and response.json()["count"] == 2

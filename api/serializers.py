@@ -6,6 +6,7 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from engine.models import HumanTask, InstanceEvent, ProcessInstance, ServiceJob
+from engine.selectors import waiting_for_events
 from processes.models import ProcessDefinition
 
 from .parsers import TextField
@@ -156,6 +157,7 @@ class InstanceSerializer(serializers.ModelSerializer):
             for j in instance.jobs.all()
             if j.status in (ServiceJob.Status.PENDING, ServiceJob.Status.RUNNING)
         )
+        waiting.extend(waiting_for_events(instance))
         return waiting
 
     @extend_schema_field(IncidentSerializer(allow_null=True))
@@ -231,3 +233,77 @@ def query_filters(serializer_class: type[serializers.Serializer], params: Any) -
     query = serializer_class(data=known)
     query.is_valid(raise_exception=True)
     return dict(query.validated_data)
+
+
+class StrictCharField(serializers.CharField):
+    """Text that must be a JSON string (CharField would turn a number into text)."""
+
+    def to_internal_value(self, data: Any) -> str:
+        if not isinstance(data, str):
+            self.fail("invalid")
+        return str(super().to_internal_value(data))
+
+
+@extend_schema_field({"oneOf": [{"type": "string"}, {"type": "number"}, {"type": "boolean"}],
+                      "nullable": True})
+class PlainValueField(serializers.Field):
+    """A JSON string, number, boolean or null (no object or array)."""
+
+    def to_internal_value(self, data: Any) -> Any:
+        if data is not None and not isinstance(data, str | int | float | bool):
+            raise serializers.ValidationError("Must be a string, a number, true, false or null.")
+        return data
+
+    def to_representation(self, value: Any) -> Any:
+        return value
+
+
+class MessageSerializer(serializers.Serializer):
+    name = StrictCharField(max_length=255, trim_whitespace=False,
+                           help_text="The message's name (bpmn:message name).")
+    message_id = StrictCharField(
+        max_length=255, required=False, allow_null=True, allow_blank=True, default=None,
+        help_text="Makes the message idempotent: a message with an id that was used before "
+        "does nothing and gets the first result again.",
+    )
+    business_key = StrictCharField(
+        max_length=255, required=False, allow_null=True, allow_blank=True, default=None,
+        help_text="Only an instance with this business key (a started one gets it).",
+    )
+    correlation_keys = serializers.DictField(
+        child=PlainValueField(allow_null=True), required=False, default=dict,
+        help_text="Values that pick the waiting instance: SpiffArena correlation properties, "
+        "or (where the waiting event names none) the instance's variables of these names.",
+    )
+    variables = serializers.DictField(
+        required=False, default=dict,
+        help_text="What the message carries: Camunda diagrams merge it into the instance's "
+        "variables; SpiffArena diagrams receive it as the message payload.",
+    )
+
+
+class MessageResultSerializer(serializers.Serializer):
+    name = serializers.CharField()
+    message_id = serializers.CharField(allow_null=True)
+    outcome = serializers.ChoiceField(
+        choices=["correlated", "started", "deferred"],
+        help_text="correlated: a waiting instance received it; started: it started an "
+        "instance at a message start event; deferred: the instance is suspended and receives "
+        "it when resumed.",
+    )
+    instance = serializers.UUIDField()
+    process = serializers.CharField()
+    instance_status = serializers.CharField(help_text="The instance's status afterwards.")
+
+
+class SignalSerializer(serializers.Serializer):
+    name = StrictCharField(max_length=255, trim_whitespace=False,
+                           help_text="The signal's name (bpmn:signal name).")
+    variables = serializers.DictField(required=False, default=dict,
+                                      help_text="What the signal carries.")
+
+
+class SignalResultSerializer(serializers.Serializer):
+    name = serializers.CharField()
+    instances = serializers.IntegerField(help_text="Waiting instances it is delivered to.")
+    start_events = serializers.IntegerField(help_text="Signal start events it starts.")

@@ -1,7 +1,7 @@
 from django.urls import path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
-from .views import definitions, deployments, instances, repairs, tasks
+from .views import definitions, deployments, events, instances, repairs, tasks
 
 app_name = "api"
 
@@ -36,6 +36,8 @@ urlpatterns = [
     path("v1/instances/<uuid:pk>/skip/", repairs.InstanceSkipView.as_view(), name="skip"),
     path("v1/instances/<uuid:pk>/migrate/", repairs.InstanceMigrateView.as_view(),
          name="migrate"),
+    path("v1/messages/", events.MessageView.as_view(), name="messages"),
+    path("v1/signals/", events.SignalView.as_view(), name="signals"),
     path("v1/tasks/", tasks.TaskListView.as_view(), name="tasks"),
     path("v1/tasks/<uuid:pk>/", tasks.TaskDetailView.as_view(), name="task-detail"),
     path("v1/tasks/<uuid:pk>/claim/", tasks.TaskClaimView.as_view(), name="task-claim"),

@@ -171,12 +171,16 @@ class ServiceJob(models.Model):
 
 
 class Timer(models.Model):
+    """A timer an instance waits for (one row per due time; a cycle adds a row per cycle).
+    The timer beat claims due rows (`claimed_until` is the lease) and fires them."""
+
     instance = models.ForeignKey(ProcessInstance, related_name="timers", on_delete=models.CASCADE)
     spiff_task_id = models.UUIDField()
     element_id = models.CharField(max_length=255)
     due_at = models.DateTimeField()
     fired = models.BooleanField(default=False)
     fired_at = models.DateTimeField(null=True, blank=True)
+    claimed_until = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -192,6 +196,9 @@ class Timer(models.Model):
 
 
 class MessageSubscription(models.Model):
+    """A message an instance waits for; `correlation` holds the correlation property values
+    it expects (SpiffArena), empty when it correlates by business key and variables."""
+
     message_name = models.CharField(max_length=255)
     correlation = models.JSONField(default=dict, blank=True)
     instance = models.ForeignKey(
@@ -206,6 +213,139 @@ class MessageSubscription(models.Model):
 
     def __str__(self) -> str:
         return self.message_name
+
+
+class SignalSubscription(models.Model):
+    """A signal an instance waits for."""
+
+    signal_name = models.CharField(max_length=255)
+    instance = models.ForeignKey(
+        ProcessInstance, related_name="signal_subscriptions", on_delete=models.CASCADE
+    )
+    spiff_task_id = models.UUIDField()
+    element_id = models.CharField(max_length=255)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["signal_name"], name="signal_subscription_name")]
+
+    def __str__(self) -> str:
+        return self.signal_name
+
+
+class StartTrigger(models.Model):
+    """A message, signal or timer start event of a deployed process. Only the latest version
+    of a process has active triggers; a timer trigger is also a schedule."""
+
+    class Kind(models.TextChoices):
+        MESSAGE = "message", "Message"
+        SIGNAL = "signal", "Signal"
+        TIMER = "timer", "Timer"
+
+    definition = models.ForeignKey(
+        ProcessDefinition, related_name="start_triggers", on_delete=models.CASCADE
+    )
+    element_id = models.CharField(max_length=255)
+    kind = models.CharField(max_length=16, choices=Kind.choices)
+    event_name = models.CharField(max_length=255, blank=True)
+    timer_expression = models.CharField(max_length=255, blank=True)
+    active = models.BooleanField(default=True)
+    next_due_at = models.DateTimeField(null=True, blank=True)
+    # Starts left for a timer (None: no end).
+    cycles_left = models.IntegerField(null=True, blank=True)
+    claimed_until = models.DateTimeField(null=True, blank=True)
+    last_started_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["definition", "element_id"], name="start_trigger_unique_element"
+            )
+        ]
+        indexes = [
+            models.Index(fields=["next_due_at"], condition=Q(active=True, kind="timer"),
+                         name="start_trigger_due"),
+            models.Index(fields=["kind", "event_name"], condition=Q(active=True),
+                         name="start_trigger_event"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.kind} start {self.event_name or self.timer_expression}"
+
+
+class EventDelivery(models.Model):
+    """A message or signal on its way: thrown by an instance for others, a signal broadcast
+    to one waiting instance or start event, or an event kept while its target was suspended.
+    Written in the sender's transaction, delivered by a worker (or by resume)."""
+
+    class Kind(models.TextChoices):
+        MESSAGE = "message", "Message"
+        SIGNAL = "signal", "Signal"
+
+    class Status(models.TextChoices):
+        PENDING = "pending", "Pending"
+        DEFERRED = "deferred", "Deferred"  # its instance is suspended; resume delivers it
+        DELIVERED = "delivered", "Delivered"
+        UNMATCHED = "unmatched", "Unmatched"  # nobody waited for it
+        FAILED = "failed", "Failed"
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    kind = models.CharField(max_length=16, choices=Kind.choices)
+    name = models.CharField(max_length=255)
+    variables = models.JSONField(default=dict, blank=True)
+    correlation_keys = models.JSONField(default=dict, blank=True)
+    business_key = models.CharField(max_length=255, null=True, blank=True)
+    source_instance = models.ForeignKey(
+        ProcessInstance, null=True, blank=True, related_name="thrown_events",
+        on_delete=models.SET_NULL,
+    )
+    # Whose action sent it (an API caller, or the person whose step made an instance throw
+    # it); the receiving side runs on their behalf and an instance it starts is theirs.
+    sent_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+        related_name="sent_events",
+    )
+    # Set when the delivery goes to one instance (known up front, or found by correlation).
+    target_instance = models.ForeignKey(
+        ProcessInstance, null=True, blank=True, related_name="incoming_events",
+        on_delete=models.CASCADE,
+    )
+    start_trigger = models.ForeignKey(
+        StartTrigger, null=True, blank=True, related_name="deliveries", on_delete=models.CASCADE
+    )
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.PENDING)
+    attempts = models.PositiveIntegerField(default=0)
+    next_attempt_at = models.DateTimeField(null=True, blank=True)
+    claimed_until = models.DateTimeField(null=True, blank=True)
+    last_error = models.TextField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    delivered_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["created_at"]
+        indexes = [
+            models.Index(fields=["next_attempt_at"], condition=Q(status="pending"),
+                         name="event_delivery_pending"),
+            models.Index(fields=["target_instance", "created_at"],
+                         condition=Q(status="deferred"), name="event_delivery_deferred"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.kind} {self.name} ({self.status})"
+
+
+class ReceivedMessage(models.Model):
+    """The first result for a `message_id` sent to the messages API, replayed for duplicates."""
+
+    message_id = models.CharField(max_length=255, unique=True)
+    name = models.CharField(max_length=255)
+    status_code = models.PositiveSmallIntegerField()
+    response = models.JSONField(default=dict)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self) -> str:
+        return f"{self.name} {self.message_id}"
 
 
 class InstanceEvent(models.Model):
@@ -229,6 +369,11 @@ class InstanceEvent(models.Model):
         SKIPPED = "skipped", "Skipped"
         MIGRATED = "migrated", "Migrated"
         INCIDENT = "incident", "Incident"
+        TIMER_FIRED = "timer_fired", "Timer fired"
+        MESSAGE_RECEIVED = "message_received", "Message received"
+        SIGNAL_RECEIVED = "signal_received", "Signal received"
+        EVENT_THROWN = "event_thrown", "Message or signal thrown"
+        EVENT_DEFERRED = "event_deferred", "Event kept while suspended"
         TERMINATED = "terminated", "Terminated"
         COMPLETED = "completed", "Completed"
 

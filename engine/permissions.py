@@ -49,3 +49,17 @@ def is_operator(user: Person | None) -> bool:
     if user is None or not user.is_authenticated or not user.is_active:
         return False
     return bool(getattr(user, "is_superuser", False)) or OPERATORS_GROUP in group_names(user)
+
+
+def can_send_events(user: Person | None) -> bool:
+    """Who may send messages and broadcast signals through the API: any signed-in, active
+    user, unless `BATON_EVENT_SENDER_GROUPS` names groups (then members of one of them).
+    Superusers always may."""
+    from django.conf import settings
+
+    if user is None or not user.is_authenticated or not user.is_active:
+        return False
+    if getattr(user, "is_superuser", False):
+        return True
+    groups = set(getattr(settings, "BATON_EVENT_SENDER_GROUPS", ()) or ())
+    return not groups or bool(groups & group_names(user))

@@ -11,16 +11,71 @@ from processes.models import ProcessDefinition
 from .actors import Person
 from .bpmn.inspection import element_markers, reset_targets, skippable_tasks
 from .exceptions import NotFound
-from .models import HumanTask, InstanceEvent, ProcessInstance, ServiceJob
+from .models import (
+    HumanTask,
+    InstanceEvent,
+    MessageSubscription,
+    ProcessInstance,
+    ServiceJob,
+    SignalSubscription,
+    Timer,
+)
 from .permissions import can_see_task, group_names, is_operator
 from .services.execution import load_workflow
+
+# What an instance waits for besides tasks and jobs (see waiting_for_events).
+EVENT_PREFETCHES = (
+    Prefetch("timers", queryset=Timer.objects.filter(fired=False).order_by("due_at"),
+             to_attr="unfired_timers"),
+    "message_subscriptions",
+    "signal_subscriptions",
+)
+
+
+@dataclass
+class InstanceWaits:
+    """The timers, messages and signals an instance waits for (besides tasks and jobs)."""
+
+    timers: list[Timer]
+    messages: list[MessageSubscription]
+    signals: list[SignalSubscription]
+
+    def __bool__(self) -> bool:
+        return bool(self.timers or self.messages or self.signals)
+
+
+def instance_waits(instance: ProcessInstance) -> InstanceWaits:
+    timers = getattr(instance, "unfired_timers", None)
+    if timers is None:
+        timers = list(instance.timers.filter(fired=False).order_by("due_at"))
+    return InstanceWaits(list(timers), list(instance.message_subscriptions.all()),
+                         list(instance.signal_subscriptions.all()))
+
+
+def waiting_for_events(instance: ProcessInstance) -> list[dict[str, Any]]:
+    """The timers (with their due time), messages and signals an instance waits for."""
+    waits = instance_waits(instance)
+    waiting: list[dict[str, Any]] = [
+        {"type": "timer", "element_id": t.element_id, "due_at": t.due_at.isoformat()}
+        for t in waits.timers
+    ]
+    waiting.extend(
+        {"type": "message", "element_id": m.element_id, "message": m.message_name,
+         "correlation": m.correlation}
+        for m in waits.messages
+    )
+    waiting.extend(
+        {"type": "signal", "element_id": s.element_id, "signal": s.signal_name}
+        for s in waits.signals
+    )
+    return waiting
 
 
 def instance_detail(instance_id: uuid.UUID | str) -> ProcessInstance:
     instance = (
         ProcessInstance.objects.select_related("definition", "started_by")
         .defer("state", "definition__spec", "definition__bpmn_xml", "definition__elements")
-        .prefetch_related("human_tasks", "jobs")
+        .prefetch_related("human_tasks", "jobs", *EVENT_PREFETCHES)
         .filter(pk=instance_id)
         .first()
     )
@@ -40,7 +95,7 @@ def visible_instances(
     task in (as assignee, candidate or the person who completed it)."""
     instances = ProcessInstance.objects.select_related("definition", "started_by").defer(
         "state", "definition__spec", "definition__bpmn_xml", "definition__elements"
-    ).prefetch_related("human_tasks", "jobs")
+    ).prefetch_related("human_tasks", "jobs", *EVENT_PREFETCHES)
     if not user.is_authenticated:
         return instances.none()
     if not is_operator(user):

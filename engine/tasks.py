@@ -1,8 +1,10 @@
 """Celery tasks: thin wrappers that call one engine service each."""
 from celery import shared_task
 
-from engine.queueing import RUN_SERVICE_JOB
+from engine.queueing import DELIVER_EVENTS, RUN_SERVICE_JOB
+from engine.services.event_outbox import deliver_due_events, deliver_events
 from engine.services.service_jobs import execute_service_job, sweep_service_jobs
+from engine.services.timers import fire_due_timers
 
 
 @shared_task(name=RUN_SERVICE_JOB, acks_late=True, reject_on_worker_lost=True, ignore_result=True)
@@ -13,3 +15,16 @@ def run_service_job(job_id: str) -> None:
 @shared_task(name="baton.sweep_service_jobs", ignore_result=True)
 def sweep_service_jobs_task() -> int:
     return sweep_service_jobs()
+
+
+@shared_task(name="baton.fire_due_timers", ignore_result=True)
+def fire_due_timers_task() -> int:
+    """The beat's tick: due timers, due timer start events, deliveries due again."""
+    fired = fire_due_timers()
+    deliver_due_events()
+    return fired
+
+
+@shared_task(name=DELIVER_EVENTS, acks_late=True, reject_on_worker_lost=True, ignore_result=True)
+def deliver_events_task(delivery_ids: list[str]) -> None:
+    deliver_events(delivery_ids)

@@ -93,6 +93,7 @@ def _task_context(request: HttpRequest, task: HumanTask, form: Any) -> dict[str,
         "instructions": render_instructions(info.get("instructions") or "",
                                             task.instance.variables),
         "events": selectors.instance_history(task.instance),
+        "waits": selectors.instance_waits(task.instance),
     }
 
 

@@ -175,10 +175,28 @@ BATON_BASE_URL = os.environ.get(
     "BATON_BASE_URL", f"http://127.0.0.1:{os.environ.get('PORT', '8000')}"
 )
 
+# Timers: how often the beat fires due timers (and timer start events) and re-sends message
+# and signal deliveries that are due again; a timer fires within about this much of its time.
+BATON_TIMER_INTERVAL_SECONDS = float(os.environ.get("BATON_TIMER_INTERVAL_SECONDS", "1"))
+# Who may send messages and signals through the API: empty = any signed-in user, or the
+# names of the groups that may (comma-separated).
+BATON_EVENT_SENDER_GROUPS = [
+    g.strip() for g in os.environ.get("BATON_EVENT_SENDER_GROUPS", "").split(",") if g.strip()
+]
+# A message thrown by an instance that no instance waits for yet is tried again this many
+# times (1 s, 2 s, 4 s ... apart) before it is given up as unmatched.
+BATON_MESSAGE_ATTEMPTS = int(os.environ.get("BATON_MESSAGE_ATTEMPTS", "6"))
+
 CELERY_BEAT_SCHEDULE: dict[str, dict[str, object]] = {
     "sweep-service-jobs": {
         "task": "baton.sweep_service_jobs",
         "schedule": BATON_SWEEP_INTERVAL_SECONDS,
+    },
+    "fire-due-timers": {
+        "task": "baton.fire_due_timers",
+        "schedule": BATON_TIMER_INTERVAL_SECONDS,
+        # A tick nobody ran in time is pointless: the next one does the same work.
+        "options": {"expires": max(5 * BATON_TIMER_INTERVAL_SECONDS, 5)},
     },
 }
 

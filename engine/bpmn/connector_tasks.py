@@ -117,6 +117,10 @@ def _camunda_value(node: etree._Element) -> ParamSpec:
     return {"value": text}
 
 
+# Camunda input parameters of other elements (message and signal throws) read the same way.
+camunda_param_tree = _camunda_value
+
+
 def _zeebe_value(source: str) -> ParamSpec:
     """Camunda 8 marks expressions with a leading `=`; Baton evaluates them as Python."""
     if source.startswith("="):

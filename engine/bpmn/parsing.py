@@ -10,17 +10,23 @@ from .connector_tasks import (
     SpiffConnectorTask,
     SpiffConnectorTaskParser,
 )
+from .event_definitions import CamundaEventParserMixin, EventParserMixin, event_parser_overrides
 from .xml import SPIFF_NS
 
 SERVICE_TASK = full_tag("serviceTask")
 
 
 class BatonCamundaParser(CamundaParser):
-    """Camunda 7/8 diagrams; service tasks become connector tasks."""
+    """Camunda 7/8 diagrams; service tasks become connector tasks; timers, messages and
+    signals are read as engine.bpmn.event_definitions describes."""
 
     OVERRIDE_PARSER_CLASSES = {
         **CamundaParser.OVERRIDE_PARSER_CLASSES,
         SERVICE_TASK: (CamundaConnectorTaskParser, ConnectorTask),
+        **event_parser_overrides(
+            {**BpmnParser.PARSER_CLASSES, **CamundaParser.OVERRIDE_PARSER_CLASSES},
+            CamundaEventParserMixin,
+        ),
     }
 
 
@@ -30,6 +36,7 @@ class BatonSpiffParser(SpiffBpmnParser):
     OVERRIDE_PARSER_CLASSES = {
         **SpiffBpmnParser.OVERRIDE_PARSER_CLASSES,
         SERVICE_TASK: (SpiffConnectorTaskParser, SpiffConnectorTask),
+        **event_parser_overrides(SpiffBpmnParser.OVERRIDE_PARSER_CLASSES, EventParserMixin),
     }
 
 

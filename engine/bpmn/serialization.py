@@ -25,6 +25,8 @@ from .connector_tasks import (
     SpiffConnectorTask,
     SpiffConnectorTaskConverter,
 )
+from .event_definitions import EVENT_DEFINITION_CONVERTERS
+from .events import record_thrown_events
 from .scripting import build_script_engine
 
 VERSION_KEY = BpmnWorkflowSerializer.VERSION_KEY
@@ -70,6 +72,7 @@ def serializer_for(dialect: str) -> BpmnWorkflowSerializer:
     else:
         config = {**CAMUNDA_CONFIG, ConnectorTask: ConnectorTaskConverter}
     config[Task] = DataConvertingTaskConverter
+    config.update(EVENT_DEFINITION_CONVERTERS)
     return BpmnWorkflowSerializer(
         BpmnWorkflowSerializer.configure(config, registry=data_registry())
     )
@@ -113,7 +116,9 @@ def spec_from_json(
 def new_workflow(
     spec: BpmnProcessSpec, subprocess_specs: dict[str, BpmnProcessSpec]
 ) -> BpmnWorkflow:
-    return BpmnWorkflow(spec, subprocess_specs, script_engine=build_script_engine())
+    workflow = BpmnWorkflow(spec, subprocess_specs, script_engine=build_script_engine())
+    record_thrown_events(workflow)
+    return workflow
 
 
 def workflow_to_state(dialect: str, workflow: BpmnWorkflow) -> dict[str, Any]:
@@ -164,4 +169,5 @@ def workflow_from_state(
     data["subprocess_specs"] = subprocess_specs
     workflow: BpmnWorkflow = serializer_for(dialect).from_dict(data)
     workflow.script_engine = build_script_engine()
+    record_thrown_events(workflow)
     return workflow

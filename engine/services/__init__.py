@@ -2,14 +2,18 @@
 from .human_tasks import claim_task, complete_human_task, unclaim_task
 from .instances import start_instance
 from .lifecycle import resume_instance, set_variables, suspend_instance, terminate_instance
+from .messages import correlate_message
 from .migration import migrate_instance, plan_migration
 from .repair import reset_instance, skip_task
 from .retention import delete_finished_instances
 from .service_jobs import retry_instance
+from .signals import broadcast_signal
 
 __all__ = [
+    "broadcast_signal",
     "claim_task",
     "complete_human_task",
+    "correlate_message",
     "delete_finished_instances",
     "migrate_instance",
     "plan_migration",

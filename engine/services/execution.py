@@ -44,6 +44,7 @@ from processes.models import ProcessDefinition
 
 from .audit import record_event
 from .definition_cache import definition_specs
+from .event_projection import publish_thrown_events, sync_event_subscriptions, sync_timers
 from .human_task_projection import sync_human_tasks
 from .job_scheduling import schedule_service_jobs
 
@@ -308,6 +309,7 @@ def _persist(
 ) -> None:
     was_finished = instance.is_finished
     failures = list(_new_failures(workflow))
+    publish_thrown_events(instance, workflow, actor=actor)
     instance.state = workflow_to_state(instance.definition.dialect, workflow)
     instance.variables = workflow_variables(workflow)
     instance.lock_version += 1
@@ -332,6 +334,8 @@ def _persist(
     instance.save()
     with running_as(actor, instance):
         sync_human_tasks(instance, workflow, actor=actor, fresh=fresh)
+    sync_timers(instance, workflow, fresh=fresh)
+    sync_event_subscriptions(instance, workflow, fresh=fresh)
     for task in failures:
         failure = task.internal_data.get(FAILURE) or {}
         record_event(instance, "incident", element_id=task.task_spec.bpmn_id or "", payload={

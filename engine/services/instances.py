@@ -5,6 +5,7 @@ from typing import Any
 from django.db import transaction
 
 from engine.actors import Actor, as_user
+from engine.bpmn.events import prepare_start
 from engine.bpmn.serialization import new_workflow
 from engine.exceptions import InvalidInput, NotFound
 from engine.models import ProcessInstance
@@ -48,6 +49,7 @@ def start_instance(
     definition = _definition(key, version)
     spec, subprocess_specs = definition_specs(definition.pk)
     workflow = new_workflow(spec, subprocess_specs)
+    prepare_start(workflow)  # at the none start event; without one, as if its event happened
     # Later tasks copy the start task's data, so the variables go there before the first step.
     workflow.task_tree.data.update(copy.deepcopy(variables or {}))
     with transaction.atomic():

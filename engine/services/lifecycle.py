@@ -18,6 +18,7 @@ from engine.permissions import is_operator
 from engine.queueing import enqueue_service_job_on_commit
 
 from .audit import record_event
+from .event_delivery import apply_deferred_events
 from .execution import load_workflow, lock_instance, persist_workflow
 from .service_jobs import apply_deferred_outcomes
 from .variables import change_workflow_variables, check_variables
@@ -75,6 +76,7 @@ def resume_instance(*, instance_id: uuid.UUID | str, actor: Person) -> ProcessIn
         instance.save(update_fields=["status", "updated_at"])
         record_event(instance, "resumed", actor=actor)
         apply_deferred_outcomes(instance)
+        apply_deferred_events(instance)
         for job_id in instance.jobs.filter(status=ServiceJob.Status.PENDING).values_list(
             "id", flat=True
         ):

@@ -7,7 +7,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('engine', '0006_instance_incident'),
+        ('engine', '0007_timers_messages_signals'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 

@@ -1,0 +1,125 @@
+"""Correlating a message sent through the API to the one instance that waits for it, or
+starting a process at its message start event.
+
+Correlation (as Camunda 7 and SpiffArena do it): the message's name; its business key, if
+given, must be the instance's; each correlation key must equal the value the waiting event
+expects (SpiffArena correlation properties) or, where it expects none, the instance's
+variable of that name (Camunda). Exactly one waiting instance or message start event may
+match: none is a 404, several a 409. A `message_id` makes the call idempotent: the first
+result is stored with it, and a message with the same id later does nothing and gets that
+result again. Who may send: `engine.permissions.can_send_events`.
+"""
+from dataclasses import dataclass
+from typing import Any
+
+from django.core.exceptions import PermissionDenied
+from django.db import connection, transaction
+
+from engine.actors import Person
+from engine.bpmn.events import NotWaiting
+from engine.exceptions import InvalidInput, NotFound
+from engine.models import ProcessInstance, ReceivedMessage
+from engine.permissions import can_send_events
+
+from .event_delivery import Event, deliver_to_instance, find_target, start_by_event
+
+MAX_NAME_LENGTH = 255
+
+
+@dataclass
+class MessageResult:
+    status_code: int  # 200 correlated, 201 started, 202 kept for a suspended instance
+    body: dict[str, Any]
+    replayed: bool = False
+
+
+def check_event_input(name: Any, variables: Any) -> None:
+    if not isinstance(name, str) or not name or len(name) > MAX_NAME_LENGTH:
+        raise InvalidInput("name must be a non-empty string of at most 255 characters.",
+                           errors=[{"field": "name", "message": "Give the event's name."}])
+    if not isinstance(variables, dict):
+        raise InvalidInput("variables must be a JSON object.",
+                           errors=[{"field": "variables", "message": "Must be an object."}])
+
+
+def _reserve(message_id: str, name: str) -> ReceivedMessage | None:
+    """Claim `message_id` for this transaction; the earlier result if it was used before.
+    A concurrent request with the same id waits here until the first one commits."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "INSERT INTO engine_receivedmessage (message_id, name, status_code, response, "
+            "created_at) VALUES (%s, %s, 0, '{}'::jsonb, now()) "
+            "ON CONFLICT (message_id) DO NOTHING RETURNING id",
+            [message_id, name],
+        )
+        if cursor.fetchone() is not None:
+            return None
+    return ReceivedMessage.objects.get(message_id=message_id)
+
+
+def _body(event: Event, outcome: str, instance: ProcessInstance | None, instance_id: Any
+          ) -> dict[str, Any]:
+    if instance is None:
+        instance = ProcessInstance.objects.only("id", "status", "definition__key").select_related(
+            "definition").get(pk=instance_id)
+    return {
+        "name": event.name, "message_id": event.message_id, "outcome": outcome,
+        "instance": str(instance.pk), "process": instance.definition.key,
+        "instance_status": instance.status,
+    }
+
+
+def _correlate(event: Event, actor: Person) -> MessageResult:
+    for _ in range(3):
+        target = find_target(event)
+        if target.trigger is not None:
+            instance = start_by_event(target.trigger, event, actor=actor)
+            return MessageResult(201, _body(event, "started", instance, None))
+        try:
+            with transaction.atomic():
+                outcome = deliver_to_instance(target.instance_id, event, actor=actor)
+        except NotWaiting:
+            continue  # it moved on between the lookup and the lock: look again
+        code = 202 if outcome == "deferred" else 200
+        name = "deferred" if outcome == "deferred" else "correlated"
+        return MessageResult(code, _body(event, name, None, target.instance_id))
+    raise NotFound(f"No instance waits for message {event.name!r} any more.")
+
+
+def correlate_message(
+    *,
+    name: str,
+    actor: Person,
+    variables: dict[str, Any] | None = None,
+    correlation_keys: dict[str, Any] | None = None,
+    business_key: str | None = None,
+    message_id: str | None = None,
+) -> MessageResult:
+    """Deliver a message to the one instance waiting for it, or start the one process with a
+    message start event for it. Raises NotFound (nothing matches), Conflict (several match),
+    PermissionDenied or InvalidInput; nothing changes then."""
+    if not can_send_events(actor):
+        raise PermissionDenied("You may not send messages.")
+    variables = {} if variables is None else variables
+    check_event_input(name, variables)
+    if correlation_keys is not None and not isinstance(correlation_keys, dict):
+        raise InvalidInput("correlation_keys must be a JSON object.")
+    for key, value in (correlation_keys or {}).items():
+        if not isinstance(value, str | int | float | bool) and value is not None:
+            raise InvalidInput(
+                "A correlation key's value must be a string, a number, true, false or null.",
+                errors=[{"field": f"correlation_keys.{key}", "message": "Not a plain value."}],
+            )
+    event = Event("message", name, variables, dict(correlation_keys or {}),
+                  business_key or None, message_id or None)
+    with transaction.atomic():
+        if message_id:
+            earlier = _reserve(message_id, name)
+            if earlier is not None:
+                return MessageResult(earlier.status_code, earlier.response, replayed=True)
+        result = _correlate(event, actor)
+        if message_id:
+            ReceivedMessage.objects.filter(message_id=message_id).update(
+                status_code=result.status_code, response=result.body
+            )
+    return result

@@ -21,7 +21,13 @@ from django.views.decorators.http import require_POST
 from engine.exceptions import EngineError
 from engine.models import ProcessInstance
 from engine.permissions import is_operator
-from engine.selectors import incident_groups, instance_diagram, repair_choices, status_counts
+from engine.selectors import (
+    incident_groups,
+    instance_diagram,
+    repair_choices,
+    status_counts,
+    waiting_for_events,
+)
 from engine.services import (
     delete_finished_instances,
     plan_migration,
@@ -230,6 +236,7 @@ class ProcessInstanceAdmin(admin.ModelAdmin):
         context: dict[str, Any] = {
             "instance": instance,
             "diagram": instance_diagram(instance),
+            "waiting_for": waiting_for_events(instance),
             "human_tasks": instance.human_tasks.order_by("-created_at")[:50],
             "jobs": instance.jobs.order_by("-created_at")[:50],
             "events": instance.events.select_related("actor").order_by("-created_at", "-id")[:200],

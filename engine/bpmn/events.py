@@ -118,9 +118,11 @@ def correlation_values(task: Task, definition: MessageEventDefinition) -> dict[s
 
 
 def waiting_tasks(workflow: BpmnWorkflow) -> list[Task]:
+    """The WAITING catching tasks still in the workflow's tree (a reset or migration drops
+    tasks from the tree that SpiffWorkflow's event manager would otherwise keep)."""
     tasks: list[Task] = [
         task for task in workflow.event_manager.tasks.values()
-        if task.state == TaskState.WAITING
+        if task.state == TaskState.WAITING and task.workflow.tasks.get(task.id) is task
     ]
     return tasks
 

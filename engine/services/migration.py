@@ -28,7 +28,7 @@ from .execution import (
     run_engine_steps,
     running_as,
 )
-from .repair import lock_for_repair, settle_incident
+from .repair import forget_removed_tasks, lock_for_repair, settle_incident
 
 _LIGHT_FIELDS = ("spec", "bpmn_xml", "elements")
 
@@ -149,11 +149,12 @@ def migrate_instance(
                  f"{plan.to_version}"} for token in plan.tokens if token["maps_to"] is None
             ])
         spec, subprocess_specs = definition_specs(target.pk)
-        migrate_workflow(top, workflow, spec)
+        forget_removed_tasks(workflow, migrate_workflow(top, workflow, spec))
         for sp_id, diff in subprocesses.items():
             sub = workflow.subprocesses[sp_id]
             if diff is not None:
-                migrate_workflow(diff, sub, subprocess_specs[sub.spec.name])
+                removed = migrate_workflow(diff, sub, subprocess_specs[sub.spec.name])
+                forget_removed_tasks(workflow, removed)
         workflow.subprocess_specs = subprocess_specs
         instance.definition = target
         with running_as(actor, instance):

@@ -12,6 +12,7 @@ from typing import Any
 from django.core.exceptions import PermissionDenied
 from django.db import transaction
 from SpiffWorkflow.bpmn import BpmnWorkflow
+from SpiffWorkflow.bpmn.specs.mixins.events.event_types import CatchingEvent
 from SpiffWorkflow.task import Task
 from SpiffWorkflow.util.task import TaskState
 
@@ -62,6 +63,13 @@ def settle_incident(instance: ProcessInstance, workflow: BpmnWorkflow) -> None:
         instance.status = Status.RUNNING
 
 
+def forget_removed_tasks(workflow: BpmnWorkflow, removed: list[Task]) -> None:
+    """Stop the event listening of tasks a reset or migration took out of the tree, so that
+    a timer refresh does not bring them back as waiting."""
+    for task in removed:
+        workflow.event_manager.remove_task(task)
+
+
 def reset_instance(
     *, instance_id: uuid.UUID | str, actor: Person, element_id: str
 ) -> ProcessInstance:
@@ -76,7 +84,7 @@ def reset_instance(
             raise InvalidInput(f"{element_id!r} is not a completed task of this instance; "
                                "choose one of the elements it has passed.")
         before = element_markers(workflow)["active"]
-        workflow.reset_from_task_id(uuid.UUID(target.task_id))
+        forget_removed_tasks(workflow, workflow.reset_from_task_id(uuid.UUID(target.task_id)))
         with running_as(actor, instance):
             run_engine_steps(workflow)
         settle_incident(instance, workflow)
@@ -90,7 +98,11 @@ def reset_instance(
 
 def _complete_without_running(task: Task) -> None:
     """Mark the task completed and move its token on, without the task's own completion work
-    (post-script, data outputs): what `Task.complete` does minus the spec's hook."""
+    (post-script, data outputs): what `Task.complete` does minus the spec's hook. A catching
+    event stops listening, or the workflow's next timer refresh would make it wait again."""
+    if isinstance(task.task_spec, CatchingEvent):
+        task.workflow.top_workflow.event_manager.remove_task(task)
+        task.task_spec.event_definition.reset(task)
     task._set_state(TaskState.COMPLETED)
     for child in task.children:
         if not child.has_state(TaskState.FINISHED_MASK):

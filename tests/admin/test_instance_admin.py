@@ -340,3 +340,40 @@ def test_delete_finished_instances_older_than_a_date(operator_client, operator, 
     assert response.redirect_chain[-1][1] == 302
     assert messages_of(response) == ["Deleted 1 finished instance(s)."]
     assert set(ProcessInstance.objects.values_list("pk", flat=True)) == {recent.pk, running.pk}
+
+
+TIMER_WAIT = """<?xml version="1.0" encoding="UTF-8"?>
+<bpmn:definitions xmlns:bpmn="http://www.omg.org/spec/BPMN/20100524/MODEL"
+    xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance"
+    id="Definitions_wait" targetNamespace="http://bpmn.io/schema/bpmn">
+  <bpmn:process id="wait_an_hour" isExecutable="true">
+    <bpmn:startEvent id="start" />
+    <bpmn:intermediateCatchEvent id="an_hour">
+      <bpmn:timerEventDefinition>
+        <bpmn:timeDuration xsi:type="bpmn:tFormalExpression">"PT1H"</bpmn:timeDuration>
+      </bpmn:timerEventDefinition>
+    </bpmn:intermediateCatchEvent>
+    <bpmn:endEvent id="end" />
+    <bpmn:sequenceFlow id="f1" sourceRef="start" targetRef="an_hour" />
+    <bpmn:sequenceFlow id="f2" sourceRef="an_hour" targetRef="end" />
+  </bpmn:process>
+</bpmn:definitions>
+"""
+
+
+def test_the_page_shows_what_the_instance_waits_for_and_skip_moves_past_a_timer(
+    operator_client, db
+):
+    deploy_document(TIMER_WAIT)
+    instance = start_instance(key="wait_an_hour")
+    page = operator_client.get(page_url(instance))
+    assert [w["type"] for w in page.context["waiting_for"]] == ["timer"]
+    assert "timer due" in page.content.decode()
+
+    [timer] = page.context["choices"]["skippable"]
+    response = operator_client.post(repair_url(instance, "skip"), {"task_id": timer.task_id},
+                                    follow=True)
+    assert messages_of(response) == ["The task was skipped."]
+    instance.refresh_from_db()
+    assert instance.status == "completed"
+    assert not instance.timers.filter(fired=False).exists()

@@ -316,3 +316,40 @@ def test_skip_a_service_task_cancels_its_job_and_uses_the_given_result(db, appro
     instance.refresh_from_db()
     assert job.status == ServiceJob.Status.CANCELLED
     assert (instance.status, instance.variables["score"]) == ("completed", 5)
+
+
+REVIEW_THEN_WAIT = """<?xml version="1.0" encoding="UTF-8"?>
+<bpmn:definitions xmlns:bpmn="http://www.omg.org/spec/BPMN/20100524/MODEL"
+    xmlns:camunda="http://camunda.org/schema/1.0/bpmn"
+    xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance"
+    id="Definitions_review_wait" targetNamespace="http://bpmn.io/schema/bpmn">
+  <bpmn:process id="review_then_wait" isExecutable="true">
+    <bpmn:startEvent id="start" />
+    <bpmn:userTask id="review" camunda:candidateGroups="managers" />
+    <bpmn:intermediateCatchEvent id="a_day">
+      <bpmn:timerEventDefinition>
+        <bpmn:timeDuration xsi:type="bpmn:tFormalExpression">"P1D"</bpmn:timeDuration>
+      </bpmn:timerEventDefinition>
+    </bpmn:intermediateCatchEvent>
+    <bpmn:endEvent id="end" />
+    <bpmn:sequenceFlow id="f1" sourceRef="start" targetRef="review" />
+    <bpmn:sequenceFlow id="f2" sourceRef="review" targetRef="a_day" />
+    <bpmn:sequenceFlow id="f3" sourceRef="a_day" targetRef="end" />
+  </bpmn:process>
+</bpmn:definitions>
+"""
+
+
+def test_reset_before_a_waiting_timer_removes_the_timer(db, approver, operator):
+    deploy_document(REVIEW_THEN_WAIT)
+    instance = start_instance(key="review_then_wait")
+    complete_human_task(task_id=open_task(instance, "review").pk, user=approver)
+    assert instance.timers.filter(fired=False).count() == 1
+
+    reset_instance(instance_id=instance.pk, actor=operator, element_id="review")
+
+    assert not instance.timers.filter(fired=False).exists()
+    complete_human_task(task_id=open_task(instance, "review").pk, user=approver)
+    assert instance.timers.filter(fired=False).count() == 1
+    instance.refresh_from_db()
+    assert instance.status == ProcessInstance.Status.WAITING

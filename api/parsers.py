@@ -1,15 +1,19 @@
-"""Request parsing. Postgres cannot store NUL characters in text or JSONB, so the API drops
-them from every JSON body and query filter instead of failing on them later."""
+"""Request parsing. Postgres cannot store NUL characters in text or JSONB, so the API replaces
+them in every JSON body and query filter with U+FFFD (the replacement character) instead of
+failing on them later. Replacing rather than dropping keeps every string's length, so length
+limits mean what the OpenAPI schema says."""
 from collections.abc import Mapping
 from typing import Any
 
 from rest_framework import serializers
 from rest_framework.parsers import JSONParser
 
+NUL_REPLACEMENT = "\ufffd"
+
 
 def without_nul(value: Any) -> Any:
     if isinstance(value, str):
-        return value.replace("\x00", "")
+        return value.replace("\x00", NUL_REPLACEMENT)
     if isinstance(value, dict):
         return {without_nul(k): without_nul(v) for k, v in value.items()}
     if isinstance(value, list):
@@ -24,7 +28,7 @@ class JSONWithoutNulParser(JSONParser):
 
 
 class TextField(serializers.CharField):
-    """A CharField for query filters that drops NUL characters instead of rejecting them; a
+    """A CharField for query filters that replaces NUL characters instead of rejecting them; a
     blank filter (after trimming whitespace) filters nothing rather than being an error."""
 
     def __init__(self, **kwargs: Any) -> None:

@@ -17,7 +17,7 @@ RESPONSES = {200: InstanceSerializer, 400: BAD_REQUEST, 401: UNAUTHENTICATED,
 
 
 class ResetSerializer(serializers.Serializer):
-    element_id = serializers.CharField(max_length=255, help_text=(
+    element_id = serializers.CharField(max_length=255, trim_whitespace=False, help_text=(
         "A task the instance has completed; it runs again and the work after it is undone."))
 
 

@@ -81,8 +81,8 @@ def reset_instance(
         workflow = load_workflow(instance)
         target = next((t for t in reset_targets(workflow) if t.element_id == element_id), None)
         if target is None:
-            raise InvalidInput(f"{element_id!r} is not a completed task of this instance; "
-                               "choose one of the elements it has passed.")
+            raise Conflict(f"{element_id!r} is not a completed task of this instance; "
+                           "choose one of the elements it has passed.")
         before = element_markers(workflow)["active"]
         forget_removed_tasks(workflow, workflow.reset_from_task_id(uuid.UUID(target.task_id)))
         with running_as(actor, instance):

@@ -81,3 +81,14 @@ def test_retry_with_fixed_variables_over_the_api(operator_api, db):
                                  {"variables": {"y": 5}}, format="json")
     assert response.status_code == 200
     assert (response.json()["status"], response.json()["variables"]["x"]) == ("waiting", 0.2)
+
+
+def test_nul_characters_count_toward_length_limits(api_client_for, approver, db):
+    """NUL is replaced (Postgres cannot store it), never dropped: a name one character over
+    the limit is refused even when that character is a NUL."""
+    client = api_client_for(approver)
+    too_long = client.post("/api/v1/signals/", {"name": "\x00" + "s" * 255}, format="json")
+    assert too_long.status_code == 400
+    fits = client.post("/api/v1/signals/", {"name": "\x00" + "s" * 254}, format="json")
+    assert fits.status_code == 202
+    assert fits.json()["name"] == "\ufffd" + "s" * 254

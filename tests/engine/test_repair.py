@@ -87,7 +87,7 @@ def test_reset_undoes_the_work_after_the_task_and_the_instance_completes_the_new
 
 def test_reset_refuses_an_element_the_instance_never_completed(two_step, operator):
     before = snapshot(two_step)
-    with pytest.raises(InvalidInput, match="'pay' is not a completed task"):
+    with pytest.raises(Conflict, match="'pay' is not a completed task"):
         reset_instance(instance_id=two_step.pk, actor=operator, element_id="pay")
     assert snapshot(two_step) == before
 

@@ -11,7 +11,7 @@ from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
 from django.db.models import Case, IntegerField, QuerySet, TextField, Value, When
 from django.db.models.functions import Cast
-from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
 from django.urls import URLPattern, path, reverse
@@ -226,6 +226,8 @@ class ProcessInstanceAdmin(admin.ModelAdmin):
         extra_context: dict[str, Any] | None = None,
     ) -> HttpResponse:
         self._require_operator(request)
+        if not _is_uuid(object_id):
+            raise Http404("There is no such instance.")
         instance = get_object_or_404(ProcessInstance.objects.select_related("definition"),
                                      pk=object_id)
         context = {**self._instance_context(request, instance), **(extra_context or {})}
@@ -249,7 +251,7 @@ class ProcessInstanceAdmin(admin.ModelAdmin):
             "choices": choices,
         }
         version = request.GET.get("migrate_to")
-        if version and version.isdigit() and not instance.is_finished:
+        if version and version.isdecimal() and len(version) < 10 and not instance.is_finished:
             try:
                 context["migration_plan"] = plan_migration(
                     instance_id=instance.pk, actor=request.user, version=int(version))

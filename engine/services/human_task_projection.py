@@ -2,6 +2,7 @@
 import datetime
 from typing import Any
 
+from django.db.models import Max
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 from SpiffWorkflow.bpmn import BpmnWorkflow
@@ -143,9 +144,9 @@ def sync_human_tasks(
     new_ids = [spiff_id for spiff_id in ready if spiff_id not in active]
     if not new_ids:
         return
-    handled = {} if fresh else dict(
-        instance.human_tasks.filter(spiff_task_id__in=new_ids)
-        .values_list("spiff_task_id", "created_at")
+    handled = {} if fresh else dict(  # the newest row per task: a reset leaves older ones
+        instance.human_tasks.filter(spiff_task_id__in=new_ids).values("spiff_task_id")
+        .annotate(newest=Max("created_at")).values_list("spiff_task_id", "newest")
     )
     for spiff_id in new_ids:
         if _handled_since_ready(ready[spiff_id], handled.get(spiff_id)):

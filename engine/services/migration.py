@@ -11,10 +11,11 @@ from typing import Any
 from django.db import transaction
 from SpiffWorkflow.bpmn import BpmnWorkflow
 from SpiffWorkflow.bpmn.util.diff import SpecDiff, WorkflowDiff, migrate_workflow
+from SpiffWorkflow.task import Task
 from SpiffWorkflow.util.task import TaskState
 
 from engine.actors import Person
-from engine.bpmn.serialization import serializer_for
+from engine.bpmn.serialization import serializer_for, workflow_from_state, workflow_to_state
 from engine.exceptions import Conflict, NotFound
 from engine.models import ProcessInstance
 from processes.models import ProcessDefinition
@@ -93,26 +94,47 @@ def _diffs(
     return WorkflowDiff(workflow, spec_diff), subprocesses, plan
 
 
+def _kept_tasks(owner: BpmnWorkflow) -> list[Task]:
+    """The tasks `migrate_workflow` keeps: all but what READY and WAITING tasks have predicted
+    below them (those are dropped and predicted again from the new version)."""
+    dropped: set[Any] = set()
+    for task in owner.get_tasks(state=TaskState.READY | TaskState.WAITING,
+                                skip_subprocesses=True):
+        dropped.update(descendant.id for descendant in task if descendant is not task)
+    return [task for task in owner.tasks.values() if task.id not in dropped]
+
+
 def _plan_tokens(
     workflow: BpmnWorkflow, top: WorkflowDiff, subprocesses: dict[str, WorkflowDiff | None],
     plan: MigrationPlan,
 ) -> None:
+    """Where each active token lands; and what blocks: any task that stays in the instance
+    (active, finished or planned) without a counterpart could not be loaded again."""
     diffs: list[tuple[BpmnWorkflow, WorkflowDiff | None]] = [(workflow, top)]
     diffs += [(workflow.subprocesses[sp_id], diff) for sp_id, diff in subprocesses.items()]
+    unmatched: set[str] = set()
     for owner, diff in diffs:
-        for task in owner.get_tasks(state=ACTIVE_TASK_STATES, skip_subprocesses=True):
-            element_id = getattr(task.task_spec, "bpmn_id", None)
-            if not element_id:
-                continue
-            target = diff.alignment.get(task) if diff is not None else None
-            plan.tokens.append({
-                "element_id": element_id, "state": TaskState.get_name(task.state),
-                "maps_to": getattr(target, "bpmn_id", None),
-            })
-            if target is None:
-                plan.blocking.append(
-                    f"The active task {element_id!r} has no counterpart in version "
-                    f"{plan.to_version}.")
+        if diff is None:
+            plan.blocking.append(f"The subprocess {owner.spec.name!r} the instance is in has "
+                                 f"no counterpart in version {plan.to_version}.")
+            continue
+        for task in _kept_tasks(owner):
+            target = diff.alignment.get(task)
+            element_id = getattr(task.task_spec, "bpmn_id", None) or task.task_spec.name
+            if task.state & ACTIVE_TASK_STATES and getattr(task.task_spec, "bpmn_id", None):
+                plan.tokens.append({
+                    "element_id": element_id, "state": TaskState.get_name(task.state),
+                    "maps_to": getattr(target, "bpmn_id", None),
+                })
+                if target is None:
+                    plan.blocking.append(f"The active task {element_id!r} has no counterpart "
+                                         f"in version {plan.to_version}.")
+            elif target is None:
+                unmatched.add(element_id)
+    if unmatched:
+        plan.blocking.append(
+            f"The instance has run or planned {', '.join(sorted(unmatched))}, which version "
+            f"{plan.to_version} no longer has; its history could not be carried over.")
 
 
 def _plan(
@@ -122,6 +144,19 @@ def _plan(
     top, subprocesses, plan = _diffs(instance, workflow, target)
     _plan_tokens(workflow, top, subprocesses, plan)
     return target, top, subprocesses, plan
+
+
+def _check_loadable(
+    workflow: BpmnWorkflow, target: ProcessDefinition, spec: Any, subprocess_specs: Any
+) -> None:
+    """Load the migrated state against the new version before it is written: a state that
+    could not be loaded again would leave an instance nobody can open or repair."""
+    try:
+        workflow_from_state(target.dialect, workflow_to_state(target.dialect, workflow),
+                            spec, subprocess_specs)
+    except Exception as exc:  # whatever SpiffWorkflow raises, the migration must not commit
+        raise Conflict(f"The instance cannot run on version {target.version}: its state does "
+                       f"not fit that version ({type(exc).__name__}: {exc}).") from None
 
 
 def plan_migration(
@@ -159,6 +194,7 @@ def migrate_instance(
         instance.definition = target
         with running_as(actor, instance):
             run_engine_steps(workflow)
+        _check_loadable(workflow, target, spec, subprocess_specs)
         settle_incident(instance, workflow)
         persist_workflow(instance, workflow, actor=actor)
         record_event(instance, "migrated", actor=actor, payload={

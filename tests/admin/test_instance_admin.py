@@ -116,6 +116,13 @@ def test_the_instance_page_shows_diagram_markers_tasks_and_trail(
     assert "Task completed" in page  # the audit trail
 
 
+def test_odd_ids_and_versions_in_the_url_are_not_errors(operator_client, two_step):
+    bad_id = operator_client.get("/admin/engine/processinstance/not-a-uuid/change/")
+    assert bad_id.status_code == 404
+    assert operator_client.get(page_url(two_step), {"migrate_to": "\u00b2"}).status_code == 200
+    assert operator_client.get(page_url(two_step), {"migrate_to": "9" * 40}).status_code == 200
+
+
 def test_people_outside_the_operators_group_get_403(two_step, staff_outsider):
     client = Client()
     client.force_login(staff_outsider)

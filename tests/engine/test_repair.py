@@ -353,3 +353,35 @@ def test_reset_before_a_waiting_timer_removes_the_timer(db, approver, operator):
     assert instance.timers.filter(fired=False).count() == 1
     instance.refresh_from_db()
     assert instance.status == ProcessInstance.Status.WAITING
+
+
+PAY_ONLY = """<?xml version="1.0" encoding="UTF-8"?>
+<bpmn:definitions xmlns:bpmn="http://www.omg.org/spec/BPMN/20100524/MODEL"
+    xmlns:camunda="http://camunda.org/schema/1.0/bpmn"
+    id="Definitions_pay_only" targetNamespace="http://bpmn.io/schema/bpmn">
+  <bpmn:process id="two_step" isExecutable="true">
+    <bpmn:startEvent id="start" />
+    <bpmn:userTask id="pay" name="Pay" camunda:candidateGroups="managers" />
+    <bpmn:endEvent id="end" />
+    <bpmn:sequenceFlow id="f1" sourceRef="start" targetRef="pay" />
+    <bpmn:sequenceFlow id="f2" sourceRef="pay" targetRef="end" />
+  </bpmn:process>
+</bpmn:definitions>
+"""
+
+
+def test_migrate_refuses_a_version_without_an_element_the_instance_has_run(
+    two_step, approver, operator
+):
+    approve(two_step, approver)
+    deploy_document(PAY_ONLY)  # no `approve`, which the instance completed
+
+    plan = plan_migration(instance_id=two_step.pk, actor=operator, version=2)
+    assert not plan.possible
+    assert "'pay'" not in " ".join(plan.blocking)  # the token itself has a counterpart
+    assert any("approve" in reason and "no longer has" in reason for reason in plan.blocking)
+    before = snapshot(two_step)
+    with pytest.raises(Conflict):
+        migrate_instance(instance_id=two_step.pk, actor=operator, version=2)
+    assert snapshot(two_step) == before
+    assert load_workflow(two_step)  # still loads on its own version

@@ -14,6 +14,13 @@ def upload_of(path: Path, name: str | None = None) -> UploadedFile:
     return UploadedFile(name=name or path.name, content=path.read_bytes())
 
 
+def deploy_document(document: str, name: str = "diagram.bpmn") -> None:
+    """Deploy one BPMN document as the system would (no actor)."""
+    from processes.services import deploy
+
+    deploy(name=name, files=[UploadedFile(name, document.encode())], actor=None)
+
+
 BPMN_HEADER = (
     '<?xml version="1.0" encoding="UTF-8"?>\n'
     '<bpmn:definitions xmlns:bpmn="http://www.omg.org/spec/BPMN/20100524/MODEL" '

@@ -10,16 +10,10 @@ from django.urls import reverse
 from django.utils import timezone
 
 from engine.models import HumanTask, InstanceEvent, ProcessInstance
-from engine.services import complete_human_task, start_instance, terminate_instance
+from engine.services import start_instance, terminate_instance
 from engine.services.execution import load_workflow
-from processes.services import deploy
-from processes.validation import UploadedFile
-from tests.engine.repair_diagrams import approval
-from tests.helpers import build_bpmn
-
-
-def deploy_document(document: str, name: str = "diagram.bpmn") -> None:
-    deploy(name=name, files=[UploadedFile(name, document.encode())], actor=None)
+from tests.engine.repair_diagrams import approval, approve
+from tests.helpers import build_bpmn, deploy_document
 
 
 @pytest.fixture
@@ -58,9 +52,6 @@ def messages_of(response) -> list[str]:
     return [str(m) for m in response.context["messages"]]
 
 
-def approve(instance: ProcessInstance, user, decision: str = "approve") -> None:
-    task = instance.human_tasks.get(element_id="approve", status__in=HumanTask.ACTIVE_STATUSES)
-    complete_human_task(task_id=task.pk, user=user, variables={"decision": decision})
 
 
 def state_of(instance: ProcessInstance) -> tuple:

@@ -4,14 +4,8 @@ import pytest
 from engine.models import HumanTask
 from engine.services import complete_human_task, start_instance
 from engine.services.execution import load_workflow
-from processes.services import deploy
-from processes.validation import UploadedFile
 from tests.engine.repair_diagrams import approval
-from tests.helpers import build_bpmn
-
-
-def deploy_document(document: str) -> None:
-    deploy(name="d", files=[UploadedFile("d.bpmn", document.encode())], actor=None)
+from tests.helpers import build_bpmn, deploy_document
 
 
 @pytest.fixture

@@ -1,4 +1,8 @@
-"""Diagrams for the repair tests: a two-step approval (Camunda dialect) in two versions."""
+"""Diagrams and steps for the repair tests: a two-step approval (Camunda dialect) in several
+versions, and how a manager works on it."""
+from engine.models import HumanTask, ProcessInstance
+from engine.services import complete_human_task
+
 HEADER = (
     '<?xml version="1.0" encoding="UTF-8"?>\n'
     '<bpmn:definitions xmlns:bpmn="http://www.omg.org/spec/BPMN/20100524/MODEL" '
@@ -53,3 +57,13 @@ def approval(process_id: str = "two_step", *, extra_task: bool = False,
   </bpmn:process>
 </bpmn:definitions>
 """
+
+
+def open_task(instance: ProcessInstance, element_id: str) -> HumanTask:
+    return instance.human_tasks.get(element_id=element_id, status__in=HumanTask.ACTIVE_STATUSES)
+
+
+def approve(instance: ProcessInstance, user, decision: str = "approve") -> None:
+    """The manager decides the `approve` task of a two-step approval."""
+    task = open_task(instance, "approve")
+    complete_human_task(task_id=task.pk, user=user, variables={"decision": decision})

@@ -22,14 +22,8 @@ from engine.services import (
     terminate_instance,
 )
 from engine.services.execution import load_workflow
-from processes.services import deploy
-from processes.validation import UploadedFile
-from tests.engine.repair_diagrams import approval
-from tests.helpers import build_bpmn
-
-
-def deploy_document(document: str, name: str = "diagram.bpmn") -> None:
-    deploy(name=name, files=[UploadedFile(name, document.encode())], actor=None)
+from tests.engine.repair_diagrams import approval, approve, open_task
+from tests.helpers import build_bpmn, deploy_document
 
 
 @pytest.fixture
@@ -43,13 +37,8 @@ def two_step(db):
     return start_instance(key="two_step", variables={"amount": 10})
 
 
-def open_task(instance: ProcessInstance, element_id: str) -> HumanTask:
-    return instance.human_tasks.get(element_id=element_id, status__in=HumanTask.ACTIVE_STATUSES)
 
 
-def approve(instance: ProcessInstance, user, decision: str = "approve") -> None:
-    task = open_task(instance, "approve")
-    complete_human_task(task_id=task.pk, user=user, variables={"decision": decision})
 
 
 def snapshot(instance: ProcessInstance) -> tuple:

@@ -5,9 +5,7 @@ from django.core.exceptions import PermissionDenied
 from engine.exceptions import Conflict, InvalidInput, NotFound
 from engine.models import HumanTask, InstanceEvent, ProcessInstance
 from engine.services import claim_task, complete_human_task, start_instance, unclaim_task
-from processes.services import deploy
-from processes.validation import UploadedFile
-from tests.helpers import build_bpmn
+from tests.helpers import build_bpmn, deploy_document
 
 EXPENSE_VARIABLES = {"amount": 250, "description": "Taxi", "requester": "bob"}
 
@@ -36,8 +34,6 @@ TERMINATING_BPMN = """<?xml version="1.0" encoding="UTF-8"?>
 """
 
 
-def deploy_document(document: str, name: str = "diagram.bpmn") -> None:
-    deploy(name=name, files=[UploadedFile(name, document.encode())], actor=None)
 
 
 def event_types(instance: ProcessInstance) -> list[tuple[str, str]]:

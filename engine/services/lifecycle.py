@@ -7,35 +7,22 @@ import uuid
 from collections.abc import Iterable
 from typing import Any
 
-from django.core.exceptions import PermissionDenied
 from django.db import transaction
 from django.utils import timezone
 
 from engine.actors import Person
 from engine.exceptions import Conflict
 from engine.models import HumanTask, ProcessInstance, ServiceJob
-from engine.permissions import is_operator
 from engine.queueing import enqueue_service_job_on_commit
 
 from .audit import record_event
 from .event_delivery import apply_deferred_events
 from .execution import load_workflow, lock_instance, persist_workflow
+from .repair import lock_unfinished, require_operator
 from .service_jobs import apply_deferred_outcomes
 from .variables import change_workflow_variables, check_variables
 
 Status = ProcessInstance.Status
-
-
-def _require_operator(actor: Person, action: str) -> None:
-    if not is_operator(actor):
-        raise PermissionDenied(f"Only operators may {action} instances.")
-
-
-def _lock_unfinished(instance_id: uuid.UUID | str, action: str) -> ProcessInstance:
-    instance = lock_instance(instance_id)
-    if instance.is_finished:
-        raise Conflict(f"The instance is {instance.status}; it cannot be {action}.")
-    return instance
 
 
 def suspend_instance(
@@ -43,9 +30,9 @@ def suspend_instance(
 ) -> ProcessInstance:
     """Stop the instance from moving: no task completion, job run or job result applies until
     it is resumed. Results that arrive meanwhile are kept. Suspending twice changes nothing."""
-    _require_operator(actor, "suspend")
+    require_operator(actor, "suspend")
     with transaction.atomic():
-        instance = _lock_unfinished(instance_id, "suspended")
+        instance = lock_unfinished(instance_id, "suspended")
         if instance.status == Status.SUSPENDED:
             return instance
         record_event(instance, "suspended", actor=actor,
@@ -67,7 +54,7 @@ def _status_from_jobs(instance: ProcessInstance) -> str:
 def resume_instance(*, instance_id: uuid.UUID | str, actor: Person) -> ProcessInstance:
     """Let a suspended instance move again: apply job results that arrived meanwhile and
     enqueue the jobs that waited."""
-    _require_operator(actor, "resume")
+    require_operator(actor, "resume")
     with transaction.atomic():
         instance = lock_instance(instance_id)
         if instance.status != Status.SUSPENDED:
@@ -88,9 +75,9 @@ def terminate_instance(
     *, instance_id: uuid.UUID | str, actor: Person, reason: str = ""
 ) -> ProcessInstance:
     """End the instance where it stands: open tasks and waiting jobs are cancelled."""
-    _require_operator(actor, "terminate")
+    require_operator(actor, "terminate")
     with transaction.atomic():
-        instance = _lock_unfinished(instance_id, "terminated")
+        instance = lock_unfinished(instance_id, "terminated")
         workflow = load_workflow(instance)
         workflow.cancel()
         instance.human_tasks.filter(status__in=HumanTask.ACTIVE_STATUSES).update(
@@ -116,10 +103,10 @@ def set_variables(
     """Merge `variables` into the data of every active task of the instance (and its
     workflow data), and drop the names in `remove`, as an operator's correction. The audit
     event keeps before and after. Invalid input changes nothing."""
-    _require_operator(actor, "edit the variables of")
+    require_operator(actor, "edit the variables of")
     variables, names = check_variables(variables, remove)
     with transaction.atomic():
-        instance = _lock_unfinished(instance_id, "changed")
+        instance = lock_unfinished(instance_id, "changed")
         workflow = load_workflow(instance)
         if change_workflow_variables(instance, workflow, actor=actor, variables=variables,
                                      remove=names):

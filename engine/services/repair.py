@@ -37,14 +37,24 @@ from .execution import (
 Status = ProcessInstance.Status
 
 
-def lock_for_repair(instance_id: uuid.UUID | str, actor: Person, action: str) -> ProcessInstance:
-    """Check the operators group, then lock an unfinished instance (finished ones are final)."""
+def require_operator(actor: Person, action: str) -> None:
     if not is_operator(actor):
         raise PermissionDenied(f"Only operators may {action} instances.")
+
+
+def lock_unfinished(instance_id: uuid.UUID | str, done: str) -> ProcessInstance:
+    """Lock an instance that has not finished (finished ones are final): "it cannot be
+    {done}" otherwise."""
     instance = lock_instance(instance_id)
     if instance.is_finished:
-        raise Conflict(f"The instance is {instance.status}; it cannot be changed any more.")
+        raise Conflict(f"The instance is {instance.status}; it cannot be {done}.")
     return instance
+
+
+def lock_for_repair(instance_id: uuid.UUID | str, actor: Person, action: str) -> ProcessInstance:
+    """Check the operators group, then lock an unfinished instance."""
+    require_operator(actor, action)
+    return lock_unfinished(instance_id, "changed")
 
 
 def settle_incident(instance: ProcessInstance, workflow: BpmnWorkflow) -> None:

@@ -11,7 +11,8 @@ from django.db import transaction
 from engine.actors import Person, as_user
 from engine.exceptions import InvalidInput
 from engine.models import ProcessInstance
-from engine.permissions import is_operator
+
+from .repair import require_operator
 
 FINISHED = (ProcessInstance.Status.COMPLETED, ProcessInstance.Status.TERMINATED)
 BATCH_SIZE = 500
@@ -27,8 +28,7 @@ def delete_finished_instances(
     (optionally only those among `instance_ids`), with their tasks, jobs, timers and audit
     trail. Each deletion is written to Django's admin log (the instance's own trail goes with
     it). Returns how many were deleted."""
-    if not is_operator(actor):
-        raise PermissionDenied("Only operators may delete instances.")
+    require_operator(actor, "delete")
     user = as_user(actor)
     if user is None:
         raise PermissionDenied("Deleting instances needs a signed-in operator.")

@@ -15,7 +15,6 @@ from datetime import timedelta
 from typing import Any
 
 from django.conf import settings
-from django.core.exceptions import PermissionDenied
 from django.db import connection, transaction
 from django.utils import timezone
 from SpiffWorkflow.util.task import TaskState
@@ -28,7 +27,6 @@ from engine.connectors.secrets import MissingSecret, redact, resolve_secrets
 from engine.exceptions import Conflict, ScriptFailed
 from engine.jsonable import json_safe
 from engine.models import ProcessInstance, ServiceJob
-from engine.permissions import is_operator
 from engine.queueing import enqueue_service_job_on_commit
 
 from .audit import record_event
@@ -42,6 +40,7 @@ from .execution import (
     run_engine_steps,
     running_as,
 )
+from .repair import require_operator
 from .variables import change_workflow_variables, check_variables
 
 logger = logging.getLogger(__name__)
@@ -335,8 +334,7 @@ def retry_instance(
     A failed task runs again at once, under this call's lock, from where it failed (its
     script, its pre- or post-script, its expression); if it fails again, the instance is back
     in incident with a new `incident` event. Dead jobs are enqueued again."""
-    if not is_operator(actor):
-        raise PermissionDenied("Only operators may retry incidents.")
+    require_operator(actor, "retry the incidents of")
     variables, names = check_variables(variables or {}, remove)
     with transaction.atomic():
         instance = lock_instance(instance_id)

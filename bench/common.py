@@ -3,6 +3,7 @@ database, the environment of the Django processes they start, embedded services,
 import contextlib
 import math
 import os
+import platform
 import secrets
 import signal
 import socket
@@ -203,3 +204,13 @@ def cpu_snapshot(server_pids: list[int], database: str) -> CpuSnapshot | None:
         server=server,
         postgres=postgres,
     )
+
+
+def machine_info(busy_before: Any) -> dict[str, Any]:
+    """What every benchmark report says about the machine it ran on."""
+    return {
+        "cpus": os.cpu_count(),
+        "busy_percent_before_start": busy_before,
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+    }

@@ -29,7 +29,6 @@ every start. Everything the benchmark starts is stopped at the end, on error and
 import argparse
 import json
 import os
-import platform
 import random
 import re
 import secrets
@@ -60,6 +59,7 @@ from bench.common import (
     latency_summary,
     log,
     machine_busy_percent,
+    machine_info,
     raise_keyboard_interrupt,
     recreate_database,
     services,
@@ -929,12 +929,7 @@ def main() -> int:
             "in_process": "Django test Client in the benchmark process, same settings",
         },
         **result,
-        "machine": {
-            "cpus": os.cpu_count(),
-            "busy_percent_before_start": busy_before,
-            "python": platform.python_version(),
-            "platform": platform.platform(),
-        },
+        "machine": machine_info(busy_before),
         "total_wall_seconds": round(time.perf_counter() - began, 1),
     }
     print(json.dumps(report, default=str))

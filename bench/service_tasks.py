@@ -57,6 +57,7 @@ from bench.common import (
     latency_summary,
     log,
     machine_busy_percent,
+    machine_info,
     raise_keyboard_interrupt,
     recreate_database,
     services,
@@ -892,12 +893,7 @@ def main() -> int:
         },
         **result,
         "definitions": DEFINITIONS,
-        "machine": {
-            "cpus": os.cpu_count(),
-            "busy_percent_before_start": busy_before,
-            "python": platform.python_version(),
-            "platform": platform.platform(),
-        },
+        "machine": machine_info(busy_before),
         "total_wall_seconds": round(time.perf_counter() - began, 1),
     }
     print(json.dumps(report, default=str))

@@ -18,7 +18,6 @@ import contextlib
 import copy
 import json
 import os
-import platform
 import signal
 import subprocess
 import sys
@@ -43,6 +42,7 @@ from bench.common import (
     latency_summary,
     log,
     machine_busy_percent,
+    machine_info,
     raise_keyboard_interrupt,
     recreate_database,
     services,
@@ -440,12 +440,7 @@ def main() -> int:
         # SpiffWorkflow's per instance (throughput above compares all CPUs with one thread).
         "cpu_overhead_ratio": cpu_overhead_ratio(baton["cpu_during_baton"], spiff),
         "cpu_during_baton": baton["cpu_during_baton"],
-        "machine": {
-            "cpus": os.cpu_count(),
-            "busy_percent_before_start": busy_before,
-            "python": platform.python_version(),
-            "platform": platform.platform(),
-        },
+        "machine": machine_info(busy_before),
         "total_wall_seconds": round(time.perf_counter() - began, 1),
     }
     print(json.dumps(report))

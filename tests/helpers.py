@@ -114,3 +114,11 @@ def line_containing(document: str, text: str) -> int:
         if text in line:
             return number
     raise AssertionError(f"{text!r} is not in the document")
+
+
+def open_task_elements(instance) -> set[str]:
+    """The element ids of the instance's open (or claimed) human tasks."""
+    from engine.models import HumanTask
+
+    return set(instance.human_tasks.filter(status__in=HumanTask.ACTIVE_STATUSES)
+               .values_list("element_id", flat=True))

@@ -14,6 +14,7 @@ from processes.services import deploy
 from processes.validation import UploadedFile
 from tests.engine import event_diagrams
 from tests.engine.test_messages import deploy_xml
+from tests.helpers import open_task_elements
 
 pytestmark = pytest.mark.django_db
 SPIFF_EVENTS = Path("/work/shared/corpus/spiff-examples/2-in-depth/events")
@@ -23,11 +24,6 @@ SPIFF_EVENTS = Path("/work/shared/corpus/spiff-examples/2-in-depth/events")
 def real_time_afterwards():
     yield
     clock.reset()
-
-
-def open_tasks(instance) -> set[str]:
-    return set(instance.human_tasks.filter(status__in=HumanTask.ACTIVE_STATUSES)
-               .values_list("element_id", flat=True))
 
 
 def complete(instance, element_id: str, user, **variables) -> None:
@@ -79,9 +75,9 @@ SUBPROCESS_EVENTS = event_diagrams.camunda("claims", "\n".join([
 def test_an_error_ends_the_subprocess_and_the_parent_catches_it(approver):
     deploy_xml(SUBPROCESS_EVENTS)
     instance = start_instance(key="claims")
-    assert open_tasks(instance) == {"check"}
+    assert open_task_elements(instance) == {"check"}
     complete(instance, "check", approver, outcome="fraud")
-    assert open_tasks(instance) == {"investigate"}
+    assert open_task_elements(instance) == {"investigate"}
     complete(instance, "investigate", approver)
     instance.refresh_from_db()
     assert instance.status == ProcessInstance.Status.COMPLETED
@@ -92,11 +88,11 @@ def test_an_escalation_reaches_the_parent_while_the_subprocess_goes_on(approver)
     deploy_xml(SUBPROCESS_EVENTS)
     instance = start_instance(key="claims")
     complete(instance, "check", approver, outcome="unsure")
-    assert open_tasks(instance) == {"second_look", "advise"}  # non-interrupting
+    assert open_task_elements(instance) == {"second_look", "advise"}  # non-interrupting
     complete(instance, "advise", approver)
-    assert open_tasks(instance) == {"second_look"}
+    assert open_task_elements(instance) == {"second_look"}
     complete(instance, "second_look", approver)
-    assert open_tasks(instance) == {"pay"}
+    assert open_task_elements(instance) == {"pay"}
     complete(instance, "pay", approver)
     instance.refresh_from_db()
     assert instance.status == ProcessInstance.Status.COMPLETED
@@ -106,7 +102,7 @@ def test_no_error_no_escalation(approver):
     deploy_xml(SUBPROCESS_EVENTS)
     instance = start_instance(key="claims")
     complete(instance, "check", approver, outcome="fine")
-    assert open_tasks(instance) == {"pay"}
+    assert open_task_elements(instance) == {"pay"}
 
 
 GATEWAY = event_diagrams.camunda("reminder", "\n".join([
@@ -133,7 +129,7 @@ def test_event_based_gateway_the_message_wins(make_user):
     assert waits == {("timer", "race"), ("message", "race")}
     correlate_message(name="answer", actor=make_user("sam"), business_key="G-1",
                       variables={"text": "yes"})
-    assert open_tasks(instance) == {"process_answer"}
+    assert open_task_elements(instance) == {"process_answer"}
     assert _waiting_for(instance) == [{"type": "user_task", "element_id": "process_answer",
                                        "name": "process_answer",
                                        "task": str(instance.human_tasks.get().pk)}]
@@ -146,7 +142,7 @@ def test_event_based_gateway_the_timer_wins(make_user):
     instance = start_instance(key="reminder", business_key="G-2")
     clock.advance(datetime.timedelta(days=3, seconds=1))
     assert fire_due_timers() == 1
-    assert open_tasks(instance) == {"chase"}
+    assert open_task_elements(instance) == {"chase"}
     with pytest.raises(Exception, match="No instance waits"):
         correlate_message(name="answer", actor=make_user("sam"), business_key="G-2")
 
@@ -223,7 +219,7 @@ def test_a_non_interrupting_event_subprocess_starts_on_its_message(approver, mak
     assert {(w["type"], w["element_id"]) for w in _waiting_for(instance)} == {
         ("user_task", "work"), ("message", "cancel_start")}
     correlate_message(name="cancel", actor=make_user("sam"), business_key="E-1")
-    assert open_tasks(instance) == {"undo", "work"}
+    assert open_task_elements(instance) == {"undo", "work"}
     complete(instance, "undo", approver)
     complete(instance, "work", approver)
     instance.refresh_from_db()

@@ -9,7 +9,6 @@ from django.core.exceptions import PermissionDenied
 from engine.exceptions import Conflict, InvalidInput, NotFound
 from engine.models import (
     EventDelivery,
-    HumanTask,
     InstanceEvent,
     MessageSubscription,
     ProcessInstance,
@@ -26,6 +25,7 @@ from engine.services.event_outbox import deliver_event
 from processes.services import deploy
 from processes.validation import UploadedFile
 from tests.engine import event_diagrams
+from tests.helpers import open_task_elements
 
 pytestmark = pytest.mark.django_db
 SPIFF_MESSAGES = Path("/work/shared/corpus/spiff-examples/2-in-depth/2-4-messages")
@@ -34,11 +34,6 @@ SPIFF_MESSAGES = Path("/work/shared/corpus/spiff-examples/2-in-depth/2-4-message
 def deploy_xml(xml: str, name: str = "events.bpmn"):
     (definition,) = deploy(name=name, files=[UploadedFile(name, xml.encode())], actor=None).created
     return definition
-
-
-def open_tasks(instance) -> set[str]:
-    return set(instance.human_tasks.filter(status__in=HumanTask.ACTIVE_STATUSES)
-               .values_list("element_id", flat=True))
 
 
 @pytest.fixture
@@ -69,8 +64,8 @@ def test_correlation_key_picks_the_right_instance_of_two(two_orders, sender):
     assert result.status_code == 200
     assert result.body["outcome"] == "correlated" and result.body["instance"] == str(second.pk)
     second.refresh_from_db()
-    assert open_tasks(second) == {"ship"} and second.variables["paid"] == 99.5
-    assert open_tasks(first) == set()
+    assert open_task_elements(second) == {"ship"} and second.variables["paid"] == 99.5
+    assert open_task_elements(first) == set()
     assert not MessageSubscription.objects.filter(instance=second).exists()
     assert MessageSubscription.objects.filter(instance=first).exists()
     event = InstanceEvent.objects.get(instance=second, type="message_received")
@@ -81,7 +76,7 @@ def test_business_key_picks_the_right_instance(two_orders, sender):
     first, _ = two_orders
     result = correlate_message(name="payment_received", actor=sender, business_key="A-41")
     assert result.body["instance"] == str(first.pk)
-    assert open_tasks(first) == {"ship"}
+    assert open_task_elements(first) == {"ship"}
 
 
 def test_nothing_matches_is_not_found_and_changes_nothing(two_orders, sender):
@@ -128,7 +123,7 @@ def test_message_start_event_starts_a_process(sender):
     assert result.status_code == 201 and result.body["outcome"] == "started"
     instance = ProcessInstance.objects.get(pk=result.body["instance"])
     assert instance.business_key == "B-1" and instance.variables["customer"] == "ada"
-    assert open_tasks(instance) == {"pack"}
+    assert open_task_elements(instance) == {"pack"}
     started = InstanceEvent.objects.get(instance=instance, type="started")
     assert started.payload["start_event"] == "on_message"
 
@@ -136,7 +131,7 @@ def test_message_start_event_starts_a_process(sender):
 def test_starting_by_hand_takes_the_none_start_event():
     deploy_xml(event_diagrams.message_start("order_placed"))
     instance = start_instance(key="fulfilment")
-    assert open_tasks(instance) == {"pack"}
+    assert open_task_elements(instance) == {"pack"}
     assert not MessageSubscription.objects.filter(instance=instance).exists()
 
 
@@ -145,13 +140,13 @@ def test_receive_task(sender):
     instance = start_instance(key="order", business_key="R-1")
     assert MessageSubscription.objects.get(instance=instance).element_id == "wait"
     correlate_message(name="confirmation", actor=sender, business_key="R-1")
-    assert open_tasks(instance) == {"ship"}
+    assert open_task_elements(instance) == {"ship"}
 
 
 def test_message_boundary_event_interrupts_the_task(sender):
     deploy_xml(event_diagrams.message_boundary("cancel_order"))
     instance = start_instance(key="cancellable", business_key="C-1")
-    assert open_tasks(instance) == {"work"}
+    assert open_task_elements(instance) == {"work"}
     correlate_message(name="cancel_order", actor=sender, business_key="C-1")
     instance.refresh_from_db()
     assert instance.status == ProcessInstance.Status.COMPLETED
@@ -165,12 +160,12 @@ def test_a_suspended_instance_keeps_the_message_until_resume(two_orders, sender,
     result = correlate_message(name="payment_received", actor=sender, business_key="A-41",
                                variables={"paid": 10})
     assert result.status_code == 202 and result.body["outcome"] == "deferred"
-    assert open_tasks(first) == set()
+    assert open_task_elements(first) == set()
     deferred = EventDelivery.objects.get(target_instance=first)
     assert deferred.status == "deferred"
     resume_instance(instance_id=first.pk, actor=operator)
     first.refresh_from_db()
-    assert open_tasks(first) == {"ship"} and first.variables["paid"] == 10
+    assert open_task_elements(first) == {"ship"} and first.variables["paid"] == 10
     deferred.refresh_from_db()
     assert deferred.status == "delivered"
 
@@ -259,8 +254,8 @@ def test_camunda_send_task_reaches_the_waiting_instance_by_business_key():
     assert sender.status == ProcessInstance.Status.COMPLETED
     deliver_pending()
     second.refresh_from_db()
-    assert open_tasks(second) == {"ship"} and second.variables["amount"] == 42
-    assert open_tasks(first) == set()
+    assert open_task_elements(second) == {"ship"} and second.variables["amount"] == 42
+    assert open_task_elements(first) == set()
     delivery = EventDelivery.objects.get()
     assert delivery.source_instance_id == sender.pk and delivery.target_instance_id == second.pk
 

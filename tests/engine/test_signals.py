@@ -2,19 +2,15 @@
 every signal start event; thrown signals reach other instances; suspended ones keep them."""
 import pytest
 
-from engine.models import EventDelivery, HumanTask, InstanceEvent, ProcessInstance
+from engine.models import EventDelivery, InstanceEvent, ProcessInstance
 from engine.services import broadcast_signal, resume_instance, start_instance, suspend_instance
 from processes.services import deploy
 from processes.validation import UploadedFile
 from tests.engine import event_diagrams
 from tests.engine.test_messages import deliver_pending, deploy_xml
+from tests.helpers import open_task_elements
 
 pytestmark = pytest.mark.django_db
-
-
-def open_tasks(instance) -> set[str]:
-    return set(instance.human_tasks.filter(status__in=HumanTask.ACTIVE_STATUSES)
-               .values_list("element_id", flat=True))
 
 
 @pytest.fixture
@@ -38,13 +34,13 @@ def test_signal_reaches_every_waiting_instance(sender):
 
     for trader in traders:
         trader.refresh_from_db()
-        assert open_tasks(trader) == {"report"} and trader.variables["close"] == 101.5
+        assert open_task_elements(trader) == {"report"} and trader.variables["close"] == 101.5
     for desk in desks:
-        assert open_tasks(desk) == {"report"}
+        assert open_task_elements(desk) == {"report"}
         assert desk.human_tasks.get(element_id="trade").status == "cancelled"
-    assert open_tasks(canteen) == set()
+    assert open_task_elements(canteen) == set()
     (report,) = ProcessInstance.objects.filter(definition__key="closing_report")
-    assert open_tasks(report) == {"summarise"} and report.started_by == sender
+    assert open_task_elements(report) == {"summarise"} and report.started_by == sender
     assert InstanceEvent.objects.filter(type="signal_received").count() == 6
     assert set(EventDelivery.objects.values_list("status", flat=True)) == {"delivered"}
 
@@ -62,10 +58,10 @@ def test_a_suspended_instance_keeps_the_signal_until_resume(sender, make_user):
     suspend_instance(instance_id=trader.pk, actor=operator)
     broadcast_signal(name="market_closed", actor=sender)
     deliver_pending()
-    assert open_tasks(trader) == set()
+    assert open_task_elements(trader) == set()
     assert EventDelivery.objects.get().status == "deferred"
     resume_instance(instance_id=trader.pk, actor=operator)
-    assert open_tasks(trader) == {"report"}
+    assert open_task_elements(trader) == {"report"}
     assert EventDelivery.objects.get().status == "delivered"
 
 
@@ -90,11 +86,11 @@ def test_a_thrown_signal_reaches_other_instances_and_its_own(sender):
     deploy_xml(broadcaster, "broadcaster.bpmn")
     listeners = [start_instance(key="listener") for _ in range(2)]
     thrower = start_instance(key="broadcaster", variables={"level": "red"})
-    assert open_tasks(thrower) == {"heard_own"}  # caught inside, at once
+    assert open_task_elements(thrower) == {"heard_own"}  # caught inside, at once
     deliver_pending()
     for listener in listeners:
         listener.refresh_from_db()
-        assert open_tasks(listener) == {"report"} and listener.variables["level"] == "red"
+        assert open_task_elements(listener) == {"report"} and listener.variables["level"] == "red"
     thrower.refresh_from_db()
     assert len(thrower.human_tasks.all()) == 1  # not delivered to itself a second time
     assert InstanceEvent.objects.filter(instance=thrower, type="event_thrown").count() == 1
@@ -138,7 +134,7 @@ def test_spiffarena_signal_payload_lands_in_its_variable(make_user):
     deliver_pending()
     listener.refresh_from_db()
     assert listener.variables["go_signal"] == {"speed": 88}
-    assert open_tasks(listener) == {"go_on"}
+    assert open_task_elements(listener) == {"go_on"}
 
 
 def test_a_signal_kept_for_an_instance_terminated_while_suspended_is_unmatched(

@@ -1,0 +1,316 @@
+"""Benchmark: what a diagram script costs users, through Baton's REST API vs plain SpiffWorkflow.
+
+    .venv/bin/python bench/scripts.py [--instances 300] [--warmup 30]
+
+A purchase-order approval (`po_approval`: three script tasks that price the order lines with
+Decimals, route it by amount and write a summary, then a user task) is started through
+`POST /api/v1/definitions/po_approval/start/` against a real gunicorn server with the
+production settings, one request at a time. Its twin `po_approval_plain` is the same diagram
+whose three scripts are plain assignments (`priced = True`), which Baton evaluates without a
+sandbox. The two are started alternately, and the difference of their latencies, divided by
+three, is what one sandboxed script costs on the start path (`per_script_ms`).
+
+Plain SpiffWorkflow runs both diagrams in memory in the same run (its own script engine, no
+sandbox at all), for the same difference. Inside a Django process, the benchmark also times
+the sandbox round trip alone (`SandboxEnvironment.execute` of the pricing script, each in its
+own operation as an instance start does), which is the containment cost without HTTP and
+Postgres around it.
+
+Prints ONE JSON object to stdout; progress goes to stderr. Postgres and Redis as in
+`bench/start.py` (its own database `baton_bench`, recreated at every start).
+"""
+import argparse
+import itertools
+import json
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from bench.common import (
+    BASE_DIR,
+    SETTINGS_MODULE,
+    bench_database_url,
+    database_label,
+    django_env,
+    latency_summary,
+    log,
+    machine_busy_percent,
+    machine_info,
+    raise_keyboard_interrupt,
+    recreate_database,
+    services,
+)
+from bench.start import Server, gunicorn_version
+
+BENCH_DATABASE = "baton_bench"
+BENCH_USER = "bench"
+SCRIPTS_PER_START = 3
+START_VARIABLES = {
+    "supplier": "ACME Tools",
+    "lines": [
+        {"sku": "HAM-1", "qty": 4, "price": "12.50"},
+        {"sku": "SAW-2", "qty": 1, "price": "39.90"},
+        {"sku": "NAI-9", "qty": 20, "price": "0.15"},
+        {"sku": "DRL-3", "qty": 2, "price": "89.00"},
+        {"sku": "TAP-7", "qty": 10, "price": "2.40"},
+    ],
+}
+PRICE_SCRIPT = """from decimal import Decimal
+net = Decimal("0")
+for line in lines:
+    net += Decimal(line["price"]) * line["qty"]
+vat = (net * Decimal("0.19")).quantize(Decimal("0.01"))
+total = str(net + vat)
+net, vat = str(net), str(vat)
+line_count = len(lines)"""
+ROUTE_SCRIPT = """amount = float(total)
+if amount > 1000:
+    approvers = "directors"
+elif amount > 250:
+    approvers = "managers"
+else:
+    approvers = "team_leads"
+urgent = any(line["qty"] > 50 for line in lines)"""
+SUMMARY_SCRIPT = """summary = f"{supplier}: {line_count} lines, {total} EUR incl. VAT ({approvers})"
+skus = sorted(line["sku"] for line in lines)"""
+SCRIPTS = (PRICE_SCRIPT, ROUTE_SCRIPT, SUMMARY_SCRIPT)
+PLAIN_SCRIPTS = ("priced = True", 'approvers = "managers"', 'summary = supplier')
+
+
+def diagram(key: str, scripts: tuple[str, ...]) -> str:
+    from xml.sax.saxutils import escape
+
+    tasks = "".join(
+        f'    <bpmn:scriptTask id="script_{i}" scriptFormat="python">'
+        f"<bpmn:script>{escape(source)}</bpmn:script></bpmn:scriptTask>\n"
+        for i, source in enumerate(scripts)
+    )
+    chain = ["start", *(f"script_{i}" for i in range(len(scripts))), "approve_po", "end"]
+    flows = "".join(
+        f'    <bpmn:sequenceFlow id="f{i}" sourceRef="{a}" targetRef="{b}" />\n'
+        for i, (a, b) in enumerate(itertools.pairwise(chain))
+    )
+    return (
+        '<?xml version="1.0" encoding="UTF-8"?>\n'
+        '<bpmn:definitions xmlns:bpmn="http://www.omg.org/spec/BPMN/20100524/MODEL" '
+        'xmlns:camunda="http://camunda.org/schema/1.0/bpmn" id="d_' + key + '" '
+        'targetNamespace="http://bpmn.io/schema/bpmn">\n'
+        f'  <bpmn:process id="{key}" isExecutable="true">\n'
+        '    <bpmn:startEvent id="start" />\n' + tasks
+        + '    <bpmn:userTask id="approve_po" name="Approve the order" '
+        'camunda:candidateGroups="managers" />\n'
+        '    <bpmn:endEvent id="end" />\n' + flows
+        + "  </bpmn:process>\n</bpmn:definitions>\n"
+    )
+
+
+DIAGRAMS = {
+    "po_approval": diagram("po_approval", SCRIPTS),
+    "po_approval_plain": diagram("po_approval_plain", PLAIN_SCRIPTS),
+}
+
+
+# --------------------------------------------------------------------------------------------
+# Plain SpiffWorkflow
+
+
+def run_spiffworkflow(instances: int, warmup: int, folder: Path) -> dict[str, Any]:
+    import copy
+
+    from SpiffWorkflow.bpmn import BpmnWorkflow
+    from SpiffWorkflow.bpmn.serializer import BpmnWorkflowSerializer
+    from SpiffWorkflow.camunda.parser import CamundaParser
+    from SpiffWorkflow.camunda.serializer.config import CAMUNDA_CONFIG
+    from SpiffWorkflow.util.task import TaskState
+
+    serializer = BpmnWorkflowSerializer(BpmnWorkflowSerializer.configure(CAMUNDA_CONFIG))
+    specs = {}
+    for key, xml in DIAGRAMS.items():
+        path = folder / f"{key}.bpmn"
+        path.write_text(xml)
+        parser = CamundaParser()
+        parser.add_bpmn_file(str(path))
+        specs[key] = parser.get_spec(key)
+
+    def start_one(key: str) -> float:
+        began = time.perf_counter()
+        workflow = BpmnWorkflow(specs[key])
+        workflow.task_tree.data.update(copy.deepcopy(START_VARIABLES))
+        workflow.do_engine_steps()
+        serializer.serialize_json(workflow)
+        elapsed = time.perf_counter() - began
+        ready = [t.task_spec.bpmn_id
+                 for t in workflow.get_tasks(state=TaskState.READY, manual=True)]
+        if ready != ["approve_po"]:
+            raise RuntimeError(f"plain SpiffWorkflow stopped at {ready} in {key}")
+        return elapsed
+
+    return alternate(start_one, instances, warmup, "plain SpiffWorkflow")
+
+
+def alternate(start_one: Any, instances: int, warmup: int, label: str) -> dict[str, Any]:
+    """Start both diagrams alternately; latencies of each and the per-script difference."""
+    for _ in range(warmup):
+        start_one("po_approval")
+        start_one("po_approval_plain")
+    times: dict[str, list[float]] = {key: [] for key in DIAGRAMS}
+    next_report = time.monotonic() + 5
+    for index in range(instances):
+        for key in DIAGRAMS:
+            times[key].append(start_one(key))
+        if time.monotonic() >= next_report:
+            log(f"{label}: {index + 1}/{instances}")
+            next_report = time.monotonic() + 5
+    scripted = latency_summary(times["po_approval"])
+    plain = latency_summary(times["po_approval_plain"])
+    return {
+        "start_latency_ms": {"po_approval": scripted, "po_approval_plain": plain},
+        "per_script_ms": per_script(scripted, plain),
+    }
+
+
+def per_script(scripted: dict[str, Any], plain: dict[str, Any]) -> dict[str, float | None]:
+    def diff(q: str) -> float | None:
+        if scripted[q] is None or plain[q] is None:
+            return None
+        return round((scripted[q] - plain[q]) / SCRIPTS_PER_START, 3)
+
+    return {"p50": diff("p50"), "p95": diff("p95")}
+
+
+# --------------------------------------------------------------------------------------------
+# Baton over HTTP
+
+SETUP_CODE = """
+import sys, django
+django.setup()
+from django.contrib.auth.models import User
+from rest_framework.authtoken.models import Token
+from processes.services import deploy
+from processes.validation import UploadedFile
+for path in sys.argv[1:]:
+    with open(path, "rb") as f:
+        name = path.rsplit("/", 1)[-1]
+        deploy(name=name, files=[UploadedFile(name, f.read())], actor=None)
+user, _ = User.objects.get_or_create(username="bench")
+print(Token.objects.get_or_create(user=user)[0].key)
+"""
+
+# Inside Django: the sandbox round trip alone, one operation per script as a start does.
+ROUND_TRIP_CODE = """
+import json, sys, time, django
+django.setup()
+from engine.bpmn.scripting import build_script_engine, script_context
+script, data, count = sys.argv[1], json.loads(sys.argv[2]), int(sys.argv[3])
+environment = build_script_engine().environment
+def once():
+    context = dict(data)
+    with script_context(user=None, instance_id="bench"):
+        began = time.perf_counter()
+        environment.execute(script, context)
+        return time.perf_counter() - began
+for _ in range(50):
+    once()
+print(json.dumps([once() for _ in range(count)]))
+"""
+
+
+def measure_baton(args: argparse.Namespace, folder: Path) -> dict[str, Any]:
+    postgres_version = recreate_database(os.environ["DATABASE_URL"], BENCH_DATABASE)
+    env = django_env(bench_database_url(os.environ["DATABASE_URL"], BENCH_DATABASE))
+    log(f"database {BENCH_DATABASE} recreated (Postgres {postgres_version}); migrating")
+    subprocess.run([sys.executable, "manage.py", "migrate", "--noinput", "-v", "0"],
+                   cwd=BASE_DIR, env=env, check=True)
+    paths = [str(folder / f"{key}.bpmn") for key in DIAGRAMS]
+    token = subprocess.run(
+        [sys.executable, "-c", SETUP_CODE, *paths], cwd=BASE_DIR, env=env, check=True,
+        capture_output=True, text=True,
+    ).stdout.strip().splitlines()[-1]
+
+    log("the sandbox round trip alone, inside Django")
+    round_trip = subprocess.run(
+        [sys.executable, "-c", ROUND_TRIP_CODE, PRICE_SCRIPT, json.dumps(START_VARIABLES),
+         str(args.instances)],
+        cwd=BASE_DIR, env=env, check=True, capture_output=True, text=True,
+    )
+    round_trip_seconds = json.loads(round_trip.stdout.strip().splitlines()[-1])
+
+    server = Server(env=env, worker_class="gthread", workers=args.workers,
+                    threads=4, keep_alive=30)
+    try:
+        server.start()
+        server.wait_ready()
+        log(f"gunicorn on {server.url}")
+        with httpx.Client(base_url=server.url, timeout=60,
+                          headers={"Authorization": f"Token {token}"}) as client:
+
+            def start_one(key: str) -> float:
+                began = time.perf_counter()
+                response = client.post(f"/api/v1/definitions/{key}/start/",
+                                       json={"variables": START_VARIABLES})
+                elapsed = time.perf_counter() - began
+                body = response.json()
+                tasks = [t.get("element_id") for t in body.get("open_tasks", [])]
+                if response.status_code != 201 or tasks != ["approve_po"]:
+                    raise RuntimeError(f"{key}: HTTP {response.status_code} {str(body)[:300]}")
+                return elapsed
+
+            over_http = alternate(start_one, args.instances, args.warmup, "baton")
+    finally:
+        server.stop()
+    return {
+        "server": f"gunicorn gthread, {args.workers} workers x 4 threads, {SETTINGS_MODULE}",
+        "database": f"Postgres {postgres_version}, database {BENCH_DATABASE}",
+        **over_http,
+        "sandbox_round_trip_ms": latency_summary(round_trip_seconds),
+    }
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--instances", type=int, default=300, help="starts of each diagram")
+    parser.add_argument("--warmup", type=int, default=30)
+    parser.add_argument("--workers", type=int, default=os.cpu_count() or 1)
+    parser.add_argument("--data-dir", type=Path, default=BASE_DIR / ".data" / "bench")
+    args = parser.parse_args()
+    gunicorn_version()
+    signal.signal(signal.SIGTERM, raise_keyboard_interrupt)
+    began = time.perf_counter()
+    busy_before = machine_busy_percent()
+    try:
+        with tempfile.TemporaryDirectory() as tmp:
+            folder = Path(tmp)
+            log(f"plain SpiffWorkflow: {args.instances} starts of each diagram in memory")
+            spiff = run_spiffworkflow(args.instances, args.warmup, folder)
+            with services(args.data_dir) as embedded:
+                baton = measure_baton(args, folder)
+                baton["database"] = f"{database_label(embedded)}: {baton['database']}"
+    except KeyboardInterrupt:
+        log("interrupted; everything stopped")
+        return 130
+    except (subprocess.CalledProcessError, RuntimeError) as error:
+        log(f"failed: {error}")
+        return 1
+    print(json.dumps({
+        "benchmark": "scripts",
+        "process": "po_approval",
+        "scripts_per_start": SCRIPTS_PER_START,
+        "instances": args.instances,
+        "baton": baton,
+        "spiffworkflow_in_memory": spiff,
+        "machine": machine_info(busy_before),
+        "total_wall_seconds": round(time.perf_counter() - began, 1),
+    }))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 NODE_STAMP := node_modules/.installed
 MODELER_BUNDLE := frontend/dist/modeler.js
 
-.PHONY: run test setup lint browser clean
+.PHONY: run test setup lint browser clean sandbox-user
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -23,7 +23,14 @@ $(NODE_STAMP): package.json package-lock.json
 $(MODELER_BUNDLE): $(NODE_STAMP) $(wildcard frontend/*.js)
 	npm run --silent build
 
-setup: $(STAMP) $(NODE_STAMP) $(MODELER_BUNDLE)
+setup: $(STAMP) $(NODE_STAMP) $(MODELER_BUNDLE) sandbox-user
+
+# Diagram scripts run as this unprivileged account (engine/bpmn/sandbox/jail.py). Only root
+# can create it; without root the sandbox uses a user namespace instead.
+sandbox-user:
+	@[ "$$(id -u)" != 0 ] || getent passwd baton-sandbox >/dev/null || \
+	  useradd --system --no-create-home --home-dir /nonexistent --shell /usr/sbin/nologin \
+	  --user-group baton-sandbox
 
 # Browser tests drive Debian's Chromium; install it when the machine lacks it.
 browser:

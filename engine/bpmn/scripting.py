@@ -1,7 +1,7 @@
 """Every diagram script and expression is compiled and evaluated through this module.
 
 SpiffWorkflow calls `environment.evaluate()` / `environment.execute()`; Baton's environment
-sends the source and the task data to a sandbox process (`sandbox_client`), where it is
+sends the source and the task data to a sandbox process (`sandbox.client`), where it is
 compiled with RestrictedPython and run with guards, a CPU-time limit and a memory limit
 (`sandbox`). What a script assigns comes back into the task data, as with SpiffWorkflow's
 TaskDataEnvironment: functions and modules are not kept.
@@ -36,14 +36,16 @@ from SpiffWorkflow.bpmn.script_engine.python_environment import (
 )
 from SpiffWorkflow.exceptions import SpiffWorkflowException
 
-from . import sandbox_client, sandbox_wire
-from .sandbox import (
+from .sandbox import wire as sandbox_wire
+from .sandbox.errors import (
+    SANDBOX_ERRORS,
     ScriptError,
     ScriptLimitExceeded,
     ScriptNotAllowed,
     ScriptTimeLimitExceeded,
-    syntax_problem,
 )
+from .sandbox.leases import Lease
+from .sandbox.policy import syntax_problem
 
 __all__ = [
     "ScriptError",
@@ -74,6 +76,10 @@ _current_instance: contextvars.ContextVar[str | None] = contextvars.ContextVar(
 _time_limit: contextvars.ContextVar[float | None] = contextvars.ContextVar(
     "baton_script_time_limit", default=None
 )
+# The sandbox process of the running operation (see `sandbox.client.Lease`).
+_lease: contextvars.ContextVar[Lease | None] = contextvars.ContextVar(
+    "baton_sandbox_lease", default=None
+)
 
 
 @contextlib.contextmanager
@@ -88,18 +94,25 @@ def acting_user(lookup: UserLookup | None) -> Iterator[None]:
 
 @contextlib.contextmanager
 def script_context(
-    *, user: UserLookup | None, instance_id: str | None = None, time_limit: float | None = None
+    *, user: UserLookup | None, instance_id: str | None = None, time_limit: float | None = None,
+    reuse_key: str | None = None,
 ) -> Iterator[None]:
     """What scripts run inside the block see as the current user and instance, and the time
-    limit they run with (None: the configured default)."""
+    limit they run with (None: the configured default). The block is one operation: its
+    scripts share one sandbox process, which serves only operations of the same `reuse_key`
+    (the process definition; None: a fresh process of its own, see `sandbox.leases`)."""
+    lease = Lease(reuse_key)
     tokens = (
         _current_user.set(user),
         _current_instance.set(instance_id),
         _time_limit.set(time_limit),
     )
+    lease_token = _lease.set(lease)
     try:
         yield
     finally:
+        _lease.reset(lease_token)
+        lease.close()
         _time_limit.reset(tokens[2])
         _current_instance.reset(tokens[1])
         _current_user.reset(tokens[0])
@@ -209,20 +222,14 @@ _BUILTIN_ERRORS = frozenset({
     "OverflowError", "RecursionError", "RuntimeError", "StopIteration", "SyntaxError",
     "TypeError", "UnboundLocalError", "UnicodeError", "ValueError", "ZeroDivisionError",
 })
-_SANDBOX_ERRORS: dict[str, type[ScriptError]] = {
-    "ScriptError": ScriptError,
-    "ScriptNotAllowed": ScriptNotAllowed,
-    "ScriptLimitExceeded": ScriptLimitExceeded,
-    "ScriptTimeLimitExceeded": ScriptTimeLimitExceeded,
-}
 
 
 def _error_from(answer: dict[str, Any]) -> Exception:
     kind = str(answer.get("type") or "ScriptError")
     message = str(answer.get("message") or "")
     error: Exception
-    if kind in _SANDBOX_ERRORS:
-        error = _SANDBOX_ERRORS[kind](message)
+    if kind in SANDBOX_ERRORS:
+        error = SANDBOX_ERRORS[kind](message)
     elif kind in _BUILTIN_ERRORS:
         import builtins
 
@@ -240,41 +247,81 @@ def describe_error(error: BaseException) -> str:
     return f"{type(error).__name__}: {error}"
 
 
-# Expressions built only from these nodes cannot call, loop, reach an attribute or build
-# more than a few times the data they read, so they are evaluated here, without the round
-# trip to a sandbox: gateway conditions, `${name}` values, `result["body"]["x"]` mappings.
+# Expressions built only from these nodes cannot call, loop or reach an attribute, so they
+# are evaluated here, without the round trip to a sandbox: gateway conditions, `${name}`
+# values, `result["body"]["x"]` mappings. Their `+` is counted (`_PlainAdder`): one that would
+# build more than a little is sent to the sandbox, whose limits and time limit then apply.
 _PLAIN_NODES = (
     ast.Expression, ast.BoolOp, ast.And, ast.Or, ast.UnaryOp, ast.Not, ast.USub, ast.UAdd,
     ast.BinOp, ast.Add, ast.Sub, ast.Compare, ast.Eq, ast.NotEq, ast.Lt, ast.LtE, ast.Gt,
     ast.GtE, ast.In, ast.NotIn, ast.Is, ast.IsNot, ast.Name, ast.Load, ast.Constant,
     ast.Subscript, ast.Tuple, ast.List, ast.IfExp,
 )
+# Characters or items that the `+` of one plain expression may build in all.
+PLAIN_BUILD_BUDGET = 1_000_000
+_PLAIN_ADD = "_baton_plain_add_"
+
+
+class _PlainTooCostly(Exception):
+    """A plain expression builds too much to be evaluated outside the sandbox."""
+
+
+class _PlainAdder:
+    __slots__ = ("left",)
+
+    def __init__(self) -> None:
+        self.left = PLAIN_BUILD_BUDGET
+
+    def __call__(self, a: Any, b: Any) -> Any:
+        if isinstance(a, str | bytes | list | tuple) and isinstance(b, str | bytes | list | tuple):
+            self.left -= len(a) + len(b)
+            if self.left < 0:
+                raise _PlainTooCostly
+        return a + b
+
+
+class _CountedAdd(ast.NodeTransformer):
+    def visit_BinOp(self, node: ast.BinOp) -> ast.AST:
+        self.generic_visit(node)
+        if not isinstance(node.op, ast.Add):
+            return node
+        call = ast.Call(func=ast.Name(_PLAIN_ADD, ast.Load()), args=[node.left, node.right],
+                        keywords=[])
+        return ast.copy_location(call, node)
+
+
+PlainCode = tuple[CodeType, frozenset[str]]
 
 
 @lru_cache(maxsize=4096)
-def plain_expression(source: str) -> CodeType | None:
-    """Compiled code for a plain expression (see _PLAIN_NODES), None for anything else."""
+def plain_expression(source: str) -> PlainCode | None:
+    """Compiled code for a plain expression (see _PLAIN_NODES) and the names it reads, None
+    for anything else."""
     try:
         tree = ast.parse(source.strip(), mode="eval")
-    except SyntaxError:
+    except (SyntaxError, ValueError, RecursionError, MemoryError):
         return None
+    names = set()
     for node in ast.walk(tree):
         if not isinstance(node, _PLAIN_NODES):
             return None
-        if isinstance(node, ast.Name) and node.id.startswith("_"):
-            return None
+        if isinstance(node, ast.Name):
+            if node.id.startswith("_"):
+                return None
+            names.add(node.id)
         if isinstance(node, ast.BinOp) and not isinstance(node.op, ast.Add | ast.Sub):
             return None
-    return compile(tree, "<expression>", "eval")
+    tree = ast.fix_missing_locations(_CountedAdd().visit(tree))
+    return compile(tree, "<expression>", "eval"), frozenset(names)
 
 
 @lru_cache(maxsize=4096)
-def plain_assignments(source: str) -> list[tuple[str, CodeType]] | None:
+def plain_assignments(source: str) -> list[tuple[str, PlainCode]] | None:
     """`name = <plain expression>` lines (e.g. `outcome = "approved"`), compiled; None when
     the script is anything more."""
     try:
         tree = ast.parse(source)
-    except SyntaxError:
+    except (SyntaxError, ValueError, RecursionError, MemoryError):
         return None
     if not tree.body:
         return None
@@ -296,6 +343,10 @@ class SandboxEnvironment(BasePythonScriptEngineEnvironment):
     semantics: a script's assignments land in the task data (keys deleted by the script are
     removed), helpers, external names, functions and modules do not.
 
+    Plain expressions and plain assignment scripts (see `plain_expression`) are evaluated
+    here, with the same names a sandboxed script sees; anything else, and a plain expression
+    that reads a helper only the sandbox has or builds too much, goes to the sandbox.
+
     Task data that cannot cross into the sandbox (names starting with "_", values of types
     the wire does not carry) stays as it is and is invisible to the script."""
 
@@ -303,10 +354,12 @@ class SandboxEnvironment(BasePythonScriptEngineEnvironment):
         self, expression: str, context: dict[str, Any],
         external_context: dict[str, Any] | None = None,
     ) -> Any:
-        code = plain_expression(expression)
-        if code is not None:
-            names = {**(external_context or {}), **context}
-            return eval(code, {"__builtins__": {}}, names)  # noqa: S307 (plain: see above)
+        plain = plain_expression(expression)
+        if plain is not None:
+            scope = self._plain_scope(plain, context, external_context)
+            if scope is not None:
+                with contextlib.suppress(_PlainTooCostly):
+                    return _eval_plain(plain, scope)
         answer, _ = self._run("eval", expression, context, external_context)
         return answer.get("value")
 
@@ -315,11 +368,7 @@ class SandboxEnvironment(BasePythonScriptEngineEnvironment):
         external_context: dict[str, Any] | None = None,
     ) -> bool:
         self._check_for_overwrite(context, external_context or {})
-        assignments = plain_assignments(script)
-        if assignments is not None:
-            for name, code in assignments:
-                names = {**(external_context or {}), **context}
-                context[name] = eval(code, {"__builtins__": {}}, names)  # noqa: S307 (plain)
+        if self._execute_plain(script, context, external_context):
             return True
         answer, hidden = self._run("exec", script, context, external_context)
         result = answer.get("context") or {}
@@ -328,6 +377,38 @@ class SandboxEnvironment(BasePythonScriptEngineEnvironment):
         context.update(result)
         context.update(kept)
         return True
+
+    def _execute_plain(
+        self, script: str, context: dict[str, Any], external_context: dict[str, Any] | None,
+    ) -> bool:
+        """Run a plain assignment script here; False (nothing changed) when it must go to the
+        sandbox."""
+        assignments = plain_assignments(script)
+        if assignments is None:
+            return False
+        results: dict[str, Any] = {}
+        for name, plain in assignments:
+            scope = self._plain_scope(plain, {**context, **results}, external_context)
+            if scope is None:
+                return False
+            try:
+                results[name] = _eval_plain(plain, scope)
+            except _PlainTooCostly:
+                return False
+        context.update(results)
+        return True
+
+    def _plain_scope(
+        self, plain: PlainCode, context: dict[str, Any],
+        external_context: dict[str, Any] | None,
+    ) -> dict[str, Any] | None:
+        """The names a plain expression sees (as a sandboxed one would), or None when it reads
+        a helper that only the sandbox has (a function, a class or a module)."""
+        scope = {"baton_url": self.globals.get("baton_url") or "", **(external_context or {}),
+                 **context}
+        if any(name not in scope and name in SCRIPT_GLOBALS for name in plain[1]):
+            return None
+        return scope
 
     def _check_for_overwrite(
         self, context: dict[str, Any], external_context: dict[str, Any]
@@ -361,14 +442,21 @@ class SandboxEnvironment(BasePythonScriptEngineEnvironment):
             raise ScriptLimitExceeded(f"The task data cannot be given to the script: {exc}.") \
                 from None
         time_limit = current_time_limit()
-        answer = sandbox_client.run(
-            {"mode": mode, "source": source, "context": context_wire,
-             "external": external_wire, "helpers": helpers_wire, "time_limit": time_limit},
-            time_limit=time_limit, memory_mb=memory_limit_mb(),
-        )
+        request = {"mode": mode, "source": source, "context": context_wire,
+                   "external": external_wire, "helpers": helpers_wire, "time_limit": time_limit}
+        lease = _lease.get()
+        if lease is None:  # not inside an operation: a sandbox process of its own
+            with contextlib.closing(Lease()) as own:
+                answer = own.run(request, time_limit=time_limit, memory_mb=memory_limit_mb())
+        else:
+            answer = lease.run(request, time_limit=time_limit, memory_mb=memory_limit_mb())
         if not answer.get("ok"):
             raise _error_from(answer)
         return answer, hidden + skipped
+
+
+def _eval_plain(plain: PlainCode, scope: dict[str, Any]) -> Any:
+    return eval(plain[0], {"__builtins__": {}, _PLAIN_ADD: _PlainAdder()}, scope)  # noqa: S307
 
 
 class BatonScriptEngine(PythonScriptEngine):

@@ -114,6 +114,7 @@ def running_as(actor: Actor, instance: ProcessInstance | None = None) -> Iterato
             user=_script_user(actor),
             instance_id=str(instance.pk) if instance is not None else None,
             time_limit=limit,
+            reuse_key=f"definition {instance.definition_id}" if instance is not None else None,
         ):
             yield
     except SpiffWorkflowException as exc:

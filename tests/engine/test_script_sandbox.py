@@ -1,13 +1,11 @@
 """The script sandbox (DESIGN section 8, issue 9): restricted scripts with time and size limits,
 and what a failing script does to its instance (an incident, not a rollback), through the
 service functions on real Postgres, a couple through the API, one on a real Celery worker."""
-import os
 import time
 from xml.sax.saxutils import escape
 
 import pytest
 
-from engine.bpmn import sandbox_client
 from engine.bpmn.scripting import (
     ScriptLimitExceeded,
     ScriptNotAllowed,
@@ -382,8 +380,8 @@ def test_a_c_level_runaway_is_stopped_by_killing_its_sandbox():
 
 def test_memory_and_data_size_limits():
     with pytest.raises(ScriptLimitExceeded, match="out of memory"):
-        run_script("x = bytes(4 * 10**9)", limit=2)
-    with pytest.raises(ScriptLimitExceeded, match="too much data"):
+        run_script("x = ['x' * 9_000_000 + str(i) for i in range(200)]", limit=5)
+    with pytest.raises(ScriptLimitExceeded, match="left data beyond the limits"):
         run_script("a = [0] * 1000\nb = [a] * 1000\nc = [b] * 1000", limit=5)
     with pytest.raises(ScriptLimitExceeded, match="formatted field"):
         run_script("s = f'{1:>1000000000}'")
@@ -410,16 +408,6 @@ def test_scripts_keep_task_data_semantics():
         "when": __import__("datetime").date(2024, 1, 2),
         "_internal": {"x": 1}, "other": {"nested": [1]},
     }
-
-
-def test_the_sandbox_process_gets_no_secrets_or_database_settings():
-    assert run_script("x = 1")["x"] == 1
-    sandboxes = [s for s in sandbox_client._idle if s.alive]
-    assert sandboxes, "the sandbox that ran the script waits for the next one"
-    with open(f"/proc/{sandboxes[-1].process.pid}/environ", "rb") as environ:
-        names = {item.split(b"=", 1)[0] for item in environ.read().split(b"\0") if item}
-    assert names <= {b"PATH", b"LANG", b"LC_ALL"}
-    assert os.getpid() != sandboxes[-1].process.pid
 
 
 # --- on a real Celery worker -------------------------------------------------------------

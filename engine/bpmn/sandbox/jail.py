@@ -1,0 +1,274 @@
+"""The operating-system side of the sandbox: what a sandbox process can see and do.
+
+`contain()` runs once in the zygote (the process that forks one sandbox process per engine
+operation, see `process_main`), before it serves anything:
+
+1. New namespaces (`unshare`): network (no interface but a loopback that is down, so no
+   network at all), mount, PID (no other process is visible, and killing the zygote ends
+   every sandbox process), IPC and UTS. Without root, a user namespace makes this possible.
+2. A new, read-only root file system (`chroot`) holding only what Python needs: the standard
+   library and the system's shared libraries. The project's files, its settings, `.data/`,
+   `/proc` (and so every process's environment), `/home`, `/root` and `/tmp` are not there.
+   The working directory is an empty directory of that file system.
+3. The dedicated unprivileged account `baton-sandbox` (created by `make setup` when it runs
+   as root), with no supplementary groups; without root, every capability is dropped.
+4. `no_new_privs`, and `dumpable` off, so that no process of the same account can read the
+   memory or the /proc files of another.
+
+Where the machine does not allow a step, the zygote goes on without it and says which steps
+are missing (`Isolation.problems`); the engine logs that loudly (`client`). The process
+resource limits of each sandbox process are set by `limit_process`.
+"""
+import contextlib
+import ctypes
+import ctypes.util
+import errno
+import os
+import pwd
+import resource
+import tempfile
+from dataclasses import dataclass, field
+from typing import Any
+
+SANDBOX_USER = "baton-sandbox"
+
+_CLONE_NEWNS = 0x00020000
+_CLONE_NEWUTS = 0x04000000
+_CLONE_NEWIPC = 0x08000000
+_CLONE_NEWUSER = 0x10000000
+_CLONE_NEWPID = 0x20000000
+_CLONE_NEWNET = 0x40000000
+_MS_RDONLY, _MS_NOSUID, _MS_NODEV = 1, 2, 4
+_MS_REMOUNT, _MS_BIND, _MS_REC, _MS_PRIVATE = 32, 4096, 16384, 1 << 18
+_PR_SET_DUMPABLE, _PR_CAPBSET_DROP, _PR_SET_NO_NEW_PRIVS = 4, 24, 38
+_CAPABILITY_VERSION_3 = 0x20080522
+# The system's shared libraries (extension modules of the standard library load them).
+_LIBRARY_DIRS = ("/lib", "/lib64", "/lib32", "/usr/lib", "/usr/lib64", "/usr/lib32")
+_FILES_NEEDED = ("/etc/ld.so.cache",)
+
+
+@dataclass
+class Isolation:
+    """What containment a zygote (and every sandbox process it forks) runs with."""
+
+    user: str = ""
+    namespaces: list[str] = field(default_factory=list)
+    root: str = "host"  # "private" when the chroot is in place
+    problems: list[str] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"user": self.user, "namespaces": self.namespaces, "root": self.root,
+                "problems": self.problems}
+
+
+_libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+
+
+def _check(result: int, what: str) -> None:
+    if result != 0:
+        code = ctypes.get_errno()
+        raise OSError(code, f"{what}: {os.strerror(code)}")
+
+
+def _mount(source: str | None, target: str, fstype: str | None, flags: int,
+           data: str | None = None) -> None:
+    _check(_libc.mount(
+        source.encode() if source else None, target.encode(),
+        fstype.encode() if fstype else None, flags, data.encode() if data else None,
+    ), f"mount {target}")
+
+
+def _prctl(option: int, value: int) -> None:
+    _check(_libc.prctl(option, value, 0, 0, 0), f"prctl {option}")
+
+
+# -- namespaces ------------------------------------------------------------------------------
+
+_BASE_NAMESPACES = {
+    "network": _CLONE_NEWNET, "mount": _CLONE_NEWNS, "ipc": _CLONE_NEWIPC, "uts": _CLONE_NEWUTS,
+}
+
+
+def _unshare(isolation: Isolation, as_root: bool) -> bool:
+    """New namespaces; True when a PID namespace was made (the caller must fork)."""
+    user_flag = 0 if as_root else _CLONE_NEWUSER
+    base = sum(_BASE_NAMESPACES.values()) | user_flag
+    attempts = ((base | _CLONE_NEWPID, True), (base, False),
+                (_CLONE_NEWNET | _CLONE_NEWNS | user_flag, False))
+    chosen = next(((f, p) for f, p in attempts if _libc.unshare(f) == 0), None)
+    if chosen is None:
+        code = ctypes.get_errno()
+        isolation.problems.append(
+            "no namespaces (the machine refused unshare: "
+            f"{os.strerror(code)}): scripts are not cut off from the network or the file system"
+        )
+        return False
+    flags, pid = chosen
+    if user_flag:
+        _map_user()
+        isolation.namespaces.append("user")
+    isolation.namespaces += [name for name, flag in _BASE_NAMESPACES.items() if flags & flag]
+    if pid:
+        isolation.namespaces.append("pid")
+    return pid
+
+
+def _map_user() -> None:
+    """In a new user namespace: be root inside it (for the mounts), mapped to ourselves."""
+    uid, gid = os.getuid(), os.getgid()
+    with open("/proc/self/setgroups", "w") as setgroups:
+        setgroups.write("deny")
+    with open("/proc/self/uid_map", "w") as uid_map:
+        uid_map.write(f"0 {uid} 1")
+    with open("/proc/self/gid_map", "w") as gid_map:
+        gid_map.write(f"0 {gid} 1")
+
+
+def _become_init() -> None:
+    """After unsharing the PID namespace: fork; the child is PID 1 of the new namespace and
+    goes on as the zygote, this process waits for it and exits with its status."""
+    pid = os.fork()
+    if pid == 0:
+        return
+    null = os.open(os.devnull, os.O_RDWR)
+    for fd in (0, 1, 2):
+        os.dup2(null, fd)
+    os.closerange(3, 65536)
+    _, status = os.waitpid(pid, 0)
+    os._exit(os.waitstatus_to_exitcode(status) & 0xFF)
+
+
+# -- file system -----------------------------------------------------------------------------
+
+def _bind_read_only(source: str, root: str) -> None:
+    target = root + source
+    if os.path.isdir(source):
+        os.makedirs(target, exist_ok=True)
+    else:
+        os.makedirs(os.path.dirname(target), exist_ok=True)
+        with open(target, "w"):
+            pass
+    _mount(source, target, None, _MS_BIND | _MS_REC)
+    _mount(None, target, None, _MS_BIND | _MS_REMOUNT | _MS_RDONLY | _MS_NOSUID | _MS_NODEV)
+
+
+def _private_root(isolation: Isolation, stdlib: str) -> None:
+    """chroot into a new read-only tmpfs holding only the standard library and the shared
+    libraries; the working directory is its empty /work."""
+    _mount(None, "/", None, _MS_REC | _MS_PRIVATE)
+    root = os.path.join(tempfile.gettempdir(), f"baton-sandbox-root-{os.getuid()}")
+    os.makedirs(root, mode=0o755, exist_ok=True)
+    _mount("tmpfs", root, "tmpfs", _MS_NOSUID | _MS_NODEV, "size=1m,mode=755")
+    os.makedirs(root + "/work", mode=0o755)
+    for path in _LIBRARY_DIRS:
+        if os.path.islink(path):
+            os.makedirs(os.path.dirname(root + path), exist_ok=True)
+            os.symlink(os.readlink(path), root + path)
+        elif os.path.isdir(path):
+            _bind_read_only(path, root)
+    for path in (stdlib, *_FILES_NEEDED):
+        if os.path.exists(path) and not os.path.exists(root + path):
+            _bind_read_only(path, root)
+    _mount(None, root, None, _MS_REMOUNT | _MS_RDONLY | _MS_NOSUID | _MS_NODEV)
+    os.chroot(root)
+    os.chdir("/work")
+    isolation.root = "private"
+
+
+# -- privileges ------------------------------------------------------------------------------
+
+def _account(isolation: Isolation, name: str) -> pwd.struct_passwd:
+    """The account to switch to (looked up before the host's /etc goes away)."""
+    try:
+        return pwd.getpwnam(name)
+    except KeyError:
+        isolation.problems.append(
+            f"the account {name!r} does not exist, so scripts run as 'nobody', which other "
+            "programs may share: run `make setup` as root to create it"
+        )
+        return pwd.getpwnam("nobody")
+
+
+def _switch_user(isolation: Isolation, account: pwd.struct_passwd) -> None:
+    os.setgroups([])
+    os.setresgid(account.pw_gid, account.pw_gid, account.pw_gid)
+    os.setresuid(account.pw_uid, account.pw_uid, account.pw_uid)
+    if os.getresuid() != (account.pw_uid,) * 3:
+        raise OSError(errno.EPERM, "the user switch did not take")
+    isolation.user = account.pw_name
+
+
+class _CapHeader(ctypes.Structure):
+    _fields_ = [("version", ctypes.c_uint32), ("pid", ctypes.c_int)]
+
+
+class _CapData(ctypes.Structure):
+    _fields_ = [("effective", ctypes.c_uint32), ("permitted", ctypes.c_uint32),
+                ("inheritable", ctypes.c_uint32)]
+
+
+def _drop_capabilities() -> None:
+    """Without root, in a user namespace: give up every capability it granted."""
+    for capability in range(64):
+        _libc.prctl(_PR_CAPBSET_DROP, capability, 0, 0, 0)
+    header = _CapHeader(_CAPABILITY_VERSION_3, 0)
+    data = (_CapData * 2)()
+    _check(_libc.capset(ctypes.byref(header), data), "capset")
+
+
+def contain(user: str, stdlib: str) -> Isolation:
+    """Contain this process (see the module's docstring); returns in the contained zygote."""
+    isolation = Isolation()
+    as_root = os.geteuid() == 0
+    account = _account(isolation, user) if as_root else pwd.getpwuid(os.getuid())
+    if _unshare(isolation, as_root):
+        _become_init()
+    if "mount" in isolation.namespaces:
+        try:
+            _private_root(isolation, stdlib)
+        except OSError as exc:
+            isolation.problems.append(f"no private root file system ({exc})")
+    else:
+        isolation.problems.append("no private root file system: scripts see the host's files "
+                                  "their account may read")
+    if as_root:
+        _switch_user(isolation, account)
+    elif "user" in isolation.namespaces:
+        _drop_capabilities()
+        isolation.user = f"uid {os.getuid()} without capabilities"
+    else:
+        isolation.user = account.pw_name
+        isolation.problems.append(
+            f"scripts run as the engine's own account {isolation.user!r}: the machine allows "
+            "neither a user switch (not root) nor user namespaces"
+        )
+    _prctl(_PR_SET_NO_NEW_PRIVS, 1)
+    _prctl(_PR_SET_DUMPABLE, 0)
+    return isolation
+
+
+def limit_process(memory_mb: int) -> None:
+    """The limits of one sandbox process: memory, no child processes, no files, no cores."""
+    _set_limit(resource.RLIMIT_AS, memory_mb * 1024 * 1024)
+    _set_limit(resource.RLIMIT_NPROC, 0)
+    _set_limit(resource.RLIMIT_CORE, 0)
+    _set_limit(resource.RLIMIT_FSIZE, 0)
+    _set_limit(resource.RLIMIT_NOFILE, 16)
+    with contextlib.suppress(OSError):
+        _prctl(_PR_SET_DUMPABLE, 0)
+
+
+def limit_cpu(seconds: float) -> None:
+    """A CPU-time backstop from now on, for a script that defeats the trace function."""
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    _set_limit(resource.RLIMIT_CPU, int(usage.ru_utime + usage.ru_stime + seconds))
+
+
+def _set_limit(which: int, soft: int) -> None:
+    with contextlib.suppress(ValueError, OSError):
+        _, hard = resource.getrlimit(which)
+        if hard != resource.RLIM_INFINITY:
+            soft = min(soft, hard)
+        resource.setrlimit(which, (soft, hard))
+
+

@@ -1,0 +1,143 @@
+"""The zygote: a contained process that forks one fresh sandbox process per engine operation.
+
+Started by `client.Zygote` as `python -c ... <user>`, with a SOCK_SEQPACKET control socket
+as its standard input and nothing else of the engine's: no environment, no other file
+descriptors. It imports everything a script may need, contains itself (`jail.contain`),
+reports its isolation, then serves two commands:
+
+- `{"op": "fork", "memory_mb": N}` with one socket passed along (SCM_RIGHTS): fork a sandbox
+  process that serves requests on that socket until it is closed;
+- `{"op": "kill", "pid": P}`: kill a sandbox process that outlived its time limit.
+
+It exits when the control socket closes (the engine went away); being PID 1 of its own
+namespace, its sandbox processes end with it. A sandbox process never serves two operations,
+so nothing one script leaves behind reaches another instance's script.
+"""
+import codecs
+import contextlib
+import datetime
+import gc
+import io
+import json
+import os
+import random
+import signal
+import socket
+import sys
+import time
+import unicodedata
+
+from . import jail, wire
+from .limits import MAX_RESULT_BYTES
+from .runner import answer
+
+_CONTROL_FD = 0
+_PRELOADED_ENCODINGS = (
+    "ascii", "latin_1", "utf_16", "utf_32", "utf_8_sig", "utf_7", "cp1252", "idna",
+    "punycode", "unicode_escape", "raw_unicode_escape",
+)
+
+
+def _preload() -> None:
+    """What the standard library loads lazily, loaded before the file system goes away."""
+    for encoding in _PRELOADED_ENCODINGS:
+        codecs.lookup(encoding)
+    datetime.datetime.strptime("2024-01-02", "%Y-%m-%d")  # imports _strptime
+    time.localtime()  # reads the time zone
+    unicodedata.normalize("NFC", "x")
+
+
+def _serve(fd: int, memory_mb: int) -> None:
+    """A sandbox process: answer requests on `fd` until the engine closes it."""
+    jail.limit_process(memory_mb)
+    random.seed()  # not the zygote's state: every sandbox process draws its own
+    stream = os.fdopen(fd, "rb", buffering=0)
+    _send(fd, wire.frame(wire.dumps_wire({"pid": os.getpid()})))
+    _warm_up(memory_mb)
+    while True:
+        message = wire.read_frame(stream)
+        if message is None:
+            return
+        request = wire.decode(message)
+        jail.limit_cpu(2 * float(request.get("time_limit") or 2.0) + 5)
+        payload, stop = answer(request, memory_mb)
+        _send(fd, wire.frame(payload))
+        if stop:
+            return
+
+
+_WARM_UP = {
+    "mode": "exec", "time_limit": 1.0, "context": {"lines": [{"qty": 2, "price": "1.5"}]},
+    "source": "from decimal import Decimal\n"
+              "total = sum(Decimal(x['price']) * x['qty'] for x in lines)\n"
+              "label = f'{total:.2f} {len(lines)}'.upper()",
+}
+
+
+def _warm_up(memory_mb: int) -> None:
+    """Run a small script before the first request: a forked process pays for the memory it
+    shares with the zygote when it first writes to it, and this pays for the common paths
+    while the process waits as a spare, not while an operation waits for it."""
+    for _ in range(2):
+        request = wire.decode(wire.dumps_wire(_WARM_UP))
+        jail.limit_cpu(2 * float(request["time_limit"]) + 5)
+        wire.read_frame(io.BytesIO(wire.frame(answer(request, memory_mb)[0])))
+
+
+def _send(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view):]
+
+
+def _fork(fd: int, memory_mb: int, null: int) -> None:
+    pid = os.fork()
+    if pid:
+        os.close(fd)
+        return
+    try:
+        for std in (0, 1, 2):
+            os.dup2(null, std)
+        os.closerange(3, fd)
+        os.closerange(fd + 1, 1 << 16)
+        _serve(fd, memory_mb)
+    finally:
+        os._exit(0)
+
+
+def _command_loop(control: socket.socket, null: int) -> None:
+    while True:
+        try:
+            message, fds, _, _ = socket.recv_fds(control, 4096, 1)
+        except InterruptedError:
+            continue
+        if not message:
+            return
+        command = json.loads(message)
+        if command.get("op") == "fork" and fds:
+            _fork(fds[0], int(command["memory_mb"]), null)
+        elif command.get("op") == "kill":
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(int(command["pid"]), signal.SIGKILL)
+        for fd in fds[1:]:
+            os.close(fd)
+
+
+def main(argv: list[str]) -> None:
+    user = argv[0] if argv else jail.SANDBOX_USER
+    _preload()
+    null = os.open(os.devnull, os.O_RDWR)
+    stdlib = os.path.dirname(os.__file__)
+    isolation = jail.contain(user, stdlib)
+    control = socket.socket(fileno=_CONTROL_FD)
+    signal.signal(signal.SIGCHLD, signal.SIG_IGN)  # sandbox processes are reaped at once
+    gc.freeze()  # what the zygote holds is never collected in a child: fewer pages copied
+    control.send(wire.dumps_wire({"ready": True, "isolation": isolation.as_dict(),
+                                  "limit": MAX_RESULT_BYTES}))
+    for std in (1, 2):
+        os.dup2(null, std)
+    _command_loop(control, null)
+
+
+if __name__ == "__main__":  # pragma: no cover - started by the client
+    main(sys.argv[1:])

@@ -76,6 +76,24 @@ def wait_for_http(url: str, supervisor: Supervisor, timeout: float = 60) -> bool
     return False
 
 
+def sandbox_summary() -> str:
+    """What containment diagram scripts get on this machine (engine/bpmn/sandbox/jail.py)."""
+    from engine.bpmn.sandbox import ScriptError, leases
+
+    try:
+        report = leases.isolation()
+    except ScriptError as exc:
+        return f"WARNING: the script sandbox does not start: {exc}"
+    finally:
+        leases.shutdown()
+    if report["problems"]:
+        return "WARNING: diagram scripts run with less isolation than they should:\n  - " + (
+            "\n  - ".join(report["problems"])
+        )
+    return (f"Diagram scripts run as {report['user']} in their own "
+            f"{', '.join(report['namespaces'])} namespaces and a private root file system")
+
+
 def run() -> int:
     port = os.environ.get("PORT", "8000")
     host = os.environ.get("HOST", "127.0.0.1")
@@ -89,6 +107,7 @@ def run() -> int:
         print(f"Broker: {os.environ['CELERY_BROKER_URL'].split('@')[-1]}", flush=True)
         manage("migrate", "--noinput", "-v", "0")
         manage("bootstrap_demo")
+        print(sandbox_summary(), flush=True)
         celery = [sys.executable, "-m", "celery", "-A", "config"]
         supervisor.start("web", [sys.executable, "manage.py", "runserver", f"{host}:{port}",
                                  "--noreload"])

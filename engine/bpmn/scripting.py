@@ -311,8 +311,11 @@ def plain_expression(source: str) -> PlainCode | None:
             names.add(node.id)
         if isinstance(node, ast.BinOp) and not isinstance(node.op, ast.Add | ast.Sub):
             return None
-    tree = ast.fix_missing_locations(_CountedAdd().visit(tree))
-    return compile(tree, "<expression>", "eval"), frozenset(names)
+    try:
+        tree = ast.fix_missing_locations(_CountedAdd().visit(tree))
+        return compile(tree, "<expression>", "eval"), frozenset(names)
+    except (RecursionError, MemoryError, ValueError):
+        return None  # nested too deeply for here: the sandbox says so
 
 
 @lru_cache(maxsize=4096)

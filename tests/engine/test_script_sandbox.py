@@ -481,3 +481,96 @@ def test_plain_assignment_scripts_skip_the_sandbox_and_nothing_else_does() -> No
     for guarded in ("import os", "x = len(y)", "_x = 1", "a, b = 1, 2", "x = y * 9",
                     "x += 1", "while True: pass", "x = 1\nprint(x)", ""):
         assert plain_assignments(guarded) is None, guarded
+
+
+# --- nothing crosses from one instance's script to another's ---------------------------------
+
+
+@pytest.mark.django_db
+def test_random_state_is_new_for_every_script_run():
+    import random
+
+    seeded_value = random.Random(42).random()
+    deploy_xml("seeder", script_process("seeder", "import random\nrandom.seed(42)\n"
+                                                  "v = random.random()"))
+    deploy_xml("reader", script_process("reader", "import random\nv = random.random()"))
+    deploy_xml("either", script_process(
+        "either", "import random\nif seed:\n    random.seed(42)\nv = random.random()"
+    ))
+
+    assert start_instance(key="seeder", variables={}).variables["v"] == seeded_value
+    # Another definition, and another instance of the same definition (which reuses its
+    # sandbox process): neither draws from the seeded generator.
+    assert start_instance(key="reader", variables={}).variables["v"] != seeded_value
+    assert start_instance(key="either", variables={"seed": True}).variables["v"] == seeded_value
+    values = {start_instance(key="either", variables={"seed": False}).variables["v"]
+              for _ in range(5)}
+    assert seeded_value not in values and len(values) == 5
+
+
+@pytest.mark.django_db
+def test_a_script_cannot_change_a_module_another_definition_uses():
+    deploy_xml("vandal", script_process(
+        "vandal", "import math\nimport string\nstring.Template.delimiter = '#'\nmath.pi = 3"
+    ))
+    deploy_xml("victim", script_process(
+        "victim", "import math\nimport string\npi = math.pi\n"
+                  "text = string.Template('$x #x').substitute(x=1)\nfloor = math.floor(2.5)"
+    ))
+
+    vandal = start_instance(key="vandal", variables={})
+    vandal.refresh_from_db()
+    assert vandal.status == "incident"
+    assert "cannot change a class" in vandal.incident["error"]
+
+    victim = start_instance(key="victim", variables={})
+    assert victim.status == "completed", victim.incident
+    assert victim.variables == {"pi": 3.141592653589793, "text": "1 #x", "floor": 2}
+
+
+# --- the plain-expression fast path ----------------------------------------------------------
+
+
+@pytest.mark.django_db
+def test_plain_expressions_see_the_same_names_as_sandboxed_ones(settings):
+    settings.BATON_BASE_URL = "http://baton.example:8000"
+    environment = build_script_engine().environment
+    with script_context(user=None):
+        assert environment.evaluate('baton_url + "/x"', {}) == "http://baton.example:8000/x"
+        assert environment.evaluate('str(baton_url) + "/x"', {}) == (
+            "http://baton.example:8000/x"
+        )
+        context = {"n": 1}
+        environment.execute('link = baton_url + "/tasks"', context)
+        assert context["link"] == "http://baton.example:8000/tasks"
+        # A helper only the sandbox has is looked up there, as in any other script.
+        assert environment.evaluate("timedelta(days=1).days", {}) == 1
+        assert environment.evaluate("math", {"math": 2}) == 2
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(("terms", "says"), [
+    (50, "would build a text of 10,250,000 characters"),
+    (400, "nested too deeply to be compiled"),
+])
+def test_a_plain_condition_that_builds_too_much_fails_in_the_sandbox(approver, terms, says):
+    """`(s + s + ... 400 terms) == ''` over a 250 KB variable: it is sent to the sandbox,
+    where it is refused (its `+` counted, or its depth), not evaluated for a minute here."""
+    condition = "(" + " + ".join(["s"] * terms) + ") == ''"
+    deploy_xml("greedy", build_bpmn("greedy", condition=condition))
+    instance = start_instance(key="greedy", variables={"s": "x" * 250_000})
+    complete_human_task(task_id=instance.human_tasks.get().pk, user=approver)
+
+    instance.refresh_from_db()
+    assert instance.status == "incident"
+    assert instance.incident["element_id"] == "decide"
+    assert says in instance.incident["error"]
+
+
+def test_a_small_plain_sum_stays_on_the_fast_path():
+    from engine.bpmn.scripting import plain_expression
+
+    environment = build_script_engine().environment
+    assert plain_expression("a + b + c") is not None
+    # No sandbox is needed (outside an operation, this would fork one of its own).
+    assert environment.evaluate("a + b + c", {"a": "x", "b": "y", "c": "z"}) == "xyz"

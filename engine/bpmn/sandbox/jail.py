@@ -113,15 +113,20 @@ def _unshare(isolation: Isolation, as_root: bool) -> bool:
     return pid
 
 
+# Inside a user namespace the process is this account, mapped to its own outside; there is no
+# root inside to become. Creating the namespace gave it every capability there (for the
+# mounts), which `_drop_capabilities` gives up.
+_INSIDE_ID = 1000
+
+
 def _map_user() -> None:
-    """In a new user namespace: be root inside it (for the mounts), mapped to ourselves."""
     uid, gid = os.getuid(), os.getgid()
     with open("/proc/self/setgroups", "w") as setgroups:
         setgroups.write("deny")
     with open("/proc/self/uid_map", "w") as uid_map:
-        uid_map.write(f"0 {uid} 1")
+        uid_map.write(f"{_INSIDE_ID} {uid} 1")
     with open("/proc/self/gid_map", "w") as gid_map:
-        gid_map.write(f"0 {gid} 1")
+        gid_map.write(f"{_INSIDE_ID} {gid} 1")
 
 
 def _become_init() -> None:

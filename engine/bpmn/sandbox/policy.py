@@ -157,7 +157,9 @@ def compile_script(source: str, mode: str) -> types.CodeType | CompileFailure:
         result = compiler(tree, filename=SCRIPT_FILENAME, policy=BatonPolicy)
     except SyntaxError as exc:  # found by Python's compiler after parsing
         return ("SyntaxError", exc.msg, exc.lineno)
-    except (ValueError, TypeError, RecursionError, MemoryError) as exc:
+    except RecursionError:
+        return ("ScriptNotAllowed", "The script is nested too deeply to be compiled.", None)
+    except (ValueError, TypeError, MemoryError) as exc:
         return ("ScriptNotAllowed", f"The script cannot be compiled: {exc}", None)
     if result.errors or result.code is None:
         rules = "; ".join(result.errors) or "it cannot be compiled"

@@ -36,6 +36,7 @@ from SpiffWorkflow.bpmn.script_engine.python_environment import (
 )
 from SpiffWorkflow.exceptions import SpiffWorkflowException
 
+from .sandbox import kept
 from .sandbox import wire as sandbox_wire
 from .sandbox.errors import (
     SANDBOX_ERRORS,
@@ -45,6 +46,7 @@ from .sandbox.errors import (
     ScriptTimeLimitExceeded,
 )
 from .sandbox.leases import Lease
+from .sandbox.limits import MAX_RESULT_BYTES
 from .sandbox.policy import syntax_problem
 
 __all__ = [
@@ -305,6 +307,12 @@ def plain_expression(source: str) -> PlainCode | None:
     for node in ast.walk(tree):
         if not isinstance(node, _PLAIN_NODES):
             return None
+        # A list or tuple of names could nest shared values ([a, a]), whose comparison
+        # takes exponential time in one C call: only constants go into a plain one.
+        if isinstance(node, ast.List | ast.Tuple) and not all(
+            isinstance(element, ast.Constant) for element in node.elts
+        ):
+            return None
         if isinstance(node, ast.Name):
             if node.id.startswith("_"):
                 return None
@@ -361,8 +369,8 @@ class SandboxEnvironment(BasePythonScriptEngineEnvironment):
         if plain is not None:
             scope = self._plain_scope(plain, context, external_context)
             if scope is not None:
-                with contextlib.suppress(_PlainTooCostly):
-                    return _eval_plain(plain, scope)
+                with contextlib.suppress(_PlainTooCostly, sandbox_wire.WireError):
+                    return _checked(_eval_plain(plain, scope))
         answer, _ = self._run("eval", expression, context, external_context)
         return answer.get("value")
 
@@ -387,17 +395,19 @@ class SandboxEnvironment(BasePythonScriptEngineEnvironment):
         """Run a plain assignment script here; False (nothing changed) when it must go to the
         sandbox."""
         assignments = plain_assignments(script)
-        if assignments is None:
-            return False
+        reserved = set(self.globals) | set(external_context or {})
+        if assignments is None or any(name in reserved for name, _ in assignments):
+            return False  # the sandbox leaves such names out of the task data
         results: dict[str, Any] = {}
-        for name, plain in assignments:
-            scope = self._plain_scope(plain, {**context, **results}, external_context)
-            if scope is None:
-                return False
-            try:
+        try:
+            for name, plain in assignments:
+                scope = self._plain_scope(plain, {**context, **results}, external_context)
+                if scope is None:
+                    return False
                 results[name] = _eval_plain(plain, scope)
-            except _PlainTooCostly:
-                return False
+            _checked(results)
+        except (_PlainTooCostly, sandbox_wire.WireError):
+            return False
         context.update(results)
         return True
 
@@ -456,6 +466,12 @@ class SandboxEnvironment(BasePythonScriptEngineEnvironment):
         if not answer.get("ok"):
             raise _error_from(answer)
         return answer, hidden + skipped
+
+
+def _checked(value: Any) -> Any:
+    """`value`, if a script may leave it in the process data (the sandbox's own check)."""
+    kept.check(value, MAX_RESULT_BYTES)
+    return value
 
 
 def _eval_plain(plain: PlainCode, scope: dict[str, Any]) -> Any:

@@ -197,6 +197,33 @@ BOMBS = [
     Escape("normal_samples", "import statistics\nx = statistics.NormalDist().samples(10**9)",
            "at most 1,000,000"),
     Escape("memory", "x = [bytes(9_999_999) for i in range(100)]", "ran out of memory"),
+    Escape("catching_the_time_limit",
+           "n = 0\ntry:\n    while True:\n        n += 1\nexcept:\n    pass", "time limit"),
+    Escape("decimal_format_spec_order", "x = format(Decimal(1), '<z 9000000')", FIELD_LIMIT),
+    Escape("map_of_int", "x = list(map(int, ['f' * 2_000_000], [16]))", NUMBER_LIMIT),
+    Escape("exponential_comparison",
+           "a = [1]\nb = [1]\nfor i in range(40):\n    a, b = [a, b], [b, a]\nsame = a == b",
+           "time limit"),
+    Escape("shared_sublists_left_behind",
+           "a = 'x' * 100\nfor i in range(30):\n    a = [a, a]", BEYOND),
+    Escape("number_too_long_to_store", "x = 10 ** 5000", "at most 4,300"),
+    Escape("infinity", "x = float('inf')", "which the process data cannot keep"),
+    Escape("tuple_dict_key", "x = {(1, 2): 3}", "a dict key other than"),
 ]
 
-ESCAPES = IMPORTS + WALKS + BOMBS
+# Plain scripts (evaluated in the engine when they are plain enough) that must not be.
+PLAIN = [
+    Escape("plain_exponential_comparison",
+           "a0 = [1]\nb0 = [1]\n" + "".join(
+               f"a{i} = [a{i - 1}, b{i - 1}]\nb{i} = [b{i - 1}, a{i - 1}]\n"
+               for i in range(1, 41)
+           ) + "same = a40 == b40", "time limit"),
+    Escape("plain_shared_sublists",
+           "a0 = 'x'\n" + "".join(f"a{i} = [a{i - 1}, a{i - 1}]\n" for i in range(1, 31)),
+           BEYOND),
+    Escape("plain_infinity", "x = 1e999", "which the process data cannot keep"),
+    Escape("plain_ellipsis", "x = ...", "type ellipsis"),
+    Escape("plain_complex", "x = 1j", "type complex"),
+]
+
+ESCAPES = IMPORTS + WALKS + BOMBS + PLAIN

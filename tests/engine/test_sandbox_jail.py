@@ -28,7 +28,7 @@ ROOT = Path(__file__).resolve().parents[2]
 SECRET = "baton-test-secret-in-the-engine-environment-5f2c"
 
 PROBE = textwrap.dedent("""
-    import json, os, socket, sys
+    import json, os, resource, socket, sys
     root, user, engine_pid = sys.argv[1], sys.argv[2], int(sys.argv[3])
     sys.path.insert(0, root)
     from engine.bpmn.sandbox import jail, process_main
@@ -80,6 +80,10 @@ PROBE = textwrap.dedent("""
     attempt("write into the working directory", lambda: write("escaped.txt"))
     attempt("write into /tmp", lambda: write("/tmp/baton-escaped.txt"))
     attempt("start a process", fork)
+    unlimited = (resource.RLIM_INFINITY, resource.RLIM_INFINITY)
+    attempt("raise the memory limit",
+            lambda: resource.setrlimit(resource.RLIMIT_AS, unlimited))
+    attempt("raise the process limit", lambda: resource.setrlimit(resource.RLIMIT_NPROC, (1, 1)))
     attempt("signal the engine", lambda: os.kill(engine_pid, 0))
     attempt("become root", lambda: os.setuid(0))
     print(json.dumps({
@@ -164,21 +168,30 @@ def test_the_engine_s_sandbox_processes_run_contained():
     sandboxes = init.children()
     assert sandboxes, "the sandbox process of the definition waits for its next operation"
     mine = {kind: os.readlink(f"/proc/self/ns/{kind}") for kind in ("net", "mnt", "pid")}
-    for process in [init, *sandboxes]:
+    checked = [p.pid for p in [init, *sandboxes] if contained(p, mine, is_init=p is init)]
+    assert init.pid in checked and len(checked) >= 2
+
+
+def contained(process: psutil.Process, mine: dict[str, str], *, is_init: bool) -> bool:
+    """Check one process; False when it ended meanwhile (a process of an earlier test)."""
+    proc = f"/proc/{process.pid}"
+    try:
         assert process.username() == SANDBOX_USER
         for kind, namespace in mine.items():
-            assert os.readlink(f"/proc/{process.pid}/ns/{kind}") != namespace or (
-                kind == "pid" and process is init  # PID 1 of the new namespace lives in ours
-            )
-        assert os.readlink(f"/proc/{process.pid}/root") != "/"
-        with open(f"/proc/{process.pid}/environ", "rb") as environ:
-            names = {item.split(b"=", 1)[0] for item in environ.read().split(b"\0") if item}
+            # PID 1 of the new PID namespace is itself a member of ours.
+            assert os.readlink(f"{proc}/ns/{kind}") != namespace or (kind == "pid" and is_init)
+        assert os.readlink(f"{proc}/root") != "/"
+        environ = Path(f"{proc}/environ").read_bytes()
+        names = {item.split(b"=", 1)[0] for item in environ.split(b"\0") if item}
         assert names <= {b"PATH", b"LANG", b"LC_ALL"}
-        assert SECRET.encode() not in Path(f"/proc/{process.pid}/environ").read_bytes()
-    for process in sandboxes:
-        descriptors = sorted(int(fd) for fd in os.listdir(f"/proc/{process.pid}/fd"))
-        assert descriptors[:3] == [0, 1, 2] and len(descriptors) == 4, descriptors
-        targets = {os.readlink(f"/proc/{process.pid}/fd/{fd}") for fd in descriptors}
-        assert targets - {"/dev/null"} and all(
-            t == "/dev/null" or t.startswith("socket:") for t in targets
-        ), targets
+        assert SECRET.encode() not in environ
+        if not is_init:
+            descriptors = sorted(int(fd) for fd in os.listdir(f"{proc}/fd"))
+            assert descriptors[:3] == [0, 1, 2] and len(descriptors) == 4, descriptors
+            targets = {os.readlink(f"{proc}/fd/{fd}") for fd in descriptors}
+            assert targets - {"/dev/null"} and all(
+                t == "/dev/null" or t.startswith("socket:") for t in targets
+            ), targets
+    except (FileNotFoundError, ProcessLookupError, psutil.NoSuchProcess):
+        return False
+    return True

@@ -466,10 +466,11 @@ def test_plain_expressions_skip_the_sandbox_and_nothing_else_does() -> None:
     from engine.bpmn.scripting import plain_expression
 
     for plain in ('decision == "approve"', "score >= 600 and not flagged",
-                  'result["body"]["score"]', 'api + "/score"', "a if b else [c, d]"):
+                  'result["body"]["score"]', 'api + "/score"', "a if b else [1, 'x']"):
         assert plain_expression(plain) is not None, plain
     for guarded in ("().__class__", "len(x)", "x * 10**9", "[i for i in x]", "_secret",
-                    'f"{x:>999999999}"', "x[1:]", "lambda: 0", "10**10**10"):
+                    'f"{x:>999999999}"', "x[1:]", "lambda: 0", "10**10**10", "[a, b]",
+                    "(a, [b])"):
         assert plain_expression(guarded) is None, guarded
 
 
@@ -574,3 +575,36 @@ def test_a_small_plain_sum_stays_on_the_fast_path():
     assert plain_expression("a + b + c") is not None
     # No sandbox is needed (outside an operation, this would fork one of its own).
     assert environment.evaluate("a + b + c", {"a": "x", "b": "y", "c": "z"}) == "xyz"
+
+
+@pytest.mark.django_db
+def test_values_a_script_leaves_survive_the_next_operation(approver):
+    """What a script may leave is stored and loads again (bytes, dates, decimals, sets, number
+    keys), and what the process data cannot keep is an incident, not an error on saving."""
+    deploy_xml("kinds", build_bpmn("kinds", script=(
+        "raw = b'abc'\nwhen = date(2024, 1, 2)\nprice = Decimal('1.10')\ntags = {'a'}\n"
+        "by_number = {1: 'one'}"
+    )))
+    instance = start_instance(key="kinds", variables={})
+    assert instance.status == "waiting", instance.incident
+    complete_human_task(task_id=instance.human_tasks.get().pk, user=approver)
+    instance.refresh_from_db()
+    assert instance.status == "completed"
+    assert instance.variables["when"] == "2024-01-02"
+
+    for script, says in (("x = float('nan')", "cannot keep"), ("x = 10 ** 5000", "4,300"),
+                         ("x = {(1, 2): 3}", "dict key")):
+        deploy_xml("unkeepable", script_process("unkeepable", script))
+        failed = start_instance(key="unkeepable", variables={})
+        failed.refresh_from_db()
+        assert failed.status == "incident" and says in failed.incident["error"], script
+
+
+def test_a_plain_script_keeps_no_helper_names():
+    environment = build_script_engine().environment
+    context = {"n": 1}
+    with script_context(user=None):
+        environment.execute("datetime = 5\nok = True", context)
+        assert context == {"n": 1, "ok": True}
+        environment.execute("later = timedelta(days=n).days", context)
+    assert context["later"] == 1

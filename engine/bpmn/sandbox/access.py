@@ -14,6 +14,7 @@ from typing import Any
 
 from RestrictedPython.transformer import INSPECT_ATTRIBUTES
 
+from .allowed import RunRandom
 from .errors import ScriptNotAllowed
 from .formatting import SafeFormatter
 from .limits import MAX_SEQUENCE_LENGTH, check_bits, check_decimal, check_length, refuse
@@ -193,6 +194,8 @@ def _samples(distribution: statistics.NormalDist) -> Callable[..., list[float]]:
     def samples(n: int, *, seed: Any = None) -> list[float]:
         if isinstance(n, int) and n > MAX_SEQUENCE_LENGTH:
             refuse("a list", n, MAX_SEQUENCE_LENGTH, "items")
+        if seed is None:  # not the process-wide generator: this run's own
+            seed = RunRandom.generator.getrandbits(64)
         return distribution.samples(n, seed=seed)
     return samples
 

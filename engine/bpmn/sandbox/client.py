@@ -28,6 +28,7 @@ from typing import Any
 from . import wire
 from .errors import SandboxUnavailable, ScriptLimitExceeded
 from .jail import SANDBOX_USER
+from .limits import MAX_RESULT_BYTES
 
 logger = logging.getLogger("engine.sandbox")
 
@@ -37,6 +38,9 @@ _BOOT = (
     "from engine.bpmn.sandbox.process_main import main; main(sys.argv[2:])"
 )
 STARTUP_SECONDS = 30.0
+# The largest answer the engine reads: what a script may leave (limits.MAX_RESULT_BYTES of
+# data) as JSON, where one character may take six bytes (\uXXXX).
+MAX_ANSWER_BYTES = 6 * MAX_RESULT_BYTES + (1 << 20)
 
 
 class Broken(Exception):
@@ -158,7 +162,11 @@ class SandboxProcess:
         header = self._read_exactly(8, deadline)
         if header is None:
             return None
-        return self._read_exactly(int.from_bytes(header, "big"), deadline)
+        length = int.from_bytes(header, "big")
+        if length > MAX_ANSWER_BYTES:  # no sandbox of ours sends that: do not read it
+            self.kill()
+            raise ScriptLimitExceeded("The script's sandbox process sent an oversized answer.")
+        return self._read_exactly(length, deadline)
 
     def _read_exactly(self, length: int, deadline: float) -> bytes | None:
         chunks = []

@@ -5,6 +5,7 @@ limit, and the fields of `str.format` reach attributes and items only through th
 guards that scripts use everywhere else.
 """
 import _string  # type: ignore[import-not-found]
+import datetime
 import re
 import string
 from collections.abc import Callable
@@ -13,18 +14,18 @@ from typing import Any
 from .errors import ScriptNotAllowed
 from .limits import MAX_FORMAT_WIDTH, check_decimal, check_length, refuse
 
-_FORMAT_SPEC = re.compile(r"^(?:.?[<>=^])?[-+ ]?z?#?0?(\d*)[,_]?(?:\.(\d+))?[A-Za-z%]?$", re.S)
+_DIGITS = re.compile(r"\d+")
 _PERCENT_SPEC = re.compile(r"%(?:\([^)]*\))?[#0\- +]*(\*|\d+)?(?:\.(\*|\d+))?[hlL]?[a-zA-Z%]")
 
 
 def check_format_spec(value: Any, spec: str) -> None:
-    if not spec:
-        return
-    match = _FORMAT_SPEC.match(spec)
-    if match:
-        widest = max(int(match.group(1) or 0), int(match.group(2) or 0))
-        if widest > MAX_FORMAT_WIDTH:
-            refuse("a formatted field", widest, MAX_FORMAT_WIDTH, "characters")
+    """Refuse a width or precision beyond the limit: any run of digits in the spec counts
+    (the types' own spec parsers differ; a digit used as the fill character is harmless)."""
+    if not spec or isinstance(value, datetime.date | datetime.time):
+        return  # a strftime template: its text is as long as the template says
+    widest = max((int(run[:18]) for run in _DIGITS.findall(spec)), default=0)
+    if widest > MAX_FORMAT_WIDTH:
+        refuse("a formatted field", widest, MAX_FORMAT_WIDTH, "characters")
     check_decimal(value)
 
 

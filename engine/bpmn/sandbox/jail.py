@@ -6,10 +6,10 @@ operation, see `process_main`), before it serves anything:
 1. New namespaces (`unshare`): network (no interface but a loopback that is down, so no
    network at all), mount, PID (no other process is visible, and killing the zygote ends
    every sandbox process), IPC and UTS. Without root, a user namespace makes this possible.
-2. A new, read-only root file system (`chroot`) holding only what Python needs: the standard
-   library and the system's shared libraries. The project's files, its settings, `.data/`,
-   `/proc` (and so every process's environment), `/home`, `/root` and `/tmp` are not there.
-   The working directory is an empty directory of that file system.
+2. A new, read-only root file system (`chroot`) holding only Python's standard library (no
+   installed packages). The project's files, its settings, `.data/`, `/proc` (and so every
+   process's environment), `/usr`, `/etc`, `/home` and `/tmp` are not there. The working
+   directory is an empty directory of that file system.
 3. The dedicated unprivileged account `baton-sandbox` (created by `make setup` when it runs
    as root), with no supplementary groups; without root, every capability is dropped.
 4. `no_new_privs`, and `dumpable` off, so that no process of the same account can read the
@@ -42,9 +42,6 @@ _MS_RDONLY, _MS_NOSUID, _MS_NODEV = 1, 2, 4
 _MS_REMOUNT, _MS_BIND, _MS_REC, _MS_PRIVATE = 32, 4096, 16384, 1 << 18
 _PR_SET_DUMPABLE, _PR_CAPBSET_DROP, _PR_SET_NO_NEW_PRIVS = 4, 24, 38
 _CAPABILITY_VERSION_3 = 0x20080522
-# The system's shared libraries (extension modules of the standard library load them).
-_LIBRARY_DIRS = ("/lib", "/lib64", "/lib32", "/usr/lib", "/usr/lib64", "/usr/lib32")
-_FILES_NEEDED = ("/etc/ld.so.cache",)
 
 
 @dataclass
@@ -158,22 +155,20 @@ def _bind_read_only(source: str, root: str) -> None:
 
 
 def _private_root(isolation: Isolation, stdlib: str) -> None:
-    """chroot into a new read-only tmpfs holding only the standard library and the shared
-    libraries; the working directory is its empty /work."""
+    """chroot into a new read-only tmpfs holding only the standard library (for what it
+    imports lazily; the shared libraries it needs are loaded already, `process_main._preload`),
+    without the base interpreter's installed packages; the working directory is its empty
+    /work."""
     _mount(None, "/", None, _MS_REC | _MS_PRIVATE)
     root = os.path.join(tempfile.gettempdir(), f"baton-sandbox-root-{os.getuid()}")
     os.makedirs(root, mode=0o755, exist_ok=True)
     _mount("tmpfs", root, "tmpfs", _MS_NOSUID | _MS_NODEV, "size=1m,mode=755")
     os.makedirs(root + "/work", mode=0o755)
-    for path in _LIBRARY_DIRS:
-        if os.path.islink(path):
-            os.makedirs(os.path.dirname(root + path), exist_ok=True)
-            os.symlink(os.readlink(path), root + path)
-        elif os.path.isdir(path):
-            _bind_read_only(path, root)
-    for path in (stdlib, *_FILES_NEEDED):
-        if os.path.exists(path) and not os.path.exists(root + path):
-            _bind_read_only(path, root)
+    _bind_read_only(stdlib, root)
+    installed = os.path.join(stdlib, "site-packages")
+    if os.path.isdir(installed):
+        _mount("tmpfs", root + installed, "tmpfs", _MS_NOSUID | _MS_NODEV | _MS_RDONLY,
+               "size=4k,mode=555")
     _mount(None, root, None, _MS_REMOUNT | _MS_RDONLY | _MS_NOSUID | _MS_NODEV)
     os.chroot(root)
     os.chdir("/work")
@@ -252,28 +247,41 @@ def contain(user: str, stdlib: str) -> Isolation:
     return isolation
 
 
+# CPU seconds a sandbox process may use in its whole life (it serves up to 1,000 operations
+# of one definition); the limit of each request is set below it (`limit_cpu`).
+LIFETIME_CPU_SECONDS = 3600
+
+
 def limit_process(memory_mb: int) -> None:
-    """The limits of one sandbox process: memory, no child processes, no files, no cores."""
+    """The limits of one sandbox process: memory, no child processes, no files, no cores.
+    Soft and hard alike, so that not even code that escaped the guards can raise them."""
     _set_limit(resource.RLIMIT_AS, memory_mb * 1024 * 1024)
     _set_limit(resource.RLIMIT_NPROC, 0)
     _set_limit(resource.RLIMIT_CORE, 0)
     _set_limit(resource.RLIMIT_FSIZE, 0)
     _set_limit(resource.RLIMIT_NOFILE, 16)
+    _set_limit(resource.RLIMIT_CPU, LIFETIME_CPU_SECONDS, hard=LIFETIME_CPU_SECONDS)
     with contextlib.suppress(OSError):
         _prctl(_PR_SET_DUMPABLE, 0)
 
 
 def limit_cpu(seconds: float) -> None:
-    """A CPU-time backstop from now on, for a script that defeats the trace function."""
+    """A CPU-time backstop for the next request, for a script that defeats the trace function
+    (SIGXCPU ends the process); below the lifetime limit, which never rises."""
     usage = resource.getrusage(resource.RUSAGE_SELF)
-    _set_limit(resource.RLIMIT_CPU, int(usage.ru_utime + usage.ru_stime + seconds))
-
-
-def _set_limit(which: int, soft: int) -> None:
+    soft = int(usage.ru_utime + usage.ru_stime + seconds)
     with contextlib.suppress(ValueError, OSError):
-        _, hard = resource.getrlimit(which)
-        if hard != resource.RLIM_INFINITY:
-            soft = min(soft, hard)
-        resource.setrlimit(which, (soft, hard))
+        _, hard = resource.getrlimit(resource.RLIMIT_CPU)
+        resource.setrlimit(resource.RLIMIT_CPU, (min(soft, hard), hard))
+
+
+def _set_limit(which: int, value: int, *, hard: int | None = None) -> None:
+    """Lower a limit to `value` (soft) and `hard` (default: `value` too), never raise it."""
+    with contextlib.suppress(ValueError, OSError):
+        _, current = resource.getrlimit(which)
+        ceiling = value if hard is None else hard
+        if current != resource.RLIM_INFINITY:
+            value, ceiling = min(value, current), min(ceiling, current)
+        resource.setrlimit(which, (value, ceiling))
 
 

@@ -18,6 +18,9 @@ MAX_MODULAR_POW_BITS = 8_192
 MAX_FORMAT_WIDTH = 10_000  # width or precision in a format spec
 MAX_DECIMAL_DIGITS = 10_000  # digits a Decimal may expand to (exponent range of arithmetic)
 MAX_NESTING_DEPTH = 100  # lists in dicts in lists ... in the data a script leaves
+# Integers in the data a script leaves are stored as JSON numbers: at most as many digits as
+# Python converts to text by default.
+MAX_STORED_INT_DIGITS = 4300
 MAX_RESULT_BYTES = 50_000_000  # approximate JSON size of the data a script leaves
 
 

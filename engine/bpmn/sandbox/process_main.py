@@ -48,6 +48,7 @@ def _preload() -> None:
 
 def _serve(fd: int, memory_mb: int) -> None:
     """A sandbox process: answer requests on `fd` until the engine closes it."""
+    signal.signal(signal.SIGCHLD, signal.SIG_DFL)
     jail.limit_process(memory_mb)
     random.seed()  # not the zygote's state: every sandbox process draws its own
     stream = os.fdopen(fd, "rb", buffering=0)
@@ -141,6 +142,9 @@ def main(argv: list[str]) -> None:
     isolation = prepare(argv[0] if argv else jail.SANDBOX_USER)
     control = socket.socket(fileno=_CONTROL_FD)
     signal.signal(signal.SIGCHLD, _reap)
+    for ignored in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGPIPE,
+                    signal.SIGUSR1, signal.SIGUSR2):
+        signal.signal(ignored, signal.SIG_IGN)  # it ends when its control socket closes
     gc.freeze()  # what the zygote holds is never collected in a child: fewer pages copied
     control.send(wire.dumps_wire({"ready": True, "isolation": isolation.as_dict()}))
     for std in (1, 2):

@@ -13,7 +13,7 @@ import types
 from collections.abc import Callable
 from typing import Any
 
-from . import wire
+from . import kept, wire
 from .allowed import Namespace, RunRandom
 from .errors import ScriptTimeLimitExceeded, TimeLimitSignal
 from .limits import MAX_DECIMAL_DIGITS, MAX_RESULT_BYTES, decimal_context
@@ -36,13 +36,15 @@ def run_limited(function: Callable[[], Any], seconds: float) -> Any:
     """
     deadline = time.thread_time() + seconds
     counter = 0
+    stopped_at: list[int | None] = []  # a script that catches the signal is still stopped
 
     def trace_lines(frame: types.FrameType, event: str, arg: Any) -> Any:
         nonlocal counter
         counter += 1
         if not counter & 63 and time.thread_time() > deadline:
             in_script = frame.f_code.co_filename == SCRIPT_FILENAME
-            raise TimeLimitSignal(frame.f_lineno if in_script else None)
+            stopped_at.append(frame.f_lineno if in_script else None)
+            raise TimeLimitSignal(stopped_at[0])
         return trace_lines
 
     def trace_calls(frame: types.FrameType, event: str, arg: Any) -> Any:
@@ -53,16 +55,20 @@ def run_limited(function: Callable[[], Any], seconds: float) -> Any:
     previous = sys.gettrace()
     sys.settrace(trace_calls)
     try:
-        return function()
-    except TimeLimitSignal as stop:
-        error = ScriptTimeLimitExceeded(
-            f"The script ran longer than its time limit of {seconds:g} s and was stopped"
-            + (f" at line {stop.line}." if stop.line else ".")
-        )
-        error.line = stop.line  # type: ignore[attr-defined]
-        raise error from None
+        result = function()
+    except TimeLimitSignal:
+        pass
     finally:
         sys.settrace(previous)
+    if stopped_at:
+        line = stopped_at[0]
+        error = ScriptTimeLimitExceeded(
+            f"The script ran longer than its time limit of {seconds:g} s and was stopped"
+            + (f" at line {line}." if line else ".")
+        )
+        error.line = line  # type: ignore[attr-defined]
+        raise error
+    return result
 
 
 def _code(request: dict[str, Any]) -> types.CodeType | tuple[str, str, int | None]:
@@ -160,16 +166,12 @@ def _refusal(kind: str, message: str) -> bytes:
 
 
 def _offender(response: dict[str, Any]) -> str:
-    """Which variable could not be encoded."""
+    """Which variable cannot be kept."""
     if "value" in response:
         return "the expression's value"
     for name, value in (response.get("context") or {}).items():
         try:
-            wire.encode(value, MAX_RESULT_BYTES, strict=True)
-        except wire.WireError:
-            return f"variable {name!r}"
-        except RecursionError:
+            kept.check(value, MAX_RESULT_BYTES)
+        except (kept.NotKept, RecursionError):
             return f"variable {name!r}"
     return "the variables"
-
-

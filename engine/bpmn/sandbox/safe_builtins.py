@@ -24,7 +24,7 @@ from .limits import MAX_SEQUENCE_LENGTH, check_bits, check_decimal, check_length
 _PLAIN = (
     "abs", "all", "any", "ascii", "bool", "callable", "chr", "complex", "dict",
     "divmod", "enumerate", "filter", "float", "frozenset", "hash", "int", "isinstance",
-    "issubclass", "len", "list", "map", "max", "min", "next", "ord", "repr", "reversed", "set",
+    "issubclass", "len", "list", "max", "min", "next", "ord", "repr", "reversed", "set",
     "slice", "sorted", "str", "sum", "tuple", "zip", "bytes",
     "ArithmeticError", "AssertionError", "AttributeError", "Exception", "ImportError",
     "IndexError", "KeyError", "LookupError", "NameError", "NotImplementedError",
@@ -106,6 +106,11 @@ def guarded_call(function: Any) -> Any:
         return function
 
 
+def guarded_map(function: Any, *iterables: Any) -> map:
+    """map(int, ...) checks sizes as int(...) does."""
+    return map(guarded_call(function), *iterables)
+
+
 _BUILTINS: dict[str, Any] = {
     **{name: getattr(builtins, name) for name in _PLAIN},
     **{name: _unavailable(name) for name in _REFUSED},
@@ -115,6 +120,7 @@ _BUILTINS: dict[str, Any] = {
     "hasattr": access.guarded_hasattr,
     "iter": access.guarded_iter,
     "range": guarded_range,
+    "map": guarded_map,
     "pow": operators.guarded_pow,
     "round": guarded_round,
     "format": formatting.guarded_format,

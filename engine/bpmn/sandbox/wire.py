@@ -6,7 +6,7 @@ since the sandbox runs code that designers wrote. The tags keep the Python types
 holds (tuples, sets, dates, decimals, dicts with non-text keys...) as they were. Encoding
 counts an approximate size and stops at a limit, so that a structure built by aliasing
 (`[big] * 1000`) cannot be expanded into gigabytes of text; encoding what a script leaves
-behind (`strict`) also holds every single value to the limits of `limits`.
+behind (`strict`) first checks it against the limits (`kept`).
 """
 import base64
 import datetime
@@ -16,13 +16,7 @@ import struct
 import uuid
 from typing import IO, Any
 
-from .limits import (
-    MAX_DECIMAL_DIGITS,
-    MAX_INT_BITS,
-    MAX_NESTING_DEPTH,
-    MAX_SEQUENCE_LENGTH,
-    MAX_STRING_LENGTH,
-)
+from . import kept
 
 TAGS = frozenset({
     "$tuple", "$set", "$frozenset", "$dict", "$datetime", "$date", "$time", "$timedelta",
@@ -33,95 +27,69 @@ _BIG_INT_BITS = 10_000
 _HEADER = struct.Struct(">Q")
 
 
-class WireError(ValueError):
-    """A value cannot cross: of a type the wire does not carry, or too large."""
-
-
-class TooLarge(WireError):
-    pass
-
-
-class Unsupported(WireError):
-    def __init__(self, type_name: str) -> None:
-        super().__init__(f"a value of type {type_name}")
-        self.type_name = type_name
+WireError = kept.NotKept  # a value that cannot cross: of a type not carried, or too large
+TooLarge = kept.TooLarge
+Unsupported = kept.Unsupported
 
 
 class _Budget:
-    __slots__ = ("left", "strict")
+    __slots__ = ("left",)
 
-    def __init__(self, limit: int, strict: bool = False) -> None:
+    def __init__(self, limit: int) -> None:
         self.left = limit
-        self.strict = strict
 
     def spend(self, amount: int) -> None:
         self.left -= amount
         if self.left < 0:
             raise TooLarge("the data is too large (or refers to itself)")
 
-    def items(self, count: int, what: str) -> None:
-        self.spend(count)
-        if self.strict and count > MAX_SEQUENCE_LENGTH:
-            raise TooLarge(f"{what} of {count:,} items (at most {MAX_SEQUENCE_LENGTH:,})")
 
-    def text(self, length: int, what: str) -> None:
-        self.spend(length)
-        if self.strict and length > MAX_STRING_LENGTH:
-            raise TooLarge(f"{what} of {length:,} characters (at most {MAX_STRING_LENGTH:,})")
-
-
-def to_wire(value: Any, budget: _Budget, depth: int = 0) -> Any:
+def to_wire(value: Any, budget: _Budget) -> Any:
     """`value` as plain JSON types, with tags for the types JSON lacks."""
     budget.spend(8)
-    if depth > MAX_NESTING_DEPTH and budget.strict:
-        raise TooLarge(f"data nested more than {MAX_NESTING_DEPTH} levels deep")
     kind = type(value)
     if value is None or kind is bool or kind is float:
         return value
     if kind is int:
         return _int_to_wire(value, budget)
     if kind is str:
-        budget.text(len(value), "a text")
+        budget.spend(len(value))
         return value
-    depth += 1
     if kind is list:
-        budget.items(len(value), "a list")
-        return [to_wire(item, budget, depth) for item in value]
+        budget.spend(len(value))
+        return [to_wire(item, budget) for item in value]
     if kind is dict:
-        budget.items(len(value), "a dict")
+        budget.spend(len(value))
         if all(type(k) is str and not k.startswith("$") for k in value):
-            return {k: to_wire(v, budget, depth) for k, v in value.items()}
-        return {"$dict": [[to_wire(k, budget, depth), to_wire(v, budget, depth)]
-                          for k, v in value.items()]}
+            return {k: to_wire(v, budget) for k, v in value.items()}
+        return {"$dict": [[to_wire(k, budget), to_wire(v, budget)] for k, v in value.items()]}
     if kind is tuple:
-        budget.items(len(value), "a tuple")
-        return {"$tuple": [to_wire(item, budget, depth) for item in value]}
+        budget.spend(len(value))
+        return {"$tuple": [to_wire(item, budget) for item in value]}
     if kind is set or kind is frozenset:
-        budget.items(len(value), "a set")
+        budget.spend(len(value))
         tag = "$set" if kind is set else "$frozenset"
-        return {tag: [to_wire(item, budget, depth) for item in value]}
-    return _to_wire_other(value, budget, depth)
+        return {tag: [to_wire(item, budget) for item in value]}
+    return _to_wire_other(value, budget)
 
 
 def _int_to_wire(value: int, budget: _Budget) -> Any:
     bits = value.bit_length()
-    if budget.strict and bits > MAX_INT_BITS:
-        raise TooLarge(f"a number of {bits:,} bits (at most {MAX_INT_BITS:,})")
     if bits > _BIG_INT_BITS:
         budget.spend(bits // 4)
         return {"$int": format(value, "x")}
     return value
 
 
-def _to_wire_other(value: Any, budget: _Budget, depth: int) -> Any:
+def _to_wire_other(value: Any, budget: _Budget) -> Any:
     if isinstance(value, bool):
         return bool(value)
     if isinstance(value, int):
-        return to_wire(int(value), budget, depth)
+        return to_wire(int(value), budget)
     if isinstance(value, float):
         return float(value)
     if isinstance(value, str):
-        return to_wire(str(value), budget, depth)
+        return to_wire(str(value), budget)
     if isinstance(value, datetime.datetime):
         return {"$datetime": value.isoformat()}
     if isinstance(value, datetime.date):
@@ -131,25 +99,20 @@ def _to_wire_other(value: Any, budget: _Budget, depth: int) -> Any:
     if isinstance(value, datetime.timedelta):
         return {"$timedelta": [value.days, value.seconds, value.microseconds]}
     if isinstance(value, decimal.Decimal):
-        if budget.strict and value.is_finite() and value and abs(
-            value.adjusted()
-        ) > MAX_DECIMAL_DIGITS:
-            raise TooLarge(f"a decimal with an exponent beyond {MAX_DECIMAL_DIGITS:,}")
         text = str(value)
-        budget.text(len(text), "a decimal")
+        budget.spend(len(text))
         return {"$decimal": text}
     if isinstance(value, uuid.UUID):
         return {"$uuid": str(value)}
     if isinstance(value, bytes):
-        budget.text(len(value), "bytes")
-        budget.spend(len(value))
+        budget.spend(len(value) * 2)
         return {"$bytes": base64.b64encode(value).decode("ascii")}
     if isinstance(value, dict):
-        return to_wire(dict(value), budget, depth)
+        return to_wire(dict(value), budget)
     if isinstance(value, list):
-        return to_wire(list(value), budget, depth)
+        return to_wire(list(value), budget)
     if isinstance(value, tuple):
-        return to_wire(tuple(value), budget, depth)
+        return to_wire(tuple(value), budget)
     raise Unsupported(type(value).__name__)
 
 
@@ -186,10 +149,12 @@ def _from_tag(obj: dict[str, Any]) -> Any:
 
 
 def encode(value: Any, limit: int, *, strict: bool = False) -> bytes:
-    """JSON bytes for `value`; raises `WireError`. `strict`: hold every value to the limits
-    of what a script may leave behind."""
+    """JSON bytes for `value`; raises `WireError`. `strict`: what a script leaves behind,
+    checked against the limits first (`kept.check`)."""
     try:
-        wire = to_wire(value, _Budget(limit, strict))
+        if strict:
+            kept.check(value, limit)
+        wire = to_wire(value, _Budget(limit))
     except RecursionError:
         raise TooLarge("the data is nested too deeply (or refers to itself)") from None
     return json.dumps(wire, separators=(",", ":")).encode("utf-8")

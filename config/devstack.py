@@ -91,7 +91,8 @@ def sandbox_summary() -> str:
             "\n  - ".join(report["problems"])
         )
     return (f"Diagram scripts run as {report['user']} in their own "
-            f"{', '.join(report['namespaces'])} namespaces and a private root file system")
+            f"{', '.join(report['namespaces'])} namespaces, with a private root file system "
+            "and a system-call filter")
 
 
 def run() -> int:

@@ -85,6 +85,9 @@ PROBE = textwrap.dedent("""
             lambda: resource.setrlimit(resource.RLIMIT_AS, unlimited))
     attempt("raise the process limit", lambda: resource.setrlimit(resource.RLIMIT_NPROC, (1, 1)))
     attempt("signal the engine", lambda: os.kill(engine_pid, 0))
+    attempt("signal the zygote", lambda: os.kill(1, 15))
+    attempt("open a socket", lambda: socket.socket(socket.AF_INET, socket.SOCK_STREAM))
+    attempt("run a program", lambda: os.execv("/bin/sh", ["sh"]))
     attempt("become root", lambda: os.setuid(0))
     print(json.dumps({
         "isolation": isolation.as_dict(), "results": results, "uid": os.getuid(),
@@ -126,6 +129,7 @@ def test_an_escaped_script_as_root_s_sandbox_user_finds_nothing_to_steal():
     report = run_probe(sys.executable)
 
     assert report["isolation"]["problems"] == []
+    assert report["isolation"]["syscall_filter"]
     assert report["isolation"]["user"] == SANDBOX_USER
     assert set(report["isolation"]["namespaces"]) >= {"network", "mount", "pid"}
     assert report["uid"] == pwd.getpwnam(SANDBOX_USER).pw_uid

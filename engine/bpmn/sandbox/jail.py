@@ -14,6 +14,8 @@ operation, see `process_main`), before it serves anything:
    as root), with no supplementary groups; without root, every capability is dropped.
 4. `no_new_privs`, and `dumpable` off, so that no process of the same account can read the
    memory or the /proc files of another.
+5. In each sandbox process, a system-call filter (`syscalls`): no sockets, processes,
+   threads, programs, signals to others, tracing, namespaces, mounts or identity changes.
 
 Where the machine does not allow a step, the zygote goes on without it and says which steps
 are missing (`Isolation.problems`); the engine logs that loudly (`client`). The process
@@ -29,6 +31,9 @@ import resource
 import tempfile
 from dataclasses import dataclass, field
 from typing import Any
+
+from . import syscalls
+from .errors import SandboxUnavailable
 
 SANDBOX_USER = "baton-sandbox"
 
@@ -51,11 +56,12 @@ class Isolation:
     user: str = ""
     namespaces: list[str] = field(default_factory=list)
     root: str = "host"  # "private" when the chroot is in place
+    syscall_filter: bool = False
     problems: list[str] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
         return {"user": self.user, "namespaces": self.namespaces, "root": self.root,
-                "problems": self.problems}
+                "syscall_filter": self.syscall_filter, "problems": self.problems}
 
 
 _libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
@@ -244,7 +250,25 @@ def contain(user: str, stdlib: str) -> Isolation:
         )
     _prctl(_PR_SET_NO_NEW_PRIVS, 1)
     _prctl(_PR_SET_DUMPABLE, 0)
+    _check_syscall_filter(isolation)
     return isolation
+
+
+def _check_syscall_filter(isolation: Isolation) -> None:
+    """Try the system-call filter in a throwaway child (the zygote itself must still fork)."""
+    pid = os.fork()
+    if pid == 0:
+        try:
+            syscalls.restrict()
+        except BaseException:
+            os._exit(1)
+        os._exit(0)
+    _, status = os.waitpid(pid, 0)
+    if os.waitstatus_to_exitcode(status) == 0:
+        isolation.syscall_filter = True
+    else:
+        isolation.problems.append("no system-call filter (seccomp): an escaped script could "
+                                  "open sockets, signal other sandbox processes and fork")
 
 
 # CPU seconds a sandbox process may use in its whole life (it serves up to 1,000 operations
@@ -263,6 +287,8 @@ def limit_process(memory_mb: int) -> None:
     _set_limit(resource.RLIMIT_CPU, LIFETIME_CPU_SECONDS, hard=LIFETIME_CPU_SECONDS)
     with contextlib.suppress(OSError):
         _prctl(_PR_SET_DUMPABLE, 0)
+    with contextlib.suppress(SandboxUnavailable):  # the zygote said so already (`contain`)
+        syscalls.restrict()
 
 
 def limit_cpu(seconds: float) -> None:

@@ -1,10 +1,12 @@
 """Every diagram script and expression is compiled and evaluated through this module.
 
 SpiffWorkflow calls `environment.evaluate()` / `environment.execute()`; Baton's environment
-sends the source and the task data to a sandbox process (`sandbox.client`), where it is
-compiled with RestrictedPython and run with guards, a CPU-time limit and a memory limit
+compiles the source with RestrictedPython and Baton's rules (`sandbox.policy`, once per
+source) and sends the code and the task data to the operation's sandbox process
+(`sandbox.leases`), where it runs with guards, a CPU-time limit and a memory limit
 (`sandbox`). What a script assigns comes back into the task data, as with SpiffWorkflow's
-TaskDataEnvironment: functions and modules are not kept.
+TaskDataEnvironment: functions and modules are not kept. Plain expressions are evaluated
+here (`plain_expression`).
 
 What scripts may use (the documented helpers):
 - `get_current_user()`: the acting user's `id`, `username`, `email` and `groups` (or None);
@@ -46,7 +48,11 @@ from .sandbox.errors import (
     ScriptTimeLimitExceeded,
 )
 from .sandbox.leases import Lease
-from .sandbox.limits import MAX_RESULT_BYTES
+from .sandbox.limits import (
+    DEFAULT_TIME_LIMIT_SECONDS,
+    MAX_RESULT_BYTES,
+    MAX_TIME_LIMIT_SECONDS,
+)
 from .sandbox.policy import syntax_problem
 
 __all__ = [
@@ -58,9 +64,6 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-DEFAULT_TIME_LIMIT_SECONDS = 2.0
-# A process may ask for more time, but never for more than this: the row lock is held meanwhile.
-MAX_TIME_LIMIT_SECONDS = 60.0
 DEFAULT_MEMORY_LIMIT_MB = 512
 TIME_LIMIT_PROPERTY = "scriptTimeLimit"
 # Task data the engine sends into a sandbox (the sandbox limits what comes back itself).
@@ -78,7 +81,7 @@ _current_instance: contextvars.ContextVar[str | None] = contextvars.ContextVar(
 _time_limit: contextvars.ContextVar[float | None] = contextvars.ContextVar(
     "baton_script_time_limit", default=None
 )
-# The sandbox process of the running operation (see `sandbox.client.Lease`).
+# The sandbox process of the running operation (see `sandbox.leases.Lease`).
 _lease: contextvars.ContextVar[Lease | None] = contextvars.ContextVar(
     "baton_sandbox_lease", default=None
 )
@@ -241,6 +244,15 @@ def _error_from(answer: dict[str, Any]) -> Exception:
         error = ScriptError(f"{kind}: {message}")
     error.script_line = answer.get("line")  # type: ignore[attr-defined]
     return error
+
+
+def describe_workflow_error(error: BaseException) -> str:
+    """A SpiffWorkflow error's message and notes as sentences (its own str() adds ". " after
+    a message that already ends with a full stop: "... stopped at line 1.. Python ...")."""
+    parts = [str(error.args[0]) if error.args else type(error).__name__,
+             *getattr(error, "notes", [])]
+    sentences = [part.strip() for part in parts if part and part.strip()]
+    return " ".join(s if s.endswith((".", "!", "?")) else s + "." for s in sentences)
 
 
 def describe_error(error: BaseException) -> str:

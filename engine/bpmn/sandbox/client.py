@@ -16,7 +16,6 @@ import contextlib
 import json
 import logging
 import os
-import select
 import socket
 import subprocess
 import sys
@@ -39,8 +38,8 @@ _BOOT = (
 )
 STARTUP_SECONDS = 30.0
 # The largest answer the engine reads: what a script may leave (limits.MAX_RESULT_BYTES of
-# data) as JSON, where one character may take six bytes (\uXXXX).
-MAX_ANSWER_BYTES = 6 * MAX_RESULT_BYTES + (1 << 20)
+# data) as JSON, where one character may take twelve bytes (a surrogate pair, \uXXXX\uXXXX).
+MAX_ANSWER_BYTES = 12 * MAX_RESULT_BYTES + (1 << 20)
 
 
 class Broken(Exception):
@@ -77,13 +76,19 @@ class Zygote:
         self.isolation = self._wait_ready()
 
     def _wait_ready(self) -> dict[str, Any]:
-        ready = select.select([self.control], [], [], STARTUP_SECONDS)[0]
-        message = self.control.recv(65536) if ready else b""
+        self.control.settimeout(STARTUP_SECONDS)
+        try:
+            message = self.control.recv(65536)
+        except OSError:  # a timeout, too
+            message = b""
+        finally:
+            self.control.settimeout(None)
         assert self.process.stderr is not None
         if not message:
             self.process.kill()
             detail = self.process.stderr.read().decode(errors="replace")[-2000:]
             self.process.stderr.close()
+            self.process.wait()
             self.control.close()
             raise SandboxUnavailable(f"The script sandbox did not start. {detail}".strip())
         self.process.stderr.close()
@@ -122,10 +127,12 @@ class Zygote:
                 self.process.wait(timeout=5)
             except subprocess.TimeoutExpired:
                 self.process.kill()
+                self.process.wait()
 
 
 class SandboxProcess:
-    """One forked sandbox process: serves one lease, then exits when its socket closes."""
+    """One forked sandbox process: serves the leases `leases` gives it, one at a time, and
+    exits when its socket closes."""
 
     def __init__(self, sock: socket.socket, zygote: Zygote, memory_mb: int) -> None:
         self.sock = sock
@@ -134,22 +141,27 @@ class SandboxProcess:
         self.pid: int | None = None
         self.closed = False
         self.operations = 0  # leases served
+        self.cpu_seconds = 0.0  # as its last answer said
 
-    def call(self, payload: bytes, wall_seconds: float, time_limit: float) -> bytes:
-        """Send one request and wait for its answer at most `wall_seconds`."""
+    def call(self, payload: bytes, wall_seconds: float) -> bytes:
+        """Send one request and wait for its answer at most `wall_seconds`. Whatever goes
+        wrong on the way kills the process: it is never left with an answer unread."""
         deadline = time.monotonic() + wall_seconds
         try:
+            self.sock.settimeout(wall_seconds)
             self.sock.sendall(wire.frame(payload))
         except OSError as exc:
             self.close()
             raise Broken(f"the sandbox process went away ({exc})") from exc
-        if self.pid is None:
-            hello = self._read_frame(deadline + STARTUP_SECONDS)
-            if hello is None:
-                self.close()
-                raise Broken("the sandbox process did not start")
-            self.pid = int(json.loads(hello)["pid"])
-        answer = self._read_frame(deadline)
+        try:
+            if self.pid is None:
+                self._hello(deadline + STARTUP_SECONDS)
+            answer = self._read_frame(deadline)
+        except (Broken, Expired, ScriptLimitExceeded):
+            raise
+        except BaseException:
+            self.kill()
+            raise
         if answer is None:
             self.close()
             raise ScriptLimitExceeded(
@@ -158,11 +170,20 @@ class SandboxProcess:
             )
         return answer
 
+    def _hello(self, deadline: float) -> None:
+        """The first frame of a new process: its pid, once it has started."""
+        try:
+            hello = self._read_frame(deadline)
+            self.pid = int(json.loads(hello or b"null")["pid"])
+        except (Expired, TypeError, ValueError, KeyError) as exc:
+            self.kill()
+            raise Broken(f"the sandbox process did not start ({exc!r})") from None
+
     def _read_frame(self, deadline: float) -> bytes | None:
-        header = self._read_exactly(8, deadline)
+        header = self._read_exactly(wire.HEADER_SIZE, deadline)
         if header is None:
             return None
-        length = int.from_bytes(header, "big")
+        length = wire.frame_length(header)
         if length > MAX_ANSWER_BYTES:  # no sandbox of ours sends that: do not read it
             self.kill()
             raise ScriptLimitExceeded("The script's sandbox process sent an oversized answer.")
@@ -172,10 +193,15 @@ class SandboxProcess:
         chunks = []
         while length:
             remaining = deadline - time.monotonic()
-            if remaining <= 0 or not select.select([self.sock], [], [], remaining)[0]:
+            if remaining <= 0:
                 self.kill()
                 raise Expired
-            chunk = self.sock.recv(min(length, 1 << 20))
+            self.sock.settimeout(remaining)
+            try:
+                chunk = self.sock.recv(min(length, 1 << 20))
+            except TimeoutError:
+                self.kill()
+                raise Expired from None
             if not chunk:
                 return None
             chunks.append(chunk)

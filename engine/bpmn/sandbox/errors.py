@@ -17,6 +17,20 @@ class ScriptTimeLimitExceeded(ScriptLimitExceeded):
     """The script ran out of CPU time."""
 
 
+def time_limit_exceeded(seconds: float, *, line: int | None = None,
+                        killed: bool = False) -> ScriptTimeLimitExceeded:
+    """The error of a script stopped at its time limit (by the sandbox itself, at `line`, or
+    by the engine, which `killed` its process)."""
+    where = f" at line {line}" if line else ""
+    how = " (its sandbox process was killed)" if killed else ""
+    error = ScriptTimeLimitExceeded(
+        f"The script ran longer than its time limit of {seconds:g} s and was stopped"
+        f"{where}{how}."
+    )
+    error.line = line  # type: ignore[attr-defined]
+    return error
+
+
 class SandboxUnavailable(ScriptError):
     """No sandbox process could be started or reached."""
 

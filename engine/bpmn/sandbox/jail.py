@@ -1,10 +1,10 @@
 """The operating-system side of the sandbox: what a sandbox process can see and do.
 
-`contain()` runs once in the zygote (the process that forks one sandbox process per engine
-operation, see `process_main`), before it serves anything:
+`contain()` runs once in the zygote (the process that forks the sandbox processes of one
+engine process, see `process_main`), before it serves anything:
 
 1. New namespaces (`unshare`): network (no interface but a loopback that is down, so no
-   network at all), mount, PID (no other process is visible, and killing the zygote ends
+   network at all), mount, PID (no process outside is visible, and the end of the zygote ends
    every sandbox process), IPC and UTS. Without root, a user namespace makes this possible.
 2. A new, read-only root file system (`chroot`) holding only Python's standard library (no
    installed packages). The project's files, its settings, `.data/`, `/proc` (and so every
@@ -23,7 +23,6 @@ resource limits of each sandbox process are set by `limit_process`.
 """
 import contextlib
 import ctypes
-import ctypes.util
 import errno
 import os
 import pwd
@@ -32,8 +31,8 @@ import tempfile
 from dataclasses import dataclass, field
 from typing import Any
 
-from . import syscalls
-from .errors import SandboxUnavailable
+from . import libc, syscalls
+from .limits import LIFETIME_CPU_SECONDS
 
 SANDBOX_USER = "baton-sandbox"
 
@@ -64,25 +63,14 @@ class Isolation:
                 "syscall_filter": self.syscall_filter, "problems": self.problems}
 
 
-_libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
-
-
-def _check(result: int, what: str) -> None:
-    if result != 0:
-        code = ctypes.get_errno()
-        raise OSError(code, f"{what}: {os.strerror(code)}")
-
-
 def _mount(source: str | None, target: str, fstype: str | None, flags: int,
            data: str | None = None) -> None:
-    _check(_libc.mount(
-        source.encode() if source else None, target.encode(),
-        fstype.encode() if fstype else None, flags, data.encode() if data else None,
-    ), f"mount {target}")
+    libc.call("mount", source.encode() if source else None, target.encode(),
+              fstype.encode() if fstype else None, flags, data.encode() if data else None)
 
 
 def _prctl(option: int, value: int) -> None:
-    _check(_libc.prctl(option, value, 0, 0, 0), f"prctl {option}")
+    libc.call("prctl", option, value, 0, 0, 0)
 
 
 # -- namespaces ------------------------------------------------------------------------------
@@ -98,12 +86,11 @@ def _unshare(isolation: Isolation, as_root: bool) -> bool:
     base = sum(_BASE_NAMESPACES.values()) | user_flag
     attempts = ((base | _CLONE_NEWPID, True), (base, False),
                 (_CLONE_NEWNET | _CLONE_NEWNS | user_flag, False))
-    chosen = next(((f, p) for f, p in attempts if _libc.unshare(f) == 0), None)
+    chosen = next(((f, p) for f, p in attempts if libc.attempt("unshare", f)), None)
     if chosen is None:
-        code = ctypes.get_errno()
         isolation.problems.append(
-            "no namespaces (the machine refused unshare: "
-            f"{os.strerror(code)}): scripts are not cut off from the network or the file system"
+            "no namespaces (the machine refused unshare): scripts are not cut off from the "
+            "network or the file system"
         )
         return False
     flags, pid = chosen
@@ -216,10 +203,10 @@ class _CapData(ctypes.Structure):
 def _drop_capabilities() -> None:
     """Without root, in a user namespace: give up every capability it granted."""
     for capability in range(64):
-        _libc.prctl(_PR_CAPBSET_DROP, capability, 0, 0, 0)
+        libc.attempt("prctl", _PR_CAPBSET_DROP, capability, 0, 0, 0)
     header = _CapHeader(_CAPABILITY_VERSION_3, 0)
     data = (_CapData * 2)()
-    _check(_libc.capset(ctypes.byref(header), data), "capset")
+    libc.call("capset", ctypes.byref(header), data)
 
 
 def contain(user: str, stdlib: str) -> Isolation:
@@ -255,14 +242,15 @@ def contain(user: str, stdlib: str) -> Isolation:
 
 
 def _check_syscall_filter(isolation: Isolation) -> None:
-    """Try the system-call filter in a throwaway child (the zygote itself must still fork)."""
+    """Try the system-call filter in a throwaway child (the zygote itself must still fork):
+    it must install, and the child must still run Python and reach its exit."""
     pid = os.fork()
     if pid == 0:
         try:
             syscalls.restrict()
+            os._exit(0 if sum(range(10)) == 45 else 1)
         except BaseException:
             os._exit(1)
-        os._exit(0)
     _, status = os.waitpid(pid, 0)
     if os.waitstatus_to_exitcode(status) == 0:
         isolation.syscall_filter = True
@@ -271,23 +259,17 @@ def _check_syscall_filter(isolation: Isolation) -> None:
                                   "open sockets, signal other sandbox processes and fork")
 
 
-# CPU seconds a sandbox process may use in its whole life (it serves up to 1,000 operations
-# of one definition); the limit of each request is set below it (`limit_cpu`).
-LIFETIME_CPU_SECONDS = 3600
-
-
-def limit_process(memory_mb: int) -> None:
+def limit_process(memory_mb: int, *, syscall_filter: bool) -> None:
     """The limits of one sandbox process: memory, no child processes, no files, no cores.
-    Soft and hard alike, so that not even code that escaped the guards can raise them."""
+    Soft and hard alike, so that not even code that escaped the guards can raise them. With
+    `syscall_filter` (the zygote found that it works), the system-call filter too."""
     _set_limit(resource.RLIMIT_AS, memory_mb * 1024 * 1024)
     _set_limit(resource.RLIMIT_NPROC, 0)
     _set_limit(resource.RLIMIT_CORE, 0)
     _set_limit(resource.RLIMIT_FSIZE, 0)
     _set_limit(resource.RLIMIT_NOFILE, 16)
     _set_limit(resource.RLIMIT_CPU, LIFETIME_CPU_SECONDS, hard=LIFETIME_CPU_SECONDS)
-    with contextlib.suppress(OSError):
-        _prctl(_PR_SET_DUMPABLE, 0)
-    with contextlib.suppress(SandboxUnavailable):  # the zygote said so already (`contain`)
+    if syscall_filter:
         syscalls.restrict()
 
 

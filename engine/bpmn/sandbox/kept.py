@@ -15,8 +15,10 @@ from .limits import (
     MAX_DECIMAL_DIGITS,
     MAX_NESTING_DEPTH,
     MAX_SEQUENCE_LENGTH,
+    MAX_STORED_INT_BITS,
     MAX_STORED_INT_DIGITS,
     MAX_STRING_LENGTH,
+    decimal_too_large,
 )
 
 
@@ -34,8 +36,6 @@ class Unsupported(NotKept):
         self.type_name = type_name
 
 
-# The most bits an integer of MAX_STORED_INT_DIGITS decimal digits has.
-_STORED_INT_BITS = int(MAX_STORED_INT_DIGITS * math.log2(10))
 _KEY_TYPES = (str, int, float, bool, type(None))
 _SMALL = (datetime.date, datetime.time, datetime.timedelta, uuid.UUID)
 
@@ -91,7 +91,7 @@ class _Measure:
         if value is None or isinstance(value, bool):
             return 8
         if isinstance(value, int):
-            if value.bit_length() > _STORED_INT_BITS:
+            if value.bit_length() > MAX_STORED_INT_BITS:
                 digits = int(value.bit_length() / math.log2(10))
                 raise TooLarge(f"a number of about {digits:,} digits (at most "
                                f"{MAX_STORED_INT_DIGITS:,})")
@@ -107,7 +107,7 @@ class _Measure:
                                f"{MAX_STRING_LENGTH:,})")
             return 8 + len(value) * (1 if isinstance(value, str) else 2)
         if isinstance(value, decimal.Decimal):
-            if value.is_finite() and value and abs(value.adjusted()) > MAX_DECIMAL_DIGITS:
+            if decimal_too_large(value):
                 raise TooLarge(f"a decimal with an exponent beyond {MAX_DECIMAL_DIGITS:,}")
             return 16 + len(value.as_tuple().digits)
         if isinstance(value, _SMALL):

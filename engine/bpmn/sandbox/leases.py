@@ -28,14 +28,16 @@ from typing import Any
 
 from . import wire
 from .client import Broken, Expired, SandboxProcess, Zygote
-from .errors import SandboxUnavailable, ScriptLimitExceeded, ScriptTimeLimitExceeded
+from .errors import SandboxUnavailable, ScriptLimitExceeded, time_limit_exceeded
+from .limits import LIFETIME_CPU_SECONDS, MAX_TIME_LIMIT_SECONDS, cpu_backstop
 from .policy import compile_script, failure_answer
 
 logger = logging.getLogger("engine.sandbox")
 
 SPARES = 1
 MAX_IDLE = 8  # idle sandbox processes kept per engine process, over all definitions
-MAX_OPERATIONS = 1000  # operations one sandbox process serves before it is replaced
+MAX_OPERATIONS = 1000  # operations one sandbox process serves before it is replaced (or
+# before its lifetime CPU limit is near)
 
 
 def _setting(name: str, default: int) -> int:
@@ -48,6 +50,14 @@ def _setting(name: str, default: int) -> int:
 def reuse_scope() -> str:
     scope = os.environ.get("BATON_SANDBOX_REUSE") or "definition"
     return scope if scope in ("definition", "operation") else "definition"
+
+
+def _worn_out(process: SandboxProcess) -> bool:
+    """Whether a process has served enough: too many operations, or too little of its
+    lifetime CPU left for the longest script (`jail.limit_process`)."""
+    return process.operations >= MAX_OPERATIONS or process.cpu_seconds > (
+        LIFETIME_CPU_SECONDS - cpu_backstop(MAX_TIME_LIMIT_SECONDS)
+    )
 
 
 class _Pool:
@@ -84,14 +94,16 @@ class _Pool:
             try:
                 return zygote.spawn(memory_mb)
             except Broken:
+                zygote.close()
                 self.zygote = None  # replaced on the next use
                 raise
 
     def give_back(self, key: str | None, process: SandboxProcess) -> None:
         process.operations += 1
         with self.lock:
-            if (key is not None and not process.closed and process.zygote is self.zygote
-                    and process.operations < MAX_OPERATIONS):
+            if key is not None and not process.closed and process.zygote is self.zygote and (
+                not _worn_out(process)
+            ):
                 self.idle.append((key, process))
                 while len(self.idle) > _setting("BATON_SANDBOX_IDLE", MAX_IDLE):
                     self.idle.pop(0)[1].close()
@@ -188,9 +200,9 @@ class Lease:
         # for a script stuck in one C call, with room for moving large data.
         wall_seconds = time_limit + max(2.0, time_limit) + len(payload) / 20_000_000
         for attempt in (1, 2):
-            process = self._process(memory_mb)
             try:
-                answer = process.call(payload, wall_seconds, time_limit)
+                process = self._process(memory_mb)
+                answer = process.call(payload, wall_seconds)
             except Broken:
                 self.process = None
                 if attempt == 2:
@@ -199,19 +211,20 @@ class Lease:
                 continue
             except Expired:
                 self.process = None
-                raise ScriptTimeLimitExceeded(
-                    f"The script ran longer than its time limit of {time_limit:g} s and was "
-                    "stopped (its sandbox process was killed)."
-                ) from None
+                raise time_limit_exceeded(time_limit, killed=True) from None
             except ScriptLimitExceeded:
                 self.process = None
                 raise
-            result: dict[str, Any] = wire.decode(answer)
-            if result.get("restart"):
-                process.close()  # it exits after running out of memory
-                self.process = None
-            return result
+            return self._result(process, answer)
         raise AssertionError("unreachable")
+
+    def _result(self, process: SandboxProcess, answer: bytes) -> dict[str, Any]:
+        result: dict[str, Any] = wire.decode(answer)
+        process.cpu_seconds = float(result.get("cpu") or 0.0)
+        if result.get("restart"):
+            process.close()  # it exits after running out of memory
+            self.process = None
+        return result
 
     def _process(self, memory_mb: int) -> SandboxProcess:
         if self.process is None or self.process.closed or self.process.memory_mb != memory_mb:

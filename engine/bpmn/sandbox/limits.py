@@ -2,8 +2,8 @@
 
 The checks give early, clear errors where a value is made (operators, methods, builtins);
 the data a script leaves behind is measured against the same limits before it leaves the
-sandbox (`wire.ValueLimits`), and the sandbox process's memory and CPU limits bound whatever
-finds another way.
+sandbox (`kept`), and the sandbox process's memory and CPU limits bound whatever finds
+another way.
 """
 import decimal
 import math
@@ -21,7 +21,22 @@ MAX_NESTING_DEPTH = 100  # lists in dicts in lists ... in the data a script leav
 # Integers in the data a script leaves are stored as JSON numbers: at most as many digits as
 # Python converts to text by default.
 MAX_STORED_INT_DIGITS = 4300
+MAX_STORED_INT_BITS = int(MAX_STORED_INT_DIGITS * math.log2(10))
 MAX_RESULT_BYTES = 50_000_000  # approximate JSON size of the data a script leaves
+
+# CPU seconds one script run may use: the default, and the most a process may ask for with
+# its `scriptTimeLimit` property (the instance's row lock is held meanwhile).
+DEFAULT_TIME_LIMIT_SECONDS = 2.0
+MAX_TIME_LIMIT_SECONDS = 60.0
+# CPU seconds a sandbox process may use in its whole life (`jail.limit_process`); a process
+# with less than `cpu_backstop(MAX_TIME_LIMIT_SECONDS)` left is retired (`leases`).
+LIFETIME_CPU_SECONDS = 3600
+
+
+def cpu_backstop(seconds: float) -> float:
+    """The CPU seconds after which the operating system stops a script whose time limit is
+    `seconds`, should it defeat the trace function that stops it at `seconds`."""
+    return 2 * seconds + 5
 
 
 def refuse(what: str, size: int, limit: int, unit: str) -> NoReturn:
@@ -54,13 +69,6 @@ def check_length(sample: Any, length: int) -> None:
         refuse(found[1], length, found[0], found[2])
 
 
-def check_text(value: Any) -> Any:
-    """`value`, if it is no longer than a text may be (checks what a method returned)."""
-    if isinstance(value, (str, bytes)) and len(value) > MAX_STRING_LENGTH:
-        check_length(value, len(value))
-    return value
-
-
 def check_bits(bits: float) -> None:
     if bits > MAX_INT_BITS:
         raise ScriptLimitExceeded(
@@ -69,10 +77,16 @@ def check_bits(bits: float) -> None:
         )
 
 
+def decimal_too_large(value: Any) -> bool:
+    """Whether `value` is a Decimal that expands to too many digits (as an int, in 'f' format
+    or when stored)."""
+    return (isinstance(value, decimal.Decimal) and value.is_finite() and bool(value)
+            and abs(value.adjusted()) > MAX_DECIMAL_DIGITS)
+
+
 def check_decimal(value: Any) -> None:
-    """Refuse a Decimal that would expand to too many digits (as an int or in 'f' format)."""
-    if (isinstance(value, decimal.Decimal) and value.is_finite() and value
-            and abs(value.adjusted()) > MAX_DECIMAL_DIGITS):
+    """Refuse a Decimal that would expand to too many digits."""
+    if decimal_too_large(value):
         raise ScriptLimitExceeded(
                 f"The decimal {value} would expand to more than {MAX_DECIMAL_DIGITS:,} digits."
             )

@@ -1,4 +1,4 @@
-"""The zygote: a contained process that forks one fresh sandbox process per engine operation.
+"""The zygote: a contained process that forks the sandbox processes of one engine process.
 
 Started by `client.Zygote` as `python -c ... <user>`, with a SOCK_SEQPACKET control socket
 as its standard input and nothing else of the engine's: no environment, no other file
@@ -6,12 +6,12 @@ descriptors. It imports everything a script may need, contains itself (`jail.con
 reports its isolation, then serves two commands:
 
 - `{"op": "fork", "memory_mb": N}` with one socket passed along (SCM_RIGHTS): fork a sandbox
-  process that serves requests on that socket until it is closed;
+  process that serves requests on that socket until the engine closes it;
 - `{"op": "kill", "pid": P}`: kill a sandbox process that outlived its time limit.
 
 It exits when the control socket closes (the engine went away); being PID 1 of its own
-namespace, its sandbox processes end with it. A sandbox process never serves two operations,
-so nothing one script leaves behind reaches another instance's script.
+namespace, its sandbox processes end with it. Which operations a sandbox process serves is
+the engine's choice (`leases`): those of one process definition, or a single one.
 """
 import codecs
 import contextlib
@@ -26,9 +26,11 @@ import socket
 import sys
 import time
 import unicodedata
+from typing import Any
 
 from . import jail, wire
-from .runner import answer
+from .limits import DEFAULT_TIME_LIMIT_SECONDS, cpu_backstop
+from .runner import answer, out_of_memory
 
 _CONTROL_FD = 0
 _PRELOADED_ENCODINGS = (
@@ -46,27 +48,34 @@ def _preload() -> None:
     unicodedata.normalize("NFC", "x")
 
 
-def _serve(fd: int, memory_mb: int) -> None:
-    """A sandbox process: answer requests on `fd` until the engine closes it."""
+# -- a sandbox process -----------------------------------------------------------------------
+
+def _serve(fd: int, memory_mb: int, syscall_filter: bool) -> None:
+    """Answer requests on `fd` until the engine closes it."""
     signal.signal(signal.SIGCHLD, signal.SIG_DFL)
-    jail.limit_process(memory_mb)
+    jail.limit_process(memory_mb, syscall_filter=syscall_filter)
     random.seed()  # not the zygote's state: every sandbox process draws its own
     stream = os.fdopen(fd, "rb", buffering=0)
     _send(fd, wire.frame(wire.dumps_wire({"pid": os.getpid()})))
     _warm_up(memory_mb)
     while True:
-        message = wire.read_frame(stream)
-        if message is None:
+        try:
+            message = wire.read_frame(stream)
+            if message is None:
+                return
+            request = wire.decode(message)
+        except MemoryError:  # the task data alone does not fit
+            _send(fd, wire.frame(wire.dumps_wire(out_of_memory(memory_mb))))
             return
-        request = wire.decode(message)
-        jail.limit_cpu(2 * float(request.get("time_limit") or 2.0) + 5)
+        jail.limit_cpu(cpu_backstop(float(request.get("time_limit")
+                                          or DEFAULT_TIME_LIMIT_SECONDS)))
         payload, stop = answer(request, memory_mb)
         _send(fd, wire.frame(payload))
         if stop:
             return
 
 
-_WARM_UP = {
+_WARM_UP: dict[str, Any] = {
     "mode": "exec", "time_limit": 1.0, "context": {"lines": [{"qty": 2, "price": "1.5"}]},
     "source": "from decimal import Decimal\n"
               "total = sum(Decimal(x['price']) * x['qty'] for x in lines)\n"
@@ -76,11 +85,11 @@ _WARM_UP = {
 
 def _warm_up(memory_mb: int) -> None:
     """Run a small script before the first request: a forked process pays for the memory it
-    shares with the zygote when it first writes to it, and this pays for the common paths
-    while the process waits as a spare, not while an operation waits for it."""
+    shares with the zygote when it first writes to it. For a spare, forked in advance, this
+    happens before any operation needs it; a process forked on demand pays it at once."""
     for _ in range(2):
         request = wire.decode(wire.dumps_wire(_WARM_UP))
-        jail.limit_cpu(2 * float(request["time_limit"]) + 5)
+        jail.limit_cpu(cpu_backstop(float(request["time_limit"])))
         wire.read_frame(io.BytesIO(wire.frame(answer(request, memory_mb)[0])))
 
 
@@ -90,8 +99,14 @@ def _send(fd: int, data: bytes) -> None:
         view = view[os.write(fd, view):]
 
 
-def _fork(fd: int, memory_mb: int, null: int) -> None:
-    pid = os.fork()
+# -- the zygote ------------------------------------------------------------------------------
+
+def _fork(fd: int, memory_mb: int, null: int, syscall_filter: bool) -> None:
+    try:
+        pid = os.fork()
+    except OSError:
+        os.close(fd)  # the engine sees no hello and forks again
+        return
     if pid:
         os.close(fd)
         return
@@ -100,7 +115,7 @@ def _fork(fd: int, memory_mb: int, null: int) -> None:
             os.dup2(null, std)
         os.closerange(3, fd)
         os.closerange(fd + 1, 1 << 16)
-        _serve(fd, memory_mb)
+        _serve(fd, memory_mb, syscall_filter)
     finally:
         os._exit(0)
 
@@ -113,7 +128,7 @@ def _reap(signum: int, frame: object) -> None:
             pass
 
 
-def _command_loop(control: socket.socket, null: int) -> None:
+def _command_loop(control: socket.socket, null: int, syscall_filter: bool) -> None:
     while True:
         try:
             message, fds, _, _ = socket.recv_fds(control, 4096, 1)
@@ -123,7 +138,7 @@ def _command_loop(control: socket.socket, null: int) -> None:
             return
         command = json.loads(message)
         if command.get("op") == "fork" and fds:
-            _fork(fds[0], int(command["memory_mb"]), null)
+            _fork(fds[0], int(command["memory_mb"]), null, syscall_filter)
         elif command.get("op") == "kill":
             with contextlib.suppress(ProcessLookupError):
                 os.kill(int(command["pid"]), signal.SIGKILL)
@@ -149,7 +164,7 @@ def main(argv: list[str]) -> None:
     control.send(wire.dumps_wire({"ready": True, "isolation": isolation.as_dict()}))
     for std in (1, 2):
         os.dup2(null, std)
-    _command_loop(control, null)
+    _command_loop(control, null, isolation.syscall_filter)
 
 
 if __name__ == "__main__":  # pragma: no cover - started by the client

@@ -4,6 +4,7 @@ import decimal
 import json
 import marshal
 import random
+import resource
 import statistics
 import string
 import sys
@@ -15,8 +16,13 @@ from typing import Any
 
 from . import kept, wire
 from .allowed import Namespace, RunRandom
-from .errors import ScriptTimeLimitExceeded, TimeLimitSignal
-from .limits import MAX_DECIMAL_DIGITS, MAX_RESULT_BYTES, decimal_context
+from .errors import TimeLimitSignal, time_limit_exceeded
+from .limits import (
+    DEFAULT_TIME_LIMIT_SECONDS,
+    MAX_DECIMAL_DIGITS,
+    MAX_RESULT_BYTES,
+    decimal_context,
+)
 from .policy import SCRIPT_FILENAME, compile_script, failure_answer
 from .safe_builtins import run_globals, script_names
 
@@ -61,13 +67,7 @@ def run_limited(function: Callable[[], Any], seconds: float) -> Any:
     finally:
         sys.settrace(previous)
     if stopped_at:
-        line = stopped_at[0]
-        error = ScriptTimeLimitExceeded(
-            f"The script ran longer than its time limit of {seconds:g} s and was stopped"
-            + (f" at line {line}." if line else ".")
-        )
-        error.line = line  # type: ignore[attr-defined]
-        raise error
+        raise time_limit_exceeded(seconds, line=stopped_at[0])
     return result
 
 
@@ -99,7 +99,7 @@ def run_request(request: dict[str, Any]) -> dict[str, Any]:
     context: dict[str, Any] = request.get("context") or {}
     external: dict[str, Any] = request.get("external") or {}
     names = script_names(request.get("helpers") or {})
-    seconds = float(request.get("time_limit") or 2.0)
+    seconds = float(request.get("time_limit") or DEFAULT_TIME_LIMIT_SECONDS)
     if request["mode"] == "eval":
         namespace = {**names, **external, **context, **run_globals()}
         value = run_limited(lambda: eval(compiled, namespace), seconds)  # noqa: S307
@@ -134,35 +134,51 @@ def _error(exc: BaseException) -> dict[str, Any]:
 
 
 def answer(request: dict[str, Any], memory_mb: int) -> tuple[bytes, bool]:
-    """The encoded answer to one request, and whether this process should exit after it."""
+    """The encoded answer to one request, and whether this process should exit after it.
+    Every answer says how much CPU time this process has used (`leases` retires a process
+    that nears its lifetime limit)."""
+    response, stop = respond(request, memory_mb)
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    response["cpu"] = usage.ru_utime + usage.ru_stime
+    return wire.encode(response, MAX_RESULT_BYTES), stop
+
+
+def respond(request: dict[str, Any], memory_mb: int) -> tuple[dict[str, Any], bool]:
+    """The answer to one request (what the script left is checked: `kept`)."""
     try:
         response = run_request(request)
     except MemoryError:
-        return wire.encode({
-            "ok": False, "type": "ScriptLimitExceeded", "restart": True,
-            "message": "The script ran out of memory; diagram scripts may use at most "
-            f"{memory_mb} MB.",
-        }, MAX_RESULT_BYTES), True
+        return out_of_memory(memory_mb), True
     except Exception as exc:  # the script's own errors, and the sandbox's refusals
-        response = _error(exc)
+        return _error(exc), False
+    left = response.get("value") if "value" in response else response.get("context")
     try:
-        return wire.encode(response, MAX_RESULT_BYTES, strict=True), False
-    except wire.Unsupported as exc:
+        kept.check(left, MAX_RESULT_BYTES)
+    except kept.Unsupported as exc:
         where = "returned" if "value" in response else "left in the process data"
         return _refusal(
             "ScriptError", f"The script {where} {exc} ({_offender(response)}), which cannot be "
             "kept in the process data; use numbers, text, lists, dicts, dates or decimals.",
         ), False
-    except wire.TooLarge as exc:
+    except (kept.TooLarge, RecursionError) as exc:
         return _refusal(
             "ScriptLimitExceeded", f"The script left data beyond the limits in "
             f"{_offender(response)}: {exc}. Diagram scripts may leave at most about "
             f"{MAX_RESULT_BYTES // 1_000_000} MB in all.",
         ), False
+    return response, False
 
 
-def _refusal(kind: str, message: str) -> bytes:
-    return wire.encode({"ok": False, "type": kind, "message": message}, MAX_RESULT_BYTES)
+def out_of_memory(memory_mb: int) -> dict[str, Any]:
+    return {
+        "ok": False, "type": "ScriptLimitExceeded", "restart": True,
+        "message": "The script ran out of memory; diagram scripts may use at most "
+        f"{memory_mb} MB.",
+    }
+
+
+def _refusal(kind: str, message: str) -> dict[str, Any]:
+    return {"ok": False, "type": kind, "message": message}
 
 
 def _offender(response: dict[str, Any]) -> str:

@@ -17,13 +17,15 @@ import uuid
 from typing import IO, Any
 
 from . import kept
+from .limits import MAX_STORED_INT_BITS
 
 TAGS = frozenset({
     "$tuple", "$set", "$frozenset", "$dict", "$datetime", "$date", "$time", "$timedelta",
     "$decimal", "$uuid", "$bytes", "$int",
 })
-# Integers beyond Python's int/str conversion limit (4300 digits) travel as hexadecimal.
-_BIG_INT_BITS = 10_000
+# Integers beyond what a script may leave (limits.MAX_STORED_INT_DIGITS, Python's int/str
+# conversion limit) travel as hexadecimal.
+_BIG_INT_BITS = MAX_STORED_INT_BITS
 _HEADER = struct.Struct(">Q")
 
 
@@ -196,13 +198,21 @@ def frame(payload: bytes) -> bytes:
     return _HEADER.pack(len(payload)) + payload
 
 
+HEADER_SIZE = _HEADER.size
+
+
+def frame_length(header: bytes) -> int:
+    """The payload length a frame's header announces."""
+    (length,) = _HEADER.unpack(header)
+    return int(length)
+
+
 def read_frame(stream: IO[bytes]) -> bytes | None:
     """The next frame's payload from a blocking stream; None at its end."""
-    header = _read_exactly(stream, _HEADER.size)
+    header = _read_exactly(stream, HEADER_SIZE)
     if header is None:
         return None
-    (length,) = _HEADER.unpack(header)
-    return _read_exactly(stream, length)
+    return _read_exactly(stream, frame_length(header))
 
 
 def _read_exactly(stream: IO[bytes], length: int) -> bytes | None:

@@ -195,7 +195,7 @@ def _samples(distribution: statistics.NormalDist) -> Callable[..., list[float]]:
         if isinstance(n, int) and n > MAX_SEQUENCE_LENGTH:
             refuse("a list", n, MAX_SEQUENCE_LENGTH, "items")
         if seed is None:  # not the process-wide generator: this run's own
-            seed = RunRandom.generator.getrandbits(64)
+            seed = RunRandom.generator().getrandbits(64)
         return distribution.samples(n, seed=seed)
     return samples
 

@@ -163,19 +163,26 @@ def _json_loads(text: Any) -> Any:
 
 
 class RunRandom:
-    """The generator behind the `random` stand-in: replaced by a fresh one, seeded from the
-    operating system, before every script run (`renew`)."""
+    """The generator behind the `random` stand-in: a fresh one, seeded from the operating
+    system, for every script run (`renew` forgets the last one; the next is made when a
+    script first draws, so that runs that draw nothing pay nothing)."""
 
-    generator = random.Random()
+    _generator: random.Random | None = None
 
     @classmethod
     def renew(cls) -> None:
-        cls.generator = random.Random()
+        cls._generator = None
+
+    @classmethod
+    def generator(cls) -> random.Random:
+        if cls._generator is None:
+            cls._generator = random.Random()
+        return cls._generator
 
 
 def _per_run(name: str) -> Callable[..., Any]:
     def call(*args: Any, **kwargs: Any) -> Any:
-        return getattr(RunRandom.generator, name)(*args, **kwargs)
+        return getattr(RunRandom.generator(), name)(*args, **kwargs)
     call.__name__ = name
     return call
 
@@ -183,22 +190,22 @@ def _per_run(name: str) -> Callable[..., Any]:
 def _random_choices(population: Any, weights: Any = None, *, cum_weights: Any = None,
                     k: int = 1) -> list[Any]:
     check_length([], k)
-    return RunRandom.generator.choices(population, weights, cum_weights=cum_weights, k=k)
+    return RunRandom.generator().choices(population, weights, cum_weights=cum_weights, k=k)
 
 
 def _random_getrandbits(k: int) -> int:
     check_bits(k)
-    return RunRandom.generator.getrandbits(k)
+    return RunRandom.generator().getrandbits(k)
 
 
 def _random_randbytes(n: int) -> bytes:
     check_length(b"", n)
-    return RunRandom.generator.randbytes(n)
+    return RunRandom.generator().randbytes(n)
 
 
 def _random_sample(population: Any, k: int, *, counts: Any = None) -> list[Any]:
     check_length([], k)
-    return RunRandom.generator.sample(population, k, counts=counts)
+    return RunRandom.generator().sample(population, k, counts=counts)
 
 
 # (module, name) -> what scripts get instead of the real value.

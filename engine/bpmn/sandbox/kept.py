@@ -38,6 +38,7 @@ class Unsupported(NotKept):
 
 _KEY_TYPES = (str, int, float, bool, type(None))
 _SMALL = (datetime.date, datetime.time, datetime.timedelta, uuid.UUID)
+_CONTAINERS = frozenset({list, tuple, dict, set, frozenset})
 
 
 class _Measure:
@@ -48,7 +49,10 @@ class _Measure:
 
     def size(self, value: Any, depth: int) -> tuple[int, int]:
         """(bytes, height) of `value`, found `depth` levels below the top."""
-        if isinstance(value, list | tuple | dict | set | frozenset):
+        kind = type(value)
+        if kind is str and len(value) <= MAX_STRING_LENGTH:  # the common case, first
+            return 8 + len(value), 0
+        if kind in _CONTAINERS or isinstance(value, list | tuple | dict | set | frozenset):
             return self._container(value, depth)
         return self._scalar(value), 0
 

@@ -16,6 +16,7 @@ the engine's choice (`leases`): those of one process definition, or a single one
 import codecs
 import contextlib
 import datetime
+import decimal
 import gc
 import io
 import json
@@ -29,7 +30,7 @@ import unicodedata
 from typing import Any
 
 from . import jail, wire
-from .limits import DEFAULT_TIME_LIMIT_SECONDS, cpu_backstop
+from .limits import DEFAULT_TIME_LIMIT_SECONDS, cpu_backstop, decimal_context
 from .runner import answer, out_of_memory
 
 _CONTROL_FD = 0
@@ -55,6 +56,8 @@ def _serve(fd: int, memory_mb: int, syscall_filter: bool) -> None:
     signal.signal(signal.SIGCHLD, signal.SIG_DFL)
     jail.limit_process(memory_mb, syscall_filter=syscall_filter)
     random.seed()  # not the zygote's state: every sandbox process draws its own
+    # Scripts cannot reach the context (no getcontext); it is the same for all their runs.
+    decimal.setcontext(decimal_context())
     stream = os.fdopen(fd, "rb", buffering=0)
     _send(fd, wire.frame(wire.dumps_wire({"pid": os.getpid()})))
     _warm_up(memory_mb)

@@ -17,12 +17,7 @@ from typing import Any
 from . import kept, wire
 from .allowed import Namespace, RunRandom
 from .errors import TimeLimitSignal, time_limit_exceeded
-from .limits import (
-    DEFAULT_TIME_LIMIT_SECONDS,
-    MAX_DECIMAL_DIGITS,
-    MAX_RESULT_BYTES,
-    decimal_context,
-)
+from .limits import DEFAULT_TIME_LIMIT_SECONDS, MAX_DECIMAL_DIGITS, MAX_RESULT_BYTES
 from .policy import SCRIPT_FILENAME, compile_script, failure_answer
 from .safe_builtins import run_globals, script_names
 
@@ -95,7 +90,6 @@ def run_request(request: dict[str, Any]) -> dict[str, Any]:
     if isinstance(compiled, tuple):
         return failure_answer(compiled)
     RunRandom.renew()
-    decimal.setcontext(decimal_context())
     context: dict[str, Any] = request.get("context") or {}
     external: dict[str, Any] = request.get("external") or {}
     names = script_names(request.get("helpers") or {})

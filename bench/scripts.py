@@ -16,8 +16,9 @@ the sandbox round trip alone (`SandboxEnvironment.execute` of the pricing script
 own operation as an instance start does), which is the containment cost without HTTP and
 Postgres around it.
 
-Prints ONE JSON object to stdout; progress goes to stderr. Results: bench/RESULTS.md. Postgres and Redis as in
-`bench/start.py` (its own database `baton_bench`, recreated at every start).
+Prints ONE JSON object to stdout; progress goes to stderr; results in bench/RESULTS.md.
+Postgres and Redis as in `bench/start.py` (its own database `baton_bench`, recreated at
+every start).
 """
 import argparse
 import itertools

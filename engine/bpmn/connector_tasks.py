@@ -4,8 +4,11 @@ A connector task parks itself (STARTED) when it runs; the engine then writes a S
 a worker makes the call. Parameters are stored as small JSON trees:
 `{"expr": "python expression"}`, `{"value": literal}`, `{"map": {...}}` or `{"list": [...]}`.
 """
+import ast
 import copy
+import json
 import re
+from collections.abc import Iterator
 from typing import Any
 
 from lxml import etree
@@ -241,6 +244,55 @@ def evaluate_param_tree(task: Task, tree: ParamSpec, extra: dict[str, Any] | Non
     if "list" in tree:
         return [evaluate_param_tree(task, sub, extra) for sub in tree["list"]]
     return tree.get("value")
+
+
+ParamPath = list[str | int]
+
+
+_NOT_CONSTANT = object()
+
+
+def _constant(expression: str) -> Any:
+    """The value of an expression made of constants only (`"Bearer x"`, `{"a": ["b"]}`), or
+    _NOT_CONSTANT. literal_eval runs nothing: it only reads literals."""
+    try:
+        return ast.literal_eval(expression.strip())
+    except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError):
+        return _NOT_CONSTANT
+
+
+def _constant_leaves(value: Any, path: ParamPath) -> Iterator[tuple[ParamPath, bool, str]]:
+    if isinstance(value, str):
+        yield path, True, value
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            # Stored as JSON, where a key 1 or True is the text "1" or "true".
+            name = key if isinstance(key, str) else json.dumps(key, default=str)
+            yield from _constant_leaves(item, [*path, name])
+    elif isinstance(value, list | tuple):
+        for index, item in enumerate(value):
+            yield from _constant_leaves(item, [*path, index])
+
+
+def param_leaves(tree: ParamSpec, path: ParamPath) -> Iterator[tuple[ParamPath, bool, str]]:
+    """(path, literal?, text) for every text leaf of a parameter tree: a literal's text, or
+    an expression's source. The texts inside an expression made of constants only are
+    literal text of the diagram too (SpiffArena writes every parameter as an expression);
+    any other expression is not literal."""
+    if "map" in tree:
+        for key, sub in tree["map"].items():
+            yield from param_leaves(sub, [*path, key])
+    elif "list" in tree:
+        for index, sub in enumerate(tree["list"]):
+            yield from param_leaves(sub, [*path, index])
+    elif "expr" in tree:
+        constant = _constant(tree["expr"])
+        if constant is _NOT_CONSTANT:
+            yield path, False, tree["expr"]
+        else:
+            yield from _constant_leaves(constant, path)
+    elif isinstance(tree.get("value"), str):
+        yield path, True, tree["value"]
 
 
 def iter_param_expressions(tree: ParamSpec) -> list[str]:

@@ -6,7 +6,9 @@ Parameters: `url` (required), `method` (GET), `query`, `headers`, `json` or `for
 (header names to keep in the result; default content-type). The result is
 `{"status": int, "headers": {...}, "body": parsed JSON or text}`.
 Timeouts, connection errors, 5xx and 429 are transient (retried); any other status outside
-`success_statuses` is a BPMN error with code `HTTP_<status>`.
+`success_statuses` is a BPMN error with code `HTTP_<status>`. Every call passes the outbound
+policy (`outbound.py`) before anything is sent, and every connection is opened only to an
+address the policy checked; a refused call is `HTTP_REFUSED` and is not retried.
 """
 import os
 import threading
@@ -16,6 +18,8 @@ from typing import Any
 import httpx
 
 from . import BusinessError, ConnectorCall, TransientError, connector
+from .outbound import check_url
+from .outbound import client as policy_client
 
 DEFAULT_TIMEOUT_SECONDS = 10.0
 MAX_BODY_CHARS = 1_000_000
@@ -72,7 +76,7 @@ def _shared_client() -> httpx.Client:
     global _client, _client_pid
     with _client_lock:
         if _client is None or _client_pid != os.getpid():
-            _client = httpx.Client(follow_redirects=False)
+            _client = policy_client(follow_redirects=False)
             _client_pid = os.getpid()
         return _client
 
@@ -80,6 +84,7 @@ def _shared_client() -> httpx.Client:
 @connector("http")
 def http_request(params: dict[str, Any], call: ConnectorCall) -> dict[str, Any]:
     options = _request_options(params, call)
+    check_url(options["url"])  # before connecting; the client checks each connection again
     try:
         response = _shared_client().request(**options)
     except httpx.TimeoutException:

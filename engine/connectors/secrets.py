@@ -1,65 +1,217 @@
-"""Secrets named in parameters as `secret:NAME`, resolved on the worker just before a call.
+"""Secrets for connector parameters: where they come from, how a diagram names them, and how
+their values are kept out of everything Baton stores or logs.
 
-Values come from `settings.BATON_SECRETS` or the environment variable `NAME`; they are
-never written to the job row, the instance state, logs or audit events.
+- The store: `settings.BATON_SECRETS` (a mapping) and the JSON file or directory named by the
+  environment variable BATON_SECRETS (`settings.BATON_SECRETS_PATH`): a JSON object of
+  name -> value, or one file per secret (file name = secret name) as Docker and Kubernetes
+  mount them. Nothing else: the worker's environment at large is never read.
+- References: `secret:NAME`, in literal diagram text only. The scheduler stores, next to a
+  job's parameters, the places where such literal text stands (`LITERALS_KEY`); the worker
+  resolves references at those places and nowhere else, so a `secret:NAME` that came from
+  instance data or an expression is sent as the plain text it is.
+- Redaction: `redact` replaces every resolved value, and its common encodings, with `***`.
+  A process that resolved a secret also passes every log record through it.
 """
-import os
+import base64
+import functools
+import json
+import logging
+import re
+import threading
+import traceback
+from collections.abc import Callable, Iterable
+from pathlib import Path
 from typing import Any
+from urllib.parse import quote, quote_plus
 
 from django.conf import settings
 
-PREFIX = "secret:"
+# A name ends in a letter, digit or underscore, so "see secret:X." names "X".
+REFERENCE = re.compile(r"(?<![\w])secret:([A-Za-z_][A-Za-z0-9_]*(?:[.-][A-Za-z0-9_]+)*)")
+# The key, next to a job's parameters, listing the paths of literal text with references.
+LITERALS_KEY = "$literal_secrets"
+MASK = "***"
+
+ParamPath = list[str | int]
 
 
 class MissingSecret(LookupError):
-    pass
+    """A reference to a secret the store does not declare; the job becomes an incident."""
 
 
-def _lookup(name: str) -> str:
+# -- the store ---------------------------------------------------------------------------------
+
+def _from_path(name: str) -> str | None:
+    configured = str(getattr(settings, "BATON_SECRETS_PATH", "") or "")
+    if not configured:
+        return None
+    path = Path(configured)
+    try:
+        if path.is_dir():
+            # REFERENCE admits no "/" and no leading dot: a name cannot leave the directory.
+            file = path / name
+            return file.read_text(encoding="utf-8").rstrip("\r\n") if file.is_file() else None
+        values = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise MissingSecret(f"The secret store {configured} cannot be read "
+                            f"({type(exc).__name__}).") from None
+    value = values.get(name) if isinstance(values, dict) else None
+    return value if isinstance(value, str) else None
+
+
+def lookup(name: str) -> str:
+    """The value of a declared secret; MissingSecret when the store does not declare it."""
     configured: dict[str, str] = getattr(settings, "BATON_SECRETS", {}) or {}
-    value = configured.get(name) or os.environ.get(name)
-    if not value:
-        raise MissingSecret(f"The secret {name!r} is not configured (settings or environment).")
+    value = configured.get(name) or _from_path(name)
+    if not value:  # an empty value could not be redacted
+        raise MissingSecret(
+            f"The secret {name!r} is not declared. Declare it in BATON_SECRETS (a mapping in "
+            "the settings, or the JSON file or directory named by the environment variable "
+            "BATON_SECRETS)."
+        )
     return value
 
 
-def _resolve_string(text: str, used: list[str]) -> str:
-    if text.startswith(PREFIX):
-        value = _lookup(text[len(PREFIX):].strip())
+# -- references --------------------------------------------------------------------------------
+
+def references(text: Any) -> list[str]:
+    """The secret names that `text` refers to (none unless it is a string)."""
+    return REFERENCE.findall(text) if isinstance(text, str) else []
+
+
+def mark_literals(parameters: dict[str, Any], paths: list[ParamPath]) -> dict[str, Any]:
+    """The parameters to store: with the paths of literal text that names secrets, if any."""
+    return {**parameters, LITERALS_KEY: paths} if paths else dict(parameters)
+
+
+def _resolve_text(text: str, used: list[str]) -> str:
+    def value_of(match: re.Match[str]) -> str:
+        value = lookup(match.group(1))
         used.append(value)
+        _remember(value)
         return value
-    # A secret may also stand inside a string, e.g. "Bearer secret:CRM_TOKEN".
-    marker = f" {PREFIX}"
-    if marker in text:
-        head, _, name = text.partition(marker)
-        if name and " " not in name.strip():
-            value = _lookup(name.strip())
-            used.append(value)
-            return f"{head} {value}"
-    return text
+
+    return REFERENCE.sub(value_of, text)
 
 
-def resolve_secrets(value: Any, used: list[str]) -> Any:
-    """A copy of `value` with `secret:NAME` strings replaced; resolved values go into `used`."""
+def _resolve_at(container: Any, path: ParamPath, used: list[str]) -> None:
+    for step in path[:-1]:
+        container = container[step]
+    if isinstance(container[path[-1]], str):
+        container[path[-1]] = _resolve_text(container[path[-1]], used)
+
+
+def resolve_parameters(stored: dict[str, Any], used: list[str]) -> dict[str, Any]:
+    """The parameters a connector gets: the stored ones with references in literal text
+    replaced by their values, which are added to `used` (and redacted in this process's
+    logs from now on). Text anywhere else is left as it is."""
+    params = json.loads(json.dumps({k: v for k, v in stored.items() if k != LITERALS_KEY}))
+    for path in stored.get(LITERALS_KEY) or []:
+        try:
+            _resolve_at(params, list(path), used)
+        except (KeyError, IndexError, TypeError):
+            continue  # the scheduler wrote the paths from these very parameters
+    return params
+
+
+# -- redaction (the one rule) ------------------------------------------------------------------
+
+def _base64_cores(raw: bytes) -> list[str]:
+    """The part of the base64 text of `raw` that does not depend on its neighbours, for each
+    of the three alignments it can have inside a longer encoded text (e.g. `user:secret`
+    in a Basic auth header)."""
+    cores = []
+    for offset in range(3):
+        encoded = base64.b64encode(b"\0" * offset + raw).decode()
+        start, end = -(-8 * offset // 6), 8 * (offset + len(raw)) // 6
+        core = encoded[start:end]
+        if len(core) >= 6:  # shorter pieces would mask ordinary text
+            cores += [core, core.replace("+", "-").replace("/", "_")]
+    return cores
+
+
+def _variants(secret: str) -> set[str]:
+    raw = secret.encode()
+    variants = {
+        secret, repr(secret)[1:-1], json.dumps(secret)[1:-1],
+        quote(secret), quote(secret, safe=""), quote_plus(secret),
+        raw.hex(), raw.hex().upper(),
+    }
+    for encode in (base64.b64encode, base64.urlsafe_b64encode):
+        text = encode(raw).decode()
+        variants |= {text, text.rstrip("=")}
+    variants.update(_base64_cores(raw))
+    return {v for v in variants if v}
+
+
+@functools.lru_cache(maxsize=256)
+def _pattern(secrets: frozenset[str]) -> re.Pattern[str]:
+    variants = {v for secret in secrets for v in _variants(secret)}
+    # Longest first, so that a whole encoding is masked rather than a piece of it.
+    return re.compile("|".join(re.escape(v) for v in sorted(variants, key=len, reverse=True)))
+
+
+def redact(value: Any, secrets: Iterable[str]) -> Any:
+    """`value` (text, or JSON-like data, keys included) with every secret in `secrets`, plain
+    or base64-, URL-, hex-, repr- or JSON-encoded, replaced by `***`."""
+    wanted = frozenset(s for s in secrets if s)
+    if not wanted:
+        return value
+    return _redact_with(_pattern(wanted), value)
+
+
+def _redact_with(pattern: re.Pattern[str], value: Any) -> Any:
     if isinstance(value, str):
-        return _resolve_string(value, used)
+        return pattern.sub(MASK, value)
     if isinstance(value, dict):
-        return {k: resolve_secrets(v, used) for k, v in value.items()}
-    if isinstance(value, list):
-        return [resolve_secrets(v, used) for v in value]
+        return {_redact_with(pattern, k): _redact_with(pattern, v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_redact_with(pattern, v) for v in value]
     return value
 
 
-def redact(value: Any, secrets: list[str]) -> Any:
-    """`value` with every occurrence of a resolved secret replaced by `***`."""
-    if not secrets:
-        return value
-    if isinstance(value, str):
-        for secret in secrets:
-            value = value.replace(secret, "***")
-        return value
-    if isinstance(value, dict):
-        return {k: redact(v, secrets) for k, v in value.items()}
-    if isinstance(value, list):
-        return [redact(v, secrets) for v in value]
-    return value
+# -- logs: every record of a process that resolved secrets is redacted -------------------------
+
+_resolved: set[str] = set()
+_resolved_lock = threading.Lock()
+
+
+def _remember(value: str) -> None:
+    with _resolved_lock:
+        if not _resolved:
+            logging.setLogRecordFactory(_redacting_factory(logging.getLogRecordFactory()))
+        _resolved.add(value)
+
+
+def _redacting_factory(
+    previous: Callable[..., logging.LogRecord],
+) -> Callable[..., logging.LogRecord]:
+    # A record factory, not a handler filter: it sees every record of every logger, whatever
+    # handlers Celery or a deployment installs, before any of them formats it.
+    def create(*args: Any, **kwargs: Any) -> logging.LogRecord:
+        record = previous(*args, **kwargs)
+        with _resolved_lock:
+            secrets = frozenset(_resolved)
+        redact_record(record, secrets)
+        return record
+
+    return create
+
+
+def redact_record(record: logging.LogRecord, secrets: frozenset[str]) -> None:
+    """Mask secrets in a log record's message, traceback and stack, in place."""
+    try:
+        message = record.getMessage()
+    except Exception:
+        return  # a bad format string; logging reports it when the record is formatted
+    clean = redact(message, secrets)
+    if clean != message:
+        record.msg, record.args = clean, None
+    if record.exc_info and record.exc_info[1] is not None:
+        text = "".join(traceback.format_exception(*record.exc_info)).rstrip("\n")
+        clean = redact(text, secrets)
+        if clean != text:
+            # Formatters print exc_text; the exception itself, holding the value, is dropped.
+            record.exc_info, record.exc_text = None, clean
+    if record.stack_info:
+        record.stack_info = redact(record.stack_info, secrets)

@@ -1,5 +1,8 @@
 """Writing the outbox: a pending ServiceJob for every parked connector task, in the same
-transaction as the instance state, enqueued only after that transaction commits."""
+transaction as the instance state, enqueued only after that transaction commits.
+
+Parameters are stored evaluated, with the places of literal diagram text that names secrets
+(`secret:NAME`) beside them: the worker resolves secrets there and nowhere else."""
 import logging
 import uuid
 from typing import Any
@@ -11,8 +14,14 @@ from SpiffWorkflow.exceptions import SpiffWorkflowException
 from SpiffWorkflow.task import Task
 from SpiffWorkflow.util.task import TaskState
 
-from engine.bpmn.connector_tasks import ConnectorTaskMixin, evaluate_param_tree
+from engine.bpmn.connector_tasks import (
+    ConnectorTaskMixin,
+    ParamPath,
+    evaluate_param_tree,
+    param_leaves,
+)
 from engine.bpmn.scripting import ScriptError, describe_error
+from engine.connectors import secrets
 from engine.exceptions import TaskScriptFailed
 from engine.jsonable import json_safe
 from engine.models import ProcessInstance, ServiceJob
@@ -29,19 +38,45 @@ def started_connector_tasks(workflow: BpmnWorkflow) -> list[Task]:
     return [t for t in tasks if isinstance(t.task_spec, ConnectorTaskMixin)]
 
 
+def _failed(task: Task, message: str) -> TaskScriptFailed:
+    # The task fails and its instance goes to incident (see execution.persist_workflow).
+    spec: ConnectorTaskMixin = task.task_spec
+    return TaskScriptFailed(f"{spec.bpmn_id}: {message}", task=task,
+                            errors=[{"element_id": spec.bpmn_id}])
+
+
+def _literal_secret_paths(task: Task) -> list[ParamPath]:
+    """Where literal text of the diagram names secrets. A secret named in an expression is
+    refused: its value would come from whatever the expression computes."""
+    spec: ConnectorTaskMixin = task.task_spec
+    if secrets.LITERALS_KEY in spec.connector_params:
+        raise _failed(task, f"{secrets.LITERALS_KEY!r} is not a parameter name Baton allows.")
+    paths = []
+    for name, tree in spec.connector_params.items():
+        for path, literal, text in param_leaves(tree, [name]):
+            if not secrets.references(text):
+                continue
+            if not literal:
+                where = ".".join(str(step) for step in path)
+                raise _failed(task, (
+                    f"the parameter {where} names a secret in an expression. Secrets "
+                    "(secret:NAME) are resolved only in literal text: write the value as "
+                    "plain text, e.g. Bearer secret:CRM_TOKEN."
+                ))
+            paths.append(path)
+    return paths
+
+
 def _evaluate_parameters(task: Task) -> dict[str, Any]:
     spec: ConnectorTaskMixin = task.task_spec
+    paths = _literal_secret_paths(task)
     try:
         values = {
             name: evaluate_param_tree(task, tree) for name, tree in spec.connector_params.items()
         }
     except (SpiffWorkflowException, ScriptError) as exc:
-        # The task fails and its instance goes to incident (see execution.persist_workflow).
-        raise TaskScriptFailed(
-            f"{spec.bpmn_id}: {describe_error(exc)}", task=task,
-            errors=[{"element_id": spec.bpmn_id}],
-        ) from None
-    return dict(json_safe(values))
+        raise _failed(task, describe_error(exc)) from None
+    return secrets.mark_literals(dict(json_safe(values)), paths)
 
 
 def _open_jobs_of_parked_tasks(

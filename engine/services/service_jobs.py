@@ -23,7 +23,8 @@ from engine.actors import Person
 from engine.bpmn.connector_tasks import apply_connector_result
 from engine.bpmn.errors import throw_bpmn_error
 from engine.connectors import BusinessError, ConnectorCall, TransientError, get_connector
-from engine.connectors.secrets import MissingSecret, redact, resolve_secrets
+from engine.connectors.outbound import OutboundRefused
+from engine.connectors.secrets import MissingSecret, redact, resolve_parameters
 from engine.exceptions import Conflict, ScriptFailed
 from engine.jsonable import json_safe
 from engine.models import ProcessInstance, ServiceJob
@@ -131,12 +132,14 @@ def _claim(job_id: str) -> ClaimedJob | None:
 
 
 def _call(claim: ClaimedJob) -> Outcome:
+    """Call the connector. Every text and value that leaves here, and every log line of this
+    process, has the resolved secrets masked."""
     function = get_connector(claim.connector)
     if function is None:
         return Outcome(incident=f"No connector named {claim.connector!r} is registered.")
     secrets: list[str] = []
     try:
-        params = resolve_secrets(claim.parameters, secrets)
+        params = resolve_parameters(claim.parameters, secrets)
         call = ConnectorCall(
             job_id=claim.id, idempotency_key=claim.idempotency_key, attempt=claim.attempt,
             element_id=claim.element_id, instance_id=claim.instance_id,
@@ -145,6 +148,8 @@ def _call(claim: ClaimedJob) -> Outcome:
         return Outcome(result=redact(json_safe(result), secrets), secrets=secrets)
     except MissingSecret as exc:
         return Outcome(incident=str(exc))
+    except OutboundRefused as exc:  # a policy matter, not the diagram's: no boundary event
+        return Outcome(incident=redact(str(exc), secrets), error_code=exc.code, secrets=secrets)
     except TransientError as exc:
         return Outcome(transient=redact(str(exc), secrets), retry_after=exc.retry_after,
                        secrets=secrets)
@@ -154,6 +159,7 @@ def _call(claim: ClaimedJob) -> Outcome:
             error_details=redact(json_safe(exc.details), secrets), secrets=secrets,
         )
     except Exception as exc:  # a connector's own bug is retried, then becomes an incident
+        # The log record's text and traceback are masked by the secrets module.
         logger.exception("Connector %s failed", claim.connector)
         return Outcome(transient=redact(f"{type(exc).__name__}: {exc}", secrets), secrets=secrets)
 
@@ -280,8 +286,11 @@ class _Uncaught(Exception):
 
 def _apply_locked(instance: ProcessInstance, job: ServiceJob, outcome: Outcome) -> None:
     if outcome.incident:
-            job.last_error = outcome.incident
-            _mark_incident(instance, job)
+        job.error_code = outcome.error_code
+        job.last_error = (
+            f"{outcome.error_code}: {outcome.incident}" if outcome.error_code else outcome.incident
+        )
+        _mark_incident(instance, job)
     elif outcome.transient:
         _retry_or_give_up(instance, job, outcome)
     elif outcome.error_code:

@@ -20,28 +20,33 @@ def service_task(
     timeout: float | None = None,
     retry_cycle: str | None = None,
     topic: str = "http",
+    params: dict[str, str] | None = None,
 ) -> str:
-    params = [f'<camunda:inputParameter name="url">${{{escape(url_expression)}}}'
+    """`params`: more input parameters as written in the diagram (`${...}` an expression,
+    anything else literal text)."""
+    inputs = [f'<camunda:inputParameter name="url">${{{escape(url_expression)}}}'
               "</camunda:inputParameter>"]
+    inputs += [f'<camunda:inputParameter name="{escape(name)}">{escape(text)}'
+               "</camunda:inputParameter>" for name, text in (params or {}).items()]
     if timeout is not None:
-        params.append(f'<camunda:inputParameter name="timeout">${{{timeout}}}'
+        inputs.append(f'<camunda:inputParameter name="timeout">${{{timeout}}}'
                       "</camunda:inputParameter>")
     if headers:
         entries = "".join(
             f'<camunda:entry key="{escape(k)}">{escape(v)}</camunda:entry>'
             for k, v in headers.items()
         )
-        params.append('<camunda:inputParameter name="headers">'
+        inputs.append('<camunda:inputParameter name="headers">'
                       f"<camunda:map>{entries}</camunda:map></camunda:inputParameter>")
     for name, expression in (outputs or {}).items():
-        params.append(f'<camunda:outputParameter name="{name}">${{{escape(expression)}}}'
+        inputs.append(f'<camunda:outputParameter name="{name}">${{{escape(expression)}}}'
                       "</camunda:outputParameter>")
     retry = (f"<camunda:failedJobRetryTimeCycle>{retry_cycle}</camunda:failedJobRetryTimeCycle>"
              if retry_cycle else "")
     return (
         f'    <bpmn:serviceTask id="{task_id}" name="Call {task_id}" camunda:type="external" '
         f'camunda:topic="{topic}"><bpmn:extensionElements><camunda:inputOutput>'
-        f'{"".join(params)}</camunda:inputOutput>{retry}</bpmn:extensionElements>'
+        f'{"".join(inputs)}</camunda:inputOutput>{retry}</bpmn:extensionElements>'
         "</bpmn:serviceTask>\n"
     )
 

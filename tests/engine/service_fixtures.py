@@ -8,11 +8,13 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
+from uuid import uuid4
 
 import psutil
 import pytest
@@ -20,6 +22,10 @@ from django.db import connection
 
 BASE_DIR = Path(__file__).resolve().parents[2]
 TEST_SECRET = "s3cr3t-token-for-the-crm-7f1c"
+# A secret whose URL, base64 and hex encodings all differ from it.
+TEST_PASSWORD = "p@ss w/rd+&=é?-2b9f"
+# In the workers' environment but not declared as a secret: diagrams must not reach it.
+WORKER_SECRET_KEY = "worker-django-secret-key-not-a-connector-secret-91d0"
 
 
 @dataclass
@@ -139,23 +145,44 @@ class Workers:
                 process.wait()
 
 
+# The workers of this test session. conftest files of several test packages import the
+# fixture, which makes one fixture per package: they share these workers, whose logs are
+# then the only ones (and one queue never has two sets of consumers).
+_session_workers: Workers | None = None
+
+
 @pytest.fixture(scope="session")
 def celery_workers(
     django_db_setup: None, django_db_blocker: Any, live_server: Any,
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[Workers]:
     """Two Celery worker processes (prefork, 2 children each) on a queue of this session."""
+    global _session_workers
+    if _session_workers is not None:
+        yield _session_workers
+        return
+    with django_db_blocker.unblock():
+        url = database_url()
+    _session_workers = _start_workers(url, live_server.url, tmp_path_factory)
+    yield _session_workers
+    _session_workers.stop()
+    _session_workers = None
+
+
+def _start_workers(url: str, live_url: str, tmp_path_factory: pytest.TempPathFactory) -> Workers:
     from django.conf import settings
 
     from config.celery import app
 
     # Diagrams reach "Baton itself" (the demo API) at the live server, here and on the workers.
-    settings.BATON_BASE_URL = live_server.url
+    settings.BATON_BASE_URL = live_url
     queue = f"baton-test-{os.getpid()}"
     app.conf.task_default_queue = queue
     logs_dir = tmp_path_factory.mktemp("workers")
-    with django_db_blocker.unblock():
-        url = database_url()
+    # The declared secret store, mounted as Docker and Kubernetes do: one file per secret.
+    secrets_dir = tmp_path_factory.mktemp("secrets")
+    (secrets_dir / "CRM_TOKEN").write_text(TEST_SECRET + "\n")
+    (secrets_dir / "CRM_PASSWORD").write_text(TEST_PASSWORD)
     env = {
         **os.environ,
         "DATABASE_URL": url,
@@ -163,8 +190,9 @@ def celery_workers(
         "BATON_CELERY_QUEUE": queue,
         "BATON_RETRY_BASE_SECONDS": "0.2",
         "BATON_RETRY_MAX_SECONDS": "2",
-        "BATON_BASE_URL": live_server.url,
-        "CRM_TOKEN": TEST_SECRET,
+        "BATON_BASE_URL": live_url,
+        "BATON_SECRETS": str(secrets_dir),
+        "SECRET_KEY": WORKER_SECRET_KEY,
         "PYTHONUNBUFFERED": "1",
     }
     processes, logs = [], []
@@ -184,8 +212,7 @@ def celery_workers(
             workers.stop()
             raise RuntimeError("Celery workers did not start:\n" + workers.log_text()[-3000:])
         time.sleep(0.2)
-    yield workers
-    workers.stop()
+    return workers
 
 
 def wait_until(condition: Callable[[], bool], timeout: float = 30, what: str = "") -> None:
@@ -195,3 +222,18 @@ def wait_until(condition: Callable[[], bool], timeout: float = 30, what: str = "
             return
         time.sleep(0.1)
     raise AssertionError(f"Timed out after {timeout} s waiting for {what or condition}")
+
+
+@contextmanager
+def jobs_for_no_worker() -> Iterator[None]:
+    """Jobs enqueued inside go to a queue no worker reads, for a test that runs them itself
+    (`execute_service_job`) under settings of its own; the queue is deleted afterwards."""
+    from config.celery import app
+
+    queue, app.conf.task_default_queue = app.conf.task_default_queue, f"nobody-{uuid4().hex}"
+    try:
+        yield
+    finally:
+        unread, app.conf.task_default_queue = app.conf.task_default_queue, queue
+        with app.connection_for_write() as conn:
+            conn.default_channel.queue_delete(unread)

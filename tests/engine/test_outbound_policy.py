@@ -1,0 +1,227 @@
+"""The outbound policy of connectors (DESIGN section 5): no link-local or metadata address,
+not Baton's own database or broker, no scheme but http(s), and in production no loopback or
+private address unless allowed. A refused call is an incident naming the rule, made before
+any connection: real listeners on 127.0.0.x prove that nothing connected."""
+import select
+import socket
+from collections.abc import Iterator
+from contextlib import contextmanager
+from urllib.parse import urlsplit
+
+import pytest
+from django.conf import settings as django_settings
+from django.db import connection
+
+from engine.connectors import outbound
+from engine.models import InstanceEvent, ProcessInstance, ServiceJob
+from engine.services import start_instance
+from engine.services.service_jobs import execute_service_job
+from processes.services import deploy
+from processes.validation import UploadedFile
+from tests.engine.service_diagrams import sequence, service_task
+from tests.engine.service_fixtures import FakeApi, Workers, jobs_for_no_worker, wait_until
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def database_port() -> int:
+    return int(connection.settings_dict.get("PORT") or 5432)
+
+
+def broker_port() -> int:
+    return urlsplit(django_settings.CELERY_BROKER_URL).port or 6379
+
+
+@contextmanager
+def listening(host: str, port: int = 0) -> Iterator[socket.socket]:
+    """A TCP socket listening on host:port that never accepts: a connection attempt stays
+    in its queue, where `connected` sees it."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    try:
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        pytest.skip(f"cannot listen on {host}:{port} here ({exc})")
+    sock.listen(8)
+    try:
+        yield sock
+    finally:
+        sock.close()
+
+
+def connected(sock: socket.socket) -> bool:
+    readable, _, _ = select.select([sock], [], [], 0)
+    return bool(readable)
+
+
+def assert_listener_works(sock: socket.socket) -> None:
+    """The control: the listener does see a connection, so its silence meant something."""
+    with socket.create_connection(sock.getsockname()[:2], timeout=5):
+        wait_until(lambda: connected(sock), what="the control connection")
+
+
+def deploy_url_task(key: str) -> None:
+    xml = sequence(key, [service_task("call", "url")])
+    deploy(name=key, files=[UploadedFile(f"{key}.bpmn", xml.encode())], actor=None)
+
+
+def settle(instance: ProcessInstance) -> ProcessInstance:
+    def settled() -> bool:
+        instance.refresh_from_db()
+        return instance.status in ("completed", "incident", "terminated")
+
+    wait_until(settled, what="the instance to settle")
+    return instance
+
+
+def assert_refused(instance: ProcessInstance, reason: str) -> None:
+    assert instance.status == "incident", instance.status
+    assert "refused by the outbound policy" in instance.incident["error"]
+    assert reason in instance.incident["error"], instance.incident["error"]
+    job = ServiceJob.objects.get(instance=instance)
+    assert (job.status, job.error_code, job.attempt) == ("dead", "HTTP_REFUSED", 1)
+    assert not InstanceEvent.objects.filter(instance=instance, type="job_failed").exists()
+
+
+# -- the rule ---------------------------------------------------------------------------------
+
+@pytest.mark.parametrize(("url", "reason"), [
+    ("http://169.254.169.254/latest/meta-data/", "169.254.169.254 is link-local (metadata)"),
+    ("http://[fe80::1]/", "fe80::1 is link-local (metadata)"),
+    ("http://100.100.100.200/", "100.100.100.200 is a cloud metadata address"),
+    ("http://metadata.google.internal/", "metadata.google.internal is a cloud metadata service"),
+    ("http://0.0.0.0:8000/", "0.0.0.0 is not a unicast address"),
+    ("file:///etc/passwd", "the scheme 'file' is not allowed"),
+    ("gopher://127.0.0.1:6379/_INFO", "the scheme 'gopher' is not allowed"),
+    ("http://127.0.0.1:{db}/", "port {db} is Baton's own database"),
+    ("http://localhost:{db}/", "port {db} is Baton's own database"),
+    ("http://127.0.0.2:{db}/", "port {db} is Baton's own database"),
+    ("http://2130706433:{db}/", "(127.0.0.1) port {db} is Baton's own database"),
+    ("http://[::ffff:127.0.0.1]:{broker}/", "port {broker} is Baton's own broker"),
+    ("http://[::1]:{broker}/", "port {broker} is Baton's own broker"),
+])
+def test_refused_everywhere(url: str, reason: str) -> None:
+    ports = {"db": database_port(), "broker": broker_port()}
+    with pytest.raises(outbound.OutboundRefused) as refused:
+        outbound.check_url(url.format(**ports))
+    assert refused.value.code == "HTTP_REFUSED"
+    assert reason.format(**ports) in str(refused.value)
+
+
+def test_development_and_test_settings_allow_loopback_and_private_addresses() -> None:
+    for url in ("http://127.0.0.1:8000/", "http://localhost:8000/", "http://10.1.2.3/"):
+        outbound.check_url(url)
+
+
+@pytest.mark.parametrize(("url", "reason"), [
+    ("http://localhost:8000/", "is loopback"),
+    ("http://127.0.0.1:8000/", "127.0.0.1 is loopback"),
+    ("http://192.168.1.20/", "192.168.1.20 is private"),
+    ("http://100.64.0.1/", "100.64.0.1 is not a public address"),
+    ("http://[fd00::7]/", "fd00::7 is private"),
+    ("http://localhost:80/", "is loopback"),  # allowed on port 8443 only
+])
+def test_production_refuses_loopback_and_private_addresses_not_allowed(
+    settings, url: str, reason: str
+) -> None:
+    settings.BATON_HTTP_ALLOW_PRIVATE = False
+    settings.BATON_HTTP_ALLOW = ["10.0.0.0/8", "localhost:8443"]
+    with pytest.raises(outbound.OutboundRefused, match="list it in BATON_HTTP_ALLOW") as refused:
+        outbound.check_url(url)
+    assert reason in str(refused.value)
+
+
+def test_production_allows_public_and_allow_listed_addresses(settings) -> None:
+    settings.BATON_HTTP_ALLOW_PRIVATE = False
+    settings.BATON_HTTP_ALLOW = ["10.0.0.0/8", "localhost:8443", "[fd00::1]:443"]
+    for url in ("http://93.184.215.14/", "http://10.9.8.7:8080/", "https://localhost:8443/",
+                "https://[fd00::1]/"):
+        outbound.check_url(url)
+
+
+def test_no_allow_list_opens_the_database_or_metadata(settings) -> None:
+    settings.BATON_HTTP_ALLOW_PRIVATE = False
+    settings.BATON_HTTP_ALLOW = ["127.0.0.0/8", "localhost", "169.254.0.0/16"]
+    with pytest.raises(outbound.OutboundRefused, match="Baton's own database"):
+        outbound.check_url(f"http://localhost:{database_port()}/")
+    with pytest.raises(outbound.OutboundRefused, match="link-local"):
+        outbound.check_url("http://169.254.169.254/")
+
+
+def test_the_client_checks_every_connection_it_opens() -> None:
+    """Without the check before the call (a registered connector that forgot it), the
+    connection itself is refused; nothing reaches the listener."""
+    with listening("127.0.0.2", database_port()) as sock, outbound.client() as client:
+        with pytest.raises(outbound.OutboundRefused, match="Baton's own database"):
+            client.get(f"http://127.0.0.2:{database_port()}/")
+        assert not connected(sock)
+        assert_listener_works(sock)
+
+
+# -- end to end: a diagram's http task --------------------------------------------------------
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("url", "reason"), [
+    ("http://127.0.0.1:{db}/", "127.0.0.1 port {db} is Baton's own database"),
+    ("http://127.0.0.1:{broker}/", "127.0.0.1 port {broker} is Baton's own broker"),
+    ("http://169.254.169.254/latest/meta-data/", "169.254.169.254 is link-local (metadata)"),
+    ("file:///etc/passwd", "the scheme 'file' is not allowed"),
+])
+def test_an_http_task_to_a_refused_address_is_an_incident_without_retries(
+    celery_workers: Workers, url: str, reason: str
+) -> None:
+    ports = {"db": database_port(), "broker": broker_port()}
+    deploy_url_task("out_refused")
+    instance = start_instance(key="out_refused", variables={"url": url.format(**ports)})
+    assert_refused(settle(instance), reason.format(**ports))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("service", ["database", "broker"])
+def test_nothing_connects_to_the_port_of_the_database_or_broker(
+    celery_workers: Workers, service: str
+) -> None:
+    """127.0.0.2 is this machine too: a server listening there on the database's (broker's)
+    port sees no connection."""
+    port = database_port() if service == "database" else broker_port()
+    with listening("127.0.0.2", port) as sock:
+        deploy_url_task("out_own")
+        instance = start_instance(key="out_own", variables={"url": f"http://127.0.0.2:{port}/"})
+        assert_refused(settle(instance), f"127.0.0.2 port {port} is Baton's own {service}")
+        assert not connected(sock)
+        assert_listener_works(sock)
+
+
+@pytest.mark.slow
+def test_production_policy_refuses_a_name_that_resolves_to_loopback(settings) -> None:
+    """Run here under production's policy (the workers run the test settings)."""
+    settings.BATON_HTTP_ALLOW_PRIVATE = False
+    with listening("127.0.0.1") as sock:
+        port = sock.getsockname()[1]
+        deploy_url_task("out_prod")
+        with jobs_for_no_worker():
+            instance = start_instance(key="out_prod",
+                                      variables={"url": f"http://localhost:{port}/"})
+        execute_service_job(str(ServiceJob.objects.get(instance=instance).id))
+        instance.refresh_from_db()
+        assert_refused(instance, "is loopback; list it in BATON_HTTP_ALLOW")
+        assert "localhost (" in instance.incident["error"]
+        assert not connected(sock)
+        assert_listener_works(sock)
+
+
+@pytest.mark.slow
+def test_production_policy_lets_an_allow_listed_name_through(
+    settings, fake_api: FakeApi
+) -> None:
+    settings.BATON_HTTP_ALLOW_PRIVATE = False
+    settings.BATON_HTTP_ALLOW = [f"localhost:{fake_api.server.server_port}"]
+    deploy_url_task("out_allowed")
+    with jobs_for_no_worker():
+        instance = start_instance(key="out_allowed", variables={
+            "url": f"http://localhost:{fake_api.server.server_port}/allowed",
+        })
+    execute_service_job(str(ServiceJob.objects.get(instance=instance).id))
+    instance.refresh_from_db()
+    assert instance.status == "completed"
+    assert len(fake_api.requests_to("/allowed")) == 1

@@ -1,9 +1,17 @@
 """One error shape for the whole API: RFC 7807 problem details."""
 from typing import Any
 
+from django.conf import settings
+from django.core.exceptions import (
+    DisallowedHost,
+    RequestDataTooBig,
+    SuspiciousOperation,
+    TooManyFieldsSent,
+    TooManyFilesSent,
+)
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
-from django.views import defaults
+from django.views import csrf, defaults
 from rest_framework import exceptions, status
 from rest_framework.views import exception_handler
 
@@ -26,6 +34,25 @@ def problem_response(
     if errors is not None:
         body["errors"] = errors
     return JsonResponse(body, status=status_code, content_type=PROBLEM_CONTENT_TYPE)
+
+
+def request_problem(exc: SuspiciousOperation) -> JsonResponse:
+    """Django's refusals of a request it cannot or will not read, as problems. Their own
+    messages are meant for the server's log (they echo headers, name settings)."""
+    if isinstance(exc, RequestDataTooBig):
+        limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
+        return problem_response(413, "Request body too large",
+                                f"The request body is larger than {limit} bytes.")
+    if isinstance(exc, DisallowedHost):
+        detail = "The Host header names a host this server does not serve."
+    elif isinstance(exc, TooManyFilesSent):
+        detail = (f"The request has more than {settings.DATA_UPLOAD_MAX_NUMBER_FILES} files "
+                  "(BATON_MAX_DEPLOYMENT_FILES).")
+    elif isinstance(exc, TooManyFieldsSent):
+        detail = f"The request has more than {settings.DATA_UPLOAD_MAX_NUMBER_FIELDS} fields."
+    else:
+        detail = "The request could not be read."
+    return problem_response(400, "Bad request", detail)
 
 
 def _field_errors(detail: Any, path: str = "") -> list[dict[str, str]]:
@@ -56,6 +83,8 @@ def problem_exception_handler(
         )
     if isinstance(exc, EngineError):
         return problem_response(exc.status, exc.title, exc.detail, exc.errors)
+    if isinstance(exc, SuspiciousOperation):
+        return request_problem(exc)
     if isinstance(exc, exceptions.ValidationError):
         return problem_response(
             status.HTTP_400_BAD_REQUEST, "Invalid input", "The request body is not valid.",
@@ -79,6 +108,29 @@ def problem_exception_handler(
 
 def _is_api(request: HttpRequest) -> bool:
     return request.path.startswith("/api/")
+
+
+def bad_request(request: HttpRequest, exception: Exception) -> HttpResponse:
+    """Django's 400s (a bad Host header, an unreadable multipart body, too many fields)."""
+    if _is_api(request):
+        if isinstance(exception, SuspiciousOperation):
+            return request_problem(exception)
+        return problem_response(400, "Bad request", "The request could not be read.")
+    return defaults.bad_request(request, exception)
+
+
+def permission_denied(request: HttpRequest, exception: Exception) -> HttpResponse:
+    if _is_api(request):
+        return problem_response(403, "Permission denied",
+                                "You do not have permission to perform this action.")
+    return defaults.permission_denied(request, exception)
+
+
+def csrf_failure(request: HttpRequest, reason: str = "") -> HttpResponse:
+    """CSRF_FAILURE_VIEW: under /api/, a session request without its CSRF token."""
+    if _is_api(request):
+        return problem_response(403, "CSRF check failed", f"CSRF failed: {reason}")
+    return csrf.csrf_failure(request, reason)
 
 
 def not_found(request: HttpRequest, exception: Exception) -> HttpResponse:

@@ -8,6 +8,8 @@ from typing import Any
 from rest_framework import serializers
 from rest_framework.parsers import JSONParser
 
+from engine.jsonable import check_json_depth, too_deep
+
 NUL_REPLACEMENT = "\ufffd"
 
 
@@ -22,9 +24,17 @@ def without_nul(value: Any) -> Any:
 
 
 class JSONWithoutNulParser(JSONParser):
+    """Also refuses bodies nested deeper than BATON_MAX_JSON_DEPTH (a 400 naming the limit)
+    before anything walks them: the decoder itself stops at Python's recursion limit."""
+
     def parse(self, stream: Any, media_type: str | None = None,
               parser_context: Mapping[str, Any] | None = None) -> Any:
-        return without_nul(super().parse(stream, media_type, parser_context))
+        try:
+            value = super().parse(stream, media_type, parser_context)
+        except RecursionError:
+            raise too_deep("The JSON body") from None
+        check_json_depth(value, "The JSON body")
+        return without_nul(value)
 
 
 class TextField(serializers.CharField):

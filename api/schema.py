@@ -28,6 +28,9 @@ COMMON_ERRORS = {
     "404": "No such object or page.",
     "405": "The method is not allowed here.",
     "406": "The requested response format is not available.",
+    "411": "A chunked body on a server that cannot read one; send a Content-Length.",
+    "413": "The request body is over its cap (BATON_MAX_JSON_BYTES; deployments: "
+           "BATON_MAX_DEPLOYMENT_BYTES).",
     "415": "The body's content type is not accepted.",
     "429": "Too many requests; see Retry-After.",
     "500": "The server failed; the error was logged.",

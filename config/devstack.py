@@ -110,8 +110,10 @@ def run() -> int:
         manage("bootstrap_demo")
         print(sandbox_summary(), flush=True)
         celery = [sys.executable, "-m", "celery", "-A", "config"]
+        # --insecure: runserver serves static files only with DEBUG on, which is off by
+        # default (config/settings/dev.py says why).
         supervisor.start("web", [sys.executable, "manage.py", "runserver", f"{host}:{port}",
-                                 "--noreload"])
+                                 "--noreload", "--insecure"])
         supervisor.start("worker", [*celery, "worker", "-l", "info", "--concurrency", "2"])
         supervisor.start("beat", [*celery, "beat", "-l", "info",
                                   "--schedule", str(data / "celerybeat-schedule")])

@@ -13,5 +13,8 @@ urlpatterns = [
 if settings.BATON_DEMO_API:
     urlpatterns.append(path("demo-api/", include("config.demo_api")))
 
+# Under /api/ every error answers as problem+json (api/errors.py); elsewhere as Django does.
+handler400 = "api.errors.bad_request"
+handler403 = "api.errors.permission_denied"
 handler404 = "api.errors.not_found"
 handler500 = "api.errors.server_error"

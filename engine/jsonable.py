@@ -2,7 +2,50 @@
 import json
 from typing import Any
 
+from django.conf import settings
+
+from .exceptions import InvalidInput
+
 
 def json_safe(value: Any) -> Any:
     """`value` as plain JSON types; anything JSON cannot express becomes its `str()`."""
     return json.loads(json.dumps(value, default=str))
+
+
+def nesting_depth(value: Any, stop_after: int) -> int:
+    """How deeply lists and objects nest in `value` (a scalar is 0, `{"a": []}` is 2), counted
+    without recursion and only up to `stop_after + 1`: enough to tell it is too deep."""
+    deepest = 0
+    pending: list[tuple[Any, int]] = [(value, 0)]
+    while pending:
+        item, depth = pending.pop()
+        if isinstance(item, dict):
+            children: Any = item.values()
+        elif isinstance(item, list | tuple):
+            children = item
+        else:
+            continue
+        deepest = max(deepest, depth + 1)
+        if deepest > stop_after:
+            break
+        pending.extend((child, depth + 1) for child in children)
+    return deepest
+
+
+def too_deep(what: str = "The JSON value") -> InvalidInput:
+    """The error for a value nested deeper than BATON_MAX_JSON_DEPTH; also raised by decoders
+    that stop at Python's recursion limit (far deeper still)."""
+    limit = settings.BATON_MAX_JSON_DEPTH
+    return InvalidInput(
+        f"{what} is nested deeper than {limit} levels (BATON_MAX_JSON_DEPTH).",
+        errors=[{"field": "non_field_errors",
+                 "message": f"Lists and objects may nest at most {limit} levels deep."}],
+    )
+
+
+def check_json_depth(value: Any, what: str = "The JSON value") -> None:
+    """Refuse values nested deeper than BATON_MAX_JSON_DEPTH: everything that stores,
+    copies or serializes them (deepcopy, SpiffWorkflow's serializer, the JSON encoder)
+    recurses, so a deeper value would fail later with a RecursionError, mid-operation."""
+    if nesting_depth(value, settings.BATON_MAX_JSON_DEPTH) > settings.BATON_MAX_JSON_DEPTH:
+        raise too_deep(what)

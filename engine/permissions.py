@@ -52,14 +52,16 @@ def is_operator(user: Person | None) -> bool:
 
 
 def can_send_events(user: Person | None) -> bool:
-    """Who may send messages and broadcast signals through the API: any signed-in, active
-    user, unless `BATON_EVENT_SENDER_GROUPS` names groups (then members of one of them).
-    Superusers always may."""
+    """Who may send messages and broadcast signals through the API: members of the groups
+    `BATON_EVENT_SENDER_GROUPS` names (`integrations` unless configured), operators and
+    superusers. Not everyone: a message's answer (200 or 404) tells whether some instance
+    waits with the given correlation values, which would let anyone probe the variables of
+    instances they may not read."""
     from django.conf import settings
 
     if user is None or not user.is_authenticated or not user.is_active:
         return False
-    if getattr(user, "is_superuser", False):
+    if is_operator(user):  # superusers included
         return True
     groups = set(getattr(settings, "BATON_EVENT_SENDER_GROUPS", ()) or ())
-    return not groups or bool(groups & group_names(user))
+    return bool(groups & group_names(user))

@@ -18,13 +18,20 @@ from engine.bpmn.scripting import ScriptSyntaxError, check_syntax
 from engine.bpmn.serialization import spec_to_json, unsupported_elements
 from engine.bpmn.xml import (
     BPMN_NS,
+    FLOW_CONTAINERS,
+    MAX_ELEMENTS_IN_A_ROW,
     SPIFF_NS,
     UnsafeXmlError,
+    XmlLimitExceeded,
+    XmlLimits,
     element_at_line,
     line_of_element,
     parse_untrusted_xml,
+    run_over_limit,
 )
 from engine.connectors import get_connector, registered_connectors
+from engine.exceptions import InvalidInput
+from engine.jsonable import check_json_depth, too_deep
 
 FILE_KINDS = {
     ".bpmn": "bpmn", ".bpmn20.xml": "bpmn", ".xml": "bpmn", ".dmn": "dmn", ".json": "json"
@@ -120,6 +127,7 @@ def _read_files(files: list[UploadedFile]) -> list[ParsedFile]:
         ))
     parsed: list[ParsedFile] = []
     names: set[str] = set()
+    limits = XmlLimits.for_deployment()  # the element count runs across the files
     for upload in files:
         name = upload.name
         kind = _kind_of(name)
@@ -139,7 +147,7 @@ def _read_files(files: list[UploadedFile]) -> list[ParsedFile]:
                 f"{settings.BATON_MAX_FILE_BYTES} bytes per file.",
             ))
             continue
-        problem = _parse_one(upload, kind, parsed)
+        problem = _parse_one(upload, kind, parsed, limits)
         if problem is not None:
             problems.append(problem)
     if problems:
@@ -147,20 +155,37 @@ def _read_files(files: list[UploadedFile]) -> list[ParsedFile]:
     return parsed
 
 
-def _parse_one(upload: UploadedFile, kind: str, parsed: list[ParsedFile]) -> Problem | None:
+def _parse_json(upload: UploadedFile, text: str, item: ParsedFile) -> Problem | None:
+    try:
+        item.json_value = json.loads(text)
+        check_json_depth(item.json_value, "The JSON")
+    except json.JSONDecodeError as exc:
+        return Problem(file=upload.name, line=exc.lineno, message=f"Invalid JSON: {exc.msg}.")
+    except RecursionError:
+        return Problem(file=upload.name, message=too_deep("The JSON").detail)
+    except InvalidInput as exc:
+        return Problem(file=upload.name, message=exc.detail)
+    return None
+
+
+def _parse_one(
+    upload: UploadedFile, kind: str, parsed: list[ParsedFile], limits: XmlLimits
+) -> Problem | None:
     try:
         text = upload.content.decode("utf-8")
     except UnicodeDecodeError:
         return Problem(file=upload.name, message="The file is not UTF-8 text.")
     item = ParsedFile(name=upload.name, kind=kind, text=text, checksum=_sha256(upload.content))
     if kind == "json":
-        try:
-            item.json_value = json.loads(text)
-        except json.JSONDecodeError as exc:
-            return Problem(file=upload.name, line=exc.lineno, message=f"Invalid JSON: {exc.msg}.")
+        problem = _parse_json(upload, text, item)
+        if problem is not None:
+            return problem
     else:
         try:
-            item.root = parse_untrusted_xml(upload.content)
+            item.root = parse_untrusted_xml(upload.content, limits)
+        except XmlLimitExceeded as exc:
+            return Problem(file=upload.name, line=exc.line, element_id=exc.element_id,
+                           message=str(exc))
         except UnsafeXmlError as exc:
             return Problem(file=upload.name, message=str(exc))
         except etree.XMLSyntaxError as exc:
@@ -229,6 +254,27 @@ def _check_python(item: ParsedFile) -> list[Problem]:
     return problems
 
 
+def _check_runs(item: ParsedFile) -> list[Problem]:
+    """Runs of elements too long for SpiffWorkflow's recursive parser, refused up front."""
+    assert item.root is not None
+    problems = []
+    for container in item.root.iter(*FLOW_CONTAINERS):
+        element_id = run_over_limit(container)
+        if element_id is not None:
+            problems.append(Problem(
+                file=item.name, line=line_of_element(item.root, element_id),
+                element_id=element_id,
+                message=f"{container.get('id')!r} has more than {MAX_ELEMENTS_IN_A_ROW} "
+                "elements in a row (following its sequence flows), the limit. Move parts of "
+                "it into subprocesses or call activities.",
+            ))
+    return problems
+
+
+TOO_DEEP_FOR_SPIFF = ("The process is too long or nests too deeply to be read; move parts of "
+                      "it into subprocesses or call activities.")
+
+
 def _problem_from_spiff(exc: SpiffWorkflowException, files: list[ParsedFile]) -> Problem:
     file_name = getattr(exc, "file_name", "") or ""
     element_id = getattr(exc, "id", "") or ""
@@ -237,6 +283,9 @@ def _problem_from_spiff(exc: SpiffWorkflowException, files: list[ParsedFile]) ->
     if not line and getattr(exc, "line_number", None):
         line = int(exc.line_number)
     message = str(exc).rstrip(". ") + "."
+    # SpiffWorkflow wraps what went wrong in its own exception, a RecursionError included.
+    if isinstance(exc.__context__, RecursionError):
+        message = TOO_DEEP_FOR_SPIFF
     return Problem(file=file_name, line=line, element_id=element_id, message=message)
 
 
@@ -292,6 +341,8 @@ def _build_processes(bpmn: list[ParsedFile], others: list[ParsedFile]) -> Parsed
                 parser.add_dmn_xml(item.root, item.name)  # type: ignore[attr-defined]
     except SpiffWorkflowException as exc:
         raise DeploymentInvalid([_problem_from_spiff(exc, bpmn + others)]) from None
+    except RecursionError:
+        raise DeploymentInvalid([Problem(file=bpmn[0].name, message=TOO_DEEP_FOR_SPIFF)]) from None
 
     dependency_checksums = sorted(f.checksum for f in others)
     processes: list[ParsedProcess] = []
@@ -312,6 +363,9 @@ def _build_processes(bpmn: list[ParsedFile], others: list[ParsedFile]) -> Parsed
                 json.dumps(spec_json)
             except SpiffWorkflowException as exc:
                 problems.append(_problem_from_spiff(exc, bpmn + others))
+                continue
+            except RecursionError:
+                problems.append(Problem(file=item.name, element_id=key, message=TOO_DEEP_FOR_SPIFF))
                 continue
             except TypeError:
                 unsupported = unsupported_elements(dialect, spec, subprocess_specs) or [
@@ -357,7 +411,7 @@ def parse_deployment(files: list[UploadedFile]) -> ParsedDeployment:
     problems: list[Problem] = []
     for item in bpmn:
         schema_problems = _check_schema(item)
-        problems.extend(schema_problems or _check_python(item))
+        problems.extend(schema_problems or [*_check_python(item), *_check_runs(item)])
     if problems:
         raise DeploymentInvalid(problems)
     if not any(_executable_processes(item) for item in bpmn):

@@ -84,6 +84,12 @@ def test_run_command_serves_baton_and_ctrl_c_stops_everything(tmp_path: Path) ->
             })
             assert page.status_code == 200
             assert "<h1>Tasks</h1>" in page.text and "approver1" in page.text
+            # DEBUG is off (no debug pages with settings for anyone), static files still work.
+            assert browser.get("/static/baton/baton.css").status_code == 200
+            missing = browser.get("/no-such-page/")
+            assert missing.status_code == 404 and "URLconf" not in missing.text
+            assert browser.get("/api/v1/nothing/").headers["Content-Type"] == (
+                "application/problem+json")
 
         # The example approval, started and completed through the API with printed tokens.
         designer = {"Authorization": f"Token {accounts['designer'][1]}"}
@@ -114,3 +120,15 @@ def test_run_command_serves_baton_and_ctrl_c_stops_everything(tmp_path: Path) ->
     alive = [p for p in descendants if p.is_running() and p.status() != psutil.STATUS_ZOMBIE]
     assert alive == []
     assert processes_mentioning(str(tmp_path), redis_dir) == []
+
+
+def test_development_settings_have_debug_off_unless_asked() -> None:
+    env = {k: v for k, v in os.environ.items() if k != "DEBUG"}
+    env["DJANGO_SETTINGS_MODULE"] = "config.settings.dev"
+    command = [sys.executable, "-c",
+               "from django.conf import settings; print(settings.DEBUG)"]
+    default = subprocess.run(command, cwd=BASE_DIR, env=env, capture_output=True, text=True,
+                             check=True)
+    asked = subprocess.run(command, cwd=BASE_DIR, env={**env, "DEBUG": "1"},
+                           capture_output=True, text=True, check=True)
+    assert (default.stdout.strip(), asked.stdout.strip()) == ("False", "True")

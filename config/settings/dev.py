@@ -1,8 +1,15 @@
-"""Development settings: debug on, a throwaway secret unless one is given."""
+"""Development settings (`make run`, manage.py): a throwaway secret unless one is given.
+
+DEBUG is off unless the environment turns it on (DEBUG=1). Its error pages show the settings
+and the request environment (DATABASE_URL, the broker URL) to whoever made the request, and
+the development server binds 127.0.0.1, so "only for requests from this machine" would still
+mean every signed-in user of a `make run` Baton. Errors are logged with their traceback to the
+terminal instead; `make run` serves static files itself (runserver --insecure).
+"""
 import os
 
 from .base import *  # noqa: F403
 from .base import env_bool
 
-DEBUG = env_bool("DEBUG", True)
+DEBUG = env_bool("DEBUG", False)
 SECRET_KEY = os.environ.get("SECRET_KEY") or "dev-only-insecure-key-do-not-use-in-production"

@@ -8,6 +8,7 @@ from engine.actors import Actor, as_user
 from engine.bpmn.events import prepare_start
 from engine.bpmn.serialization import new_workflow
 from engine.exceptions import InvalidInput, NotFound
+from engine.jsonable import check_json_depth
 from engine.models import ProcessInstance
 from processes.models import ProcessDefinition
 
@@ -46,6 +47,7 @@ def start_instance(
     """
     if variables is not None and not isinstance(variables, dict):
         raise InvalidInput("variables must be a JSON object.")
+    check_json_depth(variables, "variables")
     definition = _definition(key, version)
     spec, subprocess_specs = definition_specs(definition.pk)
     workflow = new_workflow(spec, subprocess_specs)

@@ -18,6 +18,7 @@ from django.db import connection, transaction
 from engine.actors import Person
 from engine.bpmn.events import NotWaiting
 from engine.exceptions import InvalidInput, NotFound
+from engine.jsonable import check_json_depth
 from engine.models import ProcessInstance, ReceivedMessage
 from engine.permissions import can_send_events
 
@@ -40,6 +41,7 @@ def check_event_input(name: Any, variables: Any) -> None:
     if not isinstance(variables, dict):
         raise InvalidInput("variables must be a JSON object.",
                            errors=[{"field": "variables", "message": "Must be an object."}])
+    check_json_depth(variables, "variables")
 
 
 def _reserve(message_id: str, name: str) -> ReceivedMessage | None:

@@ -19,6 +19,7 @@ from SpiffWorkflow.util.task import TaskState
 from engine.actors import Person
 from engine.bpmn.inspection import element_markers, every_task, is_skippable, reset_targets
 from engine.exceptions import Conflict, InvalidInput, NotFound
+from engine.jsonable import check_json_depth
 from engine.models import HumanTask, ProcessInstance, ServiceJob
 from engine.permissions import is_operator
 
@@ -120,6 +121,20 @@ def _complete_without_running(task: Task) -> None:
     task.workflow._task_completed_notify(task)
 
 
+def _task_of(workflow: BpmnWorkflow, task_id: uuid.UUID | str) -> Task:
+    """The task `task_id` of this workflow or of its subprocesses; `NotFound` for an id that
+    is malformed, unknown or another instance's. (SpiffWorkflow's own lookup raises its
+    TaskNotFoundException, and looks into one subprocess only.)"""
+    try:
+        wanted = uuid.UUID(str(task_id))
+    except ValueError:
+        wanted = None
+    task = next((t for t in every_task(workflow) if t.id == wanted), None)
+    if task is None:
+        raise NotFound(f"The instance has no task {task_id}.")
+    return task
+
+
 def skip_task(
     *,
     instance_id: uuid.UUID | str,
@@ -132,15 +147,11 @@ def skip_task(
     run the instance on. Its open human task and service job are cancelled."""
     if variables is not None and not isinstance(variables, dict):
         raise InvalidInput("variables must be a JSON object.")
+    check_json_depth(variables, "variables")
     with transaction.atomic():
         instance = lock_for_repair(instance_id, actor, "skip tasks of")
         workflow = load_workflow(instance)
-        try:
-            task = workflow.get_task_from_id(uuid.UUID(str(task_id)))
-        except ValueError:
-            task = None
-        if task is None:
-            raise NotFound(f"The instance has no task {task_id}.")
+        task = _task_of(workflow, task_id)
         if not is_skippable(task):
             raise Conflict(f"{task.task_spec.bpmn_id or 'This task'} is "
                            f"{TaskState.get_name(task.state)}; only an active task can be skipped.")

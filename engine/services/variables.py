@@ -8,6 +8,7 @@ from SpiffWorkflow.bpmn import BpmnWorkflow
 
 from engine.actors import Actor
 from engine.exceptions import InvalidInput
+from engine.jsonable import check_json_depth
 from engine.models import ProcessInstance
 
 from .audit import record_event
@@ -19,6 +20,7 @@ def check_variables(variables: Any, remove: Iterable[str] = ()) -> tuple[dict[st
     and a list of names to remove."""
     if not isinstance(variables, dict):
         raise InvalidInput("variables must be a JSON object.")
+    check_json_depth(variables, "variables")
     names = list(remove)
     if not all(isinstance(name, str) for name in names):
         raise InvalidInput("The names of variables to remove must be strings.")

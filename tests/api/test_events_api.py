@@ -1,5 +1,6 @@
 """POST /api/v1/messages/ and /api/v1/signals/, and `waiting_for` on instances."""
 import datetime
+import json
 
 import pytest
 
@@ -34,7 +35,7 @@ def orders(make_user):
 
 
 def test_message_reaches_the_instance_with_the_key(orders, api_client_for, make_user):
-    client = api_client_for(make_user("integration"))
+    client = api_client_for(make_user("integration", "integrations"))
     response = client.post(MESSAGES, {"name": "payment_received",
                                       "correlation_keys": {"order_id": 2},
                                       "variables": {"paid": True}}, format="json")
@@ -47,7 +48,7 @@ def test_message_reaches_the_instance_with_the_key(orders, api_client_for, make_
 
 
 def test_message_errors(orders, api_client_for, anonymous_client, make_user, settings):
-    client = api_client_for(make_user("integration"))
+    client = api_client_for(make_user("integration", "integrations"))
     body = problem(client.post(MESSAGES, {"name": "payment_received"}, format="json"), 409)
     assert {e["instance"] for e in body["errors"]} == {str(o.pk) for o in orders}
     problem(client.post(MESSAGES, {"name": "payment_received", "business_key": "A-3"},
@@ -57,15 +58,38 @@ def test_message_errors(orders, api_client_for, anonymous_client, make_user, set
     problem(client.post(MESSAGES, {"name": "x", "variables": [1]}, format="json"), 400)
     problem(client.post(MESSAGES, {"name": "x", "correlation_keys": "k"}, format="json"), 400)
     problem(anonymous_client.post(MESSAGES, {"name": "x"}, format="json"), 401)
-    settings.BATON_EVENT_SENDER_GROUPS = ["integrations"]
+    settings.BATON_EVENT_SENDER_GROUPS = ["partners"]
     problem(client.post(MESSAGES, {"name": "payment_received", "business_key": "A-1"},
                         format="json"), 403)
     problem(client.post(SIGNALS, {"name": "x"}, format="json"), 403)
     assert not InstanceEvent.objects.filter(type="message_received").exists()
 
 
+def test_an_ordinary_user_cannot_probe_other_people_s_variables(api_client_for, make_user):
+    """The answer to a message (404 or 200 with the instance) tells whether an instance waits
+    with those correlation values: only integrations, operators and superusers may ask."""
+    deploy_xml(event_diagrams.waits_for_message("payment_received"), "order.bpmn")
+    secret = start_instance(key="order", variables={"order_id": 7, "salary": 123456},
+                            actor=make_user("owen_owner"))
+    prober = api_client_for(make_user("peter_prober", "managers", "designers"))
+    for guess in (1, 123456):
+        body = problem(prober.post(MESSAGES, {"name": "payment_received",
+                                              "correlation_keys": {"salary": guess}},
+                                   format="json"), 403)
+        assert str(secret.pk) not in json.dumps(body)
+    problem(prober.post(SIGNALS, {"name": "payment_received"}, format="json"), 403)
+    secret.refresh_from_db()
+    assert secret.status == "waiting"
+    assert not InstanceEvent.objects.filter(type="message_received").exists()
+    # An integration may send it; so may operators (and superusers).
+    for sender in (make_user("ian", "integrations"), make_user("otto", "operators")):
+        response = api_client_for(sender).post(MESSAGES, {
+            "name": "payment_received", "correlation_keys": {"salary": 1}}, format="json")
+        problem(response, 404)
+
+
 def test_duplicate_message_id_returns_the_first_result(orders, api_client_for, make_user):
-    client = api_client_for(make_user("integration"))
+    client = api_client_for(make_user("integration", "integrations"))
     message = {"name": "payment_received", "business_key": "A-1", "message_id": "tx-77"}
     first = client.post(MESSAGES, {**message, "variables": {"paid": 1}}, format="json")
     again = client.post(MESSAGES, {**message, "variables": {"paid": 2}}, format="json")
@@ -79,7 +103,7 @@ def test_duplicate_message_id_returns_the_first_result(orders, api_client_for, m
 
 def test_message_start_and_deferred_answers(api_client_for, make_user, operator):
     deploy_xml(event_diagrams.message_start("order_placed"), "fulfilment.bpmn")
-    client = api_client_for(make_user("integration"))
+    client = api_client_for(make_user("integration", "integrations"))
     started = client.post(MESSAGES, {"name": "order_placed", "business_key": "F-1"},
                           format="json")
     assert started.status_code == 201 and started.json()["outcome"] == "started"
@@ -97,7 +121,7 @@ def test_signal_is_accepted_for_every_waiting_instance(api_client_for, make_user
     deploy_xml(event_diagrams.waits_for_signal("market_closed"), "trader.bpmn")
     for _ in range(3):
         start_instance(key="trader")
-    client = api_client_for(make_user("integration"))
+    client = api_client_for(make_user("integration", "integrations"))
     response = client.post(SIGNALS, {"name": "market_closed", "variables": {"x": 1}},
                            format="json")
     assert response.status_code == 202

@@ -1,7 +1,9 @@
 """Repairs over the REST API: reset, skip, migrate (with dry run) and retry with variables."""
+import uuid
+
 import pytest
 
-from engine.models import HumanTask
+from engine.models import HumanTask, InstanceEvent
 from engine.services import complete_human_task, start_instance
 from engine.services.execution import load_workflow
 from tests.engine.repair_diagrams import approval
@@ -59,6 +61,23 @@ def test_migrate_dry_run_refusal_and_run_over_the_api(operator_api, approved):
     assert approved.definition.version == 3
 
 
+def test_skipping_a_task_the_instance_does_not_have_is_a_404(operator_api, approved):
+    other = start_instance(key="two_step")
+    foreign = next(t for t in load_workflow(other).get_tasks() if t.state == 16)
+    approved.refresh_from_db()
+    state, events = approved.state, InstanceEvent.objects.filter(instance=approved).count()
+    for task_id in (str(uuid.uuid4()), str(foreign.id)):
+        response = operator_api.post(f"/api/v1/instances/{approved.pk}/skip/",
+                                     {"task_id": task_id}, format="json")
+        assert response.status_code == 404, response.content
+        assert response["Content-Type"] == "application/problem+json"
+        assert task_id in response.json()["detail"]
+    approved.refresh_from_db()
+    assert approved.state == state  # nothing changed
+    assert InstanceEvent.objects.filter(instance=approved).count() == events
+    assert HumanTask.objects.get(instance=other, element_id="approve").status == "open"
+
+
 def test_repairs_are_for_operators_only(api_client_for, approver, approved):
     client = api_client_for(approver)
     for path, body in [("reset/", {"element_id": "approve"}), ("migrate/", {"version": 1}),
@@ -77,10 +96,10 @@ def test_retry_with_fixed_variables_over_the_api(operator_api, db):
     assert (response.json()["status"], response.json()["variables"]["x"]) == ("waiting", 0.2)
 
 
-def test_nul_characters_count_toward_length_limits(api_client_for, approver, db):
+def test_nul_characters_count_toward_length_limits(api_client_for, make_user, db):
     """NUL is replaced (Postgres cannot store it), never dropped: a name one character over
     the limit is refused even when that character is a NUL."""
-    client = api_client_for(approver)
+    client = api_client_for(make_user("ian_integration", "integrations"))
     too_long = client.post("/api/v1/signals/", {"name": "\x00" + "s" * 255}, format="json")
     assert too_long.status_code == 400
     fits = client.post("/api/v1/signals/", {"name": "\x00" + "s" * 254}, format="json")

@@ -127,7 +127,7 @@ def test_event_based_gateway_the_message_wins(make_user):
     instance = start_instance(key="reminder", business_key="G-1")
     waits = {(w["type"], w["element_id"]) for w in _waiting_for(instance)}
     assert waits == {("timer", "race"), ("message", "race")}
-    correlate_message(name="answer", actor=make_user("sam"), business_key="G-1",
+    correlate_message(name="answer", actor=make_user("sam", "integrations"), business_key="G-1",
                       variables={"text": "yes"})
     assert open_task_elements(instance) == {"process_answer"}
     assert _waiting_for(instance) == [{"type": "user_task", "element_id": "process_answer",
@@ -144,7 +144,7 @@ def test_event_based_gateway_the_timer_wins(make_user):
     assert fire_due_timers() == 1
     assert open_task_elements(instance) == {"chase"}
     with pytest.raises(Exception, match="No instance waits"):
-        correlate_message(name="answer", actor=make_user("sam"), business_key="G-2")
+        correlate_message(name="answer", actor=make_user("sam", "integrations"), business_key="G-2")
 
 
 def _waiting_for(instance) -> list[dict]:
@@ -218,7 +218,7 @@ def test_a_non_interrupting_event_subprocess_starts_on_its_message(approver, mak
     instance = start_instance(key="with_handlers", business_key="E-1")
     assert {(w["type"], w["element_id"]) for w in _waiting_for(instance)} == {
         ("user_task", "work"), ("message", "cancel_start")}
-    correlate_message(name="cancel", actor=make_user("sam"), business_key="E-1")
+    correlate_message(name="cancel", actor=make_user("sam", "integrations"), business_key="E-1")
     assert open_task_elements(instance) == {"undo", "work"}
     complete(instance, "undo", approver)
     complete(instance, "work", approver)

@@ -93,7 +93,8 @@ def test_a_signal_reaches_every_waiting_instance_through_the_workers(celery_work
                                                                       ) -> None:
     deploy_xml(event_diagrams.waits_for_signal("market_closed"))
     instances = [start_instance(key="trader") for _ in range(6)]
-    assert broadcast_signal(name="market_closed", actor=make_user("sam"))["instances"] == 6
+    sender = make_user("sam", "integrations")
+    assert broadcast_signal(name="market_closed", actor=sender)["instances"] == 6
     wait_until(lambda: HumanTask.objects.filter(element_id="report").count() == 6, timeout=30,
                what="every trader to receive the signal")
     for instance in instances:

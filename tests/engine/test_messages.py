@@ -38,7 +38,7 @@ def deploy_xml(xml: str, name: str = "events.bpmn"):
 
 @pytest.fixture
 def sender(make_user):
-    return make_user("sam_sender")
+    return make_user("sam_sender", "integrations")
 
 
 @pytest.fixture
@@ -170,12 +170,14 @@ def test_a_suspended_instance_keeps_the_message_until_resume(two_orders, sender,
     assert deferred.status == "delivered"
 
 
-def test_bad_input_and_permissions(sender, settings):
+def test_bad_input_and_permissions(sender, make_user, settings):
     with pytest.raises(InvalidInput):
         correlate_message(name="", actor=sender)
     with pytest.raises(InvalidInput):
         correlate_message(name="x", actor=sender, variables=["not", "an", "object"])
-    settings.BATON_EVENT_SENDER_GROUPS = ["integrations"]
+    with pytest.raises(PermissionDenied):  # only integrations, operators and superusers
+        correlate_message(name="x", actor=make_user("ned_nobody", "designers"))
+    settings.BATON_EVENT_SENDER_GROUPS = ["partners"]
     with pytest.raises(PermissionDenied):
         correlate_message(name="x", actor=sender)
 

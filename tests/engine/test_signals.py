@@ -15,7 +15,7 @@ pytestmark = pytest.mark.django_db
 
 @pytest.fixture
 def sender(make_user):
-    return make_user("sam_sender")
+    return make_user("sam_sender", "integrations")
 
 
 def test_signal_reaches_every_waiting_instance(sender):

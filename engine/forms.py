@@ -81,11 +81,15 @@ def _check_constraints(field: dict[str, Any], value: Any) -> None:
 def clean_submission(form: dict[str, Any], data: Any) -> dict[str, Any]:
     """Return a deep copy of `data` with form fields checked and typed; raise `InvalidInput`.
 
-    Fields the form does not declare pass through unchanged, as process variables.
+    A task whose diagram declares a form takes only that form's fields: a submission may not
+    overwrite other process variables, unless the diagram says the task accepts undeclared
+    variables (`elements.ACCEPT_UNDECLARED_PROPERTY`, or a JSON schema with
+    `"additionalProperties": true`). A task without a declared form takes what is sent.
     A boolean field left out counts as false (an unticked checkbox).
     """
     if not isinstance(data, dict):
         raise InvalidInput("The submitted variables must be a JSON object.")
+    _refuse_undeclared(form, data)
     cleaned = copy.deepcopy(data)
     if form.get("type") == "json-schema" and isinstance(form.get("schema"), dict):
         return validate_json_schema_submission(form, cleaned)
@@ -114,6 +118,32 @@ def clean_submission(form: dict[str, Any], data: Any) -> dict[str, Any]:
     if errors:
         raise InvalidInput("Some fields are not valid.", errors=errors)
     return cleaned
+
+
+def declared_fields(form: dict[str, Any]) -> set[str] | None:
+    """The variables a completion of a task with this form may set; None: any."""
+    if form.get("accepts_undeclared"):
+        return None
+    schema = form.get("schema")
+    if form.get("type") == "json-schema" and isinstance(schema, dict):
+        if schema.get("additionalProperties") is True:
+            return None
+        return set(schema.get("properties") or {})
+    if form.get("type") == "camunda":
+        return {f["id"] for f in form.get("fields", [])}
+    return None  # no form in the diagram (e.g. an external camunda:formKey): nothing to hold to
+
+
+def _refuse_undeclared(form: dict[str, Any], data: dict[str, Any]) -> None:
+    declared = declared_fields(form)
+    if declared is None:
+        return
+    undeclared = sorted(str(key) for key in data if key not in declared)
+    if undeclared:
+        raise InvalidInput(
+            "The submission sets variables the task's form does not declare.",
+            errors={key: "This task's form has no such field." for key in undeclared},
+        )
 
 
 # --- JSON-schema forms (SpiffArena: react-jsonschema-form) --------------------------------

@@ -20,6 +20,7 @@ from engine.connectors import registered_connectors
 from engine.exceptions import NotFound
 
 from . import selectors
+from .content_policies import inline_styles
 from .models import ProcessDefinition
 from .permissions import can_deploy
 from .services import DeploymentResult, deploy
@@ -57,6 +58,7 @@ def _modeler_page(request: HttpRequest, *, xml: str, file_name: str,
 
 
 @login_required
+@inline_styles
 def new(request: HttpRequest) -> HttpResponse:
     _require_designer(request)
     process_id, xml = blank_diagram()
@@ -64,6 +66,7 @@ def new(request: HttpRequest) -> HttpResponse:
 
 
 @login_required
+@inline_styles
 def edit(request: HttpRequest, key: str) -> HttpResponse:
     _require_designer(request)
     try:

@@ -4,7 +4,6 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
-from django.utils.http import content_disposition_header
 from django.views.decorators.http import require_GET
 
 from engine import selectors as engine_selectors
@@ -13,6 +12,7 @@ from engine.services import start_instance
 from tasks_ui.task_forms import build_form, submitted_variables
 
 from . import selectors
+from .content_policies import diagram_download, sandboxed, thumbnail_only
 from .diagram_diff import DiagramDiff, diff_diagrams
 from .models import ProcessDefinition
 from .permissions import can_deploy
@@ -85,24 +85,22 @@ def detail(request: HttpRequest, key: str) -> HttpResponse:
 
 @login_required
 @require_GET
+@sandboxed
 def download(request: HttpRequest, key: str) -> HttpResponse:
     """The BPMN file of a version (the latest unless ?version=)."""
     definition = _definition_or_404(key, _version_param(request, "version"))
-    file_name = definition.file_name or f"{definition.key}.bpmn"
-    response = HttpResponse(definition.bpmn_xml, content_type="application/xml; charset=utf-8")
-    response["Content-Disposition"] = content_disposition_header(True, file_name)
-    return response
+    return diagram_download(definition.bpmn_xml, definition.file_name or f"{definition.key}.bpmn")
 
 
 @login_required
 @require_GET
+@thumbnail_only
 def thumbnail(request: HttpRequest, key: str, version: int) -> HttpResponse:
     """A small SVG of one version's diagram; versions never change, so browsers keep it."""
     definition = _definition_or_404(key, version)
     response = HttpResponse(diagram_thumbnail(definition.bpmn_xml),
                             content_type="image/svg+xml; charset=utf-8")
     response["Cache-Control"] = f"private, max-age={THUMBNAIL_MAX_AGE}"
-    response["Content-Security-Policy"] = "default-src 'none'; style-src 'unsafe-inline'"
     return response
 
 

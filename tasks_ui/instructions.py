@@ -1,5 +1,6 @@
 """Task instructions (SpiffArena's `instructionsForEndUser`): `{{ variable }}` placeholders
 filled from the task's data, Markdown rendered, and the HTML sanitised to an allow-list."""
+import html
 import re
 from typing import Any
 
@@ -22,11 +23,25 @@ def _lookup(data: dict[str, Any], path: str) -> Any:
     return value
 
 
+_EXTENSIONS = ["tables", "sane_lists"]
+# The characters Python-Markdown (with these extensions) lets a backslash make literal.
+_MARKDOWN_SPECIAL = re.compile(
+    "([" + re.escape("".join(markdown.Markdown(extensions=_EXTENSIONS).ESCAPED_CHARS)) + "])"
+)
+
+
+def _as_text(value: Any) -> str:
+    """A value as literal text in Markdown: whatever a starter typed (`[x](http://...)`,
+    `<b>`, `# title`) stays those characters, never a link, markup or a heading."""
+    return _MARKDOWN_SPECIAL.sub(r"\\\1", html.escape(str(value), quote=False))
+
+
 def render_instructions(text: str, data: dict[str, Any]) -> str:
-    """Safe HTML for `text`: placeholders are replaced by the (escaped) values, never code."""
+    """Safe HTML for `text`: the designer's Markdown, with placeholders replaced by the values
+    as literal text (never Markdown or HTML of their own)."""
     if not text:
         return ""
-    filled = PLACEHOLDER.sub(lambda m: str(_lookup(data, m.group(1))), text)
-    html = markdown.markdown(filled, extensions=["tables", "sane_lists"])
-    return nh3.clean(html, tags=ALLOWED_TAGS, attributes={"a": {"href", "title"}},
+    filled = PLACEHOLDER.sub(lambda m: _as_text(_lookup(data, m.group(1))), text)
+    rendered = markdown.markdown(filled, extensions=_EXTENSIONS)
+    return nh3.clean(rendered, tags=ALLOWED_TAGS, attributes={"a": {"href", "title"}},
                      url_schemes={"http", "https", "mailto"})

@@ -8,6 +8,7 @@ from django.core.paginator import Paginator
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
+from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_POST
 
 from engine import selectors
@@ -157,10 +158,18 @@ def _claim_action(request: HttpRequest, task_id: str, action: Any, done: str) ->
     else:
         if not swap_row:  # the swapped row itself shows the change
             messages.success(request, f"“{task.name}” {done}.")
+    back_to = _local_url(request, request.POST.get("next", ""))
     if swap_row:
         row = selectors.task_detail(task.id)
         return render(request, "tasks_ui/_task_row.html",
                       {"task": row, "vars": _key_variables(row.instance.variables),
-                       "tab": request.POST.get("tab", "mine"),
-                       "next": request.POST.get("next", "")})
-    return redirect(request.POST.get("next") or reverse("tasks_ui:task", args=[task.id]))
+                       "tab": request.POST.get("tab", "mine"), "next": back_to})
+    return redirect(back_to or reverse("tasks_ui:task", args=[task.id]))
+
+
+def _local_url(request: HttpRequest, url: str) -> str:
+    """`url` if it leads to a page of this site, else "" (never redirect elsewhere)."""
+    allowed = url_has_allowed_host_and_scheme(
+        url, allowed_hosts={request.get_host()}, require_https=request.is_secure()
+    )
+    return url if allowed else ""

@@ -11,6 +11,7 @@ from rest_framework.views import APIView
 from engine import selectors as engine_selectors
 from engine.services import start_instance
 from processes import selectors
+from processes.content_policies import diagram_download, sandboxed
 
 from ..idempotency import IDEMPOTENCY_PARAMETER, idempotent
 from ..schema import BAD_REQUEST, NOT_FOUND, UNAUTHENTICATED, UNPROCESSABLE
@@ -57,6 +58,7 @@ class DefinitionVersionsView(generics.ListAPIView):
 
 
 class DefinitionXmlView(APIView):
+    @sandboxed
     @extend_schema(
         summary="The BPMN XML of a process definition",
         parameters=[VersionFilterSerializer],
@@ -66,9 +68,7 @@ class DefinitionXmlView(APIView):
     def get(self, request: Request, key: str) -> HttpResponse:
         version = query_filters(VersionFilterSerializer, request.query_params).get("version")
         definition = selectors.definition(key, version)
-        response = HttpResponse(definition.bpmn_xml, content_type="application/xml")
-        response["Content-Disposition"] = f'inline; filename="{definition.file_name}"'
-        return response
+        return diagram_download(definition.bpmn_xml, definition.file_name or f"{key}.bpmn")
 
 
 class StartInstanceView(APIView):

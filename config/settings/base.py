@@ -43,6 +43,8 @@ INSTALLED_APPS = [
     "django.contrib.postgres",
     "rest_framework",
     "rest_framework.authtoken",
+    "csp",
+    "axes",
     "drf_spectacular",
     "drf_spectacular_sidecar",
     "processes",
@@ -53,13 +55,49 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    # Refuses request bodies over their cap before anything below can read them.
+    "config.request_limits.RequestBodyLimitMiddleware",
+    "csp.middleware.CSPMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # Last, as django-axes asks: it turns a locked-out login into its 429 answer.
+    "axes.middleware.AxesMiddleware",
 ]
+
+# Every HTML page gets a strict Content-Security-Policy (django-csp): scripts, styles, images
+# and fonts only from Baton itself, no inline script, no plugins, not framed. What users wrote
+# is escaped too, so this is the second line. Diagram XML is served under its own sandbox
+# policy as a download (processes/content_policies.py).
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": ["'self'"],
+        "script-src": ["'self'"],
+        "style-src": ["'self'"],
+        "img-src": ["'self'", "data:"],
+        "font-src": ["'self'", "data:"],
+        "connect-src": ["'self'"],
+        "object-src": ["'none'"],
+        "base-uri": ["'none'"],
+        "form-action": ["'self'"],
+        "frame-ancestors": ["'none'"],
+    },
+}
+
+# Login throttling (django-axes): after this many failed logins for one user name from one
+# address, further attempts are refused for the cool-off time (minutes).
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+AXES_FAILURE_LIMIT = int(os.environ.get("BATON_LOGIN_FAILURE_LIMIT", "10"))
+AXES_COOLOFF_TIME = float(os.environ.get("BATON_LOGIN_COOLOFF_MINUTES", "15")) / 60
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True
+AXES_LOCKOUT_TEMPLATE = "registration/locked_out.html"
 
 ROOT_URLCONF = "config.urls"
 WSGI_APPLICATION = "config.wsgi.application"
@@ -166,8 +204,17 @@ BATON_SWEEP_GRACE_SECONDS = float(os.environ.get("BATON_SWEEP_GRACE_SECONDS", "3
 # lower or raise it with its `scriptTimeLimit` property, up to 60 s) and memory per sandbox.
 BATON_SCRIPT_TIME_LIMIT_SECONDS = float(os.environ.get("BATON_SCRIPT_TIME_LIMIT_SECONDS", "2"))
 BATON_SCRIPT_MEMORY_LIMIT_MB = int(os.environ.get("BATON_SCRIPT_MEMORY_LIMIT_MB", "512"))
-# Named secrets for connector parameters (`secret:NAME`); the environment is read too.
+# The declared secret store for connector parameters (`secret:NAME` in literal diagram
+# text): this mapping, plus the JSON file or directory (one file per secret, named after it)
+# that the environment variable BATON_SECRETS names. The rest of the environment is not read.
 BATON_SECRETS: dict[str, str] = {}
+BATON_SECRETS_PATH = os.environ.get("BATON_SECRETS", "")
+# The outbound policy of connectors (engine/connectors/outbound.py): link-local, metadata and
+# Baton's own database and broker are always refused; with BATON_HTTP_ALLOW_PRIVATE off
+# (production) also loopback and private addresses, unless BATON_HTTP_ALLOW lists them
+# (comma-separated CIDRs and host names, optionally with :port).
+BATON_HTTP_ALLOW_PRIVATE = env_bool("BATON_HTTP_ALLOW_PRIVATE", True)
+BATON_HTTP_ALLOW = env_list("BATON_HTTP_ALLOW", [])
 # The demo API that the credit-check example calls (served by Baton itself under /demo-api/).
 BATON_DEMO_API = env_bool("BATON_DEMO_API", True)
 # The base URL diagrams reach Baton itself under (scripts see it as `baton_url`).
@@ -178,11 +225,9 @@ BATON_BASE_URL = os.environ.get(
 # Timers: how often the beat fires due timers (and timer start events) and re-sends message
 # and signal deliveries that are due again; a timer fires within about this much of its time.
 BATON_TIMER_INTERVAL_SECONDS = float(os.environ.get("BATON_TIMER_INTERVAL_SECONDS", "1"))
-# Who may send messages and signals through the API: empty = any signed-in user, or the
-# names of the groups that may (comma-separated).
-BATON_EVENT_SENDER_GROUPS = [
-    g.strip() for g in os.environ.get("BATON_EVENT_SENDER_GROUPS", "").split(",") if g.strip()
-]
+# Who may send messages and signals through the API: the members of these groups
+# (comma-separated), operators and superusers; nobody else (engine/permissions.py).
+BATON_EVENT_SENDER_GROUPS = env_list("BATON_EVENT_SENDER_GROUPS", ["integrations"])
 # A message thrown by an instance that no instance waits for yet is tried again this many
 # times (1 s, 2 s, 4 s ... apart) before it is given up as unmatched.
 BATON_MESSAGE_ATTEMPTS = int(os.environ.get("BATON_MESSAGE_ATTEMPTS", "6"))
@@ -213,6 +258,8 @@ REST_FRAMEWORK = {
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "EXCEPTION_HANDLER": "api.errors.problem_exception_handler",
 }
+# Under /api/ a failed CSRF check is a problem+json 403 like every other API error.
+CSRF_FAILURE_VIEW = "api.errors.csrf_failure"
 SPECTACULAR_SETTINGS = {
     "TITLE": "Baton API",
     "DESCRIPTION": "Deploy BPMN processes, start instances and work on their tasks.",
@@ -248,7 +295,23 @@ BATON_MAX_FILE_BYTES = int(os.environ.get("BATON_MAX_FILE_BYTES", str(2 * 1024 *
 BATON_MAX_DEPLOYMENT_BYTES = int(
     os.environ.get("BATON_MAX_DEPLOYMENT_BYTES", str(10 * 1024 * 1024))
 )
+# Request bodies (config/request_limits.py): a body over its cap is refused with a 413 before
+# it is read. The deployment endpoints (and the modeler's save) take a deployment plus 1 MiB
+# of multipart framing; every other request at most BATON_MAX_JSON_BYTES.
+BATON_MAX_JSON_BYTES = int(os.environ.get("BATON_MAX_JSON_BYTES", str(1024 * 1024)))
+# Django's own checks stay as a second line behind the caps above; uploaded files are kept in
+# memory up to the per-file cap (larger ones are refused anyway).
 DATA_UPLOAD_MAX_MEMORY_SIZE = BATON_MAX_DEPLOYMENT_BYTES + 1024 * 1024
+FILE_UPLOAD_MAX_MEMORY_SIZE = BATON_MAX_FILE_BYTES
+DATA_UPLOAD_MAX_NUMBER_FILES = int(os.environ.get("BATON_MAX_DEPLOYMENT_FILES", "100"))
+# What a deployment may hold: flow elements (tasks, events, gateways, sequence flows) across
+# its files, and how deeply its XML may nest. A start costs web CPU in proportion to the size
+# of its process, so the element cap bounds that too.
+BATON_MAX_DIAGRAM_ELEMENTS = int(os.environ.get("BATON_MAX_DIAGRAM_ELEMENTS", "5000"))
+# libxml2 refuses documents deeper than 256 levels anyway.
+BATON_MAX_XML_DEPTH = min(int(os.environ.get("BATON_MAX_XML_DEPTH", "64")), 255)
+# How deeply lists and objects may nest in JSON bodies and stored variables.
+BATON_MAX_JSON_DEPTH = int(os.environ.get("BATON_MAX_JSON_DEPTH", "64"))
 
 LOGGING = {
     "version": 1,
@@ -261,6 +324,8 @@ LOGGING = {
         "spiff.metrics": {"level": "WARNING"},
         # httpx logs every request URL at INFO; URLs may carry data that is not ours to log.
         "httpx": {"level": "WARNING"},
+        # django-axes logs every login at INFO.
+        "axes": {"level": "WARNING"},
         "httpcore": {"level": "WARNING"},
     },
 }

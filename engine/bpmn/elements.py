@@ -63,7 +63,22 @@ def _camunda_form_field(field: etree._Element) -> dict[str, Any]:
     }
 
 
+# The task property by which a diagram lets a completion keep variables its form does not
+# declare (camunda:properties or spiffworkflow:properties, value "true").
+ACCEPT_UNDECLARED_PROPERTY = "acceptUndeclaredVariables"
+
+
 def _form(
+    element: etree._Element, spiff_props: dict[str, str], json_files: dict[str, Any]
+) -> dict[str, Any]:
+    form = _form_fields(element, spiff_props, json_files)
+    properties = {**spiff_props, **_properties(element, CAMUNDA_NS)}
+    if properties.get(ACCEPT_UNDECLARED_PROPERTY, "").strip().lower() == "true":
+        form["accepts_undeclared"] = True
+    return form
+
+
+def _form_fields(
     element: etree._Element, spiff_props: dict[str, str], json_files: dict[str, Any]
 ) -> dict[str, Any]:
     fields = element.findall(

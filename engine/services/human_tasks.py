@@ -10,6 +10,7 @@ from SpiffWorkflow.util.task import TaskState
 from engine.actors import Person, as_user
 from engine.exceptions import Conflict, NotFound
 from engine.forms import clean_submission
+from engine.jsonable import check_json_depth
 from engine.models import HumanTask, ProcessInstance
 from engine.permissions import can_complete_task, can_see_task, is_candidate
 
@@ -99,6 +100,7 @@ def complete_human_task(
     post-script or a later task) keeps the completion and puts the instance in `incident` at
     the failed task; only a failure that belongs to no task raises `ScriptFailed`, rolled back.
     """
+    check_json_depth(variables, "variables")
     with transaction.atomic():
         instance, task = _lock_workable_task(task_id, user)
         if not can_complete_task(user, task):

@@ -49,7 +49,7 @@ def test_definitions_list_detail_versions_and_xml(expense_definition, api_client
     versions = client.get("/api/v1/definitions/expense_approval/versions/").json()
     assert [v["version"] for v in versions["results"]] == [1]
     xml = client.get("/api/v1/definitions/expense_approval/xml/?version=1")
-    assert xml.status_code == 200 and xml["Content-Type"] == "application/xml"
+    assert xml.status_code == 200 and xml["Content-Type"] == "application/xml; charset=utf-8"
     assert xml.content == EXPENSE_FILE.read_bytes()
 
 

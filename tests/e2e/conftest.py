@@ -70,16 +70,23 @@ def new_page(browser: "Browser", live_server) -> Iterator[Callable[..., "Page"]]
     """`new_page(**context_options)`: a page in a fresh browser context (its own cookies),
     with `base_url` set to the live server. Every context is closed after the test."""
     contexts = []
+    refused: list[str] = []
 
     def make(**options) -> "Page":
         context = browser.new_context(base_url=live_server.url, **options)
         context.set_default_timeout(DEFAULT_TIMEOUT_MS)
         contexts.append(context)
-        return context.new_page()
+        page = context.new_page()
+        # Every browser test also checks the pages' Content-Security-Policy: nothing a page
+        # of Baton needs may be refused by it.
+        page.on("console", lambda message: refused.append(message.text)
+                if "Content Security Policy" in message.text else None)
+        return page
 
     yield make
     for context in contexts:
         context.close()
+    assert refused == [], "the Content-Security-Policy refused: " + "; ".join(refused)
 
 
 @pytest.fixture

@@ -230,13 +230,26 @@ INSTRUCTIONS_BPMN = """<?xml version="1.0" encoding="UTF-8"?>
 """
 
 
+def test_a_variable_in_instructions_is_text_never_a_link(approver):
+    deploy(name="i", files=[UploadedFile("i.bpmn", INSTRUCTIONS_BPMN.encode())], actor=None)
+    instance = start_instance(key="instructed", variables={
+        "guest": "[Pay here](https://evil.example/pay) <https://evil.example>",
+        "place": {"city": "# Oslo\n\n[ref]: https://evil.example"},
+    })
+    page = login(approver).get(f"/tasks/{instance.human_tasks.get().id}/").content.decode()
+    assert "evil.example" in page  # shown as the text it is...
+    assert 'href="https://evil.example' not in page  # ...and never as a link
+    assert "<h1>" not in page.split('class="instructions"')[1].split("</div>")[0]
+
+
 def test_instructions_are_markdown_with_variables_and_sanitised(approver):
     deploy(name="i", files=[UploadedFile("i.bpmn", INSTRUCTIONS_BPMN.encode())], actor=None)
     instance = start_instance(key="instructed",
                               variables={"guest": "<b>Ann</b>", "place": {"city": "Oslo"}})
     task = instance.human_tasks.get()
     page = login(approver).get(f"/tasks/{task.id}/").content.decode()
-    assert "<strong>Hello <b>Ann</b></strong> from Oslo" in page
+    # The designer's Markdown is rendered; the starter's variable is text, not markup.
+    assert "<strong>Hello &lt;b&gt;Ann&lt;/b&gt;</strong> from Oslo" in page
     assert "<script>alert(1)" not in page and "javascript:" not in page
     done = login(approver).post(f"/tasks/{task.id}/")  # a manual task: just "Complete"
     assert done.status_code == 302

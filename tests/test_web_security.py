@@ -198,3 +198,39 @@ def test_a_diagram_may_let_a_task_accept_more_than_its_form(approver, api_client
     assert done.status_code == 200, done.content
     instance.refresh_from_db()
     assert (instance.variables["note"], instance.variables["extra"]) == ("ok", 7)
+
+
+# --- what designers wrote is text everywhere -------------------------------------------------
+
+MARKUP = '<img src=x onerror="fetch(1)">'
+NAMED = f"""<?xml version="1.0" encoding="UTF-8"?>
+<bpmn:definitions xmlns:bpmn="http://www.omg.org/spec/BPMN/20100524/MODEL"
+    xmlns:camunda="http://camunda.org/schema/1.0/bpmn" id="d" targetNamespace="x">
+  <bpmn:process id="named" name="{MARKUP.replace('<', '&lt;').replace('"', '&quot;')}"
+      isExecutable="true">
+    <bpmn:documentation>{MARKUP.replace('<', '&lt;')}</bpmn:documentation>
+    <bpmn:startEvent id="start" />
+    <bpmn:userTask id="review" name="{MARKUP.replace('<', '&lt;').replace('"', '&quot;')}"
+        camunda:candidateGroups="managers">
+      <bpmn:documentation>{MARKUP.replace('<', '&lt;')}</bpmn:documentation>
+    </bpmn:userTask>
+    <bpmn:endEvent id="end" />
+    <bpmn:sequenceFlow id="f1" sourceRef="start" targetRef="review" />
+    <bpmn:sequenceFlow id="f2" sourceRef="review" targetRef="end" />
+  </bpmn:process>
+</bpmn:definitions>
+"""
+
+
+@pytest.mark.django_db
+def test_names_and_documentation_from_a_diagram_are_escaped_on_every_page(make_staff):
+    deploy_document(NAMED, "named.bpmn")
+    instance = start_instance(key="named", variables={"note": MARKUP})
+    task = instance.human_tasks.get()
+    person = make_staff("olga", "operators", "managers", "designers")
+    client = signed_in(person)
+    for url in ("/processes/", "/processes/named/", "/processes/named/edit/", "/tasks/",
+                f"/tasks/{task.id}/", "/admin/engine/processinstance/",
+                f"/admin/engine/processinstance/{instance.pk}/change/"):
+        page = client.get(url).content.decode()
+        assert "<img src=x" not in page, url

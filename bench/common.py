@@ -97,6 +97,8 @@ def django_env(database_url: str) -> dict[str, str]:
         "SECURE_SSL_REDIRECT": "0",
         "ALLOWED_HOSTS": "127.0.0.1",
         "LOG_LEVEL": "WARNING",
+        # The benchmarks' own APIs listen on 127.0.0.1, which production refuses unless listed.
+        "BATON_HTTP_ALLOW": "127.0.0.1",
         "PYTHONUNBUFFERED": "1",
     })
     return env

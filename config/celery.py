@@ -5,7 +5,9 @@ from typing import Any
 from celery import Celery
 from celery.signals import task_prerun
 
-os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings.dev")
+# Production's, as for WSGI and ASGI: a worker started without DJANGO_SETTINGS_MODULE gets
+# the production outbound policy, not development's. `make run` names the dev settings.
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings.prod")
 
 app = Celery("baton")
 app.config_from_object("django.conf:settings", namespace="CELERY")

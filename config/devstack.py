@@ -12,6 +12,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+from collections.abc import Mapping
 from pathlib import Path
 from types import FrameType
 
@@ -23,6 +24,14 @@ STOP_TIMEOUT_SECONDS = 15
 
 def data_dir(default: str) -> Path:
     return Path(os.environ.get("BATON_DATA_DIR") or BASE_DIR / default).resolve()
+
+
+def celery_environment(environ: Mapping[str, str]) -> dict[str, str]:
+    """The environment of the development worker and beat: `celery -A config` defaults to the
+    production settings (config/celery.py), so the development ones are named here, unless
+    DJANGO_SETTINGS_MODULE names others already."""
+    settings_module = environ.get("DJANGO_SETTINGS_MODULE") or "config.settings.dev"
+    return {**environ, "DJANGO_SETTINGS_MODULE": settings_module}
 
 
 def manage(*args: str) -> None:
@@ -37,8 +46,9 @@ class Supervisor:
         self.children: dict[str, subprocess.Popen[bytes]] = {}
         self.stopping = False
 
-    def start(self, name: str, command: list[str]) -> None:
-        self.children[name] = subprocess.Popen(command, cwd=BASE_DIR, start_new_session=True)
+    def start(self, name: str, command: list[str], env: Mapping[str, str] | None = None) -> None:
+        self.children[name] = subprocess.Popen(command, cwd=BASE_DIR, env=env,
+                                               start_new_session=True)
 
     def request_stop(self, signum: int, frame: FrameType | None) -> None:
         self.stopping = True
@@ -114,9 +124,12 @@ def run() -> int:
         # default (config/settings/dev.py says why).
         supervisor.start("web", [sys.executable, "manage.py", "runserver", f"{host}:{port}",
                                  "--noreload", "--insecure"])
-        supervisor.start("worker", [*celery, "worker", "-l", "info", "--concurrency", "2"])
+        celery_env = celery_environment(os.environ)
+        supervisor.start("worker", [*celery, "worker", "-l", "info", "--concurrency", "2"],
+                         env=celery_env)
         supervisor.start("beat", [*celery, "beat", "-l", "info",
-                                  "--schedule", str(data / "celerybeat-schedule")])
+                                  "--schedule", str(data / "celerybeat-schedule")],
+                         env=celery_env)
         url = f"http://{host}:{port}/"
         exit_code = 0
         if wait_for_http(f"{url}accounts/login/", supervisor):

@@ -2,28 +2,42 @@
 
 A body whose Content-Length is over its cap is refused with a 413 problem at once; a body
 without one (chunked) is counted while it is read and refused as soon as it passes the cap.
-What is left of a refused body is read and dropped 64 KiB at a time, never kept.
+What is left of a refused body is read and dropped 64 KiB at a time, never kept, and only for a
+while (DRAIN_BYTES, DRAIN_SECONDS): the server closes the connection after such a 413.
 The deployment endpoints (and the modeler's save) may carry a whole deployment; every other
 request at most BATON_MAX_JSON_BYTES. Django's own checks (DATA_UPLOAD_MAX_MEMORY_SIZE and
 friends) stay behind this as a second line: they do not count uploaded files, which is how a
 300 MiB upload used to be spooled and read into memory before the deployment's size check.
 """
-from collections.abc import Callable
+import contextlib
+import socket
+import threading
+import time
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from tempfile import SpooledTemporaryFile
-from typing import IO
+from typing import IO, Any
 
 from django.conf import settings
+from django.core.handlers.wsgi import LimitedStream
 from django.http import HttpRequest, HttpResponse
 from django.urls import Resolver404, resolve
 
 from api.errors import problem_response
+from engine.bpmn.xml import CHUNK_BYTES
 
 # The views that take a deployment's files, by URL name.
 UPLOAD_VIEWS = frozenset({"api:deployments", "api:deployments-validate", "processes:save"})
 # Room for the multipart framing (boundaries, part headers) and the other fields of an upload.
 UPLOAD_FRAMING_BYTES = 1024 * 1024
-_CHUNK_BYTES = 64 * 1024
+# What is read of a refused body before the 413 is sent, at most. A client reads the answer only
+# once it has sent its body, and a server that closes a connection with unread data resets it,
+# which can lose the answer: draining lets a client that sent a little too much read its 413.
+# Past either bound the rest is left unread and the connection closes: a body announced as
+# 10 GB, a chunked body that never ends or one that never comes would otherwise hold the worker
+# for as long as the client likes.
+DRAIN_BYTES = 1024 * 1024
+DRAIN_SECONDS = 3.0
 
 
 @dataclass(frozen=True)
@@ -55,25 +69,60 @@ def _is_chunked(request: HttpRequest) -> bool:
     return "chunked" in request.META.get("HTTP_TRANSFER_ENCODING", "").lower()
 
 
-def _discard(stream: IO[bytes] | None, remaining: int | None) -> None:
-    """Read and drop what is left of a refused body, a piece at a time. A client that is still
-    sending reads the answer only once it has sent everything (otherwise it meets a reset
-    connection), and Django's development server would read the rest in one go."""
-    while stream is not None and (remaining is None or remaining > 0):
-        size = _CHUNK_BYTES if remaining is None else min(_CHUNK_BYTES, remaining)
-        try:
-            piece = stream.read(size)
-        except OSError:  # the client went away
-            return
-        if not piece:
-            return
-        if remaining is not None:
-            remaining -= len(piece)
+def _client_socket(meta: Mapping[str, Any]) -> socket.socket | None:
+    """The connection's socket, where the server hands it to the application (gunicorn)."""
+    sock = meta.get("gunicorn.socket")
+    return sock if isinstance(sock, socket.socket) else None
+
+
+def _stop_reading(sock: socket.socket) -> None:
+    """Ends the reads on `sock`, the one blocked in another thread included: they see the end of
+    the body. The server closes the connection after the answer."""
+    with contextlib.suppress(OSError):
+        sock.shutdown(socket.SHUT_RD)
+
+
+def _discard(meta: Mapping[str, Any], remaining: int | None) -> None:
+    """Read and drop what is left of a refused body (`remaining` bytes of it, None: up to its
+    end), a piece at a time, at most DRAIN_BYTES of it for at most DRAIN_SECONDS.
+
+    The time bound needs the socket: a timeout on it would bound each read from the socket,
+    not their sum, so a timer ends the reading instead. Without the socket (Django's development
+    server) only the byte bound holds while the client sends nothing."""
+    stream: IO[bytes] | None = meta.get("wsgi.input")
+    if stream is None:
+        return
+    budget = DRAIN_BYTES if remaining is None else min(DRAIN_BYTES, remaining)
+    deadline = time.monotonic() + DRAIN_SECONDS
+    sock = _client_socket(meta)
+    timer = None if sock is None else threading.Timer(DRAIN_SECONDS, _stop_reading, (sock,))
+    if timer is not None:
+        timer.daemon = True
+        timer.start()
+    try:
+        while budget > 0 and time.monotonic() < deadline:
+            try:
+                piece = stream.read(min(CHUNK_BYTES, budget))
+            # The client went away, or the reading was stopped: gunicorn raises its own errors
+            # for a body that ends early or a broken chunk, not all of them OSErrors.
+            except Exception:
+                break
+            if not piece:
+                break
+            budget -= len(piece)
+    finally:
+        if timer is not None:
+            timer.cancel()
+    if isinstance(stream, LimitedStream):
+        # Django's development server reads whatever is left once the answer is sent
+        # (ServerHandler.close), in one read of that size: leave it nothing to read. It closes
+        # the connection after the answer, which has no Content-Length.
+        stream.limit = 0
 
 
 def _too_large(request: HttpRequest, limit: BodyLimit, read: int = 0) -> HttpResponse:
     length = _declared_length(request)
-    _discard(request.META.get("wsgi.input"), None if length is None else length - read)
+    _discard(request.META, None if length is None else length - read)
     return problem_response(413, "Request body too large",
                             f"The request body is larger than {limit.bytes} bytes, the limit "
                             f"here ({limit.source}).")
@@ -90,7 +139,7 @@ def _buffer_chunked(request: HttpRequest, limit: BodyLimit) -> HttpResponse | No
     # Outlives this function: the request reads it.
     spool = SpooledTemporaryFile(max_size=settings.FILE_UPLOAD_MAX_MEMORY_SIZE)  # noqa: SIM115
     read = 0
-    while piece := source.read(_CHUNK_BYTES):
+    while piece := source.read(CHUNK_BYTES):
         read += len(piece)
         if read > limit.bytes:
             spool.close()

@@ -13,6 +13,12 @@ class EngineError(Exception):
         self.detail = detail
         self.errors = errors
 
+    def explained(self) -> str:
+        """The detail with the field errors it carries, for a terminal or a log."""
+        if isinstance(self.errors, dict) and self.errors:
+            return f"{self.detail} " + "; ".join(f"{k}: {v}" for k, v in self.errors.items())
+        return self.detail
+
 
 class NotFound(EngineError):
     status = 404

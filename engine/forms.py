@@ -81,18 +81,21 @@ def _check_constraints(field: dict[str, Any], value: Any) -> None:
 def clean_submission(form: dict[str, Any], data: Any) -> dict[str, Any]:
     """Return a deep copy of `data` with form fields checked and typed; raise `InvalidInput`.
 
-    A task whose diagram declares a form takes only that form's fields: a submission may not
-    overwrite other process variables, unless the diagram says the task accepts undeclared
-    variables (`elements.ACCEPT_UNDECLARED_PROPERTY`, or a JSON schema with
-    `"additionalProperties": true`). A task without a declared form takes what is sent.
-    A boolean field left out counts as false (an unticked checkbox).
+    Only the form's fields are taken (a task without a form takes none): a submission may not
+    set other process variables, unless the diagram says the task accepts undeclared ones
+    (`elements.ACCEPT_UNDECLARED_PROPERTY`, or a JSON schema whose `additionalProperties`
+    admits more). Read-only fields are shown, never taken. A boolean field left out counts
+    as false (an unticked checkbox).
     """
     if not isinstance(data, dict):
         raise InvalidInput("The submitted variables must be a JSON object.")
     _refuse_undeclared(form, data)
     cleaned = copy.deepcopy(data)
     if form.get("type") == "json-schema" and isinstance(form.get("schema"), dict):
-        return validate_json_schema_submission(form, cleaned)
+        checked = validate_json_schema_submission(form, cleaned)
+        for name in read_only_fields(form):
+            checked.pop(name, None)
+        return checked
     if form.get("type") != "camunda":
         return cleaned
     errors: dict[str, str] = {}
@@ -121,17 +124,71 @@ def clean_submission(form: dict[str, Any], data: Any) -> dict[str, Any]:
 
 
 def declared_fields(form: dict[str, Any]) -> set[str] | None:
-    """The variables a completion of a task with this form may set; None: any."""
+    """The variables a submission of this form may set; None: any (the diagram says so)."""
     if form.get("accepts_undeclared"):
         return None
     schema = form.get("schema")
     if form.get("type") == "json-schema" and isinstance(schema, dict):
-        if schema.get("additionalProperties") is True:
-            return None
-        return set(schema.get("properties") or {})
+        if schema.get("additionalProperties", False) not in (False, None):
+            return None  # the schema itself admits more (true, or a schema for the rest)
+        return _schema_fields(schema, schema, set())
     if form.get("type") == "camunda":
         return {f["id"] for f in form.get("fields", [])}
-    return None  # no form in the diagram (e.g. an external camunda:formKey): nothing to hold to
+    return set()
+
+
+def read_only_fields(form: dict[str, Any]) -> set[str]:
+    """The fields a submission may not change (shown, not kept)."""
+    if form.get("type") == "camunda":
+        return {f["id"] for f in form.get("fields", []) if f.get("readonly")}
+    schema = form.get("schema") if form.get("type") == "json-schema" else None
+    if not isinstance(schema, dict):
+        return set()
+    properties = schema.get("properties")
+    ui_schema = form.get("ui_schema")
+    properties = properties if isinstance(properties, dict) else {}
+    ui_schema = ui_schema if isinstance(ui_schema, dict) else {}
+
+    def marked(node: Any, flag: str) -> bool:
+        return isinstance(node, dict) and node.get(flag) is True
+
+    return {
+        name for name in _schema_fields(schema, schema, set())
+        if marked(properties.get(name), "readOnly") or marked(ui_schema.get(name), "ui:readonly")
+    }
+
+
+def _schema_fields(node: Any, root: dict[str, Any], seen: set[int]) -> set[str]:
+    """The top-level property names a JSON schema declares anywhere: `properties` and
+    `required`, and those of the schemas it combines (`allOf`/`anyOf`/`oneOf`, `if`/`then`/
+    `else`, `dependencies`, local `$ref`s)."""
+    if not isinstance(node, dict) or id(node) in seen:
+        return set()
+    seen.add(id(node))
+    names = set(node["properties"]) if isinstance(node.get("properties"), dict) else set()
+    if isinstance(node.get("required"), list):
+        names.update(str(n) for n in node["required"])
+    parts: list[Any] = [node.get(k) for k in ("if", "then", "else")]
+    for keyword in ("allOf", "anyOf", "oneOf"):
+        if isinstance(node.get(keyword), list):
+            parts.extend(node[keyword])
+    if isinstance(node.get("dependencies"), dict):
+        names.update(node["dependencies"])
+        parts.extend(node["dependencies"].values())
+    ref = node.get("$ref")
+    if isinstance(ref, str) and ref.startswith("#/"):
+        parts.append(_pointer(root, ref))
+    for part in parts:
+        names |= _schema_fields(part, root, seen)
+    return names
+
+
+def _pointer(root: dict[str, Any], ref: str) -> Any:
+    target: Any = root
+    for step in ref[2:].split("/"):
+        step = step.replace("~1", "/").replace("~0", "~")
+        target = target.get(step) if isinstance(target, dict) else None
+    return target
 
 
 def _refuse_undeclared(form: dict[str, Any], data: dict[str, Any]) -> None:
@@ -141,8 +198,8 @@ def _refuse_undeclared(form: dict[str, Any], data: dict[str, Any]) -> None:
     undeclared = sorted(str(key) for key in data if key not in declared)
     if undeclared:
         raise InvalidInput(
-            "The submission sets variables the task's form does not declare.",
-            errors={key: "This task's form has no such field." for key in undeclared},
+            "The submission sets variables the form does not declare.",
+            errors={key: "The form has no such field." for key in undeclared},
         )
 
 

@@ -1,5 +1,6 @@
-"""Making values safe to store in a JSON column."""
+"""Making values safe to store in a JSON column, and reading JSON that others sent."""
 import json
+import sys
 from typing import Any
 
 from django.conf import settings
@@ -10,6 +11,27 @@ from .exceptions import InvalidInput
 def json_safe(value: Any) -> Any:
     """`value` as plain JSON types; anything JSON cannot express becomes its `str()`."""
     return json.loads(json.dumps(value, default=str))
+
+
+class NumberTooLong(ValueError):
+    """An integer in JSON longer than Python converts (sys.get_int_max_str_digits(), 4300
+    digits by default). The decoder's own error for it is a plain ValueError, not a
+    JSONDecodeError, so whoever catches only the latter answers a 500."""
+
+    def __init__(self, digits: int, limit: int) -> None:
+        super().__init__(f"an integer of {digits} digits; integers may have at most {limit} "
+                         "digits")
+
+
+def parse_json_int(text: str) -> int:
+    """The `parse_int` for json.load(s) of untrusted text: an integer too long to convert is a
+    NumberTooLong that says so (Python's own message tells the sender to call
+    sys.set_int_max_str_digits())."""
+    limit = sys.get_int_max_str_digits()
+    digits = len(text) - text.startswith("-")
+    if limit and digits > limit:
+        raise NumberTooLong(digits, limit)
+    return int(text)
 
 
 def nesting_depth(value: Any, stop_after: int) -> int:

@@ -31,7 +31,7 @@ from engine.bpmn.xml import (
 )
 from engine.connectors import get_connector, registered_connectors
 from engine.exceptions import InvalidInput
-from engine.jsonable import check_json_depth, too_deep
+from engine.jsonable import NumberTooLong, check_json_depth, parse_json_int, too_deep
 
 FILE_KINDS = {
     ".bpmn": "bpmn", ".bpmn20.xml": "bpmn", ".xml": "bpmn", ".dmn": "dmn", ".json": "json"
@@ -157,10 +157,12 @@ def _read_files(files: list[UploadedFile]) -> list[ParsedFile]:
 
 def _parse_json(upload: UploadedFile, text: str, item: ParsedFile) -> Problem | None:
     try:
-        item.json_value = json.loads(text)
+        item.json_value = json.loads(text, parse_int=parse_json_int)
         check_json_depth(item.json_value, "The JSON")
     except json.JSONDecodeError as exc:
         return Problem(file=upload.name, line=exc.lineno, message=f"Invalid JSON: {exc.msg}.")
+    except NumberTooLong as exc:
+        return Problem(file=upload.name, message=f"Invalid JSON: {exc}.")
     except RecursionError:
         return Problem(file=upload.name, message=too_deep("The JSON").detail)
     except InvalidInput as exc:

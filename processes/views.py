@@ -12,7 +12,7 @@ from engine.services import start_instance
 from tasks_ui.task_forms import build_form, submitted_variables
 
 from . import selectors
-from .content_policies import diagram_download, sandboxed, thumbnail_only
+from .content_policies import diagram_download, thumbnail_only
 from .diagram_diff import DiagramDiff, diff_diagrams
 from .models import ProcessDefinition
 from .permissions import can_deploy
@@ -85,7 +85,6 @@ def detail(request: HttpRequest, key: str) -> HttpResponse:
 
 @login_required
 @require_GET
-@sandboxed
 def download(request: HttpRequest, key: str) -> HttpResponse:
     """The BPMN file of a version (the latest unless ?version=)."""
     definition = _definition_or_404(key, _version_param(request, "version"))

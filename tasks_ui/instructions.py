@@ -32,8 +32,10 @@ _MARKDOWN_SPECIAL = re.compile(
 
 def _as_text(value: Any) -> str:
     """A value as literal text in Markdown: whatever a starter typed (`[x](http://...)`,
-    `<b>`, `# title`) stays those characters, never a link, markup or a heading."""
-    return _MARKDOWN_SPECIAL.sub(r"\\\1", html.escape(str(value), quote=False))
+    `<b>`, `# title`, a line of `===`) stays those characters on the line of its placeholder,
+    never a link, markup, a heading or a block of its own."""
+    one_line = " ".join(str(value).split())
+    return _MARKDOWN_SPECIAL.sub(r"\\\1", html.escape(one_line, quote=False))
 
 
 def render_instructions(text: str, data: dict[str, Any]) -> str:

@@ -13,7 +13,7 @@ from engine.management.commands.start import parse_value
 from engine.models import HumanTask, ProcessInstance
 from engine.services import claim_task, complete_human_task
 from processes.models import Deployment, ProcessDefinition
-from tests.helpers import EXPENSE_FILE, PARALLEL_FILE, build_bpmn, line_containing
+from tests.helpers import EXPENSE_FILE, PARALLEL_FILE, build_bpmn, deploy_document, line_containing
 
 UUID = r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"
 
@@ -157,12 +157,11 @@ def test_start_with_json_vars_var_overrides_and_version(expense_definition, appr
     output = run(
         "start", "expense_approval", "--version", "1", "--as", approver.username,
         "--json-vars", json.dumps({"amount": 5, "description": "Pens", "requester": "bob"}),
-        "--var", "requester=carol", "--var", "urgent=true",
+        "--var", "requester=carol", "--var", "amount=7",
     )
     instance = ProcessInstance.objects.get()
-    assert instance.variables["amount"] == 5
+    assert instance.variables["amount"] == 7
     assert instance.variables["requester"] == "carol"
-    assert instance.variables["urgent"] is True
     assert instance.started_by == approver
     assert str(instance.pk) in output
 
@@ -184,15 +183,18 @@ def test_start_reports_bad_input_and_failing_scripts(expense_definition):
         run("start", "expense_approval", "--json-vars", "{amount: 1}")
     with pytest.raises(CommandError, match="not of the form name=value"):
         run("start", "expense_approval", "--var", "amount")
-    # float("lots") fails in the categorise script: the instance stops there, in incident.
-    output = run(
-        "start", "expense_approval", "--var", "amount=lots",
-        "--var", "description=Team lunch", "--var", "requester=alice",
-    )
+    # The start form holds the command too: "lots" is no amount, and nothing starts.
+    with pytest.raises(CommandError, match="amount"):
+        run("start", "expense_approval", "--var", "amount=lots",
+            "--var", "description=Team lunch", "--var", "requester=alice")
+    assert not ProcessInstance.objects.exists()
+    # A script that fails stops the instance there, in incident.
+    deploy_document(build_bpmn("rated", script="total = amount * rate"))
+    output = run("start", "rated", "--var", "amount=3")
     assert "status:       incident" in output
-    assert "incident:     categorise: ValueError: could not convert string to float" in output
+    assert "incident:     prepare: NameError: name 'rate' is not defined" in output
     instance = ProcessInstance.objects.get()
-    assert (instance.status, instance.incident["element_id"]) == ("incident", "categorise")
+    assert (instance.status, instance.incident["element_id"]) == ("incident", "prepare")
     assert not instance.human_tasks.exists()
 
 

@@ -130,6 +130,20 @@ def test_repeated_wrong_passwords_are_throttled(make_user, settings):
 
 
 @pytest.mark.django_db
+def test_guessing_many_users_passwords_from_one_address_is_throttled(make_user, settings):
+    for number in range(settings.AXES_FAILURE_LIMIT + 1):
+        make_user(f"user{number}")
+    client = Client()
+    answers = [client.post("/accounts/login/", {"username": f"user{n}", "password": "guess"})
+               for n in range(settings.AXES_FAILURE_LIMIT + 1)]
+    assert answers[0].status_code == 200
+    assert answers[-1].status_code == 429
+    # Another address is not locked out.
+    other = Client(REMOTE_ADDR="192.0.2.7")
+    assert other.post("/accounts/login/", {"username": "user0", "password": "x"}).status_code == 200
+
+
+@pytest.mark.django_db
 def test_a_claim_never_redirects_to_another_site(expense_task, approver):
     client = signed_in(approver)
     for target in ("https://evil.example/", "//evil.example/x", "http:/\\evil.example"):

@@ -88,16 +88,24 @@ CONTENT_SECURITY_POLICY = {
 }
 
 # Login throttling (django-axes): after this many failed logins for one user name from one
-# address, further attempts are refused for the cool-off time (minutes).
+# address, or for any user names from one address (password spraying), further attempts from
+# there are refused for the cool-off time (minutes). Another address is not locked out.
 AUTHENTICATION_BACKENDS = [
     "axes.backends.AxesStandaloneBackend",
     "django.contrib.auth.backends.ModelBackend",
 ]
 AXES_FAILURE_LIMIT = int(os.environ.get("BATON_LOGIN_FAILURE_LIMIT", "10"))
 AXES_COOLOFF_TIME = float(os.environ.get("BATON_LOGIN_COOLOFF_MINUTES", "15")) / 60
-AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"], "ip_address"]
 AXES_RESET_ON_SUCCESS = True
 AXES_LOCKOUT_TEMPLATE = "registration/locked_out.html"
+# Behind reverse proxies, how many (BATON_TRUSTED_PROXY_COUNT): the client's address is then
+# read from X-Forwarded-For (django-ipware), or every client would share the proxy's address.
+# Without proxies only the connection's own address counts: a header could be forged.
+if int(os.environ.get("BATON_TRUSTED_PROXY_COUNT", "0")):
+    AXES_IPWARE_PROXY_COUNT = int(os.environ["BATON_TRUSTED_PROXY_COUNT"])
+    AXES_IPWARE_PROXY_ORDER = "right-most"
+    AXES_IPWARE_META_PRECEDENCE_ORDER = ("HTTP_X_FORWARDED_FOR", "REMOTE_ADDR")
 
 ROOT_URLCONF = "config.urls"
 WSGI_APPLICATION = "config.wsgi.application"
@@ -211,9 +219,10 @@ BATON_SECRETS: dict[str, str] = {}
 BATON_SECRETS_PATH = os.environ.get("BATON_SECRETS", "")
 # The outbound policy of connectors (engine/connectors/outbound.py): link-local, metadata and
 # Baton's own database and broker are always refused; with BATON_HTTP_ALLOW_PRIVATE off
-# (production) also loopback and private addresses, unless BATON_HTTP_ALLOW lists them
-# (comma-separated CIDRs and host names, optionally with :port).
-BATON_HTTP_ALLOW_PRIVATE = env_bool("BATON_HTTP_ALLOW_PRIVATE", True)
+# (the default: only the development and test settings turn it on) also loopback and private
+# addresses, unless BATON_HTTP_ALLOW lists them (comma-separated CIDRs and host names,
+# optionally with :port).
+BATON_HTTP_ALLOW_PRIVATE = env_bool("BATON_HTTP_ALLOW_PRIVATE", False)
 BATON_HTTP_ALLOW = env_list("BATON_HTTP_ALLOW", [])
 # The demo API that the credit-check example calls (served by Baton itself under /demo-api/).
 BATON_DEMO_API = env_bool("BATON_DEMO_API", True)

@@ -13,3 +13,5 @@ from .base import env_bool
 
 DEBUG = env_bool("DEBUG", False)
 SECRET_KEY = os.environ.get("SECRET_KEY") or "dev-only-insecure-key-do-not-use-in-production"
+# Connectors may call loopback and private addresses (the demo API, services on this machine).
+BATON_HTTP_ALLOW_PRIVATE = env_bool("BATON_HTTP_ALLOW_PRIVATE", True)

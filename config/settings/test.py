@@ -6,3 +6,5 @@ from .base import *  # noqa: F403
 DEBUG = False
 SECRET_KEY = os.environ.get("SECRET_KEY") or "test-only-insecure-key"
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+# Connectors may call the test APIs on 127.0.0.1 (the production policy is tested explicitly).
+BATON_HTTP_ALLOW_PRIVATE = True

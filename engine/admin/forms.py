@@ -8,6 +8,8 @@ from django import forms
 from django.contrib.admin.helpers import ActionForm
 from django.utils import timezone
 
+from engine.jsonable import NumberTooLong, parse_json_int
+
 
 class JSONObjectField(forms.Field):
     """A textarea holding a JSON object; anything else is a form error, never a change."""
@@ -20,11 +22,13 @@ class JSONObjectField(forms.Field):
         if not text:
             return {}
         try:
-            parsed = json.loads(text)
+            parsed = json.loads(text, parse_int=parse_json_int)
         except json.JSONDecodeError as exc:
             raise forms.ValidationError(
                 f"This is not valid JSON (line {exc.lineno}, column {exc.colno}: {exc.msg})."
             ) from None
+        except NumberTooLong as exc:
+            raise forms.ValidationError(f"This is not valid JSON: {exc}.") from None
         if not isinstance(parsed, dict):
             raise forms.ValidationError("Give a JSON object: {\"name\": value, ...}.")
         return parsed

@@ -9,10 +9,12 @@ an httpx client whose connections pass the policy.
 
 Always refused: schemes other than http and https; link-local and cloud metadata addresses;
 unspecified and multicast addresses; the hosts and ports of Baton's own database and broker
-(`DATABASES`, `CELERY_BROKER_URL`). With `BATON_HTTP_ALLOW_PRIVATE` off (production settings)
-also every address that is not public (loopback, private, shared, reserved) unless
-`BATON_HTTP_ALLOW` lists it: CIDRs and host names (`*.example.com` for subdomains), each
-optionally with a port (`api.internal:8443`, `[fd00::1]:443`).
+(`DATABASES`, `CELERY_BROKER_URL`). With `BATON_HTTP_ALLOW_PRIVATE` off (the default; the
+development and test settings turn it on) also every address that is not public (loopback,
+private, shared, reserved) unless `BATON_HTTP_ALLOW` lists it: CIDRs and host names
+(`*.example.com` for subdomains), each optionally with a port (`api.internal:8443`,
+`[fd00::1]:443`). An IPv6 address that carries an IPv4 address (IPv4-compatible, -mapped and
+-translated, NAT64, 6to4, Teredo) is refused when either of the two is.
 
 A refusal is `OutboundRefused`, a definite failure with the code HTTP_REFUSED: never retried.
 """
@@ -36,13 +38,18 @@ IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 SCHEME_PORTS = {"http": 80, "https": 443}
-METADATA_NETWORKS: tuple[IPNetwork, ...] = tuple(ipaddress.ip_network(n) for n in (
-    "169.254.0.0/16",  # link-local; AWS, GCP, Azure, OpenStack metadata at 169.254.169.254
-    "fe80::/10",  # link-local (IPv6)
-    "100.100.100.200/32",  # Alibaba Cloud metadata
-    "fd00:ec2::254/128",  # AWS metadata over IPv6
-    "168.63.129.16/32",  # Azure wire server
-))
+# Refused whatever the settings, with the reason given. The whole link-local ranges are
+# here: the cloud metadata services listen there.
+METADATA_NETWORKS: tuple[tuple[IPNetwork, str], ...] = tuple(
+    (ipaddress.ip_network(network), reason) for network, reason in (
+        # link-local; AWS, GCP, Azure, OpenStack metadata at 169.254.169.254
+        ("169.254.0.0/16", "link-local (metadata)"),
+        ("fe80::/10", "link-local (metadata)"),  # link-local (IPv6)
+        ("100.100.100.200/32", "a cloud metadata address"),  # Alibaba Cloud metadata
+        ("fd00:ec2::254/128", "a cloud metadata address"),  # AWS metadata over IPv6
+        ("168.63.129.16/32", "a cloud metadata address"),  # Azure wire server
+    )
+)
 METADATA_NAMES = frozenset({"metadata.google.internal", "metadata.goog", "metadata.azure.com"})
 # Default ports of the database and broker URL schemes Baton runs on.
 SERVICE_PORTS = {
@@ -99,12 +106,23 @@ class Policy:
     services: tuple[_Service, ...]
 
     def refusal(self, host: str, address: IPAddress, port: int) -> str | None:
-        """Why a connection to `address` (for `host`) on `port` is refused, or None."""
+        """Why a connection to `address` (for `host`) on `port` is refused, or None. An IPv6
+        address that carries an IPv4 address is refused when either of them is."""
+        reason = self._refusal(host, address, port)
+        if reason:
+            return reason
+        for inner in _embedded_ipv4(address):
+            inner_host = str(inner) if _is_address(host) else host
+            reason = self._refusal(inner_host, inner, port)
+            if reason:
+                return f"{address} carries the IPv4 address {inner}: {reason}"
+        return None
+
+    def _refusal(self, host: str, address: IPAddress, port: int) -> str | None:
         shown = str(address) if host == str(address) else f"{host} ({address})"
-        if address.is_link_local:
-            return f"{shown} is link-local (metadata)"
-        if any(address in network for network in METADATA_NETWORKS):
-            return f"{shown} is a cloud metadata address"
+        for network, reason in METADATA_NETWORKS:
+            if address in network:
+                return f"{shown} is {reason}"
         if address.is_unspecified or address.is_multicast:
             return f"{shown} is not a unicast address"
         for service in self.services:
@@ -134,8 +152,52 @@ def _own_addresses() -> frozenset[IPAddress]:
 
 
 def _normalized(address: IPAddress) -> IPAddress:
+    """An IPv4-mapped address (::ffff:a.b.c.d) is the IPv4 address itself to a socket."""
     mapped = address.ipv4_mapped if isinstance(address, ipaddress.IPv6Address) else None
     return mapped or address
+
+
+# IPv6 networks whose last 32 bits are an IPv4 address: IPv4-translated (SIIT, RFC 2765),
+# the NAT64 well-known prefix (RFC 6052) and the local-use NAT64 block (RFC 8215), read as
+# a /96 prefix as DNS64 synthesizes it.
+_LAST_32_BITS_IPV4 = tuple(ipaddress.ip_network(n) for n in (
+    "::ffff:0:0:0/96", "64:ff9b::/96", "64:ff9b:1::/48",
+))
+
+
+def _embedded_ipv4(address: IPAddress) -> list[ipaddress.IPv4Address]:
+    """The IPv4 addresses an IPv6 address carries, in the forms that can lead to them:
+    IPv4-compatible (::a.b.c.d), IPv4-mapped and -translated (::ffff:a.b.c.d,
+    ::ffff:0:a.b.c.d), NAT64 (64:ff9b::/96, 64:ff9b:1::/48), 6to4 (2002::/16) and
+    Teredo (server and client)."""
+    if not isinstance(address, ipaddress.IPv6Address):
+        return []
+    value = int(address)
+    found: list[ipaddress.IPv4Address] = []
+    if 1 < value < 2**32:  # IPv4-compatible; not :: and ::1
+        found.append(ipaddress.IPv4Address(value))
+    if address.ipv4_mapped:
+        found.append(address.ipv4_mapped)
+    if any(address in network for network in _LAST_32_BITS_IPV4):
+        found.append(ipaddress.IPv4Address(value & 0xFFFFFFFF))
+    if address.sixtofour:
+        found.append(address.sixtofour)
+    if address.teredo:
+        found += address.teredo
+    return list(dict.fromkeys(found))
+
+
+def _is_address(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host.strip("[]"))
+    except ValueError:
+        return False
+    return True
+
+
+def _host_name(host: str) -> str:
+    """A host name as the policy compares it: lower case, without the root's trailing dot."""
+    return host.lower().rstrip(".")
 
 
 def _lookup(host: str, port: int) -> list[IPAddress]:
@@ -156,7 +218,7 @@ def _service(label: str, host: str, port: int) -> _Service:
         addresses = frozenset(_lookup(host, port))
     except (OSError, UnicodeError):
         addresses = frozenset()  # still refused by name
-    return _Service(label, host.lower(), addresses, port)
+    return _Service(label, _host_name(host), addresses, port)
 
 
 def _own_services(databases: Iterable[tuple[str, str, str]], broker: str) -> list[_Service]:
@@ -188,7 +250,7 @@ def _allowed(entry: str) -> _Allowed:
     try:
         network = ipaddress.ip_network(host, strict=False)
     except ValueError:
-        return _Allowed(None, host.lower().rstrip("."), number)
+        return _Allowed(None, _host_name(host), number)
     return _Allowed(network, "", number)
 
 
@@ -227,7 +289,7 @@ def checked_addresses(host: str, port: int) -> list[str]:
     checked. Connect to these, not to the name again. OutboundRefused if any is refused
     (a name with one refused address is refused), TransientError if the name does not
     resolve."""
-    name = host.lower().rstrip(".")
+    name = _host_name(host)
     if name in METADATA_NAMES:
         raise OutboundRefused(f"{host} is a cloud metadata service")
     try:
@@ -294,8 +356,19 @@ class PolicyTransport(httpx.HTTPTransport):
         )
 
 
+# Client options that would put in transports of their own, connecting without the policy.
+BYPASSING_OPTIONS = ("proxy", "mounts", "transport")
+
+
 def client(**options: Any) -> httpx.Client:
     """An httpx client for connectors: the outbound policy applies to every connection
-    (redirects are not followed unless asked; each hop then opens its own checked one)."""
+    (redirects are not followed unless asked; each hop then opens its own checked one).
+    OutboundRefused for a proxy, mounts or a transport: they would connect around it."""
+    bypassing = [name for name in BYPASSING_OPTIONS if options.pop(name, None)]
+    if bypassing:
+        raise OutboundRefused(
+            f"outbound.client() takes no {', '.join(bypassing)}: "
+            "its connections would not pass the policy"
+        )
     options.setdefault("follow_redirects", False)
     return httpx.Client(transport=PolicyTransport(), **options)

@@ -10,10 +10,12 @@ their values are kept out of everything Baton stores or logs.
   resolves references at those places and nowhere else, so a `secret:NAME` that came from
   instance data or an expression is sent as the plain text it is.
 - Redaction: `redact` replaces every resolved value, and its common encodings, with `***`.
-  A process that resolved a secret also passes every log record through it.
+  A process that resolved a secret also passes every log record through it. A secret is
+  8 characters at least: a shorter one would mask ordinary text everywhere.
 """
 import base64
 import functools
+import html
 import json
 import logging
 import re
@@ -26,17 +28,20 @@ from urllib.parse import quote, quote_plus
 
 from django.conf import settings
 
+from engine.bpmn.connector_tasks import ParamPath
+
 # A name ends in a letter, digit or underscore, so "see secret:X." names "X".
 REFERENCE = re.compile(r"(?<![\w])secret:([A-Za-z_][A-Za-z0-9_]*(?:[.-][A-Za-z0-9_]+)*)")
 # The key, next to a job's parameters, listing the paths of literal text with references.
 LITERALS_KEY = "$literal_secrets"
 MASK = "***"
-
-ParamPath = list[str | int]
+# Shorter values would mask every occurrence of some ordinary text in every log line.
+MIN_SECRET_LENGTH = 8
 
 
 class MissingSecret(LookupError):
-    """A reference to a secret the store does not declare; the job becomes an incident."""
+    """A reference to a secret the store does not declare, or declares with a value too short
+    to be masked; the job becomes an incident."""
 
 
 # -- the store ---------------------------------------------------------------------------------
@@ -68,6 +73,11 @@ def lookup(name: str) -> str:
             f"The secret {name!r} is not declared. Declare it in BATON_SECRETS (a mapping in "
             "the settings, or the JSON file or directory named by the environment variable "
             "BATON_SECRETS)."
+        )
+    if len(value) < MIN_SECRET_LENGTH:
+        raise MissingSecret(
+            f"The secret {name!r} is too short to be kept out of logs ({MIN_SECRET_LENGTH} "
+            "characters at least). Give it a longer value in the secret store."
         )
     return value
 
@@ -115,45 +125,77 @@ def resolve_parameters(stored: dict[str, Any], used: list[str]) -> dict[str, Any
 
 
 # -- redaction (the one rule) ------------------------------------------------------------------
+# A secret is masked in each of these forms, wherever it stands in a text:
+# - as text: plain; Python- (repr) and JSON-escaped (ASCII or not, `/` escaped as `\/` or not);
+#   URL-encoded (`quote`, with and without "/" safe, `quote_plus`); HTML-escaped (`html.escape`).
+#   The hex digits of escapes (`%2F`, `\u00e9`, `\xe9`, `&#x27;`) match in either case;
+# - hex of its UTF-8 bytes, in either case;
+# - base64 and base64url, padded or not, whole or inside a longer encoded text (as in a Basic
+#   auth header), with whitespace between any two characters (76-column MIME and 64-column
+#   PEM lines).
 
-def _base64_cores(raw: bytes) -> list[str]:
-    """The part of the base64 text of `raw` that does not depend on its neighbours, for each
-    of the three alignments it can have inside a longer encoded text (e.g. `user:secret`
-    in a Basic auth header)."""
-    cores = []
+# Escapes whose hex digits a decoder reads in either case.
+_ESCAPE = re.compile(r"%[0-9A-Fa-f]{2}|\\(?:x[0-9A-Fa-f]{2}|u[0-9A-Fa-f]{4}|U[0-9A-Fa-f]{8})"
+                     r"|&#[xX][0-9A-Fa-f]+;")
+
+
+def _text_forms(secret: str) -> set[str]:
+    json_forms = {json.dumps(secret)[1:-1], json.dumps(secret, ensure_ascii=False)[1:-1]}
+    return {
+        secret, repr(secret)[1:-1], *json_forms, *(f.replace("/", "\\/") for f in json_forms),
+        quote(secret), quote(secret, safe=""), quote_plus(secret),
+        html.escape(secret), html.escape(secret, quote=False),
+    }
+
+
+def _text_pattern(form: str) -> str:
+    """`form` as a regular expression in which the hex digits of escapes match in any case."""
+    parts, last = [], 0
+    for escape in _ESCAPE.finditer(form):
+        parts += [re.escape(form[last:escape.start()]), f"(?i:{re.escape(escape.group())})"]
+        last = escape.end()
+    return "".join([*parts, re.escape(form[last:])])
+
+
+def _base64_forms(raw: bytes) -> set[str]:
+    """The base64 texts of `raw`, and for each of the three alignments it can have inside a
+    longer encoded text (e.g. `user:secret` in a Basic auth header) the part of its base64
+    text that does not depend on its neighbours."""
+    forms = set()
+    for encode in (base64.b64encode, base64.urlsafe_b64encode):
+        text = encode(raw).decode()
+        forms |= {text, text.rstrip("=")}
     for offset in range(3):
         encoded = base64.b64encode(b"\0" * offset + raw).decode()
         start, end = -(-8 * offset // 6), 8 * (offset + len(raw)) // 6
         core = encoded[start:end]
         if len(core) >= 6:  # shorter pieces would mask ordinary text
-            cores += [core, core.replace("+", "-").replace("/", "_")]
-    return cores
+            forms |= {core, core.replace("+", "-").replace("/", "_")}
+    return forms
 
 
-def _variants(secret: str) -> set[str]:
+def _forms(secret: str) -> dict[str, int]:
+    """Every form of `secret` as a regular expression, with the length of its text."""
     raw = secret.encode()
-    variants = {
-        secret, repr(secret)[1:-1], json.dumps(secret)[1:-1],
-        quote(secret), quote(secret, safe=""), quote_plus(secret),
-        raw.hex(), raw.hex().upper(),
-    }
-    for encode in (base64.b64encode, base64.urlsafe_b64encode):
-        text = encode(raw).decode()
-        variants |= {text, text.rstrip("=")}
-    variants.update(_base64_cores(raw))
-    return {v for v in variants if v}
+    forms = {_text_pattern(form): len(form) for form in _text_forms(secret) if form}
+    forms[f"(?i:{raw.hex()})"] = 2 * len(raw)
+    for text in _base64_forms(raw):  # line breaks may fall between any two characters
+        forms[r"\s*".join(re.escape(char) for char in text)] = len(text)
+    return forms
 
 
 @functools.lru_cache(maxsize=256)
 def _pattern(secrets: frozenset[str]) -> re.Pattern[str]:
-    variants = {v for secret in secrets for v in _variants(secret)}
+    forms: dict[str, int] = {}
+    for secret in secrets:
+        forms.update(_forms(secret))
     # Longest first, so that a whole encoding is masked rather than a piece of it.
-    return re.compile("|".join(re.escape(v) for v in sorted(variants, key=len, reverse=True)))
+    return re.compile("|".join(sorted(forms, key=lambda form: (-forms[form], form))))
 
 
 def redact(value: Any, secrets: Iterable[str]) -> Any:
     """`value` (text, or JSON-like data, keys included) with every secret in `secrets`, plain
-    or base64-, URL-, hex-, repr- or JSON-encoded, replaced by `***`."""
+    or in one of the forms above (base64, URL, hex, repr, JSON, HTML), replaced by `***`."""
     wanted = frozenset(s for s in secrets if s)
     if not wanted:
         return value

@@ -8,6 +8,7 @@ from engine.actors import Actor, as_user
 from engine.bpmn.events import prepare_start
 from engine.bpmn.serialization import new_workflow
 from engine.exceptions import InvalidInput, NotFound
+from engine.forms import clean_submission
 from engine.jsonable import check_json_depth
 from engine.models import ProcessInstance
 from processes.models import ProcessDefinition
@@ -49,6 +50,8 @@ def start_instance(
         raise InvalidInput("variables must be a JSON object.")
     check_json_depth(variables, "variables")
     definition = _definition(key, version)
+    if definition.start_form:  # a start form holds every way in to what it declares
+        variables = clean_submission(definition.start_form, variables or {})
     spec, subprocess_specs = definition_specs(definition.pk)
     workflow = new_workflow(spec, subprocess_specs)
     prepare_start(workflow)  # at the none start event; without one, as if its event happened

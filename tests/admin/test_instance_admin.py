@@ -156,6 +156,11 @@ def test_invalid_json_variables_are_rejected_and_nothing_changes(operator_client
         repair_url(two_step, "variables"), {"variables": "[1, 2]"}, follow=True
     )
     assert "Give a JSON object" in messages_of(response)[0]
+    response = operator_client.post(
+        repair_url(two_step, "variables"), {"variables": '{"n": ' + "9" * 5000 + "}"},
+        follow=True,
+    )
+    assert "an integer of 5000 digits" in messages_of(response)[0]
     assert state_of(two_step) == before
 
 

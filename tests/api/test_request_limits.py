@@ -1,6 +1,7 @@
 """Request bodies are capped before they are read, JSON is capped in depth, and every error under
 /api/ answers as problem+json, Django's own refusals included."""
 import contextlib
+import http.client
 import json
 import os
 import socket
@@ -31,7 +32,7 @@ from engine.services import (
 from processes.models import Deployment
 from tests.api.test_endpoints import problem
 from tests.engine.service_fixtures import database_url
-from tests.helpers import build_bpmn
+from tests.helpers import build_bpmn, deploy_document
 
 BASE_DIR = Path(__file__).resolve().parents[2]
 MiB = 1024 * 1024
@@ -116,7 +117,7 @@ def test_a_300_mib_upload_is_refused_before_it_is_read(live_server, designer_tok
     assert response.headers["Content-Type"] == "application/problem+json"
     assert "BATON_MAX_DEPLOYMENT_BYTES" in response.json()["detail"]
     assert memory.growth < MEMORY_BOUND
-    # The connection stays usable: the refused body was read and dropped, not left behind.
+    # The server serves on: it read at most a little of the refused body, then dropped it.
     assert httpx.get(live_server.url + "/api/v1/definitions/",
                      headers={"Authorization": f"Token {designer_token}"}).status_code == 200
 
@@ -189,6 +190,51 @@ def test_a_300_mib_chunked_upload_is_refused_as_it_passes_the_cap(gunicorn, desi
     assert not Deployment.objects.exists()
 
 
+# A client that announces more than it sends: the refused body is drained for a little while, not
+# until it ends (it may never end), and the server drops the connection after the 413.
+
+TEN_GB = 10 * 1000 * 1000 * 1000
+
+
+def answer_to(url: str, head: str, body: bytes = b"") -> tuple[http.client.HTTPResponse, bytes]:
+    """Send `head` and `body` on a connection of its own and no more (not even the end of a
+    chunked body); the response, and what came after it until the server closed the
+    connection. The socket's timeout only keeps a server that never answers from hanging the
+    run."""
+    host, port = url.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=60) as sock:
+        sock.sendall(head.encode() + body)
+        response = http.client.HTTPResponse(sock)
+        response.begin()
+        response.read()
+        after = sock.recv(1024)  # b"" once the server has closed the connection
+    return response, after
+
+
+def request_head(path: str, token: str, framing: str) -> str:
+    return (f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Token {token}\r\n"
+            f"Content-Type: application/json\r\n{framing}\r\n\r\n")
+
+
+@pytest.mark.parametrize("framing, body", [
+    (f"Content-Length: {TEN_GB}", b"x" * 1000),  # announces 10 GB, sends a little
+    (f"Content-Length: {TEN_GB}", b""),  # announces 10 GB, sends nothing
+    # twice the 1 MiB cap of a JSON body, then nothing more: the body never ends
+    ("Transfer-Encoding: chunked", f"{2 * MiB:x}\r\n".encode() + b"x" * (2 * MiB) + b"\r\n"),
+], ids=["little-sent", "nothing-sent", "chunked-unfinished"])
+def test_a_body_announced_but_not_sent_gets_its_413_and_the_connection_closes(
+        gunicorn, designer_token, framing, body):
+    url, _ = gunicorn
+    response, after = answer_to(url, request_head(START, designer_token, framing), body)
+    assert response.status == 413
+    assert response.getheader("Content-Type") == "application/problem+json"
+    assert response.getheader("Connection") == "close"
+    assert after == b""
+    # The worker is free again.
+    assert httpx.get(url + "/api/v1/definitions/",
+                     headers={"Authorization": f"Token {designer_token}"}).status_code == 200
+
+
 # --- caps and depth of JSON bodies ------------------------------------------------------------
 
 
@@ -241,8 +287,9 @@ def test_deeply_nested_json_is_a_400_naming_the_limit(starter, depth):
 
 
 def test_json_within_the_depth_limit_is_stored(starter):
-    response = starter.post(START, {"variables": {**VARIABLES, "tree": nested(60)}},
-                            format="json")
+    deploy_document(build_bpmn("open_start"))  # no start form: any variables are taken
+    response = starter.post("/api/v1/definitions/open_start/start/",
+                            {"variables": {"tree": nested(60)}}, format="json")
     assert response.status_code == 201, response.content
     assert ProcessInstance.objects.get().variables["tree"] == nested(60)
 
@@ -331,3 +378,32 @@ def test_the_error_views_answer_problems_under_api_only(db, path, is_api):
         assert response.status_code == status
         is_problem = response["Content-Type"] == "application/problem+json"
         assert is_problem is is_api, (status, response["Content-Type"])
+
+
+# --- integers too long for Python to convert ---------------------------------------------------
+
+
+HUGE_INTEGER = "9" * 5000  # past Python's limit of 4300 digits for converting a decimal string
+
+
+@pytest.mark.parametrize("url", [VALIDATE, "/api/v1/deployments/"])
+def test_a_json_file_with_a_5000_digit_integer_is_reported_as_invalid_json(designer_client,
+                                                                           url):
+    upload = SimpleUploadedFile("f.json", f'{{\n  "limit": {HUGE_INTEGER}\n}}'.encode())
+    body = problem(designer_client.post(url, {"files": [upload]}, format="multipart"), 400)
+    (error,) = body["errors"]
+    assert error["file"] == "f.json"
+    assert error["message"].startswith("Invalid JSON:")
+    assert "4300 digits" in error["message"]
+    assert "sys.set_int_max_str_digits" not in error["message"]  # nothing to do with the sender
+    assert not Deployment.objects.exists()
+
+
+def test_a_json_body_with_a_5000_digit_integer_is_a_400_problem(starter):
+    variables = json.dumps(VARIABLES)[:-1] + f', "big": {HUGE_INTEGER}}}'
+    response = starter.post(START, f'{{"variables": {variables}}}',
+                            content_type="application/json")
+    body = problem(response, 400)
+    assert "4300 digits" in body["detail"]
+    assert "sys.set_int_max_str_digits" not in body["detail"]
+    assert not ProcessInstance.objects.exists()

@@ -80,7 +80,8 @@ def new_page(browser: "Browser", live_server) -> Iterator[Callable[..., "Page"]]
         # Every browser test also checks the pages' Content-Security-Policy: nothing a page
         # of Baton needs may be refused by it.
         page.on("console", lambda message: refused.append(message.text)
-                if "Content Security Policy" in message.text else None)
+                if "Content Security Policy" in message.text
+                or "evalDisallowed" in message.text else None)
         return page
 
     yield make

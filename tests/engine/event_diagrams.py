@@ -27,9 +27,14 @@ def camunda(process_id: str, body: str, definitions: str = "") -> str:
     )
 
 
-def user_task(task_id: str, group: str = "managers", name: str = "") -> str:
+def user_task(task_id: str, group: str = "managers", name: str = "",
+              fields: tuple[str, ...] = ()) -> str:
+    """A user task of `group`, with a form of text `fields` (what a completion may set)."""
+    form = "".join(f'<camunda:formField id="{field}" type="string" />' for field in fields)
+    body = (f"<bpmn:extensionElements><camunda:formData>{form}</camunda:formData>"
+            "</bpmn:extensionElements>" if fields else "")
     return (f'    <bpmn:userTask id="{task_id}" name="{name or task_id}" '
-            f'camunda:candidateGroups="{group}" />')
+            f'camunda:candidateGroups="{group}">{body}</bpmn:userTask>')
 
 
 def timer(kind: str, value: str) -> str:

@@ -44,7 +44,11 @@ def approval(process_id: str = "two_step", *, extra_task: bool = False,
     return HEADER + f"""  <bpmn:process id="{process_id}" isExecutable="true">
     <bpmn:startEvent id="start" />
     <bpmn:sequenceFlow id="f_start" sourceRef="start" targetRef="approve" />
-    <bpmn:userTask id="approve" name="Approve" camunda:candidateGroups="managers" />
+    <bpmn:userTask id="approve" name="Approve" camunda:candidateGroups="managers">
+      <bpmn:extensionElements><camunda:formData>
+        <camunda:formField id="decision" type="string" /></camunda:formData>
+      </bpmn:extensionElements>
+    </bpmn:userTask>
     <bpmn:sequenceFlow id="f_approve" sourceRef="approve" targetRef="decide" />
     <bpmn:exclusiveGateway id="decide" default="f_reject" />
     <bpmn:sequenceFlow id="f_accept" sourceRef="decide" targetRef="{accept_target}">{condition}

@@ -35,7 +35,7 @@ SUBPROCESS_EVENTS = event_diagrams.camunda("claims", "\n".join([
     '    <bpmn:startEvent id="start" />',
     '    <bpmn:subProcess id="assess">',
     '      <bpmn:startEvent id="assess_start" />',
-    event_diagrams.user_task("check", "managers"),
+    event_diagrams.user_task("check", "managers", fields=("outcome",)),
     '      <bpmn:exclusiveGateway id="verdict" default="to_fine" />',
     '      <bpmn:intermediateThrowEvent id="ask_help"><bpmn:escalationEventDefinition '
     'escalationRef="esc_help" /></bpmn:intermediateThrowEvent>',

@@ -2,8 +2,12 @@
 not Baton's own database or broker, no scheme but http(s), and in production no loopback or
 private address unless allowed. A refused call is an incident naming the rule, made before
 any connection: real listeners on 127.0.0.x prove that nothing connected."""
+import ipaddress
+import os
 import select
 import socket
+import subprocess
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from urllib.parse import urlsplit
@@ -12,6 +16,7 @@ import pytest
 from django.conf import settings as django_settings
 from django.db import connection
 
+from config.devstack import BASE_DIR, celery_environment
 from engine.connectors import outbound
 from engine.models import InstanceEvent, ProcessInstance, ServiceJob
 from engine.services import start_instance
@@ -156,6 +161,124 @@ def test_the_client_checks_every_connection_it_opens() -> None:
             client.get(f"http://127.0.0.2:{database_port()}/")
         assert not connected(sock)
         assert_listener_works(sock)
+
+
+# -- IPv6 addresses that carry an IPv4 address: refused when the IPv4 address is --------------
+
+@pytest.mark.parametrize(("url", "reason"), [
+    ("http://[::127.0.0.1]/", "::7f00:1 carries the IPv4 address 127.0.0.1: 127.0.0.1 is loopback"),
+    ("http://[::ffff:0:127.0.0.1]/", "carries the IPv4 address 127.0.0.1: 127.0.0.1 is loopback"),
+    ("http://[64:ff9b::7f00:1]/", "carries the IPv4 address 127.0.0.1: 127.0.0.1 is loopback"),
+    ("http://[64:ff9b:1::7f00:1]/", "carries the IPv4 address 127.0.0.1: 127.0.0.1 is loopback"),
+    ("http://[2002:7f00:1::]/", "carries the IPv4 address 127.0.0.1: 127.0.0.1 is loopback"),
+    ("http://[::ffff:0:10.1.2.3]/", "carries the IPv4 address 10.1.2.3: 10.1.2.3 is private"),
+])
+def test_production_refuses_ipv6_that_carries_a_refused_ipv4_address(
+    settings, url: str, reason: str
+) -> None:
+    settings.BATON_HTTP_ALLOW_PRIVATE = False
+    with pytest.raises(outbound.OutboundRefused, match="list it in BATON_HTTP_ALLOW") as refused:
+        outbound.check_url(url)
+    assert reason in str(refused.value)
+
+
+@pytest.mark.parametrize("url", [
+    "http://[64:ff9b::a9fe:a9fe]/latest/meta-data/",  # NAT64 of 169.254.169.254
+    "http://[64:ff9b:1::a9fe:a9fe]/",
+    "http://[::169.254.169.254]/",
+    "http://[::ffff:0:169.254.169.254]/",
+    "http://[2002:a9fe:a9fe::1]/",  # 6to4
+    "http://[2001:0:a9fe:a9fe::]/",  # Teredo, server 169.254.169.254
+    "http://[2001:0:4136:e378:8000:63bf:5601:5601]/",  # Teredo, client 169.254.169.254
+])
+def test_metadata_carried_in_ipv6_is_refused_everywhere(url: str) -> None:
+    with pytest.raises(outbound.OutboundRefused) as refused:
+        outbound.check_url(url)
+    assert "carries the IPv4 address 169.254.169.254: 169.254.169.254 is link-local (metadata)" \
+        in str(refused.value)
+
+
+def test_the_database_port_carried_in_ipv6_is_refused_everywhere() -> None:
+    port = database_port()
+    for host in ("::127.0.0.1", "::ffff:0:127.0.0.1", "64:ff9b::7f00:1", "2002:7f00:1::"):
+        with pytest.raises(outbound.OutboundRefused, match=f"port {port} is Baton's own database"):
+            outbound.check_url(f"http://[{host}]:{port}/")
+
+
+def test_ipv6_that_carries_an_allowed_ipv4_address_passes(settings) -> None:
+    settings.BATON_HTTP_ALLOW_PRIVATE = False
+    settings.BATON_HTTP_ALLOW = ["[::1]", "10.0.0.0/8"]
+    for url in ("http://[64:ff9b::5db8:d70e]/", "http://[2002:5db8:d70e::1]/",
+                "http://[::1]/", "http://[64:ff9b::a01:203]/"):
+        outbound.check_url(url)
+
+
+def test_every_metadata_entry_decides_its_refusal() -> None:
+    """The table is the one rule for link-local and metadata addresses: no entry is
+    shadowed by another check."""
+    policy = outbound.current_policy()
+    for network, reason in outbound.METADATA_NETWORKS:
+        address = network[-1]
+        assert policy.refusal(str(address), address, 80) == f"{address} is {reason}"
+    assert {reason for _, reason in outbound.METADATA_NETWORKS} == {
+        "link-local (metadata)", "a cloud metadata address"}
+
+
+def test_the_broker_host_is_matched_without_its_trailing_dot(settings) -> None:
+    """A name of Baton's broker, written with the root's dot, is still Baton's broker when it
+    resolves elsewhere later (here: to a public address)."""
+    settings.CELERY_BROKER_URL = "redis://Broker.Example.:6379/0"
+    public = ipaddress.ip_address("93.184.215.14")
+    reason = outbound.current_policy().refusal("broker.example", public, 6379)
+    assert reason == "broker.example (93.184.215.14) port 6379 is Baton's own broker"
+    assert outbound.current_policy().refusal("broker.example", public, 6380) is None
+
+
+@pytest.mark.parametrize("option", ["proxy", "mounts", "transport"])
+def test_the_client_refuses_options_that_would_connect_around_the_policy(option: str) -> None:
+    import httpx
+
+    with listening("127.0.0.2", database_port()) as sock:
+        proxy = f"http://127.0.0.2:{database_port()}"
+        value = {"proxy": proxy, "mounts": {"all://": httpx.HTTPTransport(proxy=proxy)},
+                 "transport": httpx.HTTPTransport(proxy=proxy)}[option]
+        with pytest.raises(outbound.OutboundRefused, match=f"takes no {option}"):
+            outbound.client(**{option: value})
+        assert not connected(sock)
+
+
+# -- which settings a process gets -------------------------------------------------------------
+
+def python_prints(code: str, **env: str) -> str:
+    base = {k: v for k, v in os.environ.items()
+            if k not in {"DJANGO_SETTINGS_MODULE", "BATON_HTTP_ALLOW_PRIVATE"}}
+    done = subprocess.run([sys.executable, "-c", code], cwd=BASE_DIR, env={**base, **env},
+                          capture_output=True, text=True, check=True)
+    return done.stdout.strip()
+
+
+def test_a_celery_worker_defaults_to_the_production_settings() -> None:
+    """`celery -A config worker` imports config.celery: without DJANGO_SETTINGS_MODULE it gets
+    production's settings, which keep connectors off private addresses."""
+    printed = python_prints(
+        "import config.celery; from django.conf import settings; "
+        "print(settings.SETTINGS_MODULE, settings.BATON_HTTP_ALLOW_PRIVATE)",
+        SECRET_KEY="a-key-for-this-test-only")
+    assert printed == "config.settings.prod False"
+
+
+def test_private_addresses_are_refused_unless_settings_allow_them() -> None:
+    printed = python_prints(
+        "import importlib; print(*(importlib.import_module(f'config.settings.{m}')"
+        ".BATON_HTTP_ALLOW_PRIVATE for m in ('base', 'dev', 'test')))")
+    assert printed == "False True True"
+
+
+def test_the_development_worker_and_beat_get_the_development_settings() -> None:
+    assert celery_environment({"PATH": "/bin"}) == {
+        "PATH": "/bin", "DJANGO_SETTINGS_MODULE": "config.settings.dev"}
+    chosen = {"DJANGO_SETTINGS_MODULE": "config.settings.test"}
+    assert celery_environment(chosen) == chosen
 
 
 # -- end to end: a diagram's http task --------------------------------------------------------

@@ -2,13 +2,18 @@
 from literal diagram text, and masked, in their common encodings too, in everything Baton
 stores and in the workers' logs. Real workers, real broker, Postgres, an API on 127.0.0.1."""
 import base64
+import html
 import json
+import re
+import textwrap
 from pathlib import Path
 from urllib.parse import quote, quote_plus
 
 import pytest
 from django.db import connection
 
+from engine.bpmn import connector_tasks
+from engine.connectors import secrets
 from engine.connectors.secrets import MissingSecret, lookup, redact
 from engine.models import ProcessInstance, ServiceJob
 from engine.services import start_instance
@@ -93,6 +98,77 @@ def test_redaction_covers_the_common_encodings() -> None:
     for text in redact(texts, [TEST_PASSWORD]):
         assert "***" in text
     assert redact({TEST_PASSWORD: [TEST_PASSWORD]}, [TEST_PASSWORD]) == {"***": ["***"]}
+
+
+@pytest.mark.parametrize("value", ["e", "1234567", "é" * 7])
+def test_a_secret_shorter_than_8_characters_is_refused(settings, value: str) -> None:
+    """A 1-character secret `e` would mask every `e` of every log line: refused instead."""
+    settings.BATON_SECRETS, settings.BATON_SECRETS_PATH = {"PIN": value}, ""
+    with pytest.raises(MissingSecret) as refused:
+        lookup("PIN")
+    assert "The secret 'PIN' is too short to be kept out of logs (8 characters at least)" in str(
+        refused.value)
+    assert repr(value) not in str(refused.value)
+    settings.BATON_SECRETS = {"PIN": "12345678"}
+    assert lookup("PIN") == "12345678"
+
+
+def test_a_too_short_secret_is_an_incident_and_nothing_is_sent(
+    fake_api: FakeApi, settings
+) -> None:
+    settings.BATON_SECRETS, settings.BATON_SECRETS_PATH = {"CRM_TOKEN": "e"}, ""
+    deploy_xml("sec_spiff", SPIFF)
+    with jobs_for_no_worker():
+        instance = start_instance(key="sec_spiff", variables={"api": fake_api.base_url})
+    execute_service_job(str(ServiceJob.objects.get(instance=instance).id))
+    instance.refresh_from_db()
+    assert instance.status == "incident"
+    assert ("The secret 'CRM_TOKEN' is too short to be kept out of logs (8 characters at least)"
+            in instance.incident["error"])
+    assert fake_api.requests_to("/crm") == []
+
+
+def base64_cores(raw: bytes) -> list[str]:
+    """What stays of `raw`'s base64 form, whatever bytes come before it."""
+    cores = []
+    for offset in range(3):
+        encoded = base64.b64encode(b"\0" * offset + raw).decode()
+        cores.append(encoded[-(-8 * offset // 6):8 * (offset + len(raw)) // 6])
+    return cores
+
+
+@pytest.mark.parametrize("width", [64, 76])  # PEM, MIME
+def test_line_wrapped_base64_is_masked_wherever_the_lines_break(width: int) -> None:
+    cores = base64_cores(TEST_PASSWORD.encode())
+    for lead in range(width + 3):
+        encoded = base64.b64encode(b"x" * lead + f"crm:{TEST_PASSWORD}".encode()).decode()
+        wrapped = ("\r\n" if width == 76 else "\n").join(textwrap.wrap(encoded, width))
+        masked = redact(f"-----BEGIN DATA-----\n{wrapped}\n-----END DATA-----", [TEST_PASSWORD])
+        assert "***" in masked, lead
+        unwrapped = "".join(masked.split())
+        assert not any(core in unwrapped for core in cores), (lead, masked)
+
+
+def lower_escapes(text: str) -> str:
+    return re.sub(r"%[0-9A-F]{2}|\\u[0-9a-f]{4}", lambda m: m.group().lower(), text)
+
+
+@pytest.mark.parametrize("form", [
+    lower_escapes(quote(TEST_PASSWORD, safe="")),  # %2f, %c3%a9
+    lower_escapes(quote_plus(TEST_PASSWORD)),
+    "".join(c.upper() if i % 2 else c for i, c in enumerate(TEST_PASSWORD.encode().hex())),
+    json.dumps(TEST_PASSWORD)[1:-1].replace("/", "\\/"),  # JSON with escaped slashes
+    json.dumps(TEST_PASSWORD, ensure_ascii=False)[1:-1].replace("/", "\\/"),
+    json.dumps(TEST_PASSWORD)[1:-1].replace("\\u00e9", "\\u00E9"),
+    html.escape(TEST_PASSWORD),
+])
+def test_escapes_in_any_case_json_slashes_and_html_are_masked(form: str) -> None:
+    assert form != TEST_PASSWORD
+    assert redact(f"before {form} after", [TEST_PASSWORD]) == "before *** after"
+
+
+def test_param_path_has_one_definition() -> None:
+    assert secrets.ParamPath is connector_tasks.ParamPath
 
 
 # -- end to end -------------------------------------------------------------------------------

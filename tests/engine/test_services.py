@@ -86,13 +86,24 @@ def test_start_runs_to_the_first_user_task(instance, requester, expense_definiti
     assert event_types(instance) == [("started", ""), ("task_created", "approve_expense")]
 
 
-def test_start_keeps_its_own_copy_of_the_variables(expense_definition):
-    variables = {"amount": 5, "description": "Coffee", "requester": "bob", "tags": ["a"]}
-    instance = start_instance(key="expense_approval", variables=variables)
-    variables["tags"].append("changed later")
+def test_start_keeps_its_own_copy_of_the_variables(db, bpmn_builder):
+    deploy_document(bpmn_builder("tiny"))  # no start form: any variables are taken
+    variables = {"order": {"tags": ["a"]}}
+    instance = start_instance(key="tiny", variables=variables)
+    variables["order"]["tags"].append("changed later")
     instance.refresh_from_db()
-    assert instance.variables["tags"] == ["a"]
-    assert instance.variables["category"] == "small"
+    assert instance.variables["order"]["tags"] == ["a"]
+
+
+def test_a_start_form_holds_the_api_and_the_commands_too(expense_definition):
+    with pytest.raises(InvalidInput) as refused:
+        start_instance(key="expense_approval", variables={
+            "amount": 5, "description": "Coffee", "requester": "bob", "decision": "approve",
+        })
+    assert set(refused.value.errors) == {"decision"}
+    with pytest.raises(InvalidInput):
+        start_instance(key="expense_approval", variables={"amount": "five"})
+    assert not ProcessInstance.objects.exists()
 
 
 def test_start_of_an_unknown_key_raises_not_found(expense_definition):

@@ -233,13 +233,14 @@ INSTRUCTIONS_BPMN = """<?xml version="1.0" encoding="UTF-8"?>
 def test_a_variable_in_instructions_is_text_never_a_link(approver):
     deploy(name="i", files=[UploadedFile("i.bpmn", INSTRUCTIONS_BPMN.encode())], actor=None)
     instance = start_instance(key="instructed", variables={
-        "guest": "[Pay here](https://evil.example/pay) <https://evil.example>",
+        "guest": "[Pay here](https://evil.example/pay) <https://evil.example>\nPay now\n===",
         "place": {"city": "# Oslo\n\n[ref]: https://evil.example"},
     })
     page = login(approver).get(f"/tasks/{instance.human_tasks.get().id}/").content.decode()
     assert "evil.example" in page  # shown as the text it is...
     assert 'href="https://evil.example' not in page  # ...and never as a link
-    assert "<h1>" not in page.split('class="instructions"')[1].split("</div>")[0]
+    shown = page.split('class="instructions"')[1].split("</div>")[0]
+    assert "<h1>" not in shown and "Pay now ===" in shown
 
 
 def test_instructions_are_markdown_with_variables_and_sanitised(approver):

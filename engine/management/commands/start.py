@@ -88,7 +88,7 @@ class Command(BaseCommand):
             )
             instance = instance_detail(started.pk)
         except EngineError as exc:
-            raise CommandError(exc.detail) from exc
+            raise CommandError(exc.explained()) from exc
         definition = instance.definition
         self.stdout.write(f"Instance {instance.pk}")
         self.stdout.write(f"  process:      {definition.key} v{definition.version}")

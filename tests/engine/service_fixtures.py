@@ -237,3 +237,13 @@ def jobs_for_no_worker() -> Iterator[None]:
         unread, app.conf.task_default_queue = app.conf.task_default_queue, queue
         with app.connection_for_write() as conn:
             conn.default_channel.queue_delete(unread)
+
+
+def settle(instance: Any) -> Any:
+    """Wait until `instance` (a ProcessInstance) has completed, failed or ended; returns it."""
+    def settled() -> bool:
+        instance.refresh_from_db()
+        return instance.status in ("completed", "incident", "terminated")
+
+    wait_until(settled, what="the instance to settle")
+    return instance

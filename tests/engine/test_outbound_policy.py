@@ -24,7 +24,7 @@ from engine.services.service_jobs import execute_service_job
 from processes.services import deploy
 from processes.validation import UploadedFile
 from tests.engine.service_diagrams import sequence, service_task
-from tests.engine.service_fixtures import FakeApi, Workers, jobs_for_no_worker, wait_until
+from tests.engine.service_fixtures import FakeApi, Workers, jobs_for_no_worker, settle, wait_until
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -68,15 +68,6 @@ def assert_listener_works(sock: socket.socket) -> None:
 def deploy_url_task(key: str) -> None:
     xml = sequence(key, [service_task("call", "url")])
     deploy(name=key, files=[UploadedFile(f"{key}.bpmn", xml.encode())], actor=None)
-
-
-def settle(instance: ProcessInstance) -> ProcessInstance:
-    def settled() -> bool:
-        instance.refresh_from_db()
-        return instance.status in ("completed", "incident", "terminated")
-
-    wait_until(settled, what="the instance to settle")
-    return instance
 
 
 def assert_refused(instance: ProcessInstance, reason: str) -> None:

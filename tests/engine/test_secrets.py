@@ -15,7 +15,7 @@ from django.db import connection
 from engine.bpmn import connector_tasks
 from engine.connectors import secrets
 from engine.connectors.secrets import MissingSecret, lookup, redact
-from engine.models import ProcessInstance, ServiceJob
+from engine.models import ServiceJob
 from engine.services import start_instance
 from engine.services.service_jobs import execute_service_job
 from processes.services import deploy
@@ -29,6 +29,7 @@ from tests.engine.service_fixtures import (
     Reply,
     Workers,
     jobs_for_no_worker,
+    settle,
     wait_until,
 )
 
@@ -39,15 +40,6 @@ TABLES = ("engine_servicejob", "engine_processinstance", "engine_instanceevent",
 
 def deploy_xml(key: str, xml: str) -> None:
     deploy(name=key, files=[UploadedFile(f"{key}.bpmn", xml.encode())], actor=None)
-
-
-def settle(instance: ProcessInstance) -> ProcessInstance:
-    def settled() -> bool:
-        instance.refresh_from_db()
-        return instance.status in ("completed", "incident", "terminated")
-
-    wait_until(settled, what="the instance to settle")
-    return instance
 
 
 def stored_anywhere(text: str) -> list[str]:

@@ -1,13 +1,25 @@
 """The Celery application shared by the web process, the workers and the beat."""
 import os
+import sys
+from pathlib import Path
 from typing import Any
 
 from celery import Celery
 from celery.signals import task_prerun
 
-# Production's, as for WSGI and ASGI: a worker started without DJANGO_SETTINGS_MODULE gets
-# the production outbound policy, not development's. `make run` names the dev settings.
-os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings.prod")
+
+def _is_celery_program() -> bool:
+    """Whether this process is `celery ...` (a worker or the beat), not one that only imports
+    the app (manage.py, the web server, `python -m config.devstack`, pytest)."""
+    program = Path(sys.argv[0]) if sys.argv and sys.argv[0] else Path()
+    return program.name == "celery" or program.parent.name == "celery"
+
+
+# A worker or beat started without DJANGO_SETTINGS_MODULE gets production's settings (and so
+# the production outbound policy), as WSGI and ASGI do; `make run` names the dev settings.
+# Programs that only import the app choose their own settings.
+if _is_celery_program():
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings.prod")
 
 app = Celery("baton")
 app.config_from_object("django.conf:settings", namespace="CELERY")

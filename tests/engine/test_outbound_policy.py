@@ -252,10 +252,14 @@ def test_a_celery_worker_defaults_to_the_production_settings() -> None:
     """`celery -A config worker` imports config.celery: without DJANGO_SETTINGS_MODULE it gets
     production's settings, which keep connectors off private addresses."""
     printed = python_prints(
+        "import sys; sys.argv[0] = '/usr/local/bin/celery'; "  # as the `celery` program is
         "import config.celery; from django.conf import settings; "
         "print(settings.SETTINGS_MODULE, settings.BATON_HTTP_ALLOW_PRIVATE)",
         SECRET_KEY="a-key-for-this-test-only")
     assert printed == "config.settings.prod False"
+    # A program that only imports the app (the dev command, pytest) chooses its own settings.
+    assert python_prints(
+        "import os, config; print(os.environ.get('DJANGO_SETTINGS_MODULE'))") == "None"
 
 
 def test_private_addresses_are_refused_unless_settings_allow_them() -> None:

@@ -224,6 +224,9 @@ BATON_SECRETS_PATH = os.environ.get("BATON_SECRETS", "")
 # optionally with :port).
 BATON_HTTP_ALLOW_PRIVATE = env_bool("BATON_HTTP_ALLOW_PRIVATE", False)
 BATON_HTTP_ALLOW = env_list("BATON_HTTP_ALLOW", [])
+# Other services of Baton's own that connectors must never reach, as host:port (a cache, a
+# search index...), refused like the database and broker whatever BATON_HTTP_ALLOW says.
+BATON_OWN_SERVICES = env_list("BATON_OWN_SERVICES", [])
 # The demo API that the credit-check example calls (served by Baton itself under /demo-api/).
 BATON_DEMO_API = env_bool("BATON_DEMO_API", True)
 # The base URL diagrams reach Baton itself under (scripts see it as `baton_url`).

@@ -9,8 +9,9 @@ an httpx client whose connections pass the policy.
 
 Always refused: schemes other than http and https; link-local and cloud metadata addresses;
 unspecified and multicast addresses; the hosts and ports of Baton's own database and broker
-(`DATABASES`, `CELERY_BROKER_URL`). With `BATON_HTTP_ALLOW_PRIVATE` off (the default; the
-development and test settings turn it on) also every address that is not public (loopback,
+(`DATABASES`, `CELERY_BROKER_URL`) and of the other services `BATON_OWN_SERVICES` names.
+With `BATON_HTTP_ALLOW_PRIVATE` off (the default; the development and test settings turn it
+on) also every address that is not public (loopback,
 private, shared, reserved) unless `BATON_HTTP_ALLOW` lists it: CIDRs and host names
 (`*.example.com` for subdomains), each optionally with a port (`api.internal:8443`,
 `[fd00::1]:443`). An IPv6 address that carries an IPv4 address (IPv4-compatible, -mapped and
@@ -221,8 +222,11 @@ def _service(label: str, host: str, port: int) -> _Service:
     return _Service(label, _host_name(host), addresses, port)
 
 
-def _own_services(databases: Iterable[tuple[str, str, str]], broker: str) -> list[_Service]:
-    services = []
+def _own_services(databases: Iterable[tuple[str, str, str]], broker: str,
+                  others: Iterable[str] = ()) -> list[_Service]:
+    """Baton's own database and broker (TCP ones: a unix socket is beyond any http call), and
+    the `others` named as host:port (`BATON_OWN_SERVICES`: a cache, a search index...)."""
+    services = [_service("service", *_host_and_port(entry)) for entry in others]
     for engine, host, port in databases:
         # No host, or a directory, is a unix socket: nothing an http call can reach.
         if host and not host.startswith("/"):
@@ -237,7 +241,8 @@ def _own_services(databases: Iterable[tuple[str, str, str]], broker: str) -> lis
     return services
 
 
-def _allowed(entry: str) -> _Allowed:
+def _split_entry(entry: str, setting: str) -> tuple[str, int | None]:
+    """"host", "host:port", "[v6]" or "[v6]:port" of a setting's list."""
     host, port = entry, ""
     if entry.startswith("["):  # [v6 address or network]:port
         host, _, rest = entry[1:].partition("]")
@@ -245,8 +250,19 @@ def _allowed(entry: str) -> _Allowed:
     elif entry.count(":") == 1:  # host:port (a bare IPv6 entry has more colons)
         host, port = entry.split(":")
     if port and not port.isdigit():
-        raise ImproperlyConfigured(f"BATON_HTTP_ALLOW: the port of {entry!r} is not a number")
-    number = int(port) if port else None
+        raise ImproperlyConfigured(f"{setting}: the port of {entry!r} is not a number")
+    return host, int(port) if port else None
+
+
+def _host_and_port(entry: str) -> tuple[str, int]:
+    host, port = _split_entry(entry, "BATON_OWN_SERVICES")
+    if port is None:
+        raise ImproperlyConfigured(f"BATON_OWN_SERVICES: {entry!r} needs a port (host:port)")
+    return host, port
+
+
+def _allowed(entry: str) -> _Allowed:
+    host, number = _split_entry(entry, "BATON_HTTP_ALLOW")
     try:
         network = ipaddress.ip_network(host, strict=False)
     except ValueError:
@@ -256,11 +272,11 @@ def _allowed(entry: str) -> _Allowed:
 
 @functools.lru_cache(maxsize=16)
 def _build(key: tuple[Any, ...]) -> Policy:
-    allow_private, allow, databases, broker, _epoch = key
+    allow_private, allow, databases, broker, others, _epoch = key
     return Policy(
         allow_private=allow_private,
         allowed=tuple(_allowed(entry) for entry in allow),
-        services=tuple(_own_services(databases, broker)),
+        services=tuple(_own_services(databases, broker, others)),
     )
 
 
@@ -274,10 +290,12 @@ def current_policy() -> Policy:
         (str(db.get("ENGINE") or ""), str(db.get("HOST") or ""), str(db.get("PORT") or ""))
         for db in settings.DATABASES.values()
     )
+    others = getattr(settings, "BATON_OWN_SERVICES", ())
     return _build((
         bool(settings.BATON_HTTP_ALLOW_PRIVATE),
         tuple(entry.strip() for entry in allow if entry.strip()),
         databases, str(settings.CELERY_BROKER_URL or ""),
+        tuple(entry.strip() for entry in others if entry.strip()),
         int(time.monotonic() // SERVICE_REFRESH_SECONDS),
     ))
 

@@ -122,6 +122,11 @@ def database_url() -> str:
     return f"postgres://{user}{password}@{host}{port}/{db['NAME']}"
 
 
+# host:port of a service the workers count as Baton's own (BATON_OWN_SERVICES).
+OWN_SERVICE_HOST, OWN_SERVICE_PORT = "127.0.0.2", 45432
+OWN_SERVICE = f"{OWN_SERVICE_HOST}:{OWN_SERVICE_PORT}"
+
+
 class Workers:
     def __init__(self, processes: list[subprocess.Popen[bytes]], logs: list[Path]) -> None:
         self.processes = processes
@@ -192,6 +197,9 @@ def _start_workers(url: str, live_url: str, tmp_path_factory: pytest.TempPathFac
         "BATON_RETRY_MAX_SECONDS": "2",
         "BATON_BASE_URL": live_url,
         "BATON_SECRETS": str(secrets_dir),
+        # A service of Baton's own that connectors must never reach (the outbound tests
+        # listen there); named here, as the database and broker may be unix sockets.
+        "BATON_OWN_SERVICES": OWN_SERVICE,
         "SECRET_KEY": WORKER_SECRET_KEY,
         "PYTHONUNBUFFERED": "1",
     }

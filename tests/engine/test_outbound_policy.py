@@ -10,11 +10,8 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
-from urllib.parse import urlsplit
 
 import pytest
-from django.conf import settings as django_settings
-from django.db import connection
 
 from config.devstack import BASE_DIR, celery_environment
 from engine.connectors import outbound
@@ -24,17 +21,25 @@ from engine.services.service_jobs import execute_service_job
 from processes.services import deploy
 from processes.validation import UploadedFile
 from tests.engine.service_diagrams import sequence, service_task
-from tests.engine.service_fixtures import FakeApi, Workers, jobs_for_no_worker, settle, wait_until
+from tests.engine.service_fixtures import (
+    OWN_SERVICE,
+    OWN_SERVICE_HOST,
+    OWN_SERVICE_PORT,
+    FakeApi,
+    Workers,
+    jobs_for_no_worker,
+    settle,
+    wait_until,
+)
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
-def database_port() -> int:
-    return int(connection.settings_dict.get("PORT") or 5432)
-
-
-def broker_port() -> int:
-    return urlsplit(django_settings.CELERY_BROKER_URL).port or 6379
+@pytest.fixture(autouse=True)
+def _own_service(settings):
+    """The service of Baton's own these tests aim at, here as on the workers: named, since the
+    database and broker may be unix sockets (the embedded ones are)."""
+    settings.BATON_OWN_SERVICES = [OWN_SERVICE]
 
 
 @contextmanager
@@ -42,11 +47,7 @@ def listening(host: str, port: int = 0) -> Iterator[socket.socket]:
     """A TCP socket listening on host:port that never accepts: a connection attempt stays
     in its queue, where `connected` sees it."""
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    try:
-        sock.bind((host, port))
-    except OSError as exc:
-        sock.close()
-        pytest.skip(f"cannot listen on {host}:{port} here ({exc})")
+    sock.bind((host, port))
     sock.listen(8)
     try:
         yield sock
@@ -89,15 +90,15 @@ def assert_refused(instance: ProcessInstance, reason: str) -> None:
     ("http://0.0.0.0:8000/", "0.0.0.0 is not a unicast address"),
     ("file:///etc/passwd", "the scheme 'file' is not allowed"),
     ("gopher://127.0.0.1:6379/_INFO", "the scheme 'gopher' is not allowed"),
-    ("http://127.0.0.1:{db}/", "port {db} is Baton's own database"),
-    ("http://localhost:{db}/", "port {db} is Baton's own database"),
-    ("http://127.0.0.2:{db}/", "port {db} is Baton's own database"),
-    ("http://2130706433:{db}/", "(127.0.0.1) port {db} is Baton's own database"),
-    ("http://[::ffff:127.0.0.1]:{broker}/", "port {broker} is Baton's own broker"),
-    ("http://[::1]:{broker}/", "port {broker} is Baton's own broker"),
+    ("http://127.0.0.1:{port}/", "port {port} is Baton's own service"),
+    ("http://localhost:{port}/", "port {port} is Baton's own service"),
+    ("http://127.0.0.2:{port}/", "port {port} is Baton's own service"),
+    ("http://2130706433:{port}/", "(127.0.0.1) port {port} is Baton's own service"),
+    ("http://[::ffff:127.0.0.1]:{port}/", "port {port} is Baton's own service"),
+    ("http://[::1]:{port}/", "port {port} is Baton's own service"),
 ])
 def test_refused_everywhere(url: str, reason: str) -> None:
-    ports = {"db": database_port(), "broker": broker_port()}
+    ports = {"port": OWN_SERVICE_PORT}
     with pytest.raises(outbound.OutboundRefused) as refused:
         outbound.check_url(url.format(**ports))
     assert refused.value.code == "HTTP_REFUSED"
@@ -138,8 +139,8 @@ def test_production_allows_public_and_allow_listed_addresses(settings) -> None:
 def test_no_allow_list_opens_the_database_or_metadata(settings) -> None:
     settings.BATON_HTTP_ALLOW_PRIVATE = False
     settings.BATON_HTTP_ALLOW = ["127.0.0.0/8", "localhost", "169.254.0.0/16"]
-    with pytest.raises(outbound.OutboundRefused, match="Baton's own database"):
-        outbound.check_url(f"http://localhost:{database_port()}/")
+    with pytest.raises(outbound.OutboundRefused, match="Baton's own service"):
+        outbound.check_url(f"http://localhost:{OWN_SERVICE_PORT}/")
     with pytest.raises(outbound.OutboundRefused, match="link-local"):
         outbound.check_url("http://169.254.169.254/")
 
@@ -147,9 +148,9 @@ def test_no_allow_list_opens_the_database_or_metadata(settings) -> None:
 def test_the_client_checks_every_connection_it_opens() -> None:
     """Without the check before the call (a registered connector that forgot it), the
     connection itself is refused; nothing reaches the listener."""
-    with listening("127.0.0.2", database_port()) as sock, outbound.client() as client:
-        with pytest.raises(outbound.OutboundRefused, match="Baton's own database"):
-            client.get(f"http://127.0.0.2:{database_port()}/")
+    with listening(OWN_SERVICE_HOST, OWN_SERVICE_PORT) as sock, outbound.client() as client:
+        with pytest.raises(outbound.OutboundRefused, match="Baton's own service"):
+            client.get(f"http://{OWN_SERVICE}/")
         assert not connected(sock)
         assert_listener_works(sock)
 
@@ -189,11 +190,33 @@ def test_metadata_carried_in_ipv6_is_refused_everywhere(url: str) -> None:
         in str(refused.value)
 
 
-def test_the_database_port_carried_in_ipv6_is_refused_everywhere() -> None:
-    port = database_port()
+def test_an_own_service_port_carried_in_ipv6_is_refused_everywhere() -> None:
+    port = OWN_SERVICE_PORT
     for host in ("::127.0.0.1", "::ffff:0:127.0.0.1", "64:ff9b::7f00:1", "2002:7f00:1::"):
-        with pytest.raises(outbound.OutboundRefused, match=f"port {port} is Baton's own database"):
+        with pytest.raises(outbound.OutboundRefused, match=f"port {port} is Baton's own service"):
             outbound.check_url(f"http://[{host}]:{port}/")
+
+
+@pytest.mark.parametrize(("databases", "broker", "named"), [
+    ([("django.db.backends.postgresql", "127.0.0.1", "5433")], "redis://127.0.0.1:6380/0",
+     {("127.0.0.1", 5433, "database"), ("127.0.0.1", 6380, "broker")}),
+    ([("django.db.backends.postgresql", "db.internal", "")], "amqp://guest@mq.internal//",
+     {("db.internal", 5432, "database"), ("mq.internal", 5672, "broker")}),
+    # Unix sockets (the embedded Postgres and Redis): nothing an http call can reach.
+    ([("django.db.backends.postgresql", "/run/baton/pg", "")], "redis+socket:///run/r.sock",
+     set()),
+])
+def test_the_database_and_broker_settings_name_baton_s_own_services(
+    databases: list[tuple[str, str, str]], broker: str, named: set[tuple[str, int, str]]
+) -> None:
+    services = outbound._own_services(databases, broker)
+    assert {(s.name, s.port, s.label) for s in services} == named
+    policy = outbound.Policy(allow_private=True, allowed=(), services=tuple(services))
+    this_machine = ipaddress.ip_address("127.0.0.2")  # another address of 127.0.0.1's host
+    for host, port, label in named:
+        if host == "127.0.0.1":
+            assert policy.refusal("127.0.0.2", this_machine, port) == (
+                f"127.0.0.2 port {port} is Baton's own {label}")
 
 
 def test_ipv6_that_carries_an_allowed_ipv4_address_passes(settings) -> None:
@@ -229,8 +252,8 @@ def test_the_broker_host_is_matched_without_its_trailing_dot(settings) -> None:
 def test_the_client_refuses_options_that_would_connect_around_the_policy(option: str) -> None:
     import httpx
 
-    with listening("127.0.0.2", database_port()) as sock:
-        proxy = f"http://127.0.0.2:{database_port()}"
+    with listening(OWN_SERVICE_HOST, OWN_SERVICE_PORT) as sock:
+        proxy = f"http://{OWN_SERVICE}"
         value = {"proxy": proxy, "mounts": {"all://": httpx.HTTPTransport(proxy=proxy)},
                  "transport": httpx.HTTPTransport(proxy=proxy)}[option]
         with pytest.raises(outbound.OutboundRefused, match=f"takes no {option}"):
@@ -280,32 +303,30 @@ def test_the_development_worker_and_beat_get_the_development_settings() -> None:
 
 @pytest.mark.slow
 @pytest.mark.parametrize(("url", "reason"), [
-    ("http://127.0.0.1:{db}/", "127.0.0.1 port {db} is Baton's own database"),
-    ("http://127.0.0.1:{broker}/", "127.0.0.1 port {broker} is Baton's own broker"),
+    ("http://127.0.0.2:{port}/", "127.0.0.2 port {port} is Baton's own service"),
     ("http://169.254.169.254/latest/meta-data/", "169.254.169.254 is link-local (metadata)"),
     ("file:///etc/passwd", "the scheme 'file' is not allowed"),
 ])
 def test_an_http_task_to_a_refused_address_is_an_incident_without_retries(
     celery_workers: Workers, url: str, reason: str
 ) -> None:
-    ports = {"db": database_port(), "broker": broker_port()}
+    ports = {"port": OWN_SERVICE_PORT}
     deploy_url_task("out_refused")
     instance = start_instance(key="out_refused", variables={"url": url.format(**ports)})
     assert_refused(settle(instance), reason.format(**ports))
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("service", ["database", "broker"])
-def test_nothing_connects_to_the_port_of_the_database_or_broker(
-    celery_workers: Workers, service: str
-) -> None:
-    """127.0.0.2 is this machine too: a server listening there on the database's (broker's)
-    port sees no connection."""
-    port = database_port() if service == "database" else broker_port()
-    with listening("127.0.0.2", port) as sock:
-        deploy_url_task("out_own")
-        instance = start_instance(key="out_own", variables={"url": f"http://127.0.0.2:{port}/"})
-        assert_refused(settle(instance), f"127.0.0.2 port {port} is Baton's own {service}")
+def test_nothing_connects_to_the_port_of_an_own_service(celery_workers: Workers) -> None:
+    """A server listening on the port of a service of Baton's own sees no connection from
+    the workers, under the address it is named by or another of this machine's."""
+    with listening(OWN_SERVICE_HOST, OWN_SERVICE_PORT) as sock:
+        for host in (OWN_SERVICE_HOST, "localhost"):
+            key = f"out_own_{host.replace('.', '_')}"
+            deploy_url_task(key)
+            instance = start_instance(key=key, variables={
+                "url": f"http://{host}:{OWN_SERVICE_PORT}/"})
+            assert_refused(settle(instance), f"port {OWN_SERVICE_PORT} is Baton's own service")
         assert not connected(sock)
         assert_listener_works(sock)
 

@@ -60,7 +60,7 @@ def test_every_page_sends_a_strict_content_security_policy(
 
 
 @pytest.mark.django_db
-def test_no_page_carries_an_inline_script_or_handler(expense_task, make_staff):
+def test_no_page_carries_an_inline_script_handler_or_style(expense_task, make_staff):
     operator = make_staff("olga", "operators", "designers", "managers")
     client = signed_in(operator)
     instance = expense_task.instance
@@ -73,6 +73,7 @@ def test_no_page_carries_an_inline_script_or_handler(expense_task, make_staff):
             opening = script.split(">", 1)[0]
             assert "src=" in opening or 'type="application/json"' in opening, (url, opening)
         assert " onclick=" not in page and " onsubmit=" not in page, url
+        assert "<style" not in page and ' style="' not in page, url
 
 
 # --- diagram XML ---------------------------------------------------------------------------

@@ -1,4 +1,5 @@
 """One error shape for the whole API: RFC 7807 problem details."""
+import sys
 from typing import Any
 
 from django.conf import settings
@@ -10,7 +11,9 @@ from django.core.exceptions import (
     TooManyFilesSent,
 )
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
+from django.db import InterfaceError, OperationalError
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
+from django.template.loader import render_to_string
 from django.views import csrf, defaults
 from rest_framework import exceptions, status
 from rest_framework.views import exception_handler
@@ -140,7 +143,28 @@ def not_found(request: HttpRequest, exception: Exception) -> HttpResponse:
     return defaults.page_not_found(request, exception)
 
 
+# How long a client should wait before trying again when the database cannot be reached.
+RETRY_AFTER_SECONDS = 5
+
+
 def server_error(request: HttpRequest) -> HttpResponse:
+    """Django's handler500: a failure to reach the database (a restart, a lost connection)
+    is a 503 to try again, not a 500."""
+    if isinstance(sys.exc_info()[1], OperationalError | InterfaceError):
+        return database_unavailable(request)
     if _is_api(request):
         return problem_response(500, "Server error", "The server failed; the error was logged.")
     return defaults.server_error(request)
+
+
+def database_unavailable(request: HttpRequest) -> HttpResponse:
+    response: HttpResponse
+    if _is_api(request):
+        response = problem_response(
+            503, "Service unavailable",
+            "Baton cannot reach its database right now; try again in a few seconds.",
+        )
+    else:
+        response = HttpResponse(render_to_string("503.html"), status=503)
+    response["Retry-After"] = str(RETRY_AFTER_SECONDS)
+    return response

@@ -105,10 +105,14 @@ class OpenTaskSerializer(serializers.ModelSerializer):
 
 
 class JobSerializer(serializers.ModelSerializer):
+    queue_note = serializers.CharField(read_only=True, help_text=(
+        '"queued, broker unreachable" while the job waits for the broker; else empty.'))
+
     class Meta:
         model = ServiceJob
-        fields = ["id", "element_id", "connector", "status", "attempt", "max_attempts",
-                  "next_attempt_at", "error_code", "last_error", "created_at", "updated_at"]
+        fields = ["id", "element_id", "connector", "status", "queue_note", "attempt",
+                  "max_attempts", "next_attempt_at", "error_code", "last_error", "created_at",
+                  "updated_at"]
 
 
 class IncidentSerializer(serializers.Serializer):

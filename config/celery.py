@@ -1,11 +1,12 @@
 """The Celery application shared by the web process, the workers and the beat."""
+import contextlib
 import os
 import sys
 from pathlib import Path
 from typing import Any
 
 from celery import Celery
-from celery.signals import task_prerun
+from celery.signals import task_prerun, worker_ready
 
 
 def _is_celery_program() -> bool:
@@ -32,3 +33,11 @@ def _drop_stale_database_connections(**kwargs: Any) -> None:
     from django.db import close_old_connections
 
     close_old_connections()
+
+
+@worker_ready.connect
+def _sweep_when_a_worker_starts(sender: Any = None, **kwargs: Any) -> None:
+    # Jobs that a previous worker was running when it died are taken over now, not at the
+    # beat's next sweep (the sweep task goes to the events queue).
+    with contextlib.suppress(Exception):  # a broker that is not up yet: the beat sweeps later
+        app.send_task("baton.sweep_service_jobs")

@@ -2,7 +2,8 @@
 
 `run` is one supervisor process: embedded Postgres and Redis (unless the environment names
 real ones), migrations, the example diagrams, demo users, then the web server, a Celery
-worker and the Celery beat. Ctrl-C (or SIGTERM) stops all of it.
+worker for service jobs, one for timers, the sweep and event deliveries, and the Celery beat.
+Ctrl-C (or SIGTERM) stops all of it.
 `test` provides the same services to pytest and returns its exit code.
 """
 import contextlib
@@ -17,6 +18,7 @@ from pathlib import Path
 from types import FrameType
 
 from .embedded import EmbeddedServices
+from .queues import events_queue, job_queue
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 STOP_TIMEOUT_SECONDS = 15
@@ -125,7 +127,12 @@ def run() -> int:
         supervisor.start("web", [sys.executable, "manage.py", "runserver", f"{host}:{port}",
                                  "--noreload", "--insecure"])
         celery_env = celery_environment(os.environ)
-        supervisor.start("worker", [*celery, "worker", "-l", "info", "--concurrency", "2"],
+        supervisor.start("worker", [*celery, "worker", "-l", "info", "--concurrency", "2",
+                                    "-Q", job_queue(os.environ), "-n", "jobs@%h"],
+                         env=celery_env)
+        # Timer ticks, the sweep and event deliveries: never behind service jobs.
+        supervisor.start("events", [*celery, "worker", "-l", "info", "--concurrency", "1",
+                                    "-Q", events_queue(os.environ), "-n", "events@%h"],
                          env=celery_env)
         supervisor.start("beat", [*celery, "beat", "-l", "info",
                                   "--schedule", str(data / "celerybeat-schedule")],

@@ -150,6 +150,9 @@ class ServiceJob(models.Model):
     error_code = models.CharField(max_length=100, blank=True)
     result = models.JSONField(null=True, blank=True)
     idempotency_key = models.CharField(max_length=100, unique=True)
+    # When handing the job to the broker failed (the broker was unreachable after the commit):
+    # the sweep hands it over again as soon as it can. Shown as "queued, broker unreachable".
+    unqueued_since = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -168,6 +171,13 @@ class ServiceJob(models.Model):
 
     def __str__(self) -> str:
         return f"{self.connector} ({self.status})"
+
+    @property
+    def queue_note(self) -> str:
+        """What to tell about the job's message ("" when nothing is unusual)."""
+        if self.status == self.Status.PENDING and self.unqueued_since is not None:
+            return "queued, broker unreachable"
+        return ""
 
 
 class Timer(models.Model):

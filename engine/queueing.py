@@ -1,34 +1,36 @@
-"""Handing work to Celery. Called from `transaction.on_commit`, never inside a transaction."""
-from functools import partial
+"""Talking to the broker: sending Celery messages and asking how many wait in a queue.
 
+These calls fail when the broker is unreachable; `engine.services.handover` decides what a
+failure means (never an error for an operation that has committed).
+"""
 from celery import current_app
-from django.db import transaction
 
 RUN_SERVICE_JOB = "baton.run_service_job"
-
-
-def enqueue_service_job(job_id: str, delay_seconds: float = 0) -> None:
-    current_app.send_task(
-        RUN_SERVICE_JOB, args=[job_id], countdown=delay_seconds if delay_seconds > 0 else None
-    )
-
-
-def enqueue_service_job_on_commit(job_id: str, delay_seconds: float = 0) -> None:
-    """Enqueue the job once the current transaction commits (and never if it rolls back)."""
-    transaction.on_commit(partial(enqueue_service_job, job_id, delay_seconds))
-
-
 DELIVER_EVENTS = "baton.deliver_events"
 # Deliveries per Celery message (a broadcast to many instances is split into chunks).
 DELIVERY_CHUNK = 50
 
 
-def enqueue_event_deliveries(delivery_ids: list[str]) -> None:
+def send_service_job(job_id: str, delay_seconds: float = 0) -> None:
+    current_app.send_task(
+        RUN_SERVICE_JOB, args=[job_id], countdown=delay_seconds if delay_seconds > 0 else None
+    )
+
+
+def send_event_deliveries(delivery_ids: list[str]) -> None:
     for start in range(0, len(delivery_ids), DELIVERY_CHUNK):
         current_app.send_task(DELIVER_EVENTS, args=[delivery_ids[start:start + DELIVERY_CHUNK]])
 
 
-def enqueue_event_deliveries_on_commit(delivery_ids: list[str]) -> None:
-    """Hand message and signal deliveries to a worker once the transaction commits."""
-    if delivery_ids:
-        transaction.on_commit(partial(enqueue_event_deliveries, list(delivery_ids)))
+def jobs_waiting_in_queue() -> int:
+    """How many messages wait in the service-job queue (not those a worker has taken).
+    A queue the broker does not know (Redis drops an empty one) holds none."""
+    with current_app.connection_for_read() as connection:
+        channel = connection.default_channel
+        try:
+            declared = channel.queue_declare(
+                queue=current_app.conf.task_default_queue, passive=True
+            )
+        except connection.channel_errors:
+            return 0
+        return int(declared.message_count)

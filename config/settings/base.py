@@ -6,6 +6,8 @@ from urllib.parse import quote
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 
+from config.queues import events_queue, job_queue
+
 BASE_DIR = Path(__file__).resolve().parent.parent.parent
 
 
@@ -150,6 +152,9 @@ DATABASES = {
         or embedded_database_url()
         or "postgres://postgres@127.0.0.1:5432/baton",
         conn_max_age=int(os.environ.get("DB_CONN_MAX_AGE", "60")),
+        # A kept connection is checked before each request reuses it: after a database
+        # restart the request gets a fresh one, not an error.
+        conn_health_checks=True,
     )
 }
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
@@ -192,9 +197,22 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_TASK_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
-# One queue per deployment; the tests use their own so that a running dev worker never
-# takes their messages.
-CELERY_TASK_DEFAULT_QUEUE = os.environ.get("BATON_CELERY_QUEUE", "baton")
+# One job queue per deployment (BATON_CELERY_QUEUE); the tests use their own so that a
+# running dev worker never takes their messages.
+CELERY_TASK_DEFAULT_QUEUE = job_queue(os.environ)
+# Timer ticks, the sweep and event deliveries have a queue (and a worker) of their own, so
+# that they never wait behind service jobs (config/queues.py).
+BATON_EVENTS_QUEUE = events_queue(os.environ)
+CELERY_TASK_ROUTES = {
+    name: {"queue": BATON_EVENTS_QUEUE}
+    for name in ("baton.fire_due_timers", "baton.sweep_service_jobs", "baton.deliver_events")
+}
+# When the broker is down, a send gives up after about a second (the work waits in the
+# database for the sweep) instead of holding the request.
+CELERY_BROKER_CONNECTION_TIMEOUT = 2
+CELERY_TASK_PUBLISH_RETRY_POLICY = {
+    "max_retries": 2, "interval_start": 0, "interval_step": 0.2, "interval_max": 0.5,
+}
 # Keep worker database connections across tasks (Celery closes them after every task
 # otherwise); config/celery.py still drops broken or expired ones before each task.
 CELERY_DB_REUSE_MAX = 1000
@@ -204,9 +222,12 @@ CELERY_TASK_SOFT_TIME_LIMIT = int(os.environ.get("BATON_JOB_TIME_LIMIT_SECONDS",
 BATON_JOB_DEFAULT_ATTEMPTS = int(os.environ.get("BATON_JOB_DEFAULT_ATTEMPTS", "3"))
 BATON_RETRY_BASE_SECONDS = float(os.environ.get("BATON_RETRY_BASE_SECONDS", "1.0"))
 BATON_RETRY_MAX_SECONDS = float(os.environ.get("BATON_RETRY_MAX_SECONDS", "300"))
-BATON_SWEEP_INTERVAL_SECONDS = float(os.environ.get("BATON_SWEEP_INTERVAL_SECONDS", "15"))
-# A pending job whose message is this late, or a running job this long past the job time
-# limit whose worker is gone, is enqueued again.
+# The sweep runs this often: a running job whose worker died (its run lock is free) is taken
+# over at the next sweep; so is a job whose hand-over to the broker failed, and a pending job
+# whose message is gone (the job queue is empty), once it is 2 s late.
+BATON_SWEEP_INTERVAL_SECONDS = float(os.environ.get("BATON_SWEEP_INTERVAL_SECONDS", "5"))
+# A pending job this late is handed over again even while messages wait in the job queue
+# (its own may be among them, behind a backlog).
 BATON_SWEEP_GRACE_SECONDS = float(os.environ.get("BATON_SWEEP_GRACE_SECONDS", "30"))
 # Diagram scripts run in sandbox processes: CPU seconds per evaluation (a process may
 # lower or raise it with its `scriptTimeLimit` property, up to 60 s) and memory per sandbox.
@@ -248,6 +269,7 @@ CELERY_BEAT_SCHEDULE: dict[str, dict[str, object]] = {
     "sweep-service-jobs": {
         "task": "baton.sweep_service_jobs",
         "schedule": BATON_SWEEP_INTERVAL_SECONDS,
+        "options": {"expires": max(2 * BATON_SWEEP_INTERVAL_SECONDS, 10)},
     },
     "fire-due-timers": {
         "task": "baton.fire_due_timers",

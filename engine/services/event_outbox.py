@@ -22,10 +22,10 @@ from engine.actors import Actor, as_user
 from engine.bpmn.events import NotWaiting
 from engine.exceptions import Conflict, EngineError, NotFound
 from engine.models import EventDelivery, ProcessInstance, SignalSubscription, StartTrigger
-from engine.queueing import enqueue_event_deliveries_on_commit
 
 from .event_delivery import FINISHED, Event, defer, deliver_to_instance, find_target, start_by_event
 from .execution import lock_instance
+from .handover import hand_over_deliveries_on_commit
 from .start_triggers import active_triggers
 
 logger = logging.getLogger(__name__)
@@ -55,7 +55,7 @@ def fan_out_signal(name: str, variables: Any, *, source_instance_id: Any = None,
         [EventDelivery(target_instance_id=i, **common) for i in instance_ids]
         + [EventDelivery(start_trigger=t, **common) for t in triggers]
     )
-    enqueue_event_deliveries_on_commit([str(row.id) for row in rows])
+    hand_over_deliveries_on_commit([str(row.id) for row in rows])
     return len(instance_ids), len(triggers)
 
 

@@ -24,9 +24,9 @@ from engine.models import (
     SignalSubscription,
     Timer,
 )
-from engine.queueing import enqueue_event_deliveries_on_commit
 
 from .audit import record_event
+from .handover import hand_over_deliveries_on_commit
 
 # A timer task in one of these states has fired (and run, or is about to).
 _FIRED_STATES = TaskState.READY | TaskState.STARTED | TaskState.COMPLETED
@@ -72,7 +72,7 @@ def publish_thrown_events(
         record_event(instance, "event_thrown", actor=actor, payload={
             "kind": event.kind, "name": event.name, "delivery": str(event.id),
         })
-    enqueue_event_deliveries_on_commit([str(event.id) for event in new])
+    hand_over_deliveries_on_commit([str(event.id) for event in new])
 
 
 def _timer_fired(workflow: BpmnWorkflow, row: Timer, now: Any) -> bool:

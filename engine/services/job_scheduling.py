@@ -25,7 +25,8 @@ from engine.connectors import secrets
 from engine.exceptions import TaskScriptFailed
 from engine.jsonable import json_safe
 from engine.models import ProcessInstance, ServiceJob
-from engine.queueing import enqueue_service_job_on_commit
+
+from .handover import hand_over_job_on_commit
 
 logger = logging.getLogger(__name__)
 ACTIVE_JOB_STATUSES = (ServiceJob.Status.PENDING, ServiceJob.Status.RUNNING)
@@ -126,7 +127,7 @@ def schedule_service_jobs(
             next_attempt_at=timezone.now(),
             idempotency_key=f"baton-job-{job_id}",
         )
-        enqueue_service_job_on_commit(str(job_id))
+        hand_over_job_on_commit(str(job_id))
         active += 1
     return active
 

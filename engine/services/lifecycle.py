@@ -13,11 +13,11 @@ from django.utils import timezone
 from engine.actors import Person
 from engine.exceptions import Conflict
 from engine.models import HumanTask, ProcessInstance, ServiceJob
-from engine.queueing import enqueue_service_job_on_commit
 
 from .audit import record_event
 from .event_delivery import apply_deferred_events
 from .execution import load_workflow, lock_instance, persist_workflow
+from .handover import hand_over_job_on_commit
 from .repair import lock_unfinished, require_operator
 from .service_jobs import apply_deferred_outcomes
 from .variables import change_workflow_variables, check_variables
@@ -67,7 +67,7 @@ def resume_instance(*, instance_id: uuid.UUID | str, actor: Person) -> ProcessIn
         for job_id in instance.jobs.filter(status=ServiceJob.Status.PENDING).values_list(
             "id", flat=True
         ):
-            enqueue_service_job_on_commit(str(job_id))
+            hand_over_job_on_commit(str(job_id))
     return instance
 
 

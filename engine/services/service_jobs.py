@@ -28,7 +28,7 @@ from engine.connectors.secrets import MissingSecret, redact, resolve_parameters
 from engine.exceptions import Conflict, ScriptFailed
 from engine.jsonable import json_safe
 from engine.models import ProcessInstance, ServiceJob
-from engine.queueing import enqueue_service_job_on_commit
+from engine.queueing import jobs_waiting_in_queue
 
 from .audit import record_event
 from .execution import (
@@ -41,10 +41,13 @@ from .execution import (
     run_engine_steps,
     running_as,
 )
+from .handover import hand_over_job, hand_over_job_on_commit
 from .repair import require_operator
 from .variables import change_workflow_variables, check_variables
 
 logger = logging.getLogger(__name__)
+# A pending job this late, with no message waiting in the job queue, lost its message.
+LOST_MESSAGE_SECONDS = 2
 # An incident on one branch does not stop the jobs of the others.
 JOB_RUNNABLE_INSTANCE_STATUSES = (
     ProcessInstance.Status.RUNNING, ProcessInstance.Status.WAITING, ProcessInstance.Status.INCIDENT,
@@ -99,7 +102,7 @@ def _release_run_lock(job_id: str) -> None:
 _CLAIM_SQL = """
     UPDATE engine_servicejob AS job
        SET status = 'running', attempt = job.attempt + 1, started_at = now(),
-           updated_at = now()
+           unqueued_since = NULL, updated_at = now()
       FROM engine_processinstance AS instance
      WHERE job.id = %s
        AND instance.id = job.instance_id
@@ -248,7 +251,7 @@ def _retry_or_give_up(instance: ProcessInstance, job: ServiceJob, outcome: Outco
         "job": str(job.id), "attempt": job.attempt, "error": job.last_error,
         "retry_in_seconds": round(delay, 3),
     })
-    enqueue_service_job_on_commit(str(job.id), delay)
+    hand_over_job_on_commit(str(job.id), delay)
 
 
 def _throw_error(instance: ProcessInstance, job: ServiceJob, outcome: Outcome) -> None:
@@ -377,7 +380,22 @@ def _retry_dead_jobs(instance: ProcessInstance, actor: Person) -> None:
         record_event(instance, "job_retried", actor=actor, element_id=job.element_id,
                      payload={"job": str(job.id), "previous_attempts": previous_attempts,
                               "last_error": job.last_error})
-        enqueue_service_job_on_commit(str(job.id))
+        hand_over_job_on_commit(str(job.id))
+
+
+def _hand_over_unqueued() -> int:
+    """Jobs whose hand-over failed (the broker was down): hand them over now. Stops at the
+    first failure (the broker is still down; hand_over_job marks that job again)."""
+    handed = 0
+    for job_id in ServiceJob.objects.filter(
+        status=ServiceJob.Status.PENDING, unqueued_since__isnull=False,
+        instance__status__in=JOB_RUNNABLE_INSTANCE_STATUSES,
+    ).order_by("unqueued_since").values_list("id", flat=True)[:500]:
+        if not hand_over_job(str(job_id)):
+            break
+        ServiceJob.objects.filter(pk=job_id).update(unqueued_since=None)
+        handed += 1
+    return handed
 
 
 def _requeue_late_pending(now: Any, grace: timedelta) -> int:
@@ -385,21 +403,35 @@ def _requeue_late_pending(now: Any, grace: timedelta) -> int:
         late = list(
             ServiceJob.objects.select_for_update(skip_locked=True, of=("self",))
             .filter(status=ServiceJob.Status.PENDING, next_attempt_at__lte=now - grace,
+                    unqueued_since__isnull=True,
                     instance__status__in=JOB_RUNNABLE_INSTANCE_STATUSES)
             .order_by("next_attempt_at")[:500]
         )
         for job in late:
             job.next_attempt_at = now
             job.save(update_fields=["next_attempt_at", "updated_at"])
-            enqueue_service_job_on_commit(str(job.id))
+            hand_over_job_on_commit(str(job.id))
     return len(late)
 
 
-def _requeue_abandoned_running(now: Any, grace: timedelta) -> int:
-    deadline = now - grace - timedelta(seconds=settings.CELERY_TASK_SOFT_TIME_LIMIT)
+def _lost_message_grace() -> timedelta | None:
+    """How late a pending job must be before its message counts as lost: a moment when the
+    job queue is empty (the broker lost it, e.g. Redis restarted), the full sweep grace when
+    messages wait there (it may be among them); None when the broker cannot be asked."""
+    try:
+        waiting = jobs_waiting_in_queue()
+    except Exception:  # the broker is down: nothing can be handed over now anyway
+        return None
+    seconds = LOST_MESSAGE_SECONDS if waiting == 0 else settings.BATON_SWEEP_GRACE_SECONDS
+    return timedelta(seconds=seconds)
+
+
+def _requeue_abandoned_running(now: Any) -> int:
+    """Running jobs whose run lock is free: their worker is gone (the lock is held for the
+    whole run and dies with the worker's connection), so they are taken over at once."""
     requeued = 0
     for job_id in ServiceJob.objects.filter(
-        status=ServiceJob.Status.RUNNING, started_at__lte=deadline,
+        status=ServiceJob.Status.RUNNING,
         instance__status__in=JOB_RUNNABLE_INSTANCE_STATUSES,  # not results kept while suspended
     ).values_list("id", flat=True)[:500]:
         if not _try_run_lock(str(job_id)):
@@ -411,7 +443,7 @@ def _requeue_abandoned_running(now: Any, grace: timedelta) -> int:
                     job.status = ServiceJob.Status.PENDING
                     job.next_attempt_at = now
                     job.save(update_fields=["status", "next_attempt_at", "updated_at"])
-                    enqueue_service_job_on_commit(str(job_id))
+                    hand_over_job_on_commit(str(job_id))
                     requeued += 1
         finally:
             _release_run_lock(str(job_id))
@@ -419,7 +451,12 @@ def _requeue_abandoned_running(now: Any, grace: timedelta) -> int:
 
 
 def sweep_service_jobs() -> int:
-    """Enqueue again the jobs whose message was lost or whose worker died; return how many."""
+    """Hand over again the jobs whose message was never sent, was lost, or whose worker died;
+    return how many. Run by the beat every BATON_SWEEP_INTERVAL_SECONDS and by every worker
+    when it starts."""
     now = timezone.now()
-    grace = timedelta(seconds=settings.BATON_SWEEP_GRACE_SECONDS)
-    return _requeue_late_pending(now, grace) + _requeue_abandoned_running(now, grace)
+    requeued = _hand_over_unqueued() + _requeue_abandoned_running(now)
+    grace = _lost_message_grace()
+    if grace is not None:
+        requeued += _requeue_late_pending(now, grace)
+    return requeued

@@ -20,6 +20,8 @@ import psutil
 import pytest
 from django.db import connection
 
+from config.queues import events_queue
+
 BASE_DIR = Path(__file__).resolve().parents[2]
 TEST_SECRET = "s3cr3t-token-for-the-crm-7f1c"
 # A secret whose URL, base64 and hex encodings all differ from it.
@@ -182,7 +184,9 @@ def _start_workers(url: str, live_url: str, tmp_path_factory: pytest.TempPathFac
     # Diagrams reach "Baton itself" (the demo API) at the live server, here and on the workers.
     settings.BATON_BASE_URL = live_url
     queue = f"baton-test-{os.getpid()}"
+    events = events_queue({"BATON_CELERY_QUEUE": queue})
     app.conf.task_default_queue = queue
+    app.conf.task_routes = {name: {"queue": events} for name in settings.CELERY_TASK_ROUTES}
     logs_dir = tmp_path_factory.mktemp("workers")
     # The declared secret store, mounted as Docker and Kubernetes do: one file per secret.
     secrets_dir = tmp_path_factory.mktemp("secrets")
@@ -209,7 +213,8 @@ def _start_workers(url: str, live_url: str, tmp_path_factory: pytest.TempPathFac
         logs.append(log)
         processes.append(subprocess.Popen(
             [sys.executable, "-m", "celery", "-A", "config", "worker", "-P", "prefork",
-             "-c", "2", "-n", f"test{index}-{os.getpid()}@%h", "-Q", queue, "-l", "info",
+             "-c", "2", "-n", f"test{index}-{os.getpid()}@%h", "-Q", f"{queue},{events}",
+             "-l", "info",
              "--without-gossip", "--without-mingle", "--without-heartbeat"],
             cwd=BASE_DIR, env=env, stdout=log.open("wb"), stderr=subprocess.STDOUT,
         ))

@@ -2,7 +2,6 @@
 on 127.0.0.1 (DESIGN sections 3 and 5)."""
 import signal
 import time
-from datetime import timedelta
 
 import pytest
 from django.contrib.auth.models import User
@@ -10,7 +9,7 @@ from django.db import connection
 from django.utils import timezone
 
 from engine.models import InstanceEvent, ProcessInstance, ServiceJob
-from engine.queueing import enqueue_service_job
+from engine.queueing import send_service_job
 from engine.services import retry_instance, start_instance
 from engine.services.service_jobs import execute_service_job, sweep_service_jobs
 from processes.services import deploy
@@ -166,8 +165,8 @@ def test_a_duplicated_job_message_changes_nothing(
     job = ServiceJob.objects.get(instance=instance)
     events_before = event_types(instance)
     state_before = instance.lock_version
-    enqueue_service_job(str(job.id))
-    enqueue_service_job(str(job.id))
+    send_service_job(str(job.id))
+    send_service_job(str(job.id))
     execute_service_job(str(job.id))  # and once more right here, in this process
     time.sleep(1.5)
     instance.refresh_from_db()
@@ -229,7 +228,7 @@ def test_a_secret_in_a_header_reaches_the_api_but_never_the_database_or_logs(
 
 
 def test_the_sweep_enqueues_a_job_whose_message_was_lost(
-    celery_workers: Workers, fake_api: FakeApi, settings
+    celery_workers: Workers, fake_api: FakeApi
 ) -> None:
     from config.celery import app
 
@@ -240,31 +239,30 @@ def test_the_sweep_enqueues_a_job_whose_message_was_lost(
         instance = start_instance(key="svc_lost", variables={"api": fake_api.base_url})
     finally:
         app.conf.task_default_queue = queue
-    time.sleep(1)
     assert ServiceJob.objects.get(instance=instance).status == "pending"
-    settings.BATON_SWEEP_GRACE_SECONDS = 0
-    assert sweep_service_jobs() == 1
+    # With no message in the job queue, a pending job a moment late lost its message.
+    wait_until(lambda: sweep_service_jobs() == 1, what="the sweep to hand the job over again")
     wait_until(lambda: finished(instance), what="the swept job to finish")
     assert instance.status == "completed"
 
 
 def test_the_sweep_takes_over_a_running_job_whose_worker_is_gone(
-    celery_workers: Workers, fake_api: FakeApi, settings
+    celery_workers: Workers, fake_api: FakeApi
 ) -> None:
     deploy_xml("svc_gone", sequence("svc_gone", [service_task("call", 'api + "/gone-worker"')]))
     instance = start_instance(key="svc_gone", variables={"api": fake_api.base_url})
     wait_until(lambda: finished(instance), what="the first run")
     job = ServiceJob.objects.get(instance=instance)
-    # Rewind: as if a worker had claimed the job a while ago and died without a trace.
-    ServiceJob.objects.filter(pk=job.pk).update(
-        status="running", started_at=timezone.now() - timedelta(minutes=10)
-    )
+    # Rewind: as if a worker had claimed the job a moment ago and died without a trace. Its
+    # run lock is free, so it is taken over at once, however young the claim.
+    ServiceJob.objects.filter(pk=job.pk).update(status="running", started_at=timezone.now())
     ProcessInstance.objects.filter(pk=instance.pk).update(status="running")
-    settings.BATON_SWEEP_GRACE_SECONDS = 0
-    settings.CELERY_TASK_SOFT_TIME_LIMIT = 60
-    assert sweep_service_jobs() == 1
-    job.refresh_from_db()
-    wait_until(lambda: ServiceJob.objects.get(pk=job.pk).attempt == 2, what="the second run")
+    # The first run's worker lets go of the run lock just after it committed the result, so
+    # the instance may look finished a moment before: wait for the sweep to take over.
+    wait_until(lambda: sweep_service_jobs() == 1, timeout=60,
+               what="the sweep to take the job over once its run lock is free")
+    wait_until(lambda: ServiceJob.objects.get(pk=job.pk).attempt == 2, timeout=60,
+               what="the second run")
 
 
 def test_429_waits_for_retry_after(celery_workers: Workers, fake_api: FakeApi) -> None:

@@ -1,0 +1,80 @@
+"""Handing work to the broker once the operation that made it has committed.
+
+A committed operation is never reported as failed because the broker is down: the failure is
+logged (once per outage), the job is marked `unqueued_since` ("queued, broker unreachable" in
+the instance's jobs) and the sweep hands it over again as soon as the broker answers. Event
+deliveries wait in their outbox, which the timer beat delivers from.
+"""
+import logging
+import threading
+from functools import partial
+
+from django.db import DatabaseError, transaction
+from django.utils import timezone
+
+from engine.models import ServiceJob
+from engine.queueing import send_event_deliveries, send_service_job
+
+logger = logging.getLogger(__name__)
+
+
+class _Outage:
+    """Whether this process saw the broker fail and has not seen it answer since."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.ongoing = False
+
+    def failed(self, exc: Exception) -> None:
+        with self._lock:
+            first, self.ongoing = not self.ongoing, True
+        if first:
+            logger.warning("The broker is unreachable (%s: %s); work waits in the database "
+                           "for the sweep", type(exc).__name__, exc)
+
+    def answered(self) -> None:
+        with self._lock:
+            ended, self.ongoing = self.ongoing, False
+        if ended:
+            logger.warning("The broker answers again")
+
+
+outage = _Outage()
+
+
+def hand_over_job(job_id: str, delay_seconds: float = 0) -> bool:
+    """Send the job's message now (after a commit); on failure mark it for the sweep.
+    Whether the broker took it."""
+    try:
+        send_service_job(job_id, delay_seconds)
+    except Exception as exc:  # any broker or connection error: the work is safe in the table
+        outage.failed(exc)
+        try:
+            ServiceJob.objects.filter(pk=job_id, unqueued_since__isnull=True).update(
+                unqueued_since=timezone.now()
+            )
+        except DatabaseError:
+            logger.exception("Job %s could not be marked as unqueued", job_id)
+        return False
+    outage.answered()
+    return True
+
+
+def hand_over_job_on_commit(job_id: str, delay_seconds: float = 0) -> None:
+    """Hand the job over once the current transaction commits (never if it rolls back)."""
+    transaction.on_commit(partial(hand_over_job, job_id, delay_seconds))
+
+
+def _hand_over_deliveries(delivery_ids: list[str]) -> None:
+    try:
+        send_event_deliveries(delivery_ids)
+    except Exception as exc:  # the deliveries wait in their outbox for the beat
+        outage.failed(exc)
+        return
+    outage.answered()
+
+
+def hand_over_deliveries_on_commit(delivery_ids: list[str]) -> None:
+    """Hand message and signal deliveries to a worker once the transaction commits."""
+    if delivery_ids:
+        transaction.on_commit(partial(_hand_over_deliveries, list(delivery_ids)))

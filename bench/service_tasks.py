@@ -561,7 +561,7 @@ def in_process_costs(api_url: str, instances: int, profile: bool) -> dict[str, A
 
     import engine.queueing
     from engine.services import start_instance
-    from engine.services.service_jobs import execute_service_job
+    from engine.services.job_runs import execute_service_job
 
     pending: list[str] = []
     sql_seconds: list[float] = []

@@ -8,8 +8,6 @@ class EngineConfig(AppConfig):
 
     def ready(self) -> None:
         # Baton's own connectors, then every installed app's `connectors` module.
-        # SpiffWorkflow's timer events read Baton's clock (engine.clock) from here on.
-        from . import clock  # noqa: F401
         from .connectors import http  # noqa: F401
 
         autodiscover_modules("connectors")

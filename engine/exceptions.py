@@ -47,7 +47,7 @@ class ScriptFailed(EngineError):
 class TaskScriptFailed(ScriptFailed):
     """A script or expression of one task failed while the engine wrote the instance (an
     assignment expression, a connector parameter). The engine fails that task and opens an
-    incident instead of rolling back; `task` is the SpiffWorkflow task."""
+    incident instead of rolling back; `task` is the workflow's task (engine.bpmn)."""
 
     def __init__(self, detail: str, *, task: Any, errors: Any = None) -> None:
         super().__init__(detail, errors=errors)

@@ -67,7 +67,7 @@ def too_deep(what: str = "The JSON value") -> InvalidInput:
 
 def check_json_depth(value: Any, what: str = "The JSON value") -> None:
     """Refuse values nested deeper than BATON_MAX_JSON_DEPTH: everything that stores,
-    copies or serializes them (deepcopy, SpiffWorkflow's serializer, the JSON encoder)
+    copies or serializes them (deepcopy, the workflow serializer, the JSON encoder)
     recurses, so a deeper value would fail later with a RecursionError, mid-operation."""
     if nesting_depth(value, settings.BATON_MAX_JSON_DEPTH) > settings.BATON_MAX_JSON_DEPTH:
         raise too_deep(what)

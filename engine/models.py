@@ -25,7 +25,7 @@ class ProcessInstance(models.Model):
     )
     business_key = models.CharField(max_length=255, null=True, blank=True, db_index=True)
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.RUNNING)
-    # The serialized SpiffWorkflow workflow without its spec (the spec lives on the definition).
+    # The serialized workflow (engine.bpmn) without its spec (the spec lives on the definition).
     state = models.JSONField(default=dict)
     # A snapshot of the workflow data, for queries and display.
     variables = models.JSONField(default=dict)
@@ -94,7 +94,7 @@ class HumanTask(models.Model):
     class Meta:
         ordering = ["-priority", "created_at"]
         # One open row per READY task; an operator's reset makes a task READY again under
-        # the same SpiffWorkflow id, next to the row of its earlier, completed run.
+        # the same workflow task id, next to the row of its earlier, completed run.
         constraints = [
             models.UniqueConstraint(
                 fields=["instance", "spiff_task_id"], condition=Q(status__in=["open", "claimed"]),

@@ -21,7 +21,7 @@ from .models import (
     Timer,
 )
 from .permissions import can_see_task, group_names, is_operator
-from .services.execution import load_workflow
+from .services.instance_store import load_workflow
 
 # What an instance waits for besides tasks and jobs (see waiting_for_events).
 EVENT_PREFETCHES = (

@@ -3,7 +3,8 @@ from celery import shared_task
 
 from engine.queueing import DELIVER_EVENTS, RUN_SERVICE_JOB
 from engine.services.event_outbox import deliver_due_events, deliver_events
-from engine.services.service_jobs import execute_service_job, sweep_service_jobs
+from engine.services.job_runs import execute_service_job
+from engine.services.job_sweep import sweep_service_jobs
 from engine.services.timers import fire_due_timers
 
 

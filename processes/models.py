@@ -63,9 +63,9 @@ class ProcessDefinition(models.Model):
     dialect = models.CharField(max_length=16, choices=Dialect.choices)
     # Checksum of everything the parsed spec depends on; equal checksum = same version.
     checksum = models.CharField(max_length=64)
-    # The SpiffWorkflow spec, serialized once at deploy time and shared by every instance.
+    # The parsed process spec, serialized once at deploy time and shared by every instance.
     spec = models.JSONField()
-    # What the runtime needs per BPMN element that SpiffWorkflow does not keep:
+    # What the runtime needs per BPMN element that the parsed spec does not keep:
     # assignment, due dates, priorities, forms, lanes.
     elements = models.JSONField(default=dict)
     is_executable = models.BooleanField(default=True)

@@ -1,5 +1,6 @@
-"""Checking an upload before anything is stored: size, safe XML, BPMN XSD, SpiffWorkflow's
-structural checks and Python syntax. Every problem names the file, the line and the element."""
+"""Checking an upload before anything is stored: size, safe XML, BPMN XSD, the workflow
+library's structural checks and Python syntax. Every problem names the file, the line and the
+element."""
 import hashlib
 import json
 from dataclasses import dataclass, field
@@ -7,15 +8,13 @@ from typing import Any
 
 from django.conf import settings
 from lxml import etree
-from SpiffWorkflow.bpmn.parser.ValidationException import ValidationException
-from SpiffWorkflow.bpmn.specs.bpmn_process_spec import BpmnProcessSpec
-from SpiffWorkflow.exceptions import SpiffWorkflowException
 
 from engine.bpmn.connector_tasks import ConnectorTaskMixin, iter_param_expressions
 from engine.bpmn.elements import describe_human_tasks, describe_start_form
 from engine.bpmn.parsing import bpmn_validator, build_parser, detect_dialect
 from engine.bpmn.scripting import ScriptSyntaxError, check_syntax
 from engine.bpmn.serialization import spec_to_json, unsupported_elements
+from engine.bpmn.types import DiagramInvalid, ProcessSpec, WorkflowError
 from engine.bpmn.xml import (
     BPMN_NS,
     FLOW_CONTAINERS,
@@ -209,7 +208,7 @@ def _check_schema(item: ParsedFile) -> list[Problem]:
         )]
     try:
         bpmn_validator().validate(item.root, item.name)
-    except ValidationException as exc:
+    except DiagramInvalid as exc:
         line = int(exc.line_number) if exc.line_number else None
         return [Problem(
             file=item.name,
@@ -257,7 +256,7 @@ def _check_python(item: ParsedFile) -> list[Problem]:
 
 
 def _check_runs(item: ParsedFile) -> list[Problem]:
-    """Runs of elements too long for SpiffWorkflow's recursive parser, refused up front."""
+    """Runs of elements too long for the workflow library's recursive parser, refused up front."""
     assert item.root is not None
     problems = []
     for container in item.root.iter(*FLOW_CONTAINERS):
@@ -277,7 +276,7 @@ TOO_DEEP_FOR_SPIFF = ("The process is too long or nests too deeply to be read; m
                       "it into subprocesses or call activities.")
 
 
-def _problem_from_spiff(exc: SpiffWorkflowException, files: list[ParsedFile]) -> Problem:
+def _problem_from_spiff(exc: WorkflowError, files: list[ParsedFile]) -> Problem:
     file_name = getattr(exc, "file_name", "") or ""
     element_id = getattr(exc, "id", "") or ""
     root = next((f.root for f in files if f.name == file_name), None)
@@ -285,13 +284,13 @@ def _problem_from_spiff(exc: SpiffWorkflowException, files: list[ParsedFile]) ->
     if not line and getattr(exc, "line_number", None):
         line = int(exc.line_number)
     message = str(exc).rstrip(". ") + "."
-    # SpiffWorkflow wraps what went wrong in its own exception, a RecursionError included.
+    # The workflow library wraps what went wrong in its own exception, a RecursionError included.
     if isinstance(exc.__context__, RecursionError):
         message = TOO_DEEP_FOR_SPIFF
     return Problem(file=file_name, line=line, element_id=element_id, message=message)
 
 
-def _check_connector_tasks(item: ParsedFile, specs: list[BpmnProcessSpec]) -> list[Problem]:
+def _check_connector_tasks(item: ParsedFile, specs: list[ProcessSpec]) -> list[Problem]:
     """Every service task names a registered connector and has valid Python expressions."""
     assert item.root is not None
     problems = []
@@ -341,7 +340,7 @@ def _build_processes(bpmn: list[ParsedFile], others: list[ParsedFile]) -> Parsed
         for item in others:
             if item.kind == "dmn":
                 parser.add_dmn_xml(item.root, item.name)  # type: ignore[attr-defined]
-    except SpiffWorkflowException as exc:
+    except WorkflowError as exc:
         raise DeploymentInvalid([_problem_from_spiff(exc, bpmn + others)]) from None
     except RecursionError:
         raise DeploymentInvalid([Problem(file=bpmn[0].name, message=TOO_DEEP_FOR_SPIFF)]) from None
@@ -363,7 +362,7 @@ def _build_processes(bpmn: list[ParsedFile], others: list[ParsedFile]) -> Parsed
                     continue
                 spec_json = spec_to_json(dialect, spec, subprocess_specs)
                 json.dumps(spec_json)
-            except SpiffWorkflowException as exc:
+            except WorkflowError as exc:
                 problems.append(_problem_from_spiff(exc, bpmn + others))
                 continue
             except RecursionError:

@@ -8,7 +8,7 @@ from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
 from engine.services.definition_cache import definition_elements, definition_specs
-from engine.services.execution import definition_script_time_limit
+from engine.services.running import definition_script_time_limit
 from processes.models import ProcessDefinition
 from processes.services import deploy, deploy_examples
 from tests.helpers import EXPENSE_FILE, PARALLEL_FILE, build_bpmn, upload_of

@@ -22,7 +22,7 @@ class ResetSerializer(serializers.Serializer):
 
 
 class SkipSerializer(serializers.Serializer):
-    task_id = serializers.UUIDField(help_text="The SpiffWorkflow id of an active task.")
+    task_id = serializers.UUIDField(help_text="The workflow engine's id of an active task.")
     variables = serializers.DictField(required=False, default=dict,
                                       help_text="Merged into the task's data as its result.")
 

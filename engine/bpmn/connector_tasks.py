@@ -132,13 +132,14 @@ def _zeebe_value(source: str) -> ParamSpec:
 
 
 def _retry_from_cycle(cycle: str) -> dict[str, Any]:
-    from SpiffWorkflow.bpmn.specs.event_definitions.timer import TimerEventDefinition
+    from engine import clock
+
+    from .schedules import duration_after
 
     match = _RETRY_CYCLE.match(cycle.strip())
     if not match:
         raise ValueError(f"failedJobRetryTimeCycle {cycle!r} is not of the form R5/PT30S")
-    duration = TimerEventDefinition.parse_iso_duration(match.group(2))
-    interval = TimerEventDefinition.get_timedelta_from_start(duration).total_seconds()
+    interval = duration_after(match.group(2), clock.now()).total_seconds()
     return {"max_attempts": int(match.group(1)), "interval_seconds": interval}
 
 

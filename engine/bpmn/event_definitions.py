@@ -41,8 +41,12 @@ from SpiffWorkflow.bpmn.specs.event_definitions.timer import (
 from SpiffWorkflow.bpmn.util.event import BpmnEvent
 from SpiffWorkflow.task import Task
 
+from engine import clock
+
 from .connector_tasks import ParamSpec, camunda_param_tree, evaluate_param_tree
 from .cron import CronSchedule, looks_like_cron
+from .schedules import recurring_interval
+from .timers import reading_clock
 from .xml import BPMN_NS, CAMUNDA_NS
 
 CORRELATION_KEYS_PARAMETER = "correlationKeys"
@@ -75,7 +79,7 @@ def check_timer_literal(definition: TimerEventDefinition, literal: str, *, start
                 raise ValueError("cron cycles are supported on timer start events only")
             CronSchedule.parse(literal)
             return
-        _, _, duration = TimerEventDefinition.parse_iso_recurring_interval(literal)
+        _, _, duration = recurring_interval(literal, clock.now())
         if duration.total_seconds() <= 0:
             raise ValueError("the cycle's interval must be longer than zero")
     elif isinstance(definition, DurationTimerEventDefinition):
@@ -100,7 +104,8 @@ class EventParserMixin:
         return definition
 
     def parse_timer_event(self, event: etree._Element) -> TimerEventDefinition:
-        definition: TimerEventDefinition = super().parse_timer_event(event)  # type: ignore[misc]
+        # Baton's timers read Baton's clock (engine.bpmn.timers).
+        definition = reading_clock(super().parse_timer_event(event))  # type: ignore[misc]
         source, literal = timer_source(definition.expression)
         if not source:
             raise ValidationException("The timer has no value.", node=self.node,

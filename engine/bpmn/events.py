@@ -79,7 +79,7 @@ def _definitions(definition: EventDefinition) -> Iterator[EventDefinition]:
 
 
 def _plain(moment: datetime.datetime) -> datetime.datetime:
-    """A standard aware datetime (SpiffWorkflow's timer code hands out engine.clock's class)."""
+    """A standard aware datetime in UTC (timer values may be naive or in another zone)."""
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=datetime.UTC)
     return datetime.datetime(
@@ -257,14 +257,6 @@ class OutgoingEvent:
     business_key: str | None = None
 
 
-_OUTBOX = "baton_outbox"
-
-
-def _outbox(workflow: BpmnWorkflow) -> list[OutgoingEvent]:
-    outbox: list[OutgoingEvent] = vars(workflow).setdefault(_OUTBOX, [])
-    return outbox
-
-
 def _outgoing(event: BpmnEvent, kind: str) -> OutgoingEvent:
     definition = event.event_definition
     payload = event.payload
@@ -281,24 +273,24 @@ def _outgoing(event: BpmnEvent, kind: str) -> OutgoingEvent:
                          dict(json_safe(keys)))
 
 
-def record_thrown_events(workflow: BpmnWorkflow) -> None:
-    """Remember every signal the workflow throws: SpiffWorkflow delivers a signal only inside
-    the workflow (and passes it on only when nothing inside caught it), but a BPMN signal
-    reaches every instance that waits for it."""
+def record_thrown_events(workflow: BpmnWorkflow, outbox: list[OutgoingEvent]) -> None:
+    """Remember in `outbox` every signal the workflow throws: SpiffWorkflow delivers a signal
+    only inside the workflow (and passes it on only when nothing inside caught it), but a BPMN
+    signal reaches every instance that waits for it."""
     catch = workflow.catch
 
     def catch_and_record(event: BpmnEvent) -> None:
         if isinstance(event.event_definition, SignalEventDefinition) and event.target is None:
-            _outbox(workflow).append(_outgoing(event, "signal"))
+            outbox.append(_outgoing(event, "signal"))
         catch(event)
 
     workflow.catch = catch_and_record  # type: ignore[method-assign]
 
 
-def outgoing_events(workflow: BpmnWorkflow) -> list[OutgoingEvent]:
+def outgoing_events(workflow: BpmnWorkflow, outbox: list[OutgoingEvent]) -> list[OutgoingEvent]:
     """The messages and signals this workflow object has thrown out so far (the same ids on
-    every call). Messages caught inside the workflow are not among them."""
-    outbox = _outbox(workflow)
+    every call: they are kept in `outbox`). Messages caught inside the workflow are not among
+    them."""
     for event in workflow.get_events():
         if isinstance(event.event_definition, MessageEventDefinition):
             outbox.append(_outgoing(event, "message"))

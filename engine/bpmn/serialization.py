@@ -27,8 +27,8 @@ from .connector_tasks import (
     SpiffConnectorTaskConverter,
 )
 from .event_definitions import EVENT_DEFINITION_CONVERTERS
-from .events import record_thrown_events
 from .scripting import build_script_engine
+from .timers import TIMER_CONVERTERS
 
 VERSION_KEY = BpmnWorkflowSerializer.VERSION_KEY
 SPEC_KEYS = ("spec", "subprocess_specs")
@@ -76,6 +76,7 @@ def serializer_for(dialect: str) -> BpmnWorkflowSerializer:
         config = {**CAMUNDA_CONFIG, ConnectorTask: ConnectorTaskConverter}
     config[Task] = DataConvertingTaskConverter
     config.update(EVENT_DEFINITION_CONVERTERS)
+    config.update(TIMER_CONVERTERS)  # after the library's: stored timers restore as Baton's
     return BpmnWorkflowSerializer(
         BpmnWorkflowSerializer.configure(config, registry=data_registry())
     )
@@ -119,9 +120,7 @@ def spec_from_json(
 def new_workflow(
     spec: BpmnProcessSpec, subprocess_specs: dict[str, BpmnProcessSpec]
 ) -> BpmnWorkflow:
-    workflow = BpmnWorkflow(spec, subprocess_specs, script_engine=build_script_engine())
-    record_thrown_events(workflow)
-    return workflow
+    return BpmnWorkflow(spec, subprocess_specs, script_engine=build_script_engine())
 
 
 def workflow_to_state(dialect: str, workflow: BpmnWorkflow) -> dict[str, Any]:
@@ -172,5 +171,4 @@ def workflow_from_state(
     data["subprocess_specs"] = subprocess_specs
     workflow: BpmnWorkflow = serializer_for(dialect).from_dict(data)
     workflow.script_engine = build_script_engine()
-    record_thrown_events(workflow)
     return workflow

@@ -1,12 +1,12 @@
 """The engine's state-changing operations. Edges call these and nothing else writes."""
 from .human_tasks import claim_task, complete_human_task, unclaim_task
+from .incidents import retry_instance
 from .instances import start_instance
 from .lifecycle import resume_instance, set_variables, suspend_instance, terminate_instance
 from .messages import correlate_message
 from .migration import migrate_instance, plan_migration
 from .repair import reset_instance, skip_task
 from .retention import delete_finished_instances
-from .service_jobs import retry_instance
 from .signals import broadcast_signal
 
 __all__ = [

@@ -3,12 +3,11 @@ so its primary key is a safe cache key, and its large JSON columns are read only
 from functools import lru_cache
 from typing import Any
 
-from SpiffWorkflow.bpmn.specs.bpmn_process_spec import BpmnProcessSpec
-
 from engine.bpmn.serialization import spec_from_json
+from engine.bpmn.types import ProcessSpec
 from processes.models import ProcessDefinition
 
-Specs = tuple[BpmnProcessSpec, dict[str, BpmnProcessSpec]]
+Specs = tuple[ProcessSpec, dict[str, ProcessSpec]]
 
 
 @lru_cache(maxsize=512)

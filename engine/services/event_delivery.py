@@ -10,16 +10,18 @@ from typing import Any
 
 from django.db.models import JSONField, Q, Value
 from django.db.models.fields.json import KeyTransform
-from SpiffWorkflow.bpmn import BpmnWorkflow
 
 from engine import clock
 from engine.actors import Actor, as_user
 from engine.bpmn.events import NotWaiting, catch_message, catch_signal
+from engine.bpmn.failures import run_engine_steps
+from engine.bpmn.types import Workflow
 from engine.exceptions import Conflict, NotFound
 from engine.models import EventDelivery, MessageSubscription, ProcessInstance, StartTrigger
 
 from .audit import record_event
-from .execution import load_workflow, lock_instance, persist_workflow, run_engine_steps, running_as
+from .instance_store import lock_instance, open_run, persist_workflow
+from .running import running_as
 from .start_triggers import active_triggers, start_instance_by_event
 
 Status = ProcessInstance.Status
@@ -51,7 +53,7 @@ class Event:
         return payload
 
 
-def catch(workflow: BpmnWorkflow, event: Event) -> None:
+def catch(workflow: Workflow, event: Event) -> None:
     """Deliver `event` into a loaded workflow (raises NotWaiting if nothing catches it)."""
     if event.kind == EventDelivery.Kind.SIGNAL:
         catch_signal(workflow, event.name, event.variables)
@@ -95,11 +97,11 @@ def deliver_to_instance(instance_id: Any, event: Event, *, actor: Actor = None) 
             raise NotWaiting(f"The instance does not wait for {event.name!r}.")
         defer(instance, event, actor)
         return "deferred"
-    workflow = load_workflow(instance)
+    run = open_run(instance)
     with running_as(actor, instance):
-        catch(workflow, event)
-        run_engine_steps(workflow)
-    persist_workflow(instance, workflow, actor=actor)
+        catch(run.workflow, event)
+        run_engine_steps(run)
+    persist_workflow(instance, run, actor=actor)
     record_event(instance, _received(event.kind), actor=actor, payload=event.audit())
     return "delivered"
 
@@ -191,12 +193,12 @@ def apply_deferred_events(instance: ProcessInstance) -> None:
     due = instance.timers.filter(fired=False, due_at__lte=clock.now()).exists()
     if not deferred and not due:
         return
-    workflow = load_workflow(instance)
+    run = open_run(instance)
     with running_as(None, instance):
         for delivery in deferred:
             event = Event.of(delivery)
             try:
-                catch(workflow, event)
+                catch(run.workflow, event)
             except NotWaiting as exc:
                 delivery.status, delivery.last_error = EventDelivery.Status.UNMATCHED, str(exc)
             else:
@@ -206,6 +208,6 @@ def apply_deferred_events(instance: ProcessInstance) -> None:
                     **event.audit(), "delivery": str(delivery.id), "deferred": True,
                 })
             delivery.save(update_fields=["status", "last_error", "delivered_at"])
-            run_engine_steps(workflow)
-        run_engine_steps(workflow)
-    persist_workflow(instance, workflow, actor=None)
+            run_engine_steps(run)
+        run_engine_steps(run)
+    persist_workflow(instance, run, actor=None)

@@ -24,8 +24,8 @@ from engine.exceptions import Conflict, EngineError, NotFound
 from engine.models import EventDelivery, ProcessInstance, SignalSubscription, StartTrigger
 
 from .event_delivery import FINISHED, Event, defer, deliver_to_instance, find_target, start_by_event
-from .execution import lock_instance
 from .handover import hand_over_deliveries_on_commit
+from .instance_store import lock_instance
 from .start_triggers import active_triggers
 
 logger = logging.getLogger(__name__)

@@ -1,6 +1,7 @@
 """Keeping Postgres in step with what a workflow waits for and what it throws.
 
-Called from `execution._persist` inside the instance's transaction (under its row lock):
+Called from `instance_store.persist_workflow` inside the instance's transaction (under its
+row lock):
 - `publish_thrown_events` writes an `EventDelivery` for every message or signal the workflow
   threw for other instances, before the state is serialized (the workflow's own list of
   uncaught events is emptied, so it is not stored with the state);
@@ -11,12 +12,11 @@ Called from `execution._persist` inside the instance's transaction (under its ro
 import json
 from typing import Any
 
-from SpiffWorkflow.bpmn import BpmnWorkflow
-from SpiffWorkflow.util.task import TaskState
-
 from engine import clock
 from engine.actors import Actor, as_user
-from engine.bpmn.events import Waits, outgoing_events, waiting_events
+from engine.bpmn.run import Run
+from engine.bpmn.types import Workflow
+from engine.bpmn.walks import timer_has_fired
 from engine.models import (
     EventDelivery,
     MessageSubscription,
@@ -28,30 +28,12 @@ from engine.models import (
 from .audit import record_event
 from .handover import hand_over_deliveries_on_commit
 
-# A timer task in one of these states has fired (and run, or is about to).
-_FIRED_STATES = TaskState.READY | TaskState.STARTED | TaskState.COMPLETED
 
-
-def _waits(workflow: BpmnWorkflow) -> Waits:
-    """What the workflow waits for, computed once per persist."""
-    cached: Waits | None = vars(workflow).get("baton_waits")
-    if cached is None:
-        cached = waiting_events(workflow)
-        vars(workflow)["baton_waits"] = cached
-    return cached
-
-
-def _forget_waits(workflow: BpmnWorkflow) -> None:
-    vars(workflow).pop("baton_waits", None)
-
-
-def publish_thrown_events(
-    instance: ProcessInstance, workflow: BpmnWorkflow, *, actor: Actor = None
-) -> None:
+def publish_thrown_events(instance: ProcessInstance, run: Run, *, actor: Actor = None) -> None:
     """Write a pending delivery for each message or signal thrown for other instances, and
-    hand them to a worker after commit. Safe to call again for the same workflow object."""
-    _forget_waits(workflow)  # a new persist: the workflow may have moved since the last one
-    events = outgoing_events(workflow)
+    hand them to a worker after commit. Safe to call again for the same run."""
+    run.forget_waits()  # a new persist: the workflow may have moved since the last one
+    events = run.outgoing_events()
     if not events:
         return
     known = set(EventDelivery.objects.filter(id__in=[e.id for e in events])
@@ -75,26 +57,21 @@ def publish_thrown_events(
     hand_over_deliveries_on_commit([str(event.id) for event in new])
 
 
-def _timer_fired(workflow: BpmnWorkflow, row: Timer, now: Any) -> bool:
+def _timer_fired(workflow: Workflow, row: Timer, now: Any) -> bool:
     if row.due_at > now:
         return False  # cancelled or moved before it was due
-    task = workflow.get_task_from_id(row.spiff_task_id)
-    if task is None:
-        return False
-    # A cycle that fired waits again, for its next due time.
-    return bool(task.has_state(_FIRED_STATES) or task.state == TaskState.WAITING)
+    return timer_has_fired(workflow, row.spiff_task_id)
 
 
-def sync_timers(instance: ProcessInstance, workflow: BpmnWorkflow, *, fresh: bool = False
-                ) -> None:
+def sync_timers(instance: ProcessInstance, run: Run, *, fresh: bool = False) -> None:
     """One unfired Timer row per waiting timer (and due time); fired ones marked fired."""
-    wanted = {(t.task.id, t.due_at): t for t in _waits(workflow).timers}
+    wanted = {(t.task.id, t.due_at): t for t in run.waits().timers}
     rows = [] if fresh else list(instance.timers.filter(fired=False))
     now = clock.now()
     for row in rows:
         if wanted.pop((row.spiff_task_id, row.due_at), None) is not None:
             continue
-        if _timer_fired(workflow, row, now):
+        if _timer_fired(run.workflow, row, now):
             row.fired, row.fired_at, row.claimed_until = True, now, None
             row.save(update_fields=["fired", "fired_at", "claimed_until"])
             record_event(instance, "timer_fired", element_id=row.element_id,
@@ -112,9 +89,7 @@ def _correlation_key(correlation: dict[str, Any]) -> str:
     return json.dumps(correlation, sort_keys=True, default=str)
 
 
-def sync_event_subscriptions(
-    instance: ProcessInstance, workflow: BpmnWorkflow, *, fresh: bool = False
-) -> None:
+def sync_event_subscriptions(instance: ProcessInstance, run: Run, *, fresh: bool = False) -> None:
     """One MessageSubscription / SignalSubscription row per message or signal waited for.
     Events kept for an instance that ended while suspended will never be delivered."""
     if instance.is_finished and not fresh:
@@ -122,7 +97,7 @@ def sync_event_subscriptions(
             status=EventDelivery.Status.UNMATCHED,
             last_error=f"The instance was {instance.status} before it was resumed.",
         )
-    waits = _waits(workflow)
+    waits = run.waits()
     messages = {(m.task.id, m.name, _correlation_key(m.correlation)): m for m in waits.messages}
     if not fresh:
         for row in instance.message_subscriptions.all():

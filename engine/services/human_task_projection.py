@@ -5,13 +5,13 @@ from typing import Any
 from django.db.models import Max
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
-from SpiffWorkflow.bpmn import BpmnWorkflow
-from SpiffWorkflow.bpmn.specs.event_definitions.timer import TimerEventDefinition
-from SpiffWorkflow.task import Task
-from SpiffWorkflow.util.task import TaskState
 
 from engine.actors import Actor
+from engine.bpmn.schedules import duration_after
 from engine.bpmn.scripting import describe_error
+from engine.bpmn.types import Workflow
+from engine.bpmn.types import WorkflowTask as Task
+from engine.bpmn.walks import became_ready_at, ready_human_tasks
 from engine.exceptions import TaskScriptFailed
 from engine.models import HumanTask, ProcessInstance
 
@@ -23,7 +23,7 @@ def _evaluate(task: Task, value: Any) -> Any:
     """`${expression}` values are Python expressions over the task's data; others are literal.
 
     A failing expression raises `TaskScriptFailed`: the task fails and its instance goes to
-    incident (see execution.persist_workflow)."""
+    incident (see instance_store.persist_workflow)."""
     if not isinstance(value, str) or not (value.startswith("${") and value.endswith("}")):
         return value
     expression = value[2:-1].strip()
@@ -60,9 +60,7 @@ def _due_at(task: Task, value: Any) -> datetime.datetime | None:
         return value if timezone.is_aware(value) else timezone.make_aware(value)
     text = str(value)
     if text.startswith("P"):
-        duration = TimerEventDefinition.parse_iso_duration(text)
-        delta = TimerEventDefinition.get_timedelta_from_start(duration, timezone.now())
-        return timezone.now() + delta
+        return timezone.now() + duration_after(text, timezone.now())
     parsed = parse_datetime(text)
     if parsed is None:
         raise TaskScriptFailed(
@@ -108,21 +106,16 @@ def _new_human_task(instance: ProcessInstance, task: Task, info: dict[str, Any])
     )
 
 
-def ready_human_tasks(workflow: BpmnWorkflow) -> dict[Any, Task]:
-    return {task.id: task for task in workflow.get_tasks(state=TaskState.READY, manual=True)}
-
-
 def _handled_since_ready(task: Task, row_created_at: datetime.datetime | None) -> bool:
     """Whether a (closed) row already stood for this readiness of the task. A row from before
     the task last became READY (an earlier run, undone by a reset) does not."""
     if row_created_at is None:
         return False
-    became_ready = datetime.datetime.fromtimestamp(task.last_state_change, tz=datetime.UTC)
-    return row_created_at >= became_ready
+    return row_created_at >= became_ready_at(task)
 
 
 def sync_human_tasks(
-    instance: ProcessInstance, workflow: BpmnWorkflow, *, actor: Actor, fresh: bool = False
+    instance: ProcessInstance, workflow: Workflow, *, actor: Actor, fresh: bool = False
 ) -> None:
     """Open a row for each newly READY manual task; cancel rows whose task is gone.
 

@@ -5,9 +5,10 @@ from typing import Any
 from django.core.exceptions import PermissionDenied
 from django.db import transaction
 from django.utils import timezone
-from SpiffWorkflow.util.task import TaskState
 
 from engine.actors import Person, as_user
+from engine.bpmn.failures import attempt, run_engine_steps
+from engine.bpmn.walks import ready_task, submit_data
 from engine.exceptions import Conflict, NotFound
 from engine.forms import clean_submission
 from engine.jsonable import check_json_depth
@@ -15,14 +16,8 @@ from engine.models import HumanTask, ProcessInstance
 from engine.permissions import can_complete_task, can_see_task, is_candidate
 
 from .audit import record_event
-from .execution import (
-    attempt,
-    load_workflow,
-    lock_instance,
-    persist_workflow,
-    run_engine_steps,
-    running_as,
-)
+from .instance_store import lock_instance, open_run, persist_workflow
+from .running import running_as
 
 
 def _lock_task(task_id: uuid.UUID | str) -> tuple[ProcessInstance, HumanTask]:
@@ -106,14 +101,14 @@ def complete_human_task(
         if not can_complete_task(user, task):
             raise PermissionDenied(f"The task is claimed by {task.assignee}, not by you.")
         submitted = clean_submission(task.form, variables or {})
-        workflow = load_workflow(instance)
-        spiff_task = workflow.get_task_from_id(task.spiff_task_id)
-        if spiff_task is None or spiff_task.state != TaskState.READY:
+        run = open_run(instance)
+        spiff_task = ready_task(run.workflow, task.spiff_task_id)
+        if spiff_task is None:
             raise Conflict("The task is no longer waiting for input.")
-        spiff_task.data.update(submitted)
+        submit_data(spiff_task, submitted)
         with running_as(user, instance):
-            attempt(spiff_task.run)
-            run_engine_steps(workflow)
+            attempt(run, spiff_task.run)
+            run_engine_steps(run)
         task.status = HumanTask.Status.COMPLETED
         task.assignee = task.assignee or user.get_username()
         task.completed_by = as_user(user)
@@ -122,5 +117,5 @@ def complete_human_task(
         task.save()
         record_event(instance, "task_completed", actor=user, element_id=task.element_id,
                      payload={"task": str(task.id), "variables": submitted})
-        persist_workflow(instance, workflow, actor=user)
+        persist_workflow(instance, run, actor=user)
         return task

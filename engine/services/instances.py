@@ -1,12 +1,12 @@
 """Starting process instances."""
-import copy
 from typing import Any
 
 from django.db import transaction
 
 from engine.actors import Actor, as_user
 from engine.bpmn.events import prepare_start
-from engine.bpmn.serialization import new_workflow
+from engine.bpmn.failures import run_engine_steps
+from engine.bpmn.walks import set_start_data
 from engine.exceptions import InvalidInput, NotFound
 from engine.forms import clean_submission
 from engine.jsonable import check_json_depth
@@ -14,8 +14,8 @@ from engine.models import ProcessInstance
 from processes.models import ProcessDefinition
 
 from .audit import record_event
-from .definition_cache import definition_specs
-from .execution import persist_workflow, run_engine_steps, running_as
+from .instance_store import new_run, persist_workflow
+from .running import running_as
 
 
 def _definition(key: str, version: int | None) -> ProcessDefinition:
@@ -52,11 +52,9 @@ def start_instance(
     definition = _definition(key, version)
     if definition.start_form:  # a start form holds every way in to what it declares
         variables = clean_submission(definition.start_form, variables or {})
-    spec, subprocess_specs = definition_specs(definition.pk)
-    workflow = new_workflow(spec, subprocess_specs)
-    prepare_start(workflow)  # at the none start event; without one, as if its event happened
-    # Later tasks copy the start task's data, so the variables go there before the first step.
-    workflow.task_tree.data.update(copy.deepcopy(variables or {}))
+    run = new_run(definition.pk)
+    prepare_start(run.workflow)  # at the none start event; without one, as if its event happened
+    set_start_data(run.workflow, variables)
     with transaction.atomic():
         instance = ProcessInstance(
             definition=definition,
@@ -72,6 +70,6 @@ def start_instance(
             payload={"version": definition.version, "business_key": instance.business_key},
         )
         with running_as(actor, instance):
-            run_engine_steps(workflow)
-        persist_workflow(instance, workflow, actor=actor, fresh=True)
+            run_engine_steps(run)
+        persist_workflow(instance, run, actor=actor, fresh=True)
     return instance

@@ -9,10 +9,6 @@ from typing import Any
 
 from django.conf import settings
 from django.utils import timezone
-from SpiffWorkflow.bpmn import BpmnWorkflow
-from SpiffWorkflow.exceptions import SpiffWorkflowException
-from SpiffWorkflow.task import Task
-from SpiffWorkflow.util.task import TaskState
 
 from engine.bpmn.connector_tasks import (
     ConnectorTaskMixin,
@@ -21,6 +17,9 @@ from engine.bpmn.connector_tasks import (
     param_leaves,
 )
 from engine.bpmn.scripting import ScriptError, describe_error
+from engine.bpmn.types import Workflow, WorkflowError
+from engine.bpmn.types import WorkflowTask as Task
+from engine.bpmn.walks import started_connector_tasks
 from engine.connectors import secrets
 from engine.exceptions import TaskScriptFailed
 from engine.jsonable import json_safe
@@ -32,15 +31,8 @@ logger = logging.getLogger(__name__)
 ACTIVE_JOB_STATUSES = (ServiceJob.Status.PENDING, ServiceJob.Status.RUNNING)
 
 
-def started_connector_tasks(workflow: BpmnWorkflow) -> list[Task]:
-    tasks = workflow.get_tasks(state=TaskState.STARTED)
-    for subprocess in workflow.subprocesses.values():
-        tasks.extend(subprocess.get_tasks(state=TaskState.STARTED))
-    return [t for t in tasks if isinstance(t.task_spec, ConnectorTaskMixin)]
-
-
 def _failed(task: Task, message: str) -> TaskScriptFailed:
-    # The task fails and its instance goes to incident (see execution.persist_workflow).
+    # The task fails and its instance goes to incident (see instance_store.persist_workflow).
     spec: ConnectorTaskMixin = task.task_spec
     return TaskScriptFailed(f"{spec.bpmn_id}: {message}", task=task,
                             errors=[{"element_id": spec.bpmn_id}])
@@ -75,7 +67,7 @@ def _evaluate_parameters(task: Task) -> dict[str, Any]:
         values = {
             name: evaluate_param_tree(task, tree) for name, tree in spec.connector_params.items()
         }
-    except (SpiffWorkflowException, ScriptError) as exc:
+    except (WorkflowError, ScriptError) as exc:
         raise _failed(task, describe_error(exc)) from None
     return secrets.mark_literals(dict(json_safe(values)), paths)
 
@@ -100,7 +92,7 @@ def _open_jobs_of_parked_tasks(
 
 
 def schedule_service_jobs(
-    instance: ProcessInstance, workflow: BpmnWorkflow, *, fresh: bool = False
+    instance: ProcessInstance, workflow: Workflow, *, fresh: bool = False
 ) -> int:
     """Write a pending job for every parked connector task that has none; enqueue after commit.
 

@@ -11,15 +11,17 @@ from django.db import transaction
 from django.utils import timezone
 
 from engine.actors import Person
+from engine.bpmn.repair import cancel
 from engine.exceptions import Conflict
 from engine.models import HumanTask, ProcessInstance, ServiceJob
 
 from .audit import record_event
 from .event_delivery import apply_deferred_events
-from .execution import load_workflow, lock_instance, persist_workflow
 from .handover import hand_over_job_on_commit
-from .repair import lock_unfinished, require_operator
-from .service_jobs import apply_deferred_outcomes
+from .instance_status import decide_status, has_active_jobs, has_dead_jobs
+from .instance_store import lock_instance, lock_unfinished, open_run, persist_workflow
+from .job_outcomes import apply_deferred_outcomes
+from .operators import require_operator
 from .variables import change_workflow_variables, check_variables
 
 Status = ProcessInstance.Status
@@ -42,15 +44,6 @@ def suspend_instance(
     return instance
 
 
-def _status_from_jobs(instance: ProcessInstance) -> str:
-    statuses = set(instance.jobs.values_list("status", flat=True))
-    if ServiceJob.Status.DEAD in statuses or instance.incident:
-        return Status.INCIDENT
-    if statuses & {ServiceJob.Status.PENDING, ServiceJob.Status.RUNNING}:
-        return Status.RUNNING
-    return Status.WAITING
-
-
 def resume_instance(*, instance_id: uuid.UUID | str, actor: Person) -> ProcessInstance:
     """Let a suspended instance move again: apply job results that arrived meanwhile and
     enqueue the jobs that waited."""
@@ -59,7 +52,11 @@ def resume_instance(*, instance_id: uuid.UUID | str, actor: Person) -> ProcessIn
         instance = lock_instance(instance_id)
         if instance.status != Status.SUSPENDED:
             raise Conflict(f"The instance is {instance.status}, not suspended.")
-        instance.status = _status_from_jobs(instance)
+        instance.status = decide_status(
+            instance.status, resuming=True,
+            incident=bool(instance.incident) or has_dead_jobs(instance),
+            active_jobs=has_active_jobs(instance),
+        )
         instance.save(update_fields=["status", "updated_at"])
         record_event(instance, "resumed", actor=actor)
         apply_deferred_outcomes(instance)
@@ -78,8 +75,8 @@ def terminate_instance(
     require_operator(actor, "terminate")
     with transaction.atomic():
         instance = lock_unfinished(instance_id, "terminated")
-        workflow = load_workflow(instance)
-        workflow.cancel()
+        run = open_run(instance)
+        cancel(run.workflow)
         instance.human_tasks.filter(status__in=HumanTask.ACTIVE_STATUSES).update(
             status=HumanTask.Status.CANCELLED
         )
@@ -88,7 +85,7 @@ def terminate_instance(
         )
         instance.status = Status.TERMINATED
         instance.completed_at = timezone.now()
-        persist_workflow(instance, workflow, actor=actor)
+        persist_workflow(instance, run, actor=actor)
         record_event(instance, "terminated", actor=actor, payload={"reason": reason})
     return instance
 
@@ -107,8 +104,8 @@ def set_variables(
     variables, names = check_variables(variables, remove)
     with transaction.atomic():
         instance = lock_unfinished(instance_id, "changed")
-        workflow = load_workflow(instance)
-        if change_workflow_variables(instance, workflow, actor=actor, variables=variables,
+        run = open_run(instance)
+        if change_workflow_variables(instance, run.workflow, actor=actor, variables=variables,
                                      remove=names):
-            persist_workflow(instance, workflow, actor=actor)
+            persist_workflow(instance, run, actor=actor)
     return instance

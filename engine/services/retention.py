@@ -12,7 +12,7 @@ from engine.actors import Person, as_user
 from engine.exceptions import InvalidInput
 from engine.models import ProcessInstance
 
-from .repair import require_operator
+from .operators import require_operator
 
 FINISHED = (ProcessInstance.Status.COMPLETED, ProcessInstance.Status.TERMINATED)
 BATCH_SIZE = 500

@@ -6,7 +6,6 @@ the triggers of the older ones. A timer trigger fires once per due time: the bea
 due triggers with a lease (`SELECT ... FOR UPDATE SKIP LOCKED`), and each start runs in a
 transaction that holds the trigger's row lock and checks the due time again.
 """
-import copy
 import datetime
 import logging
 from collections.abc import Callable
@@ -14,22 +13,24 @@ from typing import Any
 
 from django.db import transaction
 from django.db.models import Q
-from SpiffWorkflow.bpmn import BpmnWorkflow
-from SpiffWorkflow.bpmn.specs.event_definitions.timer import TimerEventDefinition
 
 from engine import clock
 from engine.actors import Actor, as_user
 from engine.bpmn.cron import CronSchedule, looks_like_cron
 from engine.bpmn.events import event_starts, prepare_start
+from engine.bpmn.failures import run_engine_steps
+from engine.bpmn.schedules import duration_after, moment, recurring_interval
 from engine.bpmn.scripting import ScriptError, build_script_engine, describe_error
-from engine.bpmn.serialization import new_workflow
+from engine.bpmn.types import Workflow
+from engine.bpmn.walks import set_start_data
 from engine.exceptions import InvalidInput
 from engine.models import ProcessInstance, StartTrigger
 from processes.models import ProcessDefinition
 
 from .audit import record_event
 from .definition_cache import definition_specs
-from .execution import persist_workflow, run_engine_steps, running_as
+from .instance_store import new_run, persist_workflow
+from .running import running_as
 
 logger = logging.getLogger(__name__)
 LEASE = datetime.timedelta(seconds=60)
@@ -43,7 +44,7 @@ def _as_plain(moment: datetime.datetime) -> datetime.datetime:
 
 
 def _cycle_interval(value: str) -> datetime.timedelta:
-    return TimerEventDefinition.parse_iso_recurring_interval(value)[2]  # type: ignore[no-any-return]
+    return recurring_interval(value, clock.now())[2]
 
 
 def first_due(value: str, now: datetime.datetime) -> tuple[datetime.datetime | None, int | None]:
@@ -52,16 +53,15 @@ def first_due(value: str, now: datetime.datetime) -> tuple[datetime.datetime | N
     if looks_like_cron(text):
         return CronSchedule.parse(text).next_after(now), None
     if text.upper().startswith("R"):
-        cycles, start, duration = TimerEventDefinition.parse_iso_recurring_interval(text)
+        cycles, start, duration = recurring_interval(text, now)
         due, left = _as_plain(start), (None if cycles < 0 else cycles)
         while due < now and left != 0:  # a start date in the past: skip what was missed
             due += duration
             left = None if left is None else left - 1
         return (due, left) if left != 0 else (None, 0)
     if text.upper().startswith("P"):
-        parsed = TimerEventDefinition.parse_iso_duration(text)
-        return now + TimerEventDefinition.get_timedelta_from_start(parsed, now), 1
-    return _as_plain(TimerEventDefinition.parse_time_or_duration(text)), 1
+        return now + duration_after(text, now), 1
+    return _as_plain(moment(text)), 1
 
 
 def next_due(value: str, due: datetime.datetime, left: int | None, now: datetime.datetime
@@ -142,7 +142,7 @@ def start_instance_by_event(
     *,
     actor: Actor = None,
     business_key: str | None = None,
-    deliver: Callable[[BpmnWorkflow], Any] | None = None,
+    deliver: Callable[[Workflow], Any] | None = None,
     variables: dict[str, Any] | None = None,
 ) -> ProcessInstance:
     """Start an instance of the trigger's definition at its start event. `deliver` puts the
@@ -151,10 +151,9 @@ def start_instance_by_event(
     definition = ProcessDefinition.objects.defer("spec", "bpmn_xml", "elements").get(
         pk=trigger.definition_id
     )
-    spec, subprocess_specs = definition_specs(definition.pk)
-    workflow = new_workflow(spec, subprocess_specs)
-    prepare_start(workflow, trigger.element_id, fire=deliver is None)
-    workflow.task_tree.data.update(copy.deepcopy(variables or {}))
+    run = new_run(definition.pk)
+    prepare_start(run.workflow, trigger.element_id, fire=deliver is None)
+    set_start_data(run.workflow, variables)
     with transaction.atomic():
         instance = ProcessInstance.objects.create(
             definition=definition, business_key=business_key or None,
@@ -166,11 +165,11 @@ def start_instance_by_event(
             "event": trigger.event_name,
         })
         with running_as(actor, instance):
-            run_engine_steps(workflow)
+            run_engine_steps(run)
             if deliver is not None:
-                deliver(workflow)
-                run_engine_steps(workflow)
-        persist_workflow(instance, workflow, actor=actor, fresh=True)
+                deliver(run.workflow)
+                run_engine_steps(run)
+        persist_workflow(instance, run, actor=actor, fresh=True)
     return instance
 
 

@@ -17,9 +17,11 @@ from django.db import transaction
 from django.db.models import Q
 
 from engine import clock
+from engine.bpmn.failures import run_engine_steps
 from engine.models import ProcessInstance, Timer
 
-from .execution import load_workflow, lock_instance, persist_workflow, run_engine_steps, running_as
+from .instance_store import lock_instance, open_run, persist_workflow
+from .running import running_as
 from .start_triggers import fire_due_start_timers
 
 logger = logging.getLogger(__name__)
@@ -60,12 +62,12 @@ def fire_timer(timer_id: int) -> bool:
         if instance.status not in FIRING_STATUSES or timer.due_at > clock.now():
             Timer.objects.filter(pk=timer_id).update(claimed_until=None)
             return False
-        workflow = load_workflow(instance)
+        run = open_run(instance)
         with running_as(None, instance):
-            run_engine_steps(workflow)  # refreshes timers: every due timer of it fires
-        persist_workflow(instance, workflow, actor=None)
+            run_engine_steps(run)  # refreshes timers: every due timer of it fires
+        persist_workflow(instance, run, actor=None)
         fired = Timer.objects.filter(pk=timer_id, fired=True).exists()
-        if not fired:  # SpiffWorkflow did not count it due yet; the next pass tries again
+        if not fired:  # the workflow did not count it due yet; the next pass tries again
             Timer.objects.filter(pk=timer_id).update(claimed_until=None)
     return fired
 

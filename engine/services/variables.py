@@ -4,15 +4,14 @@ import copy
 from collections.abc import Iterable
 from typing import Any
 
-from SpiffWorkflow.bpmn import BpmnWorkflow
-
 from engine.actors import Actor
+from engine.bpmn.types import Workflow
+from engine.bpmn.walks import change_variables
 from engine.exceptions import InvalidInput
 from engine.jsonable import check_json_depth
 from engine.models import ProcessInstance
 
 from .audit import record_event
-from .execution import ACTIVE_TASK_STATES
 
 
 def check_variables(variables: Any, remove: Iterable[str] = ()) -> tuple[dict[str, Any], list[str]]:
@@ -32,7 +31,7 @@ def check_variables(variables: Any, remove: Iterable[str] = ()) -> tuple[dict[st
 
 def change_workflow_variables(
     instance: ProcessInstance,
-    workflow: BpmnWorkflow,
+    workflow: Workflow,
     *,
     actor: Actor,
     variables: dict[str, Any],
@@ -45,14 +44,7 @@ def change_workflow_variables(
         return False
     names = [*variables, *remove]
     before = {name: instance.variables.get(name) for name in names}
-    # ERROR: a task whose script failed reads its fixed variables when it is retried.
-    for task in workflow.get_tasks(state=ACTIVE_TASK_STATES):
-        task.data.update(copy.deepcopy(variables))
-        for name in remove:
-            task.data.pop(name, None)
-    workflow.data.update(copy.deepcopy(variables))
-    for name in remove:
-        workflow.data.pop(name, None)
+    change_variables(workflow, variables, remove)
     after = {**{name: None for name in remove}, **copy.deepcopy(variables)}
     payload: dict[str, Any] = {"before": before, "after": after}
     if remove:

@@ -11,7 +11,7 @@ from django.utils import timezone
 
 from engine.models import HumanTask, InstanceEvent, ProcessInstance
 from engine.services import start_instance, terminate_instance
-from engine.services.execution import load_workflow
+from engine.services.instance_store import load_workflow
 from tests.engine.repair_diagrams import approval, approve
 from tests.helpers import build_bpmn, deploy_document
 

@@ -5,7 +5,7 @@ import pytest
 
 from engine.models import HumanTask, InstanceEvent
 from engine.services import complete_human_task, start_instance
-from engine.services.execution import load_workflow
+from engine.services.instance_store import load_workflow
 from tests.engine.repair_diagrams import approval
 from tests.helpers import build_bpmn, deploy_document
 

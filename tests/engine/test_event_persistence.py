@@ -169,7 +169,7 @@ def spiff_files(folder: Path) -> list[UploadedFile]:
 def test_spiffarena_escalation_example(path, finished_at, make_user):
     from SpiffWorkflow.util.task import TaskState
 
-    from engine.services.execution import load_workflow
+    from engine.services.instance_store import load_workflow
 
     user = make_user("una_user")
     deploy(name="escalation", files=spiff_files(SPIFF_EVENTS / "escalation-events"), actor=None)

@@ -17,7 +17,7 @@ from config.devstack import BASE_DIR, celery_environment
 from engine.connectors import outbound
 from engine.models import InstanceEvent, ProcessInstance, ServiceJob
 from engine.services import start_instance
-from engine.services.service_jobs import execute_service_job
+from engine.services.job_runs import execute_service_job
 from processes.services import deploy
 from processes.validation import UploadedFile
 from tests.engine.service_diagrams import sequence, service_task

@@ -21,7 +21,7 @@ from engine.services import (
     start_instance,
     terminate_instance,
 )
-from engine.services.execution import load_workflow
+from engine.services.instance_store import load_workflow
 from tests.engine.repair_diagrams import approval, approve, open_task
 from tests.helpers import build_bpmn, deploy_document
 

@@ -11,7 +11,8 @@ from django.utils import timezone
 from engine.models import InstanceEvent, ProcessInstance, ServiceJob
 from engine.queueing import send_service_job
 from engine.services import retry_instance, start_instance
-from engine.services.service_jobs import execute_service_job, sweep_service_jobs
+from engine.services.job_runs import execute_service_job
+from engine.services.job_sweep import sweep_service_jobs
 from processes.services import deploy
 from processes.validation import UploadedFile
 from tests.engine.service_diagrams import parallel, sequence, service_task

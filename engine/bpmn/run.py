@@ -1,0 +1,43 @@
+"""One operation's run of a workflow: the workflow and what the operation learns on the way.
+
+A `Run` is made for each operation on an instance (start, complete a task, apply a job
+result, repair, ...) and passed explicitly to everything that runs or writes the workflow,
+instead of keeping per-operation state on the workflow object itself.
+"""
+from dataclasses import dataclass, field
+
+from SpiffWorkflow.bpmn import BpmnWorkflow
+from SpiffWorkflow.task import Task
+
+from .events import OutgoingEvent, Waits, outgoing_events, record_thrown_events, waiting_events
+
+
+@dataclass(eq=False)
+class Run:
+    workflow: BpmnWorkflow
+    # Tasks that failed during this operation and whose incident is not yet written.
+    new_failures: list[Task] = field(default_factory=list)
+    # Messages and signals thrown for other instances (ids stay stable across persists).
+    thrown: list[OutgoingEvent] = field(default_factory=list)
+    _waits: Waits | None = None
+
+    def outgoing_events(self) -> list[OutgoingEvent]:
+        """What the workflow threw out so far (the same ids on every call)."""
+        return outgoing_events(self.workflow, self.thrown)
+
+    def waits(self) -> Waits:
+        """What the workflow waits for, computed once per write (see `forget_waits`)."""
+        if self._waits is None:
+            self._waits = waiting_events(self.workflow)
+        return self._waits
+
+    def forget_waits(self) -> None:
+        """The workflow may have moved since `waits` was computed."""
+        self._waits = None
+
+
+def start_run(workflow: BpmnWorkflow) -> Run:
+    """Begin an operation on `workflow` (just loaded or just created)."""
+    run = Run(workflow)
+    record_thrown_events(workflow, run.thrown)
+    return run

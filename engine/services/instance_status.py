@@ -1,0 +1,41 @@
+"""The one rule that decides an instance's status.
+
+Every operation that may change the status (writing the workflow, resuming, opening a job
+incident, an operator's retry or repair) asks `decide_status` with what it knows.
+"""
+from engine.models import ProcessInstance, ServiceJob
+
+Status = ProcessInstance.Status
+ACTIVE_JOB_STATUSES = (ServiceJob.Status.PENDING, ServiceJob.Status.RUNNING)
+
+
+def decide_status(
+    current: str, *, completed: bool = False, incident: bool = False,
+    active_jobs: bool = False, resuming: bool = False,
+) -> str:
+    """The status of an instance whose stored status is `current`:
+
+    - terminated stays terminated (a cancelled workflow also counts as completed);
+    - a completed workflow is completed;
+    - a suspended instance stays suspended until it is resumed (`resuming`);
+    - an open incident (a failed task or a dead job) is an incident;
+    - otherwise it is running while the engine has work in flight (`active_jobs`: pending or
+      running service jobs) and waiting for the world when it has none.
+    """
+    if current == Status.TERMINATED:
+        return Status.TERMINATED
+    if completed:
+        return Status.COMPLETED
+    if current == Status.SUSPENDED and not resuming:
+        return Status.SUSPENDED
+    if incident:
+        return Status.INCIDENT
+    return Status.RUNNING if active_jobs else Status.WAITING
+
+
+def has_active_jobs(instance: ProcessInstance) -> bool:
+    return instance.jobs.filter(status__in=ACTIVE_JOB_STATUSES).exists()
+
+
+def has_dead_jobs(instance: ProcessInstance) -> bool:
+    return instance.jobs.filter(status=ServiceJob.Status.DEAD).exists()

@@ -1,0 +1,182 @@
+"""Applying a service job's outcome to its instance: a new transaction under the instance row
+lock. A result completes the parked task, a transient failure is retried with backoff, a
+business error is thrown as a BPMN error, anything else opens an incident.
+
+A result that arrives while the instance is suspended is kept on the job and applied by
+`apply_deferred_outcomes` when it is resumed."""
+import random
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any
+
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+
+from engine.bpmn.connector_tasks import apply_connector_result
+from engine.bpmn.errors import throw_bpmn_error
+from engine.bpmn.failures import attempt, run_engine_steps
+from engine.bpmn.walks import is_parked, parked_task
+from engine.exceptions import ScriptFailed
+from engine.models import ProcessInstance, ServiceJob
+
+from .audit import record_event
+from .handover import hand_over_job_on_commit
+from .incidents import open_job_incident
+from .instance_store import lock_instance, open_run, persist_workflow
+from .running import running_as
+
+
+@dataclass
+class ClaimedJob:
+    id: str
+    instance_id: str
+    element_id: str
+    connector: str
+    parameters: dict[str, Any]
+    attempt: int
+    idempotency_key: str
+
+
+@dataclass
+class Outcome:
+    result: Any = None
+    transient: str = ""  # a retryable failure
+    retry_after: float | None = None
+    error_code: str = ""  # a BPMN error to throw
+    error_message: str = ""
+    error_details: Any = None
+    incident: str = ""  # a failure no diagram can handle
+    secrets: list[str] = field(default_factory=list)
+
+
+def _backoff_seconds(job: ServiceJob, retry_after: float | None) -> float:
+    ceiling = settings.BATON_RETRY_MAX_SECONDS
+    if retry_after is not None:
+        return float(min(retry_after, ceiling))
+    interval = job.retry_policy.get("interval_seconds")
+    if interval is not None:
+        return float(interval)
+    base = float(job.retry_policy.get("backoff_base_seconds") or settings.BATON_RETRY_BASE_SECONDS)
+    delay = min(base * 2 ** max(job.attempt - 1, 0), ceiling)
+    return float(delay * random.uniform(0.8, 1.2))  # jitter spreads retries of many jobs
+
+
+def _complete(instance: ProcessInstance, job: ServiceJob, result: Any) -> None:
+    job.status = ServiceJob.Status.SUCCEEDED
+    job.result = result
+    job.save()
+    record_event(instance, "job_succeeded", element_id=job.element_id,
+                 payload={"job": str(job.id), "attempt": job.attempt})
+    try:
+        with transaction.atomic():  # a savepoint: a failing mapping keeps the stored result
+            run = open_run(instance)
+            task = parked_task(run.workflow, job.spiff_task_id)
+            if task is None:
+                return
+            with running_as(None, instance):
+                # A failing result mapping is the job's incident (retrying calls again)...
+                apply_connector_result(task, result)
+                # ...a failing post-script or later script is the incident of that task.
+                attempt(run, task.complete)
+                run_engine_steps(run)
+            persist_workflow(instance, run, actor=None)
+    except ScriptFailed as exc:
+        job.last_error = f"Applying the result failed: {exc.detail}"
+        open_job_incident(instance, job)
+
+
+def _retry_or_give_up(instance: ProcessInstance, job: ServiceJob, outcome: Outcome) -> None:
+    job.last_error = outcome.transient
+    if job.attempt >= job.max_attempts:
+        job.last_error = f"{outcome.transient} (gave up after {job.attempt} attempts)"
+        open_job_incident(instance, job)
+        return
+    delay = _backoff_seconds(job, outcome.retry_after)
+    job.status = ServiceJob.Status.PENDING
+    job.next_attempt_at = timezone.now() + timedelta(seconds=delay)
+    job.save()
+    record_event(instance, "job_failed", element_id=job.element_id, payload={
+        "job": str(job.id), "attempt": job.attempt, "error": job.last_error,
+        "retry_in_seconds": round(delay, 3),
+    })
+    hand_over_job_on_commit(str(job.id), delay)
+
+
+def _throw_error(instance: ProcessInstance, job: ServiceJob, outcome: Outcome) -> None:
+    job.error_code = outcome.error_code
+    job.last_error = f"{outcome.error_code}: {outcome.error_message}"
+    try:
+        with transaction.atomic():
+            run = open_run(instance)
+            task = parked_task(run.workflow, job.spiff_task_id)
+            if task is None:
+                return
+            with running_as(None, instance):
+                throw_bpmn_error(task, instance.definition.dialect, outcome.error_code,
+                                 outcome.error_message, outcome.error_details)
+                run_engine_steps(run)
+            if is_parked(task):
+                raise _Uncaught
+            job.status = ServiceJob.Status.FAILED
+            job.save()
+            record_event(instance, "job_failed", element_id=job.element_id, payload={
+                "job": str(job.id), "attempt": job.attempt, "error_code": job.error_code,
+                "error": job.last_error, "caught": True,
+            })
+            persist_workflow(instance, run, actor=None)
+    except _Uncaught:
+        open_job_incident(instance, job)
+    except ScriptFailed as exc:
+        job.last_error += f"; then the error path failed: {exc.detail}"
+        open_job_incident(instance, job)
+
+
+class _Uncaught(Exception):
+    """No boundary event caught the error: roll its effects back and open an incident."""
+
+
+def _apply_locked(instance: ProcessInstance, job: ServiceJob, outcome: Outcome) -> None:
+    if outcome.incident:
+        job.error_code = outcome.error_code
+        job.last_error = (
+            f"{outcome.error_code}: {outcome.incident}" if outcome.error_code else outcome.incident
+        )
+        open_job_incident(instance, job)
+    elif outcome.transient:
+        _retry_or_give_up(instance, job, outcome)
+    elif outcome.error_code:
+        _throw_error(instance, job, outcome)
+    else:
+        _complete(instance, job, outcome.result)
+
+
+DEFERRED = "deferred_outcome"
+
+
+def apply_outcome(claim: ClaimedJob, outcome: Outcome) -> None:
+    with transaction.atomic():
+        instance = lock_instance(claim.instance_id)
+        job = ServiceJob.objects.select_for_update().get(pk=claim.id)
+        if job.status != ServiceJob.Status.RUNNING or job.attempt != claim.attempt:
+            return  # the sweep handed the job to a newer run; this result is stale
+        if instance.status == ProcessInstance.Status.SUSPENDED:
+            # Kept on the job, applied by resume_instance: nothing that arrives is lost.
+            job.result = {DEFERRED: {
+                "result": outcome.result, "transient": outcome.transient,
+                "retry_after": outcome.retry_after, "error_code": outcome.error_code,
+                "error_message": outcome.error_message, "error_details": outcome.error_details,
+                "incident": outcome.incident,
+            }}
+            job.save(update_fields=["result", "updated_at"])
+            return
+        _apply_locked(instance, job, outcome)
+
+
+def apply_deferred_outcomes(instance: ProcessInstance) -> None:
+    """Apply the job results that arrived while the (locked) instance was suspended."""
+    for job in instance.jobs.select_for_update().filter(status=ServiceJob.Status.RUNNING):
+        if isinstance(job.result, dict) and DEFERRED in job.result:
+            outcome = Outcome(**job.result[DEFERRED])
+            job.result = None
+            _apply_locked(instance, job, outcome)

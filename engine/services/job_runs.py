@@ -1,0 +1,127 @@
+"""Running a service job on a worker.
+
+A job runs in three steps, and only the first and last touch the database:
+claim (short transaction, plus a session advisory lock held for the whole run so that a
+duplicate message cannot run the job twice at once), call (no lock, no transaction), apply
+(a new transaction under the instance row lock: services.job_outcomes).
+"""
+import json
+import logging
+
+from django.db import connection
+
+from engine.connectors import BusinessError, ConnectorCall, TransientError, get_connector
+from engine.connectors.outbound import OutboundRefused
+from engine.connectors.secrets import MissingSecret, redact, resolve_parameters
+from engine.jsonable import json_safe
+from engine.models import ProcessInstance
+
+from .job_outcomes import ClaimedJob, Outcome, apply_outcome
+
+logger = logging.getLogger(__name__)
+# An incident on one branch does not stop the jobs of the others.
+JOB_RUNNABLE_INSTANCE_STATUSES = (
+    ProcessInstance.Status.RUNNING, ProcessInstance.Status.WAITING, ProcessInstance.Status.INCIDENT,
+)
+
+
+def _lock_key(job_id: str) -> str:
+    return f"baton.job:{job_id}"
+
+
+def try_run_lock(job_id: str) -> bool:
+    # A session-level advisory lock, held across the call: if this worker dies, Postgres
+    # drops its connection and the lock with it, which tells the next delivery to take over.
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_try_advisory_lock(hashtext(%s))", [_lock_key(job_id)])
+        return bool(cursor.fetchone()[0])
+
+
+def release_run_lock(job_id: str) -> None:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_advisory_unlock(hashtext(%s))", [_lock_key(job_id)])
+
+
+# One statement: mark the job running if it may run now. A pending job runs from its
+# next_attempt_at on (an early duplicate message waits for the scheduled one); a running job
+# is only seen here when its previous worker died, since this worker holds the run lock.
+_CLAIM_SQL = """
+    UPDATE engine_servicejob AS job
+       SET status = 'running', attempt = job.attempt + 1, started_at = now(),
+           unqueued_since = NULL, updated_at = now()
+      FROM engine_processinstance AS instance
+     WHERE job.id = %s
+       AND instance.id = job.instance_id
+       AND instance.status = ANY(%s)
+       AND (job.status = 'running'
+            OR (job.status = 'pending'
+                AND (job.next_attempt_at IS NULL
+                     OR job.next_attempt_at <= now() + interval '1 second')))
+ RETURNING job.instance_id, job.element_id, job.connector, job.parameters, job.attempt,
+           job.idempotency_key
+"""
+
+
+def _claim(job_id: str) -> ClaimedJob | None:
+    """Mark the job running, or return None when it is finished, early, or its instance is
+    suspended or ended (a duplicate message changes nothing; resume enqueues again)."""
+    with connection.cursor() as cursor:
+        cursor.execute(_CLAIM_SQL, [job_id, list(JOB_RUNNABLE_INSTANCE_STATUSES)])
+        row = cursor.fetchone()
+    if row is None:
+        return None
+    instance_id, element_id, connector, parameters, attempt, idempotency_key = row
+    if isinstance(parameters, str):
+        parameters = json.loads(parameters)
+    return ClaimedJob(
+        id=str(job_id), instance_id=str(instance_id), element_id=element_id,
+        connector=connector, parameters=parameters, attempt=attempt,
+        idempotency_key=idempotency_key,
+    )
+
+
+def _call(claim: ClaimedJob) -> Outcome:
+    """Call the connector. Every text and value that leaves here, and every log line of this
+    process, has the resolved secrets masked."""
+    function = get_connector(claim.connector)
+    if function is None:
+        return Outcome(incident=f"No connector named {claim.connector!r} is registered.")
+    secrets: list[str] = []
+    try:
+        params = resolve_parameters(claim.parameters, secrets)
+        call = ConnectorCall(
+            job_id=claim.id, idempotency_key=claim.idempotency_key, attempt=claim.attempt,
+            element_id=claim.element_id, instance_id=claim.instance_id,
+        )
+        result = function(params, call)
+        return Outcome(result=redact(json_safe(result), secrets), secrets=secrets)
+    except MissingSecret as exc:
+        return Outcome(incident=str(exc))
+    except OutboundRefused as exc:  # a policy matter, not the diagram's: no boundary event
+        return Outcome(incident=redact(str(exc), secrets), error_code=exc.code, secrets=secrets)
+    except TransientError as exc:
+        return Outcome(transient=redact(str(exc), secrets), retry_after=exc.retry_after,
+                       secrets=secrets)
+    except BusinessError as exc:
+        return Outcome(
+            error_code=exc.code, error_message=redact(str(exc), secrets),
+            error_details=redact(json_safe(exc.details), secrets), secrets=secrets,
+        )
+    except Exception as exc:  # a connector's own bug is retried, then becomes an incident
+        # The log record's text and traceback are masked by the secrets module.
+        logger.exception("Connector %s failed", claim.connector)
+        return Outcome(transient=redact(f"{type(exc).__name__}: {exc}", secrets), secrets=secrets)
+
+
+def execute_service_job(job_id: str) -> None:
+    """Run one job: claim it, call its connector with no lock held, apply the outcome."""
+    if not try_run_lock(job_id):
+        return  # another worker is running this job right now
+    try:
+        claim = _claim(job_id)
+        if claim is None:
+            return
+        outcome = _call(claim)
+        apply_outcome(claim, outcome)
+    finally:
+        release_run_lock(job_id)

@@ -1,0 +1,72 @@
+"""Running workflow code on behalf of someone: who scripts see as the current user, which
+instance `instance_id()` names, and the process's script time limit."""
+import contextlib
+import functools
+from collections.abc import Iterator
+from typing import Any
+
+from engine.actors import Actor, as_user
+from engine.bpmn.failures import failed_element
+from engine.bpmn.scripting import (
+    ScriptError,
+    UserLookup,
+    describe_workflow_error,
+    process_time_limit,
+    script_context,
+)
+from engine.bpmn.types import WorkflowError
+from engine.exceptions import ScriptFailed
+from engine.models import ProcessInstance
+from processes.models import ProcessDefinition
+
+
+@functools.lru_cache(maxsize=512)
+def definition_script_time_limit(definition_id: int) -> float | None:
+    """The process's own `scriptTimeLimit` (a definition never changes, so this is cached)."""
+    key, xml = ProcessDefinition.objects.values_list("key", "bpmn_xml").get(pk=definition_id)
+    return process_time_limit(xml, key)
+
+
+def _script_user(actor: Actor) -> UserLookup | None:
+    user = as_user(actor)
+    if user is None:
+        return None
+
+    def describe() -> dict[str, Any]:
+        return {
+            "id": user.pk,
+            "username": user.get_username(),
+            "email": user.email,
+            "groups": sorted(user.groups.values_list("name", flat=True)),
+        }
+
+    return describe
+
+
+@contextlib.contextmanager
+def running_as(actor: Actor, instance: ProcessInstance | None = None) -> Iterator[None]:
+    """Run workflow code on behalf of `actor` in `instance`: scripts see them as the current
+    user and `instance_id()` as the instance, with the process's script time limit.
+
+    A script failure that belongs to no task (and so cannot become an incident) raises
+    `ScriptFailed`, which rolls the whole operation back. Engine steps (`run_engine_steps`,
+    `attempt` in engine.bpmn.failures) turn the failures of tasks into incidents instead.
+    """
+    limit = definition_script_time_limit(instance.definition_id) if instance else None
+    try:
+        with script_context(
+            user=_script_user(actor),
+            instance_id=str(instance.pk) if instance is not None else None,
+            time_limit=limit,
+            reuse_key=f"definition {instance.definition_id}" if instance is not None else None,
+        ):
+            yield
+    except WorkflowError as exc:
+        element = failed_element(exc)
+        message = describe_workflow_error(exc)
+        raise ScriptFailed(
+            f"{element + ': ' if element else ''}{message}",
+            errors=[{"element_id": element, "message": message}],
+        ) from None
+    except ScriptError as exc:
+        raise ScriptFailed(str(exc), errors=[{"element_id": "", "message": str(exc)}]) from None

@@ -114,6 +114,12 @@ def set_start_data(workflow: BpmnWorkflow, variables: dict[str, Any] | None) -> 
     workflow.task_tree.data.update(copy.deepcopy(variables or {}))
 
 
+def evaluate_over_data(task: Task, expression: str) -> Any:
+    """Evaluate a Python expression over the task's data in the workflow's script sandbox
+    (what the expression raises is raised)."""
+    return task.workflow.script_engine.environment.evaluate(expression, task.data)
+
+
 def submit_data(task: Task, submitted: dict[str, Any]) -> None:
     task.data.update(submitted)
 

@@ -11,7 +11,7 @@ from engine.bpmn.schedules import duration_after
 from engine.bpmn.scripting import describe_error
 from engine.bpmn.types import Workflow
 from engine.bpmn.types import WorkflowTask as Task
-from engine.bpmn.walks import became_ready_at, ready_human_tasks
+from engine.bpmn.walks import became_ready_at, evaluate_over_data, ready_human_tasks
 from engine.exceptions import TaskScriptFailed
 from engine.models import HumanTask, ProcessInstance
 
@@ -28,7 +28,7 @@ def _evaluate(task: Task, value: Any) -> Any:
         return value
     expression = value[2:-1].strip()
     try:
-        return task.workflow.script_engine.environment.evaluate(expression, task.data)
+        return evaluate_over_data(task, expression)
     except Exception as exc:
         message = f"{task.task_spec.bpmn_id}: cannot evaluate {value!r}: {describe_error(exc)}"
         raise TaskScriptFailed(

@@ -12,7 +12,6 @@ from SpiffWorkflow.util.task import TaskState
 
 Workflow = BpmnWorkflow
 WorkflowTask = Task
-TaskStates = TaskState
 ProcessSpec = BpmnProcessSpec
 # What the library raises when a diagram's code or structure fails (deploy or run time).
 WorkflowError = SpiffWorkflowException
@@ -21,6 +20,6 @@ DiagramInvalid = ValidationException
 ACTIVE_TASK_STATES = TaskState.READY | TaskState.WAITING | TaskState.STARTED | TaskState.ERROR
 
 __all__ = [
-    "ACTIVE_TASK_STATES", "DiagramInvalid", "ProcessSpec", "TaskStates", "Workflow",
-    "WorkflowError", "WorkflowTask",
+    "ACTIVE_TASK_STATES", "DiagramInvalid", "ProcessSpec", "Workflow", "WorkflowError",
+    "WorkflowTask",
 ]

@@ -54,6 +54,7 @@ def settle_incident(instance: ProcessInstance, workflow: Workflow) -> None:
     if dead.exists():
         return
     instance.incident = None
+    # Out of incident; persist_workflow then decides between running and waiting.
     instance.status = decide_status(instance.status, active_jobs=True)
 
 
@@ -84,6 +85,7 @@ def retry_instance(
                                             active_jobs=has_active_jobs(instance))
             instance.save(update_fields=["status", "incident", "updated_at"])
             return instance
+        # Out of incident; persist_workflow then decides between running and waiting.
         instance.status = decide_status(instance.status, active_jobs=True)
         with running_as(actor, instance):
             for failure in retry_failed_tasks(run):

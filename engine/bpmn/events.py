@@ -39,6 +39,7 @@ from SpiffWorkflow.util.task import TaskState
 from engine.jsonable import json_safe
 
 from .event_definitions import BatonMessageEventDefinition
+from .workflow import BatonWorkflow
 
 
 @dataclass
@@ -273,18 +274,16 @@ def _outgoing(event: BpmnEvent, kind: str) -> OutgoingEvent:
                          dict(json_safe(keys)))
 
 
-def record_thrown_events(workflow: BpmnWorkflow, outbox: list[OutgoingEvent]) -> None:
+def record_thrown_events(workflow: BatonWorkflow, outbox: list[OutgoingEvent]) -> None:
     """Remember in `outbox` every signal the workflow throws: SpiffWorkflow delivers a signal
     only inside the workflow (and passes it on only when nothing inside caught it), but a BPMN
     signal reaches every instance that waits for it."""
-    catch = workflow.catch
 
-    def catch_and_record(event: BpmnEvent) -> None:
+    def record(event: BpmnEvent) -> None:
         if isinstance(event.event_definition, SignalEventDefinition) and event.target is None:
             outbox.append(_outgoing(event, "signal"))
-        catch(event)
 
-    workflow.catch = catch_and_record  # type: ignore[method-assign]
+    workflow.thrown_listener = record
 
 
 def outgoing_events(workflow: BpmnWorkflow, outbox: list[OutgoingEvent]) -> list[OutgoingEvent]:

@@ -6,15 +6,15 @@ instead of keeping per-operation state on the workflow object itself.
 """
 from dataclasses import dataclass, field
 
-from SpiffWorkflow.bpmn import BpmnWorkflow
 from SpiffWorkflow.task import Task
 
 from .events import OutgoingEvent, Waits, outgoing_events, record_thrown_events, waiting_events
+from .workflow import BatonWorkflow
 
 
 @dataclass(eq=False)
 class Run:
-    workflow: BpmnWorkflow
+    workflow: BatonWorkflow
     # Tasks that failed during this operation and whose incident is not yet written.
     new_failures: list[Task] = field(default_factory=list)
     # Messages and signals thrown for other instances (ids stay stable across persists).
@@ -36,7 +36,7 @@ class Run:
         self._waits = None
 
 
-def start_run(workflow: BpmnWorkflow) -> Run:
+def start_run(workflow: BatonWorkflow) -> Run:
     """Begin an operation on `workflow` (just loaded or just created)."""
     run = Run(workflow)
     record_thrown_events(workflow, run.thrown)

@@ -29,6 +29,7 @@ from .connector_tasks import (
 from .event_definitions import EVENT_DEFINITION_CONVERTERS
 from .scripting import build_script_engine
 from .timers import TIMER_CONVERTERS
+from .workflow import WORKFLOW_CONVERTERS, BatonWorkflow
 
 VERSION_KEY = BpmnWorkflowSerializer.VERSION_KEY
 SPEC_KEYS = ("spec", "subprocess_specs")
@@ -77,6 +78,7 @@ def serializer_for(dialect: str) -> BpmnWorkflowSerializer:
     config[Task] = DataConvertingTaskConverter
     config.update(EVENT_DEFINITION_CONVERTERS)
     config.update(TIMER_CONVERTERS)  # after the library's: stored timers restore as Baton's
+    config.update(WORKFLOW_CONVERTERS)  # the same for the workflow itself
     return BpmnWorkflowSerializer(
         BpmnWorkflowSerializer.configure(config, registry=data_registry())
     )
@@ -119,8 +121,8 @@ def spec_from_json(
 
 def new_workflow(
     spec: BpmnProcessSpec, subprocess_specs: dict[str, BpmnProcessSpec]
-) -> BpmnWorkflow:
-    return BpmnWorkflow(spec, subprocess_specs, script_engine=build_script_engine())
+) -> BatonWorkflow:
+    return BatonWorkflow(spec, subprocess_specs, script_engine=build_script_engine())
 
 
 def workflow_to_state(dialect: str, workflow: BpmnWorkflow) -> dict[str, Any]:
@@ -157,7 +159,7 @@ def workflow_from_state(
     state: dict[str, Any],
     spec: BpmnProcessSpec,
     subprocess_specs: dict[str, BpmnProcessSpec],
-) -> BpmnWorkflow:
+) -> BatonWorkflow:
     data = _in_tree_order(state)
     data["subprocesses"] = {
         key: _in_tree_order(sub) for key, sub in state.get("subprocesses", {}).items()
@@ -169,6 +171,6 @@ def workflow_from_state(
     # used as they are instead of being rebuilt for every load.
     data["spec"] = spec
     data["subprocess_specs"] = subprocess_specs
-    workflow: BpmnWorkflow = serializer_for(dialect).from_dict(data)
+    workflow: BatonWorkflow = serializer_for(dialect).from_dict(data)
     workflow.script_engine = build_script_engine()
     return workflow

@@ -3,14 +3,15 @@
 Only `engine.bpmn` imports the workflow library; services, selectors and the apps refer to
 its objects through these aliases (as opaque handles they pass back into `engine.bpmn`).
 """
-from SpiffWorkflow.bpmn import BpmnWorkflow
 from SpiffWorkflow.bpmn.parser.ValidationException import ValidationException
 from SpiffWorkflow.bpmn.specs.bpmn_process_spec import BpmnProcessSpec
 from SpiffWorkflow.exceptions import SpiffWorkflowException
 from SpiffWorkflow.task import Task
 from SpiffWorkflow.util.task import TaskState
 
-Workflow = BpmnWorkflow
+from .workflow import BatonWorkflow
+
+Workflow = BatonWorkflow
 WorkflowTask = Task
 ProcessSpec = BpmnProcessSpec
 # What the library raises when a diagram's code or structure fails (deploy or run time).

@@ -105,7 +105,8 @@ def complete_human_task(
         instance, task = _lock_workable_task(task_id, user)
         if not can_complete_task(user, task):
             raise PermissionDenied(f"The task is claimed by {task.assignee}, not by you.")
-        submitted = clean_submission(task.form, variables or {})
+        # Choices a form fills from the task's data bind every way in, as on the page.
+        submitted = clean_submission(task.form, variables or {}, task_data=instance.variables)
         workflow = load_workflow(instance)
         spiff_task = workflow.get_task_from_id(task.spiff_task_id)
         if spiff_task is None or spiff_task.state != TaskState.READY:

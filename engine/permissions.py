@@ -49,6 +49,13 @@ def visible_tasks_q(user: Person) -> Q:
     return Q(assignee=user.get_username()) | candidate_tasks_q(user) | Q(completed_by=user.pk)
 
 
+def assigned_tasks_q(user: Person) -> Q:
+    """Active tasks assigned to `user` (claimed by them, or assigned by the diagram)."""
+    if not _acting(user):
+        return NOTHING
+    return Q(assignee=user.get_username(), status__in=HumanTask.ACTIVE_STATUSES)
+
+
 def actionable_tasks_q(user: Person) -> Q:
     """Active tasks waiting for `user`: assigned to them, or unclaimed with them as a
     candidate. A task someone else claimed is visible to its candidates, but not their work."""

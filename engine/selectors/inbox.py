@@ -8,7 +8,13 @@ from django.db.models import Exists, OuterRef, Prefetch, Q, QuerySet
 from engine.actors import Person
 from engine.exceptions import NotFound
 from engine.models import HumanTask, ProcessInstance
-from engine.permissions import actionable_tasks_q, can_see_task, group_names
+from engine.permissions import (
+    actionable_tasks_q,
+    assigned_tasks_q,
+    can_see_task,
+    candidate_tasks_q,
+    group_names,
+)
 from processes.models import ProcessDefinition
 
 from .instances import HEAVY_FIELDS
@@ -41,7 +47,7 @@ def tasks_for_user(
     if status == HumanTask.Status.COMPLETED:
         tasks = tasks.filter(_completed_by(user))
     elif mine:
-        tasks = tasks.filter(actionable_tasks_q(user), assignee=user.get_username())
+        tasks = tasks.filter(assigned_tasks_q(user))
     else:
         tasks = tasks.filter(actionable_tasks_q(user))
     if group:
@@ -99,10 +105,11 @@ def inbox_tasks(
     if tab == "completed":
         tasks = tasks.filter(_completed_by(user))
     elif tab == "groups":
-        tasks = tasks.filter(actionable_tasks_q(user), assignee__isnull=True,
+        # The same query shape as the partial indexes on unclaimed tasks.
+        tasks = tasks.filter(candidate_tasks_q(user), assignee__isnull=True,
                              status=HumanTask.Status.OPEN)
     else:
-        tasks = tasks.filter(actionable_tasks_q(user), assignee=user.get_username())
+        tasks = tasks.filter(assigned_tasks_q(user))
     if process:
         tasks = tasks.filter(instance__definition__key=process)
     if search:

@@ -33,7 +33,7 @@ def _lock_task(task_id: uuid.UUID | str) -> tuple[ProcessInstance, HumanTask]:
     if instance_id is None:
         raise NotFound(f"There is no task {task_id}.")
     instance = lock_instance(instance_id)
-    task = HumanTask.objects.select_for_update().get(pk=task_id)
+    task = HumanTask.objects.select_for_update(no_key=True).get(pk=task_id)
     return instance, task
 
 

@@ -71,8 +71,8 @@ def _claim(delivery_id: str) -> bool:
 
 
 def _locked_pending(delivery_id: str) -> EventDelivery | None:
-    return (EventDelivery.objects.select_for_update(no_key=True, of=("self",)).select_related("sent_by")
-            .filter(pk=delivery_id, status=Status.PENDING).first())
+    return (EventDelivery.objects.select_for_update(no_key=True, of=("self",))
+            .select_related("sent_by").filter(pk=delivery_id, status=Status.PENDING).first())
 
 
 def _done(delivery: EventDelivery, status: str, error: str = "", **fields: Any) -> None:

@@ -54,7 +54,8 @@ def fire_timer(timer_id: int) -> bool:
         return False
     with transaction.atomic():
         instance = lock_instance(instance_id)
-        timer = Timer.objects.select_for_update(no_key=True).filter(pk=timer_id, fired=False).first()
+        timer = (Timer.objects.select_for_update(no_key=True)
+                 .filter(pk=timer_id, fired=False).first())
         if timer is None:
             return False  # fired meanwhile (or cancelled)
         if instance.status not in FIRING_STATUSES or timer.due_at > clock.now():

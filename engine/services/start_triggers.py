@@ -105,6 +105,11 @@ def _timer_value(source: str, element_id: str) -> str:
 
 # -- registering -----------------------------------------------------------------------------
 
+def on_definition_deployed(sender: Any, *, definition: ProcessDefinition, **kwargs: Any) -> None:
+    """Receiver of `processes.signals.definition_deployed`."""
+    register_start_triggers(definition)
+
+
 def register_start_triggers(definition: ProcessDefinition) -> list[StartTrigger]:
     """Called when `definition` becomes the latest version of its process: its message,
     signal and timer start events start instances from now on, the older versions' no more."""

@@ -71,7 +71,7 @@ def deploy(*, name: str, files: list[UploadedFile], actor: Actor) -> DeploymentR
     if actor is not None and not can_deploy(actor):
         raise PermissionDenied("Only members of the designers group may deploy processes.")
     parsed = parse_deployment(files)
-    with transaction.atomic():
+    with transaction.atomic(durable=True):
         for key in sorted({p.key for p in parsed.processes}):
             _lock_process_key(key)
         unchanged = {p.key: _unchanged_definition(p) for p in parsed.processes}

@@ -58,7 +58,7 @@ def claim_task(*, task_id: uuid.UUID | str, user: Person) -> HumanTask:
 
     Claiming a task one already holds changes nothing.
     """
-    with transaction.atomic():
+    with transaction.atomic(durable=True):
         instance, task = _lock_workable_task(task_id, user)
         username = user.get_username()
         if task.assignee == username:
@@ -77,7 +77,7 @@ def claim_task(*, task_id: uuid.UUID | str, user: Person) -> HumanTask:
 
 def unclaim_task(*, task_id: uuid.UUID | str, user: Person) -> HumanTask:
     """Give a claimed task back to its candidates. Only the assignee (or a superuser) may."""
-    with transaction.atomic():
+    with transaction.atomic(durable=True):
         instance, task = _lock_workable_task(task_id, user)
         if not task.assignee:
             return task
@@ -104,7 +104,7 @@ def complete_human_task(
     With `operation_key`, a second completion with that key raises `OperationDoneBefore`.
     """
     check_json_depth(variables, "variables")
-    with transaction.atomic():
+    with transaction.atomic(durable=True):
         reserve_once(operation_key)
         instance, task = _lock_workable_task(task_id, user)
         if not can_complete_task(user, task):

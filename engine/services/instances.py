@@ -60,7 +60,7 @@ def start_instance(
     prepare_start(workflow)  # at the none start event; without one, as if its event happened
     # Later tasks copy the start task's data, so the variables go there before the first step.
     workflow.task_tree.data.update(copy.deepcopy(variables or {}))
-    with transaction.atomic():
+    with transaction.atomic(durable=True):
         reserve_once(operation_key)
         instance = ProcessInstance(
             definition=definition,

@@ -107,7 +107,7 @@ def correlate_message(
     event = Event("message", name, variables, dict(correlation_keys or {}),
                   business_key or None, message_id or None)
     once = KeyedOperation(OperationKey.MESSAGE_SCOPE, message_id) if message_id else None
-    with transaction.atomic():
+    with transaction.atomic(durable=True):
         reserve_once(operation_key)
         if once is not None:
             earlier = reserve_operation_key(once)

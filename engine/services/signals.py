@@ -28,7 +28,7 @@ def broadcast_signal(*, name: str, actor: Person, variables: dict[str, Any] | No
         raise PermissionDenied("You may not send signals.")
     variables = {} if variables is None else variables
     check_event_input(name, variables)
-    with transaction.atomic():
+    with transaction.atomic(durable=True):
         reserve_once(operation_key)
         instances, starts = fan_out_signal(name, variables, sent_by=actor)
     return {"name": name, "instances": instances, "start_events": starts}

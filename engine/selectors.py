@@ -343,3 +343,20 @@ def status_counts() -> dict[str, int]:
         ProcessInstance.objects.values_list("status").annotate(n=Count("id")).order_by()
     )
     return {status: counts.get(status, 0) for status in ProcessInstance.Status.values}
+
+
+@dataclass(frozen=True)
+class InstanceCounts:
+    active: int = 0
+    total: int = 0
+
+
+def instance_counts_by_key() -> dict[str, InstanceCounts]:
+    """Instances of every process key, all versions together: not yet finished, and all."""
+    finished = [ProcessInstance.Status.COMPLETED, ProcessInstance.Status.TERMINATED]
+    rows = (
+        ProcessInstance.objects.values("definition__key")
+        .annotate(total=Count("id"), active=Count("id", filter=~Q(status__in=finished)))
+        .order_by()
+    )
+    return {row["definition__key"]: InstanceCounts(row["active"], row["total"]) for row in rows}

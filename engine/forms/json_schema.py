@@ -1,5 +1,5 @@
 """The one validator of JSON-schema forms (SpiffArena: react-jsonschema-form), used by the
-service for every submission and by the web form (tasks_ui.forms.json_schema) in its
+service for every submission and by the web form (webforms.json_schema) in its
 `clean()`."""
 import copy
 import datetime
@@ -26,7 +26,7 @@ from engine.exceptions import InvalidInput
 # `validationErrorMessage` (or ajv-errors' `errorMessage`), and a date property can be bounded
 # by `minimumDate` / `maximumDate` ("today" or "field:<sibling>[:start|end]").
 # `prepare_json_schema` turns such a schema into a standard one, `json_schema_errors` checks
-# data against it with the `jsonschema` library; the web forms (tasks_ui.forms.json_schema)
+# data against it with the `jsonschema` library; the web forms (webforms.json_schema)
 # and API submissions (`validate_json_schema_submission`) share both.
 
 TASK_DATA_OPTIONS = "options_from_task_data_var:"

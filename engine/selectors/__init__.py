@@ -1,5 +1,5 @@
 """Read-only queries of the engine's state, one module per idea: `instances` (who may read
-which, details, waits, history), `inbox` (human tasks), `operations` (the operators' pages).
+which, details, waits, history, counts), `inbox` (human tasks), `operations` (the operators' pages).
 The names below are re-exported so that callers say `from engine import selectors`."""
 from .inbox import (
     INBOX_SORTS,
@@ -13,7 +13,9 @@ from .inbox import (
 )
 from .instances import (
     EVENT_PREFETCHES,
+    InstanceCounts,
     InstanceWaits,
+    instance_counts_by_key,
     instance_detail,
     instance_detail_for,
     instance_history,
@@ -33,10 +35,12 @@ __all__ = [
     "EVENT_PREFETCHES",
     "INBOX_SORTS",
     "IncidentGroup",
+    "InstanceCounts",
     "InstanceWaits",
     "inbox_processes",
     "inbox_tasks",
     "incident_groups",
+    "instance_counts_by_key",
     "instance_detail",
     "instance_detail_for",
     "instance_diagram",

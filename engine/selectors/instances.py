@@ -1,11 +1,11 @@
 """Read-only queries of instances: who may read which, their details, what they wait for,
-and their history."""
+their history, and how many each process has."""
 import uuid
 from dataclasses import dataclass
 from typing import Any
 
 from django.core.exceptions import PermissionDenied
-from django.db.models import Prefetch, QuerySet
+from django.db.models import Count, Prefetch, Q, QuerySet
 
 from engine.actors import Person
 from engine.exceptions import NotFound
@@ -111,3 +111,20 @@ def instance_detail_for(instance_id: uuid.UUID | str, user: Person) -> ProcessIn
     if not can_see_instance(user, instance):
         raise PermissionDenied("You have no task in this instance and are not an operator.")
     return instance
+
+
+@dataclass(frozen=True)
+class InstanceCounts:
+    active: int = 0
+    total: int = 0
+
+
+def instance_counts_by_key() -> dict[str, InstanceCounts]:
+    """Instances of every process key, all versions together: not yet finished, and all."""
+    finished = [ProcessInstance.Status.COMPLETED, ProcessInstance.Status.TERMINATED]
+    rows = (
+        ProcessInstance.objects.values("definition__key")
+        .annotate(total=Count("id"), active=Count("id", filter=~Q(status__in=finished)))
+        .order_by()
+    )
+    return {row["definition__key"]: InstanceCounts(row["active"], row["total"]) for row in rows}

@@ -23,6 +23,7 @@ from .execution import (
     run_engine_steps,
     running_as,
 )
+from .operation_keys import KeyedOperation, reserve_once
 
 
 def _lock_task(task_id: uuid.UUID | str) -> tuple[ProcessInstance, HumanTask]:
@@ -33,7 +34,7 @@ def _lock_task(task_id: uuid.UUID | str) -> tuple[ProcessInstance, HumanTask]:
     if instance_id is None:
         raise NotFound(f"There is no task {task_id}.")
     instance = lock_instance(instance_id)
-    task = HumanTask.objects.select_for_update().get(pk=task_id)
+    task = HumanTask.objects.select_for_update(no_key=True).get(pk=task_id)
     return instance, task
 
 
@@ -57,7 +58,7 @@ def claim_task(*, task_id: uuid.UUID | str, user: Person) -> HumanTask:
 
     Claiming a task one already holds changes nothing.
     """
-    with transaction.atomic():
+    with transaction.atomic(durable=True):
         instance, task = _lock_workable_task(task_id, user)
         username = user.get_username()
         if task.assignee == username:
@@ -76,7 +77,7 @@ def claim_task(*, task_id: uuid.UUID | str, user: Person) -> HumanTask:
 
 def unclaim_task(*, task_id: uuid.UUID | str, user: Person) -> HumanTask:
     """Give a claimed task back to its candidates. Only the assignee (or a superuser) may."""
-    with transaction.atomic():
+    with transaction.atomic(durable=True):
         instance, task = _lock_workable_task(task_id, user)
         if not task.assignee:
             return task
@@ -91,7 +92,8 @@ def unclaim_task(*, task_id: uuid.UUID | str, user: Person) -> HumanTask:
 
 
 def complete_human_task(
-    *, task_id: uuid.UUID | str, user: Person, variables: dict[str, Any] | None = None
+    *, task_id: uuid.UUID | str, user: Person, variables: dict[str, Any] | None = None,
+    operation_key: KeyedOperation | None = None,
 ) -> HumanTask:
     """Submit a task's form and run the instance on to its next wait state.
 
@@ -99,9 +101,11 @@ def complete_human_task(
     or `InvalidInput` (form errors). A script that fails after the submission (the task's
     post-script or a later task) keeps the completion and puts the instance in `incident` at
     the failed task; only a failure that belongs to no task raises `ScriptFailed`, rolled back.
+    With `operation_key`, a second completion with that key raises `OperationDoneBefore`.
     """
     check_json_depth(variables, "variables")
-    with transaction.atomic():
+    with transaction.atomic(durable=True):
+        reserve_once(operation_key)
         instance, task = _lock_workable_task(task_id, user)
         if not can_complete_task(user, task):
             raise PermissionDenied(f"The task is claimed by {task.assignee}, not by you.")

@@ -163,7 +163,7 @@ def plan_migration(
     *, instance_id: uuid.UUID | str, actor: Person, version: int
 ) -> MigrationPlan:
     """The dry run of `migrate_instance`: the same checks and plan, and nothing changes."""
-    with transaction.atomic():
+    with transaction.atomic(durable=True):
         instance = lock_for_repair(instance_id, actor, "migrate")
         return _plan(instance, load_workflow(instance), version)[3]
 
@@ -174,7 +174,7 @@ def migrate_instance(
     """Move the instance to `version` of its process: tokens stay on the elements with the
     same id (or the same place in the flow), waiting tasks are set up again by the new
     version. Refused (Conflict, nothing changes) when an active task has no counterpart."""
-    with transaction.atomic():
+    with transaction.atomic(durable=True):
         instance = lock_for_repair(instance_id, actor, "migrate")
         workflow = load_workflow(instance)
         target, top, subprocesses, plan = _plan(instance, workflow, version)

@@ -308,7 +308,7 @@ DEFERRED = "deferred_outcome"
 def apply_outcome(claim: ClaimedJob, outcome: Outcome) -> None:
     with transaction.atomic():
         instance = lock_instance(claim.instance_id)
-        job = ServiceJob.objects.select_for_update().get(pk=claim.id)
+        job = ServiceJob.objects.select_for_update(no_key=True).get(pk=claim.id)
         if job.status != ServiceJob.Status.RUNNING or job.attempt != claim.attempt:
             return  # the sweep handed the job to a newer run; this result is stale
         if instance.status == ProcessInstance.Status.SUSPENDED:
@@ -326,7 +326,8 @@ def apply_outcome(claim: ClaimedJob, outcome: Outcome) -> None:
 
 def apply_deferred_outcomes(instance: ProcessInstance) -> None:
     """Apply the job results that arrived while the (locked) instance was suspended."""
-    for job in instance.jobs.select_for_update().filter(status=ServiceJob.Status.RUNNING):
+    for job in (instance.jobs.select_for_update(no_key=True)
+                .filter(status=ServiceJob.Status.RUNNING).order_by("pk")):
         if isinstance(job.result, dict) and DEFERRED in job.result:
             outcome = Outcome(**job.result[DEFERRED])
             job.result = None
@@ -371,7 +372,8 @@ def retry_instance(
 
 
 def _retry_dead_jobs(instance: ProcessInstance, actor: Person) -> None:
-    for job in instance.jobs.select_for_update().filter(status=ServiceJob.Status.DEAD):
+    for job in (instance.jobs.select_for_update(no_key=True)
+                .filter(status=ServiceJob.Status.DEAD).order_by("pk")):
         previous_attempts = job.attempt
         job.status = ServiceJob.Status.PENDING
         job.attempt = 0
@@ -401,11 +403,11 @@ def _hand_over_unqueued() -> int:
 def _requeue_late_pending(now: Any, grace: timedelta) -> int:
     with transaction.atomic():
         late = list(
-            ServiceJob.objects.select_for_update(skip_locked=True, of=("self",))
+            ServiceJob.objects.select_for_update(no_key=True, skip_locked=True, of=("self",))
             .filter(status=ServiceJob.Status.PENDING, next_attempt_at__lte=now - grace,
                     unqueued_since__isnull=True,
                     instance__status__in=JOB_RUNNABLE_INSTANCE_STATUSES)
-            .order_by("next_attempt_at")[:500]
+            .order_by("next_attempt_at", "pk")[:500]
         )
         for job in late:
             job.next_attempt_at = now
@@ -438,7 +440,7 @@ def _requeue_abandoned_running(now: Any) -> int:
             continue  # its worker is alive and still calling
         try:
             with transaction.atomic():
-                job = ServiceJob.objects.select_for_update().get(pk=job_id)
+                job = ServiceJob.objects.select_for_update(no_key=True).get(pk=job_id)
                 if job.status == ServiceJob.Status.RUNNING:
                     job.status = ServiceJob.Status.PENDING
                     job.next_attempt_at = now

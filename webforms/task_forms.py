@@ -10,7 +10,7 @@ from typing import Any
 
 from django import forms
 
-from .forms import camunda, json_schema
+from . import camunda, json_schema
 
 CONVENTIONAL_DECISIONS = {"decision", "approval", "outcome", "approved"}
 

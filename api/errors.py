@@ -18,10 +18,36 @@ from django.views import csrf, defaults
 from rest_framework import exceptions, status
 from rest_framework.views import exception_handler
 
-from engine.exceptions import EngineError
+from engine.exceptions import (
+    Conflict,
+    EngineError,
+    InvalidInput,
+    NotFound,
+    ScriptFailed,
+)
+from engine.services.operation_keys import OperationKeyReused
 from processes.validation import DeploymentInvalid
 
 PROBLEM_CONTENT_TYPE = "application/problem+json"
+
+# The engine's refusals as HTTP answers: (status, title), the first class that matches wins.
+ENGINE_ERROR_STATUSES: list[tuple[type[EngineError], int, str]] = [
+    (NotFound, 404, "Not found"),
+    (Conflict, 409, "Conflict"),
+    (OperationKeyReused, 422, "Idempotency-Key reused"),
+    (InvalidInput, 400, "Invalid input"),
+    (ScriptFailed, 422, "A diagram script failed"),
+    (EngineError, 400, "Bad request"),
+]
+
+# What a message did (`MessageResult.outcome`), as the status of the answer to it.
+MESSAGE_OUTCOME_STATUSES = {"correlated": 200, "started": 201, "deferred": 202}
+
+
+def engine_error_status(exc: EngineError) -> tuple[int, str]:
+    """The HTTP status and problem title for an engine error."""
+    return next((status_code, title) for kind, status_code, title in ENGINE_ERROR_STATUSES
+                if isinstance(exc, kind))
 
 
 def problem_response(
@@ -85,7 +111,8 @@ def problem_exception_handler(
             [p.as_dict() for p in exc.problems],
         )
     if isinstance(exc, EngineError):
-        return problem_response(exc.status, exc.title, exc.detail, exc.errors)
+        status_code, title = engine_error_status(exc)
+        return problem_response(status_code, title, exc.detail, exc.errors)
     if isinstance(exc, SuspiciousOperation):
         return request_problem(exc)
     if isinstance(exc, exceptions.ValidationError):

@@ -11,3 +11,8 @@ class EngineConfig(AppConfig):
         from .connectors import http  # noqa: F401
 
         autodiscover_modules("connectors")
+        # A new version's start events start instances (processes does not import the engine).
+        from processes.signals import definition_deployed
+
+        from .services.start_triggers import on_definition_deployed
+        definition_deployed.connect(on_definition_deployed, dispatch_uid="engine.start_triggers")

@@ -1,12 +1,10 @@
-"""Errors the engine's services raise; the edges (API, views) turn them into 4xx answers."""
+"""Errors the engine's services raise; the edges (API, views) turn them into answers (the
+API's HTTP statuses: `api.errors`)."""
 from typing import Any
 
 
 class EngineError(Exception):
-    """Base class: `status` is the HTTP status an edge should answer with."""
-
-    status = 400
-    title = "Bad request"
+    """Base class: the operation was refused and nothing changed."""
 
     def __init__(self, detail: str, *, errors: Any = None) -> None:
         super().__init__(detail)
@@ -21,27 +19,19 @@ class EngineError(Exception):
 
 
 class NotFound(EngineError):
-    status = 404
-    title = "Not found"
+    """What the operation names does not exist (or the caller may not know it does)."""
 
 
 class Conflict(EngineError):
     """The target is not in a state that allows the operation (e.g. a completed task)."""
 
-    status = 409
-    title = "Conflict"
-
 
 class InvalidInput(EngineError):
-    status = 400
-    title = "Invalid input"
+    """The input breaks a rule of the process or of the operation."""
 
 
 class ScriptFailed(EngineError):
     """A diagram script or expression raised; the operation was rolled back."""
-
-    status = 422
-    title = "A diagram script failed"
 
 
 class TaskScriptFailed(ScriptFailed):

@@ -345,19 +345,6 @@ class EventDelivery(models.Model):
         return f"{self.kind} {self.name} ({self.status})"
 
 
-class ReceivedMessage(models.Model):
-    """The first result for a `message_id` sent to the messages API, replayed for duplicates."""
-
-    message_id = models.CharField(max_length=255, unique=True)
-    name = models.CharField(max_length=255)
-    status_code = models.PositiveSmallIntegerField()
-    response = models.JSONField(default=dict)
-    created_at = models.DateTimeField(auto_now_add=True)
-
-    def __str__(self) -> str:
-        return f"{self.name} {self.message_id}"
-
-
 class InstanceEvent(models.Model):
     """The append-only audit trail of an instance."""
 
@@ -404,22 +391,37 @@ class InstanceEvent(models.Model):
         return f"{self.type} {self.element_id}"
 
 
-class IdempotencyRecord(models.Model):
-    """The first response to a request sent with an `Idempotency-Key`, replayed for retries."""
+class OperationKey(models.Model):
+    """A key that lets an operation happen once: an API client's `Idempotency-Key` (per user
+    and endpoint) or the `message_id` of a message. It is reserved in the operation's own
+    transaction, so it exists exactly when the operation's changes do."""
 
-    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE)
-    scope = models.CharField(max_length=300, help_text="Method and path of the request.")
+    MESSAGE_SCOPE = "message"
+
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.CASCADE,
+        help_text="Whose key it is; empty for message ids, which are global.",
+    )
+    scope = models.CharField(
+        max_length=300, help_text="What the key is for: 'message', or a request's method and path.",
+    )
     key = models.CharField(max_length=255)
-    fingerprint = models.CharField(max_length=64, help_text="SHA-256 of the request body.")
-    status_code = models.PositiveSmallIntegerField(null=True, blank=True)
-    response = models.JSONField(null=True, blank=True)
+    fingerprint = models.CharField(
+        max_length=64, blank=True,
+        help_text="SHA-256 of the request; another request with the key is refused. Empty: "
+        "not compared (a message id).",
+    )
+    outcome = models.JSONField(
+        null=True, blank=True, help_text="What the operation did, given again to duplicates.",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
         constraints = [
-            models.UniqueConstraint(fields=["user", "scope", "key"], name="idempotency_unique_key")
+            models.UniqueConstraint(fields=["user", "scope", "key"], nulls_distinct=False,
+                                    name="operation_key_unique"),
         ]
-        indexes = [models.Index(fields=["created_at"], name="idempotency_created")]
+        indexes = [models.Index(fields=["created_at"], name="operation_key_created")]
 
     def __str__(self) -> str:
         return f"{self.scope} {self.key}"

@@ -1,6 +1,10 @@
-"""Who may see and work on which human task. Services call these before changing anything."""
+"""Who may see and work on which instance and human task, each rule written once as a query
+(`Q`) that lists filter by and single checks (`can_see_task`, ...) ask with `.exists()`.
+Services call the checks before changing anything."""
+from django.db.models import Exists, OuterRef, Q
+
 from .actors import Person, as_user
-from .models import HumanTask
+from .models import HumanTask, ProcessInstance
 
 
 def group_names(user: Person) -> set[str]:
@@ -15,21 +19,75 @@ def group_names(user: Person) -> set[str]:
     return set(cached)
 
 
-def is_candidate(user: Person, task: HumanTask) -> bool:
-    if not user.is_authenticated or not user.is_active:
-        return False
-    username = user.get_username()
-    return username in task.candidate_users or bool(
-        group_names(user).intersection(task.candidate_groups)
+# Nothing matches: for anonymous and inactive users.
+NOTHING = Q(pk__in=[])
+
+
+def _acting(user: Person | None) -> bool:
+    return user is not None and user.is_authenticated and user.is_active
+
+
+def candidate_tasks_q(user: Person) -> Q:
+    """Tasks naming `user` as a candidate user, or one of their groups as a candidate group."""
+    if not _acting(user):
+        return NOTHING
+    candidate = Q(candidate_users__contains=[user.get_username()])
+    groups = sorted(group_names(user))
+    if groups:
+        candidate |= Q(candidate_groups__overlap=groups)
+    return candidate
+
+
+def visible_tasks_q(user: Person) -> Q:
+    """The one rule of who may see a task: its assignee, its candidates (also while someone
+    else holds it: they get a 409 on claiming, not a 403) and whoever completed it.
+    Superusers see every task."""
+    if not _acting(user):
+        return NOTHING
+    if getattr(user, "is_superuser", False):
+        return Q()
+    return Q(assignee=user.get_username()) | candidate_tasks_q(user) | Q(completed_by=user.pk)
+
+
+def assigned_tasks_q(user: Person) -> Q:
+    """Active tasks assigned to `user` (claimed by them, or assigned by the diagram)."""
+    if not _acting(user):
+        return NOTHING
+    return Q(assignee=user.get_username(), status__in=HumanTask.ACTIVE_STATUSES)
+
+
+def actionable_tasks_q(user: Person) -> Q:
+    """Active tasks waiting for `user`: assigned to them, or unclaimed with them as a
+    candidate. A task someone else claimed is visible to its candidates, but not their work."""
+    if not _acting(user):
+        return NOTHING
+    mine_or_free = Q(assignee=user.get_username()) | (
+        Q(assignee__isnull=True) & candidate_tasks_q(user)
     )
+    return Q(status__in=HumanTask.ACTIVE_STATUSES) & mine_or_free
+
+
+def visible_instances_q(user: Person) -> Q:
+    """The one rule of who may read an instance (its variables, history and tasks): operators
+    (superusers included), whoever started it, and whoever may see one of its tasks."""
+    if not _acting(user):
+        return NOTHING
+    if is_operator(user):
+        return Q()
+    tasks = HumanTask.objects.filter(visible_tasks_q(user), instance=OuterRef("pk"))
+    return Q(started_by=user.pk) | Q(Exists(tasks))
+
+
+def is_candidate(user: Person, task: HumanTask) -> bool:
+    return HumanTask.objects.filter(candidate_tasks_q(user), pk=task.pk).exists()
 
 
 def can_see_task(user: Person, task: HumanTask) -> bool:
-    if not user.is_authenticated or not user.is_active:
-        return False
-    if getattr(user, "is_superuser", False):
-        return True
-    return task.assignee == user.get_username() or is_candidate(user, task)
+    return HumanTask.objects.filter(visible_tasks_q(user), pk=task.pk).exists()
+
+
+def can_see_instance(user: Person, instance: ProcessInstance) -> bool:
+    return ProcessInstance.objects.filter(visible_instances_q(user), pk=instance.pk).exists()
 
 
 def can_complete_task(user: Person, task: HumanTask) -> bool:

@@ -16,6 +16,7 @@ from django.template.loader import render_to_string
 from django.urls import reverse
 from django.views.decorators.http import require_POST
 
+from api.errors import problem_response
 from engine.connectors import registered_connectors
 from engine.exceptions import NotFound
 
@@ -26,7 +27,6 @@ from .permissions import can_deploy
 from .services import DeploymentResult, deploy
 from .validation import DeploymentInvalid, UploadedFile
 
-PROBLEM_CONTENT_TYPE = "application/problem+json"
 SAFE_FILE_NAME = re.compile(r"^[\w.-]{1,200}\.bpmn$")
 DEFAULT_FILE_NAME = "diagram.bpmn"
 
@@ -79,26 +79,18 @@ def edit(request: HttpRequest, key: str) -> HttpResponse:
                          definition=definition)
 
 
-def _problem(status: int, title: str, detail: str, errors: Any = None) -> JsonResponse:
-    body: dict[str, Any] = {"type": "about:blank", "title": title, "status": status,
-                            "detail": detail}
-    if errors is not None:
-        body["errors"] = errors
-    return JsonResponse(body, status=status, content_type=PROBLEM_CONTENT_TYPE)
-
-
 def _read_body(request: HttpRequest) -> tuple[str, str] | JsonResponse:
     """The diagram and its file name from the JSON body, or the 400 answer."""
     try:
         body = json.loads(request.body)
     except RequestDataTooBig:
-        return _problem(400, "Invalid input", "The diagram is too large to be deployed.")
+        return problem_response(400, "Invalid input", "The diagram is too large to be deployed.")
     except ValueError:
-        return _problem(400, "Invalid input", "The request body is not JSON.")
+        return problem_response(400, "Invalid input", "The request body is not JSON.")
     xml = body.get("xml") if isinstance(body, dict) else None
     if not isinstance(xml, str) or not xml.strip():
-        return _problem(400, "Invalid input", "The request body is not valid.",
-                        [{"field": "xml", "message": "Send the diagram as a string."}])
+        return problem_response(400, "Invalid input", "The request body is not valid.",
+                                [{"field": "xml", "message": "Send the diagram as a string."}])
     file_name = body.get("file_name")
     if not isinstance(file_name, str) or not SAFE_FILE_NAME.match(file_name):
         file_name = DEFAULT_FILE_NAME
@@ -132,7 +124,7 @@ def save(request: HttpRequest) -> JsonResponse:
     """Validate and deploy the posted diagram: 201 new version, 200 unchanged, 400 with
     `errors: [{file, line, element_id, message}]`, 401/403 when not allowed."""
     if not request.user.is_authenticated:
-        return _problem(401, "Not signed in", "Sign in to save a diagram.")
+        return problem_response(401, "Not signed in", "Sign in to save a diagram.")
     read = _read_body(request)
     if isinstance(read, JsonResponse):
         return read
@@ -140,13 +132,13 @@ def save(request: HttpRequest) -> JsonResponse:
     try:
         content = xml.encode("utf-8")
     except UnicodeEncodeError:
-        return _problem(400, "Invalid input", "The diagram holds characters that are not "
-                        "valid Unicode.")
+        return problem_response(400, "Invalid input",
+                                "The diagram holds characters that are not valid Unicode.")
     try:
         result = deploy(name="", files=[UploadedFile(file_name, content)], actor=request.user)
     except PermissionDenied as exc:
-        return _problem(403, "Not allowed", str(exc))
+        return problem_response(403, "Not allowed", str(exc))
     except DeploymentInvalid as exc:
-        return _problem(400, "The diagram cannot be deployed", str(exc),
-                        [p.as_dict() for p in exc.problems])
+        return problem_response(400, "The diagram cannot be deployed", str(exc),
+                                [p.as_dict() for p in exc.problems])
     return JsonResponse(_saved_body(result), status=201 if result.created else 200)

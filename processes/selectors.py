@@ -1,10 +1,7 @@
 """Read-only queries of deployments and process definitions."""
-from dataclasses import dataclass
-
-from django.db.models import Count, OuterRef, Q, QuerySet, Subquery
+from django.db.models import Count, OuterRef, QuerySet, Subquery
 
 from engine.exceptions import NotFound
-from engine.models import ProcessInstance
 
 from .models import ProcessDefinition
 
@@ -44,23 +41,6 @@ def definition(key: str, version: int | None = None) -> ProcessDefinition:
         which = f"version {version} of " if version is not None else ""
         raise NotFound(f"There is no {which}process definition with key {key!r}.")
     return found
-
-
-@dataclass(frozen=True)
-class InstanceCounts:
-    active: int = 0
-    total: int = 0
-
-
-def instance_counts_by_key() -> dict[str, InstanceCounts]:
-    """Instances of every process key, all versions together: not yet finished, and all."""
-    finished = [ProcessInstance.Status.COMPLETED, ProcessInstance.Status.TERMINATED]
-    rows = (
-        ProcessInstance.objects.values("definition__key")
-        .annotate(total=Count("id"), active=Count("id", filter=~Q(status__in=finished)))
-        .order_by()
-    )
-    return {row["definition__key"]: InstanceCounts(row["active"], row["total"]) for row in rows}
 
 
 def version_history(key: str) -> QuerySet[ProcessDefinition]:

@@ -7,10 +7,10 @@ from django.db import connection, transaction
 from django.db.models import Max
 
 from engine.actors import Actor, as_user
-from engine.services.start_triggers import register_start_triggers
 
 from .models import Deployment, DeploymentFile, ProcessDefinition
 from .permissions import can_deploy
+from .signals import definition_deployed
 from .validation import ParsedDeployment, ParsedProcess, UploadedFile, parse_deployment
 
 EXAMPLES_DIR = Path(__file__).resolve().parent / "bpmn"
@@ -71,7 +71,7 @@ def deploy(*, name: str, files: list[UploadedFile], actor: Actor) -> DeploymentR
     if actor is not None and not can_deploy(actor):
         raise PermissionDenied("Only members of the designers group may deploy processes.")
     parsed = parse_deployment(files)
-    with transaction.atomic():
+    with transaction.atomic(durable=True):
         for key in sorted({p.key for p in parsed.processes}):
             _lock_process_key(key)
         unchanged = {p.key: _unchanged_definition(p) for p in parsed.processes}
@@ -97,7 +97,7 @@ def deploy(*, name: str, files: list[UploadedFile], actor: Actor) -> DeploymentR
                 result.definitions.append(existing)
                 continue
             definition = _create_definition(deployment, parsed, process)
-            register_start_triggers(definition)
+            definition_deployed.send(sender=ProcessDefinition, definition=definition)
             result.definitions.append(definition)
             result.created.append(definition)
     return result

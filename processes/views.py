@@ -9,7 +9,7 @@ from django.views.decorators.http import require_GET
 from engine import selectors as engine_selectors
 from engine.exceptions import EngineError, NotFound
 from engine.services import start_instance
-from tasks_ui.task_forms import build_form, submitted_variables
+from webforms.task_forms import build_form, submitted_variables
 
 from . import selectors
 from .content_policies import diagram_download, thumbnail_only
@@ -35,8 +35,8 @@ def _version_param(request: HttpRequest, name: str) -> int | None:
 
 @login_required
 def definition_list(request: HttpRequest) -> HttpResponse:
-    counts = selectors.instance_counts_by_key()
-    rows = [(d, counts.get(d.key, selectors.InstanceCounts()))
+    counts = engine_selectors.instance_counts_by_key()
+    rows = [(d, counts.get(d.key, engine_selectors.InstanceCounts()))
             for d in selectors.latest_definitions().select_related("deployment__deployed_by")]
     return render(request, "processes/list.html",
                   {"rows": rows, "can_deploy": can_deploy(request.user)})

@@ -17,9 +17,9 @@ from engine.models import HumanTask
 from engine.permissions import can_complete_task
 from engine.services import claim_task, complete_human_task, unclaim_task
 from engine.services.definition_cache import definition_elements
+from webforms.task_forms import build_form, decision_for, submitted_variables
 
 from .instructions import render_instructions
-from .task_forms import build_form, decision_for, submitted_variables
 
 TABS = {"mine": "Assigned to me", "groups": "My groups", "completed": "Completed by me"}
 PAGE_SIZE = 25

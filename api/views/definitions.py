@@ -10,6 +10,7 @@ from rest_framework.views import APIView
 
 from engine import selectors as engine_selectors
 from engine.services import start_instance
+from engine.services.operation_keys import KeyedOperation
 from processes import selectors
 from processes.content_policies import diagram_download
 
@@ -80,7 +81,8 @@ class StartInstanceView(APIView):
                    422: UNPROCESSABLE},
     )
     @idempotent
-    def post(self, request: Request, key: str) -> Response:
+    def post(self, request: Request, key: str,
+             operation_key: KeyedOperation | None = None) -> Response:
         body = StartInstanceSerializer(data=request.data)
         body.is_valid(raise_exception=True)
         instance = start_instance(
@@ -89,6 +91,7 @@ class StartInstanceView(APIView):
             business_key=body.validated_data["business_key"],
             version=body.validated_data["version"],
             actor=request.user,
+            operation_key=operation_key,
         )
         detail = engine_selectors.instance_detail(instance.pk)
         return Response(InstanceSerializer(detail).data, status=status.HTTP_201_CREATED)

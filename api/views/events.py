@@ -6,7 +6,9 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from engine.services import broadcast_signal, correlate_message
+from engine.services.operation_keys import KeyedOperation
 
+from ..errors import MESSAGE_OUTCOME_STATUSES
 from ..idempotency import IDEMPOTENCY_PARAMETER, idempotent
 from ..schema import BAD_REQUEST, FORBIDDEN, UNAUTHENTICATED, problem
 from ..serializers import (
@@ -36,12 +38,14 @@ class MessageView(APIView):
         },
     )
     @idempotent
-    def post(self, request: Request) -> Response:
+    def post(self, request: Request, operation_key: KeyedOperation | None = None) -> Response:
         body = MessageSerializer(data=request.data)
         body.is_valid(raise_exception=True)
-        result = correlate_message(actor=request.user, **body.validated_data)
+        result = correlate_message(actor=request.user, operation_key=operation_key,
+                                   **body.validated_data)
         headers = {"Idempotent-Replayed": "true"} if result.replayed else None
-        return Response(result.body, status=result.status_code, headers=headers)
+        return Response(result.body, status=MESSAGE_OUTCOME_STATUSES[result.outcome],
+                        headers=headers)
 
 
 class SignalView(APIView):
@@ -58,8 +62,9 @@ class SignalView(APIView):
         },
     )
     @idempotent
-    def post(self, request: Request) -> Response:
+    def post(self, request: Request, operation_key: KeyedOperation | None = None) -> Response:
         body = SignalSerializer(data=request.data)
         body.is_valid(raise_exception=True)
-        answer = broadcast_signal(actor=request.user, **body.validated_data)
+        answer = broadcast_signal(actor=request.user, operation_key=operation_key,
+                                  **body.validated_data)
         return Response(answer, status=status.HTTP_202_ACCEPTED)

@@ -9,6 +9,7 @@ from rest_framework.views import APIView
 from engine import selectors
 from engine.models import HumanTask
 from engine.services import claim_task, complete_human_task, unclaim_task
+from engine.services.operation_keys import KeyedOperation
 
 from ..idempotency import IDEMPOTENCY_PARAMETER, idempotent
 from ..schema import (
@@ -85,9 +86,11 @@ class TaskCompleteView(APIView):
                    request=CompleteTaskSerializer, parameters=[IDEMPOTENCY_PARAMETER],
                    responses={**TASK_RESPONSES, 400: BAD_REQUEST, 422: UNPROCESSABLE})
     @idempotent
-    def post(self, request: Request, pk: str) -> Response:
+    def post(self, request: Request, pk: str,
+             operation_key: KeyedOperation | None = None) -> Response:
         body = CompleteTaskSerializer(data=request.data)
         body.is_valid(raise_exception=True)
         complete_human_task(task_id=pk, user=request.user,
-                            variables=body.validated_data["variables"])
+                            variables=body.validated_data["variables"],
+                            operation_key=operation_key)
         return _task_response(pk)

@@ -186,10 +186,11 @@ def find_target(event: Event) -> Target:
 def apply_deferred_events(instance: ProcessInstance) -> None:
     """On resume (the instance is locked): deliver what arrived while it was suspended, in
     order, and fire the timers that fell due meanwhile."""
-    deferred = list(
-        instance.incoming_events.select_for_update(of=("self",)).select_related("sent_by")
-        .filter(status=EventDelivery.Status.DEFERRED).order_by("created_at")
+    locked = (
+        instance.incoming_events.select_for_update(no_key=True, of=("self",))
+        .select_related("sent_by").filter(status=EventDelivery.Status.DEFERRED).order_by("pk")
     )
+    deferred = sorted(locked, key=lambda delivery: delivery.created_at)  # in arrival order
     due = instance.timers.filter(fired=False, due_at__lte=clock.now()).exists()
     if not deferred and not due:
         return

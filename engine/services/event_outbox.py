@@ -71,8 +71,8 @@ def _claim(delivery_id: str) -> bool:
 
 
 def _locked_pending(delivery_id: str) -> EventDelivery | None:
-    return (EventDelivery.objects.select_for_update(of=("self",)).select_related("sent_by")
-            .filter(pk=delivery_id, status=Status.PENDING).first())
+    return (EventDelivery.objects.select_for_update(no_key=True, of=("self",))
+            .select_related("sent_by").filter(pk=delivery_id, status=Status.PENDING).first())
 
 
 def _done(delivery: EventDelivery, status: str, error: str = "", **fields: Any) -> None:
@@ -201,10 +201,10 @@ def deliver_due_events(limit: int = 200) -> int:
     now = clock.now()
     with transaction.atomic():
         ids = [str(i) for i in
-               EventDelivery.objects.select_for_update(skip_locked=True)
+               EventDelivery.objects.select_for_update(no_key=True, skip_locked=True)
                .filter(status=Status.PENDING, next_attempt_at__lte=now - SWEEP_GRACE)
                .filter(Q(claimed_until__isnull=True) | Q(claimed_until__lt=now))
-               .order_by("next_attempt_at").values_list("id", flat=True)[:limit]]
+               .order_by("next_attempt_at", "pk").values_list("id", flat=True)[:limit]]
     for delivery_id in ids:
         deliver_event(delivery_id)
     return len(ids)

@@ -17,6 +17,7 @@ from engine.permissions import can_complete_task, can_see_task, is_candidate
 
 from .audit import record_event
 from .instance_store import lock_instance, open_run, persist_workflow
+from .operation_keys import KeyedOperation, reserve_once
 from .running import running_as
 
 
@@ -28,7 +29,7 @@ def _lock_task(task_id: uuid.UUID | str) -> tuple[ProcessInstance, HumanTask]:
     if instance_id is None:
         raise NotFound(f"There is no task {task_id}.")
     instance = lock_instance(instance_id)
-    task = HumanTask.objects.select_for_update().get(pk=task_id)
+    task = HumanTask.objects.select_for_update(no_key=True).get(pk=task_id)
     return instance, task
 
 
@@ -52,7 +53,7 @@ def claim_task(*, task_id: uuid.UUID | str, user: Person) -> HumanTask:
 
     Claiming a task one already holds changes nothing.
     """
-    with transaction.atomic():
+    with transaction.atomic(durable=True):
         instance, task = _lock_workable_task(task_id, user)
         username = user.get_username()
         if task.assignee == username:
@@ -71,7 +72,7 @@ def claim_task(*, task_id: uuid.UUID | str, user: Person) -> HumanTask:
 
 def unclaim_task(*, task_id: uuid.UUID | str, user: Person) -> HumanTask:
     """Give a claimed task back to its candidates. Only the assignee (or a superuser) may."""
-    with transaction.atomic():
+    with transaction.atomic(durable=True):
         instance, task = _lock_workable_task(task_id, user)
         if not task.assignee:
             return task
@@ -86,7 +87,8 @@ def unclaim_task(*, task_id: uuid.UUID | str, user: Person) -> HumanTask:
 
 
 def complete_human_task(
-    *, task_id: uuid.UUID | str, user: Person, variables: dict[str, Any] | None = None
+    *, task_id: uuid.UUID | str, user: Person, variables: dict[str, Any] | None = None,
+    operation_key: KeyedOperation | None = None,
 ) -> HumanTask:
     """Submit a task's form and run the instance on to its next wait state.
 
@@ -94,13 +96,16 @@ def complete_human_task(
     or `InvalidInput` (form errors). A script that fails after the submission (the task's
     post-script or a later task) keeps the completion and puts the instance in `incident` at
     the failed task; only a failure that belongs to no task raises `ScriptFailed`, rolled back.
+    With `operation_key`, a second completion with that key raises `OperationDoneBefore`.
     """
     check_json_depth(variables, "variables")
-    with transaction.atomic():
+    with transaction.atomic(durable=True):
+        reserve_once(operation_key)
         instance, task = _lock_workable_task(task_id, user)
         if not can_complete_task(user, task):
             raise PermissionDenied(f"The task is claimed by {task.assignee}, not by you.")
-        submitted = clean_submission(task.form, variables or {})
+        # Choices a form fills from the task's data bind every way in, as on the page.
+        submitted = clean_submission(task.form, variables or {}, task_data=instance.variables)
         run = open_run(instance)
         spiff_task = ready_task(run.workflow, task.spiff_task_id)
         if spiff_task is None:

@@ -96,7 +96,8 @@ def retry_instance(
 
 
 def _retry_dead_jobs(instance: ProcessInstance, actor: Person) -> None:
-    for job in instance.jobs.select_for_update().filter(status=ServiceJob.Status.DEAD):
+    for job in (instance.jobs.select_for_update(no_key=True)
+                .filter(status=ServiceJob.Status.DEAD).order_by("pk")):
         previous_attempts = job.attempt
         job.status = ServiceJob.Status.PENDING
         job.attempt = 0

@@ -15,6 +15,7 @@ from processes.models import ProcessDefinition
 
 from .audit import record_event
 from .instance_store import new_run, persist_workflow
+from .operation_keys import KeyedOperation, reserve_once
 from .running import running_as
 
 
@@ -38,13 +39,15 @@ def start_instance(
     business_key: str | None = None,
     version: int | None = None,
     actor: Actor = None,
+    operation_key: KeyedOperation | None = None,
 ) -> ProcessInstance:
     """Start the latest (or the given) version of process `key` and run it to its first wait state.
 
     A script or expression of a task that fails does not undo the start: the instance is
     stored in `incident` at that task (with an `incident` event) and returned, for an operator
     to repair and retry. Only a failure that belongs to no task raises `ScriptFailed`, and
-    then nothing is left behind.
+    then nothing is left behind. With `operation_key`, a second start with that key starts
+    nothing and raises `OperationDoneBefore`.
     """
     if variables is not None and not isinstance(variables, dict):
         raise InvalidInput("variables must be a JSON object.")
@@ -55,7 +58,8 @@ def start_instance(
     run = new_run(definition.pk)
     prepare_start(run.workflow)  # at the none start event; without one, as if its event happened
     set_start_data(run.workflow, variables)
-    with transaction.atomic():
+    with transaction.atomic(durable=True):
+        reserve_once(operation_key)
         instance = ProcessInstance(
             definition=definition,
             business_key=business_key or None,

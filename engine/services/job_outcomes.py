@@ -157,7 +157,7 @@ DEFERRED = "deferred_outcome"
 def apply_outcome(claim: ClaimedJob, outcome: Outcome) -> None:
     with transaction.atomic():
         instance = lock_instance(claim.instance_id)
-        job = ServiceJob.objects.select_for_update().get(pk=claim.id)
+        job = ServiceJob.objects.select_for_update(no_key=True).get(pk=claim.id)
         if job.status != ServiceJob.Status.RUNNING or job.attempt != claim.attempt:
             return  # the sweep handed the job to a newer run; this result is stale
         if instance.status == ProcessInstance.Status.SUSPENDED:
@@ -175,7 +175,8 @@ def apply_outcome(claim: ClaimedJob, outcome: Outcome) -> None:
 
 def apply_deferred_outcomes(instance: ProcessInstance) -> None:
     """Apply the job results that arrived while the (locked) instance was suspended."""
-    for job in instance.jobs.select_for_update().filter(status=ServiceJob.Status.RUNNING):
+    for job in (instance.jobs.select_for_update(no_key=True)
+                .filter(status=ServiceJob.Status.RUNNING).order_by("pk")):
         if isinstance(job.result, dict) and DEFERRED in job.result:
             outcome = Outcome(**job.result[DEFERRED])
             job.result = None

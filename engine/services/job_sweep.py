@@ -35,11 +35,11 @@ def _hand_over_unqueued() -> int:
 def _requeue_late_pending(now: Any, grace: timedelta) -> int:
     with transaction.atomic():
         late = list(
-            ServiceJob.objects.select_for_update(skip_locked=True, of=("self",))
+            ServiceJob.objects.select_for_update(no_key=True, skip_locked=True, of=("self",))
             .filter(status=ServiceJob.Status.PENDING, next_attempt_at__lte=now - grace,
                     unqueued_since__isnull=True,
                     instance__status__in=JOB_RUNNABLE_INSTANCE_STATUSES)
-            .order_by("next_attempt_at")[:500]
+            .order_by("next_attempt_at", "pk")[:500]
         )
         for job in late:
             job.next_attempt_at = now
@@ -72,7 +72,7 @@ def _requeue_abandoned_running(now: Any) -> int:
             continue  # its worker is alive and still calling
         try:
             with transaction.atomic():
-                job = ServiceJob.objects.select_for_update().get(pk=job_id)
+                job = ServiceJob.objects.select_for_update(no_key=True).get(pk=job_id)
                 if job.status == ServiceJob.Status.RUNNING:
                     job.status = ServiceJob.Status.PENDING
                     job.next_attempt_at = now

@@ -33,7 +33,7 @@ def suspend_instance(
     """Stop the instance from moving: no task completion, job run or job result applies until
     it is resumed. Results that arrive meanwhile are kept. Suspending twice changes nothing."""
     require_operator(actor, "suspend")
-    with transaction.atomic():
+    with transaction.atomic(durable=True):
         instance = lock_unfinished(instance_id, "suspended")
         if instance.status == Status.SUSPENDED:
             return instance
@@ -48,7 +48,7 @@ def resume_instance(*, instance_id: uuid.UUID | str, actor: Person) -> ProcessIn
     """Let a suspended instance move again: apply job results that arrived meanwhile and
     enqueue the jobs that waited."""
     require_operator(actor, "resume")
-    with transaction.atomic():
+    with transaction.atomic(durable=True):
         instance = lock_instance(instance_id)
         if instance.status != Status.SUSPENDED:
             raise Conflict(f"The instance is {instance.status}, not suspended.")
@@ -73,7 +73,7 @@ def terminate_instance(
 ) -> ProcessInstance:
     """End the instance where it stands: open tasks and waiting jobs are cancelled."""
     require_operator(actor, "terminate")
-    with transaction.atomic():
+    with transaction.atomic(durable=True):
         instance = lock_unfinished(instance_id, "terminated")
         run = open_run(instance)
         cancel(run.workflow)
@@ -102,7 +102,7 @@ def set_variables(
     event keeps before and after. Invalid input changes nothing."""
     require_operator(actor, "edit the variables of")
     variables, names = check_variables(variables, remove)
-    with transaction.atomic():
+    with transaction.atomic(durable=True):
         instance = lock_unfinished(instance_id, "changed")
         run = open_run(instance)
         if change_workflow_variables(instance, run.workflow, actor=actor, variables=variables,

@@ -5,33 +5,39 @@ Correlation (as Camunda 7 and SpiffArena do it): the message's name; its busines
 given, must be the instance's; each correlation key must equal the value the waiting event
 expects (SpiffArena correlation properties) or, where it expects none, the instance's
 variable of that name (Camunda). Exactly one waiting instance or message start event may
-match: none is a 404, several a 409. A `message_id` makes the call idempotent: the first
-result is stored with it, and a message with the same id later does nothing and gets that
-result again. Who may send: `engine.permissions.can_send_events`.
+match: none is NotFound, several Conflict. A `message_id` makes the call idempotent: it is an
+operation key (`operation_keys`) that keeps the first result, and a message with the same id
+later does nothing and gets that result again. Who may send: `engine.permissions.can_send_events`.
 """
 from dataclasses import dataclass
 from typing import Any
 
 from django.core.exceptions import PermissionDenied
-from django.db import connection, transaction
+from django.db import transaction
 
 from engine.actors import Person
 from engine.bpmn.events import NotWaiting
 from engine.exceptions import InvalidInput, NotFound
 from engine.jsonable import check_json_depth
-from engine.models import ProcessInstance, ReceivedMessage
+from engine.models import OperationKey, ProcessInstance
 from engine.permissions import can_send_events
 
 from .event_delivery import Event, deliver_to_instance, find_target, start_by_event
+from .operation_keys import KeyedOperation, remember_outcome, reserve_once, reserve_operation_key
 
 MAX_NAME_LENGTH = 255
 
 
 @dataclass
 class MessageResult:
-    status_code: int  # 200 correlated, 201 started, 202 kept for a suspended instance
-    body: dict[str, Any]
+    body: dict[str, Any]  # its "outcome" says what happened: see `outcome`
     replayed: bool = False
+
+    @property
+    def outcome(self) -> str:
+        """"correlated" (a waiting instance received it), "started" (it started an instance)
+        or "deferred" (kept for a suspended instance, which receives it on resume)."""
+        return str(self.body["outcome"])
 
 
 def check_event_input(name: Any, variables: Any) -> None:
@@ -42,21 +48,6 @@ def check_event_input(name: Any, variables: Any) -> None:
         raise InvalidInput("variables must be a JSON object.",
                            errors=[{"field": "variables", "message": "Must be an object."}])
     check_json_depth(variables, "variables")
-
-
-def _reserve(message_id: str, name: str) -> ReceivedMessage | None:
-    """Claim `message_id` for this transaction; the earlier result if it was used before.
-    A concurrent request with the same id waits here until the first one commits."""
-    with connection.cursor() as cursor:
-        cursor.execute(
-            "INSERT INTO engine_receivedmessage (message_id, name, status_code, response, "
-            "created_at) VALUES (%s, %s, 0, '{}'::jsonb, now()) "
-            "ON CONFLICT (message_id) DO NOTHING RETURNING id",
-            [message_id, name],
-        )
-        if cursor.fetchone() is not None:
-            return None
-    return ReceivedMessage.objects.get(message_id=message_id)
 
 
 def _body(event: Event, outcome: str, instance: ProcessInstance | None, instance_id: Any
@@ -76,15 +67,14 @@ def _correlate(event: Event, actor: Person) -> MessageResult:
         target = find_target(event)
         if target.trigger is not None:
             instance = start_by_event(target.trigger, event, actor=actor)
-            return MessageResult(201, _body(event, "started", instance, None))
+            return MessageResult(_body(event, "started", instance, None))
         try:
             with transaction.atomic():
                 outcome = deliver_to_instance(target.instance_id, event, actor=actor)
         except NotWaiting:
             continue  # it moved on between the lookup and the lock: look again
-        code = 202 if outcome == "deferred" else 200
         name = "deferred" if outcome == "deferred" else "correlated"
-        return MessageResult(code, _body(event, name, None, target.instance_id))
+        return MessageResult(_body(event, name, None, target.instance_id))
     raise NotFound(f"No instance waits for message {event.name!r} any more.")
 
 
@@ -96,10 +86,12 @@ def correlate_message(
     correlation_keys: dict[str, Any] | None = None,
     business_key: str | None = None,
     message_id: str | None = None,
+    operation_key: KeyedOperation | None = None,
 ) -> MessageResult:
     """Deliver a message to the one instance waiting for it, or start the one process with a
     message start event for it. Raises NotFound (nothing matches), Conflict (several match),
-    PermissionDenied or InvalidInput; nothing changes then."""
+    PermissionDenied or InvalidInput, `OperationDoneBefore` when it was sent with
+    `operation_key` before; nothing changes then."""
     if not can_send_events(actor):
         raise PermissionDenied("You may not send messages.")
     variables = {} if variables is None else variables
@@ -114,14 +106,14 @@ def correlate_message(
             )
     event = Event("message", name, variables, dict(correlation_keys or {}),
                   business_key or None, message_id or None)
-    with transaction.atomic():
-        if message_id:
-            earlier = _reserve(message_id, name)
+    once = KeyedOperation(OperationKey.MESSAGE_SCOPE, message_id) if message_id else None
+    with transaction.atomic(durable=True):
+        reserve_once(operation_key)
+        if once is not None:
+            earlier = reserve_operation_key(once)
             if earlier is not None:
-                return MessageResult(earlier.status_code, earlier.response, replayed=True)
+                return MessageResult(dict(earlier.outcome or {}), replayed=True)
         result = _correlate(event, actor)
-        if message_id:
-            ReceivedMessage.objects.filter(message_id=message_id).update(
-                status_code=result.status_code, response=result.body
-            )
+        if once is not None:
+            remember_outcome(once, result.body)
     return result

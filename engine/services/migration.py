@@ -58,7 +58,7 @@ def plan_migration(
     *, instance_id: uuid.UUID | str, actor: Person, version: int
 ) -> MigrationPlan:
     """The dry run of `migrate_instance`: the same checks and plan, and nothing changes."""
-    with transaction.atomic():
+    with transaction.atomic(durable=True):
         instance = lock_for_repair(instance_id, actor, "migrate")
         return _plan(instance, load_workflow(instance), version)[1].plan
 
@@ -69,7 +69,7 @@ def migrate_instance(
     """Move the instance to `version` of its process: tokens stay on the elements with the
     same id (or the same place in the flow), waiting tasks are set up again by the new
     version. Refused (Conflict, nothing changes) when an active task has no counterpart."""
-    with transaction.atomic():
+    with transaction.atomic(durable=True):
         instance = lock_for_repair(instance_id, actor, "migrate")
         run = open_run(instance)
         target, move = _plan(instance, run.workflow, version)

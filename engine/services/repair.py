@@ -33,7 +33,7 @@ def reset_instance(
     """Take the instance back to the latest completed run of `element_id`: everything after
     it is undone (open tasks cancelled, running jobs cancelled) and the element runs again with
     the data it had then. Refused for elements that never completed."""
-    with transaction.atomic():
+    with transaction.atomic(durable=True):
         instance = lock_for_repair(instance_id, actor, "reset")
         run = open_run(instance)
         target = next((t for t in reset_targets(run.workflow) if t.element_id == element_id),
@@ -68,7 +68,7 @@ def skip_task(
     if variables is not None and not isinstance(variables, dict):
         raise InvalidInput("variables must be a JSON object.")
     check_json_depth(variables, "variables")
-    with transaction.atomic():
+    with transaction.atomic(durable=True):
         instance = lock_for_repair(instance_id, actor, "skip tasks of")
         run = open_run(instance)
         task = find_task(run.workflow, task_id)

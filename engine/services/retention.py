@@ -43,10 +43,12 @@ def delete_finished_instances(
     while True:
         with transaction.atomic():
             batch = list(
-                finished.select_for_update(skip_locked=True, of=("self",))
+                # A key lock (no no_key=True): these rows are deleted, and a key lock keeps
+                # new rows from referencing them meanwhile.
+                finished.select_for_update(no_key=False, skip_locked=True, of=("self",))
                 .select_related("definition")
                 .only("id", "status", "business_key", "definition__key", "definition__version")
-                .order_by("completed_at")[:BATCH_SIZE]
+                .order_by("completed_at", "pk")[:BATCH_SIZE]
             )
             if not batch:
                 return deleted

@@ -105,6 +105,11 @@ def _timer_value(source: str, element_id: str) -> str:
 
 # -- registering -----------------------------------------------------------------------------
 
+def on_definition_deployed(sender: Any, *, definition: ProcessDefinition, **kwargs: Any) -> None:
+    """Receiver of `processes.signals.definition_deployed`."""
+    register_start_triggers(definition)
+
+
 def register_start_triggers(definition: ProcessDefinition) -> list[StartTrigger]:
     """Called when `definition` becomes the latest version of its process: its message,
     signal and timer start events start instances from now on, the older versions' no more."""
@@ -187,10 +192,10 @@ def claim_due_start_timers(batch: int = 20) -> list[int]:
     now = clock.now()
     with transaction.atomic():
         ids = list(
-            StartTrigger.objects.select_for_update(skip_locked=True)
+            StartTrigger.objects.select_for_update(no_key=True, skip_locked=True)
             .filter(active=True, kind=Kind.TIMER, next_due_at__lte=now)
             .filter(Q(claimed_until__isnull=True) | Q(claimed_until__lt=now))
-            .order_by("next_due_at").values_list("id", flat=True)[:batch]
+            .order_by("next_due_at", "pk").values_list("id", flat=True)[:batch]
         )
         StartTrigger.objects.filter(id__in=ids).update(claimed_until=now + LEASE)
     return ids
@@ -200,7 +205,7 @@ def start_on_schedule(trigger_id: int) -> ProcessInstance | None:
     """Start one instance for a due timer trigger and move the schedule on; None when it is
     not due (any more), e.g. because another beat started it."""
     with transaction.atomic():
-        trigger = StartTrigger.objects.select_for_update().filter(pk=trigger_id).first()
+        trigger = StartTrigger.objects.select_for_update(no_key=True).filter(pk=trigger_id).first()
         now = clock.now()
         if (trigger is None or not trigger.active or trigger.next_due_at is None
                 or trigger.next_due_at > now):

@@ -38,10 +38,10 @@ def claim_due_timers(batch: int = BATCH) -> list[int]:
     now = clock.now()
     with transaction.atomic():
         ids = list(
-            Timer.objects.select_for_update(skip_locked=True, of=("self",))
+            Timer.objects.select_for_update(no_key=True, skip_locked=True, of=("self",))
             .filter(fired=False, due_at__lte=now, instance__status__in=FIRING_STATUSES)
             .filter(Q(claimed_until__isnull=True) | Q(claimed_until__lt=now))
-            .order_by("due_at").values_list("id", flat=True)[:batch]
+            .order_by("due_at", "pk").values_list("id", flat=True)[:batch]
         )
         Timer.objects.filter(id__in=ids).update(claimed_until=now + LEASE)
     return ids
@@ -56,7 +56,8 @@ def fire_timer(timer_id: int) -> bool:
         return False
     with transaction.atomic():
         instance = lock_instance(instance_id)
-        timer = Timer.objects.select_for_update().filter(pk=timer_id, fired=False).first()
+        timer = (Timer.objects.select_for_update(no_key=True)
+                 .filter(pk=timer_id, fired=False).first())
         if timer is None:
             return False  # fired meanwhile (or cancelled)
         if instance.status not in FIRING_STATUSES or timer.due_at > clock.now():

@@ -7,7 +7,10 @@ from playwright.sync_api import Page, expect
 
 from engine.models import HumanTask, ProcessInstance
 from engine.services import start_instance
+from processes.services import deploy
+from processes.validation import UploadedFile
 from tests.e2e.conftest import login
+from tests.tasks_ui.test_camunda_form_rules import LIMITS_BPMN
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -84,9 +87,7 @@ def test_start_form_shows_field_errors_then_starts(
     page.get_by_role("button", name="Start", exact=True).click()
 
     amount_field = page.locator(".form-fields > div").filter(has=page.locator("#id_amount"))
-    expect(amount_field.locator(".errorlist")).to_have_text(
-        "Ensure this value is greater than or equal to 1."
-    )
+    expect(amount_field.locator(".errorlist")).to_have_text("Amount must be at least 1.")
     expect(page.locator(".errorlist")).to_have_count(1)  # nothing wrong elsewhere
     # What was typed is kept.
     expect(page.locator("#id_description")).to_have_value("Train tickets")
@@ -107,6 +108,28 @@ def test_start_form_shows_field_errors_then_starts(
     task = instance.human_tasks.get()
     assert (task.name, task.status, task.candidate_groups) == ("Approve expense", "open",
                                                                ["managers"])
+
+
+def test_a_form_refuses_what_the_engine_refuses_with_its_message(page, approver, with_password):
+    deploy(name="limits", files=[UploadedFile("limits.bpmn", LIMITS_BPMN.encode())], actor=None)
+    task = start_instance(key="limits").human_tasks.get()
+    login(page, with_password(approver))
+    page.goto(f"/tasks/{task.id}/")
+    page.get_by_label("Quantity").fill("1")  # the diagram says at least 1.5
+    page.get_by_role("button", name="Complete", exact=True).click()
+
+    quantity = page.locator(".form-fields > div").filter(has=page.get_by_label("Quantity"))
+    expect(quantity.locator(".errorlist")).to_have_text("Quantity must be at least 1.5.")
+    expect(page.get_by_label("Quantity")).to_have_value("1")
+    task.refresh_from_db()
+    assert task.status == HumanTask.Status.OPEN
+
+    page.get_by_label("Quantity").fill("2")
+    page.get_by_role("button", name="Complete", exact=True).click()
+    expect(page).to_have_url(re.compile(r"/tasks/$"))
+    task.refresh_from_db()
+    assert task.status == HumanTask.Status.COMPLETED
+    assert ProcessInstance.objects.get(pk=task.instance_id).variables["quantity"] == 2
 
 
 def test_outsider_gets_not_allowed_and_an_inbox_without_the_task(

@@ -47,6 +47,7 @@ def listening(host: str, port: int = 0) -> Iterator[socket.socket]:
     """A TCP socket listening on host:port that never accepts: a connection attempt stays
     in its queue, where `connected` sees it."""
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # an earlier test's TIME_WAIT
     sock.bind((host, port))
     sock.listen(8)
     try:

@@ -3,7 +3,9 @@ API, a migrated database with a user, a token and the diagrams), and Baton's pro
 (gunicorn, a job worker, an events worker, the beat) started afresh for each test and stopped
 after it, whatever happened."""
 import os
+import tempfile
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -13,13 +15,16 @@ from tests.faults.stack import Baton, Stack
 
 
 @pytest.fixture(scope="session")
-def fault_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+def fault_stack() -> Iterator[Stack]:
     # This pytest process's own DATABASE_URL / CELERY_BROKER_URL are not the stack's.
     env = {k: v for k, v in os.environ.items()
            if k not in ("DATABASE_URL", "CELERY_BROKER_URL", "DJANGO_SETTINGS_MODULE")}
     env["DJANGO_SETTINGS_MODULE"] = "config.settings.test"
-    with Stack(tmp_path_factory.mktemp("faults"), base_env=env, diagrams=DIAGRAMS,
-               settings=SETTINGS, stub_delay=STUB_DELAY_SECONDS) as stack:
+    # Not under pytest's basetemp: another pytest session on the machine prunes old basetemps,
+    # and with them the data directory of a Postgres that is still running.
+    with tempfile.TemporaryDirectory(prefix="baton-faults-") as root, \
+            Stack(Path(root), base_env=env, diagrams=DIAGRAMS, settings=SETTINGS,
+                  stub_delay=STUB_DELAY_SECONDS) as stack:
         yield stack
 
 

@@ -22,7 +22,7 @@ from engine.forms import (
     prepare_json_schema,
     validate_json_schema_submission,
 )
-from tasks_ui.forms.json_schema import (
+from webforms.json_schema import (
     IsoDateField,
     JsonChoiceField,
     JsonMultipleChoiceField,

@@ -1,5 +1,6 @@
-"""Checking what a person submits for a task against the task's form: Camunda formData, or a
-JSON schema (SpiffArena forms)."""
+"""The one validator of JSON-schema forms (SpiffArena: react-jsonschema-form), used by the
+service for every submission and by the web form (webforms.json_schema) in its
+`clean()`."""
 import copy
 import datetime
 import json
@@ -18,191 +19,6 @@ from referencing.exceptions import Unresolvable
 
 from engine.exceptions import InvalidInput
 
-
-def _coerce(field: dict[str, Any], value: Any) -> Any:
-    kind = field.get("type") or "string"
-    if kind == "boolean":
-        if isinstance(value, bool):
-            return value
-        if isinstance(value, str) and value.lower() in {"true", "on", "1", "yes"}:
-            return True
-        if isinstance(value, str) and value.lower() in {"false", "off", "0", "no", ""}:
-            return False
-        raise ValueError("must be true or false")
-    if kind == "long":
-        if isinstance(value, bool):
-            raise ValueError("must be a whole number")
-        try:
-            return int(str(value).strip())
-        except ValueError:
-            raise ValueError("must be a whole number") from None
-    if kind == "date":
-        try:
-            return datetime.date.fromisoformat(str(value)[:10]).isoformat()
-        except ValueError:
-            raise ValueError("must be a date (YYYY-MM-DD)") from None
-    if kind == "enum":
-        allowed = [v["id"] for v in field.get("values", [])]
-        if str(value) not in allowed:
-            raise ValueError(f"must be one of: {', '.join(allowed)}")
-        return str(value)
-    if not isinstance(value, str):
-        raise ValueError("must be text")
-    return value
-
-
-def _check_constraints(field: dict[str, Any], value: Any) -> None:
-    constraints = field.get("constraints") or {}
-    checks = {
-        "min": lambda c: value >= float(c),
-        "max": lambda c: value <= float(c),
-        "minlength": lambda c: len(value) >= int(c),
-        "maxlength": lambda c: len(value) <= int(c),
-        "pattern": lambda c: re.fullmatch(c, value) is not None,
-    }
-    messages = {
-        "min": "must be at least {}", "max": "must be at most {}",
-        "minlength": "must have at least {} characters",
-        "maxlength": "must have at most {} characters",
-        "pattern": "does not have the expected format",
-    }
-    for name, config in constraints.items():
-        check = checks.get(name)
-        if check is None or config is None:
-            continue
-        try:
-            ok = check(config)
-        except (TypeError, ValueError, re.error):
-            ok = False
-        if not ok:
-            raise ValueError(messages[name].format(config))
-
-
-def clean_submission(form: dict[str, Any], data: Any) -> dict[str, Any]:
-    """Return a deep copy of `data` with form fields checked and typed; raise `InvalidInput`.
-
-    Only the form's fields are taken (a task without a form takes none): a submission may not
-    set other process variables, unless the diagram says the task accepts undeclared ones
-    (`elements.ACCEPT_UNDECLARED_PROPERTY`, or a JSON schema whose `additionalProperties`
-    admits more). Read-only fields are shown, never taken. A boolean field left out counts
-    as false (an unticked checkbox).
-    """
-    if not isinstance(data, dict):
-        raise InvalidInput("The submitted variables must be a JSON object.")
-    _refuse_undeclared(form, data)
-    cleaned = copy.deepcopy(data)
-    if form.get("type") == "json-schema" and isinstance(form.get("schema"), dict):
-        checked = validate_json_schema_submission(form, cleaned)
-        for name in read_only_fields(form):
-            checked.pop(name, None)
-        return checked
-    if form.get("type") != "camunda":
-        return cleaned
-    errors: dict[str, str] = {}
-    for field in form.get("fields", []):
-        field_id = field["id"]
-        if field.get("readonly"):
-            cleaned.pop(field_id, None)
-            continue
-        value = cleaned.get(field_id)
-        if value is None or value == "":
-            if field.get("type") == "boolean":
-                cleaned[field_id] = False
-            elif field.get("required"):
-                errors[field_id] = "This field is required."
-            else:
-                cleaned[field_id] = None
-            continue
-        try:
-            cleaned[field_id] = _coerce(field, value)
-            _check_constraints(field, cleaned[field_id])
-        except ValueError as exc:
-            errors[field_id] = f"{field.get('label') or field_id} {exc}."
-    if errors:
-        raise InvalidInput("Some fields are not valid.", errors=errors)
-    return cleaned
-
-
-def declared_fields(form: dict[str, Any]) -> set[str] | None:
-    """The variables a submission of this form may set; None: any (the diagram says so)."""
-    if form.get("accepts_undeclared"):
-        return None
-    schema = form.get("schema")
-    if form.get("type") == "json-schema" and isinstance(schema, dict):
-        if schema.get("additionalProperties", False) not in (False, None):
-            return None  # the schema itself admits more (true, or a schema for the rest)
-        return _schema_fields(schema, schema, set())
-    if form.get("type") == "camunda":
-        return {f["id"] for f in form.get("fields", [])}
-    return set()
-
-
-def read_only_fields(form: dict[str, Any]) -> set[str]:
-    """The fields a submission may not change (shown, not kept)."""
-    if form.get("type") == "camunda":
-        return {f["id"] for f in form.get("fields", []) if f.get("readonly")}
-    schema = form.get("schema") if form.get("type") == "json-schema" else None
-    if not isinstance(schema, dict):
-        return set()
-    properties = schema.get("properties")
-    ui_schema = form.get("ui_schema")
-    properties = properties if isinstance(properties, dict) else {}
-    ui_schema = ui_schema if isinstance(ui_schema, dict) else {}
-
-    def marked(node: Any, flag: str) -> bool:
-        return isinstance(node, dict) and node.get(flag) is True
-
-    return {
-        name for name in _schema_fields(schema, schema, set())
-        if marked(properties.get(name), "readOnly") or marked(ui_schema.get(name), "ui:readonly")
-    }
-
-
-def _schema_fields(node: Any, root: dict[str, Any], seen: set[int]) -> set[str]:
-    """The top-level property names a JSON schema declares anywhere: `properties` and
-    `required`, and those of the schemas it combines (`allOf`/`anyOf`/`oneOf`, `if`/`then`/
-    `else`, `dependencies`, local `$ref`s)."""
-    if not isinstance(node, dict) or id(node) in seen:
-        return set()
-    seen.add(id(node))
-    names = set(node["properties"]) if isinstance(node.get("properties"), dict) else set()
-    if isinstance(node.get("required"), list):
-        names.update(str(n) for n in node["required"])
-    parts: list[Any] = [node.get(k) for k in ("if", "then", "else")]
-    for keyword in ("allOf", "anyOf", "oneOf"):
-        if isinstance(node.get(keyword), list):
-            parts.extend(node[keyword])
-    if isinstance(node.get("dependencies"), dict):
-        names.update(node["dependencies"])
-        parts.extend(node["dependencies"].values())
-    ref = node.get("$ref")
-    if isinstance(ref, str) and ref.startswith("#/"):
-        parts.append(_pointer(root, ref))
-    for part in parts:
-        names |= _schema_fields(part, root, seen)
-    return names
-
-
-def _pointer(root: dict[str, Any], ref: str) -> Any:
-    target: Any = root
-    for step in ref[2:].split("/"):
-        step = step.replace("~1", "/").replace("~0", "~")
-        target = target.get(step) if isinstance(target, dict) else None
-    return target
-
-
-def _refuse_undeclared(form: dict[str, Any], data: dict[str, Any]) -> None:
-    declared = declared_fields(form)
-    if declared is None:
-        return
-    undeclared = sorted(str(key) for key in data if key not in declared)
-    if undeclared:
-        raise InvalidInput(
-            "The submission sets variables the form does not declare.",
-            errors={key: "The form has no such field." for key in undeclared},
-        )
-
-
 # --- JSON-schema forms (SpiffArena: react-jsonschema-form) --------------------------------
 #
 # A SpiffArena form schema is a JSON Schema with a few extensions: an enum can be filled from
@@ -210,7 +26,7 @@ def _refuse_undeclared(form: dict[str, Any], data: dict[str, Any]) -> None:
 # `validationErrorMessage` (or ajv-errors' `errorMessage`), and a date property can be bounded
 # by `minimumDate` / `maximumDate` ("today" or "field:<sibling>[:start|end]").
 # `prepare_json_schema` turns such a schema into a standard one, `json_schema_errors` checks
-# data against it with the `jsonschema` library; the web forms (tasks_ui.forms.json_schema)
+# data against it with the `jsonschema` library; the web forms (webforms.json_schema)
 # and API submissions (`validate_json_schema_submission`) share both.
 
 TASK_DATA_OPTIONS = "options_from_task_data_var:"

@@ -10,7 +10,7 @@ from typing import Any
 
 from django import forms
 
-from .forms import camunda, json_schema
+from . import camunda, json_schema
 
 CONVENTIONAL_DECISIONS = {"decision", "approval", "outcome", "approved"}
 
@@ -45,9 +45,8 @@ def build_form(
 ) -> forms.Form | None:
     """A bound (POST) or unbound form for the task, or None when the task has no form."""
     if form_spec.get("type") == "camunda" and form_spec.get("fields"):
-        fields = form_spec["fields"]
-        form_class = camunda.form_class_for(fields)
-        return form_class(data=data, initial=camunda.initial_for(fields, task_data))
+        form_class = camunda.form_class_for(form_spec)
+        return form_class(data=data, initial=camunda.initial_for(form_spec["fields"], task_data))
     if form_spec.get("type") == "json-schema" and isinstance(form_spec.get("schema"), dict):
         return json_schema.build_form(form_spec["schema"], form_spec.get("ui_schema"),
                                       task_data, data=data)
@@ -62,6 +61,6 @@ def submitted_variables(
         return {}
     if isinstance(form, json_schema.JsonSchemaForm):
         return json_schema.validate_form(form)
-    if not form.is_valid():
-        return None
-    return camunda.variables_from(form)
+    if isinstance(form, camunda.CamundaForm):
+        return camunda.variables_from(form)
+    return form.cleaned_data if form.is_valid() else None

@@ -1,0 +1,58 @@
+"""Read-only queries of the engine's state, one module per idea: `instances` (who may read
+which, details, waits, history, counts), `inbox` (human tasks), `operations` (the operators' pages).
+The names below are re-exported so that callers say `from engine import selectors`."""
+from .inbox import (
+    INBOX_SORTS,
+    inbox_processes,
+    inbox_tasks,
+    next_task_in_instance,
+    open_task_count,
+    task_detail,
+    task_detail_for,
+    tasks_for_user,
+)
+from .instances import (
+    EVENT_PREFETCHES,
+    InstanceCounts,
+    InstanceWaits,
+    instance_counts_by_key,
+    instance_detail,
+    instance_detail_for,
+    instance_history,
+    instance_waits,
+    visible_instances,
+    waiting_for_events,
+)
+from .operations import (
+    IncidentGroup,
+    incident_groups,
+    instance_diagram,
+    repair_choices,
+    status_counts,
+)
+
+__all__ = [
+    "EVENT_PREFETCHES",
+    "INBOX_SORTS",
+    "IncidentGroup",
+    "InstanceCounts",
+    "InstanceWaits",
+    "inbox_processes",
+    "inbox_tasks",
+    "incident_groups",
+    "instance_counts_by_key",
+    "instance_detail",
+    "instance_detail_for",
+    "instance_diagram",
+    "instance_history",
+    "instance_waits",
+    "next_task_in_instance",
+    "open_task_count",
+    "repair_choices",
+    "status_counts",
+    "task_detail",
+    "task_detail_for",
+    "tasks_for_user",
+    "visible_instances",
+    "waiting_for_events",
+]

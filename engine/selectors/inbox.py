@@ -1,0 +1,150 @@
+"""Read-only queries of human tasks: the inbox's tabs, the API's task list, one task's detail.
+Who sees what is decided in `engine.permissions`; these only narrow it down."""
+import uuid
+
+from django.core.exceptions import PermissionDenied
+from django.db.models import Exists, OuterRef, Prefetch, Q, QuerySet
+
+from engine.actors import Person
+from engine.exceptions import NotFound
+from engine.models import HumanTask, ProcessInstance
+from engine.permissions import (
+    actionable_tasks_q,
+    assigned_tasks_q,
+    can_see_task,
+    candidate_tasks_q,
+    group_names,
+)
+from processes.models import ProcessDefinition
+
+from .instances import HEAVY_FIELDS
+
+
+def _task_instances(*, with_variables: bool) -> Prefetch:
+    """Instances of a page of tasks, fetched by key after the page is cut: joining them into
+    the task query would make Postgres sort and limit over the join."""
+    light = [*HEAVY_FIELDS, *([] if with_variables else ["variables"])]
+    return Prefetch("instance", queryset=ProcessInstance.objects.select_related(
+        "definition").defer(*light))
+
+
+def _completed_by(user: Person) -> Q:
+    return Q(status=HumanTask.Status.COMPLETED, completed_by=user.pk)
+
+
+def tasks_for_user(
+    user: Person,
+    *,
+    mine: bool = False,
+    group: str | None = None,
+    instance: str | None = None,
+    status: str | None = None,
+) -> QuerySet[HumanTask]:
+    """Tasks `user` can act on (open or claimed by them), or that they completed."""
+    tasks = HumanTask.objects.prefetch_related(_task_instances(with_variables=False))
+    if not user.is_authenticated:
+        return tasks.none()
+    if status == HumanTask.Status.COMPLETED:
+        tasks = tasks.filter(_completed_by(user))
+    elif mine:
+        tasks = tasks.filter(assigned_tasks_q(user))
+    else:
+        tasks = tasks.filter(actionable_tasks_q(user))
+    if group:
+        if group not in group_names(user):
+            return tasks.none()
+        tasks = tasks.filter(candidate_groups__contains=[group])
+    if instance:
+        try:
+            tasks = tasks.filter(instance_id=uuid.UUID(instance))
+        except ValueError:
+            return tasks.none()
+    return tasks.order_by("-priority", "created_at", "id")
+
+
+def task_detail(task_id: uuid.UUID | str) -> HumanTask:
+    task = HumanTask.objects.select_related("instance__definition").filter(pk=task_id).first()
+    if task is None:
+        raise NotFound(f"There is no task {task_id}.")
+    return task
+
+
+def task_detail_for(task_id: uuid.UUID | str, user: Person) -> HumanTask:
+    """The task, if `user` may see it (assignee, candidate, the one who completed it)."""
+    task = task_detail(task_id)
+    if not can_see_task(user, task):
+        raise PermissionDenied("You are neither the assignee nor a candidate for this task.")
+    return task
+
+
+INBOX_SORTS = {
+    "created": ("created_at", "id"),
+    "-created": ("-created_at", "id"),
+    "due": ("due_at", "created_at"),
+    "priority": ("-priority", "created_at"),
+    "name": ("name", "created_at"),
+    "-completed": ("-completed_at", "id"),
+}
+
+
+def inbox_tasks(
+    user: Person,
+    *,
+    tab: str = "mine",
+    process: str | None = None,
+    search: str | None = None,
+    sort: str = "priority",
+) -> QuerySet[HumanTask]:
+    """The inbox's tabs: `mine` (assigned to me), `groups` (unclaimed, for my groups or me as
+    a candidate user), `completed` (completed by me); filtered, searched and sorted."""
+    tasks = HumanTask.objects.prefetch_related(_task_instances(with_variables=True)).defer(
+        "form", "submitted_data"
+    )
+    if not user.is_authenticated:
+        return tasks.none()
+    if tab == "completed":
+        tasks = tasks.filter(_completed_by(user))
+    elif tab == "groups":
+        # The same query shape as the partial indexes on unclaimed tasks.
+        tasks = tasks.filter(candidate_tasks_q(user), assignee__isnull=True,
+                             status=HumanTask.Status.OPEN)
+    else:
+        tasks = tasks.filter(assigned_tasks_q(user))
+    if process:
+        tasks = tasks.filter(instance__definition__key=process)
+    if search:
+        matches = Q(instance__business_key__icontains=search) | Q(name__icontains=search)
+        tasks = tasks.filter(matches)
+    return tasks.order_by(*INBOX_SORTS.get(sort, INBOX_SORTS["priority"]))
+
+
+def open_task_count(user: Person) -> int:
+    """How many tasks wait for `user` (assigned, or unclaimed for them)."""
+    if not user.is_authenticated:
+        return 0
+    return HumanTask.objects.filter(actionable_tasks_q(user)).count()
+
+
+def next_task_in_instance(user: Person, instance_id: uuid.UUID) -> HumanTask | None:
+    """The next open task of the same instance that `user` can act on, if any."""
+    return (
+        HumanTask.objects.filter(actionable_tasks_q(user), instance_id=instance_id)
+        .order_by("-priority", "created_at")
+        .first()
+    )
+
+
+def inbox_processes(user: Person) -> list[tuple[str, str]]:
+    """(key, name) of the processes of the tasks `user` can act on, for the inbox filter."""
+    if not user.is_authenticated:
+        return []
+    actionable = HumanTask.objects.filter(
+        actionable_tasks_q(user), instance__definition=OuterRef("pk"),
+    )
+    rows = (
+        ProcessDefinition.objects.filter(Exists(actionable))
+        .values_list("key", "name")
+        .distinct()
+        .order_by("key")
+    )
+    return [(key, name or key) for key, name in rows]

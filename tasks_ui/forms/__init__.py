@@ -1,1 +1,0 @@
-"""Django forms generated from task form descriptions (Camunda formData, JSON Schema)."""

@@ -47,6 +47,7 @@ test: setup browser lint
 lint: setup
 	$(BIN)/ruff check .
 	$(BIN)/mypy .
+	$(BIN)/lint-imports
 
 clean:
 	rm -rf $(VENV) node_modules .data

@@ -165,6 +165,16 @@ def test_cron_timer_start_event():
     assert trigger.next_due_at == due + datetime.timedelta(days=1)
 
 
+@pytest.mark.parametrize("expression, weekday", [("0 0 9 ? * 6#3", 4), ("0 0 9 ? * 6L", 4)])
+def test_quartz_nth_and_last_weekday_timer_start_events(expression, weekday):
+    from engine.models import StartTrigger
+
+    deploy_xml(event_diagrams.timer_start(expression))  # third / last Friday of the month
+    due = StartTrigger.objects.get(kind="timer").next_due_at
+    assert (due.weekday(), due.hour, due.minute) == (weekday, 9, 0)
+    assert datetime.timedelta(0) < due - clock.now() <= datetime.timedelta(days=62)
+
+
 def test_a_new_version_replaces_the_schedule_of_the_old_one():
     from engine.models import StartTrigger
 

@@ -5,6 +5,7 @@ Pure Python: no database."""
 import datetime
 import json
 import re
+from collections.abc import Callable
 from html import escape as html_escape
 from pathlib import Path
 from typing import Any
@@ -35,23 +36,28 @@ from tasks_ui.forms.json_schema import (
     validate_form,
     variables_from,
 )
+from tests.helpers import SHARED_DIR, SPIFF_EXAMPLES
 
 SEP = " \u203a "  # between the parts of a nested field's label
-SHARED = Path(__file__).resolve().parents[3] / "shared"
-CORPUS = SHARED / "corpus" / "spiff-examples"
-CORPUS_SCHEMAS = sorted(CORPUS.rglob("*-schema.json")) if CORPUS.is_dir() else []
-NO_CORPUS = pytest.param(
-    None, marks=pytest.mark.skip(reason=f"the shared corpus is not at {CORPUS}")
-)
+# Collected by name, found through the `shared_dir` fixture (which decides skip or fail).
+CORPUS_SCHEMAS = (sorted(p.relative_to(SHARED_DIR / SPIFF_EXAMPLES)
+                         for p in (SHARED_DIR / SPIFF_EXAMPLES).rglob("*-schema.json"))
+                  if (SHARED_DIR / SPIFF_EXAMPLES).is_dir() else [])
+Example = tuple[dict[str, Any], dict[str, Any] | None, dict[str, Any]]
 
 
 def corpus_params() -> list[Any]:
     if not CORPUS_SCHEMAS:
-        return [NO_CORPUS]
-    return [pytest.param(path, id=str(path.relative_to(CORPUS))) for path in CORPUS_SCHEMAS]
+        return [pytest.param(Path("missing-corpus"), id="missing-corpus")]
+    return [pytest.param(path, id=str(path)) for path in CORPUS_SCHEMAS]
 
 
-def load_example(path: Path) -> tuple[dict[str, Any], dict[str, Any] | None, dict[str, Any]]:
+@pytest.fixture
+def spiff_examples(shared_dir: Path) -> Path:
+    return shared_dir / SPIFF_EXAMPLES
+
+
+def load_example(path: Path) -> Example:
     """A corpus form: its schema, its UI schema (if any) and its example task data."""
     stem = str(path)[: -len("-schema.json")]
     ui_path, data_path = Path(f"{stem}-uischema.json"), Path(f"{stem}-exampledata.json")
@@ -61,11 +67,10 @@ def load_example(path: Path) -> tuple[dict[str, Any], dict[str, Any] | None, dic
     return schema, ui_schema, example
 
 
-def corpus(name: str) -> tuple[dict[str, Any], dict[str, Any] | None, dict[str, Any]]:
-    path = CORPUS / f"{name}-schema.json"
-    if not path.exists():
-        pytest.skip(f"the shared corpus is not at {CORPUS}")
-    return load_example(path)
+@pytest.fixture
+def corpus(spiff_examples: Path) -> Callable[[str], Example]:
+    """`corpus("0-2-basic-example/norris")`: that example form of the corpus."""
+    return lambda name: load_example(spiff_examples / f"{name}-schema.json")
 
 
 def check_schema(form_class: type[JsonSchemaForm], variables: dict[str, Any]) -> None:
@@ -131,8 +136,8 @@ def valid_post(form_class: type[JsonSchemaForm], **overrides: Any) -> dict[str, 
 
 
 @pytest.mark.parametrize("schema_path", corpus_params())
-def test_corpus_form_builds_and_renders_accessibly(schema_path: Path) -> None:
-    schema, ui_schema, example = load_example(schema_path)
+def test_corpus_form_builds_and_renders_accessibly(schema_path: Path, spiff_examples: Path) -> None:
+    schema, ui_schema, example = load_example(spiff_examples / schema_path)
     for task_data in (None, example):  # with and without the task data the form expects
         form_class = form_class_for(schema, ui_schema, task_data=task_data)
         properties = schema["properties"]
@@ -147,8 +152,8 @@ def test_corpus_form_builds_and_renders_accessibly(schema_path: Path) -> None:
 
 
 @pytest.mark.parametrize("schema_path", corpus_params())
-def test_corpus_form_accepts_valid_data(schema_path: Path) -> None:
-    schema, ui_schema, example = load_example(schema_path)
+def test_corpus_form_accepts_valid_data(schema_path: Path, spiff_examples: Path) -> None:
+    schema, ui_schema, example = load_example(spiff_examples / schema_path)
     form_class = form_class_for(schema, ui_schema, task_data=example)
     overrides = {
         "telephone": "+1 540-555-1234",  # 1-2-forms: a pattern
@@ -165,8 +170,9 @@ def test_corpus_form_accepts_valid_data(schema_path: Path) -> None:
 
 
 @pytest.mark.parametrize("schema_path", corpus_params())
-def test_corpus_initial_values_come_from_the_example_data(schema_path: Path) -> None:
-    schema, ui_schema, example = load_example(schema_path)
+def test_corpus_initial_values_come_from_the_example_data(schema_path: Path,
+                                                         spiff_examples: Path) -> None:
+    schema, ui_schema, example = load_example(spiff_examples / schema_path)
     form_class = form_class_for(schema, ui_schema, task_data=example)
     initial = initial_for(schema, ui_schema, example)
     for name, plan in form_class.plans.items():
@@ -179,13 +185,11 @@ def test_corpus_initial_values_come_from_the_example_data(schema_path: Path) -> 
             assert form_class.base_fields[name].initial == initial[name]
 
 
-def test_corpus_examples_are_all_there() -> None:
-    if not CORPUS_SCHEMAS:
-        pytest.skip(f"the shared corpus is not at {CORPUS}")
-    assert len(CORPUS_SCHEMAS) >= 21
+def test_corpus_examples_are_all_there(spiff_examples: Path) -> None:
+    assert len(list(spiff_examples.rglob("*-schema.json"))) >= 21
 
 
-def test_norris_radio_booleans_submit_booleans() -> None:
+def test_norris_radio_booleans_submit_booleans(corpus: Callable[[str], Example]) -> None:
     schema, ui_schema, example = corpus("0-2-basic-example/norris")
     form = build_form(schema, ui_schema, example)
     assert isinstance(form.fields["pushups"].widget, forms.RadioSelect)
@@ -202,7 +206,7 @@ def test_norris_radio_booleans_submit_booleans() -> None:
     assert "pushups" not in form.errors
 
 
-def test_forms_example_constraints_and_messages() -> None:
+def test_forms_example_constraints_and_messages(corpus: Callable[[str], Example]) -> None:
     schema, ui_schema, example = corpus("1-basic-concepts/1-2-forms/test")
     form_class = form_class_for(schema, ui_schema, task_data=example)
     fields = form_class.base_fields
@@ -244,7 +248,7 @@ def test_forms_example_constraints_and_messages() -> None:
     assert form.errors["age"] == ["Enter a whole number."]
 
 
-def test_dynamic_options_come_from_task_data() -> None:
+def test_dynamic_options_come_from_task_data(corpus: Callable[[str], Example]) -> None:
     schema, ui_schema, example = corpus("1-basic-concepts/1-1-content/a-simple-form")
     form_class = form_class_for(schema, ui_schema, task_data=example)
     color = form_class.base_fields["color"]
@@ -265,7 +269,7 @@ def test_dynamic_options_come_from_task_data() -> None:
     assert validate_form(plain(data=dict(post, color="any colour"))) is not None
 
 
-def test_pizza_checkboxes_need_one_topping() -> None:
+def test_pizza_checkboxes_need_one_topping(corpus: Callable[[str], Example]) -> None:
     schema, ui_schema, _ = corpus("1-basic-concepts/1-4-decisions/select-a-pizza")
     form_class = form_class_for(schema, ui_schema)
     toppings = form_class.base_fields["toppings"]
@@ -282,7 +286,7 @@ def test_pizza_checkboxes_need_one_topping() -> None:
     assert "Pineapple is not one of the available choices" in form.errors["toppings"][0]
 
 
-def test_trivia_number_is_a_json_number() -> None:
+def test_trivia_number_is_a_json_number(corpus: Callable[[str], Example]) -> None:
     schema, ui_schema, _ = corpus("1-basic-concepts/1-3-scripts/trivia-quiz")
     form_class = form_class_for(schema, ui_schema)
     post = {"flag_stars": "12", "longest_river": "Nile", "woman_nobel": "Marie Curie"}
@@ -293,7 +297,7 @@ def test_trivia_number_is_a_json_number() -> None:
     assert form.errors["flag_stars"] == ["Enter a number."]
 
 
-def test_waiter_order_is_nested() -> None:
+def test_waiter_order_is_nested(corpus: Callable[[str], Example]) -> None:
     schema, ui_schema, example = corpus("2-in-depth/2-4-messages/waiter/order")
     form = build_form(schema, ui_schema, example)
     assert list(form.fields) == ["order.table_number", "order.drink", "order.meal"]
@@ -313,7 +317,7 @@ def test_waiter_order_is_nested() -> None:
     assert form.errors == {"order.table_number": ["This field is required."]}
 
 
-def test_composer_labels_use_the_titles() -> None:
+def test_composer_labels_use_the_titles(corpus: Callable[[str], Example]) -> None:
     schema, ui_schema, example = corpus("2-in-depth/2-5-loops/multi-instance/composer")
     form = build_form(schema, ui_schema, example)
     assert form.fields["composer_in_form.composer"].label == f"Composers{SEP}Composer"
@@ -322,7 +326,7 @@ def test_composer_labels_use_the_titles() -> None:
         "composer_in_form": {"genre": "Opera"}}
 
 
-def test_array_of_objects_is_a_json_text_area() -> None:
+def test_array_of_objects_is_a_json_text_area(corpus: Callable[[str], Example]) -> None:
     schema, ui_schema, example = corpus("2-in-depth/2-5-loops/looping-tasks/sad")
     form = build_form(schema, ui_schema, example)
     tasks = form.fields["tasks"]
@@ -341,7 +345,7 @@ def test_array_of_objects_is_a_json_text_area() -> None:
                                             "Item 2: This field is required."]
 
 
-def test_booleans_are_always_submitted() -> None:
+def test_booleans_are_always_submitted(corpus: Callable[[str], Example]) -> None:
     schema, ui_schema, example = corpus("2-in-depth/2-3-sub-processes/payment-mode")
     form = build_form(schema, ui_schema, example)
     assert form.fields["pay_on_delivery"].initial is True
@@ -692,8 +696,9 @@ def test_api_submission_without_schema_and_helpers() -> None:
 
 
 @pytest.mark.parametrize("schema_path", corpus_params())
-def test_corpus_api_submission_accepts_what_the_form_submits(schema_path: Path) -> None:
-    schema, ui_schema, example = load_example(schema_path)
+def test_corpus_api_submission_accepts_what_the_form_submits(schema_path: Path,
+                                                            spiff_examples: Path) -> None:
+    schema, ui_schema, example = load_example(spiff_examples / schema_path)
     form_class = form_class_for(schema, ui_schema, task_data=example)
     post = valid_post(form_class, **{k: v for k, v in {
         "telephone": "+1 540-555-1234", "tasks": '[{"title": "Test"}]'}.items()

@@ -14,6 +14,8 @@ import httpx
 import psutil
 import pytest
 
+from tests.faults.stack import wait_until
+
 BASE_DIR = Path(__file__).resolve().parent.parent
 ACCOUNT_LINE = re.compile(r"^\s+(\w+)\s+(\S+)\s+(\S+)\s+([0-9a-f]{40})\s*$")
 
@@ -116,9 +118,11 @@ def test_run_command_serves_baton_and_ctrl_c_stops_everything(tmp_path: Path) ->
     output.thread.join(timeout=5)
     assert returncode == 0, "\n".join(output.lines[-40:])
     assert "Baton stopped." in output.lines
-    time.sleep(1)
-    alive = [p for p in descendants if p.is_running() and p.status() != psutil.STATUS_ZOMBIE]
-    assert alive == []
+
+    def alive() -> list[psutil.Process]:
+        return [p for p in descendants if p.is_running() and p.status() != psutil.STATUS_ZOMBIE]
+
+    wait_until(lambda: not alive(), timeout=30, what="every child process to end")
     assert processes_mentioning(str(tmp_path), redis_dir) == []
 
 

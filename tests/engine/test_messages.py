@@ -172,7 +172,8 @@ def test_bad_input_and_permissions(sender, make_user, settings):
     with pytest.raises(InvalidInput):
         correlate_message(name="", actor=sender)
     with pytest.raises(InvalidInput):
-        correlate_message(name="x", actor=sender, variables=["not", "an", "object"])
+        correlate_message(name="x", actor=sender,
+                          variables=["not", "an", "object"])  # type: ignore[arg-type]
     with pytest.raises(PermissionDenied):  # only integrations, operators and superusers
         correlate_message(name="x", actor=make_user("ned_nobody", "designers"))
     settings.BATON_EVENT_SENDER_GROUPS = ["partners"]

@@ -157,6 +157,7 @@ def test_cron_timer_start_event():
     deploy_xml(event_diagrams.timer_start("0 0 9 * * ?"))  # every day at 09:00
     trigger = StartTrigger.objects.get(kind="timer")
     due = trigger.next_due_at
+    assert due is not None
     assert (due.hour, due.minute, due.second) == (9, 0, 0)
     assert datetime.timedelta(0) < due - clock.now() <= datetime.timedelta(days=1)
     clock.advance(due - clock.now() + datetime.timedelta(seconds=1))
@@ -171,6 +172,7 @@ def test_quartz_nth_and_last_weekday_timer_start_events(expression, weekday):
 
     deploy_xml(event_diagrams.timer_start(expression))  # third / last Friday of the month
     due = StartTrigger.objects.get(kind="timer").next_due_at
+    assert due is not None
     assert (due.weekday(), due.hour, due.minute) == (weekday, 9, 0)
     assert datetime.timedelta(0) < due - clock.now() <= datetime.timedelta(days=62)
 

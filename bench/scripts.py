@@ -41,6 +41,7 @@ from bench.common import (
     bench_database_url,
     database_label,
     django_env,
+    gunicorn_version,
     latency_summary,
     log,
     machine_busy_percent,
@@ -49,7 +50,7 @@ from bench.common import (
     recreate_database,
     services,
 )
-from bench.start import Server, gunicorn_version
+from tests.faults.stack import Baton
 
 BENCH_DATABASE = "baton_bench"
 BENCH_USER = "bench"
@@ -271,10 +272,9 @@ def measure_baton(args: argparse.Namespace, folder: Path) -> dict[str, Any]:
     round_trips = {reuse: round_trip(env, args.instances, reuse)
                    for reuse in ("definition", "operation")}
 
-    server = Server(env=env, worker_class="gthread", workers=args.workers,
-                    threads=4, keep_alive=30)
+    server = Baton(env, folder / "logs", web_workers=args.workers, web_threads=4, keep_alive=30)
     try:
-        server.start()
+        server.start_web()
         server.wait_ready()
         log(f"gunicorn on {server.url}")
         with httpx.Client(base_url=server.url, timeout=60,

@@ -3,7 +3,6 @@ example approval through the API, a browser-style login, and Ctrl-C stopping eve
 import os
 import re
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -14,16 +13,11 @@ import httpx
 import psutil
 import pytest
 
+from bench.common import free_port
 from tests.faults.stack import wait_until
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 ACCOUNT_LINE = re.compile(r"^\s+(\w+)\s+(\S+)\s+(\S+)\s+([0-9a-f]{40})\s*$")
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 class Output:

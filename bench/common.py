@@ -1,6 +1,7 @@
 """Helpers shared by the benchmarks in `bench/`: logging, percentiles, the benchmark's own
 database, the environment of the Django processes they start, embedded services, CPU time."""
 import contextlib
+import json
 import math
 import os
 import platform
@@ -160,6 +161,30 @@ def gunicorn_version() -> str:
 
 def raise_keyboard_interrupt(signum: int, frame: FrameType | None) -> None:
     raise KeyboardInterrupt
+
+
+def run_benchmark(name: str, measure: Callable[[], dict[str, Any]],
+                  ok: Callable[[dict[str, Any]], bool] = lambda report: True) -> int:
+    """Every benchmark's main: SIGTERM and Ctrl-C stop everything it started (`measure`
+    cleans up on KeyboardInterrupt); prints ONE JSON object: the name, what `measure`
+    returned, the machine and the total time. Exit code 0 when `ok(report)`."""
+    signal.signal(signal.SIGTERM, raise_keyboard_interrupt)
+    began = time.perf_counter()
+    busy_before = machine_busy_percent()
+    if busy_before > 20:
+        log(f"warning: the machine is already {busy_before:.0f}% busy; figures will be off")
+    try:
+        report = {"benchmark": name, **measure()}
+    except KeyboardInterrupt:
+        log("interrupted; everything stopped")
+        return 130
+    except (subprocess.CalledProcessError, RuntimeError) as error:
+        log(f"failed: {error}")
+        return 1
+    report["machine"] = machine_info(busy_before)
+    report["total_wall_seconds"] = round(time.perf_counter() - began, 1)
+    print(json.dumps(report, default=str))
+    return 0 if ok(report) else 1
 
 
 # --------------------------------------------------------------------------------------------

@@ -33,8 +33,6 @@ import os
 import random
 import re
 import secrets
-import signal
-import subprocess
 import sys
 import tempfile
 import time
@@ -59,11 +57,9 @@ from bench.common import (
     gunicorn_version,
     latency_summary,
     log,
-    machine_busy_percent,
-    machine_info,
     postgres_backends,
-    raise_keyboard_interrupt,
     recreate_database,
+    run_benchmark,
     services,
 )
 from bench.diagnostics import explain, query_kind, shorten, timed_sql
@@ -782,37 +778,24 @@ def parse_args() -> argparse.Namespace:
 def main() -> int:
     args = parse_args()
     gunicorn = gunicorn_version()
-    signal.signal(signal.SIGTERM, raise_keyboard_interrupt)
-    began = time.perf_counter()
-    busy_before = machine_busy_percent()
-    if busy_before is not None and busy_before > 20:
-        log(f"warning: the machine is already {busy_before:.0f}% busy; figures will be high")
-    try:
+
+    def measure_all() -> dict[str, Any]:
         with services(args.data_dir) as embedded:
             result = measure(args, embedded, gunicorn)
-    except KeyboardInterrupt:
-        log("interrupted; everything stopped")
-        return 130
-    except (subprocess.CalledProcessError, RuntimeError) as error:
-        log(f"failed: {error}")
-        return 1
-    report: dict[str, Any] = {
-        "benchmark": "inbox",
-        "requests_per_page": args.requests,
-        "warmup_per_page": args.warmup,
-        "sequential": "one request at a time, one keep-alive connection per client",
-        "notes": {
-            "inbox_default": "no tab given: the view runs an EXISTS query and shows the "
-                             "'mine' tab, since the target user has tasks of their own",
-            "server_ms_gunicorn": "gunicorn's access log %(D)s: parsed request to last byte",
-            "in_process": "Django test Client in the benchmark process, same settings",
-        },
-        **result,
-        "machine": machine_info(busy_before),
-        "total_wall_seconds": round(time.perf_counter() - began, 1),
-    }
-    print(json.dumps(report, default=str))
-    return 0
+        return {
+            "requests_per_page": args.requests,
+            "warmup_per_page": args.warmup,
+            "sequential": "one request at a time, one keep-alive connection per client",
+            "notes": {
+                "inbox_default": "no tab given: the view runs an EXISTS query and shows the "
+                                 "'mine' tab, since the target user has tasks of their own",
+                "server_ms_gunicorn": "gunicorn's access log %(D)s: parsed request to last byte",
+                "in_process": "Django test Client in the benchmark process, same settings",
+            },
+            **result,
+        }
+
+    return run_benchmark("inbox", measure_all)
 
 
 if __name__ == "__main__":

@@ -24,7 +24,6 @@ import argparse
 import itertools
 import json
 import os
-import signal
 import subprocess
 import sys
 import tempfile
@@ -44,10 +43,8 @@ from bench.common import (
     gunicorn_version,
     latency_summary,
     log,
-    machine_busy_percent,
-    machine_info,
-    raise_keyboard_interrupt,
     recreate_database,
+    run_benchmark,
     services,
 )
 from tests.faults.stack import Baton
@@ -312,10 +309,8 @@ def main() -> int:
     parser.add_argument("--data-dir", type=Path, default=BASE_DIR / ".data" / "bench")
     args = parser.parse_args()
     gunicorn_version()
-    signal.signal(signal.SIGTERM, raise_keyboard_interrupt)
-    began = time.perf_counter()
-    busy_before = machine_busy_percent()
-    try:
+
+    def measure() -> dict[str, Any]:
         with tempfile.TemporaryDirectory() as tmp:
             folder = Path(tmp)
             log(f"plain SpiffWorkflow: {args.instances} starts of each diagram in memory")
@@ -323,23 +318,10 @@ def main() -> int:
             with services(args.data_dir) as embedded:
                 baton = measure_baton(args, folder)
                 baton["database"] = f"{database_label(embedded)}: {baton['database']}"
-    except KeyboardInterrupt:
-        log("interrupted; everything stopped")
-        return 130
-    except (subprocess.CalledProcessError, RuntimeError) as error:
-        log(f"failed: {error}")
-        return 1
-    print(json.dumps({
-        "benchmark": "scripts",
-        "process": "po_approval",
-        "scripts_per_start": SCRIPTS_PER_START,
-        "instances": args.instances,
-        "baton": baton,
-        "spiffworkflow_in_memory": spiff,
-        "machine": machine_info(busy_before),
-        "total_wall_seconds": round(time.perf_counter() - began, 1),
-    }))
-    return 0
+        return {"process": "po_approval", "scripts_per_start": SCRIPTS_PER_START,
+                "instances": args.instances, "baton": baton, "spiffworkflow_in_memory": spiff}
+
+    return run_benchmark("scripts", measure)
 
 
 if __name__ == "__main__":

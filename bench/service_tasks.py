@@ -27,10 +27,7 @@ Everything the benchmark starts is stopped at the end, on error and on Ctrl-C.
 import argparse
 import contextlib
 import itertools
-import json
 import os
-import signal
-import subprocess
 import sys
 import tempfile
 import time
@@ -50,11 +47,9 @@ from bench.common import (
     django_env,
     latency_summary,
     log,
-    machine_busy_percent,
-    machine_info,
     postgres_backends,
-    raise_keyboard_interrupt,
     recreate_database,
+    run_benchmark,
     services,
 )
 from bench.diagnostics import SqlTimer, profiled, timed_sql
@@ -502,50 +497,42 @@ def parse_args() -> argparse.Namespace:
 
 def main() -> int:
     args = parse_args()
-    signal.signal(signal.SIGTERM, raise_keyboard_interrupt)
-    began = time.perf_counter()
-    busy_before = machine_busy_percent()
-    if busy_before is not None and busy_before > 20:
-        log(f"warning: the machine is already {busy_before:.0f}% busy; figures will be low")
-    try:
+
+    def measure_all() -> dict[str, Any]:
         with services(args.data_dir) as embedded, \
                 tempfile.TemporaryDirectory(prefix="baton-bench-") as log_dir:
             result = measure(args, embedded, Path(log_dir))
-    except KeyboardInterrupt:
-        log("interrupted; everything stopped")
-        return 130
-    except (subprocess.CalledProcessError, RuntimeError) as error:
-        log(f"failed: {error}")
-        return 1
+        baton = result["baton"]
+        return {
+            "process": PROCESS_KEY,
+            "tasks_per_instance": TASKS_PER_INSTANCE,
+            "instances": args.instances,
+            "jobs": args.instances * TASKS_PER_INSTANCE,
+            "warmup_instances": args.warmup,
+            "started_with": "engine.services.start_instance, sequentially, in the benchmark "
+                            "process",
+            "goal": {
+                "service_tasks_per_second": GOAL_TASKS_PER_SECOND,
+                "cpus": os.cpu_count(),
+                "reached_percent": round(100 * baton["service_tasks_per_second"]
+                                         / GOAL_TASKS_PER_SECOND, 1),
+                # What every process together may spend per task at the goal rate, and what
+                # they spent in this run.
+                "cpu_budget_per_task_ms": round((os.cpu_count() or 1) * 1000
+                                                / GOAL_TASKS_PER_SECOND, 2),
+                "cpu_used_per_task_ms": (result["cpu_during_baton"] or {}).get(
+                    "total_per_task_ms"),
+            },
+            **result,
+            "definitions": DEFINITIONS,
+        }
 
-    baton = result["baton"]
-    report: dict[str, Any] = {
-        "benchmark": "service_tasks",
-        "process": PROCESS_KEY,
-        "tasks_per_instance": TASKS_PER_INSTANCE,
-        "instances": args.instances,
-        "jobs": args.instances * TASKS_PER_INSTANCE,
-        "warmup_instances": args.warmup,
-        "started_with": "engine.services.start_instance, sequentially, in the benchmark process",
-        "goal": {
-            "service_tasks_per_second": GOAL_TASKS_PER_SECOND,
-            "cpus": os.cpu_count(),
-            "reached_percent": round(100 * baton["service_tasks_per_second"]
-                                     / GOAL_TASKS_PER_SECOND, 1),
-            # What every process together may spend per task at the goal rate, and what they
-            # spent in this run.
-            "cpu_budget_per_task_ms": round((os.cpu_count() or 1) * 1000
-                                            / GOAL_TASKS_PER_SECOND, 2),
-            "cpu_used_per_task_ms": (result["cpu_during_baton"] or {}).get("total_per_task_ms"),
-        },
-        **result,
-        "definitions": DEFINITIONS,
-        "machine": machine_info(busy_before),
-        "total_wall_seconds": round(time.perf_counter() - began, 1),
-    }
-    print(json.dumps(report, default=str))
-    ok = baton["instances_completed"] == args.instances and not baton["instances_with_wrong_result"]
-    return 0 if ok else 1
+    def ok(report: dict[str, Any]) -> bool:
+        baton = report["baton"]
+        return bool(baton["instances_completed"] == args.instances
+                    and not baton["instances_with_wrong_result"])
+
+    return run_benchmark("service_tasks", measure_all, ok)
 
 
 if __name__ == "__main__":

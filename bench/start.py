@@ -15,9 +15,7 @@ Everything the benchmark starts is stopped at the end, on error and on Ctrl-C.
 """
 import argparse
 import copy
-import json
 import os
-import signal
 import subprocess
 import sys
 import tempfile
@@ -40,11 +38,9 @@ from bench.common import (
     gunicorn_version,
     latency_summary,
     log,
-    machine_busy_percent,
-    machine_info,
     postgres_backends,
-    raise_keyboard_interrupt,
     recreate_database,
+    run_benchmark,
     services,
 )
 from tests.faults.stack import Baton
@@ -296,49 +292,34 @@ def measure(args: argparse.Namespace, database: str, gunicorn: str, log_dir: Pat
 def main() -> int:
     args = parse_args()
     gunicorn = gunicorn_version()  # fail before any setup when it is missing
-    signal.signal(signal.SIGTERM, raise_keyboard_interrupt)
-    began = time.perf_counter()
 
-    busy_before = machine_busy_percent()
-    if busy_before is not None and busy_before > 20:
-        log(f"warning: the machine is already {busy_before:.0f}% busy; figures will be low")
-    try:
+    def measure_both() -> dict[str, Any]:
         log(f"plain SpiffWorkflow: {args.instances} instances in memory")
         spiff = run_spiffworkflow(args.instances, args.warmup)
         log(f"plain SpiffWorkflow: {spiff['instances_per_second']}/s")
         with services(args.data_dir) as embedded, \
                 tempfile.TemporaryDirectory(prefix="baton-bench-") as log_dir:
             baton = measure(args, database_label(embedded), gunicorn, Path(log_dir))
-    except KeyboardInterrupt:
-        log("interrupted; everything stopped")
-        return 130
-    except (subprocess.CalledProcessError, RuntimeError) as error:
-        log(f"failed: {error}")
-        return 1
+        baton_rate = baton["baton"]["instances_per_second"]
+        return {
+            "process": PROCESS_KEY,
+            "instances": args.instances,
+            "warmup": args.warmup,
+            "client_threads": args.threads,
+            "server": baton["server"],
+            "database": baton["database"],
+            "baton": baton["baton"],
+            "spiffworkflow_in_memory": spiff,
+            # Baton's per-instance time over plain SpiffWorkflow's, both from throughput.
+            "overhead_ratio": round(spiff["instances_per_second"] / baton_rate, 2)
+            if baton_rate else None,
+            # The same, from CPU time: Baton's server and Postgres per instance over plain
+            # SpiffWorkflow's per instance (throughput above compares all CPUs with one thread).
+            "cpu_overhead_ratio": cpu_overhead_ratio(baton["cpu_during_baton"], spiff),
+            "cpu_during_baton": baton["cpu_during_baton"],
+        }
 
-    baton_rate = baton["baton"]["instances_per_second"]
-    report: dict[str, Any] = {
-        "benchmark": "start",
-        "process": PROCESS_KEY,
-        "instances": args.instances,
-        "warmup": args.warmup,
-        "client_threads": args.threads,
-        "server": baton["server"],
-        "database": baton["database"],
-        "baton": baton["baton"],
-        "spiffworkflow_in_memory": spiff,
-        # Baton's per-instance time over plain SpiffWorkflow's, both from throughput.
-        "overhead_ratio": round(spiff["instances_per_second"] / baton_rate, 2)
-        if baton_rate else None,
-        # The same, from CPU time: Baton's server and Postgres per instance over plain
-        # SpiffWorkflow's per instance (throughput above compares all CPUs with one thread).
-        "cpu_overhead_ratio": cpu_overhead_ratio(baton["cpu_during_baton"], spiff),
-        "cpu_during_baton": baton["cpu_during_baton"],
-        "machine": machine_info(busy_before),
-        "total_wall_seconds": round(time.perf_counter() - began, 1),
-    }
-    print(json.dumps(report))
-    return 0 if baton["baton"]["errors"] == 0 else 1
+    return run_benchmark("start", measure_both, ok=lambda report: report["baton"]["errors"] == 0)
 
 
 if __name__ == "__main__":

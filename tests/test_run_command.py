@@ -6,7 +6,6 @@ import signal
 import subprocess
 import sys
 import threading
-import time
 from pathlib import Path
 
 import httpx
@@ -32,12 +31,11 @@ class Output:
             self.lines.append(line.rstrip("\n"))
 
     def wait_for(self, text: str, timeout: float) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if any(text in line for line in self.lines):
-                return
-            time.sleep(0.2)
-        raise AssertionError(f"{text!r} not printed; output:\n" + "\n".join(self.lines[-80:]))
+        try:
+            wait_until(lambda: any(text in line for line in self.lines), timeout, poll=0.2)
+        except AssertionError:
+            raise AssertionError(f"{text!r} not printed; output:\n"
+                                 + "\n".join(self.lines[-80:])) from None
 
 
 def processes_mentioning(*needles: str) -> list[psutil.Process]:

@@ -222,12 +222,17 @@ def _start_workers(url: str, live_url: str, tmp_path_factory: pytest.TempPathFac
             cwd=BASE_DIR, env=env, stdout=log.open("wb"), stderr=subprocess.STDOUT,
         ))
     workers = Workers(processes, logs)
-    deadline = time.monotonic() + 90
-    while workers.log_text().count(" ready.") < 2:
-        if time.monotonic() > deadline or any(p.poll() is not None for p in processes):
-            workers.stop()
-            raise RuntimeError("Celery workers did not start:\n" + workers.log_text()[-3000:])
-        time.sleep(0.2)
+
+    def alive() -> None:
+        if any(p.poll() is not None for p in processes):
+            raise RuntimeError("a Celery worker exited:\n" + workers.log_text()[-3000:])
+
+    try:
+        wait_until(lambda: workers.log_text().count(" ready.") >= 2, timeout=90,
+                   what="the Celery workers to start", watch=alive, poll=0.2)
+    except (AssertionError, RuntimeError):
+        workers.stop()
+        raise
     return workers
 
 

@@ -47,10 +47,9 @@ from bench.common import (
     run_benchmark,
     services,
 )
-from tests.faults.stack import Baton
+from tests.faults.stack import Baton, migrate_and_deploy
 
 BENCH_DATABASE = "baton_bench"
-BENCH_USER = "bench"
 SCRIPTS_PER_START = 3
 START_VARIABLES = {
     "supplier": "ACME Tools",
@@ -188,21 +187,6 @@ def per_script(scripted: dict[str, Any], plain: dict[str, Any]) -> dict[str, flo
 # --------------------------------------------------------------------------------------------
 # Baton over HTTP
 
-SETUP_CODE = """
-import sys, django
-django.setup()
-from django.contrib.auth.models import User
-from rest_framework.authtoken.models import Token
-from processes.services import deploy
-from processes.validation import UploadedFile
-for path in sys.argv[1:]:
-    with open(path, "rb") as f:
-        name = path.rsplit("/", 1)[-1]
-        deploy(name=name, files=[UploadedFile(name, f.read())], actor=None)
-user, _ = User.objects.get_or_create(username="bench")
-print(Token.objects.get_or_create(user=user)[0].key)
-"""
-
 # Inside Django: the sandbox round trip alone, one operation per script as a start does, with
 # the reuse of sandbox processes the engine uses (see engine/bpmn/sandbox/leases.py); prints
 # the latencies and the CPU seconds spent per operation by the engine and its sandbox.
@@ -257,13 +241,7 @@ def measure_baton(args: argparse.Namespace, folder: Path) -> dict[str, Any]:
     postgres_version = recreate_database(os.environ["DATABASE_URL"], BENCH_DATABASE)
     env = django_env(bench_database_url(os.environ["DATABASE_URL"], BENCH_DATABASE))
     log(f"database {BENCH_DATABASE} recreated (Postgres {postgres_version}); migrating")
-    subprocess.run([sys.executable, "manage.py", "migrate", "--noinput", "-v", "0"],
-                   cwd=BASE_DIR, env=env, check=True)
-    paths = [str(folder / f"{key}.bpmn") for key in DIAGRAMS]
-    token = subprocess.run(
-        [sys.executable, "-c", SETUP_CODE, *paths], cwd=BASE_DIR, env=env, check=True,
-        capture_output=True, text=True,
-    ).stdout.strip().splitlines()[-1]
+    token = migrate_and_deploy(env, DIAGRAMS)
 
     log("the sandbox round trip alone, inside Django")
     round_trips = {reuse: round_trip(env, args.instances, reuse)

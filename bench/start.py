@@ -16,7 +16,6 @@ Everything the benchmark starts is stopped at the end, on error and on Ctrl-C.
 import argparse
 import copy
 import os
-import subprocess
 import sys
 import tempfile
 import threading
@@ -43,30 +42,12 @@ from bench.common import (
     run_benchmark,
     services,
 )
-from tests.faults.stack import Baton
+from tests.faults.stack import Baton, migrate_and_deploy
 
 PROCESS_KEY = "expense_approval"
 BPMN_FILE = BASE_DIR / "processes" / "bpmn" / "expense_approval.bpmn"
 START_VARIABLES = {"amount": 250, "description": "Team dinner", "requester": "bench"}
 BENCH_DATABASE = "baton_bench"
-BENCH_USER = "bench"
-STARTUP_TIMEOUT_SECONDS = 60
-
-# Run inside Django (a subprocess, so that the benchmark process itself stays Django-free):
-# deploy the examples into the fresh database and print an API token for a bench user.
-SETUP_CODE = f"""
-import django
-django.setup()
-from django.contrib.auth.models import User
-from rest_framework.authtoken.models import Token
-from processes.models import ProcessDefinition
-from processes.services import deploy_examples
-deploy_examples()
-if not ProcessDefinition.objects.filter(key={PROCESS_KEY!r}).exists():
-    raise SystemExit("the example {PROCESS_KEY} was not deployed")
-user, _ = User.objects.get_or_create(username={BENCH_USER!r})
-print(Token.objects.get_or_create(user=user)[0].key)
-"""
 
 
 # --------------------------------------------------------------------------------------------
@@ -114,15 +95,6 @@ def run_spiffworkflow(instances: int, warmup: int) -> dict[str, Any]:
 
 # --------------------------------------------------------------------------------------------
 # Database, setup and server
-
-
-def prepare_database(env: dict[str, str]) -> str:
-    """Migrate, deploy the examples, create the bench user; returns its API token."""
-    subprocess.run([sys.executable, "manage.py", "migrate", "--noinput", "-v", "0"],
-                   cwd=BASE_DIR, env=env, check=True)
-    result = subprocess.run([sys.executable, "-c", SETUP_CODE], cwd=BASE_DIR, env=env,
-                            check=True, capture_output=True, text=True)
-    return result.stdout.strip().splitlines()[-1]
 
 
 # --------------------------------------------------------------------------------------------
@@ -248,7 +220,7 @@ def measure(args: argparse.Namespace, database: str, gunicorn: str, log_dir: Pat
     postgres_version = recreate_database(os.environ["DATABASE_URL"], BENCH_DATABASE)
     env = django_env(bench_database_url(os.environ["DATABASE_URL"], BENCH_DATABASE))
     log(f"database {BENCH_DATABASE} recreated (Postgres {postgres_version}); migrating")
-    token = prepare_database(env)
+    token = migrate_and_deploy(env, {PROCESS_KEY: BPMN_FILE.read_text()})
 
     server = Baton(env, log_dir, web_workers=args.workers, web_threads=args.server_threads,
                    web_class=args.worker_class, keep_alive=args.server_keep_alive)

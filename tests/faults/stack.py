@@ -511,6 +511,17 @@ print("TOKEN", Token.objects.get_or_create(user=user)[0].key)
 """
 
 
+def migrate_and_deploy(env: dict[str, str], diagrams: dict[str, str]) -> str:
+    """Migrate the database `env` names, deploy `diagrams` ({key: xml}); the API token of a
+    user who may deploy, start and repair (the fault tests and the benchmarks use it)."""
+    subprocess.run([sys.executable, "manage.py", "migrate", "--noinput", "-v", "0"],
+                   cwd=BASE_DIR, env=env, check=True)
+    done = subprocess.run([sys.executable, "manage.py", "shell", "-c", SETUP_CODE],
+                          cwd=BASE_DIR, env=env, check=True, capture_output=True, text=True,
+                          input=json.dumps(diagrams))
+    return next(line.split()[1] for line in done.stdout.splitlines() if line.startswith("TOKEN "))
+
+
 # --------------------------------------------------------------------------------------------
 # Baton's processes
 
@@ -855,14 +866,7 @@ class Stack:
             self.postgres.start()
             self.postgres.create_database(self.DATABASE)
             self.redis.start()
-            env = self.env("setup")
-            subprocess.run([sys.executable, "manage.py", "migrate", "--noinput", "-v", "0"],
-                           cwd=BASE_DIR, env=env, check=True)
-            done = subprocess.run([sys.executable, "manage.py", "shell", "-c", SETUP_CODE],
-                                  cwd=BASE_DIR, env=env, check=True, capture_output=True,
-                                  text=True, input=json.dumps(self.diagrams))
-            self.token = next(line.split()[1] for line in done.stdout.splitlines()
-                              if line.startswith("TOKEN "))
+            self.token = migrate_and_deploy(self.env("setup"), self.diagrams)
         except BaseException:
             self.close()
             raise

@@ -1,6 +1,7 @@
 """Helpers shared by the benchmarks in `bench/`: logging, percentiles, the benchmark's own
 database, the environment of the Django processes they start, embedded services, CPU time."""
 import contextlib
+import json
 import math
 import os
 import platform
@@ -9,8 +10,8 @@ import signal
 import socket
 import subprocess
 import sys
-from collections.abc import Iterator
-from dataclasses import dataclass
+import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from types import FrameType
 from typing import Any
@@ -150,62 +151,111 @@ def stop_process_group(process: subprocess.Popen[Any] | None, name: str) -> None
     process.wait()
 
 
+def gunicorn_version() -> str:
+    try:
+        import gunicorn
+    except ImportError:
+        raise SystemExit("gunicorn is not installed: .venv/bin/pip install -e '.[dev]'") from None
+    return str(gunicorn.__version__)
+
+
 def raise_keyboard_interrupt(signum: int, frame: FrameType | None) -> None:
     raise KeyboardInterrupt
+
+
+def run_benchmark(name: str, measure: Callable[[], dict[str, Any]],
+                  ok: Callable[[dict[str, Any]], bool] = lambda report: True) -> int:
+    """Every benchmark's main: SIGTERM and Ctrl-C stop everything it started (`measure`
+    cleans up on KeyboardInterrupt); prints ONE JSON object: the name, what `measure`
+    returned, the machine and the total time. Exit code 0 when `ok(report)`."""
+    signal.signal(signal.SIGTERM, raise_keyboard_interrupt)
+    began = time.perf_counter()
+    busy_before = machine_busy_percent()
+    if busy_before > 20:
+        log(f"warning: the machine is already {busy_before:.0f}% busy; figures will be off")
+    try:
+        report = {"benchmark": name, **measure()}
+    except KeyboardInterrupt:
+        log("interrupted; everything stopped")
+        return 130
+    except (subprocess.CalledProcessError, RuntimeError) as error:
+        log(f"failed: {error}")
+        return 1
+    report["machine"] = machine_info(busy_before)
+    report["total_wall_seconds"] = round(time.perf_counter() - began, 1)
+    print(json.dumps(report, default=str))
+    return 0 if ok(report) else 1
 
 
 # --------------------------------------------------------------------------------------------
 # CPU time
 
 
-def process_seconds(process: Any) -> float:
-    """User + system CPU seconds of a psutil.Process."""
-    times = process.cpu_times()
-    return float(times.user + times.system)
+def machine_busy_percent(seconds: float = 1.0) -> float:
+    import psutil
 
-
-def machine_busy_percent(seconds: float = 1.0) -> float | None:
-    try:
-        import psutil
-    except ImportError:
-        return None
     return float(psutil.cpu_percent(interval=seconds))
 
 
-@dataclass
-class CpuSnapshot:
-    busy: float  # CPU seconds the whole machine has been busy
-    client: float  # this process (the benchmark's own client threads)
-    server: dict[int, float]  # gunicorn master and workers, by pid
-    postgres: dict[int, float]  # the Postgres backends serving the benchmark database
+def postgres_backends(database: str) -> list[int]:
+    """The Postgres backends serving `database` on this machine (their titles name it:
+    "postgres: user baton_bench [local] idle"); a remote Postgres counts as nothing."""
+    import psutil
 
-
-def cpu_snapshot(server_pids: list[int], database: str) -> CpuSnapshot | None:
-    """CPU seconds used so far by the machine, this process, the server and the Postgres
-    backends of `database`; None without psutil (a dev dependency)."""
-    try:
-        import psutil
-    except ImportError:
-        return None
-    machine = psutil.cpu_times()
-    server: dict[int, float] = {}
-    for pid in server_pids:
-        with contextlib.suppress(psutil.Error):
-            server[pid] = process_seconds(psutil.Process(pid))
-    # Backends name their database in their title: "postgres: user baton_bench [local] idle".
-    # Only a Postgres on this machine shows up; a remote one counts as nothing here.
-    postgres: dict[int, float] = {}
+    pids = []
     for process in psutil.process_iter(["cmdline"]):
         with contextlib.suppress(psutil.Error):
             title = " ".join(process.info["cmdline"] or [])
             if title.startswith("postgres:") and f" {database} " in title:
-                postgres[process.pid] = process_seconds(process)
-    return CpuSnapshot(
-        busy=sum(machine) - machine.idle - getattr(machine, "iowait", 0.0),
-        client=process_seconds(psutil.Process()),
-        server=server,
-        postgres=postgres,
-    )
+                pids.append(process.pid)
+    return pids
+
+
+class CpuMeter:
+    """CPU seconds used by groups of processes (`roles`: name -> their pids now) and by the
+    whole machine from construction to `usage()`; "other" is the rest of the machine. A
+    process's children that ended count with it (reaped Postgres backends, pool processes)."""
+
+    def __init__(self, roles: dict[str, Callable[[], list[int]]]) -> None:
+        self.roles = roles
+        self.began = time.perf_counter()
+        self.first = self._snapshot()
+
+    def _snapshot(self) -> tuple[float, dict[str, dict[int, float]]]:
+        import psutil
+
+        seconds: dict[str, dict[int, float]] = {}
+        for role, pids in self.roles.items():
+            seconds[role] = {}
+            for pid in pids():
+                with contextlib.suppress(psutil.Error):
+                    times = psutil.Process(pid).cpu_times()
+                    seconds[role][pid] = (times.user + times.system + times.children_user
+                                          + times.children_system)
+        machine = psutil.cpu_times()
+        return sum(machine) - machine.idle - getattr(machine, "iowait", 0.0), seconds
+
+    def usage(self, units: int, unit: str) -> dict[str, Any]:
+        """Seconds and shares per role, and milliseconds per `unit` (a job, a request...)."""
+        busy_after, after = self._snapshot()
+        busy_before, before = self.first
+        wall = time.perf_counter() - self.began
+
+        def grown(old: dict[int, float], new: dict[int, float]) -> float:
+            gone = sum(seconds for pid, seconds in old.items() if pid not in new)
+            return sum(seconds - old.get(pid, 0.0) for pid, seconds in new.items()) - gone
+
+        busy = busy_after - busy_before
+        used = {role: grown(before[role], after[role]) for role in self.roles}
+        used["other"] = busy - sum(used.values())
+        return {
+            "wall_seconds": round(wall, 2),
+            "busy_percent_of_all_cpus": round(100 * busy / (wall * (os.cpu_count() or 1)), 1),
+            "seconds": {role: round(value, 2) for role, value in used.items()},
+            f"per_{unit}_ms": {role: round(value / max(units, 1) * 1000, 2)
+                               for role, value in used.items()},
+            f"total_per_{unit}_ms": round(busy / max(units, 1) * 1000, 2),
+        }
 
 
 def machine_info(busy_before: Any) -> dict[str, Any]:

@@ -16,8 +16,9 @@ VACUUM (ANALYZE).
 Measured, N requests per page after a warm-up, one at a time over one keep-alive connection:
   1. a real gunicorn server (config.settings.prod, DEBUG off): the client's wall time and the
      server's own time per request (gunicorn's access log, `%(D)s`);
+With --diagnose also (bench/diagnostics.py):
   2. in this process with Django's test Client (the same settings and middleware): time per
-     request, the time spent in SQL, the queries per page (CaptureQueriesContext);
+     request, the time spent in SQL, the queries per page;
   3. EXPLAIN (ANALYZE, BUFFERS) of every human-task query the pages run;
   4. the same pages in process for a busy user (3 large groups), for comparison.
 Prints ONE JSON object to stdout; progress goes to stderr. The goal: p95 < 50 ms server time.
@@ -32,14 +33,12 @@ import os
 import random
 import re
 import secrets
-import signal
-import subprocess
 import sys
 import tempfile
 import time
 import uuid
 from collections import Counter
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -51,20 +50,20 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench.common import (
     BASE_DIR,
     SETTINGS_MODULE,
-    CpuSnapshot,
+    CpuMeter,
     bench_database_url,
-    cpu_snapshot,
     database_label,
     django_env,
+    gunicorn_version,
     latency_summary,
     log,
-    machine_busy_percent,
-    machine_info,
-    raise_keyboard_interrupt,
+    postgres_backends,
     recreate_database,
+    run_benchmark,
     services,
 )
-from bench.start import Server, gunicorn_version
+from bench.diagnostics import explain, query_kind, shorten, timed_sql
+from tests.faults.stack import Baton
 
 BENCH_DATABASE = "baton_bench_inbox"
 GOAL_P95_MS = 50.0
@@ -455,74 +454,8 @@ def measure_http(base_url: str, cookie: str, token: str, requests: int, warmup: 
     return results
 
 
-class CpuMeter:
-    """Who kept the CPUs busy during a phase: the server, our Postgres backends, this
-    process, and everything else on the machine (other work skews the figures)."""
-
-    def __init__(self, server_pids: Callable[[], list[int]]) -> None:
-        self.server_pids = server_pids
-        self.began = time.perf_counter()
-        self.first = self.snapshot()
-
-    def snapshot(self) -> CpuSnapshot | None:
-        return cpu_snapshot(self.server_pids(), BENCH_DATABASE)
-
-    def usage(self) -> dict[str, float] | None:
-        last = self.snapshot()
-        if self.first is None or last is None:
-            return None
-        first = self.first
-        wall = time.perf_counter() - self.began
-        capacity = wall * (os.cpu_count() or 1) / 100
-
-        def grown(before: dict[int, float], after: dict[int, float]) -> float:
-            return sum(seconds - before.get(pid, 0.0) for pid, seconds in after.items())
-
-        busy = last.busy - first.busy
-        used = {"server": grown(first.server, last.server),
-                "postgres_backends": grown(first.postgres, last.postgres),
-                "benchmark_process": last.client - first.client}
-        used["other_processes"] = max(0.0, busy - sum(used.values()))
-        return {"wall_seconds": round(wall, 1),
-                **{f"{key}_percent_of_all_cpus": round(value / capacity, 1)
-                   for key, value in used.items()}}
-
-
 # --------------------------------------------------------------------------------------------
 # In process: Django's test Client, queries, plans
-
-
-class SqlTimer:
-    """connection.execute_wrapper: time and count every query."""
-
-    def __init__(self) -> None:
-        self.seconds = 0.0
-        self.queries = 0
-        self.each: list[float] = []
-
-    def __call__(self, execute: Callable[..., Any], sql: str, params: Any, many: bool,
-                 context: Any) -> Any:
-        began = time.perf_counter()
-        try:
-            return execute(sql, params, many, context)
-        finally:
-            elapsed = time.perf_counter() - began
-            self.seconds += elapsed
-            self.queries += 1
-            self.each.append(elapsed)
-
-
-def query_kind(sql: str) -> str:
-    text = sql.lstrip().upper()
-    tables = re.findall(r'FROM "(\w+)"', sql)
-    table = tables[0] if tables else "?"
-    if text.startswith("SELECT COUNT(*)"):
-        return f"count {table}"
-    if text.startswith("SELECT DISTINCT"):
-        return f"distinct {table}"
-    if text.startswith("SELECT 1 AS"):
-        return f"exists {table}"
-    return f"select {table}"
 
 
 def in_process_clients(username: str, token: str | None) -> dict[str, Any]:
@@ -543,9 +476,6 @@ def in_process_clients(username: str, token: str | None) -> dict[str, Any]:
 def measure_in_process(username: str, token: str | None, requests: int, warmup: int,
                        check: bool) -> tuple[dict[str, Any], dict[str, list[dict[str, Any]]]]:
     """Per page: time per request, SQL time, the queries of one request (and their SQL)."""
-    from django.db import connection
-    from django.test.utils import CaptureQueriesContext
-
     clients = in_process_clients(username, token)
     results: dict[str, Any] = {}
     captured: dict[str, list[dict[str, Any]]] = {}
@@ -555,17 +485,12 @@ def measure_in_process(username: str, token: str | None, requests: int, warmup: 
             response = client.get(path)
         if check:
             check_response(page, response.status_code, response.content.decode())
-        timer = SqlTimer()
-        with CaptureQueriesContext(connection) as context, connection.execute_wrapper(timer):
+        with timed_sql() as timer:
             client.get(path)
-        if len(timer.each) != len(context.captured_queries):
-            raise RuntimeError(f"{page}: queries captured and timed differ")
-        captured[page] = [{"sql": q["sql"], "ms": round(seconds * 1000, 3)}
-                          for q, seconds in zip(context.captured_queries, timer.each,
-                                                strict=True)]
-        timer = SqlTimer()
+        captured[page] = [{"sql": sql, "ms": round(seconds * 1000, 3)}
+                          for sql, seconds in timer.queries]
         times = []
-        with connection.execute_wrapper(timer):
+        with timed_sql() as timer:
             for _ in range(requests):
                 began = time.perf_counter()
                 response = client.get(path)
@@ -588,71 +513,6 @@ def measure_in_process(username: str, token: str | None, requests: int, warmup: 
         log(f"in process ({username}) {page}: p95 {results[page]['server_ms']['p95']} ms, "
             f"{len(captured[page])} queries")
     return results, captured
-
-
-def shorten(sql: str, limit: int = 160) -> str:
-    """The query without its long select list."""
-    text = re.sub(r"^SELECT .*? FROM", "SELECT … FROM", sql, count=1, flags=re.S)
-    return text if len(text) <= limit else text[: limit - 1] + "…"
-
-
-def walk_plan(node: dict[str, Any], depth: int, lines: list[str], indexes: set[str],
-              scans: list[str]) -> None:
-    kind = node.get("Node Type", "?")
-    what = []
-    if node.get("Strategy") and kind in ("Aggregate", "SetOp"):
-        what.append(node["Strategy"])
-    if node.get("Sort Method"):
-        what.append(node["Sort Method"])
-    if node.get("Relation Name"):
-        what.append(f"on {node['Relation Name']}")
-    if node.get("Index Name"):
-        what.append(f"using {node['Index Name']}")
-        indexes.add(node["Index Name"])
-    if "Scan" in kind:
-        scans.append(" ".join([kind, *what]))
-    rows = node.get("Actual Rows")
-    loops = node.get("Actual Loops", 1)
-    detail = f"rows={rows} est={node.get('Plan Rows')}"
-    detail += f" loops={loops}" if loops != 1 else ""
-    if node.get("Workers Launched"):
-        detail += f" workers={node['Workers Launched']}"
-    if node.get("Rows Removed by Filter"):
-        detail += f" removed_by_filter={node['Rows Removed by Filter']}"
-    if node.get("Rows Removed by Index Recheck"):
-        detail += f" removed_by_recheck={node['Rows Removed by Index Recheck']}"
-    if node.get("Exact Heap Blocks"):
-        detail += f" heap_blocks={node['Exact Heap Blocks']}"
-    detail += f" time={node.get('Actual Total Time')}ms"
-    lines.append(f"{'  ' * depth}{' '.join([kind, *what])} ({detail})")
-    for child in node.get("Plans", []):
-        walk_plan(child, depth + 1, lines, indexes, scans)
-
-
-def explain(sql: str) -> dict[str, Any]:
-    from django.db import connection
-
-    with connection.cursor() as cursor:
-        cursor.execute(f"EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) {sql}")
-        row = cursor.fetchone()
-    document = row[0] if not isinstance(row[0], str) else json.loads(row[0])
-    plan = document[0]
-    lines: list[str] = []
-    indexes: set[str] = set()
-    scans: list[str] = []
-    walk_plan(plan["Plan"], 0, lines, indexes, scans)
-    top = plan["Plan"]
-    return {
-        "execution_ms": round(plan.get("Execution Time", 0.0), 3),
-        "planning_ms": round(plan.get("Planning Time", 0.0), 3),
-        "indexes": sorted(indexes),
-        "scans": scans,
-        "seq_scan_on_humantask": any(s.startswith("Seq Scan on engine_humantask")
-                                     for s in scans),
-        "shared_buffers_hit": top.get("Shared Hit Blocks"),
-        "shared_buffers_read": top.get("Shared Read Blocks"),
-        "plan": lines,
-    }
 
 
 def explain_task_queries(captured: dict[str, list[dict[str, Any]]]) -> list[dict[str, Any]]:
@@ -760,6 +620,53 @@ def findings(http: dict[str, Any], local: dict[str, Any], plans: list[dict[str, 
     return notes
 
 
+def diagnose(args: argparse.Namespace, data: Dataset, token: str, http: dict[str, Any]
+             ) -> dict[str, Any]:
+    """--diagnose: the pages in process (queries, SQL time), the query plans, a busy user."""
+    meter = CpuMeter({"benchmark_process": lambda: [os.getpid()],
+                      "postgres_backends": lambda: postgres_backends(BENCH_DATABASE)})
+    local, captured = measure_in_process(TARGET_USER, token, args.requests, args.warmup,
+                                         check=True)
+    local_cpu = meter.usage(len(PAGES) * (args.requests + args.warmup + 1), "request")
+    plans = explain_task_queries(captured)
+    label_plans(plans)
+    busy = None
+    if args.busy_requests:
+        busy_user = pick_busy_user(data)
+        busy_pages, busy_captured = measure_in_process(busy_user, None, args.busy_requests,
+                                                       min(args.warmup, 5), check=False)
+        busy_plans = explain_task_queries(busy_captured)
+        label_plans(busy_plans)
+        busy = {
+            "user": busy_user,
+            "groups": [group_name(i) for i in data.user_groups[busy_user]],
+            "actionable": check_target(busy_user),
+            "requests": args.busy_requests,
+            "pages": {page: {key: result[key] for key in
+                             ("server_ms", "sql_ms_per_request", "python_ms_per_request",
+                              "queries")}
+                      for page, result in busy_pages.items()},
+            "plans": [{key: plan[key] for key in
+                       ("role", "execution_ms", "indexes", "scans", "plan")}
+                      for plan in busy_plans],
+        }
+
+    main = main_query(plans)
+    return {
+        "in_process": local,
+        "cpu_during_in_process": local_cpu,
+        "main_inbox_query": {key: main[key] for key in
+                             ("role", "execution_ms", "planning_ms", "indexes", "scans", "plan",
+                              "sql")} if main else None,
+        "plans": [{key: plan[key] for key in
+                   ("role", "query", "pages", "execution_ms", "planning_ms", "indexes",
+                    "scans", "shared_buffers_hit", "shared_buffers_read", "plan")}
+                  for plan in plans],
+        "busy_user_in_process": busy,
+        "findings": findings(http, local, plans, busy),
+    }
+
+
 def measure(args: argparse.Namespace, embedded: Any, gunicorn: str) -> dict[str, Any]:
     postgres_version = recreate_database(os.environ["DATABASE_URL"], BENCH_DATABASE)
     env = django_env(bench_database_url(os.environ["DATABASE_URL"], BENCH_DATABASE))
@@ -791,54 +698,30 @@ def measure(args: argparse.Namespace, embedded: Any, gunicorn: str) -> dict[str,
 
     with tempfile.TemporaryDirectory(prefix="baton-bench-inbox-") as log_dir:
         access_log = Path(log_dir) / "access.log"
-        server = Server(env=env, worker_class="gthread", workers=args.workers,
-                        threads=args.server_threads, keep_alive=30, access_log=access_log)
+        server = Baton(env, Path(log_dir), web_workers=args.workers,
+                       web_threads=args.server_threads, keep_alive=30, access_log=access_log)
         server_name = (f"gunicorn {gunicorn} gthread, {args.workers} workers x "
                        f"{args.server_threads} threads, keep-alive 30s, {SETTINGS_MODULE} "
                        "(DEBUG off)")
         try:
-            server.start()
+            server.start_web()
             server.wait_ready()
             log(f"{server_name} on {server.url}")
             cookie = log_in(server.url, password)
-            meter = CpuMeter(server.pids)
+            meter = CpuMeter({"server": lambda: server.pids("web"),
+                              "postgres_backends": lambda: postgres_backends(BENCH_DATABASE),
+                              "benchmark_process": lambda: [os.getpid()]})
             http = measure_http(server.url, cookie, token, args.requests, args.warmup,
                                 access_log)
-            http_cpu = meter.usage()
+            http_cpu = meter.usage(len(PAGES) * (args.requests + args.warmup), "request")
         finally:
             server.stop()
 
-    meter = CpuMeter(list)
-    local, captured = measure_in_process(TARGET_USER, token, args.requests, args.warmup,
-                                         check=True)
-    local_cpu = meter.usage()
-    plans = explain_task_queries(captured)
-    label_plans(plans)
-    busy = None
-    if args.busy_requests:
-        busy_user = pick_busy_user(data)
-        busy_pages, busy_captured = measure_in_process(busy_user, None, args.busy_requests,
-                                                       min(args.warmup, 5), check=False)
-        busy_plans = explain_task_queries(busy_captured)
-        label_plans(busy_plans)
-        busy = {
-            "user": busy_user,
-            "groups": [group_name(i) for i in data.user_groups[busy_user]],
-            "actionable": check_target(busy_user),
-            "requests": args.busy_requests,
-            "pages": {page: {key: result[key] for key in
-                             ("server_ms", "sql_ms_per_request", "python_ms_per_request",
-                              "queries")}
-                      for page, result in busy_pages.items()},
-            "plans": [{key: plan[key] for key in
-                       ("role", "execution_ms", "indexes", "scans", "plan")}
-                      for plan in busy_plans],
-        }
+    diagnosis = diagnose(args, data, token, http) if args.diagnose else None
     connections.close_all()
 
     goal_pages = {page: result["server_ms_gunicorn"]["p95"]
                   if result["server_ms_gunicorn"] else None for page, result in http.items()}
-    main = main_query(plans)
     return {
         "server": server_name,
         "database": f"{database_label(embedded)} {postgres_version}, database {BENCH_DATABASE}",
@@ -858,17 +741,7 @@ def measure(args: argparse.Namespace, embedded: Any, gunicorn: str) -> dict[str,
         },
         "http": http,
         "cpu_during_http": http_cpu,
-        "in_process": local,
-        "cpu_during_in_process": local_cpu,
-        "main_inbox_query": {key: main[key] for key in
-                             ("role", "execution_ms", "planning_ms", "indexes", "scans", "plan",
-                              "sql")} if main else None,
-        "plans": [{key: plan[key] for key in
-                   ("role", "query", "pages", "execution_ms", "planning_ms", "indexes",
-                    "scans", "shared_buffers_hit", "shared_buffers_read", "plan")}
-                  for plan in plans],
-        "busy_user_in_process": busy,
-        "findings": findings(http, local, plans, busy),
+        "diagnosis": diagnosis,
     }
 
 
@@ -882,8 +755,10 @@ def parse_args() -> argparse.Namespace:
                         help="tasks of each of the target's groups claimed by others")
     parser.add_argument("--requests", type=int, default=200, help="measured requests per page")
     parser.add_argument("--warmup", type=int, default=20, help="unmeasured requests per page")
+    parser.add_argument("--diagnose", action="store_true",
+                        help="also the pages in process, their query plans and a busy user")
     parser.add_argument("--busy-requests", type=int, default=50,
-                        help="in-process requests per page for a busy user (0: skip)")
+                        help="with --diagnose: in-process requests per page for a busy user")
     parser.add_argument("--workers", type=int, default=cpus, help="gunicorn workers")
     parser.add_argument("--server-threads", type=int, default=4,
                         help="threads per gunicorn worker (gthread)")
@@ -903,37 +778,24 @@ def parse_args() -> argparse.Namespace:
 def main() -> int:
     args = parse_args()
     gunicorn = gunicorn_version()
-    signal.signal(signal.SIGTERM, raise_keyboard_interrupt)
-    began = time.perf_counter()
-    busy_before = machine_busy_percent()
-    if busy_before is not None and busy_before > 20:
-        log(f"warning: the machine is already {busy_before:.0f}% busy; figures will be high")
-    try:
+
+    def measure_all() -> dict[str, Any]:
         with services(args.data_dir) as embedded:
             result = measure(args, embedded, gunicorn)
-    except KeyboardInterrupt:
-        log("interrupted; everything stopped")
-        return 130
-    except (subprocess.CalledProcessError, RuntimeError) as error:
-        log(f"failed: {error}")
-        return 1
-    report: dict[str, Any] = {
-        "benchmark": "inbox",
-        "requests_per_page": args.requests,
-        "warmup_per_page": args.warmup,
-        "sequential": "one request at a time, one keep-alive connection per client",
-        "notes": {
-            "inbox_default": "no tab given: the view runs an EXISTS query and shows the "
-                             "'mine' tab, since the target user has tasks of their own",
-            "server_ms_gunicorn": "gunicorn's access log %(D)s: parsed request to last byte",
-            "in_process": "Django test Client in the benchmark process, same settings",
-        },
-        **result,
-        "machine": machine_info(busy_before),
-        "total_wall_seconds": round(time.perf_counter() - began, 1),
-    }
-    print(json.dumps(report, default=str))
-    return 0
+        return {
+            "requests_per_page": args.requests,
+            "warmup_per_page": args.warmup,
+            "sequential": "one request at a time, one keep-alive connection per client",
+            "notes": {
+                "inbox_default": "no tab given: the view runs an EXISTS query and shows the "
+                                 "'mine' tab, since the target user has tasks of their own",
+                "server_ms_gunicorn": "gunicorn's access log %(D)s: parsed request to last byte",
+                "in_process": "Django test Client in the benchmark process, same settings",
+            },
+            **result,
+        }
+
+    return run_benchmark("inbox", measure_all)
 
 
 if __name__ == "__main__":

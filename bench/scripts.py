@@ -24,7 +24,6 @@ import argparse
 import itertools
 import json
 import os
-import signal
 import subprocess
 import sys
 import tempfile
@@ -41,18 +40,16 @@ from bench.common import (
     bench_database_url,
     database_label,
     django_env,
+    gunicorn_version,
     latency_summary,
     log,
-    machine_busy_percent,
-    machine_info,
-    raise_keyboard_interrupt,
     recreate_database,
+    run_benchmark,
     services,
 )
-from bench.start import Server, gunicorn_version
+from tests.faults.stack import Baton, migrate_and_deploy
 
 BENCH_DATABASE = "baton_bench"
-BENCH_USER = "bench"
 SCRIPTS_PER_START = 3
 START_VARIABLES = {
     "supplier": "ACME Tools",
@@ -190,21 +187,6 @@ def per_script(scripted: dict[str, Any], plain: dict[str, Any]) -> dict[str, flo
 # --------------------------------------------------------------------------------------------
 # Baton over HTTP
 
-SETUP_CODE = """
-import sys, django
-django.setup()
-from django.contrib.auth.models import User
-from rest_framework.authtoken.models import Token
-from processes.services import deploy
-from processes.validation import UploadedFile
-for path in sys.argv[1:]:
-    with open(path, "rb") as f:
-        name = path.rsplit("/", 1)[-1]
-        deploy(name=name, files=[UploadedFile(name, f.read())], actor=None)
-user, _ = User.objects.get_or_create(username="bench")
-print(Token.objects.get_or_create(user=user)[0].key)
-"""
-
 # Inside Django: the sandbox round trip alone, one operation per script as a start does, with
 # the reuse of sandbox processes the engine uses (see engine/bpmn/sandbox/leases.py); prints
 # the latencies and the CPU seconds spent per operation by the engine and its sandbox.
@@ -259,22 +241,15 @@ def measure_baton(args: argparse.Namespace, folder: Path) -> dict[str, Any]:
     postgres_version = recreate_database(os.environ["DATABASE_URL"], BENCH_DATABASE)
     env = django_env(bench_database_url(os.environ["DATABASE_URL"], BENCH_DATABASE))
     log(f"database {BENCH_DATABASE} recreated (Postgres {postgres_version}); migrating")
-    subprocess.run([sys.executable, "manage.py", "migrate", "--noinput", "-v", "0"],
-                   cwd=BASE_DIR, env=env, check=True)
-    paths = [str(folder / f"{key}.bpmn") for key in DIAGRAMS]
-    token = subprocess.run(
-        [sys.executable, "-c", SETUP_CODE, *paths], cwd=BASE_DIR, env=env, check=True,
-        capture_output=True, text=True,
-    ).stdout.strip().splitlines()[-1]
+    token = migrate_and_deploy(env, DIAGRAMS)
 
     log("the sandbox round trip alone, inside Django")
     round_trips = {reuse: round_trip(env, args.instances, reuse)
                    for reuse in ("definition", "operation")}
 
-    server = Server(env=env, worker_class="gthread", workers=args.workers,
-                    threads=4, keep_alive=30)
+    server = Baton(env, folder / "logs", web_workers=args.workers, web_threads=4, keep_alive=30)
     try:
-        server.start()
+        server.start_web()
         server.wait_ready()
         log(f"gunicorn on {server.url}")
         with httpx.Client(base_url=server.url, timeout=60,
@@ -312,10 +287,8 @@ def main() -> int:
     parser.add_argument("--data-dir", type=Path, default=BASE_DIR / ".data" / "bench")
     args = parser.parse_args()
     gunicorn_version()
-    signal.signal(signal.SIGTERM, raise_keyboard_interrupt)
-    began = time.perf_counter()
-    busy_before = machine_busy_percent()
-    try:
+
+    def measure() -> dict[str, Any]:
         with tempfile.TemporaryDirectory() as tmp:
             folder = Path(tmp)
             log(f"plain SpiffWorkflow: {args.instances} starts of each diagram in memory")
@@ -323,23 +296,10 @@ def main() -> int:
             with services(args.data_dir) as embedded:
                 baton = measure_baton(args, folder)
                 baton["database"] = f"{database_label(embedded)}: {baton['database']}"
-    except KeyboardInterrupt:
-        log("interrupted; everything stopped")
-        return 130
-    except (subprocess.CalledProcessError, RuntimeError) as error:
-        log(f"failed: {error}")
-        return 1
-    print(json.dumps({
-        "benchmark": "scripts",
-        "process": "po_approval",
-        "scripts_per_start": SCRIPTS_PER_START,
-        "instances": args.instances,
-        "baton": baton,
-        "spiffworkflow_in_memory": spiff,
-        "machine": machine_info(busy_before),
-        "total_wall_seconds": round(time.perf_counter() - began, 1),
-    }))
-    return 0
+        return {"process": "po_approval", "scripts_per_start": SCRIPTS_PER_START,
+                "instances": args.instances, "baton": baton, "spiffworkflow_in_memory": spiff}
+
+    return run_benchmark("scripts", measure)
 
 
 if __name__ == "__main__":

@@ -1,13 +1,14 @@
 """Benchmark: service tasks per second on real Celery workers.
 
     .venv/bin/python bench/service_tasks.py [--instances 40] [--concurrency 4] [--workers 1]
-                                            [--pool prefork|threads|solo] [--profile]
+                                            [--pool prefork|threads|solo] [--diagnose]
 
 Deploys a Camunda diagram of 10 sequential service tasks (`camunda:type="external"`,
 `camunda:topic="http"`, url `${api + "/echo"}`, two output mappings each), starts N instances
 with `engine.services.start_instance` in this (Django-configured) process, and waits until
 Celery worker processes started here have run all N x 10 jobs against a local HTTP API (a
-ThreadingHTTPServer in its own process that answers at once). Prints ONE JSON object to stdout;
+stub of the tests' harness, tests/faults/stack.py, in its own process, answering at once).
+Prints ONE JSON object to stdout;
 progress goes to stderr. The goal it measures against: 200 service tasks per second on a
 2-core machine.
 
@@ -15,8 +16,8 @@ Reported: service tasks per second (jobs / time from the first start to the last
 hand-off latency (from one job's result being stored to the claim of the next job of the same
 instance, from the ServiceJob rows; and, from the API's side, from one response to the next
 request), instance durations, the CPU time used by the starter (this process), the workers,
-Postgres, the broker and the HTTP API, and an in-process measurement of SQL queries and time
-per job (with `--profile`, also the functions that cost the most).
+Postgres, the broker and the HTTP API; with `--diagnose`, also the SQL queries and time per
+job in process and the functions that cost the most (bench/diagnostics.py).
 
 Postgres and Redis: whatever DATABASE_URL / CELERY_BROKER_URL name, otherwise embedded ones
 under `.data/bench-service`. Either way the benchmark uses its own database,
@@ -25,24 +26,13 @@ Everything the benchmark starts is stopped at the end, on error and on Ctrl-C.
 """
 import argparse
 import contextlib
-import cProfile
 import itertools
-import json
 import os
-import platform
-import pstats
-import re
-import signal
-import subprocess
 import sys
 import tempfile
-import threading
 import time
 from collections import Counter
-from collections.abc import Callable
-from dataclasses import dataclass, field
 from datetime import datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -51,18 +41,19 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench.common import (
     BASE_DIR,
     SETTINGS_MODULE,
+    CpuMeter,
     bench_database_url,
     database_label,
     django_env,
     latency_summary,
     log,
-    machine_busy_percent,
-    machine_info,
-    raise_keyboard_interrupt,
+    postgres_backends,
     recreate_database,
+    run_benchmark,
     services,
-    stop_process_group,
 )
+from bench.diagnostics import SqlTimer, profiled, timed_sql
+from tests.faults.stack import Baton, StubProcess
 
 PROCESS_KEY = "bench_service_chain"
 TASKS_PER_INSTANCE = 10
@@ -70,7 +61,6 @@ BENCH_DATABASE = "baton_bench_service"
 GOAL_TASKS_PER_SECOND = 200
 FINISHED = ("completed", "incident", "terminated")
 STARTUP_TIMEOUT_SECONDS = 90
-WORKER_PARENTS = "worker_parents"
 
 # --------------------------------------------------------------------------------------------
 # The diagram: start -> 10 service tasks -> end, Camunda 7 dialect
@@ -86,7 +76,7 @@ def service_task(index: int) -> str:
         f'<camunda:entry key="step">{index}</camunda:entry></camunda:map>'
         "</camunda:inputParameter>"
         '<camunda:outputParameter name="calls">${calls + 1}</camunda:outputParameter>'
-        '<camunda:outputParameter name="last_reply">${result["body"]["n"]}'
+        '<camunda:outputParameter name="last_reply">${result["body"]["step"]}'
         "</camunda:outputParameter>"
         "</camunda:inputOutput></bpmn:extensionElements></bpmn:serviceTask>\n"
     )
@@ -110,169 +100,6 @@ def chain_diagram(tasks: int) -> str:
         + '    <bpmn:endEvent id="end" />\n' + flows
         + "  </bpmn:process>\n</bpmn:definitions>\n"
     )
-
-
-# --------------------------------------------------------------------------------------------
-# The HTTP API the service tasks call (run as `service_tasks.py --echo-server`)
-
-
-def serve_echo() -> None:
-    """Answer every request at once with {"ok": true, "n": <count>}; GET /_stats returns, per
-    Idempotency-Key, [arrival, response written] (time.time()). Prints its port, then serves
-    until SIGTERM."""
-    lock = threading.Lock()
-    seen: dict[str, list[float]] = {}
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_GET(self) -> None:
-            arrived = time.time()
-            if self.path == "/_stats":
-                with lock:
-                    payload = json.dumps({"requests": seen}).encode()
-                self._reply(payload)
-                return
-            length = int(self.headers.get("Content-Length") or 0)
-            if length:
-                self.rfile.read(length)
-            with lock:
-                n = len(seen) + 1
-            self._reply(json.dumps({"ok": True, "n": n}).encode())
-            key = self.headers.get("Idempotency-Key") or f"anonymous-{n}"
-            with lock:
-                seen.setdefault(key, [arrived, time.time()])
-
-        do_POST = do_GET
-
-        def _reply(self, payload: bytes) -> None:
-            self.send_response(200)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(payload)))
-            self.end_headers()
-            self.wfile.write(payload)
-
-        def log_message(self, format: str, *args: Any) -> None:
-            pass
-
-    class Server(ThreadingHTTPServer):
-        daemon_threads = True
-        request_queue_size = 1024  # the default backlog of 5 drops connections under load
-
-    server = Server(("127.0.0.1", 0), Handler)
-    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(0))
-    print(server.server_port, flush=True)
-    server.serve_forever()
-
-
-@dataclass
-class EchoApi:
-    process: subprocess.Popen[str] | None = None
-    url: str = ""
-
-    def start(self) -> None:
-        self.process = subprocess.Popen(
-            [sys.executable, __file__, "--echo-server"], cwd=BASE_DIR, stdout=subprocess.PIPE,
-            text=True, start_new_session=True,
-        )
-        assert self.process.stdout is not None
-        port = self.process.stdout.readline().strip()
-        if not port.isdigit():
-            raise RuntimeError("the HTTP API did not start")
-        self.url = f"http://127.0.0.1:{port}"
-
-    def stats(self) -> dict[str, list[float]]:
-        import httpx
-
-        requests: dict[str, list[float]] = httpx.get(f"{self.url}/_stats", timeout=30).json()[
-            "requests"
-        ]
-        return requests
-
-    def stop(self) -> None:
-        process, self.process = self.process, None
-        stop_process_group(process, "the HTTP API")
-
-
-# --------------------------------------------------------------------------------------------
-# Celery workers
-
-
-@dataclass
-class Workers:
-    env: dict[str, str]
-    count: int
-    pool: str
-    concurrency: int
-    queue: str
-    log_dir: Path
-    processes: list[subprocess.Popen[bytes]] = field(default_factory=list)
-    names: list[str] = field(default_factory=list)
-
-    def command(self, name: str) -> list[str]:
-        pool = ["-P", self.pool] + ([] if self.pool == "solo" else ["-c", str(self.concurrency)])
-        return [sys.executable, "-m", "celery", "-A", "config", "worker", *pool,
-                "-Q", self.queue, "-n", name, "-l", "warning",
-                "--without-gossip", "--without-mingle", "--without-heartbeat"]
-
-    def describe(self) -> str:
-        return " ".join(["celery -A config worker", *self.command("<name>")[6:]])
-
-    def start(self) -> None:
-        host = platform.node() or "localhost"
-        for index in range(1, self.count + 1):
-            name = f"bench{index}-{os.getpid()}@{host}"
-            self.names.append(name)
-            with (self.log_dir / f"worker{index}.log").open("wb") as log_file:
-                self.processes.append(subprocess.Popen(
-                    self.command(name), cwd=BASE_DIR, env=self.env, stdout=log_file,
-                    stderr=subprocess.STDOUT, start_new_session=True,
-                ))
-
-    def wait_ready(self) -> None:
-        """Until every worker answers a ping (they log at warning level, so no 'ready.')."""
-        from config.celery import app
-
-        deadline = time.monotonic() + STARTUP_TIMEOUT_SECONDS
-        answered: set[str] = set()
-        while time.monotonic() < deadline:
-            self.check_alive()
-            for reply in app.control.ping(destination=self.names, timeout=1.0) or []:
-                answered.update(reply)
-            if answered >= set(self.names):
-                return
-        raise RuntimeError(f"the workers did not start within {STARTUP_TIMEOUT_SECONDS}s:\n"
-                           + self.log_tail())
-
-    def check_alive(self) -> None:
-        if any(process.poll() is not None for process in self.processes):
-            raise RuntimeError("a Celery worker exited:\n" + self.log_tail())
-
-    def log_tail(self) -> str:
-        text = "\n".join(path.read_text(errors="replace")
-                         for path in sorted(self.log_dir.glob("worker*.log")))
-        return text[-3000:]
-
-    def parent_pids(self) -> list[int]:
-        return [process.pid for process in self.processes]
-
-    def pids(self) -> list[int]:
-        import psutil
-
-        pids = []
-        for process in self.processes:
-            with contextlib.suppress(psutil.Error):
-                parent = psutil.Process(process.pid)
-                pids.append(parent.pid)
-                pids.extend(child.pid for child in parent.children(recursive=True))
-        return pids
-
-    def stop(self) -> None:
-        processes, self.processes = self.processes, []
-        for process in processes:  # all at once: each waits for its tasks in flight
-            if process.poll() is None:
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(process.pid, signal.SIGTERM)
-        for process in processes:
-            stop_process_group(process, "a Celery worker")
 
 
 # --------------------------------------------------------------------------------------------
@@ -302,84 +129,7 @@ def postgres_pids(embedded: Any) -> list[int]:
         with contextlib.suppress(psutil.Error, AssertionError):
             postmaster = psutil.Process(embedded.postgres.get_pid())
             return [postmaster.pid, *(c.pid for c in postmaster.children(recursive=True))]
-    pids = []
-    for process in psutil.process_iter(["cmdline"]):
-        with contextlib.suppress(psutil.Error):
-            title = " ".join(process.info["cmdline"] or [])
-            if title.startswith("postgres:") and f" {BENCH_DATABASE} " in title:
-                pids.append(process.pid)
-    return pids
-
-
-@dataclass
-class CpuSnapshot:
-    busy: float
-    machine: dict[str, float]  # psutil.cpu_times() fields, all CPUs together
-    roles: dict[str, dict[int, float]]
-    everyone: dict[int, tuple[str, float]]  # every process on the machine: name, CPU seconds
-
-
-def cpu_with_reaped_children(process: Any) -> float:
-    """A process's CPU seconds plus those of its children that ended and were waited for:
-    Postgres forks a backend per connection, and short-lived ones are gone by the end."""
-    times = process.cpu_times()
-    return float(times.user + times.system + times.children_user + times.children_system)
-
-
-def cpu_snapshot(roles: dict[str, Callable[[], list[int]]]) -> CpuSnapshot:
-    import psutil
-
-    machine = psutil.cpu_times()
-    seconds: dict[str, dict[int, float]] = {}
-    for role, pids in roles.items():
-        seconds[role] = {}
-        for pid in pids():
-            with contextlib.suppress(psutil.Error):
-                seconds[role][pid] = cpu_with_reaped_children(psutil.Process(pid))
-    everyone = {}
-    for process in psutil.process_iter(["name", "cpu_times"]):
-        times = process.info["cpu_times"]
-        if times is not None:
-            everyone[process.pid] = (process.info["name"] or "?", times.user + times.system)
-    busy = sum(machine) - machine.idle - getattr(machine, "iowait", 0.0)
-    return CpuSnapshot(busy=busy, machine=machine._asdict(), roles=seconds, everyone=everyone)
-
-
-def cpu_usage(before: CpuSnapshot, after: CpuSnapshot, wall: float, jobs: int) -> dict[str, Any]:
-    def grown(old: dict[int, float], new: dict[int, float]) -> float:
-        # A process that ended in between is in its parent's children times, whole: take
-        # away what it had used before.
-        gone = sum(seconds for pid, seconds in old.items() if pid not in new)
-        return sum(seconds - old.get(pid, 0.0) for pid, seconds in new.items()) - gone
-
-    used = {role: grown(before.roles[role], after.roles[role]) for role in after.roles}
-    # Part of "workers": the Celery main processes (consuming, dispatching to the pool, acking).
-    parents = used.pop(WORKER_PARENTS)
-    busy = after.busy - before.busy
-    used["other"] = busy - sum(used.values())
-    ours = {pid for pids in after.roles.values() for pid in pids}
-    others: Counter[str] = Counter()
-    for pid, (name, seconds) in after.everyone.items():
-        if pid not in ours:
-            others[name] += seconds - before.everyone.get(pid, (name, 0.0))[1]
-    machine = {field: round(after.machine[field] - before.machine[field], 2)
-               for field in ("user", "nice", "system", "irq", "softirq", "steal", "iowait")
-               if field in after.machine}
-    return {
-        "busy_percent_of_all_cpus": round(100 * busy / (wall * (os.cpu_count() or 1)), 1),
-        "seconds": {role: round(value, 2) for role, value in used.items()},
-        "share_percent": {role: round(100 * value / busy, 1) if busy else None
-                          for role, value in used.items()},
-        "per_task_ms": {role: round(value / jobs * 1000, 2) for role, value in used.items()},
-        "total_per_task_ms": round(busy / jobs * 1000, 2),
-        "workers_of_which_celery_main_processes_per_task_ms": round(parents / jobs * 1000, 2),
-        "processes_counted": {role: len(pids) for role, pids in after.roles.items()
-                              if role != WORKER_PARENTS},
-        # What "other" is made of: other processes, and the machine's kernel/steal time.
-        "other_processes_seconds": {name: round(seconds, 2)
-                                    for name, seconds in others.most_common(5) if seconds >= 0.01},
-        "machine_seconds": machine,
-    }
+    return postgres_backends(BENCH_DATABASE)
 
 
 # --------------------------------------------------------------------------------------------
@@ -396,7 +146,7 @@ def start_instances(count: int, api_url: str) -> list[str]:
     return ids
 
 
-def wait_finished(ids: list[str], workers: Workers, timeout: float, label: str) -> None:
+def wait_finished(ids: list[str], workers: Baton, timeout: float, label: str) -> None:
     from engine.models import ProcessInstance
 
     began = time.monotonic()
@@ -430,15 +180,21 @@ def analyse(ids: list[str], api_requests: dict[str, list[float]] | None) -> dict
     """Throughput and latencies of the instances `ids` from their rows (and the API's log)."""
     from engine.models import ProcessInstance, ServiceJob
 
-    instances = list(ProcessInstance.objects.filter(id__in=ids).values(
+    instance_rows = ProcessInstance.objects.filter(id__in=ids)
+    instances = list(instance_rows.values(
         "id", "status", "created_at", "completed_at", "variables"))
-    jobs = list(ServiceJob.objects.filter(instance_id__in=ids).order_by("created_at").values(
+    rows = ServiceJob.objects.filter(instance__in=instance_rows).order_by("created_at").values(
         "instance_id", "status", "attempt", "created_at", "started_at", "updated_at",
-        "idempotency_key"))
+        "idempotency_key")
+    jobs: list[dict[str, Any]] = [dict(row) for row in rows]
     by_instance: dict[Any, list[dict[str, Any]]] = {}
     for job in jobs:
         by_instance.setdefault(job["instance_id"], []).append(job)
-    handoff, in_transaction, to_claim, api_gap, run = [], [], [], [], []
+    handoff: list[float | None] = []
+    in_transaction: list[float | None] = []
+    to_claim: list[float | None] = []
+    run: list[float | None] = []
+    api_gap: list[float] = []
     for chain in by_instance.values():
         for previous, job in itertools.pairwise(chain):
             handoff.append(seconds_between(job["started_at"], previous["updated_at"]))
@@ -452,8 +208,8 @@ def analyse(ids: list[str], api_requests: dict[str, list[float]] | None) -> dict
         run.extend(seconds_between(j["updated_at"], j["started_at"]) for j in chain)
     completed = [i for i in instances if i["status"] == "completed"]
     durations = [seconds_between(i["completed_at"], i["created_at"]) for i in completed]
-    first_to_claim = [seconds_between(chain[0]["started_at"], i["created_at"])
-                      for i in instances if (chain := by_instance.get(i["id"]))]
+    first_to_claim = [seconds_between(first[0]["started_at"], i["created_at"])
+                      for i in instances if (first := by_instance.get(i["id"]))]
     wrong = [i for i in completed if i["variables"].get("calls") != TASKS_PER_INSTANCE]
     calls, served = None, []
     if api_requests is not None:
@@ -481,163 +237,57 @@ def analyse(ids: list[str], api_requests: dict[str, list[float]] | None) -> dict
         "job_claim_to_result_stored_ms": latency_summary(present(run)),
         "start_to_first_claim_ms": latency_summary(present(first_to_claim)),
         "instance_duration_ms": latency_summary(present(durations)),
-        "last_completed_at": max((i["completed_at"] for i in completed), default=None),
+        "last_completed_at": max((i["completed_at"] for i in completed if i["completed_at"]),
+                                 default=None),
     }
 
 
 # --------------------------------------------------------------------------------------------
-# In process: SQL queries and time per job, and (with --profile) where the time goes
+# --diagnose: SQL queries and time per job in this process (and the costliest functions)
 
 
-def query_shape(sql: str) -> str:
-    """`UPDATE engine_servicejob`, `SELECT engine_processinstance FOR NO KEY UPDATE`,
-    `SELECT pg_try_advisory_lock()`, `BEGIN`, `SAVEPOINT`, ..."""
-    words = [word.strip('"') for word in sql.split(None, 3)]
-    verb = words[0].upper()
-    if verb in ("BEGIN", "COMMIT", "SAVEPOINT"):
-        return verb
-    if verb in ("RELEASE", "ROLLBACK"):
-        return " ".join(words[:2]).upper()
-    if verb in ("INSERT", "DELETE") and len(words) > 2:
-        return f"{verb} {words[2]}"
-    if verb == "UPDATE" and len(words) > 1:
-        return f"UPDATE {words[1]}"
-    table = re.search(r'\bFROM\s+"?(\w+)"?', sql, re.IGNORECASE)
-    function = re.match(r"\s*SELECT\s+(\w+)\(", sql, re.IGNORECASE)
-    target = table.group(1) if table else (
-        f"{function.group(1)}()" if function else " ".join(sql.split())[:40])
-    lock = re.search(r"FOR (NO KEY )?UPDATE", sql)
-    return f"{verb} {target}" + (f" {lock.group(0)}" if lock else "")
-
-
-def _short_location(filename: str, line: int, name: str) -> str:
-    for marker in ("site-packages/", f"{BASE_DIR}/"):
-        if marker in filename:
-            filename = filename.split(marker, 1)[1]
-    return f"{filename}:{line}({name})"
-
-
-def top_functions(
-    stats: pstats.Stats, jobs: int, key: str, limit: int, only: Callable[[str], bool] | None = None
-) -> list[str]:
-    rows = []
-    for (filename, line, name), (_cc, calls, tottime, cumtime, _) in stats.stats.items():
-        if only is None or only(filename):
-            seconds = tottime if key == "self" else cumtime
-            rows.append((seconds, calls, _short_location(filename, line, name)))
-    rows.sort(reverse=True)
-    return [f"{seconds / jobs * 1000:.2f} ms/job  {calls / jobs:g} calls/job  {where}"
-            for seconds, calls, where in rows[:limit]]
-
-
-def is_baton_code(filename: str) -> bool:
-    return (filename.startswith(str(BASE_DIR)) and "site-packages" not in filename
-            and "/bench/" not in filename)
-
-
-def self_time_by_package(stats: pstats.Stats, jobs: int) -> dict[str, float]:
-    """Where the time is spent, not who called it: self time grouped by package."""
-    areas: Counter[str] = Counter()
-    for (filename, _line, name), (_cc, _calls, tottime, _cumtime, _) in stats.stats.items():
-        if "site-packages/" in filename:
-            area = filename.split("site-packages/", 1)[1].split("/", 1)[0]
-        elif is_baton_code(filename):
-            area = "baton: " + filename[len(str(BASE_DIR)) + 1:].split("/", 1)[0]
-        elif filename == "~":
-            area = "builtins: " + ("ssl + socket" if "socket" in name or "ssl" in name.lower()
-                                   else "other")
-        else:
-            area = "stdlib: " + Path(filename).stem
-        areas[area] += tottime
-    return {area: round(seconds / jobs * 1000, 2)
-            for area, seconds in areas.most_common(12) if seconds / jobs >= 0.00005}
-
-
-def in_process_costs(api_url: str, instances: int, profile: bool) -> dict[str, Any]:
-    """Run jobs one by one in this process (no broker, no worker): queries, SQL time and wall
-    time per job. Enqueueing is replaced by a list, so the Celery send is not counted."""
-    from django.db import connection
-    from django.test.utils import CaptureQueriesContext
-
-    import engine.queueing
+def in_process_costs(api_url: str, instances: int) -> dict[str, Any]:
+    """Run jobs one by one in this process (no worker): queries and time per job. The jobs'
+    messages go to a queue no worker reads, which is deleted afterwards."""
+    from config.celery import app
+    from engine.models import ServiceJob
     from engine.services import start_instance
     from engine.services.job_runs import execute_service_job
 
-    pending: list[str] = []
-    sql_seconds: list[float] = []
+    queue, app.conf.task_default_queue = app.conf.task_default_queue, f"nobody-{os.getpid()}"
+    timers: list[SqlTimer] = []
+    walls: list[float] = []
 
-    def timed(execute: Any, sql: str, params: Any, many: bool, context: Any) -> Any:
-        began = time.perf_counter()
-        try:
-            return execute(sql, params, many, context)
-        finally:
-            sql_seconds.append(time.perf_counter() - began)
+    def run_one_instance() -> None:
+        instance = start_instance(key=PROCESS_KEY, variables={"api": api_url, "calls": 0})
+        while job := ServiceJob.objects.filter(instance=instance, status="pending").first():
+            with timed_sql() as timer:
+                began = time.perf_counter()
+                execute_service_job(str(job.id))
+                walls.append(time.perf_counter() - began)
+            timers.append(timer)
 
-    original = engine.queueing.enqueue_service_job
-    engine.queueing.enqueue_service_job = lambda job_id, delay_seconds=0: pending.append(job_id)
     try:
-        def run(count: int, profiler: cProfile.Profile | None) -> dict[str, Any]:
-            per_job_queries, per_job_wall, per_job_cpu, per_job_sql, shapes = [], [], [], [], []
-            start_queries = []
-            for _ in range(count):
-                with CaptureQueriesContext(connection) as captured:
-                    start_instance(key=PROCESS_KEY, variables={"api": api_url, "calls": 0})
-                start_queries.append(len(captured.captured_queries))
-                while pending:
-                    job_id = pending.pop(0)
-                    sql_seconds.clear()
-                    with CaptureQueriesContext(connection) as captured, \
-                            connection.execute_wrapper(timed):
-                        began, cpu = time.perf_counter(), time.process_time()
-                        if profiler is not None:
-                            profiler.enable()
-                        execute_service_job(job_id)
-                        if profiler is not None:
-                            profiler.disable()
-                        per_job_wall.append(time.perf_counter() - began)
-                        per_job_cpu.append(time.process_time() - cpu)
-                    queries = captured.captured_queries
-                    per_job_queries.append(len(queries))
-                    per_job_sql.append(sum(sql_seconds))
-                    shapes.append([query_shape(q["sql"]) for q in queries])
-            middle = shapes[len(shapes) // 2] if shapes else []
-            jobs = len(per_job_queries)
-            return {
-                "jobs": jobs,
-                "queries_per_job": round(sum(per_job_queries) / jobs, 2),
-                "queries_per_job_min_max": [min(per_job_queries), max(per_job_queries)],
-                "queries_per_start": round(sum(start_queries) / len(start_queries), 2),
-                "wall_ms_per_job": latency_summary(per_job_wall),
-                "cpu_ms_per_job": round(sum(per_job_cpu) / jobs * 1000, 2),
-                # Time inside cursor.execute (round trip + Postgres), BEGIN/COMMIT not included.
-                "sql_ms_per_job": round(sum(per_job_sql) / jobs * 1000, 2),
-                "queries_of_a_middle_job": middle,
-                "query_kinds_per_job": {
-                    shape: round(n / jobs, 2)
-                    for shape, n in Counter(s for job in shapes for s in job).most_common()
-                },
-            }
-
-        run(1, None)  # warm this process's caches
-        result = run(instances, None)
-        if profile:
-            profiler = cProfile.Profile()
-            jobs = run(instances, profiler)["jobs"]
-            stats = pstats.Stats(profiler)
-            result["profile"] = {
-                "note": "cProfile over execute_service_job (the worker's whole job, in "
-                        "process; HTTP call included, Celery and enqueueing not); "
-                        "profiler overhead inflates the numbers",
-                "jobs": jobs,
-                "self_ms_per_job_by_package": self_time_by_package(stats, jobs),
-                "baton_code_cumulative": top_functions(stats, jobs, "cumulative", 20,
-                                                       is_baton_code),
-                "top_cumulative": top_functions(stats, jobs, "cumulative", 25),
-                "top_self": top_functions(stats, jobs, "self", 15),
-            }
-        return result
+        run_one_instance()  # warm this process's caches
+        timers.clear()
+        walls.clear()
+        for _ in range(instances):
+            run_one_instance()
+        jobs = len(timers)
+        kinds: Counter[str] = Counter()
+        for timer in timers:
+            kinds.update(timer.kinds())
+        return {
+            "jobs": jobs,
+            "queries_per_job": round(sum(len(t.queries) for t in timers) / jobs, 2),
+            "query_kinds_per_job": {kind: round(n / jobs, 2) for kind, n in kinds.items()},
+            "wall_ms_per_job": latency_summary(walls),
+            "sql_ms_per_job": round(sum(t.seconds for t in timers) / jobs * 1000, 2),
+            "profile_per_instance": profiled(run_one_instance, instances),
+        }
     finally:
-        engine.queueing.enqueue_service_job = original
+        delete_queue(app.conf.task_default_queue)
+        app.conf.task_default_queue = queue
 
 
 # --------------------------------------------------------------------------------------------
@@ -707,14 +357,15 @@ def measure(args: argparse.Namespace, embedded: Any, log_dir: Path) -> dict[str,
     pg_settings = setup_django(env)
     from django.db import connections
 
-    api = EchoApi()
-    workers = Workers(env=env, count=args.workers, pool=args.pool,
-                      concurrency=args.concurrency, queue=queue, log_dir=log_dir)
+    api: StubProcess | None = None
+    workers = Baton(env, log_dir, pool=args.pool)
     total_concurrency = args.workers * (1 if args.pool == "solo" else args.concurrency)
     try:
-        api.start()
-        workers.start()
-        log(f"HTTP API on {api.url}; {args.workers} x `{workers.describe()}` starting")
+        api = StubProcess(delay=0)
+        for _ in range(args.workers):
+            workers.start_job_worker(args.concurrency)
+        command = " ".join(workers.children[0].command[2:])
+        log(f"HTTP API on {api.url}; {args.workers} x `{command}` starting")
         workers.wait_ready()
         warmup = max(args.warmup, 0)
         if warmup:
@@ -724,35 +375,33 @@ def measure(args: argparse.Namespace, embedded: Any, log_dir: Path) -> dict[str,
         alone = start_instances(1, api.url)
         wait_finished(alone, workers, args.timeout, "unloaded")
 
-        roles: dict[str, Callable[[], list[int]]] = {
-            "starter": lambda: [os.getpid()],
-            "workers": workers.pids,
-            WORKER_PARENTS: workers.parent_pids,
-            "postgres": lambda: postgres_pids(embedded),
-            "broker": lambda: broker_pids(embedded),
-            "http_api": lambda: [api.process.pid] if api.process else [],
-        }
         log(f"measuring: {args.instances} instances x {TASKS_PER_INSTANCE} service tasks")
         sessions_before = postgres_sessions()
-        before = cpu_snapshot(roles)
+        meter = CpuMeter({
+            "starter": lambda: [os.getpid()],
+            "workers": lambda: workers.pids("jobs"),
+            "postgres": lambda: postgres_pids(embedded),
+            "broker": lambda: broker_pids(embedded),
+            "http_api": lambda: [api.popen.pid] if api else [],
+        })
         first_start = time.time()
         ids = start_instances(args.instances, api.url)
         started = time.time()
         wait_finished(ids, workers, args.timeout, "baton")
-        after = cpu_snapshot(roles)
+        cpu_used = meter.usage(args.instances * TASKS_PER_INSTANCE, "task")
         sessions = postgres_sessions() - sessions_before
-        api_requests = api.stats()
+        api_requests = {c.key: [c.arrived, c.answered or c.arrived] for c in api.calls()}
         measured = analyse(ids, api_requests)
         unloaded = analyse(alone, api_requests)
         workers.stop()
-        profile = None
-        if args.in_process:
-            log(f"in process: {args.in_process} instances, one job at a time"
-                + (" (and again under cProfile)" if args.profile else ""))
-            profile = in_process_costs(api.url, args.in_process, args.profile)
+        diagnosis = None
+        if args.diagnose:
+            log("diagnosis: 2 instances in process, one job at a time, then under cProfile")
+            diagnosis = in_process_costs(api.url, 2)
     finally:
         workers.stop()
-        api.stop()
+        if api is not None:
+            api.stop()
         delete_queue(queue)
         connections.close_all()
 
@@ -761,7 +410,7 @@ def measure(args: argparse.Namespace, embedded: Any, log_dir: Path) -> dict[str,
     unloaded.pop("instances")
     jobs = measured["summary"]["jobs_succeeded"]
     wall = last.timestamp() - first_start if last else time.time() - first_start
-    cpu = cpu_usage(before, after, wall, jobs) if jobs else None
+    cpu = cpu_used if jobs else None
     if cpu is not None:
         # Connections opened to the benchmark database while measuring (pg_stat_database).
         cpu["postgres_sessions_opened"] = sessions
@@ -773,7 +422,7 @@ def measure(args: argparse.Namespace, embedded: Any, log_dir: Path) -> dict[str,
             "pool": args.pool,
             "concurrency_per_process": 1 if args.pool == "solo" else args.concurrency,
             "total_concurrency": total_concurrency,
-            "command": workers.describe(),
+            "command": command,
             "settings": f"{SETTINGS_MODULE} (DEBUG off)",
         },
         "broker": broker_label(embedded),
@@ -800,7 +449,7 @@ def measure(args: argparse.Namespace, embedded: Any, log_dir: Path) -> dict[str,
             "instance_duration_ms": unloaded["instance_duration_ms"],
         },
         "cpu_during_baton": cpu,
-        "in_process": profile,
+        "diagnosis": diagnosis,
     }
 
 
@@ -834,14 +483,10 @@ def parse_args() -> argparse.Namespace:
                         help="unmeasured instances first (default: total concurrency, min 2)")
     parser.add_argument("--timeout", type=float, default=120,
                         help="seconds to wait for the instances to finish")
-    parser.add_argument("--in-process", type=int, default=2, metavar="N",
-                        help="instances to run one job at a time in process to count queries "
-                             "(0: skip)")
-    parser.add_argument("--profile", action="store_true",
-                        help="also cProfile the in-process jobs and list the top costs")
+    parser.add_argument("--diagnose", action="store_true",
+                        help="also count queries per job in process and profile it")
     parser.add_argument("--data-dir", type=Path, default=BASE_DIR / ".data" / "bench-service",
                         help="where embedded Postgres/Redis keep their data")
-    parser.add_argument("--echo-server", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if min(args.instances, args.concurrency, args.workers) < 1:
         parser.error("counts must be at least 1")
@@ -852,53 +497,42 @@ def parse_args() -> argparse.Namespace:
 
 def main() -> int:
     args = parse_args()
-    if args.echo_server:
-        serve_echo()
-        return 0
-    signal.signal(signal.SIGTERM, raise_keyboard_interrupt)
-    began = time.perf_counter()
-    busy_before = machine_busy_percent()
-    if busy_before is not None and busy_before > 20:
-        log(f"warning: the machine is already {busy_before:.0f}% busy; figures will be low")
-    try:
+
+    def measure_all() -> dict[str, Any]:
         with services(args.data_dir) as embedded, \
                 tempfile.TemporaryDirectory(prefix="baton-bench-") as log_dir:
             result = measure(args, embedded, Path(log_dir))
-    except KeyboardInterrupt:
-        log("interrupted; everything stopped")
-        return 130
-    except (subprocess.CalledProcessError, RuntimeError) as error:
-        log(f"failed: {error}")
-        return 1
+        baton = result["baton"]
+        return {
+            "process": PROCESS_KEY,
+            "tasks_per_instance": TASKS_PER_INSTANCE,
+            "instances": args.instances,
+            "jobs": args.instances * TASKS_PER_INSTANCE,
+            "warmup_instances": args.warmup,
+            "started_with": "engine.services.start_instance, sequentially, in the benchmark "
+                            "process",
+            "goal": {
+                "service_tasks_per_second": GOAL_TASKS_PER_SECOND,
+                "cpus": os.cpu_count(),
+                "reached_percent": round(100 * baton["service_tasks_per_second"]
+                                         / GOAL_TASKS_PER_SECOND, 1),
+                # What every process together may spend per task at the goal rate, and what
+                # they spent in this run.
+                "cpu_budget_per_task_ms": round((os.cpu_count() or 1) * 1000
+                                                / GOAL_TASKS_PER_SECOND, 2),
+                "cpu_used_per_task_ms": (result["cpu_during_baton"] or {}).get(
+                    "total_per_task_ms"),
+            },
+            **result,
+            "definitions": DEFINITIONS,
+        }
 
-    baton = result["baton"]
-    report: dict[str, Any] = {
-        "benchmark": "service_tasks",
-        "process": PROCESS_KEY,
-        "tasks_per_instance": TASKS_PER_INSTANCE,
-        "instances": args.instances,
-        "jobs": args.instances * TASKS_PER_INSTANCE,
-        "warmup_instances": args.warmup,
-        "started_with": "engine.services.start_instance, sequentially, in the benchmark process",
-        "goal": {
-            "service_tasks_per_second": GOAL_TASKS_PER_SECOND,
-            "cpus": os.cpu_count(),
-            "reached_percent": round(100 * baton["service_tasks_per_second"]
-                                     / GOAL_TASKS_PER_SECOND, 1),
-            # What every process together may spend per task at the goal rate, and what they
-            # spent in this run.
-            "cpu_budget_per_task_ms": round((os.cpu_count() or 1) * 1000
-                                            / GOAL_TASKS_PER_SECOND, 2),
-            "cpu_used_per_task_ms": (result["cpu_during_baton"] or {}).get("total_per_task_ms"),
-        },
-        **result,
-        "definitions": DEFINITIONS,
-        "machine": machine_info(busy_before),
-        "total_wall_seconds": round(time.perf_counter() - began, 1),
-    }
-    print(json.dumps(report, default=str))
-    ok = baton["instances_completed"] == args.instances and not baton["instances_with_wrong_result"]
-    return 0 if ok else 1
+    def ok(report: dict[str, Any]) -> bool:
+        baton = report["baton"]
+        return bool(baton["instances_completed"] == args.instances
+                    and not baton["instances_with_wrong_result"])
+
+    return run_benchmark("service_tasks", measure_all, ok)
 
 
 if __name__ == "__main__":

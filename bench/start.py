@@ -14,16 +14,13 @@ server, dropped and recreated at every start, so development data is never touch
 Everything the benchmark starts is stopped at the end, on error and on Ctrl-C.
 """
 import argparse
-import contextlib
 import copy
-import json
 import os
-import signal
-import subprocess
 import sys
+import tempfile
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -33,44 +30,24 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench.common import (
     BASE_DIR,
     SETTINGS_MODULE,
-    CpuSnapshot,
+    CpuMeter,
     bench_database_url,
-    cpu_snapshot,
     database_label,
     django_env,
-    free_port,
+    gunicorn_version,
     latency_summary,
     log,
-    machine_busy_percent,
-    machine_info,
-    raise_keyboard_interrupt,
+    postgres_backends,
     recreate_database,
+    run_benchmark,
     services,
-    stop_process_group,
 )
+from tests.faults.stack import Baton, migrate_and_deploy
 
 PROCESS_KEY = "expense_approval"
 BPMN_FILE = BASE_DIR / "processes" / "bpmn" / "expense_approval.bpmn"
 START_VARIABLES = {"amount": 250, "description": "Team dinner", "requester": "bench"}
 BENCH_DATABASE = "baton_bench"
-BENCH_USER = "bench"
-STARTUP_TIMEOUT_SECONDS = 60
-
-# Run inside Django (a subprocess, so that the benchmark process itself stays Django-free):
-# deploy the examples into the fresh database and print an API token for a bench user.
-SETUP_CODE = f"""
-import django
-django.setup()
-from django.contrib.auth.models import User
-from rest_framework.authtoken.models import Token
-from processes.models import ProcessDefinition
-from processes.services import deploy_examples
-deploy_examples()
-if not ProcessDefinition.objects.filter(key={PROCESS_KEY!r}).exists():
-    raise SystemExit("the example {PROCESS_KEY} was not deployed")
-user, _ = User.objects.get_or_create(username={BENCH_USER!r})
-print(Token.objects.get_or_create(user=user)[0].key)
-"""
 
 
 # --------------------------------------------------------------------------------------------
@@ -118,86 +95,6 @@ def run_spiffworkflow(instances: int, warmup: int) -> dict[str, Any]:
 
 # --------------------------------------------------------------------------------------------
 # Database, setup and server
-
-
-def prepare_database(env: dict[str, str]) -> str:
-    """Migrate, deploy the examples, create the bench user; returns its API token."""
-    subprocess.run([sys.executable, "manage.py", "migrate", "--noinput", "-v", "0"],
-                   cwd=BASE_DIR, env=env, check=True)
-    result = subprocess.run([sys.executable, "-c", SETUP_CODE], cwd=BASE_DIR, env=env,
-                            check=True, capture_output=True, text=True)
-    return result.stdout.strip().splitlines()[-1]
-
-
-def gunicorn_version() -> str:
-    try:
-        import gunicorn
-    except ImportError:
-        raise SystemExit(
-            "gunicorn is not installed: .venv/bin/pip install gunicorn==27.0.1"
-        ) from None
-    return str(gunicorn.__version__)
-
-
-@dataclass
-class Server:
-    """gunicorn in its own session, so that Ctrl-C reaches only us and we stop it in order."""
-
-    env: dict[str, str]
-    worker_class: str
-    workers: int
-    threads: int
-    keep_alive: int
-    port: int = field(default_factory=free_port)
-    process: subprocess.Popen[bytes] | None = None
-    # When set, gunicorn logs each request with its server time (bench/inbox.py reads it).
-    access_log: Path | None = None
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def start(self) -> None:
-        command = [
-            sys.executable, "-m", "gunicorn", "config.wsgi:application",
-            "--bind", f"127.0.0.1:{self.port}",
-            "--workers", str(self.workers),
-            "--worker-class", self.worker_class, "--threads", str(self.threads),
-            "--keep-alive", str(self.keep_alive), "--graceful-timeout", "5",
-            "--log-level", "warning",
-        ]
-        if self.access_log is not None:
-            # %(D)s: microseconds from the parsed request to the last byte of the response.
-            command += ["--access-logfile", str(self.access_log),
-                        "--access-logformat", "%(r)s|%(s)s|%(D)s"]
-        self.process = subprocess.Popen(command, cwd=BASE_DIR, env=self.env,
-                                        start_new_session=True)
-
-    def wait_ready(self) -> None:
-        deadline = time.monotonic() + STARTUP_TIMEOUT_SECONDS
-        while time.monotonic() < deadline:
-            if self.process is None or self.process.poll() is not None:
-                raise RuntimeError("gunicorn exited during startup (see its log above)")
-            with contextlib.suppress(httpx.TransportError):
-                httpx.get(f"{self.url}/accounts/login/", timeout=2)
-                return
-            time.sleep(0.2)
-        raise RuntimeError(f"gunicorn did not answer within {STARTUP_TIMEOUT_SECONDS}s")
-
-    def pids(self) -> list[int]:
-        try:
-            import psutil
-        except ImportError:
-            return []
-        if self.process is None:
-            return []
-
-        master = psutil.Process(self.process.pid)
-        return [master.pid, *(child.pid for child in master.children(recursive=True))]
-
-    def stop(self) -> None:
-        process, self.process = self.process, None
-        stop_process_group(process, "gunicorn")
 
 
 # --------------------------------------------------------------------------------------------
@@ -291,44 +188,6 @@ class LoadGenerator:
         return PhaseResult(latencies=done, errors=errors, wall=wall)
 
 
-# --------------------------------------------------------------------------------------------
-# CPU accounting: who used the two cores while Baton was measured
-
-
-def cpu_usage(
-    before: CpuSnapshot | None, after: CpuSnapshot | None, wall: float, instances: int
-) -> dict[str, Any] | None:
-    """CPU seconds used during the measurement, by whom, and per started instance."""
-    if before is None or after is None or not instances:
-        return None
-
-    def grown(old: dict[int, float], new: dict[int, float]) -> float:
-        return sum(seconds - old.get(pid, 0.0) for pid, seconds in new.items())
-
-    busy = after.busy - before.busy
-    client = after.client - before.client
-    server = grown(before.server, after.server)
-    postgres = grown(before.postgres, after.postgres)
-    per_instance_ms = {
-        "server": round(server / instances * 1000, 2),
-        "postgres_backends": round(postgres / instances * 1000, 2),
-        "client": round(client / instances * 1000, 2),
-    }
-    return {
-        "busy_percent_of_all_cpus": round(100 * busy / (wall * (os.cpu_count() or 1)), 1),
-        "seconds": {
-            "server": round(server, 2),
-            "postgres_backends": round(postgres, 2),
-            "client": round(client, 2),
-            "other": round(busy - server - postgres - client, 2),
-        },
-        "per_instance_ms": per_instance_ms,
-    }
-
-
-# --------------------------------------------------------------------------------------------
-
-
 def cpu_overhead_ratio(cpu: dict[str, Any] | None, spiff: dict[str, Any]) -> float | None:
     if cpu is None:
         return None
@@ -356,21 +215,22 @@ def parse_args() -> argparse.Namespace:
     return args
 
 
-def measure(args: argparse.Namespace, database: str, gunicorn: str) -> dict[str, Any]:
+def measure(args: argparse.Namespace, database: str, gunicorn: str, log_dir: Path
+            ) -> dict[str, Any]:
     postgres_version = recreate_database(os.environ["DATABASE_URL"], BENCH_DATABASE)
     env = django_env(bench_database_url(os.environ["DATABASE_URL"], BENCH_DATABASE))
     log(f"database {BENCH_DATABASE} recreated (Postgres {postgres_version}); migrating")
-    token = prepare_database(env)
+    token = migrate_and_deploy(env, {PROCESS_KEY: BPMN_FILE.read_text()})
 
-    server = Server(env=env, worker_class=args.worker_class, workers=args.workers,
-                    threads=args.server_threads, keep_alive=args.server_keep_alive)
+    server = Baton(env, log_dir, web_workers=args.workers, web_threads=args.server_threads,
+                   web_class=args.worker_class, keep_alive=args.server_keep_alive)
     threads = f" x {args.server_threads} threads" if args.worker_class == "gthread" else ""
     server_name = (f"gunicorn {gunicorn} {args.worker_class}, {args.workers} workers"
                    f"{threads}, keep-alive {args.server_keep_alive}s, {SETTINGS_MODULE} "
                    "(DEBUG off)")
     load: LoadGenerator | None = None
     try:
-        server.start()
+        server.start_web()
         server.wait_ready()
         log(f"{server_name} on {server.url}")
         load = LoadGenerator(server.url, token, args.threads)
@@ -378,10 +238,11 @@ def measure(args: argparse.Namespace, database: str, gunicorn: str) -> dict[str,
         if warm.errors:
             raise RuntimeError(f"{warm.errors} of {args.warmup} warm-up requests failed")
         log(f"measuring {args.instances} starts with {args.threads} client threads")
-        before = cpu_snapshot(server.pids(), BENCH_DATABASE)
+        meter = CpuMeter({"server": lambda: server.pids("web"),
+                          "postgres_backends": lambda: postgres_backends(BENCH_DATABASE),
+                          "client": lambda: [os.getpid()]})
         result = load.run(args.instances, "baton")
-        after = cpu_snapshot(server.pids(), BENCH_DATABASE)
-        cpu = cpu_usage(before, after, result.wall, len(result.latencies))
+        cpu = meter.usage(len(result.latencies), "instance")
     finally:
         if load is not None:
             load.close()
@@ -403,48 +264,34 @@ def measure(args: argparse.Namespace, database: str, gunicorn: str) -> dict[str,
 def main() -> int:
     args = parse_args()
     gunicorn = gunicorn_version()  # fail before any setup when it is missing
-    signal.signal(signal.SIGTERM, raise_keyboard_interrupt)
-    began = time.perf_counter()
 
-    busy_before = machine_busy_percent()
-    if busy_before is not None and busy_before > 20:
-        log(f"warning: the machine is already {busy_before:.0f}% busy; figures will be low")
-    try:
+    def measure_both() -> dict[str, Any]:
         log(f"plain SpiffWorkflow: {args.instances} instances in memory")
         spiff = run_spiffworkflow(args.instances, args.warmup)
         log(f"plain SpiffWorkflow: {spiff['instances_per_second']}/s")
-        with services(args.data_dir) as embedded:
-            baton = measure(args, database_label(embedded), gunicorn)
-    except KeyboardInterrupt:
-        log("interrupted; everything stopped")
-        return 130
-    except (subprocess.CalledProcessError, RuntimeError) as error:
-        log(f"failed: {error}")
-        return 1
+        with services(args.data_dir) as embedded, \
+                tempfile.TemporaryDirectory(prefix="baton-bench-") as log_dir:
+            baton = measure(args, database_label(embedded), gunicorn, Path(log_dir))
+        baton_rate = baton["baton"]["instances_per_second"]
+        return {
+            "process": PROCESS_KEY,
+            "instances": args.instances,
+            "warmup": args.warmup,
+            "client_threads": args.threads,
+            "server": baton["server"],
+            "database": baton["database"],
+            "baton": baton["baton"],
+            "spiffworkflow_in_memory": spiff,
+            # Baton's per-instance time over plain SpiffWorkflow's, both from throughput.
+            "overhead_ratio": round(spiff["instances_per_second"] / baton_rate, 2)
+            if baton_rate else None,
+            # The same, from CPU time: Baton's server and Postgres per instance over plain
+            # SpiffWorkflow's per instance (throughput above compares all CPUs with one thread).
+            "cpu_overhead_ratio": cpu_overhead_ratio(baton["cpu_during_baton"], spiff),
+            "cpu_during_baton": baton["cpu_during_baton"],
+        }
 
-    baton_rate = baton["baton"]["instances_per_second"]
-    report: dict[str, Any] = {
-        "benchmark": "start",
-        "process": PROCESS_KEY,
-        "instances": args.instances,
-        "warmup": args.warmup,
-        "client_threads": args.threads,
-        "server": baton["server"],
-        "database": baton["database"],
-        "baton": baton["baton"],
-        "spiffworkflow_in_memory": spiff,
-        # Baton's per-instance time over plain SpiffWorkflow's, both from throughput.
-        "overhead_ratio": round(spiff["instances_per_second"] / baton_rate, 2)
-        if baton_rate else None,
-        # The same, from CPU time: Baton's server and Postgres per instance over plain
-        # SpiffWorkflow's per instance (throughput above compares all CPUs with one thread).
-        "cpu_overhead_ratio": cpu_overhead_ratio(baton["cpu_during_baton"], spiff),
-        "cpu_during_baton": baton["cpu_during_baton"],
-        "machine": machine_info(busy_before),
-        "total_wall_seconds": round(time.perf_counter() - began, 1),
-    }
-    print(json.dumps(report))
-    return 0 if baton["baton"]["errors"] == 0 else 1
+    return run_benchmark("start", measure_both, ok=lambda report: report["baton"]["errors"] == 0)
 
 
 if __name__ == "__main__":

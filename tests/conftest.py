@@ -1,6 +1,8 @@
 """Shared fixtures: users in their groups, token-authenticated API clients, deployed example
 diagrams and a builder for small BPMN documents (Camunda dialect)."""
+import os
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 from django.contrib.auth.models import Group, User
@@ -11,7 +13,7 @@ from engine.services.definition_cache import definition_elements, definition_spe
 from engine.services.running import definition_script_time_limit
 from processes.models import ProcessDefinition
 from processes.services import deploy, deploy_examples
-from tests.helpers import EXPENSE_FILE, PARALLEL_FILE, build_bpmn, upload_of
+from tests.helpers import EXPENSE_FILE, PARALLEL_FILE, SHARED_DIR, build_bpmn, upload_of
 
 
 @pytest.fixture(autouse=True)
@@ -24,6 +26,19 @@ def _fresh_definition_caches():
     definition_specs.cache_clear()
     definition_elements.cache_clear()
     definition_script_time_limit.cache_clear()
+
+
+@pytest.fixture(scope="session")
+def shared_dir() -> Path:
+    """../shared, the directory beside the repository checkout (the example corpus). A test
+    that needs it is skipped on a developer's machine without it, and fails under CI=true,
+    where a missing corpus must not pass for a green run."""
+    if not SHARED_DIR.is_dir():
+        message = f"the shared directory is not beside the checkout: {SHARED_DIR}"
+        if os.environ.get("CI") == "true":
+            pytest.fail(message)
+        pytest.skip(message)
+    return SHARED_DIR
 
 
 # --- users -------------------------------------------------------------------------------

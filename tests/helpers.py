@@ -8,6 +8,10 @@ from processes.validation import UploadedFile
 
 EXPENSE_FILE = EXAMPLES_DIR / "expense_approval.bpmn"
 PARALLEL_FILE = EXAMPLES_DIR / "parallel_review.bpmn"
+# The shared directory beside the repository checkout (../shared): the corpus of example
+# models. Tests reach it through the `shared_dir` fixture (tests/conftest.py).
+SHARED_DIR = Path(__file__).resolve().parents[2] / "shared"
+SPIFF_EXAMPLES = Path("corpus", "spiff-examples")  # inside SHARED_DIR
 
 
 def upload_of(path: Path, name: str | None = None) -> UploadedFile:

@@ -194,6 +194,7 @@ def test_start_reports_bad_input_and_failing_scripts(expense_definition):
     assert "status:       incident" in output
     assert "incident:     prepare: NameError: name 'rate' is not defined" in output
     instance = ProcessInstance.objects.get()
+    assert instance.incident is not None
     assert (instance.status, instance.incident["element_id"]) == ("incident", "prepare")
     assert not instance.human_tasks.exists()
 
@@ -205,9 +206,10 @@ def test_start_reports_bad_input_and_failing_scripts(expense_definition):
 def test_instances_lists_newest_first_and_filters(expense_definition, parallel_definition):
     first = start_expense("10", "--business-key", "EXP-1")
     second = start_expense("2000", "--business-key", "EXP-2")
-    review = ProcessInstance.objects.get(pk=re.search(
-        rf"Instance ({UUID})", run("start", "parallel_review", "--var", "document=contract.pdf")
-    ).group(1))
+    started = re.search(
+        rf"Instance ({UUID})", run("start", "parallel_review", "--var", "document=contract.pdf"))
+    assert started is not None
+    review = ProcessInstance.objects.get(pk=started.group(1))
 
     output = run("instances")
     assert output.splitlines()[0].split() == ["ID", "PROCESS", "STATUS", "BUSINESS", "KEY",

@@ -3,25 +3,20 @@ example approval through the API, a browser-style login, and Ctrl-C stopping eve
 import os
 import re
 import signal
-import socket
 import subprocess
 import sys
 import threading
-import time
 from pathlib import Path
 
 import httpx
 import psutil
 import pytest
 
+from bench.common import free_port
+from tests.faults.stack import wait_until
+
 BASE_DIR = Path(__file__).resolve().parent.parent
 ACCOUNT_LINE = re.compile(r"^\s+(\w+)\s+(\S+)\s+(\S+)\s+([0-9a-f]{40})\s*$")
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 class Output:
@@ -36,12 +31,11 @@ class Output:
             self.lines.append(line.rstrip("\n"))
 
     def wait_for(self, text: str, timeout: float) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if any(text in line for line in self.lines):
-                return
-            time.sleep(0.2)
-        raise AssertionError(f"{text!r} not printed; output:\n" + "\n".join(self.lines[-80:]))
+        try:
+            wait_until(lambda: any(text in line for line in self.lines), timeout, poll=0.2)
+        except AssertionError:
+            raise AssertionError(f"{text!r} not printed; output:\n"
+                                 + "\n".join(self.lines[-80:])) from None
 
 
 def processes_mentioning(*needles: str) -> list[psutil.Process]:
@@ -116,9 +110,11 @@ def test_run_command_serves_baton_and_ctrl_c_stops_everything(tmp_path: Path) ->
     output.thread.join(timeout=5)
     assert returncode == 0, "\n".join(output.lines[-40:])
     assert "Baton stopped." in output.lines
-    time.sleep(1)
-    alive = [p for p in descendants if p.is_running() and p.status() != psutil.STATUS_ZOMBIE]
-    assert alive == []
+
+    def alive() -> list[psutil.Process]:
+        return [p for p in descendants if p.is_running() and p.status() != psutil.STATUS_ZOMBIE]
+
+    wait_until(lambda: not alive(), timeout=30, what="every child process to end")
     assert processes_mentioning(str(tmp_path), redis_dir) == []
 
 

@@ -4,35 +4,25 @@ from pathlib import Path
 from urllib.parse import quote
 
 import dj_database_url
-from django.core.exceptions import ImproperlyConfigured
+import environ
 
 from config.queues import events_queue, job_queue
 
 BASE_DIR = Path(__file__).resolve().parent.parent.parent
 
 
-def env_bool(name: str, default: bool) -> bool:
-    value = os.environ.get(name)
-    if value is None:
-        return default
-    return value.strip().lower() in {"1", "true", "yes", "on"}
+# Typed values (booleans, numbers, lists) from the environment: django-environ. Free text
+# (secrets, URLs, paths) is read from os.environ as it is: django-environ would take a value
+# that starts with `$` for the name of another variable, and a secret key may start with `$`.
+env = environ.Env()
 
 
 def env_list(name: str, default: list[str]) -> list[str]:
-    value = os.environ.get(name)
-    if value is None:
-        return default
-    return [item.strip() for item in value.split(",") if item.strip()]
+    """A comma-separated list; blank items (`a,,b`, a trailing comma) are dropped."""
+    return [item for item in env.list(name, cast=str.strip, default=default) if item]
 
 
-def require_env(name: str) -> str:
-    value = os.environ.get(name)
-    if not value:
-        raise ImproperlyConfigured(f"The environment variable {name} must be set.")
-    return value
-
-
-DEBUG = env_bool("DEBUG", False)
+DEBUG = env.bool("DEBUG", default=False)
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", ["localhost", "127.0.0.1"])
 
 INSTALLED_APPS = [
@@ -96,16 +86,16 @@ AUTHENTICATION_BACKENDS = [
     "axes.backends.AxesStandaloneBackend",
     "django.contrib.auth.backends.ModelBackend",
 ]
-AXES_FAILURE_LIMIT = int(os.environ.get("BATON_LOGIN_FAILURE_LIMIT", "10"))
-AXES_COOLOFF_TIME = float(os.environ.get("BATON_LOGIN_COOLOFF_MINUTES", "15")) / 60
+AXES_FAILURE_LIMIT = env.int("BATON_LOGIN_FAILURE_LIMIT", default=10)
+AXES_COOLOFF_TIME = env.float("BATON_LOGIN_COOLOFF_MINUTES", default=15) / 60
 AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"], "ip_address"]
 AXES_RESET_ON_SUCCESS = True
 AXES_LOCKOUT_TEMPLATE = "registration/locked_out.html"
 # Behind reverse proxies, how many (BATON_TRUSTED_PROXY_COUNT): the client's address is then
 # read from X-Forwarded-For (django-ipware), or every client would share the proxy's address.
 # Without proxies only the connection's own address counts: a header could be forged.
-if int(os.environ.get("BATON_TRUSTED_PROXY_COUNT", "0")):
-    AXES_IPWARE_PROXY_COUNT = int(os.environ["BATON_TRUSTED_PROXY_COUNT"])
+if env.int("BATON_TRUSTED_PROXY_COUNT", default=0):
+    AXES_IPWARE_PROXY_COUNT = env.int("BATON_TRUSTED_PROXY_COUNT")
     AXES_IPWARE_PROXY_ORDER = "right-most"
     AXES_IPWARE_META_PRECEDENCE_ORDER = ("HTTP_X_FORWARDED_FOR", "REMOTE_ADDR")
 
@@ -151,7 +141,7 @@ DATABASES = {
         os.environ.get("DATABASE_URL")
         or embedded_database_url()
         or "postgres://postgres@127.0.0.1:5432/baton",
-        conn_max_age=int(os.environ.get("DB_CONN_MAX_AGE", "60")),
+        conn_max_age=env.int("DB_CONN_MAX_AGE", default=60),
         # A kept connection is checked before each request reuses it: after a database
         # restart the request gets a fresh one, not an error.
         conn_health_checks=True,
@@ -216,23 +206,23 @@ CELERY_TASK_PUBLISH_RETRY_POLICY = {
 # Keep worker database connections across tasks (Celery closes them after every task
 # otherwise); config/celery.py still drops broken or expired ones before each task.
 CELERY_DB_REUSE_MAX = 1000
-CELERY_TASK_SOFT_TIME_LIMIT = int(os.environ.get("BATON_JOB_TIME_LIMIT_SECONDS", "300"))
+CELERY_TASK_SOFT_TIME_LIMIT = env.int("BATON_JOB_TIME_LIMIT_SECONDS", default=300)
 
 # Service jobs: default retry budget, backoff, and the sweep that re-enqueues lost jobs.
-BATON_JOB_DEFAULT_ATTEMPTS = int(os.environ.get("BATON_JOB_DEFAULT_ATTEMPTS", "3"))
-BATON_RETRY_BASE_SECONDS = float(os.environ.get("BATON_RETRY_BASE_SECONDS", "1.0"))
-BATON_RETRY_MAX_SECONDS = float(os.environ.get("BATON_RETRY_MAX_SECONDS", "300"))
+BATON_JOB_DEFAULT_ATTEMPTS = env.int("BATON_JOB_DEFAULT_ATTEMPTS", default=3)
+BATON_RETRY_BASE_SECONDS = env.float("BATON_RETRY_BASE_SECONDS", default=1.0)
+BATON_RETRY_MAX_SECONDS = env.float("BATON_RETRY_MAX_SECONDS", default=300)
 # The sweep runs this often: a running job whose worker died (its run lock is free) is taken
 # over at the next sweep; so is a job whose hand-over to the broker failed, and a pending job
 # whose message is gone (the job queue is empty), once it is 2 s late.
-BATON_SWEEP_INTERVAL_SECONDS = float(os.environ.get("BATON_SWEEP_INTERVAL_SECONDS", "5"))
+BATON_SWEEP_INTERVAL_SECONDS = env.float("BATON_SWEEP_INTERVAL_SECONDS", default=5)
 # A pending job this late is handed over again even while messages wait in the job queue
 # (its own may be among them, behind a backlog).
-BATON_SWEEP_GRACE_SECONDS = float(os.environ.get("BATON_SWEEP_GRACE_SECONDS", "30"))
+BATON_SWEEP_GRACE_SECONDS = env.float("BATON_SWEEP_GRACE_SECONDS", default=30)
 # Diagram scripts run in sandbox processes: CPU seconds per evaluation (a process may
 # lower or raise it with its `scriptTimeLimit` property, up to 60 s) and memory per sandbox.
-BATON_SCRIPT_TIME_LIMIT_SECONDS = float(os.environ.get("BATON_SCRIPT_TIME_LIMIT_SECONDS", "2"))
-BATON_SCRIPT_MEMORY_LIMIT_MB = int(os.environ.get("BATON_SCRIPT_MEMORY_LIMIT_MB", "512"))
+BATON_SCRIPT_TIME_LIMIT_SECONDS = env.float("BATON_SCRIPT_TIME_LIMIT_SECONDS", default=2)
+BATON_SCRIPT_MEMORY_LIMIT_MB = env.int("BATON_SCRIPT_MEMORY_LIMIT_MB", default=512)
 # The declared secret store for connector parameters (`secret:NAME` in literal diagram
 # text): this mapping, plus the JSON file or directory (one file per secret, named after it)
 # that the environment variable BATON_SECRETS names. The rest of the environment is not read.
@@ -243,13 +233,13 @@ BATON_SECRETS_PATH = os.environ.get("BATON_SECRETS", "")
 # (the default: only the development and test settings turn it on) also loopback and private
 # addresses, unless BATON_HTTP_ALLOW lists them (comma-separated CIDRs and host names,
 # optionally with :port).
-BATON_HTTP_ALLOW_PRIVATE = env_bool("BATON_HTTP_ALLOW_PRIVATE", False)
+BATON_HTTP_ALLOW_PRIVATE = env.bool("BATON_HTTP_ALLOW_PRIVATE", default=False)
 BATON_HTTP_ALLOW = env_list("BATON_HTTP_ALLOW", [])
 # Other services of Baton's own that connectors must never reach, as host:port (a cache, a
 # search index...), refused like the database and broker whatever BATON_HTTP_ALLOW says.
 BATON_OWN_SERVICES = env_list("BATON_OWN_SERVICES", [])
 # The demo API that the credit-check example calls (served by Baton itself under /demo-api/).
-BATON_DEMO_API = env_bool("BATON_DEMO_API", True)
+BATON_DEMO_API = env.bool("BATON_DEMO_API", default=True)
 # The base URL diagrams reach Baton itself under (scripts see it as `baton_url`).
 BATON_BASE_URL = os.environ.get(
     "BATON_BASE_URL", f"http://127.0.0.1:{os.environ.get('PORT', '8000')}"
@@ -257,13 +247,13 @@ BATON_BASE_URL = os.environ.get(
 
 # Timers: how often the beat fires due timers (and timer start events) and re-sends message
 # and signal deliveries that are due again; a timer fires within about this much of its time.
-BATON_TIMER_INTERVAL_SECONDS = float(os.environ.get("BATON_TIMER_INTERVAL_SECONDS", "1"))
+BATON_TIMER_INTERVAL_SECONDS = env.float("BATON_TIMER_INTERVAL_SECONDS", default=1)
 # Who may send messages and signals through the API: the members of these groups
 # (comma-separated), operators and superusers; nobody else (engine/permissions.py).
 BATON_EVENT_SENDER_GROUPS = env_list("BATON_EVENT_SENDER_GROUPS", ["integrations"])
 # A message thrown by an instance that no instance waits for yet is tried again this many
 # times (1 s, 2 s, 4 s ... apart) before it is given up as unmatched.
-BATON_MESSAGE_ATTEMPTS = int(os.environ.get("BATON_MESSAGE_ATTEMPTS", "6"))
+BATON_MESSAGE_ATTEMPTS = env.int("BATON_MESSAGE_ATTEMPTS", default=6)
 
 CELERY_BEAT_SCHEDULE: dict[str, dict[str, object]] = {
     "sweep-service-jobs": {
@@ -325,27 +315,25 @@ if _USER_RATE or _ANON_RATE:
     }
 
 # Limits on what a deployment may upload (bytes).
-BATON_MAX_FILE_BYTES = int(os.environ.get("BATON_MAX_FILE_BYTES", str(2 * 1024 * 1024)))
-BATON_MAX_DEPLOYMENT_BYTES = int(
-    os.environ.get("BATON_MAX_DEPLOYMENT_BYTES", str(10 * 1024 * 1024))
-)
+BATON_MAX_FILE_BYTES = env.int("BATON_MAX_FILE_BYTES", default=2 * 1024 * 1024)
+BATON_MAX_DEPLOYMENT_BYTES = env.int("BATON_MAX_DEPLOYMENT_BYTES", default=10 * 1024 * 1024)
 # Request bodies (config/request_limits.py): a body over its cap is refused with a 413 before
 # it is read. The deployment endpoints (and the modeler's save) take a deployment plus 1 MiB
 # of multipart framing; every other request at most BATON_MAX_JSON_BYTES.
-BATON_MAX_JSON_BYTES = int(os.environ.get("BATON_MAX_JSON_BYTES", str(1024 * 1024)))
+BATON_MAX_JSON_BYTES = env.int("BATON_MAX_JSON_BYTES", default=1024 * 1024)
 # Django's own checks stay as a second line behind the caps above; uploaded files are kept in
 # memory up to the per-file cap (larger ones are refused anyway).
 DATA_UPLOAD_MAX_MEMORY_SIZE = BATON_MAX_DEPLOYMENT_BYTES + 1024 * 1024
 FILE_UPLOAD_MAX_MEMORY_SIZE = BATON_MAX_FILE_BYTES
-DATA_UPLOAD_MAX_NUMBER_FILES = int(os.environ.get("BATON_MAX_DEPLOYMENT_FILES", "100"))
+DATA_UPLOAD_MAX_NUMBER_FILES = env.int("BATON_MAX_DEPLOYMENT_FILES", default=100)
 # What a deployment may hold: flow elements (tasks, events, gateways, sequence flows) across
 # its files, and how deeply its XML may nest. A start costs web CPU in proportion to the size
 # of its process, so the element cap bounds that too.
-BATON_MAX_DIAGRAM_ELEMENTS = int(os.environ.get("BATON_MAX_DIAGRAM_ELEMENTS", "5000"))
+BATON_MAX_DIAGRAM_ELEMENTS = env.int("BATON_MAX_DIAGRAM_ELEMENTS", default=5000)
 # libxml2 refuses documents deeper than 256 levels anyway.
-BATON_MAX_XML_DEPTH = min(int(os.environ.get("BATON_MAX_XML_DEPTH", "64")), 255)
+BATON_MAX_XML_DEPTH = min(env.int("BATON_MAX_XML_DEPTH", default=64), 255)
 # How deeply lists and objects may nest in JSON bodies and stored variables.
-BATON_MAX_JSON_DEPTH = int(os.environ.get("BATON_MAX_JSON_DEPTH", "64"))
+BATON_MAX_JSON_DEPTH = env.int("BATON_MAX_JSON_DEPTH", default=64)
 
 LOGGING = {
     "version": 1,

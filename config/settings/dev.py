@@ -9,9 +9,9 @@ terminal instead; `make run` serves static files itself (runserver --insecure).
 import os
 
 from .base import *  # noqa: F403
-from .base import env_bool
+from .base import env
 
-DEBUG = env_bool("DEBUG", False)
+DEBUG = env.bool("DEBUG", default=False)
 SECRET_KEY = os.environ.get("SECRET_KEY") or "dev-only-insecure-key-do-not-use-in-production"
 # Connectors may call loopback and private addresses (the demo API, services on this machine).
-BATON_HTTP_ALLOW_PRIVATE = env_bool("BATON_HTTP_ALLOW_PRIVATE", True)
+BATON_HTTP_ALLOW_PRIVATE = env.bool("BATON_HTTP_ALLOW_PRIVATE", default=True)

@@ -1,14 +1,20 @@
 """Production settings: every secret comes from the environment, cookies are secure."""
+import os
+
+from django.core.exceptions import ImproperlyConfigured
+
 from .base import *  # noqa: F403
-from .base import env_bool, env_list, require_env
+from .base import env, env_list
 
 DEBUG = False
-BATON_DEMO_API = env_bool("BATON_DEMO_API", False)
-SECRET_KEY = require_env("SECRET_KEY")
+BATON_DEMO_API = env.bool("BATON_DEMO_API", default=False)
+SECRET_KEY = os.environ.get("SECRET_KEY", "")
+if not SECRET_KEY:
+    raise ImproperlyConfigured("The environment variable SECRET_KEY must be set.")
 CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", [])
 SESSION_COOKIE_SECURE = True
 CSRF_COOKIE_SECURE = True
-SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", True)
+SECURE_SSL_REDIRECT = env.bool("SECURE_SSL_REDIRECT", default=True)
 SECURE_HSTS_SECONDS = 60 * 60 * 24 * 365
 SECURE_HSTS_INCLUDE_SUBDOMAINS = True
 SECURE_HSTS_PRELOAD = True

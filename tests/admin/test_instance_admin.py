@@ -179,6 +179,7 @@ def test_edit_variables_changes_adds_and_removes(operator_client, two_step, oper
     two_step.refresh_from_db()
     assert two_step.variables == {"note": "fixed"}
     event = InstanceEvent.objects.filter(instance=two_step, type="variables_changed").last()
+    assert event is not None
     assert (event.actor, event.payload["removed"]) == (operator, ["amount"])
 
 

@@ -26,7 +26,7 @@ def test_a_result_arriving_while_suspended_is_applied_on_resume(
     deploy(name="slow", files=[UploadedFile("slow.bpmn", xml.encode())], actor=None)
     instance = start_instance(key="svc_slow", variables={"api": fake_api.base_url})
     job = ServiceJob.objects.get(instance=instance)
-    wait_until(lambda: fake_api.requests_to("/slow"), what="the worker to call the API")
+    wait_until(lambda: bool(fake_api.requests_to("/slow")), what="the worker to call the API")
 
     url = reverse("admin:engine_processinstance_repair", args=[instance.pk, "suspend"])
     client.post(url, {"reason": "look first"})

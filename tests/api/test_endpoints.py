@@ -143,7 +143,7 @@ def test_variables_patch_merges_and_audits(started, api_client_for, approver, op
     assert body.status_code == 200 and body.json()["variables"]["amount"] == 99
     event = InstanceEvent.objects.get(instance_id=started["id"], type="variables_changed")
     assert event.payload == {"before": {"amount": 250}, "after": {"amount": 99}}
-    assert event.actor.username == "olga_operator"
+    assert event.actor is not None and event.actor.username == "olga_operator"
 
 
 def test_operator_actions_on_unknown_instances_are_404(api_client_for, operator):

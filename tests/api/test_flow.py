@@ -156,7 +156,7 @@ def test_start_runs_to_the_approval_task(started, make_user):
     instance = ProcessInstance.objects.get(pk=started["id"])
     assert instance.status == ProcessInstance.Status.WAITING
     assert instance.business_key == "E-1"
-    assert instance.started_by.username == "bob_requester"
+    assert instance.started_by is not None and instance.started_by.username == "bob_requester"
 
 
 def test_starting_an_unknown_process_is_404(expense_definition, approver_client):
@@ -253,7 +253,8 @@ def test_completing_twice_is_409_and_changes_nothing(started, approver_client):
     assert after.variables == instance.variables
     assert after.variables["outcome"] == "approved"
     assert after.lock_version == instance.lock_version
-    assert HumanTask.objects.get(pk=task["id"]).submitted_data["decision"] == "approve"
+    submitted = HumanTask.objects.get(pk=task["id"]).submitted_data
+    assert submitted is not None and submitted["decision"] == "approve"
 
 
 def test_outsider_cannot_complete(started, outsider_client):

@@ -8,7 +8,6 @@ import socket
 import subprocess
 import sys
 import threading
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -31,7 +30,7 @@ from engine.services import (
 )
 from processes.models import Deployment
 from tests.api.test_endpoints import problem
-from tests.engine.service_fixtures import database_url
+from tests.engine.service_fixtures import database_url, wait_until
 from tests.helpers import build_bpmn, deploy_document
 
 BASE_DIR = Path(__file__).resolve().parents[2]
@@ -153,14 +152,15 @@ def gunicorn(transactional_db) -> Iterator[tuple[str, psutil.Process]]:
         cwd=BASE_DIR, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )
     url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while True:
-        assert server.poll() is None and time.monotonic() < deadline, "gunicorn did not start"
-        try:
+
+    def answers() -> bool:
+        assert server.poll() is None, "gunicorn exited"
+        with contextlib.suppress(httpx.TransportError):
             httpx.get(url + "/api/v1/definitions/", timeout=2)
-            break
-        except httpx.TransportError:
-            time.sleep(0.2)
+            return True
+        return False
+
+    wait_until(answers, timeout=60, what="gunicorn to answer", poll=0.2)
     yield url, psutil.Process(server.pid)
     server.terminate()
     server.wait(timeout=30)

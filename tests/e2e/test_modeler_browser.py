@@ -5,7 +5,7 @@ import re
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import Page, expect
+from playwright.sync_api import Dialog, Page, expect
 
 from engine.connectors import _REGISTRY, connector, registered_connectors
 from engine.models import HumanTask, ProcessInstance
@@ -114,8 +114,13 @@ def test_import_assign_save_see_an_error_start_and_find_the_task(
     assert list(ProcessDefinition.objects.values_list("version", flat=True)) == [1]
 
     # Leaving with unsaved changes asks first.
-    dialogs = []
-    page.on("dialog", lambda dialog: (dialogs.append(dialog.type), dialog.accept()))
+    dialogs: list[str] = []
+
+    def accept(dialog: Dialog) -> None:
+        dialogs.append(dialog.type)
+        dialog.accept()
+
+    page.on("dialog", accept)
     page.get_by_role("navigation", name="Main").get_by_role("link", name="Processes").click()
     expect(page).to_have_url(re.compile(r"/processes/$"))
     assert dialogs == ["beforeunload"]

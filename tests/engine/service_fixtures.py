@@ -7,7 +7,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -21,6 +21,9 @@ import pytest
 from django.db import connection
 
 from config.queues import events_queue
+from tests.faults.stack import wait_until
+
+__all__ = ["wait_until"]  # the tests of tests/engine import it from here
 
 BASE_DIR = Path(__file__).resolve().parents[2]
 TEST_SECRET = "s3cr3t-token-for-the-crm-7f1c"
@@ -219,22 +222,36 @@ def _start_workers(url: str, live_url: str, tmp_path_factory: pytest.TempPathFac
             cwd=BASE_DIR, env=env, stdout=log.open("wb"), stderr=subprocess.STDOUT,
         ))
     workers = Workers(processes, logs)
-    deadline = time.monotonic() + 90
-    while workers.log_text().count(" ready.") < 2:
-        if time.monotonic() > deadline or any(p.poll() is not None for p in processes):
-            workers.stop()
-            raise RuntimeError("Celery workers did not start:\n" + workers.log_text()[-3000:])
-        time.sleep(0.2)
+
+    def alive() -> None:
+        if any(p.poll() is not None for p in processes):
+            raise RuntimeError("a Celery worker exited:\n" + workers.log_text()[-3000:])
+
+    try:
+        wait_until(lambda: workers.log_text().count(" ready.") >= 2, timeout=90,
+                   what="the Celery workers to start", watch=alive, poll=0.2)
+    except (AssertionError, RuntimeError):
+        workers.stop()
+        raise
     return workers
 
 
-def wait_until(condition: Callable[[], bool], timeout: float = 30, what: str = "") -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return
-        time.sleep(0.1)
-    raise AssertionError(f"Timed out after {timeout} s waiting for {what or condition}")
+def no_job_running() -> bool:
+    """No worker holds the run lock of a job of this database: the session advisory lock a
+    worker holds from its claim until the outcome is applied (engine/services)."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND granted"
+            " AND pid <> pg_backend_pid()"
+            " AND database = (SELECT oid FROM pg_database WHERE datname = current_database())")
+        row = cursor.fetchone()
+        return row is not None and row[0] == 0
+
+
+def task_finished(workers: "Workers", task_id: str) -> bool:
+    """A worker logged the end of the Celery task `task_id` (succeeded or failed)."""
+    text = workers.log_text()
+    return f"[{task_id}] succeeded" in text or f"[{task_id}] raised" in text
 
 
 @contextmanager

@@ -14,10 +14,9 @@ from processes.services import deploy
 from processes.validation import UploadedFile
 from tests.engine import event_diagrams
 from tests.engine.test_messages import deploy_xml
-from tests.helpers import open_task_elements
+from tests.helpers import SPIFF_EXAMPLES, open_task_elements
 
 pytestmark = pytest.mark.django_db
-SPIFF_EVENTS = Path("/work/shared/corpus/spiff-examples/2-in-depth/events")
 
 
 @pytest.fixture(autouse=True)
@@ -154,6 +153,11 @@ def _waiting_for(instance) -> list[dict]:
     return InstanceSerializer(instance_detail(instance.pk)).data["waiting_for"]
 
 
+@pytest.fixture
+def spiff_events(shared_dir: Path) -> Path:
+    return shared_dir / SPIFF_EXAMPLES / "2-in-depth" / "events"
+
+
 def spiff_files(folder: Path) -> list[UploadedFile]:
     return [UploadedFile(p.name, p.read_bytes()) for p in sorted(folder.iterdir())
             if p.suffix in (".bpmn", ".json") and p.name not in ("process_model.json",)
@@ -166,13 +170,13 @@ def spiff_files(folder: Path) -> list[UploadedFile]:
     ("Path C", "Event_068xxp8"),  # escalation from a nested subprocess
     ("Path D", "Event_068xxp8"),  # straight there, no escalation
 ])
-def test_spiffarena_escalation_example(path, finished_at, make_user):
+def test_spiffarena_escalation_example(path, finished_at, make_user, spiff_events):
     from SpiffWorkflow.util.task import TaskState
 
     from engine.services.instance_store import load_workflow
 
     user = make_user("una_user")
-    deploy(name="escalation", files=spiff_files(SPIFF_EVENTS / "escalation-events"), actor=None)
+    deploy(name="escalation", files=spiff_files(spiff_events / "escalation-events"), actor=None)
     instance = start_instance(key="Process_escalation_events_iq40493", actor=user)
     complete(instance, "Activity_0qpzdpu", user, path=path)
     instance.refresh_from_db()
@@ -183,9 +187,9 @@ def test_spiffarena_escalation_example(path, finished_at, make_user):
     assert ended == {finished_at}
 
 
-def test_spiffarena_timer_example_continues_without_the_user(make_user):
+def test_spiffarena_timer_example_continues_without_the_user(make_user, spiff_events):
     user = make_user("una_user")
-    deploy(name="timers", files=spiff_files(SPIFF_EVENTS / "timer-events"), actor=None)
+    deploy(name="timers", files=spiff_files(spiff_events / "timer-events"), actor=None)
     instance = start_instance(key="Process_timer_events_oh3akqq", actor=user)
     (timer,) = instance.timers.all()
     assert round((timer.due_at - clock.now()).total_seconds()) in (314, 315)

@@ -3,7 +3,6 @@ second, two Celery worker processes, the broker and Postgres. Real time, no move
 import os
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -15,8 +14,15 @@ from engine.services import broadcast_signal, complete_human_task, start_instanc
 from processes.services import deploy
 from processes.validation import UploadedFile
 from tests.engine import event_diagrams
-from tests.engine.service_fixtures import BASE_DIR, Workers, database_url, wait_until
-from tests.engine.test_messages import SPIFF_MESSAGES, deploy_xml
+from tests.engine.service_fixtures import (
+    BASE_DIR,
+    Workers,
+    database_url,
+    no_job_running,
+    wait_until,
+)
+from tests.engine.test_messages import deploy_xml
+from tests.helpers import SPIFF_EXAMPLES
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
 
@@ -42,35 +48,37 @@ def celery_beat(celery_workers: Workers, tmp_path: Path) -> Iterator[subprocess.
     beat.wait(timeout=15)
 
 
-def test_timers_fire_within_two_seconds_of_their_due_time(celery_beat) -> None:
+def test_timers_fire_on_the_beat_never_before_their_due_time(celery_beat) -> None:
+    """How late they fire is measured by bench/faults.py (timers_behind_backlog), not here."""
     deploy_xml(event_diagrams.wait_for_timer("${'PT' + str(seconds) + 'S'}"))
     instances = [start_instance(key="waits", variables={"seconds": seconds})
                  for seconds in (2, 3, 3, 4, 5)]
     wait_until(lambda: Timer.objects.filter(fired=True).count() == len(instances), timeout=30,
                what="every timer to fire")
     for timer in Timer.objects.all():
-        late = (timer.fired_at - timer.due_at).total_seconds()
-        print(f"fired {late:.2f} s after due")
-        assert 0 <= late < 2.0, f"{timer.element_id} fired {late:.2f} s after its due time"
+        assert timer.fired_at is not None and timer.fired_at >= timer.due_at, timer.element_id
     assert HumanTask.objects.filter(element_id="after").count() == len(instances)
 
 
 def test_a_timer_start_event_starts_instances_on_the_beat(celery_beat) -> None:
     deploy_xml(event_diagrams.timer_start("R2/PT1S"))
-    wait_until(lambda: ProcessInstance.objects.filter(definition__key="scheduled").count() == 2,
-               timeout=20, what="two scheduled starts")
-    time.sleep(2.5)
+    from engine.models import StartTrigger
+
+    wait_until(lambda: StartTrigger.objects.filter(kind="timer", next_due_at=None).exists(),
+               timeout=20, what="the schedule to run out after its two starts")
     assert ProcessInstance.objects.filter(definition__key="scheduled").count() == 2
 
 
-def test_messages_between_instances_go_through_the_workers(celery_workers, make_user) -> None:
+def test_messages_between_instances_go_through_the_workers(celery_workers, make_user,
+                                                           shared_dir) -> None:
+    spiff_messages = shared_dir / SPIFF_EXAMPLES / "2-in-depth" / "2-4-messages"
     waiter_user = make_user("wally_waiter")
     files = [UploadedFile(p.name, p.read_bytes()) for p in
-             [SPIFF_MESSAGES / "waiter" / "simple-message-waiter.bpmn",
-              SPIFF_MESSAGES / "waiter" / "order-schema.json",
-              SPIFF_MESSAGES / "waiter" / "order-uischema.json"]]
+             [spiff_messages / "waiter" / "simple-message-waiter.bpmn",
+              spiff_messages / "waiter" / "order-schema.json",
+              spiff_messages / "waiter" / "order-uischema.json"]]
     deploy(name="waiter", files=files, actor=None)
-    chef_file = SPIFF_MESSAGES / "chef" / "simple-message-chef.bpmn"
+    chef_file = spiff_messages / "chef" / "simple-message-chef.bpmn"
     deploy(name="chef", files=[UploadedFile(chef_file.name, chef_file.read_bytes())], actor=None)
     waiter = start_instance(key="Process_k6u417e", actor=waiter_user)
     complete_human_task(task_id=waiter.human_tasks.get().pk, user=waiter_user,
@@ -112,7 +120,8 @@ def test_a_boundary_timer_interrupts_a_slow_call(celery_beat, fake_api) -> None:
     wait_until(lambda: HumanTask.objects.filter(element_id="by_hand").exists(), timeout=20,
                what="the timer to interrupt the call")
     wait_until(lambda: len(fake_api.requests_to("/slow")) == 1, timeout=10, what="the call")
-    time.sleep(4.5)  # the late answer arrives and is ignored
+    # The late answer arrives and is ignored: the worker lets go of the job's run lock.
+    wait_until(no_job_running, timeout=30, what="the worker to finish with the late answer")
     instance.refresh_from_db()
     assert instance.status == ProcessInstance.Status.WAITING
     assert "late" not in instance.variables

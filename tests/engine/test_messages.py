@@ -1,7 +1,6 @@
 """Messages: correlation by key and business key, 404/409, idempotent message ids, message
 start events, receive tasks, boundary events, suspended instances, and messages thrown
 between instances (SpiffArena's waiter and chef, Camunda send tasks)."""
-from pathlib import Path
 
 import pytest
 from django.core.exceptions import PermissionDenied
@@ -25,10 +24,9 @@ from engine.services.event_outbox import deliver_event
 from processes.services import deploy
 from processes.validation import UploadedFile
 from tests.engine import event_diagrams
-from tests.helpers import open_task_elements
+from tests.helpers import SPIFF_EXAMPLES, open_task_elements
 
 pytestmark = pytest.mark.django_db
-SPIFF_MESSAGES = Path("/work/shared/corpus/spiff-examples/2-in-depth/2-4-messages")
 
 
 def deploy_xml(xml: str, name: str = "events.bpmn"):
@@ -173,7 +171,8 @@ def test_bad_input_and_permissions(sender, make_user, settings):
     with pytest.raises(InvalidInput):
         correlate_message(name="", actor=sender)
     with pytest.raises(InvalidInput):
-        correlate_message(name="x", actor=sender, variables=["not", "an", "object"])
+        correlate_message(name="x", actor=sender,
+                          variables=["not", "an", "object"])  # type: ignore[arg-type]
     with pytest.raises(PermissionDenied):  # only integrations, operators and superusers
         correlate_message(name="x", actor=make_user("ned_nobody", "designers"))
     settings.BATON_EVENT_SENDER_GROUPS = ["partners"]
@@ -193,16 +192,17 @@ def deliver_pending() -> None:
             deliver_event(str(delivery_id))
 
 
-def test_spiffarena_waiter_and_chef_correlate_by_table_number(make_user):
+def test_spiffarena_waiter_and_chef_correlate_by_table_number(make_user, shared_dir):
+    spiff_messages = shared_dir / SPIFF_EXAMPLES / "2-in-depth" / "2-4-messages"
     waiter_user = make_user("wally_waiter")
     files = [
         UploadedFile(p.name, p.read_bytes())
-        for p in [SPIFF_MESSAGES / "waiter" / "simple-message-waiter.bpmn",
-                  *(SPIFF_MESSAGES / "waiter").glob("*.json")]
+        for p in [spiff_messages / "waiter" / "simple-message-waiter.bpmn",
+                  *(spiff_messages / "waiter").glob("*.json")]
         if p.name != "process_model.json"
     ]
     deploy(name="waiter", files=files, actor=None)
-    chef_file = SPIFF_MESSAGES / "chef" / "simple-message-chef.bpmn"
+    chef_file = spiff_messages / "chef" / "simple-message-chef.bpmn"
     deploy(name="chef", files=[UploadedFile(chef_file.name, chef_file.read_bytes())], actor=None)
 
     waiters = []

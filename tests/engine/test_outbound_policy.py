@@ -74,6 +74,7 @@ def deploy_url_task(key: str) -> None:
 
 def assert_refused(instance: ProcessInstance, reason: str) -> None:
     assert instance.status == "incident", instance.status
+    assert instance.incident is not None
     assert "refused by the outbound policy" in instance.incident["error"]
     assert reason in instance.incident["error"], instance.incident["error"]
     job = ServiceJob.objects.get(instance=instance)
@@ -345,6 +346,7 @@ def test_production_policy_refuses_a_name_that_resolves_to_loopback(settings) ->
         execute_service_job(str(ServiceJob.objects.get(instance=instance).id))
         instance.refresh_from_db()
         assert_refused(instance, "is loopback; list it in BATON_HTTP_ALLOW")
+        assert instance.incident is not None
         assert "localhost (" in instance.incident["error"]
         assert not connected(sock)
         assert_listener_works(sock)

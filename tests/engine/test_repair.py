@@ -153,7 +153,8 @@ def test_skip_refuses_finished_and_unknown_tasks(two_step, approver, operator):
     with pytest.raises(NotFound):
         skip_task(instance_id=two_step.pk, actor=operator, task_id="not-a-task")
     with pytest.raises(InvalidInput):
-        skip_task(instance_id=two_step.pk, actor=operator, task_id=str(done.id), variables=[1])
+        skip_task(instance_id=two_step.pk, actor=operator, task_id=str(done.id),
+                  variables=[1])  # type: ignore[arg-type]
     assert snapshot(two_step) == before
 
 
@@ -213,7 +214,7 @@ def test_retry_after_fixing_the_variables_in_one_step(db, operator):
     instance = start_instance(key="divides_by", variables={"y": 0})
     assert instance.status == ProcessInstance.Status.INCIDENT
 
-    retry_instance(instance_id=instance.pk, actor=operator, variables={"y": 4})
+    retry_instance(instance_id=str(instance.pk), actor=operator, variables={"y": 4})
 
     instance.refresh_from_db()
     assert instance.status == ProcessInstance.Status.WAITING
@@ -229,7 +230,8 @@ def test_set_variables_can_remove_names_and_refuses_bad_input(two_step, operator
     assert two_step.variables == {"note": "x"}
     before = snapshot(two_step)
     with pytest.raises(InvalidInput):
-        set_variables(instance_id=two_step.pk, actor=operator, variables=["not", "an", "object"])
+        set_variables(instance_id=two_step.pk, actor=operator,
+                      variables=["not", "an", "object"])  # type: ignore[arg-type]
     with pytest.raises(InvalidInput, match="both set and remove"):
         set_variables(instance_id=two_step.pk, actor=operator, variables={"a": 1}, remove=["a"])
     assert snapshot(two_step) == before

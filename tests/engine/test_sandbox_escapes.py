@@ -45,6 +45,7 @@ def key_of(case: Escape, path: str) -> str:
 
 def assert_contained(instance: ProcessInstance, case: Escape, secrets: list[str]) -> None:
     assert instance.status == ProcessInstance.Status.INCIDENT, (case.id, instance.status)
+    assert instance.incident is not None
     assert instance.incident["element_id"] == "work", instance.incident
     error = instance.incident["error"]
     assert case.says in error, (case.id, error)

@@ -164,7 +164,8 @@ def test_the_engine_s_sandbox_processes_run_contained():
     and mount namespaces and root, an empty environment, and only their own socket."""
     environment = build_script_engine().environment
     with script_context(user=None, reuse_key="definition jail-test"):
-        environment.execute("x = len('abc')", context := {})
+        context: dict[str, Any] = {}
+        environment.execute("x = len('abc')", context)
     assert context["x"] == 3
 
     zygote = leases._pool.zygote

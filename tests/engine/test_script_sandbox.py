@@ -122,6 +122,7 @@ def test_a_forbidden_script_fails_its_task_into_an_incident(quick_limit, script,
 
     instance.refresh_from_db()
     assert instance.status == ProcessInstance.Status.INCIDENT
+    assert instance.incident is not None
     assert instance.incident["kind"] == "script"
     assert instance.incident["element_id"] == "work"
     assert reason in instance.incident["error"], instance.incident["error"]
@@ -191,18 +192,20 @@ def test_an_operator_fixes_the_variables_and_retries_a_script_incident(operator)
     instance = start_instance(key="rates", variables={"amount": 2})
     instance.refresh_from_db()
     assert instance.status == ProcessInstance.Status.INCIDENT
+    assert instance.incident is not None
     assert "NameError: name 'rate' is not defined" in instance.incident["error"]
     assert instance.incident["attempts"] == 1
 
     # Retrying without a fix fails again: a new incident event, one more attempt.
-    retry_instance(instance_id=instance.pk, actor=operator)
+    retry_instance(instance_id=str(instance.pk), actor=operator)
     instance.refresh_from_db()
     assert instance.status == ProcessInstance.Status.INCIDENT
+    assert instance.incident is not None
     assert instance.incident["attempts"] == 2
     assert event_types(instance).count("incident") == 2
 
     set_variables(instance_id=instance.pk, actor=operator, variables={"rate": 3})
-    retried = retry_instance(instance_id=instance.pk, actor=operator)
+    retried = retry_instance(instance_id=str(instance.pk), actor=operator)
 
     assert retried.status == ProcessInstance.Status.COMPLETED
     instance.refresh_from_db()
@@ -214,7 +217,7 @@ def test_an_operator_fixes_the_variables_and_retries_a_script_incident(operator)
     retry_events = InstanceEvent.objects.filter(instance=instance, type="task_retried")
     assert [(e.element_id, e.actor) for e in retry_events] == [("work", operator)] * 2
     with pytest.raises(Conflict):
-        retry_instance(instance_id=instance.pk, actor=operator)
+        retry_instance(instance_id=str(instance.pk), actor=operator)
 
 
 @pytest.mark.django_db
@@ -225,11 +228,12 @@ def test_a_failing_gateway_condition_is_an_incident_at_the_gateway(approver, ope
 
     instance.refresh_from_db()
     assert instance.status == ProcessInstance.Status.INCIDENT
+    assert instance.incident is not None
     assert instance.incident["element_id"] == "decide"
     assert "limit" in instance.incident["error"]
 
     set_variables(instance_id=instance.pk, actor=operator, variables={"limit": 1})
-    assert retry_instance(instance_id=instance.pk, actor=operator).status == "completed"
+    assert retry_instance(instance_id=str(instance.pk), actor=operator).status == "completed"
 
 
 @pytest.mark.django_db
@@ -240,13 +244,14 @@ def test_a_failing_assignment_expression_is_an_incident_at_the_user_task(operato
     instance = start_instance(key="assign", variables={"dept": "sales"})
     instance.refresh_from_db()
     assert instance.status == ProcessInstance.Status.INCIDENT
+    assert instance.incident is not None
     assert instance.incident["element_id"] == "review"
     assert "groups_of" in instance.incident["error"]
     assert not instance.human_tasks.exists()
 
     set_variables(instance_id=instance.pk, actor=operator,
                   variables={"groups_of": {"sales": "managers"}})
-    retry_instance(instance_id=instance.pk, actor=operator)
+    retry_instance(instance_id=str(instance.pk), actor=operator)
     instance.refresh_from_db()
     assert instance.status == ProcessInstance.Status.WAITING
     assert instance.human_tasks.get().candidate_groups == ["managers"]
@@ -260,11 +265,12 @@ def test_a_failing_connector_parameter_is_an_incident_at_the_service_task(operat
     instance = start_instance(key="params", variables={})
     instance.refresh_from_db()
     assert instance.status == ProcessInstance.Status.INCIDENT
+    assert instance.incident is not None
     assert instance.incident["element_id"] == "call"
     assert not ServiceJob.objects.exists()
 
     set_variables(instance_id=instance.pk, actor=operator, variables={"api": "http://h"})
-    retry_instance(instance_id=instance.pk, actor=operator)
+    retry_instance(instance_id=str(instance.pk), actor=operator)
     instance.refresh_from_db()
     assert instance.status == ProcessInstance.Status.RUNNING
     assert ServiceJob.objects.get(instance=instance).parameters["url"] == "http://h/x"
@@ -277,11 +283,12 @@ def test_spiff_pre_and_post_script_failures_are_retried_where_they_failed(approv
     ))
     instance = start_instance(key="prepost", variables={}, actor=approver)
     instance.refresh_from_db()
+    assert instance.incident is not None
     assert (instance.status, instance.incident["element_id"]) == ("incident", "ask")
     assert "Pre-Script" in instance.incident["error"]
 
     set_variables(instance_id=instance.pk, actor=operator, variables={"name": "ann"})
-    retry_instance(instance_id=instance.pk, actor=operator)
+    retry_instance(instance_id=str(instance.pk), actor=operator)
     instance.refresh_from_db()
     assert instance.status == ProcessInstance.Status.WAITING
     assert instance.variables["greeting"] == "hello ann"
@@ -291,13 +298,14 @@ def test_spiff_pre_and_post_script_failures_are_retried_where_they_failed(approv
     complete_human_task(task_id=task.pk, user=approver, variables={})
     instance.refresh_from_db()
     assert instance.status == ProcessInstance.Status.INCIDENT
+    assert instance.incident is not None
     assert "Post-Script" in instance.incident["error"]
     task.refresh_from_db()
     assert task.status == HumanTask.Status.COMPLETED
 
     # ...and the retry runs the post-script again, without asking the person again.
     set_variables(instance_id=instance.pk, actor=operator, variables={"answer": "yes"})
-    retry_instance(instance_id=instance.pk, actor=operator)
+    retry_instance(instance_id=str(instance.pk), actor=operator)
     instance.refresh_from_db()
     assert instance.status == ProcessInstance.Status.COMPLETED
     assert instance.variables["reply"] == "YES"
@@ -310,6 +318,7 @@ def test_a_process_sets_its_own_time_limit(settings):
     deploy_xml("hurry", script_process("hurry", "while True: pass", time_limit="0.3"))
     instance = start_instance(key="hurry", variables={})
     instance.refresh_from_db()
+    assert instance.incident is not None
     assert "time limit of 0.3 s" in instance.incident["error"]
 
 
@@ -432,6 +441,7 @@ def test_a_runaway_script_on_a_worker_is_an_incident_and_the_worker_serves_on(
 
     wait_until(lambda: settled(looping), timeout=60, what="the runaway script's incident")
     assert looping.status == "incident"
+    assert looping.incident is not None
     assert looping.incident["element_id"] == "spin"
     assert "time limit" in looping.incident["error"]
     assert ServiceJob.objects.get(instance=looping).status == "succeeded"
@@ -513,6 +523,7 @@ def test_a_script_cannot_change_a_module_another_definition_uses():
     vandal = start_instance(key="vandal", variables={})
     vandal.refresh_from_db()
     assert vandal.status == "incident"
+    assert vandal.incident is not None
     assert "cannot change a class" in vandal.incident["error"]
 
     victim = start_instance(key="victim", variables={})
@@ -555,6 +566,7 @@ def test_a_plain_condition_that_builds_too_much_fails_in_the_sandbox(approver, t
 
     instance.refresh_from_db()
     assert instance.status == "incident"
+    assert instance.incident is not None
     assert instance.incident["element_id"] == "decide"
     assert says in instance.incident["error"]
 
@@ -590,6 +602,7 @@ def test_values_a_script_leaves_survive_the_next_operation(approver):
         deploy_xml("unkeepable", script_process("unkeepable", script))
         failed = start_instance(key="unkeepable", variables={})
         failed.refresh_from_db()
+        assert failed.incident is not None
         assert failed.status == "incident" and says in failed.incident["error"], script
 
 

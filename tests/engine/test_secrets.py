@@ -114,7 +114,7 @@ def test_a_too_short_secret_is_an_incident_and_nothing_is_sent(
         instance = start_instance(key="sec_spiff", variables={"api": fake_api.base_url})
     execute_service_job(str(ServiceJob.objects.get(instance=instance).id))
     instance.refresh_from_db()
-    assert instance.status == "incident"
+    assert instance.status == "incident" and instance.incident is not None
     assert ("The secret 'CRM_TOKEN' is too short to be kept out of logs (8 characters at least)"
             in instance.incident["error"])
     assert fake_api.requests_to("/crm") == []

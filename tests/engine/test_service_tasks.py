@@ -1,22 +1,29 @@
 """Service tasks end to end: a real Celery worker, the real broker, Postgres, and an HTTP API
 on 127.0.0.1 (DESIGN sections 3 and 5)."""
 import signal
-import time
 
 import pytest
+from celery import current_app
 from django.contrib.auth.models import User
 from django.db import connection
 from django.utils import timezone
 
 from engine.models import InstanceEvent, ProcessInstance, ServiceJob
-from engine.queueing import send_service_job
+from engine.queueing import RUN_SERVICE_JOB
 from engine.services import retry_instance, start_instance
 from engine.services.job_runs import execute_service_job
 from engine.services.job_sweep import sweep_service_jobs
 from processes.services import deploy
 from processes.validation import UploadedFile
 from tests.engine.service_diagrams import parallel, sequence, service_task
-from tests.engine.service_fixtures import TEST_SECRET, FakeApi, Reply, Workers, wait_until
+from tests.engine.service_fixtures import (
+    TEST_SECRET,
+    FakeApi,
+    Reply,
+    Workers,
+    task_finished,
+    wait_until,
+)
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -47,6 +54,7 @@ def test_success_maps_the_result_and_sends_an_idempotency_key(
     assert instance.status == "completed", instance.status
     assert instance.variables["score"] == 712
     job = ServiceJob.objects.get(instance=instance)
+    assert job.result is not None
     assert (job.status, job.attempt, job.result["status"]) == ("succeeded", 1, 200)
     [request] = fake_api.requests_to("/score")
     assert request.headers["Idempotency-Key"] == job.idempotency_key
@@ -166,10 +174,10 @@ def test_a_duplicated_job_message_changes_nothing(
     job = ServiceJob.objects.get(instance=instance)
     events_before = event_types(instance)
     state_before = instance.lock_version
-    send_service_job(str(job.id))
-    send_service_job(str(job.id))
+    duplicates = [current_app.send_task(RUN_SERVICE_JOB, args=[str(job.id)]) for _ in range(2)]
     execute_service_job(str(job.id))  # and once more right here, in this process
-    time.sleep(1.5)
+    wait_until(lambda: all(task_finished(celery_workers, m.id) for m in duplicates),
+               timeout=60, what="the workers to handle both duplicates")
     instance.refresh_from_db()
     assert event_types(instance) == events_before
     assert instance.lock_version == state_before

@@ -126,6 +126,7 @@ def test_a_script_failing_at_start_leaves_the_instance_in_incident(db):
 
     instance.refresh_from_db()
     assert instance.status == ProcessInstance.Status.INCIDENT
+    assert instance.incident is not None
     assert instance.incident["kind"] == "script"
     assert instance.incident["element_id"] == "prepare"
     assert "ZeroDivisionError: division by zero" in instance.incident["error"]
@@ -151,6 +152,7 @@ def test_a_script_failing_after_a_task_keeps_the_completion_in_incident(db, appr
     assert row.status == HumanTask.Status.COMPLETED
     assert row.completed_by == approver
     assert instance.status == ProcessInstance.Status.INCIDENT
+    assert instance.incident is not None
     assert instance.incident["element_id"] == "finish"
     assert instance.variables == {"n": 1, "note": "go"}
     assert [t for t, _ in event_types(instance)][-2:] == ["task_completed", "incident"]

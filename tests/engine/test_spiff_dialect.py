@@ -8,13 +8,9 @@ from engine.models import HumanTask, ProcessInstance
 from engine.services import complete_human_task, start_instance
 from processes.services import deploy
 from processes.validation import UploadedFile
+from tests.helpers import SPIFF_EXAMPLES
 
-CORPUS = Path(__file__).resolve().parents[3] / "shared" / "corpus" / "spiff-examples"
-ROLES = CORPUS / "1-basic-concepts" / "1-6-roles"
-
-pytestmark = pytest.mark.skipif(
-    not ROLES.exists(), reason="the shared corpus is not beside the repo"
-)
+ROLES = SPIFF_EXAMPLES / "1-basic-concepts" / "1-6-roles"
 
 
 def deploy_folder(folder: Path) -> None:
@@ -28,8 +24,8 @@ def deploy_folder(folder: Path) -> None:
 
 
 @pytest.mark.django_db
-def test_lanes_forms_and_current_user_in_a_spiffarena_model() -> None:
-    deploy_folder(ROLES)
+def test_lanes_forms_and_current_user_in_a_spiffarena_model(shared_dir: Path) -> None:
+    deploy_folder(shared_dir / ROLES)
     ann = User.objects.create_user("ann", email="ann@example.invalid")
     ann.groups.add(Group.objects.create(name="staff"))
     instance = start_instance(key="Process_9wllce2", actor=ann)

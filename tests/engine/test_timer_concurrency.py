@@ -5,7 +5,6 @@ import os
 import subprocess
 import sys
 import threading
-import time
 
 import pytest
 from django.db import connection
@@ -15,7 +14,7 @@ from engine.models import HumanTask, InstanceEvent, ProcessInstance, Timer
 from engine.services import start_instance
 from engine.services.timers import fire_due_timers, fire_timer
 from tests.engine import event_diagrams
-from tests.engine.service_fixtures import BASE_DIR, database_url
+from tests.engine.service_fixtures import BASE_DIR, database_url, wait_until
 from tests.engine.test_messages import deploy_xml
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -91,28 +90,37 @@ def test_two_threads_racing_for_the_same_timer_fire_it_once():
     assert InstanceEvent.objects.filter(type="timer_fired").count() == 1
 
 
+# Each process says it is ready (a file of its own), then waits for the go file, so that
+# both fire at once.
 FIRER = """
-import os, sys, time
+import pathlib, sys, time
 import django
 django.setup()
 from engine.services.timers import fire_due_timers
-start_at = float(sys.argv[1])
-time.sleep(max(0.0, start_at - time.time()))
+ready, go = pathlib.Path(sys.argv[1]), pathlib.Path(sys.argv[2])
+ready.touch()
+while not go.exists():
+    time.sleep(0.01)
 print(fire_due_timers(batch=5, time_budget=60))
 """
 
 
 @pytest.mark.slow
-def test_two_beat_processes_fire_100_due_timers_once_each():
+def test_two_beat_processes_fire_100_due_timers_once_each(tmp_path):
     instances = start_waiting_instances("PT1S")  # real time: the processes have their own clock
-    latest_due = Timer.objects.order_by("-due_at").first().due_at
-    time.sleep(max(0.0, (latest_due - clock.now()).total_seconds()) + 0.1)
+    latest = Timer.objects.order_by("-due_at").first()
+    assert latest is not None
+    wait_until(lambda: clock.now() > latest.due_at, timeout=30, what="every timer to be due")
     env = {**os.environ, "DATABASE_URL": database_url(),
            "DJANGO_SETTINGS_MODULE": "config.settings.test"}
-    start_at = str(time.time() + 4)  # both are set up by then and start together
-    processes = [subprocess.Popen([sys.executable, "-c", FIRER, start_at], cwd=BASE_DIR, env=env,
+    go, ready = tmp_path / "go", [tmp_path / f"ready{n}" for n in (1, 2)]
+    processes = [subprocess.Popen([sys.executable, "-c", FIRER, str(flag), str(go)],
+                                  cwd=BASE_DIR, env=env,
                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-                 for _ in range(2)]
+                 for flag in ready]
+    wait_until(lambda: all(flag.exists() for flag in ready) or any(
+        p.poll() is not None for p in processes), timeout=60, what="both processes to be ready")
+    go.touch()
     outputs = [p.communicate(timeout=120) for p in processes]
     assert all(p.returncode == 0 for p in processes), outputs
     counts = [int(out.strip().splitlines()[-1]) for out, _ in outputs]

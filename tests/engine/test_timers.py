@@ -157,12 +157,24 @@ def test_cron_timer_start_event():
     deploy_xml(event_diagrams.timer_start("0 0 9 * * ?"))  # every day at 09:00
     trigger = StartTrigger.objects.get(kind="timer")
     due = trigger.next_due_at
+    assert due is not None
     assert (due.hour, due.minute, due.second) == (9, 0, 0)
     assert datetime.timedelta(0) < due - clock.now() <= datetime.timedelta(days=1)
     clock.advance(due - clock.now() + datetime.timedelta(seconds=1))
     assert fire_due_timers() == 1
     trigger.refresh_from_db()
     assert trigger.next_due_at == due + datetime.timedelta(days=1)
+
+
+@pytest.mark.parametrize("expression, weekday", [("0 0 9 ? * 6#3", 4), ("0 0 9 ? * 6L", 4)])
+def test_quartz_nth_and_last_weekday_timer_start_events(expression, weekday):
+    from engine.models import StartTrigger
+
+    deploy_xml(event_diagrams.timer_start(expression))  # third / last Friday of the month
+    due = StartTrigger.objects.get(kind="timer").next_due_at
+    assert due is not None
+    assert (due.weekday(), due.hour, due.minute) == (weekday, 9, 0)
+    assert datetime.timedelta(0) < due - clock.now() <= datetime.timedelta(days=62)
 
 
 def test_a_new_version_replaces_the_schedule_of_the_old_one():

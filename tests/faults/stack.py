@@ -54,11 +54,12 @@ class Timeout(AssertionError):
 
 
 def wait_until(
-    condition: Callable[[], Any], timeout: float, what: str,
+    condition: Callable[[], Any], timeout: float = 30, what: str = "",
     watch: Callable[[], None] | None = None, poll: float = 0.1,
 ) -> Any:
     """Poll `condition` until it returns something true, and return that. `watch` runs
-    between polls and raises when something that must stay up went down."""
+    between polls and raises when something that must stay up went down. The one
+    wait-for-a-condition of the tests and benchmarks: no fixed sleeps."""
     deadline = time.monotonic() + timeout
     while True:
         value = condition()
@@ -67,7 +68,7 @@ def wait_until(
         if watch is not None:
             watch()
         if time.monotonic() > deadline:
-            raise Timeout(f"timed out after {timeout:.0f} s waiting for {what}")
+            raise Timeout(f"timed out after {timeout:.0f} s waiting for {what or condition}")
         time.sleep(poll)
 
 
@@ -180,7 +181,7 @@ class OwnPostgres:
                                                  connect_timeout=5)
                     self._connections[database] = connection
                 with connection.cursor() as cursor:
-                    cursor.execute(query, params)  # type: ignore[arg-type]
+                    cursor.execute(query, params)
                     return cursor.fetchall() if cursor.description else []
             except psycopg.OperationalError:
                 self._connections.pop(database, None)
@@ -312,6 +313,9 @@ class StubApi:
                 length = int(self.headers.get("Content-Length") or 0)
                 if length:
                     self.rfile.read(length)
+                if self.path == "/_calls":  # for a stub in a process of its own
+                    self._reply(json.dumps([vars(c) for c in stub.calls_of()]).encode())
+                    return
                 parts = self.path.split("?")[0].strip("/").split("/")
                 call = Call(path=self.path, step=parts[0], tag=parts[1] if len(parts) > 1 else "",
                             key=self.headers.get("Idempotency-Key") or "",
@@ -325,20 +329,23 @@ class StubApi:
                 if hold is not None:
                     hold.arrived.set()
                     hold.released.wait(timeout=600)
-                time.sleep(delay)
-                payload = json.dumps({"ok": True, "step": call.step}).encode()
+                if delay:
+                    time.sleep(delay)
                 try:
-                    self.send_response(200)
-                    self.send_header("Content-Type", "application/json")
-                    self.send_header("Content-Length", str(len(payload)))
-                    self.end_headers()
-                    self.wfile.write(payload)
-                    self.wfile.flush()
+                    self._reply(json.dumps({"ok": True, "step": call.step}).encode())
                     call.delivered = True
                 except OSError:
                     self.close_connection = True  # the caller is gone (killed)
                 finally:
                     call.answered = time.time()
+
+            def _reply(self, payload: bytes) -> None:
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(payload)))
+                self.end_headers()
+                self.wfile.write(payload)
+                self.wfile.flush()
 
             do_GET = do_POST = do_PUT = _handle
 
@@ -395,6 +402,34 @@ class StubApi:
         self.release()
         self.server.shutdown()
         self.server.server_close()
+
+
+class StubProcess:
+    """A StubApi in a process of its own (`python -m tests.faults.stack stub DELAY`), so that
+    its CPU time is its own; `calls()` reads back what it recorded."""
+
+    def __init__(self, delay: float = 0.0) -> None:
+        self.popen = subprocess.Popen(
+            [sys.executable, "-m", "tests.faults.stack", "stub", str(delay)], cwd=BASE_DIR,
+            stdout=subprocess.PIPE, text=True, start_new_session=True)
+        assert self.popen.stdout is not None
+        port = self.popen.stdout.readline().strip()
+        if not port.isdigit():
+            raise RuntimeError("the stub API did not start")
+        self.url = f"http://127.0.0.1:{port}"
+
+    def calls(self) -> list[Call]:
+        return [Call(**c) for c in httpx.get(f"{self.url}/_calls", timeout=60).json()]
+
+    def stop(self) -> None:
+        stop_process_group(self.popen, "the stub API")
+
+
+def serve_stub(delay: float) -> None:
+    stub = StubApi(delay)
+    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(0))
+    print(stub.port, flush=True)
+    stub.thread.join()
 
 
 def caller_of(call: Call, stub: StubApi) -> psutil.Process | None:
@@ -476,6 +511,17 @@ print("TOKEN", Token.objects.get_or_create(user=user)[0].key)
 """
 
 
+def migrate_and_deploy(env: dict[str, str], diagrams: dict[str, str]) -> str:
+    """Migrate the database `env` names, deploy `diagrams` ({key: xml}); the API token of a
+    user who may deploy, start and repair (the fault tests and the benchmarks use it)."""
+    subprocess.run([sys.executable, "manage.py", "migrate", "--noinput", "-v", "0"],
+                   cwd=BASE_DIR, env=env, check=True)
+    done = subprocess.run([sys.executable, "manage.py", "shell", "-c", SETUP_CODE],
+                          cwd=BASE_DIR, env=env, check=True, capture_output=True, text=True,
+                          input=json.dumps(diagrams))
+    return next(line.split()[1] for line in done.stdout.splitlines() if line.startswith("TOKEN "))
+
+
 # --------------------------------------------------------------------------------------------
 # Baton's processes
 
@@ -529,13 +575,19 @@ class Baton:
     the beat."""
 
     def __init__(self, env: dict[str, str], logs: Path, *, web_workers: int = 2,
-                 web_threads: int = 2) -> None:
+                 web_threads: int = 2, web_class: str = "gthread", keep_alive: int = 2,
+                 access_log: Path | None = None, pool: str = "prefork") -> None:
         self.env = env
         self.logs = logs
-        self.jobs_queue = env["BATON_CELERY_QUEUE"]
-        self.events_queue = env["BATON_EVENTS_QUEUE"]
+        self.jobs_queue = env.get("BATON_CELERY_QUEUE", "")
+        self.events_queue = env.get("BATON_EVENTS_QUEUE", "")
         self.web_workers = web_workers
         self.web_threads = web_threads
+        self.web_class = web_class
+        self.keep_alive = keep_alive
+        # When set, gunicorn logs each request with its server time (bench/inbox.py reads it).
+        self.access_log = access_log
+        self.pool = pool
         self.port = free_port()
         self.children: list[Child] = []
         self.counter = itertools.count(1)
@@ -551,20 +603,35 @@ class Baton:
         return child
 
     def start_web(self) -> Child:
+        access = [] if self.access_log is None else [
+            # %(D)s: microseconds from the parsed request to the last byte of the response.
+            "--access-logfile", str(self.access_log), "--access-logformat", "%(r)s|%(s)s|%(D)s"]
         return self._child("web", [
             sys.executable, "-m", "gunicorn", "config.wsgi:application",
             "--bind", f"127.0.0.1:{self.port}", "--workers", str(self.web_workers),
-            "--worker-class", "gthread", "--threads", str(self.web_threads),
-            "--timeout", "60", "--graceful-timeout", "5", "--log-level", "warning",
+            "--worker-class", self.web_class, "--threads", str(self.web_threads),
+            "--keep-alive", str(self.keep_alive), "--timeout", "60", "--graceful-timeout", "5",
+            "--log-level", "warning", *access,
         ])
 
     def _worker(self, kind: str, queue: str, concurrency: int) -> Child:
         name = f"{kind}{next(self.counter)}"
+        pool = ["-P", self.pool] + ([] if self.pool == "solo" else ["-c", str(concurrency)])
         return self._child(name, [
-            sys.executable, "-m", "celery", "-A", "config", "worker", "-P", "prefork",
-            "-c", str(concurrency), "-Q", queue, "-n", f"{name}-{os.getpid()}@%h",
+            sys.executable, "-m", "celery", "-A", "config", "worker", *pool,
+            "-Q", queue, "-n", f"{name}-{os.getpid()}@%h",
             "-l", "info", "--without-gossip", "--without-mingle", "--without-heartbeat",
         ], ready_text=" ready.")
+
+    def pids(self, prefix: str = "") -> list[int]:
+        """The processes of the children whose names start with `prefix`, and theirs."""
+        pids = []
+        for child in self.children:
+            if child.name.startswith(prefix) and not child.exited():
+                with contextlib.suppress(psutil.Error):
+                    parent = psutil.Process(child.pid)
+                    pids += [parent.pid, *(c.pid for c in parent.children(recursive=True))]
+        return pids
 
     def start_job_worker(self, concurrency: int = 2) -> Child:
         return self._worker("jobs", self.jobs_queue, concurrency)
@@ -593,8 +660,9 @@ class Baton:
 
     def wait_ready(self, timeout: float = STARTUP_TIMEOUT_SECONDS) -> None:
         def ready() -> bool:
+            web = any(c.name == "web" for c in self.children)
             return all(c.is_ready() for c in self.children if c.ready_text and not c.killed) \
-                and self.web_answers()
+                and (not web or self.web_answers())
 
         wait_until(ready, timeout, "Baton's processes to start", watch=self.check_alive,
                    poll=0.3)
@@ -798,14 +866,7 @@ class Stack:
             self.postgres.start()
             self.postgres.create_database(self.DATABASE)
             self.redis.start()
-            env = self.env("setup")
-            subprocess.run([sys.executable, "manage.py", "migrate", "--noinput", "-v", "0"],
-                           cwd=BASE_DIR, env=env, check=True)
-            done = subprocess.run([sys.executable, "manage.py", "shell", "-c", SETUP_CODE],
-                                  cwd=BASE_DIR, env=env, check=True, capture_output=True,
-                                  text=True, input=json.dumps(self.diagrams))
-            self.token = next(line.split()[1] for line in done.stdout.splitlines()
-                              if line.startswith("TOKEN "))
+            self.token = migrate_and_deploy(self.env("setup"), self.diagrams)
         except BaseException:
             self.close()
             raise
@@ -838,7 +899,7 @@ class Stack:
             **self.settings,
         }
 
-    def baton(self, name: str, **options: int) -> Baton:
+    def baton(self, name: str, **options: Any) -> Baton:
         return Baton(self.env(f"{next(self.runs)}"), self.root / "logs" / name, **options)
 
     def devstack(self, name: str, env: dict[str, str]) -> Devstack:
@@ -929,3 +990,7 @@ class Fleet:
             "WHERE i.business_key = ANY(%s) AND j.status = 'succeeded' "
             "GROUP BY i.business_key, j.element_id", (sorted(self.tags),))
         return {(tag, element): count for tag, element, count in rows}
+
+
+if __name__ == "__main__" and sys.argv[1:2] == ["stub"]:
+    serve_stub(float(sys.argv[2]))

@@ -1,6 +1,7 @@
 """Diagrams are capped in flow elements, XML depth and elements in a row, with a 400 that names
 the file and the limit, before SpiffWorkflow reads them; never a RecursionError."""
 import json
+from typing import Any
 
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
@@ -48,7 +49,7 @@ def designer_client(api_client_for, designer):
     return api_client_for(designer)
 
 
-def deploy_files(client, files: dict[str, str | bytes]) -> object:
+def deploy_files(client, files: dict[str, str | bytes]) -> Any:
     uploads = [SimpleUploadedFile(name, content.encode() if isinstance(content, str) else content)
                for name, content in files.items()]
     return client.post(DEPLOYMENTS_URL, {"files": uploads}, format="multipart")
@@ -98,7 +99,7 @@ def test_a_chain_at_the_limit_deploys_and_runs(db):
 
 def test_the_element_count_runs_across_the_files_of_a_deployment(designer_client, settings):
     settings.BATON_MAX_DIAGRAM_ELEMENTS = 9  # build_bpmn() has 5 flow elements
-    files = {"a.bpmn": build_bpmn("first"), "b.bpmn": build_bpmn("second")}
+    files: dict[str, str | bytes] = {"a.bpmn": build_bpmn("first"), "b.bpmn": build_bpmn("second")}
     (error,) = refused(deploy_files(designer_client, files))
     assert error["file"] == "b.bpmn"
     assert "more than 9 flow elements" in error["message"]
@@ -123,7 +124,7 @@ def test_xml_nested_deeper_than_the_limit_is_refused(designer_client, depth):
 
 def test_a_json_file_nested_too_deep_is_refused(designer_client):
     form = "[" * 100_000 + "]" * 100_000
-    files = {"diagram.bpmn": build_bpmn(), "form.json": form}
+    files: dict[str, str | bytes] = {"diagram.bpmn": build_bpmn(), "form.json": form}
     (error,) = refused(deploy_files(designer_client, files))
     assert error["file"] == "form.json"
     assert "deeper than 64 levels" in error["message"]

@@ -5,9 +5,10 @@ Pure Python: no database."""
 import datetime
 import json
 import re
+from collections.abc import Callable, Iterable
 from html import escape as html_escape
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import pytest
 from django import forms
@@ -35,23 +36,28 @@ from webforms.json_schema import (
     validate_form,
     variables_from,
 )
+from tests.helpers import SHARED_DIR, SPIFF_EXAMPLES
 
 SEP = " \u203a "  # between the parts of a nested field's label
-SHARED = Path(__file__).resolve().parents[3] / "shared"
-CORPUS = SHARED / "corpus" / "spiff-examples"
-CORPUS_SCHEMAS = sorted(CORPUS.rglob("*-schema.json")) if CORPUS.is_dir() else []
-NO_CORPUS = pytest.param(
-    None, marks=pytest.mark.skip(reason=f"the shared corpus is not at {CORPUS}")
-)
+# Collected by name, found through the `shared_dir` fixture (which decides skip or fail).
+CORPUS_SCHEMAS = (sorted(p.relative_to(SHARED_DIR / SPIFF_EXAMPLES)
+                         for p in (SHARED_DIR / SPIFF_EXAMPLES).rglob("*-schema.json"))
+                  if (SHARED_DIR / SPIFF_EXAMPLES).is_dir() else [])
+Example = tuple[dict[str, Any], dict[str, Any] | None, dict[str, Any]]
 
 
 def corpus_params() -> list[Any]:
     if not CORPUS_SCHEMAS:
-        return [NO_CORPUS]
-    return [pytest.param(path, id=str(path.relative_to(CORPUS))) for path in CORPUS_SCHEMAS]
+        return [pytest.param(Path("missing-corpus"), id="missing-corpus")]
+    return [pytest.param(path, id=str(path)) for path in CORPUS_SCHEMAS]
 
 
-def load_example(path: Path) -> tuple[dict[str, Any], dict[str, Any] | None, dict[str, Any]]:
+@pytest.fixture
+def spiff_examples(shared_dir: Path) -> Path:
+    return shared_dir / SPIFF_EXAMPLES
+
+
+def load_example(path: Path) -> Example:
     """A corpus form: its schema, its UI schema (if any) and its example task data."""
     stem = str(path)[: -len("-schema.json")]
     ui_path, data_path = Path(f"{stem}-uischema.json"), Path(f"{stem}-exampledata.json")
@@ -61,11 +67,16 @@ def load_example(path: Path) -> tuple[dict[str, Any], dict[str, Any] | None, dic
     return schema, ui_schema, example
 
 
-def corpus(name: str) -> tuple[dict[str, Any], dict[str, Any] | None, dict[str, Any]]:
-    path = CORPUS / f"{name}-schema.json"
-    if not path.exists():
-        pytest.skip(f"the shared corpus is not at {CORPUS}")
-    return load_example(path)
+@pytest.fixture
+def corpus(spiff_examples: Path) -> Callable[[str], Example]:
+    """`corpus("0-2-basic-example/norris")`: that example form of the corpus."""
+    return lambda name: load_example(spiff_examples / f"{name}-schema.json")
+
+
+def choices_of(field: forms.Field) -> list[tuple[Any, Any]]:
+    """The (value, label) pairs of a choice field (the stubs type `choices` as a union)."""
+    assert isinstance(field, forms.ChoiceField)
+    return list(cast(Iterable[tuple[Any, Any]], field.choices))
 
 
 def check_schema(form_class: type[JsonSchemaForm], variables: dict[str, Any]) -> None:
@@ -103,10 +114,10 @@ def valid_post(form_class: type[JsonSchemaForm], **overrides: Any) -> dict[str, 
         if field.disabled:
             continue
         if isinstance(field, JsonMultipleChoiceField):
-            keys = [key for key, _ in field.choices]
+            keys = [key for key, _ in choices_of(field)]
             post[name] = keys[: max(field.min_items or 0, 1)]
         elif isinstance(field, JsonChoiceField):
-            post[name] = next(key for key, _ in field.choices if key != "")
+            post[name] = next(key for key, _ in choices_of(field) if key != "")
         elif isinstance(field, forms.BooleanField):
             post[name] = "on"
         elif isinstance(field, forms.IntegerField):
@@ -131,8 +142,8 @@ def valid_post(form_class: type[JsonSchemaForm], **overrides: Any) -> dict[str, 
 
 
 @pytest.mark.parametrize("schema_path", corpus_params())
-def test_corpus_form_builds_and_renders_accessibly(schema_path: Path) -> None:
-    schema, ui_schema, example = load_example(schema_path)
+def test_corpus_form_builds_and_renders_accessibly(schema_path: Path, spiff_examples: Path) -> None:
+    schema, ui_schema, example = load_example(spiff_examples / schema_path)
     for task_data in (None, example):  # with and without the task data the form expects
         form_class = form_class_for(schema, ui_schema, task_data=task_data)
         properties = schema["properties"]
@@ -147,8 +158,8 @@ def test_corpus_form_builds_and_renders_accessibly(schema_path: Path) -> None:
 
 
 @pytest.mark.parametrize("schema_path", corpus_params())
-def test_corpus_form_accepts_valid_data(schema_path: Path) -> None:
-    schema, ui_schema, example = load_example(schema_path)
+def test_corpus_form_accepts_valid_data(schema_path: Path, spiff_examples: Path) -> None:
+    schema, ui_schema, example = load_example(spiff_examples / schema_path)
     form_class = form_class_for(schema, ui_schema, task_data=example)
     overrides = {
         "telephone": "+1 540-555-1234",  # 1-2-forms: a pattern
@@ -165,8 +176,9 @@ def test_corpus_form_accepts_valid_data(schema_path: Path) -> None:
 
 
 @pytest.mark.parametrize("schema_path", corpus_params())
-def test_corpus_initial_values_come_from_the_example_data(schema_path: Path) -> None:
-    schema, ui_schema, example = load_example(schema_path)
+def test_corpus_initial_values_come_from_the_example_data(schema_path: Path,
+                                                         spiff_examples: Path) -> None:
+    schema, ui_schema, example = load_example(spiff_examples / schema_path)
     form_class = form_class_for(schema, ui_schema, task_data=example)
     initial = initial_for(schema, ui_schema, example)
     for name, plan in form_class.plans.items():
@@ -179,17 +191,15 @@ def test_corpus_initial_values_come_from_the_example_data(schema_path: Path) -> 
             assert form_class.base_fields[name].initial == initial[name]
 
 
-def test_corpus_examples_are_all_there() -> None:
-    if not CORPUS_SCHEMAS:
-        pytest.skip(f"the shared corpus is not at {CORPUS}")
-    assert len(CORPUS_SCHEMAS) >= 21
+def test_corpus_examples_are_all_there(spiff_examples: Path) -> None:
+    assert len(list(spiff_examples.rglob("*-schema.json"))) >= 21
 
 
-def test_norris_radio_booleans_submit_booleans() -> None:
+def test_norris_radio_booleans_submit_booleans(corpus: Callable[[str], Example]) -> None:
     schema, ui_schema, example = corpus("0-2-basic-example/norris")
     form = build_form(schema, ui_schema, example)
     assert isinstance(form.fields["pushups"].widget, forms.RadioSelect)
-    assert [label for _, label in form.fields["pushups"].choices] == ["True", "False"]
+    assert [label for _, label in choices_of(form.fields["pushups"])] == ["True", "False"]
     html = assert_accessible(form)
     assert re.search(r'value="true" required id="id_thanos_0" checked', html)  # example data
     form = build_form(schema, ui_schema, example,
@@ -202,7 +212,7 @@ def test_norris_radio_booleans_submit_booleans() -> None:
     assert "pushups" not in form.errors
 
 
-def test_forms_example_constraints_and_messages() -> None:
+def test_forms_example_constraints_and_messages(corpus: Callable[[str], Example]) -> None:
     schema, ui_schema, example = corpus("1-basic-concepts/1-2-forms/test")
     form_class = form_class_for(schema, ui_schema, task_data=example)
     fields = form_class.base_fields
@@ -212,7 +222,8 @@ def test_forms_example_constraints_and_messages() -> None:
     assert isinstance(fields["bio"].widget, forms.Textarea)
     assert fields["telephone"].widget.input_type == "tel"
     assert fields["delivery_date"].widget.input_type == "date"
-    assert [key for key, _ in fields["hatedFruit"].choices] == ["", "apples", "oranges", "bananas"]
+    hated = [key for key, _ in choices_of(fields["hatedFruit"])]
+    assert hated == ["", "apples", "oranges", "bananas"]
     assert not fields["firstName"].required  # ui:emptyValue: always present
 
     good = valid_post(form_class, telephone="+91 (123) 456-7890", firstName="",
@@ -244,12 +255,12 @@ def test_forms_example_constraints_and_messages() -> None:
     assert form.errors["age"] == ["Enter a whole number."]
 
 
-def test_dynamic_options_come_from_task_data() -> None:
+def test_dynamic_options_come_from_task_data(corpus: Callable[[str], Example]) -> None:
     schema, ui_schema, example = corpus("1-basic-concepts/1-1-content/a-simple-form")
     form_class = form_class_for(schema, ui_schema, task_data=example)
     color = form_class.base_fields["color"]
     assert isinstance(color, JsonChoiceField)
-    assert ("#ffd700", "Banana Mania") in color.choices
+    assert ("#ffd700", "Banana Mania") in choices_of(color)
     post = {"first_name": "Chuck", "color": "#ffd700", "is_joke": "false"}
     assert validate_form(form_class(data=post)) == {
         "first_name": "Chuck", "color": "#ffd700", "is_joke": False}
@@ -265,7 +276,7 @@ def test_dynamic_options_come_from_task_data() -> None:
     assert validate_form(plain(data=dict(post, color="any colour"))) is not None
 
 
-def test_pizza_checkboxes_need_one_topping() -> None:
+def test_pizza_checkboxes_need_one_topping(corpus: Callable[[str], Example]) -> None:
     schema, ui_schema, _ = corpus("1-basic-concepts/1-4-decisions/select-a-pizza")
     form_class = form_class_for(schema, ui_schema)
     toppings = form_class.base_fields["toppings"]
@@ -282,18 +293,19 @@ def test_pizza_checkboxes_need_one_topping() -> None:
     assert "Pineapple is not one of the available choices" in form.errors["toppings"][0]
 
 
-def test_trivia_number_is_a_json_number() -> None:
+def test_trivia_number_is_a_json_number(corpus: Callable[[str], Example]) -> None:
     schema, ui_schema, _ = corpus("1-basic-concepts/1-3-scripts/trivia-quiz")
     form_class = form_class_for(schema, ui_schema)
     post = {"flag_stars": "12", "longest_river": "Nile", "woman_nobel": "Marie Curie"}
     assert validate_form(form_class(data=post)) == dict(post, flag_stars=12)
-    assert validate_form(form_class(data=dict(post, flag_stars="12.5")))["flag_stars"] == 12.5
+    assert validate_form(form_class(data=dict(post, flag_stars="12.5"))) == dict(post,
+                                                                             flag_stars=12.5)
     form = form_class(data=dict(post, flag_stars="twelve"))
     assert validate_form(form) is None
     assert form.errors["flag_stars"] == ["Enter a number."]
 
 
-def test_waiter_order_is_nested() -> None:
+def test_waiter_order_is_nested(corpus: Callable[[str], Example]) -> None:
     schema, ui_schema, example = corpus("2-in-depth/2-4-messages/waiter/order")
     form = build_form(schema, ui_schema, example)
     assert list(form.fields) == ["order.table_number", "order.drink", "order.meal"]
@@ -313,7 +325,7 @@ def test_waiter_order_is_nested() -> None:
     assert form.errors == {"order.table_number": ["This field is required."]}
 
 
-def test_composer_labels_use_the_titles() -> None:
+def test_composer_labels_use_the_titles(corpus: Callable[[str], Example]) -> None:
     schema, ui_schema, example = corpus("2-in-depth/2-5-loops/multi-instance/composer")
     form = build_form(schema, ui_schema, example)
     assert form.fields["composer_in_form.composer"].label == f"Composers{SEP}Composer"
@@ -322,7 +334,7 @@ def test_composer_labels_use_the_titles() -> None:
         "composer_in_form": {"genre": "Opera"}}
 
 
-def test_array_of_objects_is_a_json_text_area() -> None:
+def test_array_of_objects_is_a_json_text_area(corpus: Callable[[str], Example]) -> None:
     schema, ui_schema, example = corpus("2-in-depth/2-5-loops/looping-tasks/sad")
     form = build_form(schema, ui_schema, example)
     tasks = form.fields["tasks"]
@@ -337,11 +349,11 @@ def test_array_of_objects_is_a_json_text_area() -> None:
     assert form.errors["tasks"] == ["Enter a valid JSON."]
     form = form_class(data={"tasks": '[{"title": "ok"}, {"done": "no"}]'})
     assert validate_form(form) is None
-    assert sorted(form.errors["tasks"]) == ["Item 2: Enter a valid yes/no value.",
+    assert sorted(map(str, form.errors["tasks"])) == ["Item 2: Enter a valid yes/no value.",
                                             "Item 2: This field is required."]
 
 
-def test_booleans_are_always_submitted() -> None:
+def test_booleans_are_always_submitted(corpus: Callable[[str], Example]) -> None:
     schema, ui_schema, example = corpus("2-in-depth/2-3-sub-processes/payment-mode")
     form = build_form(schema, ui_schema, example)
     assert form.fields["pay_on_delivery"].initial is True
@@ -413,6 +425,7 @@ def test_nested_objects_and_references_are_flattened() -> None:
     assert fields["home.street"].label == f"Home{SEP}Street"
     assert fields["work.street"].label == f"Work{SEP}Street"
     assert fields["home.street"].required and fields["work.street"].required
+    assert isinstance(fields["home.street"], forms.CharField)
     assert fields["home.street"].max_length == 20
     assert fields["home.city"].initial == "Springfield"
     assert isinstance(fields["meta"], JsonValueField)  # a free-form object
@@ -470,7 +483,7 @@ def test_typed_choices_numbers_and_lists_come_back_typed() -> None:
     form_class = person()
     kind = form_class.base_fields["kind"]
     assert isinstance(kind.widget, forms.RadioSelect)
-    assert kind.choices == [("1", "One"), ("2", "Two"), ("3", "Three")]
+    assert choices_of(kind) == [("1", "One"), ("2", "Two"), ("3", "Three")]
     form = form_class(data=dict(PERSON_POST, kind="2", size="2.5", born="1990-02-03",
                                 meta='{"x": [1]}', either='{"a": "b"}'))
     variables = validate_form(form)
@@ -541,7 +554,8 @@ def test_boolean_select_and_required_boolean_false() -> None:
     ui = {"sure": {"ui:widget": "select"}}
     form_class = form_class_for(schema, ui)
     assert not form_class.base_fields["ok"].required  # present but may be false
-    assert form_class.base_fields["sure"].choices == [("", "—"), ("true", "Yes"), ("false", "No")]
+    sure = choices_of(form_class.base_fields["sure"])
+    assert sure == [("", "—"), ("true", "Yes"), ("false", "No")]
     assert validate_form(form_class(data={"sure": "false"})) == {"ok": False, "sure": False}
     form = form_class(data={})
     assert validate_form(form) is None
@@ -624,7 +638,7 @@ def test_spiffarena_date_limits() -> None:
 
 # --- API submissions -----------------------------------------------------------------------
 
-ORDER_FORM = {
+ORDER_FORM: dict[str, Any] = {
     "type": "json-schema", "schema_file": "order-schema.json", "ui_schema_file": None,
     "schema": {"type": "object", "required": ["order"], "properties": {
         "order": {"type": "object", "required": ["table_number"], "properties": {
@@ -639,7 +653,8 @@ ORDER_FORM = {
 
 
 def test_api_submission_happy_path_returns_a_copy() -> None:
-    data = {"order": {"table_number": 4, "items": ["soup"]}, "note": "extra variables pass"}
+    data: dict[str, Any] = {"order": {"table_number": 4, "items": ["soup"]},
+                            "note": "extra variables pass"}
     cleaned = validate_json_schema_submission(ORDER_FORM, data)
     assert cleaned == data
     cleaned["order"]["items"].append("more")
@@ -692,8 +707,9 @@ def test_api_submission_without_schema_and_helpers() -> None:
 
 
 @pytest.mark.parametrize("schema_path", corpus_params())
-def test_corpus_api_submission_accepts_what_the_form_submits(schema_path: Path) -> None:
-    schema, ui_schema, example = load_example(schema_path)
+def test_corpus_api_submission_accepts_what_the_form_submits(schema_path: Path,
+                                                            spiff_examples: Path) -> None:
+    schema, ui_schema, example = load_example(spiff_examples / schema_path)
     form_class = form_class_for(schema, ui_schema, task_data=example)
     post = valid_post(form_class, **{k: v for k, v in {
         "telephone": "+1 540-555-1234", "tasks": '[{"title": "Test"}]'}.items()

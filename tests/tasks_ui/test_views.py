@@ -1,7 +1,5 @@
 """The web inbox through Django's test client: every view and permission rule, forms per
 field type, approve/reject buttons, and where a person lands after submitting."""
-from pathlib import Path
-
 import pytest
 from django.contrib.auth.models import User
 from django.test import Client
@@ -10,6 +8,7 @@ from engine.models import HumanTask, ProcessInstance
 from engine.services import claim_task, start_instance
 from processes.services import deploy
 from processes.validation import UploadedFile
+from tests.helpers import SPIFF_EXAMPLES
 
 pytestmark = pytest.mark.django_db
 EXPENSE = {"amount": 250, "description": "Taxi", "requester": "bob"}
@@ -258,13 +257,9 @@ def test_instructions_are_markdown_with_variables_and_sanitised(approver):
     assert instance.status == "completed"
 
 
-CORPUS = Path(__file__).resolve().parents[3] / "shared" / "corpus" / "spiff-examples"
-ROLES = CORPUS / "1-basic-concepts" / "1-6-roles"
-
-
-@pytest.mark.skipif(not ROLES.exists(), reason="the shared corpus is not beside the repo")
-def test_a_spiffarena_json_schema_form_in_the_inbox(make_user):
-    files = [UploadedFile(p.name, p.read_bytes()) for p in sorted(ROLES.iterdir())
+def test_a_spiffarena_json_schema_form_in_the_inbox(make_user, shared_dir):
+    roles = shared_dir / SPIFF_EXAMPLES / "1-basic-concepts" / "1-6-roles"
+    files = [UploadedFile(p.name, p.read_bytes()) for p in sorted(roles.iterdir())
              if p.suffix in {".bpmn", ".json"} and not p.name.startswith(("test_", "process_"))]
     deploy(name="roles", files=files, actor=None)
     ann = make_user("ann")

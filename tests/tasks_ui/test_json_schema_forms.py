@@ -23,6 +23,7 @@ from engine.forms import (
     prepare_json_schema,
     validate_json_schema_submission,
 )
+from tests.helpers import SHARED_DIR, SPIFF_EXAMPLES
 from webforms.json_schema import (
     IsoDateField,
     JsonChoiceField,
@@ -36,7 +37,6 @@ from webforms.json_schema import (
     validate_form,
     variables_from,
 )
-from tests.helpers import SHARED_DIR, SPIFF_EXAMPLES
 
 SEP = " \u203a "  # between the parts of a nested field's label
 # Collected by name, found through the `shared_dir` fixture (which decides skip or fail).

@@ -68,7 +68,7 @@ class EmbeddedServices:
         if self.redis is not None:
             try:
                 self.redis.shutdown(save=True)
-            except Exception as error:  # the server may already be gone
+            except Exception as error:  # noqa: BLE001 -- the server may already be gone
                 print(f"Redis shutdown: {error}", file=sys.stderr)
             self.redis = None
         if self.postgres is not None:

@@ -105,7 +105,7 @@ def _discard(meta: Mapping[str, Any], remaining: int | None) -> None:
                 piece = stream.read(min(CHUNK_BYTES, budget))
             # The client went away, or the reading was stopped: gunicorn raises its own errors
             # for a body that ends early or a broken chunk, not all of them OSErrors.
-            except Exception:
+            except Exception:  # noqa: BLE001 -- see above
                 break
             if not piece:
                 break
@@ -147,7 +147,7 @@ def _buffer_chunked(request: HttpRequest, limit: BodyLimit) -> HttpResponse | No
         spool.write(piece)
     spool.seek(0)
     request.META["CONTENT_LENGTH"] = str(read)
-    request._stream = spool  # type: ignore[assignment]  # what HttpRequest.read() reads
+    request._stream = spool  # type: ignore[assignment]  # noqa: SLF001 -- what HttpRequest.read() reads; no public setter
     return None
 
 

@@ -9,7 +9,7 @@ def is_member(user: Person, group: str) -> bool:
         return False
     if getattr(user, "is_superuser", False):
         return True
-    return user.groups.filter(name=group).exists()  # type: ignore[union-attr]
+    return user.groups.filter(name=group).exists()
 
 
 def can_deploy(user: Person) -> bool:

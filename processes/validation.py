@@ -327,7 +327,7 @@ def _executable_processes(item: ParsedFile) -> list[etree._Element]:
     ]
 
 
-def _build_processes(bpmn: list[ParsedFile], others: list[ParsedFile]) -> ParsedDeployment:
+def _build_processes(bpmn: list[ParsedFile], others: list[ParsedFile]) -> ParsedDeployment:  # noqa: C901 -- one decision table, clearer whole than split
     roots = [f.root for f in bpmn if f.root is not None]
     dialect = detect_dialect(roots)
     parser = build_parser(dialect)
@@ -339,7 +339,7 @@ def _build_processes(bpmn: list[ParsedFile], others: list[ParsedFile]) -> Parsed
             parser.add_bpmn_xml(item.root, item.name)
         for item in others:
             if item.kind == "dmn":
-                parser.add_dmn_xml(item.root, item.name)  # type: ignore[attr-defined]
+                parser.add_dmn_xml(item.root, item.name)
     except WorkflowError as exc:
         raise DeploymentInvalid([_problem_from_spiff(exc, bpmn + others)]) from None
     except RecursionError:

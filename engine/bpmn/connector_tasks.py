@@ -179,7 +179,7 @@ class CamundaConnectorTaskParser(TaskParser):
         if cycle and (cycle[0].text or "").strip():
             try:
                 retry = _retry_from_cycle(cycle[0].text or "")
-            except Exception as exc:
+            except Exception as exc:  # noqa: BLE001 -- any malformed cycle is refused at deploy
                 raise self._fail(str(exc)) from None
         return ConnectorTask(
             self.spec, self.bpmn_id, connector=topic,

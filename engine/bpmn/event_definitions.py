@@ -113,7 +113,7 @@ class EventParserMixin:
         if literal is not None:
             try:
                 check_timer_literal(definition, literal, start=self.node.tag == START_EVENT_TAG)
-            except Exception as exc:
+            except Exception as exc:  # noqa: BLE001 -- whatever the parser raises refuses the diagram
                 raise ValidationException(
                     f"The timer value {literal!r} is not a valid ISO 8601 "
                     f"{_timer_kind(definition)}: {exc}", node=self.node, file_name=self.filename,

@@ -146,6 +146,6 @@ def reload_error(
     spec, subprocess_specs = specs
     try:
         workflow_from_state(dialect, workflow_to_state(dialect, workflow), spec, subprocess_specs)
-    except Exception as exc:  # whatever the library raises, the migration must not commit
+    except Exception as exc:  # noqa: BLE001 -- whatever the library raises, the migration must not commit
         return f"{type(exc).__name__}: {exc}"
     return None

@@ -510,7 +510,7 @@ class BatonScriptEngine(PythonScriptEngine):
     def create_task_exec_exception(self, task: Any, script: str, err: Exception) -> Exception:
         line_number, error_line = self.get_error_line_number_and_content(script, err)
         if isinstance(err, SpiffWorkflowException):
-            return super().create_task_exec_exception(task, script, err)  # type: ignore[no-any-return]
+            return super().create_task_exec_exception(task, script, err)
         error = WorkflowTaskException(
             describe_error(err), task=task, exception=err,
             line_number=line_number, error_line=error_line,

@@ -244,7 +244,7 @@ def redact_record(record: logging.LogRecord, secrets: frozenset[str]) -> None:
     """Mask secrets in a log record's message, traceback and stack, in place."""
     try:
         message = record.getMessage()
-    except Exception:
+    except Exception:  # noqa: BLE001 -- a bad format string
         return  # a bad format string; logging reports it when the record is formatted
     clean = redact(message, secrets)
     if clean != message:

@@ -81,7 +81,7 @@ def _option_schema(option: Any) -> dict[str, Any] | None:
     return None
 
 
-def _prepare(node: Any, task_data: Mapping[str, Any] | None) -> None:
+def _prepare(node: Any, task_data: Mapping[str, Any] | None) -> None:  # noqa: C901 -- one decision table, clearer whole than split
     if not isinstance(node, dict):
         return
     for keyword in ("anyOf", "oneOf", "items"):
@@ -244,7 +244,7 @@ def _as_date(value: Any, end: bool = False) -> datetime.date | None:
         return None
 
 
-def _date_limit_errors(
+def _date_limit_errors(  # noqa: C901 -- one decision table, clearer whole than split
     schema: Any, data: Any, path: tuple[str | int, ...] = ()
 ) -> Iterator[JsonSchemaError]:
     """SpiffArena's `minimumDate` / `maximumDate`: "today" or "field:<sibling>[:start|end]",

@@ -47,7 +47,7 @@ def hand_over_job(job_id: str, delay_seconds: float = 0) -> bool:
     Whether the broker took it."""
     try:
         send_service_job(job_id, delay_seconds)
-    except Exception as exc:  # any broker or connection error: the work is safe in the table
+    except Exception as exc:  # noqa: BLE001 -- any broker or connection error: the work is safe in the table
         outage.failed(exc)
         try:
             ServiceJob.objects.filter(pk=job_id, unqueued_since__isnull=True).update(
@@ -68,7 +68,7 @@ def hand_over_job_on_commit(job_id: str, delay_seconds: float = 0) -> None:
 def _hand_over_deliveries(delivery_ids: list[str]) -> None:
     try:
         send_event_deliveries(delivery_ids)
-    except Exception as exc:  # the deliveries wait in their outbox for the beat
+    except Exception as exc:  # noqa: BLE001 -- the deliveries wait in their outbox for the beat
         outage.failed(exc)
         return
     outage.answered()

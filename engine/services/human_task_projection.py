@@ -29,7 +29,7 @@ def _evaluate(task: Task, value: Any) -> Any:
     expression = value[2:-1].strip()
     try:
         return evaluate_over_data(task, expression)
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001 -- whatever it raises is an incident
         message = f"{task.task_spec.bpmn_id}: cannot evaluate {value!r}: {describe_error(exc)}"
         raise TaskScriptFailed(
             message, task=task,

@@ -54,7 +54,7 @@ def _lost_message_grace() -> timedelta | None:
     messages wait there (it may be among them); None when the broker cannot be asked."""
     try:
         waiting = jobs_waiting_in_queue()
-    except Exception:  # the broker is down: nothing can be handed over now anyway
+    except Exception:  # noqa: BLE001 -- the broker is down: nothing can be handed over now anyway
         return None
     seconds = LOST_MESSAGE_SECONDS if waiting == 0 else settings.BATON_SWEEP_GRACE_SECONDS
     return timedelta(seconds=seconds)

@@ -20,7 +20,7 @@ from engine.bpmn.cron import CronSchedule, looks_like_cron
 from engine.bpmn.events import event_starts, prepare_start
 from engine.bpmn.failures import run_engine_steps
 from engine.bpmn.schedules import duration_after, moment, recurring_interval
-from engine.bpmn.scripting import ScriptError, build_script_engine, describe_error
+from engine.bpmn.scripting import build_script_engine, describe_error
 from engine.bpmn.types import Workflow
 from engine.bpmn.walks import set_start_data
 from engine.exceptions import InvalidInput
@@ -92,7 +92,7 @@ def _timer_value(source: str, element_id: str) -> str:
     data exists yet, so the expression sees none)."""
     try:
         value = build_script_engine().environment.evaluate(source, {})
-    except (ScriptError, Exception) as exc:
+    except Exception as exc:  # noqa: BLE001 -- whatever it raises is refused at deploy
         raise InvalidInput(
             f"{element_id}: the timer start event's value cannot be computed: "
             f"{describe_error(exc)}",
@@ -129,7 +129,7 @@ def register_start_triggers(definition: ProcessDefinition) -> list[StartTrigger]
                 trigger.next_due_at, trigger.cycles_left = first_due(
                     trigger.timer_expression, now
                 )
-            except Exception as exc:
+            except Exception as exc:  # noqa: BLE001 -- whatever it raises is refused at deploy
                 raise InvalidInput(
                     f"{start.element_id}: the timer {trigger.timer_expression!r} cannot be "
                     f"scheduled: {exc}",

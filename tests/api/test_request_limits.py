@@ -216,7 +216,7 @@ def request_head(path: str, token: str, framing: str) -> str:
             f"Content-Type: application/json\r\n{framing}\r\n\r\n")
 
 
-@pytest.mark.parametrize("framing, body", [
+@pytest.mark.parametrize(("framing", "body"), [
     (f"Content-Length: {TEN_GB}", b"x" * 1000),  # announces 10 GB, sends a little
     (f"Content-Length: {TEN_GB}", b""),  # announces 10 GB, sends nothing
     # twice the 1 MiB cap of a JSON body, then nothing more: the body never ends
@@ -365,7 +365,7 @@ def test_a_session_request_without_its_csrf_token_is_a_403_problem(designer):
     assert "CSRF" in body["detail"]
 
 
-@pytest.mark.parametrize("path, is_api", [("/api/v1/definitions/", True), ("/tasks/", False)])
+@pytest.mark.parametrize(("path", "is_api"), [("/api/v1/definitions/", True), ("/tasks/", False)])
 def test_the_error_views_answer_problems_under_api_only(db, path, is_api):
     """The views Django calls for its 400, 403, CSRF and 500 answers (set in config/urls.py
     and CSRF_FAILURE_VIEW)."""

@@ -12,7 +12,7 @@ def next_after(expression: str, moment: datetime.datetime = MONDAY_MORNING) -> d
     return CronSchedule.parse(expression).next_after(moment)
 
 
-@pytest.mark.parametrize("expression, expected", [
+@pytest.mark.parametrize(("expression", "expected"), [
     ("0 0 9 * * ?", datetime.datetime(2027, 1, 25, 9, 0)),  # every day at 09:00
     ("0 0 9 ? * 2", datetime.datetime(2027, 1, 25, 9, 0)),  # Quartz 2 = Monday
     ("0 0 9 ? * 1", datetime.datetime(2027, 1, 31, 9, 0)),  # Quartz 1 = Sunday
@@ -26,7 +26,7 @@ def test_quartz_and_unix_expressions(expression, expected):
     assert next_after(expression) == expected.replace(tzinfo=datetime.UTC)
 
 
-@pytest.mark.parametrize("expression, expected", [
+@pytest.mark.parametrize(("expression", "expected"), [
     ("0 0 9 L * ?", datetime.datetime(2027, 1, 31, 9, 0)),  # last day of the month
     ("0 0 9 L 2 ?", datetime.datetime(2027, 2, 28, 9, 0)),
     ("0 0 9 ? * 6L", datetime.datetime(2027, 1, 29, 9, 0)),  # last Friday of the month

@@ -164,7 +164,7 @@ def spiff_files(folder: Path) -> list[UploadedFile]:
             and not p.name.startswith("test_") and "exampledata" not in p.name]
 
 
-@pytest.mark.parametrize("path, finished_at", [
+@pytest.mark.parametrize(("path", "finished_at"), [
     ("Path A", "Event_068xxp8"),  # escalation end event in the subprocess
     ("Path B", "EndEvent_1"),  # no escalation
     ("Path C", "Event_068xxp8"),  # escalation from a nested subprocess

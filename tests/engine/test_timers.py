@@ -84,7 +84,7 @@ def test_non_interrupting_cycle_reminds_twice_and_keeps_the_task():
     assert not Timer.objects.filter(instance=instance, fired=False).exists()
 
 
-@pytest.mark.parametrize("kind, value", [
+@pytest.mark.parametrize(("kind", "value"), [
     ("timeDuration", "PT30M"),
     ("timeDuration", '${"PT" + str(minutes) + "M"}'),
     ("timeDate", "2031-05-01T09:00:00Z"),
@@ -166,7 +166,7 @@ def test_cron_timer_start_event():
     assert trigger.next_due_at == due + datetime.timedelta(days=1)
 
 
-@pytest.mark.parametrize("expression, weekday", [("0 0 9 ? * 6#3", 4), ("0 0 9 ? * 6L", 4)])
+@pytest.mark.parametrize(("expression", "weekday"), [("0 0 9 ? * 6#3", 4), ("0 0 9 ? * 6L", 4)])
 def test_quartz_nth_and_last_weekday_timer_start_events(expression, weekday):
     from engine.models import StartTrigger
 
@@ -197,7 +197,7 @@ def test_starting_a_timer_start_process_by_hand_does_not_wait_for_the_timer():
     assert not Timer.objects.filter(instance=instance).exists()
 
 
-@pytest.mark.parametrize("kind, value, message", [
+@pytest.mark.parametrize(("kind", "value", "message"), [
     ("timeDuration", "PT", "not a valid ISO 8601 duration"),
     ("timeDuration", "P1Q", "not a valid ISO 8601 duration"),
     ("timeDate", "2031-13-45T00:00:00", "not a valid ISO 8601 date"),

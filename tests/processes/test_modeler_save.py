@@ -144,7 +144,7 @@ def test_only_post_is_allowed(designer):
     assert client_for(designer).get(SAVE_URL).status_code == 405
 
 
-@pytest.mark.parametrize("body, detail", [
+@pytest.mark.parametrize(("body", "detail"), [
     ("{not json", "The request body is not JSON."),
     ("[1, 2]", "The request body is not valid."),
     ({"xml": ""}, "The request body is not valid."),

@@ -153,7 +153,7 @@ def _requires_true(schema: dict[str, Any]) -> bool:
     return schema.get("const") is True or schema.get("enum") == [True]
 
 
-def field_for_prop(prop: Prop) -> tuple[forms.Field, FieldPlan]:
+def field_for_prop(prop: Prop) -> tuple[forms.Field, FieldPlan]:  # noqa: C901 -- one decision table, clearer whole than split
     schema, ui = prop.schema, prop.ui
     always, item_word = False, "Item"
     kwargs: dict[str, Any] = {

@@ -4,7 +4,7 @@ A format spec's width or precision is capped, a Decimal is not expanded beyond t
 limit, and the fields of `str.format` reach attributes and items only through the access
 guards that scripts use everywhere else.
 """
-import _string  # type: ignore[import-not-found]
+import _string
 import datetime
 import re
 import string

@@ -143,7 +143,7 @@ def respond(request: dict[str, Any], memory_mb: int) -> tuple[dict[str, Any], bo
         response = run_request(request)
     except MemoryError:
         return out_of_memory(memory_mb), True
-    except Exception as exc:  # the script's own errors, and the sandbox's refusals
+    except Exception as exc:  # noqa: BLE001 -- the script's own errors, and the sandbox's refusals
         return _error(exc), False
     left = response.get("value") if "value" in response else response.get("context")
     try:

@@ -50,6 +50,7 @@ test: setup browser lint
 # Django only warns that it could not compare the migration history, which is silenced here.
 lint: setup
 	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
 	$(BIN)/mypy .
 	$(BIN)/lint-imports
 	$(BIN)/python -W "ignore:Got an error checking a consistent migration history:RuntimeWarning" \

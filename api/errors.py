@@ -1,4 +1,5 @@
 """One error shape for the whole API: RFC 7807 problem details."""
+
 import sys
 from typing import Any
 
@@ -46,13 +47,14 @@ MESSAGE_OUTCOME_STATUSES = {"correlated": 200, "started": 201, "deferred": 202}
 
 def engine_error_status(exc: EngineError) -> tuple[int, str]:
     """The HTTP status and problem title for an engine error."""
-    return next((status_code, title) for kind, status_code, title in ENGINE_ERROR_STATUSES
-                if isinstance(exc, kind))
+    return next(
+        (status_code, title)
+        for kind, status_code, title in ENGINE_ERROR_STATUSES
+        if isinstance(exc, kind)
+    )
 
 
-def problem_response(
-    status_code: int, title: str, detail: str, errors: Any = None
-) -> JsonResponse:
+def problem_response(status_code: int, title: str, detail: str, errors: Any = None) -> JsonResponse:
     """Always JSON, whatever the view renders otherwise (the schema view renders YAML)."""
     body: dict[str, Any] = {
         "type": "about:blank",
@@ -70,13 +72,16 @@ def request_problem(exc: SuspiciousOperation) -> JsonResponse:
     messages are meant for the server's log (they echo headers, name settings)."""
     if isinstance(exc, RequestDataTooBig):
         limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
-        return problem_response(413, "Request body too large",
-                                f"The request body is larger than {limit} bytes.")
+        return problem_response(
+            413, "Request body too large", f"The request body is larger than {limit} bytes."
+        )
     if isinstance(exc, DisallowedHost):
         detail = "The Host header names a host this server does not serve."
     elif isinstance(exc, TooManyFilesSent):
-        detail = (f"The request has more than {settings.DATA_UPLOAD_MAX_NUMBER_FILES} files "
-                  "(BATON_MAX_DEPLOYMENT_FILES).")
+        detail = (
+            f"The request has more than {settings.DATA_UPLOAD_MAX_NUMBER_FILES} files "
+            "(BATON_MAX_DEPLOYMENT_FILES)."
+        )
     elif isinstance(exc, TooManyFieldsSent):
         detail = f"The request has more than {settings.DATA_UPLOAD_MAX_NUMBER_FIELDS} fields."
     else:
@@ -102,12 +107,12 @@ def _field_errors(detail: Any, path: str = "") -> list[dict[str, str]]:
     return [{"field": path or "non_field_errors", "message": str(detail)}]
 
 
-def problem_exception_handler(
-    exc: Exception, context: dict[str, Any]
-) -> HttpResponse | None:
+def problem_exception_handler(exc: Exception, context: dict[str, Any]) -> HttpResponse | None:
     if isinstance(exc, DeploymentInvalid):
         return problem_response(
-            status.HTTP_400_BAD_REQUEST, "The deployment is not valid", str(exc),
+            status.HTTP_400_BAD_REQUEST,
+            "The deployment is not valid",
+            str(exc),
             [p.as_dict() for p in exc.problems],
         )
     if isinstance(exc, EngineError):
@@ -117,7 +122,9 @@ def problem_exception_handler(
         return request_problem(exc)
     if isinstance(exc, exceptions.ValidationError):
         return problem_response(
-            status.HTTP_400_BAD_REQUEST, "Invalid input", "The request body is not valid.",
+            status.HTTP_400_BAD_REQUEST,
+            "Invalid input",
+            "The request body is not valid.",
             _field_errors(exc.detail),
         )
     if isinstance(exc, DjangoPermissionDenied):
@@ -151,8 +158,9 @@ def bad_request(request: HttpRequest, exception: Exception) -> HttpResponse:
 
 def permission_denied(request: HttpRequest, exception: Exception) -> HttpResponse:
     if _is_api(request):
-        return problem_response(403, "Permission denied",
-                                "You do not have permission to perform this action.")
+        return problem_response(
+            403, "Permission denied", "You do not have permission to perform this action."
+        )
     return defaults.permission_denied(request, exception)
 
 
@@ -188,7 +196,8 @@ def database_unavailable(request: HttpRequest) -> HttpResponse:
     response: HttpResponse
     if _is_api(request):
         response = problem_response(
-            503, "Service unavailable",
+            503,
+            "Service unavailable",
             "Baton cannot reach its database right now; try again in a few seconds.",
         )
     else:

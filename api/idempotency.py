@@ -9,6 +9,7 @@ and replays it. Requests with one key take turns on an advisory lock held outsid
 transaction, so a retry that arrives while the first request is still being answered waits
 for that response. No row lock is held while a response renders.
 """
+
 import hashlib
 import json
 import logging
@@ -33,7 +34,10 @@ HEADER = "Idempotency-Key"
 MAX_KEY_LENGTH = 255
 
 IDEMPOTENCY_PARAMETER = OpenApiParameter(
-    name=HEADER, location=OpenApiParameter.HEADER, required=False, type=str,
+    name=HEADER,
+    location=OpenApiParameter.HEADER,
+    required=False,
+    type=str,
     description="Makes the request safe to retry: the same key and body return the first "
     "response without acting again; the same key with another body is a 422.",
 )
@@ -71,24 +75,29 @@ def _one_at_a_time(operation: KeyedOperation) -> Iterator[None]:
 def _replay(record: OperationKey) -> Response:
     stored = IdempotentResponse.objects.filter(operation=record).first()
     if stored is None:  # the first request failed between its commit and storing its answer
-        raise ResponseLost("The request with this Idempotency-Key was carried out, but its "
-                           "response was lost; look the result up instead of retrying.")
-    return Response(stored.body, status=stored.status_code,
-                    headers={"Idempotent-Replayed": "true"})
+        raise ResponseLost(
+            "The request with this Idempotency-Key was carried out, but its "
+            "response was lost; look the result up instead of retrying."
+        )
+    return Response(stored.body, status=stored.status_code, headers={"Idempotent-Replayed": "true"})
 
 
 def _remember(operation: KeyedOperation, response: Response) -> None:
     record = earlier_operation(operation)
     if record is None:
-        logger.error("%s did not hand its Idempotency-Key to the engine; the response "
-                     "is not kept", operation.scope)
+        logger.error(
+            "%s did not hand its Idempotency-Key to the engine; the response is not kept",
+            operation.scope,
+        )
         return
-    IdempotentResponse.objects.create(operation=record, status_code=response.status_code,
-                                      body=response.data)
+    IdempotentResponse.objects.create(
+        operation=record, status_code=response.status_code, body=response.data
+    )
 
 
 def idempotent(view_method: ViewMethod) -> ViewMethod:
     """Wraps a view method that takes `operation_key` and passes it to the service it calls."""
+
     @wraps(view_method)
     def wrapper(self: Any, request: Request, *args: Any, **kwargs: Any) -> Response:
         key = request.headers.get(HEADER)
@@ -97,8 +106,12 @@ def idempotent(view_method: ViewMethod) -> ViewMethod:
             return view_method(self, request, *args, operation_key=None, **kwargs)
         if len(key) > MAX_KEY_LENGTH:
             raise ValidationError({HEADER: f"At most {MAX_KEY_LENGTH} characters."})
-        operation = KeyedOperation(scope=f"{request.method} {request.path}", key=key,
-                                   user=user, fingerprint=_fingerprint(request))
+        operation = KeyedOperation(
+            scope=f"{request.method} {request.path}",
+            key=key,
+            user=user,
+            fingerprint=_fingerprint(request),
+        )
         with _one_at_a_time(operation):
             earlier = earlier_operation(operation)
             if earlier is not None:

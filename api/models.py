@@ -1,4 +1,5 @@
 """What the API keeps of its own: the first response to a request with an Idempotency-Key."""
+
 from django.db import models
 
 from engine.models import OperationKey
@@ -8,8 +9,9 @@ class IdempotentResponse(models.Model):
     """The first response to a request sent with an `Idempotency-Key`, replayed for retries.
     The key itself (reserved with the operation, in its transaction) is the engine's."""
 
-    operation = models.OneToOneField(OperationKey, primary_key=True, on_delete=models.CASCADE,
-                                     related_name="response")
+    operation = models.OneToOneField(
+        OperationKey, primary_key=True, on_delete=models.CASCADE, related_name="response"
+    )
     status_code = models.PositiveSmallIntegerField()
     body = models.JSONField(null=True, blank=True)
 

@@ -1,5 +1,6 @@
 """Page-number pagination whose `page` and `page_size` are checked: a bad one is a 400,
 not silently page 1 or the largest page."""
+
 from typing import Any
 
 from rest_framework.exceptions import ValidationError

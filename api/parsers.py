@@ -2,6 +2,7 @@
 them in every JSON body and query filter with U+FFFD (the replacement character) instead of
 failing on them later. Replacing rather than dropping keeps every string's length, so length
 limits mean what the OpenAPI schema says."""
+
 import codecs
 import json
 from collections.abc import Mapping
@@ -33,14 +34,21 @@ class JSONWithoutNulParser(JSONParser):
     integer longer than Python converts is a 400 that says so (DRF's parser, which this one
     follows otherwise, would pass on Python's advice to call sys.set_int_max_str_digits())."""
 
-    def parse(self, stream: Any, media_type: str | None = None,
-              parser_context: Mapping[str, Any] | None = None) -> Any:
+    def parse(
+        self,
+        stream: Any,
+        media_type: str | None = None,
+        parser_context: Mapping[str, Any] | None = None,
+    ) -> Any:
         # get_encoding (not yet in the type stubs) refuses charsets that are no text
         # encodings: bz2_codec would inflate the body after its size was checked.
         reader = codecs.getreader(get_encoding(parser_context or {}))(stream)
         try:
-            value = json.load(reader, parse_int=parse_json_int,
-                              parse_constant=strict_constant if self.strict else None)
+            value = json.load(
+                reader,
+                parse_int=parse_json_int,
+                parse_constant=strict_constant if self.strict else None,
+            )
         except RecursionError:
             raise too_deep("The JSON body") from None
         except NumberTooLong as exc:
@@ -58,8 +66,9 @@ class TextField(serializers.CharField):
     def __init__(self, **kwargs: Any) -> None:
         kwargs.setdefault("allow_blank", True)
         super().__init__(**kwargs)
-        self.validators = [v for v in self.validators
-                           if type(v).__name__ != "ProhibitNullCharactersValidator"]
+        self.validators = [
+            v for v in self.validators if type(v).__name__ != "ProhibitNullCharactersValidator"
+        ]
 
     def to_internal_value(self, data: Any) -> str:
         return str(super().to_internal_value(without_nul(data)))

@@ -1,4 +1,5 @@
 """Shared OpenAPI pieces: every error is documented as problem details (RFC 7807)."""
+
 from drf_spectacular.utils import OpenApiResponse
 
 from .serializers import ProblemSerializer
@@ -14,8 +15,7 @@ FORBIDDEN = problem("The caller's groups do not allow this.")
 NOT_FOUND = problem("No such object.")
 CONFLICT = problem("The object is not in a state that allows this.")
 UNPROCESSABLE = problem(
-    "A diagram script failed (nothing changed), or the Idempotency-Key was used with "
-    "another body."
+    "A diagram script failed (nothing changed), or the Idempotency-Key was used with another body."
 )
 
 
@@ -30,7 +30,7 @@ COMMON_ERRORS = {
     "406": "The requested response format is not available.",
     "411": "A chunked body on a server that cannot read one; send a Content-Length.",
     "413": "The request body is over its cap (BATON_MAX_JSON_BYTES; deployments: "
-           "BATON_MAX_DEPLOYMENT_BYTES).",
+    "BATON_MAX_DEPLOYMENT_BYTES).",
     "415": "The body's content type is not accepted.",
     "429": "Too many requests; see Retry-After.",
     "500": "The server failed; the error was logged.",
@@ -49,8 +49,11 @@ def problem_responses(result: dict, generator: object, request: object, public: 
                 if code.isdigit() and int(code) >= 400 and "application/json" in content:
                     content[PROBLEM_MEDIA_TYPE] = content.pop("application/json")
             for code, description in COMMON_ERRORS.items():
-                responses.setdefault(code, {
-                    "description": description,
-                    "content": {PROBLEM_MEDIA_TYPE: {"schema": reference}},
-                })
+                responses.setdefault(
+                    code,
+                    {
+                        "description": description,
+                        "content": {PROBLEM_MEDIA_TYPE: {"schema": reference}},
+                    },
+                )
     return result

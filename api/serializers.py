@@ -1,4 +1,5 @@
 """Request and response shapes of the REST API (DESIGN section 6)."""
+
 from typing import Any
 
 from django.utils.dateparse import parse_datetime
@@ -32,10 +33,13 @@ class ProblemSerializer(serializers.Serializer):
         # `errors` is the RFC 7807 extension member; as a class attribute it would shadow
         # Serializer.errors, so it is added here.
         fields: dict[str, serializers.Field] = super().get_fields()
-        fields["errors"] = serializers.JSONField(required=False, help_text=(
-            "Field or deployment errors: a list of {field, message} or "
-            "{file, line, element_id, message}; form errors: an object of field -> message."
-        ))
+        fields["errors"] = serializers.JSONField(
+            required=False,
+            help_text=(
+                "Field or deployment errors: a list of {field, message} or "
+                "{file, line, element_id, message}; form errors: an object of field -> message."
+            ),
+        )
         return fields
 
 
@@ -54,8 +58,17 @@ class DefinitionSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = ProcessDefinition
-        fields = ["id", "key", "version", "name", "deployment", "dialect", "is_executable",
-                  "start_form", "created_at"]
+        fields = [
+            "id",
+            "key",
+            "version",
+            "name",
+            "deployment",
+            "dialect",
+            "is_executable",
+            "start_form",
+            "created_at",
+        ]
 
 
 class DeploymentResultSerializer(serializers.Serializer):
@@ -92,27 +105,66 @@ class TaskSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = HumanTask
-        fields = ["id", "instance", "definition", "business_key", "element_id", "name", "lane",
-                  "assignee", "candidate_users", "candidate_groups", "status", "form", "due_at",
-                  "priority", "created_at", "completed_at"]
+        fields = [
+            "id",
+            "instance",
+            "definition",
+            "business_key",
+            "element_id",
+            "name",
+            "lane",
+            "assignee",
+            "candidate_users",
+            "candidate_groups",
+            "status",
+            "form",
+            "due_at",
+            "priority",
+            "created_at",
+            "completed_at",
+        ]
 
 
 class OpenTaskSerializer(serializers.ModelSerializer):
     class Meta:
         model = HumanTask
-        fields = ["id", "element_id", "name", "assignee", "candidate_users", "candidate_groups",
-                  "status", "form", "due_at", "priority", "created_at"]
+        fields = [
+            "id",
+            "element_id",
+            "name",
+            "assignee",
+            "candidate_users",
+            "candidate_groups",
+            "status",
+            "form",
+            "due_at",
+            "priority",
+            "created_at",
+        ]
 
 
 class JobSerializer(serializers.ModelSerializer):
-    queue_note = serializers.CharField(read_only=True, help_text=(
-        '"queued, broker unreachable" while the job waits for the broker; else empty.'))
+    queue_note = serializers.CharField(
+        read_only=True,
+        help_text=('"queued, broker unreachable" while the job waits for the broker; else empty.'),
+    )
 
     class Meta:
         model = ServiceJob
-        fields = ["id", "element_id", "connector", "status", "queue_note", "attempt",
-                  "max_attempts", "next_attempt_at", "error_code", "last_error", "created_at",
-                  "updated_at"]
+        fields = [
+            "id",
+            "element_id",
+            "connector",
+            "status",
+            "queue_note",
+            "attempt",
+            "max_attempts",
+            "next_attempt_at",
+            "error_code",
+            "last_error",
+            "created_at",
+            "updated_at",
+        ]
 
 
 class IncidentSerializer(serializers.Serializer):
@@ -140,9 +192,22 @@ class InstanceSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = ProcessInstance
-        fields = ["id", "definition", "version", "business_key", "status", "variables",
-                  "open_tasks", "waiting_for", "jobs", "incident", "started_by", "created_at",
-                  "updated_at", "completed_at"]
+        fields = [
+            "id",
+            "definition",
+            "version",
+            "business_key",
+            "status",
+            "variables",
+            "open_tasks",
+            "waiting_for",
+            "jobs",
+            "incident",
+            "started_by",
+            "created_at",
+            "updated_at",
+            "completed_at",
+        ]
 
     def _open_tasks(self, instance: ProcessInstance) -> list[HumanTask]:
         return [t for t in instance.human_tasks.all() if t.is_active]
@@ -156,8 +221,13 @@ class InstanceSerializer(serializers.ModelSerializer):
             for t in self._open_tasks(instance)
         ]
         waiting.extend(
-            {"type": "service_job", "element_id": j.element_id, "connector": j.connector,
-             "job": str(j.id), "status": j.status}
+            {
+                "type": "service_job",
+                "element_id": j.element_id,
+                "connector": j.connector,
+                "job": str(j.id),
+                "status": j.status,
+            }
             for j in instance.jobs.all()
             if j.status in (ServiceJob.Status.PENDING, ServiceJob.Status.RUNNING)
         )
@@ -172,18 +242,27 @@ class InstanceSerializer(serializers.ModelSerializer):
         recorded = instance.incident
         if isinstance(recorded, dict) and recorded.get("kind") == "script":
             return {
-                "kind": "script", "job": None, "element_id": recorded.get("element_id", ""),
+                "kind": "script",
+                "job": None,
+                "element_id": recorded.get("element_id", ""),
                 "error_code": recorded.get("error_code", ""),
-                "error": recorded.get("error", ""), "attempts": recorded.get("attempts", 1),
+                "error": recorded.get("error", ""),
+                "attempts": recorded.get("attempts", 1),
                 "since": parse_datetime(recorded.get("since") or "") or instance.updated_at,
             }
         dead = [j for j in instance.jobs.all() if j.status == ServiceJob.Status.DEAD]
         if not dead:
             return None
         job = max(dead, key=lambda j: j.updated_at)
-        return {"kind": "job", "job": job.id, "element_id": job.element_id,
-                "error_code": job.error_code, "error": job.last_error, "attempts": job.attempt,
-                "since": job.updated_at}
+        return {
+            "kind": "job",
+            "job": job.id,
+            "element_id": job.element_id,
+            "error_code": job.error_code,
+            "error": job.last_error,
+            "attempts": job.attempt,
+            "since": job.updated_at,
+        }
 
 
 class CompleteTaskSerializer(serializers.Serializer):
@@ -212,8 +291,9 @@ class DefinitionFilterSerializer(serializers.Serializer):
 
 
 class VersionFilterSerializer(serializers.Serializer):
-    version = serializers.IntegerField(required=False, min_value=1,
-                                       help_text="A version; the latest when left out.")
+    version = serializers.IntegerField(
+        required=False, min_value=1, help_text="A version; the latest when left out."
+    )
 
 
 class InstanceFilterSerializer(serializers.Serializer):
@@ -223,12 +303,14 @@ class InstanceFilterSerializer(serializers.Serializer):
 
 
 class TaskFilterSerializer(serializers.Serializer):
-    mine = serializers.BooleanField(required=False, default=False,
-                                    help_text="Only tasks assigned to the caller.")
+    mine = serializers.BooleanField(
+        required=False, default=False, help_text="Only tasks assigned to the caller."
+    )
     group = TextField(required=False, help_text="Only tasks of this group.")
     instance = serializers.UUIDField(required=False, help_text="Only tasks of this instance.")
-    status = serializers.ChoiceField(choices=["completed"], required=False,
-                                     help_text="`completed`: tasks the caller completed.")
+    status = serializers.ChoiceField(
+        choices=["completed"], required=False, help_text="`completed`: tasks the caller completed."
+    )
 
 
 def query_filters(serializer_class: type[serializers.Serializer], params: Any) -> dict[str, Any]:
@@ -248,8 +330,9 @@ class StrictCharField(serializers.CharField):
         return str(super().to_internal_value(data))
 
 
-@extend_schema_field({"oneOf": [{"type": "string"}, {"type": "number"}, {"type": "boolean"}],
-                      "nullable": True})
+@extend_schema_field(
+    {"oneOf": [{"type": "string"}, {"type": "number"}, {"type": "boolean"}], "nullable": True}
+)
 class PlainValueField(serializers.Field):
     """A JSON string, number, boolean or null (no object or array)."""
 
@@ -263,24 +346,36 @@ class PlainValueField(serializers.Field):
 
 
 class MessageSerializer(serializers.Serializer):
-    name = StrictCharField(max_length=255, trim_whitespace=False,
-                           help_text="The message's name (bpmn:message name).")
+    name = StrictCharField(
+        max_length=255, trim_whitespace=False, help_text="The message's name (bpmn:message name)."
+    )
     message_id = StrictCharField(
-        max_length=255, required=False, allow_null=True, allow_blank=True, default=None,
+        max_length=255,
+        required=False,
+        allow_null=True,
+        allow_blank=True,
+        default=None,
         help_text="Makes the message idempotent: a message with an id that was used before "
         "does nothing and gets the first result again.",
     )
     business_key = StrictCharField(
-        max_length=255, required=False, allow_null=True, allow_blank=True, default=None,
+        max_length=255,
+        required=False,
+        allow_null=True,
+        allow_blank=True,
+        default=None,
         help_text="Only an instance with this business key (a started one gets it).",
     )
     correlation_keys = serializers.DictField(
-        child=PlainValueField(allow_null=True), required=False, default=dict,
+        child=PlainValueField(allow_null=True),
+        required=False,
+        default=dict,
         help_text="Values that pick the waiting instance: SpiffArena correlation properties, "
         "or (where the waiting event names none) the instance's variables of these names.",
     )
     variables = serializers.DictField(
-        required=False, default=dict,
+        required=False,
+        default=dict,
         help_text="What the message carries: Camunda diagrams merge it into the instance's "
         "variables; SpiffArena diagrams receive it as the message payload.",
     )
@@ -301,10 +396,12 @@ class MessageResultSerializer(serializers.Serializer):
 
 
 class SignalSerializer(serializers.Serializer):
-    name = StrictCharField(max_length=255, trim_whitespace=False,
-                           help_text="The signal's name (bpmn:signal name).")
-    variables = serializers.DictField(required=False, default=dict,
-                                      help_text="What the signal carries.")
+    name = StrictCharField(
+        max_length=255, trim_whitespace=False, help_text="The signal's name (bpmn:signal name)."
+    )
+    variables = serializers.DictField(
+        required=False, default=dict, help_text="What the signal carries."
+    )
 
 
 class SignalResultSerializer(serializers.Serializer):

@@ -1,5 +1,6 @@
 """Helpers shared by the benchmarks in `bench/`: logging, percentiles, the benchmark's own
 database, the environment of the Django processes they start, embedded services, CPU time."""
+
 import contextlib
 import json
 import math
@@ -62,8 +63,10 @@ def recreate_database(url: str, database: str) -> str:
 
     config = dj_database_url.parse(url)
     params: dict[str, Any] = {
-        "user": config.get("USER"), "password": config.get("PASSWORD"),
-        "host": config.get("HOST"), "port": config.get("PORT"),
+        "user": config.get("USER"),
+        "password": config.get("PASSWORD"),
+        "host": config.get("HOST"),
+        "port": config.get("PORT"),
         **config.get("OPTIONS", {}),
     }
     params = {key: value for key, value in params.items() if value not in (None, "")}
@@ -90,18 +93,20 @@ def recreate_database(url: str, database: str) -> str:
 def django_env(database_url: str) -> dict[str, str]:
     """Production settings (DEBUG off), plain HTTP on 127.0.0.1, the benchmark database."""
     env = dict(os.environ)
-    env.update({
-        "DJANGO_SETTINGS_MODULE": SETTINGS_MODULE,
-        "DATABASE_URL": database_url,
-        "SECRET_KEY": secrets.token_urlsafe(50),
-        "DEBUG": "0",
-        "SECURE_SSL_REDIRECT": "0",
-        "ALLOWED_HOSTS": "127.0.0.1",
-        "LOG_LEVEL": "WARNING",
-        # The benchmarks' own APIs listen on 127.0.0.1, which production refuses unless listed.
-        "BATON_HTTP_ALLOW": "127.0.0.1",
-        "PYTHONUNBUFFERED": "1",
-    })
+    env.update(
+        {
+            "DJANGO_SETTINGS_MODULE": SETTINGS_MODULE,
+            "DATABASE_URL": database_url,
+            "SECRET_KEY": secrets.token_urlsafe(50),
+            "DEBUG": "0",
+            "SECURE_SSL_REDIRECT": "0",
+            "ALLOWED_HOSTS": "127.0.0.1",
+            "LOG_LEVEL": "WARNING",
+            # The benchmarks' own APIs listen on 127.0.0.1, which production refuses unless listed.
+            "BATON_HTTP_ALLOW": "127.0.0.1",
+            "PYTHONUNBUFFERED": "1",
+        }
+    )
     return env
 
 
@@ -163,8 +168,11 @@ def raise_keyboard_interrupt(signum: int, frame: FrameType | None) -> None:
     raise KeyboardInterrupt
 
 
-def run_benchmark(name: str, measure: Callable[[], dict[str, Any]],
-                  ok: Callable[[dict[str, Any]], bool] = lambda report: True) -> int:
+def run_benchmark(
+    name: str,
+    measure: Callable[[], dict[str, Any]],
+    ok: Callable[[dict[str, Any]], bool] = lambda report: True,
+) -> int:
     """Every benchmark's main: SIGTERM and Ctrl-C stop everything it started (`measure`
     cleans up on KeyboardInterrupt); prints ONE JSON object: the name, what `measure`
     returned, the machine and the total time. Exit code 0 when `ok(report)`."""
@@ -230,8 +238,9 @@ class CpuMeter:
             for pid in pids():
                 with contextlib.suppress(psutil.Error):
                     times = psutil.Process(pid).cpu_times()
-                    seconds[role][pid] = (times.user + times.system + times.children_user
-                                          + times.children_system)
+                    seconds[role][pid] = (
+                        times.user + times.system + times.children_user + times.children_system
+                    )
         machine = psutil.cpu_times()
         return sum(machine) - machine.idle - getattr(machine, "iowait", 0.0), seconds
 
@@ -252,8 +261,9 @@ class CpuMeter:
             "wall_seconds": round(wall, 2),
             "busy_percent_of_all_cpus": round(100 * busy / (wall * (os.cpu_count() or 1)), 1),
             "seconds": {role: round(value, 2) for role, value in used.items()},
-            f"per_{unit}_ms": {role: round(value / max(units, 1) * 1000, 2)
-                               for role, value in used.items()},
+            f"per_{unit}_ms": {
+                role: round(value / max(units, 1) * 1000, 2) for role, value in used.items()
+            },
             f"total_per_{unit}_ms": round(busy / max(units, 1) * 1000, 2),
         }
 

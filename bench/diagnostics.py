@@ -1,6 +1,7 @@
 """Opt-in diagnostics of the benchmarks (`--diagnose`): what one operation costs inside a
 Django-configured process -- its SQL queries by kind, the time spent in the database, and with
 cProfile the functions of Baton that cost the most. Not part of the measured figures."""
+
 import cProfile
 import json
 import pstats
@@ -22,8 +23,9 @@ class SqlTimer:
 
     queries: list[tuple[str, float]] = field(default_factory=list)
 
-    def __call__(self, execute: Callable[..., Any], sql: str, params: Any, many: bool,
-                 context: Any) -> Any:
+    def __call__(
+        self, execute: Callable[..., Any], sql: str, params: Any, many: bool, context: Any
+    ) -> Any:
         began = time.perf_counter()
         try:
             return execute(sql, params, many, context)
@@ -76,12 +78,17 @@ def profiled(action: Callable[[], Any], repeat: int) -> list[str]:
     rows = []
     stats: dict[Any, Any] = pstats.Stats(profiler).stats  # type: ignore[attr-defined]
     for (filename, line, name), (_cc, calls, _tottime, cumtime, _) in stats.items():
-        if filename.startswith(str(BASE_DIR)) and "/site-packages/" not in filename \
-                and "/bench/" not in filename:
-            where = f"{filename[len(str(BASE_DIR)) + 1:]}:{line}({name})"
+        if (
+            filename.startswith(str(BASE_DIR))
+            and "/site-packages/" not in filename
+            and "/bench/" not in filename
+        ):
+            where = f"{filename[len(str(BASE_DIR)) + 1 :]}:{line}({name})"
             rows.append((cumtime, calls, where))
-    return [f"{seconds / repeat * 1000:.2f} ms {calls / repeat:g} calls  {where}"
-            for seconds, calls, where in sorted(rows, reverse=True)[:20]]
+    return [
+        f"{seconds / repeat * 1000:.2f} ms {calls / repeat:g} calls  {where}"
+        for seconds, calls, where in sorted(rows, reverse=True)[:20]
+    ]
 
 
 def shorten(sql: str, limit: int = 160) -> str:
@@ -90,8 +97,9 @@ def shorten(sql: str, limit: int = 160) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
-def walk_plan(node: dict[str, Any], depth: int, lines: list[str], indexes: set[str],
-              scans: list[str]) -> None:
+def walk_plan(
+    node: dict[str, Any], depth: int, lines: list[str], indexes: set[str], scans: list[str]
+) -> None:
     kind = node.get("Node Type", "?")
     what = []
     if node.get("Strategy") and kind in ("Aggregate", "SetOp"):
@@ -141,8 +149,7 @@ def explain(sql: str) -> dict[str, Any]:
         "planning_ms": round(plan.get("Planning Time", 0.0), 3),
         "indexes": sorted(indexes),
         "scans": scans,
-        "seq_scan_on_humantask": any(s.startswith("Seq Scan on engine_humantask")
-                                     for s in scans),
+        "seq_scan_on_humantask": any(s.startswith("Seq Scan on engine_humantask") for s in scans),
         "shared_buffers_hit": top.get("Shared Hit Blocks"),
         "shared_buffers_read": top.get("Shared Read Blocks"),
         "plan": lines,

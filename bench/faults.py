@@ -24,6 +24,7 @@ instances), then --timers instances that wait on a timer due --timer-seconds lat
 Prints ONE JSON object to stdout; progress goes to stderr. Everything the benchmark starts
 is stopped at the end, on error and on Ctrl-C.
 """
+
 import argparse
 import itertools
 import json
@@ -62,8 +63,15 @@ from tests.faults.stack import (
     wait_until,
 )
 
-CHAIN_FAULTS = ("baseline", "sigkill_pool_child", "sigkill_worker_main", "sigkill_worker_group",
-                "redis_outage", "postgres_restart", "make_run_ctrl_c")
+CHAIN_FAULTS = (
+    "baseline",
+    "sigkill_pool_child",
+    "sigkill_worker_main",
+    "sigkill_worker_group",
+    "redis_outage",
+    "postgres_restart",
+    "make_run_ctrl_c",
+)
 FANOUT, TIMER = "bench_fanout", "bench_timer"
 FANOUT_BRANCHES = 25
 FINISHED = ("completed", "incident", "terminated")
@@ -142,8 +150,7 @@ class Run:
         instances = self.instances()
         if not instances and self.tags:
             return None
-        return sum(1 for tag in self.tags
-                   if instances.get(tag, {}).get("status") not in FINISHED)
+        return sum(1 for tag in self.tags if instances.get(tag, {}).get("status") not in FINISHED)
 
     def wait_finished(self, label: str, watch: Callable[[], None] | None = None) -> None:
         next_report = time.monotonic() + 5
@@ -156,19 +163,31 @@ class Run:
                 next_report = time.monotonic() + 5
             return left == 0
 
-        wait_until(finished, WAIT_TIMEOUT_SECONDS, f"{label}: every instance to finish",
-                   watch=watch, poll=0.5)
+        wait_until(
+            finished,
+            WAIT_TIMEOUT_SECONDS,
+            f"{label}: every instance to finish",
+            watch=watch,
+            poll=0.5,
+        )
 
     def mid_run(self, watch: Callable[[], None] | None = None) -> None:
         """Until about an eighth of the calls were made."""
         wanted = max(2, len(self.tags) // 2)
-        wait_until(lambda: len(self.stub.calls_of(self.tags)) >= wanted, 120, "the first calls",
-                   watch=watch)
+        wait_until(
+            lambda: len(self.stub.calls_of(self.tags)) >= wanted,
+            120,
+            "the first calls",
+            watch=watch,
+        )
 
     def report(self, fault_at: float | None, fault_over_at: float | None) -> dict[str, Any]:
         instances = self.instances()
-        completed = {tag: epoch(instances[tag]["completed_at"]) for tag in self.tags
-                     if instances.get(tag, {}).get("status") == "completed"}
+        completed = {
+            tag: epoch(instances[tag]["completed_at"])
+            for tag in self.tags
+            if instances.get(tag, {}).get("status") == "completed"
+        }
         last = max((t for t in completed.values() if t is not None), default=None)
         keys = self.stub.keys_per_step(self.tags)
         calls = self.stub.calls_of(self.tags)
@@ -182,7 +201,8 @@ class Run:
             "completed": len(completed),
             "recovery_seconds": seconds(last - fault_at if last and fault_at else None),
             "after_fault_over_seconds": seconds(
-                last - fault_over_at if last and fault_over_at else None),
+                last - fault_over_at if last and fault_over_at else None
+            ),
             "wall_seconds": seconds(last - first if last and first else None),
             "longest_stall_seconds": seconds(self.longest_stall(completed)),
             "duplicates": {
@@ -227,8 +247,9 @@ class Run:
 # The faults
 
 
-def run_chain_fault(fault: str, stack: Stack, baton: Baton, args: argparse.Namespace
-                    ) -> dict[str, Any]:
+def run_chain_fault(
+    fault: str, stack: Stack, baton: Baton, args: argparse.Namespace
+) -> dict[str, Any]:
     assert stack.stub is not None
     stub = stack.stub
     run = Run(baton.url, stack.token, stub, chain_key(fault))
@@ -291,41 +312,59 @@ def run_make_run_ctrl_c(stack: Stack, args: argparse.Namespace) -> dict[str, Any
         devstack.start()
         fault_over_at = time.time()
         run.wait_finished("make_run_ctrl_c", watch=devstack.check_alive)
-        return {**run.report(fault_at, fault_over_at), "supervisor_exit_code": code,
-                "restart_seconds": seconds(fault_over_at - fault_at)}
+        return {
+            **run.report(fault_at, fault_over_at),
+            "supervisor_exit_code": code,
+            "restart_seconds": seconds(fault_over_at - fault_at),
+        }
     finally:
         devstack.stop()
 
 
-def run_timers_behind_backlog(stack: Stack, baton: Baton, args: argparse.Namespace
-                              ) -> dict[str, Any]:
+def run_timers_behind_backlog(
+    stack: Stack, baton: Baton, args: argparse.Namespace
+) -> dict[str, Any]:
     assert stack.stub is not None
     backlog = Run(baton.url, stack.token, stack.stub, FANOUT)
     timers = Run(baton.url, stack.token, stack.stub, TIMER)
     try:
         backlog.start(max(1, args.backlog // FANOUT_BRANCHES))
-        log(f"timers: {len(backlog.tags) * FANOUT_BRANCHES} service jobs queued; "
-            f"starting {args.timers} timer instances")
+        log(
+            f"timers: {len(backlog.tags) * FANOUT_BRANCHES} service jobs queued; "
+            f"starting {args.timers} timer instances"
+        )
         timers.start(args.timers)
-        due = {s.tag: epoch(s.body["waiting_for"][0]["due_at"]) for s in timers.starts
-               if s.committed}
+        due = {
+            s.tag: epoch(s.body["waiting_for"][0]["due_at"]) for s in timers.starts if s.committed
+        }
         jobs_waiting: list[int] = []
 
         def timers_done() -> bool:
             instances = timers.instances()
             done = all(instances.get(tag, {}).get("status") in FINISHED for tag in timers.tags)
             if done:
-                jobs_waiting.append(sum(
-                    1 for instance in backlog.instances().values()
-                    for job in instance["jobs"] if job["status"] == "pending"))
+                jobs_waiting.append(
+                    sum(
+                        1
+                        for instance in backlog.instances().values()
+                        for job in instance["jobs"]
+                        if job["status"] == "pending"
+                    )
+                )
             return done
 
-        wait_until(timers_done, WAIT_TIMEOUT_SECONDS, "the timers to fire",
-                   watch=baton.check_alive, poll=0.5)
+        wait_until(
+            timers_done,
+            WAIT_TIMEOUT_SECONDS,
+            "the timers to fire",
+            watch=baton.check_alive,
+            poll=0.5,
+        )
         lateness = []
         for instance in timers.instances().values():
-            history = timers.api.get(f"/api/v1/instances/{instance['id']}/history/"
-                                     "?page_size=500").json()["results"]
+            history = timers.api.get(
+                f"/api/v1/instances/{instance['id']}/history/?page_size=500"
+            ).json()["results"]
             fired = next(epoch(e["created_at"]) for e in history if e["type"] == "timer_fired")
             lateness.append(fired - due[instance["business_key"]])  # type: ignore[operator]
         lateness.sort()
@@ -337,9 +376,11 @@ def run_timers_behind_backlog(stack: Stack, baton: Baton, args: argparse.Namespa
             "due_in_seconds": args.timer_seconds,
             "backlog_jobs": len(backlog.tags) * FANOUT_BRANCHES,
             "backlog_jobs_waiting_when_the_last_timer_had_fired": jobs_waiting[-1],
-            "lateness_seconds": {"max": seconds(lateness[-1]),
-                                 "p95": seconds(percentile(lateness, 95)),
-                                 "p50": seconds(percentile(lateness, 50))},
+            "lateness_seconds": {
+                "max": seconds(lateness[-1]),
+                "p95": seconds(percentile(lateness, 95)),
+                "p50": seconds(percentile(lateness, 50)),
+            },
         }
     finally:
         backlog.close()
@@ -350,16 +391,23 @@ def run_timers_behind_backlog(stack: Stack, baton: Baton, args: argparse.Namespa
 
 
 def measure(args: argparse.Namespace, root: Path) -> dict[str, Any]:
-    diagrams = {chain_key(fault): chain_diagram(chain_key(fault), args.steps)
-                for fault in CHAIN_FAULTS}
+    diagrams = {
+        chain_key(fault): chain_diagram(chain_key(fault), args.steps) for fault in CHAIN_FAULTS
+    }
     diagrams[FANOUT] = fanout_diagram(FANOUT, FANOUT_BRANCHES)
     diagrams[TIMER] = timer_diagram(TIMER, args.timer_seconds)
     settings = {}
     if args.sweep_interval is not None:
         settings["BATON_SWEEP_INTERVAL_SECONDS"] = str(args.sweep_interval)
     log("starting Postgres, Redis and the stub API; migrating")
-    with Stack(root, base_env=django_env(""), diagrams=diagrams, settings=settings,
-               durable=True, stub_delay=args.stub_delay) as stack:
+    with Stack(
+        root,
+        base_env=django_env(""),
+        diagrams=diagrams,
+        settings=settings,
+        durable=True,
+        stub_delay=args.stub_delay,
+    ) as stack:
         baton = stack.baton("baton", web_workers=2, web_threads=4)
         faults: dict[str, Any] = {}
         try:
@@ -400,18 +448,18 @@ def measure(args: argparse.Namespace, root: Path) -> dict[str, Any]:
 DEFINITIONS = {
     "recovery_seconds": "from the fault's injection to the last instance's completed_at",
     "after_fault_over_seconds": "from the end of the fault (Redis back, Postgres restarted, "
-                                "the killed worker replaced, `make run` started again) to "
-                                "the last instance's completed_at",
+    "the killed worker replaced, `make run` started again) to "
+    "the last instance's completed_at",
     "longest_stall_seconds": "the longest an instance went without progress (between its "
-                             "start's answer, its calls' arrivals and answers at the stub, "
-                             "and its completion); the baseline shows what queueing alone gives",
+    "start's answer, its calls' arrivals and answers at the stub, "
+    "and its completion); the baseline shows what queueing alone gives",
     "duplicates": "steps (instance x service task) the stub saw with more than one "
-                  "Idempotency-Key, the effects beyond one per step (extra keys), and calls "
-                  "repeated with a key already seen (re-runs an idempotent API absorbs)",
+    "Idempotency-Key, the effects beyond one per step (extra keys), and calls "
+    "repeated with a key already seen (re-runs an idempotent API absorbs)",
     "http_5xx": "answers >= 500 to the benchmark's requests (starts and the polling of "
-                "instances) during the fault's run; a 503 asks to try again (a start "
-                "refused so is tried again after its Retry-After: start_requests counts "
-                "every attempt)",
+    "instances) during the fault's run; a 503 asks to try again (a start "
+    "refused so is tried again after its Retry-After: start_requests counts "
+    "every attempt)",
     "lateness_seconds": "timer_fired event (history API) - due_at (the start's waiting_for)",
 }
 
@@ -421,14 +469,19 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--instances", type=int, default=50, help="instances per fault")
     parser.add_argument("--steps", type=int, default=4, help="service tasks per instance")
     parser.add_argument("--concurrency", type=int, default=4, help="job worker pool size")
-    parser.add_argument("--stub-delay", type=float, default=0.3,
-                        help="seconds the stub API takes per call")
+    parser.add_argument(
+        "--stub-delay", type=float, default=0.3, help="seconds the stub API takes per call"
+    )
     parser.add_argument("--outage", type=float, default=10, help="seconds Redis stays down")
     parser.add_argument("--backlog", type=int, default=500, help="service jobs queued at once")
     parser.add_argument("--timers", type=int, default=20, help="timer instances")
     parser.add_argument("--timer-seconds", type=int, default=5, help="timers are due after")
-    parser.add_argument("--sweep-interval", type=float, default=None,
-                        help="BATON_SWEEP_INTERVAL_SECONDS (default: Baton's default)")
+    parser.add_argument(
+        "--sweep-interval",
+        type=float,
+        default=None,
+        help="BATON_SWEEP_INTERVAL_SECONDS (default: Baton's default)",
+    )
     args = parser.parse_args()
     if min(args.instances, args.steps, args.concurrency, args.timers) < 2:
         parser.error("counts must be at least 2")
@@ -458,8 +511,12 @@ def main() -> int:
     }
     print(json.dumps(report))
     faults = report["faults"]
-    ok = all(f["completed"] == f["instances"] and not f["http_500"]
-             and not f["duplicates"]["effects_beyond_one_per_step"] for f in faults.values())
+    ok = all(
+        f["completed"] == f["instances"]
+        and not f["http_500"]
+        and not f["duplicates"]["effects_beyond_one_per_step"]
+        for f in faults.values()
+    )
     return 0 if ok else 1
 
 

@@ -27,6 +27,7 @@ Postgres: whatever DATABASE_URL names, otherwise an embedded one under `.data/be
 Either way the benchmark uses its own database, `baton_bench_inbox`, dropped and recreated at
 every start. Everything the benchmark starts is stopped at the end, on error and on Ctrl-C.
 """
+
 import argparse
 import json
 import os
@@ -86,8 +87,18 @@ TARGET_ACTIONABLE = TARGET_ASSIGNED + TARGET_GROUP_UNCLAIMED + TARGET_CANDIDATE_
 TARGET_COMPLETED = 30
 
 PRIORITIES = [50] * 12 + [20, 30, 30, 40, 60, 70, 70, 80, 90, 100]
-WORDS = ["Team dinner", "Laptop", "Conference travel", "Office chairs", "Client lunch",
-         "Training course", "Software licence", "Taxi", "Hotel", "Monitor"]
+WORDS = [
+    "Team dinner",
+    "Laptop",
+    "Conference travel",
+    "Office chairs",
+    "Client lunch",
+    "Training course",
+    "Software licence",
+    "Taxi",
+    "Hotel",
+    "Monitor",
+]
 
 
 def group_name(index: int) -> str:
@@ -143,11 +154,16 @@ def user_task_templates() -> list[Template]:
     for definition in ProcessDefinition.objects.order_by("key"):
         for element_id, info in sorted((definition.elements or {}).items()):
             if isinstance(info, dict) and "form" in info and "candidate_groups" in info:
-                templates.append(Template(
-                    definition_id=definition.pk, key=definition.key, element_id=element_id,
-                    name=info.get("name") or element_id, lane=info.get("lane") or "",
-                    form=json.dumps(info.get("form") or {}),
-                ))
+                templates.append(
+                    Template(
+                        definition_id=definition.pk,
+                        key=definition.key,
+                        element_id=element_id,
+                        name=info.get("name") or element_id,
+                        lane=info.get("lane") or "",
+                        form=json.dumps(info.get("form") or {}),
+                    )
+                )
     if not templates:
         raise RuntimeError("the deployed examples have no user tasks")
     return templates
@@ -164,14 +180,22 @@ def create_people(rng: random.Random, users: int, password: str) -> Dataset:
     others = [f"user{i:04d}" for i in range(1, users)]
     User.objects.bulk_create(
         [User(username=name, password=unusable, is_active=True) for name in others]
-        + [User(username=TARGET_USER, password=make_password(password), is_active=True,
-                first_name="Inbox", last_name="Bench")],
+        + [
+            User(
+                username=TARGET_USER,
+                password=make_password(password),
+                is_active=True,
+                first_name="Inbox",
+                last_name="Bench",
+            )
+        ],
         batch_size=5000,
     )
     ids = dict(User.objects.values_list("username", "id"))
     # Everybody else is in 1-3 groups, any of the 50 (so also in the target's groups).
-    user_groups = {name: sorted(rng.sample(range(GROUPS), rng.choice([1, 1, 2, 2, 2, 3])))
-                   for name in others}
+    user_groups = {
+        name: sorted(rng.sample(range(GROUPS), rng.choice([1, 1, 2, 2, 2, 3]))) for name in others
+    }
     user_groups[TARGET_USER] = list(range(TARGET_GROUPS))
     members: dict[int, list[str]] = {i: [] for i in range(GROUPS)}
     for name, indexes in user_groups.items():
@@ -180,8 +204,11 @@ def create_people(rng: random.Random, users: int, password: str) -> Dataset:
                 members[index].append(name)
     through = User.groups.through
     through.objects.bulk_create(
-        [through(user_id=ids[name], group_id=groups[group_name(index)])
-         for name, indexes in user_groups.items() for index in indexes],
+        [
+            through(user_id=ids[name], group_id=groups[group_name(index)])
+            for name, indexes in user_groups.items()
+            for index in indexes
+        ],
         batch_size=5000,
     )
     return Dataset(users=ids, groups=groups, members=members, user_groups=user_groups)
@@ -231,8 +258,9 @@ def random_task(rng: random.Random, data: Dataset, others: list[str]) -> TaskSpe
     return TaskSpec("open", None, users, sorted(set(groups)))
 
 
-def build_data(rng: random.Random, tasks: int, users: int, completed: int,
-               group_claimed: int, password: str) -> Dataset:
+def build_data(
+    rng: random.Random, tasks: int, users: int, completed: int, group_claimed: int, password: str
+) -> Dataset:
     """Users, groups, instances and tasks, written with COPY."""
     began = time.perf_counter()
     templates = user_task_templates()
@@ -245,8 +273,9 @@ def build_data(rng: random.Random, tasks: int, users: int, completed: int,
     for index in range(TARGET_GROUPS):
         for _ in range(group_claimed):
             extra = [rng.randrange(TARGET_GROUPS, GROUPS)] if rng.random() < 0.1 else []
-            specs.append(TaskSpec("claimed", rng.choice(data.members[index] or others), [],
-                                  [index, *extra]))
+            specs.append(
+                TaskSpec("claimed", rng.choice(data.members[index] or others), [], [index, *extra])
+            )
     while len(specs) < tasks:
         specs.append(random_task(rng, data, others))
     specs = specs[:tasks]
@@ -269,36 +298,90 @@ def build_data(rng: random.Random, tasks: int, users: int, completed: int,
             instance_id = new_uuid()
             instances.append((instance_id, created, template))
             requester = rng.choice(others)
-            variables = {"amount": rng.randint(5, 5000), "description": rng.choice(WORDS),
-                         "requester": requester}
-            yield (instance_id, template.definition_id, f"{template.key}-{n:06d}", "waiting",
-                   "{}", json.dumps(variables), 0, rng.choice(user_ids), created, created,
-                   None)
+            variables = {
+                "amount": rng.randint(5, 5000),
+                "description": rng.choice(WORDS),
+                "requester": requester,
+            }
+            yield (
+                instance_id,
+                template.definition_id,
+                f"{template.key}-{n:06d}",
+                "waiting",
+                "{}",
+                json.dumps(variables),
+                0,
+                rng.choice(user_ids),
+                created,
+                created,
+                None,
+            )
 
     data.counts["instances"] = copy_rows(
         "engine_processinstance",
-        ["id", "definition_id", "business_key", "status", "state", "variables",
-         "lock_version", "started_by_id", "created_at", "updated_at", "completed_at"],
+        [
+            "id",
+            "definition_id",
+            "business_key",
+            "status",
+            "state",
+            "variables",
+            "lock_version",
+            "started_by_id",
+            "created_at",
+            "updated_at",
+            "completed_at",
+        ],
         instance_rows(),
     )
     data.seconds["instances_copy"] = round(time.perf_counter() - began, 2)
 
-    task_columns = ["id", "instance_id", "spiff_task_id", "element_id", "name", "lane",
-                    "assignee", "candidate_users", "candidate_groups", "form", "due_at",
-                    "priority", "status", "completed_by_id", "completed_at", "submitted_data",
-                    "created_at"]
+    task_columns = [
+        "id",
+        "instance_id",
+        "spiff_task_id",
+        "element_id",
+        "name",
+        "lane",
+        "assignee",
+        "candidate_users",
+        "candidate_groups",
+        "form",
+        "due_at",
+        "priority",
+        "status",
+        "completed_by_id",
+        "completed_at",
+        "submitted_data",
+        "created_at",
+    ]
 
     def active_rows() -> Iterable[tuple[Any, ...]]:
-        for spec, (instance_id, instance_created, template) in zip(specs, instances,
-                                                                   strict=True):
+        for spec, (instance_id, instance_created, template) in zip(specs, instances, strict=True):
             created = instance_created + timedelta(seconds=rng.uniform(1, 3600))
-            due = (created + timedelta(days=rng.uniform(1, 21))
-                   if rng.random() < 0.6 else None)  # some of them overdue
+            due = (
+                created + timedelta(days=rng.uniform(1, 21)) if rng.random() < 0.6 else None
+            )  # some of them overdue
             data.counts[f"active_{spec.status}"] += 1
-            yield (new_uuid(), instance_id, new_uuid(), template.element_id, template.name,
-                   template.lane, spec.assignee, spec.candidate_users,
-                   [group_name(i) for i in spec.candidate_groups], template.form, due,
-                   rng.choice(PRIORITIES), spec.status, None, None, None, created)
+            yield (
+                new_uuid(),
+                instance_id,
+                new_uuid(),
+                template.element_id,
+                template.name,
+                template.lane,
+                spec.assignee,
+                spec.candidate_users,
+                [group_name(i) for i in spec.candidate_groups],
+                template.form,
+                due,
+                rng.choice(PRIORITIES),
+                spec.status,
+                None,
+                None,
+                None,
+                created,
+            )
 
     def completed_rows() -> Iterable[tuple[Any, ...]]:
         for n in range(completed):
@@ -307,10 +390,25 @@ def build_data(rng: random.Random, tasks: int, users: int, completed: int,
             group = rng.randrange(GROUPS)  # the target's groups too
             created = instance_created - timedelta(seconds=rng.uniform(3600, 5 * 86400))
             done = created + timedelta(seconds=rng.uniform(60, 3 * 86400))
-            yield (new_uuid(), instance_id, new_uuid(), template.element_id, template.name,
-                   template.lane, who, [], [group_name(group)], template.form, None,
-                   rng.choice(PRIORITIES), "completed", data.users[who], done,
-                   json.dumps({"approved": rng.random() < 0.8}), created)
+            yield (
+                new_uuid(),
+                instance_id,
+                new_uuid(),
+                template.element_id,
+                template.name,
+                template.lane,
+                who,
+                [],
+                [group_name(group)],
+                template.form,
+                None,
+                rng.choice(PRIORITIES),
+                "completed",
+                data.users[who],
+                done,
+                json.dumps({"approved": rng.random() < 0.8}),
+                created,
+            )
 
     began = time.perf_counter()
     copied = copy_rows("engine_humantask", task_columns, active_rows())
@@ -383,10 +481,16 @@ def log_in(base_url: str, password: str) -> str:
             raise RuntimeError("the login page has no CSRF token")
         response = client.post(
             "/accounts/login/",
-            data={"username": TARGET_USER, "password": password,
-                  "csrfmiddlewaretoken": found.group(1), "next": ""},
-            headers={"Cookie": f"csrftoken={csrf_cookie}",
-                     "Referer": f"{base_url}/accounts/login/"},
+            data={
+                "username": TARGET_USER,
+                "password": password,
+                "csrfmiddlewaretoken": found.group(1),
+                "next": "",
+            },
+            headers={
+                "Cookie": f"csrftoken={csrf_cookie}",
+                "Referer": f"{base_url}/accounts/login/",
+            },
         )
         session = response.cookies.get("sessionid")
         if response.status_code != 302 or not session:
@@ -399,10 +503,12 @@ def expected_text(page: str) -> list[str]:
     """What a correct response for the target user contains."""
     if page == "api_tasks":
         return [f'"count":{TARGET_ACTIONABLE}']
-    shown = TARGET_GROUP_UNCLAIMED + TARGET_CANDIDATE_USER if page == "inbox_groups" \
+    shown = (
+        TARGET_GROUP_UNCLAIMED + TARGET_CANDIDATE_USER
+        if page == "inbox_groups"
         else TARGET_ASSIGNED
-    return [f'title="Tasks waiting for you">{TARGET_ACTIONABLE}</span>',
-            f"{shown} tasks</caption>"]
+    )
+    return [f'title="Tasks waiting for you">{TARGET_ACTIONABLE}</span>', f"{shown} tasks</caption>"]
 
 
 def check_response(page: str, status: int, body: str) -> None:
@@ -413,14 +519,16 @@ def check_response(page: str, status: int, body: str) -> None:
         raise RuntimeError(f"{page}: the response lacks {missing}")
 
 
-def measure_http(base_url: str, cookie: str, token: str, requests: int, warmup: int,
-                 access_log: Path) -> dict[str, Any]:
+def measure_http(
+    base_url: str, cookie: str, token: str, requests: int, warmup: int, access_log: Path
+) -> dict[str, Any]:
     """Each page N times after a warm-up, one request at a time over one keep-alive
     connection per client; the client's wall time and gunicorn's own time."""
     clients = {
         "html": httpx.Client(base_url=base_url, headers={"Cookie": cookie}, timeout=60),
-        "api": httpx.Client(base_url=base_url, headers={"Authorization": f"Token {token}"},
-                            timeout=60),
+        "api": httpx.Client(
+            base_url=base_url, headers={"Authorization": f"Token {token}"}, timeout=60
+        ),
     }
     wall: dict[str, list[float]] = {}
     try:
@@ -473,8 +581,9 @@ def in_process_clients(username: str, token: str | None) -> dict[str, Any]:
     return {page: html if page in HTML_PAGES else api for page in PAGES}
 
 
-def measure_in_process(username: str, token: str | None, requests: int, warmup: int,
-                       check: bool) -> tuple[dict[str, Any], dict[str, list[dict[str, Any]]]]:
+def measure_in_process(
+    username: str, token: str | None, requests: int, warmup: int, check: bool
+) -> tuple[dict[str, Any], dict[str, list[dict[str, Any]]]]:
     """Per page: time per request, SQL time, the queries of one request (and their SQL)."""
     clients = in_process_clients(username, token)
     results: dict[str, Any] = {}
@@ -487,8 +596,9 @@ def measure_in_process(username: str, token: str | None, requests: int, warmup: 
             check_response(page, response.status_code, response.content.decode())
         with timed_sql() as timer:
             client.get(path)
-        captured[page] = [{"sql": sql, "ms": round(seconds * 1000, 3)}
-                          for sql, seconds in timer.queries]
+        captured[page] = [
+            {"sql": sql, "ms": round(seconds * 1000, 3)} for sql, seconds in timer.queries
+        ]
         times = []
         with timed_sql() as timer:
             for _ in range(requests):
@@ -507,11 +617,14 @@ def measure_in_process(username: str, token: str | None, requests: int, warmup: 
             "queries": len(captured[page]),
             "query_kinds": dict(sorted(shapes.items())),
             "identical_queries_repeated": sum(n - 1 for n in repeated.values() if n > 1),
-            "queries_ms": [f"{q['ms']:.3f} {query_kind(q['sql'])}: {shorten(q['sql'])}"
-                           for q in captured[page]],
+            "queries_ms": [
+                f"{q['ms']:.3f} {query_kind(q['sql'])}: {shorten(q['sql'])}" for q in captured[page]
+            ],
         }
-        log(f"in process ({username}) {page}: p95 {results[page]['server_ms']['p95']} ms, "
-            f"{len(captured[page])} queries")
+        log(
+            f"in process ({username}) {page}: p95 {results[page]['server_ms']['p95']} ms, "
+            f"{len(captured[page])} queries"
+        )
     return results, captured
 
 
@@ -586,55 +699,76 @@ def postgres_settings() -> dict[str, str]:
 
     settings = {}
     with connection.cursor() as cursor:
-        for name in ("shared_buffers", "work_mem", "effective_cache_size", "random_page_cost",
-                     "jit"):
+        for name in (
+            "shared_buffers",
+            "work_mem",
+            "effective_cache_size",
+            "random_page_cost",
+            "jit",
+        ):
             cursor.execute(f"SHOW {name}")
             settings[name] = cursor.fetchone()[0]
     return settings
 
 
-def findings(http: dict[str, Any], local: dict[str, Any], plans: list[dict[str, Any]],
-             busy: dict[str, Any] | None) -> list[str]:
+def findings(
+    http: dict[str, Any],
+    local: dict[str, Any],
+    plans: list[dict[str, Any]],
+    busy: dict[str, Any] | None,
+) -> list[str]:
     """Facts the numbers show, for the recommendations."""
     notes = []
     for page, result in http.items():
         server = result["server_ms_gunicorn"]
         if server and server["p95"] is not None and server["p95"] >= GOAL_P95_MS:
-            notes.append(f"{page}: server p95 {server['p95']} ms misses the "
-                         f"{GOAL_P95_MS:.0f} ms goal")
+            notes.append(
+                f"{page}: server p95 {server['p95']} ms misses the {GOAL_P95_MS:.0f} ms goal"
+            )
     for page, result in local.items():
         if result["identical_queries_repeated"]:
-            notes.append(f"{page}: {result['identical_queries_repeated']} of its "
-                         f"{result['queries']} queries repeat an identical earlier one")
+            notes.append(
+                f"{page}: {result['identical_queries_repeated']} of its "
+                f"{result['queries']} queries repeat an identical earlier one"
+            )
     for plan in plans:
         if plan["seq_scan_on_humantask"]:
-            notes.append(f"sequential scan of engine_humantask in '{plan['role']}' "
-                         f"({plan['execution_ms']} ms)")
+            notes.append(
+                f"sequential scan of engine_humantask in '{plan['role']}' "
+                f"({plan['execution_ms']} ms)"
+            )
         if plan["execution_ms"] >= 10:
             notes.append(f"'{plan['role']}' takes {plan['execution_ms']} ms in Postgres")
     if busy:
         for page, result in busy["pages"].items():
             if result["server_ms"]["p95"] is not None and result["server_ms"]["p95"] >= GOAL_P95_MS:
-                notes.append(f"busy user ({busy['actionable']['open_task_count']} actionable): "
-                             f"{page} in-process p95 {result['server_ms']['p95']} ms")
+                notes.append(
+                    f"busy user ({busy['actionable']['open_task_count']} actionable): "
+                    f"{page} in-process p95 {result['server_ms']['p95']} ms"
+                )
     return notes
 
 
-def diagnose(args: argparse.Namespace, data: Dataset, token: str, http: dict[str, Any]
-             ) -> dict[str, Any]:
+def diagnose(
+    args: argparse.Namespace, data: Dataset, token: str, http: dict[str, Any]
+) -> dict[str, Any]:
     """--diagnose: the pages in process (queries, SQL time), the query plans, a busy user."""
-    meter = CpuMeter({"benchmark_process": lambda: [os.getpid()],
-                      "postgres_backends": lambda: postgres_backends(BENCH_DATABASE)})
-    local, captured = measure_in_process(TARGET_USER, token, args.requests, args.warmup,
-                                         check=True)
+    meter = CpuMeter(
+        {
+            "benchmark_process": lambda: [os.getpid()],
+            "postgres_backends": lambda: postgres_backends(BENCH_DATABASE),
+        }
+    )
+    local, captured = measure_in_process(TARGET_USER, token, args.requests, args.warmup, check=True)
     local_cpu = meter.usage(len(PAGES) * (args.requests + args.warmup + 1), "request")
     plans = explain_task_queries(captured)
     label_plans(plans)
     busy = None
     if args.busy_requests:
         busy_user = pick_busy_user(data)
-        busy_pages, busy_captured = measure_in_process(busy_user, None, args.busy_requests,
-                                                       min(args.warmup, 5), check=False)
+        busy_pages, busy_captured = measure_in_process(
+            busy_user, None, args.busy_requests, min(args.warmup, 5), check=False
+        )
         busy_plans = explain_task_queries(busy_captured)
         label_plans(busy_plans)
         busy = {
@@ -642,26 +776,52 @@ def diagnose(args: argparse.Namespace, data: Dataset, token: str, http: dict[str
             "groups": [group_name(i) for i in data.user_groups[busy_user]],
             "actionable": check_target(busy_user),
             "requests": args.busy_requests,
-            "pages": {page: {key: result[key] for key in
-                             ("server_ms", "sql_ms_per_request", "python_ms_per_request",
-                              "queries")}
-                      for page, result in busy_pages.items()},
-            "plans": [{key: plan[key] for key in
-                       ("role", "execution_ms", "indexes", "scans", "plan")}
-                      for plan in busy_plans],
+            "pages": {
+                page: {
+                    key: result[key]
+                    for key in (
+                        "server_ms",
+                        "sql_ms_per_request",
+                        "python_ms_per_request",
+                        "queries",
+                    )
+                }
+                for page, result in busy_pages.items()
+            },
+            "plans": [
+                {key: plan[key] for key in ("role", "execution_ms", "indexes", "scans", "plan")}
+                for plan in busy_plans
+            ],
         }
 
     main = main_query(plans)
     return {
         "in_process": local,
         "cpu_during_in_process": local_cpu,
-        "main_inbox_query": {key: main[key] for key in
-                             ("role", "execution_ms", "planning_ms", "indexes", "scans", "plan",
-                              "sql")} if main else None,
-        "plans": [{key: plan[key] for key in
-                   ("role", "query", "pages", "execution_ms", "planning_ms", "indexes",
-                    "scans", "shared_buffers_hit", "shared_buffers_read", "plan")}
-                  for plan in plans],
+        "main_inbox_query": {
+            key: main[key]
+            for key in ("role", "execution_ms", "planning_ms", "indexes", "scans", "plan", "sql")
+        }
+        if main
+        else None,
+        "plans": [
+            {
+                key: plan[key]
+                for key in (
+                    "role",
+                    "query",
+                    "pages",
+                    "execution_ms",
+                    "planning_ms",
+                    "indexes",
+                    "scans",
+                    "shared_buffers_hit",
+                    "shared_buffers_read",
+                    "plan",
+                )
+            }
+            for plan in plans
+        ],
         "busy_user_in_process": busy,
         "findings": findings(http, local, plans, busy),
     }
@@ -681,15 +841,24 @@ def measure(args: argparse.Namespace, embedded: Any, gunicorn: str) -> dict[str,
     password = secrets.token_urlsafe(16)
     log(f"building {args.tasks} active tasks, {args.completed} completed, {args.users} users")
     began = time.perf_counter()
-    data = build_data(random.Random(args.seed), args.tasks, args.users, args.completed,
-                      args.group_claimed, password)
+    data = build_data(
+        random.Random(args.seed),
+        args.tasks,
+        args.users,
+        args.completed,
+        args.group_claimed,
+        password,
+    )
     build_seconds = round(time.perf_counter() - began, 2)
     log(f"data built in {build_seconds}s: {dict(data.counts)}")
     actionable = check_target(TARGET_USER)
-    wanted = {"inbox_tasks_mine": TARGET_ASSIGNED,
-              "inbox_tasks_groups": TARGET_GROUP_UNCLAIMED + TARGET_CANDIDATE_USER,
-              "tasks_for_user": TARGET_ACTIONABLE, "open_task_count": TARGET_ACTIONABLE,
-              "groups": TARGET_GROUPS}
+    wanted = {
+        "inbox_tasks_mine": TARGET_ASSIGNED,
+        "inbox_tasks_groups": TARGET_GROUP_UNCLAIMED + TARGET_CANDIDATE_USER,
+        "tasks_for_user": TARGET_ACTIONABLE,
+        "open_task_count": TARGET_ACTIONABLE,
+        "groups": TARGET_GROUPS,
+    }
     if actionable != wanted:
         raise RuntimeError(f"the target user has {actionable}, not {wanted}")
     token = Token.objects.create(user_id=data.users[TARGET_USER]).key
@@ -698,21 +867,32 @@ def measure(args: argparse.Namespace, embedded: Any, gunicorn: str) -> dict[str,
 
     with tempfile.TemporaryDirectory(prefix="baton-bench-inbox-") as log_dir:
         access_log = Path(log_dir) / "access.log"
-        server = Baton(env, Path(log_dir), web_workers=args.workers,
-                       web_threads=args.server_threads, keep_alive=30, access_log=access_log)
-        server_name = (f"gunicorn {gunicorn} gthread, {args.workers} workers x "
-                       f"{args.server_threads} threads, keep-alive 30s, {SETTINGS_MODULE} "
-                       "(DEBUG off)")
+        server = Baton(
+            env,
+            Path(log_dir),
+            web_workers=args.workers,
+            web_threads=args.server_threads,
+            keep_alive=30,
+            access_log=access_log,
+        )
+        server_name = (
+            f"gunicorn {gunicorn} gthread, {args.workers} workers x "
+            f"{args.server_threads} threads, keep-alive 30s, {SETTINGS_MODULE} "
+            "(DEBUG off)"
+        )
         try:
             server.start_web()
             server.wait_ready()
             log(f"{server_name} on {server.url}")
             cookie = log_in(server.url, password)
-            meter = CpuMeter({"server": lambda: server.pids("web"),
-                              "postgres_backends": lambda: postgres_backends(BENCH_DATABASE),
-                              "benchmark_process": lambda: [os.getpid()]})
-            http = measure_http(server.url, cookie, token, args.requests, args.warmup,
-                                access_log)
+            meter = CpuMeter(
+                {
+                    "server": lambda: server.pids("web"),
+                    "postgres_backends": lambda: postgres_backends(BENCH_DATABASE),
+                    "benchmark_process": lambda: [os.getpid()],
+                }
+            )
+            http = measure_http(server.url, cookie, token, args.requests, args.warmup, access_log)
             http_cpu = meter.usage(len(PAGES) * (args.requests + args.warmup), "request")
         finally:
             server.stop()
@@ -720,8 +900,10 @@ def measure(args: argparse.Namespace, embedded: Any, gunicorn: str) -> dict[str,
     diagnosis = diagnose(args, data, token, http) if args.diagnose else None
     connections.close_all()
 
-    goal_pages = {page: result["server_ms_gunicorn"]["p95"]
-                  if result["server_ms_gunicorn"] else None for page, result in http.items()}
+    goal_pages = {
+        page: result["server_ms_gunicorn"]["p95"] if result["server_ms_gunicorn"] else None
+        for page, result in http.items()
+    }
     return {
         "server": server_name,
         "database": f"{database_label(embedded)} {postgres_version}, database {BENCH_DATABASE}",
@@ -751,26 +933,41 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--tasks", type=int, default=100_000, help="open and claimed tasks")
     parser.add_argument("--completed", type=int, default=25_000, help="completed tasks")
     parser.add_argument("--users", type=int, default=1000)
-    parser.add_argument("--group-claimed", type=int, default=400,
-                        help="tasks of each of the target's groups claimed by others")
+    parser.add_argument(
+        "--group-claimed",
+        type=int,
+        default=400,
+        help="tasks of each of the target's groups claimed by others",
+    )
     parser.add_argument("--requests", type=int, default=200, help="measured requests per page")
     parser.add_argument("--warmup", type=int, default=20, help="unmeasured requests per page")
-    parser.add_argument("--diagnose", action="store_true",
-                        help="also the pages in process, their query plans and a busy user")
-    parser.add_argument("--busy-requests", type=int, default=50,
-                        help="with --diagnose: in-process requests per page for a busy user")
+    parser.add_argument(
+        "--diagnose",
+        action="store_true",
+        help="also the pages in process, their query plans and a busy user",
+    )
+    parser.add_argument(
+        "--busy-requests",
+        type=int,
+        default=50,
+        help="with --diagnose: in-process requests per page for a busy user",
+    )
     parser.add_argument("--workers", type=int, default=cpus, help="gunicorn workers")
-    parser.add_argument("--server-threads", type=int, default=4,
-                        help="threads per gunicorn worker (gthread)")
+    parser.add_argument(
+        "--server-threads", type=int, default=4, help="threads per gunicorn worker (gthread)"
+    )
     parser.add_argument("--seed", type=int, default=1)
-    parser.add_argument("--data-dir", type=Path, default=BASE_DIR / ".data" / "bench-inbox",
-                        help="where an embedded Postgres keeps its data")
+    parser.add_argument(
+        "--data-dir",
+        type=Path,
+        default=BASE_DIR / ".data" / "bench-inbox",
+        help="where an embedded Postgres keeps its data",
+    )
     args = parser.parse_args()
     minimum = TARGET_ACTIONABLE + args.group_claimed * TARGET_GROUPS
     if args.tasks < minimum:
         parser.error(f"--tasks must be at least {minimum}")
-    if args.users < 50 or min(args.requests, args.warmup, args.workers,
-                              args.server_threads) < 1:
+    if args.users < 50 or min(args.requests, args.warmup, args.workers, args.server_threads) < 1:
         parser.error("--users at least 50; counts at least 1")
     return args
 
@@ -788,7 +985,7 @@ def main() -> int:
             "sequential": "one request at a time, one keep-alive connection per client",
             "notes": {
                 "inbox_default": "no tab given: the view runs an EXISTS query and shows the "
-                                 "'mine' tab, since the target user has tasks of their own",
+                "'mine' tab, since the target user has tasks of their own",
                 "server_ms_gunicorn": "gunicorn's access log %(D)s: parsed request to last byte",
                 "in_process": "Django test Client in the benchmark process, same settings",
             },

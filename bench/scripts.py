@@ -20,6 +20,7 @@ Prints ONE JSON object to stdout; progress goes to stderr; results in bench/RESU
 Postgres and Redis as in `bench/start.py` (its own database `baton_bench`, recreated at
 every start).
 """
+
 import argparse
 import itertools
 import json
@@ -80,7 +81,7 @@ urgent = any(line["qty"] > 50 for line in lines)"""
 SUMMARY_SCRIPT = """summary = f"{supplier}: {line_count} lines, {total} EUR incl. VAT ({approvers})"
 skus = sorted(line["sku"] for line in lines)"""
 SCRIPTS = (PRICE_SCRIPT, ROUTE_SCRIPT, SUMMARY_SCRIPT)
-PLAIN_SCRIPTS = ("priced = True", 'approvers = "managers"', 'summary = supplier')
+PLAIN_SCRIPTS = ("priced = True", 'approvers = "managers"', "summary = supplier")
 
 
 def diagram(key: str, scripts: tuple[str, ...]) -> str:
@@ -102,11 +103,11 @@ def diagram(key: str, scripts: tuple[str, ...]) -> str:
         'xmlns:camunda="http://camunda.org/schema/1.0/bpmn" id="d_' + key + '" '
         'targetNamespace="http://bpmn.io/schema/bpmn">\n'
         f'  <bpmn:process id="{key}" isExecutable="true">\n'
-        '    <bpmn:startEvent id="start" />\n' + tasks
+        '    <bpmn:startEvent id="start" />\n'
+        + tasks
         + '    <bpmn:userTask id="approve_po" name="Approve the order" '
         'camunda:candidateGroups="managers" />\n'
-        '    <bpmn:endEvent id="end" />\n' + flows
-        + "  </bpmn:process>\n</bpmn:definitions>\n"
+        '    <bpmn:endEvent id="end" />\n' + flows + "  </bpmn:process>\n</bpmn:definitions>\n"
     )
 
 
@@ -145,8 +146,9 @@ def run_spiffworkflow(instances: int, warmup: int, folder: Path) -> dict[str, An
         workflow.do_engine_steps()
         serializer.serialize_json(workflow)
         elapsed = time.perf_counter() - began
-        ready = [t.task_spec.bpmn_id
-                 for t in workflow.get_tasks(state=TaskState.READY, manual=True)]
+        ready = [
+            t.task_spec.bpmn_id for t in workflow.get_tasks(state=TaskState.READY, manual=True)
+        ]
         if ready != ["approve_po"]:
             raise RuntimeError(f"plain SpiffWorkflow stopped at {ready} in {key}")
         return elapsed
@@ -225,10 +227,19 @@ print(json.dumps({"latencies": latencies, "cpu_per_operation": (busy() - before)
 
 def round_trip(env: dict[str, str], count: int, reuse: str) -> dict[str, Any]:
     result = subprocess.run(
-        [sys.executable, "-c", ROUND_TRIP_CODE, PRICE_SCRIPT, json.dumps(START_VARIABLES),
-         str(count)],
-        cwd=BASE_DIR, env={**env, "BATON_SANDBOX_REUSE": reuse}, check=True,
-        capture_output=True, text=True,
+        [
+            sys.executable,
+            "-c",
+            ROUND_TRIP_CODE,
+            PRICE_SCRIPT,
+            json.dumps(START_VARIABLES),
+            str(count),
+        ],
+        cwd=BASE_DIR,
+        env={**env, "BATON_SANDBOX_REUSE": reuse},
+        check=True,
+        capture_output=True,
+        text=True,
     )
     measured = json.loads(result.stdout.strip().splitlines()[-1])
     return {
@@ -244,21 +255,24 @@ def measure_baton(args: argparse.Namespace, folder: Path) -> dict[str, Any]:
     token = migrate_and_deploy(env, DIAGRAMS)
 
     log("the sandbox round trip alone, inside Django")
-    round_trips = {reuse: round_trip(env, args.instances, reuse)
-                   for reuse in ("definition", "operation")}
+    round_trips = {
+        reuse: round_trip(env, args.instances, reuse) for reuse in ("definition", "operation")
+    }
 
     server = Baton(env, folder / "logs", web_workers=args.workers, web_threads=4, keep_alive=30)
     try:
         server.start_web()
         server.wait_ready()
         log(f"gunicorn on {server.url}")
-        with httpx.Client(base_url=server.url, timeout=60,
-                          headers={"Authorization": f"Token {token}"}) as client:
+        with httpx.Client(
+            base_url=server.url, timeout=60, headers={"Authorization": f"Token {token}"}
+        ) as client:
 
             def start_one(key: str) -> float:
                 began = time.perf_counter()
-                response = client.post(f"/api/v1/definitions/{key}/start/",
-                                       json={"variables": START_VARIABLES})
+                response = client.post(
+                    f"/api/v1/definitions/{key}/start/", json={"variables": START_VARIABLES}
+                )
                 elapsed = time.perf_counter() - began
                 body = response.json()
                 tasks = [t.get("element_id") for t in body.get("open_tasks", [])]
@@ -296,8 +310,13 @@ def main() -> int:
             with services(args.data_dir) as embedded:
                 baton = measure_baton(args, folder)
                 baton["database"] = f"{database_label(embedded)}: {baton['database']}"
-        return {"process": "po_approval", "scripts_per_start": SCRIPTS_PER_START,
-                "instances": args.instances, "baton": baton, "spiffworkflow_in_memory": spiff}
+        return {
+            "process": "po_approval",
+            "scripts_per_start": SCRIPTS_PER_START,
+            "instances": args.instances,
+            "baton": baton,
+            "spiffworkflow_in_memory": spiff,
+        }
 
     return run_benchmark("scripts", measure)
 

@@ -24,6 +24,7 @@ under `.data/bench-service`. Either way the benchmark uses its own database,
 `baton_bench_service`, dropped and recreated at every start, and its own Celery queue.
 Everything the benchmark starts is stopped at the end, on error and on Ctrl-C.
 """
+
 import argparse
 import contextlib
 import itertools
@@ -97,7 +98,8 @@ def chain_diagram(tasks: int) -> str:
         'isExecutable="true">\n'
         '    <bpmn:startEvent id="start" />\n'
         + "".join(service_task(i) for i in range(1, tasks + 1))
-        + '    <bpmn:endEvent id="end" />\n' + flows
+        + '    <bpmn:endEvent id="end" />\n'
+        + flows
         + "  </bpmn:process>\n</bpmn:definitions>\n"
     )
 
@@ -116,8 +118,13 @@ def broker_pids(embedded: Any) -> list[int]:
     if parts.hostname not in ("127.0.0.1", "localhost") or not parts.port:
         return []
     with contextlib.suppress(psutil.Error):
-        return sorted({c.pid for c in psutil.net_connections(kind="tcp")
-                       if c.status == psutil.CONN_LISTEN and c.laddr.port == parts.port and c.pid})
+        return sorted(
+            {
+                c.pid
+                for c in psutil.net_connections(kind="tcp")
+                if c.status == psutil.CONN_LISTEN and c.laddr.port == parts.port and c.pid
+            }
+        )
     return []
 
 
@@ -157,8 +164,9 @@ def wait_finished(ids: list[str], workers: Baton, timeout: float, label: str) ->
             return
         now = time.monotonic()
         if now - began > timeout:
-            raise RuntimeError(f"{label}: {left} of {len(ids)} instances unfinished "
-                               f"after {timeout:.0f}s")
+            raise RuntimeError(
+                f"{label}: {left} of {len(ids)} instances unfinished after {timeout:.0f}s"
+            )
         if now >= next_report:
             log(f"{label}: {len(ids) - left}/{len(ids)} instances finished")
             next_report = now + 5
@@ -181,11 +189,22 @@ def analyse(ids: list[str], api_requests: dict[str, list[float]] | None) -> dict
     from engine.models import ProcessInstance, ServiceJob
 
     instance_rows = ProcessInstance.objects.filter(id__in=ids)
-    instances = list(instance_rows.values(
-        "id", "status", "created_at", "completed_at", "variables"))
-    rows = ServiceJob.objects.filter(instance__in=instance_rows).order_by("created_at").values(
-        "instance_id", "status", "attempt", "created_at", "started_at", "updated_at",
-        "idempotency_key")
+    instances = list(
+        instance_rows.values("id", "status", "created_at", "completed_at", "variables")
+    )
+    rows = (
+        ServiceJob.objects.filter(instance__in=instance_rows)
+        .order_by("created_at")
+        .values(
+            "instance_id",
+            "status",
+            "attempt",
+            "created_at",
+            "started_at",
+            "updated_at",
+            "idempotency_key",
+        )
+    )
     jobs: list[dict[str, Any]] = [dict(row) for row in rows]
     by_instance: dict[Any, list[dict[str, Any]]] = {}
     for job in jobs:
@@ -208,8 +227,11 @@ def analyse(ids: list[str], api_requests: dict[str, list[float]] | None) -> dict
         run.extend(seconds_between(j["updated_at"], j["started_at"]) for j in chain)
     completed = [i for i in instances if i["status"] == "completed"]
     durations = [seconds_between(i["completed_at"], i["created_at"]) for i in completed]
-    first_to_claim = [seconds_between(first[0]["started_at"], i["created_at"])
-                      for i in instances if (first := by_instance.get(i["id"]))]
+    first_to_claim = [
+        seconds_between(first[0]["started_at"], i["created_at"])
+        for i in instances
+        if (first := by_instance.get(i["id"]))
+    ]
     wrong = [i for i in completed if i["variables"].get("calls") != TASKS_PER_INSTANCE]
     calls, served = None, []
     if api_requests is not None:
@@ -221,7 +243,8 @@ def analyse(ids: list[str], api_requests: dict[str, list[float]] | None) -> dict
         "summary": {
             "instances_completed": len(completed),
             "instances_not_completed": Counter(
-                i["status"] for i in instances if i["status"] != "completed"),
+                i["status"] for i in instances if i["status"] != "completed"
+            ),
             "instances_with_wrong_result": len(wrong),
             "jobs_succeeded": sum(1 for j in jobs if j["status"] == "succeeded"),
             "jobs_retried": sum(1 for j in jobs if j["attempt"] > 1),
@@ -237,8 +260,9 @@ def analyse(ids: list[str], api_requests: dict[str, list[float]] | None) -> dict
         "job_claim_to_result_stored_ms": latency_summary(present(run)),
         "start_to_first_claim_ms": latency_summary(present(first_to_claim)),
         "instance_duration_ms": latency_summary(present(durations)),
-        "last_completed_at": max((i["completed_at"] for i in completed if i["completed_at"]),
-                                 default=None),
+        "last_completed_at": max(
+            (i["completed_at"] for i in completed if i["completed_at"]), default=None
+        ),
     }
 
 
@@ -377,13 +401,15 @@ def measure(args: argparse.Namespace, embedded: Any, log_dir: Path) -> dict[str,
 
         log(f"measuring: {args.instances} instances x {TASKS_PER_INSTANCE} service tasks")
         sessions_before = postgres_sessions()
-        meter = CpuMeter({
-            "starter": lambda: [os.getpid()],
-            "workers": lambda: workers.pids("jobs"),
-            "postgres": lambda: postgres_pids(embedded),
-            "broker": lambda: broker_pids(embedded),
-            "http_api": lambda: [api.popen.pid] if api else [],
-        })
+        meter = CpuMeter(
+            {
+                "starter": lambda: [os.getpid()],
+                "workers": lambda: workers.pids("jobs"),
+                "postgres": lambda: postgres_pids(embedded),
+                "broker": lambda: broker_pids(embedded),
+                "http_api": lambda: [api.popen.pid] if api else [],
+            }
+        )
         first_start = time.time()
         ids = start_instances(args.instances, api.url)
         started = time.time()
@@ -455,38 +481,51 @@ def measure(args: argparse.Namespace, embedded: Any, log_dir: Path) -> dict[str,
 
 DEFINITIONS = {
     "service_tasks_per_second": "jobs succeeded / (last instance completed_at - the moment "
-                                "before the first start_instance call)",
+    "before the first start_instance call)",
     "handoff_ms": "per pair of consecutive jobs of one instance: next ServiceJob.started_at "
-                  "(claimed by a worker) - previous ServiceJob.updated_at (result stored, in "
-                  "the apply transaction); parts: -> next job row written (created_at, "
-                  "still in that transaction) and -> claimed (commit, broker, queueing "
-                  "behind other jobs, worker pick-up, claim)",
+    "(claimed by a worker) - previous ServiceJob.updated_at (result stored, in "
+    "the apply transaction); parts: -> next job row written (created_at, "
+    "still in that transaction) and -> claimed (commit, broker, queueing "
+    "behind other jobs, worker pick-up, claim)",
     "api_gap_ms": "per pair, seen by the HTTP API: next request's arrival - previous "
-                  "response written",
+    "response written",
     "instance_duration_ms": "ProcessInstance.completed_at - created_at",
     "cpu_during_baton": "CPU seconds (user+system) of each group of processes from the first "
-                        "start to the last completion; starter = this process "
-                        "(start_instance and polling), postgres = the embedded server's "
-                        "processes or the backends of the benchmark database, other = the "
-                        "rest of the machine",
+    "start to the last completion; starter = this process "
+    "(start_instance and polling), postgres = the embedded server's "
+    "processes or the backends of the benchmark database, other = the "
+    "rest of the machine",
 }
 
 
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--instances", type=int, default=40, help="instances to measure")
-    parser.add_argument("--concurrency", type=int, default=4,
-                        help="pool size of each worker process (-c)")
+    parser.add_argument(
+        "--concurrency", type=int, default=4, help="pool size of each worker process (-c)"
+    )
     parser.add_argument("--workers", type=int, default=1, help="Celery worker processes")
     parser.add_argument("--pool", choices=["prefork", "threads", "solo"], default="prefork")
-    parser.add_argument("--warmup", type=int, default=None,
-                        help="unmeasured instances first (default: total concurrency, min 2)")
-    parser.add_argument("--timeout", type=float, default=120,
-                        help="seconds to wait for the instances to finish")
-    parser.add_argument("--diagnose", action="store_true",
-                        help="also count queries per job in process and profile it")
-    parser.add_argument("--data-dir", type=Path, default=BASE_DIR / ".data" / "bench-service",
-                        help="where embedded Postgres/Redis keep their data")
+    parser.add_argument(
+        "--warmup",
+        type=int,
+        default=None,
+        help="unmeasured instances first (default: total concurrency, min 2)",
+    )
+    parser.add_argument(
+        "--timeout", type=float, default=120, help="seconds to wait for the instances to finish"
+    )
+    parser.add_argument(
+        "--diagnose",
+        action="store_true",
+        help="also count queries per job in process and profile it",
+    )
+    parser.add_argument(
+        "--data-dir",
+        type=Path,
+        default=BASE_DIR / ".data" / "bench-service",
+        help="where embedded Postgres/Redis keep their data",
+    )
     args = parser.parse_args()
     if min(args.instances, args.concurrency, args.workers) < 1:
         parser.error("counts must be at least 1")
@@ -499,8 +538,10 @@ def main() -> int:
     args = parse_args()
 
     def measure_all() -> dict[str, Any]:
-        with services(args.data_dir) as embedded, \
-                tempfile.TemporaryDirectory(prefix="baton-bench-") as log_dir:
+        with (
+            services(args.data_dir) as embedded,
+            tempfile.TemporaryDirectory(prefix="baton-bench-") as log_dir,
+        ):
             result = measure(args, embedded, Path(log_dir))
         baton = result["baton"]
         return {
@@ -510,18 +551,19 @@ def main() -> int:
             "jobs": args.instances * TASKS_PER_INSTANCE,
             "warmup_instances": args.warmup,
             "started_with": "engine.services.start_instance, sequentially, in the benchmark "
-                            "process",
+            "process",
             "goal": {
                 "service_tasks_per_second": GOAL_TASKS_PER_SECOND,
                 "cpus": os.cpu_count(),
-                "reached_percent": round(100 * baton["service_tasks_per_second"]
-                                         / GOAL_TASKS_PER_SECOND, 1),
+                "reached_percent": round(
+                    100 * baton["service_tasks_per_second"] / GOAL_TASKS_PER_SECOND, 1
+                ),
                 # What every process together may spend per task at the goal rate, and what
                 # they spent in this run.
-                "cpu_budget_per_task_ms": round((os.cpu_count() or 1) * 1000
-                                                / GOAL_TASKS_PER_SECOND, 2),
-                "cpu_used_per_task_ms": (result["cpu_during_baton"] or {}).get(
-                    "total_per_task_ms"),
+                "cpu_budget_per_task_ms": round(
+                    (os.cpu_count() or 1) * 1000 / GOAL_TASKS_PER_SECOND, 2
+                ),
+                "cpu_used_per_task_ms": (result["cpu_during_baton"] or {}).get("total_per_task_ms"),
             },
             **result,
             "definitions": DEFINITIONS,
@@ -529,8 +571,10 @@ def main() -> int:
 
     def ok(report: dict[str, Any]) -> bool:
         baton = report["baton"]
-        return bool(baton["instances_completed"] == args.instances
-                    and not baton["instances_with_wrong_result"])
+        return bool(
+            baton["instances_completed"] == args.instances
+            and not baton["instances_with_wrong_result"]
+        )
 
     return run_benchmark("service_tasks", measure_all, ok)
 

@@ -13,6 +13,7 @@ under `.data/bench`. Either way the benchmark uses its own database, `baton_benc
 server, dropped and recreated at every start, so development data is never touched.
 Everything the benchmark starts is stopped at the end, on error and on Ctrl-C.
 """
+
 import argparse
 import copy
 import os
@@ -115,8 +116,7 @@ class LoadGenerator:
         self.path = f"/api/v1/definitions/{PROCESS_KEY}/start/"
         self.body = {"variables": START_VARIABLES}
         self.clients = [
-            httpx.Client(base_url=base_url, headers={"Authorization": f"Token {token}"},
-                         timeout=60)
+            httpx.Client(base_url=base_url, headers={"Authorization": f"Token {token}"}, timeout=60)
             for _ in range(threads)
         ]
         self.stop = threading.Event()
@@ -170,8 +170,9 @@ class LoadGenerator:
                             self.error_samples.append(error)
                             log(f"error: {error}")
 
-        threads = self.threads = [threading.Thread(target=worker, args=(client,), daemon=True)
-                                  for client in self.clients]
+        threads = self.threads = [
+            threading.Thread(target=worker, args=(client,), daemon=True) for client in self.clients
+        ]
         began = time.perf_counter()
         for thread in threads:
             thread.start()
@@ -201,33 +202,48 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--instances", type=int, default=500, help="instances to measure")
     parser.add_argument("--threads", type=int, default=8, help="client threads")
     parser.add_argument("--warmup", type=int, default=20, help="unmeasured instances first")
-    parser.add_argument("--workers", type=int, default=cpus,
-                        help="gunicorn worker processes (default: one per CPU)")
-    parser.add_argument("--server-threads", type=int, default=4,
-                        help="threads per gunicorn worker (gthread)")
+    parser.add_argument(
+        "--workers", type=int, default=cpus, help="gunicorn worker processes (default: one per CPU)"
+    )
+    parser.add_argument(
+        "--server-threads", type=int, default=4, help="threads per gunicorn worker (gthread)"
+    )
     parser.add_argument("--worker-class", choices=["gthread", "sync"], default="gthread")
     parser.add_argument("--server-keep-alive", type=int, default=30)
-    parser.add_argument("--data-dir", type=Path, default=BASE_DIR / ".data" / "bench",
-                        help="where embedded Postgres/Redis keep their data")
+    parser.add_argument(
+        "--data-dir",
+        type=Path,
+        default=BASE_DIR / ".data" / "bench",
+        help="where embedded Postgres/Redis keep their data",
+    )
     args = parser.parse_args()
     if min(args.instances, args.threads, args.workers, args.server_threads) < 1:
         parser.error("counts must be at least 1")
     return args
 
 
-def measure(args: argparse.Namespace, database: str, gunicorn: str, log_dir: Path
-            ) -> dict[str, Any]:
+def measure(
+    args: argparse.Namespace, database: str, gunicorn: str, log_dir: Path
+) -> dict[str, Any]:
     postgres_version = recreate_database(os.environ["DATABASE_URL"], BENCH_DATABASE)
     env = django_env(bench_database_url(os.environ["DATABASE_URL"], BENCH_DATABASE))
     log(f"database {BENCH_DATABASE} recreated (Postgres {postgres_version}); migrating")
     token = migrate_and_deploy(env, {PROCESS_KEY: BPMN_FILE.read_text()})
 
-    server = Baton(env, log_dir, web_workers=args.workers, web_threads=args.server_threads,
-                   web_class=args.worker_class, keep_alive=args.server_keep_alive)
+    server = Baton(
+        env,
+        log_dir,
+        web_workers=args.workers,
+        web_threads=args.server_threads,
+        web_class=args.worker_class,
+        keep_alive=args.server_keep_alive,
+    )
     threads = f" x {args.server_threads} threads" if args.worker_class == "gthread" else ""
-    server_name = (f"gunicorn {gunicorn} {args.worker_class}, {args.workers} workers"
-                   f"{threads}, keep-alive {args.server_keep_alive}s, {SETTINGS_MODULE} "
-                   "(DEBUG off)")
+    server_name = (
+        f"gunicorn {gunicorn} {args.worker_class}, {args.workers} workers"
+        f"{threads}, keep-alive {args.server_keep_alive}s, {SETTINGS_MODULE} "
+        "(DEBUG off)"
+    )
     load: LoadGenerator | None = None
     try:
         server.start_web()
@@ -238,9 +254,13 @@ def measure(args: argparse.Namespace, database: str, gunicorn: str, log_dir: Pat
         if warm.errors:
             raise RuntimeError(f"{warm.errors} of {args.warmup} warm-up requests failed")
         log(f"measuring {args.instances} starts with {args.threads} client threads")
-        meter = CpuMeter({"server": lambda: server.pids("web"),
-                          "postgres_backends": lambda: postgres_backends(BENCH_DATABASE),
-                          "client": lambda: [os.getpid()]})
+        meter = CpuMeter(
+            {
+                "server": lambda: server.pids("web"),
+                "postgres_backends": lambda: postgres_backends(BENCH_DATABASE),
+                "client": lambda: [os.getpid()],
+            }
+        )
         result = load.run(args.instances, "baton")
         cpu = meter.usage(len(result.latencies), "instance")
     finally:
@@ -269,8 +289,10 @@ def main() -> int:
         log(f"plain SpiffWorkflow: {args.instances} instances in memory")
         spiff = run_spiffworkflow(args.instances, args.warmup)
         log(f"plain SpiffWorkflow: {spiff['instances_per_second']}/s")
-        with services(args.data_dir) as embedded, \
-                tempfile.TemporaryDirectory(prefix="baton-bench-") as log_dir:
+        with (
+            services(args.data_dir) as embedded,
+            tempfile.TemporaryDirectory(prefix="baton-bench-") as log_dir,
+        ):
             baton = measure(args, database_label(embedded), gunicorn, Path(log_dir))
         baton_rate = baton["baton"]["instances_per_second"]
         return {
@@ -284,7 +306,8 @@ def main() -> int:
             "spiffworkflow_in_memory": spiff,
             # Baton's per-instance time over plain SpiffWorkflow's, both from throughput.
             "overhead_ratio": round(spiff["instances_per_second"] / baton_rate, 2)
-            if baton_rate else None,
+            if baton_rate
+            else None,
             # The same, from CPU time: Baton's server and Postgres per instance over plain
             # SpiffWorkflow's per instance (throughput above compares all CPUs with one thread).
             "cpu_overhead_ratio": cpu_overhead_ratio(baton["cpu_during_baton"], spiff),

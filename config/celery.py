@@ -1,4 +1,5 @@
 """The Celery application shared by the web process, the workers and the beat."""
+
 import contextlib
 import os
 import sys

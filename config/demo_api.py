@@ -3,6 +3,7 @@
 Served under /demo-api/ when BATON_DEMO_API is on (the default outside production).
 Customer ids starting with `unknown` get a 404; every other id a stable score.
 """
+
 import hashlib
 
 from django.http import HttpRequest, JsonResponse

@@ -6,6 +6,7 @@ worker for service jobs, one for timers, the sweep and event deliveries, and the
 Ctrl-C (or SIGTERM) stops all of it.
 `test` provides the same services to pytest and returns its exit code.
 """
+
 import contextlib
 import os
 import signal
@@ -49,8 +50,9 @@ class Supervisor:
         self.stopping = False
 
     def start(self, name: str, command: list[str], env: Mapping[str, str] | None = None) -> None:
-        self.children[name] = subprocess.Popen(command, cwd=BASE_DIR, env=env,
-                                               start_new_session=True)
+        self.children[name] = subprocess.Popen(
+            command, cwd=BASE_DIR, env=env, start_new_session=True
+        )
 
     def request_stop(self, signum: int, frame: FrameType | None) -> None:
         self.stopping = True
@@ -102,9 +104,11 @@ def sandbox_summary() -> str:
         return "WARNING: diagram scripts run with less isolation than they should:\n  - " + (
             "\n  - ".join(report["problems"])
         )
-    return (f"Diagram scripts run as {report['user']} in their own "
-            f"{', '.join(report['namespaces'])} namespaces, with a private root file system "
-            "and a system-call filter")
+    return (
+        f"Diagram scripts run as {report['user']} in their own "
+        f"{', '.join(report['namespaces'])} namespaces, with a private root file system "
+        "and a system-call filter"
+    )
 
 
 def run() -> int:
@@ -124,19 +128,56 @@ def run() -> int:
         celery = [sys.executable, "-m", "celery", "-A", "config"]
         # --insecure: runserver serves static files only with DEBUG on, which is off by
         # default (config/settings/dev.py says why).
-        supervisor.start("web", [sys.executable, "manage.py", "runserver", f"{host}:{port}",
-                                 "--noreload", "--insecure"])
+        supervisor.start(
+            "web",
+            [
+                sys.executable,
+                "manage.py",
+                "runserver",
+                f"{host}:{port}",
+                "--noreload",
+                "--insecure",
+            ],
+        )
         celery_env = celery_environment(os.environ)
-        supervisor.start("worker", [*celery, "worker", "-l", "info", "--concurrency", "2",
-                                    "-Q", job_queue(os.environ), "-n", "jobs@%h"],
-                         env=celery_env)
+        supervisor.start(
+            "worker",
+            [
+                *celery,
+                "worker",
+                "-l",
+                "info",
+                "--concurrency",
+                "2",
+                "-Q",
+                job_queue(os.environ),
+                "-n",
+                "jobs@%h",
+            ],
+            env=celery_env,
+        )
         # Timer ticks, the sweep and event deliveries: never behind service jobs.
-        supervisor.start("events", [*celery, "worker", "-l", "info", "--concurrency", "1",
-                                    "-Q", events_queue(os.environ), "-n", "events@%h"],
-                         env=celery_env)
-        supervisor.start("beat", [*celery, "beat", "-l", "info",
-                                  "--schedule", str(data / "celerybeat-schedule")],
-                         env=celery_env)
+        supervisor.start(
+            "events",
+            [
+                *celery,
+                "worker",
+                "-l",
+                "info",
+                "--concurrency",
+                "1",
+                "-Q",
+                events_queue(os.environ),
+                "-n",
+                "events@%h",
+            ],
+            env=celery_env,
+        )
+        supervisor.start(
+            "beat",
+            [*celery, "beat", "-l", "info", "--schedule", str(data / "celerybeat-schedule")],
+            env=celery_env,
+        )
         url = f"http://{host}:{port}/"
         exit_code = 0
         if wait_for_http(f"{url}accounts/login/", supervisor):

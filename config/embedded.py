@@ -3,6 +3,7 @@
 Used by the development and test commands only, and only for what the environment leaves
 unset: an explicit DATABASE_URL or CELERY_BROKER_URL always wins.
 """
+
 import os
 import sys
 from pathlib import Path
@@ -41,9 +42,7 @@ class EmbeddedServices:
 
         pgdata = self.data_dir / "postgres"
         self.postgres = pgserver.get_server(pgdata, cleanup_mode="stop")
-        exists = self.postgres.psql(
-            f"SELECT 1 FROM pg_database WHERE datname = '{DATABASE_NAME}';"
-        )
+        exists = self.postgres.psql(f"SELECT 1 FROM pg_database WHERE datname = '{DATABASE_NAME}';")
         if "(1 row)" not in exists:
             self.postgres.psql(f"CREATE DATABASE {DATABASE_NAME};")
         # The server listens on a Unix socket in its data directory; a percent-encoded

@@ -4,6 +4,7 @@ command and the tests all name them the same way).
 Service jobs go to the job queue; timer ticks, the sweep and event deliveries to the events
 queue, with a worker of its own, so that they never wait behind service jobs.
 """
+
 from collections.abc import Mapping
 
 

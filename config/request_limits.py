@@ -9,6 +9,7 @@ request at most BATON_MAX_JSON_BYTES. Django's own checks (DATA_UPLOAD_MAX_MEMOR
 friends) stay behind this as a second line: they do not count uploaded files, which is how a
 300 MiB upload used to be spooled and read into memory before the deployment's size check.
 """
+
 import contextlib
 import socket
 import threading
@@ -53,8 +54,10 @@ def body_limit(request: HttpRequest) -> BodyLimit:
     except Resolver404:
         view_name = ""
     if view_name in UPLOAD_VIEWS:
-        return BodyLimit(settings.BATON_MAX_DEPLOYMENT_BYTES + UPLOAD_FRAMING_BYTES,
-                         "BATON_MAX_DEPLOYMENT_BYTES plus 1 MiB for the multipart framing")
+        return BodyLimit(
+            settings.BATON_MAX_DEPLOYMENT_BYTES + UPLOAD_FRAMING_BYTES,
+            "BATON_MAX_DEPLOYMENT_BYTES plus 1 MiB for the multipart framing",
+        )
     return BodyLimit(settings.BATON_MAX_JSON_BYTES, "BATON_MAX_JSON_BYTES")
 
 
@@ -123,9 +126,11 @@ def _discard(meta: Mapping[str, Any], remaining: int | None) -> None:
 def _too_large(request: HttpRequest, limit: BodyLimit, read: int = 0) -> HttpResponse:
     length = _declared_length(request)
     _discard(request.META, None if length is None else length - read)
-    return problem_response(413, "Request body too large",
-                            f"The request body is larger than {limit.bytes} bytes, the limit "
-                            f"here ({limit.source}).")
+    return problem_response(
+        413,
+        "Request body too large",
+        f"The request body is larger than {limit.bytes} bytes, the limit here ({limit.source}).",
+    )
 
 
 def _buffer_chunked(request: HttpRequest, limit: BodyLimit) -> HttpResponse | None:
@@ -133,8 +138,9 @@ def _buffer_chunked(request: HttpRequest, limit: BodyLimit) -> HttpResponse | No
     with a Content-Length (Django reads nothing of a body without one)."""
     if not request.META.get("wsgi.input_terminated"):
         # The server does not decode chunked bodies (Django's development server).
-        return problem_response(411, "Length required",
-                                "Send the request body with a Content-Length header.")
+        return problem_response(
+            411, "Length required", "Send the request body with a Content-Length header."
+        )
     source: IO[bytes] = request.META["wsgi.input"]
     # Outlives this function: the request reads it.
     spool = SpooledTemporaryFile(max_size=settings.FILE_UPLOAD_MAX_MEMORY_SIZE)  # noqa: SIM115

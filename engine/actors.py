@@ -1,4 +1,5 @@
 """Who acts on the engine: a signed-in user, an anonymous request, or None for the system."""
+
 from django.contrib.auth.models import AnonymousUser, User
 
 Person = User | AnonymousUser

@@ -15,4 +15,5 @@ class EngineConfig(AppConfig):
         from processes.signals import definition_deployed
 
         from .services.start_triggers import on_definition_deployed
+
         definition_deployed.connect(on_definition_deployed, dispatch_uid="engine.start_triggers")

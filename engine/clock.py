@@ -4,6 +4,7 @@ Everything that schedules or fires a timer asks `now()`, and so do the workflow'
 events (engine.bpmn.timers). Tests move the clock with `advance()` instead of sleeping; in
 production the offset stays zero.
 """
+
 import datetime
 import threading
 

@@ -1,5 +1,6 @@
 """Errors the engine's services raise; the edges (API, views) turn them into answers (the
 API's HTTP statuses: `api.errors`)."""
+
 from typing import Any
 
 

@@ -1,4 +1,5 @@
 """Making values safe to store in a JSON column, and reading JSON that others sent."""
+
 import json
 import sys
 from typing import Any
@@ -19,8 +20,7 @@ class NumberTooLong(ValueError):
     JSONDecodeError, so whoever catches only the latter answers a 500."""
 
     def __init__(self, digits: int, limit: int) -> None:
-        super().__init__(f"an integer of {digits} digits; integers may have at most {limit} "
-                         "digits")
+        super().__init__(f"an integer of {digits} digits; integers may have at most {limit} digits")
 
 
 def parse_json_int(text: str) -> int:
@@ -60,8 +60,12 @@ def too_deep(what: str = "The JSON value") -> InvalidInput:
     limit = settings.BATON_MAX_JSON_DEPTH
     return InvalidInput(
         f"{what} is nested deeper than {limit} levels (BATON_MAX_JSON_DEPTH).",
-        errors=[{"field": "non_field_errors",
-                 "message": f"Lists and objects may nest at most {limit} levels deep."}],
+        errors=[
+            {
+                "field": "non_field_errors",
+                "message": f"Lists and objects may nest at most {limit} levels deep.",
+            }
+        ],
     )
 
 

@@ -1,4 +1,5 @@
 """Runtime state of process instances, kept in Postgres."""
+
 import uuid
 
 from django.conf import settings
@@ -33,7 +34,10 @@ class ProcessInstance(models.Model):
     # While in incident: what failed ({"kind": "script" or "job", "element_id", "error", ...}).
     incident = models.JSONField(null=True, blank=True)
     started_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
         related_name="started_instances",
     )
     created_at = models.DateTimeField(auto_now_add=True)
@@ -84,7 +88,10 @@ class HumanTask(models.Model):
     priority = models.IntegerField(default=50)
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.OPEN)
     completed_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
         related_name="completed_tasks",
     )
     completed_at = models.DateTimeField(null=True, blank=True)
@@ -97,16 +104,23 @@ class HumanTask(models.Model):
         # the same workflow task id, next to the row of its earlier, completed run.
         constraints = [
             models.UniqueConstraint(
-                fields=["instance", "spiff_task_id"], condition=Q(status__in=["open", "claimed"]),
+                fields=["instance", "spiff_task_id"],
+                condition=Q(status__in=["open", "claimed"]),
                 name="human_task_one_open_per_task",
             )
         ]
         indexes = [
             models.Index(fields=["assignee", "status"], name="human_task_assignee_status"),
-            GinIndex(fields=["candidate_groups"], condition=UNCLAIMED_TASK,
-                     name="human_task_unclaimed_groups"),
-            GinIndex(fields=["candidate_users"], condition=UNCLAIMED_TASK,
-                     name="human_task_unclaimed_users"),
+            GinIndex(
+                fields=["candidate_groups"],
+                condition=UNCLAIMED_TASK,
+                name="human_task_unclaimed_groups",
+            ),
+            GinIndex(
+                fields=["candidate_users"],
+                condition=UNCLAIMED_TASK,
+                name="human_task_unclaimed_users",
+            ),
             models.Index(fields=["completed_by", "-completed_at"], name="human_task_completed_by"),
         ]
 
@@ -196,9 +210,7 @@ class Timer(models.Model):
     class Meta:
         ordering = ["due_at"]
         indexes = [
-            models.Index(
-                fields=["due_at"], condition=Q(fired=False), name="timer_due_unfired"
-            ),
+            models.Index(fields=["due_at"], condition=Q(fired=False), name="timer_due_unfired"),
         ]
 
     def __str__(self) -> str:
@@ -274,10 +286,14 @@ class StartTrigger(models.Model):
             )
         ]
         indexes = [
-            models.Index(fields=["next_due_at"], condition=Q(active=True, kind="timer"),
-                         name="start_trigger_due"),
-            models.Index(fields=["kind", "event_name"], condition=Q(active=True),
-                         name="start_trigger_event"),
+            models.Index(
+                fields=["next_due_at"],
+                condition=Q(active=True, kind="timer"),
+                name="start_trigger_due",
+            ),
+            models.Index(
+                fields=["kind", "event_name"], condition=Q(active=True), name="start_trigger_event"
+            ),
         ]
 
     def __str__(self) -> str:
@@ -307,18 +323,27 @@ class EventDelivery(models.Model):
     correlation_keys = models.JSONField(default=dict, blank=True)
     business_key = models.CharField(max_length=255, null=True, blank=True)
     source_instance = models.ForeignKey(
-        ProcessInstance, null=True, blank=True, related_name="thrown_events",
+        ProcessInstance,
+        null=True,
+        blank=True,
+        related_name="thrown_events",
         on_delete=models.SET_NULL,
     )
     # Whose action sent it (an API caller, or the person whose step made an instance throw
     # it); the receiving side runs on their behalf and an instance it starts is theirs.
     sent_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
         related_name="sent_events",
     )
     # Set when the delivery goes to one instance (known up front, or found by correlation).
     target_instance = models.ForeignKey(
-        ProcessInstance, null=True, blank=True, related_name="incoming_events",
+        ProcessInstance,
+        null=True,
+        blank=True,
+        related_name="incoming_events",
         on_delete=models.CASCADE,
     )
     start_trigger = models.ForeignKey(
@@ -335,10 +360,16 @@ class EventDelivery(models.Model):
     class Meta:
         ordering = ["created_at"]
         indexes = [
-            models.Index(fields=["next_attempt_at"], condition=Q(status="pending"),
-                         name="event_delivery_pending"),
-            models.Index(fields=["target_instance", "created_at"],
-                         condition=Q(status="deferred"), name="event_delivery_deferred"),
+            models.Index(
+                fields=["next_attempt_at"],
+                condition=Q(status="pending"),
+                name="event_delivery_pending",
+            ),
+            models.Index(
+                fields=["target_instance", "created_at"],
+                condition=Q(status="deferred"),
+                name="event_delivery_deferred",
+            ),
         ]
 
     def __str__(self) -> str:
@@ -399,27 +430,35 @@ class OperationKey(models.Model):
     MESSAGE_SCOPE = "message"
 
     user = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.CASCADE,
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.CASCADE,
         help_text="Whose key it is; empty for message ids, which are global.",
     )
     scope = models.CharField(
-        max_length=300, help_text="What the key is for: 'message', or a request's method and path.",
+        max_length=300,
+        help_text="What the key is for: 'message', or a request's method and path.",
     )
     key = models.CharField(max_length=255)
     fingerprint = models.CharField(
-        max_length=64, blank=True,
+        max_length=64,
+        blank=True,
         help_text="SHA-256 of the request; another request with the key is refused. Empty: "
         "not compared (a message id).",
     )
     outcome = models.JSONField(
-        null=True, blank=True, help_text="What the operation did, given again to duplicates.",
+        null=True,
+        blank=True,
+        help_text="What the operation did, given again to duplicates.",
     )
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
         constraints = [
-            models.UniqueConstraint(fields=["user", "scope", "key"], nulls_distinct=False,
-                                    name="operation_key_unique"),
+            models.UniqueConstraint(
+                fields=["user", "scope", "key"], nulls_distinct=False, name="operation_key_unique"
+            ),
         ]
         indexes = [models.Index(fields=["created_at"], name="operation_key_created")]
 

@@ -1,6 +1,7 @@
 """Who may see and work on which instance and human task, each rule written once as a query
 (`Q`) that lists filter by and single checks (`can_see_task`, ...) ask with `.exists()`.
 Services call the checks before changing anything."""
+
 from django.db.models import Exists, OuterRef, Q
 
 from .actors import Person, as_user

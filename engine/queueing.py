@@ -3,6 +3,7 @@
 These calls fail when the broker is unreachable; `engine.services.handover` decides what a
 failure means (never an error for an operation that has committed).
 """
+
 from celery import current_app
 
 RUN_SERVICE_JOB = "baton.run_service_job"
@@ -19,7 +20,7 @@ def send_service_job(job_id: str, delay_seconds: float = 0) -> None:
 
 def send_event_deliveries(delivery_ids: list[str]) -> None:
     for start in range(0, len(delivery_ids), DELIVERY_CHUNK):
-        current_app.send_task(DELIVER_EVENTS, args=[delivery_ids[start:start + DELIVERY_CHUNK]])
+        current_app.send_task(DELIVER_EVENTS, args=[delivery_ids[start : start + DELIVERY_CHUNK]])
 
 
 def jobs_waiting_in_queue() -> int:

@@ -1,4 +1,5 @@
 """Celery tasks: thin wrappers that call one engine service each."""
+
 from celery import shared_task
 
 from engine.queueing import DELIVER_EVENTS, RUN_SERVICE_JOB

@@ -7,6 +7,7 @@ browser rendered the XML inline. So the XML is an attachment, its type may not b
 and its own Content-Security-Policy (`DOWNLOAD_POLICY`, instead of the pages' policy) allows
 nothing and sandboxes whatever a browser might still show.
 """
+
 from collections.abc import Callable
 from typing import Any
 

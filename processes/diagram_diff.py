@@ -1,5 +1,6 @@
 """What changed between two versions of a diagram: the BPMN elements added, removed and
 changed (compared by id), and whether only the layout moved."""
+
 import re
 from copy import deepcopy
 from dataclasses import dataclass, field
@@ -11,14 +12,25 @@ from engine.bpmn.xml import BPMN_NS, CAMUNDA_NS, SPIFF_NS, ZEEBE_NS, parse_untru
 from .thumbnails import BPMNDI_NS
 
 # Elements whose children with ids are diagram elements of their own.
-CONTAINERS = {"definitions", "process", "subProcess", "transaction", "adHocSubProcess",
-              "collaboration", "laneSet"}
+CONTAINERS = {
+    "definitions",
+    "process",
+    "subProcess",
+    "transaction",
+    "adHocSubProcess",
+    "collaboration",
+    "laneSet",
+}
 # Containers that are no diagram element a modeller would name.
 UNTRACKED = {"laneSet"}
 # Children that only mirror the sequence flows (a changed flow is reported itself).
 MIRRORS = {"incoming", "outgoing", "flowNodeRef"}
-PREFIXES = {CAMUNDA_NS: "camunda:", SPIFF_NS: "spiffworkflow:", ZEEBE_NS: "zeebe:",
-            "http://www.w3.org/2001/XMLSchema-instance": "xsi:"}
+PREFIXES = {
+    CAMUNDA_NS: "camunda:",
+    SPIFF_NS: "spiffworkflow:",
+    ZEEBE_NS: "zeebe:",
+    "http://www.w3.org/2001/XMLSchema-instance": "xsi:",
+}
 SHOWN_VALUE_LENGTH = 60
 
 
@@ -60,10 +72,13 @@ def _tracked(root: etree._Element) -> dict[str, etree._Element]:
     found: dict[str, etree._Element] = {}
     for element in root.iter(f"{{{BPMN_NS}}}*"):
         parent = element.getparent()
-        if (element.get("id") and parent is not None
-                and etree.QName(element).localname not in UNTRACKED
-                and etree.QName(parent).namespace == BPMN_NS
-                and etree.QName(parent).localname in CONTAINERS):
+        if (
+            element.get("id")
+            and parent is not None
+            and etree.QName(element).localname not in UNTRACKED
+            and etree.QName(parent).namespace == BPMN_NS
+            and etree.QName(parent).localname in CONTAINERS
+        ):
             found[element.get("id") or ""] = element
     return found
 
@@ -113,12 +128,12 @@ def _shown(value: str | None) -> str:
 def _describe_changes(old: etree._Element, new: etree._Element) -> tuple[str, ...]:
     details: list[str] = []
     if old.tag != new.tag:
-        details.append(f"type: {humanize(etree.QName(old).localname)} → "
-                       f"{humanize(etree.QName(new).localname)}")
+        details.append(
+            f"type: {humanize(etree.QName(old).localname)} → {humanize(etree.QName(new).localname)}"
+        )
     for name in sorted(set(old.attrib) | set(new.attrib), key=_qualified):
         if old.get(name) != new.get(name):
-            details.append(f"{_qualified(name)}: {_shown(old.get(name))} → "
-                           f"{_shown(new.get(name))}")
+            details.append(f"{_qualified(name)}: {_shown(old.get(name))} → {_shown(new.get(name))}")
     old_parts, new_parts = _parts(old), _parts(new)
     text_changed = (old.text or "").strip() != (new.text or "").strip()
     for name in sorted(set(old_parts) | set(new_parts)):
@@ -145,8 +160,7 @@ def _change(element: etree._Element, details: tuple[str, ...] = ()) -> ElementCh
 
 def _layout(root: etree._Element) -> list[bytes]:
     """Every shape and edge of the diagrams; their order is only the drawing order."""
-    drawn = [_canonical(item) for plane in root.iter(f"{{{BPMNDI_NS}}}BPMNPlane")
-             for item in plane]
+    drawn = [_canonical(item) for plane in root.iter(f"{{{BPMNDI_NS}}}BPMNPlane") for item in plane]
     return sorted(drawn)
 
 
@@ -164,7 +178,10 @@ def diff_diagrams(old_xml: str, new_xml: str) -> DiagramDiff:
         details = _describe_changes(previous, element)
         if details:
             diff.changed.append(_change(element, details))
-    diff.removed = [_change(element) for element_id, element in old_elements.items()
-                    if element_id not in new_elements]
+    diff.removed = [
+        _change(element)
+        for element_id, element in old_elements.items()
+        if element_id not in new_elements
+    ]
     diff.layout_changed = _layout(old_root) != _layout(new_root)
     return diff

@@ -3,6 +3,7 @@
 Saving deploys a new version through `processes.services.deploy`, which checks that the
 person may deploy; the pages themselves are shown to designers only.
 """
+
 import json
 import re
 import secrets
@@ -33,8 +34,9 @@ DEFAULT_FILE_NAME = "diagram.bpmn"
 
 def _require_designer(request: HttpRequest) -> None:
     if not can_deploy(request.user):
-        raise PermissionDenied("Only members of the designers group may model and deploy "
-                               "processes.")
+        raise PermissionDenied(
+            "Only members of the designers group may model and deploy processes."
+        )
 
 
 def blank_diagram() -> tuple[str, str]:
@@ -44,8 +46,9 @@ def blank_diagram() -> tuple[str, str]:
     return process_id, xml
 
 
-def _modeler_page(request: HttpRequest, *, xml: str, file_name: str,
-                  definition: ProcessDefinition | None) -> HttpResponse:
+def _modeler_page(
+    request: HttpRequest, *, xml: str, file_name: str, definition: ProcessDefinition | None
+) -> HttpResponse:
     config = {
         "xml": xml,
         "fileName": file_name,
@@ -53,8 +56,9 @@ def _modeler_page(request: HttpRequest, *, xml: str, file_name: str,
         "connectors": registered_connectors(),
         "isNew": definition is None,
     }
-    return render(request, "processes/modeler.html",
-                  {"definition": definition, "modeler_config": config})
+    return render(
+        request, "processes/modeler.html", {"definition": definition, "modeler_config": config}
+    )
 
 
 @login_required
@@ -73,10 +77,14 @@ def edit(request: HttpRequest, key: str) -> HttpResponse:
         definition = selectors.definition(key)
     except NotFound:
         raise Http404("No such process.") from None
-    file_name = definition.file_name if SAFE_FILE_NAME.match(definition.file_name) else (
-        f"{key}.bpmn" if SAFE_FILE_NAME.match(f"{key}.bpmn") else DEFAULT_FILE_NAME)
-    return _modeler_page(request, xml=definition.bpmn_xml, file_name=file_name,
-                         definition=definition)
+    file_name = (
+        definition.file_name
+        if SAFE_FILE_NAME.match(definition.file_name)
+        else (f"{key}.bpmn" if SAFE_FILE_NAME.match(f"{key}.bpmn") else DEFAULT_FILE_NAME)
+    )
+    return _modeler_page(
+        request, xml=definition.bpmn_xml, file_name=file_name, definition=definition
+    )
 
 
 def _read_body(request: HttpRequest) -> tuple[str, str] | JsonResponse:
@@ -89,8 +97,12 @@ def _read_body(request: HttpRequest) -> tuple[str, str] | JsonResponse:
         return problem_response(400, "Invalid input", "The request body is not JSON.")
     xml = body.get("xml") if isinstance(body, dict) else None
     if not isinstance(xml, str) or not xml.strip():
-        return problem_response(400, "Invalid input", "The request body is not valid.",
-                                [{"field": "xml", "message": "Send the diagram as a string."}])
+        return problem_response(
+            400,
+            "Invalid input",
+            "The request body is not valid.",
+            [{"field": "xml", "message": "Send the diagram as a string."}],
+        )
     file_name = body.get("file_name")
     if not isinstance(file_name, str) or not SAFE_FILE_NAME.match(file_name):
         file_name = DEFAULT_FILE_NAME
@@ -111,11 +123,15 @@ def _saved_body(result: DeploymentResult) -> dict[str, Any]:
         for d in result.definitions
     ]
     if result.created:
-        message = " ".join(f"Version {d['version']} of “{d['name']}” deployed."
-                           for d in definitions if d["created"])
+        message = " ".join(
+            f"Version {d['version']} of “{d['name']}” deployed."
+            for d in definitions
+            if d["created"]
+        )
     else:
         message = "Nothing changed: " + " ".join(
-            f"version {d['version']} of “{d['name']}” is current." for d in definitions)
+            f"version {d['version']} of “{d['name']}” is current." for d in definitions
+        )
     return {"created": bool(result.created), "message": message, "definitions": definitions}
 
 
@@ -132,13 +148,15 @@ def save(request: HttpRequest) -> JsonResponse:
     try:
         content = xml.encode("utf-8")
     except UnicodeEncodeError:
-        return problem_response(400, "Invalid input",
-                                "The diagram holds characters that are not valid Unicode.")
+        return problem_response(
+            400, "Invalid input", "The diagram holds characters that are not valid Unicode."
+        )
     try:
         result = deploy(name="", files=[UploadedFile(file_name, content)], actor=request.user)
     except PermissionDenied as exc:
         return problem_response(403, "Not allowed", str(exc))
     except DeploymentInvalid as exc:
-        return problem_response(400, "The diagram cannot be deployed", str(exc),
-                                [p.as_dict() for p in exc.problems])
+        return problem_response(
+            400, "The diagram cannot be deployed", str(exc), [p.as_dict() for p in exc.problems]
+        )
     return JsonResponse(_saved_body(result), status=201 if result.created else 200)

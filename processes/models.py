@@ -1,4 +1,5 @@
 """Deployments and the process definitions they carry."""
+
 from django.conf import settings
 from django.db import models
 
@@ -55,9 +56,7 @@ class ProcessDefinition(models.Model):
     key = models.CharField(max_length=200, help_text="The BPMN process id.")
     version = models.PositiveIntegerField()
     name = models.CharField(max_length=200, blank=True)
-    deployment = models.ForeignKey(
-        Deployment, related_name="definitions", on_delete=models.PROTECT
-    )
+    deployment = models.ForeignKey(Deployment, related_name="definitions", on_delete=models.PROTECT)
     file_name = models.CharField(max_length=255)
     bpmn_xml = models.TextField()
     dialect = models.CharField(max_length=16, choices=Dialect.choices)

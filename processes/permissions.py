@@ -1,4 +1,5 @@
 """Who may do what with process definitions. Checked by the services, not only the views."""
+
 from engine.actors import Person
 
 DESIGNERS_GROUP = "designers"

@@ -1,4 +1,5 @@
 """Read-only queries of deployments and process definitions."""
+
 from django.db.models import Count, OuterRef, QuerySet, Subquery
 
 from engine.exceptions import NotFound

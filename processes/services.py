@@ -1,4 +1,5 @@
 """Deploying process definitions: the only code that writes deployments and definitions."""
+
 from dataclasses import dataclass, field
 from pathlib import Path
 

@@ -1,5 +1,6 @@
 """Small SVG pictures of a diagram for the process list, drawn from its BPMN DI (shapes and
 edges only, no labels), so that the list needs no JavaScript and no diagram library."""
+
 from lxml import etree
 
 from engine.bpmn.xml import BPMN_NS, parse_untrusted_xml
@@ -48,7 +49,8 @@ def _waypoints(edge: etree._Element) -> list[tuple[float, float]]:
 
 def _sub(parent: etree._Element, tag: str, **attributes: object) -> etree._Element:
     return etree.SubElement(
-        parent, f"{{{SVG_NS}}}{tag}",
+        parent,
+        f"{{{SVG_NS}}}{tag}",
         {key.replace("_", "-"): str(value) for key, value in attributes.items()},
     )
 
@@ -60,29 +62,71 @@ def _draw_shape(svg: etree._Element, kind: str, box: Box) -> None:
     elif kind.endswith("Event"):
         radius = min(width, height) / 2
         stroke_width = 3 if kind == "endEvent" else 1.5
-        _sub(svg, "circle", cx=x + width / 2, cy=y + height / 2, r=radius, fill="#fff",
-             stroke=INK, stroke_width=stroke_width)
+        _sub(
+            svg,
+            "circle",
+            cx=x + width / 2,
+            cy=y + height / 2,
+            r=radius,
+            fill="#fff",
+            stroke=INK,
+            stroke_width=stroke_width,
+        )
         if kind.startswith("intermediate") or kind == "boundaryEvent":
-            _sub(svg, "circle", cx=x + width / 2, cy=y + height / 2, r=max(radius - 3, 1),
-                 fill="none", stroke=INK)
+            _sub(
+                svg,
+                "circle",
+                cx=x + width / 2,
+                cy=y + height / 2,
+                r=max(radius - 3, 1),
+                fill="none",
+                stroke=INK,
+            )
     elif kind.endswith("Gateway"):
-        points = (f"{x + width / 2},{y} {x + width},{y + height / 2} "
-                  f"{x + width / 2},{y + height} {x},{y + height / 2}")
+        points = (
+            f"{x + width / 2},{y} {x + width},{y + height / 2} "
+            f"{x + width / 2},{y + height} {x},{y + height / 2}"
+        )
         _sub(svg, "polygon", points=points, fill="#fff", stroke=INK, stroke_width=1.5)
     elif kind.endswith(("Task", "task", "Process", "callActivity", "transaction")):
-        _sub(svg, "rect", x=x, y=y, width=width, height=height, rx=8, fill="#fff",
-             stroke=INK, stroke_width=1.5)
+        _sub(
+            svg,
+            "rect",
+            x=x,
+            y=y,
+            width=width,
+            height=height,
+            rx=8,
+            fill="#fff",
+            stroke=INK,
+            stroke_width=1.5,
+        )
     else:  # data objects, stores, annotations, groups
-        _sub(svg, "rect", x=x, y=y, width=width, height=height, fill="none", stroke=LIGHT,
-             stroke_dasharray="4 3")
+        _sub(
+            svg,
+            "rect",
+            x=x,
+            y=y,
+            width=width,
+            height=height,
+            fill="none",
+            stroke=LIGHT,
+            stroke_dasharray="4 3",
+        )
 
 
 def _draw_edge(svg: etree._Element, kind: str, points: list[tuple[float, float]]) -> None:
-    dashes = {"messageFlow": "6 4", "association": "2 3", "dataInputAssociation": "2 3",
-              "dataOutputAssociation": "2 3"}.get(kind)
+    dashes = {
+        "messageFlow": "6 4",
+        "association": "2 3",
+        "dataInputAssociation": "2 3",
+        "dataOutputAssociation": "2 3",
+    }.get(kind)
     attributes: dict[str, object] = {
-        "points": " ".join(f"{x},{y}" for x, y in points), "fill": "none",
-        "stroke": INK if dashes is None else LIGHT, "stroke_width": 1.2,
+        "points": " ".join(f"{x},{y}" for x, y in points),
+        "fill": "none",
+        "stroke": INK if dashes is None else LIGHT,
+        "stroke_width": 1.2,
     }
     if dashes:
         attributes["stroke_dasharray"] = dashes
@@ -106,9 +150,11 @@ def diagram_thumbnail(bpmn_xml: str) -> str:
             if len(points) >= 2:
                 edges.append((kinds.get(edge.get("bpmnElement", ""), ""), points))
     xs = [v for _, (x, _, w, _) in shapes for v in (x, x + w)] + [
-        x for _, points in edges for x, _ in points]
+        x for _, points in edges for x, _ in points
+    ]
     ys = [v for _, (_, y, _, h) in shapes for v in (y, y + h)] + [
-        y for _, points in edges for _, y in points]
+        y for _, points in edges for _, y in points
+    ]
     svg = etree.Element(f"{{{SVG_NS}}}svg", nsmap={None: SVG_NS})
     if not xs:
         svg.set("viewBox", "0 0 10 10")

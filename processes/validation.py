@@ -1,6 +1,7 @@
 """Checking an upload before anything is stored: size, safe XML, BPMN XSD, the workflow
 library's structural checks and Python syntax. Every problem names the file, the line and the
 element."""
+
 import hashlib
 import json
 from dataclasses import dataclass, field
@@ -33,7 +34,11 @@ from engine.exceptions import InvalidInput
 from engine.jsonable import NumberTooLong, check_json_depth, parse_json_int, too_deep
 
 FILE_KINDS = {
-    ".bpmn": "bpmn", ".bpmn20.xml": "bpmn", ".xml": "bpmn", ".dmn": "dmn", ".json": "json"
+    ".bpmn": "bpmn",
+    ".bpmn20.xml": "bpmn",
+    ".xml": "bpmn",
+    ".dmn": "dmn",
+    ".json": "json",
 }
 
 
@@ -119,11 +124,13 @@ def _read_files(files: list[UploadedFile]) -> list[ParsedFile]:
     problems: list[Problem] = []
     total = sum(len(f.content) for f in files)
     if total > settings.BATON_MAX_DEPLOYMENT_BYTES:
-        problems.append(Problem(
-            file="",
-            message=f"The upload is {total} bytes; a deployment may hold at most "
-            f"{settings.BATON_MAX_DEPLOYMENT_BYTES} bytes.",
-        ))
+        problems.append(
+            Problem(
+                file="",
+                message=f"The upload is {total} bytes; a deployment may hold at most "
+                f"{settings.BATON_MAX_DEPLOYMENT_BYTES} bytes.",
+            )
+        )
     parsed: list[ParsedFile] = []
     names: set[str] = set()
     limits = XmlLimits.for_deployment()  # the element count runs across the files
@@ -135,16 +142,18 @@ def _read_files(files: list[UploadedFile]) -> list[ParsedFile]:
             continue
         names.add(name)
         if kind is None:
-            problems.append(Problem(
-                file=name, message="Only .bpmn, .dmn and .json files can be deployed."
-            ))
+            problems.append(
+                Problem(file=name, message="Only .bpmn, .dmn and .json files can be deployed.")
+            )
             continue
         if len(upload.content) > settings.BATON_MAX_FILE_BYTES:
-            problems.append(Problem(
-                file=name,
-                message=f"The file is {len(upload.content)} bytes; the limit is "
-                f"{settings.BATON_MAX_FILE_BYTES} bytes per file.",
-            ))
+            problems.append(
+                Problem(
+                    file=name,
+                    message=f"The file is {len(upload.content)} bytes; the limit is "
+                    f"{settings.BATON_MAX_FILE_BYTES} bytes per file.",
+                )
+            )
             continue
         problem = _parse_one(upload, kind, parsed, limits)
         if problem is not None:
@@ -185,8 +194,9 @@ def _parse_one(
         try:
             item.root = parse_untrusted_xml(upload.content, limits)
         except XmlLimitExceeded as exc:
-            return Problem(file=upload.name, line=exc.line, element_id=exc.element_id,
-                           message=str(exc))
+            return Problem(
+                file=upload.name, line=exc.line, element_id=exc.element_id, message=str(exc)
+            )
         except UnsafeXmlError as exc:
             return Problem(file=upload.name, message=str(exc))
         except etree.XMLSyntaxError as exc:
@@ -200,22 +210,27 @@ def _parse_one(
 def _check_schema(item: ParsedFile) -> list[Problem]:
     assert item.root is not None
     if item.root.tag != f"{{{BPMN_NS}}}definitions":
-        return [Problem(
-            file=item.name,
-            line=item.root.sourceline,
-            message="This is not a BPMN 2.0 document: the root element must be "
-            "bpmn:definitions.",
-        )]
+        return [
+            Problem(
+                file=item.name,
+                line=item.root.sourceline,
+                message="This is not a BPMN 2.0 document: the root element must be "
+                "bpmn:definitions.",
+            )
+        ]
     try:
         bpmn_validator().validate(item.root, item.name)
     except DiagramInvalid as exc:
         line = int(exc.line_number) if exc.line_number else None
-        return [Problem(
-            file=item.name,
-            line=line,
-            element_id=element_at_line(item.root, line),
-            message=f"The document does not follow the BPMN 2.0 schema: {exc}".rstrip(". ") + ".",
-        )]
+        return [
+            Problem(
+                file=item.name,
+                line=line,
+                element_id=element_at_line(item.root, line),
+                message=f"The document does not follow the BPMN 2.0 schema: {exc}".rstrip(". ")
+                + ".",
+            )
+        ]
     return []
 
 
@@ -248,10 +263,14 @@ def _check_python(item: ParsedFile) -> list[Problem]:
         except ScriptSyntaxError as exc:
             what = "condition" if is_expression else "script"
             line = node.sourceline + (exc.line or 1) - 1 if node.sourceline else None
-            problems.append(Problem(
-                file=item.name, line=line, element_id=_owner_id(node),
-                message=f"The {what} is not valid Python: {exc}",
-            ))
+            problems.append(
+                Problem(
+                    file=item.name,
+                    line=line,
+                    element_id=_owner_id(node),
+                    message=f"The {what} is not valid Python: {exc}",
+                )
+            )
     return problems
 
 
@@ -262,18 +281,23 @@ def _check_runs(item: ParsedFile) -> list[Problem]:
     for container in item.root.iter(*FLOW_CONTAINERS):
         element_id = run_over_limit(container)
         if element_id is not None:
-            problems.append(Problem(
-                file=item.name, line=line_of_element(item.root, element_id),
-                element_id=element_id,
-                message=f"{container.get('id')!r} has more than {MAX_ELEMENTS_IN_A_ROW} "
-                "elements in a row (following its sequence flows), the limit. Move parts of "
-                "it into subprocesses or call activities.",
-            ))
+            problems.append(
+                Problem(
+                    file=item.name,
+                    line=line_of_element(item.root, element_id),
+                    element_id=element_id,
+                    message=f"{container.get('id')!r} has more than {MAX_ELEMENTS_IN_A_ROW} "
+                    "elements in a row (following its sequence flows), the limit. Move parts of "
+                    "it into subprocesses or call activities.",
+                )
+            )
     return problems
 
 
-TOO_DEEP_FOR_SPIFF = ("The process is too long or nests too deeply to be read; move parts of "
-                      "it into subprocesses or call activities.")
+TOO_DEEP_FOR_SPIFF = (
+    "The process is too long or nests too deeply to be read; move parts of "
+    "it into subprocesses or call activities."
+)
 
 
 def _problem_from_spiff(exc: WorkflowError, files: list[ParsedFile]) -> Problem:
@@ -302,19 +326,27 @@ def _check_connector_tasks(item: ParsedFile, specs: list[ProcessSpec]) -> list[P
             line = line_of_element(item.root, element_id)
             if get_connector(task_spec.connector) is None:
                 known = ", ".join(registered_connectors())
-                problems.append(Problem(
-                    file=item.name, line=line, element_id=element_id,
-                    message=f"Unknown connector {task_spec.connector!r}; registered: {known}.",
-                ))
+                problems.append(
+                    Problem(
+                        file=item.name,
+                        line=line,
+                        element_id=element_id,
+                        message=f"Unknown connector {task_spec.connector!r}; registered: {known}.",
+                    )
+                )
             trees = [*task_spec.connector_params.values(), *task_spec.result_mappings.values()]
             for expression in (e for tree in trees for e in iter_param_expressions(tree)):
                 try:
                     check_syntax(expression, expression=True)
                 except ScriptSyntaxError as exc:
-                    problems.append(Problem(
-                        file=item.name, line=line, element_id=element_id,
-                        message=f"The expression {expression!r} is not valid Python: {exc}",
-                    ))
+                    problems.append(
+                        Problem(
+                            file=item.name,
+                            line=line,
+                            element_id=element_id,
+                            message=f"The expression {expression!r} is not valid Python: {exc}",
+                        )
+                    )
     return problems
 
 
@@ -374,24 +406,27 @@ def _build_processes(bpmn: list[ParsedFile], others: list[ParsedFile]) -> Parsed
                 ]
                 problems.extend(
                     Problem(
-                        file=item.name, line=line_of_element(item.root, element_id),
+                        file=item.name,
+                        line=line_of_element(item.root, element_id),
                         element_id=element_id,
                         message=f"Baton cannot run this element type ({kind}) yet.",
                     )
                     for element_id, kind in unsupported
                 )
                 continue
-            processes.append(ParsedProcess(
-                key=key,
-                name=node.get("name") or key,
-                file_name=item.name,
-                xml=item.text,
-                spec=spec_json,
-                checksum=_sha256(
-                    item.checksum.encode(), *(c.encode() for c in dependency_checksums)
-                ),
-                start_form=describe_start_form(node, json_files),
-            ))
+            processes.append(
+                ParsedProcess(
+                    key=key,
+                    name=node.get("name") or key,
+                    file_name=item.name,
+                    xml=item.text,
+                    spec=spec_json,
+                    checksum=_sha256(
+                        item.checksum.encode(), *(c.encode() for c in dependency_checksums)
+                    ),
+                    start_form=describe_start_form(node, json_files),
+                )
+            )
     if problems:
         raise DeploymentInvalid(problems)
     return ParsedDeployment(
@@ -416,10 +451,14 @@ def parse_deployment(files: list[UploadedFile]) -> ParsedDeployment:
     if problems:
         raise DeploymentInvalid(problems)
     if not any(_executable_processes(item) for item in bpmn):
-        raise DeploymentInvalid([Problem(
-            file=bpmn[0].name,
-            message="No process is marked executable (isExecutable=\"true\").",
-        )])
+        raise DeploymentInvalid(
+            [
+                Problem(
+                    file=bpmn[0].name,
+                    message='No process is marked executable (isExecutable="true").',
+                )
+            ]
+        )
     deployment = _build_processes(bpmn, others)
     by_name = sorted(parsed, key=lambda f: f.name)
     deployment.checksum = _sha256(*(f.checksum.encode() for f in by_name))

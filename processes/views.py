@@ -1,5 +1,6 @@
 """Process pages: the definitions with their diagrams, versions and differences, downloads,
 and start forms. The modeler pages are in `modeler_views`."""
+
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.http import Http404, HttpRequest, HttpResponse
@@ -36,10 +37,13 @@ def _version_param(request: HttpRequest, name: str) -> int | None:
 @login_required
 def definition_list(request: HttpRequest) -> HttpResponse:
     counts = engine_selectors.instance_counts_by_key()
-    rows = [(d, counts.get(d.key, engine_selectors.InstanceCounts()))
-            for d in selectors.latest_definitions().select_related("deployment__deployed_by")]
-    return render(request, "processes/list.html",
-                  {"rows": rows, "can_deploy": can_deploy(request.user)})
+    rows = [
+        (d, counts.get(d.key, engine_selectors.InstanceCounts()))
+        for d in selectors.latest_definitions().select_related("deployment__deployed_by")
+    ]
+    return render(
+        request, "processes/list.html", {"rows": rows, "can_deploy": can_deploy(request.user)}
+    )
 
 
 def _version_diff(
@@ -53,8 +57,9 @@ def _version_diff(
     if old not in numbers or new not in numbers or old == new:
         return old, new, None
     key = versions[0].key
-    diff = diff_diagrams(_definition_or_404(key, old).bpmn_xml,
-                         _definition_or_404(key, new).bpmn_xml)
+    diff = diff_diagrams(
+        _definition_or_404(key, old).bpmn_xml, _definition_or_404(key, new).bpmn_xml
+    )
     return old, new, diff
 
 
@@ -69,18 +74,24 @@ def detail(request: HttpRequest, key: str) -> HttpResponse:
     diff_from, diff_to, diff = _version_diff(request, versions)
     marks: dict[str, list[str]] = {"added": [], "changed": []}
     if diff is not None and diff_to == shown.version:
-        marks = {"added": [c.element_id for c in diff.added],
-                 "changed": [c.element_id for c in diff.changed]}
-    return render(request, "processes/detail.html", {
-        "definition": shown,
-        "latest": versions[0],
-        "versions": versions,
-        "diff": diff,
-        "diff_from": diff_from,
-        "diff_to": diff_to,
-        "can_deploy": can_deploy(request.user),
-        "viewer_config": {"xml": shown.bpmn_xml, "marks": marks},
-    })
+        marks = {
+            "added": [c.element_id for c in diff.added],
+            "changed": [c.element_id for c in diff.changed],
+        }
+    return render(
+        request,
+        "processes/detail.html",
+        {
+            "definition": shown,
+            "latest": versions[0],
+            "versions": versions,
+            "diff": diff,
+            "diff_from": diff_from,
+            "diff_to": diff_to,
+            "can_deploy": can_deploy(request.user),
+            "viewer_config": {"xml": shown.bpmn_xml, "marks": marks},
+        },
+    )
 
 
 @login_required
@@ -97,8 +108,9 @@ def download(request: HttpRequest, key: str) -> HttpResponse:
 def thumbnail(request: HttpRequest, key: str, version: int) -> HttpResponse:
     """A small SVG of one version's diagram; versions never change, so browsers keep it."""
     definition = _definition_or_404(key, version)
-    response = HttpResponse(diagram_thumbnail(definition.bpmn_xml),
-                            content_type="image/svg+xml; charset=utf-8")
+    response = HttpResponse(
+        diagram_thumbnail(definition.bpmn_xml), content_type="image/svg+xml; charset=utf-8"
+    )
     response["Cache-Control"] = f"private, max-age={THUMBNAIL_MAX_AGE}"
     return response
 
@@ -109,15 +121,17 @@ def start(request: HttpRequest, key: str) -> HttpResponse:
         definition = selectors.definition(key)
     except NotFound:
         raise Http404("No such process.") from None
-    form = build_form(definition.start_form, {},
-                      data=request.POST if request.method == "POST" else None)
+    form = build_form(
+        definition.start_form, {}, data=request.POST if request.method == "POST" else None
+    )
     if request.method == "POST":
         variables = submitted_variables(definition.start_form, form)
         business_key = request.POST.get("business_key", "").strip()[:255] or None
         if variables is not None:
             try:
-                instance = start_instance(key=key, variables=variables,
-                                          business_key=business_key, actor=request.user)
+                instance = start_instance(
+                    key=key, variables=variables, business_key=business_key, actor=request.user
+                )
             except EngineError as exc:
                 messages.error(request, exc.detail)
             else:
@@ -125,9 +139,14 @@ def start(request: HttpRequest, key: str) -> HttpResponse:
                 if following is not None:
                     messages.success(request, f"{definition.name} started. Your first step:")
                     return redirect("tasks_ui:task", task_id=following.id)
-                messages.success(request, f"{definition.name} started"
-                                 f"{' as ' + business_key if business_key else ''}.")
+                messages.success(
+                    request,
+                    f"{definition.name} started{' as ' + business_key if business_key else ''}.",
+                )
                 return redirect("processes:list")
-    return render(request, "processes/start.html",
-                  {"definition": definition, "form": form},
-                  status=400 if request.method == "POST" else 200)
+    return render(
+        request,
+        "processes/start.html",
+        {"definition": definition, "form": form},
+        status=400 if request.method == "POST" else 200,
+    )

@@ -1,5 +1,6 @@
 """Task instructions (SpiffArena's `instructionsForEndUser`): `{{ variable }}` placeholders
 filled from the task's data, Markdown rendered, and the HTML sanitised to an allow-list."""
+
 import html
 import re
 from typing import Any
@@ -9,8 +10,32 @@ import nh3
 
 PLACEHOLDER = re.compile(r"{{\s*([A-Za-z_][\w]*(?:\.[A-Za-z_][\w]*)*)\s*}}")
 ALLOWED_TAGS = {
-    "p", "br", "strong", "em", "b", "i", "code", "pre", "blockquote", "ul", "ol", "li",
-    "h1", "h2", "h3", "h4", "h5", "h6", "a", "table", "thead", "tbody", "tr", "th", "td", "hr",
+    "p",
+    "br",
+    "strong",
+    "em",
+    "b",
+    "i",
+    "code",
+    "pre",
+    "blockquote",
+    "ul",
+    "ol",
+    "li",
+    "h1",
+    "h2",
+    "h3",
+    "h4",
+    "h5",
+    "h6",
+    "a",
+    "table",
+    "thead",
+    "tbody",
+    "tr",
+    "th",
+    "td",
+    "hr",
 }
 
 
@@ -45,5 +70,9 @@ def render_instructions(text: str, data: dict[str, Any]) -> str:
         return ""
     filled = PLACEHOLDER.sub(lambda m: _as_text(_lookup(data, m.group(1))), text)
     rendered = markdown.markdown(filled, extensions=_EXTENSIONS)
-    return nh3.clean(rendered, tags=ALLOWED_TAGS, attributes={"a": {"href", "title"}},
-                     url_schemes={"http", "https", "mailto"})
+    return nh3.clean(
+        rendered,
+        tags=ALLOWED_TAGS,
+        attributes={"a": {"href", "title"}},
+        url_schemes={"http", "https", "mailto"},
+    )

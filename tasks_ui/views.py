@@ -1,5 +1,6 @@
 """The web inbox: lists, the task page with its form, claim and unclaim. Views parse the
 request, call one service or selector, and render."""
+
 from typing import Any
 
 from django.contrib import messages
@@ -50,8 +51,11 @@ def _inbox_context(request: HttpRequest) -> dict[str, Any]:
         tab = "mine" if has_own else "groups"
     sort = params.get("sort") or ("-completed" if tab == "completed" else "priority")
     tasks = selectors.inbox_tasks(
-        request.user, tab=tab, process=params.get("process") or None,
-        search=(params.get("q") or "").strip() or None, sort=sort,
+        request.user,
+        tab=tab,
+        process=params.get("process") or None,
+        search=(params.get("q") or "").strip() or None,
+        sort=sort,
     )
     page = Paginator(tasks, PAGE_SIZE).get_page(params.get("page"))
     rows = [(task, _key_variables(task.instance.variables)) for task in page]
@@ -59,8 +63,13 @@ def _inbox_context(request: HttpRequest) -> dict[str, Any]:
     refresh = params.copy()
     refresh["tab"] = tab
     return {
-        "tabs": TABS, "tab": tab, "sort": sort, "page": page, "rows": rows,
-        "process": params.get("process") or "", "q": params.get("q") or "",
+        "tabs": TABS,
+        "tab": tab,
+        "sort": sort,
+        "page": page,
+        "rows": rows,
+        "process": params.get("process") or "",
+        "q": params.get("q") or "",
         "processes": selectors.inbox_processes(request.user),
         "query": refresh.urlencode(),
     }
@@ -91,8 +100,9 @@ def _task_context(request: HttpRequest, task: HumanTask, form: Any) -> dict[str,
         "decision": decision,
         "can_complete": task.is_active and can_complete_task(request.user, task),
         "claimed_by_other": bool(task.assignee) and task.assignee != request.user.get_username(),
-        "instructions": render_instructions(info.get("instructions") or "",
-                                            task.instance.variables),
+        "instructions": render_instructions(
+            info.get("instructions") or "", task.instance.variables
+        ),
         "events": selectors.instance_history(task.instance),
         "waits": selectors.instance_waits(task.instance),
     }
@@ -101,8 +111,9 @@ def _task_context(request: HttpRequest, task: HumanTask, form: Any) -> dict[str,
 @login_required
 def task_detail(request: HttpRequest, task_id: str) -> HttpResponse:
     task = _visible_task(request, task_id)
-    form = build_form(task.form, task.instance.variables,
-                      data=request.POST if request.method == "POST" else None)
+    form = build_form(
+        task.form, task.instance.variables, data=request.POST if request.method == "POST" else None
+    )
     if request.method == "POST":
         variables = submitted_variables(task.form, form)
         if variables is not None:
@@ -118,8 +129,7 @@ def task_detail(request: HttpRequest, task_id: str) -> HttpResponse:
             else:
                 return _after_completion(request, task)
     status = 400 if request.method == "POST" else 200
-    return render(request, "tasks_ui/task.html", _task_context(request, task, form),
-                  status=status)
+    return render(request, "tasks_ui/task.html", _task_context(request, task, form), status=status)
 
 
 def _after_completion(request: HttpRequest, task: HumanTask) -> HttpResponse:
@@ -128,11 +138,14 @@ def _after_completion(request: HttpRequest, task: HumanTask) -> HttpResponse:
         messages.success(request, f"“{task.name}” is done. Here is the next step.")
         return redirect("tasks_ui:task", task_id=following.id)
     task.instance.refresh_from_db(fields=["status"])
-    outcome = {"completed": "The process is complete.",
-               "running": "The process moves on.",
-               "waiting": "The process now waits for someone else."}
-    messages.success(request, f"“{task.name}” is done. "
-                     f"{outcome.get(task.instance.status, '')}".strip())
+    outcome = {
+        "completed": "The process is complete.",
+        "running": "The process moves on.",
+        "waiting": "The process now waits for someone else.",
+    }
+    messages.success(
+        request, f"“{task.name}” is done. {outcome.get(task.instance.status, '')}".strip()
+    )
     return redirect("tasks_ui:inbox")
 
 
@@ -161,9 +174,16 @@ def _claim_action(request: HttpRequest, task_id: str, action: Any, done: str) ->
     back_to = _local_url(request, request.POST.get("next", ""))
     if swap_row:
         row = selectors.task_detail(task.id)
-        return render(request, "tasks_ui/_task_row.html",
-                      {"task": row, "vars": _key_variables(row.instance.variables),
-                       "tab": request.POST.get("tab", "mine"), "next": back_to})
+        return render(
+            request,
+            "tasks_ui/_task_row.html",
+            {
+                "task": row,
+                "vars": _key_variables(row.instance.variables),
+                "tab": request.POST.get("tab", "mine"),
+                "next": back_to,
+            },
+        )
     return redirect(back_to or reverse("tasks_ui:task", args=[task.id]))
 
 

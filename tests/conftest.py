@@ -1,5 +1,6 @@
 """Shared fixtures: users in their groups, token-authenticated API clients, deployed example
 diagrams and a builder for small BPMN documents (Camunda dialect)."""
+
 import os
 from collections.abc import Callable
 from pathlib import Path

@@ -1,4 +1,5 @@
 """Helpers shared by the tests: example files and a builder for small BPMN documents."""
+
 import itertools
 from pathlib import Path
 from xml.sax.saxutils import escape
@@ -56,9 +57,7 @@ def build_bpmn(
     `assignment` replaces the user task's candidateGroups attribute with raw `camunda:` attributes.
     """
     assignment = assignment or f'camunda:candidateGroups="{candidate_groups}"'
-    lines = [
-        f'  <bpmn:process id="{process_id}" name="{escape(name)}" isExecutable="true">'
-    ]
+    lines = [f'  <bpmn:process id="{process_id}" name="{escape(name)}" isExecutable="true">']
     nodes: list[str] = []
     if start_event:
         nodes.append("start")
@@ -124,5 +123,8 @@ def open_task_elements(instance) -> set[str]:
     """The element ids of the instance's open (or claimed) human tasks."""
     from engine.models import HumanTask
 
-    return set(instance.human_tasks.filter(status__in=HumanTask.ACTIVE_STATUSES)
-               .values_list("element_id", flat=True))
+    return set(
+        instance.human_tasks.filter(status__in=HumanTask.ACTIVE_STATUSES).values_list(
+            "element_id", flat=True
+        )
+    )

@@ -1,5 +1,6 @@
 """The shell commands `deploy`, `start`, `instances` and `tasks`, run as an operator would
 (through argument parsing) against the same services and selectors the API uses."""
+
 import io
 import json
 import re
@@ -27,8 +28,15 @@ def run(*args: str) -> str:
 
 def start_expense(amount: str = "250", *extra: str) -> ProcessInstance:
     output = run(
-        "start", "expense_approval", "--var", f"amount={amount}",
-        "--var", "description=Team lunch", "--var", "requester=alice", *extra,
+        "start",
+        "expense_approval",
+        "--var",
+        f"amount={amount}",
+        "--var",
+        "description=Team lunch",
+        "--var",
+        "requester=alice",
+        *extra,
     )
     match = re.search(rf"Instance ({UUID})", output)
     assert match, output
@@ -132,8 +140,16 @@ def test_var_values_are_json_when_they_parse():
 @pytest.mark.django_db
 def test_start_stores_numbers_and_shows_the_open_task(expense_definition):
     output = run(
-        "start", "expense_approval", "--var", "amount=250", "--var", "description=Team lunch",
-        "--var", "requester=alice", "--business-key", "EXP-1",
+        "start",
+        "expense_approval",
+        "--var",
+        "amount=250",
+        "--var",
+        "description=Team lunch",
+        "--var",
+        "requester=alice",
+        "--business-key",
+        "EXP-1",
     )
     instance = ProcessInstance.objects.get()
     assert instance.variables["amount"] == 250
@@ -155,9 +171,18 @@ def test_start_stores_numbers_and_shows_the_open_task(expense_definition):
 @pytest.mark.django_db
 def test_start_with_json_vars_var_overrides_and_version(expense_definition, approver):
     output = run(
-        "start", "expense_approval", "--version", "1", "--as", approver.username,
-        "--json-vars", json.dumps({"amount": 5, "description": "Pens", "requester": "bob"}),
-        "--var", "requester=carol", "--var", "amount=7",
+        "start",
+        "expense_approval",
+        "--version",
+        "1",
+        "--as",
+        approver.username,
+        "--json-vars",
+        json.dumps({"amount": 5, "description": "Pens", "requester": "bob"}),
+        "--var",
+        "requester=carol",
+        "--var",
+        "amount=7",
     )
     instance = ProcessInstance.objects.get()
     assert instance.variables["amount"] == 7
@@ -185,8 +210,16 @@ def test_start_reports_bad_input_and_failing_scripts(expense_definition):
         run("start", "expense_approval", "--var", "amount")
     # The start form holds the command too: "lots" is no amount, and nothing starts.
     with pytest.raises(CommandError, match="amount"):
-        run("start", "expense_approval", "--var", "amount=lots",
-            "--var", "description=Team lunch", "--var", "requester=alice")
+        run(
+            "start",
+            "expense_approval",
+            "--var",
+            "amount=lots",
+            "--var",
+            "description=Team lunch",
+            "--var",
+            "requester=alice",
+        )
     assert not ProcessInstance.objects.exists()
     # A script that fails stops the instance there, in incident.
     deploy_document(build_bpmn("rated", script="total = amount * rate"))
@@ -207,13 +240,20 @@ def test_instances_lists_newest_first_and_filters(expense_definition, parallel_d
     first = start_expense("10", "--business-key", "EXP-1")
     second = start_expense("2000", "--business-key", "EXP-2")
     started = re.search(
-        rf"Instance ({UUID})", run("start", "parallel_review", "--var", "document=contract.pdf"))
+        rf"Instance ({UUID})", run("start", "parallel_review", "--var", "document=contract.pdf")
+    )
     assert started is not None
     review = ProcessInstance.objects.get(pk=started.group(1))
 
     output = run("instances")
-    assert output.splitlines()[0].split() == ["ID", "PROCESS", "STATUS", "BUSINESS", "KEY",
-                                              "CREATED"]
+    assert output.splitlines()[0].split() == [
+        "ID",
+        "PROCESS",
+        "STATUS",
+        "BUSINESS",
+        "KEY",
+        "CREATED",
+    ]
     rows = table_rows(output)
     assert [row[0] for row in rows] == [str(review.pk), str(second.pk), str(first.pk)]
     assert rows[1][1:4] == ["expense_approval v1", second.status, "EXP-2"]
@@ -248,15 +288,28 @@ def test_tasks_lists_tasks_and_filters_by_status(expense_definition, parallel_de
     expense_row = next(row for row in rows if row[1] == "Approve expense")
     task = HumanTask.objects.get(instance=expense)
     assert expense_row == [
-        str(task.pk), "Approve expense", "expense_approval", "EXP-1", "-", "managers", "open"
+        str(task.pk),
+        "Approve expense",
+        "expense_approval",
+        "EXP-1",
+        "-",
+        "managers",
+        "open",
     ]
 
     claim_task(task_id=task.pk, user=approver)
     claimed = table_rows(run("tasks", "--status", "claimed"))
-    assert claimed == [[
-        str(task.pk), "Approve expense", "expense_approval", "EXP-1", approver.username,
-        "managers", "claimed",
-    ]]
+    assert claimed == [
+        [
+            str(task.pk),
+            "Approve expense",
+            "expense_approval",
+            "EXP-1",
+            approver.username,
+            "managers",
+            "claimed",
+        ]
+    ]
     assert len(table_rows(run("tasks", "--status", "open"))) == 2
     assert run("tasks", "--status", "completed").strip() == "No tasks."
 

@@ -1,5 +1,6 @@
 """The README's run command, as a new user runs it: embedded services, demo accounts, the
 example approval through the API, a browser-style login, and Ctrl-C stopping everything."""
+
 import os
 import re
 import signal
@@ -34,8 +35,9 @@ class Output:
         try:
             wait_until(lambda: any(text in line for line in self.lines), timeout, poll=0.2)
         except AssertionError:
-            raise AssertionError(f"{text!r} not printed; output:\n"
-                                 + "\n".join(self.lines[-80:])) from None
+            raise AssertionError(
+                f"{text!r} not printed; output:\n" + "\n".join(self.lines[-80:])
+            ) from None
 
 
 def processes_mentioning(*needles: str) -> list[psutil.Process]:
@@ -53,15 +55,18 @@ def test_run_command_serves_baton_and_ctrl_c_stops_everything(tmp_path: Path) ->
     env = {k: v for k, v in os.environ.items() if k not in {"DATABASE_URL", "CELERY_BROKER_URL"}}
     env.update(PORT=str(port), BATON_DATA_DIR=str(tmp_path / "data"), PYTHONUNBUFFERED="1")
     supervisor = subprocess.Popen(
-        [sys.executable, "-m", "config.devstack", "run"], cwd=BASE_DIR, env=env,
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        [sys.executable, "-m", "config.devstack", "run"],
+        cwd=BASE_DIR,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
     )
     output = Output(supervisor)
     try:
         output.wait_for(f"Baton is running at http://127.0.0.1:{port}/", timeout=180)
         accounts = {
-            m.group(1): (m.group(2), m.group(4))
-            for m in map(ACCOUNT_LINE.match, output.lines) if m
+            m.group(1): (m.group(2), m.group(4)) for m in map(ACCOUNT_LINE.match, output.lines) if m
         }
         assert {"designer", "operator", "approver1", "approver2"} <= accounts.keys()
         base = f"http://127.0.0.1:{port}"
@@ -72,10 +77,14 @@ def test_run_command_serves_baton_and_ctrl_c_stops_everything(tmp_path: Path) ->
         # A person logs in with the printed password and lands on the inbox.
         with httpx.Client(base_url=base, follow_redirects=True) as browser:
             browser.get("/accounts/login/")
-            page = browser.post("/accounts/login/", data={
-                "username": "approver1", "password": accounts["approver1"][0],
-                "csrfmiddlewaretoken": browser.cookies["csrftoken"],
-            })
+            page = browser.post(
+                "/accounts/login/",
+                data={
+                    "username": "approver1",
+                    "password": accounts["approver1"][0],
+                    "csrfmiddlewaretoken": browser.cookies["csrftoken"],
+                },
+            )
             assert page.status_code == 200
             assert "<h1>Tasks</h1>" in page.text and "approver1" in page.text
             # DEBUG is off (no debug pages with settings for anyone), static files still work.
@@ -83,13 +92,15 @@ def test_run_command_serves_baton_and_ctrl_c_stops_everything(tmp_path: Path) ->
             missing = browser.get("/no-such-page/")
             assert missing.status_code == 404 and "URLconf" not in missing.text
             assert browser.get("/api/v1/nothing/").headers["Content-Type"] == (
-                "application/problem+json")
+                "application/problem+json"
+            )
 
         # The example approval, started and completed through the API with printed tokens.
         designer = {"Authorization": f"Token {accounts['designer'][1]}"}
         approver = {"Authorization": f"Token {accounts['approver1'][1]}"}
         started = httpx.post(
-            f"{base}/api/v1/definitions/expense_approval/start/", headers=designer,
+            f"{base}/api/v1/definitions/expense_approval/start/",
+            headers=designer,
             json={"variables": {"amount": 80, "description": "Lunch", "requester": "bob"}},
         )
         assert started.status_code == 201, started.text
@@ -97,7 +108,8 @@ def test_run_command_serves_baton_and_ctrl_c_stops_everything(tmp_path: Path) ->
         tasks = httpx.get(f"{base}/api/v1/tasks/?instance={instance_id}", headers=approver).json()
         assert tasks["count"] == 1
         done = httpx.post(
-            f"{base}/api/v1/tasks/{tasks['results'][0]['id']}/complete/", headers=approver,
+            f"{base}/api/v1/tasks/{tasks['results'][0]['id']}/complete/",
+            headers=approver,
             json={"variables": {"decision": "approve", "comment": "ok"}},
         )
         assert done.status_code == 200, done.text
@@ -121,10 +133,11 @@ def test_run_command_serves_baton_and_ctrl_c_stops_everything(tmp_path: Path) ->
 def test_development_settings_have_debug_off_unless_asked() -> None:
     env = {k: v for k, v in os.environ.items() if k != "DEBUG"}
     env["DJANGO_SETTINGS_MODULE"] = "config.settings.dev"
-    command = [sys.executable, "-c",
-               "from django.conf import settings; print(settings.DEBUG)"]
-    default = subprocess.run(command, cwd=BASE_DIR, env=env, capture_output=True, text=True,
-                             check=True)
-    asked = subprocess.run(command, cwd=BASE_DIR, env={**env, "DEBUG": "1"},
-                           capture_output=True, text=True, check=True)
+    command = [sys.executable, "-c", "from django.conf import settings; print(settings.DEBUG)"]
+    default = subprocess.run(
+        command, cwd=BASE_DIR, env=env, capture_output=True, text=True, check=True
+    )
+    asked = subprocess.run(
+        command, cwd=BASE_DIR, env={**env, "DEBUG": "1"}, capture_output=True, text=True, check=True
+    )
     assert (default.stdout.strip(), asked.stdout.strip()) == ("False", "True")

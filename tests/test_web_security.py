@@ -1,6 +1,7 @@
 """What the browser gets (issue 14): a strict Content-Security-Policy on every page, diagram
 XML only as a sandboxed download, throttled logins, redirects only within Baton, and task
 completions that set only what the task's form declares."""
+
 import pytest
 from django.test import Client
 
@@ -39,11 +40,19 @@ def test_every_page_sends_a_strict_content_security_policy(
     operator = make_staff("olga", "operators", "designers", "managers")
     instance = expense_task.instance
     pages = [
-        "/accounts/login/", "/tasks/", f"/tasks/{expense_task.id}/", "/processes/",
-        "/processes/expense_approval/", "/processes/expense_approval/edit/", "/processes/new/",
-        "/processes/expense_approval/start/", "/admin/",
-        "/admin/engine/processinstance/", f"/admin/engine/processinstance/{instance.pk}/change/",
-        "/api/docs/", "/no-such-page/",
+        "/accounts/login/",
+        "/tasks/",
+        f"/tasks/{expense_task.id}/",
+        "/processes/",
+        "/processes/expense_approval/",
+        "/processes/expense_approval/edit/",
+        "/processes/new/",
+        "/processes/expense_approval/start/",
+        "/admin/",
+        "/admin/engine/processinstance/",
+        f"/admin/engine/processinstance/{instance.pk}/change/",
+        "/api/docs/",
+        "/no-such-page/",
     ]
     # The modeler's expression editors add <style> elements: only its pages allow them.
     inline_styles = {"/processes/expense_approval/edit/", "/processes/new/"}
@@ -64,10 +73,16 @@ def test_no_page_carries_an_inline_script_handler_or_style(expense_task, make_st
     operator = make_staff("olga", "operators", "designers", "managers")
     client = signed_in(operator)
     instance = expense_task.instance
-    for url in ("/tasks/", f"/tasks/{expense_task.id}/", "/processes/",
-                "/processes/expense_approval/", "/processes/new/",
-                f"/admin/engine/processinstance/{instance.pk}/change/",
-                "/admin/engine/processinstance/delete-finished/", "/api/docs/"):
+    for url in (
+        "/tasks/",
+        f"/tasks/{expense_task.id}/",
+        "/processes/",
+        "/processes/expense_approval/",
+        "/processes/new/",
+        f"/admin/engine/processinstance/{instance.pk}/change/",
+        "/admin/engine/processinstance/delete-finished/",
+        "/api/docs/",
+    ):
         page = client.get(url).content.decode()
         for script in page.split("<script")[1:]:
             opening = script.split(">", 1)[0]
@@ -117,11 +132,14 @@ def test_repeated_wrong_passwords_are_throttled(make_user, settings):
     user.set_password(PASSWORD)
     user.save()
     client = Client()
-    answers = [client.post("/accounts/login/", {"username": "ann", "password": f"wrong{i}"})
-               for i in range(41)]
+    answers = [
+        client.post("/accounts/login/", {"username": "ann", "password": f"wrong{i}"})
+        for i in range(41)
+    ]
 
-    assert [a.status_code for a in answers[:settings.AXES_FAILURE_LIMIT - 1]] == [200] * (
-        settings.AXES_FAILURE_LIMIT - 1)
+    assert [a.status_code for a in answers[: settings.AXES_FAILURE_LIMIT - 1]] == [200] * (
+        settings.AXES_FAILURE_LIMIT - 1
+    )
     assert answers[40].status_code == 429
     assert b"Too many failed logins" in answers[40].content
     # Locked out: not even the right password gets in now.
@@ -135,8 +153,10 @@ def test_guessing_many_users_passwords_from_one_address_is_throttled(make_user, 
     for number in range(settings.AXES_FAILURE_LIMIT + 1):
         make_user(f"user{number}")
     client = Client()
-    answers = [client.post("/accounts/login/", {"username": f"user{n}", "password": "guess"})
-               for n in range(settings.AXES_FAILURE_LIMIT + 1)]
+    answers = [
+        client.post("/accounts/login/", {"username": f"user{n}", "password": "guess"})
+        for n in range(settings.AXES_FAILURE_LIMIT + 1)
+    ]
     assert answers[0].status_code == 200
     assert answers[-1].status_code == 429
     # Another address is not locked out.
@@ -164,9 +184,18 @@ def test_a_completion_sets_only_the_fields_of_the_task_s_form(
     expense_task, approver, api_client_for
 ):
     url = f"/api/v1/tasks/{expense_task.id}/complete/"
-    refused = api_client_for(approver).post(url, {"variables": {
-        "decision": "approve", "comment": "fine", "amount": 1, "requester": "mallory",
-    }}, format="json")
+    refused = api_client_for(approver).post(
+        url,
+        {
+            "variables": {
+                "decision": "approve",
+                "comment": "fine",
+                "amount": 1,
+                "requester": "mallory",
+            }
+        },
+        format="json",
+    )
 
     assert refused.status_code == 400
     assert refused["Content-Type"] == "application/problem+json"
@@ -175,8 +204,9 @@ def test_a_completion_sets_only_the_fields_of_the_task_s_form(
     assert instance.status == "waiting"
     assert (instance.variables["amount"], instance.variables["requester"]) == (250, "bob")
 
-    done = api_client_for(approver).post(url, {"variables": {
-        "decision": "approve", "comment": "fine"}}, format="json")
+    done = api_client_for(approver).post(
+        url, {"variables": {"decision": "approve", "comment": "fine"}}, format="json"
+    )
     assert done.status_code == 200, done.content
     instance.refresh_from_db()
     assert instance.variables["amount"] == 250 and instance.variables["decision"] == "approve"
@@ -208,8 +238,11 @@ def test_a_diagram_may_let_a_task_accept_more_than_its_form(approver, api_client
     deploy_document(OPEN_FORM, "open_form.bpmn")
     instance = start_instance(key="open_form", variables={})
     task = instance.human_tasks.get()
-    done = api_client_for(approver).post(f"/api/v1/tasks/{task.id}/complete/", {
-        "variables": {"note": "ok", "extra": 7}}, format="json")
+    done = api_client_for(approver).post(
+        f"/api/v1/tasks/{task.id}/complete/",
+        {"variables": {"note": "ok", "extra": 7}},
+        format="json",
+    )
     assert done.status_code == 200, done.content
     instance.refresh_from_db()
     assert (instance.variables["note"], instance.variables["extra"]) == ("ok", 7)
@@ -221,13 +254,13 @@ MARKUP = '<img src=x onerror="fetch(1)">'
 NAMED = f"""<?xml version="1.0" encoding="UTF-8"?>
 <bpmn:definitions xmlns:bpmn="http://www.omg.org/spec/BPMN/20100524/MODEL"
     xmlns:camunda="http://camunda.org/schema/1.0/bpmn" id="d" targetNamespace="x">
-  <bpmn:process id="named" name="{MARKUP.replace('<', '&lt;').replace('"', '&quot;')}"
+  <bpmn:process id="named" name="{MARKUP.replace("<", "&lt;").replace('"', "&quot;")}"
       isExecutable="true">
-    <bpmn:documentation>{MARKUP.replace('<', '&lt;')}</bpmn:documentation>
+    <bpmn:documentation>{MARKUP.replace("<", "&lt;")}</bpmn:documentation>
     <bpmn:startEvent id="start" />
-    <bpmn:userTask id="review" name="{MARKUP.replace('<', '&lt;').replace('"', '&quot;')}"
+    <bpmn:userTask id="review" name="{MARKUP.replace("<", "&lt;").replace('"', "&quot;")}"
         camunda:candidateGroups="managers">
-      <bpmn:documentation>{MARKUP.replace('<', '&lt;')}</bpmn:documentation>
+      <bpmn:documentation>{MARKUP.replace("<", "&lt;")}</bpmn:documentation>
     </bpmn:userTask>
     <bpmn:endEvent id="end" />
     <bpmn:sequenceFlow id="f1" sourceRef="start" targetRef="review" />
@@ -244,8 +277,14 @@ def test_names_and_documentation_from_a_diagram_are_escaped_on_every_page(make_s
     task = instance.human_tasks.get()
     person = make_staff("olga", "operators", "managers", "designers")
     client = signed_in(person)
-    for url in ("/processes/", "/processes/named/", "/processes/named/edit/", "/tasks/",
-                f"/tasks/{task.id}/", "/admin/engine/processinstance/",
-                f"/admin/engine/processinstance/{instance.pk}/change/"):
+    for url in (
+        "/processes/",
+        "/processes/named/",
+        "/processes/named/edit/",
+        "/tasks/",
+        f"/tasks/{task.id}/",
+        "/admin/engine/processinstance/",
+        f"/admin/engine/processinstance/{instance.pk}/change/",
+    ):
         page = client.get(url).content.decode()
         assert "<img src=x" not in page, url

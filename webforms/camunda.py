@@ -4,6 +4,7 @@ The fields only render (labels, widgets, the browser's hints such as `min` and `
 what is valid is decided by the engine's one Camunda validator, which `clean()` calls with
 the values as typed, and whose messages it puts next to the fields. The service calls the
 same validator, so the page and the API cannot disagree."""
+
 import contextlib
 import math
 from decimal import Decimal
@@ -110,8 +111,9 @@ class CamundaForm(forms.Form):
 
     def clean(self) -> dict[str, Any]:
         cleaned = super().clean() or self.cleaned_data
-        typed = {name: cleaned.get(name) for name, field in self.fields.items()
-                 if not field.disabled}  # read-only fields are shown, never submitted
+        typed = {
+            name: cleaned.get(name) for name, field in self.fields.items() if not field.disabled
+        }  # read-only fields are shown, never submitted
         try:
             self.variables = clean_submission(self.spec, typed)
         except InvalidInput as refused:
@@ -125,8 +127,9 @@ class CamundaForm(forms.Form):
 
 def form_class_for(spec: dict[str, Any]) -> type[CamundaForm]:
     declared = {field["id"]: _django_field(field) for field in spec.get("fields", [])}
-    return cast(type[CamundaForm],
-                type("CamundaTaskForm", (CamundaForm,), {**declared, "spec": spec}))
+    return cast(
+        type[CamundaForm], type("CamundaTaskForm", (CamundaForm,), {**declared, "spec": spec})
+    )
 
 
 def initial_for(fields: list[dict[str, Any]], data: dict[str, Any]) -> dict[str, Any]:

@@ -5,6 +5,7 @@ of the task (`camunda:properties` or `spiffworkflow:properties`), or by conventi
 field called `decision`, `approval` or `outcome`, or a boolean field called `approved`.
 The inbox renders its options as buttons instead of an input.
 """
+
 from dataclasses import dataclass
 from typing import Any
 
@@ -26,8 +27,9 @@ def _camunda_decision(form_spec: dict[str, Any], named: str | None) -> Decision 
         if field["id"] != named and not (named is None and field["id"] in CONVENTIONAL_DECISIONS):
             continue
         if field.get("type") == "enum":
-            return Decision(field["id"], [(v["id"], v.get("name") or v["id"])
-                                          for v in field.get("values", [])])
+            return Decision(
+                field["id"], [(v["id"], v.get("name") or v["id"]) for v in field.get("values", [])]
+            )
         if field.get("type") == "boolean":
             return Decision(field["id"], [("true", "Approve"), ("false", "Reject")])
     return None
@@ -48,8 +50,9 @@ def build_form(
         form_class = camunda.form_class_for(form_spec)
         return form_class(data=data, initial=camunda.initial_for(form_spec["fields"], task_data))
     if form_spec.get("type") == "json-schema" and isinstance(form_spec.get("schema"), dict):
-        return json_schema.build_form(form_spec["schema"], form_spec.get("ui_schema"),
-                                      task_data, data=data)
+        return json_schema.build_form(
+            form_spec["schema"], form_spec.get("ui_schema"), task_data, data=data
+        )
     return None
 
 

@@ -39,8 +39,10 @@ class DefinitionListView(generics.ListAPIView):
         return selectors.latest_definitions(**filters)
 
 
-@extend_schema(summary="The latest version of a process definition",
-               responses={200: DefinitionSerializer, 401: UNAUTHENTICATED, 404: NOT_FOUND})
+@extend_schema(
+    summary="The latest version of a process definition",
+    responses={200: DefinitionSerializer, 401: UNAUTHENTICATED, 404: NOT_FOUND},
+)
 class DefinitionDetailView(generics.RetrieveAPIView):
     serializer_class = DefinitionSerializer
 
@@ -48,9 +50,10 @@ class DefinitionDetailView(generics.RetrieveAPIView):
         return selectors.definition(self.kwargs["key"])
 
 
-@extend_schema(summary="Every version of a process definition, newest first",
-               responses={200: DefinitionSerializer(many=True), 401: UNAUTHENTICATED,
-                          404: NOT_FOUND})
+@extend_schema(
+    summary="Every version of a process definition, newest first",
+    responses={200: DefinitionSerializer(many=True), 401: UNAUTHENTICATED, 404: NOT_FOUND},
+)
 class DefinitionVersionsView(generics.ListAPIView):
     serializer_class = DefinitionSerializer
 
@@ -62,8 +65,12 @@ class DefinitionXmlView(APIView):
     @extend_schema(
         summary="The BPMN XML of a process definition",
         parameters=[VersionFilterSerializer],
-        responses={(200, "application/xml"): OpenApiTypes.STR, 400: BAD_REQUEST,
-                   401: UNAUTHENTICATED, 404: NOT_FOUND},
+        responses={
+            (200, "application/xml"): OpenApiTypes.STR,
+            400: BAD_REQUEST,
+            401: UNAUTHENTICATED,
+            404: NOT_FOUND,
+        },
     )
     def get(self, request: Request, key: str) -> HttpResponse:
         version = query_filters(VersionFilterSerializer, request.query_params).get("version")
@@ -77,12 +84,18 @@ class StartInstanceView(APIView):
         summary="Start an instance of a process",
         request=StartInstanceSerializer,
         parameters=[IDEMPOTENCY_PARAMETER],
-        responses={201: InstanceSerializer, 400: BAD_REQUEST, 401: UNAUTHENTICATED, 404: NOT_FOUND,
-                   422: UNPROCESSABLE},
+        responses={
+            201: InstanceSerializer,
+            400: BAD_REQUEST,
+            401: UNAUTHENTICATED,
+            404: NOT_FOUND,
+            422: UNPROCESSABLE,
+        },
     )
     @idempotent
-    def post(self, request: Request, key: str,
-             operation_key: KeyedOperation | None = None) -> Response:
+    def post(
+        self, request: Request, key: str, operation_key: KeyedOperation | None = None
+    ) -> Response:
         body = StartInstanceSerializer(data=request.data)
         body.is_valid(raise_exception=True)
         instance = start_instance(

@@ -42,12 +42,14 @@ def _uploaded_files(request: Request) -> tuple[str, list[UploadedFile]]:
 
 def _deployment_body(result: DeploymentResult) -> dict[str, Any]:
     deployment = result.deployment
-    return DeploymentResultSerializer({
-        "id": deployment.pk if deployment else None,
-        "name": deployment.name if deployment else None,
-        "created": bool(result.created),
-        "definitions": result.definitions,
-    }).data
+    return DeploymentResultSerializer(
+        {
+            "id": deployment.pk if deployment else None,
+            "name": deployment.name if deployment else None,
+            "created": bool(result.created),
+            "definitions": result.definitions,
+        }
+    ).data
 
 
 class DeploymentCreateView(APIView):
@@ -57,8 +59,13 @@ class DeploymentCreateView(APIView):
         operation_id="deploy",
         summary="Deploy BPMN/DMN/JSON files (designers)",
         request=UPLOAD_REQUEST,
-        responses={201: DeploymentResultSerializer, 200: DeploymentResultSerializer,
-                   400: BAD_REQUEST, 401: UNAUTHENTICATED, 403: FORBIDDEN},
+        responses={
+            201: DeploymentResultSerializer,
+            200: DeploymentResultSerializer,
+            400: BAD_REQUEST,
+            401: UNAUTHENTICATED,
+            403: FORBIDDEN,
+        },
         description="201 when a new version was created; 200 when every process was unchanged.",
     )
     def post(self, request: Request) -> Response:

@@ -39,9 +39,10 @@ class InstanceListView(generics.ListAPIView):
         return selectors.visible_instances(self.request.user, **filters)
 
 
-@extend_schema(summary="An instance: status, variables, open tasks, jobs, incident",
-               responses={200: InstanceSerializer, 401: UNAUTHENTICATED, 403: FORBIDDEN,
-                          404: NOT_FOUND})
+@extend_schema(
+    summary="An instance: status, variables, open tasks, jobs, incident",
+    responses={200: InstanceSerializer, 401: UNAUTHENTICATED, 403: FORBIDDEN, 404: NOT_FOUND},
+)
 class InstanceDetailView(generics.RetrieveAPIView):
     serializer_class = InstanceSerializer
 
@@ -49,9 +50,15 @@ class InstanceDetailView(generics.RetrieveAPIView):
         return selectors.instance_detail_for(self.kwargs["pk"], self.request.user)
 
 
-@extend_schema(summary="The audit trail of an instance, oldest first",
-               responses={200: InstanceEventSerializer(many=True), 401: UNAUTHENTICATED,
-                          403: FORBIDDEN, 404: NOT_FOUND})
+@extend_schema(
+    summary="The audit trail of an instance, oldest first",
+    responses={
+        200: InstanceEventSerializer(many=True),
+        401: UNAUTHENTICATED,
+        403: FORBIDDEN,
+        404: NOT_FOUND,
+    },
+)
 class InstanceHistoryView(generics.ListAPIView):
     serializer_class = InstanceEventSerializer
 
@@ -60,8 +67,14 @@ class InstanceHistoryView(generics.ListAPIView):
         return selectors.instance_history(instance)
 
 
-OPERATOR_RESPONSES = {200: InstanceSerializer, 400: BAD_REQUEST, 401: UNAUTHENTICATED,
-                      403: FORBIDDEN, 404: NOT_FOUND, 409: CONFLICT}
+OPERATOR_RESPONSES = {
+    200: InstanceSerializer,
+    400: BAD_REQUEST,
+    401: UNAUTHENTICATED,
+    403: FORBIDDEN,
+    404: NOT_FOUND,
+    409: CONFLICT,
+}
 
 
 def instance_response(pk: str) -> Response:
@@ -75,44 +88,60 @@ def _reason(request: Request) -> str:
 
 
 class InstanceSuspendView(APIView):
-    @extend_schema(summary="Suspend an instance (operators)", request=ReasonSerializer,
-                   responses=OPERATOR_RESPONSES)
+    @extend_schema(
+        summary="Suspend an instance (operators)",
+        request=ReasonSerializer,
+        responses=OPERATOR_RESPONSES,
+    )
     def post(self, request: Request, pk: str) -> Response:
         suspend_instance(instance_id=pk, actor=request.user, reason=_reason(request))
         return instance_response(pk)
 
 
 class InstanceResumeView(APIView):
-    @extend_schema(summary="Resume a suspended instance (operators)", request=None,
-                   responses=OPERATOR_RESPONSES)
+    @extend_schema(
+        summary="Resume a suspended instance (operators)",
+        request=None,
+        responses=OPERATOR_RESPONSES,
+    )
     def post(self, request: Request, pk: str) -> Response:
         resume_instance(instance_id=pk, actor=request.user)
         return instance_response(pk)
 
 
 class InstanceTerminateView(APIView):
-    @extend_schema(summary="Terminate an instance (operators)", request=ReasonSerializer,
-                   responses=OPERATOR_RESPONSES)
+    @extend_schema(
+        summary="Terminate an instance (operators)",
+        request=ReasonSerializer,
+        responses=OPERATOR_RESPONSES,
+    )
     def post(self, request: Request, pk: str) -> Response:
         terminate_instance(instance_id=pk, actor=request.user, reason=_reason(request))
         return instance_response(pk)
 
 
 class InstanceRetryView(APIView):
-    @extend_schema(summary="Run the failed jobs and tasks of an instance in incident again "
-                           "(operators), optionally after merging fixed variables",
-                   request=VariablesSerializer, responses=OPERATOR_RESPONSES)
+    @extend_schema(
+        summary="Run the failed jobs and tasks of an instance in incident again "
+        "(operators), optionally after merging fixed variables",
+        request=VariablesSerializer,
+        responses=OPERATOR_RESPONSES,
+    )
     def post(self, request: Request, pk: str) -> Response:
         body = VariablesSerializer(data=request.data)
         body.is_valid(raise_exception=True)
-        retry_instance(instance_id=pk, actor=request.user,
-                       variables=body.validated_data["variables"])
+        retry_instance(
+            instance_id=pk, actor=request.user, variables=body.validated_data["variables"]
+        )
         return instance_response(pk)
 
 
 class InstanceVariablesView(APIView):
-    @extend_schema(summary="Merge variables into an instance (operators, audited)",
-                   request=VariablesSerializer, responses=OPERATOR_RESPONSES)
+    @extend_schema(
+        summary="Merge variables into an instance (operators, audited)",
+        request=VariablesSerializer,
+        responses=OPERATOR_RESPONSES,
+    )
     def patch(self, request: Request, pk: str) -> Response:
         body = VariablesSerializer(data=request.data)
         body.is_valid(raise_exception=True)

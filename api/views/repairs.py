@@ -1,5 +1,6 @@
 """Operator repairs over the API: reset to an earlier task, skip an active task, migrate to
 another version (or only plan it). The same services as the admin's instance page."""
+
 from drf_spectacular.utils import extend_schema
 from rest_framework import serializers
 from rest_framework.request import Request
@@ -12,19 +13,31 @@ from ..schema import BAD_REQUEST, CONFLICT, FORBIDDEN, NOT_FOUND, UNAUTHENTICATE
 from ..serializers import InstanceSerializer
 from .instances import instance_response
 
-RESPONSES = {200: InstanceSerializer, 400: BAD_REQUEST, 401: UNAUTHENTICATED,
-             403: FORBIDDEN, 404: NOT_FOUND, 409: CONFLICT}
+RESPONSES = {
+    200: InstanceSerializer,
+    400: BAD_REQUEST,
+    401: UNAUTHENTICATED,
+    403: FORBIDDEN,
+    404: NOT_FOUND,
+    409: CONFLICT,
+}
 
 
 class ResetSerializer(serializers.Serializer):
-    element_id = serializers.CharField(max_length=255, trim_whitespace=False, help_text=(
-        "A task the instance has completed; it runs again and the work after it is undone."))
+    element_id = serializers.CharField(
+        max_length=255,
+        trim_whitespace=False,
+        help_text=(
+            "A task the instance has completed; it runs again and the work after it is undone."
+        ),
+    )
 
 
 class SkipSerializer(serializers.Serializer):
     task_id = serializers.UUIDField(help_text="The workflow engine's id of an active task.")
-    variables = serializers.DictField(required=False, default=dict,
-                                      help_text="Merged into the task's data as its result.")
+    variables = serializers.DictField(
+        required=False, default=dict, help_text="Merged into the task's data as its result."
+    )
 
 
 class MigrateSerializer(serializers.Serializer):
@@ -44,33 +57,46 @@ class MigrationPlanSerializer(serializers.Serializer):
 
 
 class InstanceResetView(APIView):
-    @extend_schema(summary="Reset an instance to an earlier task (operators)",
-                   request=ResetSerializer, responses=RESPONSES)
+    @extend_schema(
+        summary="Reset an instance to an earlier task (operators)",
+        request=ResetSerializer,
+        responses=RESPONSES,
+    )
     def post(self, request: Request, pk: str) -> Response:
         body = ResetSerializer(data=request.data)
         body.is_valid(raise_exception=True)
-        reset_instance(instance_id=pk, actor=request.user,
-                       element_id=body.validated_data["element_id"])
+        reset_instance(
+            instance_id=pk, actor=request.user, element_id=body.validated_data["element_id"]
+        )
         return instance_response(pk)
 
 
 class InstanceSkipView(APIView):
-    @extend_schema(summary="Complete an active task without running it (operators)",
-                   request=SkipSerializer, responses=RESPONSES)
+    @extend_schema(
+        summary="Complete an active task without running it (operators)",
+        request=SkipSerializer,
+        responses=RESPONSES,
+    )
     def post(self, request: Request, pk: str) -> Response:
         body = SkipSerializer(data=request.data)
         body.is_valid(raise_exception=True)
-        skip_task(instance_id=pk, actor=request.user, task_id=body.validated_data["task_id"],
-                  variables=body.validated_data["variables"])
+        skip_task(
+            instance_id=pk,
+            actor=request.user,
+            task_id=body.validated_data["task_id"],
+            variables=body.validated_data["variables"],
+        )
         return instance_response(pk)
 
 
 class InstanceMigrateView(APIView):
-    @extend_schema(summary="Migrate an instance to another version, or plan it with dry_run "
-                           "(operators); 409 with the plan when an active task has no "
-                           "counterpart",
-                   request=MigrateSerializer,
-                   responses={**RESPONSES, 200: MigrationPlanSerializer})
+    @extend_schema(
+        summary="Migrate an instance to another version, or plan it with dry_run "
+        "(operators); 409 with the plan when an active task has no "
+        "counterpart",
+        request=MigrateSerializer,
+        responses={**RESPONSES, 200: MigrationPlanSerializer},
+    )
     def post(self, request: Request, pk: str) -> Response:
         body = MigrateSerializer(data=request.data)
         body.is_valid(raise_exception=True)

@@ -48,9 +48,10 @@ class TaskListView(generics.ListAPIView):
         )
 
 
-@extend_schema(summary="A task, with its form",
-               responses={200: TaskSerializer, 401: UNAUTHENTICATED, 403: FORBIDDEN,
-                          404: NOT_FOUND})
+@extend_schema(
+    summary="A task, with its form",
+    responses={200: TaskSerializer, 401: UNAUTHENTICATED, 403: FORBIDDEN, 404: NOT_FOUND},
+)
 class TaskDetailView(generics.RetrieveAPIView):
     serializer_class = TaskSerializer
 
@@ -58,8 +59,13 @@ class TaskDetailView(generics.RetrieveAPIView):
         return selectors.task_detail_for(self.kwargs["pk"], self.request.user)
 
 
-TASK_RESPONSES = {200: TaskSerializer, 401: UNAUTHENTICATED, 403: FORBIDDEN, 404: NOT_FOUND,
-                  409: CONFLICT}
+TASK_RESPONSES = {
+    200: TaskSerializer,
+    401: UNAUTHENTICATED,
+    403: FORBIDDEN,
+    404: NOT_FOUND,
+    409: CONFLICT,
+}
 
 
 def _task_response(pk: str) -> Response:
@@ -74,23 +80,31 @@ class TaskClaimView(APIView):
 
 
 class TaskUnclaimView(APIView):
-    @extend_schema(summary="Give a claimed task back to its candidates", request=None,
-                   responses=TASK_RESPONSES)
+    @extend_schema(
+        summary="Give a claimed task back to its candidates", request=None, responses=TASK_RESPONSES
+    )
     def post(self, request: Request, pk: str) -> Response:
         unclaim_task(task_id=pk, user=request.user)
         return _task_response(pk)
 
 
 class TaskCompleteView(APIView):
-    @extend_schema(summary="Complete a task with its form's variables",
-                   request=CompleteTaskSerializer, parameters=[IDEMPOTENCY_PARAMETER],
-                   responses={**TASK_RESPONSES, 400: BAD_REQUEST, 422: UNPROCESSABLE})
+    @extend_schema(
+        summary="Complete a task with its form's variables",
+        request=CompleteTaskSerializer,
+        parameters=[IDEMPOTENCY_PARAMETER],
+        responses={**TASK_RESPONSES, 400: BAD_REQUEST, 422: UNPROCESSABLE},
+    )
     @idempotent
-    def post(self, request: Request, pk: str,
-             operation_key: KeyedOperation | None = None) -> Response:
+    def post(
+        self, request: Request, pk: str, operation_key: KeyedOperation | None = None
+    ) -> Response:
         body = CompleteTaskSerializer(data=request.data)
         body.is_valid(raise_exception=True)
-        complete_human_task(task_id=pk, user=request.user,
-                            variables=body.validated_data["variables"],
-                            operation_key=operation_key)
+        complete_human_task(
+            task_id=pk,
+            user=request.user,
+            variables=body.validated_data["variables"],
+            operation_key=operation_key,
+        )
         return _task_response(pk)

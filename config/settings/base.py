@@ -1,4 +1,5 @@
 """Settings shared by every environment; everything that differs comes from the environment."""
+
 import os
 from pathlib import Path
 from urllib.parse import quote
@@ -201,7 +202,10 @@ CELERY_TASK_ROUTES = {
 # database for the sweep) instead of holding the request.
 CELERY_BROKER_CONNECTION_TIMEOUT = 2
 CELERY_TASK_PUBLISH_RETRY_POLICY = {
-    "max_retries": 2, "interval_start": 0, "interval_step": 0.2, "interval_max": 0.5,
+    "max_retries": 2,
+    "interval_start": 0,
+    "interval_step": 0.2,
+    "interval_max": 0.5,
 }
 # Keep worker database connections across tasks (Celery closes them after every task
 # otherwise); config/celery.py still drops broken or expired ones before each task.

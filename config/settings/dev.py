@@ -6,6 +6,7 @@ the development server binds 127.0.0.1, so "only for requests from this machine"
 mean every signed-in user of a `make run` Baton. Errors are logged with their traceback to the
 terminal instead; `make run` serves static files itself (runserver --insecure).
 """
+
 import os
 
 from .base import *  # noqa: F403

@@ -1,4 +1,5 @@
 """Production settings: every secret comes from the environment, cookies are secure."""
+
 import os
 
 from django.core.exceptions import ImproperlyConfigured

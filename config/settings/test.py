@@ -1,4 +1,5 @@
 """Test settings: a fast password hasher and a fixed throwaway secret."""
+
 import os
 
 from .base import *  # noqa: F403

@@ -1,5 +1,6 @@
 """Read-only admin lists of timers, start triggers and message/signal deliveries, so that an
 operator can see what is due, what starts processes, and which messages found no receiver."""
+
 from django.contrib import admin
 from django.http import HttpRequest
 
@@ -36,16 +37,33 @@ class TimerAdmin(ReadOnlyAdmin):
 
 @admin.register(StartTrigger)
 class StartTriggerAdmin(ReadOnlyAdmin):
-    list_display = ["definition", "element_id", "kind", "event_name", "timer_expression",
-                    "active", "next_due_at", "cycles_left", "last_started_at"]
+    list_display = [
+        "definition",
+        "element_id",
+        "kind",
+        "event_name",
+        "timer_expression",
+        "active",
+        "next_due_at",
+        "cycles_left",
+        "last_started_at",
+    ]
     list_filter = ["kind", "active"]
     search_fields = ["definition__key", "event_name"]
 
 
 @admin.register(EventDelivery)
 class EventDeliveryAdmin(ReadOnlyAdmin):
-    list_display = ["created_at", "kind", "name", "status", "source_instance", "target_instance",
-                    "attempts", "last_error"]
+    list_display = [
+        "created_at",
+        "kind",
+        "name",
+        "status",
+        "source_instance",
+        "target_instance",
+        "attempts",
+        "last_error",
+    ]
     list_filter = ["kind", "status"]
     search_fields = ["name", "source_instance__id", "target_instance__id"]
     list_select_related = ["source_instance__definition", "target_instance__definition"]

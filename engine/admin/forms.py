@@ -1,5 +1,6 @@
 """Forms of the instance repair page. They parse and check what the operator typed; the
 services decide whether the repair is allowed."""
+
 import datetime
 import json
 from typing import Any
@@ -14,8 +15,9 @@ from engine.jsonable import NumberTooLong, parse_json_int
 class JSONObjectField(forms.Field):
     """A textarea holding a JSON object; anything else is a form error, never a change."""
 
-    widget = forms.Textarea(attrs={"rows": 10, "cols": 80, "class": "baton-json",
-                                   "spellcheck": "false"})
+    widget = forms.Textarea(
+        attrs={"rows": 10, "cols": 80, "class": "baton-json", "spellcheck": "false"}
+    )
 
     def to_python(self, value: Any) -> dict[str, Any]:
         text = str(value or "").strip()
@@ -30,7 +32,7 @@ class JSONObjectField(forms.Field):
         except NumberTooLong as exc:
             raise forms.ValidationError(f"This is not valid JSON: {exc}.") from None
         if not isinstance(parsed, dict):
-            raise forms.ValidationError("Give a JSON object: {\"name\": value, ...}.")
+            raise forms.ValidationError('Give a JSON object: {"name": value, ...}.')
         return parsed
 
 
@@ -41,9 +43,13 @@ def _set_choices(form: forms.Form, name: str, choices: list[tuple[Any, str]]) ->
 
 
 class VariablesForm(forms.Form):
-    variables = JSONObjectField(required=False, help_text=(
-        "All variables of the instance. Change values, add names, or delete names to remove "
-        "them."))
+    variables = JSONObjectField(
+        required=False,
+        help_text=(
+            "All variables of the instance. Change values, add names, or delete names to remove "
+            "them."
+        ),
+    )
     retry = forms.BooleanField(required=False, label="Retry the incident after saving")
 
 
@@ -57,10 +63,18 @@ class ResetForm(forms.Form):
 
 class SkipForm(forms.Form):
     task_id = forms.ChoiceField(label="Task")
-    variables = JSONObjectField(required=False, label="Its result (JSON)", widget=forms.Textarea(
-        attrs={"rows": 3, "cols": 60, "class": "baton-json",
-               "placeholder": '{"decision": "approve"}'}
-    ))
+    variables = JSONObjectField(
+        required=False,
+        label="Its result (JSON)",
+        widget=forms.Textarea(
+            attrs={
+                "rows": 3,
+                "cols": 60,
+                "class": "baton-json",
+                "placeholder": '{"decision": "approve"}',
+            }
+        ),
+    )
 
     def __init__(self, *args: Any, tasks: list[tuple[str, str]], **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -81,9 +95,10 @@ class MigrateForm(forms.Form):
 
 class DeleteFinishedForm(forms.Form):
     finished_before = forms.DateField(
-        label="Finished before", widget=forms.DateInput(attrs={"type": "date"}),
+        label="Finished before",
+        widget=forms.DateInput(attrs={"type": "date"}),
         help_text="Completed and terminated instances that finished before this day are "
-                  "deleted with their tasks, jobs and audit trail.",
+        "deleted with their tasks, jobs and audit trail.",
     )
 
     def cutoff(self) -> datetime.datetime:
@@ -94,5 +109,9 @@ class DeleteFinishedForm(forms.Form):
 class InstanceActionForm(ActionForm):
     """The changelist's action bar, with a reason for suspend and terminate."""
 
-    reason = forms.CharField(required=False, max_length=500, label="Reason",
-                             widget=forms.TextInput(attrs={"placeholder": "reason (optional)"}))
+    reason = forms.CharField(
+        required=False,
+        max_length=500,
+        label="Reason",
+        widget=forms.TextInput(attrs={"placeholder": "reason (optional)"}),
+    )

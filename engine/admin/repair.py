@@ -3,6 +3,7 @@
 Refusals a service raises (a completed instance, an invalid element) become an error message
 on the page and change nothing; a user outside the operators group gets 403 from the service.
 """
+
 from collections.abc import Callable
 from typing import Any
 
@@ -45,13 +46,13 @@ def edit_variables(request: HttpRequest, instance: ProcessInstance) -> str:
     changed = {k: v for k, v in submitted.items() if instance.variables.get(k, object()) != v}
     removed = [name for name in instance.variables if name not in submitted]
     if form.cleaned_data["retry"]:
-        retry_instance(instance_id=str(instance.pk), actor=request.user,
-                       variables=changed, remove=removed)
+        retry_instance(
+            instance_id=str(instance.pk), actor=request.user, variables=changed, remove=removed
+        )
         return "The variables were saved and the incident retried."
     if not changed and not removed:
         return "The variables were already so; nothing changed."
-    set_variables(instance_id=instance.pk, actor=request.user,
-                  variables=changed, remove=removed)
+    set_variables(instance_id=instance.pk, actor=request.user, variables=changed, remove=removed)
     return f"Saved {len(changed)} changed and {len(removed)} removed variable(s)."
 
 
@@ -61,8 +62,7 @@ def reset(request: HttpRequest, instance: ProcessInstance) -> str:
     if not form.is_valid():
         raise EngineError(f"Nothing was changed. {_form_errors(form)}")
     element_id = form.cleaned_data["element_id"]
-    reset_instance(instance_id=instance.pk, actor=request.user,
-                   element_id=element_id)
+    reset_instance(instance_id=instance.pk, actor=request.user, element_id=element_id)
     return f"The instance was reset to {element_id}."
 
 
@@ -71,8 +71,12 @@ def skip(request: HttpRequest, instance: ProcessInstance) -> str:
     form = SkipForm(request.POST, tasks=tasks)
     if not form.is_valid():
         raise EngineError(f"Nothing was changed. {_form_errors(form)}")
-    skip_task(instance_id=instance.pk, actor=request.user,
-              task_id=form.cleaned_data["task_id"], variables=form.cleaned_data["variables"])
+    skip_task(
+        instance_id=instance.pk,
+        actor=request.user,
+        task_id=form.cleaned_data["task_id"],
+        variables=form.cleaned_data["variables"],
+    )
     return "The task was skipped."
 
 
@@ -100,14 +104,21 @@ def migrate(request: HttpRequest, instance: ProcessInstance) -> str:
     form = MigrateForm(request.POST, versions=repair_choices(instance)["versions"])
     if not form.is_valid():
         raise EngineError(f"Nothing was changed. {_form_errors(form)}")
-    plan = migrate_instance(instance_id=instance.pk, actor=request.user,
-                            version=form.cleaned_data["version"])
+    plan = migrate_instance(
+        instance_id=instance.pk, actor=request.user, version=form.cleaned_data["version"]
+    )
     return f"The instance now runs version {plan.to_version}."
 
 
 ACTIONS: dict[str, RepairAction] = {
-    "retry": retry, "variables": edit_variables, "reset": reset, "skip": skip,
-    "suspend": suspend, "resume": resume, "terminate": terminate, "migrate": migrate,
+    "retry": retry,
+    "variables": edit_variables,
+    "reset": reset,
+    "skip": skip,
+    "suspend": suspend,
+    "resume": resume,
+    "terminate": terminate,
+    "migrate": migrate,
 }
 
 

@@ -4,6 +4,7 @@ A connector task parks itself (STARTED) when it runs; the engine then writes a S
 a worker makes the call. Parameters are stored as small JSON trees:
 `{"expr": "python expression"}`, `{"value": literal}`, `{"map": {...}}` or `{"list": [...]}`.
 """
+
 import ast
 import copy
 import json
@@ -100,16 +101,19 @@ class SpiffConnectorTaskConverter(SpiffBpmnTaskConverter):
 
 # -- reading the dialects ---------------------------------------------------------------------
 
+
 def _camunda_value(node: etree._Element) -> ParamSpec:
     """Camunda semantics: `${...}` is an expression (Python here), plain text is a literal."""
     for child in node:
         if not isinstance(child.tag, str):
             continue
         if child.tag == f"{{{CAMUNDA_NS}}}map":
-            return {"map": {
-                entry.get("key") or "": _camunda_value(entry)
-                for entry in child.findall(f"{{{CAMUNDA_NS}}}entry")
-            }}
+            return {
+                "map": {
+                    entry.get("key") or "": _camunda_value(entry)
+                    for entry in child.findall(f"{{{CAMUNDA_NS}}}entry")
+                }
+            }
         if child.tag == f"{{{CAMUNDA_NS}}}list":
             return {"list": [_camunda_value(v) for v in child.findall(f"{{{CAMUNDA_NS}}}value")]}
         if child.tag == f"{{{CAMUNDA_NS}}}script":
@@ -182,9 +186,13 @@ class CamundaConnectorTaskParser(TaskParser):
             except Exception as exc:  # noqa: BLE001 -- any malformed cycle is refused at deploy
                 raise self._fail(str(exc)) from None
         return ConnectorTask(
-            self.spec, self.bpmn_id, connector=topic,
-            connector_params=inputs, result_mappings=outputs,
-            retry=retry, **self.bpmn_attributes,
+            self.spec,
+            self.bpmn_id,
+            connector=topic,
+            connector_params=inputs,
+            result_mappings=outputs,
+            retry=retry,
+            **self.bpmn_attributes,
         )
 
     def _zeebe_task(self, definition: etree._Element) -> ConnectorTask:
@@ -202,9 +210,13 @@ class CamundaConnectorTaskParser(TaskParser):
         retries = definition.get("retries")
         retry = {"max_attempts": int(retries)} if retries and retries.isdigit() else {}
         return ConnectorTask(
-            self.spec, self.bpmn_id, connector=kind,
-            connector_params=inputs, result_mappings=outputs,
-            retry=retry, **self.bpmn_attributes,
+            self.spec,
+            self.bpmn_id,
+            connector=kind,
+            connector_params=inputs,
+            result_mappings=outputs,
+            retry=retry,
+            **self.bpmn_attributes,
         )
 
 
@@ -217,7 +229,8 @@ class SpiffConnectorTaskParser(SpiffTaskParser):
         if operator is None:
             raise ValidationException(
                 "A service task needs a spiffworkflow:serviceTaskOperator naming the connector.",
-                node=self.node, file_name=self.filename,
+                node=self.node,
+                file_name=self.filename,
             )
         retry: dict[str, Any] = {}
         if operator.get("retries") is not None:
@@ -225,7 +238,8 @@ class SpiffConnectorTaskParser(SpiffTaskParser):
         if operator.get("retryBackoffBase") is not None:
             retry["backoff_base_seconds"] = float(operator["retryBackoffBase"])
         return SpiffConnectorTask(
-            self.spec, self.bpmn_id,
+            self.spec,
+            self.bpmn_id,
             connector=operator["name"],
             connector_params={k: {"expr": v["value"]} for k, v in operator["parameters"].items()},
             result_variable=operator.get("resultVariable") or None,

@@ -7,6 +7,7 @@ style (5 fields: minute hour day-of-month month day-of-week, day-of-week 0-7 wit
 Sunday). croniter evaluates them; this module only translates Quartz's day-of-week numbering
 into croniter's. Times are in the project's time zone.
 """
+
 import datetime
 import re
 from dataclasses import dataclass
@@ -56,7 +57,8 @@ def _croniter_expression(fields: list[str]) -> str:
     weekdays = fields[_QUARTZ_DAY_OF_WEEK]
     if weekdays not in ("*", "?"):
         translated[_QUARTZ_DAY_OF_WEEK] = ",".join(
-            _weekday_part(part) for part in weekdays.split(","))
+            _weekday_part(part) for part in weekdays.split(",")
+        )
     return " ".join(translated)
 
 
@@ -80,8 +82,12 @@ class CronSchedule:
         """The first time strictly after `moment` that the schedule names (aware)."""
         local = moment.astimezone(timezone.get_default_timezone()).replace(microsecond=0)
         try:
-            schedule = croniter(self.expression, local, second_at_beginning=self.seconds_first,
-                                max_years_between_matches=_MAX_YEARS_AHEAD)
+            schedule = croniter(
+                self.expression,
+                local,
+                second_at_beginning=self.seconds_first,
+                max_years_between_matches=_MAX_YEARS_AHEAD,
+            )
             found: datetime.datetime = schedule.get_next(datetime.datetime)
         except CroniterError as exc:
             raise CronError("the expression names no time in the next five years") from exc

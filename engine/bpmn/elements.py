@@ -3,6 +3,7 @@
 Read once at deploy time from the XML: who may work on a user task (Camunda attributes or
 SpiffArena lanes), its due date and priority, and its form.
 """
+
 from typing import Any
 
 from lxml import etree

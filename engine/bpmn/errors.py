@@ -1,4 +1,5 @@
 """Throwing a BPMN error from a task, so that a boundary error event can catch it."""
+
 from typing import Any
 
 from SpiffWorkflow.bpmn.specs.event_definitions.item_aware_event import (

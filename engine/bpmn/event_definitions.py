@@ -16,6 +16,7 @@ carry all of the thrower's data. Baton's Camunda dialect follows Camunda 7 inste
 - a catching event merges the variables it receives into the process data (as Camunda's
   process variables), and also stores them whole under `camunda:resultVariable` if given.
 """
+
 import copy
 import re
 from typing import Any
@@ -60,6 +61,7 @@ _ISO_LITERAL = re.compile(
 
 
 # -- timers -----------------------------------------------------------------------------------
+
 
 def timer_source(text: str) -> tuple[str, str | None]:
     """(Python source SpiffWorkflow evaluates, the literal value or None) for a timer text."""
@@ -108,15 +110,18 @@ class EventParserMixin:
         definition = reading_clock(super().parse_timer_event(event))  # type: ignore[misc]
         source, literal = timer_source(definition.expression)
         if not source:
-            raise ValidationException("The timer has no value.", node=self.node,
-                                      file_name=self.filename)
+            raise ValidationException(
+                "The timer has no value.", node=self.node, file_name=self.filename
+            )
         if literal is not None:
             try:
                 check_timer_literal(definition, literal, start=self.node.tag == START_EVENT_TAG)
             except Exception as exc:  # noqa: BLE001 -- whatever the parser raises refuses the diagram
                 raise ValidationException(
                     f"The timer value {literal!r} is not a valid ISO 8601 "
-                    f"{_timer_kind(definition)}: {exc}", node=self.node, file_name=self.filename,
+                    f"{_timer_kind(definition)}: {exc}",
+                    node=self.node,
+                    file_name=self.filename,
                 ) from None
         definition.expression = source
         return definition
@@ -131,6 +136,7 @@ def _timer_kind(definition: TimerEventDefinition) -> str:
 
 
 # -- Camunda messages and signals -------------------------------------------------------------
+
 
 def _evaluate_tree(task: Task, tree: ParamSpec | None) -> Any:
     return evaluate_param_tree(task, tree) if tree else None
@@ -195,8 +201,9 @@ class BatonMessageEventDefinition(MessageEventDefinition):
 class BatonSignalEventDefinition(SignalEventDefinition):
     """A Camunda-dialect signal: it carries its input parameters, not the thrower's data."""
 
-    def __init__(self, name: str, variables: dict[str, ParamSpec] | None = None,
-                 **kwargs: Any) -> None:
+    def __init__(
+        self, name: str, variables: dict[str, ParamSpec] | None = None, **kwargs: Any
+    ) -> None:
         super().__init__(name, **kwargs)
         self.variables = variables or {}
 
@@ -239,32 +246,39 @@ class CamundaEventParserMixin(EventParserMixin):
     process_parser: Any
 
     def _input_parameters(self) -> dict[str, ParamSpec]:
-        path = (f"{{{BPMN_NS}}}extensionElements/{{{CAMUNDA_NS}}}inputOutput/"
-                f"{{{CAMUNDA_NS}}}inputParameter")
+        path = (
+            f"{{{BPMN_NS}}}extensionElements/{{{CAMUNDA_NS}}}inputOutput/"
+            f"{{{CAMUNDA_NS}}}inputParameter"
+        )
         return {p.get("name") or "": camunda_param_tree(p) for p in self.node.findall(path)}
 
-    def _referenced_name(self, event: etree._Element, attribute: str, names: dict[str, str]
-                         ) -> str:
+    def _referenced_name(self, event: etree._Element, attribute: str, names: dict[str, str]) -> str:
         ref = event.get(attribute)
         if ref is None:
             return str(event.getparent().get("name") or self.node.get("name") or "")
         name = names.get(ref)
         if name is None:
-            raise ValidationException(f"The {attribute} {ref!r} names no such element.",
-                                      node=self.node, file_name=self.filename)
+            raise ValidationException(
+                f"The {attribute} {ref!r} names no such element.",
+                node=self.node,
+                file_name=self.filename,
+            )
         return name
 
     def parse_message_event(self, message_event: etree._Element) -> BatonMessageEventDefinition:
-        name = self._referenced_name(message_event, "messageRef",
-                                     self.process_parser.parser.messages)
+        name = self._referenced_name(
+            message_event, "messageRef", self.process_parser.parser.messages
+        )
         ref = message_event.get("messageRef")
-        correlations = (self.process_parser.parser.message_correlations.get(ref, [])
-                        if ref else [])
+        correlations = self.process_parser.parser.message_correlations.get(ref, []) if ref else []
         inputs = self._input_parameters()
         correlation_keys = inputs.pop(CORRELATION_KEYS_PARAMETER, None)
         business_key = inputs.pop(BUSINESS_KEY_PARAMETER, None)
         return BatonMessageEventDefinition(
-            name, correlations, variables=inputs, correlation_keys=correlation_keys,
+            name,
+            correlations,
+            variables=inputs,
+            correlation_keys=correlation_keys,
             business_key=business_key,
             result_var=message_event.get(f"{{{CAMUNDA_NS}}}resultVariable") or None,
             description="Message",
@@ -272,8 +286,9 @@ class CamundaEventParserMixin(EventParserMixin):
 
     def parse_signal_event(self, signal_event: etree._Element) -> BatonSignalEventDefinition:
         name = self._referenced_name(signal_event, "signalRef", self.process_parser.parser.signals)
-        return BatonSignalEventDefinition(name, variables=self._input_parameters(),
-                                          description="Signal")
+        return BatonSignalEventDefinition(
+            name, variables=self._input_parameters(), description="Signal"
+        )
 
 
 def with_mixin(mixin: type, parser_class: type) -> type:
@@ -281,8 +296,15 @@ def with_mixin(mixin: type, parser_class: type) -> type:
     return type(f"Baton{parser_class.__name__}", (mixin, parser_class), {})
 
 
-EVENT_TAGS = ("startEvent", "endEvent", "intermediateCatchEvent", "intermediateThrowEvent",
-              "boundaryEvent", "sendTask", "receiveTask")
+EVENT_TAGS = (
+    "startEvent",
+    "endEvent",
+    "intermediateCatchEvent",
+    "intermediateThrowEvent",
+    "boundaryEvent",
+    "sendTask",
+    "receiveTask",
+)
 
 
 def event_parser_overrides(

@@ -12,6 +12,7 @@ This is the SpiffWorkflow side of timers, messages and signals; the services in
   stable ids, so writing them twice (a retried persist) writes them once.
 - `prepare_start()` picks the start event a new instance starts at.
 """
+
 import copy
 import datetime
 import uuid
@@ -84,8 +85,14 @@ def _plain(moment: datetime.datetime) -> datetime.datetime:
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=datetime.UTC)
     return datetime.datetime(
-        moment.year, moment.month, moment.day, moment.hour, moment.minute, moment.second,
-        moment.microsecond, tzinfo=moment.tzinfo,
+        moment.year,
+        moment.month,
+        moment.day,
+        moment.hour,
+        moment.minute,
+        moment.second,
+        moment.microsecond,
+        tzinfo=moment.tzinfo,
     ).astimezone(datetime.UTC)
 
 
@@ -122,7 +129,8 @@ def waiting_tasks(workflow: BpmnWorkflow) -> list[Task]:
     """The WAITING catching tasks still in the workflow's tree (a reset or migration drops
     tasks from the tree that SpiffWorkflow's event manager would otherwise keep)."""
     tasks: list[Task] = [
-        task for task in workflow.event_manager.tasks.values()
+        task
+        for task in workflow.event_manager.tasks.values()
         if task.state == TaskState.WAITING and task.workflow.tasks.get(task.id) is task
     ]
     return tasks
@@ -157,24 +165,35 @@ def waiting_events(workflow: BpmnWorkflow) -> Waits:
                 if due_at is not None:
                     waits.timers.append(WaitingTimer(task, element_id, due_at))
             elif isinstance(definition, MessageEventDefinition):
-                waits.messages.append(WaitingMessage(
-                    task, element_id, str(definition.name),
-                    correlation_values(task, definition),
-                ))
+                waits.messages.append(
+                    WaitingMessage(
+                        task,
+                        element_id,
+                        str(definition.name),
+                        correlation_values(task, definition),
+                    )
+                )
             elif isinstance(definition, SignalEventDefinition):
                 waits.signals.append(WaitingSignal(task, element_id, str(definition.name)))
     for stand_in, definition, element_id in _triggers(workflow):
         if element_id in waiting_elements:
             continue  # already started and waiting (listed above)
         if isinstance(definition, MessageEventDefinition):
-            waits.messages.append(WaitingMessage(stand_in, element_id, str(definition.name),
-                                                 correlation_values(stand_in, definition)))
+            waits.messages.append(
+                WaitingMessage(
+                    stand_in,
+                    element_id,
+                    str(definition.name),
+                    correlation_values(stand_in, definition),
+                )
+            )
         else:
             waits.signals.append(WaitingSignal(stand_in, element_id, str(definition.name)))
     return waits
 
 
 # -- catching events from outside ---------------------------------------------------------------
+
 
 class NotWaiting(Exception):
     """No task of the workflow waits for this event (any more)."""
@@ -183,8 +202,9 @@ class NotWaiting(Exception):
 def _catching_definition(
     workflow: BpmnWorkflow, kind: type[EventDefinition], name: str
 ) -> EventDefinition:
-    candidates = [d for task in waiting_tasks(workflow)
-                  for d in _definitions(task.task_spec.event_definition)]
+    candidates = [
+        d for task in waiting_tasks(workflow) for d in _definitions(task.task_spec.event_definition)
+    ]
     candidates.extend(definition for _, definition, _ in _triggers(workflow))
     for definition in candidates:
         if isinstance(definition, kind) and getattr(definition, "name", None) == name:
@@ -192,8 +212,9 @@ def _catching_definition(
     raise NotWaiting(f"The instance does not wait for {name!r}.")
 
 
-def _spiff_correlations(definition: MessageEventDefinition, keys: dict[str, Any]
-                        ) -> dict[str, dict[str, Any]]:
+def _spiff_correlations(
+    definition: MessageEventDefinition, keys: dict[str, Any]
+) -> dict[str, dict[str, Any]]:
     """SpiffWorkflow's shape of the given correlation keys: {correlation key: {property:
     value}}, for the properties of `definition` that `keys` names."""
     correlations: dict[str, dict[str, Any]] = {}
@@ -219,8 +240,11 @@ def catch_message(
     definition = _catching_definition(workflow, MessageEventDefinition, name)
     payload: Any
     if isinstance(definition, BatonMessageEventDefinition):
-        payload = {"variables": copy.deepcopy(variables) if isinstance(variables, dict) else {},
-                   "correlation_keys": keys, "business_key": business_key}
+        payload = {
+            "variables": copy.deepcopy(variables) if isinstance(variables, dict) else {},
+            "correlation_keys": keys,
+            "business_key": business_key,
+        }
     elif isinstance(variables, dict):
         payload = {**keys, **copy.deepcopy(variables)}
     else:
@@ -236,15 +260,16 @@ def catch_signal(workflow: BpmnWorkflow, name: str, payload: Any) -> int:
     """Deliver signal `name` into the workflow; returns how many tasks caught it (or raises
     NotWaiting)."""
     definition = _catching_definition(workflow, SignalEventDefinition, name)
-    caught = int(workflow.event_manager.catch(
-        BpmnEvent(definition, copy.deepcopy(payload)), internal=False
-    ))
+    caught = int(
+        workflow.event_manager.catch(BpmnEvent(definition, copy.deepcopy(payload)), internal=False)
+    )
     if caught == 0:
         raise NotWaiting(f"The instance does not wait for signal {name!r}.")
     return caught
 
 
 # -- events thrown out of a workflow ------------------------------------------------------------
+
 
 @dataclass
 class OutgoingEvent:
@@ -263,15 +288,20 @@ def _outgoing(event: BpmnEvent, kind: str) -> OutgoingEvent:
     payload = event.payload
     if isinstance(definition, BatonMessageEventDefinition) and isinstance(payload, dict):
         return OutgoingEvent(
-            uuid.uuid4(), kind, str(definition.name), json_safe(payload.get("variables") or {}),
-            dict(json_safe(payload.get("correlation_keys") or {})), payload.get("business_key"),
+            uuid.uuid4(),
+            kind,
+            str(definition.name),
+            json_safe(payload.get("variables") or {}),
+            dict(json_safe(payload.get("correlation_keys") or {})),
+            payload.get("business_key"),
         )
     keys: dict[str, Any] = {}
     for values in (event.correlations or {}).values():
         if isinstance(values, dict):
             keys.update(values)
-    return OutgoingEvent(uuid.uuid4(), kind, str(definition.name), json_safe(payload),
-                         dict(json_safe(keys)))
+    return OutgoingEvent(
+        uuid.uuid4(), kind, str(definition.name), json_safe(payload), dict(json_safe(keys))
+    )
 
 
 def record_thrown_events(workflow: BatonWorkflow, outbox: list[OutgoingEvent]) -> None:
@@ -300,14 +330,19 @@ def outgoing_events(workflow: BpmnWorkflow, outbox: list[OutgoingEvent]) -> list
 
 # -- starting --------------------------------------------------------------------------------
 
+
 def start_events(workflow: BpmnWorkflow) -> list[Task]:
     """The start event tasks of a new workflow's top-level process."""
-    return [t for t in workflow.get_tasks() if isinstance(t.task_spec, StartEvent)
-            and t.workflow is workflow]
+    return [
+        t
+        for t in workflow.get_tasks()
+        if isinstance(t.task_spec, StartEvent) and t.workflow is workflow
+    ]
 
 
-def prepare_start(workflow: BpmnWorkflow, element_id: str | None = None, *,
-                  fire: bool = True) -> Task | None:
+def prepare_start(
+    workflow: BpmnWorkflow, element_id: str | None = None, *, fire: bool = True
+) -> Task | None:
     """Make a new workflow start at one start event: `element_id`, or else its none start
     event, or else its first start event. The others are cancelled. With `fire`, an event
     start counts as having happened (started by hand or by a timer); without, it waits for
@@ -322,9 +357,10 @@ def prepare_start(workflow: BpmnWorkflow, element_id: str | None = None, *,
         if chosen is None:
             raise ValueError(f"The process has no start event {element_id!r}.")
     else:
-        chosen = next((t for t in starts
-                       if isinstance(t.task_spec.event_definition, NoneEventDefinition)),
-                      starts[0])
+        chosen = next(
+            (t for t in starts if isinstance(t.task_spec.event_definition, NoneEventDefinition)),
+            starts[0],
+        )
     for task in starts:
         if task is not chosen and not task.has_state(TaskState.FINISHED_MASK):
             task.cancel()

@@ -3,6 +3,7 @@ run on) and remembers why, so that an operator's retry can run it again from whe
 
 The failures of one operation are collected on its `Run`; the services write the incident.
 """
+
 import functools
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -37,8 +38,12 @@ class Failure:
 
 def failure_of(task: Task) -> Failure:
     failure = task.internal_data.get(FAILURE) or {}
-    return Failure(str(task.id), task.task_spec.bpmn_id or "", failure.get("message", ""),
-                   failure.get("attempts", 1))
+    return Failure(
+        str(task.id),
+        task.task_spec.bpmn_id or "",
+        failure.get("message", ""),
+        failure.get("attempts", 1),
+    )
 
 
 def forget_failure(task: Task) -> None:
@@ -76,7 +81,9 @@ def fail_task(run: Run, task: Task, message: str, phase: str) -> None:
     count = int(task.internal_data.get(FAILURE_COUNT) or 0) + 1
     task.internal_data[FAILURE_COUNT] = count
     task.internal_data[FAILURE] = {
-        "phase": phase, "message": message, "element_id": task.task_spec.bpmn_id or "",
+        "phase": phase,
+        "message": message,
+        "element_id": task.task_spec.bpmn_id or "",
         "attempts": count,
     }
     run.new_failures.append(task)

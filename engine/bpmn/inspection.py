@@ -1,5 +1,6 @@
 """Reading where an instance stands, per BPMN element: what ran how often, where its tokens
 are, where it failed, and which elements an operator may reset to or skip."""
+
 from collections import Counter
 from dataclasses import dataclass
 from typing import Any
@@ -68,8 +69,11 @@ def element_markers(workflow: BpmnWorkflow) -> dict[str, Any]:
 def _describe(task: Task) -> ElementTask:
     spec = task.task_spec
     return ElementTask(
-        task_id=str(task.id), element_id=spec.bpmn_id, name=spec.bpmn_name or spec.bpmn_id,
-        state=TaskState.get_name(task.state), kind=type(spec).__name__,
+        task_id=str(task.id),
+        element_id=spec.bpmn_id,
+        name=spec.bpmn_name or spec.bpmn_id,
+        state=TaskState.get_name(task.state),
+        kind=type(spec).__name__,
     )
 
 

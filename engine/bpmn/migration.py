@@ -3,6 +3,7 @@
 `plan_migration` compares the workflow with the new version's specs and says where each
 active token lands and what blocks the move; `migrate` applies it.
 """
+
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -51,8 +52,11 @@ def _element_ids(diff_specs: list[Any]) -> list[str]:
 
 
 def _diffs(
-    workflow: BpmnWorkflow, dialect: str, spec: BpmnProcessSpec,
-    subprocess_specs: dict[str, BpmnProcessSpec], plan: MigrationPlan,
+    workflow: BpmnWorkflow,
+    dialect: str,
+    spec: BpmnProcessSpec,
+    subprocess_specs: dict[str, BpmnProcessSpec],
+    plan: MigrationPlan,
 ) -> Move:
     registry = serializer_for(dialect).registry
     spec_diff = SpecDiff(registry, workflow.spec, spec)
@@ -72,8 +76,7 @@ def _kept_tasks(owner: BpmnWorkflow) -> list[Task]:
     """The tasks `migrate_workflow` keeps: all but what READY and WAITING tasks have predicted
     below them (those are dropped and predicted again from the new version)."""
     dropped: set[Any] = set()
-    for task in owner.get_tasks(state=TaskState.READY | TaskState.WAITING,
-                                skip_subprocesses=True):
+    for task in owner.get_tasks(state=TaskState.READY | TaskState.WAITING, skip_subprocesses=True):
         dropped.update(descendant.id for descendant in task if descendant is not task)
     return [task for task in owner.tasks.values() if task.id not in dropped]
 
@@ -87,42 +90,55 @@ def _plan_tokens(workflow: BpmnWorkflow, move: Move) -> None:
     unmatched: set[str] = set()
     for owner, diff in diffs:
         if diff is None:
-            plan.blocking.append(f"The subprocess {owner.spec.name!r} the instance is in has "
-                                 f"no counterpart in version {plan.to_version}.")
+            plan.blocking.append(
+                f"The subprocess {owner.spec.name!r} the instance is in has "
+                f"no counterpart in version {plan.to_version}."
+            )
             continue
         for task in _kept_tasks(owner):
             target = diff.alignment.get(task)
             element_id = getattr(task.task_spec, "bpmn_id", None) or task.task_spec.name
             if task.state & ACTIVE_TASK_STATES and getattr(task.task_spec, "bpmn_id", None):
-                plan.tokens.append({
-                    "element_id": element_id, "state": TaskState.get_name(task.state),
-                    "maps_to": getattr(target, "bpmn_id", None),
-                })
+                plan.tokens.append(
+                    {
+                        "element_id": element_id,
+                        "state": TaskState.get_name(task.state),
+                        "maps_to": getattr(target, "bpmn_id", None),
+                    }
+                )
                 if target is None:
-                    plan.blocking.append(f"The active task {element_id!r} has no counterpart "
-                                         f"in version {plan.to_version}.")
+                    plan.blocking.append(
+                        f"The active task {element_id!r} has no counterpart "
+                        f"in version {plan.to_version}."
+                    )
             elif target is None:
                 unmatched.add(element_id)
     if unmatched:
         plan.blocking.append(
             f"The instance has run or planned {', '.join(sorted(unmatched))}, which version "
-            f"{plan.to_version} no longer has; its history could not be carried over.")
+            f"{plan.to_version} no longer has; its history could not be carried over."
+        )
 
 
 def plan_migration(
-    workflow: BpmnWorkflow, dialect: str, specs: tuple[BpmnProcessSpec, dict[str, BpmnProcessSpec]],
-    from_version: int, to_version: int,
+    workflow: BpmnWorkflow,
+    dialect: str,
+    specs: tuple[BpmnProcessSpec, dict[str, BpmnProcessSpec]],
+    from_version: int,
+    to_version: int,
 ) -> Move:
     """Compare the workflow with the target version's `specs`: the plan and its diffs."""
     spec, subprocess_specs = specs
-    move = _diffs(workflow, dialect, spec, subprocess_specs,
-                  MigrationPlan(from_version, to_version))
+    move = _diffs(
+        workflow, dialect, spec, subprocess_specs, MigrationPlan(from_version, to_version)
+    )
     _plan_tokens(workflow, move)
     return move
 
 
 def migrate(
-    workflow: BpmnWorkflow, move: Move,
+    workflow: BpmnWorkflow,
+    move: Move,
     specs: tuple[BpmnProcessSpec, dict[str, BpmnProcessSpec]],
 ) -> None:
     """Move the tokens as planned: tokens stay on the elements with the same id (or the same
@@ -138,7 +154,8 @@ def migrate(
 
 
 def reload_error(
-    workflow: BpmnWorkflow, dialect: str,
+    workflow: BpmnWorkflow,
+    dialect: str,
     specs: tuple[BpmnProcessSpec, dict[str, BpmnProcessSpec]],
 ) -> str | None:
     """Why the workflow's state could not be loaded again against `specs` (None if it can):

@@ -1,4 +1,5 @@
 """Parsing BPMN/DMN documents into SpiffWorkflow specs, in the dialect each deployment uses."""
+
 from lxml import etree
 from SpiffWorkflow.bpmn.parser.BpmnParser import BpmnParser, BpmnValidator, full_tag
 from SpiffWorkflow.camunda.parser.CamundaParser import CamundaParser

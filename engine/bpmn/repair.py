@@ -1,4 +1,5 @@
 """Moving tokens by hand (an operator's reset or skip) and ending a workflow where it stands."""
+
 import copy
 import uuid
 from typing import Any

@@ -4,6 +4,7 @@ A `Run` is made for each operation on an instance (start, complete a task, apply
 result, repair, ...) and passed explicitly to everything that runs or writes the workflow,
 instead of keeping per-operation state on the workflow object itself.
 """
+
 from dataclasses import dataclass, field
 
 from SpiffWorkflow.task import Task

@@ -1,5 +1,6 @@
 """ISO 8601 timer arithmetic, read against a moment the caller gives (Baton's clock), never
 against the system time the workflow library would read on its own."""
+
 import datetime
 
 from SpiffWorkflow.bpmn.specs.event_definitions.timer import TimerEventDefinition

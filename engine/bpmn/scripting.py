@@ -18,6 +18,7 @@ What scripts may use (the documented helpers):
 The time limit is `BATON_SCRIPT_TIME_LIMIT_SECONDS` (default 2 s), or the process's own
 `scriptTimeLimit` property (camunda:, zeebe: or spiffworkflow:properties on bpmn:process).
 """
+
 import ast
 import contextlib
 import contextvars
@@ -99,7 +100,10 @@ def acting_user(lookup: UserLookup | None) -> Iterator[None]:
 
 @contextlib.contextmanager
 def script_context(
-    *, user: UserLookup | None, instance_id: str | None = None, time_limit: float | None = None,
+    *,
+    user: UserLookup | None,
+    instance_id: str | None = None,
+    time_limit: float | None = None,
     reuse_key: str | None = None,
 ) -> Iterator[None]:
     """What scripts run inside the block see as the current user and instance, and the time
@@ -196,8 +200,12 @@ def process_time_limit(bpmn_xml: str, process_id: str) -> float | None:
                 try:
                     return _clamp_seconds(float(prop.get("value") or ""))
                 except ValueError:
-                    logger.warning("Process %s: %s=%r is not a number of seconds; ignored",
-                                   process_id, TIME_LIMIT_PROPERTY, prop.get("value"))
+                    logger.warning(
+                        "Process %s: %s=%r is not a number of seconds; ignored",
+                        process_id,
+                        TIME_LIMIT_PROPERTY,
+                        prop.get("value"),
+                    )
     return None
 
 
@@ -221,12 +229,30 @@ def check_syntax(source: str, *, expression: bool) -> None:
 
 # -- running in the sandbox -------------------------------------------------------------------
 
-_BUILTIN_ERRORS = frozenset({
-    "ArithmeticError", "AssertionError", "AttributeError", "Exception", "ImportError",
-    "IndexError", "KeyError", "LookupError", "NameError", "NotImplementedError",
-    "OverflowError", "RecursionError", "RuntimeError", "StopIteration", "SyntaxError",
-    "TypeError", "UnboundLocalError", "UnicodeError", "ValueError", "ZeroDivisionError",
-})
+_BUILTIN_ERRORS = frozenset(
+    {
+        "ArithmeticError",
+        "AssertionError",
+        "AttributeError",
+        "Exception",
+        "ImportError",
+        "IndexError",
+        "KeyError",
+        "LookupError",
+        "NameError",
+        "NotImplementedError",
+        "OverflowError",
+        "RecursionError",
+        "RuntimeError",
+        "StopIteration",
+        "SyntaxError",
+        "TypeError",
+        "UnboundLocalError",
+        "UnicodeError",
+        "ValueError",
+        "ZeroDivisionError",
+    }
+)
 
 
 def _error_from(answer: dict[str, Any]) -> Exception:
@@ -249,8 +275,10 @@ def _error_from(answer: dict[str, Any]) -> Exception:
 def describe_workflow_error(error: BaseException) -> str:
     """A SpiffWorkflow error's message and notes as sentences (its own str() adds ". " after
     a message that already ends with a full stop: "... stopped at line 1.. Python ...")."""
-    parts = [str(error.args[0]) if error.args else type(error).__name__,
-             *getattr(error, "notes", [])]
+    parts = [
+        str(error.args[0]) if error.args else type(error).__name__,
+        *getattr(error, "notes", []),
+    ]
     sentences = [part.strip() for part in parts if part and part.strip()]
     return " ".join(s if s.endswith((".", "!", "?")) else s + "." for s in sentences)
 
@@ -266,10 +294,35 @@ def describe_error(error: BaseException) -> str:
 # values, `result["body"]["x"]` mappings. Their `+` is counted (`_PlainAdder`): one that would
 # build more than a little is sent to the sandbox, whose limits and time limit then apply.
 _PLAIN_NODES = (
-    ast.Expression, ast.BoolOp, ast.And, ast.Or, ast.UnaryOp, ast.Not, ast.USub, ast.UAdd,
-    ast.BinOp, ast.Add, ast.Sub, ast.Compare, ast.Eq, ast.NotEq, ast.Lt, ast.LtE, ast.Gt,
-    ast.GtE, ast.In, ast.NotIn, ast.Is, ast.IsNot, ast.Name, ast.Load, ast.Constant,
-    ast.Subscript, ast.Tuple, ast.List, ast.IfExp,
+    ast.Expression,
+    ast.BoolOp,
+    ast.And,
+    ast.Or,
+    ast.UnaryOp,
+    ast.Not,
+    ast.USub,
+    ast.UAdd,
+    ast.BinOp,
+    ast.Add,
+    ast.Sub,
+    ast.Compare,
+    ast.Eq,
+    ast.NotEq,
+    ast.Lt,
+    ast.LtE,
+    ast.Gt,
+    ast.GtE,
+    ast.In,
+    ast.NotIn,
+    ast.Is,
+    ast.IsNot,
+    ast.Name,
+    ast.Load,
+    ast.Constant,
+    ast.Subscript,
+    ast.Tuple,
+    ast.List,
+    ast.IfExp,
 )
 # Characters or items that the `+` of one plain expression may build in all.
 PLAIN_BUILD_BUDGET = 1_000_000
@@ -299,8 +352,9 @@ class _CountedAdd(ast.NodeTransformer):
         self.generic_visit(node)
         if not isinstance(node.op, ast.Add):
             return node
-        call = ast.Call(func=ast.Name(_PLAIN_ADD, ast.Load()), args=[node.left, node.right],
-                        keywords=[])
+        call = ast.Call(
+            func=ast.Name(_PLAIN_ADD, ast.Load()), args=[node.left, node.right], keywords=[]
+        )
         return ast.copy_location(call, node)
 
 
@@ -350,9 +404,12 @@ def plain_assignments(source: str) -> list[tuple[str, PlainCode]] | None:
         return None
     assignments = []
     for statement in tree.body:
-        if not (isinstance(statement, ast.Assign) and len(statement.targets) == 1
-                and isinstance(statement.targets[0], ast.Name)
-                and not statement.targets[0].id.startswith("_")):
+        if not (
+            isinstance(statement, ast.Assign)
+            and len(statement.targets) == 1
+            and isinstance(statement.targets[0], ast.Name)
+            and not statement.targets[0].id.startswith("_")
+        ):
             return None
         code = plain_expression(ast.unparse(statement.value))
         if code is None:
@@ -374,7 +431,9 @@ class SandboxEnvironment(BasePythonScriptEngineEnvironment):
     the wire does not carry) stays as it is and is invisible to the script."""
 
     def evaluate(
-        self, expression: str, context: dict[str, Any],
+        self,
+        expression: str,
+        context: dict[str, Any],
         external_context: dict[str, Any] | None = None,
     ) -> Any:
         plain = plain_expression(expression)
@@ -387,7 +446,9 @@ class SandboxEnvironment(BasePythonScriptEngineEnvironment):
         return answer.get("value")
 
     def execute(
-        self, script: str, context: dict[str, Any],
+        self,
+        script: str,
+        context: dict[str, Any],
         external_context: dict[str, Any] | None = None,
     ) -> bool:
         self._check_for_overwrite(context, external_context or {})
@@ -402,7 +463,10 @@ class SandboxEnvironment(BasePythonScriptEngineEnvironment):
         return True
 
     def _execute_plain(
-        self, script: str, context: dict[str, Any], external_context: dict[str, Any] | None,
+        self,
+        script: str,
+        context: dict[str, Any],
+        external_context: dict[str, Any] | None,
     ) -> bool:
         """Run a plain assignment script here; False (nothing changed) when it must go to the
         sandbox."""
@@ -424,13 +488,18 @@ class SandboxEnvironment(BasePythonScriptEngineEnvironment):
         return True
 
     def _plain_scope(
-        self, plain: PlainCode, context: dict[str, Any],
+        self,
+        plain: PlainCode,
+        context: dict[str, Any],
         external_context: dict[str, Any] | None,
     ) -> dict[str, Any] | None:
         """The names a plain expression sees (as a sandboxed one would), or None when it reads
         a helper that only the sandbox has (a function, a class or a module)."""
-        scope = {"baton_url": self.globals.get("baton_url") or "", **(external_context or {}),
-                 **context}
+        scope = {
+            "baton_url": self.globals.get("baton_url") or "",
+            **(external_context or {}),
+            **context,
+        }
         if any(name not in scope and name in SCRIPT_GLOBALS for name in plain[1]):
             return None
         return scope
@@ -448,7 +517,10 @@ class SandboxEnvironment(BasePythonScriptEngineEnvironment):
             )
 
     def _run(
-        self, mode: str, source: str, context: dict[str, Any],
+        self,
+        mode: str,
+        source: str,
+        context: dict[str, Any],
         external_context: dict[str, Any] | None,
     ) -> tuple[dict[str, Any], list[Any]]:
         """The sandbox's answer, and the task-data keys the script could not see."""
@@ -464,11 +536,18 @@ class SandboxEnvironment(BasePythonScriptEngineEnvironment):
             }
             helpers_wire = sandbox_wire.to_wire(helpers, sandbox_wire.budget(_MAX_SENT_BYTES))
         except sandbox_wire.WireError as exc:
-            raise ScriptLimitExceeded(f"The task data cannot be given to the script: {exc}.") \
-                from None
+            raise ScriptLimitExceeded(
+                f"The task data cannot be given to the script: {exc}."
+            ) from None
         time_limit = current_time_limit()
-        request = {"mode": mode, "source": source, "context": context_wire,
-                   "external": external_wire, "helpers": helpers_wire, "time_limit": time_limit}
+        request = {
+            "mode": mode,
+            "source": source,
+            "context": context_wire,
+            "external": external_wire,
+            "helpers": helpers_wire,
+            "time_limit": time_limit,
+        }
         lease = _lease.get()
         if lease is None:  # not inside an operation: a sandbox process of its own
             with contextlib.closing(Lease()) as own:
@@ -494,8 +573,9 @@ class BatonScriptEngine(PythonScriptEngine):
     """SpiffWorkflow's engine with clearer errors: the reason an expression failed is part of
     the message, and the failing line of a script is named."""
 
-    def evaluate(self, task: Any, expression: str,
-                 external_context: dict[str, Any] | None = None) -> Any:
+    def evaluate(
+        self, task: Any, expression: str, external_context: dict[str, Any] | None = None
+    ) -> Any:
         try:
             return self.environment.evaluate(expression, task.data, external_context)
         except SpiffWorkflowException as exc:
@@ -504,7 +584,8 @@ class BatonScriptEngine(PythonScriptEngine):
         except Exception as exc:
             raise WorkflowTaskException(
                 f"Error evaluating expression '{expression}': {describe_error(exc)}",
-                task=task, exception=exc,
+                task=task,
+                exception=exc,
             ) from exc
 
     def create_task_exec_exception(self, task: Any, script: str, err: Exception) -> Exception:
@@ -512,8 +593,11 @@ class BatonScriptEngine(PythonScriptEngine):
         if isinstance(err, SpiffWorkflowException):
             return super().create_task_exec_exception(task, script, err)
         error = WorkflowTaskException(
-            describe_error(err), task=task, exception=err,
-            line_number=line_number, error_line=error_line,
+            describe_error(err),
+            task=task,
+            exception=err,
+            line_number=line_number,
+            error_line=error_line,
         )
         if line_number:
             error.add_note(f"Python script error on line {line_number}: '{error_line.strip()}'")

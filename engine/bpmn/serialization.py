@@ -3,6 +3,7 @@
 A definition's spec is serialized once, at deploy time. An instance's state is the workflow
 serialized WITHOUT its spec; loading puts the definition's (cached) spec objects back in.
 """
+
 import base64
 import datetime
 import decimal
@@ -54,18 +55,34 @@ def data_registry() -> DefaultRegistry:
     """SpiffWorkflow's registry (datetime, timedelta, UUID) plus the other values scripts may
     leave in task data: dates, times, decimals, bytes and sets."""
     registry = DefaultRegistry()
-    registry.register(datetime.date, lambda v: {"value": v.isoformat()},
-                      lambda v: datetime.date.fromisoformat(v["value"]))
-    registry.register(datetime.time, lambda v: {"value": v.isoformat()},
-                      lambda v: datetime.time.fromisoformat(v["value"]))
-    registry.register(decimal.Decimal, lambda v: {"value": str(v)},
-                      lambda v: decimal.Decimal(v["value"]))
-    registry.register(bytes, lambda v: {"value": base64.b64encode(v).decode("ascii")},
-                      lambda v: base64.b64decode(v["value"]))
-    registry.register(set, lambda v: {"items": registry.convert(list(v))},
-                      lambda v: set(registry.restore(v["items"])))
-    registry.register(frozenset, lambda v: {"items": registry.convert(list(v))},
-                      lambda v: frozenset(registry.restore(v["items"])))
+    registry.register(
+        datetime.date,
+        lambda v: {"value": v.isoformat()},
+        lambda v: datetime.date.fromisoformat(v["value"]),
+    )
+    registry.register(
+        datetime.time,
+        lambda v: {"value": v.isoformat()},
+        lambda v: datetime.time.fromisoformat(v["value"]),
+    )
+    registry.register(
+        decimal.Decimal, lambda v: {"value": str(v)}, lambda v: decimal.Decimal(v["value"])
+    )
+    registry.register(
+        bytes,
+        lambda v: {"value": base64.b64encode(v).decode("ascii")},
+        lambda v: base64.b64decode(v["value"]),
+    )
+    registry.register(
+        set,
+        lambda v: {"items": registry.convert(list(v))},
+        lambda v: set(registry.restore(v["items"])),
+    )
+    registry.register(
+        frozenset,
+        lambda v: {"items": registry.convert(list(v))},
+        lambda v: frozenset(registry.restore(v["items"])),
+    )
     return registry
 
 

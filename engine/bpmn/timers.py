@@ -5,6 +5,7 @@ create these subclasses instead, and the serializer restores stored timers (save
 library's type names) as these subclasses, so every timer decision goes through Baton's clock
 without touching the library. Tests move that clock with `engine.clock.advance`.
 """
+
 import datetime
 from typing import Any
 
@@ -52,8 +53,9 @@ class ClockDurationTimerEventDefinition(DurationTimerEventDefinition):
         due_text = my_task._get_internal_data("event_value")
         if due_text is None:
             now = clock.now()
-            due_text = (now + duration_after(_expression_value(my_task, self.expression),
-                                             now)).isoformat()
+            due_text = (
+                now + duration_after(_expression_value(my_task, self.expression), now)
+            ).isoformat()
             my_task._set_internal_data(event_value=due_text)
         if _passed(TimerEventDefinition.get_datetime(due_text)):
             my_task._set_internal_data(event_fired=True)
@@ -67,9 +69,13 @@ class ClockCycleTimerEventDefinition(CycleTimerEventDefinition):
         schedule = my_task._get_internal_data("event_value")
         if schedule is None:
             cycles, start, interval = recurring_interval(
-                _expression_value(my_task, self.expression), clock.now())
-            schedule = {"cycles": cycles, "next": start.isoformat(),
-                        "duration": interval.total_seconds()}
+                _expression_value(my_task, self.expression), clock.now()
+            )
+            schedule = {
+                "cycles": cycles,
+                "next": start.isoformat(),
+                "duration": interval.total_seconds(),
+            }
         due_again = False
         if schedule["cycles"] == 0:  # every repetition happened: the timer is done
             my_task.internal_data.pop("event_value", None)
@@ -77,8 +83,9 @@ class ClockCycleTimerEventDefinition(CycleTimerEventDefinition):
         else:
             due = datetime.datetime.fromisoformat(schedule["next"])
             if _passed(due):
-                schedule["next"] = (due + datetime.timedelta(seconds=schedule["duration"])
-                                    ).isoformat()
+                schedule["next"] = (
+                    due + datetime.timedelta(seconds=schedule["duration"])
+                ).isoformat()
                 schedule["cycles"] -= 1
                 due_again = True
         my_task._set_internal_data(event_value=schedule)

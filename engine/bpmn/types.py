@@ -3,6 +3,7 @@
 Only `engine.bpmn` imports the workflow library; services, selectors and the apps refer to
 its objects through these aliases (as opaque handles they pass back into `engine.bpmn`).
 """
+
 from SpiffWorkflow.bpmn.parser.ValidationException import ValidationException
 from SpiffWorkflow.bpmn.specs.bpmn_process_spec import BpmnProcessSpec
 from SpiffWorkflow.exceptions import SpiffWorkflowException
@@ -21,6 +22,10 @@ DiagramInvalid = ValidationException
 ACTIVE_TASK_STATES = TaskState.READY | TaskState.WAITING | TaskState.STARTED | TaskState.ERROR
 
 __all__ = [
-    "ACTIVE_TASK_STATES", "DiagramInvalid", "ProcessSpec", "Workflow", "WorkflowError",
+    "ACTIVE_TASK_STATES",
+    "DiagramInvalid",
+    "ProcessSpec",
+    "Workflow",
+    "WorkflowError",
     "WorkflowTask",
 ]

@@ -1,5 +1,6 @@
 """Finding tasks in a workflow (and its subprocesses) and reading or changing their data,
 for the services, which hold tasks only as opaque handles."""
+
 import copy
 import datetime
 import uuid
@@ -66,8 +67,11 @@ def parked_task_ids(workflow: BpmnWorkflow) -> set[uuid.UUID]:
 
 
 def started_connector_tasks(workflow: BpmnWorkflow) -> list[Task]:
-    return [t for t in _tasks_in(workflow, TaskState.STARTED)
-            if isinstance(t.task_spec, ConnectorTaskMixin)]
+    return [
+        t
+        for t in _tasks_in(workflow, TaskState.STARTED)
+        if isinstance(t.task_spec, ConnectorTaskMixin)
+    ]
 
 
 def ready_human_tasks(workflow: BpmnWorkflow) -> dict[uuid.UUID, Task]:

@@ -4,6 +4,7 @@ Created for new instances and restored by the serializer under the library's typ
 stored states load as this class), it lets a `Run` collect the signals a workflow throws
 without replacing methods on the workflow object.
 """
+
 from collections.abc import Callable
 from typing import Any
 

@@ -1,4 +1,5 @@
 """Safe XML parsing for uploaded diagrams."""
+
 import re
 from dataclasses import dataclass
 
@@ -43,14 +44,37 @@ class XmlLimitExceeded(UnsafeXmlError):
 FLOW_CONTAINERS = frozenset(
     f"{{{BPMN_NS}}}{name}" for name in ("process", "subProcess", "transaction", "adHocSubProcess")
 )
-FLOW_ELEMENTS = frozenset(f"{{{BPMN_NS}}}{name}" for name in (
-    "task", "userTask", "manualTask", "serviceTask", "scriptTask", "businessRuleTask",
-    "sendTask", "receiveTask", "callActivity", "subProcess", "transaction", "adHocSubProcess",
-    "startEvent", "endEvent", "intermediateCatchEvent", "intermediateThrowEvent",
-    "boundaryEvent", "exclusiveGateway", "inclusiveGateway", "parallelGateway",
-    "eventBasedGateway", "complexGateway", "sequenceFlow", "dataObject",
-    "dataObjectReference", "dataStoreReference",
-))
+FLOW_ELEMENTS = frozenset(
+    f"{{{BPMN_NS}}}{name}"
+    for name in (
+        "task",
+        "userTask",
+        "manualTask",
+        "serviceTask",
+        "scriptTask",
+        "businessRuleTask",
+        "sendTask",
+        "receiveTask",
+        "callActivity",
+        "subProcess",
+        "transaction",
+        "adHocSubProcess",
+        "startEvent",
+        "endEvent",
+        "intermediateCatchEvent",
+        "intermediateThrowEvent",
+        "boundaryEvent",
+        "exclusiveGateway",
+        "inclusiveGateway",
+        "parallelGateway",
+        "eventBasedGateway",
+        "complexGateway",
+        "sequenceFlow",
+        "dataObject",
+        "dataObjectReference",
+        "dataStoreReference",
+    )
+)
 
 
 def is_flow_element(element: etree._Element) -> bool:
@@ -74,8 +98,8 @@ class XmlLimits:
     def check(self, element: etree._Element, depth: int) -> None:
         if depth > self.max_depth:
             raise XmlLimitExceeded(
-                f"The XML nests deeper than {self.max_depth} levels "
-                "(BATON_MAX_XML_DEPTH).", element)
+                f"The XML nests deeper than {self.max_depth} levels (BATON_MAX_XML_DEPTH).", element
+            )
         if self.max_flow_elements is not None and is_flow_element(element):
             self.flow_elements += 1
             if self.flow_elements > self.max_flow_elements:
@@ -83,7 +107,8 @@ class XmlLimits:
                     f"The deployment has more than {self.max_flow_elements} flow elements "
                     "(tasks, events, gateways, sequence flows, data objects); that is the "
                     "limit (BATON_MAX_DIAGRAM_ELEMENTS). Split it into several processes.",
-                    element)
+                    element,
+                )
 
 
 # The piece size untrusted input is handled in: fed to the XML parser here, read from a
@@ -111,7 +136,7 @@ class _Checker:
     def parse(self, content: bytes) -> etree._Element:
         try:
             for offset in range(0, len(content), CHUNK_BYTES):
-                self.parser.feed(content[offset:offset + CHUNK_BYTES])
+                self.parser.feed(content[offset : offset + CHUNK_BYTES])
                 self.read_events()
             root = self.parser.close()
         except etree.XMLSyntaxError:

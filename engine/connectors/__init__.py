@@ -10,6 +10,7 @@ A connector returns a JSON-serializable result, or raises `TransientError` (retr
 backoff) or `BusinessError` (thrown as a BPMN error with its code). Any other exception is
 treated as transient. Modules named `connectors` in installed apps are imported at start-up.
 """
+
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any

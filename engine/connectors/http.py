@@ -10,6 +10,7 @@ Timeouts, connection errors, 5xx and 429 are transient (retried); any other stat
 policy (`outbound.py`) before anything is sent, and every connection is opened only to an
 address the policy checked; a refused call is `HTTP_REFUSED` and is not retried.
 """
+
 import os
 import threading
 from collections.abc import Callable

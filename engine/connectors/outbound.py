@@ -19,6 +19,7 @@ private, shared, reserved) unless `BATON_HTTP_ALLOW` lists it: CIDRs and host na
 
 A refusal is `OutboundRefused`, a definite failure with the code HTTP_REFUSED: never retried.
 """
+
 import functools
 import ipaddress
 import socket
@@ -42,7 +43,8 @@ SCHEME_PORTS = {"http": 80, "https": 443}
 # Refused whatever the settings, with the reason given. The whole link-local ranges are
 # here: the cloud metadata services listen there.
 METADATA_NETWORKS: tuple[tuple[IPNetwork, str], ...] = tuple(
-    (ipaddress.ip_network(network), reason) for network, reason in (
+    (ipaddress.ip_network(network), reason)
+    for network, reason in (
         # link-local; AWS, GCP, Azure, OpenStack metadata at 169.254.169.254
         ("169.254.0.0/16", "link-local (metadata)"),
         ("fe80::/10", "link-local (metadata)"),  # link-local (IPv6)
@@ -54,8 +56,13 @@ METADATA_NETWORKS: tuple[tuple[IPNetwork, str], ...] = tuple(
 METADATA_NAMES = frozenset({"metadata.google.internal", "metadata.goog", "metadata.azure.com"})
 # Default ports of the database and broker URL schemes Baton runs on.
 SERVICE_PORTS = {
-    "postgres": 5432, "postgresql": 5432, "redis": 6379, "rediss": 6379,
-    "amqp": 5672, "pyamqp": 5672, "amqps": 5671,
+    "postgres": 5432,
+    "postgresql": 5432,
+    "redis": 6379,
+    "rediss": 6379,
+    "amqp": 5672,
+    "pyamqp": 5672,
+    "amqps": 5671,
 }
 # Own-service addresses are resolved again after this long (a database may move).
 SERVICE_REFRESH_SECONDS = 300
@@ -79,9 +86,7 @@ class _Allowed:
             return False
         if self.network is not None:
             return address in self.network
-        return host == self.name or (
-            self.name.startswith("*.") and host.endswith(self.name[1:])
-        )
+        return host == self.name or (self.name.startswith("*.") and host.endswith(self.name[1:]))
 
 
 @dataclass(frozen=True)
@@ -133,12 +138,16 @@ class Policy:
             return None
         if any(entry.admits(host, address, port) for entry in self.allowed):
             return None
-        kind = "loopback" if address.is_loopback else (
-            "private" if address.is_private else "not a public address")
+        kind = (
+            "loopback"
+            if address.is_loopback
+            else ("private" if address.is_private else "not a public address")
+        )
         return f"{shown} is {kind}; list it in BATON_HTTP_ALLOW to allow it"
 
 
 # -- building the policy from the settings ------------------------------------------------------
+
 
 def _is_local(address: IPAddress) -> bool:
     return address.is_loopback or address.is_unspecified or address in _own_addresses()
@@ -161,9 +170,14 @@ def _normalized(address: IPAddress) -> IPAddress:
 # IPv6 networks whose last 32 bits are an IPv4 address: IPv4-translated (SIIT, RFC 2765),
 # the NAT64 well-known prefix (RFC 6052) and the local-use NAT64 block (RFC 8215), read as
 # a /96 prefix as DNS64 synthesizes it.
-_LAST_32_BITS_IPV4 = tuple(ipaddress.ip_network(n) for n in (
-    "::ffff:0:0:0/96", "64:ff9b::/96", "64:ff9b:1::/48",
-))
+_LAST_32_BITS_IPV4 = tuple(
+    ipaddress.ip_network(n)
+    for n in (
+        "::ffff:0:0:0/96",
+        "64:ff9b::/96",
+        "64:ff9b:1::/48",
+    )
+)
 
 
 def _embedded_ipv4(address: IPAddress) -> list[ipaddress.IPv4Address]:
@@ -222,8 +236,9 @@ def _service(label: str, host: str, port: int) -> _Service:
     return _Service(label, _host_name(host), addresses, port)
 
 
-def _own_services(databases: Iterable[tuple[str, str, str]], broker: str,
-                  others: Iterable[str] = ()) -> list[_Service]:
+def _own_services(
+    databases: Iterable[tuple[str, str, str]], broker: str, others: Iterable[str] = ()
+) -> list[_Service]:
     """Baton's own database and broker (TCP ones: a unix socket is beyond any http call), and
     the `others` named as host:port (`BATON_OWN_SERVICES`: a cache, a search index...)."""
     services = [_service("service", *_host_and_port(entry)) for entry in others]
@@ -242,7 +257,7 @@ def _own_services(databases: Iterable[tuple[str, str, str]], broker: str,
 
 
 def _split_entry(entry: str, setting: str) -> tuple[str, int | None]:
-    """"host", "host:port", "[v6]" or "[v6]:port" of a setting's list."""
+    """ "host", "host:port", "[v6]" or "[v6]:port" of a setting's list."""
     host, port = entry, ""
     if entry.startswith("["):  # [v6 address or network]:port
         host, _, rest = entry[1:].partition("]")
@@ -291,16 +306,20 @@ def current_policy() -> Policy:
         for db in settings.DATABASES.values()
     )
     others = getattr(settings, "BATON_OWN_SERVICES", ())
-    return _build((
-        bool(settings.BATON_HTTP_ALLOW_PRIVATE),
-        tuple(entry.strip() for entry in allow if entry.strip()),
-        databases, str(settings.CELERY_BROKER_URL or ""),
-        tuple(entry.strip() for entry in others if entry.strip()),
-        int(time.monotonic() // SERVICE_REFRESH_SECONDS),
-    ))
+    return _build(
+        (
+            bool(settings.BATON_HTTP_ALLOW_PRIVATE),
+            tuple(entry.strip() for entry in allow if entry.strip()),
+            databases,
+            str(settings.CELERY_BROKER_URL or ""),
+            tuple(entry.strip() for entry in others if entry.strip()),
+            int(time.monotonic() // SERVICE_REFRESH_SECONDS),
+        )
+    )
 
 
 # -- checks -----------------------------------------------------------------------------------
+
 
 def checked_addresses(host: str, port: int) -> list[str]:
     """The addresses of `host` to connect to on `port`: resolved once, every one of them
@@ -331,8 +350,9 @@ def check_url(url: str) -> None:
     except (httpx.InvalidURL, TypeError):
         raise BusinessError("HTTP_BAD_PARAMETERS", "The url is not a valid URL.") from None
     if parsed.scheme not in SCHEME_PORTS:
-        raise OutboundRefused(f"the scheme {parsed.scheme or '(none)'!r} is not allowed "
-                              "(http and https only)")
+        raise OutboundRefused(
+            f"the scheme {parsed.scheme or '(none)'!r} is not allowed (http and https only)"
+        )
     host = parsed.raw_host.decode("ascii")
     if not host:
         raise OutboundRefused("the url names no host")
@@ -341,10 +361,15 @@ def check_url(url: str) -> None:
 
 # -- an httpx client whose every connection passes the policy ----------------------------------
 
+
 class _PolicyBackend(httpcore.SyncBackend):
     def connect_tcp(
-        self, host: str, port: int, timeout: float | None = None,
-        local_address: str | None = None, socket_options: Iterable[Any] | None = None,
+        self,
+        host: str,
+        port: int,
+        timeout: float | None = None,
+        local_address: str | None = None,
+        socket_options: Iterable[Any] | None = None,
     ) -> httpcore.NetworkStream:
         try:
             addresses = checked_addresses(host, port)
@@ -368,9 +393,11 @@ class PolicyTransport(httpx.HTTPTransport):
         super().__init__(verify=ssl_context)
         limits = httpx.Limits(max_connections=100, max_keepalive_connections=20)
         self._pool = httpcore.ConnectionPool(
-            ssl_context=ssl_context, max_connections=limits.max_connections,
+            ssl_context=ssl_context,
+            max_connections=limits.max_connections,
             max_keepalive_connections=limits.max_keepalive_connections,
-            keepalive_expiry=5.0, network_backend=_PolicyBackend(),
+            keepalive_expiry=5.0,
+            network_backend=_PolicyBackend(),
         )
 
 

@@ -13,6 +13,7 @@ their values are kept out of everything Baton stores or logs.
   A process that resolved a secret also passes every log record through it. A secret is
   8 characters at least: a shorter one would mask ordinary text everywhere.
 """
+
 import base64
 import functools
 import html
@@ -46,6 +47,7 @@ class MissingSecret(LookupError):
 
 # -- the store ---------------------------------------------------------------------------------
 
+
 def _from_path(name: str) -> str | None:
     configured = str(getattr(settings, "BATON_SECRETS_PATH", "") or "")
     if not configured:
@@ -58,8 +60,9 @@ def _from_path(name: str) -> str | None:
             return file.read_text(encoding="utf-8").rstrip("\r\n") if file.is_file() else None
         values = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:
-        raise MissingSecret(f"The secret store {configured} cannot be read "
-                            f"({type(exc).__name__}).") from None
+        raise MissingSecret(
+            f"The secret store {configured} cannot be read ({type(exc).__name__})."
+        ) from None
     value = values.get(name) if isinstance(values, dict) else None
     return value if isinstance(value, str) else None
 
@@ -83,6 +86,7 @@ def lookup(name: str) -> str:
 
 
 # -- references --------------------------------------------------------------------------------
+
 
 def references(text: Any) -> list[str]:
     """The secret names that `text` refers to (none unless it is a string)."""
@@ -135,16 +139,24 @@ def resolve_parameters(stored: dict[str, Any], used: list[str]) -> dict[str, Any
 #   PEM lines).
 
 # Escapes whose hex digits a decoder reads in either case.
-_ESCAPE = re.compile(r"%[0-9A-Fa-f]{2}|\\(?:x[0-9A-Fa-f]{2}|u[0-9A-Fa-f]{4}|U[0-9A-Fa-f]{8})"
-                     r"|&#[xX][0-9A-Fa-f]+;")
+_ESCAPE = re.compile(
+    r"%[0-9A-Fa-f]{2}|\\(?:x[0-9A-Fa-f]{2}|u[0-9A-Fa-f]{4}|U[0-9A-Fa-f]{8})"
+    r"|&#[xX][0-9A-Fa-f]+;"
+)
 
 
 def _text_forms(secret: str) -> set[str]:
     json_forms = {json.dumps(secret)[1:-1], json.dumps(secret, ensure_ascii=False)[1:-1]}
     return {
-        secret, repr(secret)[1:-1], *json_forms, *(f.replace("/", "\\/") for f in json_forms),
-        quote(secret), quote(secret, safe=""), quote_plus(secret),
-        html.escape(secret), html.escape(secret, quote=False),
+        secret,
+        repr(secret)[1:-1],
+        *json_forms,
+        *(f.replace("/", "\\/") for f in json_forms),
+        quote(secret),
+        quote(secret, safe=""),
+        quote_plus(secret),
+        html.escape(secret),
+        html.escape(secret, quote=False),
     }
 
 
@@ -152,7 +164,7 @@ def _text_pattern(form: str) -> str:
     """`form` as a regular expression in which the hex digits of escapes match in any case."""
     parts, last = [], 0
     for escape in _ESCAPE.finditer(form):
-        parts += [re.escape(form[last:escape.start()]), f"(?i:{re.escape(escape.group())})"]
+        parts += [re.escape(form[last : escape.start()]), f"(?i:{re.escape(escape.group())})"]
         last = escape.end()
     return "".join([*parts, re.escape(form[last:])])
 

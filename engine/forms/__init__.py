@@ -1,6 +1,7 @@
 """Checking what a person submits for a task or a start event against its form, one module
 per idea: `submission` (what may be set at all), one validator per dialect (`camunda`,
 `json_schema`), and `references` (following a schema's `$ref`s)."""
+
 from .camunda import clean_camunda_fields
 from .json_schema import (
     NON_FIELD_KEY,

@@ -1,6 +1,7 @@
 """The one validator of Camunda `formData` forms (fields as engine/bpmn/elements.py reads
 them): the service checks every submission with it, and the web form renders the same fields
 and calls it from its `clean()`, so that they cannot disagree."""
+
 import datetime
 import re
 from typing import Any
@@ -50,7 +51,8 @@ def _check_constraints(field: dict[str, Any], value: Any) -> None:
         "pattern": lambda c: re.fullmatch(c, value) is not None,
     }
     messages = {
-        "min": "must be at least {}", "max": "must be at most {}",
+        "min": "must be at least {}",
+        "max": "must be at most {}",
         "minlength": "must have at least {} characters",
         "maxlength": "must have at most {} characters",
         "pattern": "does not have the expected format",

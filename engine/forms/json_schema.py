@@ -1,6 +1,7 @@
 """The one validator of JSON-schema forms (SpiffArena: react-jsonschema-form), used by the
 service for every submission and by the web form (webforms.json_schema) in its
 `clean()`."""
+
 import copy
 import datetime
 import json
@@ -34,17 +35,37 @@ DATE_RANGE_DELIMITER = ":::"
 _SCHEMA_MAPS = ("properties", "patternProperties", "definitions", "$defs", "dependentSchemas")
 _SCHEMA_LISTS = ("allOf", "anyOf", "oneOf", "prefixItems")
 _SCHEMA_ONE = (
-    "additionalItems", "additionalProperties", "contains", "not", "if", "then", "else",
-    "propertyNames", "unevaluatedItems", "unevaluatedProperties",
+    "additionalItems",
+    "additionalProperties",
+    "contains",
+    "not",
+    "if",
+    "then",
+    "else",
+    "propertyNames",
+    "unevaluatedItems",
+    "unevaluatedProperties",
 )
 _FORMAT_NAMES = {
-    "date": "date (YYYY-MM-DD)", "date-time": "date and time", "time": "time",
-    "email": "email address", "uri": "URL", "url": "URL", "ipv4": "IPv4 address",
-    "ipv6": "IPv6 address", "uuid": "UUID", "regex": "regular expression",
+    "date": "date (YYYY-MM-DD)",
+    "date-time": "date and time",
+    "time": "time",
+    "email": "email address",
+    "uri": "URL",
+    "url": "URL",
+    "ipv4": "IPv4 address",
+    "ipv6": "IPv6 address",
+    "uuid": "UUID",
+    "regex": "regular expression",
 }
 _TYPE_NAMES = {
-    "integer": "whole number", "number": "number", "string": "text", "boolean": "yes/no value",
-    "array": "list", "object": "object", "null": "empty value",
+    "integer": "whole number",
+    "number": "number",
+    "string": "text",
+    "boolean": "yes/no value",
+    "array": "list",
+    "object": "object",
+    "null": "empty value",
 }
 
 
@@ -66,10 +87,14 @@ class JsonSchemaError(NamedTuple):
 
 def _task_data_options(placeholder: Any, task_data: Mapping[str, Any] | None) -> list[Any] | None:
     """The list a SpiffArena placeholder (`["options_from_task_data_var:x"]`) names, or None."""
-    if not (isinstance(placeholder, list) and len(placeholder) == 1
-            and isinstance(placeholder[0], str) and placeholder[0].startswith(TASK_DATA_OPTIONS)):
+    if not (
+        isinstance(placeholder, list)
+        and len(placeholder) == 1
+        and isinstance(placeholder[0], str)
+        and placeholder[0].startswith(TASK_DATA_OPTIONS)
+    ):
         return None
-    options = (task_data or {}).get(placeholder[0][len(TASK_DATA_OPTIONS):].strip())
+    options = (task_data or {}).get(placeholder[0][len(TASK_DATA_OPTIONS) :].strip())
     return options if isinstance(options, list) else []
 
 
@@ -131,9 +156,7 @@ def _prepare(node: Any, task_data: Mapping[str, Any] | None) -> None:  # noqa: C
             _prepare(sub, task_data)
 
 
-def prepare_json_schema(
-    schema: Any, task_data: Mapping[str, Any] | None = None
-) -> dict[str, Any]:
+def prepare_json_schema(schema: Any, task_data: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """A deep copy of a SpiffArena form schema that plain JSON Schema validators accept.
 
     `options_from_task_data_var:<name>` placeholders become the options listed in
@@ -157,10 +180,14 @@ def _plural(count: Any, word: str) -> str:
 
 
 def _is_choice_list(schemas: Any) -> bool:
-    return isinstance(schemas, list) and bool(schemas) and all(
-        isinstance(s, dict) and ("const" in s or (isinstance(s.get("enum"), list)
-                                                   and len(s["enum"]) == 1))
-        for s in schemas
+    return (
+        isinstance(schemas, list)
+        and bool(schemas)
+        and all(
+            isinstance(s, dict)
+            and ("const" in s or (isinstance(s.get("enum"), list) and len(s["enum"]) == 1))
+            for s in schemas
+        )
     )
 
 
@@ -177,16 +204,15 @@ def _friendly_message(error: JsonValidationError) -> str:
         "pattern": "Enter a value in the expected format.",
         "format": f"Enter a valid {_FORMAT_NAMES.get(str(limit), str(limit))}.",
         "minimum": f"Ensure this value is greater than {'' if exclusive else 'or equal to '}"
-                   f"{limit}.",
-        "maximum": f"Ensure this value is less than {'' if exclusive else 'or equal to '}"
-                   f"{limit}.",
+        f"{limit}.",
+        "maximum": f"Ensure this value is less than {'' if exclusive else 'or equal to '}{limit}.",
         "exclusiveMinimum": f"Ensure this value is greater than {limit}.",
         "exclusiveMaximum": f"Ensure this value is less than {limit}.",
         "multipleOf": f"Ensure this value is a multiple of {limit}.",
         "minItems": f"Ensure there {'is' if limit == 1 else 'are'} at least "
-                    f"{_plural(limit, 'item')}.",
+        f"{_plural(limit, 'item')}.",
         "maxItems": f"Ensure there {'is' if limit == 1 else 'are'} at most "
-                    f"{_plural(limit, 'item')}.",
+        f"{_plural(limit, 'item')}.",
         "uniqueItems": "Ensure the items are unique.",
         "anyOf": "Enter a valid value.",
         "oneOf": "Enter a valid value.",
@@ -219,9 +245,11 @@ def _describe(error: JsonValidationError) -> list[JsonSchemaError]:
     path = tuple(error.absolute_path)
     keyword = str(error.validator)
     if keyword == "required" and isinstance(error.instance, dict):
-        missing = [p for p in error.validator_value
-                   if isinstance(p, str) and p not in error.instance
-                   and error.message.startswith(repr(p))]
+        missing = [
+            p
+            for p in error.validator_value
+            if isinstance(p, str) and p not in error.instance and error.message.startswith(repr(p))
+        ]
         prop = missing[0] if missing else None
         message = _custom_message(error.schema, "required", prop) or "This field is required."
         if prop is not None:
@@ -280,8 +308,9 @@ def _date_limit_errors(  # noqa: C901 -- one decision table, clearer whole than 
                             message = f"Ensure this date is {when}."
                         else:
                             message = f"Ensure this date is {when} {what}."
-                        yield JsonSchemaError((*path, name), keyword,
-                                              _custom_message(sub, keyword) or message)
+                        yield JsonSchemaError(
+                            (*path, name), keyword, _custom_message(sub, keyword) or message
+                        )
             yield from _date_limit_errors(sub, data[name], (*path, name))
     items = schema.get("items")
     if isinstance(data, list) and isinstance(items, dict):

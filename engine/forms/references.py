@@ -1,6 +1,7 @@
 """Following a JSON schema's local `$ref`s with the `referencing` library, for the code that
 reads a schema's shape (the fields it declares, the inputs it becomes); validation itself
 leaves references to `jsonschema`."""
+
 from typing import Any
 
 from referencing import Registry, Resource

@@ -1,6 +1,7 @@
 """What a completion or a start may set: the fields its form declares, checked by the form's
 dialect (`camunda`, `json_schema`). Every way in (the web form, the API, the command line)
 goes through `clean_submission` in the services."""
+
 import copy
 from collections.abc import Mapping
 from typing import Any
@@ -68,7 +69,8 @@ def read_only_fields(form: dict[str, Any]) -> set[str]:
         return isinstance(node, dict) and node.get(flag) is True
 
     return {
-        name for name in _schema_fields(schema, SchemaReferences(schema), set())
+        name
+        for name in _schema_fields(schema, SchemaReferences(schema), set())
         if marked(properties.get(name), "readOnly") or marked(ui_schema.get(name), "ui:readonly")
     }
 

@@ -1,6 +1,7 @@
 """Read-only queries of the engine's state, one module per idea: `instances` (who may read
 which, details, waits, history, counts), `inbox` (human tasks), `operations` (the operators' pages).
 The names below are re-exported so that callers say `from engine import selectors`."""
+
 from .inbox import (
     INBOX_SORTS,
     inbox_processes,

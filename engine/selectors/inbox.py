@@ -1,5 +1,6 @@
 """Read-only queries of human tasks: the inbox's tabs, the API's task list, one task's detail.
 Who sees what is decided in `engine.permissions`; these only narrow it down."""
+
 import uuid
 
 from django.core.exceptions import PermissionDenied
@@ -24,8 +25,9 @@ def _task_instances(*, with_variables: bool) -> Prefetch:
     """Instances of a page of tasks, fetched by key after the page is cut: joining them into
     the task query would make Postgres sort and limit over the join."""
     light = [*HEAVY_FIELDS, *([] if with_variables else ["variables"])]
-    return Prefetch("instance", queryset=ProcessInstance.objects.select_related(
-        "definition").defer(*light))
+    return Prefetch(
+        "instance", queryset=ProcessInstance.objects.select_related("definition").defer(*light)
+    )
 
 
 def _completed_by(user: Person) -> Q:
@@ -106,8 +108,9 @@ def inbox_tasks(
         tasks = tasks.filter(_completed_by(user))
     elif tab == "groups":
         # The same query shape as the partial indexes on unclaimed tasks.
-        tasks = tasks.filter(candidate_tasks_q(user), assignee__isnull=True,
-                             status=HumanTask.Status.OPEN)
+        tasks = tasks.filter(
+            candidate_tasks_q(user), assignee__isnull=True, status=HumanTask.Status.OPEN
+        )
     else:
         tasks = tasks.filter(assigned_tasks_q(user))
     if process:
@@ -139,7 +142,8 @@ def inbox_processes(user: Person) -> list[tuple[str, str]]:
     if not user.is_authenticated:
         return []
     actionable = HumanTask.objects.filter(
-        actionable_tasks_q(user), instance__definition=OuterRef("pk"),
+        actionable_tasks_q(user),
+        instance__definition=OuterRef("pk"),
     )
     rows = (
         ProcessDefinition.objects.filter(Exists(actionable))

@@ -1,5 +1,6 @@
 """Read-only queries of instances: who may read which, their details, what they wait for,
 their history, and how many each process has."""
+
 import uuid
 from dataclasses import dataclass
 from typing import Any
@@ -20,8 +21,11 @@ from engine.permissions import can_see_instance, visible_instances_q
 
 # What an instance waits for besides tasks and jobs (see waiting_for_events).
 EVENT_PREFETCHES = (
-    Prefetch("timers", queryset=Timer.objects.filter(fired=False).order_by("due_at"),
-             to_attr="unfired_timers"),
+    Prefetch(
+        "timers",
+        queryset=Timer.objects.filter(fired=False).order_by("due_at"),
+        to_attr="unfired_timers",
+    ),
     "message_subscriptions",
     "signal_subscriptions",
 )
@@ -45,8 +49,11 @@ def instance_waits(instance: ProcessInstance) -> InstanceWaits:
     timers = getattr(instance, "unfired_timers", None)
     if timers is None:
         timers = list(instance.timers.filter(fired=False).order_by("due_at"))
-    return InstanceWaits(list(timers), list(instance.message_subscriptions.all()),
-                         list(instance.signal_subscriptions.all()))
+    return InstanceWaits(
+        list(timers),
+        list(instance.message_subscriptions.all()),
+        list(instance.signal_subscriptions.all()),
+    )
 
 
 def waiting_for_events(instance: ProcessInstance) -> list[dict[str, Any]]:
@@ -57,8 +64,12 @@ def waiting_for_events(instance: ProcessInstance) -> list[dict[str, Any]]:
         for t in waits.timers
     ]
     waiting.extend(
-        {"type": "message", "element_id": m.element_id, "message": m.message_name,
-         "correlation": m.correlation}
+        {
+            "type": "message",
+            "element_id": m.element_id,
+            "message": m.message_name,
+            "correlation": m.correlation,
+        }
         for m in waits.messages
     )
     waiting.extend(

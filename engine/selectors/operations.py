@@ -1,5 +1,6 @@
 """Read-only queries for operators: the admin's instance page (diagram markers, repair
 choices), the incidents page and the status counts."""
+
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -29,10 +30,15 @@ def repair_choices(instance: ProcessInstance) -> dict[str, Any]:
     workflow = workflow_of(instance)
     versions = list(
         ProcessDefinition.objects.filter(key=instance.definition.key)
-        .exclude(pk=instance.definition_id).order_by("-version").values_list("version", flat=True)
+        .exclude(pk=instance.definition_id)
+        .order_by("-version")
+        .values_list("version", flat=True)
     )
-    return {"reset_targets": reset_targets(workflow), "skippable": skippable_tasks(workflow),
-            "versions": versions}
+    return {
+        "reset_targets": reset_targets(workflow),
+        "skippable": skippable_tasks(workflow),
+        "versions": versions,
+    }
 
 
 @dataclass
@@ -52,22 +58,25 @@ def incident_groups(limit: int = 2000) -> list[IncidentGroup]:
     rows = (
         ProcessInstance.objects.filter(status=ProcessInstance.Status.INCIDENT)
         .order_by("-updated_at")
-        .values("id", "business_key", "incident", "updated_at", "definition__key",
-                "definition__version")[:limit]
+        .values(
+            "id", "business_key", "incident", "updated_at", "definition__key", "definition__version"
+        )[:limit]
     )
     for row in rows:
         incident = row["incident"] or {}
         error = str(incident.get("error") or "").strip().splitlines()[:1]
         summary = (error[0] if error else "(no error recorded)")[:300]
-        key = (row["definition__key"], str(incident.get("element_id") or ""),
-               str(incident.get("kind") or ""), summary)
+        key = (
+            row["definition__key"],
+            str(incident.get("element_id") or ""),
+            str(incident.get("kind") or ""),
+            summary,
+        )
         group = groups.setdefault(key, IncidentGroup(*key))
         group.instances.append(dict(row))
     return sorted(groups.values(), key=lambda g: -len(g.instances))
 
 
 def status_counts() -> dict[str, int]:
-    counts = dict(
-        ProcessInstance.objects.values_list("status").annotate(n=Count("id")).order_by()
-    )
+    counts = dict(ProcessInstance.objects.values_list("status").annotate(n=Count("id")).order_by())
     return {status: counts.get(status, 0) for status in ProcessInstance.Status.values}

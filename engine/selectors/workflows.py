@@ -4,6 +4,7 @@ Selectors do not import services (which own loading a workflow to change it); th
 definition's spec and the instance's state through `engine.bpmn.serialization` itself. The
 restored workflow is never saved.
 """
+
 from engine.bpmn.serialization import spec_from_json, workflow_from_state
 from engine.bpmn.types import Workflow
 from engine.models import ProcessInstance

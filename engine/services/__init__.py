@@ -1,4 +1,5 @@
 """The engine's state-changing operations. Edges call these and nothing else writes."""
+
 from .human_tasks import claim_task, complete_human_task, unclaim_task
 from .incidents import retry_instance
 from .instances import start_instance

@@ -1,4 +1,5 @@
 """Writing the audit trail. Every state change of an instance goes through `record_event`."""
+
 from typing import Any
 
 from engine.actors import Actor, as_user

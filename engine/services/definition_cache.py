@@ -1,5 +1,6 @@
 """Per-process caches of what a definition holds. A definition never changes after deployment,
 so its primary key is a safe cache key, and its large JSON columns are read only on a miss."""
+
 from functools import lru_cache
 from typing import Any
 

@@ -1,5 +1,6 @@
 """Demo accounts for the development command. Passwords are random on every start and only
 ever printed, never stored in the repository."""
+
 import secrets
 from dataclasses import dataclass
 
@@ -25,8 +26,12 @@ class DemoAccount:
 
 
 # What the operators group may see in the admin site.
-OPERATOR_PERMISSIONS = ("view_processinstance", "view_servicejob", "view_humantask",
-                        "view_instanceevent")
+OPERATOR_PERMISSIONS = (
+    "view_processinstance",
+    "view_servicejob",
+    "view_humantask",
+    "view_instanceevent",
+)
 
 
 def reset_demo_accounts() -> list[DemoAccount]:
@@ -34,8 +39,11 @@ def reset_demo_accounts() -> list[DemoAccount]:
     accounts = []
     with transaction.atomic():
         operators, _ = Group.objects.get_or_create(name="operators")
-        operators.permissions.add(*Permission.objects.filter(
-            content_type__app_label="engine", codename__in=OPERATOR_PERMISSIONS))
+        operators.permissions.add(
+            *Permission.objects.filter(
+                content_type__app_label="engine", codename__in=OPERATOR_PERMISSIONS
+            )
+        )
         for username, group_names in DEMO_ACCOUNTS.items():
             user, _ = User.objects.get_or_create(
                 username=username, defaults={"email": f"{username}@example.invalid"}

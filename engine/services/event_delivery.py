@@ -5,6 +5,7 @@ changes an instance here runs under its row lock, inside the caller's transactio
 A suspended instance takes nothing: what arrives is kept as a deferred `EventDelivery` and
 `apply_deferred_events` (called by resume) delivers it, in order of arrival.
 """
+
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -41,8 +42,13 @@ class Event:
 
     @classmethod
     def of(cls, delivery: EventDelivery) -> "Event":
-        return cls(delivery.kind, delivery.name, delivery.variables,
-                   delivery.correlation_keys or {}, delivery.business_key)
+        return cls(
+            delivery.kind,
+            delivery.name,
+            delivery.variables,
+            delivery.correlation_keys or {},
+            delivery.business_key,
+        )
 
     def audit(self) -> dict[str, Any]:
         payload: dict[str, Any] = {"name": self.name}
@@ -58,29 +64,41 @@ def catch(workflow: Workflow, event: Event) -> None:
     if event.kind == EventDelivery.Kind.SIGNAL:
         catch_signal(workflow, event.name, event.variables)
     else:
-        catch_message(workflow, event.name, event.variables, event.correlation_keys,
-                      event.business_key)
+        catch_message(
+            workflow, event.name, event.variables, event.correlation_keys, event.business_key
+        )
 
 
 def _received(kind: str) -> str:
     return "signal_received" if kind == EventDelivery.Kind.SIGNAL else "message_received"
 
 
-def defer(instance: ProcessInstance, event: Event, actor: Actor = None,
-          delivery: EventDelivery | None = None) -> EventDelivery:
+def defer(
+    instance: ProcessInstance,
+    event: Event,
+    actor: Actor = None,
+    delivery: EventDelivery | None = None,
+) -> EventDelivery:
     """Keep `event` for a suspended (locked) instance until it is resumed."""
     if delivery is None:
         delivery = EventDelivery(
-            kind=event.kind, name=event.name, variables=event.variables,
-            correlation_keys=event.correlation_keys, business_key=event.business_key,
+            kind=event.kind,
+            name=event.name,
+            variables=event.variables,
+            correlation_keys=event.correlation_keys,
+            business_key=event.business_key,
             sent_by=as_user(actor),
         )
     delivery.target_instance = instance
     delivery.status = EventDelivery.Status.DEFERRED
     delivery.claimed_until = None
     delivery.save()
-    record_event(instance, "event_deferred", actor=actor,
-                 payload={"kind": event.kind, **event.audit(), "delivery": str(delivery.id)})
+    record_event(
+        instance,
+        "event_deferred",
+        actor=actor,
+        payload={"kind": event.kind, **event.audit(), "delivery": str(delivery.id)},
+    )
     return delivery
 
 
@@ -91,9 +109,10 @@ def deliver_to_instance(instance_id: Any, event: Event, *, actor: Actor = None) 
     if instance.status in FINISHED:
         raise NotWaiting(f"The instance is {instance.status}.")
     if instance.status == Status.SUSPENDED:
-        if event.kind == EventDelivery.Kind.MESSAGE and not instance.message_subscriptions.filter(
-            message_name=event.name
-        ).exists():
+        if (
+            event.kind == EventDelivery.Kind.MESSAGE
+            and not instance.message_subscriptions.filter(message_name=event.name).exists()
+        ):
             raise NotWaiting(f"The instance does not wait for {event.name!r}.")
         defer(instance, event, actor)
         return "deferred"
@@ -106,11 +125,12 @@ def deliver_to_instance(instance_id: Any, event: Event, *, actor: Actor = None) 
     return "delivered"
 
 
-def start_by_event(trigger: StartTrigger, event: Event, *, actor: Actor = None
-                   ) -> ProcessInstance:
+def start_by_event(trigger: StartTrigger, event: Event, *, actor: Actor = None) -> ProcessInstance:
     """Start an instance at a message or signal start event, with the event's payload."""
     instance = start_instance_by_event(
-        trigger, actor=actor, business_key=event.business_key,
+        trigger,
+        actor=actor,
+        business_key=event.business_key,
         deliver=lambda workflow: catch(workflow, event),
     )
     record_event(instance, _received(event.kind), actor=actor, payload=event.audit())
@@ -118,6 +138,7 @@ def start_by_event(trigger: StartTrigger, event: Event, *, actor: Actor = None
 
 
 # -- correlation -------------------------------------------------------------------------------
+
 
 def waiting_instances(event: Event, limit: int = 2) -> list[Any]:
     """Ids of (up to `limit`) instances with a subscription that matches the message:
@@ -136,19 +157,21 @@ def waiting_instances(event: Event, limit: int = 2) -> list[Any]:
         )
         for number, (key, value) in enumerate(keys.items()):
             expected, variable = f"expected_{number}", f"variable_{number}"
-            subscriptions = subscriptions.alias(**{
-                expected: KeyTransform(key, "correlation"),
-                variable: KeyTransform(key, "instance__variables"),
-            }).filter(
+            subscriptions = subscriptions.alias(
+                **{
+                    expected: KeyTransform(key, "correlation"),
+                    variable: KeyTransform(key, "instance__variables"),
+                }
+            ).filter(
                 Q(**{expected: Value(value, JSONField())})
                 | (~Q(correlation__has_key=key) & Q(**{variable: Value(value, JSONField())}))
             )
     else:
         subscriptions = subscriptions.filter(correlation={})
     return list(
-        subscriptions.order_by("instance_id").values_list("instance_id", flat=True).distinct()[
-            :limit
-        ]
+        subscriptions.order_by("instance_id")
+        .values_list("instance_id", flat=True)
+        .distinct()[:limit]
     )
 
 
@@ -174,7 +197,8 @@ def find_target(event: Event) -> Target:
         ]
         raise Conflict(
             f"Message {event.name!r} matches more than one waiting instance or start event; "
-            "give correlation keys or a business key that pick one.", errors=errors,
+            "give correlation keys or a business key that pick one.",
+            errors=errors,
         )
     if instances:
         return Target(instance_id=instances[0])
@@ -183,12 +207,15 @@ def find_target(event: Event) -> Target:
 
 # -- resume ------------------------------------------------------------------------------------
 
+
 def apply_deferred_events(instance: ProcessInstance) -> None:
     """On resume (the instance is locked): deliver what arrived while it was suspended, in
     order, and fire the timers that fell due meanwhile."""
     locked = (
         instance.incoming_events.select_for_update(no_key=True, of=("self",))
-        .select_related("sent_by").filter(status=EventDelivery.Status.DEFERRED).order_by("pk")
+        .select_related("sent_by")
+        .filter(status=EventDelivery.Status.DEFERRED)
+        .order_by("pk")
     )
     deferred = sorted(locked, key=lambda delivery: delivery.created_at)  # in arrival order
     due = instance.timers.filter(fired=False, due_at__lte=clock.now()).exists()
@@ -205,9 +232,16 @@ def apply_deferred_events(instance: ProcessInstance) -> None:
             else:
                 delivery.status = EventDelivery.Status.DELIVERED
                 delivery.delivered_at = clock.now()
-                record_event(instance, _received(event.kind), actor=delivery.sent_by, payload={
-                    **event.audit(), "delivery": str(delivery.id), "deferred": True,
-                })
+                record_event(
+                    instance,
+                    _received(event.kind),
+                    actor=delivery.sent_by,
+                    payload={
+                        **event.audit(),
+                        "delivery": str(delivery.id),
+                        "deferred": True,
+                    },
+                )
             delivery.save(update_fields=["status", "last_error", "delivered_at"])
             run_engine_steps(run)
         run_engine_steps(run)

@@ -9,6 +9,7 @@ instance waits for yet is tried again with backoff (`BATON_MESSAGE_ATTEMPTS`), t
 unmatched; an ambiguous one fails. Signals are broadcast to the instances that wait at the
 moment the broadcast is fanned out.
 """
+
 import datetime
 import logging
 from typing import Any
@@ -35,8 +36,9 @@ SWEEP_GRACE = datetime.timedelta(seconds=2)
 Status = EventDelivery.Status
 
 
-def fan_out_signal(name: str, variables: Any, *, source_instance_id: Any = None,
-                   sent_by: Actor = None) -> tuple[int, int]:
+def fan_out_signal(
+    name: str, variables: Any, *, source_instance_id: Any = None, sent_by: Actor = None
+) -> tuple[int, int]:
     """Write one pending delivery per instance waiting for signal `name` (but the one that
     threw it) and per signal start event; enqueue them after commit. Returns (instances,
     start events)."""
@@ -44,13 +46,20 @@ def fan_out_signal(name: str, variables: Any, *, source_instance_id: Any = None,
         SignalSubscription.objects.filter(signal_name=name)
         .exclude(instance__status__in=FINISHED)
         .exclude(instance_id=source_instance_id)
-        .order_by("instance_id").values_list("instance_id", flat=True).distinct()
+        .order_by("instance_id")
+        .values_list("instance_id", flat=True)
+        .distinct()
     )
     triggers = active_triggers(StartTrigger.Kind.SIGNAL, name)
     now = clock.now()
-    common = {"kind": EventDelivery.Kind.SIGNAL, "name": name, "variables": variables,
-              "source_instance_id": source_instance_id, "sent_by": as_user(sent_by),
-              "next_attempt_at": now}
+    common = {
+        "kind": EventDelivery.Kind.SIGNAL,
+        "name": name,
+        "variables": variables,
+        "source_instance_id": source_instance_id,
+        "sent_by": as_user(sent_by),
+        "next_attempt_at": now,
+    }
     rows = EventDelivery.objects.bulk_create(
         [EventDelivery(target_instance_id=i, **common) for i in instance_ids]
         + [EventDelivery(start_trigger=t, **common) for t in triggers]
@@ -63,16 +72,21 @@ def _claim(delivery_id: str) -> bool:
     now = clock.now()
     claimed = EventDelivery.objects.filter(
         Q(claimed_until__isnull=True) | Q(claimed_until__lt=now),
-        Q(next_attempt_at__isnull=True) | Q(next_attempt_at__lte=now + datetime.timedelta(
-            seconds=1)),
-        pk=delivery_id, status=Status.PENDING,
+        Q(next_attempt_at__isnull=True)
+        | Q(next_attempt_at__lte=now + datetime.timedelta(seconds=1)),
+        pk=delivery_id,
+        status=Status.PENDING,
     ).update(claimed_until=now + LEASE)
     return claimed == 1
 
 
 def _locked_pending(delivery_id: str) -> EventDelivery | None:
-    return (EventDelivery.objects.select_for_update(no_key=True, of=("self",))
-            .select_related("sent_by").filter(pk=delivery_id, status=Status.PENDING).first())
+    return (
+        EventDelivery.objects.select_for_update(no_key=True, of=("self",))
+        .select_related("sent_by")
+        .filter(pk=delivery_id, status=Status.PENDING)
+        .first()
+    )
 
 
 def _done(delivery: EventDelivery, status: str, error: str = "", **fields: Any) -> None:
@@ -110,8 +124,9 @@ def _start(delivery_id: str) -> None:
         delivery = _locked_pending(delivery_id)
         if delivery is None or delivery.start_trigger is None:
             return
-        instance = start_by_event(delivery.start_trigger, Event.of(delivery),
-                                  actor=delivery.sent_by)
+        instance = start_by_event(
+            delivery.start_trigger, Event.of(delivery), actor=delivery.sent_by
+        )
         _done(delivery, Status.DELIVERED, target_instance=instance)
 
 
@@ -120,8 +135,12 @@ def _fan_out(delivery_id: str) -> None:
         delivery = _locked_pending(delivery_id)
         if delivery is None:
             return
-        fan_out_signal(delivery.name, delivery.variables,
-                       source_instance_id=delivery.source_instance_id, sent_by=delivery.sent_by)
+        fan_out_signal(
+            delivery.name,
+            delivery.variables,
+            source_instance_id=delivery.source_instance_id,
+            sent_by=delivery.sent_by,
+        )
         _done(delivery, Status.DELIVERED)
 
 
@@ -138,8 +157,7 @@ def _retry_later(delivery_id: str, error: str, *, give_up_as: str = Status.FAILE
         delivery.next_attempt_at = clock.now() + datetime.timedelta(
             seconds=2 ** (delivery.attempts - 1)
         )
-        delivery.save(update_fields=["attempts", "last_error", "claimed_until",
-                                     "next_attempt_at"])
+        delivery.save(update_fields=["attempts", "last_error", "claimed_until", "next_attempt_at"])
 
 
 def _correlate(delivery_id: str) -> None:
@@ -163,8 +181,11 @@ def deliver_event(delivery_id: str) -> None:
     """Deliver one pending event (a worker's job; a duplicate call does nothing)."""
     if not _claim(delivery_id):
         return
-    delivery = EventDelivery.objects.filter(pk=delivery_id).values(
-        "kind", "target_instance_id", "start_trigger_id").first()
+    delivery = (
+        EventDelivery.objects.filter(pk=delivery_id)
+        .values("kind", "target_instance_id", "start_trigger_id")
+        .first()
+    )
     if delivery is None:
         return
     try:
@@ -200,11 +221,14 @@ def deliver_due_events(limit: int = 200) -> int:
     returns how many were tried. Run by the timer beat."""
     now = clock.now()
     with transaction.atomic():
-        ids = [str(i) for i in
-               EventDelivery.objects.select_for_update(no_key=True, skip_locked=True)
-               .filter(status=Status.PENDING, next_attempt_at__lte=now - SWEEP_GRACE)
-               .filter(Q(claimed_until__isnull=True) | Q(claimed_until__lt=now))
-               .order_by("next_attempt_at", "pk").values_list("id", flat=True)[:limit]]
+        ids = [
+            str(i)
+            for i in EventDelivery.objects.select_for_update(no_key=True, skip_locked=True)
+            .filter(status=Status.PENDING, next_attempt_at__lte=now - SWEEP_GRACE)
+            .filter(Q(claimed_until__isnull=True) | Q(claimed_until__lt=now))
+            .order_by("next_attempt_at", "pk")
+            .values_list("id", flat=True)[:limit]
+        ]
     for delivery_id in ids:
         deliver_event(delivery_id)
     return len(ids)

@@ -9,6 +9,7 @@ row lock):
   fired when their timer fired, and removes the rows of timers that were cancelled;
 - `sync_event_subscriptions` keeps the `MessageSubscription` and `SignalSubscription` rows.
 """
+
 import json
 from typing import Any
 
@@ -36,24 +37,40 @@ def publish_thrown_events(instance: ProcessInstance, run: Run, *, actor: Actor =
     events = run.outgoing_events()
     if not events:
         return
-    known = set(EventDelivery.objects.filter(id__in=[e.id for e in events])
-                .values_list("id", flat=True))
+    known = set(
+        EventDelivery.objects.filter(id__in=[e.id for e in events]).values_list("id", flat=True)
+    )
     new = [e for e in events if e.id not in known]
     if not new:
         return
     now = clock.now()
-    EventDelivery.objects.bulk_create([
-        EventDelivery(
-            id=event.id, kind=event.kind, name=event.name, variables=event.variables,
-            correlation_keys=event.correlation_keys, business_key=event.business_key,
-            source_instance=instance, sent_by=as_user(actor), next_attempt_at=now,
-        )
-        for event in new
-    ])
+    EventDelivery.objects.bulk_create(
+        [
+            EventDelivery(
+                id=event.id,
+                kind=event.kind,
+                name=event.name,
+                variables=event.variables,
+                correlation_keys=event.correlation_keys,
+                business_key=event.business_key,
+                source_instance=instance,
+                sent_by=as_user(actor),
+                next_attempt_at=now,
+            )
+            for event in new
+        ]
+    )
     for event in new:
-        record_event(instance, "event_thrown", actor=actor, payload={
-            "kind": event.kind, "name": event.name, "delivery": str(event.id),
-        })
+        record_event(
+            instance,
+            "event_thrown",
+            actor=actor,
+            payload={
+                "kind": event.kind,
+                "name": event.name,
+                "delivery": str(event.id),
+            },
+        )
     hand_over_deliveries_on_commit([str(event.id) for event in new])
 
 
@@ -74,15 +91,22 @@ def sync_timers(instance: ProcessInstance, run: Run, *, fresh: bool = False) -> 
         if _timer_fired(run.workflow, row, now):
             row.fired, row.fired_at, row.claimed_until = True, now, None
             row.save(update_fields=["fired", "fired_at", "claimed_until"])
-            record_event(instance, "timer_fired", element_id=row.element_id,
-                         payload={"due_at": row.due_at.isoformat()})
+            record_event(
+                instance,
+                "timer_fired",
+                element_id=row.element_id,
+                payload={"due_at": row.due_at.isoformat()},
+            )
         else:
             row.delete()
-    Timer.objects.bulk_create([
-        Timer(instance=instance, spiff_task_id=t.task.id, element_id=t.element_id,
-              due_at=t.due_at)
-        for t in wanted.values()
-    ])
+    Timer.objects.bulk_create(
+        [
+            Timer(
+                instance=instance, spiff_task_id=t.task.id, element_id=t.element_id, due_at=t.due_at
+            )
+            for t in wanted.values()
+        ]
+    )
 
 
 def _correlation_key(correlation: dict[str, Any]) -> str:
@@ -104,18 +128,31 @@ def sync_event_subscriptions(instance: ProcessInstance, run: Run, *, fresh: bool
             key = (row.spiff_task_id, row.message_name, _correlation_key(row.correlation))
             if messages.pop(key, None) is None:
                 row.delete()
-    MessageSubscription.objects.bulk_create([
-        MessageSubscription(instance=instance, message_name=m.name, correlation=m.correlation,
-                            spiff_task_id=m.task.id, element_id=m.element_id)
-        for m in messages.values()
-    ])
+    MessageSubscription.objects.bulk_create(
+        [
+            MessageSubscription(
+                instance=instance,
+                message_name=m.name,
+                correlation=m.correlation,
+                spiff_task_id=m.task.id,
+                element_id=m.element_id,
+            )
+            for m in messages.values()
+        ]
+    )
     signals = {(s.task.id, s.name): s for s in waits.signals}
     if not fresh:
         for signal_row in instance.signal_subscriptions.all():
             if signals.pop((signal_row.spiff_task_id, signal_row.signal_name), None) is None:
                 signal_row.delete()
-    SignalSubscription.objects.bulk_create([
-        SignalSubscription(instance=instance, signal_name=s.name, spiff_task_id=s.task.id,
-                           element_id=s.element_id)
-        for s in signals.values()
-    ])
+    SignalSubscription.objects.bulk_create(
+        [
+            SignalSubscription(
+                instance=instance,
+                signal_name=s.name,
+                spiff_task_id=s.task.id,
+                element_id=s.element_id,
+            )
+            for s in signals.values()
+        ]
+    )

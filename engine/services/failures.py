@@ -1,4 +1,5 @@
 """What a failed task's incident says: the instance's `incident` field and its audit events."""
+
 from typing import Any
 
 from django.utils import timezone
@@ -28,7 +29,14 @@ def record_script_incidents(instance: ProcessInstance, tasks: list[WorkflowTask]
     """An `incident` audit event for each task that failed in this operation."""
     for task in tasks:
         failure = failure_of(task)
-        record_event(instance, "incident", element_id=failure.element_id, payload={
-            "kind": "script", "task": failure.task_id, "error": failure.message,
-            "attempts": failure.attempts,
-        })
+        record_event(
+            instance,
+            "incident",
+            element_id=failure.element_id,
+            payload={
+                "kind": "script",
+                "task": failure.task_id,
+                "error": failure.message,
+                "attempts": failure.attempts,
+            },
+        )

@@ -5,6 +5,7 @@ logged (once per outage), the job is marked `unqueued_since` ("queued, broker un
 the instance's jobs) and the sweep hands it over again as soon as the broker answers. Event
 deliveries wait in their outbox, which the timer beat delivers from.
 """
+
 import logging
 import threading
 from functools import partial
@@ -29,8 +30,11 @@ class _Outage:
         with self._lock:
             first, self.ongoing = not self.ongoing, True
         if first:
-            logger.warning("The broker is unreachable (%s: %s); work waits in the database "
-                           "for the sweep", type(exc).__name__, exc)
+            logger.warning(
+                "The broker is unreachable (%s: %s); work waits in the database for the sweep",
+                type(exc).__name__,
+                exc,
+            )
 
     def answered(self) -> None:
         with self._lock:

@@ -1,4 +1,5 @@
 """Keeping the `HumanTask` rows in step with the READY user and manual tasks of a workflow."""
+
 import datetime
 from typing import Any
 
@@ -32,7 +33,8 @@ def _evaluate(task: Task, value: Any) -> Any:
     except Exception as exc:  # noqa: BLE001 -- whatever it raises is an incident
         message = f"{task.task_spec.bpmn_id}: cannot evaluate {value!r}: {describe_error(exc)}"
         raise TaskScriptFailed(
-            message, task=task,
+            message,
+            task=task,
             errors=[{"element_id": task.task_spec.bpmn_id, "message": message}],
         ) from None
 
@@ -125,10 +127,14 @@ def sync_human_tasks(
     elements = definition_elements(instance.definition_id)
     if not elements and not ready:
         return  # a process without user or manual tasks has no rows to keep in step
-    active = {} if fresh else {
-        row.spiff_task_id: row
-        for row in instance.human_tasks.filter(status__in=HumanTask.ACTIVE_STATUSES)
-    }
+    active = (
+        {}
+        if fresh
+        else {
+            row.spiff_task_id: row
+            for row in instance.human_tasks.filter(status__in=HumanTask.ACTIVE_STATUSES)
+        }
+    )
     for spiff_id, row in active.items():
         if spiff_id not in ready:
             row.status = HumanTask.Status.CANCELLED
@@ -137,9 +143,15 @@ def sync_human_tasks(
     new_ids = [spiff_id for spiff_id in ready if spiff_id not in active]
     if not new_ids:
         return
-    handled = {} if fresh else dict(  # the newest row per task: a reset leaves older ones
-        instance.human_tasks.filter(spiff_task_id__in=new_ids).values("spiff_task_id")
-        .annotate(newest=Max("created_at")).values_list("spiff_task_id", "newest")
+    handled = (
+        {}
+        if fresh
+        else dict(  # the newest row per task: a reset leaves older ones
+            instance.human_tasks.filter(spiff_task_id__in=new_ids)
+            .values("spiff_task_id")
+            .annotate(newest=Max("created_at"))
+            .values_list("spiff_task_id", "newest")
+        )
     )
     for spiff_id in new_ids:
         if _handled_since_ready(ready[spiff_id], handled.get(spiff_id)):
@@ -148,6 +160,9 @@ def sync_human_tasks(
         row = _new_human_task(instance, task, elements.get(task.task_spec.bpmn_id, {}))
         row.save()
         record_event(
-            instance, "task_created", actor=actor, element_id=row.element_id,
+            instance,
+            "task_created",
+            actor=actor,
+            element_id=row.element_id,
             payload={"task": str(row.id), "name": row.name},
         )

@@ -1,4 +1,5 @@
 """Claiming, unclaiming and completing human tasks."""
+
 import uuid
 from typing import Any
 
@@ -23,9 +24,7 @@ from .running import running_as
 
 def _lock_task(task_id: uuid.UUID | str) -> tuple[ProcessInstance, HumanTask]:
     """Lock the instance, then the task row: the same order in every operation."""
-    instance_id = (
-        HumanTask.objects.filter(pk=task_id).values_list("instance_id", flat=True).first()
-    )
+    instance_id = HumanTask.objects.filter(pk=task_id).values_list("instance_id", flat=True).first()
     if instance_id is None:
         raise NotFound(f"There is no task {task_id}.")
     instance = lock_instance(instance_id)
@@ -65,8 +64,13 @@ def claim_task(*, task_id: uuid.UUID | str, user: Person) -> HumanTask:
         task.assignee = username
         task.status = HumanTask.Status.CLAIMED
         task.save(update_fields=["assignee", "status"])
-        record_event(instance, "task_claimed", actor=user, element_id=task.element_id,
-                     payload={"task": str(task.id)})
+        record_event(
+            instance,
+            "task_claimed",
+            actor=user,
+            element_id=task.element_id,
+            payload={"task": str(task.id)},
+        )
         return task
 
 
@@ -81,13 +85,21 @@ def unclaim_task(*, task_id: uuid.UUID | str, user: Person) -> HumanTask:
         task.assignee = None
         task.status = HumanTask.Status.OPEN
         task.save(update_fields=["assignee", "status"])
-        record_event(instance, "task_unclaimed", actor=user, element_id=task.element_id,
-                     payload={"task": str(task.id)})
+        record_event(
+            instance,
+            "task_unclaimed",
+            actor=user,
+            element_id=task.element_id,
+            payload={"task": str(task.id)},
+        )
         return task
 
 
 def complete_human_task(
-    *, task_id: uuid.UUID | str, user: Person, variables: dict[str, Any] | None = None,
+    *,
+    task_id: uuid.UUID | str,
+    user: Person,
+    variables: dict[str, Any] | None = None,
     operation_key: KeyedOperation | None = None,
 ) -> HumanTask:
     """Submit a task's form and run the instance on to its next wait state.
@@ -120,7 +132,12 @@ def complete_human_task(
         task.completed_at = timezone.now()
         task.submitted_data = submitted
         task.save()
-        record_event(instance, "task_completed", actor=user, element_id=task.element_id,
-                     payload={"task": str(task.id), "variables": submitted})
+        record_event(
+            instance,
+            "task_completed",
+            actor=user,
+            element_id=task.element_id,
+            payload={"task": str(task.id), "variables": submitted},
+        )
         persist_workflow(instance, run, actor=user)
         return task

@@ -3,6 +3,7 @@
 Every operation that may change the status (writing the workflow, resuming, opening a job
 incident, an operator's retry or repair) asks `decide_status` with what it knows.
 """
+
 from engine.models import ProcessInstance, ServiceJob
 
 Status = ProcessInstance.Status
@@ -10,8 +11,12 @@ ACTIVE_JOB_STATUSES = (ServiceJob.Status.PENDING, ServiceJob.Status.RUNNING)
 
 
 def decide_status(
-    current: str, *, completed: bool = False, incident: bool = False,
-    active_jobs: bool = False, resuming: bool = False,
+    current: str,
+    *,
+    completed: bool = False,
+    incident: bool = False,
+    active_jobs: bool = False,
+    resuming: bool = False,
 ) -> str:
     """The status of an instance whose stored status is `current`:
 

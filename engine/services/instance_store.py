@@ -22,6 +22,7 @@ calls `retry_instance` (services.incidents), which runs the failed task again. P
 - Code that belongs to no task (a message correlation, a process completion condition)
   cannot become a task incident: it still raises `ScriptFailed` and the operation rolls back.
 """
+
 import uuid
 
 from django.db import transaction
@@ -129,7 +130,9 @@ def _persist(instance: ProcessInstance, run: Run, *, actor: Actor, fresh: bool) 
     elif failures:
         instance.incident = script_incident(failures[-1])  # a suspended one keeps it for resume
     instance.status = decide_status(
-        instance.status, completed=completed, incident=instance.incident is not None,
+        instance.status,
+        completed=completed,
+        incident=instance.incident is not None,
         active_jobs=active_jobs > 0,
     )
     if instance.status == ProcessInstance.Status.COMPLETED:

@@ -1,4 +1,5 @@
 """Starting process instances."""
+
 from typing import Any
 
 from django.db import transaction
@@ -70,7 +71,9 @@ def start_instance(
         # transaction hides it from everyone else until the run has been persisted.
         instance.save()
         record_event(
-            instance, "started", actor=actor,
+            instance,
+            "started",
+            actor=actor,
             payload={"version": definition.version, "business_key": instance.business_key},
         )
         with running_as(actor, instance):

@@ -4,6 +4,7 @@ business error is thrown as a BPMN error, anything else opens an incident.
 
 A result that arrives while the instance is suspended is kept on the job and applied by
 `apply_deferred_outcomes` when it is resumed."""
+
 import random
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -66,8 +67,12 @@ def _complete(instance: ProcessInstance, job: ServiceJob, result: Any) -> None:
     job.status = ServiceJob.Status.SUCCEEDED
     job.result = result
     job.save()
-    record_event(instance, "job_succeeded", element_id=job.element_id,
-                 payload={"job": str(job.id), "attempt": job.attempt})
+    record_event(
+        instance,
+        "job_succeeded",
+        element_id=job.element_id,
+        payload={"job": str(job.id), "attempt": job.attempt},
+    )
     try:
         with transaction.atomic():  # a savepoint: a failing mapping keeps the stored result
             run = open_run(instance)
@@ -96,10 +101,17 @@ def _retry_or_give_up(instance: ProcessInstance, job: ServiceJob, outcome: Outco
     job.status = ServiceJob.Status.PENDING
     job.next_attempt_at = timezone.now() + timedelta(seconds=delay)
     job.save()
-    record_event(instance, "job_failed", element_id=job.element_id, payload={
-        "job": str(job.id), "attempt": job.attempt, "error": job.last_error,
-        "retry_in_seconds": round(delay, 3),
-    })
+    record_event(
+        instance,
+        "job_failed",
+        element_id=job.element_id,
+        payload={
+            "job": str(job.id),
+            "attempt": job.attempt,
+            "error": job.last_error,
+            "retry_in_seconds": round(delay, 3),
+        },
+    )
     hand_over_job_on_commit(str(job.id), delay)
 
 
@@ -113,17 +125,30 @@ def _throw_error(instance: ProcessInstance, job: ServiceJob, outcome: Outcome) -
             if task is None:
                 return
             with running_as(None, instance):
-                throw_bpmn_error(task, instance.definition.dialect, outcome.error_code,
-                                 outcome.error_message, outcome.error_details)
+                throw_bpmn_error(
+                    task,
+                    instance.definition.dialect,
+                    outcome.error_code,
+                    outcome.error_message,
+                    outcome.error_details,
+                )
                 run_engine_steps(run)
             if is_parked(task):
                 raise _Uncaught
             job.status = ServiceJob.Status.FAILED
             job.save()
-            record_event(instance, "job_failed", element_id=job.element_id, payload={
-                "job": str(job.id), "attempt": job.attempt, "error_code": job.error_code,
-                "error": job.last_error, "caught": True,
-            })
+            record_event(
+                instance,
+                "job_failed",
+                element_id=job.element_id,
+                payload={
+                    "job": str(job.id),
+                    "attempt": job.attempt,
+                    "error_code": job.error_code,
+                    "error": job.last_error,
+                    "caught": True,
+                },
+            )
             persist_workflow(instance, run, actor=None)
     except _Uncaught:
         open_job_incident(instance, job)
@@ -162,12 +187,17 @@ def apply_outcome(claim: ClaimedJob, outcome: Outcome) -> None:
             return  # the sweep handed the job to a newer run; this result is stale
         if instance.status == ProcessInstance.Status.SUSPENDED:
             # Kept on the job, applied by resume_instance: nothing that arrives is lost.
-            job.result = {DEFERRED: {
-                "result": outcome.result, "transient": outcome.transient,
-                "retry_after": outcome.retry_after, "error_code": outcome.error_code,
-                "error_message": outcome.error_message, "error_details": outcome.error_details,
-                "incident": outcome.incident,
-            }}
+            job.result = {
+                DEFERRED: {
+                    "result": outcome.result,
+                    "transient": outcome.transient,
+                    "retry_after": outcome.retry_after,
+                    "error_code": outcome.error_code,
+                    "error_message": outcome.error_message,
+                    "error_details": outcome.error_details,
+                    "incident": outcome.incident,
+                }
+            }
             job.save(update_fields=["result", "updated_at"])
             return
         _apply_locked(instance, job, outcome)
@@ -175,8 +205,11 @@ def apply_outcome(claim: ClaimedJob, outcome: Outcome) -> None:
 
 def apply_deferred_outcomes(instance: ProcessInstance) -> None:
     """Apply the job results that arrived while the (locked) instance was suspended."""
-    for job in (instance.jobs.select_for_update(no_key=True)
-                .filter(status=ServiceJob.Status.RUNNING).order_by("pk")):
+    for job in (
+        instance.jobs.select_for_update(no_key=True)
+        .filter(status=ServiceJob.Status.RUNNING)
+        .order_by("pk")
+    ):
         if isinstance(job.result, dict) and DEFERRED in job.result:
             outcome = Outcome(**job.result[DEFERRED])
             job.result = None

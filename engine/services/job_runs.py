@@ -5,6 +5,7 @@ claim (short transaction, plus a session advisory lock held for the whole run so
 duplicate message cannot run the job twice at once), call (no lock, no transaction), apply
 (a new transaction under the instance row lock: services.job_outcomes).
 """
+
 import json
 import logging
 
@@ -21,7 +22,9 @@ from .job_outcomes import ClaimedJob, Outcome, apply_outcome
 logger = logging.getLogger(__name__)
 # An incident on one branch does not stop the jobs of the others.
 JOB_RUNNABLE_INSTANCE_STATUSES = (
-    ProcessInstance.Status.RUNNING, ProcessInstance.Status.WAITING, ProcessInstance.Status.INCIDENT,
+    ProcessInstance.Status.RUNNING,
+    ProcessInstance.Status.WAITING,
+    ProcessInstance.Status.INCIDENT,
 )
 
 
@@ -74,8 +77,12 @@ def _claim(job_id: str) -> ClaimedJob | None:
     if isinstance(parameters, str):
         parameters = json.loads(parameters)
     return ClaimedJob(
-        id=str(job_id), instance_id=str(instance_id), element_id=element_id,
-        connector=connector, parameters=parameters, attempt=attempt,
+        id=str(job_id),
+        instance_id=str(instance_id),
+        element_id=element_id,
+        connector=connector,
+        parameters=parameters,
+        attempt=attempt,
         idempotency_key=idempotency_key,
     )
 
@@ -90,8 +97,11 @@ def _call(claim: ClaimedJob) -> Outcome:
     try:
         params = resolve_parameters(claim.parameters, secrets)
         call = ConnectorCall(
-            job_id=claim.id, idempotency_key=claim.idempotency_key, attempt=claim.attempt,
-            element_id=claim.element_id, instance_id=claim.instance_id,
+            job_id=claim.id,
+            idempotency_key=claim.idempotency_key,
+            attempt=claim.attempt,
+            element_id=claim.element_id,
+            instance_id=claim.instance_id,
         )
         result = function(params, call)
         return Outcome(result=redact(json_safe(result), secrets), secrets=secrets)
@@ -100,12 +110,15 @@ def _call(claim: ClaimedJob) -> Outcome:
     except OutboundRefused as exc:  # a policy matter, not the diagram's: no boundary event
         return Outcome(incident=redact(str(exc), secrets), error_code=exc.code, secrets=secrets)
     except TransientError as exc:
-        return Outcome(transient=redact(str(exc), secrets), retry_after=exc.retry_after,
-                       secrets=secrets)
+        return Outcome(
+            transient=redact(str(exc), secrets), retry_after=exc.retry_after, secrets=secrets
+        )
     except BusinessError as exc:
         return Outcome(
-            error_code=exc.code, error_message=redact(str(exc), secrets),
-            error_details=redact(json_safe(exc.details), secrets), secrets=secrets,
+            error_code=exc.code,
+            error_message=redact(str(exc), secrets),
+            error_details=redact(json_safe(exc.details), secrets),
+            secrets=secrets,
         )
     except Exception as exc:  # a connector's own bug is retried, then becomes an incident
         # The log record's text and traceback are masked by the secrets module.

@@ -3,6 +3,7 @@ transaction as the instance state, enqueued only after that transaction commits.
 
 Parameters are stored evaluated, with the places of literal diagram text that names secrets
 (`secret:NAME`) beside them: the worker resolves secrets there and nowhere else."""
+
 import logging
 import uuid
 from typing import Any
@@ -34,8 +35,9 @@ ACTIVE_JOB_STATUSES = (ServiceJob.Status.PENDING, ServiceJob.Status.RUNNING)
 def _failed(task: Task, message: str) -> TaskScriptFailed:
     # The task fails and its instance goes to incident (see instance_store.persist_workflow).
     spec: ConnectorTaskMixin = task.task_spec
-    return TaskScriptFailed(f"{spec.bpmn_id}: {message}", task=task,
-                            errors=[{"element_id": spec.bpmn_id}])
+    return TaskScriptFailed(
+        f"{spec.bpmn_id}: {message}", task=task, errors=[{"element_id": spec.bpmn_id}]
+    )
 
 
 def _literal_secret_paths(task: Task) -> list[ParamPath]:
@@ -51,11 +53,14 @@ def _literal_secret_paths(task: Task) -> list[ParamPath]:
                 continue
             if not literal:
                 where = ".".join(str(step) for step in path)
-                raise _failed(task, (
-                    f"the parameter {where} names a secret in an expression. Secrets "
-                    "(secret:NAME) are resolved only in literal text: write the value as "
-                    "plain text, e.g. Bearer secret:CRM_TOKEN."
-                ))
+                raise _failed(
+                    task,
+                    (
+                        f"the parameter {where} names a secret in an expression. Secrets "
+                        "(secret:NAME) are resolved only in literal text: write the value as "
+                        "plain text, e.g. Bearer secret:CRM_TOKEN."
+                    ),
+                )
             paths.append(path)
     return paths
 
@@ -122,5 +127,3 @@ def schedule_service_jobs(
         hand_over_job_on_commit(str(job_id))
         active += 1
     return active
-
-

@@ -1,5 +1,6 @@
 """The sweep: hand over again the service jobs whose message was never sent, was lost, or
 whose worker died (its run lock is free)."""
+
 from datetime import timedelta
 from typing import Any
 
@@ -21,10 +22,15 @@ def _hand_over_unqueued() -> int:
     """Jobs whose hand-over failed (the broker was down): hand them over now. Stops at the
     first failure (the broker is still down; hand_over_job marks that job again)."""
     handed = 0
-    for job_id in ServiceJob.objects.filter(
-        status=ServiceJob.Status.PENDING, unqueued_since__isnull=False,
-        instance__status__in=JOB_RUNNABLE_INSTANCE_STATUSES,
-    ).order_by("unqueued_since").values_list("id", flat=True)[:500]:
+    for job_id in (
+        ServiceJob.objects.filter(
+            status=ServiceJob.Status.PENDING,
+            unqueued_since__isnull=False,
+            instance__status__in=JOB_RUNNABLE_INSTANCE_STATUSES,
+        )
+        .order_by("unqueued_since")
+        .values_list("id", flat=True)[:500]
+    ):
         if not hand_over_job(str(job_id)):
             break
         ServiceJob.objects.filter(pk=job_id).update(unqueued_since=None)
@@ -36,9 +42,12 @@ def _requeue_late_pending(now: Any, grace: timedelta) -> int:
     with transaction.atomic():
         late = list(
             ServiceJob.objects.select_for_update(no_key=True, skip_locked=True, of=("self",))
-            .filter(status=ServiceJob.Status.PENDING, next_attempt_at__lte=now - grace,
-                    unqueued_since__isnull=True,
-                    instance__status__in=JOB_RUNNABLE_INSTANCE_STATUSES)
+            .filter(
+                status=ServiceJob.Status.PENDING,
+                next_attempt_at__lte=now - grace,
+                unqueued_since__isnull=True,
+                instance__status__in=JOB_RUNNABLE_INSTANCE_STATUSES,
+            )
             .order_by("next_attempt_at", "pk")[:500]
         )
         for job in late:

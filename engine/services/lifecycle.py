@@ -3,6 +3,7 @@
 Each checks the operators group, runs under the instance row lock and writes an audit event
 with the actor.
 """
+
 import uuid
 from collections.abc import Iterable
 from typing import Any
@@ -37,8 +38,12 @@ def suspend_instance(
         instance = lock_unfinished(instance_id, "suspended")
         if instance.status == Status.SUSPENDED:
             return instance
-        record_event(instance, "suspended", actor=actor,
-                     payload={"reason": reason, "previous_status": instance.status})
+        record_event(
+            instance,
+            "suspended",
+            actor=actor,
+            payload={"reason": reason, "previous_status": instance.status},
+        )
         instance.status = Status.SUSPENDED
         instance.save(update_fields=["status", "updated_at"])
     return instance
@@ -53,7 +58,8 @@ def resume_instance(*, instance_id: uuid.UUID | str, actor: Person) -> ProcessIn
         if instance.status != Status.SUSPENDED:
             raise Conflict(f"The instance is {instance.status}, not suspended.")
         instance.status = decide_status(
-            instance.status, resuming=True,
+            instance.status,
+            resuming=True,
             incident=bool(instance.incident) or has_dead_jobs(instance),
             active_jobs=has_active_jobs(instance),
         )
@@ -105,7 +111,8 @@ def set_variables(
     with transaction.atomic(durable=True):
         instance = lock_unfinished(instance_id, "changed")
         run = open_run(instance)
-        if change_workflow_variables(instance, run.workflow, actor=actor, variables=variables,
-                                     remove=names):
+        if change_workflow_variables(
+            instance, run.workflow, actor=actor, variables=variables, remove=names
+        ):
             persist_workflow(instance, run, actor=actor)
     return instance

@@ -9,6 +9,7 @@ match: none is NotFound, several Conflict. A `message_id` makes the call idempot
 operation key (`operation_keys`) that keeps the first result, and a message with the same id
 later does nothing and gets that result again. Who may send: `engine.permissions.can_send_events`.
 """
+
 from dataclasses import dataclass
 from typing import Any
 
@@ -35,29 +36,40 @@ class MessageResult:
 
     @property
     def outcome(self) -> str:
-        """"correlated" (a waiting instance received it), "started" (it started an instance)
+        """ "correlated" (a waiting instance received it), "started" (it started an instance)
         or "deferred" (kept for a suspended instance, which receives it on resume)."""
         return str(self.body["outcome"])
 
 
 def check_event_input(name: Any, variables: Any) -> None:
     if not isinstance(name, str) or not name or len(name) > MAX_NAME_LENGTH:
-        raise InvalidInput("name must be a non-empty string of at most 255 characters.",
-                           errors=[{"field": "name", "message": "Give the event's name."}])
+        raise InvalidInput(
+            "name must be a non-empty string of at most 255 characters.",
+            errors=[{"field": "name", "message": "Give the event's name."}],
+        )
     if not isinstance(variables, dict):
-        raise InvalidInput("variables must be a JSON object.",
-                           errors=[{"field": "variables", "message": "Must be an object."}])
+        raise InvalidInput(
+            "variables must be a JSON object.",
+            errors=[{"field": "variables", "message": "Must be an object."}],
+        )
     check_json_depth(variables, "variables")
 
 
-def _body(event: Event, outcome: str, instance: ProcessInstance | None, instance_id: Any
-          ) -> dict[str, Any]:
+def _body(
+    event: Event, outcome: str, instance: ProcessInstance | None, instance_id: Any
+) -> dict[str, Any]:
     if instance is None:
-        instance = ProcessInstance.objects.only("id", "status", "definition__key").select_related(
-            "definition").get(pk=instance_id)
+        instance = (
+            ProcessInstance.objects.only("id", "status", "definition__key")
+            .select_related("definition")
+            .get(pk=instance_id)
+        )
     return {
-        "name": event.name, "message_id": event.message_id, "outcome": outcome,
-        "instance": str(instance.pk), "process": instance.definition.key,
+        "name": event.name,
+        "message_id": event.message_id,
+        "outcome": outcome,
+        "instance": str(instance.pk),
+        "process": instance.definition.key,
         "instance_status": instance.status,
     }
 
@@ -104,8 +116,14 @@ def correlate_message(
                 "A correlation key's value must be a string, a number, true, false or null.",
                 errors=[{"field": f"correlation_keys.{key}", "message": "Not a plain value."}],
             )
-    event = Event("message", name, variables, dict(correlation_keys or {}),
-                  business_key or None, message_id or None)
+    event = Event(
+        "message",
+        name,
+        variables,
+        dict(correlation_keys or {}),
+        business_key or None,
+        message_id or None,
+    )
     once = KeyedOperation(OperationKey.MESSAGE_SCOPE, message_id) if message_id else None
     with transaction.atomic(durable=True):
         reserve_once(operation_key)

@@ -7,6 +7,7 @@ index until the first transaction ends. Replaying the first *response* is the AP
 (`api.idempotency`); the engine only keeps what an operation did when its callers need it
 again (the result of a message).
 """
+
 from dataclasses import dataclass
 from typing import Any
 
@@ -40,8 +41,9 @@ class OperationDoneBefore(Conflict):
 
 
 def _records(operation: KeyedOperation) -> Any:
-    return OperationKey.objects.filter(user=operation.user, scope=operation.scope,
-                                       key=operation.key)
+    return OperationKey.objects.filter(
+        user=operation.user, scope=operation.scope, key=operation.key
+    )
 
 
 def _same_request(record: OperationKey, operation: KeyedOperation) -> OperationKey:
@@ -66,8 +68,12 @@ def reserve_operation_key(operation: KeyedOperation) -> OperationKey | None:
         cursor.execute(
             "INSERT INTO engine_operationkey (user_id, scope, key, fingerprint, created_at) "
             "VALUES (%s, %s, %s, %s, now()) ON CONFLICT DO NOTHING RETURNING id",
-            [operation.user.pk if operation.user else None, operation.scope, operation.key,
-             operation.fingerprint],
+            [
+                operation.user.pk if operation.user else None,
+                operation.scope,
+                operation.key,
+                operation.fingerprint,
+            ],
         )
         if cursor.fetchone() is not None:
             return None

@@ -1,4 +1,5 @@
 """The operators' gate: operator actions check the group first, then lock the instance."""
+
 import uuid
 
 from django.core.exceptions import PermissionDenied

@@ -5,6 +5,7 @@ with the actor and the active elements before and after. Work that a reset or sk
 cancelled: its human tasks (by the projection) and its service jobs (by the job scheduling),
 so a late result of a removed job is dropped as stale.
 """
+
 import uuid
 from typing import Any
 
@@ -36,22 +37,32 @@ def reset_instance(
     with transaction.atomic(durable=True):
         instance = lock_for_repair(instance_id, actor, "reset")
         run = open_run(instance)
-        target = next((t for t in reset_targets(run.workflow) if t.element_id == element_id),
-                      None)
+        target = next((t for t in reset_targets(run.workflow) if t.element_id == element_id), None)
         if target is None:
-            raise Conflict(f"{element_id!r} is not a completed task of this instance; "
-                           "choose one of the elements it has passed.")
+            raise Conflict(
+                f"{element_id!r} is not a completed task of this instance; "
+                "choose one of the elements it has passed."
+            )
         before = element_markers(run.workflow)["active"]
         reset_to_task(run.workflow, target.task_id)
         with running_as(actor, instance):
             run_engine_steps(run)
         settle_incident(instance, run.workflow)
         persist_workflow(instance, run, actor=actor)
-        record_event(instance, "reset", actor=actor, element_id=element_id, payload={
-            "task": target.task_id, "before": {"active": before},
-            "after": {"active": element_markers(run.workflow)["active"],
-                      "status": instance.status},
-        })
+        record_event(
+            instance,
+            "reset",
+            actor=actor,
+            element_id=element_id,
+            payload={
+                "task": target.task_id,
+                "before": {"active": before},
+                "after": {
+                    "active": element_markers(run.workflow)["active"],
+                    "status": instance.status,
+                },
+            },
+        )
     return instance
 
 
@@ -75,8 +86,10 @@ def skip_task(
         if task is None:
             raise NotFound(f"The instance has no task {task_id}.")
         if not is_skippable(task):
-            raise Conflict(f"{element_of(task) or 'This task'} is "
-                           f"{state_name(task)}; only an active task can be skipped.")
+            raise Conflict(
+                f"{element_of(task) or 'This task'} is "
+                f"{state_name(task)}; only an active task can be skipped."
+            )
         before = element_markers(run.workflow)["active"]
         with running_as(actor, instance):
             skip(run, task, variables)
@@ -86,9 +99,19 @@ def skip_task(
         ).update(status=HumanTask.Status.CANCELLED)
         settle_incident(instance, run.workflow)
         persist_workflow(instance, run, actor=actor)
-        record_event(instance, "skipped", actor=actor, element_id=element_of(task), payload={
-            "task": str(task.id), "variables": variables or {}, "before": {"active": before},
-            "after": {"active": element_markers(run.workflow)["active"],
-                      "status": instance.status},
-        })
+        record_event(
+            instance,
+            "skipped",
+            actor=actor,
+            element_id=element_of(task),
+            payload={
+                "task": str(task.id),
+                "variables": variables or {},
+                "before": {"active": before},
+                "after": {
+                    "active": element_markers(run.workflow)["active"],
+                    "status": instance.status,
+                },
+            },
+        )
     return instance

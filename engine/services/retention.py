@@ -1,5 +1,6 @@
 """Deleting finished instances an operator no longer needs (completed or terminated ones
 only: a running instance is repaired or terminated, never deleted)."""
+
 import datetime
 import uuid
 from collections.abc import Iterable
@@ -34,9 +35,7 @@ def delete_finished_instances(
         raise PermissionDenied("Deleting instances needs a signed-in operator.")
     if finished_before.tzinfo is None:
         raise InvalidInput("The date needs a time zone.")
-    finished = ProcessInstance.objects.filter(
-        status__in=FINISHED, completed_at__lt=finished_before
-    )
+    finished = ProcessInstance.objects.filter(status__in=FINISHED, completed_at__lt=finished_before)
     if instance_ids is not None:
         finished = finished.filter(pk__in=list(instance_ids))
     deleted = 0
@@ -53,10 +52,11 @@ def delete_finished_instances(
             if not batch:
                 return deleted
             LogEntry.objects.log_actions(
-                user_id=user.pk, queryset=batch, action_flag=DELETION,
+                user_id=user.pk,
+                queryset=batch,
+                action_flag=DELETION,
                 change_message=f"Deleted a finished instance (before "
-                               f"{finished_before.isoformat()}).",
+                f"{finished_before.isoformat()}).",
             )
             ProcessInstance.objects.filter(pk__in=[i.pk for i in batch]).delete()
             deleted += len(batch)
-

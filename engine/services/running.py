@@ -1,5 +1,6 @@
 """Running workflow code on behalf of someone: who scripts see as the current user, which
 instance `instance_id()` names, and the process's script time limit."""
+
 import contextlib
 import functools
 from collections.abc import Iterator

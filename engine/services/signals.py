@@ -6,6 +6,7 @@ transaction, and workers deliver them (each in its instance's own transaction); 
 that is suspended keeps the signal until it is resumed. Who may send:
 `engine.permissions.can_send_events`.
 """
+
 from typing import Any
 
 from django.core.exceptions import PermissionDenied
@@ -19,8 +20,13 @@ from .messages import check_event_input
 from .operation_keys import KeyedOperation, reserve_once
 
 
-def broadcast_signal(*, name: str, actor: Person, variables: dict[str, Any] | None = None,
-                     operation_key: KeyedOperation | None = None) -> dict[str, Any]:
+def broadcast_signal(
+    *,
+    name: str,
+    actor: Person,
+    variables: dict[str, Any] | None = None,
+    operation_key: KeyedOperation | None = None,
+) -> dict[str, Any]:
     """Send signal `name` to everything that waits for it now; returns how many instances and
     start events it goes to. Raises PermissionDenied or InvalidInput, and
     `OperationDoneBefore` when it was sent with `operation_key` before."""

@@ -6,6 +6,7 @@ the triggers of the older ones. A timer trigger fires once per due time: the bea
 due triggers with a lease (`SELECT ... FOR UPDATE SKIP LOCKED`), and each start runs in a
 transaction that holds the trigger's row lock and checks the due time again.
 """
+
 import datetime
 import logging
 from collections.abc import Callable
@@ -39,6 +40,7 @@ Kind = StartTrigger.Kind
 
 # -- the schedule -----------------------------------------------------------------------------
 
+
 def _as_plain(moment: datetime.datetime) -> datetime.datetime:
     return datetime.datetime.fromtimestamp(moment.timestamp(), datetime.UTC)
 
@@ -64,8 +66,9 @@ def first_due(value: str, now: datetime.datetime) -> tuple[datetime.datetime | N
     return _as_plain(moment(text)), 1
 
 
-def next_due(value: str, due: datetime.datetime, left: int | None, now: datetime.datetime
-             ) -> tuple[datetime.datetime | None, int | None]:
+def next_due(
+    value: str, due: datetime.datetime, left: int | None, now: datetime.datetime
+) -> tuple[datetime.datetime | None, int | None]:
     """After a start at `due`: (the next due time or None when done, starts left)."""
     text = value.strip()
     if left is not None:
@@ -105,6 +108,7 @@ def _timer_value(source: str, element_id: str) -> str:
 
 # -- registering -----------------------------------------------------------------------------
 
+
 def on_definition_deployed(sender: Any, *, definition: ProcessDefinition, **kwargs: Any) -> None:
     """Receiver of `processes.signals.definition_deployed`."""
     register_start_triggers(definition)
@@ -120,15 +124,17 @@ def register_start_triggers(definition: ProcessDefinition) -> list[StartTrigger]
     now = clock.now()
     triggers = []
     for start in event_starts(spec):
-        trigger = StartTrigger(definition=definition, element_id=start.element_id,
-                               kind=start.kind, event_name=start.name)
+        trigger = StartTrigger(
+            definition=definition,
+            element_id=start.element_id,
+            kind=start.kind,
+            event_name=start.name,
+        )
         if start.kind == Kind.TIMER:
             expression = getattr(start.definition, "expression", "")
             trigger.timer_expression = _timer_value(expression, start.element_id)
             try:
-                trigger.next_due_at, trigger.cycles_left = first_due(
-                    trigger.timer_expression, now
-                )
+                trigger.next_due_at, trigger.cycles_left = first_due(trigger.timer_expression, now)
             except Exception as exc:  # noqa: BLE001 -- whatever it raises is refused at deploy
                 raise InvalidInput(
                     f"{start.element_id}: the timer {trigger.timer_expression!r} cannot be "
@@ -141,6 +147,7 @@ def register_start_triggers(definition: ProcessDefinition) -> list[StartTrigger]
 
 
 # -- starting at an event start ---------------------------------------------------------------
+
 
 def start_instance_by_event(
     trigger: StartTrigger,
@@ -161,14 +168,23 @@ def start_instance_by_event(
     set_start_data(run.workflow, variables)
     with transaction.atomic():
         instance = ProcessInstance.objects.create(
-            definition=definition, business_key=business_key or None,
-            status=ProcessInstance.Status.RUNNING, started_by=as_user(actor),
+            definition=definition,
+            business_key=business_key or None,
+            status=ProcessInstance.Status.RUNNING,
+            started_by=as_user(actor),
         )
-        record_event(instance, "started", actor=actor, payload={
-            "version": definition.version, "business_key": instance.business_key,
-            "start_event": trigger.element_id, "trigger": trigger.kind,
-            "event": trigger.event_name,
-        })
+        record_event(
+            instance,
+            "started",
+            actor=actor,
+            payload={
+                "version": definition.version,
+                "business_key": instance.business_key,
+                "start_event": trigger.element_id,
+                "trigger": trigger.kind,
+                "event": trigger.event_name,
+            },
+        )
         with running_as(actor, instance):
             run_engine_steps(run)
             if deliver is not None:
@@ -180,12 +196,15 @@ def start_instance_by_event(
 
 def active_triggers(kind: str, name: str) -> list[StartTrigger]:
     """The active start triggers of `kind` for message or signal `name`."""
-    return list(StartTrigger.objects.filter(kind=kind, event_name=name, active=True)
-                .select_related("definition").only("id", "definition__key", "element_id",
-                                                   "kind", "event_name", "definition_id"))
+    return list(
+        StartTrigger.objects.filter(kind=kind, event_name=name, active=True)
+        .select_related("definition")
+        .only("id", "definition__key", "element_id", "kind", "event_name", "definition_id")
+    )
 
 
 # -- the timer start beat ---------------------------------------------------------------------
+
 
 def claim_due_start_timers(batch: int = 20) -> list[int]:
     """Lease up to `batch` due timer triggers (skipping those another beat holds)."""
@@ -195,7 +214,8 @@ def claim_due_start_timers(batch: int = 20) -> list[int]:
             StartTrigger.objects.select_for_update(no_key=True, skip_locked=True)
             .filter(active=True, kind=Kind.TIMER, next_due_at__lte=now)
             .filter(Q(claimed_until__isnull=True) | Q(claimed_until__lt=now))
-            .order_by("next_due_at", "pk").values_list("id", flat=True)[:batch]
+            .order_by("next_due_at", "pk")
+            .values_list("id", flat=True)[:batch]
         )
         StartTrigger.objects.filter(id__in=ids).update(claimed_until=now + LEASE)
     return ids
@@ -207,8 +227,12 @@ def start_on_schedule(trigger_id: int) -> ProcessInstance | None:
     with transaction.atomic():
         trigger = StartTrigger.objects.select_for_update(no_key=True).filter(pk=trigger_id).first()
         now = clock.now()
-        if (trigger is None or not trigger.active or trigger.next_due_at is None
-                or trigger.next_due_at > now):
+        if (
+            trigger is None
+            or not trigger.active
+            or trigger.next_due_at is None
+            or trigger.next_due_at > now
+        ):
             return None
         instance = start_instance_by_event(trigger)
         trigger.next_due_at, trigger.cycles_left = next_due(
@@ -216,8 +240,15 @@ def start_on_schedule(trigger_id: int) -> ProcessInstance | None:
         )
         trigger.active = trigger.next_due_at is not None
         trigger.last_started_at, trigger.claimed_until = now, None
-        trigger.save(update_fields=["next_due_at", "cycles_left", "active", "last_started_at",
-                                    "claimed_until"])
+        trigger.save(
+            update_fields=[
+                "next_due_at",
+                "cycles_left",
+                "active",
+                "last_started_at",
+                "claimed_until",
+            ]
+        )
     return instance
 
 

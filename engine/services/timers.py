@@ -8,6 +8,7 @@ then the timer's row, which must still be unfired — so two passes, or a pass a
 operation that fired the timer on its way, never fire one timer twice. Timers of suspended
 instances are not claimed; `apply_deferred_events` fires them on resume.
 """
+
 import datetime
 import logging
 import time
@@ -28,7 +29,8 @@ logger = logging.getLogger(__name__)
 BATCH = 20
 LEASE = datetime.timedelta(seconds=60)
 FIRING_STATUSES = (
-    ProcessInstance.Status.RUNNING, ProcessInstance.Status.WAITING,
+    ProcessInstance.Status.RUNNING,
+    ProcessInstance.Status.WAITING,
     ProcessInstance.Status.INCIDENT,
 )
 
@@ -41,7 +43,8 @@ def claim_due_timers(batch: int = BATCH) -> list[int]:
             Timer.objects.select_for_update(no_key=True, skip_locked=True, of=("self",))
             .filter(fired=False, due_at__lte=now, instance__status__in=FIRING_STATUSES)
             .filter(Q(claimed_until__isnull=True) | Q(claimed_until__lt=now))
-            .order_by("due_at", "pk").values_list("id", flat=True)[:batch]
+            .order_by("due_at", "pk")
+            .values_list("id", flat=True)[:batch]
         )
         Timer.objects.filter(id__in=ids).update(claimed_until=now + LEASE)
     return ids
@@ -56,8 +59,9 @@ def fire_timer(timer_id: int) -> bool:
         return False
     with transaction.atomic():
         instance = lock_instance(instance_id)
-        timer = (Timer.objects.select_for_update(no_key=True)
-                 .filter(pk=timer_id, fired=False).first())
+        timer = (
+            Timer.objects.select_for_update(no_key=True).filter(pk=timer_id, fired=False).first()
+        )
         if timer is None:
             return False  # fired meanwhile (or cancelled)
         if instance.status not in FIRING_STATUSES or timer.due_at > clock.now():

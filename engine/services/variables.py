@@ -1,5 +1,6 @@
 """Changing an instance's variables as an operator's correction (used by `set_variables` and
 by `retry_instance` when the operator fixes data and retries in one step)."""
+
 import copy
 from collections.abc import Iterable
 from typing import Any

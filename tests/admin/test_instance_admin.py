@@ -52,8 +52,6 @@ def messages_of(response) -> list[str]:
     return [str(m) for m in response.context["messages"]]
 
 
-
-
 def state_of(instance: ProcessInstance) -> tuple:
     instance.refresh_from_db()
     return (
@@ -84,9 +82,7 @@ def test_the_list_shows_incidents_first_with_counts_per_status(operator_client, 
     assert str(two_step.pk)[:8] in filtered.content.decode()
     assert str(broken.pk)[:8] not in filtered.content.decode()
     for term in (str(broken.pk), str(broken.pk)[:8]):
-        found = operator_client.get(
-            reverse("admin:engine_processinstance_changelist"), {"q": term}
-        )
+        found = operator_client.get(reverse("admin:engine_processinstance_changelist"), {"q": term})
         assert str(broken.pk)[:8] in found.content.decode()
         assert str(two_step.pk)[:8] not in found.content.decode()
 
@@ -157,7 +153,8 @@ def test_invalid_json_variables_are_rejected_and_nothing_changes(operator_client
     )
     assert "Give a JSON object" in messages_of(response)[0]
     response = operator_client.post(
-        repair_url(two_step, "variables"), {"variables": '{"n": ' + "9" * 5000 + "}"},
+        repair_url(two_step, "variables"),
+        {"variables": '{"n": ' + "9" * 5000 + "}"},
         follow=True,
     )
     assert "an integer of 5000 digits" in messages_of(response)[0]
@@ -375,8 +372,9 @@ def test_the_page_shows_what_the_instance_waits_for_and_skip_moves_past_a_timer(
     assert "timer due" in page.content.decode()
 
     [timer] = page.context["choices"]["skippable"]
-    response = operator_client.post(repair_url(instance, "skip"), {"task_id": timer.task_id},
-                                    follow=True)
+    response = operator_client.post(
+        repair_url(instance, "skip"), {"task_id": timer.task_id}, follow=True
+    )
     assert messages_of(response) == ["The task was skipped."]
     instance.refresh_from_db()
     assert instance.status == "completed"

@@ -1,5 +1,6 @@
 """Suspending an instance while its service job is on a real worker: the result that comes
 back meanwhile is kept, and applied when an operator resumes it in the admin."""
+
 import pytest
 from django.test import Client
 from django.urls import reverse
@@ -21,8 +22,10 @@ def test_a_result_arriving_while_suspended_is_applied_on_resume(
     client = Client()
     client.force_login(operator)
     fake_api.reply("/slow", Reply(body={"score": 7}, delay=1.5))
-    xml = sequence("svc_slow", [service_task(
-        "call", 'api + "/slow"', outputs={"score": 'result["body"]["score"]'})])
+    xml = sequence(
+        "svc_slow",
+        [service_task("call", 'api + "/slow"', outputs={"score": 'result["body"]["score"]'})],
+    )
     deploy(name="slow", files=[UploadedFile("slow.bpmn", xml.encode())], actor=None)
     instance = start_instance(key="svc_slow", variables={"api": fake_api.base_url})
     job = ServiceJob.objects.get(instance=instance)

@@ -1,5 +1,6 @@
 """The rest of DESIGN section 6: definitions, validation, instance lists and history,
 operator actions, task detail/claim/unclaim, Idempotency-Key, and one error shape."""
+
 import os
 
 import pytest
@@ -39,6 +40,7 @@ def started(expense_definition, api_client_for, approver, make_user) -> dict:
 
 # -- definitions ------------------------------------------------------------------------------
 
+
 def test_definitions_list_detail_versions_and_xml(expense_definition, api_client_for, outsider):
     client = api_client_for(outsider)
     listing = client.get("/api/v1/definitions/").json()
@@ -77,8 +79,10 @@ def test_validate_checks_without_storing(api_client_for, outsider):
 
 # -- instances --------------------------------------------------------------------------------
 
-def test_instance_list_shows_what_the_caller_may_see(started, api_client_for, approver,
-                                                     outsider, operator):
+
+def test_instance_list_shows_what_the_caller_may_see(
+    started, api_client_for, approver, outsider, operator
+):
     def ids(user, query=""):
         body = api_client_for(user).get(f"/api/v1/instances/{query}").json()
         return [i["id"] for i in body["results"]]
@@ -103,31 +107,38 @@ def test_suspend_blocks_work_until_resume(started, api_client_for, approver, ope
     url = f"/api/v1/instances/{started['id']}"
     task_id = started["open_tasks"][0]["id"]
     problem(api_client_for(approver).post(f"{url}/suspend/"), 403)
-    suspended = api_client_for(operator).post(f"{url}/suspend/", {"reason": "audit"},
-                                              format="json")
+    suspended = api_client_for(operator).post(f"{url}/suspend/", {"reason": "audit"}, format="json")
     assert suspended.status_code == 200 and suspended.json()["status"] == "suspended"
     blocked = api_client_for(approver).post(
-        f"/api/v1/tasks/{task_id}/complete/", {"variables": {"decision": "approve"}},
+        f"/api/v1/tasks/{task_id}/complete/",
+        {"variables": {"decision": "approve"}},
         format="json",
     )
     problem(blocked, 409)
     assert api_client_for(operator).post(f"{url}/resume/").json()["status"] == "waiting"
     problem(api_client_for(operator).post(f"{url}/resume/"), 409)  # not suspended any more
     done = api_client_for(approver).post(
-        f"/api/v1/tasks/{task_id}/complete/", {"variables": {"decision": "approve"}},
+        f"/api/v1/tasks/{task_id}/complete/",
+        {"variables": {"decision": "approve"}},
         format="json",
     )
     assert done.status_code == 200
-    types = list(InstanceEvent.objects.filter(instance_id=started["id"])
-                 .values_list("type", "actor__username"))
+    types = list(
+        InstanceEvent.objects.filter(instance_id=started["id"]).values_list(
+            "type", "actor__username"
+        )
+    )
     assert ("suspended", "olga_operator") in types and ("resumed", "olga_operator") in types
 
 
 def test_terminate_cancels_open_tasks(started, api_client_for, approver, operator):
     url = f"/api/v1/instances/{started['id']}"
     problem(api_client_for(approver).post(f"{url}/terminate/"), 403)
-    body = api_client_for(operator).post(f"{url}/terminate/", {"reason": "duplicate"},
-                                         format="json").json()
+    body = (
+        api_client_for(operator)
+        .post(f"{url}/terminate/", {"reason": "duplicate"}, format="json")
+        .json()
+    )
     assert body["status"] == "terminated" and body["open_tasks"] == []
     assert api_client_for(approver).get("/api/v1/tasks/").json()["count"] == 0
     problem(api_client_for(operator).post(f"{url}/terminate/"), 409)
@@ -150,8 +161,12 @@ def test_operator_actions_on_unknown_instances_are_404(api_client_for, operator)
     missing = "/api/v1/instances/00000000-0000-0000-0000-000000000000"
     for action in ("suspend", "resume", "terminate", "retry"):
         problem(api_client_for(operator).post(f"{missing}/{action}/"), 404)
-    problem(api_client_for(operator).patch(f"{missing}/variables/", {"variables": {"a": 1}},
-                                           format="json"), 404)
+    problem(
+        api_client_for(operator).patch(
+            f"{missing}/variables/", {"variables": {"a": 1}}, format="json"
+        ),
+        404,
+    )
 
 
 def test_retry_needs_an_incident(started, api_client_for, operator):
@@ -160,13 +175,15 @@ def test_retry_needs_an_incident(started, api_client_for, operator):
 
 # -- tasks ------------------------------------------------------------------------------------
 
+
 def test_task_detail_claim_and_unclaim(started, api_client_for, approver, approver2, outsider):
     task_url = f"/api/v1/tasks/{started['open_tasks'][0]['id']}"
     detail = api_client_for(approver).get(f"{task_url}/").json()
     assert detail["form"]["fields"][0]["id"] == "decision"
     problem(api_client_for(outsider).get(f"{task_url}/"), 403)
-    problem(api_client_for(approver).get("/api/v1/tasks/00000000-0000-0000-0000-000000000000/"),
-            404)
+    problem(
+        api_client_for(approver).get("/api/v1/tasks/00000000-0000-0000-0000-000000000000/"), 404
+    )
     assert api_client_for(approver).post(f"{task_url}/claim/").json()["assignee"] == (
         approver.username
     )
@@ -191,6 +208,7 @@ def test_task_filters_are_checked(started, api_client_for, approver):
 
 # -- Idempotency-Key --------------------------------------------------------------------------
 
+
 def test_start_with_the_same_key_starts_once(expense_definition, api_client_for, approver):
     client = api_client_for(approver)
     body = {"variables": VARIABLES, "business_key": "E-1"}
@@ -200,8 +218,9 @@ def test_start_with_the_same_key_starts_once(expense_definition, api_client_for,
     assert first.json()["id"] == again.json()["id"]
     assert again["Idempotent-Replayed"] == "true"
     assert ProcessInstance.objects.count() == 1
-    other = client.post(START, {**body, "business_key": "E-2"}, format="json",
-                        HTTP_IDEMPOTENCY_KEY="order-1")
+    other = client.post(
+        START, {**body, "business_key": "E-2"}, format="json", HTTP_IDEMPOTENCY_KEY="order-1"
+    )
     problem(other, 422)
     assert ProcessInstance.objects.count() == 1
     fresh = client.post(START, body, format="json", HTTP_IDEMPOTENCY_KEY="order-2")
@@ -215,8 +234,9 @@ def test_complete_with_the_same_key_completes_once(started, api_client_for, appr
     first = client.post(url, body, format="json", HTTP_IDEMPOTENCY_KEY="click-1")
     again = client.post(url, body, format="json", HTTP_IDEMPOTENCY_KEY="click-1")
     assert first.status_code == again.status_code == 200
-    assert InstanceEvent.objects.filter(instance_id=started["id"],
-                                        type="task_completed").count() == 1
+    assert (
+        InstanceEvent.objects.filter(instance_id=started["id"], type="task_completed").count() == 1
+    )
     problem(client.post(url, body, format="json"), 409)  # without a key: a real second try
 
 
@@ -229,6 +249,7 @@ def test_a_failed_request_does_not_use_up_its_key(expense_definition, api_client
 
 
 # -- one error shape, docs ----------------------------------------------------------------------
+
 
 def test_unknown_api_urls_answer_problem_json(api_client_for, outsider):
     problem(api_client_for(outsider).get("/api/v1/nothing-here/"), 404)
@@ -246,8 +267,9 @@ def test_schema_and_docs_are_served_without_a_cdn(api_client_for, outsider, anon
     assert b"/static/drf_spectacular_sidecar/" in docs.content
 
 
-def test_throttling_per_user_when_configured(monkeypatch, expense_definition, api_client_for,
-                                             outsider):
+def test_throttling_per_user_when_configured(
+    monkeypatch, expense_definition, api_client_for, outsider
+):
     """DRF reads throttle settings when views are imported, so the setting is applied to the
     view here the way startup would apply BATON_API_USER_RATE (checked below)."""
     from django.core.cache import cache
@@ -269,9 +291,16 @@ def test_the_throttle_rate_comes_from_the_environment() -> None:
     import subprocess
     import sys
 
-    code = ("import os; os.environ['DJANGO_SETTINGS_MODULE']='config.settings.test'; "
-            "from django.conf import settings; r = settings.REST_FRAMEWORK; "
-            "print(r['DEFAULT_THROTTLE_RATES']['user'], len(r['DEFAULT_THROTTLE_CLASSES']))")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                         env={**os.environ, "BATON_API_USER_RATE": "1000/hour"}, check=True)
+    code = (
+        "import os; os.environ['DJANGO_SETTINGS_MODULE']='config.settings.test'; "
+        "from django.conf import settings; r = settings.REST_FRAMEWORK; "
+        "print(r['DEFAULT_THROTTLE_RATES']['user'], len(r['DEFAULT_THROTTLE_CLASSES']))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "BATON_API_USER_RATE": "1000/hour"},
+        check=True,
+    )
     assert out.stdout.split() == ["1000/hour", "2"]

@@ -1,4 +1,5 @@
 """The expense approval example end to end through the REST API."""
+
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 
@@ -149,8 +150,12 @@ def test_start_runs_to_the_approval_task(started, make_user):
     assert decision["required"] is True
     assert [v["id"] for v in decision["values"]] == ["approve", "reject"]
     assert started["waiting_for"] == [
-        {"type": "user_task", "element_id": "approve_expense", "name": "Approve expense",
-         "task": task["id"]}
+        {
+            "type": "user_task",
+            "element_id": "approve_expense",
+            "name": "Approve expense",
+            "task": task["id"],
+        }
     ]
 
     instance = ProcessInstance.objects.get(pk=started["id"])
@@ -160,9 +165,12 @@ def test_start_runs_to_the_approval_task(started, make_user):
 
 
 def test_starting_an_unknown_process_is_404(expense_definition, approver_client):
-    assert_problem(approver_client.post(
-        "/api/v1/definitions/no_such_process/start/", START_BODY, format="json"
-    ), 404)
+    assert_problem(
+        approver_client.post(
+            "/api/v1/definitions/no_such_process/start/", START_BODY, format="json"
+        ),
+        404,
+    )
     assert not ProcessInstance.objects.exists()
 
 
@@ -260,9 +268,12 @@ def test_completing_twice_is_409_and_changes_nothing(started, approver_client):
 def test_outsider_cannot_complete(started, outsider_client):
     (task,) = started["open_tasks"]
     events = InstanceEvent.objects.count()
-    assert_problem(outsider_client.post(
-        complete_url(task["id"]), {"variables": {"decision": "approve"}}, format="json"
-    ), 403)
+    assert_problem(
+        outsider_client.post(
+            complete_url(task["id"]), {"variables": {"decision": "approve"}}, format="json"
+        ),
+        403,
+    )
     assert HumanTask.objects.get(pk=task["id"]).status == HumanTask.Status.OPEN
     assert ProcessInstance.objects.get(pk=started["id"]).status == "waiting"
     assert InstanceEvent.objects.count() == events
@@ -271,9 +282,12 @@ def test_outsider_cannot_complete(started, outsider_client):
 def test_a_missing_required_field_is_400_and_the_task_stays_open(started, approver_client):
     (task,) = started["open_tasks"]
     events = InstanceEvent.objects.count()
-    body = assert_problem(approver_client.post(
-        complete_url(task["id"]), {"variables": {"comment": "no decision"}}, format="json"
-    ), 400)
+    body = assert_problem(
+        approver_client.post(
+            complete_url(task["id"]), {"variables": {"comment": "no decision"}}, format="json"
+        ),
+        400,
+    )
     assert "decision" in body["errors"]
     assert HumanTask.objects.get(pk=task["id"]).status == HumanTask.Status.OPEN
     assert ProcessInstance.objects.get(pk=started["id"]).status == "waiting"
@@ -283,18 +297,24 @@ def test_a_missing_required_field_is_400_and_the_task_stays_open(started, approv
 
 def test_an_enum_value_not_offered_is_400(started, approver_client):
     (task,) = started["open_tasks"]
-    body = assert_problem(approver_client.post(
-        complete_url(task["id"]), {"variables": {"decision": "maybe"}}, format="json"
-    ), 400)
+    body = assert_problem(
+        approver_client.post(
+            complete_url(task["id"]), {"variables": {"decision": "maybe"}}, format="json"
+        ),
+        400,
+    )
     assert "decision" in body["errors"]
     assert "approve" in body["errors"]["decision"]
     assert HumanTask.objects.get(pk=task["id"]).status == HumanTask.Status.OPEN
 
 
 def test_completing_an_unknown_task_is_404(started, approver_client):
-    assert_problem(approver_client.post(
-        complete_url("00000000-0000-0000-0000-000000000000"), {"variables": {}}, format="json"
-    ), 404)
+    assert_problem(
+        approver_client.post(
+            complete_url("00000000-0000-0000-0000-000000000000"), {"variables": {}}, format="json"
+        ),
+        404,
+    )
 
 
 def test_rejecting_records_the_rejection(started, approver_client):

@@ -1,6 +1,7 @@
 """Idempotency-Key beyond the basics in test_endpoints: the first response is stored, not
 rendered again; retries that race each other act once; a response lost after its operation
 committed is a 409, never a second operation."""
+
 import threading
 
 import pytest
@@ -10,8 +11,10 @@ from api.models import IdempotentResponse
 from engine.models import InstanceEvent, OperationKey, ProcessInstance
 
 START = "/api/v1/definitions/expense_approval/start/"
-BODY = {"variables": {"amount": 250, "description": "Taxi", "requester": "bob"},
-        "business_key": "E-1"}
+BODY = {
+    "variables": {"amount": 250, "description": "Taxi", "requester": "bob"},
+    "business_key": "E-1",
+}
 
 
 @pytest.mark.django_db
@@ -21,8 +24,9 @@ def test_a_replay_is_the_first_response_even_after_the_instance_moved_on(
     client = api_client_for(approver)
     first = client.post(START, BODY, format="json", HTTP_IDEMPOTENCY_KEY="order-1")
     task_id = first.json()["open_tasks"][0]["id"]
-    done = client.post(f"/api/v1/tasks/{task_id}/complete/",
-                       {"variables": {"decision": "approve"}}, format="json")
+    done = client.post(
+        f"/api/v1/tasks/{task_id}/complete/", {"variables": {"decision": "approve"}}, format="json"
+    )
     assert done.status_code == 200
     again = client.post(START, BODY, format="json", HTTP_IDEMPOTENCY_KEY="order-1")
     assert again.status_code == 201 and again["Idempotent-Replayed"] == "true"
@@ -53,8 +57,9 @@ def test_racing_retries_with_one_key_act_once(expense_definition, api_client_for
     def send(index: int) -> None:
         try:
             ready.wait()
-            answers[index] = clients[index].post(START, BODY, format="json",
-                                                 HTTP_IDEMPOTENCY_KEY="race-1")
+            answers[index] = clients[index].post(
+                START, BODY, format="json", HTTP_IDEMPOTENCY_KEY="race-1"
+            )
         finally:
             connection.close()
 

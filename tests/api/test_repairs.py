@@ -1,4 +1,5 @@
 """Repairs over the REST API: reset, skip, migrate (with dry run) and retry with variables."""
+
 import uuid
 
 import pytest
@@ -30,11 +31,14 @@ def test_reset_and_skip_over_the_api(operator_api, approved):
     assert response.status_code == 200, response.json()
     assert [t["element_id"] for t in response.json()["open_tasks"]] == ["approve"]
 
-    task = next(t for t in load_workflow(approved).get_tasks() if t.task_spec.bpmn_id == "approve"
-                and t.state == 16)
-    response = operator_api.post(url + "skip/", {"task_id": str(task.id),
-                                                 "variables": {"decision": "reject"}},
-                                 format="json")
+    task = next(
+        t
+        for t in load_workflow(approved).get_tasks()
+        if t.task_spec.bpmn_id == "approve" and t.state == 16
+    )
+    response = operator_api.post(
+        url + "skip/", {"task_id": str(task.id), "variables": {"decision": "reject"}}, format="json"
+    )
     assert response.status_code == 200, response.json()
     assert response.json()["status"] == "completed"
 
@@ -52,7 +56,8 @@ def test_migrate_dry_run_refusal_and_run_over_the_api(operator_api, approved):
     refused = operator_api.post(url, {"version": 2}, format="json")
     assert refused.status_code == 409
     assert refused.json()["errors"] == [
-        {"element_id": "pay", "message": "no counterpart in version 2"}]
+        {"element_id": "pay", "message": "no counterpart in version 2"}
+    ]
 
     deploy_document(approval(extra_task=True))
     done = operator_api.post(url, {"version": 3}, format="json")
@@ -67,8 +72,9 @@ def test_skipping_a_task_the_instance_does_not_have_is_a_404(operator_api, appro
     approved.refresh_from_db()
     state, events = approved.state, InstanceEvent.objects.filter(instance=approved).count()
     for task_id in (str(uuid.uuid4()), str(foreign.id)):
-        response = operator_api.post(f"/api/v1/instances/{approved.pk}/skip/",
-                                     {"task_id": task_id}, format="json")
+        response = operator_api.post(
+            f"/api/v1/instances/{approved.pk}/skip/", {"task_id": task_id}, format="json"
+        )
         assert response.status_code == 404, response.content
         assert response["Content-Type"] == "application/problem+json"
         assert task_id in response.json()["detail"]
@@ -80,8 +86,11 @@ def test_skipping_a_task_the_instance_does_not_have_is_a_404(operator_api, appro
 
 def test_repairs_are_for_operators_only(api_client_for, approver, approved):
     client = api_client_for(approver)
-    for path, body in [("reset/", {"element_id": "approve"}), ("migrate/", {"version": 1}),
-                       ("skip/", {"task_id": str(approved.pk)})]:
+    for path, body in [
+        ("reset/", {"element_id": "approve"}),
+        ("migrate/", {"version": 1}),
+        ("skip/", {"task_id": str(approved.pk)}),
+    ]:
         response = client.post(f"/api/v1/instances/{approved.pk}/{path}", body, format="json")
         assert response.status_code == 403, path
     assert HumanTask.objects.get(element_id="pay").status == "open"
@@ -90,8 +99,9 @@ def test_repairs_are_for_operators_only(api_client_for, approver, approved):
 def test_retry_with_fixed_variables_over_the_api(operator_api, db):
     deploy_document(build_bpmn("divides_by", script="x = 1/y"))
     instance = start_instance(key="divides_by", variables={"y": 0})
-    response = operator_api.post(f"/api/v1/instances/{instance.pk}/retry/",
-                                 {"variables": {"y": 5}}, format="json")
+    response = operator_api.post(
+        f"/api/v1/instances/{instance.pk}/retry/", {"variables": {"y": 5}}, format="json"
+    )
     assert response.status_code == 200
     assert (response.json()["status"], response.json()["variables"]["x"]) == ("waiting", 0.2)
 

@@ -1,5 +1,6 @@
 """Request bodies are capped before they are read, JSON is capped in depth, and every error under
 /api/ answers as problem+json, Django's own refusals included."""
+
 import contextlib
 import http.client
 import json
@@ -84,8 +85,10 @@ def multipart_stream(size: int) -> tuple[str, Iterator[bytes], int]:
     """A multipart upload of one `size`-byte file, generated piece by piece (the same 1 MiB
     piece again and again, so the client, in this process too, holds no more than that)."""
     boundary = "baton-test-boundary"
-    head = (f"--{boundary}\r\nContent-Disposition: form-data; name=\"files\"; "
-            "filename=\"huge.bpmn\"\r\nContent-Type: application/xml\r\n\r\n").encode()
+    head = (
+        f'--{boundary}\r\nContent-Disposition: form-data; name="files"; '
+        'filename="huge.bpmn"\r\nContent-Type: application/xml\r\n\r\n'
+    ).encode()
     tail = f"\r\n--{boundary}--\r\n".encode()
     piece = b"<" * MiB
 
@@ -107,9 +110,14 @@ def test_a_300_mib_upload_is_refused_before_it_is_read(live_server, designer_tok
     content_type, body, length = multipart_stream(UPLOAD_BYTES)
     with PeakRss(lambda: [psutil.Process()]) as memory:
         response = httpx.post(
-            live_server.url + VALIDATE, content=body, timeout=300,
-            headers={"Content-Type": content_type, "Content-Length": str(length),
-                     "Authorization": f"Token {designer_token}"},
+            live_server.url + VALIDATE,
+            content=body,
+            timeout=300,
+            headers={
+                "Content-Type": content_type,
+                "Content-Length": str(length),
+                "Authorization": f"Token {designer_token}",
+            },
         )
     print(f"server memory growth refusing a 300 MiB upload: {memory.growth / MiB:.1f} MiB")
     assert response.status_code == 413, response.text[:300]
@@ -117,15 +125,22 @@ def test_a_300_mib_upload_is_refused_before_it_is_read(live_server, designer_tok
     assert "BATON_MAX_DEPLOYMENT_BYTES" in response.json()["detail"]
     assert memory.growth < MEMORY_BOUND
     # The server serves on: it read at most a little of the refused body, then dropped it.
-    assert httpx.get(live_server.url + "/api/v1/definitions/",
-                     headers={"Authorization": f"Token {designer_token}"}).status_code == 200
+    assert (
+        httpx.get(
+            live_server.url + "/api/v1/definitions/",
+            headers={"Authorization": f"Token {designer_token}"},
+        ).status_code
+        == 200
+    )
 
 
 def test_the_development_server_refuses_chunked_bodies(live_server, designer_token):
     """Django's server does not decode chunked bodies: Django would read them as empty."""
-    response = httpx.post(live_server.url + VALIDATE, content=iter([b'{"bpmn_xml": "x"}']),
-                          headers={"Content-Type": "application/json",
-                                   "Authorization": f"Token {designer_token}"})
+    response = httpx.post(
+        live_server.url + VALIDATE,
+        content=iter([b'{"bpmn_xml": "x"}']),
+        headers={"Content-Type": "application/json", "Authorization": f"Token {designer_token}"},
+    )
     assert response.status_code == 411
     assert response.headers["Content-Type"] == "application/problem+json"
 
@@ -144,12 +159,28 @@ def gunicorn(transactional_db) -> Iterator[tuple[str, psutil.Process]]:
     """Baton under gunicorn (one sync worker), the server production uses; it decodes chunked
     bodies and tells the application so (wsgi.input_terminated)."""
     port = free_port()
-    env = {**os.environ, "DATABASE_URL": database_url(),
-           "DJANGO_SETTINGS_MODULE": "config.settings.test"}
+    env = {
+        **os.environ,
+        "DATABASE_URL": database_url(),
+        "DJANGO_SETTINGS_MODULE": "config.settings.test",
+    }
     server = subprocess.Popen(
-        [sys.executable, "-m", "gunicorn", "config.wsgi:application", "--bind",
-         f"127.0.0.1:{port}", "--workers", "1", "--timeout", "120"],
-        cwd=BASE_DIR, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        [
+            sys.executable,
+            "-m",
+            "gunicorn",
+            "config.wsgi:application",
+            "--bind",
+            f"127.0.0.1:{port}",
+            "--workers",
+            "1",
+            "--timeout",
+            "120",
+        ],
+        cwd=BASE_DIR,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
     )
     url = f"http://127.0.0.1:{port}"
 
@@ -169,9 +200,11 @@ def gunicorn(transactional_db) -> Iterator[tuple[str, psutil.Process]]:
 def test_a_chunked_body_is_read_up_to_its_cap(gunicorn, designer_token):
     url, _ = gunicorn
     body = json.dumps({"bpmn_xml": build_bpmn()}).encode()
-    response = httpx.post(url + VALIDATE, content=iter([body[:100], body[100:]]),
-                          headers={"Content-Type": "application/json",
-                                   "Authorization": f"Token {designer_token}"})
+    response = httpx.post(
+        url + VALIDATE,
+        content=iter([body[:100], body[100:]]),
+        headers={"Content-Type": "application/json", "Authorization": f"Token {designer_token}"},
+    )
     assert response.status_code == 200, response.text[:300]
     assert response.json()["valid"] is True
 
@@ -180,10 +213,15 @@ def test_a_300_mib_chunked_upload_is_refused_as_it_passes_the_cap(gunicorn, desi
     url, master = gunicorn
     content_type, body, _ = multipart_stream(UPLOAD_BYTES)  # no length: sent chunked
     with PeakRss(lambda: [master, *master.children(recursive=True)]) as memory:
-        response = httpx.post(url + VALIDATE, content=body, timeout=300, headers={
-            "Content-Type": content_type, "Authorization": f"Token {designer_token}"})
-    print(f"gunicorn memory growth refusing a 300 MiB chunked upload: "
-          f"{memory.growth / MiB:.1f} MiB")
+        response = httpx.post(
+            url + VALIDATE,
+            content=body,
+            timeout=300,
+            headers={"Content-Type": content_type, "Authorization": f"Token {designer_token}"},
+        )
+    print(
+        f"gunicorn memory growth refusing a 300 MiB chunked upload: {memory.growth / MiB:.1f} MiB"
+    )
     assert response.status_code == 413, response.text[:300]
     assert response.headers["Content-Type"] == "application/problem+json"
     assert memory.growth < MEMORY_BOUND
@@ -212,18 +250,25 @@ def answer_to(url: str, head: str, body: bytes = b"") -> tuple[http.client.HTTPR
 
 
 def request_head(path: str, token: str, framing: str) -> str:
-    return (f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Token {token}\r\n"
-            f"Content-Type: application/json\r\n{framing}\r\n\r\n")
+    return (
+        f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Token {token}\r\n"
+        f"Content-Type: application/json\r\n{framing}\r\n\r\n"
+    )
 
 
-@pytest.mark.parametrize(("framing", "body"), [
-    (f"Content-Length: {TEN_GB}", b"x" * 1000),  # announces 10 GB, sends a little
-    (f"Content-Length: {TEN_GB}", b""),  # announces 10 GB, sends nothing
-    # twice the 1 MiB cap of a JSON body, then nothing more: the body never ends
-    ("Transfer-Encoding: chunked", f"{2 * MiB:x}\r\n".encode() + b"x" * (2 * MiB) + b"\r\n"),
-], ids=["little-sent", "nothing-sent", "chunked-unfinished"])
+@pytest.mark.parametrize(
+    ("framing", "body"),
+    [
+        (f"Content-Length: {TEN_GB}", b"x" * 1000),  # announces 10 GB, sends a little
+        (f"Content-Length: {TEN_GB}", b""),  # announces 10 GB, sends nothing
+        # twice the 1 MiB cap of a JSON body, then nothing more: the body never ends
+        ("Transfer-Encoding: chunked", f"{2 * MiB:x}\r\n".encode() + b"x" * (2 * MiB) + b"\r\n"),
+    ],
+    ids=["little-sent", "nothing-sent", "chunked-unfinished"],
+)
 def test_a_body_announced_but_not_sent_gets_its_413_and_the_connection_closes(
-        gunicorn, designer_token, framing, body):
+    gunicorn, designer_token, framing, body
+):
     url, _ = gunicorn
     response, after = answer_to(url, request_head(START, designer_token, framing), body)
     assert response.status == 413
@@ -231,8 +276,12 @@ def test_a_body_announced_but_not_sent_gets_its_413_and_the_connection_closes(
     assert response.getheader("Connection") == "close"
     assert after == b""
     # The worker is free again.
-    assert httpx.get(url + "/api/v1/definitions/",
-                     headers={"Authorization": f"Token {designer_token}"}).status_code == 200
+    assert (
+        httpx.get(
+            url + "/api/v1/definitions/", headers={"Authorization": f"Token {designer_token}"}
+        ).status_code
+        == 200
+    )
 
 
 # --- caps and depth of JSON bodies ------------------------------------------------------------
@@ -269,8 +318,12 @@ def test_a_body_over_django_s_own_limit_is_a_413_problem(starter, settings):
     """What used to be Django's HTML 400 (RequestDataTooBig), here through the idempotency
     check that reads the raw body."""
     settings.DATA_UPLOAD_MAX_MEMORY_SIZE = 1000
-    response = starter.post(START, {"variables": {**VARIABLES, "note": "x" * 2000}},
-                            format="json", HTTP_IDEMPOTENCY_KEY="k-1")
+    response = starter.post(
+        START,
+        {"variables": {**VARIABLES, "note": "x" * 2000}},
+        format="json",
+        HTTP_IDEMPOTENCY_KEY="k-1",
+    )
     problem(response, 413)
     assert not ProcessInstance.objects.exists()
 
@@ -279,8 +332,7 @@ def test_a_body_over_django_s_own_limit_is_a_413_problem(starter, settings):
 def test_deeply_nested_json_is_a_400_naming_the_limit(starter, depth):
     tree = "[" * depth + "1" + "]" * depth  # written out: json.dumps itself would recurse
     variables = json.dumps(VARIABLES)[:-1] + f', "tree": {tree}}}'
-    response = starter.post(START, f'{{"variables": {variables}}}',
-                            content_type="application/json")
+    response = starter.post(START, f'{{"variables": {variables}}}', content_type="application/json")
     body = problem(response, 400)
     assert "64 levels" in body["detail"] and "BATON_MAX_JSON_DEPTH" in body["detail"]
     assert not ProcessInstance.objects.exists()
@@ -288,14 +340,14 @@ def test_deeply_nested_json_is_a_400_naming_the_limit(starter, depth):
 
 def test_json_within_the_depth_limit_is_stored(starter):
     deploy_document(build_bpmn("open_start"))  # no start form: any variables are taken
-    response = starter.post("/api/v1/definitions/open_start/start/",
-                            {"variables": {"tree": nested(60)}}, format="json")
+    response = starter.post(
+        "/api/v1/definitions/open_start/start/", {"variables": {"tree": nested(60)}}, format="json"
+    )
     assert response.status_code == 201, response.content
     assert ProcessInstance.objects.get().variables["tree"] == nested(60)
 
 
-def test_the_services_refuse_deeply_nested_variables_too(expense_definition, approver,
-                                                         make_user):
+def test_the_services_refuse_deeply_nested_variables_too(expense_definition, approver, make_user):
     """Every way in (web forms, commands, workers), not only the API's JSON parser."""
     deep = {"tree": nested(65)}
     instance = start_instance(key="expense_approval", variables=VARIABLES)
@@ -339,14 +391,16 @@ def test_too_many_files_is_a_400_problem(designer_client, settings):
 def test_form_fields_over_django_s_memory_limit_are_a_413_problem(designer_client, settings):
     settings.DATA_UPLOAD_MAX_MEMORY_SIZE = 1000
     files = [SimpleUploadedFile("a.bpmn", build_bpmn().encode())]
-    response = designer_client.post(VALIDATE, {"files": files, "name": "n" * 5000},
-                                    format="multipart")
+    response = designer_client.post(
+        VALIDATE, {"files": files, "name": "n" * 5000}, format="multipart"
+    )
     problem(response, 413)
 
 
 def test_a_broken_multipart_body_is_a_400_problem(designer_client):
-    response = designer_client.post(VALIDATE, b"--nothing\r\n",
-                                    content_type="multipart/form-data; boundary=")
+    response = designer_client.post(
+        VALIDATE, b"--nothing\r\n", content_type="multipart/form-data; boundary="
+    )
     problem(response, 400)
 
 
@@ -370,10 +424,12 @@ def test_the_error_views_answer_problems_under_api_only(db, path, is_api):
     """The views Django calls for its 400, 403, CSRF and 500 answers (set in config/urls.py
     and CSRF_FAILURE_VIEW)."""
     request = RequestFactory().post(path)
-    answers = [(400, bad_request(request, ValueError("x"))),
-               (403, permission_denied(request, PermissionError("x"))),
-               (403, csrf_failure(request, reason="CSRF token missing.")),
-               (500, server_error(request))]
+    answers = [
+        (400, bad_request(request, ValueError("x"))),
+        (403, permission_denied(request, PermissionError("x"))),
+        (403, csrf_failure(request, reason="CSRF token missing.")),
+        (500, server_error(request)),
+    ]
     for status, response in answers:
         assert response.status_code == status
         is_problem = response["Content-Type"] == "application/problem+json"
@@ -387,8 +443,7 @@ HUGE_INTEGER = "9" * 5000  # past Python's limit of 4300 digits for converting a
 
 
 @pytest.mark.parametrize("url", [VALIDATE, "/api/v1/deployments/"])
-def test_a_json_file_with_a_5000_digit_integer_is_reported_as_invalid_json(designer_client,
-                                                                           url):
+def test_a_json_file_with_a_5000_digit_integer_is_reported_as_invalid_json(designer_client, url):
     upload = SimpleUploadedFile("f.json", f'{{\n  "limit": {HUGE_INTEGER}\n}}'.encode())
     body = problem(designer_client.post(url, {"files": [upload]}, format="multipart"), 400)
     (error,) = body["errors"]
@@ -401,8 +456,7 @@ def test_a_json_file_with_a_5000_digit_integer_is_reported_as_invalid_json(desig
 
 def test_a_json_body_with_a_5000_digit_integer_is_a_400_problem(starter):
     variables = json.dumps(VARIABLES)[:-1] + f', "big": {HUGE_INTEGER}}}'
-    response = starter.post(START, f'{{"variables": {variables}}}',
-                            content_type="application/json")
+    response = starter.post(START, f'{{"variables": {variables}}}', content_type="application/json")
     body = problem(response, 400)
     assert "4300 digits" in body["detail"]
     assert "sys.set_int_max_str_digits" not in body["detail"]

@@ -1,5 +1,6 @@
 """Schemathesis against /api/schema/: generated requests to every endpoint never get a 5xx,
 and every response matches the schema (status code, content type, body)."""
+
 import json
 
 import pytest
@@ -39,8 +40,11 @@ def api_data(db, in_process_requests):
         user.groups.add(Group.objects.get_or_create(name=name)[0])
     Token.objects.create(user=user, key=TOKEN)
     deploy_examples()
-    start_instance(key="expense_approval", actor=user,
-                   variables={"amount": 50, "description": "x", "requester": "y"})
+    start_instance(
+        key="expense_approval",
+        actor=user,
+        variables={"amount": 50, "description": "x", "requester": "y"},
+    )
 
 
 def load_schema() -> schemathesis.BaseSchema:
@@ -56,9 +60,15 @@ schema = load_schema()
 
 
 @schema.parametrize()
-@settings(max_examples=25, deadline=None,
-          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow,
-                                 HealthCheck.filter_too_much])
+@settings(
+    max_examples=25,
+    deadline=None,
+    suppress_health_check=[
+        HealthCheck.function_scoped_fixture,
+        HealthCheck.too_slow,
+        HealthCheck.filter_too_much,
+    ],
+)
 def test_every_endpoint_conforms_to_the_schema(case: schemathesis.Case) -> None:
     # A deployment's body is BPMN: the schema can say "a string" but not "a valid diagram",
     # so a schema-valid upload may rightly be rejected there. A signal is accepted whatever

@@ -3,6 +3,7 @@
 No browser is ever downloaded: the tests use /usr/bin/chromium and are skipped without it.
 One browser serves the whole session; every test gets fresh contexts (cookies, storage).
 """
+
 import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -17,8 +18,12 @@ os.environ.setdefault("DJANGO_LIVE_TEST_SERVER_ADDRESS", "127.0.0.1")
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [
-    "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-    "--disable-component-update", "--disable-sync", "--no-first-run",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
 ]
 PASSWORD = "e2e-Secret-pass-42"
 DEFAULT_TIMEOUT_MS = 10_000
@@ -33,8 +38,10 @@ except ImportError:  # pragma: no cover - the dev extra installs it
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Skip every test of this folder, before any database or server is set up."""
-    reason = SKIP_REASON if not CHROMIUM.exists() else (
-        "the playwright package is not installed" if sync_playwright is None else None
+    reason = (
+        SKIP_REASON
+        if not CHROMIUM.exists()
+        else ("the playwright package is not installed" if sync_playwright is None else None)
     )
     if reason is None:
         return
@@ -79,9 +86,14 @@ def new_page(browser: "Browser", live_server) -> Iterator[Callable[..., "Page"]]
         page = context.new_page()
         # Every browser test also checks the pages' Content-Security-Policy: nothing a page
         # of Baton needs may be refused by it.
-        page.on("console", lambda message: refused.append(message.text)
-                if "Content Security Policy" in message.text
-                or "evalDisallowed" in message.text else None)
+        page.on(
+            "console",
+            lambda message: (
+                refused.append(message.text)
+                if "Content Security Policy" in message.text or "evalDisallowed" in message.text
+                else None
+            ),
+        )
         return page
 
     yield make

@@ -1,5 +1,6 @@
 """The admin's instance page in a real browser: bpmn-js draws the diagram and Baton's markers
 show where the instance has been, where it waits, and how often each element ran."""
+
 import re
 
 import pytest
@@ -16,8 +17,9 @@ def test_the_instance_page_shows_markers_on_the_diagram(
 ):
     operator = make_staff("olga_operator", "operators")
     with_password(operator)
-    instance = start_instance(key="expense_approval", business_key="E-7",
-                              variables={"amount": 40, "description": "Lunch"})
+    instance = start_instance(
+        key="expense_approval", business_key="E-7", variables={"amount": 40, "description": "Lunch"}
+    )
 
     login(page, operator)
     page.goto(f"/admin/engine/processinstance/{instance.pk}/change/")
@@ -33,8 +35,9 @@ def test_the_instance_page_shows_markers_on_the_diagram(
     expect(shape("record_approval")).not_to_have_class(re.compile(r"baton-"))
     counts = diagram.locator(".djs-overlays[data-container-id='categorise'] .baton-run-count")
     expect(counts).to_have_text("1")
-    expect(diagram.locator(".djs-overlays[data-container-id='approve_expense'] .baton-token"))\
-        .to_be_visible()
+    expect(
+        diagram.locator(".djs-overlays[data-container-id='approve_expense'] .baton-token")
+    ).to_be_visible()
 
     # Clicking a completed element picks it as the reset target.
     shape("categorise").click()

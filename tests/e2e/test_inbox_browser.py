@@ -1,5 +1,6 @@
 """The inbox in a real browser: htmx polling, start form errors, approving, permissions,
 claiming from the list and a phone-sized screen."""
+
 import re
 
 import pytest
@@ -21,15 +22,20 @@ EXPENSE = {"amount": 320, "description": "Train tickets", "requester": "rita"}
 
 
 def _start_expense(actor, business_key: str) -> HumanTask:
-    instance = start_instance(key="expense_approval", variables=dict(EXPENSE),
-                              business_key=business_key, actor=actor)
+    instance = start_instance(
+        key="expense_approval", variables=dict(EXPENSE), business_key=business_key, actor=actor
+    )
     return HumanTask.objects.get(instance=instance, status=HumanTask.Status.OPEN)
 
 
 def _is_htmx_inbox_refresh(response) -> bool:
     request = response.request
-    return (request.method == "GET" and request.headers.get("hx-request") == "true"
-            and re.search(r"/tasks/(\?|$)", request.url) is not None and response.ok)
+    return (
+        request.method == "GET"
+        and request.headers.get("hx-request") == "true"
+        and re.search(r"/tasks/(\?|$)", request.url) is not None
+        and response.ok
+    )
 
 
 def _row(page: Page, business_key: str):
@@ -106,8 +112,11 @@ def test_start_form_shows_field_errors_then_starts(
     assert instance.variables["amount"] == 320
     assert instance.variables["category"] == "medium"
     task = instance.human_tasks.get()
-    assert (task.name, task.status, task.candidate_groups) == ("Approve expense", "open",
-                                                               ["managers"])
+    assert (task.name, task.status, task.candidate_groups) == (
+        "Approve expense",
+        "open",
+        ["managers"],
+    )
 
 
 def test_a_form_refuses_what_the_engine_refuses_with_its_message(page, approver, with_password):

@@ -1,6 +1,7 @@
 """The modeler in a real browser: import or build a diagram, assign a group in the properties
 panel, save (version 1), see a validation error on the element (no new version), start the
 process and find its task in the inbox; connectors offered for the topic; version diffs."""
+
 import re
 from pathlib import Path
 
@@ -48,8 +49,11 @@ def _click_empty_canvas(page: Page) -> None:
 def _open_group(page: Page, label: str) -> None:
     """Expand a properties panel group (they start collapsed) unless it is open already."""
     header = page.locator(".bio-properties-panel-group-header").filter(
-        has=page.locator(".bio-properties-panel-group-header-title", has_text=re.compile(
-            rf"^{re.escape(label)}$")))
+        has=page.locator(
+            ".bio-properties-panel-group-header-title",
+            has_text=re.compile(rf"^{re.escape(label)}$"),
+        )
+    )
     if "open" not in (header.get_attribute("class") or ""):
         header.click()
     expect(header).to_have_class(re.compile(r"\bopen\b"))
@@ -157,8 +161,11 @@ def test_build_with_context_pad_and_keys_then_save(page, designer, with_password
     _select(page, task_id)
     page.locator('.djs-context-pad .entry[data-action="replace"]').click()
     page.locator('.djs-popup .entry[data-id="replace-with-user-task"]').click()
-    user_task_id = page.locator("g.djs-shape").filter(has_text="Sign contract").get_attribute(
-        "data-element-id")
+    user_task_id = (
+        page.locator("g.djs-shape")
+        .filter(has_text="Sign contract")
+        .get_attribute("data-element-id")
+    )
     _select(page, user_task_id)
     page.locator('.djs-context-pad .entry[data-action="append.end-event"]').click()
     ends = page.locator('g.djs-shape[data-element-id^="Event_"]')
@@ -176,8 +183,10 @@ def test_build_with_context_pad_and_keys_then_save(page, designer, with_password
     expect(ends).to_have_count(1)
 
     # Zoom buttons change the canvas scale.
-    scale = "() => document.querySelector('.djs-container > svg .viewport').transform.baseVal" \
-            ".consolidate().matrix.a"
+    scale = (
+        "() => document.querySelector('.djs-container > svg .viewport').transform.baseVal"
+        ".consolidate().matrix.a"
+    )
     before = page.evaluate(scale)
     page.get_by_role("button", name="Zoom in").click()
     assert page.evaluate(scale) > before
@@ -187,15 +196,17 @@ def test_build_with_context_pad_and_keys_then_save(page, designer, with_password
     page.locator("#properties").get_by_label("Candidate groups").fill("legal")
     # The process itself: click the empty canvas, then name it and give it its key.
     _click_empty_canvas(page)
-    expect(page.locator(".bio-properties-panel-header-type")).to_have_text(re.compile("process",
-                                                                                      re.I))
+    expect(page.locator(".bio-properties-panel-header-type")).to_have_text(
+        re.compile("process", re.I)
+    )
     _open_group(page, "General")
     page.locator("#bio-properties-panel-id").fill("contract_signing")
     page.locator("#bio-properties-panel-name").fill("Contract signing")
     page.keyboard.press("Control+s")
 
     expect(page.locator("#modeler-status")).to_contain_text(
-        "Version 1 of “Contract signing” deployed.")
+        "Version 1 of “Contract signing” deployed."
+    )
     definition = ProcessDefinition.objects.get(key="contract_signing")
     assert definition.elements[user_task_id]["candidate_groups"] == ["legal"]
     assert definition.elements[user_task_id]["name"] == "Sign contract"
@@ -230,8 +241,7 @@ def test_topic_offers_the_registered_connectors_and_versions_are_compared(
     topic.select_option("crm.lookup")
     retry.fill("R5/PT30S")
     _save(page)
-    expect(page.locator("#modeler-status")).to_contain_text(
-        "Version 2 of “Credit check” deployed.")
+    expect(page.locator("#modeler-status")).to_contain_text("Version 2 of “Credit check” deployed.")
     v2 = ProcessDefinition.objects.get(key="credit_check", version=2)
     assert 'camunda:topic="crm.lookup"' in v2.bpmn_xml
     assert "R5/PT30S" in v2.bpmn_xml
@@ -247,7 +257,8 @@ def test_topic_offers_the_registered_connectors_and_versions_are_compared(
     expect(page.locator("#diagram")).to_have_attribute("data-rendered", "true")
     expect(page.locator("#diff-summary")).to_contain_text("v1 → v2: 0 added, 0 removed, 1 changed")
     expect(page.locator(".diff-list.changed")).to_contain_text(
-        "camunda:topic: “http” → “crm.lookup”")
+        "camunda:topic: “http” → “crm.lookup”"
+    )
     expect(_shape(page, "check_credit_score")).to_have_class(re.compile(r"\bbaton-changed\b"))
     versions = page.locator("table.versions tbody tr")
     expect(versions).to_have_count(2)

@@ -1,4 +1,5 @@
 """In Chromium: a diagram's XML never runs as a page of Baton (issue 14)."""
+
 from pathlib import Path
 
 import pytest

@@ -1,5 +1,6 @@
 """Diagrams and steps for the repair tests: a two-step approval (Camunda dialect) in several
 versions, and how a manager works on it."""
+
 from engine.models import HumanTask, ProcessInstance
 from engine.services import complete_human_task
 
@@ -12,8 +13,9 @@ HEADER = (
 )
 
 
-def approval(process_id: str = "two_step", *, extra_task: bool = False,
-             drop_pay: bool = False) -> str:
+def approval(
+    process_id: str = "two_step", *, extra_task: bool = False, drop_pay: bool = False
+) -> str:
     """start -> approve (managers) -> gateway: decision == "approve" -> pay (managers) -> end;
     otherwise -> record_rejection (script) -> end_rejected.
 
@@ -38,10 +40,12 @@ def approval(process_id: str = "two_step", *, extra_task: bool = False,
             '    <bpmn:userTask id="audit" name="Audit" camunda:candidateGroups="managers" />\n'
             '    <bpmn:sequenceFlow id="f_pay_audit" sourceRef="pay" targetRef="audit" />\n'
             '    <bpmn:sequenceFlow id="f_audit_end" sourceRef="audit" targetRef="end" />\n'
-            if extra_task else
-            '    <bpmn:sequenceFlow id="f_pay_end" sourceRef="pay" targetRef="end" />\n'
+            if extra_task
+            else '    <bpmn:sequenceFlow id="f_pay_end" sourceRef="pay" targetRef="end" />\n'
         )
-    return HEADER + f"""  <bpmn:process id="{process_id}" isExecutable="true">
+    return (
+        HEADER
+        + f"""  <bpmn:process id="{process_id}" isExecutable="true">
     <bpmn:startEvent id="start" />
     <bpmn:sequenceFlow id="f_start" sourceRef="start" targetRef="approve" />
     <bpmn:userTask id="approve" name="Approve" camunda:candidateGroups="managers">
@@ -61,6 +65,7 @@ def approval(process_id: str = "two_step", *, extra_task: bool = False,
   </bpmn:process>
 </bpmn:definitions>
 """
+    )
 
 
 def open_task(instance: ProcessInstance, element_id: str) -> HumanTask:

@@ -1,4 +1,5 @@
 """Small Camunda diagrams with service tasks for the service-task tests."""
+
 import itertools
 from xml.sax.saxutils import escape
 
@@ -24,29 +25,40 @@ def service_task(
 ) -> str:
     """`params`: more input parameters as written in the diagram (`${...}` an expression,
     anything else literal text)."""
-    inputs = [f'<camunda:inputParameter name="url">${{{escape(url_expression)}}}'
-              "</camunda:inputParameter>"]
-    inputs += [f'<camunda:inputParameter name="{escape(name)}">{escape(text)}'
-               "</camunda:inputParameter>" for name, text in (params or {}).items()]
+    inputs = [
+        f'<camunda:inputParameter name="url">${{{escape(url_expression)}}}</camunda:inputParameter>'
+    ]
+    inputs += [
+        f'<camunda:inputParameter name="{escape(name)}">{escape(text)}</camunda:inputParameter>'
+        for name, text in (params or {}).items()
+    ]
     if timeout is not None:
-        inputs.append(f'<camunda:inputParameter name="timeout">${{{timeout}}}'
-                      "</camunda:inputParameter>")
+        inputs.append(
+            f'<camunda:inputParameter name="timeout">${{{timeout}}}</camunda:inputParameter>'
+        )
     if headers:
         entries = "".join(
             f'<camunda:entry key="{escape(k)}">{escape(v)}</camunda:entry>'
             for k, v in headers.items()
         )
-        inputs.append('<camunda:inputParameter name="headers">'
-                      f"<camunda:map>{entries}</camunda:map></camunda:inputParameter>")
+        inputs.append(
+            '<camunda:inputParameter name="headers">'
+            f"<camunda:map>{entries}</camunda:map></camunda:inputParameter>"
+        )
     for name, expression in (outputs or {}).items():
-        inputs.append(f'<camunda:outputParameter name="{name}">${{{escape(expression)}}}'
-                      "</camunda:outputParameter>")
-    retry = (f"<camunda:failedJobRetryTimeCycle>{retry_cycle}</camunda:failedJobRetryTimeCycle>"
-             if retry_cycle else "")
+        inputs.append(
+            f'<camunda:outputParameter name="{name}">${{{escape(expression)}}}'
+            "</camunda:outputParameter>"
+        )
+    retry = (
+        f"<camunda:failedJobRetryTimeCycle>{retry_cycle}</camunda:failedJobRetryTimeCycle>"
+        if retry_cycle
+        else ""
+    )
     return (
         f'    <bpmn:serviceTask id="{task_id}" name="Call {task_id}" camunda:type="external" '
         f'camunda:topic="{topic}"><bpmn:extensionElements><camunda:inputOutput>'
-        f'{"".join(inputs)}</camunda:inputOutput>{retry}</bpmn:extensionElements>'
+        f"{''.join(inputs)}</camunda:inputOutput>{retry}</bpmn:extensionElements>"
         "</bpmn:serviceTask>\n"
     )
 
@@ -75,8 +87,12 @@ def sequence(process_id: str, tasks: list[str], *, catch_error: str | None = Non
         flows.append('<bpmn:sequenceFlow id="fe1" sourceRef="on_error" targetRef="handle" />\n')
         flows.append('<bpmn:sequenceFlow id="fe2" sourceRef="handle" targetRef="end_handled" />\n')
     return (
-        HEADER + errors + f'  <bpmn:process id="{process_id}" isExecutable="true">\n'
-        + "".join(body) + "".join(flows) + "  </bpmn:process>\n</bpmn:definitions>\n"
+        HEADER
+        + errors
+        + f'  <bpmn:process id="{process_id}" isExecutable="true">\n'
+        + "".join(body)
+        + "".join(flows)
+        + "  </bpmn:process>\n</bpmn:definitions>\n"
     )
 
 
@@ -85,17 +101,25 @@ def parallel(process_id: str, tasks: list[str]) -> str:
     ids = [t.split('id="')[1].split('"')[0] for t in tasks]
     body = [
         '    <bpmn:startEvent id="start" />\n',
-        '    <bpmn:parallelGateway id="fork" />\n', *tasks,
-        '    <bpmn:parallelGateway id="join" />\n', '    <bpmn:endEvent id="end" />\n',
+        '    <bpmn:parallelGateway id="fork" />\n',
+        *tasks,
+        '    <bpmn:parallelGateway id="join" />\n',
+        '    <bpmn:endEvent id="end" />\n',
         '    <bpmn:sequenceFlow id="f_start" sourceRef="start" targetRef="fork" />\n',
         '    <bpmn:sequenceFlow id="f_end" sourceRef="join" targetRef="end" />\n',
     ]
     for task_id in ids:
-        body.append(f'    <bpmn:sequenceFlow id="f_in_{task_id}" sourceRef="fork" '
-                    f'targetRef="{task_id}" />\n')
-        body.append(f'    <bpmn:sequenceFlow id="f_out_{task_id}" sourceRef="{task_id}" '
-                    'targetRef="join" />\n')
+        body.append(
+            f'    <bpmn:sequenceFlow id="f_in_{task_id}" sourceRef="fork" '
+            f'targetRef="{task_id}" />\n'
+        )
+        body.append(
+            f'    <bpmn:sequenceFlow id="f_out_{task_id}" sourceRef="{task_id}" '
+            'targetRef="join" />\n'
+        )
     return (
-        HEADER + f'  <bpmn:process id="{process_id}" isExecutable="true">\n'
-        + "".join(body) + "  </bpmn:process>\n</bpmn:definitions>\n"
+        HEADER
+        + f'  <bpmn:process id="{process_id}" isExecutable="true">\n'
+        + "".join(body)
+        + "  </bpmn:process>\n</bpmn:definitions>\n"
     )

@@ -1,5 +1,6 @@
 """Real infrastructure for service-task tests: an HTTP API on 127.0.0.1 that answers as told,
 and real Celery worker processes against the test database and the test broker."""
+
 import json
 import os
 import signal
@@ -163,7 +164,9 @@ _session_workers: Workers | None = None
 
 @pytest.fixture(scope="session")
 def celery_workers(
-    django_db_setup: None, django_db_blocker: Any, live_server: Any,
+    django_db_setup: None,
+    django_db_blocker: Any,
+    live_server: Any,
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[Workers]:
     """Two Celery worker processes (prefork, 2 children each) on a queue of this session."""
@@ -214,13 +217,35 @@ def _start_workers(url: str, live_url: str, tmp_path_factory: pytest.TempPathFac
     for index in (1, 2):
         log = logs_dir / f"worker{index}.log"
         logs.append(log)
-        processes.append(subprocess.Popen(
-            [sys.executable, "-m", "celery", "-A", "config", "worker", "-P", "prefork",
-             "-c", "2", "-n", f"test{index}-{os.getpid()}@%h", "-Q", f"{queue},{events}",
-             "-l", "info",
-             "--without-gossip", "--without-mingle", "--without-heartbeat"],
-            cwd=BASE_DIR, env=env, stdout=log.open("wb"), stderr=subprocess.STDOUT,
-        ))
+        processes.append(
+            subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    "celery",
+                    "-A",
+                    "config",
+                    "worker",
+                    "-P",
+                    "prefork",
+                    "-c",
+                    "2",
+                    "-n",
+                    f"test{index}-{os.getpid()}@%h",
+                    "-Q",
+                    f"{queue},{events}",
+                    "-l",
+                    "info",
+                    "--without-gossip",
+                    "--without-mingle",
+                    "--without-heartbeat",
+                ],
+                cwd=BASE_DIR,
+                env=env,
+                stdout=log.open("wb"),
+                stderr=subprocess.STDOUT,
+            )
+        )
     workers = Workers(processes, logs)
 
     def alive() -> None:
@@ -228,8 +253,13 @@ def _start_workers(url: str, live_url: str, tmp_path_factory: pytest.TempPathFac
             raise RuntimeError("a Celery worker exited:\n" + workers.log_text()[-3000:])
 
     try:
-        wait_until(lambda: workers.log_text().count(" ready.") >= 2, timeout=90,
-                   what="the Celery workers to start", watch=alive, poll=0.2)
+        wait_until(
+            lambda: workers.log_text().count(" ready.") >= 2,
+            timeout=90,
+            what="the Celery workers to start",
+            watch=alive,
+            poll=0.2,
+        )
     except (AssertionError, RuntimeError):
         workers.stop()
         raise
@@ -243,7 +273,8 @@ def no_job_running() -> bool:
         cursor.execute(
             "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND granted"
             " AND pid <> pg_backend_pid()"
-            " AND database = (SELECT oid FROM pg_database WHERE datname = current_database())")
+            " AND database = (SELECT oid FROM pg_database WHERE datname = current_database())"
+        )
         row = cursor.fetchone()
         return row is not None and row[0] == 0
 
@@ -271,6 +302,7 @@ def jobs_for_no_worker() -> Iterator[None]:
 
 def settle(instance: Any) -> Any:
     """Wait until `instance` (a ProcessInstance) has completed, failed or ended; returns it."""
+
     def settled() -> bool:
         instance.refresh_from_db()
         return instance.status in ("completed", "incident", "terminated")

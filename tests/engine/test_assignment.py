@@ -1,4 +1,5 @@
 """Who gets a user task: Camunda assignee, candidate users and groups, expressions, due dates."""
+
 from datetime import timedelta
 
 import pytest
@@ -20,10 +21,12 @@ def deploy_tiny(**kwargs: str) -> None:
 @pytest.mark.django_db
 def test_assignee_expression_candidate_users_due_date_and_priority(make_user) -> None:
     ann, bob, carl = make_user("ann"), make_user("bob"), make_user("carl")
-    deploy_tiny(assignment=(
-        'camunda:assignee="${owner}" camunda:candidateUsers="bob, carl" '
-        'camunda:dueDate="P2D" camunda:priority="${urgency * 10}"'
-    ))
+    deploy_tiny(
+        assignment=(
+            'camunda:assignee="${owner}" camunda:candidateUsers="bob, carl" '
+            'camunda:dueDate="P2D" camunda:priority="${urgency * 10}"'
+        )
+    )
     instance = start_instance(key="assigned", variables={"owner": "ann", "urgency": 7})
     task = instance.human_tasks.get()
     assert task.assignee == "ann" and task.status == "claimed"

@@ -2,6 +2,7 @@
 
 The instance row lock must serialise the two completions, so that neither overwrites the
 other's state: every instance ends completed, with both reviews' data."""
+
 import threading
 
 import pytest
@@ -41,15 +42,21 @@ def test_parallel_reviews_completed_at_the_same_moment(parallel_definition, lega
             threading.Thread(
                 target=complete_in_thread,
                 args=(
-                    barrier, tasks["legal_review"], legal_user,
-                    {"legal_ok": True, "legal_notes": f"legal {round_number}"}, errors,
+                    barrier,
+                    tasks["legal_review"],
+                    legal_user,
+                    {"legal_ok": True, "legal_notes": f"legal {round_number}"},
+                    errors,
                 ),
             ),
             threading.Thread(
                 target=complete_in_thread,
                 args=(
-                    barrier, tasks["finance_review"], approver,
-                    {"finance_ok": True, "finance_notes": f"finance {round_number}"}, errors,
+                    barrier,
+                    tasks["finance_review"],
+                    approver,
+                    {"finance_ok": True, "finance_notes": f"finance {round_number}"},
+                    errors,
                 ),
             ),
         ]
@@ -73,9 +80,7 @@ def test_parallel_reviews_completed_at_the_same_moment(parallel_definition, lega
         assert variables["approved"] is True
         statuses = dict(instance.human_tasks.values_list("element_id", "status"))
         assert statuses == {"legal_review": "completed", "finance_review": "completed"}
-        types = list(
-            InstanceEvent.objects.filter(instance=instance).values_list("type", flat=True)
-        )
+        types = list(InstanceEvent.objects.filter(instance=instance).values_list("type", flat=True))
         assert types.count("task_completed") == 2
         assert types.count("completed") == 1
         assert types[-1] == "completed"

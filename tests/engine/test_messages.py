@@ -57,8 +57,12 @@ def test_waiting_instance_is_subscribed(two_orders):
 
 def test_correlation_key_picks_the_right_instance_of_two(two_orders, sender):
     first, second = two_orders
-    result = correlate_message(name="payment_received", actor=sender,
-                               correlation_keys={"order_id": 42}, variables={"paid": 99.5})
+    result = correlate_message(
+        name="payment_received",
+        actor=sender,
+        correlation_keys={"order_id": 42},
+        variables={"paid": 99.5},
+    )
     assert result.outcome == "correlated" and result.body["instance"] == str(second.pk)
     second.refresh_from_db()
     assert open_task_elements(second) == {"ship"} and second.variables["paid"] == 99.5
@@ -78,8 +82,7 @@ def test_business_key_picks_the_right_instance(two_orders, sender):
 
 def test_nothing_matches_is_not_found_and_changes_nothing(two_orders, sender):
     with pytest.raises(NotFound):
-        correlate_message(name="payment_received", actor=sender,
-                          correlation_keys={"order_id": 7})
+        correlate_message(name="payment_received", actor=sender, correlation_keys={"order_id": 7})
     with pytest.raises(NotFound):
         correlate_message(name="no_such_message", actor=sender)
     assert MessageSubscription.objects.count() == 2
@@ -95,8 +98,12 @@ def test_several_matches_are_a_conflict(two_orders, sender):
 
 def test_duplicate_message_id_does_nothing(two_orders, sender):
     first, _ = two_orders
-    kwargs = {"name": "payment_received", "actor": sender, "business_key": "A-41",
-              "message_id": "bank-tx-1"}
+    kwargs = {
+        "name": "payment_received",
+        "actor": sender,
+        "business_key": "A-41",
+        "message_id": "bank-tx-1",
+    }
     result = correlate_message(**kwargs, variables={"paid": 1})
     again = correlate_message(**kwargs, variables={"paid": 2})
     assert again.replayed and again.body == result.body and again.outcome == "correlated"
@@ -108,15 +115,17 @@ def test_duplicate_message_id_does_nothing(two_orders, sender):
 
 def test_a_failed_message_does_not_use_up_its_id(two_orders, sender):
     with pytest.raises(NotFound):
-        correlate_message(name="payment_received", actor=sender, business_key="A-99",
-                          message_id="tx-2")
+        correlate_message(
+            name="payment_received", actor=sender, business_key="A-99", message_id="tx-2"
+        )
     assert not OperationKey.objects.exists()
 
 
 def test_message_start_event_starts_a_process(sender):
     deploy_xml(event_diagrams.message_start("order_placed"))
-    result = correlate_message(name="order_placed", actor=sender, business_key="B-1",
-                               variables={"customer": "ada"})
+    result = correlate_message(
+        name="order_placed", actor=sender, business_key="B-1", variables={"customer": "ada"}
+    )
     assert result.outcome == "started"
     instance = ProcessInstance.objects.get(pk=result.body["instance"])
     assert instance.business_key == "B-1" and instance.variables["customer"] == "ada"
@@ -154,8 +163,9 @@ def test_a_suspended_instance_keeps_the_message_until_resume(two_orders, sender,
     operator = make_user("olga_operator", "operators")
     first, _ = two_orders
     suspend_instance(instance_id=first.pk, actor=operator)
-    result = correlate_message(name="payment_received", actor=sender, business_key="A-41",
-                               variables={"paid": 10})
+    result = correlate_message(
+        name="payment_received", actor=sender, business_key="A-41", variables={"paid": 10}
+    )
     assert result.outcome == "deferred"
     assert open_task_elements(first) == set()
     deferred = EventDelivery.objects.get(target_instance=first)
@@ -171,8 +181,7 @@ def test_bad_input_and_permissions(sender, make_user, settings):
     with pytest.raises(InvalidInput):
         correlate_message(name="", actor=sender)
     with pytest.raises(InvalidInput):
-        correlate_message(name="x", actor=sender,
-                          variables=["not", "an", "object"])  # type: ignore[arg-type]
+        correlate_message(name="x", actor=sender, variables=["not", "an", "object"])  # type: ignore[arg-type]
     with pytest.raises(PermissionDenied):  # only integrations, operators and superusers
         correlate_message(name="x", actor=make_user("ned_nobody", "designers"))
     settings.BATON_EVENT_SENDER_GROUPS = ["partners"]
@@ -181,6 +190,7 @@ def test_bad_input_and_permissions(sender, make_user, settings):
 
 
 # -- messages between instances ---------------------------------------------------------------
+
 
 def deliver_pending() -> None:
     """What a worker does with the deliveries written after commit."""
@@ -197,8 +207,10 @@ def test_spiffarena_waiter_and_chef_correlate_by_table_number(make_user, shared_
     waiter_user = make_user("wally_waiter")
     files = [
         UploadedFile(p.name, p.read_bytes())
-        for p in [spiff_messages / "waiter" / "simple-message-waiter.bpmn",
-                  *(spiff_messages / "waiter").glob("*.json")]
+        for p in [
+            spiff_messages / "waiter" / "simple-message-waiter.bpmn",
+            *(spiff_messages / "waiter").glob("*.json"),
+        ]
         if p.name != "process_model.json"
     ]
     deploy(name="waiter", files=files, actor=None)
@@ -209,13 +221,17 @@ def test_spiffarena_waiter_and_chef_correlate_by_table_number(make_user, shared_
     for table in (5, 7):
         waiter = start_instance(key="Process_k6u417e", actor=waiter_user)
         task = waiter.human_tasks.get()
-        complete_human_task(task_id=task.pk, user=waiter_user, variables={
-            "order": {"table_number": table, "drink": "tea", "meal": f"soup {table}"}})
+        complete_human_task(
+            task_id=task.pk,
+            user=waiter_user,
+            variables={"order": {"table_number": table, "drink": "tea", "meal": f"soup {table}"}},
+        )
         waiters.append(waiter)
     assert EventDelivery.objects.filter(kind="message", name="order_accept").count() == 2
     deliver_pending()
-    chefs = list(ProcessInstance.objects.filter(definition__key="Process_c707ql0")
-                 .order_by("created_at"))
+    chefs = list(
+        ProcessInstance.objects.filter(definition__key="Process_c707ql0").order_by("created_at")
+    )
     assert len(chefs) == 2
     for waiter, table in zip(waiters, (5, 7), strict=True):
         subscription = MessageSubscription.objects.get(instance=waiter)
@@ -237,16 +253,22 @@ def test_spiffarena_waiter_and_chef_correlate_by_table_number(make_user, shared_
 
 
 def test_camunda_send_task_reaches_the_waiting_instance_by_business_key():
-    requester = event_diagrams.camunda("requester", "\n".join([
-        '    <bpmn:startEvent id="start" />',
-        '    <bpmn:sendTask id="ask" messageRef="msg_quote"><bpmn:extensionElements>'
-        "<camunda:inputOutput>"
-        '<camunda:inputParameter name="amount">${amount * 2}</camunda:inputParameter>'
-        '<camunda:inputParameter name="businessKey">${target}</camunda:inputParameter>'
-        "</camunda:inputOutput></bpmn:extensionElements></bpmn:sendTask>",
-        '    <bpmn:endEvent id="end" />',
-        event_diagrams.flows(("start", "ask"), ("ask", "end")),
-    ]), '  <bpmn:message id="msg_quote" name="quote" />\n')
+    requester = event_diagrams.camunda(
+        "requester",
+        "\n".join(
+            [
+                '    <bpmn:startEvent id="start" />',
+                '    <bpmn:sendTask id="ask" messageRef="msg_quote"><bpmn:extensionElements>'
+                "<camunda:inputOutput>"
+                '<camunda:inputParameter name="amount">${amount * 2}</camunda:inputParameter>'
+                '<camunda:inputParameter name="businessKey">${target}</camunda:inputParameter>'
+                "</camunda:inputOutput></bpmn:extensionElements></bpmn:sendTask>",
+                '    <bpmn:endEvent id="end" />',
+                event_diagrams.flows(("start", "ask"), ("ask", "end")),
+            ]
+        ),
+        '  <bpmn:message id="msg_quote" name="quote" />\n',
+    )
     deploy_xml(requester, "requester.bpmn")
     deploy_xml(event_diagrams.waits_for_message("quote", process_id="quoter"), "quoter.bpmn")
     first = start_instance(key="quoter", business_key="Q-1")
@@ -263,13 +285,19 @@ def test_camunda_send_task_reaches_the_waiting_instance_by_business_key():
 
 def test_a_thrown_message_nobody_waits_for_is_retried_then_unmatched(settings):
     settings.BATON_MESSAGE_ATTEMPTS = 2
-    thrower = event_diagrams.camunda("thrower", "\n".join([
-        '    <bpmn:startEvent id="start" />',
-        '    <bpmn:intermediateThrowEvent id="tell"><bpmn:messageEventDefinition '
-        'messageRef="msg_news" /></bpmn:intermediateThrowEvent>',
-        '    <bpmn:endEvent id="end" />',
-        event_diagrams.flows(("start", "tell"), ("tell", "end")),
-    ]), '  <bpmn:message id="msg_news" name="news" />\n')
+    thrower = event_diagrams.camunda(
+        "thrower",
+        "\n".join(
+            [
+                '    <bpmn:startEvent id="start" />',
+                '    <bpmn:intermediateThrowEvent id="tell"><bpmn:messageEventDefinition '
+                'messageRef="msg_news" /></bpmn:intermediateThrowEvent>',
+                '    <bpmn:endEvent id="end" />',
+                event_diagrams.flows(("start", "tell"), ("tell", "end")),
+            ]
+        ),
+        '  <bpmn:message id="msg_news" name="news" />\n',
+    )
     deploy_xml(thrower)
     start_instance(key="thrower")
     delivery = EventDelivery.objects.get()
@@ -285,14 +313,20 @@ def test_a_thrown_message_nobody_waits_for_is_retried_then_unmatched(settings):
 
 
 def test_a_persist_retried_after_a_failing_assignment_writes_the_thrown_message_once():
-    thrower = event_diagrams.camunda("thrower", "\n".join([
-        '    <bpmn:startEvent id="start" />',
-        '    <bpmn:intermediateThrowEvent id="tell"><bpmn:messageEventDefinition '
-        'messageRef="msg_news" /></bpmn:intermediateThrowEvent>',
-        '    <bpmn:userTask id="review" camunda:assignee="${no_such_variable}" />',
-        '    <bpmn:endEvent id="end" />',
-        event_diagrams.flows(("start", "tell"), ("tell", "review"), ("review", "end")),
-    ]), '  <bpmn:message id="msg_news" name="news" />\n')
+    thrower = event_diagrams.camunda(
+        "thrower",
+        "\n".join(
+            [
+                '    <bpmn:startEvent id="start" />',
+                '    <bpmn:intermediateThrowEvent id="tell"><bpmn:messageEventDefinition '
+                'messageRef="msg_news" /></bpmn:intermediateThrowEvent>',
+                '    <bpmn:userTask id="review" camunda:assignee="${no_such_variable}" />',
+                '    <bpmn:endEvent id="end" />',
+                event_diagrams.flows(("start", "tell"), ("tell", "review"), ("review", "end")),
+            ]
+        ),
+        '  <bpmn:message id="msg_news" name="news" />\n',
+    )
     deploy_xml(thrower)
     instance = start_instance(key="thrower")
     assert instance.status == ProcessInstance.Status.INCIDENT  # the assignment failed
@@ -313,11 +347,14 @@ def test_terminating_an_instance_ends_its_subscriptions(two_orders, make_user):
 
 def test_correlation_values_match_exactly(two_orders, sender):
     with pytest.raises(NotFound):
-        correlate_message(name="payment_received", actor=sender,
-                          correlation_keys={"order_id": "42"})  # text is not the number
+        correlate_message(
+            name="payment_received", actor=sender, correlation_keys={"order_id": "42"}
+        )  # text is not the number
     with pytest.raises(InvalidInput):
-        correlate_message(name="payment_received", actor=sender,
-                          correlation_keys={"order_id": [42]})
-    result = correlate_message(name="payment_received", actor=sender,
-                               correlation_keys={"order_id": 42.0})
+        correlate_message(
+            name="payment_received", actor=sender, correlation_keys={"order_id": [42]}
+        )
+    result = correlate_message(
+        name="payment_received", actor=sender, correlation_keys={"order_id": 42.0}
+    )
     assert result.body["instance"] == str(two_orders[1].pk)

@@ -1,5 +1,6 @@
 """Operator repairs through the services: reset, skip, migrate, retry with fixed variables,
 edit variables and delete finished instances (DESIGN section 7, issue 6)."""
+
 from datetime import timedelta
 
 import pytest
@@ -37,14 +38,15 @@ def two_step(db):
     return start_instance(key="two_step", variables={"amount": 10})
 
 
-
-
-
-
 def snapshot(instance: ProcessInstance) -> tuple:
     instance.refresh_from_db()
-    return (instance.status, instance.lock_version, instance.state, instance.definition_id,
-            InstanceEvent.objects.filter(instance=instance).count())
+    return (
+        instance.status,
+        instance.lock_version,
+        instance.state,
+        instance.definition_id,
+        InstanceEvent.objects.filter(instance=instance).count(),
+    )
 
 
 # --- reset ---------------------------------------------------------------------------------
@@ -114,8 +116,12 @@ def test_a_completed_instance_cannot_be_repaired(two_step, approver, operator):
 def test_skip_completes_a_user_task_with_the_operators_data(two_step, operator):
     approving = open_task(two_step, "approve")
 
-    skip_task(instance_id=two_step.pk, actor=operator, task_id=str(approving.spiff_task_id),
-              variables={"decision": "approve"})
+    skip_task(
+        instance_id=two_step.pk,
+        actor=operator,
+        task_id=str(approving.spiff_task_id),
+        variables={"decision": "approve"},
+    )
 
     approving.refresh_from_db()
     assert approving.status == HumanTask.Status.CANCELLED
@@ -124,7 +130,10 @@ def test_skip_completes_a_user_task_with_the_operators_data(two_step, operator):
     assert two_step.variables["decision"] == "approve"
     event = InstanceEvent.objects.get(instance=two_step, type="skipped")
     assert (event.element_id, event.actor, event.payload["variables"]) == (
-        "approve", operator, {"decision": "approve"})
+        "approve",
+        operator,
+        {"decision": "approve"},
+    )
 
 
 def test_skip_a_failed_script_ends_the_incident(db, operator):
@@ -132,10 +141,10 @@ def test_skip_a_failed_script_ends_the_incident(db, operator):
     instance = start_instance(key="divides", variables={"n": 1})
     assert instance.status == ProcessInstance.Status.INCIDENT
     failed = next(
-        t for t in load_workflow(instance).get_tasks() if t.task_spec.bpmn_id == "prepare")
+        t for t in load_workflow(instance).get_tasks() if t.task_spec.bpmn_id == "prepare"
+    )
 
-    skip_task(instance_id=instance.pk, actor=operator, task_id=str(failed.id),
-              variables={"x": 0})
+    skip_task(instance_id=instance.pk, actor=operator, task_id=str(failed.id), variables={"x": 0})
 
     instance.refresh_from_db()
     assert instance.status == ProcessInstance.Status.WAITING
@@ -153,8 +162,7 @@ def test_skip_refuses_finished_and_unknown_tasks(two_step, approver, operator):
     with pytest.raises(NotFound):
         skip_task(instance_id=two_step.pk, actor=operator, task_id="not-a-task")
     with pytest.raises(InvalidInput):
-        skip_task(instance_id=two_step.pk, actor=operator, task_id=str(done.id),
-                  variables=[1])  # type: ignore[arg-type]
+        skip_task(instance_id=two_step.pk, actor=operator, task_id=str(done.id), variables=[1])  # type: ignore[arg-type]
     assert snapshot(two_step) == before
 
 
@@ -224,14 +232,14 @@ def test_retry_after_fixing_the_variables_in_one_step(db, operator):
 
 
 def test_set_variables_can_remove_names_and_refuses_bad_input(two_step, operator):
-    set_variables(instance_id=two_step.pk, actor=operator, variables={"note": "x"},
-                  remove=["amount"])
+    set_variables(
+        instance_id=two_step.pk, actor=operator, variables={"note": "x"}, remove=["amount"]
+    )
     two_step.refresh_from_db()
     assert two_step.variables == {"note": "x"}
     before = snapshot(two_step)
     with pytest.raises(InvalidInput):
-        set_variables(instance_id=two_step.pk, actor=operator,
-                      variables=["not", "an", "object"])  # type: ignore[arg-type]
+        set_variables(instance_id=two_step.pk, actor=operator, variables=["not", "an", "object"])  # type: ignore[arg-type]
     with pytest.raises(InvalidInput, match="both set and remove"):
         set_variables(instance_id=two_step.pk, actor=operator, variables={"a": 1}, remove=["a"])
     assert snapshot(two_step) == before
@@ -245,15 +253,18 @@ def test_delete_removes_only_finished_instances_older_than_the_date(db, operator
     old = start_instance(key="two_step")
     terminate_instance(instance_id=old.pk, actor=operator, reason="test")
     ProcessInstance.objects.filter(pk=old.pk).update(
-        completed_at=timezone.now() - timedelta(days=40))
+        completed_at=timezone.now() - timedelta(days=40)
+    )
     recent = start_instance(key="two_step")
     terminate_instance(instance_id=recent.pk, actor=operator)
     running = start_instance(key="two_step")
     ProcessInstance.objects.filter(pk=running.pk).update(
-        created_at=timezone.now() - timedelta(days=60))
+        created_at=timezone.now() - timedelta(days=60)
+    )
 
     deleted = delete_finished_instances(
-        actor=operator, finished_before=timezone.now() - timedelta(days=30))
+        actor=operator, finished_before=timezone.now() - timedelta(days=30)
+    )
 
     assert deleted == 1
     assert set(ProcessInstance.objects.values_list("pk", flat=True)) == {recent.pk, running.pk}
@@ -265,16 +276,21 @@ def test_delete_removes_only_finished_instances_older_than_the_date(db, operator
 def approval_then_call() -> str:
     from tests.engine.service_diagrams import HEADER, service_task
 
-    return HEADER + """  <bpmn:process id="approve_call" isExecutable="true">
+    return (
+        HEADER
+        + """  <bpmn:process id="approve_call" isExecutable="true">
     <bpmn:startEvent id="start" />
     <bpmn:userTask id="approve" camunda:candidateGroups="managers" />
-""" + service_task("call", '"http://127.0.0.1:9/never"') + """    <bpmn:endEvent id="end" />
+"""
+        + service_task("call", '"http://127.0.0.1:9/never"')
+        + """    <bpmn:endEvent id="end" />
     <bpmn:sequenceFlow id="f1" sourceRef="start" targetRef="approve" />
     <bpmn:sequenceFlow id="f2" sourceRef="approve" targetRef="call" />
     <bpmn:sequenceFlow id="f3" sourceRef="call" targetRef="end" />
   </bpmn:process>
 </bpmn:definitions>
 """
+    )
 
 
 def test_reset_cancels_the_job_of_a_removed_service_task(db, approver, operator):
@@ -300,8 +316,7 @@ def test_skip_a_service_task_cancels_its_job_and_uses_the_given_result(db, appro
     job = instance.jobs.get()
     call = next(t for t in load_workflow(instance).get_tasks() if t.task_spec.bpmn_id == "call")
 
-    skip_task(instance_id=instance.pk, actor=operator, task_id=str(call.id),
-              variables={"score": 5})
+    skip_task(instance_id=instance.pk, actor=operator, task_id=str(call.id), variables={"score": 5})
 
     job.refresh_from_db()
     instance.refresh_from_db()

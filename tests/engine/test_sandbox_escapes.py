@@ -6,6 +6,7 @@ Every one ends in an incident at the script task that says what was refused; not
 script built is kept, no file appears, nothing of the engine's environment is in the
 instance, and the processes that ran it serve the next instance.
 """
+
 import os
 from pathlib import Path
 from xml.sax.saxutils import escape
@@ -25,8 +26,10 @@ START_VARIABLES = {"order": {"amount": 12}}
 
 
 def script_task(script: str) -> str:
-    return (f'    <bpmn:scriptTask id="work" name="Work" scriptFormat="python">'
-            f"<bpmn:script>{escape(script)}</bpmn:script></bpmn:scriptTask>\n")
+    return (
+        f'    <bpmn:scriptTask id="work" name="Work" scriptFormat="python">'
+        f"<bpmn:script>{escape(script)}</bpmn:script></bpmn:scriptTask>\n"
+    )
 
 
 def with_time_limit(document: str) -> str:
@@ -35,7 +38,8 @@ def with_time_limit(document: str) -> str:
         'isExecutable="true">',
         'isExecutable="true"><bpmn:extensionElements><camunda:properties>'
         f'<camunda:property name="scriptTimeLimit" value="{TIME_LIMIT}" />'
-        "</camunda:properties></bpmn:extensionElements>", 1,
+        "</camunda:properties></bpmn:extensionElements>",
+        1,
     )
 
 
@@ -77,7 +81,9 @@ def test_an_escape_on_the_web_path_is_an_incident(case, api_client_for, make_use
     deploy_document(with_time_limit(sequence(key, [script_task(case.script)])))
 
     started = api_client_for(designer).post(
-        f"/api/v1/definitions/{key}/start/", {"variables": START_VARIABLES}, format="json",
+        f"/api/v1/definitions/{key}/start/",
+        {"variables": START_VARIABLES},
+        format="json",
     )
 
     assert started.status_code == 201, started.content
@@ -108,11 +114,20 @@ def test_every_escape_on_the_worker_path_is_an_incident(celery_workers, fake_api
     instances = {}
     for case in ESCAPES:
         key = key_of(case, "worker")
-        deploy_document(with_time_limit(sequence(key, [
-            service_task("call", 'api + "/ping"'), script_task(case.script),
-        ])))
+        deploy_document(
+            with_time_limit(
+                sequence(
+                    key,
+                    [
+                        service_task("call", 'api + "/ping"'),
+                        script_task(case.script),
+                    ],
+                )
+            )
+        )
         instances[case] = start_instance(
-            key=key, variables={**START_VARIABLES, "api": fake_api.base_url},
+            key=key,
+            variables={**START_VARIABLES, "api": fake_api.base_url},
         )
 
     def settled() -> bool:
@@ -126,11 +141,21 @@ def test_every_escape_on_the_worker_path_is_an_incident(celery_workers, fake_api
 
     # The workers live on: no pool process was lost, and the next instance completes.
     assert {p.pid for p in celery_workers.pool_children()} == pool
-    deploy_document(sequence("worker_after", [
-        service_task("call", 'api + "/ping"'), script_task("total = order['amount'] * 2"),
-    ]))
-    after = start_instance(key="worker_after",
-                           variables={**START_VARIABLES, "api": fake_api.base_url})
-    wait_until(lambda: ProcessInstance.objects.get(pk=after.pk).status == "completed",
-               timeout=60, what="the instance after the escapes")
+    deploy_document(
+        sequence(
+            "worker_after",
+            [
+                service_task("call", 'api + "/ping"'),
+                script_task("total = order['amount'] * 2"),
+            ],
+        )
+    )
+    after = start_instance(
+        key="worker_after", variables={**START_VARIABLES, "api": fake_api.base_url}
+    )
+    wait_until(
+        lambda: ProcessInstance.objects.get(pk=after.pk).status == "completed",
+        timeout=60,
+        what="the instance after the escapes",
+    )
     assert ProcessInstance.objects.get(pk=after.pk).variables["total"] == 24

@@ -7,6 +7,7 @@ does (`process_main.prepare`), then, with full Python, tries to read the engine'
 environment, the project's settings and data, to reach Postgres over TCP and its Unix socket,
 to write files, to start processes and to get root back.
 """
+
 import json
 import os
 import pwd
@@ -103,7 +104,12 @@ def run_probe(python: str, *, user: int | None = None, extra_path: str = "") -> 
         env["PYTHONPATH"] = extra_path
     result = subprocess.run(
         [python, "-c", PROBE, str(ROOT), SANDBOX_USER, str(os.getpid())],
-        capture_output=True, text=True, timeout=60, env=env, user=user, group=user,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=env,
+        user=user,
+        group=user,
         check=False,
     )
     assert result.returncode == 0, result.stderr[-3000:]
@@ -177,8 +183,11 @@ def test_the_engine_s_sandbox_processes_run_contained():
     mine = {kind: os.readlink(f"/proc/self/ns/{kind}") for kind in ("net", "mnt", "pid")}
     assert contained(init, mine, is_init=True)
     # A spare may be forked this very moment: wait until each one is past its start-up.
-    wait_until(lambda: all(settled(p) for p in init.children()), timeout=30,
-               what="the sandbox processes to finish starting")
+    wait_until(
+        lambda: all(settled(p) for p in init.children()),
+        timeout=30,
+        what="the sandbox processes to finish starting",
+    )
     checked = [p.pid for p in init.children() if contained(p, mine, is_init=False)]
     assert checked
 

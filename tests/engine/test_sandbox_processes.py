@@ -1,5 +1,6 @@
 """The sandbox processes of an engine process (engine/bpmn/sandbox/leases.py, client.py):
 which operations share one, and what happens when one or the zygote goes away."""
+
 import signal
 from collections.abc import Iterator
 from typing import Any
@@ -62,8 +63,10 @@ def test_the_engine_starts_a_new_zygote_when_its_zygote_dies():
     assert run("x = len('abc')", "definition 1")["x"] == 3
     old = zygote_init()
     old.kill()
-    wait_until(lambda: leases._pool.zygote is None or not leases._pool.zygote.alive,
-               what="the old zygote's end")
+    wait_until(
+        lambda: leases._pool.zygote is None or not leases._pool.zygote.alive,
+        what="the old zygote's end",
+    )
 
     assert run("x = len('abcd')", "definition 1")["x"] == 4
     assert zygote_init().pid != old.pid
@@ -87,8 +90,10 @@ def test_an_interrupted_operation_leaves_no_answer_for_the_next_one():
     try:
         signal.setitimer(signal.ITIMER_REAL, 0.3)
         with pytest.raises(RuntimeError, match="interrupted"):
-            run("n = 0\nwhile n < 3_000_000:\n    n += 1\nsecret = 'first operation'",
-                "definition 1")
+            run(
+                "n = 0\nwhile n < 3_000_000:\n    n += 1\nsecret = 'first operation'",
+                "definition 1",
+            )
     finally:
         signal.setitimer(signal.ITIMER_REAL, 0)
         signal.signal(signal.SIGALRM, previous)

@@ -5,6 +5,7 @@ This is the review of `engine/bpmn/sandbox/allowed.py` and `safe_builtins.py` as
 value added there that leads to a module, `sys`, `os`, the real builtins or `open`, `exec`,
 `eval`, `compile` or `__import__` fails it.
 """
+
 import builtins
 import importlib
 import os
@@ -22,15 +23,31 @@ from engine.bpmn.sandbox.safe_builtins import offered_values
 
 DEPTH = 4
 FORBIDDEN_OBJECTS = {
-    id(sys): "sys", id(os): "os", id(builtins): "builtins", id(importlib): "importlib",
-    id(subprocess): "subprocess", id(socket): "socket", id(builtins.open): "open",
-    id(builtins.exec): "exec", id(builtins.eval): "eval", id(builtins.compile): "compile",
-    id(builtins.__import__): "__import__", id(builtins.__dict__): "the builtins' dict",
-    id(sys.modules): "sys.modules", id(builtins.type): "type", id(builtins.object): "object",
-    id(builtins.globals): "globals", id(builtins.vars): "vars", id(builtins.setattr): "setattr",
+    id(sys): "sys",
+    id(os): "os",
+    id(builtins): "builtins",
+    id(importlib): "importlib",
+    id(subprocess): "subprocess",
+    id(socket): "socket",
+    id(builtins.open): "open",
+    id(builtins.exec): "exec",
+    id(builtins.eval): "eval",
+    id(builtins.compile): "compile",
+    id(builtins.__import__): "__import__",
+    id(builtins.__dict__): "the builtins' dict",
+    id(sys.modules): "sys.modules",
+    id(builtins.type): "type",
+    id(builtins.object): "object",
+    id(builtins.globals): "globals",
+    id(builtins.vars): "vars",
+    id(builtins.setattr): "setattr",
 }
 FORBIDDEN_TYPES = (
-    types.ModuleType, types.FrameType, types.CodeType, types.TracebackType, types.CellType,
+    types.ModuleType,
+    types.FrameType,
+    types.CodeType,
+    types.TracebackType,
+    types.CellType,
 )
 
 

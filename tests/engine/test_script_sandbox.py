@@ -1,6 +1,7 @@
 """The script sandbox (DESIGN section 8, issue 9): restricted scripts with time and size limits,
 and what a failing script does to its instance (an incident, not a rollback), through the
 service functions on real Postgres, a couple through the API, one on a real Celery worker."""
+
 from xml.sax.saxutils import escape
 
 import pytest
@@ -42,7 +43,8 @@ def script_process(key: str, script: str, *, time_limit: str | None = None) -> s
         "<bpmn:extensionElements><camunda:properties>"
         f'<camunda:property name="scriptTimeLimit" value="{time_limit}" />'
         "</camunda:properties></bpmn:extensionElements>"
-        if time_limit else ""
+        if time_limit
+        else ""
     )
     return (
         HEADER + f'  <bpmn:process id="{key}" isExecutable="true">{properties}\n'
@@ -141,31 +143,39 @@ def test_a_forbidden_script_fails_its_task_into_an_incident(quick_limit, script,
 @pytest.mark.django_db
 def test_allowed_scripts_use_dates_math_data_and_the_helpers(make_user):
     ann = make_user("ann", "staff")
-    deploy_xml("allowed", script_process("allowed", "\n".join([
-        "import datetime",
-        "import json",
-        "import math",
-        "import statistics",
-        "from decimal import Decimal as D",
-        "now = datetime.datetime.now()",
-        "next_week = (date(2024, 1, 1) + timedelta(days=7)).isoformat()",
-        "root = math.sqrt(16) + math.floor(2.5)",
-        "total = str(D('1.10') + Decimal('2.20'))",
-        "payload = json.dumps({'b': [1, 2], 'a': None}, sort_keys=True)",
-        "squares = [i * i for i in range(5) if i % 2 == 0]",
-        "lengths = {name: len(name) for name in ['ann', 'bob']}",
-        "order = {'items': [], 'count': 0}",
-        "order['items'].append('tea')",
-        "order['count'] += 1",
-        "mean = statistics.mean([1, 2, 3])",
-        "label = f'{n:>4}|{total}'",
-        "who = get_current_user()['username']",
-        "groups = get_current_user()['groups']",
-        "me = instance_id()",
-        "def double(x):",
-        "    return x * 2",
-        "doubled = double(n)",
-    ])))
+    deploy_xml(
+        "allowed",
+        script_process(
+            "allowed",
+            "\n".join(
+                [
+                    "import datetime",
+                    "import json",
+                    "import math",
+                    "import statistics",
+                    "from decimal import Decimal as D",
+                    "now = datetime.datetime.now()",
+                    "next_week = (date(2024, 1, 1) + timedelta(days=7)).isoformat()",
+                    "root = math.sqrt(16) + math.floor(2.5)",
+                    "total = str(D('1.10') + Decimal('2.20'))",
+                    "payload = json.dumps({'b': [1, 2], 'a': None}, sort_keys=True)",
+                    "squares = [i * i for i in range(5) if i % 2 == 0]",
+                    "lengths = {name: len(name) for name in ['ann', 'bob']}",
+                    "order = {'items': [], 'count': 0}",
+                    "order['items'].append('tea')",
+                    "order['count'] += 1",
+                    "mean = statistics.mean([1, 2, 3])",
+                    "label = f'{n:>4}|{total}'",
+                    "who = get_current_user()['username']",
+                    "groups = get_current_user()['groups']",
+                    "me = instance_id()",
+                    "def double(x):",
+                    "    return x * 2",
+                    "doubled = double(n)",
+                ]
+            ),
+        ),
+    )
     instance = start_instance(key="allowed", variables={"n": 3}, actor=ann)
 
     assert instance.status == ProcessInstance.Status.COMPLETED, instance.incident
@@ -212,7 +222,10 @@ def test_an_operator_fixes_the_variables_and_retries_a_script_incident(operator)
     assert instance.incident is None
     assert instance.variables["total"] == 6
     assert event_types(instance)[-4:] == [
-        "incident", "variables_changed", "task_retried", "completed",
+        "incident",
+        "variables_changed",
+        "task_retried",
+        "completed",
     ]
     retry_events = InstanceEvent.objects.filter(instance=instance, type="task_retried")
     assert [(e.element_id, e.actor) for e in retry_events] == [("work", operator)] * 2
@@ -238,9 +251,13 @@ def test_a_failing_gateway_condition_is_an_incident_at_the_gateway(approver, ope
 
 @pytest.mark.django_db
 def test_a_failing_assignment_expression_is_an_incident_at_the_user_task(operator):
-    deploy_xml("assign", build_bpmn(
-        "assign", assignment='camunda:candidateGroups="${groups_of[dept]}"',
-    ))
+    deploy_xml(
+        "assign",
+        build_bpmn(
+            "assign",
+            assignment='camunda:candidateGroups="${groups_of[dept]}"',
+        ),
+    )
     instance = start_instance(key="assign", variables={"dept": "sales"})
     instance.refresh_from_db()
     assert instance.status == ProcessInstance.Status.INCIDENT
@@ -249,8 +266,9 @@ def test_a_failing_assignment_expression_is_an_incident_at_the_user_task(operato
     assert "groups_of" in instance.incident["error"]
     assert not instance.human_tasks.exists()
 
-    set_variables(instance_id=instance.pk, actor=operator,
-                  variables={"groups_of": {"sales": "managers"}})
+    set_variables(
+        instance_id=instance.pk, actor=operator, variables={"groups_of": {"sales": "managers"}}
+    )
     retry_instance(instance_id=str(instance.pk), actor=operator)
     instance.refresh_from_db()
     assert instance.status == ProcessInstance.Status.WAITING
@@ -278,9 +296,14 @@ def test_a_failing_connector_parameter_is_an_incident_at_the_service_task(operat
 
 @pytest.mark.django_db
 def test_spiff_pre_and_post_script_failures_are_retried_where_they_failed(approver, operator):
-    deploy_xml("prepost", spiff_user_task_process(
-        "prepost", pre="greeting = 'hello ' + name", post="reply = answer.upper()",
-    ))
+    deploy_xml(
+        "prepost",
+        spiff_user_task_process(
+            "prepost",
+            pre="greeting = 'hello ' + name",
+            post="reply = answer.upper()",
+        ),
+    )
     instance = start_instance(key="prepost", variables={}, actor=approver)
     instance.refresh_from_db()
     assert instance.incident is not None
@@ -341,7 +364,8 @@ def test_the_api_starts_into_an_incident_and_an_operator_repairs_it(
     designer = make_user("dora", "designers")
     deploy_xml("api_rates", script_process("api_rates", "total = amount * rate"))
     started = api_client_for(designer).post(
-        "/api/v1/definitions/api_rates/start/", {"variables": {"amount": 2}},
+        "/api/v1/definitions/api_rates/start/",
+        {"variables": {"amount": 2}},
         format="json",
     )
     assert started.status_code == 201, started.content
@@ -352,8 +376,9 @@ def test_the_api_starts_into_an_incident_and_an_operator_repairs_it(
     assert "name 'rate' is not defined" in incident["error"]
 
     url = f"/api/v1/instances/{body['id']}"
-    fixed = api_client_for(operator).patch(f"{url}/variables/", {"variables": {"rate": 5}},
-                                           format="json")
+    fixed = api_client_for(operator).patch(
+        f"{url}/variables/", {"variables": {"rate": 5}}, format="json"
+    )
     assert fixed.status_code == 200
     retried = api_client_for(operator).post(f"{url}/retry/")
     assert retried.status_code == 200, retried.content
@@ -404,9 +429,12 @@ def test_scripts_keep_task_data_semantics():
         {"drop": 1, "_internal": {"x": 1}, "other": {"nested": [1]}},
     )
     assert context == {
-        "kept": [1, 2, 3], "pair": (1, "a"), "seen": {1},
+        "kept": [1, 2, 3],
+        "pair": (1, "a"),
+        "seen": {1},
         "when": __import__("datetime").date(2024, 1, 2),
-        "_internal": {"x": 1}, "other": {"nested": [1]},
+        "_internal": {"x": 1},
+        "other": {"nested": [1]},
     }
 
 
@@ -422,16 +450,28 @@ def test_a_runaway_script_on_a_worker_is_an_incident_and_the_worker_serves_on(
     from tests.engine.service_fixtures import Reply, wait_until
 
     fake_api.reply("/ping", Reply(body={"pong": True}))
-    deploy_xml("worker_loop", sequence("worker_loop", [
-        service_task("call", 'api + "/ping"'),
-        '    <bpmn:scriptTask id="spin" scriptFormat="python">'
-        "<bpmn:script>while True: pass</bpmn:script></bpmn:scriptTask>\n",
-    ]))
-    deploy_xml("worker_ok", sequence("worker_ok", [
-        service_task("call", 'api + "/ping"'),
-        '    <bpmn:scriptTask id="sum" scriptFormat="python">'
-        "<bpmn:script>total = 1 + 2</bpmn:script></bpmn:scriptTask>\n",
-    ]))
+    deploy_xml(
+        "worker_loop",
+        sequence(
+            "worker_loop",
+            [
+                service_task("call", 'api + "/ping"'),
+                '    <bpmn:scriptTask id="spin" scriptFormat="python">'
+                "<bpmn:script>while True: pass</bpmn:script></bpmn:scriptTask>\n",
+            ],
+        ),
+    )
+    deploy_xml(
+        "worker_ok",
+        sequence(
+            "worker_ok",
+            [
+                service_task("call", 'api + "/ping"'),
+                '    <bpmn:scriptTask id="sum" scriptFormat="python">'
+                "<bpmn:script>total = 1 + 2</bpmn:script></bpmn:scriptTask>\n",
+            ],
+        ),
+    )
     looping = start_instance(key="worker_loop", variables={"api": fake_api.base_url})
     pids = {p.pid for p in celery_workers.pool_children()}
 
@@ -466,12 +506,27 @@ def test_deploy_rejects_invalid_python_but_not_rule_breaking_scripts():
 def test_plain_expressions_skip_the_sandbox_and_nothing_else_does() -> None:
     from engine.bpmn.scripting import plain_expression
 
-    for plain in ('decision == "approve"', "score >= 600 and not flagged",
-                  'result["body"]["score"]', 'api + "/score"', "a if b else [1, 'x']"):
+    for plain in (
+        'decision == "approve"',
+        "score >= 600 and not flagged",
+        'result["body"]["score"]',
+        'api + "/score"',
+        "a if b else [1, 'x']",
+    ):
         assert plain_expression(plain) is not None, plain
-    for guarded in ("().__class__", "len(x)", "x * 10**9", "[i for i in x]", "_secret",
-                    'f"{x:>999999999}"', "x[1:]", "lambda: 0", "10**10**10", "[a, b]",
-                    "(a, [b])"):
+    for guarded in (
+        "().__class__",
+        "len(x)",
+        "x * 10**9",
+        "[i for i in x]",
+        "_secret",
+        'f"{x:>999999999}"',
+        "x[1:]",
+        "lambda: 0",
+        "10**10**10",
+        "[a, b]",
+        "(a, [b])",
+    ):
         assert plain_expression(guarded) is None, guarded
 
 
@@ -479,9 +534,20 @@ def test_plain_assignment_scripts_skip_the_sandbox_and_nothing_else_does() -> No
     from engine.bpmn.scripting import plain_assignments
 
     assert [n for n, _ in plain_assignments('outcome = "approved"\nok = a and b') or []] == [
-        "outcome", "ok"]
-    for guarded in ("import os", "x = len(y)", "_x = 1", "a, b = 1, 2", "x = y * 9",
-                    "x += 1", "while True: pass", "x = 1\nprint(x)", ""):
+        "outcome",
+        "ok",
+    ]
+    for guarded in (
+        "import os",
+        "x = len(y)",
+        "_x = 1",
+        "a, b = 1, 2",
+        "x = y * 9",
+        "x += 1",
+        "while True: pass",
+        "x = 1\nprint(x)",
+        "",
+    ):
         assert plain_assignments(guarded) is None, guarded
 
 
@@ -493,32 +559,44 @@ def test_random_state_is_new_for_every_script_run():
     import random
 
     seeded_value = random.Random(42).random()
-    deploy_xml("seeder", script_process("seeder", "import random\nrandom.seed(42)\n"
-                                                  "v = random.random()"))
+    deploy_xml(
+        "seeder", script_process("seeder", "import random\nrandom.seed(42)\nv = random.random()")
+    )
     deploy_xml("reader", script_process("reader", "import random\nv = random.random()"))
-    deploy_xml("either", script_process(
-        "either", "import random\nif seed:\n    random.seed(42)\nv = random.random()"
-    ))
+    deploy_xml(
+        "either",
+        script_process(
+            "either", "import random\nif seed:\n    random.seed(42)\nv = random.random()"
+        ),
+    )
 
     assert start_instance(key="seeder", variables={}).variables["v"] == seeded_value
     # Another definition, and another instance of the same definition (which reuses its
     # sandbox process): neither draws from the seeded generator.
     assert start_instance(key="reader", variables={}).variables["v"] != seeded_value
     assert start_instance(key="either", variables={"seed": True}).variables["v"] == seeded_value
-    values = {start_instance(key="either", variables={"seed": False}).variables["v"]
-              for _ in range(5)}
+    values = {
+        start_instance(key="either", variables={"seed": False}).variables["v"] for _ in range(5)
+    }
     assert seeded_value not in values and len(values) == 5
 
 
 @pytest.mark.django_db
 def test_a_script_cannot_change_a_module_another_definition_uses():
-    deploy_xml("vandal", script_process(
-        "vandal", "import math\nimport string\nstring.Template.delimiter = '#'\nmath.pi = 3"
-    ))
-    deploy_xml("victim", script_process(
-        "victim", "import math\nimport string\npi = math.pi\n"
-                  "text = string.Template('$x #x').substitute(x=1)\nfloor = math.floor(2.5)"
-    ))
+    deploy_xml(
+        "vandal",
+        script_process(
+            "vandal", "import math\nimport string\nstring.Template.delimiter = '#'\nmath.pi = 3"
+        ),
+    )
+    deploy_xml(
+        "victim",
+        script_process(
+            "victim",
+            "import math\nimport string\npi = math.pi\n"
+            "text = string.Template('$x #x').substitute(x=1)\nfloor = math.floor(2.5)",
+        ),
+    )
 
     vandal = start_instance(key="vandal", variables={})
     vandal.refresh_from_db()
@@ -540,9 +618,7 @@ def test_plain_expressions_see_the_same_names_as_sandboxed_ones(settings):
     environment = build_script_engine().environment
     with script_context(user=None):
         assert environment.evaluate('baton_url + "/x"', {}) == "http://baton.example:8000/x"
-        assert environment.evaluate('str(baton_url) + "/x"', {}) == (
-            "http://baton.example:8000/x"
-        )
+        assert environment.evaluate('str(baton_url) + "/x"', {}) == ("http://baton.example:8000/x")
         context = {"n": 1}
         environment.execute('link = baton_url + "/tasks"', context)
         assert context["link"] == "http://baton.example:8000/tasks"
@@ -552,10 +628,13 @@ def test_plain_expressions_see_the_same_names_as_sandboxed_ones(settings):
 
 
 @pytest.mark.django_db
-@pytest.mark.parametrize(("terms", "says"), [
-    (50, "would build a text of 10,250,000 characters"),
-    (400, "nested too deeply to be compiled"),
-])
+@pytest.mark.parametrize(
+    ("terms", "says"),
+    [
+        (50, "would build a text of 10,250,000 characters"),
+        (400, "nested too deeply to be compiled"),
+    ],
+)
 def test_a_plain_condition_that_builds_too_much_fails_in_the_sandbox(approver, terms, says):
     """`(s + s + ... 400 terms) == ''` over a 250 KB variable: it is sent to the sandbox,
     where it is refused (its `+` counted, or its depth), not evaluated for a minute here."""
@@ -586,10 +665,16 @@ def test_a_small_plain_sum_stays_on_the_fast_path():
 def test_values_a_script_leaves_survive_the_next_operation(approver):
     """What a script may leave is stored and loads again (bytes, dates, decimals, sets, number
     keys), and what the process data cannot keep is an incident, not an error on saving."""
-    deploy_xml("kinds", build_bpmn("kinds", script=(
-        "raw = b'abc'\nwhen = date(2024, 1, 2)\nprice = Decimal('1.10')\ntags = {'a'}\n"
-        "by_number = {1: 'one'}"
-    )))
+    deploy_xml(
+        "kinds",
+        build_bpmn(
+            "kinds",
+            script=(
+                "raw = b'abc'\nwhen = date(2024, 1, 2)\nprice = Decimal('1.10')\ntags = {'a'}\n"
+                "by_number = {1: 'one'}"
+            ),
+        ),
+    )
     instance = start_instance(key="kinds", variables={})
     assert instance.status == "waiting", instance.incident
     complete_human_task(task_id=instance.human_tasks.get().pk, user=approver)
@@ -597,8 +682,11 @@ def test_values_a_script_leaves_survive_the_next_operation(approver):
     assert instance.status == "completed"
     assert instance.variables["when"] == "2024-01-02"
 
-    for script, says in (("x = float('nan')", "cannot keep"), ("x = 10 ** 5000", "4,300"),
-                         ("x = {(1, 2): 3}", "dict key")):
+    for script, says in (
+        ("x = float('nan')", "cannot keep"),
+        ("x = 10 ** 5000", "4,300"),
+        ("x = {(1, 2): 3}", "dict key"),
+    ):
         deploy_xml("unkeepable", script_process("unkeepable", script))
         failed = start_instance(key="unkeepable", variables={})
         failed.refresh_from_db()

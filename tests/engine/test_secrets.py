@@ -1,6 +1,7 @@
 """Secrets in service-task parameters (DESIGN section 5): only from the declared store, only
 from literal diagram text, and masked, in their common encodings too, in everything Baton
 stores and in the workers' logs. Real workers, real broker, Postgres, an API on 127.0.0.1."""
+
 import base64
 import html
 import json
@@ -34,8 +35,7 @@ from tests.engine.service_fixtures import (
 )
 
 pytestmark = pytest.mark.django_db(transaction=True)
-TABLES = ("engine_servicejob", "engine_processinstance", "engine_instanceevent",
-          "engine_humantask")
+TABLES = ("engine_servicejob", "engine_processinstance", "engine_instanceevent", "engine_humantask")
 
 
 def deploy_xml(key: str, xml: str) -> None:
@@ -47,8 +47,10 @@ def stored_anywhere(text: str) -> list[str]:
     found = []
     with connection.cursor() as cursor:
         for table in TABLES:
-            cursor.execute(f"SELECT count(*) FROM {table} t WHERE t::text LIKE %s",  # noqa: S608
-                           [f"%{text}%"])
+            cursor.execute(
+                f"SELECT count(*) FROM {table} t WHERE t::text LIKE %s",  # noqa: S608
+                [f"%{text}%"],
+            )
             if cursor.fetchone()[0]:
                 found.append(table)
     return found
@@ -57,12 +59,16 @@ def stored_anywhere(text: str) -> list[str]:
 def encodings(secret: str) -> list[str]:
     raw = secret.encode()
     return [
-        base64.b64encode(raw).decode(), base64.urlsafe_b64encode(raw).decode().rstrip("="),
-        quote(secret, safe=""), quote_plus(secret), raw.hex(),
+        base64.b64encode(raw).decode(),
+        base64.urlsafe_b64encode(raw).decode().rstrip("="),
+        quote(secret, safe=""),
+        quote_plus(secret),
+        raw.hex(),
     ]
 
 
 # -- the store --------------------------------------------------------------------------------
+
 
 def test_the_environment_is_not_a_secret_store(monkeypatch, settings) -> None:
     monkeypatch.setenv("CRM_TOKEN_ONLY_IN_ENV", "from-the-environment")
@@ -99,15 +105,14 @@ def test_a_secret_shorter_than_8_characters_is_refused(settings, value: str) -> 
     with pytest.raises(MissingSecret) as refused:
         lookup("PIN")
     assert "The secret 'PIN' is too short to be kept out of logs (8 characters at least)" in str(
-        refused.value)
+        refused.value
+    )
     assert repr(value) not in str(refused.value)
     settings.BATON_SECRETS = {"PIN": "12345678"}
     assert lookup("PIN") == "12345678"
 
 
-def test_a_too_short_secret_is_an_incident_and_nothing_is_sent(
-    fake_api: FakeApi, settings
-) -> None:
+def test_a_too_short_secret_is_an_incident_and_nothing_is_sent(fake_api: FakeApi, settings) -> None:
     settings.BATON_SECRETS, settings.BATON_SECRETS_PATH = {"CRM_TOKEN": "e"}, ""
     deploy_xml("sec_spiff", SPIFF)
     with jobs_for_no_worker():
@@ -115,8 +120,10 @@ def test_a_too_short_secret_is_an_incident_and_nothing_is_sent(
     execute_service_job(str(ServiceJob.objects.get(instance=instance).id))
     instance.refresh_from_db()
     assert instance.status == "incident" and instance.incident is not None
-    assert ("The secret 'CRM_TOKEN' is too short to be kept out of logs (8 characters at least)"
-            in instance.incident["error"])
+    assert (
+        "The secret 'CRM_TOKEN' is too short to be kept out of logs (8 characters at least)"
+        in instance.incident["error"]
+    )
     assert fake_api.requests_to("/crm") == []
 
 
@@ -125,7 +132,7 @@ def base64_cores(raw: bytes) -> list[str]:
     cores = []
     for offset in range(3):
         encoded = base64.b64encode(b"\0" * offset + raw).decode()
-        cores.append(encoded[-(-8 * offset // 6):8 * (offset + len(raw)) // 6])
+        cores.append(encoded[-(-8 * offset // 6) : 8 * (offset + len(raw)) // 6])
     return cores
 
 
@@ -145,15 +152,18 @@ def lower_escapes(text: str) -> str:
     return re.sub(r"%[0-9A-F]{2}|\\u[0-9a-f]{4}", lambda m: m.group().lower(), text)
 
 
-@pytest.mark.parametrize("form", [
-    lower_escapes(quote(TEST_PASSWORD, safe="")),  # %2f, %c3%a9
-    lower_escapes(quote_plus(TEST_PASSWORD)),
-    "".join(c.upper() if i % 2 else c for i, c in enumerate(TEST_PASSWORD.encode().hex())),
-    json.dumps(TEST_PASSWORD)[1:-1].replace("/", "\\/"),  # JSON with escaped slashes
-    json.dumps(TEST_PASSWORD, ensure_ascii=False)[1:-1].replace("/", "\\/"),
-    json.dumps(TEST_PASSWORD)[1:-1].replace("\\u00e9", "\\u00E9"),
-    html.escape(TEST_PASSWORD),
-])
+@pytest.mark.parametrize(
+    "form",
+    [
+        lower_escapes(quote(TEST_PASSWORD, safe="")),  # %2f, %c3%a9
+        lower_escapes(quote_plus(TEST_PASSWORD)),
+        "".join(c.upper() if i % 2 else c for i, c in enumerate(TEST_PASSWORD.encode().hex())),
+        json.dumps(TEST_PASSWORD)[1:-1].replace("/", "\\/"),  # JSON with escaped slashes
+        json.dumps(TEST_PASSWORD, ensure_ascii=False)[1:-1].replace("/", "\\/"),
+        json.dumps(TEST_PASSWORD)[1:-1].replace("\\u00e9", "\\u00E9"),
+        html.escape(TEST_PASSWORD),
+    ],
+)
 def test_escapes_in_any_case_json_slashes_and_html_are_masked(form: str) -> None:
     assert form != TEST_PASSWORD
     assert redact(f"before {form} after", [TEST_PASSWORD]) == "before *** after"
@@ -165,15 +175,26 @@ def test_param_path_has_one_definition() -> None:
 
 # -- end to end -------------------------------------------------------------------------------
 
+
 @pytest.mark.slow
 @pytest.mark.parametrize("name", ["SECRET_KEY", "DATABASE_URL"])
 def test_an_undeclared_environment_variable_is_refused_and_nothing_is_sent(
     celery_workers: Workers, fake_api: FakeApi, name: str
 ) -> None:
     key = f"sec_env_{name.lower()}"
-    deploy_xml(key, sequence(key, [service_task(
-        "call", 'api + "/crm"', headers={"Authorization": f"Bearer secret:{name}"},
-    )]))
+    deploy_xml(
+        key,
+        sequence(
+            key,
+            [
+                service_task(
+                    "call",
+                    'api + "/crm"',
+                    headers={"Authorization": f"Bearer secret:{name}"},
+                )
+            ],
+        ),
+    )
     instance = settle(start_instance(key=key, variables={"api": fake_api.base_url}))
     assert instance.status == "incident"
     assert f"The secret '{name}' is not declared" in instance.incident["error"]
@@ -187,14 +208,30 @@ def test_an_undeclared_environment_variable_is_refused_and_nothing_is_sent(
 def test_a_secret_reference_that_came_from_data_is_sent_as_plain_text(
     celery_workers: Workers, fake_api: FakeApi
 ) -> None:
-    deploy_xml("sec_data", sequence("sec_data", [service_task(
-        "call", 'api + "/comment"',
-        headers={"X-Comment": "${comment}", "X-Note": "${note}"},
-        params={"method": "POST", "json": '${{"comment": comment}}'},
-    )]))
-    instance = settle(start_instance(key="sec_data", variables={
-        "api": fake_api.base_url, "comment": "secret:CRM_TOKEN", "note": "Bearer secret:CRM_TOKEN",
-    }))
+    deploy_xml(
+        "sec_data",
+        sequence(
+            "sec_data",
+            [
+                service_task(
+                    "call",
+                    'api + "/comment"',
+                    headers={"X-Comment": "${comment}", "X-Note": "${note}"},
+                    params={"method": "POST", "json": '${{"comment": comment}}'},
+                )
+            ],
+        ),
+    )
+    instance = settle(
+        start_instance(
+            key="sec_data",
+            variables={
+                "api": fake_api.base_url,
+                "comment": "secret:CRM_TOKEN",
+                "note": "Bearer secret:CRM_TOKEN",
+            },
+        )
+    )
     assert instance.status == "completed"
     [request] = fake_api.requests_to("/comment")
     assert request.headers["X-Comment"] == "secret:CRM_TOKEN"
@@ -207,12 +244,28 @@ def test_a_secret_reference_that_came_from_data_is_sent_as_plain_text(
 def test_a_secret_named_in_an_expression_is_an_incident(
     celery_workers: Workers, fake_api: FakeApi
 ) -> None:
-    deploy_xml("sec_expr", sequence("sec_expr", [service_task(
-        "call", 'api + "/crm"', headers={"Authorization": '${"Bearer secret:CRM_TOKEN" + tail}'},
-    )]))
-    instance = settle(start_instance(key="sec_expr", variables={
-        "api": fake_api.base_url, "tail": "",
-    }))
+    deploy_xml(
+        "sec_expr",
+        sequence(
+            "sec_expr",
+            [
+                service_task(
+                    "call",
+                    'api + "/crm"',
+                    headers={"Authorization": '${"Bearer secret:CRM_TOKEN" + tail}'},
+                )
+            ],
+        ),
+    )
+    instance = settle(
+        start_instance(
+            key="sec_expr",
+            variables={
+                "api": fake_api.base_url,
+                "tail": "",
+            },
+        )
+    )
     assert instance.status == "incident"
     assert "headers.Authorization names a secret in an expression" in instance.incident["error"]
     assert "only in literal text" in instance.incident["error"]
@@ -273,9 +326,19 @@ def test_a_declared_secret_from_a_json_file_or_the_settings_is_sent(
 def test_a_secret_from_the_directory_store_reaches_the_api_and_nothing_else(
     celery_workers: Workers, fake_api: FakeApi
 ) -> None:
-    deploy_xml("sec_dir", sequence("sec_dir", [service_task(
-        "call", 'api + "/crm"', headers={"Authorization": "Bearer secret:CRM_TOKEN"},
-    )]))
+    deploy_xml(
+        "sec_dir",
+        sequence(
+            "sec_dir",
+            [
+                service_task(
+                    "call",
+                    'api + "/crm"',
+                    headers={"Authorization": "Bearer secret:CRM_TOKEN"},
+                )
+            ],
+        ),
+    )
     instance = settle(start_instance(key="sec_dir", variables={"api": fake_api.base_url}))
     assert instance.status == "completed"
     [request] = fake_api.requests_to("/crm")
@@ -287,14 +350,27 @@ def test_a_secret_from_the_directory_store_reaches_the_api_and_nothing_else(
 def test_a_secret_that_breaks_a_parameter_is_masked_in_the_worker_log(
     celery_workers: Workers, fake_api: FakeApi
 ) -> None:
-    deploy_xml("sec_log", sequence("sec_log", [service_task(
-        "call", 'api + "/crm"', params={"timeout": "secret:CRM_TOKEN"}, retry_cycle="R1/PT1S",
-    )]))
+    deploy_xml(
+        "sec_log",
+        sequence(
+            "sec_log",
+            [
+                service_task(
+                    "call",
+                    'api + "/crm"',
+                    params={"timeout": "secret:CRM_TOKEN"},
+                    retry_cycle="R1/PT1S",
+                )
+            ],
+        ),
+    )
     instance = settle(start_instance(key="sec_log", variables={"api": fake_api.base_url}))
     assert instance.status == "incident"
     assert "could not convert string to float: '***'" in instance.incident["error"]
-    wait_until(lambda: "could not convert string to float: '***'" in celery_workers.log_text(),
-               what="the failure in the worker log")
+    wait_until(
+        lambda: "could not convert string to float: '***'" in celery_workers.log_text(),
+        what="the failure in the worker log",
+    )
     log = celery_workers.log_text()
     assert "Traceback" in log
     for text in [TEST_SECRET, *encodings(TEST_SECRET)]:
@@ -311,16 +387,29 @@ def test_a_secret_echoed_back_encoded_is_masked_in_what_is_stored(
     echoed = {"plain": TEST_PASSWORD, "encoded": encodings(TEST_PASSWORD), "basic": basic}
     fake_api.reply("/echo", Reply(status, {"echo": echoed}))
     key = f"sec_echo_{status}"
-    deploy_xml(key, sequence(key, [service_task(
-        "call", 'api + "/echo"',
-        params={"method": "POST", "json": "${{'password': 'secret:CRM_PASSWORD'}}"},
-    )], catch_error="HTTP_404"))
+    deploy_xml(
+        key,
+        sequence(
+            key,
+            [
+                service_task(
+                    "call",
+                    'api + "/echo"',
+                    params={"method": "POST", "json": "${{'password': 'secret:CRM_PASSWORD'}}"},
+                )
+            ],
+            catch_error="HTTP_404",
+        ),
+    )
     instance = settle(start_instance(key=key, variables={"api": fake_api.base_url}))
     assert instance.status == "completed"
     [request] = fake_api.requests_to("/echo")
     assert json.loads(request.body) == {"password": TEST_PASSWORD}
-    stored = (instance.variables["call_result"]["body"] if status == 200
-              else instance.variables["error"]["details"]["body"])
+    stored = (
+        instance.variables["call_result"]["body"]
+        if status == 200
+        else instance.variables["error"]["details"]["body"]
+    )
     assert stored["echo"]["plain"] == "***"
     assert stored["echo"]["encoded"] == ["***"] * len(encodings(TEST_PASSWORD))
     assert stored["echo"]["basic"] != basic and "***" in stored["echo"]["basic"]

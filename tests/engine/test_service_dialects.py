@@ -1,5 +1,6 @@
 """Service tasks written in each dialect Baton reads, run on a real worker; and the shipped
 credit-check example against Baton's own demo API."""
+
 import pytest
 
 from engine.models import HumanTask, ProcessInstance, ServiceJob
@@ -90,8 +91,9 @@ def test_spiffarena_service_task_operator(celery_workers: Workers, fake_api: Fak
 
 
 def start_credit_check(customer_id: str) -> ProcessInstance:
-    instance = start_instance(key="credit_check", variables={"customer_id": customer_id,
-                                                             "amount": 5000})
+    instance = start_instance(
+        key="credit_check", variables={"customer_id": customer_id, "amount": 5000}
+    )
 
     def settled() -> bool:
         instance.refresh_from_db()
@@ -117,12 +119,13 @@ def test_the_credit_check_example_against_the_demo_api(celery_workers: Workers) 
     assert unknown.variables["error"]["code"] == "HTTP_404"
 
 
-
 def test_spiffarena_http_get_request_command(celery_workers: Workers, fake_api: FakeApi):
     fake_api.reply("/spiff", Reply(body={"hits": 5}))
-    xml = SPIFF.replace('id="http"', 'id="http/GetRequest"').replace(
-        'id="query"', 'id="params"'
-    ).replace("spiff_call", "spiff_get")
+    xml = (
+        SPIFF.replace('id="http"', 'id="http/GetRequest"')
+        .replace('id="query"', 'id="params"')
+        .replace("spiff_call", "spiff_get")
+    )
     instance = run("spiff_get", xml, {"api": fake_api.base_url, "term": "x"})
     assert instance.status == "completed"
     assert instance.variables["found"] == 5

@@ -1,5 +1,6 @@
 """Service tasks end to end: a real Celery worker, the real broker, Postgres, and an HTTP API
 on 127.0.0.1 (DESIGN sections 3 and 5)."""
+
 import signal
 
 import pytest
@@ -45,9 +46,19 @@ def test_success_maps_the_result_and_sends_an_idempotency_key(
     celery_workers: Workers, fake_api: FakeApi
 ) -> None:
     fake_api.reply("/score", Reply(body={"score": 712}))
-    deploy_xml("svc_ok", sequence("svc_ok", [service_task(
-        "check", 'api + "/score"', outputs={"score": 'result["body"]["score"]'},
-    )]))
+    deploy_xml(
+        "svc_ok",
+        sequence(
+            "svc_ok",
+            [
+                service_task(
+                    "check",
+                    'api + "/score"',
+                    outputs={"score": 'result["body"]["score"]'},
+                )
+            ],
+        ),
+    )
     instance = start_instance(key="svc_ok", variables={"api": fake_api.base_url})
     assert instance.status == "running"
     wait_until(lambda: finished(instance), what="the instance to finish")
@@ -81,9 +92,15 @@ def test_503_twice_then_200_takes_three_attempts(
 
 def test_a_timeout_is_retried(celery_workers: Workers, fake_api: FakeApi) -> None:
     fake_api.reply("/slow", Reply(delay=2.0), Reply(body={"fast": True}))
-    deploy_xml("svc_slow", sequence("svc_slow", [
-        service_task("call", 'api + "/slow"', timeout=0.5, retry_cycle="R3/PT0.2S"),
-    ]))
+    deploy_xml(
+        "svc_slow",
+        sequence(
+            "svc_slow",
+            [
+                service_task("call", 'api + "/slow"', timeout=0.5, retry_cycle="R3/PT0.2S"),
+            ],
+        ),
+    )
     instance = start_instance(key="svc_slow", variables={"api": fake_api.base_url})
     wait_until(lambda: finished(instance), what="the instance to finish")
     assert instance.status == "completed"
@@ -96,9 +113,14 @@ def test_a_404_is_caught_by_a_boundary_error_event(
     celery_workers: Workers, fake_api: FakeApi
 ) -> None:
     fake_api.reply("/missing", Reply(404, {"detail": "no such customer"}))
-    deploy_xml("svc_404", sequence(
-        "svc_404", [service_task("lookup", 'api + "/missing"')], catch_error="HTTP_404",
-    ))
+    deploy_xml(
+        "svc_404",
+        sequence(
+            "svc_404",
+            [service_task("lookup", 'api + "/missing"')],
+            catch_error="HTTP_404",
+        ),
+    )
     instance = start_instance(key="svc_404", variables={"api": fake_api.base_url})
     wait_until(lambda: finished(instance), what="the instance to finish")
     assert instance.status == "completed"
@@ -124,9 +146,15 @@ def test_exhausted_retries_incident_then_retry_after_the_fix_completes(
     celery_workers: Workers, fake_api: FakeApi, client
 ) -> None:
     fake_api.reply("/down", Reply(503))
-    deploy_xml("svc_down", sequence("svc_down", [
-        service_task("call", 'api + "/down"', retry_cycle="R2/PT0.1S"),
-    ]))
+    deploy_xml(
+        "svc_down",
+        sequence(
+            "svc_down",
+            [
+                service_task("call", 'api + "/down"', retry_cycle="R2/PT0.1S"),
+            ],
+        ),
+    )
     instance = start_instance(key="svc_down", variables={"api": fake_api.base_url})
     wait_until(lambda: finished(instance), what="the incident")
     assert instance.status == "incident"
@@ -176,8 +204,11 @@ def test_a_duplicated_job_message_changes_nothing(
     state_before = instance.lock_version
     duplicates = [current_app.send_task(RUN_SERVICE_JOB, args=[str(job.id)]) for _ in range(2)]
     execute_service_job(str(job.id))  # and once more right here, in this process
-    wait_until(lambda: all(task_finished(celery_workers, m.id) for m in duplicates),
-               timeout=60, what="the workers to handle both duplicates")
+    wait_until(
+        lambda: all(task_finished(celery_workers, m.id) for m in duplicates),
+        timeout=60,
+        what="the workers to handle both duplicates",
+    )
     instance.refresh_from_db()
     assert event_types(instance) == events_before
     assert instance.lock_version == state_before
@@ -203,7 +234,8 @@ def test_fifty_instances_with_four_parallel_service_tasks_keep_every_result(
     ids = [i.id for i in instances]
     wait_until(
         lambda: ProcessInstance.objects.filter(id__in=ids, status="completed").count() == 50,
-        timeout=120, what="50 parallel instances to complete",
+        timeout=120,
+        what="50 parallel instances to complete",
     )
     results = [
         (i.variables.get("r1"), i.variables.get("r2"), i.variables.get("r3"), i.variables.get("r4"))
@@ -217,9 +249,19 @@ def test_a_secret_in_a_header_reaches_the_api_but_never_the_database_or_logs(
     celery_workers: Workers, fake_api: FakeApi
 ) -> None:
     fake_api.reply("/crm", Reply(body={"echo": "ok"}))
-    deploy_xml("svc_secret", sequence("svc_secret", [service_task(
-        "call", 'api + "/crm"', headers={"Authorization": "Bearer secret:CRM_TOKEN"},
-    )]))
+    deploy_xml(
+        "svc_secret",
+        sequence(
+            "svc_secret",
+            [
+                service_task(
+                    "call",
+                    'api + "/crm"',
+                    headers={"Authorization": "Bearer secret:CRM_TOKEN"},
+                )
+            ],
+        ),
+    )
     instance = start_instance(key="svc_secret", variables={"api": fake_api.base_url})
     wait_until(lambda: finished(instance), what="the instance to finish")
     assert instance.status == "completed"
@@ -228,10 +270,17 @@ def test_a_secret_in_a_header_reaches_the_api_but_never_the_database_or_logs(
     job = ServiceJob.objects.get(instance=instance)
     assert job.parameters["headers"]["Authorization"] == "Bearer secret:CRM_TOKEN"
     with connection.cursor() as cursor:
-        for table in ("engine_servicejob", "engine_processinstance", "engine_instanceevent",
-                      "engine_humantask", "processes_processdefinition"):
-            cursor.execute(f"SELECT count(*) FROM {table} t WHERE t::text LIKE %s",  # noqa: S608
-                           [f"%{TEST_SECRET}%"])
+        for table in (
+            "engine_servicejob",
+            "engine_processinstance",
+            "engine_instanceevent",
+            "engine_humantask",
+            "processes_processdefinition",
+        ):
+            cursor.execute(
+                f"SELECT count(*) FROM {table} t WHERE t::text LIKE %s",  # noqa: S608
+                [f"%{TEST_SECRET}%"],
+            )
             assert cursor.fetchone()[0] == 0, table
     assert TEST_SECRET not in celery_workers.log_text()
 
@@ -268,10 +317,14 @@ def test_the_sweep_takes_over_a_running_job_whose_worker_is_gone(
     ProcessInstance.objects.filter(pk=instance.pk).update(status="running")
     # The first run's worker lets go of the run lock just after it committed the result, so
     # the instance may look finished a moment before: wait for the sweep to take over.
-    wait_until(lambda: sweep_service_jobs() == 1, timeout=60,
-               what="the sweep to take the job over once its run lock is free")
-    wait_until(lambda: ServiceJob.objects.get(pk=job.pk).attempt == 2, timeout=60,
-               what="the second run")
+    wait_until(
+        lambda: sweep_service_jobs() == 1,
+        timeout=60,
+        what="the sweep to take the job over once its run lock is free",
+    )
+    wait_until(
+        lambda: ServiceJob.objects.get(pk=job.pk).attempt == 2, timeout=60, what="the second run"
+    )
 
 
 def test_429_waits_for_retry_after(celery_workers: Workers, fake_api: FakeApi) -> None:

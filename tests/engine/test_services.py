@@ -1,4 +1,5 @@
 """The engine's service functions, called as the edges call them, checked in the database."""
+
 import pytest
 from django.core.exceptions import PermissionDenied
 
@@ -32,8 +33,6 @@ TERMINATING_BPMN = """<?xml version="1.0" encoding="UTF-8"?>
   </bpmn:process>
 </bpmn:definitions>
 """
-
-
 
 
 def event_types(instance: ProcessInstance) -> list[tuple[str, str]]:
@@ -97,9 +96,15 @@ def test_start_keeps_its_own_copy_of_the_variables(db, bpmn_builder):
 
 def test_a_start_form_holds_the_api_and_the_commands_too(expense_definition):
     with pytest.raises(InvalidInput) as refused:
-        start_instance(key="expense_approval", variables={
-            "amount": 5, "description": "Coffee", "requester": "bob", "decision": "approve",
-        })
+        start_instance(
+            key="expense_approval",
+            variables={
+                "amount": 5,
+                "description": "Coffee",
+                "requester": "bob",
+                "decision": "approve",
+            },
+        )
     assert set(refused.value.errors) == {"decision"}
     with pytest.raises(InvalidInput):
         start_instance(key="expense_approval", variables={"amount": "five"})

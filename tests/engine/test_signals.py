@@ -1,5 +1,6 @@
 """Signals: a broadcast reaches every waiting instance (catch and boundary events) and
 every signal start event; thrown signals reach other instances; suspended ones keep them."""
+
 import pytest
 
 from engine.models import EventDelivery, InstanceEvent, ProcessInstance
@@ -20,8 +21,7 @@ def sender(make_user):
 
 def test_signal_reaches_every_waiting_instance(sender):
     deploy_xml(event_diagrams.waits_for_signal("market_closed"), "trader.bpmn")
-    deploy_xml(event_diagrams.waits_for_signal("market_closed", "desk", boundary=True),
-               "desk.bpmn")
+    deploy_xml(event_diagrams.waits_for_signal("market_closed", "desk", boundary=True), "desk.bpmn")
     deploy_xml(event_diagrams.waits_for_signal("lunch", "canteen"), "canteen.bpmn")
     deploy_xml(event_diagrams.signal_start("market_closed"), "report.bpmn")
     traders = [start_instance(key="trader") for _ in range(3)]
@@ -47,7 +47,10 @@ def test_signal_reaches_every_waiting_instance(sender):
 
 def test_a_signal_nobody_waits_for_goes_nowhere(sender):
     assert broadcast_signal(name="nobody", actor=sender) == {
-        "name": "nobody", "instances": 0, "start_events": 0}
+        "name": "nobody",
+        "instances": 0,
+        "start_events": 0,
+    }
     assert not EventDelivery.objects.exists()
 
 
@@ -66,22 +69,34 @@ def test_a_suspended_instance_keeps_the_signal_until_resume(sender, make_user):
 
 
 def test_a_thrown_signal_reaches_other_instances_and_its_own(sender):
-    broadcaster = event_diagrams.camunda("broadcaster", "\n".join([
-        '    <bpmn:startEvent id="start" />',
-        '    <bpmn:parallelGateway id="fork" />',
-        '    <bpmn:intermediateThrowEvent id="shout"><bpmn:extensionElements>'
-        '<camunda:inputOutput><camunda:inputParameter name="level">${level}'
-        "</camunda:inputParameter></camunda:inputOutput></bpmn:extensionElements>"
-        '<bpmn:signalEventDefinition signalRef="sig_alarm" /></bpmn:intermediateThrowEvent>',
-        '    <bpmn:intermediateCatchEvent id="hear"><bpmn:signalEventDefinition '
-        'signalRef="sig_alarm" /></bpmn:intermediateCatchEvent>',
-        event_diagrams.user_task("heard_own", "managers"),
-        '    <bpmn:endEvent id="end_shout" />',
-        '    <bpmn:endEvent id="end_hear" />',
-        event_diagrams.flows(("start", "fork"), ("fork", "hear"), ("fork", "shout"),
-                             ("shout", "end_shout"), ("hear", "heard_own"),
-                             ("heard_own", "end_hear")),
-    ]), '  <bpmn:signal id="sig_alarm" name="alarm" />\n')
+    broadcaster = event_diagrams.camunda(
+        "broadcaster",
+        "\n".join(
+            [
+                '    <bpmn:startEvent id="start" />',
+                '    <bpmn:parallelGateway id="fork" />',
+                '    <bpmn:intermediateThrowEvent id="shout"><bpmn:extensionElements>'
+                '<camunda:inputOutput><camunda:inputParameter name="level">${level}'
+                "</camunda:inputParameter></camunda:inputOutput></bpmn:extensionElements>"
+                '<bpmn:signalEventDefinition signalRef="sig_alarm" />'
+                "</bpmn:intermediateThrowEvent>",
+                '    <bpmn:intermediateCatchEvent id="hear"><bpmn:signalEventDefinition '
+                'signalRef="sig_alarm" /></bpmn:intermediateCatchEvent>',
+                event_diagrams.user_task("heard_own", "managers"),
+                '    <bpmn:endEvent id="end_shout" />',
+                '    <bpmn:endEvent id="end_hear" />',
+                event_diagrams.flows(
+                    ("start", "fork"),
+                    ("fork", "hear"),
+                    ("fork", "shout"),
+                    ("shout", "end_shout"),
+                    ("hear", "heard_own"),
+                    ("heard_own", "end_hear"),
+                ),
+            ]
+        ),
+        '  <bpmn:signal id="sig_alarm" name="alarm" />\n',
+    )
     deploy_xml(event_diagrams.waits_for_signal("alarm", "listener"), "listener.bpmn")
     deploy_xml(broadcaster, "broadcaster.bpmn")
     listeners = [start_instance(key="listener") for _ in range(2)]
@@ -127,8 +142,7 @@ SPIFF_SIGNALS = """<?xml version="1.0" encoding="UTF-8"?>
 
 def test_spiffarena_signal_payload_lands_in_its_variable(make_user):
     user = make_user("una_user")
-    deploy(name="signals", files=[UploadedFile("signals.bpmn", SPIFF_SIGNALS.encode())],
-           actor=None)
+    deploy(name="signals", files=[UploadedFile("signals.bpmn", SPIFF_SIGNALS.encode())], actor=None)
     listener = start_instance(key="spiff_listener", actor=user)
     start_instance(key="spiff_thrower", variables={"speed": 88}, actor=user)
     deliver_pending()
@@ -137,9 +151,7 @@ def test_spiffarena_signal_payload_lands_in_its_variable(make_user):
     assert open_task_elements(listener) == {"go_on"}
 
 
-def test_a_signal_kept_for_an_instance_terminated_while_suspended_is_unmatched(
-    sender, make_user
-):
+def test_a_signal_kept_for_an_instance_terminated_while_suspended_is_unmatched(sender, make_user):
     from engine.services import terminate_instance
 
     operator = make_user("olga_operator", "operators")

@@ -1,4 +1,5 @@
 """SpiffArena diagrams from the shared corpus: lanes, JSON-schema forms and get_current_user()."""
+
 from pathlib import Path
 
 import pytest
@@ -17,7 +18,8 @@ def deploy_folder(folder: Path) -> None:
     files = [
         UploadedFile(p.name, p.read_bytes())
         for p in sorted(folder.iterdir())
-        if p.suffix in {".bpmn", ".json"} and not p.name.startswith("test_")
+        if p.suffix in {".bpmn", ".json"}
+        and not p.name.startswith("test_")
         and p.name != "process_model.json"
     ]
     deploy(name=folder.name, files=files, actor=None)
@@ -39,7 +41,8 @@ def test_lanes_forms_and_current_user_in_a_spiffarena_model(shared_dir: Path) ->
     assert describe.form["type"] == "json-schema"
     assert "properties" in describe.form["schema"]
     complete_human_task(
-        task_id=describe.id, user=ann,
+        task_id=describe.id,
+        user=ann,
         variables={"location": "Jamaica", "season": "Summer", "activites": "Wild Life"},
     )
 
@@ -49,7 +52,8 @@ def test_lanes_forms_and_current_user_in_a_spiffarena_model(shared_dir: Path) ->
     assert approve.candidate_users == ["ann"]
     assert approve.candidate_groups == []
     complete_human_task(
-        task_id=approve.id, user=ann,
+        task_id=approve.id,
+        user=ann,
         variables={"approved": "approved", "explanation": "Interesting Activity"},
     )
 

@@ -1,5 +1,6 @@
 """Two timer beats at once never fire one timer twice: 100 timers due at the same moment,
 fired by two concurrent threads and by two concurrent processes, against real Postgres."""
+
 import datetime
 import os
 import subprocess
@@ -60,8 +61,10 @@ def run_together(*actions) -> list:
     barrier = threading.Barrier(len(actions), timeout=60)
     results: list = []
     errors: list = []
-    threads = [threading.Thread(target=in_thread, args=(barrier, results, errors, action))
-               for action in actions]
+    threads = [
+        threading.Thread(target=in_thread, args=(barrier, results, errors, action))
+        for action in actions
+    ]
     for thread in threads:
         thread.start()
     for thread in threads:
@@ -73,8 +76,10 @@ def run_together(*actions) -> list:
 def test_two_threads_fire_100_due_timers_once_each():
     instances = start_waiting_instances("PT1M")
     clock.advance(datetime.timedelta(minutes=2))
-    fired = run_together(lambda: fire_due_timers(batch=5, time_budget=60),
-                         lambda: fire_due_timers(batch=5, time_budget=60))
+    fired = run_together(
+        lambda: fire_due_timers(batch=5, time_budget=60),
+        lambda: fire_due_timers(batch=5, time_budget=60),
+    )
     assert sum(fired) == TIMERS
     assert_each_fired_once(instances)
 
@@ -111,15 +116,30 @@ def test_two_beat_processes_fire_100_due_timers_once_each(tmp_path):
     latest = Timer.objects.order_by("-due_at").first()
     assert latest is not None
     wait_until(lambda: clock.now() > latest.due_at, timeout=30, what="every timer to be due")
-    env = {**os.environ, "DATABASE_URL": database_url(),
-           "DJANGO_SETTINGS_MODULE": "config.settings.test"}
+    env = {
+        **os.environ,
+        "DATABASE_URL": database_url(),
+        "DJANGO_SETTINGS_MODULE": "config.settings.test",
+    }
     go, ready = tmp_path / "go", [tmp_path / f"ready{n}" for n in (1, 2)]
-    processes = [subprocess.Popen([sys.executable, "-c", FIRER, str(flag), str(go)],
-                                  cwd=BASE_DIR, env=env,
-                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-                 for flag in ready]
-    wait_until(lambda: all(flag.exists() for flag in ready) or any(
-        p.poll() is not None for p in processes), timeout=60, what="both processes to be ready")
+    processes = [
+        subprocess.Popen(
+            [sys.executable, "-c", FIRER, str(flag), str(go)],
+            cwd=BASE_DIR,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for flag in ready
+    ]
+    wait_until(
+        lambda: (
+            all(flag.exists() for flag in ready) or any(p.poll() is not None for p in processes)
+        ),
+        timeout=60,
+        what="both processes to be ready",
+    )
     go.touch()
     outputs = [p.communicate(timeout=120) for p in processes]
     assert all(p.returncode == 0 for p in processes), outputs

@@ -1,5 +1,6 @@
 """Timers with a movable clock: boundary timers on user tasks, intermediate timers, cycles,
 timer start events, and suspended instances."""
+
 import datetime
 
 import pytest
@@ -27,8 +28,11 @@ def deploy_xml(xml: str, name: str = "events.bpmn"):
 
 
 def open_tasks(instance) -> dict[str, str]:
-    return dict(instance.human_tasks.filter(status__in=HumanTask.ACTIVE_STATUSES)
-                .values_list("element_id", "status"))
+    return dict(
+        instance.human_tasks.filter(status__in=HumanTask.ACTIVE_STATUSES).values_list(
+            "element_id", "status"
+        )
+    )
 
 
 def test_boundary_timer_escalates_an_overdue_approval():
@@ -50,8 +54,12 @@ def test_boundary_timer_escalates_an_overdue_approval():
     assert instance.human_tasks.get(element_id="approve").status == "cancelled"
     timer.refresh_from_db()
     assert timer.fired and timer.fired_at is not None
-    assert InstanceEvent.objects.filter(instance=instance, type="timer_fired",
-                                        element_id="overdue").count() == 1
+    assert (
+        InstanceEvent.objects.filter(
+            instance=instance, type="timer_fired", element_id="overdue"
+        ).count()
+        == 1
+    )
     assert fire_due_timers() == 0  # nothing fires twice
 
 
@@ -84,11 +92,14 @@ def test_non_interrupting_cycle_reminds_twice_and_keeps_the_task():
     assert not Timer.objects.filter(instance=instance, fired=False).exists()
 
 
-@pytest.mark.parametrize(("kind", "value"), [
-    ("timeDuration", "PT30M"),
-    ("timeDuration", '${"PT" + str(minutes) + "M"}'),
-    ("timeDate", "2031-05-01T09:00:00Z"),
-])
+@pytest.mark.parametrize(
+    ("kind", "value"),
+    [
+        ("timeDuration", "PT30M"),
+        ("timeDuration", '${"PT" + str(minutes) + "M"}'),
+        ("timeDate", "2031-05-01T09:00:00Z"),
+    ],
+)
 def test_intermediate_timer_waits_then_continues(kind, value):
     deploy_xml(event_diagrams.wait_for_timer(value, kind))
     instance = start_instance(key="waits", variables={"minutes": 30})
@@ -115,6 +126,7 @@ def test_suspended_instance_keeps_its_timer_until_resume(make_user):
 
 
 # -- timer start events -------------------------------------------------------------------------
+
 
 def scheduled_instances() -> int:
     return ProcessInstance.objects.filter(definition__key="scheduled").count()
@@ -197,12 +209,15 @@ def test_starting_a_timer_start_process_by_hand_does_not_wait_for_the_timer():
     assert not Timer.objects.filter(instance=instance).exists()
 
 
-@pytest.mark.parametrize(("kind", "value", "message"), [
-    ("timeDuration", "PT", "not a valid ISO 8601 duration"),
-    ("timeDuration", "P1Q", "not a valid ISO 8601 duration"),
-    ("timeDate", "2031-13-45T00:00:00", "not a valid ISO 8601 date"),
-    ("timeCycle", "R3/PT0S", "longer than zero"),
-])
+@pytest.mark.parametrize(
+    ("kind", "value", "message"),
+    [
+        ("timeDuration", "PT", "not a valid ISO 8601 duration"),
+        ("timeDuration", "P1Q", "not a valid ISO 8601 duration"),
+        ("timeDate", "2031-13-45T00:00:00", "not a valid ISO 8601 date"),
+        ("timeCycle", "R3/PT0S", "longer than zero"),
+    ],
+)
 def test_bad_timer_values_are_refused_at_deploy_time(kind, value, message):
     from processes.validation import DeploymentInvalid
 

@@ -4,6 +4,7 @@ README ("Who may do what"): an instance is read by whoever started it, the assig
 candidate of one of its tasks, and operators; a task is seen by its assignee and candidates
 (a candidate of a task claimed by someone else still sees it, and gets a 409 on claiming).
 """
+
 import pytest
 from django.core.exceptions import PermissionDenied
 
@@ -18,8 +19,9 @@ EXPENSE = {"amount": 250, "description": "Taxi", "requester": "bob"}
 @pytest.fixture
 def claimed(expense_definition, make_user, approver) -> HumanTask:
     """The expense task of an instance started by rita, claimed by approver (alice)."""
-    instance = start_instance(key="expense_approval", variables=EXPENSE, business_key="E-1",
-                              actor=make_user("rita"))
+    instance = start_instance(
+        key="expense_approval", variables=EXPENSE, business_key="E-1", actor=make_user("rita")
+    )
     return claim_task(task_id=instance.human_tasks.get().id, user=approver)
 
 
@@ -43,18 +45,26 @@ def test_a_candidate_of_a_claimed_task_sees_its_instance_in_the_list_and_the_det
     assert _listed(approver2, instance)
 
 
-def test_list_and_detail_agree_for_everyone(claimed, approver, approver2, legal_user, outsider,
-                                            make_user):
+def test_list_and_detail_agree_for_everyone(
+    claimed, approver, approver2, legal_user, outsider, make_user
+):
     instance = claimed.instance
     operator = make_user("otto", "operators")
-    expected = {approver: True, approver2: True, instance.started_by: True, operator: True,
-                legal_user: False, outsider: False}
+    expected = {
+        approver: True,
+        approver2: True,
+        instance.started_by: True,
+        operator: True,
+        legal_user: False,
+        outsider: False,
+    }
     for user, sees in expected.items():
         assert (_listed(user, instance), _detail_allowed(user, instance)) == (sees, sees), user
 
 
-def test_after_completion_the_same_people_still_see_the_instance(claimed, approver, approver2,
-                                                                 outsider):
+def test_after_completion_the_same_people_still_see_the_instance(
+    claimed, approver, approver2, outsider
+):
     complete_human_task(task_id=claimed.id, user=approver, variables={"decision": "approve"})
     instance = claimed.instance
     for user, sees in {approver: True, approver2: True, outsider: False}.items():

@@ -1,6 +1,7 @@
 """What every fault scenario asserts: each start answered 201 (or a 503 problem that created
 nothing), every instance completes once the fault is over, and every step of every instance
 had one effect: all its calls carried one Idempotency-Key, and one job succeeded for it."""
+
 import time
 from collections.abc import Callable
 
@@ -51,22 +52,30 @@ def assert_starts_answered_well(fleet: Fleet) -> None:
     answer at all)."""
     bad = [s for s in fleet.starts if not (s.committed or s.refused_cleanly)]
     assert not bad, "starts answered badly: " + "; ".join(
-        f"{s.status} {str(s.body)[:300]}" for s in bad[:5])
+        f"{s.status} {str(s.body)[:300]}" for s in bad[:5]
+    )
     refused = [s.tag for s in fleet.starts if s.refused_cleanly]
     if refused:
         created = fleet.stack.rows(
             "SELECT business_key FROM engine_processinstance WHERE business_key = ANY(%s)",
-            (refused,))
+            (refused,),
+        )
         assert not created, f"a 503 answered a start that created its instance: {created}"
 
 
-def wait_all_completed(fleet: Fleet, timeout: float, what: str,
-                       watch: Callable[[], None] | None = None) -> float:
+def wait_all_completed(
+    fleet: Fleet, timeout: float, what: str, watch: Callable[[], None] | None = None
+) -> float:
     """Seconds it took (not asserted: the timeout is the bound)."""
     began = time.monotonic()
-    wait_until(fleet.completed, timeout, f"every instance to complete {what} "
-               f"({fleet.unfinished()} of {len(fleet.tags)} unfinished when it began)",
-               watch=watch, poll=0.2)
+    wait_until(
+        fleet.completed,
+        timeout,
+        f"every instance to complete {what} "
+        f"({fleet.unfinished()} of {len(fleet.tags)} unfinished when it began)",
+        watch=watch,
+        poll=0.2,
+    )
     return time.monotonic() - began
 
 
@@ -78,6 +87,10 @@ def assert_one_effect_per_step(fleet: Fleet, steps: list[str]) -> None:
     several = {where: found for where, found in keys.items() if len(found) != 1}
     assert not several, f"steps called with more than one key: {list(several.items())[:5]}"
     jobs = fleet.succeeded_jobs_per_step()
-    wrong = {(tag, step): jobs.get((tag, step), 0) for tag in fleet.tags for step in steps
-             if jobs.get((tag, step), 0) != 1}
+    wrong = {
+        (tag, step): jobs.get((tag, step), 0)
+        for tag in fleet.tags
+        for step in steps
+        if jobs.get((tag, step), 0) != 1
+    }
     assert not wrong, f"steps without exactly one succeeded job: {list(wrong.items())[:5]}"

@@ -6,6 +6,7 @@ or on unix sockets in the run's directory.
 
 No pytest and no Django in this process: Django runs only in the processes started here.
 """
+
 import contextlib
 import importlib.util
 import itertools
@@ -54,8 +55,11 @@ class Timeout(AssertionError):
 
 
 def wait_until(
-    condition: Callable[[], Any], timeout: float = 30, what: str = "",
-    watch: Callable[[], None] | None = None, poll: float = 0.1,
+    condition: Callable[[], Any],
+    timeout: float = 30,
+    what: str = "",
+    watch: Callable[[], None] | None = None,
+    poll: float = 0.1,
 ) -> Any:
     """Poll `condition` until it returns something true, and return that. `watch` runs
     between polls and raises when something that must stay up went down. The one
@@ -83,8 +87,17 @@ def _system_user_ids() -> tuple[int, int] | None:
     try:
         entry = pwd.getpwnam(PG_SYSTEM_USER)
     except KeyError:
-        subprocess.run(["useradd", "--system", "--no-create-home", "--shell",
-                        "/usr/sbin/nologin", PG_SYSTEM_USER], check=True)
+        subprocess.run(
+            [
+                "useradd",
+                "--system",
+                "--no-create-home",
+                "--shell",
+                "/usr/sbin/nologin",
+                PG_SYSTEM_USER,
+            ],
+            check=True,
+        )
         entry = pwd.getpwnam(PG_SYSTEM_USER)
     return entry.pw_uid, entry.pw_gid
 
@@ -112,9 +125,15 @@ class OwnPostgres:
         with (self.root / "pg_ctl.out").open("ab") as out:
             # Its own session: a Ctrl-C in the terminal reaches the tests, not the server.
             return subprocess.run(
-                [str(PG_BIN / program), *args], cwd=self.root, stdin=subprocess.DEVNULL,
-                stdout=out, stderr=subprocess.STDOUT, check=check, start_new_session=True,
-                timeout=STARTUP_TIMEOUT_SECONDS, **as_owner,
+                [str(PG_BIN / program), *args],
+                cwd=self.root,
+                stdin=subprocess.DEVNULL,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                check=check,
+                start_new_session=True,
+                timeout=STARTUP_TIMEOUT_SECONDS,
+                **as_owner,
             ).returncode
 
     def init(self) -> None:
@@ -126,8 +145,17 @@ class OwnPostgres:
                 mode = parent.stat().st_mode
                 if not mode & stat.S_IXOTH:
                     parent.chmod(mode | stat.S_IXOTH)
-        self._run("initdb", "-D", str(self.data), "-U", "postgres", "--auth=trust",
-                  "--encoding=UTF8", "--no-sync", "--no-instructions")
+        self._run(
+            "initdb",
+            "-D",
+            str(self.data),
+            "-U",
+            "postgres",
+            "--auth=trust",
+            "--encoding=UTF8",
+            "--no-sync",
+            "--no-instructions",
+        )
         settings = {
             "listen_addresses": "'127.0.0.1'",
             "port": str(self.port),
@@ -141,8 +169,18 @@ class OwnPostgres:
             conf.writelines(f"{name} = {value}\n" for name, value in settings.items())
 
     def _pg_ctl(self, *args: str, check: bool = True) -> int:
-        return self._run("pg_ctl", "-D", str(self.data), "-l", str(self.log), "-w",
-                         "-t", str(STARTUP_TIMEOUT_SECONDS), *args, check=check)
+        return self._run(
+            "pg_ctl",
+            "-D",
+            str(self.data),
+            "-l",
+            str(self.log),
+            "-w",
+            "-t",
+            str(STARTUP_TIMEOUT_SECONDS),
+            *args,
+            check=check,
+        )
 
     def start(self) -> None:
         self._pg_ctl("start")
@@ -177,8 +215,9 @@ class OwnPostgres:
             connection = self._connections.get(database)
             try:
                 if connection is None or connection.closed:
-                    connection = psycopg.connect(self.url(database), autocommit=True,
-                                                 connect_timeout=5)
+                    connection = psycopg.connect(
+                        self.url(database), autocommit=True, connect_timeout=5
+                    )
                     self._connections[database] = connection
                 with connection.cursor() as cursor:
                     cursor.execute(query, params)
@@ -218,17 +257,32 @@ class OwnRedis:
         self.root.mkdir(parents=True, exist_ok=True)
         with (self.root / "redis.log").open("ab") as log:
             self.process = subprocess.Popen(
-                [str(REDIS_SERVER), "--port", str(self.port), "--bind", "127.0.0.1",
-                 "--save", "", "--appendonly", "no", "--dir", str(self.root)],
-                stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+                [
+                    str(REDIS_SERVER),
+                    "--port",
+                    str(self.port),
+                    "--bind",
+                    "127.0.0.1",
+                    "--save",
+                    "",
+                    "--appendonly",
+                    "no",
+                    "--dir",
+                    str(self.root),
+                ],
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
                 start_new_session=True,
             )
         wait_until(self.ping, STARTUP_TIMEOUT_SECONDS, "Redis to answer", watch=self._watch)
 
     def _watch(self) -> None:
         if self.process is None or self.process.poll() is not None:
-            raise RuntimeError("redis-server exited:\n"
-                               + (self.root / "redis.log").read_text(errors="replace")[-2000:])
+            raise RuntimeError(
+                "redis-server exited:\n"
+                + (self.root / "redis.log").read_text(errors="replace")[-2000:]
+            )
 
     def ping(self) -> bool:
         import redis
@@ -317,9 +371,13 @@ class StubApi:
                     self._reply(json.dumps([vars(c) for c in stub.calls_of()]).encode())
                     return
                 parts = self.path.split("?")[0].strip("/").split("/")
-                call = Call(path=self.path, step=parts[0], tag=parts[1] if len(parts) > 1 else "",
-                            key=self.headers.get("Idempotency-Key") or "",
-                            client_port=self.client_address[1])
+                call = Call(
+                    path=self.path,
+                    step=parts[0],
+                    tag=parts[1] if len(parts) > 1 else "",
+                    key=self.headers.get("Idempotency-Key") or "",
+                    client_port=self.client_address[1],
+                )
                 with stub.lock:
                     stub.calls.append(call)
                     hold = stub.hold_
@@ -410,8 +468,12 @@ class StubProcess:
 
     def __init__(self, delay: float = 0.0) -> None:
         self.popen = subprocess.Popen(
-            [sys.executable, "-m", "tests.faults.stack", "stub", str(delay)], cwd=BASE_DIR,
-            stdout=subprocess.PIPE, text=True, start_new_session=True)
+            [sys.executable, "-m", "tests.faults.stack", "stub", str(delay)],
+            cwd=BASE_DIR,
+            stdout=subprocess.PIPE,
+            text=True,
+            start_new_session=True,
+        )
         assert self.popen.stdout is not None
         port = self.popen.stdout.readline().strip()
         if not port.isdigit():
@@ -435,9 +497,13 @@ def serve_stub(delay: float) -> None:
 def caller_of(call: Call, stub: StubApi) -> psutil.Process | None:
     """The process on this machine whose socket made `call` (it is still connected)."""
     for connection in psutil.net_connections(kind="tcp"):
-        if (connection.pid and connection.laddr and connection.raddr
-                and connection.laddr.port == call.client_port
-                and connection.raddr.port == stub.port):
+        if (
+            connection.pid
+            and connection.laddr
+            and connection.raddr
+            and connection.laddr.port == call.client_port
+            and connection.raddr.port == stub.port
+        ):
             return psutil.Process(connection.pid)
     return None
 
@@ -447,8 +513,9 @@ def sigkill(process: psutil.Process) -> None:
     process.wait(timeout=30)
 
 
-def job_call_in_flight(stub: StubApi, baton: "Baton", timeout: float = 60
-                       ) -> tuple[psutil.Process, "Child"]:
+def job_call_in_flight(
+    stub: StubApi, baton: "Baton", timeout: float = 60
+) -> tuple[psutil.Process, "Child"]:
     """Hold the stub's calls until one arrives: the pool process making it and its job
     worker. Held calls wait for their answer until `stub.release()`."""
     call = stub.hold().first(timeout)
@@ -469,14 +536,17 @@ def job_call_in_flight(stub: StubApi, baton: "Baton", timeout: float = 60
 
 def chain_diagram(key: str, steps: int) -> str:
     """start -> s1 -> ... -> sN -> end."""
-    return sequence(key, [service_task(f"s{i}", f'api + "/s{i}/" + tag')
-                          for i in range(1, steps + 1)])
+    return sequence(
+        key, [service_task(f"s{i}", f'api + "/s{i}/" + tag') for i in range(1, steps + 1)]
+    )
 
 
 def fanout_diagram(key: str, branches: int) -> str:
     """start -> fork -> b01 ... bNN in parallel -> join -> end: N jobs at once."""
-    return parallel(key, [service_task(f"b{i:02d}", f'api + "/b{i:02d}/" + tag')
-                          for i in range(1, branches + 1)])
+    return parallel(
+        key,
+        [service_task(f"b{i:02d}", f'api + "/b{i:02d}/" + tag') for i in range(1, branches + 1)],
+    )
 
 
 def timer_diagram(key: str, seconds: int) -> str:
@@ -514,11 +584,21 @@ print("TOKEN", Token.objects.get_or_create(user=user)[0].key)
 def migrate_and_deploy(env: dict[str, str], diagrams: dict[str, str]) -> str:
     """Migrate the database `env` names, deploy `diagrams` ({key: xml}); the API token of a
     user who may deploy, start and repair (the fault tests and the benchmarks use it)."""
-    subprocess.run([sys.executable, "manage.py", "migrate", "--noinput", "-v", "0"],
-                   cwd=BASE_DIR, env=env, check=True)
-    done = subprocess.run([sys.executable, "manage.py", "shell", "-c", SETUP_CODE],
-                          cwd=BASE_DIR, env=env, check=True, capture_output=True, text=True,
-                          input=json.dumps(diagrams))
+    subprocess.run(
+        [sys.executable, "manage.py", "migrate", "--noinput", "-v", "0"],
+        cwd=BASE_DIR,
+        env=env,
+        check=True,
+    )
+    done = subprocess.run(
+        [sys.executable, "manage.py", "shell", "-c", SETUP_CODE],
+        cwd=BASE_DIR,
+        env=env,
+        check=True,
+        capture_output=True,
+        text=True,
+        input=json.dumps(diagrams),
+    )
     return next(line.split()[1] for line in done.stdout.splitlines() if line.startswith("TOKEN "))
 
 
@@ -541,8 +621,13 @@ class Child:
     def start(self) -> "Child":
         with self.log.open("ab") as out:
             self.popen = subprocess.Popen(
-                self.command, cwd=BASE_DIR, env=self.env, stdin=subprocess.DEVNULL,
-                stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
+                self.command,
+                cwd=BASE_DIR,
+                env=self.env,
+                stdin=subprocess.DEVNULL,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
             )
         return self
 
@@ -574,9 +659,18 @@ class Baton:
     (`-Q <jobs queue>`), one for the events queue (timer ticks, sweeps, event deliveries) and
     the beat."""
 
-    def __init__(self, env: dict[str, str], logs: Path, *, web_workers: int = 2,
-                 web_threads: int = 2, web_class: str = "gthread", keep_alive: int = 2,
-                 access_log: Path | None = None, pool: str = "prefork") -> None:
+    def __init__(
+        self,
+        env: dict[str, str],
+        logs: Path,
+        *,
+        web_workers: int = 2,
+        web_threads: int = 2,
+        web_class: str = "gthread",
+        keep_alive: int = 2,
+        access_log: Path | None = None,
+        pool: str = "prefork",
+    ) -> None:
         self.env = env
         self.logs = logs
         self.jobs_queue = env.get("BATON_CELERY_QUEUE", "")
@@ -603,25 +697,69 @@ class Baton:
         return child
 
     def start_web(self) -> Child:
-        access = [] if self.access_log is None else [
-            # %(D)s: microseconds from the parsed request to the last byte of the response.
-            "--access-logfile", str(self.access_log), "--access-logformat", "%(r)s|%(s)s|%(D)s"]
-        return self._child("web", [
-            sys.executable, "-m", "gunicorn", "config.wsgi:application",
-            "--bind", f"127.0.0.1:{self.port}", "--workers", str(self.web_workers),
-            "--worker-class", self.web_class, "--threads", str(self.web_threads),
-            "--keep-alive", str(self.keep_alive), "--timeout", "60", "--graceful-timeout", "5",
-            "--log-level", "warning", *access,
-        ])
+        access = (
+            []
+            if self.access_log is None
+            else [
+                # %(D)s: microseconds from the parsed request to the last byte of the response.
+                "--access-logfile",
+                str(self.access_log),
+                "--access-logformat",
+                "%(r)s|%(s)s|%(D)s",
+            ]
+        )
+        return self._child(
+            "web",
+            [
+                sys.executable,
+                "-m",
+                "gunicorn",
+                "config.wsgi:application",
+                "--bind",
+                f"127.0.0.1:{self.port}",
+                "--workers",
+                str(self.web_workers),
+                "--worker-class",
+                self.web_class,
+                "--threads",
+                str(self.web_threads),
+                "--keep-alive",
+                str(self.keep_alive),
+                "--timeout",
+                "60",
+                "--graceful-timeout",
+                "5",
+                "--log-level",
+                "warning",
+                *access,
+            ],
+        )
 
     def _worker(self, kind: str, queue: str, concurrency: int) -> Child:
         name = f"{kind}{next(self.counter)}"
         pool = ["-P", self.pool] + ([] if self.pool == "solo" else ["-c", str(concurrency)])
-        return self._child(name, [
-            sys.executable, "-m", "celery", "-A", "config", "worker", *pool,
-            "-Q", queue, "-n", f"{name}-{os.getpid()}@%h",
-            "-l", "info", "--without-gossip", "--without-mingle", "--without-heartbeat",
-        ], ready_text=" ready.")
+        return self._child(
+            name,
+            [
+                sys.executable,
+                "-m",
+                "celery",
+                "-A",
+                "config",
+                "worker",
+                *pool,
+                "-Q",
+                queue,
+                "-n",
+                f"{name}-{os.getpid()}@%h",
+                "-l",
+                "info",
+                "--without-gossip",
+                "--without-mingle",
+                "--without-heartbeat",
+            ],
+            ready_text=" ready.",
+        )
 
     def pids(self, prefix: str = "") -> list[int]:
         """The processes of the children whose names start with `prefix`, and theirs."""
@@ -640,10 +778,22 @@ class Baton:
         return self._worker("events", self.events_queue, concurrency)
 
     def start_beat(self) -> Child:
-        return self._child("beat", [
-            sys.executable, "-m", "celery", "-A", "config", "beat", "-l", "info",
-            "--schedule", str(self.logs / f"beat-schedule-{next(self.counter)}"),
-        ], ready_text="beat: Starting")
+        return self._child(
+            "beat",
+            [
+                sys.executable,
+                "-m",
+                "celery",
+                "-A",
+                "config",
+                "beat",
+                "-l",
+                "info",
+                "--schedule",
+                str(self.logs / f"beat-schedule-{next(self.counter)}"),
+            ],
+            ready_text="beat: Starting",
+        )
 
     def start(self, job_workers: int = 1, concurrency: int = 2) -> None:
         self.start_web()
@@ -661,11 +811,11 @@ class Baton:
     def wait_ready(self, timeout: float = STARTUP_TIMEOUT_SECONDS) -> None:
         def ready() -> bool:
             web = any(c.name == "web" for c in self.children)
-            return all(c.is_ready() for c in self.children if c.ready_text and not c.killed) \
-                and (not web or self.web_answers())
+            return all(c.is_ready() for c in self.children if c.ready_text and not c.killed) and (
+                not web or self.web_answers()
+            )
 
-        wait_until(ready, timeout, "Baton's processes to start", watch=self.check_alive,
-                   poll=0.3)
+        wait_until(ready, timeout, "Baton's processes to start", watch=self.check_alive, poll=0.3)
 
     def check_alive(self) -> None:
         for child in self.children:
@@ -673,8 +823,11 @@ class Baton:
                 raise RuntimeError(f"{child.name} exited:\n{child.log_text()[-3000:]}")
 
     def live_job_workers(self) -> list[Child]:
-        return [c for c in self.children
-                if c.name.startswith("jobs") and not c.killed and not c.exited()]
+        return [
+            c
+            for c in self.children
+            if c.name.startswith("jobs") and not c.killed and not c.exited()
+        ]
 
     def worker_of(self, process: psutil.Process) -> Child | None:
         """The job worker whose main process is `process` or its parent."""
@@ -696,8 +849,9 @@ class Baton:
         worker.popen.wait(timeout=30)
 
     def log_tail(self, lines: int = 40) -> str:
-        return "\n".join(f"--- {c.name}\n" + "\n".join(c.log_text().splitlines()[-lines:])
-                         for c in self.children)
+        return "\n".join(
+            f"--- {c.name}\n" + "\n".join(c.log_text().splitlines()[-lines:]) for c in self.children
+        )
 
     def stop(self) -> None:
         for child in self.children:  # all at once: each waits for its work in flight
@@ -726,10 +880,20 @@ class Devstack:
     def start(self) -> None:
         self.logs.mkdir(parents=True, exist_ok=True)
         name = f"devstack{next(self.runs)}"
-        self.child = Child(name, [sys.executable, "-m", "config.devstack", "run"], self.env,
-                           self.logs / f"{name}.log", ready_text="Baton is running at").start()
-        wait_until(self.child.is_ready, STARTUP_TIMEOUT_SECONDS, "`make run` to start",
-                   watch=self.check_alive, poll=0.3)
+        self.child = Child(
+            name,
+            [sys.executable, "-m", "config.devstack", "run"],
+            self.env,
+            self.logs / f"{name}.log",
+            ready_text="Baton is running at",
+        ).start()
+        wait_until(
+            self.child.is_ready,
+            STARTUP_TIMEOUT_SECONDS,
+            "`make run` to start",
+            watch=self.check_alive,
+            poll=0.3,
+        )
 
     def check_alive(self) -> None:
         if self.child is None or self.child.exited():
@@ -778,8 +942,12 @@ class Start:
     @property
     def refused_cleanly(self) -> bool:
         """A 503 problem that asks to come back later (it must have created nothing)."""
-        return (self.status == 503 and self.content_type.startswith("application/problem+json")
-                and isinstance(self.body, dict) and self.body.get("status") == 503)
+        return (
+            self.status == 503
+            and self.content_type.startswith("application/problem+json")
+            and isinstance(self.body, dict)
+            and self.body.get("status") == 503
+        )
 
 
 class BatonApi:
@@ -787,9 +955,12 @@ class BatonApi:
 
     def __init__(self, url: str, token: str, timeout: float = 90) -> None:
         self.statuses: Counter[int] = Counter()  # of every answer this client received
-        self.client = httpx.Client(base_url=url, timeout=timeout,
-                                   headers={"Authorization": f"Token {token}"},
-                                   event_hooks={"response": [self._count]})
+        self.client = httpx.Client(
+            base_url=url,
+            timeout=timeout,
+            headers={"Authorization": f"Token {token}"},
+            event_hooks={"response": [self._count]},
+        )
 
     def _count(self, response: httpx.Response) -> None:
         self.statuses[response.status_code] += 1
@@ -805,14 +976,22 @@ class BatonApi:
                 json={"variables": {**variables, "tag": tag}, "business_key": tag},
             )
         except httpx.HTTPError as error:
-            return Start(tag, 0, body=f"{type(error).__name__}: {error}", began=began,
-                         ended=time.time())
+            return Start(
+                tag, 0, body=f"{type(error).__name__}: {error}", began=began, ended=time.time()
+            )
         try:
             body: Any = response.json()
         except ValueError:
             body = response.text[:500]
-        return Start(tag, response.status_code, response.headers.get("content-type", ""),
-                     body, began, time.time(), response.headers.get("retry-after", ""))
+        return Start(
+            tag,
+            response.status_code,
+            response.headers.get("content-type", ""),
+            body,
+            began,
+            time.time(),
+            response.headers.get("retry-after", ""),
+        )
 
     def get(self, path: str) -> httpx.Response:
         return self.client.get(path)
@@ -845,9 +1024,16 @@ class Stack:
 
     DATABASE = "baton_faults"
 
-    def __init__(self, root: Path, *, base_env: dict[str, str], diagrams: dict[str, str],
-                 settings: dict[str, str], durable: bool = False, stub_delay: float = 0.3
-                 ) -> None:
+    def __init__(
+        self,
+        root: Path,
+        *,
+        base_env: dict[str, str],
+        diagrams: dict[str, str],
+        settings: dict[str, str],
+        durable: bool = False,
+        stub_delay: float = 0.3,
+    ) -> None:
         self.root = root
         self.base_env = base_env
         self.diagrams = diagrams
@@ -921,8 +1107,10 @@ class Stack:
         if self.stub is not None:
             self.stub.release()
         self.ensure_up()
-        self.rows("UPDATE engine_processinstance SET status = 'terminated' "
-                  "WHERE status NOT IN ('completed', 'incident', 'terminated')")
+        self.rows(
+            "UPDATE engine_processinstance SET status = 'terminated' "
+            "WHERE status NOT IN ('completed', 'incident', 'terminated')"
+        )
         self.redis.flush()
 
     @contextlib.contextmanager
@@ -957,8 +1145,9 @@ class Fleet:
         assert self.stack.stub is not None
         started = []
         for _ in range(count):
-            start = (api or self.api).start(self.key, new_tag(self.prefix),
-                                            {"api": self.stack.stub.url})
+            start = (api or self.api).start(
+                self.key, new_tag(self.prefix), {"api": self.stack.stub.url}
+            )
             self.starts.append(start)  # list.append is atomic: starter threads share it
             started.append(start)
         return started
@@ -971,9 +1160,13 @@ class Fleet:
     def statuses(self) -> dict[str, str]:
         """Status by tag, from the database, for every tag that has an instance."""
         tags = [s.tag for s in self.starts]
-        return dict(self.stack.rows(
-            "SELECT business_key, status FROM engine_processinstance "
-            "WHERE business_key = ANY(%s)", (tags,)))
+        return dict(
+            self.stack.rows(
+                "SELECT business_key, status FROM engine_processinstance "
+                "WHERE business_key = ANY(%s)",
+                (tags,),
+            )
+        )
 
     def unfinished(self) -> int:
         statuses = self.statuses()
@@ -988,7 +1181,9 @@ class Fleet:
             "SELECT i.business_key, j.element_id, count(*) FROM engine_servicejob j "
             "JOIN engine_processinstance i ON i.id = j.instance_id "
             "WHERE i.business_key = ANY(%s) AND j.status = 'succeeded' "
-            "GROUP BY i.business_key, j.element_id", (sorted(self.tags),))
+            "GROUP BY i.business_key, j.element_id",
+            (sorted(self.tags),),
+        )
         return {(tag, element): count for tag, element, count in rows}
 
 

@@ -1,6 +1,7 @@
 """Timers due while hundreds of service jobs wait for the job worker fire before that backlog
 is worked off: timer ticks have a queue and a worker of their own (the issue's fourth
 fault: 20 timers due in 5 s fired 70 s late behind ~500 queued jobs)."""
+
 import pytest
 
 from tests.faults.checks import (
@@ -44,7 +45,8 @@ def test_timers_fire_while_a_backlog_of_service_jobs_waits(
             "       (SELECT count(*) FROM engine_servicejob j JOIN engine_processinstance i "
             "        ON i.id = j.instance_id WHERE i.business_key = ANY(%s) "
             "        AND j.status = 'pending')",
-            (sorted(timers.tags), sorted(timers.tags), sorted(backlog.tags)))[0]
+            (sorted(timers.tags), sorted(timers.tags), sorted(backlog.tags)),
+        )[0]
         return int(row[0]), int(row[1]), int(row[2])
 
     def backlog_when_all_fired() -> int | None:
@@ -53,10 +55,20 @@ def test_timers_fire_while_a_backlog_of_service_jobs_waits(
 
     _, _, waiting_at_start = counts()
     assert waiting_at_start > STILL_WAITING, "no backlog to speak of"
-    waiting = wait_until(backlog_when_all_fired, 120, "every timer instance to fire and complete",
-                         watch=baton.check_alive) - 1
-    print(f"timers behind a backlog: {waiting_at_start} jobs waited when the timers were "
-          f"set, {waiting} still waited when all {TIMERS} had fired")
+    waiting = (
+        wait_until(
+            backlog_when_all_fired,
+            120,
+            "every timer instance to fire and complete",
+            watch=baton.check_alive,
+        )
+        - 1
+    )
+    print(
+        f"timers behind a backlog: {waiting_at_start} jobs waited when the timers were "
+        f"set, {waiting} still waited when all {TIMERS} had fired"
+    )
     assert waiting >= STILL_WAITING, (
         f"the timers fired only once the backlog was (nearly) worked off: {waiting} of "
-        f"{BACKLOG_INSTANCES * FANOUT_BRANCHES} jobs still waited")
+        f"{BACKLOG_INSTANCES * FANOUT_BRANCHES} jobs still waited"
+    )

@@ -1,5 +1,6 @@
 """SIGKILL of Celery worker processes in the middle of a service call: nothing is lost and no
 step is called with two keys (the issue's first fault)."""
+
 import pytest
 
 from tests.faults.checks import (
@@ -47,7 +48,8 @@ def test_sigkilled_workers_lose_no_job_and_call_every_step_with_one_key(
     baton.wait_ready()
 
     assert fleet.unfinished() > 0, "the instances finished before the last kill"
-    took = wait_all_completed(fleet, recovery_bound(fleet), "after the last kill",
-                              watch=baton.check_alive)
+    took = wait_all_completed(
+        fleet, recovery_bound(fleet), "after the last kill", watch=baton.check_alive
+    )
     assert_one_effect_per_step(fleet, CHAIN_STEPS)
     print(f"worker kills: {INSTANCES} instances completed {took:.1f} s after the last kill")

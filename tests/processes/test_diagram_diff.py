@@ -1,4 +1,5 @@
 """The difference between two versions of a diagram, element by element."""
+
 from processes.diagram_diff import diff_diagrams, humanize
 from tests.helpers import EXPENSE_FILE, build_bpmn
 
@@ -17,7 +18,8 @@ def test_added_removed_and_changed_elements():
     diff = diff_diagrams(old, new)
 
     assert [(c.element_id, c.kind, c.name) for c in diff.added] == [
-        ("prepare", "Script task", "Prepare"), ("flow_2", "Sequence flow", ""),
+        ("prepare", "Script task", "Prepare"),
+        ("flow_2", "Sequence flow", ""),
     ]
     assert [c.element_id for c in diff.removed] == []
     changed = {c.element_id: c.details for c in diff.changed}
@@ -35,7 +37,8 @@ def test_added_removed_and_changed_elements():
 def test_scripts_forms_and_conditions_are_reported_by_part():
     old = build_bpmn("tiny", script="x = 1", condition="x > 1")
     new = build_bpmn("tiny", script="x = 2", condition="x > 2").replace(
-        'label="Note"', 'label="Your note"')
+        'label="Note"', 'label="Your note"'
+    )
 
     changed = {c.element_id: c.details for c in diff_diagrams(old, new).changed}
 

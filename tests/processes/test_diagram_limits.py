@@ -1,5 +1,6 @@
 """Diagrams are capped in flow elements, XML depth and elements in a row, with a 400 that names
 the file and the limit, before SpiffWorkflow reads them; never a RecursionError."""
+
 import json
 from typing import Any
 
@@ -18,29 +19,39 @@ FOOTER = "  </bpmn:process>\n</bpmn:definitions>\n"
 def wide(tasks: int) -> str:
     """start -> parallel split -> `tasks` tasks -> parallel join -> end: 3 * tasks + 6
     flow elements, few bytes each."""
-    parts = [BPMN_HEADER.format(process_id="wide"),
-             '  <bpmn:process id="wide" isExecutable="true">\n'
-             '<bpmn:startEvent id="s"/><bpmn:parallelGateway id="p"/>'
-             '<bpmn:parallelGateway id="j"/><bpmn:endEvent id="e"/>\n'
-             '<bpmn:sequenceFlow id="fs" sourceRef="s" targetRef="p"/>'
-             '<bpmn:sequenceFlow id="fe" sourceRef="j" targetRef="e"/>\n']
-    parts += [f'<bpmn:task id="t{i}"/><bpmn:sequenceFlow id="a{i}" sourceRef="p" targetRef="t{i}"/>'
-              f'<bpmn:sequenceFlow id="b{i}" sourceRef="t{i}" targetRef="j"/>\n'
-              for i in range(tasks)]
+    parts = [
+        BPMN_HEADER.format(process_id="wide"),
+        '  <bpmn:process id="wide" isExecutable="true">\n'
+        '<bpmn:startEvent id="s"/><bpmn:parallelGateway id="p"/>'
+        '<bpmn:parallelGateway id="j"/><bpmn:endEvent id="e"/>\n'
+        '<bpmn:sequenceFlow id="fs" sourceRef="s" targetRef="p"/>'
+        '<bpmn:sequenceFlow id="fe" sourceRef="j" targetRef="e"/>\n',
+    ]
+    parts += [
+        f'<bpmn:task id="t{i}"/><bpmn:sequenceFlow id="a{i}" sourceRef="p" targetRef="t{i}"/>'
+        f'<bpmn:sequenceFlow id="b{i}" sourceRef="t{i}" targetRef="j"/>\n'
+        for i in range(tasks)
+    ]
     return "".join(parts) + FOOTER
 
 
 def chain(length: int, tag: str = "task", process_id: str = "chain") -> str:
     """start -> `length` elements one after the other -> end: 2 * length + 3 flow elements."""
-    parts = [BPMN_HEADER.format(process_id=process_id),
-             f'  <bpmn:process id="{process_id}" isExecutable="true">\n<bpmn:startEvent id="s"/>\n']
+    parts = [
+        BPMN_HEADER.format(process_id=process_id),
+        f'  <bpmn:process id="{process_id}" isExecutable="true">\n<bpmn:startEvent id="s"/>\n',
+    ]
     previous = "s"
     for i in range(length):
-        parts.append(f'<bpmn:{tag} id="t{i}"/>'
-                     f'<bpmn:sequenceFlow id="f{i}" sourceRef="{previous}" targetRef="t{i}"/>\n')
+        parts.append(
+            f'<bpmn:{tag} id="t{i}"/>'
+            f'<bpmn:sequenceFlow id="f{i}" sourceRef="{previous}" targetRef="t{i}"/>\n'
+        )
         previous = f"t{i}"
-    parts.append(f'<bpmn:endEvent id="e"/>'
-                 f'<bpmn:sequenceFlow id="fe" sourceRef="{previous}" targetRef="e"/>\n')
+    parts.append(
+        f'<bpmn:endEvent id="e"/>'
+        f'<bpmn:sequenceFlow id="fe" sourceRef="{previous}" targetRef="e"/>\n'
+    )
     return "".join(parts) + FOOTER
 
 
@@ -50,8 +61,10 @@ def designer_client(api_client_for, designer):
 
 
 def deploy_files(client, files: dict[str, str | bytes]) -> Any:
-    uploads = [SimpleUploadedFile(name, content.encode() if isinstance(content, str) else content)
-               for name, content in files.items()]
+    uploads = [
+        SimpleUploadedFile(name, content.encode() if isinstance(content, str) else content)
+        for name, content in files.items()
+    ]
     return client.post(DEPLOYMENTS_URL, {"files": uploads}, format="multipart")
 
 
@@ -65,8 +78,7 @@ def refused(response) -> list[dict]:
 ELEMENT_LIMIT = "more than 5000 flow elements"
 
 
-def test_a_36k_element_diagram_under_the_byte_caps_is_refused_at_deploy(designer_client,
-                                                                        settings):
+def test_a_36k_element_diagram_under_the_byte_caps_is_refused_at_deploy(designer_client, settings):
     document = wide(12_000)
     assert len(document.encode()) < settings.BATON_MAX_FILE_BYTES
     (error,) = refused(deploy_files(designer_client, {"wide.bpmn": document}))
@@ -114,7 +126,8 @@ def test_xml_nested_deeper_than_the_limit_is_refused(designer_client, depth):
     document = build_bpmn().replace(
         '<bpmn:startEvent id="start" name="Start" />',
         '<bpmn:startEvent id="start" name="Start">\n'
-        f"<bpmn:extensionElements>{nesting}</bpmn:extensionElements></bpmn:startEvent>")
+        f"<bpmn:extensionElements>{nesting}</bpmn:extensionElements></bpmn:startEvent>",
+    )
     (error,) = refused(deploy_files(designer_client, {"deep.bpmn": document}))
     assert error["file"] == "deep.bpmn"
     assert "deeper than 64 levels" in error["message"]
@@ -135,8 +148,11 @@ def test_the_modeler_s_save_names_the_limit_too(designer):
 
     browser = Client()
     browser.force_login(designer)
-    response = browser.post("/processes/modeler/save/", content_type="application/json",
-                            data=json.dumps({"xml": wide(2000), "file_name": "wide.bpmn"}))
+    response = browser.post(
+        "/processes/modeler/save/",
+        content_type="application/json",
+        data=json.dumps({"xml": wide(2000), "file_name": "wide.bpmn"}),
+    )
     assert response.status_code == 400
     assert ELEMENT_LIMIT in response.json()["errors"][0]["message"]
     assert not ProcessDefinition.objects.exists()

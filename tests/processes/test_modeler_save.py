@@ -1,5 +1,6 @@
 """The modeler's save endpoint: session auth, CSRF, designers only, validation errors with
 element ids, and nothing stored unless the diagram deploys."""
+
 import json
 
 import pytest
@@ -30,11 +31,17 @@ def test_a_designer_saves_version_1_then_2_and_an_unchanged_diagram_is_no_new_ve
     body = response.json()
     assert body["created"] is True
     assert body["message"] == "Version 1 of “Tiny process” deployed."
-    assert body["definitions"] == [{
-        "key": "tiny", "version": 1, "name": "Tiny process", "created": True,
-        "url": "/processes/tiny/", "edit_url": "/processes/tiny/edit/",
-        "start_url": "/processes/tiny/start/",
-    }]
+    assert body["definitions"] == [
+        {
+            "key": "tiny",
+            "version": 1,
+            "name": "Tiny process",
+            "created": True,
+            "url": "/processes/tiny/",
+            "edit_url": "/processes/tiny/edit/",
+            "start_url": "/processes/tiny/start/",
+        }
+    ]
     definition = ProcessDefinition.objects.get(key="tiny")
     assert definition.deployment.deployed_by == designer
     assert definition.file_name == "tiny.bpmn"
@@ -144,15 +151,18 @@ def test_only_post_is_allowed(designer):
     assert client_for(designer).get(SAVE_URL).status_code == 405
 
 
-@pytest.mark.parametrize(("body", "detail"), [
-    ("{not json", "The request body is not JSON."),
-    ("[1, 2]", "The request body is not valid."),
-    ({"xml": ""}, "The request body is not valid."),
-    ({"xml": 42}, "The request body is not valid."),
-    ({"diagram": "<x/>"}, "The request body is not valid."),
-    (b"\xff\xfe", "The request body is not JSON."),
-    ('{"xml": "\\ud800"}', "The diagram holds characters that are not valid Unicode."),
-])
+@pytest.mark.parametrize(
+    ("body", "detail"),
+    [
+        ("{not json", "The request body is not JSON."),
+        ("[1, 2]", "The request body is not valid."),
+        ({"xml": ""}, "The request body is not valid."),
+        ({"xml": 42}, "The request body is not valid."),
+        ({"diagram": "<x/>"}, "The request body is not valid."),
+        (b"\xff\xfe", "The request body is not JSON."),
+        ('{"xml": "\\ud800"}', "The diagram holds characters that are not valid Unicode."),
+    ],
+)
 def test_bad_bodies_get_400_and_change_nothing(designer, body, detail):
     response = post(client_for(designer), body)
 

@@ -1,5 +1,6 @@
 """The process pages through the test client: the list with thumbnails and instance counts,
 the detail page with versions and their differences, downloads and the modeler pages."""
+
 import json
 import re
 
@@ -29,8 +30,9 @@ def deploy_xml(xml: str, actor=None, file_name: str = "expense_approval.bpmn"):
 
 
 def json_script(html: str, element_id: str):
-    match = re.search(rf'<script id="{element_id}" type="application/json">(.*?)</script>',
-                      html, re.DOTALL)
+    match = re.search(
+        rf'<script id="{element_id}" type="application/json">(.*?)</script>', html, re.DOTALL
+    )
     assert match, f"no json_script {element_id}"
     return json.loads(match.group(1))
 
@@ -41,10 +43,16 @@ def json_script(html: str, element_id: str):
 def test_the_list_shows_latest_versions_instance_counts_and_actions(designer, approver):
     deploy_xml(V1_XML, designer)
     deploy_xml(V2_XML, designer)
-    first = start_instance(key="expense_approval", actor=approver,
-                           variables={"amount": 5, "description": "Pens", "requester": "x"})
-    start_instance(key="expense_approval", actor=approver,
-                   variables={"amount": 5, "description": "Pens", "requester": "x"})
+    first = start_instance(
+        key="expense_approval",
+        actor=approver,
+        variables={"amount": 5, "description": "Pens", "requester": "x"},
+    )
+    start_instance(
+        key="expense_approval",
+        actor=approver,
+        variables={"amount": 5, "description": "Pens", "requester": "x"},
+    )
     first.status = "completed"
     first.save(update_fields=["status"])
 
@@ -57,8 +65,12 @@ def test_the_list_shows_latest_versions_instance_counts_and_actions(designer, ap
     assert "by dora_designer" in row
     assert "1 active" in row and "2 in all" in row
     assert 'src="/processes/expense_approval/v2/thumbnail.svg"' in row
-    for href in ("/processes/expense_approval/", "/processes/expense_approval/edit/",
-                 "/processes/expense_approval/download/", "/processes/expense_approval/start/"):
+    for href in (
+        "/processes/expense_approval/",
+        "/processes/expense_approval/edit/",
+        "/processes/expense_approval/download/",
+        "/processes/expense_approval/start/",
+    ):
         assert f'href="{href}"' in row
     assert 'href="/processes/new/"' in html
 
@@ -130,22 +142,34 @@ def test_download_gives_the_file_of_the_version(designer, approver):
 def test_the_detail_page_shows_the_diagram_versions_and_the_latest_change(designer, approver):
     deploy_xml(V1_XML, None)
     deploy_xml(V2_XML, designer)
-    start_instance(key="expense_approval", actor=approver,
-                   variables={"amount": 5, "description": "Pens", "requester": "x"})
+    start_instance(
+        key="expense_approval",
+        actor=approver,
+        variables={"amount": 5, "description": "Pens", "requester": "x"},
+    )
 
     response = client_for(approver).get("/processes/expense_approval/")
 
     assert response.status_code == 200
     html = response.content.decode()
     assert json_script(html, "viewer-config") == {
-        "xml": V2_XML, "marks": {"added": [], "changed": ["approve_expense"]},
+        "xml": V2_XML,
+        "marks": {"added": [], "changed": ["approve_expense"]},
     }
     rows = re.findall(r"<tr[^>]*>\s*<td data-label=\"Version\">(.*?)</tr>", html, re.DOTALL)
     assert [re.sub(r"<[^>]+>|\s+", " ", r).split()[:5] for r in rows] == [
-        ["v2", *ProcessDefinition.objects.get(version=2).created_at.strftime(
-            "%Y-%m-%d %H:%M").split(), "dora_designer", "1"],
-        ["v1", *ProcessDefinition.objects.get(version=1).created_at.strftime(
-            "%Y-%m-%d %H:%M").split(), "system", "0"],
+        [
+            "v2",
+            *ProcessDefinition.objects.get(version=2).created_at.strftime("%Y-%m-%d %H:%M").split(),
+            "dora_designer",
+            "1",
+        ],
+        [
+            "v1",
+            *ProcessDefinition.objects.get(version=1).created_at.strftime("%Y-%m-%d %H:%M").split(),
+            "system",
+            "0",
+        ],
     ]
     summary = response.context["diff"]
     assert (response.context["diff_from"], response.context["diff_to"]) == (1, 2)

@@ -1,5 +1,6 @@
 """Uploads that must be refused: each answers 400 through the API, names the file, the line and
 the element where it can, and stores nothing."""
+
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 

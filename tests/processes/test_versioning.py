@@ -1,4 +1,5 @@
 """A changed diagram is a new version; running instances stay on the version they started on."""
+
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 

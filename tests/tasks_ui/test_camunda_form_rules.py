@@ -1,5 +1,6 @@
 """A Camunda form is validated by one validator: the task page, the API and the service give
 the same answer, with the same message, for every value."""
+
 from collections.abc import Callable
 
 import pytest
@@ -79,8 +80,10 @@ def test_a_decimal_minimum_refuses_1_on_the_page_as_in_the_service(order_task, a
     # With another field wrong too: the page must not wait for the service to object.
     posted = {"quantity": "1", "note": "x"}
     errors = _page_errors(login(approver), order_task, posted)
-    assert errors == {"quantity": ["Quantity must be at least 1.5."],
-                      "note": ["Note must have at least 2 characters."]}
+    assert errors == {
+        "quantity": ["Quantity must be at least 1.5."],
+        "note": ["Note must have at least 2 characters."],
+    }
     assert _service_errors(order_task, approver, posted) == errors
     assert HumanTask.objects.get(pk=order_task.pk).status == HumanTask.Status.OPEN
 
@@ -90,11 +93,20 @@ def test_the_page_accepts_the_smallest_whole_number_the_service_accepts(order_ta
     assert ProcessInstance.objects.get(pk=order_task.instance_id).variables["quantity"] == 2
 
 
-@pytest.mark.parametrize("posted", [
-    {"quantity": "1"}, {"quantity": "1.5"}, {"quantity": "1.0"}, {"quantity": "10"},
-    {"quantity": " 3 "}, {"quantity": ""}, {"quantity": "abc"},
-    {"quantity": "3", "note": "x"}, {"quantity": "3", "note": "  "},
-])
+@pytest.mark.parametrize(
+    "posted",
+    [
+        {"quantity": "1"},
+        {"quantity": "1.5"},
+        {"quantity": "1.0"},
+        {"quantity": "10"},
+        {"quantity": " 3 "},
+        {"quantity": ""},
+        {"quantity": "abc"},
+        {"quantity": "3", "note": "x"},
+        {"quantity": "3", "note": "  "},
+    ],
+)
 def test_page_and_service_give_the_same_answer(new_order_task, approver, posted):
     page = _page_errors(login(approver), new_order_task(), posted)
     service = _service_errors(new_order_task(), approver, posted)
@@ -102,7 +114,8 @@ def test_page_and_service_give_the_same_answer(new_order_task, approver, posted)
 
 
 def test_the_api_refuses_1_with_the_same_message(order_task, approver, api_client_for):
-    response = api_client_for(approver).post(f"/api/v1/tasks/{order_task.id}/complete/",
-                                             {"variables": {"quantity": 1}}, format="json")
+    response = api_client_for(approver).post(
+        f"/api/v1/tasks/{order_task.id}/complete/", {"variables": {"quantity": 1}}, format="json"
+    )
     assert response.status_code == 400
     assert response.json()["errors"] == {"quantity": "Quantity must be at least 1.5."}

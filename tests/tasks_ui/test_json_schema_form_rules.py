@@ -1,5 +1,6 @@
 """A JSON-schema form (SpiffArena) is validated by one validator: choices filled from the
 task's data (`options_from_task_data_var`) bind the API and the service as they bind the page."""
+
 import json
 
 import pytest
@@ -38,17 +39,25 @@ PICK_BPMN = """<?xml version="1.0" encoding="UTF-8"?>
 </bpmn:definitions>
 """
 PICK_SCHEMA = {
-    "type": "object", "required": ["fruit"],
-    "properties": {"fruit": {"type": "string", "title": "Fruit",
-                             "anyOf": ["options_from_task_data_var:fruits"]}},
+    "type": "object",
+    "required": ["fruit"],
+    "properties": {
+        "fruit": {
+            "type": "string",
+            "title": "Fruit",
+            "anyOf": ["options_from_task_data_var:fruits"],
+        }
+    },
 }
 FRUITS = [{"value": "apple", "label": "Apple"}, {"value": "pear", "label": "Pear"}]
 
 
 @pytest.fixture
 def choose_task(db) -> HumanTask:
-    files = [UploadedFile("pick.bpmn", PICK_BPMN.encode()),
-             UploadedFile("pick-schema.json", json.dumps(PICK_SCHEMA).encode())]
+    files = [
+        UploadedFile("pick.bpmn", PICK_BPMN.encode()),
+        UploadedFile("pick-schema.json", json.dumps(PICK_SCHEMA).encode()),
+    ]
     deploy(name="pick", files=files, actor=None)
     return start_instance(key="pick", variables={"fruits": FRUITS}).human_tasks.get()
 
@@ -61,12 +70,16 @@ def test_a_choice_from_task_data_binds_the_api_as_it_binds_the_page(
     client.force_login(picker)
     page = client.post(f"/tasks/{choose_task.id}/", {"fruit": "banana"})
     assert page.status_code == 400 and "fruit" in page.context["form"].errors
-    api = api_client_for(picker).post(f"/api/v1/tasks/{choose_task.id}/complete/",
-                                      {"variables": {"fruit": "banana"}}, format="json")
+    api = api_client_for(picker).post(
+        f"/api/v1/tasks/{choose_task.id}/complete/",
+        {"variables": {"fruit": "banana"}},
+        format="json",
+    )
     assert api.status_code == 400 and "fruit" in api.json()["errors"]
     assert HumanTask.objects.get(pk=choose_task.pk).status == HumanTask.Status.OPEN
 
-    done = api_client_for(picker).post(f"/api/v1/tasks/{choose_task.id}/complete/",
-                                       {"variables": {"fruit": "pear"}}, format="json")
+    done = api_client_for(picker).post(
+        f"/api/v1/tasks/{choose_task.id}/complete/", {"variables": {"fruit": "pear"}}, format="json"
+    )
     assert done.status_code == 200
     assert ProcessInstance.objects.get(pk=choose_task.instance_id).variables["fruit"] == "pear"

@@ -2,6 +2,7 @@
 every example form of the shared SpiffArena corpus, and small hand-written schemas for the
 constructs the corpus does not use; plus the API-side check `validate_json_schema_submission`.
 Pure Python: no database."""
+
 import datetime
 import json
 import re
@@ -40,9 +41,14 @@ from webforms.json_schema import (
 
 SEP = " \u203a "  # between the parts of a nested field's label
 # Collected by name, found through the `shared_dir` fixture (which decides skip or fail).
-CORPUS_SCHEMAS = (sorted(p.relative_to(SHARED_DIR / SPIFF_EXAMPLES)
-                         for p in (SHARED_DIR / SPIFF_EXAMPLES).rglob("*-schema.json"))
-                  if (SHARED_DIR / SPIFF_EXAMPLES).is_dir() else [])
+CORPUS_SCHEMAS = (
+    sorted(
+        p.relative_to(SHARED_DIR / SPIFF_EXAMPLES)
+        for p in (SHARED_DIR / SPIFF_EXAMPLES).rglob("*-schema.json")
+    )
+    if (SHARED_DIR / SPIFF_EXAMPLES).is_dir()
+    else []
+)
 Example = tuple[dict[str, Any], dict[str, Any] | None, dict[str, Any]]
 
 
@@ -165,8 +171,9 @@ def test_corpus_form_accepts_valid_data(schema_path: Path, spiff_examples: Path)
         "telephone": "+1 540-555-1234",  # 1-2-forms: a pattern
         "tasks": '[{"title": "Write the tests", "done": true}]',  # 2-5-loops: objects
     }
-    post = valid_post(form_class, **{k: v for k, v in overrides.items()
-                                     if k in form_class.base_fields})
+    post = valid_post(
+        form_class, **{k: v for k, v in overrides.items() if k in form_class.base_fields}
+    )
     form = form_class(data=post, initial=initial_for(schema, ui_schema, example))
     variables = validate_form(form)
     assert variables is not None, form.errors.as_data()
@@ -176,8 +183,9 @@ def test_corpus_form_accepts_valid_data(schema_path: Path, spiff_examples: Path)
 
 
 @pytest.mark.parametrize("schema_path", corpus_params())
-def test_corpus_initial_values_come_from_the_example_data(schema_path: Path,
-                                                         spiff_examples: Path) -> None:
+def test_corpus_initial_values_come_from_the_example_data(
+    schema_path: Path, spiff_examples: Path
+) -> None:
     schema, ui_schema, example = load_example(spiff_examples / schema_path)
     form_class = form_class_for(schema, ui_schema, task_data=example)
     initial = initial_for(schema, ui_schema, example)
@@ -202,8 +210,12 @@ def test_norris_radio_booleans_submit_booleans(corpus: Callable[[str], Example])
     assert [label for _, label in choices_of(form.fields["pushups"])] == ["True", "False"]
     html = assert_accessible(form)
     assert re.search(r'value="true" required id="id_thanos_0" checked', html)  # example data
-    form = build_form(schema, ui_schema, example,
-                      data={"pushups": "true", "thanos": "false", "bulletproof": "true"})
+    form = build_form(
+        schema,
+        ui_schema,
+        example,
+        data={"pushups": "true", "thanos": "false", "bulletproof": "true"},
+    )
     assert validate_form(form) == {"pushups": True, "thanos": False, "bulletproof": True}
     form = build_form(schema, ui_schema, example, data={"pushups": "true", "thanos": "maybe"})
     assert validate_form(form) is None
@@ -226,8 +238,14 @@ def test_forms_example_constraints_and_messages(corpus: Callable[[str], Example]
     assert hated == ["", "apples", "oranges", "bananas"]
     assert not fields["firstName"].required  # ui:emptyValue: always present
 
-    good = valid_post(form_class, telephone="+91 (123) 456-7890", firstName="",
-                      hatedFruit="bananas", delivery_date="2031-02-03", age="42")
+    good = valid_post(
+        form_class,
+        telephone="+91 (123) 456-7890",
+        firstName="",
+        hatedFruit="bananas",
+        delivery_date="2031-02-03",
+        age="42",
+    )
     variables = validate_form(form_class(data=good))
     assert variables is not None
     assert variables["firstName"] == ""  # the empty value
@@ -236,8 +254,15 @@ def test_forms_example_constraints_and_messages(corpus: Callable[[str], Example]
     assert variables["delivery_date"] == "2031-02-03"
     check_schema(form_class, variables)
 
-    bad = dict(good, lastName="", bio="too short", age="17", telephone="1-800-kick-ass",
-               favoriteFruit="kiwis", delivery_date="2031-02-30")
+    bad = dict(
+        good,
+        lastName="",
+        bio="too short",
+        age="17",
+        telephone="1-800-kick-ass",
+        favoriteFruit="kiwis",
+        delivery_date="2031-02-30",
+    )
     form = form_class(data=bad)
     assert validate_form(form) is None
     assert form.errors["lastName"] == ["This field is required."]
@@ -245,10 +270,17 @@ def test_forms_example_constraints_and_messages(corpus: Callable[[str], Example]
     assert form.errors["age"] == ["Ensure this value is greater than or equal to 18."]
     assert form.errors["telephone"] == [schema["properties"]["telephone"]["validationErrorMessage"]]
     assert "Select a valid choice" in form.errors["favoriteFruit"][0]
-    assert form.errors["delivery_date"] == [schema["properties"]["delivery_date"]
-                                            ["validationErrorMessage"]]
-    assert set(form.errors) == {"lastName", "bio", "age", "telephone", "favoriteFruit",
-                                "delivery_date"}
+    assert form.errors["delivery_date"] == [
+        schema["properties"]["delivery_date"]["validationErrorMessage"]
+    ]
+    assert set(form.errors) == {
+        "lastName",
+        "bio",
+        "age",
+        "telephone",
+        "favoriteFruit",
+        "delivery_date",
+    }
     assert_accessible(form)
     form = form_class(data=dict(good, age="eighty"))
     assert validate_form(form) is None
@@ -263,7 +295,10 @@ def test_dynamic_options_come_from_task_data(corpus: Callable[[str], Example]) -
     assert ("#ffd700", "Banana Mania") in choices_of(color)
     post = {"first_name": "Chuck", "color": "#ffd700", "is_joke": "false"}
     assert validate_form(form_class(data=post)) == {
-        "first_name": "Chuck", "color": "#ffd700", "is_joke": False}
+        "first_name": "Chuck",
+        "color": "#ffd700",
+        "is_joke": False,
+    }
     form = form_class(data=dict(post, color="#000000"))
     assert validate_form(form) is None
     assert form.errors["color"] == ["Please select a color"]  # validationErrorMessage
@@ -298,8 +333,9 @@ def test_trivia_number_is_a_json_number(corpus: Callable[[str], Example]) -> Non
     form_class = form_class_for(schema, ui_schema)
     post = {"flag_stars": "12", "longest_river": "Nile", "woman_nobel": "Marie Curie"}
     assert validate_form(form_class(data=post)) == dict(post, flag_stars=12)
-    assert validate_form(form_class(data=dict(post, flag_stars="12.5"))) == dict(post,
-                                                                             flag_stars=12.5)
+    assert validate_form(form_class(data=dict(post, flag_stars="12.5"))) == dict(
+        post, flag_stars=12.5
+    )
     form = form_class(data=dict(post, flag_stars="twelve"))
     assert validate_form(form) is None
     assert form.errors["flag_stars"] == ["Enter a number."]
@@ -315,11 +351,13 @@ def test_waiter_order_is_nested(corpus: Callable[[str], Example]) -> None:
     assert form.initial == {"order.table_number": 12, "order.drink": "Sprite"}
     form_class = type(form)
     assert validate_form(form_class(data={"order.table_number": "3", "order.drink": "Tea"})) == {
-        "order": {"table_number": 3, "drink": "Tea"}}
+        "order": {"table_number": 3, "drink": "Tea"}
+    }
     form = form_class(data={"order.table_number": "0"})
     assert validate_form(form) is None
     assert form.errors == {
-        "order.table_number": ["Ensure this value is greater than or equal to 1."]}
+        "order.table_number": ["Ensure this value is greater than or equal to 1."]
+    }
     form = form_class(data={"order.drink": "Tea"})
     assert validate_form(form) is None
     assert form.errors == {"order.table_number": ["This field is required."]}
@@ -331,7 +369,8 @@ def test_composer_labels_use_the_titles(corpus: Callable[[str], Example]) -> Non
     assert form.fields["composer_in_form.composer"].label == f"Composers{SEP}Composer"
     assert form.initial == {"composer_in_form.composer": "Wolfgang"}
     assert validate_form(type(form)(data={"composer_in_form.genre": "Opera"})) == {
-        "composer_in_form": {"genre": "Opera"}}
+        "composer_in_form": {"genre": "Opera"}
+    }
 
 
 def test_array_of_objects_is_a_json_text_area(corpus: Callable[[str], Example]) -> None:
@@ -349,8 +388,10 @@ def test_array_of_objects_is_a_json_text_area(corpus: Callable[[str], Example]) 
     assert form.errors["tasks"] == ["Enter a valid JSON."]
     form = form_class(data={"tasks": '[{"title": "ok"}, {"done": "no"}]'})
     assert validate_form(form) is None
-    assert sorted(map(str, form.errors["tasks"])) == ["Item 2: Enter a valid yes/no value.",
-                                            "Item 2: This field is required."]
+    assert sorted(map(str, form.errors["tasks"])) == [
+        "Item 2: Enter a valid yes/no value.",
+        "Item 2: This field is required.",
+    ]
 
 
 def test_booleans_are_always_submitted(corpus: Callable[[str], Example]) -> None:
@@ -383,8 +424,11 @@ PERSON = {
         "name": {"type": "string", "title": "Name", "description": "<b>Full</b> name"},
         "home": {"$ref": "#/definitions/address", "title": "Home"},
         "work": {"$ref": "#/definitions/address"},
-        "tags": {"type": "array", "items": {"type": "string", "pattern": "^[a-z]+$"},
-                 "maxItems": 3},
+        "tags": {
+            "type": "array",
+            "items": {"type": "string", "pattern": "^[a-z]+$"},
+            "maxItems": 3,
+        },
         "scores": {"type": "array", "items": {"type": "integer"}, "minItems": 1},
         "size": {"type": "number", "exclusiveMinimum": 0, "multipleOf": 0.5},
         "kind": {"type": "integer", "enum": [1, 2, 3], "enumNames": ["One", "Two", "Three"]},
@@ -393,22 +437,32 @@ PERSON = {
         "email": {"type": "string", "format": "email"},
         "born": {"type": "string", "format": "date"},
         "meta": {"type": "object"},
-        "either": {"oneOf": [
-            {"type": "object", "required": ["a"], "properties": {"a": {"type": "string"}}},
-            {"type": "object", "required": ["b"], "properties": {"b": {"type": "string"}}},
-        ]},
+        "either": {
+            "oneOf": [
+                {"type": "object", "required": ["a"], "properties": {"a": {"type": "string"}}},
+                {"type": "object", "required": ["b"], "properties": {"b": {"type": "string"}}},
+            ]
+        },
     },
 }
 PERSON_UI = {
     "ui:order": ["name", "*", "agree"],
     "home": {"ui:order": ["city", "*"]},
-    "name": {"ui:help": "As on your passport", "ui:placeholder": "Jane Doe",
-             "ui:autocomplete": "name"},
+    "name": {
+        "ui:help": "As on your passport",
+        "ui:placeholder": "Jane Doe",
+        "ui:autocomplete": "name",
+    },
     "kind": {"ui:widget": "radio"},
 }
 PERSON_POST = {
-    "name": "Ada", "home.street": "1 Main St", "home.city": "Paris", "work.street": "2 Side St",
-    "scores": "1\n\n2\n", "agree": "on", "tags": "abc",
+    "name": "Ada",
+    "home.street": "1 Main St",
+    "home.city": "Paris",
+    "work.street": "2 Side St",
+    "scores": "1\n\n2\n",
+    "agree": "on",
+    "tags": "abc",
 }
 
 
@@ -436,7 +490,10 @@ def test_nested_objects_and_references_are_flattened() -> None:
         "name": "Ada",
         "home": {"street": "1 Main St", "city": "Paris"},
         "work": {"street": "2 Side St"},
-        "tags": ["abc"], "scores": [1, 2], "agree": True, "newsletter": False,
+        "tags": ["abc"],
+        "scores": [1, 2],
+        "agree": True,
+        "newsletter": False,
     }
     check_schema(form_class, variables)
 
@@ -451,16 +508,26 @@ def test_help_texts_placeholders_and_escaping() -> None:
 
 def test_errors_land_on_the_right_fields() -> None:
     form_class = person()
-    post = dict(PERSON_POST, **{
-        "home.street": "x" * 21, "home.zip": "123", "tags": "abc\nxyz\nmore\nfour",
-        "scores": "1\ntwo", "size": "0", "kind": "4", "email": "nope", "born": "1990-02-31",
-        "meta": "[1, 2]",
-    })
+    post = dict(
+        PERSON_POST,
+        **{
+            "home.street": "x" * 21,
+            "home.zip": "123",
+            "tags": "abc\nxyz\nmore\nfour",
+            "scores": "1\ntwo",
+            "size": "0",
+            "kind": "4",
+            "email": "nope",
+            "born": "1990-02-31",
+            "meta": "[1, 2]",
+        },
+    )
     del post["agree"]
     form = form_class(data=post)
     assert validate_form(form) is None
     assert form.errors["home.street"] == [
-        "Ensure this value has at most 20 characters (it has 21)."]
+        "Ensure this value has at most 20 characters (it has 21)."
+    ]
     assert form.errors["home.zip"] == ["Enter a value in the expected format."]
     assert form.errors["tags"] == ["Enter at most 3 items."]
     assert form.errors["scores"] == ["Line 2: enter a whole number."]
@@ -484,8 +551,16 @@ def test_typed_choices_numbers_and_lists_come_back_typed() -> None:
     kind = form_class.base_fields["kind"]
     assert isinstance(kind.widget, forms.RadioSelect)
     assert choices_of(kind) == [("1", "One"), ("2", "Two"), ("3", "Three")]
-    form = form_class(data=dict(PERSON_POST, kind="2", size="2.5", born="1990-02-03",
-                                meta='{"x": [1]}', either='{"a": "b"}'))
+    form = form_class(
+        data=dict(
+            PERSON_POST,
+            kind="2",
+            size="2.5",
+            born="1990-02-03",
+            meta='{"x": [1]}',
+            either='{"a": "b"}',
+        )
+    )
     variables = validate_form(form)
     assert variables is not None, form.errors
     assert variables["kind"] == 2
@@ -494,11 +569,19 @@ def test_typed_choices_numbers_and_lists_come_back_typed() -> None:
     assert variables["meta"] == {"x": [1]}
     assert variables["either"] == {"a": "b"}
     check_schema(form_class, variables)
-    initial = initial_for(PERSON, PERSON_UI, {"kind": 3, "scores": [4, 5], "home": {"zip": "12345"},
-                                              "newsletter": "true"})
-    assert initial == {"kind": 3, "scores": [4, 5], "home.zip": "12345",
-                       "home.city": "Springfield", "work.city": "Springfield",
-                       "newsletter": True}
+    initial = initial_for(
+        PERSON,
+        PERSON_UI,
+        {"kind": 3, "scores": [4, 5], "home": {"zip": "12345"}, "newsletter": "true"},
+    )
+    assert initial == {
+        "kind": 3,
+        "scores": [4, 5],
+        "home.zip": "12345",
+        "home.city": "Springfield",
+        "work.city": "Springfield",
+        "newsletter": True,
+    }
     unbound = form_class(initial=initial)
     assert unbound["kind"].value() == "3"
     assert unbound["scores"].value() == "4\n5"
@@ -506,8 +589,14 @@ def test_typed_choices_numbers_and_lists_come_back_typed() -> None:
 
 def test_variables_from_raises_validation_errors_by_field() -> None:
     form_class = person()
-    cleaned = {"name": "Ada", "home.street": "1 Main St", "work.street": "x",
-               "scores": [1], "agree": True, "tags": ["UPPER"]}
+    cleaned = {
+        "name": "Ada",
+        "home.street": "1 Main St",
+        "work.street": "x",
+        "scores": [1],
+        "agree": True,
+        "tags": ["UPPER"],
+    }
     with pytest.raises(ValidationError) as caught:
         variables_from(form_class, cleaned)
     assert caught.value.message_dict == {"tags": ["Line 1: Enter a value in the expected format."]}
@@ -529,28 +618,53 @@ def test_read_only_and_hidden_fields() -> None:
         },
     }
     ui = {"requester": {"ui:readonly": True}, "token": {"ui:widget": "hidden"}}
-    task_data = {"amount": "12 EUR", "requester": {"name": "Bob"}, "token": "abc",
-                 "form_ui_hidden_fields": ["secret"]}
-    form = build_form(schema, ui, task_data,
-                      data={"amount": "999", "requester.name": "Mallory", "reason": "Trip",
-                            "token": "abc", "approved": "on"})
+    task_data = {
+        "amount": "12 EUR",
+        "requester": {"name": "Bob"},
+        "token": "abc",
+        "form_ui_hidden_fields": ["secret"],
+    }
+    form = build_form(
+        schema,
+        ui,
+        task_data,
+        data={
+            "amount": "999",
+            "requester.name": "Mallory",
+            "reason": "Trip",
+            "token": "abc",
+            "approved": "on",
+        },
+    )
     assert form.fields["amount"].disabled and form.fields["requester.name"].disabled
     assert isinstance(form.fields["token"].widget, forms.HiddenInput)
     assert isinstance(form.fields["secret"].widget, forms.HiddenInput)
     assert [b.name for b in form.visible_fields()] == [
-        "amount", "requester.name", "reason", "approved"]
+        "amount",
+        "requester.name",
+        "reason",
+        "approved",
+    ]
     # Read-only values are passed through unchanged, even those the schema would not accept:
     # they are the task's data, which the person cannot change.
-    assert validate_form(form) == {"amount": "12 EUR", "requester": {"name": "Bob"},
-                                   "reason": "Trip", "token": "abc", "approved": True}
+    assert validate_form(form) == {
+        "amount": "12 EUR",
+        "requester": {"name": "Bob"},
+        "reason": "Trip",
+        "token": "abc",
+        "approved": True,
+    }
     html = assert_accessible(form)
     assert re.search(r'<input type="number" name="amount" value="12 EUR"[^>]* disabled', html)
     assert "Approved?</label>" in html  # no label suffix after a question
 
 
 def test_boolean_select_and_required_boolean_false() -> None:
-    schema = {"type": "object", "required": ["ok", "sure"], "properties": {
-        "ok": {"type": "boolean"}, "sure": {"type": "boolean"}}}
+    schema = {
+        "type": "object",
+        "required": ["ok", "sure"],
+        "properties": {"ok": {"type": "boolean"}, "sure": {"type": "boolean"}},
+    }
     ui = {"sure": {"ui:widget": "select"}}
     form_class = form_class_for(schema, ui)
     assert not form_class.base_fields["ok"].required  # present but may be false
@@ -565,9 +679,15 @@ def test_boolean_select_and_required_boolean_false() -> None:
 def test_drafts_refs_and_unsupported_constructs_do_not_crash() -> None:
     schema = {
         "$schema": "https://json-schema.org/draft/2020-12/schema",
-        "$defs": {"node": {"type": "object", "properties": {
-            "label": {"type": "string"}, "children": {"type": "array",
-                                                      "items": {"$ref": "#/$defs/node"}}}}},
+        "$defs": {
+            "node": {
+                "type": "object",
+                "properties": {
+                    "label": {"type": "string"},
+                    "children": {"type": "array", "items": {"$ref": "#/$defs/node"}},
+                },
+            }
+        },
         "type": "object",
         "properties": {
             "tree": {"$ref": "#/$defs/node"},
@@ -591,19 +711,32 @@ def test_drafts_refs_and_unsupported_constructs_do_not_crash() -> None:
     assert isinstance(fields["matrix"], JsonValueField)
     assert fields["old"].required  # draft 3 style "required": true
     assert_accessible(form_class())
-    post = {"tree.label": "root", "tree.children": '[{"label": "leaf"}]', "both": "6",
-            "old": "1", "matrix": "[[1, 2.5]]", "anything": '{"a": 1}'}
+    post = {
+        "tree.label": "root",
+        "tree.children": '[{"label": "leaf"}]',
+        "both": "6",
+        "old": "1",
+        "matrix": "[[1, 2.5]]",
+        "anything": '{"a": 1}',
+    }
     variables = validate_form(form_class(data=post))
-    assert variables == {"tree": {"label": "root", "children": [{"label": "leaf"}]},
-                         "both": 6, "old": 1, "matrix": [[1, 2.5]], "anything": {"a": 1}}
+    assert variables == {
+        "tree": {"label": "root", "children": [{"label": "leaf"}]},
+        "both": 6,
+        "old": 1,
+        "matrix": [[1, 2.5]],
+        "anything": {"a": 1},
+    }
     form = form_class(data=dict(post, **{"tree.children": '[{"label": 5}]'}))
     assert validate_form(form) is None
     assert form.errors == {"tree.children": ["Item 1: Enter a valid text."]}
 
 
 def test_broken_schemas_give_an_error_not_a_crash() -> None:
-    remote = {"type": "object", "properties": {
-        "x": {"$ref": "https://example.com/schema.json"}, "y": {"type": "string"}}}
+    remote = {
+        "type": "object",
+        "properties": {"x": {"$ref": "https://example.com/schema.json"}, "y": {"type": "string"}},
+    }
     form_class = form_class_for(remote)
     assert isinstance(form_class.base_fields["x"], JsonValueField)
     assert validate_form(form_class(data={"y": "z"})) == {"y": "z"}  # x is not checked
@@ -620,10 +753,13 @@ def test_broken_schemas_give_an_error_not_a_crash() -> None:
 
 def test_spiffarena_date_limits() -> None:
     today = timezone.localdate()
-    schema = {"type": "object", "properties": {
-        "start": {"type": "string", "format": "date", "title": "Start", "minimumDate": "today"},
-        "end": {"type": "string", "format": "date", "minimumDate": "field:start"},
-    }}
+    schema = {
+        "type": "object",
+        "properties": {
+            "start": {"type": "string", "format": "date", "title": "Start", "minimumDate": "today"},
+            "end": {"type": "string", "format": "date", "minimumDate": "field:start"},
+        },
+    }
     form_class = form_class_for(schema)
     tomorrow = (today + datetime.timedelta(days=1)).isoformat()
     yesterday = (today - datetime.timedelta(days=1)).isoformat()
@@ -639,22 +775,37 @@ def test_spiffarena_date_limits() -> None:
 # --- API submissions -----------------------------------------------------------------------
 
 ORDER_FORM: dict[str, Any] = {
-    "type": "json-schema", "schema_file": "order-schema.json", "ui_schema_file": None,
-    "schema": {"type": "object", "required": ["order"], "properties": {
-        "order": {"type": "object", "required": ["table_number"], "properties": {
-            "table_number": {"type": "integer", "minimum": 1},
-            "drink": {"type": "string", "anyOf": ["options_from_task_data_var:drinks"],
-                      "validationErrorMessage": "We do not serve that."},
-            "items": {"type": "array", "items": {"type": "string", "maxLength": 5}},
-        }},
-    }},
+    "type": "json-schema",
+    "schema_file": "order-schema.json",
+    "ui_schema_file": None,
+    "schema": {
+        "type": "object",
+        "required": ["order"],
+        "properties": {
+            "order": {
+                "type": "object",
+                "required": ["table_number"],
+                "properties": {
+                    "table_number": {"type": "integer", "minimum": 1},
+                    "drink": {
+                        "type": "string",
+                        "anyOf": ["options_from_task_data_var:drinks"],
+                        "validationErrorMessage": "We do not serve that.",
+                    },
+                    "items": {"type": "array", "items": {"type": "string", "maxLength": 5}},
+                },
+            },
+        },
+    },
     "ui_schema": None,
 }
 
 
 def test_api_submission_happy_path_returns_a_copy() -> None:
-    data: dict[str, Any] = {"order": {"table_number": 4, "items": ["soup"]},
-                            "note": "extra variables pass"}
+    data: dict[str, Any] = {
+        "order": {"table_number": 4, "items": ["soup"]},
+        "note": "extra variables pass",
+    }
     cleaned = validate_json_schema_submission(ORDER_FORM, data)
     assert cleaned == data
     cleaned["order"]["items"].append("more")
@@ -664,7 +815,8 @@ def test_api_submission_happy_path_returns_a_copy() -> None:
 def test_api_submission_errors_by_dotted_path() -> None:
     with pytest.raises(InvalidInput) as caught:
         validate_json_schema_submission(
-            ORDER_FORM, {"order": {"table_number": 0, "items": ["soup", "spaghetti"]}})
+            ORDER_FORM, {"order": {"table_number": 0, "items": ["soup", "spaghetti"]}}
+        )
     assert caught.value.detail == "Some fields are not valid."
     assert caught.value.errors == {
         "order.table_number": "Ensure this value is greater than or equal to 1.",
@@ -687,33 +839,44 @@ def test_api_submission_with_task_data_options() -> None:
     assert validate_json_schema_submission(ORDER_FORM, data, task_data=drinks) == data
     with pytest.raises(InvalidInput) as caught:
         validate_json_schema_submission(
-            ORDER_FORM, {"order": {"table_number": 1, "drink": "gin"}}, task_data=drinks)
+            ORDER_FORM, {"order": {"table_number": 1, "drink": "gin"}}, task_data=drinks
+        )
     assert caught.value.errors == {"order.drink": "We do not serve that."}
     # Without task data there is nothing to choose from: any text is accepted.
     assert validate_json_schema_submission(
-        ORDER_FORM, {"order": {"table_number": 1, "drink": "gin"}})
+        ORDER_FORM, {"order": {"table_number": 1, "drink": "gin"}}
+    )
 
 
 def test_api_submission_without_schema_and_helpers() -> None:
     assert validate_json_schema_submission({"type": "json-schema", "schema": None}, {"a": 1}) == {
-        "a": 1}
+        "a": 1
+    }
     prepared = prepare_json_schema(ORDER_FORM["schema"], {"drinks": ["water"]})
     drink = prepared["properties"]["order"]["properties"]["drink"]
     assert drink["anyOf"] == [{"enum": ["water"], "title": "water"}]
     assert ORDER_FORM["schema"]["properties"]["order"]["properties"]["drink"]["anyOf"] == [
-        "options_from_task_data_var:drinks"]  # the original is untouched
+        "options_from_task_data_var:drinks"
+    ]  # the original is untouched
     assert json_schema_errors({"type": "object", "additionalProperties": False}, {"x": 1}) == {
-        "__all__": "Additional properties are not allowed ('x' was unexpected)"}
+        "__all__": "Additional properties are not allowed ('x' was unexpected)"
+    }
 
 
 @pytest.mark.parametrize("schema_path", corpus_params())
-def test_corpus_api_submission_accepts_what_the_form_submits(schema_path: Path,
-                                                            spiff_examples: Path) -> None:
+def test_corpus_api_submission_accepts_what_the_form_submits(
+    schema_path: Path, spiff_examples: Path
+) -> None:
     schema, ui_schema, example = load_example(spiff_examples / schema_path)
     form_class = form_class_for(schema, ui_schema, task_data=example)
-    post = valid_post(form_class, **{k: v for k, v in {
-        "telephone": "+1 540-555-1234", "tasks": '[{"title": "Test"}]'}.items()
-        if k in form_class.base_fields})
+    post = valid_post(
+        form_class,
+        **{
+            k: v
+            for k, v in {"telephone": "+1 540-555-1234", "tasks": '[{"title": "Test"}]'}.items()
+            if k in form_class.base_fields
+        },
+    )
     variables = validate_form(form_class(data=post))
     assert variables is not None
     form_spec = {"type": "json-schema", "schema": schema, "ui_schema": ui_schema}

@@ -1,5 +1,6 @@
 """The web inbox through Django's test client: every view and permission rule, forms per
 field type, approve/reject buttons, and where a person lands after submitting."""
+
 import pytest
 from django.contrib.auth.models import User
 from django.test import Client
@@ -62,8 +63,9 @@ def login(user: User) -> Client:
 
 @pytest.fixture
 def expense_task(expense_definition, make_user) -> HumanTask:
-    instance = start_instance(key="expense_approval", variables=EXPENSE, business_key="E-7",
-                              actor=make_user("rita"))
+    instance = start_instance(
+        key="expense_approval", variables=EXPENSE, business_key="E-7", actor=make_user("rita")
+    )
     return instance.human_tasks.get()
 
 
@@ -96,8 +98,12 @@ def test_header_shows_name_groups_and_open_task_count(expense_task, approver):
 def test_filter_search_sort_and_paginate(expense_definition, approver, make_user):
     requester = make_user("rita")
     for number in range(30):
-        start_instance(key="expense_approval", variables=EXPENSE, business_key=f"E-{number:02}",
-                       actor=requester)
+        start_instance(
+            key="expense_approval",
+            variables=EXPENSE,
+            business_key=f"E-{number:02}",
+            actor=requester,
+        )
     client = login(approver)
     first = client.get("/tasks/?tab=groups&sort=name").content.decode()
     assert "30 tasks" in first and "Page 1 of 2" in first
@@ -126,8 +132,9 @@ def test_approve_and_reject_are_buttons(expense_task, approver):
     page = login(approver).get(f"/tasks/{expense_task.id}/").content.decode()
     assert 'name="decision" value="approve"' in page and 'name="decision" value="reject"' in page
     assert '<select name="decision"' not in page
-    response = login(approver).post(f"/tasks/{expense_task.id}/",
-                                    {"decision": "reject", "comment": "no receipt"})
+    response = login(approver).post(
+        f"/tasks/{expense_task.id}/", {"decision": "reject", "comment": "no receipt"}
+    )
     assert response.status_code == 302 and response["Location"] == "/tasks/"
     instance = ProcessInstance.objects.get(pk=expense_task.instance_id)
     assert (instance.status, instance.variables["outcome"]) == ("completed", "rejected")
@@ -139,20 +146,37 @@ def test_every_field_type_is_generated_and_validated(approver):
     task = start_instance(key="fields").human_tasks.get()
     client = login(approver)
     page = client.get(f"/tasks/{task.id}/").content.decode()
-    for snippet in ('name="title" maxlength="10" minlength="3"', 'type="number" name="count"',
-                    'type="checkbox" name="urgent"', 'type="date" name="when"',
-                    '<select name="colour"', 'name="origin" value="web"', "disabled"):
+    for snippet in (
+        'name="title" maxlength="10" minlength="3"',
+        'type="number" name="count"',
+        'type="checkbox" name="urgent"',
+        'type="date" name="when"',
+        '<select name="colour"',
+        'name="origin" value="web"',
+        "disabled",
+    ):
         assert snippet in page, snippet
-    bad = client.post(f"/tasks/{task.id}/", {"title": "ab", "code": "x1", "count": "9",
-                                             "when": "someday", "colour": "green"})
+    bad = client.post(
+        f"/tasks/{task.id}/",
+        {"title": "ab", "code": "x1", "count": "9", "when": "someday", "colour": "green"},
+    )
     assert bad.status_code == 400
     errors = bad.context["form"].errors
     assert set(errors) == {"title", "code", "count", "when", "colour"}
     assert "Count must be at most 5." in bad.content.decode()  # the engine's own message
     assert HumanTask.objects.get(pk=task.id).status == "open"  # nothing changed
-    good = client.post(f"/tasks/{task.id}/", {"title": "Report", "code": "AB-12", "count": "2",
-                                              "urgent": "on", "when": "2026-12-01",
-                                              "colour": "blue", "origin": "hacked"})
+    good = client.post(
+        f"/tasks/{task.id}/",
+        {
+            "title": "Report",
+            "code": "AB-12",
+            "count": "2",
+            "urgent": "on",
+            "when": "2026-12-01",
+            "colour": "blue",
+            "origin": "hacked",
+        },
+    )
     assert good.status_code == 302
     variables = ProcessInstance.objects.get(pk=task.instance_id).variables
     assert variables["title"] == "Report" and variables["count"] == 2
@@ -180,8 +204,7 @@ def test_claim_and_unclaim_from_the_page_and_the_list(expense_task, approver, ap
     other = login(approver2).get(f"/tasks/{expense_task.id}/").content.decode()
     assert f"Claimed by <strong>{approver.username}</strong>" in other
     assert 'value="approve"' not in other  # no form for someone else's claim
-    row = client.post(f"/tasks/{expense_task.id}/unclaim/", {"tab": "mine"},
-                      HTTP_HX_REQUEST="true")
+    row = client.post(f"/tasks/{expense_task.id}/unclaim/", {"tab": "mine"}, HTTP_HX_REQUEST="true")
     assert row.status_code == 200 and b"<tr" in row.content and b"Claim" in row.content
     assert HumanTask.objects.get(pk=expense_task.id).assignee is None
 
@@ -199,8 +222,10 @@ def test_processes_page_and_start_form(expense_definition, approver):
     bad = client.post("/processes/expense_approval/start/", {"amount": "0", "description": ""})
     assert bad.status_code == 400 and ProcessInstance.objects.count() == 0
     assert "This field is required." in bad.content.decode()
-    good = client.post("/processes/expense_approval/start/",
-                       {"amount": "320", "description": "Lunch", "business_key": "E-5"})
+    good = client.post(
+        "/processes/expense_approval/start/",
+        {"amount": "320", "description": "Lunch", "business_key": "E-5"},
+    )
     instance = ProcessInstance.objects.get()
     assert (instance.business_key, instance.variables["amount"]) == ("E-5", 320)
     task = instance.human_tasks.get()
@@ -231,10 +256,13 @@ INSTRUCTIONS_BPMN = """<?xml version="1.0" encoding="UTF-8"?>
 
 def test_a_variable_in_instructions_is_text_never_a_link(approver):
     deploy(name="i", files=[UploadedFile("i.bpmn", INSTRUCTIONS_BPMN.encode())], actor=None)
-    instance = start_instance(key="instructed", variables={
-        "guest": "[Pay here](https://evil.example/pay) <https://evil.example>\nPay now\n===",
-        "place": {"city": "# Oslo\n\n[ref]: https://evil.example"},
-    })
+    instance = start_instance(
+        key="instructed",
+        variables={
+            "guest": "[Pay here](https://evil.example/pay) <https://evil.example>\nPay now\n===",
+            "place": {"city": "# Oslo\n\n[ref]: https://evil.example"},
+        },
+    )
     page = login(approver).get(f"/tasks/{instance.human_tasks.get().id}/").content.decode()
     assert "evil.example" in page  # shown as the text it is...
     assert 'href="https://evil.example' not in page  # ...and never as a link
@@ -244,8 +272,9 @@ def test_a_variable_in_instructions_is_text_never_a_link(approver):
 
 def test_instructions_are_markdown_with_variables_and_sanitised(approver):
     deploy(name="i", files=[UploadedFile("i.bpmn", INSTRUCTIONS_BPMN.encode())], actor=None)
-    instance = start_instance(key="instructed",
-                              variables={"guest": "<b>Ann</b>", "place": {"city": "Oslo"}})
+    instance = start_instance(
+        key="instructed", variables={"guest": "<b>Ann</b>", "place": {"city": "Oslo"}}
+    )
     task = instance.human_tasks.get()
     page = login(approver).get(f"/tasks/{task.id}/").content.decode()
     # The designer's Markdown is rendered; the starter's variable is text, not markup.
@@ -259,8 +288,11 @@ def test_instructions_are_markdown_with_variables_and_sanitised(approver):
 
 def test_a_spiffarena_json_schema_form_in_the_inbox(make_user, shared_dir):
     roles = shared_dir / SPIFF_EXAMPLES / "1-basic-concepts" / "1-6-roles"
-    files = [UploadedFile(p.name, p.read_bytes()) for p in sorted(roles.iterdir())
-             if p.suffix in {".bpmn", ".json"} and not p.name.startswith(("test_", "process_"))]
+    files = [
+        UploadedFile(p.name, p.read_bytes())
+        for p in sorted(roles.iterdir())
+        if p.suffix in {".bpmn", ".json"} and not p.name.startswith(("test_", "process_"))
+    ]
     deploy(name="roles", files=files, actor=None)
     ann = make_user("ann")
     instance = start_instance(key="Process_9wllce2", actor=ann)
@@ -272,8 +304,9 @@ def test_a_spiffarena_json_schema_form_in_the_inbox(make_user, shared_dir):
     assert '<label for="id_location">Location' in page and "Costa Rica" in page
     bad = client.post(f"/tasks/{describe.id}/", {"location": "Mars"})
     assert bad.status_code == 400 and "location" in bad.context["form"].errors
-    good = client.post(f"/tasks/{describe.id}/", {"location": "Spain", "season": "Fall",
-                                                  "activites": "Hiking"})
+    good = client.post(
+        f"/tasks/{describe.id}/", {"location": "Spain", "season": "Fall", "activites": "Hiking"}
+    )
     approve = instance.human_tasks.get(element_id="Activity_041y60h")
     assert good["Location"] == f"/tasks/{approve.id}/"  # ann owns the approver lane too
     instance.refresh_from_db()

@@ -1,4 +1,5 @@
 """The task page tells what else the instance waits for: a timer's due time, a message."""
+
 import datetime
 
 import pytest
@@ -23,7 +24,7 @@ def test_task_page_shows_the_escalation_timer(approver):
     client.force_login(approver)
     page = client.get(f"/tasks/{task.id}/").content.decode()
     assert "The process also waits for" in page
-    assert f"a timer (overdue) at <time datetime=\"{due.isoformat()}" in page
+    assert f'a timer (overdue) at <time datetime="{due.isoformat()}' in page
 
 
 def test_task_page_shows_a_message_boundary(approver):

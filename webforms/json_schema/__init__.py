@@ -64,6 +64,7 @@ date, datetime, time, updown, range, radio, select, checkbox, checkboxes, hidden
 inside `ui:options` plus `rows` and `inputType`. Unknown keys (themes, layouts, custom
 widgets) are ignored.
 """
+
 from .fields import (
     IsoDateField,
     IsoDateTimeField,

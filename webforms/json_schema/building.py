@@ -1,4 +1,5 @@
 """One Django field per input of the layout, with the plan of where its value goes."""
+
 import copy
 from dataclasses import dataclass
 from typing import Any
@@ -60,8 +61,15 @@ def _json_help(schema: dict[str, Any]) -> str:
 
 def _lines_help(items: dict[str, Any], least: int | None, most: int | None) -> str:
     kind = main_type(items)
-    what = ("whole number" if kind == "integer" else "number" if kind == "number"
-            else "date (YYYY-MM-DD)" if items.get("format") == "date" else "item")
+    what = (
+        "whole number"
+        if kind == "integer"
+        else "number"
+        if kind == "number"
+        else "date (YYYY-MM-DD)"
+        if items.get("format") == "date"
+        else "item"
+    )
     limits = []
     if least:
         limits.append(f"at least {least}")
@@ -78,12 +86,18 @@ def _help_text(prop: Prop) -> str:
     if prop.ui.get("help"):
         parts.append(str(prop.ui["help"]))
     if prop.kind == "lines" and not prop.readonly:
-        parts.append(_lines_help(prop.items, count_of(prop.schema.get("minItems")),
-                                 count_of(prop.schema.get("maxItems"))))
+        parts.append(
+            _lines_help(
+                prop.items,
+                count_of(prop.schema.get("minItems")),
+                count_of(prop.schema.get("maxItems")),
+            )
+        )
     if prop.kind == "multichoice" and not prop.readonly:
         least, most = count_of(prop.schema.get("minItems")), count_of(prop.schema.get("maxItems"))
         limits = ([f"at least {least}"] if least else []) + (
-            [f"at most {most}"] if most is not None else [])
+            [f"at most {most}"] if most is not None else []
+        )
         if limits:
             parts.append(f"Select {' and '.join(limits)}.")
     if prop.kind == "json" and not prop.readonly:
@@ -172,28 +186,45 @@ def field_for_prop(prop: Prop) -> tuple[forms.Field, FieldPlan]:  # noqa: C901 -
     elif kind == "choice":
         field_class = JsonChoiceField
         radio = ui.get("widget") == "radio"
-        kwargs.update(options=prop.choices or [], blank=not radio and not prop.hidden,
-                      widget=forms.RadioSelect if radio else forms.Select)
+        kwargs.update(
+            options=prop.choices or [],
+            blank=not radio and not prop.hidden,
+            widget=forms.RadioSelect if radio else forms.Select,
+        )
     elif kind == "multichoice":
         field_class, always = JsonMultipleChoiceField, True
-        kwargs.update(options=prop.choices or [], min_items=least, max_items=most,
-                      required=False,
-                      widget=forms.SelectMultiple if ui.get("widget") == "select"
-                      else forms.CheckboxSelectMultiple)
+        kwargs.update(
+            options=prop.choices or [],
+            min_items=least,
+            max_items=most,
+            required=False,
+            widget=forms.SelectMultiple
+            if ui.get("widget") == "select"
+            else forms.CheckboxSelectMultiple,
+        )
     elif kind == "lines":
         field_class, always, item_word = LinesField, True, "Line"
         item_type = main_type(prop.items) or "string"
         fmt = prop.items.get("format")
-        kwargs.update(item_type=item_type, item_format=fmt if isinstance(fmt, str) else None,
-                      min_items=least, max_items=most, required=False)
+        kwargs.update(
+            item_type=item_type,
+            item_format=fmt if isinstance(fmt, str) else None,
+            min_items=least,
+            max_items=most,
+            required=False,
+        )
     elif kind in ("string", "email", "url"):
-        field_class = {"string": forms.CharField, "email": forms.EmailField,
-                       "url": forms.URLField}[kind]
+        field_class = {"string": forms.CharField, "email": forms.EmailField, "url": forms.URLField}[
+            kind
+        ]
         kwargs.update(_string_kwargs(schema))
         if kind == "url":
             kwargs["assume_scheme"] = "https"
-        kwargs["widget"] = _text_widget(prop) if kind == "string" else (
-            forms.EmailInput() if kind == "email" else forms.URLInput())
+        kwargs["widget"] = (
+            _text_widget(prop)
+            if kind == "string"
+            else (forms.EmailInput() if kind == "email" else forms.URLInput())
+        )
     elif kind == "date":
         field_class = IsoDateField
         kwargs["widget"] = DateInput(format="%Y-%m-%d")
@@ -210,8 +241,7 @@ def field_for_prop(prop: Prop) -> tuple[forms.Field, FieldPlan]:  # noqa: C901 -
         field_class = JsonValueField
         kwargs["widget"] = forms.Textarea(attrs={"rows": 6})
     if prop.hidden:
-        kwargs["widget"] = (forms.MultipleHiddenInput if kind == "multichoice"
-                            else forms.HiddenInput)
+        kwargs["widget"] = forms.MultipleHiddenInput if kind == "multichoice" else forms.HiddenInput
     if prop.readonly:
         field_class = read_only_class(field_class)
     django_field = field_class(**kwargs)
@@ -224,7 +254,10 @@ def field_for_prop(prop: Prop) -> tuple[forms.Field, FieldPlan]:  # noqa: C901 -
         attrs["autofocus"] = True
     custom = schema.get("validationErrorMessage") or schema.get("errorMessage")
     plan = FieldPlan(
-        path=prop.path, kind=kind, readonly=prop.readonly, always=always,
+        path=prop.path,
+        kind=kind,
+        readonly=prop.readonly,
+        always=always,
         empty_value=copy.deepcopy(ui["emptyValue"]) if "emptyValue" in ui else MISSING,
         custom_message=custom if isinstance(custom, str) and custom else None,
         item_word=item_word,

@@ -1,4 +1,5 @@
 """The Django widgets, fields and validators a JSON-schema form is made of."""
+
 import datetime
 import functools
 import json
@@ -55,7 +56,8 @@ class MultipleOfValidator:
             return
         if remainder != 0:
             raise ValidationError(
-                "Ensure this value is a multiple of %(step)s.", code="multiple_of",
+                "Ensure this value is a multiple of %(step)s.",
+                code="multiple_of",
                 params={"step": number_text(self.step)},
             )
 
@@ -98,8 +100,12 @@ class JsonMultipleChoiceField(forms.MultipleChoiceField):
     """Several choices among JSON values; cleans to the list of values."""
 
     def __init__(
-        self, *, options: list[tuple[Any, str]], min_items: int | None = None,
-        max_items: int | None = None, **kwargs: Any,
+        self,
+        *,
+        options: list[tuple[Any, str]],
+        min_items: int | None = None,
+        max_items: int | None = None,
+        **kwargs: Any,
     ) -> None:
         self.single = JsonChoiceField(options=options, blank=False)
         self.min_items, self.max_items = min_items, max_items
@@ -124,8 +130,13 @@ class LinesField(forms.CharField):
     """A list of strings or numbers typed one per line in a text area."""
 
     def __init__(
-        self, *, item_type: str, item_format: str | None = None, min_items: int | None = None,
-        max_items: int | None = None, **kwargs: Any,
+        self,
+        *,
+        item_type: str,
+        item_format: str | None = None,
+        min_items: int | None = None,
+        max_items: int | None = None,
+        **kwargs: Any,
     ) -> None:
         self.item_type, self.item_format = item_type, item_format
         self.min_items, self.max_items = min_items, max_items
@@ -220,5 +231,6 @@ class _PassThrough(forms.Field):
 
 @functools.cache
 def read_only_class(field_class: type[forms.Field]) -> type[forms.Field]:
-    return cast(type[forms.Field],
-                type(f"ReadOnly{field_class.__name__}", (_PassThrough, field_class), {}))
+    return cast(
+        type[forms.Field], type(f"ReadOnly{field_class.__name__}", (_PassThrough, field_class), {})
+    )

@@ -1,5 +1,6 @@
 """The generated form: its class, initial values, and the variables it submits, checked by the
 engine's JSON-schema validator in `clean()` with each error put on its field."""
+
 import copy
 import datetime
 from collections.abc import Mapping
@@ -74,7 +75,10 @@ def form_class_for(
         attrs[prop.name], plans[prop.name] = field_for_prop(prop)
     root_options = ui_options(ui)
     attrs.update(
-        schema=prepared, ui_schema=ui, plans=plans, object_paths=tuple(layout.objects),
+        schema=prepared,
+        ui_schema=ui,
+        plans=plans,
+        object_paths=tuple(layout.objects),
         title=str(root_options.get("title") or prepared.get("title") or ""),
         description=str(root_options.get("description") or prepared.get("description") or ""),
     )
@@ -204,8 +208,9 @@ def variables_from(
 ) -> dict[str, Any]:
     """`cleaned_data` as the nested, JSON-ready variables the schema describes, checked
     against the schema; raises `ValidationError({field name: [errors]})` if it objects."""
-    form_class = (form_class_or_form if isinstance(form_class_or_form, type)
-                  else type(form_class_or_form))
+    form_class = (
+        form_class_or_form if isinstance(form_class_or_form, type) else type(form_class_or_form)
+    )
     variables = _assemble(form_class, cleaned_data)
     errors = _schema_errors(form_class, variables)
     if errors:

@@ -1,5 +1,6 @@
 """Reading a JSON schema and its UI schema into the inputs a form shows: references followed
 (with `referencing`), `allOf` merged, nested objects flattened, each property classified."""
+
 import copy
 import json
 import re
@@ -56,9 +57,7 @@ def ui_options(ui: Any) -> dict[str, Any]:
     return options
 
 
-def _deref(
-    node: Any, refs: SchemaReferences, seen: frozenset[str]
-) -> tuple[Any, frozenset[str]]:
+def _deref(node: Any, refs: SchemaReferences, seen: frozenset[str]) -> tuple[Any, frozenset[str]]:
     """`node` with its local `$ref` followed (keywords beside the `$ref` win); MISSING for a
     reference that cannot be followed: remote, unknown, or leading back to itself."""
     while isinstance(node, dict) and isinstance(node.get("$ref"), str):
@@ -93,8 +92,9 @@ def _effective(
     for keyword in ("anyOf", "oneOf"):
         alternatives = node.get(keyword)
         if isinstance(alternatives, list) and not _choice_list(alternatives, refs, seen):
-            real = [a for a in alternatives
-                    if not (isinstance(a, dict) and a.get("type") == "null")]
+            real = [
+                a for a in alternatives if not (isinstance(a, dict) and a.get("type") == "null")
+            ]
             if len(real) == 1 and len(alternatives) == 2:
                 resolved, seen = _effective(real[0], refs, seen)
                 if isinstance(resolved, dict):
@@ -202,11 +202,16 @@ def _classify(prop: Prop, refs: SchemaReferences, seen: frozenset[str]) -> None:
     if kind == "string":
         fmt = schema.get("format")
         prop.kind = (
-            "date" if fmt == "date" or widget == "date"
-            else "datetime" if fmt == "date-time" or widget in ("datetime", "date-time")
-            else "time" if fmt == "time" or widget == "time"
-            else "email" if fmt == "email" or widget == "email"
-            else "url" if fmt in ("uri", "url") or widget in ("uri", "url")
+            "date"
+            if fmt == "date" or widget == "date"
+            else "datetime"
+            if fmt == "date-time" or widget in ("datetime", "date-time")
+            else "time"
+            if fmt == "time" or widget == "time"
+            else "email"
+            if fmt == "email" or widget == "email"
+            else "url"
+            if fmt in ("uri", "url") or widget in ("uri", "url")
             else "string"
         )
         return
@@ -232,7 +237,7 @@ def _ordered(keys: list[str], order: Any) -> list[str]:
     rest = [key for key in keys if key not in wanted]
     if "*" in wanted:
         at = wanted.index("*")
-        return [*wanted[:at], *rest, *wanted[at + 1:]]
+        return [*wanted[:at], *rest, *wanted[at + 1 :]]
     return [*wanted, *rest]
 
 
@@ -247,9 +252,17 @@ def _field_name(path: tuple[str, ...], taken: set[str]) -> str:
 
 
 def _walk(
-    node: dict[str, Any], ui: Any, refs: SchemaReferences, seen: frozenset[str], layout: Layout,
-    *, path: tuple[str, ...] = (), label: str = "", readonly: bool = False,
-    hidden: bool = False, defaults: Any = None,
+    node: dict[str, Any],
+    ui: Any,
+    refs: SchemaReferences,
+    seen: frozenset[str],
+    layout: Layout,
+    *,
+    path: tuple[str, ...] = (),
+    label: str = "",
+    readonly: bool = False,
+    hidden: bool = False,
+    defaults: Any = None,
 ) -> None:
     properties = node.get("properties")
     if not isinstance(properties, dict):
@@ -268,20 +281,37 @@ def _walk(
         if default is MISSING and isinstance(defaults, dict):
             default = defaults.get(key, MISSING)
         prop = Prop(
-            name="", path=(*path, key), schema=schema, ui=options,
+            name="",
+            path=(*path, key),
+            schema=schema,
+            ui=options,
             label=f"{label}{LABEL_SEPARATOR}{own_label}" if label else own_label,
             required=key in required,
-            readonly=readonly or bool(options.get("readonly") or options.get("disabled")
-                                      or schema.get("readOnly")),
-            hidden=hidden or options.get("widget") == "hidden", default=default,
+            readonly=readonly
+            or bool(options.get("readonly") or options.get("disabled") or schema.get("readOnly")),
+            hidden=hidden or options.get("widget") == "hidden",
+            default=default,
         )
         nested = schema.get("properties")
-        if (main_type(schema) == "object" and isinstance(nested, dict) and nested
-                and len(prop.path) < MAX_DEPTH):
+        if (
+            main_type(schema) == "object"
+            and isinstance(nested, dict)
+            and nested
+            and len(prop.path) < MAX_DEPTH
+        ):
             layout.objects.append(prop.path)
-            _walk(schema, sub_ui, refs, sub_seen, layout, path=prop.path, label=prop.label,
-                  readonly=prop.readonly, hidden=prop.hidden,
-                  defaults=default if isinstance(default, dict) else None)
+            _walk(
+                schema,
+                sub_ui,
+                refs,
+                sub_seen,
+                layout,
+                path=prop.path,
+                label=prop.label,
+                readonly=prop.readonly,
+                hidden=prop.hidden,
+                defaults=default if isinstance(default, dict) else None,
+            )
             continue
         prop.name = _field_name(prop.path, layout.names)
         _classify(prop, refs, sub_seen)
@@ -316,7 +346,13 @@ def layout_of(
     root, seen = _effective(prepared, refs, frozenset())
     if isinstance(root, dict):
         root_options = ui_options(ui)
-        _walk(root, ui, refs, seen, layout,
-              readonly=bool(root_options.get("readonly") or root_options.get("disabled")),
-              defaults=root.get("default"))
+        _walk(
+            root,
+            ui,
+            refs,
+            seen,
+            layout,
+            readonly=bool(root_options.get("readonly") or root_options.get("disabled")),
+            defaults=root.get("default"),
+        )
     return prepared, ui, layout

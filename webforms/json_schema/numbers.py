@@ -1,5 +1,6 @@
 """JSON numbers as the forms read and write them: Decimals while checking, int or float in
 the submitted variables."""
+
 from decimal import Decimal, InvalidOperation
 from typing import Any
 

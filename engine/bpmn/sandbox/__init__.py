@@ -11,6 +11,7 @@ operating system lets them see and do), `syscalls` (the seccomp filter), `libc`,
 Nothing here imports Django or the rest of the engine: the sandbox side runs in processes
 that must not hold the engine's settings.
 """
+
 from .errors import (
     SandboxUnavailable,
     ScriptError,

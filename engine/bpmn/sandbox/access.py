@@ -6,6 +6,7 @@ code object, a traceback, a generator, a coroutine or an async generator, and an
 whose value is one of those. Methods that can build huge values (`join`, `ljust`, `replace`,
 `to_bytes`, `from_bytes`, `hex`, `str.format`, ...) are handed out as size-checked stand-ins.
 """
+
 import decimal
 import statistics
 import types
@@ -20,16 +21,45 @@ from .formatting import SafeFormatter
 from .limits import MAX_SEQUENCE_LENGTH, check_bits, check_decimal, check_length, refuse
 
 FORBIDDEN_ATTRIBUTES = INSPECT_ATTRIBUTES | {
-    "mro", "func_globals", "func_code", "func_closure", "func_defaults",
-    "gi_frame", "gi_code", "gi_yieldfrom", "gi_running", "gi_suspended",
-    "cr_frame", "cr_code", "cr_await", "cr_origin", "cr_running", "cr_suspended",
-    "ag_frame", "ag_code", "ag_await", "ag_running",
-    "tb_frame", "tb_next", "f_back", "f_builtins", "f_code", "f_globals", "f_locals", "f_trace",
+    "mro",
+    "func_globals",
+    "func_code",
+    "func_closure",
+    "func_defaults",
+    "gi_frame",
+    "gi_code",
+    "gi_yieldfrom",
+    "gi_running",
+    "gi_suspended",
+    "cr_frame",
+    "cr_code",
+    "cr_await",
+    "cr_origin",
+    "cr_running",
+    "cr_suspended",
+    "ag_frame",
+    "ag_code",
+    "ag_await",
+    "ag_running",
+    "tb_frame",
+    "tb_next",
+    "f_back",
+    "f_builtins",
+    "f_code",
+    "f_globals",
+    "f_locals",
+    "f_trace",
 }
 # Objects whose attributes are the interpreter's internals; none of them is ever handed out.
 INTERNAL_TYPES: tuple[type, ...] = (
-    types.ModuleType, types.FrameType, types.CodeType, types.TracebackType, types.CellType,
-    types.GeneratorType, types.CoroutineType, types.AsyncGeneratorType,
+    types.ModuleType,
+    types.FrameType,
+    types.CodeType,
+    types.TracebackType,
+    types.CellType,
+    types.GeneratorType,
+    types.CoroutineType,
+    types.AsyncGeneratorType,
 )
 _MISSING = object()
 
@@ -67,8 +97,9 @@ def guarded_hasattr(obj: Any, name: Any) -> bool:
 
 def guarded_getitem(obj: Any, key: Any) -> Any:
     if isinstance(obj, INTERNAL_TYPES):
-        raise ScriptNotAllowed(f"Items of a {type(obj).__name__} are not available in diagram "
-                               "scripts.")
+        raise ScriptNotAllowed(
+            f"Items of a {type(obj).__name__} are not available in diagram scripts."
+        )
     return obj[key]
 
 
@@ -83,8 +114,13 @@ def guarded_write(obj: Any) -> Any:
     dicts and lists, nothing else (no module, class, function or other object)."""
     if isinstance(obj, dict | list):
         return obj
-    what = "a class" if isinstance(obj, type) else repr(obj) if _is_module(obj) else (
-        f"a {type(obj).__name__}")
+    what = (
+        "a class"
+        if isinstance(obj, type)
+        else repr(obj)
+        if _is_module(obj)
+        else (f"a {type(obj).__name__}")
+    )
     raise ScriptNotAllowed(
         f"Diagram scripts cannot change {what}; they can change only their own dicts and lists."
     )
@@ -100,15 +136,18 @@ def guarded_apply(function: Callable[..., Any], *args: Any, **kwargs: Any) -> An
 
 # -- size-checked stand-ins for methods -------------------------------------------------------
 
+
 def _str_format(template: str) -> Callable[..., str]:
     def format(*args: Any, **kwargs: Any) -> str:
         return SafeFormatter(guarded_getattr, guarded_getitem).vformat(template, args, kwargs)
+
     return format
 
 
 def _str_format_map(template: str) -> Callable[[Any], str]:
     def format_map(mapping: Any) -> str:
         return SafeFormatter(guarded_getattr, guarded_getitem).vformat(template, (), mapping)
+
     return format_map
 
 
@@ -119,6 +158,7 @@ def _join(separator: Any) -> Callable[[Iterable[Any]], Any]:
         total += sum(len(item) for item in items if isinstance(item, (str, bytes)))
         check_length(separator, total)
         return separator.join(items)
+
     return join
 
 
@@ -130,7 +170,9 @@ def _padding(method: str) -> Callable[[Any], Callable[..., Any]]:
             if isinstance(width, int):
                 check_length(text, width)
             return bound(width, *args)
+
         return pad
+
     return bind
 
 
@@ -139,6 +181,7 @@ def _expandtabs(text: Any) -> Callable[..., Any]:
         tab = "\t" if isinstance(text, str) else b"\t"
         check_length(text, len(text) + text.count(tab) * max(tabsize, 0))
         return text.expandtabs(tabsize)
+
     return expandtabs
 
 
@@ -150,6 +193,7 @@ def _replace(text: Any) -> Callable[..., Any]:
                 found = min(found, count)
             check_length(text, len(text) + found * (len(new) - len(old)))
         return text.replace(old, new, count)
+
     return replace
 
 
@@ -159,6 +203,7 @@ def _translate(text: Any) -> Callable[..., Any]:
             longest = max((len(v) for v in table.values() if isinstance(v, str)), default=1)
             check_length(text, len(text) * longest)
         return text.translate(table, *args)
+
     return translate
 
 
@@ -166,6 +211,7 @@ def _hex(data: Any) -> Callable[..., str]:
     def hex(*args: Any) -> str:
         check_length("", len(data) * 3)
         return str(data.hex(*args))
+
     return hex
 
 
@@ -174,6 +220,7 @@ def _extend(target: list[Any]) -> Callable[[Iterable[Any]], None]:
         items = iterable if isinstance(iterable, (list, tuple)) else list(iterable)
         check_length(target, len(target) + len(items))
         target.extend(items)
+
     return extend
 
 
@@ -181,6 +228,7 @@ def _to_bytes(number: int) -> Callable[..., bytes]:
     def to_bytes(length: int = 1, byteorder: Any = "big", **kwargs: Any) -> bytes:
         check_length(b"", length)
         return number.to_bytes(length, byteorder, **kwargs)
+
     return to_bytes
 
 
@@ -197,6 +245,7 @@ def _samples(distribution: statistics.NormalDist) -> Callable[..., list[float]]:
         if seed is None:  # not the process-wide generator: this run's own
             seed = RunRandom.generator().getrandbits(64)
         return distribution.samples(n, seed=seed)
+
     return samples
 
 
@@ -212,7 +261,9 @@ _TEXT_METHODS: dict[str, Callable[[Any], Any]] = {
     "translate": _translate,
 }
 _STR_METHODS: dict[str, Callable[[Any], Any]] = {
-    **_TEXT_METHODS, "format": _str_format, "format_map": _str_format_map,
+    **_TEXT_METHODS,
+    "format": _str_format,
+    "format_map": _str_format_map,
 }
 _BYTES_METHODS: dict[str, Callable[[Any], Any]] = {**_TEXT_METHODS, "hex": _hex}
 # (type, name) -> factory, for the methods of the types scripts use most.
@@ -234,10 +285,12 @@ def _methods_of(kind: type) -> dict[str, Callable[[Any], Any]] | None:
 
 def _unbound(kind: type, name: str, factory: Callable[[Any], Any]) -> Callable[..., Any]:
     """`str.join` and the like: the same check, with the bound object as first argument."""
+
     def method(self: Any, *args: Any, **kwargs: Any) -> Any:
         if not isinstance(self, kind):
             raise TypeError(f"{kind.__name__}.{name} needs a {kind.__name__}")
         return factory(self)(*args, **kwargs)
+
     method.__name__ = name
     return method
 

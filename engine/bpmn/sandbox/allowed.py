@@ -13,6 +13,7 @@ Changing this list is a security decision: `tests/engine/test_sandbox_reachabili
 everything it offers and fails if a module, frame or code object, or one of the dangerous
 builtins, becomes reachable.
 """
+
 import datetime
 import decimal
 import json
@@ -31,35 +32,98 @@ from .operators import guarded_mul
 # module -> the names it offers to scripts
 ALLOWED_NAMES: dict[str, tuple[str, ...]] = {
     "datetime": (
-        "date", "datetime", "time", "timedelta", "timezone", "tzinfo", "MINYEAR", "MAXYEAR",
+        "date",
+        "datetime",
+        "time",
+        "timedelta",
+        "timezone",
+        "tzinfo",
+        "MINYEAR",
+        "MAXYEAR",
     ),
     "decimal": (
-        "Decimal", "InvalidOperation", "DivisionByZero", "Overflow", "ROUND_05UP",
-        "ROUND_CEILING", "ROUND_DOWN", "ROUND_FLOOR", "ROUND_HALF_DOWN", "ROUND_HALF_EVEN",
-        "ROUND_HALF_UP", "ROUND_UP",
+        "Decimal",
+        "InvalidOperation",
+        "DivisionByZero",
+        "Overflow",
+        "ROUND_05UP",
+        "ROUND_CEILING",
+        "ROUND_DOWN",
+        "ROUND_FLOOR",
+        "ROUND_HALF_DOWN",
+        "ROUND_HALF_EVEN",
+        "ROUND_HALF_UP",
+        "ROUND_UP",
     ),
     "json": ("dumps", "loads", "JSONDecodeError"),
     "math": tuple(sorted(n for n in dir(math) if not n.startswith("_"))),
     "random": (
-        "betavariate", "choice", "choices", "expovariate", "gammavariate", "gauss",
-        "getrandbits", "lognormvariate", "normalvariate", "paretovariate", "randbytes",
-        "randint", "random", "randrange", "sample", "seed", "shuffle", "triangular", "uniform",
-        "vonmisesvariate", "weibullvariate",
+        "betavariate",
+        "choice",
+        "choices",
+        "expovariate",
+        "gammavariate",
+        "gauss",
+        "getrandbits",
+        "lognormvariate",
+        "normalvariate",
+        "paretovariate",
+        "randbytes",
+        "randint",
+        "random",
+        "randrange",
+        "sample",
+        "seed",
+        "shuffle",
+        "triangular",
+        "uniform",
+        "vonmisesvariate",
+        "weibullvariate",
     ),
     "statistics": (
-        "mean", "fmean", "geometric_mean", "harmonic_mean", "median", "median_low",
-        "median_high", "median_grouped", "mode", "multimode", "quantiles", "pstdev",
-        "pvariance", "stdev", "variance", "correlation", "covariance", "linear_regression",
-        "NormalDist", "StatisticsError",
+        "mean",
+        "fmean",
+        "geometric_mean",
+        "harmonic_mean",
+        "median",
+        "median_low",
+        "median_high",
+        "median_grouped",
+        "mode",
+        "multimode",
+        "quantiles",
+        "pstdev",
+        "pvariance",
+        "stdev",
+        "variance",
+        "correlation",
+        "covariance",
+        "linear_regression",
+        "NormalDist",
+        "StatisticsError",
     ),
     "string": (
-        "ascii_letters", "ascii_lowercase", "ascii_uppercase", "digits", "hexdigits",
-        "octdigits", "punctuation", "printable", "whitespace", "capwords", "Template",
+        "ascii_letters",
+        "ascii_lowercase",
+        "ascii_uppercase",
+        "digits",
+        "hexdigits",
+        "octdigits",
+        "punctuation",
+        "printable",
+        "whitespace",
+        "capwords",
+        "Template",
     ),
 }
 _REAL_MODULES = {
-    "datetime": datetime, "decimal": decimal, "json": json, "math": math, "random": random,
-    "statistics": statistics, "string": string,
+    "datetime": datetime,
+    "decimal": decimal,
+    "json": json,
+    "math": math,
+    "random": random,
+    "statistics": statistics,
+    "string": string,
 }
 
 
@@ -99,10 +163,12 @@ class Namespace:
 
 # -- stand-ins --------------------------------------------------------------------------------
 
+
 def _to_integer(function: Callable[[Any], int]) -> Callable[[Any], int]:
     def call(value: Any) -> int:
         check_decimal(value)
         return function(value)
+
     call.__name__ = function.__name__
     return call
 
@@ -145,14 +211,28 @@ def _lcm(*integers: int) -> int:
     return math.lcm(*integers)
 
 
-def _json_dumps(obj: Any, *, skipkeys: bool = False, ensure_ascii: bool = True,
-                allow_nan: bool = True, indent: Any = None, separators: Any = None,
-                default: Any = None, sort_keys: bool = False) -> str:
+def _json_dumps(
+    obj: Any,
+    *,
+    skipkeys: bool = False,
+    ensure_ascii: bool = True,
+    allow_nan: bool = True,
+    indent: Any = None,
+    separators: Any = None,
+    default: Any = None,
+    sort_keys: bool = False,
+) -> str:
     if (isinstance(indent, int) and indent > 16) or (isinstance(indent, str) and len(indent) > 16):
         raise ScriptNotAllowed("json.dumps indent may be at most 16 in diagram scripts.")
     text = json.dumps(
-        obj, skipkeys=skipkeys, ensure_ascii=ensure_ascii, allow_nan=allow_nan, indent=indent,
-        separators=separators, default=default, sort_keys=sort_keys,
+        obj,
+        skipkeys=skipkeys,
+        ensure_ascii=ensure_ascii,
+        allow_nan=allow_nan,
+        indent=indent,
+        separators=separators,
+        default=default,
+        sort_keys=sort_keys,
     )
     check_length(text, len(text))
     return text
@@ -183,12 +263,14 @@ class RunRandom:
 def _per_run(name: str) -> Callable[..., Any]:
     def call(*args: Any, **kwargs: Any) -> Any:
         return getattr(RunRandom.generator(), name)(*args, **kwargs)
+
     call.__name__ = name
     return call
 
 
-def _random_choices(population: Any, weights: Any = None, *, cum_weights: Any = None,
-                    k: int = 1) -> list[Any]:
+def _random_choices(
+    population: Any, weights: Any = None, *, cum_weights: Any = None, k: int = 1
+) -> list[Any]:
     check_length([], k)
     return RunRandom.generator().choices(population, weights, cum_weights=cum_weights, k=k)
 
@@ -230,17 +312,21 @@ STAND_INS: dict[tuple[str, str], Any] = {
 
 def _build(module: str) -> Namespace:
     real = _REAL_MODULES[module]
-    return Namespace(module, {
-        name: STAND_INS[(module, name)] if (module, name) in STAND_INS else getattr(real, name)
-        for name in ALLOWED_NAMES[module]
-    })
+    return Namespace(
+        module,
+        {
+            name: STAND_INS[(module, name)] if (module, name) in STAND_INS else getattr(real, name)
+            for name in ALLOWED_NAMES[module]
+        },
+    )
 
 
 MODULES: Mapping[str, Namespace] = MappingProxyType({name: _build(name) for name in ALLOWED_NAMES})
 
 
-def guarded_import(name: Any, globals: Any = None, locals: Any = None,
-                   fromlist: Any = (), level: int = 0) -> Namespace:
+def guarded_import(
+    name: Any, globals: Any = None, locals: Any = None, fromlist: Any = (), level: int = 0
+) -> Namespace:
     """`import X` / `from X import Y` for scripts: X from the allow-list, Y one of its names."""
     module = MODULES.get(name) if level == 0 and isinstance(name, str) else None
     if module is None:

@@ -12,6 +12,7 @@ Each engine process starts one zygote (`process_main`) on first use; the zygote 
 sandbox process for each socket it is sent. Values cross as tagged JSON (`wire`), never
 pickle; compiled code goes to the sandbox as marshal data, which only the engine writes.
 """
+
 import contextlib
 import json
 import logging
@@ -65,8 +66,13 @@ class Zygote:
         try:
             self.process = subprocess.Popen(  # noqa: S603 - our own interpreter and module
                 [sys.executable, "-E", "-s", "-B", "-c", _BOOT, str(_ROOT), sandbox_user()],
-                stdin=theirs.fileno(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                cwd="/", env=_environment(), close_fds=True, start_new_session=True,
+                stdin=theirs.fileno(),
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.PIPE,
+                cwd="/",
+                env=_environment(),
+                close_fds=True,
+                start_new_session=True,
             )
         except OSError as exc:
             self.control.close()
@@ -94,8 +100,7 @@ class Zygote:
         self.process.stderr.close()
         report: dict[str, Any] = json.loads(message)["isolation"]
         for problem in report["problems"]:
-            logger.warning("Script sandbox runs with less isolation than it should: %s",
-                           problem)
+            logger.warning("Script sandbox runs with less isolation than it should: %s", problem)
         return report
 
     def spawn(self, memory_mb: int) -> "SandboxProcess":

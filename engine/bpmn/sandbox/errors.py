@@ -17,15 +17,15 @@ class ScriptTimeLimitExceeded(ScriptLimitExceeded):
     """The script ran out of CPU time."""
 
 
-def time_limit_exceeded(seconds: float, *, line: int | None = None,
-                        killed: bool = False) -> ScriptTimeLimitExceeded:
+def time_limit_exceeded(
+    seconds: float, *, line: int | None = None, killed: bool = False
+) -> ScriptTimeLimitExceeded:
     """The error of a script stopped at its time limit (by the sandbox itself, at `line`, or
     by the engine, which `killed` its process)."""
     where = f" at line {line}" if line else ""
     how = " (its sandbox process was killed)" if killed else ""
     error = ScriptTimeLimitExceeded(
-        f"The script ran longer than its time limit of {seconds:g} s and was stopped"
-        f"{where}{how}."
+        f"The script ran longer than its time limit of {seconds:g} s and was stopped{where}{how}."
     )
     error.line = line  # type: ignore[attr-defined]
     return error

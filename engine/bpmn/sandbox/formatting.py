@@ -4,6 +4,7 @@ A format spec's width or precision is capped, a Decimal is not expanded beyond t
 limit, and the fields of `str.format` reach attributes and items only through the access
 guards that scripts use everywhere else.
 """
+
 import _string
 import datetime
 import re
@@ -78,8 +79,9 @@ class SafeFormatter(string.Formatter):
     """`str.format` whose fields reach attributes and items through the given guards
     (`{0.__class__}` is refused), with capped field widths and total length."""
 
-    def __init__(self, getattr_guard: Callable[[Any, str], Any],
-                 getitem_guard: Callable[[Any, Any], Any]) -> None:
+    def __init__(
+        self, getattr_guard: Callable[[Any, str], Any], getitem_guard: Callable[[Any, Any], Any]
+    ) -> None:
         self.length = 0
         self.getattr_guard = getattr_guard
         self.getitem_guard = getitem_guard
@@ -88,9 +90,7 @@ class SafeFormatter(string.Formatter):
         first, rest = _string.formatter_field_name_split(field_name)
         obj = self.get_value(first, args, kwargs)
         for is_attribute, index in rest:
-            obj = self.getattr_guard(obj, index) if is_attribute else self.getitem_guard(
-                obj, index
-            )
+            obj = self.getattr_guard(obj, index) if is_attribute else self.getitem_guard(obj, index)
         return obj, first
 
     def format_field(self, value: Any, format_spec: str) -> Any:

@@ -21,6 +21,7 @@ Where the machine does not allow a step, the zygote goes on without it and says 
 are missing (`Isolation.problems`); the engine logs that loudly (`client`). The process
 resource limits of each sandbox process are set by `limit_process`.
 """
+
 import contextlib
 import ctypes
 import errno
@@ -59,14 +60,26 @@ class Isolation:
     problems: list[str] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
-        return {"user": self.user, "namespaces": self.namespaces, "root": self.root,
-                "syscall_filter": self.syscall_filter, "problems": self.problems}
+        return {
+            "user": self.user,
+            "namespaces": self.namespaces,
+            "root": self.root,
+            "syscall_filter": self.syscall_filter,
+            "problems": self.problems,
+        }
 
 
-def _mount(source: str | None, target: str, fstype: str | None, flags: int,
-           data: str | None = None) -> None:
-    libc.call("mount", source.encode() if source else None, target.encode(),
-              fstype.encode() if fstype else None, flags, data.encode() if data else None)
+def _mount(
+    source: str | None, target: str, fstype: str | None, flags: int, data: str | None = None
+) -> None:
+    libc.call(
+        "mount",
+        source.encode() if source else None,
+        target.encode(),
+        fstype.encode() if fstype else None,
+        flags,
+        data.encode() if data else None,
+    )
 
 
 def _prctl(option: int, value: int) -> None:
@@ -76,7 +89,10 @@ def _prctl(option: int, value: int) -> None:
 # -- namespaces ------------------------------------------------------------------------------
 
 _BASE_NAMESPACES = {
-    "network": _CLONE_NEWNET, "mount": _CLONE_NEWNS, "ipc": _CLONE_NEWIPC, "uts": _CLONE_NEWUTS,
+    "network": _CLONE_NEWNET,
+    "mount": _CLONE_NEWNS,
+    "ipc": _CLONE_NEWIPC,
+    "uts": _CLONE_NEWUTS,
 }
 
 
@@ -84,8 +100,11 @@ def _unshare(isolation: Isolation, as_root: bool) -> bool:
     """New namespaces; True when a PID namespace was made (the caller must fork)."""
     user_flag = 0 if as_root else _CLONE_NEWUSER
     base = sum(_BASE_NAMESPACES.values()) | user_flag
-    attempts = ((base | _CLONE_NEWPID, True), (base, False),
-                (_CLONE_NEWNET | _CLONE_NEWNS | user_flag, False))
+    attempts = (
+        (base | _CLONE_NEWPID, True),
+        (base, False),
+        (_CLONE_NEWNET | _CLONE_NEWNS | user_flag, False),
+    )
     chosen = next(((f, p) for f, p in attempts if libc.attempt("unshare", f)), None)
     if chosen is None:
         isolation.problems.append(
@@ -135,6 +154,7 @@ def _become_init() -> None:
 
 # -- file system -----------------------------------------------------------------------------
 
+
 def _bind_read_only(source: str, root: str) -> None:
     target = root + source
     if os.path.isdir(source):
@@ -160,8 +180,13 @@ def _private_root(isolation: Isolation, stdlib: str) -> None:
     _bind_read_only(stdlib, root)
     installed = os.path.join(stdlib, "site-packages")
     if os.path.isdir(installed):
-        _mount("tmpfs", root + installed, "tmpfs", _MS_NOSUID | _MS_NODEV | _MS_RDONLY,
-               "size=4k,mode=555")
+        _mount(
+            "tmpfs",
+            root + installed,
+            "tmpfs",
+            _MS_NOSUID | _MS_NODEV | _MS_RDONLY,
+            "size=4k,mode=555",
+        )
     _mount(None, root, None, _MS_REMOUNT | _MS_RDONLY | _MS_NOSUID | _MS_NODEV)
     os.chroot(root)
     os.chdir("/work")
@@ -169,6 +194,7 @@ def _private_root(isolation: Isolation, stdlib: str) -> None:
 
 
 # -- privileges ------------------------------------------------------------------------------
+
 
 def _account(isolation: Isolation, name: str) -> pwd.struct_passwd:
     """The account to switch to (looked up before the host's /etc goes away)."""
@@ -196,8 +222,11 @@ class _CapHeader(ctypes.Structure):
 
 
 class _CapData(ctypes.Structure):
-    _fields_ = [("effective", ctypes.c_uint32), ("permitted", ctypes.c_uint32),
-                ("inheritable", ctypes.c_uint32)]
+    _fields_ = [
+        ("effective", ctypes.c_uint32),
+        ("permitted", ctypes.c_uint32),
+        ("inheritable", ctypes.c_uint32),
+    ]
 
 
 def _drop_capabilities() -> None:
@@ -222,8 +251,9 @@ def contain(user: str, stdlib: str) -> Isolation:
         except OSError as exc:
             isolation.problems.append(f"no private root file system ({exc})")
     else:
-        isolation.problems.append("no private root file system: scripts see the host's files "
-                                  "their account may read")
+        isolation.problems.append(
+            "no private root file system: scripts see the host's files their account may read"
+        )
     if as_root:
         _switch_user(isolation, account)
     elif "user" in isolation.namespaces:
@@ -255,8 +285,10 @@ def _check_syscall_filter(isolation: Isolation) -> None:
     if os.waitstatus_to_exitcode(status) == 0:
         isolation.syscall_filter = True
     else:
-        isolation.problems.append("no system-call filter (seccomp): an escaped script could "
-                                  "open sockets, signal other sandbox processes and fork")
+        isolation.problems.append(
+            "no system-call filter (seccomp): an escaped script could "
+            "open sockets, signal other sandbox processes and fork"
+        )
 
 
 def limit_process(memory_mb: int, *, syscall_filter: bool) -> None:
@@ -291,5 +323,3 @@ def _set_limit(which: int, value: int, *, hard: int | None = None) -> None:
         if current != resource.RLIM_INFINITY:
             value, ceiling = min(value, current), min(ceiling, current)
         resource.setrlimit(which, (value, ceiling))
-
-

@@ -5,6 +5,7 @@ The size is that of the data written out: a list that appears twice counts twice
 computed once per distinct object, so data that shares its parts (`a = [a, a]` thirty times)
 is measured in a moment, not expanded into gigabytes first.
 """
+
 import datetime
 import decimal
 import math
@@ -79,8 +80,7 @@ class _Measure:
         items: Any = value
         if isinstance(value, dict):
             if not all(isinstance(k, _KEY_TYPES) for k in value):
-                raise Unsupported("dict", "a dict key other than text, a number, a boolean or "
-                                          "None")
+                raise Unsupported("dict", "a dict key other than text, a number, a boolean or None")
             items = (part for pair in value.items() for part in pair)
         total, height = 8 + len(value), 0
         for item in items:
@@ -97,8 +97,9 @@ class _Measure:
         if isinstance(value, int):
             if value.bit_length() > MAX_STORED_INT_BITS:
                 digits = int(value.bit_length() / math.log2(10))
-                raise TooLarge(f"a number of about {digits:,} digits (at most "
-                               f"{MAX_STORED_INT_DIGITS:,})")
+                raise TooLarge(
+                    f"a number of about {digits:,} digits (at most {MAX_STORED_INT_DIGITS:,})"
+                )
             return 8 + value.bit_length() // 3
         if isinstance(value, float):
             if not math.isfinite(value):
@@ -107,8 +108,9 @@ class _Measure:
         if isinstance(value, str | bytes):
             if len(value) > MAX_STRING_LENGTH:
                 what = "a text" if isinstance(value, str) else "bytes"
-                raise TooLarge(f"{what} of {len(value):,} characters (at most "
-                               f"{MAX_STRING_LENGTH:,})")
+                raise TooLarge(
+                    f"{what} of {len(value):,} characters (at most {MAX_STRING_LENGTH:,})"
+                )
             return 8 + len(value) * (1 if isinstance(value, str) else 2)
         if isinstance(value, decimal.Decimal):
             if decimal_too_large(value):

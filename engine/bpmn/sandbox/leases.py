@@ -16,6 +16,7 @@ Work outside an instance gets a fresh process of its own. Spare processes are fo
 advance (`BATON_SANDBOX_SPARES`, after an operation, off its critical path), so a new
 definition costs a message, not a fork.
 """
+
 import atexit
 import base64
 import contextlib
@@ -101,8 +102,11 @@ class _Pool:
     def give_back(self, key: str | None, process: SandboxProcess) -> None:
         process.operations += 1
         with self.lock:
-            if key is not None and not process.closed and process.zygote is self.zygote and (
-                not _worn_out(process)
+            if (
+                key is not None
+                and not process.closed
+                and process.zygote is self.zygote
+                and (not _worn_out(process))
             ):
                 self.idle.append((key, process))
                 while len(self.idle) > _setting("BATON_SANDBOX_IDLE", MAX_IDLE):

@@ -1,4 +1,5 @@
 """The C library calls Python 3.11's `os` module lacks (mount, unshare, prctl, capset)."""
+
 import ctypes
 import ctypes.util
 import os

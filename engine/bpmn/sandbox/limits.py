@@ -5,6 +5,7 @@ the data a script leaves behind is measured against the same limits before it le
 sandbox (`kept`), and the sandbox process's memory and CPU limits bound whatever finds
 another way.
 """
+
 import decimal
 import math
 from typing import Any, NoReturn
@@ -80,16 +81,20 @@ def check_bits(bits: float) -> None:
 def decimal_too_large(value: Any) -> bool:
     """Whether `value` is a Decimal that expands to too many digits (as an int, in 'f' format
     or when stored)."""
-    return (isinstance(value, decimal.Decimal) and value.is_finite() and bool(value)
-            and abs(value.adjusted()) > MAX_DECIMAL_DIGITS)
+    return (
+        isinstance(value, decimal.Decimal)
+        and value.is_finite()
+        and bool(value)
+        and abs(value.adjusted()) > MAX_DECIMAL_DIGITS
+    )
 
 
 def check_decimal(value: Any) -> None:
     """Refuse a Decimal that would expand to too many digits."""
     if decimal_too_large(value):
         raise ScriptLimitExceeded(
-                f"The decimal {value} would expand to more than {MAX_DECIMAL_DIGITS:,} digits."
-            )
+            f"The decimal {value} would expand to more than {MAX_DECIMAL_DIGITS:,} digits."
+        )
 
 
 def log2_factorial(n: int) -> float:
@@ -100,7 +105,9 @@ def decimal_context() -> decimal.Context:
     """The arithmetic context of scripts: Python's defaults, with exponents bounded so that no
     result of Decimal arithmetic expands beyond MAX_DECIMAL_DIGITS."""
     return decimal.Context(
-        prec=28, rounding=decimal.ROUND_HALF_EVEN, Emax=MAX_DECIMAL_DIGITS,
+        prec=28,
+        rounding=decimal.ROUND_HALF_EVEN,
+        Emax=MAX_DECIMAL_DIGITS,
         Emin=-MAX_DECIMAL_DIGITS,
         traps=[decimal.InvalidOperation, decimal.DivisionByZero, decimal.Overflow],
     )

@@ -1,5 +1,6 @@
 """Size-guarded operators: what `+ * ** << %` and their augmented forms compile to
 (`policy.BatonPolicy`). Each refuses a result beyond the limits before building it."""
+
 import math
 import operator
 from collections.abc import Callable
@@ -31,14 +32,15 @@ def guarded_mul(a: Any, b: Any) -> Any:
 def guarded_pow(a: Any, b: Any, modulo: Any = None) -> Any:
     if isinstance(a, int) and isinstance(b, int):
         if modulo is not None:
-            if isinstance(modulo, int) and max(
-                b.bit_length(), modulo.bit_length()
-            ) > MAX_MODULAR_POW_BITS:
+            if (
+                isinstance(modulo, int)
+                and max(b.bit_length(), modulo.bit_length()) > MAX_MODULAR_POW_BITS
+            ):
                 check_bits(max(b.bit_length(), modulo.bit_length()) * MAX_INT_BITS)
         elif b > 0 and abs(a) > 1:
             check_bits(math.log2(abs(a)) * b)
     if modulo is None:
-        return a ** b
+        return a**b
     return pow(a, b, modulo)
 
 

@@ -7,6 +7,7 @@ size-guarded `+ * ** << %`, their augmented forms and f-strings; every called ob
 `_baton_call_` (so that `int(...)`, `bytes(...)` are size-checked while `int` stays the real
 type for isinstance); a check point in every `while` loop; no class definitions.
 """
+
 import ast
 import functools
 import re
@@ -119,13 +120,17 @@ class BatonPolicy(RestrictingNodeTransformer):
         for value in node.values:
             if isinstance(value, ast.FormattedValue):
                 spec = (
-                    self.visit(value.format_spec) if value.format_spec is not None
+                    self.visit(value.format_spec)
+                    if value.format_spec is not None
                     else ast.Constant("")
                 )
-                parts.append(_call(
-                    "_baton_format_",
-                    [self.visit(value.value), ast.Constant(value.conversion), spec], value,
-                ))
+                parts.append(
+                    _call(
+                        "_baton_format_",
+                        [self.visit(value.value), ast.Constant(value.conversion), spec],
+                        value,
+                    )
+                )
             else:
                 parts.append(self.visit(value))
         return _call("_baton_fstring_", parts, node)
@@ -163,8 +168,11 @@ def compile_script(source: str, mode: str) -> types.CodeType | CompileFailure:
         return ("ScriptNotAllowed", f"The script cannot be compiled: {exc}", None)
     if result.errors or result.code is None:
         rules = "; ".join(result.errors) or "it cannot be compiled"
-        return ("ScriptNotAllowed", f"The script breaks the rules for diagram scripts: {rules}",
-                _first_line(result.errors))
+        return (
+            "ScriptNotAllowed",
+            f"The script breaks the rules for diagram scripts: {rules}",
+            _first_line(result.errors),
+        )
     return result.code
 
 

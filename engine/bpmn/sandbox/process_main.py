@@ -13,6 +13,7 @@ It exits when the control socket closes (the engine went away); being PID 1 of i
 namespace, its sandbox processes end with it. Which operations a sandbox process serves is
 the engine's choice (`leases`): those of one process definition, or a single one.
 """
+
 import codecs
 import contextlib
 import datetime
@@ -35,8 +36,17 @@ from .runner import answer, out_of_memory
 
 _CONTROL_FD = 0
 _PRELOADED_ENCODINGS = (
-    "ascii", "latin_1", "utf_16", "utf_32", "utf_8_sig", "utf_7", "cp1252", "idna",
-    "punycode", "unicode_escape", "raw_unicode_escape",
+    "ascii",
+    "latin_1",
+    "utf_16",
+    "utf_32",
+    "utf_8_sig",
+    "utf_7",
+    "cp1252",
+    "idna",
+    "punycode",
+    "unicode_escape",
+    "raw_unicode_escape",
 )
 
 
@@ -50,6 +60,7 @@ def _preload() -> None:
 
 
 # -- a sandbox process -----------------------------------------------------------------------
+
 
 def _serve(fd: int, memory_mb: int, syscall_filter: bool) -> None:
     """Answer requests on `fd` until the engine closes it."""
@@ -70,8 +81,7 @@ def _serve(fd: int, memory_mb: int, syscall_filter: bool) -> None:
         except MemoryError:  # the task data alone does not fit
             _send(fd, wire.frame(wire.dumps_wire(out_of_memory(memory_mb))))
             return
-        jail.limit_cpu(cpu_backstop(float(request.get("time_limit")
-                                          or DEFAULT_TIME_LIMIT_SECONDS)))
+        jail.limit_cpu(cpu_backstop(float(request.get("time_limit") or DEFAULT_TIME_LIMIT_SECONDS)))
         payload, stop = answer(request, memory_mb)
         _send(fd, wire.frame(payload))
         if stop:
@@ -79,10 +89,12 @@ def _serve(fd: int, memory_mb: int, syscall_filter: bool) -> None:
 
 
 _WARM_UP: dict[str, Any] = {
-    "mode": "exec", "time_limit": 1.0, "context": {"lines": [{"qty": 2, "price": "1.5"}]},
+    "mode": "exec",
+    "time_limit": 1.0,
+    "context": {"lines": [{"qty": 2, "price": "1.5"}]},
     "source": "from decimal import Decimal\n"
-              "total = sum(Decimal(x['price']) * x['qty'] for x in lines)\n"
-              "label = f'{total:.2f} {len(lines)}'.upper()",
+    "total = sum(Decimal(x['price']) * x['qty'] for x in lines)\n"
+    "label = f'{total:.2f} {len(lines)}'.upper()",
 }
 
 
@@ -99,10 +111,11 @@ def _warm_up(memory_mb: int) -> None:
 def _send(fd: int, data: bytes) -> None:
     view = memoryview(data)
     while view:
-        view = view[os.write(fd, view):]
+        view = view[os.write(fd, view) :]
 
 
 # -- the zygote ------------------------------------------------------------------------------
+
 
 def _fork(fd: int, memory_mb: int, null: int, syscall_filter: bool) -> None:
     try:
@@ -160,8 +173,14 @@ def main(argv: list[str]) -> None:
     isolation = prepare(argv[0] if argv else jail.SANDBOX_USER)
     control = socket.socket(fileno=_CONTROL_FD)
     signal.signal(signal.SIGCHLD, _reap)
-    for ignored in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGPIPE,
-                    signal.SIGUSR1, signal.SIGUSR2):
+    for ignored in (
+        signal.SIGINT,
+        signal.SIGTERM,
+        signal.SIGHUP,
+        signal.SIGPIPE,
+        signal.SIGUSR1,
+        signal.SIGUSR2,
+    ):
         signal.signal(ignored, signal.SIG_IGN)  # it ends when its control socket closes
     gc.freeze()  # what the zygote holds is never collected in a child: fewer pages copied
     control.send(wire.dumps_wire({"ready": True, "isolation": isolation.as_dict()}))

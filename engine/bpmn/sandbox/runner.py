@@ -1,5 +1,6 @@
 """Running one script or expression inside a sandbox process, with a CPU-time deadline, and
 encoding its answer for the engine."""
+
 import decimal
 import json
 import marshal
@@ -22,10 +23,14 @@ from .policy import SCRIPT_FILENAME, compile_script, failure_answer
 from .safe_builtins import run_globals, script_names
 
 # Pure-Python library code a script may call into is stopped as well; guards are not traced.
-_TRACED_FILES = frozenset({SCRIPT_FILENAME} | {
-    getattr(module, "__file__", "") or "" for module in (statistics, random, string, json)
-} | {getattr(sys.modules.get(n), "__file__", "") or "" for n in ("json.encoder", "json.decoder",
-                                                                  "fractions", "numbers")})
+_TRACED_FILES = frozenset(
+    {SCRIPT_FILENAME}
+    | {getattr(module, "__file__", "") or "" for module in (statistics, random, string, json)}
+    | {
+        getattr(sys.modules.get(n), "__file__", "") or ""
+        for n in ("json.encoder", "json.decoder", "fractions", "numbers")
+    }
+)
 
 
 def run_limited(function: Callable[[], Any], seconds: float) -> Any:
@@ -115,13 +120,17 @@ def _script_line(tb: types.TracebackType | None) -> int | None:
 def _error(exc: BaseException) -> dict[str, Any]:
     if isinstance(exc, decimal.Overflow):
         return {
-            "ok": False, "type": "ScriptLimitExceeded", "line": _script_line(exc.__traceback__),
+            "ok": False,
+            "type": "ScriptLimitExceeded",
+            "line": _script_line(exc.__traceback__),
             "message": "The script would build a decimal beyond 1E+"
             f"{MAX_DECIMAL_DIGITS}; diagram scripts may build decimals up to that size.",
         }
     args = [a for a in exc.args if isinstance(a, (str, int, float))]
     return {
-        "ok": False, "type": type(exc).__name__, "message": str(exc),
+        "ok": False,
+        "type": type(exc).__name__,
+        "message": str(exc),
         "args": args if len(args) == len(exc.args) else [str(exc)],
         "line": getattr(exc, "line", None) or _script_line(exc.__traceback__),
     }
@@ -151,12 +160,14 @@ def respond(request: dict[str, Any], memory_mb: int) -> tuple[dict[str, Any], bo
     except kept.Unsupported as exc:
         where = "returned" if "value" in response else "left in the process data"
         return _refusal(
-            "ScriptError", f"The script {where} {exc} ({_offender(response)}), which cannot be "
+            "ScriptError",
+            f"The script {where} {exc} ({_offender(response)}), which cannot be "
             "kept in the process data; use numbers, text, lists, dicts, dates or decimals.",
         ), False
     except (kept.TooLarge, RecursionError) as exc:
         return _refusal(
-            "ScriptLimitExceeded", f"The script left data beyond the limits in "
+            "ScriptLimitExceeded",
+            f"The script left data beyond the limits in "
             f"{_offender(response)}: {exc}. Diagram scripts may leave at most about "
             f"{MAX_RESULT_BYTES // 1_000_000} MB in all.",
         ), False
@@ -165,9 +176,10 @@ def respond(request: dict[str, Any], memory_mb: int) -> tuple[dict[str, Any], bo
 
 def out_of_memory(memory_mb: int) -> dict[str, Any]:
     return {
-        "ok": False, "type": "ScriptLimitExceeded", "restart": True,
-        "message": "The script ran out of memory; diagram scripts may use at most "
-        f"{memory_mb} MB.",
+        "ok": False,
+        "type": "ScriptLimitExceeded",
+        "restart": True,
+        "message": f"The script ran out of memory; diagram scripts may use at most {memory_mb} MB.",
     }
 
 

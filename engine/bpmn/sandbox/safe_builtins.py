@@ -4,6 +4,7 @@ functions that RestrictedPython's (and Baton's) rewritten code calls.
 Every script run gets its own copy of all of these (`run_globals`), so nothing a script does
 to them is seen by the next one.
 """
+
 import builtins
 import datetime
 import decimal
@@ -22,25 +23,91 @@ from .errors import ScriptNotAllowed
 from .limits import MAX_SEQUENCE_LENGTH, check_bits, check_decimal, check_length, refuse
 
 _PLAIN = (
-    "abs", "all", "any", "ascii", "bool", "callable", "chr", "complex", "dict",
-    "divmod", "enumerate", "filter", "float", "frozenset", "hash", "int", "isinstance",
-    "issubclass", "len", "list", "max", "min", "next", "ord", "repr", "reversed", "set",
-    "slice", "sorted", "str", "sum", "tuple", "zip", "bytes",
-    "ArithmeticError", "AssertionError", "AttributeError", "Exception", "ImportError",
-    "IndexError", "KeyError", "LookupError", "NameError", "NotImplementedError",
-    "OverflowError", "RecursionError", "RuntimeError", "StopIteration", "TypeError",
-    "UnicodeError", "ValueError", "ZeroDivisionError",
+    "abs",
+    "all",
+    "any",
+    "ascii",
+    "bool",
+    "callable",
+    "chr",
+    "complex",
+    "dict",
+    "divmod",
+    "enumerate",
+    "filter",
+    "float",
+    "frozenset",
+    "hash",
+    "int",
+    "isinstance",
+    "issubclass",
+    "len",
+    "list",
+    "max",
+    "min",
+    "next",
+    "ord",
+    "repr",
+    "reversed",
+    "set",
+    "slice",
+    "sorted",
+    "str",
+    "sum",
+    "tuple",
+    "zip",
+    "bytes",
+    "ArithmeticError",
+    "AssertionError",
+    "AttributeError",
+    "Exception",
+    "ImportError",
+    "IndexError",
+    "KeyError",
+    "LookupError",
+    "NameError",
+    "NotImplementedError",
+    "OverflowError",
+    "RecursionError",
+    "RuntimeError",
+    "StopIteration",
+    "TypeError",
+    "UnicodeError",
+    "ValueError",
+    "ZeroDivisionError",
 )
 _REFUSED = (
-    "breakpoint", "bytearray", "classmethod", "compile", "delattr", "dir", "eval", "exec",
-    "exit", "globals", "help", "id", "input", "locals", "memoryview", "object", "open",
-    "property", "quit", "setattr", "staticmethod", "super", "type", "vars",
+    "breakpoint",
+    "bytearray",
+    "classmethod",
+    "compile",
+    "delattr",
+    "dir",
+    "eval",
+    "exec",
+    "exit",
+    "globals",
+    "help",
+    "id",
+    "input",
+    "locals",
+    "memoryview",
+    "object",
+    "open",
+    "property",
+    "quit",
+    "setattr",
+    "staticmethod",
+    "super",
+    "type",
+    "vars",
 )
 
 
 def _unavailable(name: str) -> Callable[..., NoReturn]:
     def refuse_call(*args: Any, **kwargs: Any) -> NoReturn:
         raise ScriptNotAllowed(f"{name}() is not available in diagram scripts.")
+
     refuse_call.__name__ = name
     return refuse_call
 
@@ -64,10 +131,12 @@ def guarded_round(number: Any, *args: Any) -> Any:
 
 def _digits(function: Callable[[Any], str]) -> Callable[[Any], str]:
     """hex(), bin(), oct(): only of numbers within the size limit."""
+
     def call(number: Any) -> str:
         if isinstance(number, int):
             check_bits(number.bit_length())
         return function(number)
+
     call.__name__ = function.__name__
     return call
 
@@ -80,8 +149,9 @@ def guarded_int(value: Any = 0, *args: Any, **kwargs: Any) -> int:
     check_decimal(value)
     if isinstance(value, (str, bytes)) and len(value) > 64:
         base = args[0] if args else kwargs.get("base", 10)
-        per_digit = _BITS_PER_DIGIT.get(base) or math.log2(base if isinstance(base, int)
-                                                             and base > 1 else 36)
+        per_digit = _BITS_PER_DIGIT.get(base) or math.log2(
+            base if isinstance(base, int) and base > 1 else 36
+        )
         check_bits(len(value.strip()) * per_digit)
     return int(value, *args, **kwargs)
 
@@ -114,7 +184,9 @@ def guarded_map(function: Any, *iterables: Any) -> map:
 _BUILTINS: dict[str, Any] = {
     **{name: getattr(builtins, name) for name in _PLAIN},
     **{name: _unavailable(name) for name in _REFUSED},
-    "None": None, "True": True, "False": False,
+    "None": None,
+    "True": True,
+    "False": False,
     "__import__": guarded_import,
     "getattr": access.guarded_getattr,
     "hasattr": access.guarded_hasattr,
@@ -188,6 +260,8 @@ def offered_values() -> dict[str, Any]:
     """Everything a script can name without an attribute access: builtins, helpers, guards
     and the importable modules (what the reachability test starts its walk from)."""
     return {
-        **_BUILTINS, **_GUARDS, **script_names({"user": {}, "instance_id": "x"}),
+        **_BUILTINS,
+        **_GUARDS,
+        **script_names({"user": {}, "instance_id": "x"}),
         **{f"import {name}": module for name, module in MODULES.items()},
     }

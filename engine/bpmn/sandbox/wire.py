@@ -8,6 +8,7 @@ counts an approximate size and stops at a limit, so that a structure built by al
 (`[big] * 1000`) cannot be expanded into gigabytes of text; encoding what a script leaves
 behind (`strict`) first checks it against the limits (`kept`).
 """
+
 import base64
 import datetime
 import decimal
@@ -19,10 +20,22 @@ from typing import IO, Any
 from . import kept
 from .limits import MAX_STORED_INT_BITS
 
-TAGS = frozenset({
-    "$tuple", "$set", "$frozenset", "$dict", "$datetime", "$date", "$time", "$timedelta",
-    "$decimal", "$uuid", "$bytes", "$int",
-})
+TAGS = frozenset(
+    {
+        "$tuple",
+        "$set",
+        "$frozenset",
+        "$dict",
+        "$datetime",
+        "$date",
+        "$time",
+        "$timedelta",
+        "$decimal",
+        "$uuid",
+        "$bytes",
+        "$int",
+    }
+)
 # Integers beyond what a script may leave (limits.MAX_STORED_INT_DIGITS, Python's int/str
 # conversion limit) travel as hexadecimal.
 _BIG_INT_BITS = MAX_STORED_INT_BITS
@@ -193,6 +206,7 @@ def wire_items(mapping: dict[Any, Any], limit: int) -> tuple[Any, list[Any]]:
 
 
 # -- frames ------------------------------------------------------------------------------------
+
 
 def frame(payload: bytes) -> bytes:
     return _HEADER.pack(len(payload)) + payload

@@ -1,4 +1,5 @@
 """`manage.py deploy FILE [FILE ...]`: deploy BPMN/DMN/JSON files as one deployment."""
+
 from pathlib import Path
 from typing import Any
 
@@ -52,7 +53,9 @@ class Command(BaseCommand):
             "--name", default="", help="Deployment name (default: the first process's name)."
         )
         parser.add_argument(
-            "--as", dest="as_user", metavar="USERNAME",
+            "--as",
+            dest="as_user",
+            metavar="USERNAME",
             help="Deploy as this user (checked: only members of `designers` may deploy).",
         )
 

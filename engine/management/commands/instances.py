@@ -1,4 +1,5 @@
 """`manage.py instances`: list process instances, newest first (read-only)."""
+
 import argparse
 from collections.abc import Sequence
 from datetime import datetime
@@ -45,7 +46,10 @@ class Command(BaseCommand):
         parser.add_argument("--definition", metavar="KEY", help="Only instances of this process.")
         parser.add_argument("--business-key", metavar="BK", help="Only this business key.")
         parser.add_argument(
-            "--limit", type=positive_int, default=50, metavar="N",
+            "--limit",
+            type=positive_int,
+            default=50,
+            metavar="N",
             help="Show at most N instances (default 50).",
         )
 
@@ -53,8 +57,12 @@ class Command(BaseCommand):
         instances = (
             ProcessInstance.objects.select_related("definition")
             .only(
-                "id", "status", "business_key", "created_at",
-                "definition__key", "definition__version",
+                "id",
+                "status",
+                "business_key",
+                "created_at",
+                "definition__key",
+                "definition__version",
             )
             .order_by("-created_at", "id")
         )

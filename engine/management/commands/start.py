@@ -1,4 +1,5 @@
 """`manage.py start KEY`: start a process instance and show where it waits."""
+
 import json
 from typing import Any
 
@@ -60,18 +61,21 @@ class Command(BaseCommand):
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("key", metavar="KEY", help="Process key (the BPMN process id).")
         parser.add_argument(
-            "--var", action="append", default=[], metavar="NAME=VALUE",
+            "--var",
+            action="append",
+            default=[],
+            metavar="NAME=VALUE",
             help="A start variable; repeat for more. Overrides the same name in --json-vars.",
         )
-        parser.add_argument(
-            "--json-vars", metavar="JSON", help="Start variables as a JSON object."
-        )
+        parser.add_argument("--json-vars", metavar="JSON", help="Start variables as a JSON object.")
         parser.add_argument("--business-key", metavar="BK", help="Business key of the instance.")
         parser.add_argument(
             "--version", type=int, metavar="N", help="Definition version (default: latest)."
         )
         parser.add_argument(
-            "--as", dest="as_user", metavar="USERNAME",
+            "--as",
+            dest="as_user",
+            metavar="USERNAME",
             help="Start as this user (recorded as the starter); default: the system.",
         )
 

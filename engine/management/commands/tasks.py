@@ -1,4 +1,5 @@
 """`manage.py tasks`: list human tasks, all of them or those one user can act on (read-only)."""
+
 from typing import Any
 
 from django.core.management.base import BaseCommand, CommandParser
@@ -23,11 +24,15 @@ class Command(BaseCommand):
             "--user", metavar="USERNAME", help="Only tasks this user can act on (or completed)."
         )
         parser.add_argument(
-            "--status", choices=[str(s) for s in STATUSES],
+            "--status",
+            choices=[str(s) for s in STATUSES],
             help="Only tasks in this status (default: open and claimed).",
         )
         parser.add_argument(
-            "--limit", type=positive_int, default=50, metavar="N",
+            "--limit",
+            type=positive_int,
+            default=50,
+            metavar="N",
             help="Show at most N tasks (default 50).",
         )
 
@@ -36,11 +41,19 @@ class Command(BaseCommand):
         if options["user"]:
             tasks = tasks_for_user(user_named(options["user"]), status=status)
         else:
-            tasks = HumanTask.objects.select_related("instance__definition").defer(
-                "form", "submitted_data", "instance__state", "instance__variables",
-                "instance__definition__spec", "instance__definition__bpmn_xml",
-                "instance__definition__elements",
-            ).order_by("-priority", "created_at", "id")
+            tasks = (
+                HumanTask.objects.select_related("instance__definition")
+                .defer(
+                    "form",
+                    "submitted_data",
+                    "instance__state",
+                    "instance__variables",
+                    "instance__definition__spec",
+                    "instance__definition__bpmn_xml",
+                    "instance__definition__elements",
+                )
+                .order_by("-priority", "created_at", "id")
+            )
             if status is None:
                 tasks = tasks.filter(status__in=HumanTask.ACTIVE_STATUSES)
         if status is not None:

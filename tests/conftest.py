@@ -1,6 +1,7 @@
 """Shared fixtures: users in their groups, token-authenticated API clients, deployed example
-diagrams and a builder for small BPMN documents (Camunda dialect)."""
+diagrams, a builder for small BPMN documents (Camunda dialect) and a movable clock."""
 
+import datetime
 import os
 from collections.abc import Callable
 from pathlib import Path
@@ -9,7 +10,9 @@ import pytest
 from django.contrib.auth.models import Group, User
 from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
+from time_machine import TimeMachineFixture
 
+import engine.clock
 from engine.services.definition_cache import definition_elements, definition_specs
 from engine.services.running import definition_script_time_limit
 from processes.models import ProcessDefinition
@@ -40,6 +43,35 @@ def shared_dir() -> Path:
             pytest.fail(message)
         pytest.skip(message)
     return SHARED_DIR
+
+
+# --- time --------------------------------------------------------------------------------
+
+
+class MovableClock:
+    """The time of the whole test process, moved by time-machine: Baton's clock (timers,
+    schedules, SpiffWorkflow's timer events) and Django's `timezone.now()` (created_at, due
+    dates) alike. Not `time.monotonic()`, not Postgres's `now()` (a worker claims a job
+    when its next_attempt_at has come by Postgres's time), not other processes (workers
+    started by a test keep the real time)."""
+
+    def __init__(self, machine: TimeMachineFixture) -> None:
+        self._machine = machine
+
+    def now(self) -> datetime.datetime:
+        return engine.clock.now()
+
+    def advance(self, delta: datetime.timedelta) -> datetime.datetime:
+        """Jump ahead by `delta` (time keeps ticking from there); returns the new now."""
+        self._machine.shift(delta)
+        return engine.clock.now()
+
+
+@pytest.fixture
+def clock(time_machine: TimeMachineFixture) -> MovableClock:
+    """Real time, ticking, until the test advances it; real time again after the test."""
+    time_machine.move_to(datetime.datetime.now(datetime.UTC), tick=True)
+    return MovableClock(time_machine)
 
 
 # --- users -------------------------------------------------------------------------------

@@ -3,7 +3,7 @@
 The library's timer event definitions read the system time themselves; Baton's parsers
 create these subclasses instead, and the serializer restores stored timers (saved under the
 library's type names) as these subclasses, so every timer decision goes through Baton's clock
-without touching the library. Tests move that clock with `engine.clock.advance`.
+without touching the library. Tests move time with time-machine (tests/conftest.py's `clock`).
 """
 
 import datetime

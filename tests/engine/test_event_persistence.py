@@ -7,7 +7,6 @@ from pathlib import Path
 
 import pytest
 
-from engine import clock
 from engine.models import HumanTask, ProcessInstance
 from engine.services import complete_human_task, correlate_message, start_instance
 from engine.services.timers import fire_due_timers
@@ -18,12 +17,6 @@ from tests.engine.test_messages import deploy_xml
 from tests.helpers import SPIFF_EXAMPLES, open_task_elements
 
 pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture(autouse=True)
-def real_time_afterwards():
-    yield
-    clock.reset()
 
 
 def complete(instance, element_id: str, user, **variables) -> None:
@@ -146,7 +139,7 @@ GATEWAY = event_diagrams.camunda(
 )
 
 
-def test_event_based_gateway_the_message_wins(make_user):
+def test_event_based_gateway_the_message_wins(clock, make_user):
     deploy_xml(GATEWAY)
     instance = start_instance(key="reminder", business_key="G-1")
     waits = {(w["type"], w["element_id"]) for w in _waiting_for(instance)}
@@ -170,7 +163,7 @@ def test_event_based_gateway_the_message_wins(make_user):
     assert fire_due_timers() == 0
 
 
-def test_event_based_gateway_the_timer_wins(make_user):
+def test_event_based_gateway_the_timer_wins(clock, make_user):
     deploy_xml(GATEWAY)
     instance = start_instance(key="reminder", business_key="G-2")
     clock.advance(datetime.timedelta(days=3, seconds=1))
@@ -232,7 +225,7 @@ def test_spiffarena_escalation_example(path, finished_at, make_user, spiff_event
     assert ended == {finished_at}
 
 
-def test_spiffarena_timer_example_continues_without_the_user(make_user, spiff_events):
+def test_spiffarena_timer_example_continues_without_the_user(clock, make_user, spiff_events):
     user = make_user("una_user")
     deploy(name="timers", files=spiff_files(spiff_events / "timer-events"), actor=None)
     instance = start_instance(key="Process_timer_events_oh3akqq", actor=user)

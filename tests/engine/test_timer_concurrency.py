@@ -10,7 +10,7 @@ import threading
 import pytest
 from django.db import connection
 
-from engine import clock
+import engine.clock
 from engine.models import HumanTask, InstanceEvent, ProcessInstance, Timer
 from engine.services import start_instance
 from engine.services.timers import fire_due_timers, fire_timer
@@ -20,12 +20,6 @@ from tests.engine.test_messages import deploy_xml
 
 pytestmark = pytest.mark.django_db(transaction=True)
 TIMERS = 100
-
-
-@pytest.fixture(autouse=True)
-def real_time_afterwards():
-    yield
-    clock.reset()
 
 
 def start_waiting_instances(value: str) -> list[ProcessInstance]:
@@ -73,7 +67,7 @@ def run_together(*actions) -> list:
     return results
 
 
-def test_two_threads_fire_100_due_timers_once_each():
+def test_two_threads_fire_100_due_timers_once_each(clock):
     instances = start_waiting_instances("PT1M")
     clock.advance(datetime.timedelta(minutes=2))
     fired = run_together(
@@ -84,7 +78,7 @@ def test_two_threads_fire_100_due_timers_once_each():
     assert_each_fired_once(instances)
 
 
-def test_two_threads_racing_for_the_same_timer_fire_it_once():
+def test_two_threads_racing_for_the_same_timer_fire_it_once(clock):
     deploy_xml(event_diagrams.wait_for_timer("PT1M"))
     start_instance(key="waits")
     clock.advance(datetime.timedelta(minutes=2))
@@ -115,7 +109,7 @@ def test_two_beat_processes_fire_100_due_timers_once_each(tmp_path):
     instances = start_waiting_instances("PT1S")  # real time: the processes have their own clock
     latest = Timer.objects.order_by("-due_at").first()
     assert latest is not None
-    wait_until(lambda: clock.now() > latest.due_at, timeout=30, what="every timer to be due")
+    wait_until(lambda: engine.clock.now() > latest.due_at, timeout=30, what="every timer to be due")
     env = {
         **os.environ,
         "DATABASE_URL": database_url(),

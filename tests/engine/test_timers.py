@@ -5,7 +5,6 @@ import datetime
 
 import pytest
 
-from engine import clock
 from engine.models import HumanTask, InstanceEvent, ProcessInstance, Timer
 from engine.services import resume_instance, start_instance, suspend_instance
 from engine.services.timers import fire_due_timers
@@ -14,12 +13,6 @@ from processes.validation import UploadedFile
 from tests.engine import event_diagrams
 
 pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture(autouse=True)
-def real_time_afterwards():
-    yield
-    clock.reset()
 
 
 def deploy_xml(xml: str, name: str = "events.bpmn"):
@@ -35,7 +28,7 @@ def open_tasks(instance) -> dict[str, str]:
     )
 
 
-def test_boundary_timer_escalates_an_overdue_approval():
+def test_boundary_timer_escalates_an_overdue_approval(clock):
     deploy_xml(event_diagrams.approval_with_escalation("P2D"))
     instance = start_instance(key="escalating_approval")
     (timer,) = Timer.objects.filter(instance=instance)
@@ -63,7 +56,7 @@ def test_boundary_timer_escalates_an_overdue_approval():
     assert fire_due_timers() == 0  # nothing fires twice
 
 
-def test_approval_in_time_cancels_the_timer(approver):
+def test_approval_in_time_cancels_the_timer(clock, approver):
     from engine.services import complete_human_task
 
     deploy_xml(event_diagrams.approval_with_escalation("P2D"))
@@ -77,7 +70,7 @@ def test_approval_in_time_cancels_the_timer(approver):
     assert fire_due_timers() == 0
 
 
-def test_non_interrupting_cycle_reminds_twice_and_keeps_the_task():
+def test_non_interrupting_cycle_reminds_twice_and_keeps_the_task(clock):
     deploy_xml(event_diagrams.approval_with_escalation("R2/PT1H", interrupting=False))
     instance = start_instance(key="escalating_approval")
     for hour in (1, 2):
@@ -100,7 +93,7 @@ def test_non_interrupting_cycle_reminds_twice_and_keeps_the_task():
         ("timeDate", "2031-05-01T09:00:00Z"),
     ],
 )
-def test_intermediate_timer_waits_then_continues(kind, value):
+def test_intermediate_timer_waits_then_continues(clock, kind, value):
     deploy_xml(event_diagrams.wait_for_timer(value, kind))
     instance = start_instance(key="waits", variables={"minutes": 30})
     (timer,) = Timer.objects.filter(instance=instance)
@@ -111,7 +104,7 @@ def test_intermediate_timer_waits_then_continues(kind, value):
     assert open_tasks(instance) == {"after": "open"}
 
 
-def test_suspended_instance_keeps_its_timer_until_resume(make_user):
+def test_suspended_instance_keeps_its_timer_until_resume(clock, make_user):
     operator = make_user("olga_operator", "operators")
     deploy_xml(event_diagrams.wait_for_timer("PT10M"))
     instance = start_instance(key="waits")
@@ -132,7 +125,7 @@ def scheduled_instances() -> int:
     return ProcessInstance.objects.filter(definition__key="scheduled").count()
 
 
-def test_timer_start_event_starts_instances_on_schedule():
+def test_timer_start_event_starts_instances_on_schedule(clock):
     from engine.models import StartTrigger
 
     deploy_xml(event_diagrams.timer_start("R3/PT1H"))
@@ -154,7 +147,7 @@ def test_timer_start_event_starts_instances_on_schedule():
     assert started.payload["trigger"] == "timer" and started.payload["start_event"] == "tick"
 
 
-def test_a_long_outage_starts_once_not_once_per_missed_cycle():
+def test_a_long_outage_starts_once_not_once_per_missed_cycle(clock):
     deploy_xml(event_diagrams.timer_start("R/PT1H"))
     clock.advance(datetime.timedelta(hours=5, minutes=30))
     assert fire_due_timers() == 1
@@ -163,7 +156,7 @@ def test_a_long_outage_starts_once_not_once_per_missed_cycle():
     assert fire_due_timers() == 1
 
 
-def test_cron_timer_start_event():
+def test_cron_timer_start_event(clock):
     from engine.models import StartTrigger
 
     deploy_xml(event_diagrams.timer_start("0 0 9 * * ?"))  # every day at 09:00
@@ -179,7 +172,7 @@ def test_cron_timer_start_event():
 
 
 @pytest.mark.parametrize(("expression", "weekday"), [("0 0 9 ? * 6#3", 4), ("0 0 9 ? * 6L", 4)])
-def test_quartz_nth_and_last_weekday_timer_start_events(expression, weekday):
+def test_quartz_nth_and_last_weekday_timer_start_events(clock, expression, weekday):
     from engine.models import StartTrigger
 
     deploy_xml(event_diagrams.timer_start(expression))  # third / last Friday of the month
@@ -189,7 +182,7 @@ def test_quartz_nth_and_last_weekday_timer_start_events(expression, weekday):
     assert datetime.timedelta(0) < due - clock.now() <= datetime.timedelta(days=62)
 
 
-def test_a_new_version_replaces_the_schedule_of_the_old_one():
+def test_a_new_version_replaces_the_schedule_of_the_old_one(clock):
     from engine.models import StartTrigger
 
     deploy_xml(event_diagrams.timer_start("R/PT1H"))
@@ -235,7 +228,7 @@ def test_cron_is_refused_on_an_intermediate_timer():
     assert "timer start events only" in caught.value.problems[0].message
 
 
-def test_terminating_an_instance_removes_its_timers(make_user):
+def test_terminating_an_instance_removes_its_timers(clock, make_user):
     from engine.services import terminate_instance
 
     operator = make_user("olga_operator", "operators")
@@ -247,7 +240,7 @@ def test_terminating_an_instance_removes_its_timers(make_user):
     assert fire_due_timers() == 0
 
 
-def test_resuming_before_the_due_time_leaves_the_timer_to_the_beat(make_user):
+def test_resuming_before_the_due_time_leaves_the_timer_to_the_beat(clock, make_user):
     operator = make_user("olga_operator", "operators")
     deploy_xml(event_diagrams.wait_for_timer("PT10M"))
     instance = start_instance(key="waits")
@@ -258,7 +251,7 @@ def test_resuming_before_the_due_time_leaves_the_timer_to_the_beat(make_user):
     assert fire_due_timers() == 1
 
 
-def test_boundary_timer_on_a_service_task_cancels_its_job():
+def test_boundary_timer_on_a_service_task_cancels_its_job(clock):
     from engine.models import ServiceJob
 
     deploy_xml(event_diagrams.call_with_timeout('"http://127.0.0.1:9/slow"', "PT30S"))

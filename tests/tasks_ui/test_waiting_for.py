@@ -5,7 +5,6 @@ import datetime
 import pytest
 from django.test import Client
 
-from engine import clock
 from engine.models import Timer
 from engine.services import start_instance
 from engine.services.timers import fire_due_timers
@@ -36,15 +35,12 @@ def test_task_page_shows_a_message_boundary(approver):
     assert "the message “cancel_order”" in page
 
 
-def test_nothing_else_to_wait_for(approver):
+def test_nothing_else_to_wait_for(clock, approver):
     deploy_xml(event_diagrams.wait_for_timer("PT1M"))
     client = Client()
     client.force_login(approver)
     instance = start_instance(key="waits")
     clock.advance(datetime.timedelta(minutes=2))
-    try:
-        fire_due_timers()
-    finally:
-        clock.reset()
+    fire_due_timers()
     page = client.get(f"/tasks/{instance.human_tasks.get().id}/").content.decode()
     assert "also waits for" not in page

@@ -145,6 +145,8 @@ class ServiceJob(models.Model):
 
     # A job in one of these states still owns its task; no second job is written for it.
     OPEN_STATUSES = (Status.PENDING, Status.RUNNING, Status.DEAD)
+    # In flight: the engine is still working on it (the instance is running, not waiting).
+    ACTIVE_STATUSES = (Status.PENDING, Status.RUNNING)
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     instance = models.ForeignKey(ProcessInstance, related_name="jobs", on_delete=models.CASCADE)

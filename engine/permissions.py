@@ -100,6 +100,16 @@ def can_complete_task(user: Person, task: HumanTask) -> bool:
     return True
 
 
+def can_claim_task(user: Person, task: HumanTask) -> bool:
+    """A candidate (or a superuser) may take an open task for themselves."""
+    return is_candidate(user, task) or bool(getattr(user, "is_superuser", False))
+
+
+def can_unclaim_task(user: Person, task: HumanTask) -> bool:
+    """Only the assignee (or a superuser) may give a claimed task back."""
+    return task.assignee == user.get_username() or bool(getattr(user, "is_superuser", False))
+
+
 OPERATORS_GROUP = "operators"
 
 

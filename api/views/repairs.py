@@ -9,18 +9,8 @@ from rest_framework.views import APIView
 
 from engine.services import migrate_instance, plan_migration, reset_instance, skip_task
 
-from ..schema import BAD_REQUEST, CONFLICT, FORBIDDEN, NOT_FOUND, UNAUTHENTICATED
-from ..serializers import InstanceSerializer
+from .instances import OPERATOR_RESPONSES as RESPONSES
 from .instances import instance_response
-
-RESPONSES = {
-    200: InstanceSerializer,
-    400: BAD_REQUEST,
-    401: UNAUTHENTICATED,
-    403: FORBIDDEN,
-    404: NOT_FOUND,
-    409: CONFLICT,
-}
 
 
 class ResetSerializer(serializers.Serializer):

@@ -19,6 +19,9 @@ _FIELD = re.compile(r"^[0-9A-Za-z*?/,#\-]+$")
 _NUMBER = re.compile(r"\d+")
 _MAX_YEARS_AHEAD = 5
 _QUARTZ_DAY_OF_WEEK = 5  # field index
+# Longer than any schedule a person writes; a diagram's megabyte-long "cron" would cost
+# seconds of CPU in the parser at every deploy and firing.
+MAX_CRON_CHARACTERS = 200
 
 
 class CronError(ValueError):
@@ -69,6 +72,8 @@ class CronSchedule:
 
     @classmethod
     def parse(cls, text: str) -> "CronSchedule":
+        if len(text) > MAX_CRON_CHARACTERS:
+            raise CronError(f"a cron expression has at most {MAX_CRON_CHARACTERS} characters")
         fields = text.split()
         if not 5 <= len(fields) <= 7:
             raise CronError("a cron expression has 5, 6 or 7 fields")

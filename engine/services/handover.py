@@ -8,6 +8,7 @@ deliveries wait in their outbox, which the timer beat delivers from.
 
 import logging
 import threading
+import time
 from functools import partial
 
 from django.db import DatabaseError, transaction
@@ -18,17 +19,24 @@ from engine.queueing import send_event_deliveries, send_service_job
 
 logger = logging.getLogger(__name__)
 
+# After a failed send, this process sends nothing for this long (jobs are marked at once).
+RETRY_BROKER_AFTER_SECONDS = 5.0
+
 
 class _Outage:
-    """Whether this process saw the broker fail and has not seen it answer since."""
+    """Whether this process saw the broker fail and has not seen it answer since. For a
+    moment after a failure, hand-overs do not try the broker again: an operation that makes
+    many jobs (a fan-out) would otherwise wait for a connection timeout per job."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self.ongoing = False
+        self._failed_at = 0.0
 
     def failed(self, exc: Exception) -> None:
         with self._lock:
             first, self.ongoing = not self.ongoing, True
+            self._failed_at = time.monotonic()
         if first:
             logger.warning(
                 "The broker is unreachable (%s: %s); work waits in the database for the sweep",
@@ -42,23 +50,35 @@ class _Outage:
         if ended:
             logger.warning("The broker answers again")
 
+    def recently_failed(self) -> bool:
+        with self._lock:
+            return self.ongoing and time.monotonic() - self._failed_at < RETRY_BROKER_AFTER_SECONDS
+
 
 outage = _Outage()
 
 
-def hand_over_job(job_id: str, delay_seconds: float = 0) -> bool:
+def _mark_unqueued(job_id: str) -> None:
+    try:
+        ServiceJob.objects.filter(pk=job_id, unqueued_since__isnull=True).update(
+            unqueued_since=timezone.now()
+        )
+    except DatabaseError:
+        logger.exception("Job %s could not be marked as unqueued", job_id)
+
+
+def hand_over_job(job_id: str, delay_seconds: float = 0, *, probe: bool = False) -> bool:
     """Send the job's message now (after a commit); on failure mark it for the sweep.
-    Whether the broker took it."""
+    Whether the broker took it. Right after a failure nothing is sent unless `probe` (the
+    sweep asking whether the broker is back)."""
+    if not probe and outage.recently_failed():
+        _mark_unqueued(job_id)
+        return False
     try:
         send_service_job(job_id, delay_seconds)
     except Exception as exc:  # noqa: BLE001 -- any broker or connection error: the work is safe in the table
         outage.failed(exc)
-        try:
-            ServiceJob.objects.filter(pk=job_id, unqueued_since__isnull=True).update(
-                unqueued_since=timezone.now()
-            )
-        except DatabaseError:
-            logger.exception("Job %s could not be marked as unqueued", job_id)
+        _mark_unqueued(job_id)
         return False
     outage.answered()
     return True

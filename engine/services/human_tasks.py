@@ -14,7 +14,7 @@ from engine.exceptions import Conflict, NotFound
 from engine.forms import clean_submission
 from engine.jsonable import check_json_depth
 from engine.models import HumanTask, ProcessInstance
-from engine.permissions import can_complete_task, can_see_task, is_candidate
+from engine.permissions import can_claim_task, can_complete_task, can_see_task, can_unclaim_task
 
 from .audit import record_event
 from .instance_store import lock_instance, open_run, persist_workflow
@@ -59,7 +59,7 @@ def claim_task(*, task_id: uuid.UUID | str, user: Person) -> HumanTask:
             return task
         if task.assignee:
             raise Conflict(f"The task is already claimed by {task.assignee}.")
-        if not (is_candidate(user, task) or getattr(user, "is_superuser", False)):
+        if not can_claim_task(user, task):
             raise PermissionDenied("Only a candidate user or group member can claim this task.")
         task.assignee = username
         task.status = HumanTask.Status.CLAIMED
@@ -80,7 +80,7 @@ def unclaim_task(*, task_id: uuid.UUID | str, user: Person) -> HumanTask:
         instance, task = _lock_workable_task(task_id, user)
         if not task.assignee:
             return task
-        if task.assignee != user.get_username() and not getattr(user, "is_superuser", False):
+        if not can_unclaim_task(user, task):
             raise PermissionDenied(f"The task is claimed by {task.assignee}, not by you.")
         task.assignee = None
         task.status = HumanTask.Status.OPEN

@@ -1,13 +1,14 @@
 """The one rule that decides an instance's status.
 
 Every operation that may change the status (writing the workflow, resuming, opening a job
-incident, an operator's retry or repair) asks `decide_status` with what it knows.
+incident, an operator's retry or repair) asks `decide_status` with what it knows. Only an
+operator's suspend and terminate (lifecycle) set a status by decree; `decide_status` then
+keeps it.
 """
 
 from engine.models import ProcessInstance, ServiceJob
 
 Status = ProcessInstance.Status
-ACTIVE_JOB_STATUSES = (ServiceJob.Status.PENDING, ServiceJob.Status.RUNNING)
 
 
 def decide_status(
@@ -39,7 +40,7 @@ def decide_status(
 
 
 def has_active_jobs(instance: ProcessInstance) -> bool:
-    return instance.jobs.filter(status__in=ACTIVE_JOB_STATUSES).exists()
+    return instance.jobs.filter(status__in=ServiceJob.ACTIVE_STATUSES).exists()
 
 
 def has_dead_jobs(instance: ProcessInstance) -> bool:

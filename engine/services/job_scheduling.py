@@ -29,7 +29,6 @@ from engine.models import ProcessInstance, ServiceJob
 from .handover import hand_over_job_on_commit
 
 logger = logging.getLogger(__name__)
-ACTIVE_JOB_STATUSES = (ServiceJob.Status.PENDING, ServiceJob.Status.RUNNING)
 
 
 def _failed(task: Task, message: str) -> TaskScriptFailed:
@@ -106,7 +105,7 @@ def schedule_service_jobs(
     parked = started_connector_tasks(workflow)
     open_jobs = [] if fresh else _open_jobs_of_parked_tasks(instance, {t.id for t in parked})
     owned = {spiff_task_id for spiff_task_id, _ in open_jobs}
-    active = sum(1 for _, status in open_jobs if status in ACTIVE_JOB_STATUSES)
+    active = sum(1 for _, status in open_jobs if status in ServiceJob.ACTIVE_STATUSES)
     for task in parked:
         if task.id in owned:
             continue

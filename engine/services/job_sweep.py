@@ -22,16 +22,19 @@ def _hand_over_unqueued() -> int:
     """Jobs whose hand-over failed (the broker was down): hand them over now. Stops at the
     first failure (the broker is still down; hand_over_job marks that job again)."""
     handed = 0
-    for job_id in (
+    now = timezone.now()
+    for job_id, next_attempt_at in (
         ServiceJob.objects.filter(
             status=ServiceJob.Status.PENDING,
             unqueued_since__isnull=False,
             instance__status__in=JOB_RUNNABLE_INSTANCE_STATUSES,
         )
         .order_by("unqueued_since")
-        .values_list("id", flat=True)[:500]
+        .values_list("id", "next_attempt_at")[:500]
     ):
-        if not hand_over_job(str(job_id)):
+        # A retry still backing off keeps its delay: a worker refuses an early message.
+        delay = max((next_attempt_at - now).total_seconds(), 0) if next_attempt_at else 0
+        if not hand_over_job(str(job_id), delay, probe=True):
             break
         ServiceJob.objects.filter(pk=job_id).update(unqueued_since=None)
         handed += 1
@@ -82,14 +85,18 @@ def _requeue_abandoned_running(now: Any) -> int:
         try:
             with transaction.atomic():
                 job = ServiceJob.objects.select_for_update(no_key=True).get(pk=job_id)
-                if job.status == ServiceJob.Status.RUNNING:
+                taken_over = job.status == ServiceJob.Status.RUNNING
+                if taken_over:
                     job.status = ServiceJob.Status.PENDING
                     job.next_attempt_at = now
                     job.save(update_fields=["status", "next_attempt_at", "updated_at"])
-                    hand_over_job_on_commit(str(job_id))
-                    requeued += 1
         finally:
             release_run_lock(str(job_id))
+        if taken_over:
+            # Only now, with the run lock free: a worker that gets the message at once must
+            # be able to take the lock, or it would drop the message as a duplicate.
+            hand_over_job(str(job_id))
+            requeued += 1
     return requeued
 
 

@@ -17,7 +17,7 @@ from django.db.models import Q
 
 from engine import clock
 from engine.actors import Actor, as_user
-from engine.bpmn.cron import CronSchedule, looks_like_cron
+from engine.bpmn.cron import CronError, CronSchedule, looks_like_cron
 from engine.bpmn.events import event_starts, prepare_start
 from engine.bpmn.failures import run_engine_steps
 from engine.bpmn.schedules import duration_after, moment, recurring_interval
@@ -76,7 +76,10 @@ def next_due(
         if left <= 0:
             return None, 0
     if looks_like_cron(text):
-        return CronSchedule.parse(text).next_after(max(due, now)), left
+        try:
+            return CronSchedule.parse(text).next_after(max(due, now)), left
+        except CronError:  # no time left that matches (e.g. its last year has passed): done
+            return None, 0
     if not text.upper().startswith("R"):
         return None, 0
     interval = _cycle_interval(text)

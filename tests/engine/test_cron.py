@@ -5,6 +5,7 @@ import datetime
 import pytest
 
 from engine.bpmn.cron import CronError, CronSchedule, looks_like_cron
+from engine.services.start_triggers import next_due
 
 MONDAY_MORNING = datetime.datetime(2027, 1, 25, 4, 46, tzinfo=datetime.UTC)
 
@@ -69,3 +70,14 @@ def test_bad_expressions_are_refused(expression):
 def test_iso_values_are_not_cron():
     assert not looks_like_cron("R/PT1H")
     assert not looks_like_cron("2030-01-01T09:00:00Z")
+
+
+def test_a_cron_expression_longer_than_anyone_writes_is_refused_at_once():
+    # A diagram could carry megabytes of "cron"; parsing that cost seconds per deploy.
+    with pytest.raises(CronError, match="at most 200 characters"):
+        CronSchedule.parse("0 0 9 " + ",".join(["1"] * 200) + " * ?")
+
+
+def test_a_schedule_whose_last_time_has_passed_ends_instead_of_failing_every_start():
+    last = datetime.datetime(2027, 1, 1, 9, 0, tzinfo=datetime.UTC)
+    assert next_due("0 0 9 1 1 ? 2027", last, None, last) == (None, 0)

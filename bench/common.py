@@ -1,7 +1,10 @@
 """Helpers shared by the benchmarks in `bench/`: logging, percentiles, the benchmark's own
-database, the environment of the Django processes they start, embedded services, CPU time."""
+database, the environment of the Django processes they start, embedded services, plain
+SpiffWorkflow for comparison, CPU time, and the main every benchmark runs."""
 
+import argparse
 import contextlib
+import copy
 import json
 import math
 import os
@@ -46,13 +49,15 @@ def latency_summary(seconds: list[float]) -> dict[str, float | None]:
     }
 
 
+def argument_parser(doc: str, data_dir: str) -> argparse.ArgumentParser:
+    """A benchmark's options, starting with where embedded Postgres/Redis keep their data."""
+    parser = argparse.ArgumentParser(description=doc.split("\n\n")[0])
+    parser.add_argument("--data-dir", type=Path, default=BASE_DIR / ".data" / data_dir)
+    return parser
+
+
 # --------------------------------------------------------------------------------------------
 # The benchmark's own database
-
-
-def bench_database_url(url: str, database: str) -> str:
-    """The same server and credentials, but the benchmark's own database."""
-    return urlunsplit(urlsplit(url)._replace(path=f"/{database}"))
 
 
 def recreate_database(url: str, database: str) -> str:
@@ -71,9 +76,8 @@ def recreate_database(url: str, database: str) -> str:
     }
     params = {key: value for key, value in params.items() if value not in (None, "")}
     # Connect to the database the URL names (it exists), or to `postgres` if that is ours.
-    candidates = [config.get("NAME"), "postgres"]
     last_error: Exception | None = None
-    for dbname in candidates:
+    for dbname in (config.get("NAME"), "postgres"):
         if not dbname or dbname == database:
             continue
         try:
@@ -92,22 +96,28 @@ def recreate_database(url: str, database: str) -> str:
 
 def django_env(database_url: str) -> dict[str, str]:
     """Production settings (DEBUG off), plain HTTP on 127.0.0.1, the benchmark database."""
-    env = dict(os.environ)
-    env.update(
-        {
-            "DJANGO_SETTINGS_MODULE": SETTINGS_MODULE,
-            "DATABASE_URL": database_url,
-            "SECRET_KEY": secrets.token_urlsafe(50),
-            "DEBUG": "0",
-            "SECURE_SSL_REDIRECT": "0",
-            "ALLOWED_HOSTS": "127.0.0.1",
-            "LOG_LEVEL": "WARNING",
-            # The benchmarks' own APIs listen on 127.0.0.1, which production refuses unless listed.
-            "BATON_HTTP_ALLOW": "127.0.0.1",
-            "PYTHONUNBUFFERED": "1",
-        }
-    )
-    return env
+    return {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": SETTINGS_MODULE,
+        "DATABASE_URL": database_url,
+        "SECRET_KEY": secrets.token_urlsafe(50),
+        "DEBUG": "0",
+        "SECURE_SSL_REDIRECT": "0",
+        "ALLOWED_HOSTS": "127.0.0.1",
+        "LOG_LEVEL": "WARNING",
+        # The benchmarks' own APIs listen on 127.0.0.1, which production refuses unless listed.
+        "BATON_HTTP_ALLOW": "127.0.0.1",
+        "PYTHONUNBUFFERED": "1",
+    }
+
+
+def prepare_database(database: str) -> tuple[dict[str, str], str]:
+    """`database` recreated on the server DATABASE_URL names: the environment of the Django
+    processes that use it, and the server's version."""
+    url = os.environ["DATABASE_URL"]
+    version = recreate_database(url, database)
+    log(f"database {database} recreated (Postgres {version}); migrating")
+    return django_env(urlunsplit(urlsplit(url)._replace(path=f"/{database}"))), version
 
 
 def free_port() -> int:
@@ -164,6 +174,69 @@ def gunicorn_version() -> str:
     return str(gunicorn.__version__)
 
 
+# --------------------------------------------------------------------------------------------
+# Starts: plain SpiffWorkflow in memory, and the loop that times any kind of start
+
+
+def plain_spiffworkflow(
+    diagrams: dict[str, str], variables: dict[str, Any], waiting_at: str
+) -> Callable[[str], float]:
+    """What a start through Baton does, with plain SpiffWorkflow in memory: each diagram parsed
+    once; per start a new workflow, the start data, the engine steps, JSON serialization.
+    Returns start(key) -> seconds, which refuses a workflow that did not stop at `waiting_at`
+    as Baton's does (the comparison would be void)."""
+    from SpiffWorkflow.bpmn import BpmnWorkflow
+    from SpiffWorkflow.bpmn.serializer import BpmnWorkflowSerializer
+    from SpiffWorkflow.camunda.parser import CamundaParser
+    from SpiffWorkflow.camunda.serializer.config import CAMUNDA_CONFIG
+    from SpiffWorkflow.util.task import TaskState
+
+    serializer = BpmnWorkflowSerializer(BpmnWorkflowSerializer.configure(CAMUNDA_CONFIG))
+    parser = CamundaParser()
+    for key, xml in diagrams.items():
+        parser.add_bpmn_str(xml.encode(), filename=f"{key}.bpmn")
+    specs = {key: parser.get_spec(key) for key in diagrams}
+
+    def start(key: str) -> float:
+        began = time.perf_counter()
+        workflow = BpmnWorkflow(specs[key])
+        workflow.task_tree.data.update(copy.deepcopy(variables))
+        workflow.do_engine_steps()
+        serializer.serialize_json(workflow)
+        elapsed = time.perf_counter() - began
+        ready = [
+            t.task_spec.bpmn_id for t in workflow.get_tasks(state=TaskState.READY, manual=True)
+        ]
+        if ready != [waiting_at]:
+            raise RuntimeError(f"plain SpiffWorkflow stopped at {ready} in {key}")
+        return elapsed
+
+    return start
+
+
+def timed_starts(
+    start: Callable[[str], float], keys: list[str], count: int, warmup: int, label: str
+) -> dict[str, list[float]]:
+    """`count` starts of each key after `warmup` unmeasured ones, the keys alternating, one at a
+    time: the seconds of each start, by key."""
+    for _ in range(warmup):
+        for key in keys:
+            start(key)
+    times: dict[str, list[float]] = {key: [] for key in keys}
+    next_report = time.monotonic() + 5
+    for index in range(count):
+        for key in keys:
+            times[key].append(start(key))
+        if time.monotonic() >= next_report:
+            log(f"{label}: {index + 1}/{count}")
+            next_report = time.monotonic() + 5
+    return times
+
+
+# --------------------------------------------------------------------------------------------
+# The main of every benchmark
+
+
 def raise_keyboard_interrupt(signum: int, frame: FrameType | None) -> None:
     raise KeyboardInterrupt
 
@@ -186,10 +259,15 @@ def run_benchmark(
     except KeyboardInterrupt:
         log("interrupted; everything stopped")
         return 130
-    except (subprocess.CalledProcessError, RuntimeError) as error:
-        log(f"failed: {error}")
+    except (subprocess.CalledProcessError, RuntimeError, AssertionError, OSError) as error:
+        log(f"failed: {type(error).__name__}: {error}")
         return 1
-    report["machine"] = machine_info(busy_before)
+    report["machine"] = {
+        "cpus": os.cpu_count(),
+        "busy_percent_before_start": busy_before,
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+    }
     report["total_wall_seconds"] = round(time.perf_counter() - began, 1)
     print(json.dumps(report, default=str))
     return 0 if ok(report) else 1
@@ -266,13 +344,3 @@ class CpuMeter:
             },
             f"total_per_{unit}_ms": round(busy / max(units, 1) * 1000, 2),
         }
-
-
-def machine_info(busy_before: Any) -> dict[str, Any]:
-    """What every benchmark report says about the machine it ran on."""
-    return {
-        "cpus": os.cpu_count(),
-        "busy_percent_before_start": busy_before,
-        "python": platform.python_version(),
-        "platform": platform.platform(),
-    }

@@ -28,7 +28,6 @@ is stopped at the end, on error and on Ctrl-C.
 import argparse
 import itertools
 import json
-import signal
 import sys
 import tempfile
 import threading
@@ -40,14 +39,7 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from bench.common import (
-    django_env,
-    log,
-    machine_busy_percent,
-    machine_info,
-    percentile,
-    raise_keyboard_interrupt,
-)
+from bench.common import django_env, log, percentile, run_benchmark
 from tests.faults.stack import (
     Baton,
     BatonApi,
@@ -490,34 +482,20 @@ def parse_args() -> argparse.Namespace:
 
 def main() -> int:
     args = parse_args()
-    signal.signal(signal.SIGTERM, raise_keyboard_interrupt)
-    began = time.perf_counter()
-    busy_before = machine_busy_percent()
-    try:
+
+    def measure_in_temporary_directory() -> dict[str, Any]:
         with tempfile.TemporaryDirectory(prefix="baton-bench-faults-") as root:
-            result = measure(args, Path(root))
-    except KeyboardInterrupt:
-        log("interrupted; everything stopped")
-        return 130
-    except (AssertionError, RuntimeError, OSError) as error:
-        log(f"failed: {type(error).__name__}: {error}")
-        return 1
-    report = {
-        "benchmark": "faults",
-        **result,
-        "definitions": DEFINITIONS,
-        "machine": machine_info(busy_before),
-        "total_wall_seconds": round(time.perf_counter() - began, 1),
-    }
-    print(json.dumps(report))
-    faults = report["faults"]
-    ok = all(
-        f["completed"] == f["instances"]
-        and not f["http_500"]
-        and not f["duplicates"]["effects_beyond_one_per_step"]
-        for f in faults.values()
-    )
-    return 0 if ok else 1
+            return {**measure(args, Path(root)), "definitions": DEFINITIONS}
+
+    def ok(report: dict[str, Any]) -> bool:
+        return all(
+            f["completed"] == f["instances"]
+            and not f["http_500"]
+            and not f["duplicates"]["effects_beyond_one_per_step"]
+            for f in report["faults"].values()
+        )
+
+    return run_benchmark("faults", measure_in_temporary_directory, ok)
 
 
 if __name__ == "__main__":

@@ -22,7 +22,6 @@ every start).
 """
 
 import argparse
-import itertools
 import json
 import os
 import subprocess
@@ -31,6 +30,7 @@ import tempfile
 import time
 from pathlib import Path
 from typing import Any
+from xml.sax.saxutils import escape
 
 import httpx
 
@@ -38,20 +38,23 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench.common import (
     BASE_DIR,
     SETTINGS_MODULE,
-    bench_database_url,
+    argument_parser,
     database_label,
-    django_env,
     gunicorn_version,
     latency_summary,
     log,
-    recreate_database,
+    plain_spiffworkflow,
+    prepare_database,
     run_benchmark,
     services,
+    timed_starts,
 )
+from tests.engine.service_diagrams import sequence
 from tests.faults.stack import Baton, migrate_and_deploy
 
 BENCH_DATABASE = "baton_bench"
 SCRIPTS_PER_START = 3
+REUSE_SCOPES = ("definition", "operation")
 START_VARIABLES = {
     "supplier": "ACME Tools",
     "lines": [
@@ -85,30 +88,17 @@ PLAIN_SCRIPTS = ("priced = True", 'approvers = "managers"', "summary = supplier"
 
 
 def diagram(key: str, scripts: tuple[str, ...]) -> str:
-    from xml.sax.saxutils import escape
-
-    tasks = "".join(
+    """start -> the scripts -> a user task -> end."""
+    tasks = [
         f'    <bpmn:scriptTask id="script_{i}" scriptFormat="python">'
         f"<bpmn:script>{escape(source)}</bpmn:script></bpmn:scriptTask>\n"
         for i, source in enumerate(scripts)
-    )
-    chain = ["start", *(f"script_{i}" for i in range(len(scripts))), "approve_po", "end"]
-    flows = "".join(
-        f'    <bpmn:sequenceFlow id="f{i}" sourceRef="{a}" targetRef="{b}" />\n'
-        for i, (a, b) in enumerate(itertools.pairwise(chain))
-    )
-    return (
-        '<?xml version="1.0" encoding="UTF-8"?>\n'
-        '<bpmn:definitions xmlns:bpmn="http://www.omg.org/spec/BPMN/20100524/MODEL" '
-        'xmlns:camunda="http://camunda.org/schema/1.0/bpmn" id="d_' + key + '" '
-        'targetNamespace="http://bpmn.io/schema/bpmn">\n'
-        f'  <bpmn:process id="{key}" isExecutable="true">\n'
-        '    <bpmn:startEvent id="start" />\n'
-        + tasks
-        + '    <bpmn:userTask id="approve_po" name="Approve the order" '
+    ]
+    approve = (
+        '    <bpmn:userTask id="approve_po" name="Approve the order" '
         'camunda:candidateGroups="managers" />\n'
-        '    <bpmn:endEvent id="end" />\n' + flows + "  </bpmn:process>\n</bpmn:definitions>\n"
     )
+    return sequence(key, [*tasks, approve])
 
 
 DIAGRAMS = {
@@ -117,77 +107,22 @@ DIAGRAMS = {
 }
 
 
-# --------------------------------------------------------------------------------------------
-# Plain SpiffWorkflow
-
-
-def run_spiffworkflow(instances: int, warmup: int, folder: Path) -> dict[str, Any]:
-    import copy
-
-    from SpiffWorkflow.bpmn import BpmnWorkflow
-    from SpiffWorkflow.bpmn.serializer import BpmnWorkflowSerializer
-    from SpiffWorkflow.camunda.parser import CamundaParser
-    from SpiffWorkflow.camunda.serializer.config import CAMUNDA_CONFIG
-    from SpiffWorkflow.util.task import TaskState
-
-    serializer = BpmnWorkflowSerializer(BpmnWorkflowSerializer.configure(CAMUNDA_CONFIG))
-    specs = {}
-    for key, xml in DIAGRAMS.items():
-        path = folder / f"{key}.bpmn"
-        path.write_text(xml)
-        parser = CamundaParser()
-        parser.add_bpmn_file(str(path))
-        specs[key] = parser.get_spec(key)
-
-    def start_one(key: str) -> float:
-        began = time.perf_counter()
-        workflow = BpmnWorkflow(specs[key])
-        workflow.task_tree.data.update(copy.deepcopy(START_VARIABLES))
-        workflow.do_engine_steps()
-        serializer.serialize_json(workflow)
-        elapsed = time.perf_counter() - began
-        ready = [
-            t.task_spec.bpmn_id for t in workflow.get_tasks(state=TaskState.READY, manual=True)
-        ]
-        if ready != ["approve_po"]:
-            raise RuntimeError(f"plain SpiffWorkflow stopped at {ready} in {key}")
-        return elapsed
-
-    return alternate(start_one, instances, warmup, "plain SpiffWorkflow")
-
-
-def alternate(start_one: Any, instances: int, warmup: int, label: str) -> dict[str, Any]:
+def alternate(start: Any, instances: int, warmup: int, label: str) -> dict[str, Any]:
     """Start both diagrams alternately; latencies of each and the per-script difference."""
-    for _ in range(warmup):
-        start_one("po_approval")
-        start_one("po_approval_plain")
-    times: dict[str, list[float]] = {key: [] for key in DIAGRAMS}
-    next_report = time.monotonic() + 5
-    for index in range(instances):
-        for key in DIAGRAMS:
-            times[key].append(start_one(key))
-        if time.monotonic() >= next_report:
-            log(f"{label}: {index + 1}/{instances}")
-            next_report = time.monotonic() + 5
+    times = timed_starts(start, list(DIAGRAMS), instances, warmup, label)
     scripted = latency_summary(times["po_approval"])
     plain = latency_summary(times["po_approval_plain"])
-    return {
-        "start_latency_ms": {"po_approval": scripted, "po_approval_plain": plain},
-        "per_script_ms": per_script(scripted, plain),
-    }
 
-
-def per_script(scripted: dict[str, Any], plain: dict[str, Any]) -> dict[str, float | None]:
-    def diff(q: str) -> float | None:
+    def per_script(q: str) -> float | None:
         if scripted[q] is None or plain[q] is None:
             return None
-        return round((scripted[q] - plain[q]) / SCRIPTS_PER_START, 3)
+        return round((scripted[q] - plain[q]) / SCRIPTS_PER_START, 3)  # type: ignore[operator]
 
-    return {"p50": diff("p50"), "p95": diff("p95")}
+    return {
+        "start_latency_ms": {"po_approval": scripted, "po_approval_plain": plain},
+        "per_script_ms": {"p50": per_script("p50"), "p95": per_script("p95")},
+    }
 
-
-# --------------------------------------------------------------------------------------------
-# Baton over HTTP
 
 # Inside Django: the sandbox round trip alone, one operation per script as a start does, with
 # the reuse of sandbox processes the engine uses (see engine/bpmn/sandbox/leases.py); prints
@@ -226,15 +161,9 @@ print(json.dumps({"latencies": latencies, "cpu_per_operation": (busy() - before)
 
 
 def round_trip(env: dict[str, str], count: int, reuse: str) -> dict[str, Any]:
+    arguments = [PRICE_SCRIPT, json.dumps(START_VARIABLES), str(count)]
     result = subprocess.run(
-        [
-            sys.executable,
-            "-c",
-            ROUND_TRIP_CODE,
-            PRICE_SCRIPT,
-            json.dumps(START_VARIABLES),
-            str(count),
-        ],
+        [sys.executable, "-c", ROUND_TRIP_CODE, *arguments],
         cwd=BASE_DIR,
         env={**env, "BATON_SANDBOX_REUSE": reuse},
         check=True,
@@ -248,27 +177,20 @@ def round_trip(env: dict[str, str], count: int, reuse: str) -> dict[str, Any]:
     }
 
 
-def measure_baton(args: argparse.Namespace, folder: Path) -> dict[str, Any]:
-    postgres_version = recreate_database(os.environ["DATABASE_URL"], BENCH_DATABASE)
-    env = django_env(bench_database_url(os.environ["DATABASE_URL"], BENCH_DATABASE))
-    log(f"database {BENCH_DATABASE} recreated (Postgres {postgres_version}); migrating")
+def measure_baton(args: argparse.Namespace, log_dir: Path) -> dict[str, Any]:
+    env, postgres_version = prepare_database(BENCH_DATABASE)
     token = migrate_and_deploy(env, DIAGRAMS)
-
     log("the sandbox round trip alone, inside Django")
-    round_trips = {
-        reuse: round_trip(env, args.instances, reuse) for reuse in ("definition", "operation")
-    }
-
-    server = Baton(env, folder / "logs", web_workers=args.workers, web_threads=4, keep_alive=30)
+    round_trips = {reuse: round_trip(env, args.instances, reuse) for reuse in REUSE_SCOPES}
+    server = Baton(env, log_dir, web_workers=args.workers, web_threads=4, keep_alive=30)
+    headers = {"Authorization": f"Token {token}"}
     try:
         server.start_web()
         server.wait_ready()
         log(f"gunicorn on {server.url}")
-        with httpx.Client(
-            base_url=server.url, timeout=60, headers={"Authorization": f"Token {token}"}
-        ) as client:
+        with httpx.Client(base_url=server.url, timeout=60, headers=headers) as client:
 
-            def start_one(key: str) -> float:
+            def start(key: str) -> float:
                 began = time.perf_counter()
                 response = client.post(
                     f"/api/v1/definitions/{key}/start/", json={"variables": START_VARIABLES}
@@ -280,7 +202,7 @@ def measure_baton(args: argparse.Namespace, folder: Path) -> dict[str, Any]:
                     raise RuntimeError(f"{key}: HTTP {response.status_code} {str(body)[:300]}")
                 return elapsed
 
-            over_http = alternate(start_one, args.instances, args.warmup, "baton")
+            over_http = alternate(start, args.instances, args.warmup, "baton")
     finally:
         server.stop()
     return {
@@ -294,22 +216,20 @@ def measure_baton(args: argparse.Namespace, folder: Path) -> dict[str, Any]:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = argument_parser(__doc__, "bench")
     parser.add_argument("--instances", type=int, default=300, help="starts of each diagram")
     parser.add_argument("--warmup", type=int, default=30)
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 1)
-    parser.add_argument("--data-dir", type=Path, default=BASE_DIR / ".data" / "bench")
     args = parser.parse_args()
     gunicorn_version()
 
     def measure() -> dict[str, Any]:
-        with tempfile.TemporaryDirectory() as tmp:
-            folder = Path(tmp)
-            log(f"plain SpiffWorkflow: {args.instances} starts of each diagram in memory")
-            spiff = run_spiffworkflow(args.instances, args.warmup, folder)
-            with services(args.data_dir) as embedded:
-                baton = measure_baton(args, folder)
-                baton["database"] = f"{database_label(embedded)}: {baton['database']}"
+        log(f"plain SpiffWorkflow: {args.instances} starts of each diagram in memory")
+        start = plain_spiffworkflow(DIAGRAMS, START_VARIABLES, "approve_po")
+        spiff = alternate(start, args.instances, args.warmup, "plain SpiffWorkflow")
+        with services(args.data_dir) as embedded, tempfile.TemporaryDirectory() as log_dir:
+            baton = measure_baton(args, Path(log_dir))
+            baton["database"] = f"{database_label(embedded)}: {baton['database']}"
         return {
             "process": "po_approval",
             "scripts_per_start": SCRIPTS_PER_START,

@@ -1,6 +1,13 @@
-"""Helpers shared by the benchmarks in `bench/`: logging, percentiles, the benchmark's own
-database, the environment of the Django processes they start, embedded services, plain
-SpiffWorkflow for comparison, CPU time, and the main every benchmark runs."""
+"""What the benchmarks in `bench/` share: logging, percentiles, options, their own database,
+the environment and web server of the Django processes they start, plain SpiffWorkflow for
+comparison, CPU time, and the main every benchmark runs.
+
+Postgres and Redis: whatever DATABASE_URL / CELERY_BROKER_URL name, otherwise embedded ones
+under `.data/` (--data-dir). Either way a benchmark uses its own database on that server,
+dropped and recreated at every start, so development data is never touched. Everything a
+benchmark starts is stopped at the end, on error and on Ctrl-C (or SIGTERM). Each prints ONE
+JSON object to stdout; progress goes to stderr.
+"""
 
 import argparse
 import contextlib
@@ -14,6 +21,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -62,34 +70,23 @@ def argument_parser(doc: str, data_dir: str) -> argparse.ArgumentParser:
 
 def recreate_database(url: str, database: str) -> str:
     """Drop and create `database` on the server `url` names; returns the server's version."""
-    import dj_database_url
     import psycopg
     from psycopg import sql
 
-    config = dj_database_url.parse(url)
-    params: dict[str, Any] = {
-        "user": config.get("USER"),
-        "password": config.get("PASSWORD"),
-        "host": config.get("HOST"),
-        "port": config.get("PORT"),
-        **config.get("OPTIONS", {}),
-    }
-    params = {key: value for key, value in params.items() if value not in (None, "")}
-    # Connect to the database the URL names (it exists), or to `postgres` if that is ours.
+    # Connect to the database the URL names (when it exists), or else to `postgres`.
+    named = urlsplit(url).path.lstrip("/")
     last_error: Exception | None = None
-    for dbname in (config.get("NAME"), "postgres"):
-        if not dbname or dbname == database:
-            continue
+    for dbname in [name for name in (named, "postgres") if name not in ("", database)]:
         try:
-            connection = psycopg.connect(dbname=dbname, autocommit=True, **params)
+            db = psycopg.connect(url, dbname=dbname, autocommit=True)
         except psycopg.OperationalError as error:
             last_error = error
             continue
-        with connection:
+        with db:
             name = sql.Identifier(database)
-            connection.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(name))
-            connection.execute(sql.SQL("CREATE DATABASE {}").format(name))
-            row = connection.execute("SHOW server_version").fetchone()
+            db.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(name))
+            db.execute(sql.SQL("CREATE DATABASE {}").format(name))
+            row = db.execute("SHOW server_version").fetchone()
             return str(row[0]) if row else "?"
     raise RuntimeError(f"cannot connect to the Postgres server of DATABASE_URL: {last_error}")
 
@@ -172,6 +169,34 @@ def gunicorn_version() -> str:
     except ImportError:
         raise SystemExit("gunicorn is not installed: .venv/bin/pip install -e '.[dev]'") from None
     return str(gunicorn.__version__)
+
+
+@contextlib.contextmanager
+def web_server(
+    data_dir: Path, database: str, setup: Callable[[dict[str, str]], str], **options: Any
+) -> Iterator[tuple[Any, str, dict[str, str]]]:
+    """Baton's web server as production runs it (gunicorn, the prod settings) on the benchmark's
+    own database, which `setup(env)` fills, returning an API token. Yields the server (a
+    `tests.faults.stack.Baton`, with `options`), the token and what both are, for the report."""
+    from tests.faults.stack import Baton  # which imports this module
+
+    with services(data_dir) as embedded, tempfile.TemporaryDirectory() as log_dir:
+        env, version = prepare_database(database)
+        token = setup(env)
+        server = Baton(env, Path(log_dir), **options)
+        threads = f" x {server.web_threads} threads" if server.web_class == "gthread" else ""
+        what = {
+            "server": f"gunicorn {gunicorn_version()} {server.web_class}, {server.web_workers} "
+            f"workers{threads}, keep-alive {server.keep_alive}s, {SETTINGS_MODULE} (DEBUG off)",
+            "database": f"{database_label(embedded)} {version}, database {database}",
+        }
+        try:
+            server.start_web()
+            server.wait_ready()
+            log(f"{what['server']} on {server.url}")
+            yield server, token, what
+        finally:
+            server.stop()
 
 
 # --------------------------------------------------------------------------------------------

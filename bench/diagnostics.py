@@ -78,10 +78,9 @@ def profiled(action: Callable[[], Any], repeat: int) -> list[str]:
     rows = []
     stats: dict[Any, Any] = pstats.Stats(profiler).stats  # type: ignore[attr-defined]
     for (filename, line, name), (_cc, calls, _tottime, cumtime, _) in stats.items():
-        if filename.startswith(str(BASE_DIR)) and not re.search(
-            "/site-packages/|/bench/", filename
-        ):
-            rows.append((cumtime, calls, f"{filename[len(str(BASE_DIR)) + 1 :]}:{line}({name})"))
+        where = filename.removeprefix(f"{BASE_DIR}/")
+        if where != filename and not where.startswith(("bench/", ".venv/")):
+            rows.append((cumtime, calls, f"{where}:{line}({name})"))
     return [
         f"{seconds / repeat * 1000:.2f} ms {calls / repeat:g} calls  {where}"
         for seconds, calls, where in sorted(rows, reverse=True)[:20]

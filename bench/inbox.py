@@ -18,9 +18,7 @@ server's own time (gunicorn's access log, `%(D)s`). The goal: p95 < 50 ms server
 request, SQL time and queries per page, EXPLAIN (ANALYZE, BUFFERS) of every human-task query,
 and the same for a busy user (3 large groups).
 
-Postgres: whatever DATABASE_URL names, otherwise an embedded one under `.data/bench-inbox`;
-the benchmark's own database, `baton_bench_inbox`, dropped and recreated at every start.
-Prints ONE JSON object to stdout; progress goes to stderr.
+Its own database: `baton_bench_inbox` (see bench/common.py).
 """
 
 import argparse
@@ -44,20 +42,17 @@ import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench.common import (
-    SETTINGS_MODULE,
     CpuMeter,
     argument_parser,
-    database_label,
     gunicorn_version,
     latency_summary,
     log,
     postgres_backends,
-    prepare_database,
     run_benchmark,
-    services,
+    web_server,
 )
 from bench.diagnostics import explain, postgres_settings, query_kind, shorten, timed_sql
-from tests.faults.stack import Baton, wait_until
+from tests.faults.stack import wait_until
 
 BENCH_DATABASE = "baton_bench_inbox"
 GOAL_P95_MS = 50.0
@@ -355,7 +350,7 @@ def check_response(page: str, status: int, body: str) -> None:
 
 
 def measure_http(
-    base_url: str, clients: dict[str, httpx.Client], args: argparse.Namespace, access_log: Path
+    clients: dict[str, httpx.Client], args: argparse.Namespace, access_log: Path
 ) -> dict[str, Any]:
     """Each page N times after a warm-up, one request at a time over one keep-alive
     connection per client; the client's wall time and gunicorn's own time."""
@@ -472,8 +467,8 @@ def diagnose(args: argparse.Namespace, people: People) -> dict[str, Any]:
     return {"in_process": target, "cpu_during_in_process": cpu, "busy_user_in_process": busy_user}
 
 
-def measure(args: argparse.Namespace, embedded: Any, log_dir: Path) -> dict[str, Any]:
-    env, postgres_version = prepare_database(BENCH_DATABASE)
+def set_up(env: dict[str, str], args: argparse.Namespace, password: str) -> dict[str, Any]:
+    """This process configured like the server; the data built and checked; a token."""
     env.update({"BATON_API_USER_RATE": "", "BATON_API_ANON_RATE": ""})  # no throttling
     os.environ.update(env)
     import django
@@ -484,11 +479,10 @@ def measure(args: argparse.Namespace, embedded: Any, log_dir: Path) -> dict[str,
     from rest_framework.authtoken.models import Token
 
     call_command("migrate", "--noinput", verbosity=0)
-    password = secrets.token_urlsafe(16)
     log(f"building {args.tasks} active tasks, {args.completed} completed, {args.users} users")
     data = build_data(random.Random(args.seed), args, password)
     log(f"data built in {data['seconds']}s: {data['counts']}")
-    actionable = check_target(TARGET_USER)
+    data["actionable"] = check_target(TARGET_USER)
     wanted = {
         "inbox_tasks_mine": TARGET_ASSIGNED,
         "inbox_tasks_groups": TARGET_GROUP_UNCLAIMED + TARGET_CANDIDATE_USER,
@@ -496,59 +490,62 @@ def measure(args: argparse.Namespace, embedded: Any, log_dir: Path) -> dict[str,
         "open_task_count": TARGET_ACTIONABLE,
         "groups": TARGET_GROUPS,
     }
-    if actionable != wanted:
-        raise RuntimeError(f"the target user has {actionable}, not {wanted}")
-    token = Token.objects.create(user_id=data["people"].users[TARGET_USER]).key
-    pg_settings = postgres_settings(
-        "shared_buffers", "work_mem", "effective_cache_size", "random_page_cost", "jit"
-    )
+    if data["actionable"] != wanted:
+        raise RuntimeError(f"the target user has {data['actionable']}, not {wanted}")
+    data["token"] = Token.objects.create(user_id=data["people"].users[TARGET_USER]).key
+    names = ("shared_buffers", "work_mem", "effective_cache_size", "random_page_cost", "jit")
+    data["postgres_settings"] = postgres_settings(*names)
     connections.close_all()
+    return data
 
-    access_log = log_dir / "access.log"
-    server = Baton(
-        env,
-        log_dir,
-        web_workers=args.workers,
-        web_threads=args.server_threads,
-        keep_alive=30,
-        access_log=access_log,
-    )
-    server_name = (
-        f"gunicorn {gunicorn_version()} gthread, {args.workers} workers x {args.server_threads} "
-        f"threads, keep-alive 30s, {SETTINGS_MODULE} (DEBUG off)"
-    )
+
+def measure(args: argparse.Namespace) -> dict[str, Any]:
+    from django.db import connections
+
+    password, data = secrets.token_urlsafe(16), {}
+
+    def setup(env: dict[str, str]) -> str:
+        data.update(set_up(env, args, password))
+        return str(data["token"])
+
+    log_file = Path(tempfile.mkdtemp()) / "access.log"
+    options = {"web_workers": args.workers, "web_threads": args.server_threads, "keep_alive": 30}
     clients: dict[str, httpx.Client] = {}
-    try:
-        server.start_web()
-        server.wait_ready()
-        log(f"{server_name} on {server.url}")
-        for name, header in (("html", "Cookie"), ("api", "Authorization")):
-            value = log_in(server.url, password) if name == "html" else f"Token {token}"
-            clients[name] = httpx.Client(base_url=server.url, headers={header: value}, timeout=60)
-        roles = {
-            "server": lambda: server.pids("web"),
-            "postgres_backends": lambda: postgres_backends(BENCH_DATABASE),
-            "benchmark_process": lambda: [os.getpid()],
-        }
-        meter = CpuMeter(roles)
-        http = measure_http(server.url, clients, args, access_log)
-        http_cpu = meter.usage(len(PAGES) * (args.requests + args.warmup), "request")
-    finally:
-        for client in clients.values():
-            client.close()
-        server.stop()
-    diagnosis = diagnose(args, data["people"]) if args.diagnose else None
-    connections.close_all()
+    with web_server(args.data_dir, BENCH_DATABASE, setup, access_log=log_file, **options) as (
+        server,
+        token,
+        what,
+    ):
+        try:
+            for name, header in (("html", "Cookie"), ("api", "Authorization")):
+                value = log_in(server.url, password) if name == "html" else f"Token {token}"
+                clients[name] = httpx.Client(
+                    base_url=server.url, headers={header: value}, timeout=60
+                )
+            roles = {
+                "server": lambda: server.pids("web"),
+                "postgres_backends": lambda: postgres_backends(BENCH_DATABASE),
+                "benchmark_process": lambda: [os.getpid()],
+            }
+            meter = CpuMeter(roles)
+            http = measure_http(clients, args, log_file)
+            http_cpu = meter.usage(len(PAGES) * (args.requests + args.warmup), "request")
+        finally:
+            for client in clients.values():
+                client.close()
+            log_file.unlink(missing_ok=True)
+            log_file.parent.rmdir()
+        diagnosis = diagnose(args, data["people"]) if args.diagnose else None
+        connections.close_all()
     p95s = {page: result["server_ms_gunicorn"]["p95"] for page, result in http.items()}
     return {
-        "server": server_name,
-        "database": f"{database_label(embedded)} {postgres_version}, database {BENCH_DATABASE}",
-        "postgres_settings": pg_settings,
+        **what,
+        "postgres_settings": data["postgres_settings"],
         "data": {
             **data["counts"],
             "target_user": TARGET_USER,
             "target_groups": [group_name(i) for i in range(TARGET_GROUPS)],
-            "target_actionable": actionable,
+            "target_actionable": data["actionable"],
             "target_group_tasks_claimed_by_others": args.group_claimed * TARGET_GROUPS,
             "seconds": data["seconds"],
         },
@@ -596,8 +593,7 @@ def main() -> int:
     gunicorn_version()
 
     def measure_all() -> dict[str, Any]:
-        with services(args.data_dir) as embedded, tempfile.TemporaryDirectory() as log_dir:
-            result = measure(args, embedded, Path(log_dir))
+        result = measure(args)
         return {
             "requests_per_page": args.requests,
             "warmup_per_page": args.warmup,

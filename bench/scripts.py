@@ -2,23 +2,15 @@
 
     .venv/bin/python bench/scripts.py [--instances 300] [--warmup 30]
 
-A purchase-order approval (`po_approval`: three script tasks that price the order lines with
-Decimals, route it by amount and write a summary, then a user task) is started through
-`POST /api/v1/definitions/po_approval/start/` against a real gunicorn server with the
-production settings, one request at a time. Its twin `po_approval_plain` is the same diagram
-whose three scripts are plain assignments (`priced = True`), which Baton evaluates without a
-sandbox. The two are started alternately, and the difference of their latencies, divided by
-three, is what one sandboxed script costs on the start path (`per_script_ms`).
-
-Plain SpiffWorkflow runs both diagrams in memory in the same run (its own script engine, no
-sandbox at all), for the same difference. Inside a Django process, the benchmark also times
-the sandbox round trip alone (`SandboxEnvironment.execute` of the pricing script, each in its
-own operation as an instance start does), which is the containment cost without HTTP and
-Postgres around it.
-
-Prints ONE JSON object to stdout; progress goes to stderr; results in bench/RESULTS.md.
-Postgres and Redis as in `bench/start.py` (its own database `baton_bench`, recreated at
-every start).
+`po_approval` (three script tasks: price the order lines with Decimals, route by amount, write
+a summary; then a user task) and its twin `po_approval_plain` (the scripts are plain
+assignments, which Baton evaluates without a sandbox) are started alternately through
+`POST /api/v1/definitions/{key}/start/` on gunicorn with the production settings, one request
+at a time; the difference of their latencies / 3 is what one sandboxed script costs on the
+start path (`per_script_ms`). Plain SpiffWorkflow runs both in memory in the same run, for the
+same difference. Inside Django, the sandbox round trip alone is timed too (the pricing script,
+one per operation), once per reuse scope. Prints ONE JSON object; results in bench/RESULTS.md.
+Postgres and Redis as in `bench/start.py` (its own database `baton_bench`).
 """
 
 import argparse
@@ -26,7 +18,6 @@ import json
 import os
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -37,33 +28,26 @@ import httpx
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench.common import (
     BASE_DIR,
-    SETTINGS_MODULE,
     argument_parser,
-    database_label,
     gunicorn_version,
     latency_summary,
     log,
     plain_spiffworkflow,
-    prepare_database,
     run_benchmark,
-    services,
     timed_starts,
+    web_server,
 )
 from tests.engine.service_diagrams import sequence
-from tests.faults.stack import Baton, migrate_and_deploy
+from tests.faults.stack import migrate_and_deploy
 
 BENCH_DATABASE = "baton_bench"
 SCRIPTS_PER_START = 3
 REUSE_SCOPES = ("definition", "operation")
+ORDER = (("HAM-1", 4, "12.50"), ("SAW-2", 1, "39.90"), ("NAI-9", 20, "0.15"), ("DRL-3", 2, "89.00"))
+LINES = [{"sku": sku, "qty": qty, "price": price} for sku, qty, price in ORDER]
 START_VARIABLES = {
     "supplier": "ACME Tools",
-    "lines": [
-        {"sku": "HAM-1", "qty": 4, "price": "12.50"},
-        {"sku": "SAW-2", "qty": 1, "price": "39.90"},
-        {"sku": "NAI-9", "qty": 20, "price": "0.15"},
-        {"sku": "DRL-3", "qty": 2, "price": "89.00"},
-        {"sku": "TAP-7", "qty": 10, "price": "2.40"},
-    ],
+    "lines": [*LINES, {"sku": "TAP-7", "qty": 10, "price": "2.40"}],
 }
 PRICE_SCRIPT = """from decimal import Decimal
 net = Decimal("0")
@@ -161,53 +145,44 @@ print(json.dumps({"latencies": latencies, "cpu_per_operation": (busy() - before)
 
 
 def round_trip(env: dict[str, str], count: int, reuse: str) -> dict[str, Any]:
-    arguments = [PRICE_SCRIPT, json.dumps(START_VARIABLES), str(count)]
-    result = subprocess.run(
-        [sys.executable, "-c", ROUND_TRIP_CODE, *arguments],
-        cwd=BASE_DIR,
-        env={**env, "BATON_SANDBOX_REUSE": reuse},
-        check=True,
-        capture_output=True,
-        text=True,
-    )
-    measured = json.loads(result.stdout.strip().splitlines()[-1])
-    return {
-        "latency_ms": latency_summary(measured["latencies"]),
-        "cpu_ms_per_operation": round(measured["cpu_per_operation"] * 1000, 2),
-    }
+    command = [sys.executable, "-c", ROUND_TRIP_CODE, PRICE_SCRIPT, json.dumps(START_VARIABLES)]
+    env = {**env, "BATON_SANDBOX_REUSE": reuse}
+    output = subprocess.check_output([*command, str(count)], cwd=BASE_DIR, env=env, text=True)
+    measured = json.loads(output.strip().splitlines()[-1])
+    cpu_ms = round(measured["cpu_per_operation"] * 1000, 2)
+    return {"latency_ms": latency_summary(measured["latencies"]), "cpu_ms_per_operation": cpu_ms}
 
 
-def measure_baton(args: argparse.Namespace, log_dir: Path) -> dict[str, Any]:
-    env, postgres_version = prepare_database(BENCH_DATABASE)
-    token = migrate_and_deploy(env, DIAGRAMS)
-    log("the sandbox round trip alone, inside Django")
-    round_trips = {reuse: round_trip(env, args.instances, reuse) for reuse in REUSE_SCOPES}
-    server = Baton(env, log_dir, web_workers=args.workers, web_threads=4, keep_alive=30)
-    headers = {"Authorization": f"Token {token}"}
-    try:
-        server.start_web()
-        server.wait_ready()
-        log(f"gunicorn on {server.url}")
-        with httpx.Client(base_url=server.url, timeout=60, headers=headers) as client:
+def measure_baton(args: argparse.Namespace) -> dict[str, Any]:
+    round_trips: dict[str, Any] = {}
 
-            def start(key: str) -> float:
-                began = time.perf_counter()
-                response = client.post(
-                    f"/api/v1/definitions/{key}/start/", json={"variables": START_VARIABLES}
-                )
-                elapsed = time.perf_counter() - began
-                body = response.json()
-                tasks = [t.get("element_id") for t in body.get("open_tasks", [])]
-                if response.status_code != 201 or tasks != ["approve_po"]:
-                    raise RuntimeError(f"{key}: HTTP {response.status_code} {str(body)[:300]}")
-                return elapsed
+    def setup(env: dict[str, str]) -> str:
+        token = migrate_and_deploy(env, DIAGRAMS)
+        log("the sandbox round trip alone, inside Django")
+        for reuse in REUSE_SCOPES:
+            round_trips[reuse] = round_trip(env, args.instances, reuse)
+        return token
 
+    options = {"web_workers": args.workers, "web_threads": 4, "keep_alive": 30}
+    with web_server(args.data_dir, BENCH_DATABASE, setup, **options) as (server, token, what):
+        headers = {"Authorization": f"Token {token}"}
+        client = httpx.Client(base_url=server.url, headers=headers, timeout=60)
+
+        def start(key: str) -> float:
+            began = time.perf_counter()
+            response = client.post(
+                f"/api/v1/definitions/{key}/start/", json={"variables": START_VARIABLES}
+            )
+            elapsed = time.perf_counter() - began
+            tasks = [t.get("element_id") for t in response.json().get("open_tasks", [])]
+            if response.status_code != 201 or tasks != ["approve_po"]:
+                raise RuntimeError(f"{key}: HTTP {response.status_code} {response.text[:300]}")
+            return elapsed
+
+        with client:
             over_http = alternate(start, args.instances, args.warmup, "baton")
-    finally:
-        server.stop()
     return {
-        "server": f"gunicorn gthread, {args.workers} workers x 4 threads, {SETTINGS_MODULE}",
-        "database": f"Postgres {postgres_version}, database {BENCH_DATABASE}",
+        **what,
         **over_http,
         # One script per operation; "definition" is the default, "operation" forks a sandbox
         # process that never ran anything for every operation (BATON_SANDBOX_REUSE).
@@ -227,14 +202,11 @@ def main() -> int:
         log(f"plain SpiffWorkflow: {args.instances} starts of each diagram in memory")
         start = plain_spiffworkflow(DIAGRAMS, START_VARIABLES, "approve_po")
         spiff = alternate(start, args.instances, args.warmup, "plain SpiffWorkflow")
-        with services(args.data_dir) as embedded, tempfile.TemporaryDirectory() as log_dir:
-            baton = measure_baton(args, Path(log_dir))
-            baton["database"] = f"{database_label(embedded)}: {baton['database']}"
         return {
             "process": "po_approval",
             "scripts_per_start": SCRIPTS_PER_START,
             "instances": args.instances,
-            "baton": baton,
+            "baton": measure_baton(args),
             "spiffworkflow_in_memory": spiff,
         }
 

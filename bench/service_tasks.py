@@ -1,26 +1,16 @@
-"""Benchmark: service tasks per second on real Celery workers.
+"""Benchmark: service tasks per second on real Celery workers (the goal: 200 on 2 cores).
 
     .venv/bin/python bench/service_tasks.py [--instances 40] [--concurrency 4] [--workers 1]
                                             [--pool prefork|threads|solo] [--diagnose]
 
-Deploys a Camunda diagram of 10 sequential service tasks (`camunda:type="external"`,
-`camunda:topic="http"`, url `${api + "/echo"}`, two output mappings each), starts N instances
-with `engine.services.start_instance` in this (Django-configured) process, and waits until
-Celery worker processes started here have run all N x 10 jobs against a local HTTP API (the
-tests' stub API, tests/faults/stack.py, in its own process, answering at once). Prints ONE
-JSON object to stdout; progress goes to stderr. The goal it measures against: 200 service
-tasks per second on a 2-core machine.
-
-Reported: service tasks per second, hand-off latency between the jobs of one instance (from
-the ServiceJob rows, and as the API sees it), instance durations, the CPU time used by the
-starter (this process), the workers, Postgres, the broker and the HTTP API (`definitions` in
-the output says how each is measured); with `--diagnose`, also the SQL queries and time per
-job in process and the functions that cost the most (bench/diagnostics.py).
-
-Postgres and Redis: whatever DATABASE_URL / CELERY_BROKER_URL name, otherwise embedded ones
-under `.data/bench-service`. Either way the benchmark uses its own database,
-`baton_bench_service`, dropped and recreated at every start, and its own Celery queue.
-Everything the benchmark starts is stopped at the end, on error and on Ctrl-C.
+Deploys a Camunda diagram of 10 sequential http service tasks (two output mappings each),
+starts N instances with `engine.services.start_instance` in this (Django-configured) process
+and waits until Celery workers started here have run all N x 10 jobs against the tests' stub
+API (tests/faults/stack.py, its own process, answering at once). Reports service tasks per
+second, the hand-off between the jobs of one instance (from the ServiceJob rows, and as the
+API sees it), instance durations and the CPU time of each process group (`definitions` in the
+output); with `--diagnose` also SQL and a profile per job in process (bench/diagnostics.py).
+Its own database `baton_bench_service` (see bench/common.py) and its own Celery queue.
 """
 
 import argparse

@@ -6,18 +6,12 @@ Starts N instances of the example expense approval (a script task, then a user t
 `POST /api/v1/definitions/expense_approval/start/` from several client threads against a
 real gunicorn server, and does the same work with plain SpiffWorkflow in memory in the same
 run (parse once; per instance: new workflow, start data, engine steps, serialize to JSON).
-Prints ONE JSON object to stdout; progress goes to stderr.
-
-Postgres and Redis: whatever DATABASE_URL / CELERY_BROKER_URL name, otherwise embedded ones
-under `.data/bench`. Either way the benchmark uses its own database, `baton_bench`, on that
-server, dropped and recreated at every start, so development data is never touched.
-Everything the benchmark starts is stopped at the end, on error and on Ctrl-C.
+Its own database: `baton_bench` (see bench/common.py).
 """
 
 import argparse
 import os
 import sys
-import tempfile
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -29,21 +23,18 @@ import httpx
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench.common import (
     BASE_DIR,
-    SETTINGS_MODULE,
     CpuMeter,
     argument_parser,
-    database_label,
     gunicorn_version,
     latency_summary,
     log,
     plain_spiffworkflow,
     postgres_backends,
-    prepare_database,
     run_benchmark,
-    services,
     timed_starts,
+    web_server,
 )
-from tests.faults.stack import Baton, migrate_and_deploy
+from tests.faults.stack import migrate_and_deploy
 
 PROCESS_KEY = "expense_approval"
 BPMN_FILE = BASE_DIR / "processes" / "bpmn" / "expense_approval.bpmn"
@@ -127,45 +118,38 @@ def parse_args() -> argparse.Namespace:
     return args
 
 
-def measure_baton(args: argparse.Namespace, log_dir: Path) -> dict[str, Any]:
-    env, postgres_version = prepare_database(BENCH_DATABASE)
-    token = migrate_and_deploy(env, {PROCESS_KEY: BPMN_FILE.read_text()})
-    server = Baton(
-        env,
-        log_dir,
+def measure_baton(args: argparse.Namespace) -> dict[str, Any]:
+    def setup(env: dict[str, str]) -> str:
+        return migrate_and_deploy(env, {PROCESS_KEY: BPMN_FILE.read_text()})
+
+    options = {"web_class": args.worker_class, "keep_alive": args.server_keep_alive}
+    web = web_server(
+        args.data_dir,
+        BENCH_DATABASE,
+        setup,
         web_workers=args.workers,
         web_threads=args.server_threads,
-        web_class=args.worker_class,
-        keep_alive=args.server_keep_alive,
+        **options,
     )
-    threads = f" x {args.server_threads} threads" if args.worker_class == "gthread" else ""
-    server_name = (
-        f"gunicorn {gunicorn_version()} {args.worker_class}, {args.workers} workers{threads}, "
-        f"keep-alive {args.server_keep_alive}s, {SETTINGS_MODULE} (DEBUG off)"
-    )
-    load = LoadGenerator(server.url, token, args.threads)
-    try:
-        server.start_web()
-        server.wait_ready()
-        log(f"{server_name} on {server.url}")
-        if load.run(args.warmup, "baton warm-up")[1]:
-            raise RuntimeError(f"warm-up requests failed: {load.error_samples}")
-        log(f"measuring {args.instances} starts with {args.threads} client threads")
-        meter = CpuMeter(
-            {
-                "server": lambda: server.pids("web"),
-                "postgres_backends": lambda: postgres_backends(BENCH_DATABASE),
-                "client": lambda: [os.getpid()],
-            }
-        )
-        latencies, errors, wall = load.run(args.instances, "baton")
-        cpu = meter.usage(len(latencies), "instance")
-    finally:
-        load.close()
-        server.stop()
+    with web as (server, token, what):
+        load = LoadGenerator(server.url, token, args.threads)
+        try:
+            if load.run(args.warmup, "baton warm-up")[1]:
+                raise RuntimeError(f"warm-up requests failed: {load.error_samples}")
+            log(f"measuring {args.instances} starts with {args.threads} client threads")
+            meter = CpuMeter(
+                {
+                    "server": lambda: server.pids("web"),
+                    "postgres_backends": lambda: postgres_backends(BENCH_DATABASE),
+                    "client": lambda: [os.getpid()],
+                }
+            )
+            latencies, errors, wall = load.run(args.instances, "baton")
+            cpu = meter.usage(len(latencies), "instance")
+        finally:
+            load.close()
     return {
-        "server": server_name,
-        "postgres_version": postgres_version,
+        **what,
         "baton": {
             "instances_per_second": round(len(latencies) / wall, 1),
             "latency_ms": latency_summary(latencies),
@@ -195,11 +179,7 @@ def main() -> int:
             "wall_seconds": round(sum(latencies), 3),
         }
         log(f"plain SpiffWorkflow: {spiff['instances_per_second']}/s")
-        with (
-            services(args.data_dir) as embedded,
-            tempfile.TemporaryDirectory(prefix="baton-bench-") as log_dir,
-        ):
-            baton = measure_baton(args, Path(log_dir))
+        baton = measure_baton(args)
         rate = baton["baton"]["instances_per_second"]
         cpu = baton["cpu_during_baton"]["per_instance_ms"]
         spiff_ms = 1000 / spiff["instances_per_second"]
@@ -209,8 +189,7 @@ def main() -> int:
             "warmup": args.warmup,
             "client_threads": args.threads,
             "server": baton["server"],
-            "database": f"{database_label(embedded)} {baton['postgres_version']}, "
-            f"database {BENCH_DATABASE}",
+            "database": baton["database"],
             "baton": baton["baton"],
             "spiffworkflow_in_memory": spiff,
             # Baton's per-instance time over plain SpiffWorkflow's, both from throughput.

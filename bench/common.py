@@ -133,8 +133,6 @@ def services(data_dir: Path) -> Iterator[Any]:
     """Postgres/Redis from the environment, or embedded ones for whatever it leaves unset.
     Yields the `config.embedded.EmbeddedServices` (its `postgres`/`redis` are None when the
     environment named real servers)."""
-    if str(BASE_DIR) not in sys.path:
-        sys.path.insert(0, str(BASE_DIR))
     from config.embedded import EmbeddedServices
 
     with EmbeddedServices(data_dir) as embedded:
@@ -184,10 +182,10 @@ def web_server(
         env, version = prepare_database(database)
         token = setup(env)
         server = Baton(env, Path(log_dir), **options)
-        threads = f" x {server.web_threads} threads" if server.web_class == "gthread" else ""
         what = {
-            "server": f"gunicorn {gunicorn_version()} {server.web_class}, {server.web_workers} "
-            f"workers{threads}, keep-alive {server.keep_alive}s, {SETTINGS_MODULE} (DEBUG off)",
+            "server": f"gunicorn {gunicorn_version()} gthread, {server.web_workers} workers x "
+            f"{server.web_threads} threads, keep-alive {server.keep_alive}s, {SETTINGS_MODULE} "
+            "(DEBUG off)",
             "database": f"{database_label(embedded)} {version}, database {database}",
         }
         try:

@@ -22,6 +22,7 @@ Its own database: `baton_bench_inbox` (see bench/common.py).
 """
 
 import argparse
+import functools
 import json
 import os
 import random
@@ -32,7 +33,7 @@ import tempfile
 import time
 import uuid
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -157,7 +158,8 @@ def create_people(rng: random.Random, users: int, password: str) -> People:
     unusable = make_password(None)  # the others never log in; one hash for all
     others = [f"user{i:04d}" for i in range(1, users)]
     target = User(username=TARGET_USER, password=make_password(password), first_name="Inbox")
-    User.objects.bulk_create([User(username=name, password=unusable) for name in others] + [target])
+    accounts = [User(username=name, password=unusable) for name in others]
+    User.objects.bulk_create([*accounts, target], batch_size=5000)
     ids = dict(User.objects.values_list("username", "id"))
     # Everybody else is in 1-3 groups, any of the 50 (so also in the target's groups).
     user_groups = {
@@ -444,15 +446,16 @@ def measure_in_process(username: str, requests: int, warmup: int, check: bool) -
     }
 
 
+def in_process_roles() -> dict[str, Callable[[], list[int]]]:
+    """CPU roles: this process and the Postgres backends of the benchmark database."""
+    backends = functools.partial(postgres_backends, BENCH_DATABASE)
+    return {"postgres_backends": backends, "benchmark_process": lambda: [os.getpid()]}
+
+
 def diagnose(args: argparse.Namespace, people: People) -> dict[str, Any]:
     """--diagnose: the pages in process for the target and for a busy user (3 groups, none of
     them the target's)."""
-    meter = CpuMeter(
-        {
-            "benchmark_process": lambda: [os.getpid()],
-            "postgres_backends": lambda: postgres_backends(BENCH_DATABASE),
-        }
-    )
+    meter = CpuMeter(in_process_roles())
     target = measure_in_process(TARGET_USER, args.requests, args.warmup, check=True)
     cpu = meter.usage(len(PAGES) * (args.requests + args.warmup + 1), "request")
     busy = next(
@@ -522,11 +525,7 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
                 clients[name] = httpx.Client(
                     base_url=server.url, headers={header: value}, timeout=60
                 )
-            roles = {
-                "server": lambda: server.pids("web"),
-                "postgres_backends": lambda: postgres_backends(BENCH_DATABASE),
-                "benchmark_process": lambda: [os.getpid()],
-            }
+            roles = {"server": lambda: server.pids("web"), **in_process_roles()}
             meter = CpuMeter(roles)
             http = measure_http(clients, args, log_file)
             http_cpu = meter.usage(len(PAGES) * (args.requests + args.warmup), "request")

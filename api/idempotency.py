@@ -21,6 +21,7 @@ from typing import Any
 from django.db import connection
 from drf_spectacular.utils import OpenApiParameter
 from rest_framework.exceptions import APIException, ValidationError
+from rest_framework.renderers import JSONRenderer
 from rest_framework.request import Request
 from rest_framework.response import Response
 
@@ -79,7 +80,8 @@ def _replay(record: OperationKey) -> Response:
             "The request with this Idempotency-Key was carried out, but its "
             "response was lost; look the result up instead of retrying."
         )
-    return Response(stored.body, status=stored.status_code, headers={"Idempotent-Replayed": "true"})
+    body = json.loads(stored.body) if stored.body else None
+    return Response(body, status=stored.status_code, headers={"Idempotent-Replayed": "true"})
 
 
 def _remember(operation: KeyedOperation, response: Response) -> None:
@@ -90,9 +92,10 @@ def _remember(operation: KeyedOperation, response: Response) -> None:
             operation.scope,
         )
         return
-    IdempotentResponse.objects.create(
-        operation=record, status_code=response.status_code, body=response.data
-    )
+    # Kept as DRF renders it (datetimes, decimals, UUIDs as text; keys in order), so that a
+    # replay renders to the same JSON as the first response.
+    body = JSONRenderer().render(response.data).decode()  # "" for no body
+    IdempotentResponse.objects.create(operation=record, status_code=response.status_code, body=body)
 
 
 def idempotent(view_method: ViewMethod) -> ViewMethod:

@@ -13,7 +13,8 @@ class IdempotentResponse(models.Model):
         OperationKey, primary_key=True, on_delete=models.CASCADE, related_name="response"
     )
     status_code = models.PositiveSmallIntegerField()
-    body = models.JSONField(null=True, blank=True)
+    # The body as DRF's JSON renderer wrote it ("" for none): JSONB would reorder its keys.
+    body = models.TextField(blank=True)
 
     def __str__(self) -> str:
         return f"{self.status_code} for {self.operation}"

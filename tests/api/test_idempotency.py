@@ -9,6 +9,7 @@ from django.db import connection
 
 from api.models import IdempotentResponse
 from engine.models import InstanceEvent, OperationKey, ProcessInstance
+from tests.helpers import build_bpmn, deploy_document
 
 START = "/api/v1/definitions/expense_approval/start/"
 BODY = {
@@ -74,3 +75,18 @@ def test_racing_retries_with_one_key_act_once(expense_definition, api_client_for
     assert ProcessInstance.objects.count() == 1
     assert InstanceEvent.objects.filter(type="started").count() == 1
     assert OperationKey.objects.get().key == "race-1"
+
+
+@pytest.mark.django_db
+def test_a_start_that_ends_in_an_incident_is_kept_and_replayed(api_client_for, approver):
+    # The incident's details carry datetimes: the kept response must still be stored as JSON.
+    deploy_document(build_bpmn("failing", script="x = 1 / 0"))
+    client = api_client_for(approver)
+    url = "/api/v1/definitions/failing/start/"
+    first = client.post(url, {"variables": {}}, format="json", HTTP_IDEMPOTENCY_KEY="fail-1")
+    assert first.status_code == 201, first.content
+    assert first.json()["status"] == "incident"
+    again = client.post(url, {"variables": {}}, format="json", HTTP_IDEMPOTENCY_KEY="fail-1")
+    assert again.status_code == 201 and again["Idempotent-Replayed"] == "true"
+    assert again.content == first.content
+    assert ProcessInstance.objects.get().status == "incident"

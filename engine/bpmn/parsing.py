@@ -1,9 +1,14 @@
 """Parsing BPMN/DMN documents into SpiffWorkflow specs, in the dialect each deployment uses."""
 
+from typing import Any
+
 from lxml import etree
 from SpiffWorkflow.bpmn.parser.BpmnParser import BpmnParser, BpmnValidator, full_tag
+from SpiffWorkflow.bpmn.parser.ProcessParser import AdHocParser, ProcessParser
+from SpiffWorkflow.bpmn.parser.ValidationException import ValidationException
+from SpiffWorkflow.bpmn.specs.bpmn_process_spec import BpmnProcessSpec
 from SpiffWorkflow.camunda.parser.CamundaParser import CamundaParser
-from SpiffWorkflow.spiff.parser.process import SpiffBpmnParser
+from SpiffWorkflow.spiff.parser.process import SpiffBpmnParser, SpiffProcessParser
 
 from .connector_tasks import (
     CamundaConnectorTaskParser,
@@ -12,15 +17,86 @@ from .connector_tasks import (
     SpiffConnectorTaskParser,
 )
 from .event_definitions import CamundaEventParserMixin, EventParserMixin, event_parser_overrides
+from .process_specs import (
+    BatonAdHocSubprocessSpec,
+    BatonProcessSpec,
+    completion_condition,
+    task_spec_name,
+)
 from .xml import SPIFF_NS
 
 SERVICE_TASK = full_tag("serviceTask")
+
+
+class _ElementNamesParser(ProcessParser):
+    """Finds an element's task spec by the name Baton's process specs give it
+    (engine.bpmn.process_specs): the library looks it up by the element's id."""
+
+    def parse_node(self, node: etree._Element) -> Any:
+        name = task_spec_name(node.get("id") or "")
+        if name in self.spec.task_specs:
+            return self.spec.task_specs[name]
+        if name == node.get("id"):
+            return super().parse_node(node)
+        node_parser, spec_class = self.parser._get_parser_class(node.tag)
+        if not node_parser or not spec_class:
+            raise ValidationException(
+                "There is no support implemented for this task type.",
+                node=node,
+                file_name=self.filename,
+            )
+        task_spec = node_parser(self, spec_class, node, self.nsmap, lane=self.lane).parse_node()
+        # A loop or multi-instance task is made again under the name of the task it wraps.
+        self.spec.task_specs[name].bpmn_id = node.get("id")
+        return task_spec
+
+
+class BatonProcessParser(_ElementNamesParser):
+    def create_spec(self) -> BpmnProcessSpec:
+        if not self.process_executable:
+            raise ValidationException(
+                f"Process {self.bpmn_id} is not executable.",
+                node=self.node,
+                file_name=self.filename,
+            )
+        return BatonProcessSpec(
+            name=self.bpmn_id, description=self.get_name(), filename=self.filename
+        )
+
+
+class BatonSpiffProcessParser(BatonProcessParser, SpiffProcessParser):
+    pass
+
+
+class BatonAdHocParser(_ElementNamesParser, AdHocParser):
+    """Ad-hoc subprocesses whose activities run in parallel (the only ordering the library
+    runs), ending when their completion condition holds or, without one, when all are done."""
+
+    def create_spec(self) -> BpmnProcessSpec:
+        # The library's `attribute()` looks for namespaced attributes: BPMN's are not.
+        if self.node.get("ordering") == "Sequential":
+            raise ValidationException(
+                f"Ad-hoc subprocesses with sequential ordering are not supported yet: "
+                f"{self.bpmn_id} (use ordering Parallel).",
+                node=self.node,
+                file_name=self.filename,
+            )
+        condition = self.xpath("./bpmn:completionCondition")
+        return BatonAdHocSubprocessSpec(
+            completion_condition=completion_condition(condition[0].text if condition else None),
+            cancel_remaining=self.node.get("cancelRemainingInstances", "true") == "true",
+            name=self.bpmn_id,
+            description=self.get_name(),
+            filename=self.filename,
+        )
 
 
 class BatonCamundaParser(CamundaParser):
     """Camunda 7/8 diagrams; service tasks become connector tasks; timers, messages and
     signals are read as engine.bpmn.event_definitions describes."""
 
+    PROCESS_PARSER_CLASS = BatonProcessParser
+    AD_HOC_PARSER_CLASS = BatonAdHocParser
     OVERRIDE_PARSER_CLASSES = {
         **CamundaParser.OVERRIDE_PARSER_CLASSES,
         SERVICE_TASK: (CamundaConnectorTaskParser, ConnectorTask),
@@ -34,6 +110,8 @@ class BatonCamundaParser(CamundaParser):
 class BatonSpiffParser(SpiffBpmnParser):
     """SpiffArena diagrams; service tasks become connector tasks run by Baton's workers."""
 
+    PROCESS_PARSER_CLASS = BatonSpiffProcessParser
+    AD_HOC_PARSER_CLASS = BatonAdHocParser
     OVERRIDE_PARSER_CLASSES = {
         **SpiffBpmnParser.OVERRIDE_PARSER_CLASSES,
         SERVICE_TASK: (SpiffConnectorTaskParser, SpiffConnectorTask),

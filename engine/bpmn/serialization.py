@@ -28,6 +28,7 @@ from .connector_tasks import (
     SpiffConnectorTaskConverter,
 )
 from .event_definitions import EVENT_DEFINITION_CONVERTERS
+from .process_specs import PROCESS_SPEC_CONVERTERS
 from .scripting import build_script_engine
 from .timers import TIMER_CONVERTERS
 from .workflow import WORKFLOW_CONVERTERS, BatonWorkflow
@@ -96,6 +97,7 @@ def serializer_for(dialect: str) -> BpmnWorkflowSerializer:
     config.update(EVENT_DEFINITION_CONVERTERS)
     config.update(TIMER_CONVERTERS)  # after the library's: stored timers restore as Baton's
     config.update(WORKFLOW_CONVERTERS)  # the same for the workflow itself
+    config.update(PROCESS_SPEC_CONVERTERS)  # and for process specs
     return BpmnWorkflowSerializer(
         BpmnWorkflowSerializer.configure(config, registry=data_registry())
     )

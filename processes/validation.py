@@ -246,22 +246,26 @@ def _owner_id(node: etree._Element) -> str:
 def _check_python(item: ParsedFile) -> list[Problem]:
     assert item.root is not None
     problems = []
-    snippets: list[tuple[etree._Element, bool]] = []
+    snippets: list[tuple[etree._Element, str]] = []  # (node, what it is)
     for script in item.root.iter(f"{{{BPMN_NS}}}script"):
-        snippets.append((script, False))
+        snippets.append((script, "script"))
     for condition in item.root.iter(f"{{{BPMN_NS}}}conditionExpression"):
-        snippets.append((condition, True))
+        snippets.append((condition, "condition"))
+    for condition in item.root.iterfind(
+        f".//{{{BPMN_NS}}}adHocSubProcess/{{{BPMN_NS}}}completionCondition"
+    ):
+        snippets.append((condition, "completion condition"))
     for tag in ("preScript", "postScript"):
         for script in item.root.iter(f"{{{SPIFF_NS}}}{tag}"):
-            snippets.append((script, False))
-    for node, is_expression in snippets:
+            snippets.append((script, "script"))
+    for node, what in snippets:
+        is_expression = what != "script"
         source = (node.text or "").strip() if is_expression else (node.text or "")
         if not source.strip():
             continue
         try:
             check_syntax(source, expression=is_expression)
         except ScriptSyntaxError as exc:
-            what = "condition" if is_expression else "script"
             line = node.sourceline + (exc.line or 1) - 1 if node.sourceline else None
             problems.append(
                 Problem(

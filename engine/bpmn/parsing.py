@@ -60,7 +60,10 @@ class BatonProcessParser(_ElementNamesParser):
                 file_name=self.filename,
             )
         return BatonProcessSpec(
-            name=self.bpmn_id, description=self.get_name(), filename=self.filename
+            name=self.bpmn_id,
+            description=self.get_name(),
+            filename=self.filename,
+            naming_elements=True,
         )
 
 
@@ -88,6 +91,7 @@ class BatonAdHocParser(_ElementNamesParser, AdHocParser):
             name=self.bpmn_id,
             description=self.get_name(),
             filename=self.filename,
+            naming_elements=True,
         )
 
 

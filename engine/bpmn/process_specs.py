@@ -51,10 +51,15 @@ def completion_condition(text: str | None) -> str:
 
 
 class _ElementNames(BpmnProcessSpec):
+    def __init__(self, *args: Any, naming_elements: bool = False, **kwargs: Any) -> None:
+        # Only while the parser builds a spec: a stored one keeps the names it was stored with.
+        self.naming_elements = naming_elements
+        super().__init__(*args, **kwargs)
+
     def _add_notify(self, task_spec: TaskSpec) -> None:
         # Called as a task spec is created, before anything refers to it by name; the library's
         # own task specs are no BpmnSpecMixin.
-        if isinstance(task_spec, BpmnSpecMixin):
+        if self.naming_elements and isinstance(task_spec, BpmnSpecMixin):
             task_spec.name = task_spec_name(task_spec.name)
         super()._add_notify(task_spec)
 

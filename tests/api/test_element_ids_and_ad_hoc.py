@@ -139,6 +139,32 @@ def test_a_start_event_named_start_in_a_subprocess_runs(designer_client, approve
     assert instance(approver_client, started["id"])["status"] == "completed"
 
 
+def test_a_multi_instance_task_named_end_runs_once_per_item(designer_client, approver_client):
+    xml = document(
+        "reserved_multi_instance",
+        '    <bpmn:startEvent id="begin" />\n'
+        '    <bpmn:userTask id="End" name="Review" camunda:candidateGroups="managers">'
+        '<bpmn:multiInstanceLoopCharacteristics isSequential="false">'
+        "<bpmn:loopCardinality>2</bpmn:loopCardinality>"
+        "</bpmn:multiInstanceLoopCharacteristics></bpmn:userTask>\n"
+        '    <bpmn:endEvent id="finish" />\n' + flow("begin", "End") + flow("End", "finish"),
+    )
+    assert deploy(designer_client, xml).status_code == 201
+    started = start(approver_client, "reserved_multi_instance")
+    assert [t["element_id"] for t in started["open_tasks"]] == ["End", "End"]
+    for task in started["open_tasks"]:
+        complete(approver_client, task["id"])
+    assert instance(approver_client, started["id"])["status"] == "completed"
+    # The task specs of the element (the multi-instance one and the one it repeats) know it.
+    stored = ProcessDefinition.objects.get().spec["spec"]["task_specs"]
+    assert {name: s["bpmn_id"] for name, s in stored.items() if s["bpmn_id"]} == {
+        "begin": "begin",
+        "End [element]": "End",
+        "End [element] [child]": "End",
+        "finish": "finish",
+    }
+
+
 # -- ad-hoc subprocesses ----------------------------------------------------------------------
 
 

@@ -1,0 +1,95 @@
+"""Long runs (issue 17): a loop whose task tree grows deeper than the library's iteration
+limit (1,000 tasks from the root) runs on and completes exactly when its condition says,
+with its data."""
+
+import itertools
+from xml.sax.saxutils import escape
+
+import pytest
+
+from engine.models import HumanTask, ProcessInstance
+from engine.services import complete_human_task, start_instance
+from tests.helpers import BPMN_HEADER, deploy_document
+
+
+def loop_bpmn(process_id: str, *, rounds: int, with_review: bool) -> str:
+    """start -> merge -> count (counter += 1) -> [review] -> decide: back to merge while
+    `counter < rounds`, else to the end. Each round adds 3 (4 with review) tasks in depth."""
+    nodes = ["start", "merge", "count", *(["review"] if with_review else []), "decide"]
+    flows = [
+        f'<bpmn:sequenceFlow id="f_{source}" sourceRef="{source}" targetRef="{target}" />'
+        for source, target in itertools.pairwise(nodes)
+    ]
+    review = (
+        '<bpmn:userTask id="review" name="Review" camunda:candidateGroups="managers" />'
+        if with_review
+        else ""
+    )
+    done = escape(f"counter >= {rounds}")
+    body = f"""  <bpmn:process id="{process_id}" isExecutable="true">
+    <bpmn:startEvent id="start" />
+    <bpmn:exclusiveGateway id="merge" />
+    <bpmn:scriptTask id="count" scriptFormat="python">
+      <bpmn:script>counter = counter + 1</bpmn:script></bpmn:scriptTask>
+    {review}
+    <bpmn:exclusiveGateway id="decide" default="f_again" />
+    <bpmn:endEvent id="end" />
+    {"".join(flows)}
+    <bpmn:sequenceFlow id="f_done" sourceRef="decide" targetRef="end">
+      <bpmn:conditionExpression xsi:type="bpmn:tFormalExpression">{done}</bpmn:conditionExpression>
+    </bpmn:sequenceFlow>
+    <bpmn:sequenceFlow id="f_again" sourceRef="decide" targetRef="merge" />
+  </bpmn:process>
+</bpmn:definitions>
+"""
+    return BPMN_HEADER.format(process_id=process_id) + body
+
+
+def open_review(instance: ProcessInstance) -> HumanTask | None:
+    return instance.human_tasks.filter(status__in=HumanTask.ACTIVE_STATUSES).first()
+
+
+@pytest.mark.slow
+def test_a_loop_with_a_user_task_runs_past_the_depth_limit(db, approver):
+    # 4 tasks a round: the library's limit of 1,000 is reached in round 250, after which the
+    # instance used to be reported completed. Every completion loads and stores the whole
+    # (growing) state, so a few rounds past it are enough.
+    rounds = 260
+    deploy_document(loop_bpmn("review_loop", rounds=rounds, with_review=True))
+    instance = start_instance(key="review_loop", variables={"counter": 0})
+
+    for done in range(1, rounds + 1):
+        instance.refresh_from_db()
+        assert instance.status == ProcessInstance.Status.WAITING, f"round {done}"
+        assert instance.variables["counter"] == done
+        task = open_review(instance)
+        assert task is not None, f"no review waits in round {done}"
+        complete_human_task(task_id=task.pk, user=approver, variables={})
+
+    instance.refresh_from_db()
+    assert instance.status == ProcessInstance.Status.COMPLETED
+    assert instance.variables["counter"] == rounds
+    assert open_review(instance) is None
+    assert instance.human_tasks.filter(status=HumanTask.Status.COMPLETED).count() == rounds
+
+
+@pytest.mark.slow
+def test_a_script_loop_of_5000_rounds_completes_when_its_condition_says(db):
+    rounds = 5000
+    deploy_document(loop_bpmn("long_loop", rounds=rounds, with_review=False))
+    instance = start_instance(key="long_loop", variables={"counter": 0})
+
+    instance.refresh_from_db()
+    assert instance.status == ProcessInstance.Status.COMPLETED
+    assert instance.variables == {"counter": rounds}
+
+
+@pytest.mark.parametrize("rounds", [1, 2, 400])
+def test_a_script_loop_stops_exactly_at_its_condition(db, rounds):
+    # 400 rounds of 3 tasks reach depth 1,200, past the library's limit.
+    deploy_document(loop_bpmn(f"loop_{rounds}", rounds=rounds, with_review=False))
+    instance = start_instance(key=f"loop_{rounds}", variables={"counter": 0})
+
+    instance.refresh_from_db()
+    assert instance.status == ProcessInstance.Status.COMPLETED
+    assert instance.variables == {"counter": rounds}

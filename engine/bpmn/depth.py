@@ -6,19 +6,35 @@ completed, which tasks are ready (`do_engine_steps`), which wait, what to cancel
 adds a few tasks in depth every round, so past about 250 rounds the unfinished tasks lie
 below the limit: the workflow stops running them and reports itself completed.
 
-`UnboundedWalks` gives those methods the library's own iterators without the limit. It is
-kept in this one place, written against the library's extension points only (a workflow
-subclass), so it can be offered upstream as it is: there the fix is `max_depth=None` (no
-limit) as the default of `TaskIterator`.
+The joins (the process's end, parallel and inclusive gateways) walk the tree the same way,
+and check ancestry with `Task.is_descendant_of`, which recurses once per level and so fails
+past Python's recursion limit (about 1,000 levels) when a join runs below a long loop.
+
+`UnboundedWalks` gives the workflow methods the library's own iterators without the limit,
+and the join specs below do the same for theirs, with an ancestry check that loops instead
+of recursing; the serializer restores the library's specs as these (`JOIN_CONVERTERS`).
+It is all kept in this one place, written against the library's extension points only (a
+workflow subclass, task spec subclasses, serializer converters), so it can be offered
+upstream as it is: there the fix is `max_depth=None` (no limit) as the default of
+`TaskIterator` and a loop in `Task.is_descendant_of`.
 """
 
 import logging
 import math
 from typing import Any
 
+from SpiffWorkflow.bpmn.exceptions import WorkflowTaskException
+from SpiffWorkflow.bpmn.serializer.default.task_spec import (
+    BpmnTaskSpecConverter,
+    ConditionalGatewayConverter,
+    ParallelGatewayConverter,
+)
+from SpiffWorkflow.bpmn.specs.control import _EndJoin
+from SpiffWorkflow.bpmn.specs.defaults import InclusiveGateway, ParallelGateway
 from SpiffWorkflow.bpmn.util.subworkflow import BpmnBaseWorkflow
 from SpiffWorkflow.bpmn.util.task import BpmnTaskIterator
 from SpiffWorkflow.task import Task
+from SpiffWorkflow.util.deep_merge import DeepMerge
 from SpiffWorkflow.util.task import TaskIterator, TaskState
 
 # A depth no tree reaches: the iterators compare their depth with it, so it must be a number.
@@ -70,3 +86,117 @@ def cancel_unfinished(workflow: BpmnBaseWorkflow, success: bool = False) -> list
     for task in cancelled:
         task.cancel()
     return cancelled
+
+
+def is_descendant(task: Task, ancestor: Task) -> bool:
+    """`Task.is_descendant_of`, in a loop instead of one recursion per level."""
+    current = task.parent
+    while current is not None:
+        if current == ancestor:
+            return True
+        current = current.parent
+    return False
+
+
+def merge_finished_inputs(join: Any, my_task: Task) -> None:
+    """`UnstructuredJoin._run_hook` (merge the data of the branches that reached the join
+    before), with `is_descendant` for its recursive ancestry check."""
+    earlier = [
+        task
+        for task in my_task.workflow.tasks.values()
+        if task.task_spec == join
+        and task.has_state(TaskState.FINISHED_MASK)
+        and not is_descendant(my_task, task)
+    ]
+    for task in sorted(earlier, key=lambda t: t.last_state_change):
+        # From the parent: the data the branch brought, not what was merged before.
+        DeepMerge.merge(my_task.data, task.parent.data)
+        # After a reset inside a parallel branch, a branch completed before keeps its tasks.
+        if task.has_state(TaskState.COMPLETED):
+            task._drop_children(force=True)
+    my_task._inherit_data()
+
+
+class EndJoin(_EndJoin):
+    """The process's end: waits until no other task is unfinished, at any depth."""
+
+    def _check_threshold_unstructured(self, my_task: Task) -> bool:
+        unfinished = unbounded_tasks(
+            my_task.workflow.task_tree, state=TaskState.NOT_FINISHED_MASK, end_at_spec=self.name
+        )
+        return all(task == my_task for task in unfinished)
+
+    def _run_hook(self, my_task: Task) -> bool:
+        merge_finished_inputs(self, my_task)
+        my_task.workflow.data.update(my_task.data)
+        return True
+
+
+class DeepParallelGateway(ParallelGateway):
+    def _check_threshold_unstructured(self, my_task: Task) -> bool:
+        waiting_inputs = set(self.inputs)
+
+        def remove_ancestor_input(task: Task) -> None:
+            # The nearest ancestor that is one of the inputs (a loop, where the library recurses).
+            current: Task | None = task
+            while current is not None and current.task_spec not in waiting_inputs:
+                current = current.parent
+            if current is not None:
+                waiting_inputs.remove(current.task_spec)
+
+        for task in my_task.workflow.get_tasks(spec_name=self.name):
+            if is_descendant(task, my_task):
+                # The first round of a loop through this join: not reached before it fires.
+                remove_ancestor_input(task)
+            elif is_descendant(my_task, task):
+                # A later round: the inputs of earlier rounds do not count.
+                continue
+            elif (
+                task.parent.state == TaskState.COMPLETED and task.parent.task_spec in waiting_inputs
+            ):
+                waiting_inputs.remove(task.parent.task_spec)
+        return not waiting_inputs
+
+    def _run_hook(self, my_task: Task) -> bool:
+        merge_finished_inputs(self, my_task)
+        return True
+
+
+class DeepInclusiveGateway(InclusiveGateway):
+    def _run_hook(self, my_task: Task) -> bool:
+        merge_finished_inputs(self, my_task)
+        matches, defaults = self._get_matching_outputs(my_task)
+        if len(matches + defaults) == 0:
+            raise WorkflowTaskException("No conditions satisfied on gateway", task=my_task)
+        my_task._sync_children(matches or defaults, TaskState.FUTURE)
+        for child in my_task.children:
+            child.task_spec._predict(child, mask=TaskState.FUTURE | TaskState.PREDICTED_MASK)
+        return True
+
+
+class _StoredAsLibraryClass:
+    """A converter that stores its spec under the library class's type name, and restores
+    that name (in specs stored before, too) as Baton's subclass."""
+
+    def __init__(self, target_class: type, registry: Any, typename: str | None = None) -> None:
+        library_name = target_class.__mro__[1].__name__
+        super().__init__(target_class, registry, typename or library_name)  # type: ignore[call-arg]
+
+
+class EndJoinConverter(_StoredAsLibraryClass, BpmnTaskSpecConverter):
+    pass
+
+
+class DeepParallelGatewayConverter(_StoredAsLibraryClass, ParallelGatewayConverter):
+    pass
+
+
+class DeepInclusiveGatewayConverter(_StoredAsLibraryClass, ConditionalGatewayConverter):
+    pass
+
+
+JOIN_CONVERTERS = {
+    EndJoin: EndJoinConverter,
+    DeepParallelGateway: DeepParallelGatewayConverter,
+    DeepInclusiveGateway: DeepInclusiveGatewayConverter,
+}

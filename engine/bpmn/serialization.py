@@ -27,6 +27,7 @@ from .connector_tasks import (
     SpiffConnectorTask,
     SpiffConnectorTaskConverter,
 )
+from .depth import JOIN_CONVERTERS
 from .event_definitions import EVENT_DEFINITION_CONVERTERS
 from .scripting import build_script_engine
 from .timers import TIMER_CONVERTERS
@@ -96,6 +97,7 @@ def serializer_for(dialect: str) -> BpmnWorkflowSerializer:
     config.update(EVENT_DEFINITION_CONVERTERS)
     config.update(TIMER_CONVERTERS)  # after the library's: stored timers restore as Baton's
     config.update(WORKFLOW_CONVERTERS)  # the same for the workflow itself
+    config.update(JOIN_CONVERTERS)  # and for the joins, which must work at any depth
     return BpmnWorkflowSerializer(
         BpmnWorkflowSerializer.configure(config, registry=data_registry())
     )

@@ -93,3 +93,43 @@ def test_a_script_loop_stops_exactly_at_its_condition(db, rounds):
     instance.refresh_from_db()
     assert instance.status == ProcessInstance.Status.COMPLETED
     assert instance.variables == {"counter": rounds}
+
+
+def loop_beside_a_short_branch_bpmn(process_id: str, *, rounds: int) -> str:
+    """start -> fork: one branch loops `rounds` times (merge -> count -> decide), the other
+    ends at once. The process ends when both have."""
+    done = escape(f"counter >= {rounds}")
+    body = f"""  <bpmn:process id="{process_id}" isExecutable="true">
+    <bpmn:startEvent id="start" />
+    <bpmn:parallelGateway id="fork" />
+    <bpmn:exclusiveGateway id="merge" />
+    <bpmn:scriptTask id="count" scriptFormat="python">
+      <bpmn:script>counter = counter + 1</bpmn:script></bpmn:scriptTask>
+    <bpmn:exclusiveGateway id="decide" default="f_again" />
+    <bpmn:endEvent id="loop_end" />
+    <bpmn:endEvent id="short_end" />
+    <bpmn:sequenceFlow id="f_start" sourceRef="start" targetRef="fork" />
+    <bpmn:sequenceFlow id="f_loop" sourceRef="fork" targetRef="merge" />
+    <bpmn:sequenceFlow id="f_short" sourceRef="fork" targetRef="short_end" />
+    <bpmn:sequenceFlow id="f_merge" sourceRef="merge" targetRef="count" />
+    <bpmn:sequenceFlow id="f_count" sourceRef="count" targetRef="decide" />
+    <bpmn:sequenceFlow id="f_done" sourceRef="decide" targetRef="loop_end">
+      <bpmn:conditionExpression xsi:type="bpmn:tFormalExpression">{done}</bpmn:conditionExpression>
+    </bpmn:sequenceFlow>
+    <bpmn:sequenceFlow id="f_again" sourceRef="decide" targetRef="merge" />
+  </bpmn:process>
+</bpmn:definitions>
+"""
+    return BPMN_HEADER.format(process_id=process_id) + body
+
+
+def test_a_finished_branch_does_not_end_the_process_while_a_long_loop_runs(db):
+    # The process's end waits for every branch; it looked for unfinished ones only down to
+    # the library's depth limit, so it ended the process while the loop still ran.
+    rounds = 400
+    deploy_document(loop_beside_a_short_branch_bpmn("loop_and_short", rounds=rounds))
+    instance = start_instance(key="loop_and_short", variables={"counter": 0})
+
+    instance.refresh_from_db()
+    assert instance.status == ProcessInstance.Status.COMPLETED
+    assert instance.variables == {"counter": rounds}

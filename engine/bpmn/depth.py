@@ -74,6 +74,20 @@ class UnboundedWalks(BpmnBaseWorkflow):
         for task in unbounded_tasks(self.task_tree, state=TaskState.WAITING):
             task.task_spec._update(task)
 
+    def _remove_task(self, task_id: Any) -> None:
+        """The library's removal of a task and everything below it (a reset), in the same
+        order (children first), with a stack instead of one recursion per level."""
+        stack: list[tuple[Task, bool]] = [(self.tasks[task_id], False)]
+        while stack:
+            task, children_removed = stack.pop()
+            if not children_removed:
+                stack.append((task, True))
+                stack.extend((child, False) for child in reversed(task.children))
+                continue
+            task.parent._children.remove(task.id)
+            self.tasks.pop(task.id)
+            self._task_removed_notify(task)
+
 
 def cancel_unfinished(workflow: BpmnBaseWorkflow, success: bool = False) -> list[Task]:
     """`Workflow.cancel` for one workflow (not its subprocesses), at any depth. The library's

@@ -8,14 +8,18 @@ from xml.sax.saxutils import escape
 import pytest
 
 from engine.models import HumanTask, ProcessInstance
-from engine.services import complete_human_task, start_instance
+from engine.services import complete_human_task, reset_instance, start_instance
 from tests.helpers import BPMN_HEADER, deploy_document
 
 
-def loop_bpmn(process_id: str, *, rounds: int, with_review: bool) -> str:
-    """start -> merge -> count (counter += 1) -> [review] -> decide: back to merge while
-    `counter < rounds`, else to the end. Each round adds 3 (4 with review) tasks in depth."""
-    nodes = ["start", "merge", "count", *(["review"] if with_review else []), "decide"]
+def loop_bpmn(
+    process_id: str, *, rounds: int, with_review: bool, reviewed_at_end: bool = False
+) -> str:
+    """start -> reset_counter -> merge -> count (counter += 1) -> [review] -> decide: back to
+    merge while `counter < rounds`, else to the end (through `final_review` with
+    `reviewed_at_end`). Each round adds 3 (4 with review) tasks in depth."""
+    nodes = ["start", "reset_counter", "merge", "count"]
+    nodes += [*(["review"] if with_review else []), "decide"]
     flows = [
         f'<bpmn:sequenceFlow id="f_{source}" sourceRef="{source}" targetRef="{target}" />'
         for source, target in itertools.pairwise(nodes)
@@ -26,16 +30,26 @@ def loop_bpmn(process_id: str, *, rounds: int, with_review: bool) -> str:
         else ""
     )
     done = escape(f"counter >= {rounds}")
+    last = "final_review" if reviewed_at_end else "end"
+    final_review = (
+        '<bpmn:userTask id="final_review" camunda:candidateGroups="managers" />'
+        '<bpmn:sequenceFlow id="f_final" sourceRef="final_review" targetRef="end" />'
+        if reviewed_at_end
+        else ""
+    )
     body = f"""  <bpmn:process id="{process_id}" isExecutable="true">
     <bpmn:startEvent id="start" />
+    <bpmn:scriptTask id="reset_counter" scriptFormat="python">
+      <bpmn:script>counter = 0</bpmn:script></bpmn:scriptTask>
     <bpmn:exclusiveGateway id="merge" />
     <bpmn:scriptTask id="count" scriptFormat="python">
       <bpmn:script>counter = counter + 1</bpmn:script></bpmn:scriptTask>
     {review}
     <bpmn:exclusiveGateway id="decide" default="f_again" />
     <bpmn:endEvent id="end" />
+    {final_review}
     {"".join(flows)}
-    <bpmn:sequenceFlow id="f_done" sourceRef="decide" targetRef="end">
+    <bpmn:sequenceFlow id="f_done" sourceRef="decide" targetRef="{last}">
       <bpmn:conditionExpression xsi:type="bpmn:tFormalExpression">{done}</bpmn:conditionExpression>
     </bpmn:sequenceFlow>
     <bpmn:sequenceFlow id="f_again" sourceRef="decide" targetRef="merge" />
@@ -133,3 +147,23 @@ def test_a_finished_branch_does_not_end_the_process_while_a_long_loop_runs(db):
     instance.refresh_from_db()
     assert instance.status == ProcessInstance.Status.COMPLETED
     assert instance.variables == {"counter": rounds}
+
+
+def test_a_reset_to_before_a_long_loop_runs_the_loop_again(db, make_user):
+    # The reset removes the 1,200 tasks of the loop below the reset task at once.
+    operator = make_user("olga_operator", "operators")
+    rounds = 400
+    deploy_document(loop_bpmn("loop_reset", rounds=rounds, with_review=False, reviewed_at_end=True))
+    instance = start_instance(key="loop_reset", variables={"counter": 0})
+    first_review = open_review(instance)
+    assert first_review is not None
+
+    reset_instance(instance_id=instance.pk, actor=operator, element_id="reset_counter")
+
+    instance.refresh_from_db()
+    assert instance.status == ProcessInstance.Status.WAITING
+    assert instance.variables["counter"] == rounds
+    first_review.refresh_from_db()
+    assert first_review.status == HumanTask.Status.CANCELLED
+    again = open_review(instance)
+    assert again is not None and again.pk != first_review.pk

@@ -167,3 +167,45 @@ def test_a_reset_to_before_a_long_loop_runs_the_loop_again(db, make_user):
     assert first_review.status == HumanTask.Status.CANCELLED
     again = open_review(instance)
     assert again is not None and again.pk != first_review.pk
+
+
+def parallel_rounds_bpmn(process_id: str, *, rounds: int) -> str:
+    """start -> merge -> fork -> (left: count, right: nothing) -> join -> decide: back to
+    merge while `counter < rounds`. Each round adds 6 tasks in depth, a join among them."""
+    done = escape(f"counter >= {rounds}")
+    body = f"""  <bpmn:process id="{process_id}" isExecutable="true">
+    <bpmn:startEvent id="start" />
+    <bpmn:exclusiveGateway id="merge" />
+    <bpmn:parallelGateway id="fork" />
+    <bpmn:scriptTask id="count" scriptFormat="python">
+      <bpmn:script>counter = counter + 1</bpmn:script></bpmn:scriptTask>
+    <bpmn:parallelGateway id="join" />
+    <bpmn:exclusiveGateway id="decide" default="f_again" />
+    <bpmn:endEvent id="end" />
+    <bpmn:sequenceFlow id="f_start" sourceRef="start" targetRef="merge" />
+    <bpmn:sequenceFlow id="f_merge" sourceRef="merge" targetRef="fork" />
+    <bpmn:sequenceFlow id="f_left" sourceRef="fork" targetRef="count" />
+    <bpmn:sequenceFlow id="f_count" sourceRef="count" targetRef="join" />
+    <bpmn:sequenceFlow id="f_right" sourceRef="fork" targetRef="join" />
+    <bpmn:sequenceFlow id="f_join" sourceRef="join" targetRef="decide" />
+    <bpmn:sequenceFlow id="f_done" sourceRef="decide" targetRef="end">
+      <bpmn:conditionExpression xsi:type="bpmn:tFormalExpression">{done}</bpmn:conditionExpression>
+    </bpmn:sequenceFlow>
+    <bpmn:sequenceFlow id="f_again" sourceRef="decide" targetRef="merge" />
+  </bpmn:process>
+</bpmn:definitions>
+"""
+    return BPMN_HEADER.format(process_id=process_id) + body
+
+
+@pytest.mark.slow
+def test_a_parallel_join_inside_a_long_loop_joins_every_round(db):
+    # The join compares itself with its earlier rounds through their ancestry, which the
+    # library checks with one recursion per level: past about 1,000 levels it failed.
+    rounds = 200
+    deploy_document(parallel_rounds_bpmn("parallel_rounds", rounds=rounds))
+    instance = start_instance(key="parallel_rounds", variables={"counter": 0})
+
+    instance.refresh_from_db()
+    assert instance.status == ProcessInstance.Status.COMPLETED
+    assert instance.variables == {"counter": rounds}

@@ -8,7 +8,8 @@ below the limit: the workflow stops running them and reports itself completed.
 
 The joins (the process's end, parallel and inclusive gateways) walk the tree the same way,
 and check ancestry with `Task.is_descendant_of`, which recurses once per level and so fails
-past Python's recursion limit (about 1,000 levels) when a join runs below a long loop.
+past Python's recursion limit (about 1,000 levels) when a join runs below a long loop; so
+does `Workflow._remove_task`, when a reset removes a deep subtree.
 
 `UnboundedWalks` gives the workflow methods the library's own iterators without the limit,
 and the join specs below do the same for theirs, with an ancestry check that loops instead
@@ -16,7 +17,11 @@ of recursing; the serializer restores the library's specs as these (`JOIN_CONVER
 It is all kept in this one place, written against the library's extension points only (a
 workflow subclass, task spec subclasses, serializer converters), so it can be offered
 upstream as it is: there the fix is `max_depth=None` (no limit) as the default of
-`TaskIterator` and a loop in `Task.is_descendant_of`.
+`TaskIterator` and loops in `Task.is_descendant_of` and `Workflow._remove_task`.
+
+Every walk still visits the whole tree, finished tasks included, so a step costs time in
+proportion to the depth: a loop of n rounds runs in time proportional to n squared until
+finished parts of the tree leave the state.
 """
 
 import logging

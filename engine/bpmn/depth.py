@@ -26,6 +26,7 @@ finished parts of the tree leave the state.
 
 import logging
 import math
+from collections.abc import Iterator
 from typing import Any
 
 from SpiffWorkflow.bpmn.exceptions import WorkflowTaskException
@@ -59,16 +60,19 @@ class UnboundedWalks(BpmnBaseWorkflow):
 
     completed: bool  # set by the library's __init__
 
-    def get_tasks_iterator(self, first_task: Task | None = None, **kwargs: Any) -> TaskIterator:
+    def get_tasks_iterator(self, first_task: Task | None = None, **kwargs: Any) -> Iterator[Task]:
         # Behind get_tasks and get_next_task, so behind do_engine_steps, the task specs'
         # joins and end events, and Baton's own queries.
         kwargs.setdefault("max_depth", NO_DEPTH_LIMIT)
-        return BpmnTaskIterator(first_task or self.task_tree, **kwargs)
+        walk = BpmnTaskIterator(first_task or self.task_tree, **kwargs)
+        few = self._few_matches(walk)
+        return walk if few is None else iter(few)
 
     def is_completed(self) -> bool:
         if not self.completed:
             unfinished = unbounded_tasks(self.task_tree, state=TaskState.NOT_FINISHED_MASK)
-            self.completed = next(unfinished, None) is None
+            few = self._few_matches(unfinished)
+            self.completed = not few if few is not None else next(unfinished, None) is None
         return self.completed
 
     def manual_input_required(self) -> bool:
@@ -76,8 +80,35 @@ class UnboundedWalks(BpmnBaseWorkflow):
         return next(ready, None) is None
 
     def update_waiting_tasks(self) -> None:
-        for task in unbounded_tasks(self.task_tree, state=TaskState.WAITING):
+        waiting = unbounded_tasks(self.task_tree, state=TaskState.WAITING)
+        if self._few_matches(waiting) == []:
+            return  # called after every completed task: most of the time, nothing waits
+        # The walk itself, lazily as the library's: an update may make tasks further on wait.
+        for task in waiting:
             task.task_spec._update(task)
+
+    def _few_matches(self, walk: TaskIterator) -> list[Task] | None:
+        """What `walk` (just built) would yield, found without walking, when the walk's order
+        cannot matter: it starts at the root and stops nowhere, looks for unfinished tasks
+        only (the library never puts one below a predicted task, so it reaches them all),
+        cannot step into a subprocess, and at most one task matches. None otherwise: then
+        the walk must be taken. Without this, each step of a run walks every task it ran
+        before, and a long loop slows down with every round."""
+        if (
+            walk.task_list != [self.task_tree]
+            or walk.end_at_spec is not None
+            or not walk.depth_first
+            or walk.task_filter.state & TaskState.FINISHED_MASK
+            or self.top_workflow.subprocesses
+        ):
+            return None
+        state = walk.task_filter.state
+        matches = [
+            task
+            for task in self.tasks.values()
+            if task._state & state and walk.task_filter.matches(task)
+        ]
+        return matches if len(matches) <= 1 else None
 
     def _remove_task(self, task_id: Any) -> None:
         """The library's removal of a task and everything below it (a reset), in the same

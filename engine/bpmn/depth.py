@@ -19,9 +19,9 @@ workflow subclass, task spec subclasses, serializer converters), so it can be of
 upstream as it is: there the fix is `max_depth=None` (no limit) as the default of
 `TaskIterator` and loops in `Task.is_descendant_of` and `Workflow._remove_task`.
 
-Every walk still visits the whole tree, finished tasks included, so a step costs time in
-proportion to the depth: a loop of n rounds runs in time proportional to n squared until
-finished parts of the tree leave the state.
+A walk visits the whole tree, finished tasks included, so it costs time in proportion to the
+depth; `_few_matches` spares most of them (a run's steps look for one ready task, and
+usually nothing waits), and the rest stay until finished parts of the tree leave the state.
 """
 
 import logging

@@ -10,6 +10,7 @@ from SpiffWorkflow.task import Task
 from SpiffWorkflow.util.task import TaskState
 
 from .failures import attempt, forget_failure
+from .inspection import every_task
 from .run import Run
 
 
@@ -22,7 +23,11 @@ def forget_removed_tasks(workflow: BpmnWorkflow, removed: list[Task]) -> None:
 
 def reset_to_task(workflow: BpmnWorkflow, task_id: str) -> None:
     """Take the workflow back to the completed task `task_id` (it runs again)."""
-    forget_removed_tasks(workflow, workflow.reset_from_task_id(uuid.UUID(task_id)))
+    before = every_task(workflow)
+    workflow.reset_from_task_id(uuid.UUID(task_id))
+    # Not the list the library returns: it stops 1,000 tasks below the reset task.
+    remaining = {task.id for task in every_task(workflow)}
+    forget_removed_tasks(workflow, [task for task in before if task.id not in remaining])
 
 
 def _complete_without_running(task: Task) -> None:

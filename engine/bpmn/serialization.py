@@ -27,6 +27,7 @@ from .connector_tasks import (
     SpiffConnectorTask,
     SpiffConnectorTaskConverter,
 )
+from .depth import JOIN_CONVERTERS
 from .event_definitions import EVENT_DEFINITION_CONVERTERS
 from .process_specs import PROCESS_SPEC_CONVERTERS
 from .scripting import build_script_engine
@@ -98,6 +99,7 @@ def serializer_for(dialect: str) -> BpmnWorkflowSerializer:
     config.update(TIMER_CONVERTERS)  # after the library's: stored timers restore as Baton's
     config.update(WORKFLOW_CONVERTERS)  # the same for the workflow itself
     config.update(PROCESS_SPEC_CONVERTERS)  # and for process specs
+    config.update(JOIN_CONVERTERS)  # and for the joins, which must work at any depth
     return BpmnWorkflowSerializer(
         BpmnWorkflowSerializer.configure(config, registry=data_registry())
     )

@@ -298,6 +298,42 @@ def _check_runs(item: ParsedFile) -> list[Problem]:
     return problems
 
 
+def _check_unhonoured_attributes(item: ParsedFile) -> list[Problem]:
+    """Attributes the engine would silently ignore, refused instead: an activity starts once
+    per arriving token and completes with one, and a loop's maximum is a count."""
+    assert item.root is not None
+    problems = []
+
+    def refuse(node: etree._Element, message: str) -> None:
+        problems.append(
+            Problem(
+                file=item.name,
+                line=node.sourceline,
+                element_id=_owner_id(node),
+                message=message,
+            )
+        )
+
+    for node in item.root.iter(etree.Element):
+        for attribute in ("startQuantity", "completionQuantity"):
+            value = node.get(attribute)
+            if value is not None and value.strip() != "1":
+                refuse(
+                    node,
+                    f"{attribute}={value!r} is not supported: an activity starts once per "
+                    f"arriving token and completes with one (leave {attribute} at 1).",
+                )
+    for loop in item.root.iter(f"{{{BPMN_NS}}}standardLoopCharacteristics"):
+        maximum = loop.get("loopMaximum")
+        if maximum is not None and not maximum.strip().isdigit():
+            refuse(
+                loop,
+                f"loopMaximum={maximum!r} must be a whole number of 0 or more (leave it out "
+                "for a loop without limit).",
+            )
+    return problems
+
+
 TOO_DEEP_FOR_SPIFF = (
     "The process is too long or nests too deeply to be read; move parts of "
     "it into subprocesses or call activities."
@@ -451,7 +487,10 @@ def parse_deployment(files: list[UploadedFile]) -> ParsedDeployment:
     problems: list[Problem] = []
     for item in bpmn:
         schema_problems = _check_schema(item)
-        problems.extend(schema_problems or [*_check_python(item), *_check_runs(item)])
+        problems.extend(
+            schema_problems
+            or [*_check_python(item), *_check_runs(item), *_check_unhonoured_attributes(item)]
+        )
     if problems:
         raise DeploymentInvalid(problems)
     if not any(_executable_processes(item) for item in bpmn):

@@ -270,3 +270,47 @@ def test_zip_archives_are_not_accepted(api_client_for, designer) -> None:
     )
     assert response.status_code == 400
     assert "Only .bpmn, .dmn and .json files" in response.json()["errors"][0]["message"]
+
+
+@pytest.mark.parametrize(
+    ("attribute", "value"),
+    [("startQuantity", "2"), ("startQuantity", "0"), ("completionQuantity", "2")],
+)
+def test_an_activity_quantity_other_than_one_is_refused_not_ignored(
+    designer_client, attribute, value
+):
+    document = build_bpmn(script="a = 1").replace(
+        '<bpmn:scriptTask id="prepare"', f'<bpmn:scriptTask id="prepare" {attribute}="{value}"'
+    )
+    (error,) = refused(designer_client, document)
+    assert error["element_id"] == "prepare"
+    assert error["line"] == line_containing(document, '<bpmn:scriptTask id="prepare"')
+    assert f"{attribute}='{value}' is not supported" in error["message"]
+
+
+def test_a_negative_loop_maximum_is_refused_not_ignored(designer_client):
+    document = build_bpmn(script="a = 1").replace(
+        "<bpmn:script>a = 1</bpmn:script>",
+        '<bpmn:standardLoopCharacteristics loopMaximum="-1" /><bpmn:script>a = 1</bpmn:script>',
+    )
+    (error,) = refused(designer_client, document)
+    assert error["element_id"] == "prepare"
+    assert "loopMaximum='-1' must be a whole number of 0 or more" in error["message"]
+
+
+def test_quantities_of_one_and_a_loop_maximum_deploy(designer_client):
+    document = (
+        build_bpmn(script="a = 1")
+        .replace(
+            '<bpmn:scriptTask id="prepare"',
+            '<bpmn:scriptTask id="prepare" startQuantity="1" completionQuantity="1"',
+        )
+        .replace(
+            "<bpmn:script>a = 1</bpmn:script>",
+            '<bpmn:standardLoopCharacteristics loopMaximum="3" /><bpmn:script>a = 1</bpmn:script>',
+        )
+    )
+    response = designer_client.post(
+        DEPLOYMENTS_URL, {"name": "tiny", "bpmn_xml": document}, format="json"
+    )
+    assert response.status_code == 201, response.content

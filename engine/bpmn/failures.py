@@ -89,9 +89,27 @@ def fail_task(run: Run, task: Task, message: str, phase: str) -> None:
     run.new_failures.append(task)
 
 
-def _fail_from(run: Run, error: SpiffWorkflowException) -> bool:
+def _failed_task(run: Run, error: SpiffWorkflowException) -> Task | None:
+    """The task whose code raised `error`. Some of the library's errors name only the task
+    spec (an exclusive gateway none of whose conditions holds): the task is then the one of
+    that spec that the failure has just put in ERROR."""
     task = getattr(error, "task", None)
-    if not isinstance(task, Task):
+    if isinstance(task, Task):
+        return task
+    spec = getattr(error, "task_spec", None)
+    if spec is None:
+        return None
+    fresh = [
+        t
+        for t in _all_tasks(run.workflow, TaskState.ERROR)
+        if t.task_spec is spec and FAILURE not in t.internal_data
+    ]
+    return fresh[0] if len(fresh) == 1 else None
+
+
+def _fail_from(run: Run, error: SpiffWorkflowException) -> bool:
+    task = _failed_task(run, error)
+    if task is None:
         return False
     fail_task(run, task, describe_workflow_error(error), _phase(task, error))
     return True

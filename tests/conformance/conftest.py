@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from django.contrib.auth.models import User
 
-from engine.connectors import ConnectorCall, connector
+from engine.connectors import BusinessError, ConnectorCall, connector
 
 _RESULTS: dict[str, list[bool]] = defaultdict(list)
 
@@ -17,6 +17,12 @@ _RESULTS: dict[str, list[bool]] = defaultdict(list)
 def echo(parameters: dict[str, Any], call: ConnectorCall) -> Any:
     """What the conformance diagrams' service tasks call: answers with its parameters."""
     return dict(parameters)
+
+
+@connector("conformance.fail")
+def fail(parameters: dict[str, Any], call: ConnectorCall) -> Any:
+    """Fails for certain: throws the BPMN error `code` of its parameters."""
+    raise BusinessError(str(parameters.get("code", "failed")), "conformance.fail was called")
 
 
 @pytest.fixture

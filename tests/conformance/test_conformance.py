@@ -11,7 +11,14 @@ from django.contrib.auth.models import User
 from lxml import etree
 
 from engine.bpmn.inspection import element_trace
-from engine.models import EventDelivery, HumanTask, ProcessInstance, ServiceJob, Timer
+from engine.models import (
+    EventDelivery,
+    HumanTask,
+    ProcessInstance,
+    ServiceJob,
+    StartTrigger,
+    Timer,
+)
 from engine.selectors.workflows import workflow_of
 from engine.services import (
     broadcast_signal,
@@ -21,6 +28,7 @@ from engine.services import (
 )
 from engine.services.event_outbox import deliver_event
 from engine.services.job_runs import execute_service_job
+from engine.services.start_triggers import fire_due_start_timers
 from engine.services.timers import fire_due_timers
 from processes.services import deploy
 from processes.validation import DeploymentInvalid, UploadedFile
@@ -78,6 +86,17 @@ def fire_next_timer(instance: ProcessInstance, clock: MovableClock) -> None:
     fire_due_timers()
 
 
+def fire_start_timer(key: str, clock: MovableClock) -> None:
+    """Move the clock just past the process's timer start event, and start what is due."""
+    trigger = StartTrigger.objects.filter(
+        definition__key=key, kind=StartTrigger.Kind.TIMER, active=True
+    ).first()
+    assert trigger is not None and trigger.next_due_at is not None, "no timer start waits"
+    if trigger.next_due_at > clock.now():
+        clock.advance(trigger.next_due_at - clock.now() + datetime.timedelta(seconds=1))
+    fire_due_start_timers()
+
+
 def complete(instance: ProcessInstance, element_id: str, data: Any, user: User) -> None:
     task = (
         HumanTask.objects.filter(
@@ -93,7 +112,9 @@ def complete(instance: ProcessInstance, element_id: str, data: Any, user: User) 
 def take_step(
     step: dict[str, Any], instance: ProcessInstance, user: User, clock: MovableClock
 ) -> None:
-    if "complete" in step:
+    if "start" in step:
+        start_instance(key=step["start"], variables=step.get("variables") or {}, actor=user)
+    elif "complete" in step:
         complete(instance, step["complete"], step.get("data"), user)
     elif "message" in step:
         correlate_message(
@@ -120,9 +141,10 @@ def test_conformance(case: Case, operator: User, clock: MovableClock) -> None:
         messages = " | ".join(problem.message for problem in refused.value.problems)
         assert case.refused in messages
         return
-    deploy(name=case.case_id, files=[upload], actor=None)
+    uploads = [upload, *(UploadedFile(f.name, f.read_bytes()) for f in case.extra_files)]
+    deploy(name=case.case_id, files=uploads, actor=None)
     key = case.process or first_executable_process(case)
-    instance = start_instance(key=key, variables=case.variables, actor=operator)
+    instance = start(case, key, operator, clock)
     deliver_pending_events()
     for step in case.steps:
         instance.refresh_from_db()
@@ -136,3 +158,47 @@ def test_conformance(case: Case, operator: User, clock: MovableClock) -> None:
     ), f"incident: {instance.incident}"
     for name, value in case.expect_variables.items():
         assert instance.variables.get(name) == value, name
+    for name, text in case.incident.items():
+        assert text in str((instance.incident or {}).get(name)), f"incident: {instance.incident}"
+    for other in case.others:
+        check_other(other, instance)
+
+
+def start(case: Case, key: str, user: User, clock: MovableClock) -> ProcessInstance:
+    """The case's instance: started by hand, or by the message, signal or timer of `start`."""
+    if case.start is None:
+        return start_instance(key=key, variables=case.variables, actor=user)
+    if "timers" in case.start:
+        fire_start_timer(key, clock)
+    elif "message" in case.start:
+        correlate_message(
+            name=case.start["message"],
+            actor=user,
+            variables=case.start.get("payload"),
+            correlation_keys=case.start.get("correlation"),
+        )
+    else:
+        broadcast_signal(name=case.start["signal"], actor=user, variables=case.start.get("payload"))
+    deliver_pending_events()
+    instance = ProcessInstance.objects.filter(definition__key=key).order_by("created_at").last()
+    assert instance is not None, f"the start event of {key!r} started no instance"
+    return instance
+
+
+def check_other(other: dict[str, Any], main: ProcessInstance) -> None:
+    """Another instance of the case (the newest of its process) ends as `other` says."""
+    instance = (
+        ProcessInstance.objects.filter(definition__key=other["process"])
+        .exclude(pk=main.pk)
+        .order_by("created_at")
+        .last()
+    )
+    assert instance is not None, f"no instance of {other['process']!r}"
+    trace = element_trace(workflow_of(instance))
+    ordered = other.get("ordered", True)
+    assert (instance.status, trace if ordered else Counter(trace)) == (
+        other.get("status", "completed"),
+        other.get("trace", []) if ordered else Counter(other.get("trace", [])),
+    ), f"{other['process']}: incident: {instance.incident}"
+    for name, value in other.get("expect_variables", {}).items():
+        assert instance.variables.get(name) == value, f"{other['process']}: {name}"

@@ -103,10 +103,10 @@ def test_start_form_shows_field_errors_then_starts(
     page.locator("#id_amount").fill("320")
     page.get_by_role("button", name="Start", exact=True).click()
 
-    # The requester is no manager: back to the list of processes with a message.
+    # The requester is no manager: on to the instance's page, where they follow it.
     expect(page.locator("ul.messages")).to_contain_text("Expense approval started as E-2.")
-    expect(page).to_have_url(re.compile(r"/processes/$"))
     instance = ProcessInstance.objects.get()
+    expect(page).to_have_url(re.compile(rf"/instances/{instance.pk}/$"))
     assert instance.business_key == "E-2"
     assert instance.started_by == requester
     assert instance.variables["amount"] == 320

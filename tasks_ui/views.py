@@ -187,14 +187,20 @@ def unclaim(request: HttpRequest, task_id: str) -> HttpResponse:
 def _claim_action(request: HttpRequest, task_id: str, action: Any, done: str) -> HttpResponse:
     task = _visible_task(request, task_id)
     swap_row = bool(request.headers.get("HX-Request"))
+    failed = False
     try:
         task = action(task_id=task.id, user=request.user)
     except EngineError as exc:
+        failed = True
         messages.error(request, exc.detail)
     else:
         if not swap_row:  # the swapped row itself shows the change
             messages.success(request, f"“{task.name}” {done}.")
     back_to = _local_url(request, request.POST.get("next", ""))
+    tab = request.POST.get("tab", "mine")
+    if swap_row and not failed and _leaves_tab(tab, done):
+        # The row no longer belongs to this list: it goes at once, with a word where it went.
+        return render(request, "tasks_ui/_row_moved.html", {"task": task, "done": done})
     if swap_row:
         row = selectors.task_detail(task.id)
         return render(
@@ -203,11 +209,17 @@ def _claim_action(request: HttpRequest, task_id: str, action: Any, done: str) ->
             {
                 "task": row,
                 "vars": _key_variables(row.instance.variables),
-                "tab": request.POST.get("tab", "mine"),
+                "tab": tab,
                 "next": back_to,
             },
         )
     return redirect(back_to or reverse("tasks_ui:task", args=[task.id]))
+
+
+def _leaves_tab(tab: str, done: str) -> bool:
+    """A task claimed from "My groups" is no longer unclaimed; one given back from "Assigned
+    to me" is no longer the user's."""
+    return (tab, done) in {("groups", "claimed"), ("mine", "given back")}
 
 
 def _local_url(request: HttpRequest, url: str) -> str:

@@ -70,7 +70,14 @@
       wireButtons(viewer, data, container.closest("section") || document);
       container.setAttribute("data-rendered", "true");
     }).catch((error) => {
-      container.textContent = `The diagram cannot be shown: ${error.message}`;
+      if (/no diagram to display/.test(error.message)) {
+        // The file has no layout (BPMN diagram interchange): nothing to draw.
+        container.textContent = "This diagram has no layout to draw (it was written without one).";
+        container.classList.add("no-layout");
+      } else {
+        container.textContent = `The diagram cannot be shown: ${error.message}`;
+      }
+      container.setAttribute("data-rendered", "false");
     });
   });
 })();

@@ -233,3 +233,21 @@ def test_the_admin_link_only_for_who_the_admin_shows_something(make_staff, make_
     operator.user_permissions.add(Permission.objects.get(codename="view_processinstance"))
     assert 'href="/admin/"' not in login(designer).get("/tasks/").content.decode()
     assert 'href="/admin/"' in login(operator).get("/tasks/").content.decode()
+
+
+def test_who_follows_an_instance_is_one_rule(expense_task, requester, approver, make_user):
+    from engine.permissions import followable_instances_q, started_instances_q
+
+    instance = ProcessInstance.objects.get(pk=expense_task.instance_id)
+    superuser = User.objects.create_superuser("root", password="not-used-here")
+    inactive = make_user("gone")
+    inactive.is_active = False
+    inactive.save(update_fields=["is_active"])
+
+    def follows(user: User) -> bool:
+        return ProcessInstance.objects.filter(followable_instances_q(user), pk=instance.pk).exists()
+
+    assert follows(requester) and follows(superuser)
+    assert not follows(approver)  # a candidate: the task page, not the instance page
+    assert not follows(inactive)
+    assert not ProcessInstance.objects.filter(started_instances_q(superuser)).exists()

@@ -55,6 +55,16 @@ class ProcessInstance(models.Model):
     def is_finished(self) -> bool:
         return self.status in (self.Status.COMPLETED, self.Status.TERMINATED)
 
+    @property
+    def tasks_workable(self) -> bool:
+        """Whether its open tasks can be claimed and completed now: not while it is suspended,
+        in incident or finished."""
+        return self.status in TASKS_WORKABLE_STATUSES
+
+
+# The statuses in which an instance's open tasks can be worked on (claimed, completed).
+TASKS_WORKABLE_STATUSES = (ProcessInstance.Status.WAITING, ProcessInstance.Status.RUNNING)
+
 
 # Candidates only ever look for unclaimed active tasks (a claimed one belongs to its
 # assignee, found through human_task_assignee_status), so these indexes cover only those.

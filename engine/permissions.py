@@ -68,6 +68,13 @@ def actionable_tasks_q(user: Person) -> Q:
     return Q(status__in=HumanTask.ACTIVE_STATUSES) & mine_or_free
 
 
+def started_instances_q(user: Person) -> Q:
+    """The instances `user` started: their "my work" list (/instances/)."""
+    if not _acting(user):
+        return NOTHING
+    return Q(started_by=user.pk)
+
+
 def visible_instances_q(user: Person) -> Q:
     """The one rule of who may read an instance (its variables, history and tasks): operators
     (superusers included), whoever started it, and whoever may see one of its tasks."""
@@ -76,7 +83,19 @@ def visible_instances_q(user: Person) -> Q:
     if is_operator(user):
         return Q()
     tasks = HumanTask.objects.filter(visible_tasks_q(user), instance=OuterRef("pk"))
-    return Q(started_by=user.pk) | Q(Exists(tasks))
+    return started_instances_q(user) | Q(Exists(tasks))
+
+
+def followable_instances_q(user: Person) -> Q:
+    """Who may follow an instance on its read-only page (/instances/<id>/): whoever started
+    it, and operators (superusers included), who follow every instance. A task's candidates
+    see the instance's data on the task page, not here: this never reaches further than
+    `visible_instances_q`."""
+    if not _acting(user):
+        return NOTHING
+    if is_operator(user):
+        return Q()
+    return started_instances_q(user)
 
 
 def is_candidate(user: Person, task: HumanTask) -> bool:
@@ -89,6 +108,10 @@ def can_see_task(user: Person, task: HumanTask) -> bool:
 
 def can_see_instance(user: Person, instance: ProcessInstance) -> bool:
     return ProcessInstance.objects.filter(visible_instances_q(user), pk=instance.pk).exists()
+
+
+def can_follow_instance(user: Person, instance: ProcessInstance) -> bool:
+    return ProcessInstance.objects.filter(followable_instances_q(user), pk=instance.pk).exists()
 
 
 def can_complete_task(user: Person, task: HumanTask) -> bool:

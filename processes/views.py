@@ -9,6 +9,7 @@ from django.views.decorators.http import require_GET
 
 from engine import selectors as engine_selectors
 from engine.exceptions import EngineError, NotFound
+from engine.models import ProcessInstance
 from engine.services import start_instance
 from webforms.task_forms import build_form, submitted_variables
 
@@ -135,18 +136,28 @@ def start(request: HttpRequest, key: str) -> HttpResponse:
             except EngineError as exc:
                 messages.error(request, exc.detail)
             else:
-                following = engine_selectors.next_task_in_instance(request.user, instance.id)
-                if following is not None:
-                    messages.success(request, f"{definition.name} started. Your first step:")
-                    return redirect("tasks_ui:task", task_id=following.id)
-                messages.success(
-                    request,
-                    f"{definition.name} started{' as ' + business_key if business_key else ''}.",
-                )
-                return redirect("processes:list")
+                return _after_start(request, definition, instance)
     return render(
         request,
         "processes/start.html",
         {"definition": definition, "form": form},
         status=400 if request.method == "POST" else 200,
     )
+
+
+def _after_start(
+    request: HttpRequest, definition: ProcessDefinition, instance: ProcessInstance
+) -> HttpResponse:
+    """The starter's first task if they have one, else the instance's page, where they
+    follow it (and see at once when it stopped with an incident)."""
+    name = definition.name or definition.key
+    started = f"{name} started{' as ' + instance.business_key if instance.business_key else ''}"
+    if instance.status == ProcessInstance.Status.INCIDENT:
+        messages.error(request, f"{started}, but it stopped with an incident at once.")
+        return redirect("tasks_ui:instance", instance_id=instance.pk)
+    following = engine_selectors.next_task_in_instance(request.user, instance.id)
+    if following is not None:
+        messages.success(request, f"{started}. Your first step:")
+        return redirect("tasks_ui:task", task_id=following.id)
+    messages.success(request, f"{started}.")
+    return redirect("tasks_ui:instance", instance_id=instance.pk)

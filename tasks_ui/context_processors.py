@@ -1,5 +1,6 @@
 from typing import Any
 
+from django.contrib import admin
 from django.http import HttpRequest
 
 from engine import selectors
@@ -14,4 +15,14 @@ def inbox_header(request: HttpRequest) -> dict[str, Any]:
     return {
         "header_groups": sorted(group_names(user)),
         "header_open_tasks": selectors.open_task_count(user),
+        "header_admin": _admin_has_something_for(request),
     }
+
+
+def _admin_has_something_for(request: HttpRequest) -> bool:
+    """Whether the admin site would show the user anything: staff status alone (a designer
+    has it) leads to a page that says they may not view or edit anything."""
+    user = request.user
+    if not user.is_staff or not admin.site.has_permission(request):
+        return False
+    return bool(getattr(user, "is_superuser", False)) or bool(admin.site.get_app_list(request))

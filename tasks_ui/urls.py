@@ -10,4 +10,6 @@ urlpatterns = [
     path("tasks/<uuid:task_id>/", views.task_detail, name="task"),
     path("tasks/<uuid:task_id>/claim/", views.claim, name="claim"),
     path("tasks/<uuid:task_id>/unclaim/", views.unclaim, name="unclaim"),
+    path("instances/", views.my_instances, name="instances"),
+    path("instances/<uuid:instance_id>/", views.instance_detail, name="instance"),
 ]

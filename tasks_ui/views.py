@@ -14,13 +14,15 @@ from django.views.decorators.http import require_POST
 
 from engine import selectors
 from engine.exceptions import EngineError, NotFound
-from engine.models import HumanTask
-from engine.permissions import can_complete_task
+from engine.models import HumanTask, InstanceEvent, ProcessInstance
+from engine.permissions import can_complete_task, can_follow_instance
 from engine.services import claim_task, complete_human_task, unclaim_task
 from engine.services.definition_cache import definition_elements
 from webforms.task_forms import build_form, decision_for, submitted_variables
 
 from .instructions import render_instructions
+from .task_data import task_data
+from .variables import shown_variables, summary_names
 
 TABS = {"mine": "Assigned to me", "groups": "My groups", "completed": "Completed by me"}
 PAGE_SIZE = 25
@@ -93,19 +95,40 @@ def _visible_task(request: HttpRequest, task_id: str) -> HumanTask:
 def _task_context(request: HttpRequest, task: HumanTask, form: Any) -> dict[str, Any]:
     info = definition_elements(task.instance.definition_id).get(task.element_id, {})
     decision = decision_for(task.form, info.get("properties") or {}) if task.is_active else None
+    workable = task.is_active and task.instance.tasks_workable
     return {
         "task": task,
         "instance": task.instance,
         "form": form,
         "decision": decision,
-        "can_complete": task.is_active and can_complete_task(request.user, task),
+        # A suspended (or failed) instance's task is shown without its form: the service
+        # would refuse the submission.
+        "paused": task.is_active and not task.instance.tasks_workable,
+        "can_complete": workable and can_complete_task(request.user, task),
+        # The task's candidates may see its instance's data (engine.permissions).
+        "data": task_data(task.form, info.get("show_variables") or [], task.instance.variables),
+        "diagram": {"xml": task.instance.definition.bpmn_xml, "current": [task.element_id]},
+        "diagram_heading": "Where this task is in the process",
+        "diagram_label": f"Process diagram with “{task.name}” highlighted",
+        "diagram_legend": [("current", "this task")],
+        "diagram_focus_label": "This task",
+        "can_follow": can_follow_instance(request.user, task.instance),
         "claimed_by_other": bool(task.assignee) and task.assignee != request.user.get_username(),
         "instructions": render_instructions(
             info.get("instructions") or "", task.instance.variables
         ),
-        "events": selectors.instance_history(task.instance),
+        "events": _history(task.instance),
         "waits": selectors.instance_waits(task.instance),
     }
+
+
+def _history(instance: ProcessInstance) -> list[tuple[InstanceEvent, str]]:
+    """The instance's audit events, each with the name of its element ("" for none)."""
+    names = selectors.definition_element_names(instance.definition_id)
+    return [
+        (event, names.get(event.element_id, event.element_id) if event.element_id else "")
+        for event in selectors.instance_history(instance)
+    ]
 
 
 @login_required
@@ -164,14 +187,20 @@ def unclaim(request: HttpRequest, task_id: str) -> HttpResponse:
 def _claim_action(request: HttpRequest, task_id: str, action: Any, done: str) -> HttpResponse:
     task = _visible_task(request, task_id)
     swap_row = bool(request.headers.get("HX-Request"))
+    failed = False
     try:
         task = action(task_id=task.id, user=request.user)
     except EngineError as exc:
+        failed = True
         messages.error(request, exc.detail)
     else:
         if not swap_row:  # the swapped row itself shows the change
             messages.success(request, f"“{task.name}” {done}.")
     back_to = _local_url(request, request.POST.get("next", ""))
+    tab = request.POST.get("tab", "mine")
+    if swap_row and not failed and _leaves_tab(tab, done):
+        # The row no longer belongs to this list: it goes at once, with a word where it went.
+        return render(request, "tasks_ui/_row_moved.html", {"task": task, "done": done})
     if swap_row:
         row = selectors.task_detail(task.id)
         return render(
@@ -180,11 +209,17 @@ def _claim_action(request: HttpRequest, task_id: str, action: Any, done: str) ->
             {
                 "task": row,
                 "vars": _key_variables(row.instance.variables),
-                "tab": request.POST.get("tab", "mine"),
+                "tab": tab,
                 "next": back_to,
             },
         )
     return redirect(back_to or reverse("tasks_ui:task", args=[task.id]))
+
+
+def _leaves_tab(tab: str, done: str) -> bool:
+    """A task claimed from "My groups" is no longer unclaimed; one given back from "Assigned
+    to me" is no longer the user's."""
+    return (tab, done) in {("groups", "claimed"), ("mine", "given back")}
 
 
 def _local_url(request: HttpRequest, url: str) -> str:
@@ -193,3 +228,57 @@ def _local_url(request: HttpRequest, url: str) -> str:
         url, allowed_hosts={request.get_host()}, require_https=request.is_secure()
     )
     return url if allowed else ""
+
+
+MY_WORK_TABS = {"": "All", "open": "Not finished", "incident": "Incidents", "finished": "Finished"}
+
+
+@login_required
+def my_instances(request: HttpRequest) -> HttpResponse:
+    """ "My work": the instances the user started, newest first, with where each stands."""
+    show = request.GET.get("show", "")
+    if show not in MY_WORK_TABS:
+        show = ""
+    page = Paginator(selectors.started_instances(request.user, show=show), PAGE_SIZE).get_page(
+        request.GET.get("page")
+    )
+    rows = [(instance, selectors.current_steps(instance)) for instance in page]
+    return render(
+        request,
+        "tasks_ui/instances.html",
+        {"page": page, "rows": rows, "tabs": MY_WORK_TABS, "show": show},
+    )
+
+
+@login_required
+def instance_detail(request: HttpRequest, instance_id: str) -> HttpResponse:
+    """A starter's read-only page of one instance: where it stands on the diagram, its
+    history and its data."""
+    try:
+        instance = selectors.followed_instance_for(instance_id, request.user)
+    except NotFound:
+        raise Http404("No such instance.") from None
+    diagram = selectors.instance_diagram(instance)
+    steps = selectors.current_steps(instance)
+    mine = selectors.tasks_for_user(request.user, instance=str(instance.pk))
+    my_tasks = {task.id for task in mine}
+    process = instance.definition.name or instance.definition.key
+    return render(
+        request,
+        "tasks_ui/instance.html",
+        {
+            "instance": instance,
+            "steps": [(step, step.task_id in my_tasks) for step in steps],
+            "variables": shown_variables(instance.variables, summary_names(instance.variables)),
+            "events": _history(instance),
+            "diagram": diagram,
+            "diagram_heading": "Where it stands",
+            "diagram_label": f"Process diagram of {process}",
+            "diagram_legend": [
+                ("completed", "done"),
+                ("active", "waiting here"),
+                ("failed", "incident"),
+            ],
+            "diagram_focus_label": "Current step",
+        },
+    )

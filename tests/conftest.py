@@ -13,6 +13,7 @@ from rest_framework.test import APIClient
 from time_machine import TimeMachineFixture
 
 import engine.clock
+from engine.selectors.my_work import definition_element_names
 from engine.services.definition_cache import definition_elements, definition_specs
 from engine.services.running import definition_script_time_limit
 from processes.models import ProcessDefinition
@@ -25,10 +26,12 @@ def _fresh_definition_caches():
     """Definitions are cached per primary key; a flushed test database may reuse keys."""
     definition_specs.cache_clear()
     definition_elements.cache_clear()
+    definition_element_names.cache_clear()
     definition_script_time_limit.cache_clear()
     yield
     definition_specs.cache_clear()
     definition_elements.cache_clear()
+    definition_element_names.cache_clear()
     definition_script_time_limit.cache_clear()
 
 

@@ -100,6 +100,11 @@ def _form_fields(
     return {}
 
 
+# The task property naming the variables its page shows (comma-separated, in that order;
+# dotted paths reach into objects): `camunda:properties` or `spiffworkflow:properties`.
+SHOW_VARIABLES_PROPERTY = "show_variables"
+
+
 def _instructions(element: etree._Element) -> str:
     node = element.find(f"{{{BPMN_NS}}}extensionElements/{{{SPIFF_NS}}}instructionsForEndUser")
     return (node.text or "").strip() if node is not None else ""
@@ -131,6 +136,10 @@ def describe_human_tasks(
                 "form": _form(element, spiff_props, json_files),
                 "properties": {**spiff_props, **camunda_props},
                 "instructions": _instructions(element),
+                "show_variables": _split_list(
+                    camunda_props.get(SHOW_VARIABLES_PROPERTY)
+                    or spiff_props.get(SHOW_VARIABLES_PROPERTY)
+                ),
             }
     return described
 

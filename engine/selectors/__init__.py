@@ -24,6 +24,14 @@ from .instances import (
     visible_instances,
     waiting_for_events,
 )
+from .my_work import (
+    MY_WORK_FILTERS,
+    Step,
+    current_steps,
+    definition_element_names,
+    followed_instance_for,
+    started_instances,
+)
 from .operations import (
     IncidentGroup,
     incident_groups,
@@ -35,9 +43,14 @@ from .operations import (
 __all__ = [
     "EVENT_PREFETCHES",
     "INBOX_SORTS",
+    "MY_WORK_FILTERS",
     "IncidentGroup",
     "InstanceCounts",
     "InstanceWaits",
+    "Step",
+    "current_steps",
+    "definition_element_names",
+    "followed_instance_for",
     "inbox_processes",
     "inbox_tasks",
     "incident_groups",
@@ -50,6 +63,7 @@ __all__ = [
     "next_task_in_instance",
     "open_task_count",
     "repair_choices",
+    "started_instances",
     "status_counts",
     "task_detail",
     "task_detail_for",

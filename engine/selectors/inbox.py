@@ -2,9 +2,12 @@
 Who sees what is decided in `engine.permissions`; these only narrow it down."""
 
 import uuid
+from typing import Any
 
 from django.core.exceptions import PermissionDenied
-from django.db.models import Exists, OuterRef, Prefetch, Q, QuerySet
+from django.db.backends.base.base import BaseDatabaseWrapper
+from django.db.models import BooleanField, Exists, F, Func, OuterRef, Prefetch, Q, QuerySet, Value
+from django.db.models.sql.compiler import SQLCompiler
 
 from engine.actors import Person
 from engine.exceptions import NotFound
@@ -116,9 +119,59 @@ def inbox_tasks(
     if process:
         tasks = tasks.filter(instance__definition__key=process)
     if search:
-        matches = Q(instance__business_key__icontains=search) | Q(name__icontains=search)
-        tasks = tasks.filter(matches)
+        tasks = tasks.filter(_search_matches(search))
     return tasks.order_by(*INBOX_SORTS.get(sort, INBOX_SORTS["priority"]))
+
+
+class _HasTextValueLike(Func):
+    """Whether a JSON object (an instance's variables) has a top-level text value matching an
+    ILIKE pattern: names and numbers do not match, so "amount" does not find every expense."""
+
+    output_field = BooleanField()
+    conditional = True
+
+    def as_sql(
+        self,
+        compiler: SQLCompiler,
+        connection: BaseDatabaseWrapper,
+        function: str | None = None,
+        template: str | None = None,
+        arg_joiner: str | None = None,
+        **extra_context: Any,
+    ) -> tuple[str, tuple[str | int, ...]]:
+        column, column_params = compiler.compile(self.source_expressions[0])
+        pattern, pattern_params = compiler.compile(self.source_expressions[1])
+        # Only SQL Django compiled is put together here; the pattern is a parameter.
+        sql = " ".join(
+            [
+                f"EXISTS (SELECT 1 FROM jsonb_each({column}) AS variable(name, value)",  # noqa: S608
+                "WHERE jsonb_typeof(variable.value) = 'string'",
+                f"AND variable.value #>> '{{}}' ILIKE {pattern})",
+            ]
+        )
+        return sql, (*column_params, *pattern_params)
+
+
+def _like_pattern(text: str) -> str:
+    escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return f"%{escaped}%"
+
+
+def _search_matches(search: str) -> Q:
+    """What the inbox search finds: the task's name, the business key, who started the
+    instance (user name, first or last name) and the instance's text variables."""
+    starter = (
+        Q(instance__started_by__username__icontains=search)
+        | Q(instance__started_by__first_name__icontains=search)
+        | Q(instance__started_by__last_name__icontains=search)
+    )
+    variables = _HasTextValueLike(F("instance__variables"), Value(_like_pattern(search)))
+    return (
+        Q(instance__business_key__icontains=search)
+        | Q(name__icontains=search)
+        | starter
+        | Q(variables)
+    )
 
 
 def open_task_count(user: Person) -> int:

@@ -42,7 +42,7 @@ def _lock_workable_task(
     if not task.is_active:
         by = f" by {task.completed_by}" if task.completed_by_id else ""
         raise Conflict(f"The task is {task.status}{by}; it cannot be worked on any more.")
-    if instance.status not in (ProcessInstance.Status.WAITING, ProcessInstance.Status.RUNNING):
+    if not instance.tasks_workable:
         raise Conflict(f"The instance is {instance.status}; its tasks cannot be worked on now.")
     return instance, task
 

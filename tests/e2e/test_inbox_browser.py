@@ -103,10 +103,10 @@ def test_start_form_shows_field_errors_then_starts(
     page.locator("#id_amount").fill("320")
     page.get_by_role("button", name="Start", exact=True).click()
 
-    # The requester is no manager: back to the list of processes with a message.
+    # The requester is no manager: on to the instance's page, where they follow it.
     expect(page.locator("ul.messages")).to_contain_text("Expense approval started as E-2.")
-    expect(page).to_have_url(re.compile(r"/processes/$"))
     instance = ProcessInstance.objects.get()
+    expect(page).to_have_url(re.compile(rf"/instances/{instance.pk}/$"))
     assert instance.business_key == "E-2"
     assert instance.started_by == requester
     assert instance.variables["amount"] == 320
@@ -162,7 +162,7 @@ def test_outsider_gets_not_allowed_and_an_inbox_without_the_task(
     assert (task.status, task.assignee) == ("open", None)
 
 
-def test_claim_from_the_list_swaps_the_row(
+def test_claim_from_the_list_moves_the_row_out_of_the_tab(
     new_page, expense_definition, approver, approver2, make_user, with_password
 ):
     task = _start_expense(make_user("rita_requester"), "E-4")
@@ -173,10 +173,13 @@ def test_claim_from_the_list_swaps_the_row(
     expect(row).to_contain_text("E-4")
     page2.evaluate("window.__sameDocument = true")
 
+    expect(page2.get_by_role("link", name="My groups")).to_have_attribute("aria-current", "page")
     row.get_by_role("button", name=CLAIM).click()
 
-    expect(row.get_by_role("button", name=UNCLAIM)).to_be_visible()
-    expect(row.get_by_role("button", name=CLAIM)).to_have_count(0)
+    # The claimed task leaves "My groups" at once; a notice says where it went.
+    expect(row).to_have_count(0)
+    notice = page2.locator("#inbox-notice")
+    expect(notice).to_contain_text("“Approve expense” claimed. It is now under Assigned to me")
     assert page2.evaluate("window.__sameDocument === true"), "claiming reloaded the page"
     expect(page2).to_have_url(re.compile(r"/tasks/$"))
     task.refresh_from_db()
@@ -192,9 +195,13 @@ def test_claim_from_the_list_swaps_the_row(
     expect(page1.get_by_role("button", name="Reject")).to_have_count(0)
     expect(page1.get_by_role("button", name=re.compile(r"claim", re.I))).to_have_count(0)
 
-    # And back: Unclaim on the swapped row swaps it again.
+    # And back: under "Assigned to me", Unclaim takes the row out of that list.
+    notice.get_by_role("link", name="Assigned to me").click()
+    expect(row.get_by_role("button", name=UNCLAIM)).to_be_visible()
+    page2.evaluate("window.__sameDocument = true")
     row.get_by_role("button", name=UNCLAIM).click()
-    expect(row.get_by_role("button", name=CLAIM)).to_be_visible()
+    expect(row).to_have_count(0)
+    expect(notice).to_contain_text("It is back under My groups")
     assert page2.evaluate("window.__sameDocument === true"), "unclaiming reloaded the page"
     task.refresh_from_db()
     assert (task.status, task.assignee) == ("open", None)

@@ -19,7 +19,7 @@ from SpiffWorkflow.task import Task
 from SpiffWorkflow.util.task import TaskState
 
 from .connector_tasks import ConnectorTaskMixin
-from .multi_instance import completion_times, instance_counts, is_instance
+from .multi_instance import completions, instance_counts
 
 _GATEWAYS = (ExclusiveGateway, InclusiveGateway, ParallelGateway, EventBasedGateway)
 TOKEN_STATES = TaskState.READY | TaskState.STARTED | TaskState.WAITING
@@ -53,29 +53,20 @@ def element_markers(workflow: BpmnWorkflow) -> dict[str, Any]:
     """Per element id: how many times it completed (a multi-instance activity: how many of its
     instances), where tokens wait, where it failed, and for each multi-instance activity still
     running its instances (`total`, `completed`, `active`)."""
-    completed: Counter[str] = Counter()
+    tasks = every_task(workflow)
+    completed = Counter(element_id for _, element_id in completions(tasks))
     active: set[str] = set()
     failed: set[str] = set()
     instances: dict[str, dict[str, int]] = {}
-    for task in every_task(workflow):
+    for task in tasks:
         if not _is_element(task):
             continue
         element_id = task.task_spec.bpmn_id
-        counts = instance_counts(task)
-        if counts is not None:
-            if counts["completed"]:
-                completed[element_id] += counts["completed"]
-            if task.state & TOKEN_STATES:
-                active.add(element_id)
-                instances[element_id] = counts
-            elif task.state == FAILED_STATE:
-                failed.add(element_id)
-            continue
-        if task.state == TaskState.COMPLETED:
-            if not is_instance(task):  # the activity counts its instances
-                completed[element_id] += 1
-        elif task.state & TOKEN_STATES:
+        if task.state & TOKEN_STATES:
             active.add(element_id)
+            counts = instance_counts(task)
+            if counts is not None:
+                instances[element_id] = counts
         elif task.state == FAILED_STATE:
             failed.add(element_id)
     return {
@@ -88,16 +79,9 @@ def element_markers(workflow: BpmnWorkflow) -> dict[str, Any]:
 
 def element_trace(workflow: BpmnWorkflow) -> list[str]:
     """The ids of the elements that completed, in the order they completed (a loop's element
-    once per round): what the conformance suite compares against a diagram's expected run."""
-    done: list[tuple[float, str]] = []
-    for task in every_task(workflow):
-        if not _is_element(task):
-            continue
-        if instance_counts(task) is not None:  # a multi-instance activity: its instances
-            done.extend((at, task.task_spec.bpmn_id) for at in completion_times(task))
-        elif task.state == TaskState.COMPLETED:
-            done.append((task.last_state_change, task.task_spec.bpmn_id))
-    done.sort(key=lambda entry: entry[0])
+    once per round, a multi-instance activity once per instance): what the conformance suite
+    compares against a diagram's expected run."""
+    done = sorted(completions(every_task(workflow)), key=lambda entry: entry[0])
     return [element_id for _, element_id in done]
 
 

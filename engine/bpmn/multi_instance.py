@@ -115,7 +115,7 @@ class BatonMultiInstanceTask(MultiInstanceTask, BpmnSpecMixin):
             "completed": 0,
             "next": 0,
             "keyed": keyed,
-            "done_at": [],
+            "done": [],
         }
         if self.output_collection:
             my_task.data[self.output_collection] = {} if keyed else [None] * len(entries)
@@ -212,7 +212,6 @@ class BatonMultiInstanceTask(MultiInstanceTask, BpmnSpecMixin):
         if not info.get("merged"):
             self._collect(my_task, child, info)
             body["completed"] += 1
-            body["done_at"].append(child.last_state_change)
             info["merged"] = True
         self._forget_finished(my_task, keep=child)
         if self._condition_holds(my_task, child):
@@ -265,8 +264,10 @@ class BatonMultiInstanceTask(MultiInstanceTask, BpmnSpecMixin):
 
     def _forget_finished(self, my_task: Task, keep: Task | None = None) -> None:
         """Remove the instances that completed and were merged (all but `keep`, whose
-        completion is still running), with their subprocesses."""
+        completion is still running; at the end the cancelled ones too), with their
+        subprocesses; what completed in them is kept on the activity (`removed_completions`)."""
         top = my_task.workflow.top_workflow
+        done = my_task.internal_data[BODY].setdefault("done", [])
         for instance in list(my_task.children):
             if instance is keep or instance.task_spec.name != self.task_spec:
                 continue
@@ -274,7 +275,11 @@ class BatonMultiInstanceTask(MultiInstanceTask, BpmnSpecMixin):
                 keep is None and instance.state == TaskState.CANCELLED
             ):
                 continue
-            if instance.id in top.subprocesses:
+            if instance.state == TaskState.COMPLETED:
+                done.append([instance.last_state_change, self.bpmn_id])
+            subprocess = top.subprocesses.get(instance.id)
+            if subprocess is not None:
+                done.extend(completions_inside(top, subprocess))
                 top.delete_subprocess(instance)
             my_task.workflow._remove_task(instance.id)
 
@@ -304,20 +309,38 @@ def instance_counts(task: Task) -> dict[str, int] | None:
     return {"total": body.get("n", 0), "completed": body.get("completed", 0), "active": running}
 
 
-def completion_times(task: Task) -> list[float]:
-    """When each merged (and so removed) instance of a multi-instance activity completed."""
+def removed_completions(task: Task) -> list[tuple[float, str]]:
+    """(when, element id) of what completed in the instances of a multi-instance activity
+    that were removed from the task tree: the instances and the elements inside them."""
     if not isinstance(task.task_spec, BatonMultiInstanceTask):
         return []
-    merged_present = sum(
-        1
-        for c in task.children
-        if c.task_spec.name == task.task_spec.task_spec
-        and c.state == TaskState.COMPLETED
-        and c.internal_data.get(INSTANCE, {}).get("merged")
-    )
-    done_at = list((task.internal_data.get(BODY) or {}).get("done_at", []))
-    # The instances still in the tree are counted by themselves (the latest merged ones).
-    return done_at[: len(done_at) - merged_present] if merged_present else done_at
+    done = (task.internal_data.get(BODY) or {}).get("done", [])
+    return [(float(at), str(element_id)) for at, element_id in done]
+
+
+def completions(tasks: Any) -> list[tuple[float, str]]:
+    """(when, element id) of every element that completed among `tasks`: a multi-instance
+    activity counts as its instances (those removed from the tree included), not itself."""
+    done: list[tuple[float, str]] = []
+    for task in tasks:
+        element_id = getattr(task.task_spec, "bpmn_id", None)
+        if not element_id:
+            continue
+        if isinstance(task.task_spec, BatonMultiInstanceTask):
+            done.extend(removed_completions(task))
+        elif task.state == TaskState.COMPLETED:
+            done.append((task.last_state_change, element_id))
+    return done
+
+
+def completions_inside(top: Any, subprocess: Any) -> list[list[Any]]:
+    """What completed inside a subprocess and the subprocesses it started, as stored lists."""
+    tasks = list(subprocess.tasks.values())
+    nested = [sp for sp in top.subprocesses.values() if sp.parent_task_id in subprocess.tasks]
+    found = [[at, element_id] for at, element_id in completions(tasks)]
+    for inner in nested:
+        found.extend(completions_inside(top, inner))
+    return found
 
 
 def is_instance(task: Task) -> bool:

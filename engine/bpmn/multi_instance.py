@@ -122,7 +122,8 @@ class BatonMultiInstanceTask(MultiInstanceTask, BpmnSpecMixin):
         if not entries:
             return True
         if self.sequential:
-            my_task.internal_data[ITEMS] = [[key, item] for key, item in entries]
+            if self.collection is not None:  # a cardinality's items are the indexes
+                my_task.internal_data[ITEMS] = [[key, item] for key, item in entries]
             self._start_next(my_task)
         else:
             for index, (key, item) in enumerate(entries):
@@ -168,7 +169,8 @@ class BatonMultiInstanceTask(MultiInstanceTask, BpmnSpecMixin):
     def _start_next(self, my_task: Task) -> None:
         body = my_task.internal_data[BODY]
         index = body["next"]
-        key, item = my_task.internal_data[ITEMS][index]
+        items = my_task.internal_data.get(ITEMS)
+        key, item = items[index] if items is not None else (index, index)
         body["next"] = index + 1
         self._create_instance(my_task, index, key, item)
 

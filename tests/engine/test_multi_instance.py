@@ -406,3 +406,46 @@ def test_behavior_all_and_none_without_events_run():
     deploy_xml("mi_none", diagram("mi_none", task))
     instance = start_instance(key="mi_none")
     assert instance.status == ProcessInstance.Status.COMPLETED
+
+
+# -- failures ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("loop", "variables", "error"),
+    [
+        (
+            "<bpmn:multiInstanceLoopCharacteristics>"
+            "<bpmn:loopCardinality>rounds</bpmn:loopCardinality>"
+            "</bpmn:multiInstanceLoopCharacteristics>",
+            {"rounds": "three"},
+            "is 'three', not a whole number",
+        ),
+        (
+            '<bpmn:multiInstanceLoopCharacteristics camunda:collection="approvers" '
+            'camunda:elementVariable="approver" />',
+            {"approvers": 7},
+            "is int, not a list",
+        ),
+        (
+            "<bpmn:multiInstanceLoopCharacteristics>"
+            "<bpmn:loopCardinality>2</bpmn:loopCardinality>"
+            "<bpmn:completionCondition>missing &gt; 1</bpmn:completionCondition>"
+            "</bpmn:multiInstanceLoopCharacteristics>",
+            {},
+            "The completion condition 'missing > 1'",
+        ),
+    ],
+    ids=["cardinality-not-a-number", "collection-not-a-list", "condition-fails"],
+)
+def test_a_loop_failing_at_run_time_is_an_incident_naming_it(loop, variables, error):
+    task = (
+        f'<bpmn:scriptTask id="work" scriptFormat="python">{loop}'
+        "<bpmn:script>x = 1</bpmn:script></bpmn:scriptTask>"
+    )
+    deploy_xml("mi_fails", diagram("mi_fails", task))
+    instance = start_instance(key="mi_fails", variables=variables)
+    assert instance.status == ProcessInstance.Status.INCIDENT
+    assert instance.incident is not None
+    assert instance.incident["element_id"] == "work"
+    assert error in instance.incident["error"]

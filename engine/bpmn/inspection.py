@@ -13,13 +13,14 @@ from SpiffWorkflow.bpmn.specs.mixins.events.intermediate_event import (
 from SpiffWorkflow.bpmn.specs.mixins.events.start_event import StartEvent
 from SpiffWorkflow.bpmn.specs.mixins.exclusive_gateway import ExclusiveGateway
 from SpiffWorkflow.bpmn.specs.mixins.inclusive_gateway import InclusiveGateway
-from SpiffWorkflow.bpmn.specs.mixins.multiinstance_task import LoopTask
+from SpiffWorkflow.bpmn.specs.mixins.multiinstance_task import StandardLoopTask
 from SpiffWorkflow.bpmn.specs.mixins.parallel_gateway import ParallelGateway
 from SpiffWorkflow.bpmn.specs.mixins.subworkflow_task import SubWorkflowTask
 from SpiffWorkflow.task import Task
 from SpiffWorkflow.util.task import TaskState
 
 from .connector_tasks import ConnectorTaskMixin
+from .multi_instance import completions, instance_counts
 
 _GATEWAYS = (ExclusiveGateway, InclusiveGateway, ParallelGateway, EventBasedGateway)
 TOKEN_STATES = TaskState.READY | TaskState.STARTED | TaskState.WAITING
@@ -50,37 +51,45 @@ def _is_element(task: Task) -> bool:
 
 
 def element_markers(workflow: BpmnWorkflow) -> dict[str, Any]:
-    """Per element id: how many times it completed, where tokens wait, where it failed."""
-    completed: Counter[str] = Counter()
+    """Per element id: how many times it completed (a multi-instance activity: how many of its
+    instances), where tokens wait, where it failed, and for each multi-instance activity still
+    running its instances (`total`, `completed`, `active`)."""
+    tasks = every_task(workflow)
+    completed = Counter(element_id for _, element_id in completions(tasks))
     active: set[str] = set()
     failed: set[str] = set()
-    for task in every_task(workflow):
+    instances: dict[str, dict[str, int]] = {}
+    for task in tasks:
         if not _is_element(task):
             continue
         element_id = task.task_spec.bpmn_id
-        if task.state == TaskState.COMPLETED:
-            completed[element_id] += 1
-        elif task.state & TOKEN_STATES:
+        if task.state & TOKEN_STATES:
             active.add(element_id)
+            counts = instance_counts(task)
+            if counts is not None:
+                instances[element_id] = counts
         elif task.state == FAILED_STATE:
             failed.add(element_id)
-    return {"completed": dict(completed), "active": sorted(active), "failed": sorted(failed)}
+    return {
+        "completed": dict(completed),
+        "active": sorted(active),
+        "failed": sorted(failed),
+        "instances": instances,
+    }
 
 
 def element_trace(workflow: BpmnWorkflow) -> list[str]:
     """The ids of the elements that completed, in the order they completed (a loop's element
-    once per round): what the conformance suite compares against a diagram's expected run."""
-    done = [
-        t
-        for t in every_task(workflow)
-        if _is_element(t)
-        and t.state == TaskState.COMPLETED
-        # A loop's own task (which holds its rounds) carries the element's id too: the
-        # element ran once per round, not once more.
-        and not isinstance(t.task_spec, LoopTask)
+    once per round, a multi-instance activity once per instance): what the conformance suite
+    compares against a diagram's expected run."""
+    # A standard loop's own task (which holds its rounds) carries the element's id too: the
+    # element ran once per round, not once more. Multi-instance activities count as their
+    # instances (engine.bpmn.multi_instance.completions).
+    tasks = [
+        task for task in every_task(workflow) if not isinstance(task.task_spec, StandardLoopTask)
     ]
-    done.sort(key=lambda task: task.last_state_change)
-    return [task.task_spec.bpmn_id for task in done]
+    done = sorted(completions(tasks), key=lambda entry: entry[0])
+    return [element_id for _, element_id in done]
 
 
 def _describe(task: Task) -> ElementTask:

@@ -17,6 +17,7 @@ from .connector_tasks import (
     SpiffConnectorTaskParser,
 )
 from .event_definitions import CamundaEventParserMixin, EventParserMixin, event_parser_overrides
+from .multi_instance import multi_instance_parser_overrides
 from .process_specs import (
     BatonAdHocSubprocessSpec,
     BatonProcessSpec,
@@ -95,19 +96,31 @@ class BatonAdHocParser(_ElementNamesParser, AdHocParser):
         )
 
 
+_CAMUNDA_PARSER_CLASSES = {
+    **CamundaParser.OVERRIDE_PARSER_CLASSES,
+    SERVICE_TASK: (CamundaConnectorTaskParser, ConnectorTask),
+    **event_parser_overrides(
+        {**BpmnParser.PARSER_CLASSES, **CamundaParser.OVERRIDE_PARSER_CLASSES},
+        CamundaEventParserMixin,
+    ),
+}
+_SPIFF_PARSER_CLASSES = {
+    **SpiffBpmnParser.OVERRIDE_PARSER_CLASSES,
+    SERVICE_TASK: (SpiffConnectorTaskParser, SpiffConnectorTask),
+    **event_parser_overrides(SpiffBpmnParser.OVERRIDE_PARSER_CLASSES, EventParserMixin),
+}
+
+
 class BatonCamundaParser(CamundaParser):
     """Camunda 7/8 diagrams; service tasks become connector tasks; timers, messages and
-    signals are read as engine.bpmn.event_definitions describes."""
+    signals are read as engine.bpmn.event_definitions describes, multi-instance loops as
+    engine.bpmn.multi_instance does."""
 
     PROCESS_PARSER_CLASS = BatonProcessParser
     AD_HOC_PARSER_CLASS = BatonAdHocParser
     OVERRIDE_PARSER_CLASSES = {
-        **CamundaParser.OVERRIDE_PARSER_CLASSES,
-        SERVICE_TASK: (CamundaConnectorTaskParser, ConnectorTask),
-        **event_parser_overrides(
-            {**BpmnParser.PARSER_CLASSES, **CamundaParser.OVERRIDE_PARSER_CLASSES},
-            CamundaEventParserMixin,
-        ),
+        **_CAMUNDA_PARSER_CLASSES,
+        **multi_instance_parser_overrides({**BpmnParser.PARSER_CLASSES, **_CAMUNDA_PARSER_CLASSES}),
     }
 
 
@@ -117,9 +130,8 @@ class BatonSpiffParser(SpiffBpmnParser):
     PROCESS_PARSER_CLASS = BatonSpiffProcessParser
     AD_HOC_PARSER_CLASS = BatonAdHocParser
     OVERRIDE_PARSER_CLASSES = {
-        **SpiffBpmnParser.OVERRIDE_PARSER_CLASSES,
-        SERVICE_TASK: (SpiffConnectorTaskParser, SpiffConnectorTask),
-        **event_parser_overrides(SpiffBpmnParser.OVERRIDE_PARSER_CLASSES, EventParserMixin),
+        **_SPIFF_PARSER_CLASSES,
+        **multi_instance_parser_overrides({**BpmnParser.PARSER_CLASSES, **_SPIFF_PARSER_CLASSES}),
     }
 
 

@@ -14,6 +14,7 @@ from engine.jsonable import json_safe
 
 from .connector_tasks import ConnectorTaskMixin
 from .inspection import every_task
+from .multi_instance import visible_data
 from .types import ACTIVE_TASK_STATES
 
 # A timer task in one of these states has fired (and run, or is about to).
@@ -96,7 +97,7 @@ def workflow_variables(workflow: BpmnWorkflow) -> dict[str, Any]:
         return dict(json_safe(workflow.data))
     merged: dict[str, Any] = dict(workflow.data)
     for task in workflow.get_tasks(state=ACTIVE_TASK_STATES):
-        merged.update(task.data)
+        merged.update(visible_data(task))
     return dict(json_safe(merged))
 
 

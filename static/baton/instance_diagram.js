@@ -1,6 +1,7 @@
 // The admin's instance diagram: bpmn-js NavigatedViewer with Baton's markers (completed
-// elements with how often they ran, waiting tokens, incidents). Clicking a completed element
-// picks it in the "Reset to" list.
+// elements with how often they ran, waiting tokens, incidents, and for a multi-instance
+// activity still running how many of its instances are active, "2 of 3"). Clicking a
+// completed element picks it in the "Reset to" list.
 (function () {
   "use strict";
 
@@ -24,6 +25,14 @@
         position: { top: -12, left: -12 },
         html: '<span class="baton-token" title="a token waits here">●</span>',
       });
+    });
+    Object.entries(data.instances || {}).forEach(([id, counts]) => {
+      if (!known(id)) return;
+      const span = document.createElement("span");
+      span.className = "baton-instances";
+      span.title = `${counts.active} of ${counts.total} instances active, ${counts.completed} completed`;
+      span.textContent = `${counts.active} of ${counts.total}`;
+      overlays.add(id, "baton", { position: { bottom: 8, left: 4 }, html: span });
     });
     (data.failed || []).forEach((id) => {
       if (!known(id)) return;

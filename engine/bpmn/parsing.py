@@ -16,7 +16,9 @@ from .connector_tasks import (
     SpiffConnectorTask,
     SpiffConnectorTaskParser,
 )
+from .end_events import BatonEndEvent
 from .event_definitions import CamundaEventParserMixin, EventParserMixin, event_parser_overrides
+from .outgoing_flows import outgoing_flow_overrides
 from .process_specs import (
     BatonAdHocSubprocessSpec,
     BatonProcessSpec,
@@ -26,6 +28,7 @@ from .process_specs import (
 from .xml import SPIFF_NS
 
 SERVICE_TASK = full_tag("serviceTask")
+END_EVENT = full_tag("endEvent")
 
 
 class _ElementNamesParser(ProcessParser):
@@ -95,20 +98,37 @@ class BatonAdHocParser(_ElementNamesParser, AdHocParser):
         )
 
 
+def with_baton_elements(
+    parser_classes: dict[str, tuple[type, type]],
+) -> dict[str, tuple[type, type]]:
+    """`parser_classes` (over the library's), with activities and events running their
+    outgoing flows as BPMN says (engine.bpmn.outgoing_flows) and end events failing on an
+    error nothing catches (engine.bpmn.end_events)."""
+    merged = {**BpmnParser.PARSER_CLASSES, **parser_classes}
+    end_event_parser, _ = merged[END_EVENT]
+    return {
+        **parser_classes,
+        **outgoing_flow_overrides(merged),
+        END_EVENT: (end_event_parser, BatonEndEvent),
+    }
+
+
 class BatonCamundaParser(CamundaParser):
     """Camunda 7/8 diagrams; service tasks become connector tasks; timers, messages and
     signals are read as engine.bpmn.event_definitions describes."""
 
     PROCESS_PARSER_CLASS = BatonProcessParser
     AD_HOC_PARSER_CLASS = BatonAdHocParser
-    OVERRIDE_PARSER_CLASSES = {
-        **CamundaParser.OVERRIDE_PARSER_CLASSES,
-        SERVICE_TASK: (CamundaConnectorTaskParser, ConnectorTask),
-        **event_parser_overrides(
-            {**BpmnParser.PARSER_CLASSES, **CamundaParser.OVERRIDE_PARSER_CLASSES},
-            CamundaEventParserMixin,
-        ),
-    }
+    OVERRIDE_PARSER_CLASSES = with_baton_elements(
+        {
+            **CamundaParser.OVERRIDE_PARSER_CLASSES,
+            SERVICE_TASK: (CamundaConnectorTaskParser, ConnectorTask),
+            **event_parser_overrides(
+                {**BpmnParser.PARSER_CLASSES, **CamundaParser.OVERRIDE_PARSER_CLASSES},
+                CamundaEventParserMixin,
+            ),
+        }
+    )
 
 
 class BatonSpiffParser(SpiffBpmnParser):
@@ -116,11 +136,13 @@ class BatonSpiffParser(SpiffBpmnParser):
 
     PROCESS_PARSER_CLASS = BatonSpiffProcessParser
     AD_HOC_PARSER_CLASS = BatonAdHocParser
-    OVERRIDE_PARSER_CLASSES = {
-        **SpiffBpmnParser.OVERRIDE_PARSER_CLASSES,
-        SERVICE_TASK: (SpiffConnectorTaskParser, SpiffConnectorTask),
-        **event_parser_overrides(SpiffBpmnParser.OVERRIDE_PARSER_CLASSES, EventParserMixin),
-    }
+    OVERRIDE_PARSER_CLASSES = with_baton_elements(
+        {
+            **SpiffBpmnParser.OVERRIDE_PARSER_CLASSES,
+            SERVICE_TASK: (SpiffConnectorTaskParser, SpiffConnectorTask),
+            **event_parser_overrides(SpiffBpmnParser.OVERRIDE_PARSER_CLASSES, EventParserMixin),
+        }
+    )
 
 
 def detect_dialect(roots: list[etree._Element]) -> str:

@@ -1,0 +1,48 @@
+"""Implicit splits and the smaller BPMN constructs (issue 17): each conformance case of
+tests/conformance/cases/flows_and_events/ run end to end through the engine services, and
+the outcomes a case file cannot state."""
+
+import pytest
+from django.contrib.auth.models import User
+
+from engine.models import ProcessInstance
+from tests.engine.flow_cases import Case, all_cases, run_case
+
+CASES = all_cases()
+
+
+@pytest.fixture
+def superuser(db) -> User:
+    return User.objects.create_superuser("sam_super", password="not-used-here")
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])
+def test_conformance_case(case: Case, superuser: User) -> None:
+    run_case(case, superuser)
+
+
+def _case(name: str) -> Case:
+    return next(c for c in CASES if c.name == name)
+
+
+def test_no_flow_to_take_is_an_incident_at_the_task(superuser: User) -> None:
+    run_case(_case("conditional_flows_none_true_without_default"), superuser)
+    incident = ProcessInstance.objects.get().incident
+    assert incident is not None and incident["element_id"] == "s"
+    assert "No outgoing sequence flow of 's' can be taken" in incident["error"]
+
+
+def test_an_uncaught_error_end_event_is_an_incident_naming_the_error(superuser: User) -> None:
+    run_case(_case("error_end_event_uncaught"), superuser)
+    instance = ProcessInstance.objects.get()
+    assert instance.completed_at is None
+    incident = instance.incident
+    assert incident is not None
+    assert (incident["kind"], incident["element_id"], incident["error_code"]) == (
+        "error",
+        "fail",
+        "ORDER_BAD",
+    )
+    assert "'ORDER_BAD' (Bad order)" in incident["error"]
+    event = instance.events.get(type="incident")
+    assert (event.element_id, event.payload["error_code"]) == ("fail", "ORDER_BAD")

@@ -18,12 +18,16 @@ evaluates the conditions with the element's output data and starts the chosen br
 A failing condition fails the split, and the incident names the element whose flows it
 splits (`split_source`). Specs stored before this keep the library's connections and load
 as they are.
+
+A link throw event leads on to the link catch event of its name in the same process level,
+as an invisible sequence flow would (BPMN 10.5.6).
 """
 
 from typing import Any
 
 from lxml import etree
 from SpiffWorkflow.bpmn.exceptions import WorkflowTaskException
+from SpiffWorkflow.bpmn.parser.ValidationException import ValidationException
 from SpiffWorkflow.bpmn.serializer.default.task_spec import BpmnTaskSpecConverter
 from SpiffWorkflow.bpmn.specs.bpmn_task_spec import BpmnTaskSpec
 from SpiffWorkflow.specs.base import TaskSpec
@@ -33,6 +37,9 @@ from SpiffWorkflow.util.task import TaskState
 from .xml import BPMN_NS
 
 CONDITION_TAG = f"{{{BPMN_NS}}}conditionExpression"
+LINK_TAG = f"{{{BPMN_NS}}}linkEventDefinition"
+CATCH_TAG = f"{{{BPMN_NS}}}intermediateCatchEvent"
+THROW_TAG = f"{{{BPMN_NS}}}intermediateThrowEvent"
 
 # The elements whose outgoing flows Baton runs as BPMN says (gateways decide on their own, end
 # events have none).
@@ -184,8 +191,69 @@ def outgoing_flow_overrides(
         full = f"{{{BPMN_NS}}}{tag}"
         if full in parser_classes:
             parser_class, spec_class = parser_classes[full]
-            mixed = type(
-                f"Flows{parser_class.__name__}", (OutgoingFlowsParserMixin, parser_class), {}
-            )
+            mixins: tuple[type, ...] = (OutgoingFlowsParserMixin,)
+            if full == THROW_TAG:
+                mixins = (LinkThrowParserMixin, *mixins)
+            mixed = type(f"Flows{parser_class.__name__}", (*mixins, parser_class), {})
             overrides[full] = (mixed, spec_class)
     return overrides
+
+
+# -- link events ------------------------------------------------------------------------------
+
+
+def link_name(event: etree._Element) -> str | None:
+    """The link name of a link event (its definition's name, else the event's), or None if
+    the event is no link event."""
+    definition = event.find(LINK_TAG)
+    if definition is None:
+        return None
+    return (definition.get("name") or event.get("name") or "").strip()
+
+
+def link_catch(container: etree._Element, name: str) -> etree._Element | None:
+    """The link catch event named `name` directly inside `container` (a process or a
+    subprocess: a link never leaves its process level)."""
+    for event in container.iterchildren(CATCH_TAG):
+        if link_name(event) == name:
+            return event
+    return None
+
+
+class LinkThrowParserMixin:
+    """In front of the intermediate throw event parser: a link throw event goes on at the
+    link catch event of the same name, as if a sequence flow joined them (BPMN 10.5.6). The
+    library reads both as none events, so the path stopped at the throw and the catch was
+    never reached."""
+
+    node: etree._Element
+    process_parser: Any
+    filename: str
+
+    # In `create_task`, not `parse_node`: the parser recurses through `parse_node` once per
+    # element in a row, and a frame more per element would lower how long a run may be.
+    def create_task(self) -> Any:
+        task = super().create_task()  # type: ignore[misc]
+        name = link_name(self.node)
+        if name is None:
+            return task
+        target = link_catch(self.process_parser.node, name)
+        if target is None:
+            raise ValidationException(
+                f"The link throw event goes to link {name!r}, but no link catch event of "
+                "that name is in the same process.",
+                node=self.node,
+                file_name=self.filename,
+            )
+        task.connect(self.process_parser.parse_node(target))
+        return task
+        target = link_catch(self.process_parser.node, name)
+        if target is None:
+            raise ValidationException(
+                f"The link throw event goes to link {name!r}, but no link catch event of "
+                "that name is in the same process.",
+                node=self.node,
+                file_name=self.filename,
+            )
+        task.connect(self.process_parser.parse_node(target))
+        return task

@@ -25,6 +25,7 @@ from .process_specs import (
     completion_condition,
     task_spec_name,
 )
+from .rewrites import library_form
 from .xml import SPIFF_NS
 
 SERVICE_TASK = full_tag("serviceTask")
@@ -113,7 +114,15 @@ def with_baton_elements(
     }
 
 
-class BatonCamundaParser(CamundaParser):
+class _LibraryForm(BpmnParser):
+    """Reads each document in the form engine.bpmn.rewrites gives it: instantiating receive
+    tasks and global tasks as constructs the library runs."""
+
+    def add_bpmn_xml(self, bpmn: etree._Element, filename: str | None = None) -> None:
+        super().add_bpmn_xml(library_form(bpmn), filename)
+
+
+class BatonCamundaParser(_LibraryForm, CamundaParser):
     """Camunda 7/8 diagrams; service tasks become connector tasks; timers, messages and
     signals are read as engine.bpmn.event_definitions describes."""
 
@@ -131,7 +140,7 @@ class BatonCamundaParser(CamundaParser):
     )
 
 
-class BatonSpiffParser(SpiffBpmnParser):
+class BatonSpiffParser(_LibraryForm, SpiffBpmnParser):
     """SpiffArena diagrams; service tasks become connector tasks run by Baton's workers."""
 
     PROCESS_PARSER_CLASS = BatonSpiffProcessParser

@@ -3,15 +3,16 @@ through the engine services, in the shared case format (see the brief's "Conform
 cases"), until the shared runner (tests/conformance/test_conformance.py) runs them too."""
 
 import json
-import re
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from django.contrib.auth.models import User
+from lxml import etree
 
 from engine.bpmn.inspection import every_task
+from engine.bpmn.xml import BPMN_NS
 from engine.models import EventDelivery, HumanTask, ProcessInstance
 from engine.services import complete_human_task, start_instance
 from engine.services.event_outbox import deliver_event
@@ -64,9 +65,17 @@ def deploy_case(case: Case) -> list[str]:
     return []
 
 
-def _process_key(case: Case) -> str:
-    keys = re.findall(r'<bpmn:process id="([^"]+)"[^>]*isExecutable="true"', case.bpmn.read_text())
-    return keys[0]
+def _process(case: Case) -> etree._Element:
+    root = etree.fromstring(case.bpmn.read_bytes())
+    return next(p for p in root.iter(f"{{{BPMN_NS}}}process") if p.get("isExecutable") == "true")
+
+
+def _has_none_start(process: etree._Element) -> bool:
+    """Whether the process is started by hand (a none start event); else an event starts it."""
+    return any(
+        not any(etree.QName(child).localname.endswith("EventDefinition") for child in start)
+        for start in process.iterchildren(f"{{{BPMN_NS}}}startEvent")
+    )
 
 
 def _instance(key: str) -> ProcessInstance | None:
@@ -114,10 +123,10 @@ def run_case(case: Case, actor: User) -> None:
         assert any(spec["refused"] in m for m in messages), messages
         return
     assert not messages, messages
-    key = _process_key(case)
+    process = _process(case)
+    key = process.get("id") or ""
     steps = list(spec.get("steps") or [])
-    starts_by_message = bool(steps) and "message" in steps[0] and spec.get("start") == "message"
-    if not starts_by_message:
+    if _has_none_start(process):
         start_instance(key=key, variables=spec.get("variables") or {}, actor=actor)
     for step in steps:
         _apply(step, _instance(key), actor)

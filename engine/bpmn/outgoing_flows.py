@@ -34,6 +34,7 @@ from SpiffWorkflow.specs.base import TaskSpec
 from SpiffWorkflow.task import Task
 from SpiffWorkflow.util.task import TaskState
 
+from .data_objects import DataObjectScopeMixin
 from .xml import BPMN_NS
 
 CONDITION_TAG = f"{{{BPMN_NS}}}conditionExpression"
@@ -191,7 +192,7 @@ def outgoing_flow_overrides(
         full = f"{{{BPMN_NS}}}{tag}"
         if full in parser_classes:
             parser_class, spec_class = parser_classes[full]
-            mixins: tuple[type, ...] = (OutgoingFlowsParserMixin,)
+            mixins: tuple[type, ...] = (OutgoingFlowsParserMixin, DataObjectScopeMixin)
             if full == THROW_TAG:
                 mixins = (LinkThrowParserMixin, *mixins)
             mixed = type(f"Flows{parser_class.__name__}", (*mixins, parser_class), {})

@@ -16,8 +16,14 @@ from .connector_tasks import (
     SpiffConnectorTask,
     SpiffConnectorTaskParser,
 )
+from .data_objects import DataObjectScopeMixin, NamedDataObjectsProcessMixin
 from .end_events import BatonEndEvent
-from .event_definitions import CamundaEventParserMixin, EventParserMixin, event_parser_overrides
+from .event_definitions import (
+    CamundaEventParserMixin,
+    EventParserMixin,
+    event_parser_overrides,
+    with_mixin,
+)
 from .outgoing_flows import outgoing_flow_overrides
 from .process_specs import (
     BatonAdHocSubprocessSpec,
@@ -55,7 +61,7 @@ class _ElementNamesParser(ProcessParser):
         return task_spec
 
 
-class BatonProcessParser(_ElementNamesParser):
+class BatonProcessParser(NamedDataObjectsProcessMixin, _ElementNamesParser):
     def create_spec(self) -> BpmnProcessSpec:
         if not self.process_executable:
             raise ValidationException(
@@ -75,7 +81,7 @@ class BatonSpiffProcessParser(BatonProcessParser, SpiffProcessParser):
     pass
 
 
-class BatonAdHocParser(_ElementNamesParser, AdHocParser):
+class BatonAdHocParser(NamedDataObjectsProcessMixin, _ElementNamesParser, AdHocParser):
     """Ad-hoc subprocesses whose activities run in parallel (the only ordering the library
     runs), ending when their completion condition holds or, without one, when all are done."""
 
@@ -103,14 +109,15 @@ def with_baton_elements(
     parser_classes: dict[str, tuple[type, type]],
 ) -> dict[str, tuple[type, type]]:
     """`parser_classes` (over the library's), with activities and events running their
-    outgoing flows as BPMN says (engine.bpmn.outgoing_flows) and end events failing on an
-    error nothing catches (engine.bpmn.end_events)."""
+    outgoing flows as BPMN says (engine.bpmn.outgoing_flows), end events failing on an
+    error nothing catches (engine.bpmn.end_events) and data objects resolved through every
+    enclosing level (engine.bpmn.data_objects)."""
     merged = {**BpmnParser.PARSER_CLASSES, **parser_classes}
     end_event_parser, _ = merged[END_EVENT]
     return {
         **parser_classes,
         **outgoing_flow_overrides(merged),
-        END_EVENT: (end_event_parser, BatonEndEvent),
+        END_EVENT: (with_mixin(DataObjectScopeMixin, end_event_parser), BatonEndEvent),
     }
 
 

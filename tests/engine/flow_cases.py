@@ -25,7 +25,7 @@ from processes.validation import DeploymentInvalid, UploadedFile
 
 CASES_DIR = Path(__file__).resolve().parents[1] / "conformance" / "cases" / "flows_and_events"
 # What a message meant for a modeller must never hold: a Python repr of XML, bytes or an error.
-REPR_MARKS = ("<bpmn", "b'", 'b"', "Error(", "Exception(")
+REPR_MARKS = ("<bpmn", "<Element ", "b'", 'b"', "Error(", "Exception(")
 _COMPLETED = 64  # TaskState.COMPLETED
 
 

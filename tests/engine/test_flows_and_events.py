@@ -6,7 +6,9 @@ import pytest
 from django.contrib.auth.models import User
 
 from engine.models import ProcessInstance
-from tests.engine.flow_cases import Case, all_cases, run_case
+from processes.validation import DeploymentInvalid, UploadedFile, parse_deployment
+from tests.engine.flow_cases import REPR_MARKS, Case, all_cases, run_case
+from tests.helpers import line_containing
 
 CASES = all_cases()
 
@@ -14,6 +16,10 @@ CASES = all_cases()
 @pytest.fixture
 def superuser(db) -> User:
     return User.objects.create_superuser("sam_super", password="not-used-here")
+
+
+def test_there_are_enough_cases() -> None:
+    assert len(CASES) >= 25
 
 
 @pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])
@@ -46,3 +52,22 @@ def test_an_uncaught_error_end_event_is_an_incident_naming_the_error(superuser: 
     assert "'ORDER_BAD' (Bad order)" in incident["error"]
     event = instance.events.get(type="incident")
     assert (event.element_id, event.payload["error_code"]) == ("fail", "ORDER_BAD")
+
+
+REFUSED = [c for c in CASES if c.spec.get("refused")]
+
+
+def test_every_refusal_names_the_element_and_its_line_in_words(superuser: User) -> None:
+    """Each unsupported construct deploys to a message a modeller reads: the element, its
+    line, and no Python repr of an exception, bytes or XML."""
+    assert len(REFUSED) >= 8
+    for case in REFUSED:
+        upload = UploadedFile(case.bpmn.name, case.bpmn.read_bytes())
+        with pytest.raises(DeploymentInvalid) as refusal:
+            parse_deployment([upload])
+        text = case.bpmn.read_text()
+        for problem in refusal.value.problems:
+            assert not any(mark in problem.message for mark in REPR_MARKS), problem
+            assert problem.element_id, (case.name, problem)
+            assert problem.line == line_containing(text, f'id="{problem.element_id}"'), problem
+        assert any(case.spec["refused"] in p.message for p in refusal.value.problems)

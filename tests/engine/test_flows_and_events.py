@@ -7,6 +7,8 @@ from typing import Any
 
 import pytest
 from django.contrib.auth.models import User
+from django.test import Client
+from django.urls import reverse
 
 from engine.connectors import ConnectorCall, connector
 from engine.models import ProcessInstance, ServiceJob
@@ -59,6 +61,15 @@ def test_an_uncaught_error_end_event_is_an_incident_naming_the_error(superuser: 
     assert "'ORDER_BAD' (Bad order)" in incident["error"]
     event = instance.events.get(type="incident")
     assert (event.element_id, event.payload["error_code"]) == ("fail", "ORDER_BAD")
+
+    # The operator sees it on the instance page, the instance not finished.
+    client = Client()
+    client.force_login(superuser)
+    page = client.get(reverse("admin:engine_processinstance_change", args=[instance.pk]))
+    assert page.status_code == 200
+    incident_box = page.content.decode()
+    assert "Incident at fail" in incident_box and "ORDER_BAD" in incident_box
+    assert "Bad order" in incident_box
 
 
 REFUSED = [c for c in CASES if c.spec.get("refused")]

@@ -33,6 +33,8 @@ from engine.connectors import get_connector, registered_connectors
 from engine.exceptions import InvalidInput
 from engine.jsonable import NumberTooLong, check_json_depth, parse_json_int, too_deep
 
+from .constructs import unsupported_constructs
+
 FILE_KINDS = {
     ".bpmn": "bpmn",
     ".bpmn20.xml": "bpmn",
@@ -334,10 +336,37 @@ def _check_unhonoured_attributes(item: ParsedFile) -> list[Problem]:
     return problems
 
 
+def _check_constructs(item: ParsedFile, roots: list[etree._Element]) -> list[Problem]:
+    """Constructs Baton refuses and references that lead nowhere (processes.constructs)."""
+    assert item.root is not None
+    return [
+        Problem(
+            file=item.name,
+            line=node.sourceline,
+            element_id=_owner_id(node),
+            message=message,
+        )
+        for node, message in unsupported_constructs(item.root, roots)
+    ]
+
+
 TOO_DEEP_FOR_SPIFF = (
     "The process is too long or nests too deeply to be read; move parts of "
     "it into subprocesses or call activities."
 )
+
+
+# What a message for a modeller never shows: the repr of an exception, of bytes, of XML.
+REPR_MARKS = ("<bpmn", "<Element ", "b'", 'b"', "Error(", "Exception(")
+
+
+def _tag_of(root: etree._Element | None, element_id: str) -> str:
+    if root is None or not element_id:
+        return ""
+    for node in root.iter(etree.Element):
+        if node.get("id") == element_id:
+            return str(etree.QName(node).localname)
+    return ""
 
 
 def _problem_from_spiff(exc: WorkflowError, files: list[ParsedFile]) -> Problem:
@@ -351,6 +380,10 @@ def _problem_from_spiff(exc: WorkflowError, files: list[ParsedFile]) -> Problem:
     # The workflow library wraps what went wrong in its own exception, a RecursionError included.
     if isinstance(exc.__context__, RecursionError):
         message = TOO_DEEP_FOR_SPIFF
+    elif any(mark in message for mark in REPR_MARKS):
+        # Whatever else the library wraps comes as a Python repr, which no modeller can read.
+        tag = _tag_of(root, element_id)
+        message = f"Baton cannot run this {tag or 'element'} as it is written (yet)."
     return Problem(file=file_name, line=line, element_id=element_id, message=message)
 
 
@@ -485,11 +518,17 @@ def parse_deployment(files: list[UploadedFile]) -> ParsedDeployment:
     if not bpmn:
         raise DeploymentInvalid([Problem(file="", message="The upload holds no BPMN file.")])
     problems: list[Problem] = []
+    roots = [f.root for f in bpmn if f.root is not None]
     for item in bpmn:
         schema_problems = _check_schema(item)
         problems.extend(
             schema_problems
-            or [*_check_python(item), *_check_runs(item), *_check_unhonoured_attributes(item)]
+            or [
+                *_check_python(item),
+                *_check_runs(item),
+                *_check_unhonoured_attributes(item),
+                *_check_constructs(item, roots),
+            ]
         )
     if problems:
         raise DeploymentInvalid(problems)

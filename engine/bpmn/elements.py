@@ -10,7 +10,11 @@ from lxml import etree
 
 from .xml import BPMN_NS, CAMUNDA_NS, SPIFF_NS
 
-HUMAN_TASK_TAGS = {f"{{{BPMN_NS}}}userTask", f"{{{BPMN_NS}}}manualTask"}
+# Global user and manual tasks run as such where a call activity calls them (engine.bpmn.rewrites).
+HUMAN_TASK_TAGS = {
+    f"{{{BPMN_NS}}}{name}"
+    for name in ("userTask", "manualTask", "globalUserTask", "globalManualTask")
+}
 
 
 def _split_list(value: str | None) -> list[str]:

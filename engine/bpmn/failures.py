@@ -16,6 +16,7 @@ from SpiffWorkflow.util.task import TaskState
 
 from engine.exceptions import ScriptFailed
 
+from .outgoing_flows import element_of
 from .run import Run
 from .scripting import describe_workflow_error
 
@@ -34,15 +35,17 @@ class Failure:
     element_id: str
     message: str
     attempts: int
+    error_code: str = ""  # a BPMN error that nothing caught
 
 
 def failure_of(task: Task) -> Failure:
     failure = task.internal_data.get(FAILURE) or {}
     return Failure(
         str(task.id),
-        task.task_spec.bpmn_id or "",
+        element_of(task.task_spec),
         failure.get("message", ""),
         failure.get("attempts", 1),
+        failure.get("error_code", ""),
     )
 
 
@@ -54,7 +57,7 @@ def forget_failure(task: Task) -> None:
 def failed_element(error: BaseException) -> str:
     """The element whose code raised `error` ("" when it names none)."""
     task = getattr(error, "task", None)
-    return str(task.task_spec.bpmn_id or "") if isinstance(task, Task) else ""
+    return element_of(task.task_spec) if isinstance(task, Task) else ""
 
 
 def _phase(task: Task, error: SpiffWorkflowException) -> str:
@@ -75,7 +78,7 @@ def _phase(task: Task, error: SpiffWorkflowException) -> str:
     return "update"
 
 
-def fail_task(run: Run, task: Task, message: str, phase: str) -> None:
+def fail_task(run: Run, task: Task, message: str, phase: str, error_code: str = "") -> None:
     """Put `task` in ERROR and remember why; the operation's write opens the incident."""
     task._set_state(TaskState.ERROR)
     count = int(task.internal_data.get(FAILURE_COUNT) or 0) + 1
@@ -83,9 +86,11 @@ def fail_task(run: Run, task: Task, message: str, phase: str) -> None:
     task.internal_data[FAILURE] = {
         "phase": phase,
         "message": message,
-        "element_id": task.task_spec.bpmn_id or "",
+        "element_id": element_of(task.task_spec),
         "attempts": count,
     }
+    if error_code:
+        task.internal_data[FAILURE]["error_code"] = error_code
     run.new_failures.append(task)
 
 
@@ -111,7 +116,8 @@ def _fail_from(run: Run, error: SpiffWorkflowException) -> bool:
     task = _failed_task(run, error)
     if task is None:
         return False
-    fail_task(run, task, describe_workflow_error(error), _phase(task, error))
+    code = str(getattr(error, "error_code", "") or "")
+    fail_task(run, task, describe_workflow_error(error), _phase(task, error), code)
     return True
 
 

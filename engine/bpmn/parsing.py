@@ -16,17 +16,27 @@ from .connector_tasks import (
     SpiffConnectorTask,
     SpiffConnectorTaskParser,
 )
-from .event_definitions import CamundaEventParserMixin, EventParserMixin, event_parser_overrides
+from .data_objects import DataObjectScopeMixin, NamedDataObjectsProcessMixin
+from .end_events import BatonEndEvent
+from .event_definitions import (
+    CamundaEventParserMixin,
+    EventParserMixin,
+    event_parser_overrides,
+    with_mixin,
+)
 from .multi_instance import multi_instance_parser_overrides
+from .outgoing_flows import outgoing_flow_overrides
 from .process_specs import (
     BatonAdHocSubprocessSpec,
     BatonProcessSpec,
     completion_condition,
     task_spec_name,
 )
+from .rewrites import library_form
 from .xml import SPIFF_NS
 
 SERVICE_TASK = full_tag("serviceTask")
+END_EVENT = full_tag("endEvent")
 
 
 class _ElementNamesParser(ProcessParser):
@@ -52,7 +62,7 @@ class _ElementNamesParser(ProcessParser):
         return task_spec
 
 
-class BatonProcessParser(_ElementNamesParser):
+class BatonProcessParser(NamedDataObjectsProcessMixin, _ElementNamesParser):
     def create_spec(self) -> BpmnProcessSpec:
         if not self.process_executable:
             raise ValidationException(
@@ -72,7 +82,7 @@ class BatonSpiffProcessParser(BatonProcessParser, SpiffProcessParser):
     pass
 
 
-class BatonAdHocParser(_ElementNamesParser, AdHocParser):
+class BatonAdHocParser(NamedDataObjectsProcessMixin, _ElementNamesParser, AdHocParser):
     """Ad-hoc subprocesses whose activities run in parallel (the only ordering the library
     runs), ending when their completion condition holds or, without one, when all are done."""
 
@@ -96,43 +106,64 @@ class BatonAdHocParser(_ElementNamesParser, AdHocParser):
         )
 
 
-_CAMUNDA_PARSER_CLASSES = {
-    **CamundaParser.OVERRIDE_PARSER_CLASSES,
-    SERVICE_TASK: (CamundaConnectorTaskParser, ConnectorTask),
-    **event_parser_overrides(
-        {**BpmnParser.PARSER_CLASSES, **CamundaParser.OVERRIDE_PARSER_CLASSES},
-        CamundaEventParserMixin,
-    ),
-}
-_SPIFF_PARSER_CLASSES = {
-    **SpiffBpmnParser.OVERRIDE_PARSER_CLASSES,
-    SERVICE_TASK: (SpiffConnectorTaskParser, SpiffConnectorTask),
-    **event_parser_overrides(SpiffBpmnParser.OVERRIDE_PARSER_CLASSES, EventParserMixin),
-}
+def with_baton_elements(
+    parser_classes: dict[str, tuple[type, type]],
+) -> dict[str, tuple[type, type]]:
+    """`parser_classes` (over the library's), with activities and events running their
+    outgoing flows as BPMN says (engine.bpmn.outgoing_flows), end events failing on an
+    error nothing catches (engine.bpmn.end_events), data objects resolved through every
+    enclosing level (engine.bpmn.data_objects) and multi-instance loops read as
+    engine.bpmn.multi_instance does."""
+    merged = {**BpmnParser.PARSER_CLASSES, **parser_classes}
+    end_event_parser, _ = merged[END_EVENT]
+    flows = {
+        **parser_classes,
+        **outgoing_flow_overrides(merged),
+        END_EVENT: (with_mixin(DataObjectScopeMixin, end_event_parser), BatonEndEvent),
+    }
+    # Multi-instance loops wrap the activity (engine.bpmn.multi_instance), flows and all.
+    return {**flows, **multi_instance_parser_overrides({**BpmnParser.PARSER_CLASSES, **flows})}
 
 
-class BatonCamundaParser(CamundaParser):
+class _LibraryForm(BpmnParser):
+    """Reads each document in the form engine.bpmn.rewrites gives it: instantiating receive
+    tasks and global tasks as constructs the library runs."""
+
+    def add_bpmn_xml(self, bpmn: etree._Element, filename: str | None = None) -> None:
+        super().add_bpmn_xml(library_form(bpmn), filename)
+
+
+class BatonCamundaParser(_LibraryForm, CamundaParser):
     """Camunda 7/8 diagrams; service tasks become connector tasks; timers, messages and
     signals are read as engine.bpmn.event_definitions describes, multi-instance loops as
     engine.bpmn.multi_instance does."""
 
     PROCESS_PARSER_CLASS = BatonProcessParser
     AD_HOC_PARSER_CLASS = BatonAdHocParser
-    OVERRIDE_PARSER_CLASSES = {
-        **_CAMUNDA_PARSER_CLASSES,
-        **multi_instance_parser_overrides({**BpmnParser.PARSER_CLASSES, **_CAMUNDA_PARSER_CLASSES}),
-    }
+    OVERRIDE_PARSER_CLASSES = with_baton_elements(
+        {
+            **CamundaParser.OVERRIDE_PARSER_CLASSES,
+            SERVICE_TASK: (CamundaConnectorTaskParser, ConnectorTask),
+            **event_parser_overrides(
+                {**BpmnParser.PARSER_CLASSES, **CamundaParser.OVERRIDE_PARSER_CLASSES},
+                CamundaEventParserMixin,
+            ),
+        }
+    )
 
 
-class BatonSpiffParser(SpiffBpmnParser):
+class BatonSpiffParser(_LibraryForm, SpiffBpmnParser):
     """SpiffArena diagrams; service tasks become connector tasks run by Baton's workers."""
 
     PROCESS_PARSER_CLASS = BatonSpiffProcessParser
     AD_HOC_PARSER_CLASS = BatonAdHocParser
-    OVERRIDE_PARSER_CLASSES = {
-        **_SPIFF_PARSER_CLASSES,
-        **multi_instance_parser_overrides({**BpmnParser.PARSER_CLASSES, **_SPIFF_PARSER_CLASSES}),
-    }
+    OVERRIDE_PARSER_CLASSES = with_baton_elements(
+        {
+            **SpiffBpmnParser.OVERRIDE_PARSER_CLASSES,
+            SERVICE_TASK: (SpiffConnectorTaskParser, SpiffConnectorTask),
+            **event_parser_overrides(SpiffBpmnParser.OVERRIDE_PARSER_CLASSES, EventParserMixin),
+        }
+    )
 
 
 def detect_dialect(roots: list[etree._Element]) -> str:

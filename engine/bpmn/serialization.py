@@ -28,8 +28,10 @@ from .connector_tasks import (
     SpiffConnectorTaskConverter,
 )
 from .depth import JOIN_CONVERTERS
+from .end_events import END_EVENT_CONVERTERS
 from .event_definitions import EVENT_DEFINITION_CONVERTERS
 from .multi_instance import MULTI_INSTANCE_CONVERTERS
+from .outgoing_flows import OUTGOING_FLOW_CONVERTERS
 from .process_specs import PROCESS_SPEC_CONVERTERS
 from .scripting import build_script_engine
 from .timers import TIMER_CONVERTERS
@@ -102,6 +104,8 @@ def serializer_for(dialect: str) -> BpmnWorkflowSerializer:
     config.update(PROCESS_SPEC_CONVERTERS)  # and for process specs
     config.update(JOIN_CONVERTERS)  # and for the joins, which must work at any depth
     config.update(MULTI_INSTANCE_CONVERTERS)
+    config.update(END_EVENT_CONVERTERS)  # stored end events restore as Baton's
+    config.update(OUTGOING_FLOW_CONVERTERS)  # the splits of activities' outgoing flows
     return BpmnWorkflowSerializer(
         BpmnWorkflowSerializer.configure(config, registry=data_registry())
     )

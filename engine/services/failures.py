@@ -15,11 +15,11 @@ def script_incident(task: WorkflowTask) -> dict[str, Any]:
     """The instance's `incident` for a task whose script or expression failed."""
     failure = failure_of(task)
     return {
-        "kind": "script",
+        "kind": "error" if failure.error_code else "script",
         "element_id": failure.element_id,
         "task": failure.task_id,
         "error": failure.message,
-        "error_code": "",
+        "error_code": failure.error_code,
         "attempts": failure.attempts,
         "since": timezone.now().isoformat(),
     }
@@ -34,9 +34,10 @@ def record_script_incidents(instance: ProcessInstance, tasks: list[WorkflowTask]
             "incident",
             element_id=failure.element_id,
             payload={
-                "kind": "script",
+                "kind": "error" if failure.error_code else "script",
                 "task": failure.task_id,
                 "error": failure.message,
+                "error_code": failure.error_code,
                 "attempts": failure.attempts,
             },
         )

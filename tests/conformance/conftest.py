@@ -1,4 +1,4 @@
-"""The conformance suite's fixtures, its test connector and its report: a table of
+"""The conformance suite's fixture and its report: a table of
 construct -> cases passed, printed at the end of the run."""
 
 from collections import defaultdict
@@ -8,21 +8,7 @@ from typing import Any
 import pytest
 from django.contrib.auth.models import User
 
-from engine.connectors import BusinessError, ConnectorCall, connector
-
 _RESULTS: dict[str, list[bool]] = defaultdict(list)
-
-
-@connector("conformance.echo")
-def echo(parameters: dict[str, Any], call: ConnectorCall) -> Any:
-    """What the conformance diagrams' service tasks call: answers with its parameters."""
-    return dict(parameters)
-
-
-@connector("conformance.fail")
-def fail(parameters: dict[str, Any], call: ConnectorCall) -> Any:
-    """Fails for certain: throws the BPMN error `code` of its parameters."""
-    raise BusinessError(str(parameters.get("code", "failed")), "conformance.fail was called")
 
 
 @pytest.fixture

@@ -15,11 +15,14 @@ from engine.models import ProcessInstance, ServiceJob
 from engine.services import complete_human_task, start_instance
 from engine.services.job_runs import execute_service_job
 from processes.validation import DeploymentInvalid, UploadedFile, parse_deployment
-from tests.engine.flow_cases import REPR_MARKS, Case, all_cases, run_case, trace_of
+from tests.conformance.cases import Case, all_cases
+from tests.conformance.runner import run_case, trace_of
+from tests.conftest import MovableClock
 from tests.engine.service_fixtures import jobs_for_no_worker
 from tests.helpers import BPMN_HEADER, deploy_document, line_containing, open_task_elements
 
-CASES = all_cases()
+CASES = [case for case in all_cases() if case.case_id.startswith("flows_and_events/")]
+REPR_MARKS = ("<bpmn", "<Element ", "b'", 'b"', "Error(", "Exception(")
 
 
 @pytest.fixture
@@ -31,24 +34,21 @@ def test_there_are_enough_cases() -> None:
     assert len(CASES) >= 25
 
 
-@pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])
-def test_conformance_case(case: Case, superuser: User) -> None:
-    run_case(case, superuser)
-
-
 def _case(name: str) -> Case:
-    return next(c for c in CASES if c.name == name)
+    return next(c for c in CASES if c.case_id == f"flows_and_events/{name}")
 
 
-def test_no_flow_to_take_is_an_incident_at_the_task(superuser: User) -> None:
-    run_case(_case("conditional_flows_none_true_without_default"), superuser)
+def test_no_flow_to_take_is_an_incident_at_the_task(superuser: User, clock: MovableClock) -> None:
+    run_case(_case("conditional_flows_none_true_without_default"), superuser, clock)
     incident = ProcessInstance.objects.get().incident
     assert incident is not None and incident["element_id"] == "s"
     assert "No outgoing sequence flow of 's' can be taken" in incident["error"]
 
 
-def test_an_uncaught_error_end_event_is_an_incident_naming_the_error(superuser: User) -> None:
-    run_case(_case("error_end_event_uncaught"), superuser)
+def test_an_uncaught_error_end_event_is_an_incident_naming_the_error(
+    superuser: User, clock: MovableClock
+) -> None:
+    run_case(_case("error_end_event_uncaught"), superuser, clock)
     instance = ProcessInstance.objects.get()
     assert instance.completed_at is None
     incident = instance.incident
@@ -72,7 +72,7 @@ def test_an_uncaught_error_end_event_is_an_incident_naming_the_error(superuser: 
     assert "Bad order" in incident_box
 
 
-REFUSED = [c for c in CASES if c.spec.get("refused")]
+REFUSED = [c for c in CASES if c.refused]
 
 
 def test_every_refusal_names_the_element_and_its_line_in_words(superuser: User) -> None:
@@ -86,9 +86,9 @@ def test_every_refusal_names_the_element_and_its_line_in_words(superuser: User) 
         text = case.bpmn.read_text()
         for problem in refusal.value.problems:
             assert not any(mark in problem.message for mark in REPR_MARKS), problem
-            assert problem.element_id, (case.name, problem)
+            assert problem.element_id, (case.case_id, problem)
             assert problem.line == line_containing(text, f'id="{problem.element_id}"'), problem
-        assert any(case.spec["refused"] in p.message for p in refusal.value.problems)
+        assert any(str(case.refused) in p.message for p in refusal.value.problems)
 
 
 @connector("flows_and_events.double")

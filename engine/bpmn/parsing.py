@@ -17,6 +17,7 @@ from .connector_tasks import (
     SpiffConnectorTaskParser,
 )
 from .event_definitions import CamundaEventParserMixin, EventParserMixin, event_parser_overrides
+from .none_tasks import PassThroughTask, SpiffPassThroughTask
 from .process_specs import (
     BatonAdHocSubprocessSpec,
     BatonProcessSpec,
@@ -26,6 +27,7 @@ from .process_specs import (
 from .xml import SPIFF_NS
 
 SERVICE_TASK = full_tag("serviceTask")
+NONE_TASK = full_tag("task")
 
 
 class _ElementNamesParser(ProcessParser):
@@ -104,6 +106,7 @@ class BatonCamundaParser(CamundaParser):
     OVERRIDE_PARSER_CLASSES = {
         **CamundaParser.OVERRIDE_PARSER_CLASSES,
         SERVICE_TASK: (CamundaConnectorTaskParser, ConnectorTask),
+        NONE_TASK: (CamundaParser.OVERRIDE_PARSER_CLASSES[NONE_TASK][0], PassThroughTask),
         **event_parser_overrides(
             {**BpmnParser.PARSER_CLASSES, **CamundaParser.OVERRIDE_PARSER_CLASSES},
             CamundaEventParserMixin,
@@ -119,6 +122,7 @@ class BatonSpiffParser(SpiffBpmnParser):
     OVERRIDE_PARSER_CLASSES = {
         **SpiffBpmnParser.OVERRIDE_PARSER_CLASSES,
         SERVICE_TASK: (SpiffConnectorTaskParser, SpiffConnectorTask),
+        NONE_TASK: (SpiffBpmnParser.OVERRIDE_PARSER_CLASSES[NONE_TASK][0], SpiffPassThroughTask),
         **event_parser_overrides(SpiffBpmnParser.OVERRIDE_PARSER_CLASSES, EventParserMixin),
     }
 

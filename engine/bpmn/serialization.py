@@ -29,6 +29,7 @@ from .connector_tasks import (
 )
 from .depth import JOIN_CONVERTERS
 from .event_definitions import EVENT_DEFINITION_CONVERTERS
+from .none_tasks import NONE_TASK_CONVERTERS, SPIFF_NONE_TASK_CONVERTERS
 from .process_specs import PROCESS_SPEC_CONVERTERS
 from .scripting import build_script_engine
 from .timers import TIMER_CONVERTERS
@@ -92,8 +93,10 @@ def data_registry() -> DefaultRegistry:
 def serializer_for(dialect: str) -> BpmnWorkflowSerializer:
     if dialect == "spiff":
         config = {**SPIFF_CONFIG, SpiffConnectorTask: SpiffConnectorTaskConverter}
+        config.update(SPIFF_NONE_TASK_CONVERTERS)  # stored under the library's type name
     else:
         config = {**CAMUNDA_CONFIG, ConnectorTask: ConnectorTaskConverter}
+        config.update(NONE_TASK_CONVERTERS)
     config[Task] = DataConvertingTaskConverter
     config.update(EVENT_DEFINITION_CONVERTERS)
     config.update(TIMER_CONVERTERS)  # after the library's: stored timers restore as Baton's

@@ -10,6 +10,7 @@ from SpiffWorkflow.bpmn.specs.bpmn_process_spec import BpmnProcessSpec
 from SpiffWorkflow.camunda.parser.CamundaParser import CamundaParser
 from SpiffWorkflow.spiff.parser.process import SpiffBpmnParser, SpiffProcessParser
 
+from .call_activities import CamundaCallActivity, CamundaCallActivityParser
 from .connector_tasks import (
     CamundaConnectorTaskParser,
     ConnectorTask,
@@ -28,6 +29,7 @@ from .xml import SPIFF_NS
 
 SERVICE_TASK = full_tag("serviceTask")
 NONE_TASK = full_tag("task")
+CALL_ACTIVITY = full_tag("callActivity")
 
 
 class _ElementNamesParser(ProcessParser):
@@ -107,6 +109,7 @@ class BatonCamundaParser(CamundaParser):
         **CamundaParser.OVERRIDE_PARSER_CLASSES,
         SERVICE_TASK: (CamundaConnectorTaskParser, ConnectorTask),
         NONE_TASK: (CamundaParser.OVERRIDE_PARSER_CLASSES[NONE_TASK][0], PassThroughTask),
+        CALL_ACTIVITY: (CamundaCallActivityParser, CamundaCallActivity),
         **event_parser_overrides(
             {**BpmnParser.PARSER_CLASSES, **CamundaParser.OVERRIDE_PARSER_CLASSES},
             CamundaEventParserMixin,

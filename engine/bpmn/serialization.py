@@ -21,6 +21,7 @@ from SpiffWorkflow.camunda.serializer.config import CAMUNDA_CONFIG
 from SpiffWorkflow.spiff.serializer.config import SPIFF_CONFIG
 from SpiffWorkflow.task import Task
 
+from .call_activities import CALL_ACTIVITY_CONVERTERS
 from .connector_tasks import (
     ConnectorTask,
     ConnectorTaskConverter,
@@ -97,6 +98,7 @@ def serializer_for(dialect: str) -> BpmnWorkflowSerializer:
     else:
         config = {**CAMUNDA_CONFIG, ConnectorTask: ConnectorTaskConverter}
         config.update(NONE_TASK_CONVERTERS)
+        config.update(CALL_ACTIVITY_CONVERTERS)  # stored as the library's CallActivity
     config[Task] = DataConvertingTaskConverter
     config.update(EVENT_DEFINITION_CONVERTERS)
     config.update(TIMER_CONVERTERS)  # after the library's: stored timers restore as Baton's

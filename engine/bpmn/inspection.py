@@ -20,6 +20,7 @@ from SpiffWorkflow.task import Task
 from SpiffWorkflow.util.task import TaskState
 
 from .connector_tasks import ConnectorTaskMixin
+from .timers import FIRED_AT
 
 _GATEWAYS = (ExclusiveGateway, InclusiveGateway, ParallelGateway, EventBasedGateway)
 TOKEN_STATES = TaskState.READY | TaskState.STARTED | TaskState.WAITING
@@ -79,8 +80,16 @@ def element_trace(workflow: BpmnWorkflow) -> list[str]:
         # element ran once per round, not once more.
         and not isinstance(t.task_spec, LoopTask)
     ]
-    done.sort(key=lambda task: task.last_state_change)
-    return [task.task_spec.bpmn_id for task in done]
+    runs = [(task.last_state_change, task.task_spec.bpmn_id) for task in done]
+    for task in every_task(workflow):
+        # A cycle timer fires once per repetition, each time adding a path while its task
+        # waits on for the next: each firing is a run of the element.
+        fired = task._get_internal_data(FIRED_AT) if _is_element(task) else None
+        if fired:
+            runs = [run for run in runs if run != (task.last_state_change, task.task_spec.bpmn_id)]
+            runs.extend((when, task.task_spec.bpmn_id) for when in fired)
+    runs.sort(key=lambda run: run[0])
+    return [element_id for _, element_id in runs]
 
 
 def _describe(task: Task) -> ElementTask:

@@ -4,6 +4,7 @@ element."""
 
 import hashlib
 import json
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -12,12 +13,14 @@ from lxml import etree
 
 from engine.bpmn.connector_tasks import ConnectorTaskMixin, iter_param_expressions
 from engine.bpmn.elements import describe_human_tasks, describe_start_form
+from engine.bpmn.expressions import ExpressionNotSupported, expression_source, is_wrapped
 from engine.bpmn.parsing import bpmn_validator, build_parser, detect_dialect
 from engine.bpmn.scripting import ScriptSyntaxError, check_syntax
 from engine.bpmn.serialization import spec_to_json, unsupported_elements
 from engine.bpmn.types import DiagramInvalid, ProcessSpec, WorkflowError
 from engine.bpmn.xml import (
     BPMN_NS,
+    CAMUNDA_NS,
     FLOW_CONTAINERS,
     MAX_ELEMENTS_IN_A_ROW,
     SPIFF_NS,
@@ -263,8 +266,8 @@ def _check_python(item: ParsedFile) -> list[Problem]:
     for node, what in snippets:
         is_expression = what != "script"
         source = (node.text or "").strip() if is_expression else (node.text or "")
-        if not source.strip():
-            continue
+        if not source.strip() or (is_expression and is_wrapped(source)):
+            continue  # `${...}`: _check_wrapped_expressions
         try:
             check_syntax(source, expression=is_expression)
         except ScriptSyntaxError as exc:
@@ -275,6 +278,58 @@ def _check_python(item: ParsedFile) -> list[Problem]:
                     line=line,
                     element_id=_owner_id(node),
                     message=f"The {what} is not valid Python: {exc}",
+                )
+            )
+    return problems
+
+
+# Where a diagram holds expressions that may be written `${...}` (Camunda 7): these elements'
+# texts and every `camunda:` attribute and element text. Scripts and documentation are not.
+_EXPRESSION_TEXTS = {
+    f"{{{BPMN_NS}}}{tag}"
+    for tag in (
+        "conditionExpression",
+        "completionCondition",
+        "loopCondition",
+        "loopCardinality",
+        "timeDuration",
+        "timeDate",
+        "timeCycle",
+    )
+}
+
+
+def _wrapped_expressions(root: etree._Element) -> Iterator[tuple[etree._Element, str]]:
+    for node in root.iter():
+        if not isinstance(node.tag, str):
+            continue
+        holds_expression = node.tag in _EXPRESSION_TEXTS or node.tag.startswith(f"{{{CAMUNDA_NS}}}")
+        if holds_expression and node.text and is_wrapped(node.text):
+            yield node, node.text.strip()
+        for name, value in node.attrib.items():
+            if name.startswith(f"{{{CAMUNDA_NS}}}") and is_wrapped(value):
+                yield node, value.strip()
+        if node.tag.startswith(f"{{{CAMUNDA_NS}}}"):
+            for name in ("sourceExpression", "businessKey"):
+                value = node.get(name)
+                if value and is_wrapped(value):
+                    yield node, value.strip()
+
+
+def _check_wrapped_expressions(item: ParsedFile) -> list[Problem]:
+    """`${...}` / `#{...}` expressions that do not translate to Python (engine.bpmn.expressions)."""
+    assert item.root is not None
+    problems = []
+    for node, text in _wrapped_expressions(item.root):
+        try:
+            expression_source(text)
+        except ExpressionNotSupported as exc:
+            problems.append(
+                Problem(
+                    file=item.name,
+                    line=node.sourceline,
+                    element_id=_owner_id(node),
+                    message=f"The expression {text} cannot be read: {exc}",
                 )
             )
     return problems
@@ -525,6 +580,7 @@ def parse_deployment(files: list[UploadedFile]) -> ParsedDeployment:
             schema_problems
             or [
                 *_check_python(item),
+                *_check_wrapped_expressions(item),
                 *_check_runs(item),
                 *_check_unhonoured_attributes(item),
                 *_check_constructs(item, roots),

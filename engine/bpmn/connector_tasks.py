@@ -23,6 +23,7 @@ from SpiffWorkflow.spiff.serializer.task_spec import SpiffBpmnTaskConverter
 from SpiffWorkflow.spiff.specs.spiff_task import SpiffBpmnTask
 from SpiffWorkflow.task import Task
 
+from .expressions import expression_source
 from .scripting import evaluate_expression
 from .xml import BPMN_NS, CAMUNDA_NS, ZEEBE_NS
 
@@ -119,9 +120,8 @@ def _camunda_value(node: etree._Element) -> ParamSpec:
         if child.tag == f"{{{CAMUNDA_NS}}}script":
             return {"expr": (child.text or "").strip()}
     text = (node.text or "").strip()
-    if text.startswith("${") and text.endswith("}"):
-        return {"expr": text[2:-1].strip()}
-    return {"value": text}
+    source = expression_source(text)
+    return {"value": text} if source is None else {"expr": source}
 
 
 # Camunda input parameters of other elements (message and signal throws) read the same way.

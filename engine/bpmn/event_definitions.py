@@ -46,6 +46,7 @@ from engine import clock
 
 from .connector_tasks import ParamSpec, camunda_param_tree, evaluate_param_tree
 from .cron import CronSchedule, looks_like_cron
+from .expressions import expression_source
 from .schedules import recurring_interval
 from .timers import reading_clock
 from .xml import BPMN_NS, CAMUNDA_NS
@@ -66,8 +67,9 @@ _ISO_LITERAL = re.compile(
 def timer_source(text: str) -> tuple[str, str | None]:
     """(Python source SpiffWorkflow evaluates, the literal value or None) for a timer text."""
     stripped = (text or "").strip()
-    if stripped.startswith("${") and stripped.endswith("}"):
-        return stripped[2:-1].strip(), None
+    source = expression_source(stripped)
+    if source is not None:
+        return source, None
     if _ISO_LITERAL.match(stripped) or looks_like_cron(stripped):
         return repr(stripped), stripped
     return stripped, None

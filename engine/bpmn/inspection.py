@@ -21,6 +21,7 @@ from SpiffWorkflow.util.task import TaskState
 
 from .connector_tasks import ConnectorTaskMixin
 from .multi_instance import completions, instance_counts
+from .timers import FIRED_AT
 
 _GATEWAYS = (ExclusiveGateway, InclusiveGateway, ParallelGateway, EventBasedGateway)
 TOKEN_STATES = TaskState.READY | TaskState.STARTED | TaskState.WAITING
@@ -88,8 +89,16 @@ def element_trace(workflow: BpmnWorkflow) -> list[str]:
     tasks = [
         task for task in every_task(workflow) if not isinstance(task.task_spec, StandardLoopTask)
     ]
-    done = sorted(completions(tasks), key=lambda entry: entry[0])
-    return [element_id for _, element_id in done]
+    runs = completions(tasks)
+    for task in tasks:
+        # A cycle timer fires once per repetition, each time adding a path while its task
+        # waits on for the next: each firing is a run of the element.
+        fired = task._get_internal_data(FIRED_AT) if _is_element(task) else None
+        if fired:
+            runs = [run for run in runs if run != (task.last_state_change, task.task_spec.bpmn_id)]
+            runs.extend((when, task.task_spec.bpmn_id) for when in fired)
+    runs.sort(key=lambda run: run[0])
+    return [element_id for _, element_id in runs]
 
 
 def _describe(task: Task) -> ElementTask:

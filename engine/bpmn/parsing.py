@@ -10,6 +10,7 @@ from SpiffWorkflow.bpmn.specs.bpmn_process_spec import BpmnProcessSpec
 from SpiffWorkflow.camunda.parser.CamundaParser import CamundaParser
 from SpiffWorkflow.spiff.parser.process import SpiffBpmnParser, SpiffProcessParser
 
+from .call_activities import CamundaCallActivity, CamundaCallActivityParser
 from .connector_tasks import (
     CamundaConnectorTaskParser,
     ConnectorTask,
@@ -26,6 +27,7 @@ from .event_definitions import (
 )
 from .multi_instance import multi_instance_parser_overrides
 from .outgoing_flows import outgoing_flow_overrides
+from .none_tasks import PassThroughTask, SpiffPassThroughTask
 from .process_specs import (
     BatonAdHocSubprocessSpec,
     BatonProcessSpec,
@@ -37,6 +39,8 @@ from .xml import SPIFF_NS
 
 SERVICE_TASK = full_tag("serviceTask")
 END_EVENT = full_tag("endEvent")
+NONE_TASK = full_tag("task")
+CALL_ACTIVITY = full_tag("callActivity")
 
 
 class _ElementNamesParser(ProcessParser):
@@ -144,6 +148,8 @@ class BatonCamundaParser(_LibraryForm, CamundaParser):
         {
             **CamundaParser.OVERRIDE_PARSER_CLASSES,
             SERVICE_TASK: (CamundaConnectorTaskParser, ConnectorTask),
+            NONE_TASK: (CamundaParser.OVERRIDE_PARSER_CLASSES[NONE_TASK][0], PassThroughTask),
+            CALL_ACTIVITY: (CamundaCallActivityParser, CamundaCallActivity),
             **event_parser_overrides(
                 {**BpmnParser.PARSER_CLASSES, **CamundaParser.OVERRIDE_PARSER_CLASSES},
                 CamundaEventParserMixin,
@@ -161,6 +167,10 @@ class BatonSpiffParser(_LibraryForm, SpiffBpmnParser):
         {
             **SpiffBpmnParser.OVERRIDE_PARSER_CLASSES,
             SERVICE_TASK: (SpiffConnectorTaskParser, SpiffConnectorTask),
+            NONE_TASK: (
+                SpiffBpmnParser.OVERRIDE_PARSER_CLASSES[NONE_TASK][0],
+                SpiffPassThroughTask,
+            ),
             **event_parser_overrides(SpiffBpmnParser.OVERRIDE_PARSER_CLASSES, EventParserMixin),
         }
     )

@@ -39,6 +39,7 @@ from SpiffWorkflow.bpmn.script_engine.python_environment import (
 )
 from SpiffWorkflow.exceptions import SpiffWorkflowException
 
+from .expressions import python_source
 from .sandbox import kept
 from .sandbox import wire as sandbox_wire
 from .sandbox.errors import (
@@ -577,7 +578,9 @@ class BatonScriptEngine(PythonScriptEngine):
         self, task: Any, expression: str, external_context: dict[str, Any] | None = None
     ) -> Any:
         try:
-            return self.environment.evaluate(expression, task.data, external_context)
+            # Camunda 7's `${...}` wrapping (engine.bpmn.expressions); Python as it is.
+            source = python_source(expression)
+            return self.environment.evaluate(source, task.data, external_context)
         except SpiffWorkflowException as exc:
             exc.add_note(f"Error evaluating expression '{expression}'")
             raise

@@ -21,6 +21,7 @@ from SpiffWorkflow.camunda.serializer.config import CAMUNDA_CONFIG
 from SpiffWorkflow.spiff.serializer.config import SPIFF_CONFIG
 from SpiffWorkflow.task import Task
 
+from .call_activities import CALL_ACTIVITY_CONVERTERS
 from .connector_tasks import (
     ConnectorTask,
     ConnectorTaskConverter,
@@ -32,6 +33,7 @@ from .end_events import END_EVENT_CONVERTERS
 from .event_definitions import EVENT_DEFINITION_CONVERTERS
 from .multi_instance import MULTI_INSTANCE_CONVERTERS
 from .outgoing_flows import OUTGOING_FLOW_CONVERTERS
+from .none_tasks import NONE_TASK_CONVERTERS, SPIFF_NONE_TASK_CONVERTERS
 from .process_specs import PROCESS_SPEC_CONVERTERS
 from .scripting import build_script_engine
 from .timers import TIMER_CONVERTERS
@@ -95,8 +97,11 @@ def data_registry() -> DefaultRegistry:
 def serializer_for(dialect: str) -> BpmnWorkflowSerializer:
     if dialect == "spiff":
         config = {**SPIFF_CONFIG, SpiffConnectorTask: SpiffConnectorTaskConverter}
+        config.update(SPIFF_NONE_TASK_CONVERTERS)  # stored under the library's type name
     else:
         config = {**CAMUNDA_CONFIG, ConnectorTask: ConnectorTaskConverter}
+        config.update(NONE_TASK_CONVERTERS)
+        config.update(CALL_ACTIVITY_CONVERTERS)  # stored as the library's CallActivity
     config[Task] = DataConvertingTaskConverter
     config.update(EVENT_DEFINITION_CONVERTERS)
     config.update(TIMER_CONVERTERS)  # after the library's: stored timers restore as Baton's

@@ -7,6 +7,7 @@ without touching the library. Tests move time with time-machine (tests/conftest.
 """
 
 import datetime
+import time
 from typing import Any
 
 from SpiffWorkflow.bpmn.serializer.default.event_definition import (
@@ -23,6 +24,10 @@ from SpiffWorkflow.task import Task
 from engine import clock
 
 from .schedules import duration_after, recurring_interval
+
+# Internal data of a cycle timer's task: when it fired (`time.time()`, as the library stamps a
+# task's `last_state_change`), one entry per firing.
+FIRED_AT = "baton_fired_at"
 
 
 def _expression_value(task: Task, expression: str) -> Any:
@@ -88,6 +93,10 @@ class ClockCycleTimerEventDefinition(CycleTimerEventDefinition):
                 ).isoformat()
                 schedule["cycles"] -= 1
                 due_again = True
+                # Each firing adds a path (children of this task), which stays WAITING for
+                # the next: when it fired is kept for the element trace (engine.bpmn.inspection).
+                fired = my_task._get_internal_data(FIRED_AT, [])
+                my_task._set_internal_data(**{FIRED_AT: [*fired, time.time()]})
         my_task._set_internal_data(event_value=schedule)
         return due_again
 

@@ -19,6 +19,7 @@ from SpiffWorkflow.bpmn.util.subworkflow import BpmnSubWorkflow
 from SpiffWorkflow.task import Task
 
 from .depth import UnboundedWalks, cancel_unfinished
+from .error_events import interrupt_activities_that_caught_errors, throws_an_error
 
 
 class BatonSubWorkflow(UnboundedWalks, BpmnSubWorkflow):
@@ -35,6 +36,19 @@ class BatonWorkflow(UnboundedWalks, BpmnWorkflow):
         if self.thrown_listener is not None:
             self.thrown_listener(event)
         super().catch(event)
+
+    def do_engine_steps(
+        self,
+        will_complete_task: Callable[[Task], None] | None = None,
+        did_complete_task: Callable[[Task], None] | None = None,
+    ) -> None:
+        def completed(task: Task) -> None:
+            if throws_an_error(task):  # interrupts what caught it (engine.bpmn.error_events)
+                interrupt_activities_that_caught_errors(task)
+            if did_complete_task is not None:
+                did_complete_task(task)
+
+        super().do_engine_steps(will_complete_task, completed)
 
     def create_subprocess(self, my_task: Task, spec_name: str) -> BatonSubWorkflow:
         subprocess = BatonSubWorkflow(

@@ -26,8 +26,8 @@ from .event_definitions import (
     with_mixin,
 )
 from .multi_instance import multi_instance_parser_overrides
-from .outgoing_flows import outgoing_flow_overrides
 from .none_tasks import PassThroughTask, SpiffPassThroughTask
+from .outgoing_flows import outgoing_flow_overrides
 from .process_specs import (
     BatonAdHocSubprocessSpec,
     BatonProcessSpec,

@@ -32,8 +32,8 @@ from .depth import JOIN_CONVERTERS
 from .end_events import END_EVENT_CONVERTERS
 from .event_definitions import EVENT_DEFINITION_CONVERTERS
 from .multi_instance import MULTI_INSTANCE_CONVERTERS
-from .outgoing_flows import OUTGOING_FLOW_CONVERTERS
 from .none_tasks import NONE_TASK_CONVERTERS, SPIFF_NONE_TASK_CONVERTERS
+from .outgoing_flows import OUTGOING_FLOW_CONVERTERS
 from .process_specs import PROCESS_SPEC_CONVERTERS
 from .scripting import build_script_engine
 from .timers import TIMER_CONVERTERS

@@ -371,7 +371,7 @@ def test_the_diagram_markers_count_instances(boss):
             '<bpmn:multiInstanceLoopCharacteristics camunda:collection="${items +}" '
             'camunda:elementVariable="x" />',
             "camunda",
-            "The input collection 'items +' of the multi-instance activity 'work' cannot be read",
+            "The expression ${items +} cannot be read",
         ),
         (
             '<bpmn:multiInstanceLoopCharacteristics behavior="One" oneBehaviorEventRef="ev">'

@@ -29,6 +29,7 @@ from .connector_tasks import (
 )
 from .depth import JOIN_CONVERTERS
 from .event_definitions import EVENT_DEFINITION_CONVERTERS
+from .event_subprocesses import EVENT_SUBPROCESS_CONVERTERS
 from .process_specs import PROCESS_SPEC_CONVERTERS
 from .scripting import build_script_engine
 from .timers import TIMER_CONVERTERS
@@ -100,6 +101,7 @@ def serializer_for(dialect: str) -> BpmnWorkflowSerializer:
     config.update(WORKFLOW_CONVERTERS)  # the same for the workflow itself
     config.update(PROCESS_SPEC_CONVERTERS)  # and for process specs
     config.update(JOIN_CONVERTERS)  # and for the joins, which must work at any depth
+    config.update(EVENT_SUBPROCESS_CONVERTERS)  # event subprocess starts, conditions
     return BpmnWorkflowSerializer(
         BpmnWorkflowSerializer.configure(config, registry=data_registry())
     )

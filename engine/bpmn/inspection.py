@@ -66,6 +66,14 @@ def element_markers(workflow: BpmnWorkflow) -> dict[str, Any]:
     return {"completed": dict(completed), "active": sorted(active), "failed": sorted(failed)}
 
 
+def element_trace(workflow: BpmnWorkflow) -> list[str]:
+    """The ids of the elements that completed, in the order they completed (a loop's element
+    once per round): what the conformance suite compares against a diagram's expected run."""
+    done = [t for t in every_task(workflow) if _is_element(t) and t.state == TaskState.COMPLETED]
+    done.sort(key=lambda task: task.last_state_change)
+    return [task.task_spec.bpmn_id for task in done]
+
+
 def _describe(task: Task) -> ElementTask:
     spec = task.task_spec
     return ElementTask(

@@ -50,7 +50,7 @@ from SpiffWorkflow.specs.base import TaskSpec
 from SpiffWorkflow.task import Task
 from SpiffWorkflow.util.task import TaskState
 
-from .depth import unbounded_tasks
+from .depth import is_descendant, unbounded_tasks
 from .scripting import describe_error
 
 LISTENER_SUFFIX = ".EventSubprocessStart"
@@ -61,14 +61,34 @@ _ACTIVE = TaskState.READY | TaskState.WAITING | TaskState.STARTED | TaskState.ER
 CONDITION_HELD = "condition_held"
 
 
-def scope_data(workflow: Any) -> dict[str, Any]:
-    """The current data of one scope (a process or a subprocess, not the ones inside it):
-    its data, updated with that of its active tasks."""
+def _stale(task: Task) -> bool:
+    """A waiting catching event keeps the data it had when it began to wait."""
+    return task.state == TaskState.WAITING and isinstance(task.task_spec, CatchingEvent)
+
+
+def _nested_in(subprocess: Any, workflow: Any) -> bool:
+    parent = subprocess.parent_workflow
+    while parent is not None:
+        if parent is workflow:
+            return True
+        parent = parent.parent_workflow
+    return False
+
+
+def scope_data(workflow: Any, *, deep: bool = False) -> dict[str, Any]:
+    """The current data of one scope (a process or a subprocess): its data, updated with
+    that of its active tasks (not of those that wait for an event: theirs is old). `deep`:
+    and with that of the active subprocesses inside it, whose changes a condition sees."""
+    scopes = [workflow]
+    if deep:
+        inside = workflow.top_workflow.subprocesses.values()
+        scopes.extend(sp for sp in inside if not sp.completed and _nested_in(sp, workflow))
     merged: dict[str, Any] = dict(workflow.data)
     merged.pop("data_objects", None)
-    for task in unbounded_tasks(workflow.task_tree, state=_ACTIVE):
-        if task.workflow is workflow:
-            merged.update(task.data)
+    for scope in scopes:
+        for task in unbounded_tasks(scope.task_tree, state=_ACTIVE):
+            if task.workflow is scope and not _stale(task):
+                merged.update(task.data)
     return merged
 
 
@@ -83,7 +103,7 @@ class BatonConditionalEventDefinition(ConditionalEventDefinition):
     def has_fired(self, my_task: Task) -> bool:
         if my_task._get_internal_data("event_fired", False):
             return True  # delivered (the start event of a triggered event subprocess)
-        data = {**my_task.data, **scope_data(my_task.workflow)}
+        data = {**my_task.data, **scope_data(my_task.workflow, deep=True)}
         try:
             holds = bool(my_task.workflow.script_engine.environment.evaluate(self.expression, data))
         except NameError:
@@ -188,6 +208,10 @@ class EventSubprocessStart(CatchingEvent, BpmnTaskSpec):
             if isinstance(start.task_spec, StartEvent):
                 start.task_spec.catch(start, event)
                 start.task_spec._update(start)
+                if not start.children:  # the library predicts no path after a cycle timer
+                    start._sync_children(start.task_spec.outputs, TaskState.FUTURE)
+                    for child in start.children:
+                        child.task_spec._predict(child, mask=TaskState.NOT_FINISHED_MASK)
         if self.interrupting:
             top.interrupt_later(started)
             my_task.cancel()  # the scope ends with this event subprocess
@@ -243,8 +267,8 @@ def interrupt_scope(started: Task) -> None:
     projections follow when the instance is written: engine.services.instance_store)."""
     scope = started.workflow
     for task in list(unbounded_tasks(scope.task_tree, state=TaskState.NOT_FINISHED_MASK)):
-        if task is started or task.workflow is not scope:
-            continue
+        if task is started or task.workflow is not scope or is_descendant(task, started):
+            continue  # the event subprocess, and where it goes when it is done
         if scope.tasks.get(task.id) is task and not task.has_state(TaskState.FINISHED_MASK):
             task.cancel()
 

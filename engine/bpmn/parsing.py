@@ -25,7 +25,7 @@ from .process_specs import (
     completion_condition,
     task_spec_name,
 )
-from .xml import SPIFF_NS
+from .xml import BPMN_NS, SPIFF_NS
 
 SERVICE_TASK = full_tag("serviceTask")
 
@@ -88,6 +88,17 @@ class _EventSubprocessesParser(ProcessParser):
             task_spec = self.parse_node(node)
             sp_spec = self.parser.process_parsers[task_spec.spec].get_spec()
             interrupting = starts[0].get("isInterrupting", "true").lower() != "false"
+            if (
+                not interrupting
+                and starts[0].find(f"{{{BPMN_NS}}}errorEventDefinition") is not None
+            ):
+                raise ValidationException(
+                    f"The error start event {starts[0].get('id')} of an event subprocess "
+                    "cannot be non-interrupting: an error start event always interrupts "
+                    '(remove isInterrupting="false").',
+                    node=starts[0],
+                    file_name=self.filename,
+                )
             wire_event_subprocess(self.spec, task_spec, sp_spec, interrupting)
 
 

@@ -13,6 +13,7 @@ from SpiffWorkflow.util.task import TaskState
 from engine.jsonable import json_safe
 
 from .connector_tasks import ConnectorTaskMixin
+from .event_subprocesses import is_event_subprocess_start
 from .inspection import every_task
 from .types import ACTIVE_TASK_STATES
 
@@ -96,7 +97,8 @@ def workflow_variables(workflow: BpmnWorkflow) -> dict[str, Any]:
         return dict(json_safe(workflow.data))
     merged: dict[str, Any] = dict(workflow.data)
     for task in workflow.get_tasks(state=ACTIVE_TASK_STATES):
-        merged.update(task.data)
+        if not is_event_subprocess_start(task):  # it keeps the data its scope started with
+            merged.update(task.data)
     return dict(json_safe(merged))
 
 

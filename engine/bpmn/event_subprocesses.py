@@ -59,6 +59,9 @@ _ACTIVE = TaskState.READY | TaskState.WAITING | TaskState.STARTED | TaskState.ER
 # Internal data of a task with a conditional event: whether its condition held when last
 # evaluated (it fires when the condition becomes true).
 CONDITION_HELD = "condition_held"
+# Internal data of an event subprocess start: how many times its event happened (a timer
+# whose start was then cancelled still fired).
+STARTED = "event_subprocesses_started"
 
 
 def _stale(task: Task) -> bool:
@@ -196,6 +199,7 @@ class EventSubprocessStart(CatchingEvent, BpmnTaskSpec):
         now, and hand it the event."""
         scope = my_task.workflow
         top = scope.top_workflow
+        my_task.internal_data[STARTED] = my_task.internal_data.get(STARTED, 0) + 1
         spec = scope.spec.task_specs[self.subprocess_name]
         started = my_task.parent._add_child(spec, TaskState.FUTURE)
         started.triggered = True
@@ -257,6 +261,11 @@ def wire_event_subprocess(
 
 def is_event_subprocess_start(task: Task) -> bool:
     return isinstance(task.task_spec, EventSubprocessStart)
+
+
+def started_event_subprocess(task: Task) -> bool:
+    """Whether `task` is an event subprocess start whose event happened."""
+    return is_event_subprocess_start(task) and bool(task.internal_data.get(STARTED))
 
 
 # -- interrupting -----------------------------------------------------------------------------

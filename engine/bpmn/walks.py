@@ -13,7 +13,7 @@ from SpiffWorkflow.util.task import TaskState
 from engine.jsonable import json_safe
 
 from .connector_tasks import ConnectorTaskMixin
-from .event_subprocesses import is_event_subprocess_start
+from .event_subprocesses import is_event_subprocess_start, started_event_subprocess
 from .inspection import every_task
 from .types import ACTIVE_TASK_STATES
 
@@ -88,7 +88,11 @@ def timer_has_fired(workflow: BpmnWorkflow, task_id: uuid.UUID) -> bool:
     task = workflow.get_task_from_id(task_id)
     if task is None:
         return False
-    return bool(task.has_state(_FIRED_STATES) or task.state == TaskState.WAITING)
+    return bool(
+        task.has_state(_FIRED_STATES)
+        or task.state == TaskState.WAITING
+        or started_event_subprocess(task)
+    )
 
 
 def workflow_variables(workflow: BpmnWorkflow) -> dict[str, Any]:

@@ -21,7 +21,7 @@ from SpiffWorkflow.task import Task
 from SpiffWorkflow.util.task import TaskState
 
 from .depth import UnboundedWalks, cancel_unfinished
-from .event_subprocesses import interrupt_scope, refresh_conditions
+from .event_subprocesses import interrupt_scope, is_event_subprocess_start, refresh_conditions
 
 # How often one `do_engine_steps` runs again because a condition came true: conditions that
 # keep flipping each other stop there (the next operation goes on).
@@ -98,7 +98,31 @@ class BatonWorkflow(UnboundedWalks, BpmnWorkflow):
     def catch(self, event: BpmnEvent) -> None:
         if self.thrown_listener is not None:
             self.thrown_listener(event)
+        if event.target is not None and self._catch_innermost(event):
+            return
         super().catch(event)
+
+    def _catch_innermost(self, event: BpmnEvent) -> bool:
+        """An error or escalation goes to the scope it was thrown in, then outwards, as the
+        library's event manager sends it; but where a scope has both a boundary event of the
+        activity it came from and an event subprocess that match, the boundary event (the
+        closer one) takes it alone. False if nothing in any scope catches it."""
+        target = event.target
+        while target is not None:
+            catching = [
+                task
+                for task in list(self.event_manager.tasks.values())
+                if task.workflow == target and task.task_spec.event_definition.catches(task, event)
+            ]
+            if catching:
+                closer = [t for t in catching if not is_event_subprocess_start(t)]
+                for task in closer or catching:
+                    task.task_spec.catch(task, event)
+                    task.task_spec._update(task)
+                return True
+            target = target.parent_workflow
+        event.target = None  # the library's way on: to every task that waits for it
+        return False
 
     def create_subprocess(self, my_task: Task, spec_name: str) -> BatonSubWorkflow:
         subprocess = BatonSubWorkflow(

@@ -167,16 +167,26 @@ def merge_finished_inputs(join: Any, my_task: Task) -> None:
     my_task._inherit_data()
 
 
+def _ends_with_scope(task: Task) -> bool:
+    """Whether the task waits only while its scope is active, and does not keep it active
+    (the start of an event subprocess: engine.bpmn.event_subprocesses)."""
+    return bool(getattr(task.task_spec, "ends_with_scope", False))
+
+
 class EndJoin(_EndJoin):
-    """The process's end: waits until no other task is unfinished, at any depth."""
+    """The process's end: waits until no other task is unfinished, at any depth (but those
+    that end with the scope, which it cancels)."""
 
     def _check_threshold_unstructured(self, my_task: Task) -> bool:
         unfinished = unbounded_tasks(
             my_task.workflow.task_tree, state=TaskState.NOT_FINISHED_MASK, end_at_spec=self.name
         )
-        return all(task == my_task for task in unfinished)
+        return all(task == my_task or _ends_with_scope(task) for task in unfinished)
 
     def _run_hook(self, my_task: Task) -> bool:
+        waiting = unbounded_tasks(my_task.workflow.task_tree, state=TaskState.WAITING)
+        for task in [t for t in waiting if _ends_with_scope(t) and t.workflow is my_task.workflow]:
+            task.cancel()
         merge_finished_inputs(self, my_task)
         my_task.workflow.data.update(my_task.data)
         return True

@@ -22,7 +22,11 @@ import re
 from typing import Any
 
 from lxml import etree
-from SpiffWorkflow.bpmn.parser.event_parsers import SIGNAL_EVENT_XPATH
+from SpiffWorkflow.bpmn.parser.event_parsers import (
+    ERROR_EVENT_XPATH,
+    ESCALATION_EVENT_XPATH,
+    SIGNAL_EVENT_XPATH,
+)
 from SpiffWorkflow.bpmn.parser.ValidationException import ValidationException
 from SpiffWorkflow.bpmn.serializer.default.event_definition import (
     MessageEventDefinitionConverter,
@@ -46,6 +50,7 @@ from engine import clock
 
 from .connector_tasks import ParamSpec, camunda_param_tree, evaluate_param_tree
 from .cron import CronSchedule, looks_like_cron
+from .event_subprocesses import BatonConditionalEventDefinition
 from .expressions import expression_source
 from .schedules import recurring_interval
 from .timers import reading_clock
@@ -54,6 +59,7 @@ from .xml import BPMN_NS, CAMUNDA_NS
 CORRELATION_KEYS_PARAMETER = "correlationKeys"
 BUSINESS_KEY_PARAMETER = "businessKey"
 START_EVENT_TAG = f"{{{BPMN_NS}}}startEvent"
+SUBPROCESS_TAG = f"{{{BPMN_NS}}}subProcess"
 END_EVENT_TAG = f"{{{BPMN_NS}}}endEvent"
 
 _ISO_LITERAL = re.compile(
@@ -94,9 +100,20 @@ def check_timer_literal(definition: TimerEventDefinition, literal: str, *, start
         TimerEventDefinition.parse_time_or_duration(literal)
 
 
+def _starts_event_subprocess(node: etree._Element) -> bool:
+    parent = node.getparent()
+    return (
+        node.tag == START_EVENT_TAG
+        and parent is not None
+        and parent.tag == SUBPROCESS_TAG
+        and parent.get("triggeredByEvent") == "true"
+    )
+
+
 class EventParserMixin:
     """Rewrites timer texts into Python that SpiffWorkflow can evaluate and checks literals;
-    reads signal end events, which SpiffWorkflow's end event parser leaves out."""
+    reads signal end events and the error and escalation start events of event subprocesses,
+    which SpiffWorkflow's parsers leave out; conditions are Baton's (they see data changes)."""
 
     node: etree._Element
     filename: str
@@ -104,8 +121,21 @@ class EventParserMixin:
     def get_event_definition(self, xpaths: list[str]) -> EventDefinition:
         if self.node.tag == END_EVENT_TAG and SIGNAL_EVENT_XPATH not in xpaths:
             xpaths = [*xpaths, SIGNAL_EVENT_XPATH]
+        if _starts_event_subprocess(self.node):
+            xpaths = [*xpaths, ERROR_EVENT_XPATH, ESCALATION_EVENT_XPATH]
         definition: EventDefinition = super().get_event_definition(xpaths)  # type: ignore[misc]
         return definition
+
+    def parse_conditional_event(self, event: etree._Element) -> BatonConditionalEventDefinition:
+        definition = super().parse_conditional_event(event)  # type: ignore[misc]
+        expression = (definition.expression or "").strip()
+        if expression.startswith("${") and expression.endswith("}"):
+            expression = expression[2:-1].strip()
+        if not expression:
+            raise ValidationException(
+                "The conditional event has no condition.", node=self.node, file_name=self.filename
+            )
+        return BatonConditionalEventDefinition(expression, description=definition.description)
 
     def parse_timer_event(self, event: etree._Element) -> TimerEventDefinition:
         # Baton's timers read Baton's clock (engine.bpmn.timers).

@@ -137,6 +137,8 @@ def is_skippable(task: Task) -> bool:
     spec = task.task_spec
     if not _is_element(task) or isinstance(spec, (*_GATEWAYS, SubWorkflowTask)):
         return False
+    if getattr(spec, "ends_with_scope", False):
+        return False  # an event subprocess's start waits beside the scope: nothing to skip
     if task.state == TaskState.STARTED:
         return isinstance(spec, ConnectorTaskMixin)
     return bool(task.state & (TaskState.READY | TaskState.WAITING | TaskState.ERROR))

@@ -7,6 +7,7 @@ from SpiffWorkflow.bpmn.parser.BpmnParser import BpmnParser, BpmnValidator, full
 from SpiffWorkflow.bpmn.parser.ProcessParser import AdHocParser, ProcessParser
 from SpiffWorkflow.bpmn.parser.ValidationException import ValidationException
 from SpiffWorkflow.bpmn.specs.bpmn_process_spec import BpmnProcessSpec
+from SpiffWorkflow.bpmn.specs.control import StartEventJoin, StartEventSplit
 from SpiffWorkflow.camunda.parser.CamundaParser import CamundaParser
 from SpiffWorkflow.spiff.parser.process import SpiffBpmnParser, SpiffProcessParser
 
@@ -25,6 +26,7 @@ from .event_definitions import (
     event_parser_overrides,
     with_mixin,
 )
+from .event_subprocesses import wire_event_subprocess
 from .multi_instance import multi_instance_parser_overrides
 from .none_tasks import PassThroughTask, SpiffPassThroughTask
 from .outgoing_flows import outgoing_flow_overrides
@@ -35,7 +37,7 @@ from .process_specs import (
     task_spec_name,
 )
 from .rewrites import library_form
-from .xml import SPIFF_NS
+from .xml import BPMN_NS, SPIFF_NS
 
 SERVICE_TASK = full_tag("serviceTask")
 END_EVENT = full_tag("endEvent")
@@ -66,7 +68,58 @@ class _ElementNamesParser(ProcessParser):
         return task_spec
 
 
-class BatonProcessParser(NamedDataObjectsProcessMixin, _ElementNamesParser):
+class _EventSubprocessesParser(ProcessParser):
+    """The library's `add_tasks`, with each event subprocess waiting for its start event while
+    its scope is active (engine.bpmn.event_subprocesses) instead of the library's wiring."""
+
+    def add_tasks(self) -> None:
+        start_node_list = self.xpath("./bpmn:startEvent")
+        if not start_node_list and self.process_executable:
+            raise ValidationException(
+                "No start event found", node=self.node, file_name=self.filename
+            )
+        for node in start_node_list:
+            self.parse_node(node)
+        if len(start_node_list) > 1:
+            split_task = StartEventSplit(self.spec, "StartEventSplit")
+            join_task = StartEventJoin(
+                self.spec, "StartEventJoin", split_task="StartEventSplit", threshold=1, cancel=True
+            )
+            for spec in self.spec.start.outputs:
+                spec.inputs = [split_task]
+                spec.connect(join_task)
+            split_task.outputs = self.spec.start.outputs
+            self.spec.start.outputs = [split_task]
+            split_task.inputs = [self.spec.start]
+        for node in self.xpath("./bpmn:subProcess[@triggeredByEvent='true']"):
+            starts = node.xpath("./bpmn:startEvent", namespaces=self.nsmap)
+            if len(starts) != 1:
+                raise ValidationException(
+                    f"The event subprocess {node.get('id')} needs exactly one start event "
+                    f"(it has {len(starts)}).",
+                    node=node,
+                    file_name=self.filename,
+                )
+            task_spec = self.parse_node(node)
+            sp_spec = self.parser.process_parsers[task_spec.spec].get_spec()
+            interrupting = starts[0].get("isInterrupting", "true").lower() != "false"
+            if (
+                not interrupting
+                and starts[0].find(f"{{{BPMN_NS}}}errorEventDefinition") is not None
+            ):
+                raise ValidationException(
+                    f"The error start event {starts[0].get('id')} of an event subprocess "
+                    "cannot be non-interrupting: an error start event always interrupts "
+                    '(remove isInterrupting="false").',
+                    node=starts[0],
+                    file_name=self.filename,
+                )
+            wire_event_subprocess(self.spec, task_spec, sp_spec, interrupting)
+
+
+class BatonProcessParser(
+    NamedDataObjectsProcessMixin, _EventSubprocessesParser, _ElementNamesParser
+):
     def create_spec(self) -> BpmnProcessSpec:
         if not self.process_executable:
             raise ValidationException(

@@ -29,7 +29,12 @@ from .scripting import describe_error
 # which its serializer drops when it loads a spec), and the endings of those it adds beside
 # an element or a process.
 LIBRARY_TASK_NAMES = frozenset({"Start", "End", "Root", "StartEventSplit", "StartEventJoin"})
-LIBRARY_TASK_SUFFIXES = (".EndJoin", ".BoundaryEventSplit", ".BoundaryEventJoin")
+LIBRARY_TASK_SUFFIXES = (
+    ".EndJoin",
+    ".BoundaryEventSplit",
+    ".BoundaryEventJoin",
+    ".EventSubprocessStart",  # Baton's (engine.bpmn.event_subprocesses)
+)
 
 # BPMN: an ad-hoc subprocess without a completion condition ends when its activities are
 # done. The library evaluates a condition whenever one of them completes: this one never holds.

@@ -31,6 +31,7 @@ from .connector_tasks import (
 from .depth import JOIN_CONVERTERS
 from .end_events import END_EVENT_CONVERTERS
 from .event_definitions import EVENT_DEFINITION_CONVERTERS
+from .event_subprocesses import EVENT_SUBPROCESS_CONVERTERS
 from .multi_instance import MULTI_INSTANCE_CONVERTERS
 from .none_tasks import NONE_TASK_CONVERTERS, SPIFF_NONE_TASK_CONVERTERS
 from .outgoing_flows import OUTGOING_FLOW_CONVERTERS
@@ -111,6 +112,7 @@ def serializer_for(dialect: str) -> BpmnWorkflowSerializer:
     config.update(MULTI_INSTANCE_CONVERTERS)
     config.update(END_EVENT_CONVERTERS)  # stored end events restore as Baton's
     config.update(OUTGOING_FLOW_CONVERTERS)  # the splits of activities' outgoing flows
+    config.update(EVENT_SUBPROCESS_CONVERTERS)  # event subprocess starts, conditions
     return BpmnWorkflowSerializer(
         BpmnWorkflowSerializer.configure(config, registry=data_registry())
     )

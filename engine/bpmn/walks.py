@@ -13,6 +13,7 @@ from SpiffWorkflow.util.task import TaskState
 from engine.jsonable import json_safe
 
 from .connector_tasks import ConnectorTaskMixin
+from .event_subprocesses import is_event_subprocess_start, started_event_subprocess
 from .inspection import every_task
 from .multi_instance import visible_data
 from .types import ACTIVE_TASK_STATES
@@ -88,7 +89,11 @@ def timer_has_fired(workflow: BpmnWorkflow, task_id: uuid.UUID) -> bool:
     task = workflow.get_task_from_id(task_id)
     if task is None:
         return False
-    return bool(task.has_state(_FIRED_STATES) or task.state == TaskState.WAITING)
+    return bool(
+        task.has_state(_FIRED_STATES)
+        or task.state == TaskState.WAITING
+        or started_event_subprocess(task)
+    )
 
 
 def workflow_variables(workflow: BpmnWorkflow) -> dict[str, Any]:
@@ -97,7 +102,8 @@ def workflow_variables(workflow: BpmnWorkflow) -> dict[str, Any]:
         return dict(json_safe(workflow.data))
     merged: dict[str, Any] = dict(workflow.data)
     for task in workflow.get_tasks(state=ACTIVE_TASK_STATES):
-        merged.update(visible_data(task))
+        if not is_event_subprocess_start(task):  # it keeps the data its scope started with
+            merged.update(visible_data(task))
     return dict(json_safe(merged))
 
 

@@ -1,5 +1,6 @@
-"""Baton's workflow classes: the library's, with a listener for the events they throw and
-task walks without a depth limit (engine.bpmn.depth).
+"""Baton's workflow classes: the library's, with a listener for the events they throw,
+task walks without a depth limit (engine.bpmn.depth), and event subprocesses and conditional
+events as BPMN runs them (engine.bpmn.event_subprocesses).
 
 Created for new instances (and their subprocesses) and restored by the serializer under the
 library's type names (so stored states load as these classes), they let a `Run` collect the
@@ -17,9 +18,15 @@ from SpiffWorkflow.bpmn.serializer.default.workflow import (
 from SpiffWorkflow.bpmn.util.event import BpmnEvent
 from SpiffWorkflow.bpmn.util.subworkflow import BpmnSubWorkflow
 from SpiffWorkflow.task import Task
+from SpiffWorkflow.util.task import TaskState
 
 from .depth import UnboundedWalks, cancel_unfinished
 from .error_events import interrupt_activities_that_caught_errors, throws_an_error
+from .event_subprocesses import interrupt_scope, is_event_subprocess_start, refresh_conditions
+
+# How often one `do_engine_steps` runs again because a condition came true: conditions that
+# keep flipping each other stop there (the next operation goes on).
+MAX_CONDITION_ROUNDS = 100
 
 
 class BatonSubWorkflow(UnboundedWalks, BpmnSubWorkflow):
@@ -32,23 +39,93 @@ class BatonWorkflow(UnboundedWalks, BpmnWorkflow):
     # workflow itself delivers it inside (engine.bpmn.events.record_thrown_events sets it).
     thrown_listener: Callable[[BpmnEvent], None] | None = None
 
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        # Interrupting event subprocesses started whose scope is not cancelled yet (it is as
+        # soon as no task of the workflow is running: see `_do_engine_steps`).
+        self.pending_interruptions: list[Task] = []
+        super().__init__(*args, **kwargs)
+
+    def interrupt_later(self, started: Task) -> None:
+        self.pending_interruptions.append(started)
+
+    def apply_interruptions(self) -> None:
+        while self.pending_interruptions:
+            interrupt_scope(self.pending_interruptions.pop(0))
+
+    def do_engine_steps(
+        self, will_complete_task: Any = None, did_complete_task: Any = None
+    ) -> None:
+        """The library's, then again while a conditional event fires or an event subprocess
+        interrupts its scope."""
+        for _ in range(MAX_CONDITION_ROUNDS):
+            self.apply_interruptions()
+            super().do_engine_steps(will_complete_task, did_complete_task)
+            if not refresh_conditions(self) and not self.pending_interruptions:
+                return
+
+    def _do_engine_steps(
+        self, will_complete_task: Any = None, did_complete_task: Any = None
+    ) -> bool:
+        """The library's, but a task is run only while it is still READY (an interruption may
+        have cancelled it since the step began), and a pending interruption is applied as
+        soon as the task that caused it has finished."""
+
+        def update_workflow(wf: BpmnSubWorkflow | BpmnWorkflow) -> int:
+            count = 0
+            for task in wf.get_tasks(state=TaskState.READY):
+                if task.state != TaskState.READY or task.task_spec.manual:
+                    continue
+                if will_complete_task is not None:
+                    will_complete_task(task)
+                task.run()
+                count += 1
+                if throws_an_error(task):  # interrupts what caught it (engine.bpmn.error_events)
+                    interrupt_activities_that_caught_errors(task)
+                if did_complete_task is not None:
+                    did_complete_task(task)
+                self.apply_interruptions()
+            return count
+
+        active_subprocesses = self.get_active_subprocesses()
+        for subprocess in sorted(active_subprocesses, key=lambda v: v.depth, reverse=True):
+            count = None
+            while count is None or count > 0:
+                count = update_workflow(subprocess)
+            if subprocess.parent_task_id is not None:
+                task = self.get_task_from_id(subprocess.parent_task_id)
+                task.task_spec._update(task)
+
+        count = update_workflow(self)
+        return count > 0 or len(self.get_active_subprocesses()) > len(active_subprocesses)
+
     def catch(self, event: BpmnEvent) -> None:
         if self.thrown_listener is not None:
             self.thrown_listener(event)
+        if event.target is not None and self._catch_innermost(event):
+            return
         super().catch(event)
 
-    def do_engine_steps(
-        self,
-        will_complete_task: Callable[[Task], None] | None = None,
-        did_complete_task: Callable[[Task], None] | None = None,
-    ) -> None:
-        def completed(task: Task) -> None:
-            if throws_an_error(task):  # interrupts what caught it (engine.bpmn.error_events)
-                interrupt_activities_that_caught_errors(task)
-            if did_complete_task is not None:
-                did_complete_task(task)
-
-        super().do_engine_steps(will_complete_task, completed)
+    def _catch_innermost(self, event: BpmnEvent) -> bool:
+        """An error or escalation goes to the scope it was thrown in, then outwards, as the
+        library's event manager sends it; but where a scope has both a boundary event of the
+        activity it came from and an event subprocess that match, the boundary event (the
+        closer one) takes it alone. False if nothing in any scope catches it."""
+        target = event.target
+        while target is not None:
+            catching = [
+                task
+                for task in list(self.event_manager.tasks.values())
+                if task.workflow == target and task.task_spec.event_definition.catches(task, event)
+            ]
+            if catching:
+                closer = [t for t in catching if not is_event_subprocess_start(t)]
+                for task in closer or catching:
+                    task.task_spec.catch(task, event)
+                    task.task_spec._update(task)
+                return True
+            target = target.parent_workflow
+        event.target = None  # the library's way on: to every task that waits for it
+        return False
 
     def create_subprocess(self, my_task: Task, spec_name: str) -> BatonSubWorkflow:
         subprocess = BatonSubWorkflow(

@@ -20,6 +20,7 @@ from SpiffWorkflow.task import Task
 from SpiffWorkflow.util.task import TaskState
 
 from .connector_tasks import ConnectorTaskMixin
+from .event_subprocesses import is_event_subprocess_start
 from .multi_instance import completions, instance_counts
 from .timers import FIRED_AT
 
@@ -93,7 +94,11 @@ def element_trace(workflow: BpmnWorkflow) -> list[str]:
     for task in tasks:
         # A cycle timer fires once per repetition, each time adding a path while its task
         # waits on for the next: each firing is a run of the element.
-        fired = task._get_internal_data(FIRED_AT) if _is_element(task) else None
+        # (An event subprocess's waiting start is not the element's run: its started
+        # subprocess's start event is, once per firing.)
+        if not _is_element(task) or is_event_subprocess_start(task):
+            continue
+        fired = task._get_internal_data(FIRED_AT)
         if fired:
             runs = [run for run in runs if run != (task.last_state_change, task.task_spec.bpmn_id)]
             runs.extend((when, task.task_spec.bpmn_id) for when in fired)

@@ -82,7 +82,13 @@ def _shared_client() -> httpx.Client:
         return _client
 
 
-@connector("http")
+@connector(
+    "http",
+    description=(
+        "Calls an HTTP API: url, method (GET), headers, query, json or data, timeout; the "
+        "result is {status, headers, body}. 4xx is a BPMN error HTTP_<status>, 5xx is retried."
+    ),
+)
 def http_request(params: dict[str, Any], call: ConnectorCall) -> dict[str, Any]:
     options = _request_options(params, call)
     check_url(options["url"])  # before connecting; the client checks each connection again
@@ -128,5 +134,13 @@ def _spiffarena_request(method: str) -> Callable[[dict[str, Any], ConnectorCall]
 
 
 for _method in ("Get", "Post", "Put", "Patch", "Delete", "Head"):
+    # SpiffArena's V2 names do the same; they keep working in old diagrams, unoffered.
     for _suffix in ("", "V2"):
-        connector(f"http/{_method}Request{_suffix}")(_spiffarena_request(_method.upper()))
+        connector(
+            f"http/{_method}Request{_suffix}",
+            description=(
+                f"SpiffArena's {_method.upper()} request: url, headers, params (the query), data "
+                "(the JSON body), basic_auth_username and basic_auth_password."
+            ),
+            listed=not _suffix,
+        )(_spiffarena_request(_method.upper()))

@@ -102,6 +102,14 @@ def test_the_api_retry_reevaluates_too(celery_workers: Workers, fake_api: FakeAp
     )
 
     assert response.status_code == 200, response.content
+    [job] = response.json()["jobs"]
+    [earlier] = job["retries"]
+    assert (earlier["error_code"], earlier["changed"], earlier["retried_by"]) == (
+        "HTTP_404",
+        ["url"],
+        "otto",
+    )
+    assert "parameters" not in earlier
     wait_until(lambda: finished(instance), what="the retried instance to finish")
     assert instance.status == "completed"
     assert len(fake_api.requests_to("/customers/C-3")) == 1

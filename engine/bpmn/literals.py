@@ -118,8 +118,11 @@ def _timer_problem(kind: str, text: str, *, start: bool) -> str | None:
 def _retry_cycle_problem(text: str) -> str | None:
     try:
         retry_from_cycle(text)
-    except Exception as exc:  # noqa: BLE001 -- the parser refuses any malformed cycle
-        return f"{exc}."
+    except Exception:  # noqa: BLE001 -- the parser refuses any malformed cycle
+        return (
+            f"the retry time cycle {text!r} (camunda:failedJobRetryTimeCycle) is not of the "
+            "form R5/PT30S (5 attempts, 30 seconds apart)."
+        )
     return None
 
 
@@ -165,7 +168,7 @@ def _human_task_problems(root: etree._Element) -> Iterator[LiteralProblem]:
             value = task.get(f"{{{CAMUNDA_NS}}}{attribute}")
             problem = check(value) if value is not None and value.strip() else None
             if problem:
-                yield LiteralProblem(task, task, f"camunda:{attribute}: {problem}")
+                yield LiteralProblem(task, task, problem)
 
 
 def _timer_problems(root: etree._Element) -> Iterator[LiteralProblem]:
@@ -178,7 +181,7 @@ def _timer_problems(root: etree._Element) -> Iterator[LiteralProblem]:
             for value in definition.iterchildren(f"{{{BPMN_NS}}}{tag}"):
                 problem = _timer_problem(kind, value.text or "", start=start)
                 if problem:
-                    yield LiteralProblem(value, event, f"{tag}: {problem}")
+                    yield LiteralProblem(value, event, f"{problem} ({tag})")
 
 
 def _retry_problems(root: etree._Element) -> Iterator[LiteralProblem]:

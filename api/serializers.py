@@ -143,10 +143,31 @@ class OpenTaskSerializer(serializers.ModelSerializer):
         ]
 
 
+class JobRetrySerializer(serializers.Serializer):
+    """One round of a job before an operator's retry (its parameters' values are not shown)."""
+
+    attempts = serializers.IntegerField()
+    error_code = serializers.CharField()
+    error = serializers.CharField()
+    failed_at = serializers.CharField()
+    retried_at = serializers.CharField()
+    retried_by = serializers.CharField()
+    changed = serializers.ListField(
+        child=serializers.CharField(),
+        help_text="The parameters the retry evaluated differently (names only).",
+    )
+
+
 class JobSerializer(serializers.ModelSerializer):
     queue_note = serializers.CharField(
         read_only=True,
         help_text=('"queued, broker unreachable" while the job waits for the broker; else empty.'),
+    )
+    retries = JobRetrySerializer(
+        source="history",
+        many=True,
+        read_only=True,
+        help_text="The rounds before each operator's retry, oldest first.",
     )
 
     class Meta:
@@ -162,6 +183,7 @@ class JobSerializer(serializers.ModelSerializer):
             "next_attempt_at",
             "error_code",
             "last_error",
+            "retries",
             "created_at",
             "updated_at",
         ]

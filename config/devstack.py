@@ -111,10 +111,35 @@ def sandbox_summary() -> str:
     )
 
 
+def public_base_url(host: str, port: str) -> str:
+    """The URL diagrams reach this Baton under: BATON_BASE_URL if set, else the web server's."""
+    configured = os.environ.get("BATON_BASE_URL", "").strip().rstrip("/")
+    if configured:
+        return configured
+    reachable = "127.0.0.1" if host in ("0.0.0.0", "", "::") else host  # noqa: S104 -- a wildcard bind is reached at the loopback
+    return f"http://{reachable}:{port}"
+
+
+def write_run_env(data: Path, base_url: str) -> Path:
+    """Write the checkout's env file, which manage.py commands in another terminal read
+    (config/settings/base.py), so that an instance they start calls this server."""
+    data.mkdir(parents=True, exist_ok=True)
+    path = data / "baton.env"
+    path.write_text(
+        "# Written by `make run` at each start; manage.py commands of this checkout read it.\n"
+        f"BATON_BASE_URL={base_url}\n",
+        encoding="utf-8",
+    )
+    return path
+
+
 def run() -> int:
     port = os.environ.get("PORT", "8000")
     host = os.environ.get("HOST", "127.0.0.1")
     data = data_dir(".data")
+    base_url = public_base_url(host, port)
+    os.environ["BATON_BASE_URL"] = base_url  # the web server and workers started below
+    env_file = write_run_env(data, base_url)
     supervisor = Supervisor()
     signal.signal(signal.SIGINT, supervisor.request_stop)
     signal.signal(signal.SIGTERM, supervisor.request_stop)
@@ -125,6 +150,7 @@ def run() -> int:
         manage("migrate", "--noinput", "-v", "0")
         manage("bootstrap_demo")
         print(sandbox_summary(), flush=True)
+        print(f"Diagrams reach Baton at {base_url} (BATON_BASE_URL, in {env_file})", flush=True)
         celery = [sys.executable, "-m", "celery", "-A", "config"]
         # --insecure: runserver serves static files only with DEBUG on, which is off by
         # default (config/settings/dev.py says why).

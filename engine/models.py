@@ -179,6 +179,10 @@ class ServiceJob(models.Model):
     # When handing the job to the broker failed (the broker was unreachable after the commit):
     # the sweep hands it over again as soon as it can. Shown as "queued, broker unreachable".
     unqueued_since = models.DateTimeField(null=True, blank=True)
+    # The rounds before each operator's retry, oldest first: {"parameters" (as stored: secrets
+    # stay references), "attempts", "error", "error_code", "failed_at", "retried_at",
+    # "retried_by", "changed" (names of the parameters the retry evaluated differently)}.
+    history = models.JSONField(default=list, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 

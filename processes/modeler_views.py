@@ -18,7 +18,7 @@ from django.urls import reverse
 from django.views.decorators.http import require_POST
 
 from api.errors import problem_response
-from engine.connectors import registered_connectors
+from engine.connectors import connector_choices
 from engine.exceptions import NotFound
 
 from . import selectors
@@ -53,7 +53,7 @@ def _modeler_page(
         "xml": xml,
         "fileName": file_name,
         "saveUrl": reverse("processes:save"),
-        "connectors": registered_connectors(),
+        "connectors": connector_choices(),
         "isNew": definition is None,
     }
     return render(

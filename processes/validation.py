@@ -1,11 +1,12 @@
 """Checking an upload before anything is stored: size, safe XML, BPMN XSD, the workflow
-library's structural checks and Python syntax. Every problem names the file, the line and the
-element."""
+library's structural checks, Python syntax and every literal value Baton parses later (due
+dates, priorities, timers, retry cycles, form constraints). Every problem names the file, the
+line and the element (id and name); a deploy reports every problem it finds at once."""
 
 import hashlib
 import json
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from django.conf import settings
@@ -14,6 +15,7 @@ from lxml import etree
 from engine.bpmn.connector_tasks import ConnectorTaskMixin, iter_param_expressions
 from engine.bpmn.elements import describe_human_tasks, describe_start_form
 from engine.bpmn.expressions import ExpressionNotSupported, expression_source, is_wrapped
+from engine.bpmn.literals import literal_problems
 from engine.bpmn.parsing import bpmn_validator, build_parser, detect_dialect
 from engine.bpmn.scripting import ScriptSyntaxError, check_syntax
 from engine.bpmn.serialization import spec_to_json, unsupported_elements
@@ -59,21 +61,35 @@ class Problem:
     message: str
     line: int | None = None
     element_id: str = ""
+    element_name: str = ""
 
     def as_dict(self) -> dict[str, Any]:
         return {
             "file": self.file,
             "line": self.line,
             "element_id": self.element_id,
+            "element_name": self.element_name,
             "message": self.message,
         }
+
+    def describe(self) -> str:
+        """One line for a person: where (file, line, element name and id), then what."""
+        element = (
+            f"“{self.element_name}” ({self.element_id})"
+            if self.element_name and self.element_name != self.element_id
+            else self.element_id
+        )
+        where = ", ".join(
+            part for part in (self.file, f"line {self.line}" if self.line else "", element) if part
+        )
+        return f"{where}: {self.message}" if where else self.message
 
 
 class DeploymentInvalid(Exception):
     """The upload cannot be deployed; `problems` says why, file by file."""
 
     def __init__(self, problems: list[Problem]) -> None:
-        super().__init__("; ".join(p.message for p in problems))
+        super().__init__("; ".join(p.describe() for p in problems))
         self.problems = problems
 
 
@@ -405,6 +421,38 @@ def _check_constructs(item: ParsedFile, roots: list[etree._Element]) -> list[Pro
     ]
 
 
+def _check_literals(item: ParsedFile) -> list[Problem]:
+    """Due dates, priorities, timers, retry cycles and form constraints Baton would fail to
+    read at run time (engine/bpmn/literals.py)."""
+    assert item.root is not None
+    return [
+        Problem(
+            file=item.name,
+            line=found.node.sourceline,
+            element_id=found.element.get("id") or "",
+            message=found.message[:1].upper() + found.message[1:],
+        )
+        for found in literal_problems(item.root)
+    ]
+
+
+def _named(problems: list[Problem], files: list[ParsedFile]) -> list[Problem]:
+    """The problems with the name of the element each is about, as the diagram shows it."""
+    names: dict[tuple[str, str], str] = {}
+    for item in files:
+        if item.root is None:
+            continue
+        for node in item.root.iter(etree.Element):
+            if node.get("id") and node.get("name") and node.tag.startswith(f"{{{BPMN_NS}}}"):
+                names.setdefault((item.name, node.get("id") or ""), node.get("name") or "")
+    return [
+        replace(p, element_name=names.get((p.file, p.element_id), p.element_name))
+        if p.element_id
+        else p
+        for p in problems
+    ]
+
+
 TOO_DEEP_FOR_SPIFF = (
     "The process is too long or nests too deeply to be read; move parts of "
     "it into subprocesses or call activities."
@@ -574,30 +622,45 @@ def parse_deployment(files: list[UploadedFile]) -> ParsedDeployment:
         raise DeploymentInvalid([Problem(file="", message="The upload holds no BPMN file.")])
     problems: list[Problem] = []
     roots = [f.root for f in bpmn if f.root is not None]
+    # The workflow library cannot read a document off the schema or with too long runs.
+    unreadable = False
     for item in bpmn:
         schema_problems = _check_schema(item)
+        if schema_problems:
+            problems.extend(schema_problems)
+            unreadable = True
+            continue
+        runs = _check_runs(item)
+        unreadable = unreadable or bool(runs)
         problems.extend(
-            schema_problems
-            or [
+            [
                 *_check_python(item),
                 *_check_wrapped_expressions(item),
-                *_check_runs(item),
+                *runs,
                 *_check_unhonoured_attributes(item),
                 *_check_constructs(item, roots),
+                *_check_literals(item),
             ]
         )
+    if not unreadable and not any(_executable_processes(item) for item in bpmn):
+        problems.append(
+            Problem(
+                file=bpmn[0].name,
+                message='No process is marked executable (isExecutable="true").',
+            )
+        )
+        unreadable = True
+    if unreadable:
+        raise DeploymentInvalid(_named(problems, parsed))
+    try:
+        deployment = _build_processes(bpmn, others)
+    except DeploymentInvalid as exc:
+        # The workflow library's checks run even when the ones above found problems, so that
+        # one save shows them all; an element already reported is not reported twice.
+        reported = {(p.file, p.element_id) for p in problems if p.element_id}
+        problems.extend(p for p in exc.problems if (p.file, p.element_id) not in reported)
     if problems:
-        raise DeploymentInvalid(problems)
-    if not any(_executable_processes(item) for item in bpmn):
-        raise DeploymentInvalid(
-            [
-                Problem(
-                    file=bpmn[0].name,
-                    message='No process is marked executable (isExecutable="true").',
-                )
-            ]
-        )
-    deployment = _build_processes(bpmn, others)
+        raise DeploymentInvalid(_named(problems, parsed))
     by_name = sorted(parsed, key=lambda f: f.name)
     deployment.checksum = _sha256(*(f.checksum.encode() for f in by_name))
     return deployment

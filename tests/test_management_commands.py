@@ -90,7 +90,7 @@ def test_deploy_of_an_invalid_file_prints_each_problem_and_fails(tmp_path: Path)
 
     line = line_containing(document, 'id="prepare"')
     assert err.getvalue().startswith(
-        f"broken.bpmn:{line}: prepare: The script is not valid Python"
+        f"broken.bpmn:{line}: prepare (Prepare): The script is not valid Python"
     ), err.getvalue()
     assert not ProcessDefinition.objects.exists()
 

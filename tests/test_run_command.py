@@ -65,6 +65,9 @@ def test_run_command_serves_baton_and_ctrl_c_stops_everything(tmp_path: Path) ->
     output = Output(supervisor)
     try:
         output.wait_for(f"Baton is running at http://127.0.0.1:{port}/", timeout=180)
+        # manage.py commands in another shell read the URL diagrams reach Baton under.
+        env_file = (tmp_path / "data" / "baton.env").read_text()
+        assert f"BATON_BASE_URL=http://127.0.0.1:{port}\n" in env_file
         accounts = {
             m.group(1): (m.group(2), m.group(4)) for m in map(ACCOUNT_LINE.match, output.lines) if m
         }
@@ -128,6 +131,43 @@ def test_run_command_serves_baton_and_ctrl_c_stops_everything(tmp_path: Path) ->
 
     wait_until(lambda: not alive(), timeout=30, what="every child process to end")
     assert processes_mentioning(str(tmp_path), redis_dir) == []
+
+
+def _base_url_seen_by_manage_py(data_dir: Path, **extra: str) -> str:
+    env = {
+        k: v for k, v in os.environ.items() if k not in {"BATON_BASE_URL", "PORT", "BATON_DATA_DIR"}
+    }
+    env.update(BATON_DATA_DIR=str(data_dir), DJANGO_SETTINGS_MODULE="config.settings.dev", **extra)
+    shown = subprocess.run(
+        [
+            sys.executable,
+            "manage.py",
+            "shell",
+            "-c",
+            "from django.conf import settings; print(settings.BATON_BASE_URL)",
+        ],
+        cwd=BASE_DIR,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return shown.stdout.strip().splitlines()[-1]
+
+
+def test_manage_py_commands_call_the_base_url_make_run_wrote(tmp_path: Path) -> None:
+    from config.devstack import public_base_url, write_run_env
+
+    data = tmp_path / "data"
+    assert _base_url_seen_by_manage_py(data) == "http://127.0.0.1:8000"
+    # `make run` on port 8123 writes its URL; a command in another shell (no PORT) uses it.
+    write_run_env(data, public_base_url("0.0.0.0", "8123"))  # noqa: S104 -- what a user may pass
+    assert _base_url_seen_by_manage_py(data) == "http://127.0.0.1:8123"
+    # BATON_BASE_URL names the public URL; the environment wins over the file.
+    assert (
+        _base_url_seen_by_manage_py(data, BATON_BASE_URL="https://baton.example.org/")
+        == "https://baton.example.org"
+    )
 
 
 def test_development_settings_have_debug_off_unless_asked() -> None:

@@ -244,10 +244,30 @@ BATON_HTTP_ALLOW = env_list("BATON_HTTP_ALLOW", [])
 BATON_OWN_SERVICES = env_list("BATON_OWN_SERVICES", [])
 # The demo API that the credit-check example calls (served by Baton itself under /demo-api/).
 BATON_DEMO_API = env.bool("BATON_DEMO_API", default=True)
-# The base URL diagrams reach Baton itself under (scripts see it as `baton_url`).
-BATON_BASE_URL = os.environ.get(
-    "BATON_BASE_URL", f"http://127.0.0.1:{os.environ.get('PORT', '8000')}"
-)
+# The base URL diagrams reach Baton itself under (scripts see it as `baton_url`): the
+# environment's BATON_BASE_URL; else, for manage.py commands beside `make run`, the one it
+# wrote into its env file (RUN_ENV_FILE); else the local web server's port.
+RUN_ENV_FILE = EMBEDDED_DATA_DIR / "baton.env"
+
+
+def run_env(name: str) -> str | None:
+    """A value `make run` wrote into the checkout's env file (KEY=VALUE lines), if any."""
+    try:
+        lines = RUN_ENV_FILE.read_text(encoding="utf-8").splitlines()
+    except OSError:
+        return None
+    for line in lines:
+        key, separator, value = line.partition("=")
+        if separator and key.strip() == name:
+            return value.strip()
+    return None
+
+
+BATON_BASE_URL = (
+    os.environ.get("BATON_BASE_URL")
+    or run_env("BATON_BASE_URL")
+    or f"http://127.0.0.1:{os.environ.get('PORT', '8000')}"
+).rstrip("/")
 
 # Timers: how often the beat fires due timers (and timer start events) and re-sends message
 # and signal deliveries that are due again; a timer fires within about this much of its time.

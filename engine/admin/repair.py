@@ -14,6 +14,7 @@ from engine.exceptions import EngineError
 from engine.models import ProcessInstance
 from engine.selectors import repair_choices
 from engine.services import (
+    Retried,
     migrate_instance,
     reset_instance,
     resume_instance,
@@ -33,9 +34,23 @@ def _form_errors(form: Any) -> str:
     return " ".join(f"{name}: {' '.join(errors)}" for name, errors in form.errors.items())
 
 
+def _retried(outcome: Retried) -> str:
+    """What the retry sent again: per job, the parameters it evaluated differently (names only,
+    never values: a parameter may carry a secret from the secret store)."""
+    lines = []
+    for job in outcome.jobs:
+        label = f"{job.element_name} ({job.element_id})" if job.element_name else job.element_id
+        if job.changed_parameters:
+            names = ", ".join(job.changed_parameters)
+            lines.append(f"{label} is called again with changed parameters: {names}.")
+        else:
+            lines.append(f"{label} is called again with the same parameters.")
+    return " ".join(lines)
+
+
 def retry(request: HttpRequest, instance: ProcessInstance) -> str:
-    retry_instance(instance_id=str(instance.pk), actor=request.user)
-    return "The incident was retried."
+    outcome = retry_instance(instance_id=str(instance.pk), actor=request.user)
+    return f"The incident was retried. {_retried(outcome)}".strip()
 
 
 def edit_variables(request: HttpRequest, instance: ProcessInstance) -> str:
@@ -46,10 +61,10 @@ def edit_variables(request: HttpRequest, instance: ProcessInstance) -> str:
     changed = {k: v for k, v in submitted.items() if instance.variables.get(k, object()) != v}
     removed = [name for name in instance.variables if name not in submitted]
     if form.cleaned_data["retry"]:
-        retry_instance(
+        outcome = retry_instance(
             instance_id=str(instance.pk), actor=request.user, variables=changed, remove=removed
         )
-        return "The variables were saved and the incident retried."
+        return f"The variables were saved and the incident retried. {_retried(outcome)}".strip()
     if not changed and not removed:
         return "The variables were already so; nothing changed."
     set_variables(instance_id=instance.pk, actor=request.user, variables=changed, remove=removed)

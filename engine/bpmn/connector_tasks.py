@@ -135,7 +135,7 @@ def _zeebe_value(source: str) -> ParamSpec:
     return {"value": source}
 
 
-def _retry_from_cycle(cycle: str) -> dict[str, Any]:
+def retry_from_cycle(cycle: str) -> dict[str, Any]:
     from engine import clock
 
     from .schedules import duration_after
@@ -182,7 +182,7 @@ class CamundaConnectorTaskParser(TaskParser):
         cycle = self._extension(CAMUNDA_NS, "{ns}failedJobRetryTimeCycle")
         if cycle and (cycle[0].text or "").strip():
             try:
-                retry = _retry_from_cycle(cycle[0].text or "")
+                retry = retry_from_cycle(cycle[0].text or "")
             except Exception as exc:  # noqa: BLE001 -- any malformed cycle is refused at deploy
                 raise self._fail(str(exc)) from None
         return ConnectorTask(

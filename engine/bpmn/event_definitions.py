@@ -81,9 +81,10 @@ def timer_source(text: str) -> tuple[str, str | None]:
     return stripped, None
 
 
-def check_timer_literal(definition: TimerEventDefinition, literal: str, *, start: bool) -> None:
-    """Raise ValueError if a literal timer value cannot be scheduled."""
-    if isinstance(definition, CycleTimerEventDefinition):
+def check_timer_text(kind: str, literal: str, *, start: bool) -> None:
+    """Raise ValueError if a literal timer value of `kind` (date, duration or cycle) cannot be
+    scheduled (the parser below and the deploy-time literal checks share this rule)."""
+    if kind == "cycle":
         if looks_like_cron(literal):
             if not start:
                 raise ValueError("cron cycles are supported on timer start events only")
@@ -92,9 +93,9 @@ def check_timer_literal(definition: TimerEventDefinition, literal: str, *, start
         _, _, duration = recurring_interval(literal, clock.now())
         if duration.total_seconds() <= 0:
             raise ValueError("the cycle's interval must be longer than zero")
-    elif isinstance(definition, DurationTimerEventDefinition):
+    elif kind == "duration":
         TimerEventDefinition.parse_iso_duration(literal)
-    elif isinstance(definition, TimeDateEventDefinition):
+    else:
         if literal.upper().startswith("P"):
             raise ValueError("a timeDate needs a date and time, not a duration")
         TimerEventDefinition.parse_time_or_duration(literal)
@@ -108,6 +109,16 @@ def _starts_event_subprocess(node: etree._Element) -> bool:
         and parent.tag == SUBPROCESS_TAG
         and parent.get("triggeredByEvent") == "true"
     )
+
+
+def check_timer_literal(definition: TimerEventDefinition, literal: str, *, start: bool) -> None:
+    """Raise ValueError if a literal timer value cannot be scheduled."""
+    if isinstance(definition, CycleTimerEventDefinition):
+        check_timer_text("cycle", literal, start=start)
+    elif isinstance(definition, DurationTimerEventDefinition):
+        check_timer_text("duration", literal, start=start)
+    elif isinstance(definition, TimeDateEventDefinition):
+        check_timer_text("date", literal, start=start)
 
 
 class EventParserMixin:

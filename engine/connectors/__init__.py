@@ -2,9 +2,13 @@
 
     from engine.connectors import connector, ConnectorCall
 
-    @connector("crm.create_customer")
+    @connector("crm.create_customer", description="Creates a customer in the CRM.")
     def create_customer(params: dict, call: ConnectorCall) -> dict:
         ...
+
+The description (or the first line of the function's docstring) explains the connector in the
+modeler's connector choice; `listed=False` keeps a name working for old diagrams without
+offering it there (an alias).
 
 A connector returns a JSON-serializable result, or raises `TransientError` (retried with
 backoff) or `BusinessError` (thrown as a BPMN error with its code). Any other exception is
@@ -46,19 +50,37 @@ class BusinessError(Exception):
 
 ConnectorFunction = Callable[[dict[str, Any], ConnectorCall], Any]
 _REGISTRY: dict[str, ConnectorFunction] = {}
+_DESCRIPTIONS: dict[str, str] = {}
+_UNLISTED: set[str] = set()
 
 
-def connector(name: str) -> Callable[[ConnectorFunction], ConnectorFunction]:
-    """Register a function as the connector `name`."""
+def connector(
+    name: str, *, description: str = "", listed: bool = True
+) -> Callable[[ConnectorFunction], ConnectorFunction]:
+    """Register a function as the connector `name`, explained by `description` (default: the
+    first line of its docstring); `listed=False` for an alias the modeler does not offer."""
 
     def register(function: ConnectorFunction) -> ConnectorFunction:
         existing = _REGISTRY.get(name)
         if existing is not None and existing is not function:
             raise ValueError(f"A connector named {name!r} is already registered.")
         _REGISTRY[name] = function
+        doc = (function.__doc__ or "").strip().splitlines()
+        _DESCRIPTIONS[name] = description or (doc[0] if doc else "")
+        if not listed:
+            _UNLISTED.add(name)
         return function
 
     return register
+
+
+def connector_choices() -> list[dict[str, str]]:
+    """The connectors a modeller may choose, each with what it does (aliases left out)."""
+    return [
+        {"name": name, "description": _DESCRIPTIONS.get(name, "")}
+        for name in sorted(_REGISTRY)
+        if name not in _UNLISTED
+    ]
 
 
 def get_connector(name: str) -> ConnectorFunction | None:

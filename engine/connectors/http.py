@@ -12,9 +12,11 @@ address the policy checked; a refused call is `HTTP_REFUSED` and is not retried.
 """
 
 import os
+import re
 import threading
 from collections.abc import Callable
 from typing import Any
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import httpx
 
@@ -41,6 +43,42 @@ def _retry_after(response: httpx.Response) -> float | None:
         return max(0.0, float(value))
     except ValueError:
         return None
+
+
+# Query parameters whose values are credentials by their name; masked wherever a URL is shown.
+_CREDENTIAL_NAME = re.compile(
+    r"token|key|secret|passw|pwd|auth|sig|credential|session|code", re.IGNORECASE
+)
+
+
+def shown_url(url: str) -> str:
+    """The URL of a call as an incident may show it: the values of query parameters named like
+    credentials (token, api_key, signature, ...) and a password in it are masked. Values from
+    the secret store are masked wherever they stand by the worker (secrets.redact)."""
+    try:
+        parts = urlsplit(url)
+        pairs = parse_qsl(parts.query, keep_blank_values=True)
+        netloc = parts.netloc
+        if "@" in netloc:
+            user, _, host = netloc.rpartition("@")
+            netloc = f"{user.split(':')[0]}:***@{host}" if ":" in user else netloc
+        query = urlencode(
+            [(name, "***" if _CREDENTIAL_NAME.search(name) else value) for name, value in pairs],
+            safe="*",
+        )
+        return urlunsplit((parts.scheme, netloc, parts.path, query, ""))
+    except ValueError:
+        return "(an invalid URL)"
+
+
+def _called_url(options: dict[str, Any]) -> str:
+    """The URL called, with the `query` parameter's pairs added as the client adds them."""
+    try:
+        called = httpx.URL(options["url"])
+        url = str(called.copy_merge_params(options["params"]) if options["params"] else called)
+    except (httpx.InvalidURL, TypeError, ValueError):
+        url = str(options["url"])
+    return f"{options['method']} {shown_url(url)}"
 
 
 def _request_options(params: dict[str, Any], call: ConnectorCall) -> dict[str, Any]:
@@ -82,16 +120,26 @@ def _shared_client() -> httpx.Client:
         return _client
 
 
-@connector("http")
+@connector(
+    "http",
+    description=(
+        "Calls an HTTP API: url, method (GET), headers, query, json or data, timeout; the "
+        "result is {status, headers, body}. 4xx is a BPMN error HTTP_<status>, 5xx is retried."
+    ),
+)
 def http_request(params: dict[str, Any], call: ConnectorCall) -> dict[str, Any]:
     options = _request_options(params, call)
     check_url(options["url"])  # before connecting; the client checks each connection again
     try:
         response = _shared_client().request(**options)
     except httpx.TimeoutException:
-        raise TransientError(f"Timed out after {options['timeout']:g} s") from None
+        raise TransientError(
+            f"Timed out after {options['timeout']:g} s: {_called_url(options)}"
+        ) from None
     except httpx.TransportError as exc:
-        raise TransientError(f"Connection failed: {type(exc).__name__}") from None
+        raise TransientError(
+            f"Connection failed: {type(exc).__name__} ({_called_url(options)})"
+        ) from None
     status = response.status_code
     allowed = params.get("success_statuses")
     succeeded = status in allowed if allowed else 200 <= status < 300
@@ -102,7 +150,7 @@ def http_request(params: dict[str, Any], call: ConnectorCall) -> dict[str, Any]:
         return {"status": status, "headers": headers, "body": body}
     if status >= 500 or status == 429:
         raise TransientError(f"HTTP {status}", retry_after=_retry_after(response))
-    message = f"HTTP {status} from {options['method']} {options['url']}"
+    message = f"HTTP {status} from {_called_url(options)}"
     raise BusinessError(f"HTTP_{status}", message, {"status": status, "body": body})
 
 
@@ -128,5 +176,13 @@ def _spiffarena_request(method: str) -> Callable[[dict[str, Any], ConnectorCall]
 
 
 for _method in ("Get", "Post", "Put", "Patch", "Delete", "Head"):
+    # SpiffArena's V2 names do the same; they keep working in old diagrams, unoffered.
     for _suffix in ("", "V2"):
-        connector(f"http/{_method}Request{_suffix}")(_spiffarena_request(_method.upper()))
+        connector(
+            f"http/{_method}Request{_suffix}",
+            description=(
+                f"SpiffArena's {_method.upper()} request: url, headers, params (the query), data "
+                "(the JSON body), basic_auth_username and basic_auth_password."
+            ),
+            listed=not _suffix,
+        )(_spiffarena_request(_method.upper()))

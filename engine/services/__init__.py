@@ -1,7 +1,7 @@
 """The engine's state-changing operations. Edges call these and nothing else writes."""
 
 from .human_tasks import claim_task, complete_human_task, unclaim_task
-from .incidents import retry_instance
+from .incidents import Retried, retry_instance
 from .instances import start_instance
 from .lifecycle import resume_instance, set_variables, suspend_instance, terminate_instance
 from .messages import correlate_message
@@ -11,6 +11,7 @@ from .retention import delete_finished_instances
 from .signals import broadcast_signal
 
 __all__ = [
+    "Retried",
     "broadcast_signal",
     "claim_task",
     "complete_human_task",

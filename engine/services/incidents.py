@@ -2,6 +2,7 @@
 its cause, and the operator's retry of everything that failed."""
 
 from collections.abc import Iterable
+from dataclasses import dataclass, field
 from typing import Any
 
 from django.db import transaction
@@ -9,20 +10,39 @@ from django.utils import timezone
 
 from engine.actors import Person
 from engine.bpmn.failures import failed_tasks, retry_failed_tasks
+from engine.bpmn.run import Run
 from engine.bpmn.types import Workflow
-from engine.bpmn.walks import parked_task_ids
-from engine.exceptions import Conflict
+from engine.bpmn.walks import parked_task, parked_task_ids
+from engine.connectors.secrets import LITERALS_KEY
+from engine.exceptions import Conflict, InvalidInput, TaskScriptFailed
 from engine.models import ProcessInstance, ServiceJob
 
 from .audit import record_event
 from .handover import hand_over_job_on_commit
 from .instance_status import decide_status, has_active_jobs
 from .instance_store import lock_instance, open_run, persist_workflow
+from .job_scheduling import evaluate_parameters
 from .operators import require_operator
 from .running import running_as
 from .variables import change_workflow_variables, check_variables
 
 Status = ProcessInstance.Status
+
+
+@dataclass(frozen=True)
+class RetriedJob:
+    """A dead job sent again: which of its parameters the retry evaluated differently (names
+    only: values may hold what a secret reference or the diagram's data put there)."""
+
+    element_id: str
+    element_name: str
+    changed_parameters: list[str]
+
+
+@dataclass(frozen=True)
+class Retried:
+    instance: ProcessInstance
+    jobs: list[RetriedJob] = field(default_factory=list)
 
 
 def open_job_incident(instance: ProcessInstance, job: ServiceJob) -> None:
@@ -78,14 +98,17 @@ def retry_instance(
     actor: Person,
     variables: dict[str, Any] | None = None,
     remove: Iterable[str] = (),
-) -> ProcessInstance:
+) -> Retried:
     """Re-run every dead job and every failed task of an instance in incident (after an
     operator fixed what made them fail, e.g. with `set_variables`, or here with `variables`
     and `remove`, applied first in the same transaction). Operators only.
 
     A failed task runs again at once, under this call's lock, from where it failed (its
     script, its pre- or post-script, its expression); if it fails again, the instance is back
-    in incident with a new `incident` event. Dead jobs are enqueued again."""
+    in incident with a new `incident` event. Dead jobs are enqueued again with their
+    parameters evaluated again from the current variables (the fix is what gets sent); the
+    job keeps its earlier round in `history`. A parameter that cannot be evaluated now
+    refuses the whole retry (InvalidInput), changing nothing."""
     require_operator(actor, "retry the incidents of")
     variables, names = check_variables(variables or {}, remove)
     with transaction.atomic():
@@ -96,12 +119,12 @@ def retry_instance(
         changed = change_workflow_variables(
             instance, run.workflow, actor=actor, variables=variables, remove=names
         )
-        _retry_dead_jobs(instance, actor)
+        jobs = _retry_dead_jobs(instance, run, actor)
         instance.incident = None
         if not failed_tasks(run.workflow) and not changed:
             instance.status = decide_status(instance.status, active_jobs=has_active_jobs(instance))
             instance.save(update_fields=["status", "incident", "updated_at"])
-            return instance
+            return Retried(instance, jobs)
         # Out of incident; persist_workflow then decides between running and waiting.
         instance.status = decide_status(instance.status, active_jobs=True)
         with running_as(actor, instance):
@@ -114,16 +137,17 @@ def retry_instance(
                     payload={"task": failure.task_id},
                 )
         persist_workflow(instance, run, actor=actor)
-    return instance
+    return Retried(instance, jobs)
 
 
-def _retry_dead_jobs(instance: ProcessInstance, actor: Person) -> None:
+def _retry_dead_jobs(instance: ProcessInstance, run: Run, actor: Person) -> list[RetriedJob]:
+    retried = []
     for job in (
         instance.jobs.select_for_update(no_key=True)
         .filter(status=ServiceJob.Status.DEAD)
         .order_by("pk")
     ):
-        previous_attempts = job.attempt
+        changed = _reevaluate(job, run, actor)
         job.status = ServiceJob.Status.PENDING
         job.attempt = 0
         job.next_attempt_at = timezone.now()
@@ -135,8 +159,50 @@ def _retry_dead_jobs(instance: ProcessInstance, actor: Person) -> None:
             element_id=job.element_id,
             payload={
                 "job": str(job.id),
-                "previous_attempts": previous_attempts,
+                "previous_attempts": job.history[-1]["attempts"],
                 "last_error": job.last_error,
+                "changed_parameters": changed,
             },
         )
         hand_over_job_on_commit(str(job.id))
+        task = parked_task(run.workflow, job.spiff_task_id)
+        name = (task.task_spec.bpmn_name or "") if task is not None else ""
+        retried.append(RetriedJob(job.element_id, name, changed))
+    return retried
+
+
+def _reevaluate(job: ServiceJob, run: Run, actor: Person) -> list[str]:
+    """Evaluate the job's parameters again from its task's current data, keep the round that
+    ends here in the job's history, and return the names of the parameters that changed.
+
+    A changed request is a new request: it gets an idempotency key of its own, so that an API
+    that remembers keys does not answer it with the old request's response."""
+    task = parked_task(run.workflow, job.spiff_task_id)
+    parameters = job.parameters
+    if task is not None:
+        try:
+            parameters = evaluate_parameters(task)
+        except TaskScriptFailed as exc:
+            raise InvalidInput(
+                f"Nothing was retried: a parameter of {job.element_id} cannot be evaluated from "
+                f"the current variables ({exc.detail}). Fix the variables and retry."
+            ) from None
+    names = sorted((set(parameters) | set(job.parameters)) - {LITERALS_KEY})
+    changed = [name for name in names if parameters.get(name) != job.parameters.get(name)]
+    job.history = [
+        *job.history,
+        {
+            "parameters": job.parameters,
+            "attempts": job.attempt,
+            "error": job.last_error,
+            "error_code": job.error_code,
+            "failed_at": job.updated_at.isoformat(),
+            "retried_at": timezone.now().isoformat(),
+            "retried_by": actor.get_username(),
+            "changed": changed,
+        },
+    ]
+    if changed:
+        job.parameters = parameters
+        job.idempotency_key = f"baton-job-{job.id}-{len(job.history)}"
+    return changed

@@ -64,7 +64,9 @@ def _literal_secret_paths(task: Task) -> list[ParamPath]:
     return paths
 
 
-def _evaluate_parameters(task: Task) -> dict[str, Any]:
+def evaluate_parameters(task: Task) -> dict[str, Any]:
+    """The parameters to store for a parked connector task, evaluated from its data now (at
+    scheduling, and again on an operator's retry). `TaskScriptFailed` when one cannot be."""
     spec: ConnectorTaskMixin = task.task_spec
     paths = _literal_secret_paths(task)
     try:
@@ -117,7 +119,7 @@ def schedule_service_jobs(
             spiff_task_id=task.id,
             element_id=spec.bpmn_id,
             connector=spec.connector,
-            parameters=_evaluate_parameters(task),
+            parameters=evaluate_parameters(task),
             max_attempts=int(spec.retry.get("max_attempts") or settings.BATON_JOB_DEFAULT_ATTEMPTS),
             retry_policy={k: v for k, v in spec.retry.items() if k != "max_attempts"},
             next_attempt_at=timezone.now(),

@@ -215,7 +215,7 @@ def test_an_operator_fixes_the_variables_and_retries_a_script_incident(operator)
     assert event_types(instance).count("incident") == 2
 
     set_variables(instance_id=instance.pk, actor=operator, variables={"rate": 3})
-    retried = retry_instance(instance_id=str(instance.pk), actor=operator)
+    retried = retry_instance(instance_id=str(instance.pk), actor=operator).instance
 
     assert retried.status == ProcessInstance.Status.COMPLETED
     instance.refresh_from_db()
@@ -246,7 +246,9 @@ def test_a_failing_gateway_condition_is_an_incident_at_the_gateway(approver, ope
     assert "limit" in instance.incident["error"]
 
     set_variables(instance_id=instance.pk, actor=operator, variables={"limit": 1})
-    assert retry_instance(instance_id=str(instance.pk), actor=operator).status == "completed"
+    assert (
+        retry_instance(instance_id=str(instance.pk), actor=operator).instance.status == "completed"
+    )
 
 
 @pytest.mark.django_db

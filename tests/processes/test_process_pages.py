@@ -211,7 +211,11 @@ def test_the_new_page_opens_a_blank_executable_diagram_with_the_connectors(desig
     config = json_script(response.content.decode(), "modeler-config")
     assert config["saveUrl"] == "/processes/modeler/save/"
     assert config["isNew"] is True
-    assert "http" in config["connectors"]
+    offered = {c["name"]: c["description"] for c in config["connectors"]}
+    assert offered["http"].startswith("Calls an HTTP API")
+    assert "http/GetRequest" in offered
+    # SpiffArena's V2 aliases keep working for old diagrams but are not offered.
+    assert not [name for name in offered if name.endswith("V2")]
     assert re.fullmatch(r"Process_[0-9a-f]{8}\.bpmn", config["fileName"])
     assert 'isExecutable="true"' in config["xml"]
     assert "/static/bundles/modeler.js" in response.content.decode()

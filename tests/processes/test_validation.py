@@ -42,7 +42,7 @@ def refused(client, content: str | bytes, file_name: str = "diagram.bpmn") -> li
     assert {"type", "title", "status", "detail", "errors"} <= body.keys()
     assert body["errors"], body
     for error in body["errors"]:
-        assert set(error) == {"file", "line", "element_id", "message"}
+        assert set(error) == {"file", "line", "element_id", "element_name", "message"}
         assert error["message"]
     assert stored_counts() == before
     return body["errors"]

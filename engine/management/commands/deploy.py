@@ -20,12 +20,15 @@ def user_named(username: str) -> User:
 
 
 def format_problem(problem: Problem) -> str:
-    """`file:line: element_id: message`, leaving out the parts the problem does not have."""
+    """`file:line: element_id (name): message`, leaving out the parts the problem does not
+    have."""
     location = problem.file or "<upload>"
     if problem.line:
         location += f":{problem.line}"
     if problem.element_id:
-        return f"{location}: {problem.element_id}: {problem.message}"
+        name = problem.element_name
+        element = f"{problem.element_id} ({name})" if name and name != problem.element_id else ""
+        return f"{location}: {element or problem.element_id}: {problem.message}"
     return f"{location}: {problem.message}"
 
 

@@ -24,6 +24,9 @@
   var selection = modeler.get('selection');
 
   var fileName = config.fileName;
+  // The text of a file opened with "Upload .bpmn", sent as it is while the diagram is
+  // unchanged since, so that problems name the lines of that file (bpmn-js rewrites them).
+  var uploadedXml = null;
   var dirty = false;
   var saving = false;
   var markedElements = [];
@@ -59,6 +62,7 @@
     $('redo-button').disabled = !commandStack.canRedo();
     if (event.trigger !== 'clear') {
       setDirty(true);
+      uploadedXml = null;
     }
   });
 
@@ -100,9 +104,10 @@
     problems.forEach(function (problem) {
       var element = drawnElement(problem);
       var item = document.createElement('li');
-      var where = element ? elementLabel(element) : (problem.element_id || '');
+      var where = element ? elementLabel(element) : (problem.element_name
+        ? problem.element_name + ' (' + problem.element_id + ')' : (problem.element_id || ''));
       if (problem.line) {
-        where += (where ? ', ' : '') + 'line ' + problem.line;
+        where += (where ? ', ' : '') + 'line ' + problem.line + ' of ' + (problem.file || fileName);
       }
       if (element) {
         var button = document.createElement('button');
@@ -180,6 +185,7 @@
     saveButton.disabled = true;
     showStatus('', 'Validating and deploying…');
     modeler.saveXML({ format: true }).then(function (result) {
+      var xml = uploadedXml !== null ? uploadedXml : result.xml;
       return fetch(config.saveUrl, {
         method: 'POST',
         credentials: 'same-origin',
@@ -188,7 +194,7 @@
           'Accept': 'application/json',
           'X-CSRFToken': csrfToken()
         },
-        body: JSON.stringify({ xml: result.xml, file_name: fileName })
+        body: JSON.stringify({ xml: xml, file_name: fileName })
       });
     }).then(function (response) {
       return response.json().catch(function () { return null; }).then(function (body) {
@@ -255,6 +261,12 @@
     });
   }
 
+  // The uploaded file's own name, made safe for the server (letters, digits, ".", "-", "_").
+  function safeFileName(name) {
+    var stem = name.replace(/\.(bpmn|xml)$/i, '').replace(/[^\w.-]+/g, '_').slice(0, 190);
+    return (stem || 'diagram') + '.bpmn';
+  }
+
   function upload(file) {
     if (!file) {
       return;
@@ -266,10 +278,9 @@
     var previous = modeler.saveXML({ format: false });
     file.text().then(function (xml) {
       return importDiagram(xml).then(function (result) {
-        if (/^[\w.-]{1,200}\.bpmn$/.test(file.name)) {
-          fileName = file.name;
-        }
+        fileName = safeFileName(file.name);
         setDirty(true);
+        uploadedXml = xml;
         if (!(result.warnings && result.warnings.length)) {
           showStatus('', file.name + ' is open in the editor; save to deploy it.');
         }

@@ -656,9 +656,14 @@ def parse_deployment(files: list[UploadedFile]) -> ParsedDeployment:
         deployment = _build_processes(bpmn, others)
     except DeploymentInvalid as exc:
         # The workflow library's checks run even when the ones above found problems, so that
-        # one save shows them all; an element already reported is not reported twice.
+        # one save shows them all; an element already reported is not reported twice, and a
+        # problem the library cannot place (often a consequence of one above) only alone.
         reported = {(p.file, p.element_id) for p in problems if p.element_id}
-        problems.extend(p for p in exc.problems if (p.file, p.element_id) not in reported)
+        problems.extend(
+            p
+            for p in exc.problems
+            if (p.element_id or not problems) and (p.file, p.element_id) not in reported
+        )
     if problems:
         raise DeploymentInvalid(_named(problems, parsed))
     by_name = sorted(parsed, key=lambda f: f.name)

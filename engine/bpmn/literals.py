@@ -24,6 +24,7 @@ from lxml import etree
 from .connector_tasks import retry_from_cycle
 from .elements import HUMAN_TASK_TAGS
 from .event_definitions import check_timer_text, timer_source
+from .expressions import is_wrapped
 from .schedules import duration_after
 from .scripting import ScriptSyntaxError, check_syntax
 from .xml import BPMN_NS, CAMUNDA_NS
@@ -40,13 +41,6 @@ class LiteralProblem:
     message: str
 
 
-def _expression(text: str) -> str | None:
-    stripped = text.strip()
-    if stripped.startswith("${") and stripped.endswith("}"):
-        return stripped[2:-1].strip()
-    return None
-
-
 def _syntax_problem(expression: str) -> str | None:
     try:
         check_syntax(expression, expression=True)
@@ -56,12 +50,8 @@ def _syntax_problem(expression: str) -> str | None:
 
 
 def _due_date_problem(text: str) -> str | None:
-    expression = _expression(text)
-    if expression is not None:
-        problem = _syntax_problem(expression)
-        return (
-            f"the due date expression {text!r} is not valid Python: {problem}" if problem else None
-        )
+    if is_wrapped(text):  # an expression: the deploy checks it as every ${...} (expressions)
+        return None
     value = text.strip()
     try:
         if value.upper().startswith("P"):
@@ -78,18 +68,16 @@ def _due_date_problem(text: str) -> str | None:
 
 
 def _priority_problem(text: str) -> str | None:
-    expression = _expression(text)
-    if expression is not None:
-        problem = _syntax_problem(expression)
-        return (
-            f"the priority expression {text!r} is not valid Python: {problem}" if problem else None
-        )
+    if is_wrapped(text):  # an expression: the deploy checks it as every ${...} (expressions)
+        return None
     if re.fullmatch(r"\s*[+-]?\d{1,9}\s*", text):
         return None
     return f"the priority {text!r} is not a whole number (e.g. 50) nor an expression (${{...}})."
 
 
 def _timer_problem(kind: str, text: str, *, start: bool) -> str | None:
+    if is_wrapped(text):  # an expression: the deploy checks it as every ${...} (expressions)
+        return None
     source, literal = timer_source(text)
     if not source:
         return "the timer has no value."

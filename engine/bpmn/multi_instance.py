@@ -412,7 +412,7 @@ class MultiInstanceParserMixin:
     filename: str
 
     def _add_multiinstance_task(self, loop: etree._Element) -> None:
-        definition = read_loop(self.node, loop, self._refuse)
+        definition = read_loop(self.node, loop, self._loop_refusal)
         original = self.spec.task_specs.pop(self.task.name)
         self.task = BatonMultiInstanceTask(
             self.spec,
@@ -423,7 +423,7 @@ class MultiInstanceParserMixin:
         )
         self._copy_task_attrs(original, loop)  # type: ignore[attr-defined]
 
-    def _refuse(self, message: str) -> ValidationException:
+    def _loop_refusal(self, message: str) -> ValidationException:
         return ValidationException(message, node=self.node, file_name=self.filename)
 
 

@@ -46,9 +46,9 @@ def test_iso_due_dates_and_expressions_deploy(designer_client, due_date):
 @pytest.mark.parametrize(
     ("attributes", "expected"),
     [
-        ('camunda:dueDate="${deadline +}"', "not valid Python"),
+        ('camunda:dueDate="${deadline +}"', "The expression ${deadline +} cannot be read"),
         ('camunda:priority="high"', "'high' is not a whole number"),
-        ('camunda:priority="${1 +}"', "not valid Python"),
+        ('camunda:priority="${1 +}"', "The expression ${1 +} cannot be read"),
     ],
 )
 def test_bad_user_task_literals_are_refused(designer_client, attributes, expected):

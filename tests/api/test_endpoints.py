@@ -267,6 +267,21 @@ def test_schema_and_docs_are_served_without_a_cdn(api_client_for, outsider, anon
     assert b"/static/drf_spectacular_sidecar/" in docs.content
 
 
+def test_anonymous_docs_lead_to_the_login_page_and_back(anonymous_client, outsider):
+    """A person opening the docs in a browser gets the login page, not raw 401 JSON; the
+    schema stays 401 for API clients."""
+    from django.test import Client
+
+    docs = anonymous_client.get("/api/docs/?urls.primaryName=x")
+    assert docs.status_code == 302
+    assert docs["Location"] == "/accounts/login/?next=/api/docs/%3Furls.primaryName%3Dx"
+    browser = Client()
+    browser.force_login(outsider)
+    assert browser.get("/api/docs/").status_code == 200
+    bad_token = anonymous_client.get("/api/docs/", HTTP_AUTHORIZATION="Token nonsense")
+    assert bad_token.status_code == 302
+
+
 def test_throttling_per_user_when_configured(
     monkeypatch, expense_definition, api_client_for, outsider
 ):

@@ -328,7 +328,7 @@ def test_delete_finished_instances_older_than_a_date(operator_client, operator, 
     deploy_document(approval())
     old, recent, running = (start_instance(key="two_step") for _ in range(3))
     for instance in (old, recent):
-        terminate_instance(instance_id=instance.pk, actor=operator)
+        terminate_instance(instance_id=instance.pk, actor=operator, reason="done")
     ProcessInstance.objects.filter(pk=old.pk).update(
         completed_at=timezone.now() - timedelta(days=10)
     )

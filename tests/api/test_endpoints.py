@@ -134,6 +134,8 @@ def test_suspend_blocks_work_until_resume(started, api_client_for, approver, ope
 def test_terminate_cancels_open_tasks(started, api_client_for, approver, operator):
     url = f"/api/v1/instances/{started['id']}"
     problem(api_client_for(approver).post(f"{url}/terminate/"), 403)
+    refused = problem(api_client_for(operator).post(f"{url}/terminate/"), 400)
+    assert "Give a reason" in refused["detail"]
     body = (
         api_client_for(operator)
         .post(f"{url}/terminate/", {"reason": "duplicate"}, format="json")

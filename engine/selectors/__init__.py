@@ -26,6 +26,7 @@ from .instances import (
 )
 from .operations import (
     IncidentGroup,
+    element_names_of,
     incident_groups,
     instance_diagram,
     repair_choices,
@@ -38,6 +39,7 @@ __all__ = [
     "IncidentGroup",
     "InstanceCounts",
     "InstanceWaits",
+    "element_names_of",
     "inbox_processes",
     "inbox_tasks",
     "incident_groups",

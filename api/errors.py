@@ -107,6 +107,12 @@ def _field_errors(detail: Any, path: str = "") -> list[dict[str, str]]:
     return [{"field": path or "non_field_errors", "message": str(detail)}]
 
 
+def _listed(errors: Any) -> Any:
+    """The engine keeps field errors as `{field: message}` (the web forms show them next to
+    their fields); the API documents `[{field, message}]` for every endpoint."""
+    return _field_errors(errors) if isinstance(errors, dict) else errors
+
+
 def problem_exception_handler(exc: Exception, context: dict[str, Any]) -> HttpResponse | None:
     if isinstance(exc, DeploymentInvalid):
         return problem_response(
@@ -117,7 +123,7 @@ def problem_exception_handler(exc: Exception, context: dict[str, Any]) -> HttpRe
         )
     if isinstance(exc, EngineError):
         status_code, title = engine_error_status(exc)
-        return problem_response(status_code, title, exc.detail, exc.errors)
+        return problem_response(status_code, title, exc.detail, _listed(exc.errors))
     if isinstance(exc, SuspiciousOperation):
         return request_problem(exc)
     if isinstance(exc, exceptions.ValidationError):

@@ -352,7 +352,10 @@ def run_timers_behind_backlog(
         lateness.sort()
         log("timers: done; terminating the backlog")
         for instance in backlog.instances().values():
-            backlog.api.client.post(f"/api/v1/instances/{instance['id']}/terminate/", json={})
+            backlog.api.client.post(
+                f"/api/v1/instances/{instance['id']}/terminate/",
+                json={"reason": "benchmark backlog, no longer needed"},
+            )
         return {
             "timers": len(timers.tags),
             "due_in_seconds": args.timer_seconds,

@@ -10,6 +10,7 @@ Ctrl-C (or SIGTERM) stops all of it.
 import contextlib
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -39,6 +40,17 @@ def celery_environment(environ: Mapping[str, str]) -> dict[str, str]:
 
 def manage(*args: str) -> None:
     subprocess.run([sys.executable, "manage.py", *args], cwd=BASE_DIR, check=True)
+
+
+def manage_quietly(*args: str) -> str:
+    """Run a management command and return what it printed (shown when it fails)."""
+    done = subprocess.run(
+        [sys.executable, "manage.py", *args], cwd=BASE_DIR, capture_output=True, text=True
+    )
+    if done.returncode:
+        print(done.stdout + done.stderr, file=sys.stderr, flush=True)
+        raise subprocess.CalledProcessError(done.returncode, done.args)
+    return done.stdout
 
 
 class Supervisor:
@@ -87,6 +99,26 @@ def wait_for_http(url: str, supervisor: Supervisor, timeout: float = 60) -> bool
                 return True
         except OSError:
             time.sleep(0.3)
+    return False
+
+
+def wait_for_workers(
+    celery: list[str], nodes: list[str], env: Mapping[str, str], supervisor: "Supervisor"
+) -> bool:
+    """Until every worker answers a ping (its start-up lines are printed by then)."""
+    deadline = time.monotonic() + 90
+    while time.monotonic() < deadline and not supervisor.stopping:
+        if supervisor.first_exited():
+            return False
+        ping = subprocess.run(
+            [*celery, "inspect", "ping", "--timeout", "2", "--destination", ",".join(nodes)],
+            cwd=BASE_DIR,
+            env=env,
+            capture_output=True,
+            text=True,
+        )
+        if ping.returncode == 0 and all(node in ping.stdout for node in nodes):
+            return True
     return False
 
 
@@ -148,10 +180,15 @@ def run() -> int:
             print(f"Embedded {' and '.join(services.started)} running under {data}", flush=True)
         print(f"Broker: {os.environ['CELERY_BROKER_URL'].split('@')[-1]}", flush=True)
         manage("migrate", "--noinput", "-v", "0")
-        manage("bootstrap_demo")
+        # The demo accounts are printed last, once everything is up, where they stay in sight.
+        accounts = manage_quietly("bootstrap_demo")
         print(sandbox_summary(), flush=True)
         print(f"Diagrams reach Baton at {base_url} (BATON_BASE_URL, in {env_file})", flush=True)
         celery = [sys.executable, "-m", "celery", "-A", "config"]
+        # The events worker and the beat run every second (timer ticks): at the info level
+        # they would print three lines a second. They log warnings and errors only.
+        quiet_celery = [sys.executable, "-m", "celery", "-q", "-A", "config"]
+        host_name = socket.gethostname()
         # --insecure: runserver serves static files only with DEBUG on, which is off by
         # default (config/settings/dev.py says why).
         supervisor.start(
@@ -186,10 +223,10 @@ def run() -> int:
         supervisor.start(
             "events",
             [
-                *celery,
+                *quiet_celery,
                 "worker",
                 "-l",
-                "info",
+                "warning",
                 "--concurrency",
                 "1",
                 "-Q",
@@ -201,13 +238,25 @@ def run() -> int:
         )
         supervisor.start(
             "beat",
-            [*celery, "beat", "-l", "info", "--schedule", str(data / "celerybeat-schedule")],
+            [
+                *quiet_celery,
+                "beat",
+                "-l",
+                "warning",
+                "--schedule",
+                str(data / "celerybeat-schedule"),
+            ],
             env=celery_env,
         )
         url = f"http://{host}:{port}/"
         exit_code = 0
+        workers = [f"jobs@{host_name}", f"events@{host_name}"]
         if wait_for_http(f"{url}accounts/login/", supervisor):
-            print(f"\nBaton is running at {url}  (Ctrl-C stops everything)\n", flush=True)
+            ready = wait_for_workers(celery, workers, celery_env, supervisor)
+            if not ready and not supervisor.stopping:
+                print("The Celery workers did not answer yet.", file=sys.stderr, flush=True)
+            print(accounts, flush=True)
+            print(f"Baton is running at {url}  (Ctrl-C stops everything)\n", flush=True)
         while not supervisor.stopping:
             failed = supervisor.first_exited()
             if failed:

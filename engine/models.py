@@ -374,6 +374,7 @@ class EventDelivery(models.Model):
     delivered_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
+        verbose_name_plural = "event deliveries"
         ordering = ["created_at"]
         indexes = [
             models.Index(

@@ -68,10 +68,13 @@ def test_run_command_serves_baton_and_ctrl_c_stops_everything(tmp_path: Path) ->
         # manage.py commands in another shell read the URL diagrams reach Baton under.
         env_file = (tmp_path / "data" / "baton.env").read_text()
         assert f"BATON_BASE_URL=http://127.0.0.1:{port}\n" in env_file
-        accounts = {
-            m.group(1): (m.group(2), m.group(4)) for m in map(ACCOUNT_LINE.match, output.lines) if m
-        }
+        accounts = printed_accounts(output.lines)
         assert {"designer", "operator", "approver1", "approver2"} <= accounts.keys()
+        # The credentials come last, after the workers and the beat started (their start-up
+        # lines do not push them out of sight), and the beat's routine ticks stay quiet.
+        first_account = next(i for i, line in enumerate(output.lines) if ACCOUNT_LINE.match(line))
+        ready = [i for i, line in enumerate(output.lines) if line.rstrip().endswith(" ready.")]
+        assert ready and max(ready) < first_account, "\n".join(output.lines)
         base = f"http://127.0.0.1:{port}"
         descendants = psutil.Process(supervisor.pid).children(recursive=True)
         broker = next(line for line in output.lines if line.startswith("Broker: redis+socket://"))
@@ -168,6 +171,40 @@ def test_manage_py_commands_call_the_base_url_make_run_wrote(tmp_path: Path) -> 
         _base_url_seen_by_manage_py(data, BATON_BASE_URL="https://baton.example.org/")
         == "https://baton.example.org"
     )
+
+
+def printed_accounts(lines: list[str]) -> dict[str, tuple[str, str]]:
+    """user -> (password, API token), from the table the run command prints."""
+    return {m.group(1): (m.group(2), m.group(4)) for m in map(ACCOUNT_LINE.match, lines) if m}
+
+
+@pytest.mark.django_db
+def test_every_start_prints_fresh_passwords_and_tokens(expense_definition) -> None:
+    """What `make run` does on each start (bootstrap_demo): the README promises new passwords
+    and new API tokens, and the previous start's token stops working."""
+    from io import StringIO
+
+    from django.core.management import call_command
+    from rest_framework.test import APIClient
+
+    def start() -> dict[str, tuple[str, str]]:
+        out = StringIO()
+        call_command("bootstrap_demo", stdout=out)
+        return printed_accounts(out.getvalue().splitlines())
+
+    first, second = start(), start()
+    assert first.keys() == second.keys() == {"designer", "operator", "approver1", "approver2"}
+    for user in first:
+        assert first[user][0] != second[user][0], user  # password
+        assert first[user][1] != second[user][1], user  # token
+
+    def definitions_with(token: str) -> int:
+        client = APIClient()
+        client.credentials(HTTP_AUTHORIZATION=f"Token {token}")
+        return client.get("/api/v1/definitions/").status_code
+
+    assert definitions_with(first["designer"][1]) == 401
+    assert definitions_with(second["designer"][1]) == 200
 
 
 def test_development_settings_have_debug_off_unless_asked() -> None:

@@ -111,7 +111,7 @@ class InstanceResumeView(APIView):
 
 class InstanceTerminateView(APIView):
     @extend_schema(
-        summary="Terminate an instance (operators)",
+        summary="Terminate an instance (operators); a reason is required",
         request=ReasonSerializer,
         responses=OPERATOR_RESPONSES,
     )

@@ -82,7 +82,9 @@ class SkipForm(forms.Form):
 
 
 class ReasonForm(forms.Form):
-    reason = forms.CharField(required=False, max_length=500)
+    """A reason for suspend and terminate; whether one is needed is the service's rule."""
+
+    reason = forms.CharField(required=False, max_length=500, label="Reason")
 
 
 class MigrateForm(forms.Form):
@@ -113,5 +115,5 @@ class InstanceActionForm(ActionForm):
         required=False,
         max_length=500,
         label="Reason",
-        widget=forms.TextInput(attrs={"placeholder": "reason (optional)"}),
+        widget=forms.TextInput(attrs={"placeholder": "reason (terminate needs one)"}),
     )

@@ -8,21 +8,31 @@ import uuid
 from collections.abc import Callable
 from typing import Any
 
+from django import forms
 from django.contrib import admin, messages
+from django.contrib.admin import helpers
 from django.core.exceptions import PermissionDenied
-from django.db.models import Case, IntegerField, QuerySet, TextField, Value, When
+from django.db.models import Case, IntegerField, OrderBy, QuerySet, TextField, Value, When
 from django.db.models.functions import Cast
-from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
+from django.http import (
+    Http404,
+    HttpRequest,
+    HttpResponse,
+    HttpResponseNotAllowed,
+    HttpResponseRedirect,
+)
 from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
 from django.urls import URLPattern, path, reverse
 from django.utils import timezone
-from django.views.decorators.http import require_POST
+from django.utils.html import format_html
+from django.utils.safestring import SafeString
 
-from engine.exceptions import EngineError
+from engine.exceptions import EngineError, InvalidInput
 from engine.models import ProcessInstance
 from engine.permissions import is_operator
 from engine.selectors import (
+    element_names_of,
     incident_groups,
     instance_diagram,
     repair_choices,
@@ -37,6 +47,7 @@ from engine.services import (
     suspend_instance,
     terminate_instance,
 )
+from engine.templatetags.baton_admin import element, when
 
 from . import repair
 from .forms import (
@@ -73,24 +84,31 @@ class StatusFilter(admin.SimpleListFilter):
         return queryset.filter(status=self.value()) if self.value() else queryset
 
 
+INCIDENTS_FIRST = OrderBy(
+    Case(When(status=Status.INCIDENT, then=Value(0)), default=Value(1), output_field=IntegerField())
+)
+
+
 def _each(
     request: HttpRequest,
     queryset: QuerySet[ProcessInstance],
     verb: str,
     service: Callable[[uuid.UUID], object],
 ) -> None:
-    """Run a service on every selected instance, each in its own transaction, and report."""
-    done, refused = 0, []
+    """Run a service on every selected instance, each in its own transaction, and report;
+    instances refused for the same reason are reported together."""
+    done, refused = 0, dict[str, list[str]]()
     for instance_id in queryset.order_by().values_list("pk", flat=True):
         try:
             service(instance_id)
             done += 1
         except EngineError as exc:
-            refused.append(f"{instance_id}: {exc.detail}")
+            refused.setdefault(exc.detail, []).append(str(instance_id)[:8])
     if done:
         messages.success(request, f"{verb} {done} instance(s).")
-    for line in refused[:20]:
-        messages.warning(request, line)
+    for detail, ids in list(refused.items())[:20]:
+        more = f" and {len(ids) - 10} more" if len(ids) > 10 else ""
+        messages.warning(request, f"{detail} ({', '.join(ids[:10])}{more})")
 
 
 @admin.register(ProcessInstance)
@@ -98,12 +116,11 @@ class ProcessInstanceAdmin(admin.ModelAdmin):
     list_display = [
         "short_id",
         "definition_key",
-        "definition_version",
         "business_key",
-        "status",
+        "status_badge",
         "incident_summary",
-        "created_at",
-        "updated_at",
+        "created",
+        "updated",
     ]
     list_display_links = ["short_id"]
     list_filter = [
@@ -125,7 +142,6 @@ class ProcessInstanceAdmin(admin.ModelAdmin):
         "terminate_selected",
         "delete_finished_selected",
     ]
-    change_form_template = "admin/engine/processinstance/instance.html"
     change_list_template = "admin/engine/processinstance/instances.html"
 
     # -- who may see what: operators only; nothing is edited through model forms --------------
@@ -150,15 +166,12 @@ class ProcessInstanceAdmin(admin.ModelAdmin):
             super()
             .get_queryset(request)
             .defer("state", "definition__spec", "definition__bpmn_xml", "definition__elements")
-            .annotate(
-                incident_first=Case(
-                    When(status=Status.INCIDENT, then=Value(0)),
-                    default=Value(1),
-                    output_field=IntegerField(),
-                )
-            )
-            .order_by("incident_first", "-created_at")
         )
+
+    def get_ordering(self, request: HttpRequest) -> list[Any]:
+        """Incidents first, then the newest (the README promises it); a column the operator
+        sorts by replaces this order."""
+        return [INCIDENTS_FIRST, "-created_at"]
 
     def get_search_results(
         self, request: HttpRequest, queryset: QuerySet[ProcessInstance], search_term: str
@@ -180,19 +193,38 @@ class ProcessInstanceAdmin(admin.ModelAdmin):
         return str(obj.pk)[:8]
 
     @admin.display(description="process", ordering="definition__key")
-    def definition_key(self, obj: ProcessInstance) -> str:
-        return obj.definition.key
+    def definition_key(self, obj: ProcessInstance) -> SafeString:
+        return format_html(
+            '{} <small class="baton-id">v{}</small>', obj.definition.key, obj.definition.version
+        )
 
-    @admin.display(description="version", ordering="definition__version")
-    def definition_version(self, obj: ProcessInstance) -> int:
-        return obj.definition.version
+    @admin.display(description="status", ordering="status")
+    def status_badge(self, obj: ProcessInstance) -> SafeString:
+        return format_html(
+            '<span class="baton-status baton-status-{}">{}</span>',
+            obj.status,
+            obj.get_status_display(),
+        )
 
     @admin.display(description="incident")
-    def incident_summary(self, obj: ProcessInstance) -> str:
+    def incident_summary(self, obj: ProcessInstance) -> SafeString | str:
         if not obj.incident:
             return ""
         error = str(obj.incident.get("error") or "").splitlines()
-        return f"{obj.incident.get('element_id', '')}: {error[0] if error else ''}"[:120]
+        first = error[0] if error else ""
+        return format_html(
+            "{}: {}",
+            element(obj.incident.get("element_id"), element_names_of(obj.definition_id)),
+            first if len(first) <= 160 else first[:159] + "…",
+        )
+
+    @admin.display(description="started", ordering="created_at")
+    def created(self, obj: ProcessInstance) -> SafeString | str:
+        return when(obj.created_at)
+
+    @admin.display(description="last change", ordering="updated_at")
+    def updated(self, obj: ProcessInstance) -> SafeString | str:
+        return when(obj.updated_at)
 
     # -- bulk actions ----------------------------------------------------------------------
 
@@ -225,8 +257,24 @@ class ProcessInstanceAdmin(admin.ModelAdmin):
             lambda i: resume_instance(instance_id=i, actor=request.user),
         )
 
-    @admin.action(description="Terminate the selected instances")
-    def terminate_selected(self, request: HttpRequest, queryset: QuerySet[ProcessInstance]) -> None:
+    @admin.action(description="Terminate the selected instances…")
+    def terminate_selected(
+        self, request: HttpRequest, queryset: QuerySet[ProcessInstance]
+    ) -> HttpResponse | None:
+        """First a page listing the instances, asking for the reason; its "yes" terminates."""
+        if request.POST.get("confirmed") != repair.CONFIRMED:
+            context = {
+                **self.admin_site.each_context(request),
+                "title": "Terminate instances?",
+                "opts": self.model._meta,
+                "instances": queryset.order_by("-created_at")[:500],
+                "count": queryset.count(),
+                "reason": repair.reason_of(request),
+                "action_checkbox_name": helpers.ACTION_CHECKBOX_NAME,
+            }
+            return TemplateResponse(
+                request, "admin/engine/processinstance/terminate_selected.html", context
+            )
         _each(
             request,
             queryset,
@@ -235,6 +283,7 @@ class ProcessInstanceAdmin(admin.ModelAdmin):
                 instance_id=i, actor=request.user, reason=repair.reason_of(request)
             ),
         )
+        return None
 
     @admin.action(description="Delete the selected finished instances")
     def delete_finished_selected(
@@ -293,19 +342,43 @@ class ProcessInstanceAdmin(admin.ModelAdmin):
         form_url: str = "",
         extra_context: dict[str, Any] | None = None,
     ) -> HttpResponse:
+        """The instance page (read-only: repairs post to their own URLs)."""
         self._require_operator(request)
+        if request.method not in ("GET", "HEAD"):
+            return HttpResponseNotAllowed(["GET", "HEAD"])
         if not _is_uuid(object_id):
             raise Http404("There is no such instance.")
         instance = get_object_or_404(
             ProcessInstance.objects.select_related("definition"), pk=object_id
         )
-        context = {**self._instance_context(request, instance), **(extra_context or {})}
-        return super().change_view(request, object_id, form_url, extra_context=context)
+        return self._instance_page(request, instance)
+
+    def _instance_page(
+        self,
+        request: HttpRequest,
+        instance: ProcessInstance,
+        refused: dict[str, forms.Form] | None = None,
+        status: int = 200,
+    ) -> TemplateResponse:
+        """The page; `refused` holds forms to show again as the operator filled them in,
+        with their errors."""
+        context = {
+            **self.admin_site.each_context(request),
+            **self._instance_context(request, instance),
+            **(refused or {}),
+            "title": f"{instance.definition.name or instance.definition.key} "
+            f"· {str(instance.pk)[:8]}",
+            "opts": self.model._meta,
+        }
+        return TemplateResponse(
+            request, "admin/engine/processinstance/instance.html", context, status=status
+        )
 
     def _instance_context(self, request: HttpRequest, instance: ProcessInstance) -> dict[str, Any]:
         choices = repair_choices(instance)
         context: dict[str, Any] = {
             "instance": instance,
+            "names": element_names_of(instance.definition_id),
             "diagram": instance_diagram(instance),
             "waiting_for": waiting_for_events(instance),
             "human_tasks": instance.human_tasks.order_by("-created_at")[:50],
@@ -337,7 +410,84 @@ class ProcessInstanceAdmin(admin.ModelAdmin):
         return context
 
     def repair_view(self, request: HttpRequest, object_id: str, action: str) -> HttpResponse:
-        return _repair(request, object_id, action)
+        """A repair posted from the instance page (or from its confirmation page)."""
+        self._require_operator(request)
+        if request.method != "POST":
+            return HttpResponseNotAllowed(["POST"])
+        instance = get_object_or_404(
+            ProcessInstance.objects.select_related("definition"), pk=object_id
+        )
+        back = HttpResponseRedirect(
+            reverse("admin:engine_processinstance_change", args=[instance.pk])
+        )
+        chosen = repair.ACTIONS.get(action)
+        if chosen is None:
+            messages.error(request, f"There is no repair called {action!r}.")
+            return back
+        form = chosen.form(request, instance)
+        if not form.is_valid():
+            return self._refused(request, instance, chosen, form)
+        confirmed = request.POST.get("confirmed") == repair.CONFIRMED
+        try:
+            if chosen.confirm is not None and not confirmed:
+                return self._confirmation_page(request, instance, action, chosen, form)
+            messages.success(request, chosen.run(request, instance, form.cleaned_data))
+        except InvalidInput as exc:
+            form.add_error(None, exc.detail)
+            if chosen.asked_on_confirmation:
+                # What was missing is asked on the confirmation page: ask again there.
+                return self._confirmation_page(request, instance, action, chosen, form, 400)
+            return self._refused(request, instance, chosen, form)
+        except EngineError as exc:
+            messages.error(request, exc.detail)
+        return back
+
+    def _refused(
+        self,
+        request: HttpRequest,
+        instance: ProcessInstance,
+        chosen: repair.Repair,
+        form: forms.Form,
+    ) -> HttpResponse:
+        """Nothing was changed: the instance page again, the form as the operator filled it
+        in with the error next to it (or, for forms without text of their own, a message)."""
+        problems = " ".join(str(e) for errors in form.errors.values() for e in errors)
+        messages.error(request, f"Nothing was changed. {problems}")
+        if not chosen.page_form:
+            return HttpResponseRedirect(
+                reverse("admin:engine_processinstance_change", args=[instance.pk])
+            )
+        return self._instance_page(request, instance, {chosen.page_form: form}, status=400)
+
+    def _confirmation_page(
+        self,
+        request: HttpRequest,
+        instance: ProcessInstance,
+        action: str,
+        chosen: repair.Repair,
+        form: forms.Form,
+        status: int = 200,
+    ) -> TemplateResponse:
+        """What the repair will do, with a "yes" that posts the same form again (the fields
+        filled in on the instance page travel hidden) and a way back."""
+        assert chosen.confirm is not None
+        confirmation = chosen.confirm(request, instance, form.cleaned_data)
+        asked = chosen.asked_on_confirmation
+        context = {
+            **self.admin_site.each_context(request),
+            "title": confirmation.question,
+            "opts": self.model._meta,
+            "instance": instance,
+            "action": action,
+            "confirmation": confirmation,
+            "form": form,
+            "asked": [form[name] for name in asked],
+            "hidden": [field for field in form if field.name not in asked],
+            "confirmed": repair.CONFIRMED,
+        }
+        return TemplateResponse(
+            request, "admin/engine/processinstance/confirm_repair.html", context, status=status
+        )
 
     def incidents_view(self, request: HttpRequest) -> HttpResponse:
         self._require_operator(request)
@@ -350,7 +500,18 @@ class ProcessInstanceAdmin(admin.ModelAdmin):
         return TemplateResponse(request, "admin/engine/processinstance/incidents.html", context)
 
     def retry_group_view(self, request: HttpRequest) -> HttpResponse:
-        return _retry_group(request)
+        self._require_operator(request)
+        if request.method != "POST":
+            return HttpResponseNotAllowed(["POST"])
+        ids = request.POST.getlist("instance")
+        queryset = ProcessInstance.objects.filter(pk__in=[i for i in ids if _is_uuid(i)])
+        _each(
+            request,
+            queryset,
+            "Retried",
+            lambda i: retry_instance(instance_id=str(i), actor=request.user),
+        )
+        return HttpResponseRedirect(reverse("admin:engine_processinstance_incidents"))
 
     def delete_finished_view(self, request: HttpRequest) -> HttpResponse:
         self._require_operator(request)
@@ -376,30 +537,6 @@ class ProcessInstanceAdmin(admin.ModelAdmin):
 
 def _pretty(value: Any) -> str:
     return json.dumps(value, indent=2, sort_keys=True, ensure_ascii=False)
-
-
-@require_POST
-def _repair(request: HttpRequest, object_id: str, action: str) -> HttpResponse:
-    handler = repair.ACTIONS.get(action)
-    instance = get_object_or_404(ProcessInstance, pk=object_id)
-    if handler is None:
-        messages.error(request, f"There is no repair called {action!r}.")
-    else:
-        repair.run_repair(request, instance, handler)
-    return HttpResponseRedirect(reverse("admin:engine_processinstance_change", args=[instance.pk]))
-
-
-@require_POST
-def _retry_group(request: HttpRequest) -> HttpResponse:
-    ids = request.POST.getlist("instance")
-    queryset = ProcessInstance.objects.filter(pk__in=[i for i in ids if _is_uuid(i)])
-    _each(
-        request,
-        queryset,
-        "Retried",
-        lambda i: retry_instance(instance_id=str(i), actor=request.user),
-    )
-    return HttpResponseRedirect(reverse("admin:engine_processinstance_incidents"))
 
 
 def _is_uuid(value: str) -> bool:

@@ -1,21 +1,28 @@
 """The repair actions of the instance page: each parses its form and calls one service.
 
-Refusals a service raises (a completed instance, an invalid element) become an error message
-on the page and change nothing; a user outside the operators group gets 403 from the service.
+A form the operator got wrong (JSON that does not parse, a choice that is gone) is shown again
+on the instance page with what they typed and the error next to it. Repairs that cannot be
+undone lightly (reset, skip, migrate, terminate) first show a confirmation page saying what
+will happen; only its "yes" runs them. Refusals a service raises (a completed instance, a
+missing reason) become a message and change nothing; a user outside the operators group gets
+403 from the service.
 """
 
+import json
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Any
 
-from django.contrib import messages
+from django import forms
 from django.http import HttpRequest
 
-from engine.exceptions import EngineError
-from engine.models import ProcessInstance
-from engine.selectors import repair_choices
+from engine.exceptions import Conflict
+from engine.models import HumanTask, ProcessInstance, ServiceJob
+from engine.selectors import element_names_of, repair_choices
 from engine.services import (
     Retried,
     migrate_instance,
+    plan_migration,
     reset_instance,
     resume_instance,
     retry_instance,
@@ -27,11 +34,70 @@ from engine.services import (
 
 from .forms import MigrateForm, ReasonForm, ResetForm, SkipForm, VariablesForm
 
-RepairAction = Callable[[HttpRequest, ProcessInstance], str]
+# The value of the confirmation page's "yes" button (name="confirmed").
+CONFIRMED = "yes"
 
 
-def _form_errors(form: Any) -> str:
-    return " ".join(f"{name}: {' '.join(errors)}" for name, errors in form.errors.items())
+@dataclass(frozen=True)
+class Confirmation:
+    """What the confirmation page of a repair says before it runs."""
+
+    question: str
+    details: list[str] = field(default_factory=list)
+    # The button that runs the repair, and whether it is a destructive one (drawn red).
+    button: str = "Yes"
+    danger: bool = False
+
+
+@dataclass(frozen=True)
+class Repair:
+    """One repair: its form, what its confirmation page says (None: runs at once), and the
+    call of its service, which returns the message shown after it."""
+
+    form: Callable[[HttpRequest, ProcessInstance], forms.Form]
+    run: Callable[[HttpRequest, ProcessInstance, dict[str, Any]], str]
+    confirm: Callable[[HttpRequest, ProcessInstance, dict[str, Any]], Confirmation] | None = None
+    # The name of the form on the instance page, where it is shown again when refused.
+    page_form: str = ""
+    # Fields asked on the confirmation page (the others travel hidden from the instance page).
+    asked_on_confirmation: tuple[str, ...] = ()
+
+
+def _name(instance: ProcessInstance, element_id: str) -> str:
+    name = element_names_of(instance.definition_id).get(element_id)
+    return f"“{name}” ({element_id})" if name and name != element_id else element_id
+
+
+# -- forms ------------------------------------------------------------------------------------
+
+
+def _no_form(request: HttpRequest, instance: ProcessInstance) -> forms.Form:
+    return forms.Form(request.POST)
+
+
+def _reason_form(request: HttpRequest, instance: ProcessInstance) -> forms.Form:
+    return ReasonForm(request.POST)
+
+
+def _variables_form(request: HttpRequest, instance: ProcessInstance) -> forms.Form:
+    return VariablesForm(request.POST)
+
+
+def _reset_form(request: HttpRequest, instance: ProcessInstance) -> forms.Form:
+    targets = [(t.element_id, t.name) for t in repair_choices(instance)["reset_targets"]]
+    return ResetForm(request.POST, targets=targets)
+
+
+def _skip_form(request: HttpRequest, instance: ProcessInstance) -> forms.Form:
+    tasks = [(t.task_id, t.name) for t in repair_choices(instance)["skippable"]]
+    return SkipForm(request.POST, tasks=tasks)
+
+
+def _migrate_form(request: HttpRequest, instance: ProcessInstance) -> forms.Form:
+    return MigrateForm(request.POST, versions=repair_choices(instance)["versions"])
+
+
+# -- services ---------------------------------------------------------------------------------
 
 
 def _retried(outcome: Retried) -> str:
@@ -48,19 +114,16 @@ def _retried(outcome: Retried) -> str:
     return " ".join(lines)
 
 
-def retry(request: HttpRequest, instance: ProcessInstance) -> str:
+def retry(request: HttpRequest, instance: ProcessInstance, data: dict[str, Any]) -> str:
     outcome = retry_instance(instance_id=str(instance.pk), actor=request.user)
     return f"The incident was retried. {_retried(outcome)}".strip()
 
 
-def edit_variables(request: HttpRequest, instance: ProcessInstance) -> str:
-    form = VariablesForm(request.POST)
-    if not form.is_valid():
-        raise EngineError(f"Nothing was changed. {_form_errors(form)}")
-    submitted: dict[str, Any] = form.cleaned_data["variables"]
+def edit_variables(request: HttpRequest, instance: ProcessInstance, data: dict[str, Any]) -> str:
+    submitted: dict[str, Any] = data["variables"]
     changed = {k: v for k, v in submitted.items() if instance.variables.get(k, object()) != v}
     removed = [name for name in instance.variables if name not in submitted]
-    if form.cleaned_data["retry"]:
+    if data["retry"]:
         outcome = retry_instance(
             instance_id=str(instance.pk), actor=request.user, variables=changed, remove=removed
         )
@@ -71,26 +134,18 @@ def edit_variables(request: HttpRequest, instance: ProcessInstance) -> str:
     return f"Saved {len(changed)} changed and {len(removed)} removed variable(s)."
 
 
-def reset(request: HttpRequest, instance: ProcessInstance) -> str:
-    targets = [(t.element_id, t.name) for t in repair_choices(instance)["reset_targets"]]
-    form = ResetForm(request.POST, targets=targets)
-    if not form.is_valid():
-        raise EngineError(f"Nothing was changed. {_form_errors(form)}")
-    element_id = form.cleaned_data["element_id"]
+def reset(request: HttpRequest, instance: ProcessInstance, data: dict[str, Any]) -> str:
+    element_id = data["element_id"]
     reset_instance(instance_id=instance.pk, actor=request.user, element_id=element_id)
-    return f"The instance was reset to {element_id}."
+    return f"The instance was reset to {_name(instance, element_id)}."
 
 
-def skip(request: HttpRequest, instance: ProcessInstance) -> str:
-    tasks = [(t.task_id, t.name) for t in repair_choices(instance)["skippable"]]
-    form = SkipForm(request.POST, tasks=tasks)
-    if not form.is_valid():
-        raise EngineError(f"Nothing was changed. {_form_errors(form)}")
+def skip(request: HttpRequest, instance: ProcessInstance, data: dict[str, Any]) -> str:
     skip_task(
         instance_id=instance.pk,
         actor=request.user,
-        task_id=form.cleaned_data["task_id"],
-        variables=form.cleaned_data["variables"],
+        task_id=data["task_id"],
+        variables=data["variables"],
     )
     return "The task was skipped."
 
@@ -100,46 +155,118 @@ def reason_of(request: HttpRequest) -> str:
     return str(form.cleaned_data["reason"]) if form.is_valid() else ""
 
 
-def suspend(request: HttpRequest, instance: ProcessInstance) -> str:
-    suspend_instance(instance_id=instance.pk, actor=request.user, reason=reason_of(request))
+def suspend(request: HttpRequest, instance: ProcessInstance, data: dict[str, Any]) -> str:
+    suspend_instance(instance_id=instance.pk, actor=request.user, reason=data["reason"])
     return "The instance is suspended."
 
 
-def resume(request: HttpRequest, instance: ProcessInstance) -> str:
+def resume(request: HttpRequest, instance: ProcessInstance, data: dict[str, Any]) -> str:
     resume_instance(instance_id=instance.pk, actor=request.user)
     return "The instance was resumed."
 
 
-def terminate(request: HttpRequest, instance: ProcessInstance) -> str:
-    terminate_instance(instance_id=instance.pk, actor=request.user, reason=reason_of(request))
+def terminate(request: HttpRequest, instance: ProcessInstance, data: dict[str, Any]) -> str:
+    terminate_instance(instance_id=instance.pk, actor=request.user, reason=data["reason"])
     return "The instance was terminated."
 
 
-def migrate(request: HttpRequest, instance: ProcessInstance) -> str:
-    form = MigrateForm(request.POST, versions=repair_choices(instance)["versions"])
-    if not form.is_valid():
-        raise EngineError(f"Nothing was changed. {_form_errors(form)}")
-    plan = migrate_instance(
-        instance_id=instance.pk, actor=request.user, version=form.cleaned_data["version"]
-    )
+def migrate(request: HttpRequest, instance: ProcessInstance, data: dict[str, Any]) -> str:
+    plan = migrate_instance(instance_id=instance.pk, actor=request.user, version=data["version"])
     return f"The instance now runs version {plan.to_version}."
 
 
-ACTIONS: dict[str, RepairAction] = {
-    "retry": retry,
-    "variables": edit_variables,
-    "reset": reset,
-    "skip": skip,
-    "suspend": suspend,
-    "resume": resume,
-    "terminate": terminate,
-    "migrate": migrate,
+# -- confirmations ----------------------------------------------------------------------------
+
+
+def _open_work(instance: ProcessInstance) -> list[str]:
+    tasks = instance.human_tasks.filter(status__in=HumanTask.ACTIVE_STATUSES).count()
+    jobs = instance.jobs.filter(status__in=ServiceJob.OPEN_STATUSES).count()
+    return [f"Open tasks now: {tasks}; service jobs not finished: {jobs}."]
+
+
+def _confirm_reset(
+    request: HttpRequest, instance: ProcessInstance, data: dict[str, Any]
+) -> Confirmation:
+    return Confirmation(
+        question=f"Reset the instance to {_name(instance, data['element_id'])}?",
+        details=[
+            "The work done after it is undone: its open tasks and running jobs are cancelled "
+            "(a late job result is dropped), and it runs again with the data it had then.",
+            *_open_work(instance),
+        ],
+        button="Yes, reset",
+    )
+
+
+def _confirm_skip(
+    request: HttpRequest, instance: ProcessInstance, data: dict[str, Any]
+) -> Confirmation:
+    task = next(
+        (t for t in repair_choices(instance)["skippable"] if t.task_id == data["task_id"]), None
+    )
+    what = _name(instance, task.element_id) if task else "the task"
+    result = data["variables"]
+    return Confirmation(
+        question=f"Skip {what} without running it?",
+        details=[
+            "It completes without its form, connector call or post-script; the instance moves "
+            "on from there.",
+            f"Its result: {json.dumps(result, ensure_ascii=False)}"
+            if result
+            else "Its result: nothing (no variables).",
+        ],
+        button="Yes, skip it",
+    )
+
+
+def _confirm_migrate(
+    request: HttpRequest, instance: ProcessInstance, data: dict[str, Any]
+) -> Confirmation:
+    plan = plan_migration(instance_id=instance.pk, actor=request.user, version=data["version"])
+    if not plan.possible:
+        raise Conflict(" ".join(plan.blocking))  # nothing to confirm: the migration is refused
+    moves = [
+        f"{_name(instance, t['element_id'])} → {t['maps_to'] or 'no counterpart'}"
+        for t in plan.tokens
+    ]
+    return Confirmation(
+        question=f"Migrate the instance from version {plan.from_version} to version "
+        f"{plan.to_version}?",
+        details=[
+            f"Version {plan.to_version} adds {', '.join(plan.added) or 'nothing'}, removes "
+            f"{', '.join(plan.removed) or 'nothing'} and changes "
+            f"{', '.join(plan.changed) or 'nothing'}.",
+            *(f"Token: {move}" for move in moves),
+        ],
+        button=f"Yes, migrate to version {plan.to_version}",
+    )
+
+
+def _confirm_terminate(
+    request: HttpRequest, instance: ProcessInstance, data: dict[str, Any]
+) -> Confirmation:
+    return Confirmation(
+        question="Terminate the instance?",
+        details=[
+            "It ends where it stands: its open tasks and service jobs are cancelled. This "
+            "cannot be undone.",
+            *_open_work(instance),
+            "Say why: the audit trail keeps the reason.",
+        ],
+        button="Yes, terminate",
+        danger=True,
+    )
+
+
+ACTIONS: dict[str, Repair] = {
+    "retry": Repair(_no_form, retry),
+    "variables": Repair(_variables_form, edit_variables, page_form="variables_form"),
+    "reset": Repair(_reset_form, reset, _confirm_reset, page_form="reset_form"),
+    "skip": Repair(_skip_form, skip, _confirm_skip, page_form="skip_form"),
+    "suspend": Repair(_reason_form, suspend),
+    "resume": Repair(_no_form, resume),
+    "terminate": Repair(
+        _reason_form, terminate, _confirm_terminate, asked_on_confirmation=("reason",)
+    ),
+    "migrate": Repair(_migrate_form, migrate, _confirm_migrate),
 }
-
-
-def run_repair(request: HttpRequest, instance: ProcessInstance, action: RepairAction) -> None:
-    """Run one repair and report its outcome on the page."""
-    try:
-        messages.success(request, action(request, instance))
-    except EngineError as exc:
-        messages.error(request, exc.detail)

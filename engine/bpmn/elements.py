@@ -8,7 +8,7 @@ from typing import Any
 
 from lxml import etree
 
-from .xml import BPMN_NS, CAMUNDA_NS, SPIFF_NS
+from .xml import BPMN_NS, CAMUNDA_NS, SPIFF_NS, parse_untrusted_xml
 
 # Global user and manual tasks run as such where a call activity calls them (engine.bpmn.rewrites).
 HUMAN_TASK_TAGS = {
@@ -155,3 +155,15 @@ def describe_start_form(process: etree._Element, json_files: dict[str, Any]) -> 
         if form:
             return form
     return {}
+
+
+def element_names(xml: str) -> dict[str, str]:
+    """The name a modeller gave each element of a deployed diagram, by id (elements without
+    a name are left out): what pages show instead of bare ids."""
+    root = parse_untrusted_xml(xml.encode())
+    names: dict[str, str] = {}
+    for element in root.iter(f"{{{BPMN_NS}}}*"):
+        element_id, name = element.get("id"), (element.get("name") or "").strip()
+        if element_id and name:
+            names[element_id] = " ".join(name.split())
+    return names

@@ -34,6 +34,7 @@ from .my_work import (
 )
 from .operations import (
     IncidentGroup,
+    element_names_of,
     incident_groups,
     instance_diagram,
     repair_choices,
@@ -50,6 +51,7 @@ __all__ = [
     "Step",
     "current_steps",
     "definition_element_names",
+    "element_names_of",
     "followed_instance_for",
     "inbox_processes",
     "inbox_tasks",

@@ -6,6 +6,7 @@ from typing import Any
 
 from django.db.models import Count
 
+from engine.bpmn.elements import element_names
 from engine.bpmn.inspection import element_markers, reset_targets, skippable_tasks
 from engine.models import ProcessInstance, ServiceJob
 from processes.models import ProcessDefinition
@@ -22,6 +23,12 @@ def instance_diagram(instance: ProcessInstance) -> dict[str, Any]:
     markers["failed"] = sorted(set(markers["failed"]) | set(dead))
     markers["active"] = [e for e in markers["active"] if e not in markers["failed"]]
     return {"xml": definition.bpmn_xml, **markers}
+
+
+def element_names_of(definition_id: int) -> dict[str, str]:
+    """The element names of a deployed definition, by id."""
+    xml = ProcessDefinition.objects.values_list("bpmn_xml", flat=True).get(pk=definition_id)
+    return element_names(xml)
 
 
 def repair_choices(instance: ProcessInstance) -> dict[str, Any]:
@@ -50,6 +57,8 @@ class IncidentGroup:
     kind: str
     error: str
     instances: list[dict[str, Any]] = field(default_factory=list)
+    # The element names of the group's definition, by id.
+    names: dict[str, str] = field(default_factory=dict)
 
 
 def incident_groups(limit: int = 2000) -> list[IncidentGroup]:
@@ -59,9 +68,16 @@ def incident_groups(limit: int = 2000) -> list[IncidentGroup]:
         ProcessInstance.objects.filter(status=ProcessInstance.Status.INCIDENT)
         .order_by("-updated_at")
         .values(
-            "id", "business_key", "incident", "updated_at", "definition__key", "definition__version"
+            "id",
+            "business_key",
+            "incident",
+            "updated_at",
+            "definition_id",
+            "definition__key",
+            "definition__version",
         )[:limit]
     )
+    names: dict[int, dict[str, str]] = {}
     for row in rows:
         incident = row["incident"] or {}
         error = str(incident.get("error") or "").strip().splitlines()[:1]
@@ -73,6 +89,11 @@ def incident_groups(limit: int = 2000) -> list[IncidentGroup]:
             summary,
         )
         group = groups.setdefault(key, IncidentGroup(*key))
+        if not group.names:
+            definition_id = row["definition_id"]
+            if definition_id not in names:
+                names[definition_id] = element_names_of(definition_id)
+            group.names = names[definition_id]
         group.instances.append(dict(row))
     return sorted(groups.values(), key=lambda g: -len(g.instances))
 

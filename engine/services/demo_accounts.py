@@ -1,5 +1,5 @@
-"""Demo accounts for the development command. Passwords are random on every start and only
-ever printed, never stored in the repository."""
+"""Demo accounts for the development command. Passwords and API tokens are random on every
+start and only ever printed, never stored in the repository."""
 
 import secrets
 from dataclasses import dataclass
@@ -35,7 +35,8 @@ OPERATOR_PERMISSIONS = (
 
 
 def reset_demo_accounts() -> list[DemoAccount]:
-    """Create the demo users and groups if missing and give each a fresh random password."""
+    """Create the demo users and groups if missing and give each a fresh random password and
+    a fresh API token (the previous start's token stops working)."""
     accounts = []
     with transaction.atomic():
         operators, _ = Group.objects.get_or_create(name="operators")
@@ -54,6 +55,7 @@ def reset_demo_accounts() -> list[DemoAccount]:
             user.save()
             groups = [Group.objects.get_or_create(name=name)[0] for name in group_names]
             user.groups.set(groups)
-            token, _ = Token.objects.get_or_create(user=user)
+            Token.objects.filter(user=user).delete()
+            token = Token.objects.create(user=user)
             accounts.append(DemoAccount(username, password, group_names, token.key))
     return accounts

@@ -13,7 +13,7 @@ from django.utils import timezone
 
 from engine.actors import Person
 from engine.bpmn.repair import cancel
-from engine.exceptions import Conflict
+from engine.exceptions import Conflict, InvalidInput
 from engine.models import HumanTask, ProcessInstance, ServiceJob
 
 from .audit import record_event
@@ -75,12 +75,16 @@ def resume_instance(*, instance_id: uuid.UUID | str, actor: Person) -> ProcessIn
 
 
 def terminate_instance(
-    *, instance_id: uuid.UUID | str, actor: Person, reason: str = ""
+    *, instance_id: uuid.UUID | str, actor: Person, reason: str
 ) -> ProcessInstance:
-    """End the instance where it stands: open tasks and waiting jobs are cancelled."""
+    """End the instance where it stands: open tasks and waiting jobs are cancelled. It cannot
+    be undone, so the operator says why (the audit trail keeps the reason)."""
     require_operator(actor, "terminate")
+    reason = reason.strip()
     with transaction.atomic(durable=True):
         instance = lock_unfinished(instance_id, "terminated")
+        if not reason:
+            raise InvalidInput("Give a reason to terminate the instance; the audit trail keeps it.")
         run = open_run(instance)
         cancel(run.workflow)
         instance.human_tasks.filter(status__in=HumanTask.ACTIVE_STATUSES).update(

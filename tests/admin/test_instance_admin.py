@@ -2,6 +2,7 @@
 client, including the refusals; outcomes are checked in the database and on the page."""
 
 import json
+import re
 from datetime import timedelta
 
 import pytest
@@ -50,6 +51,18 @@ def page_url(instance: ProcessInstance) -> str:
 def messages_of(response) -> list[str]:
     """The messages shown on the page a repair redirected to (posts use follow=True)."""
     return [str(m) for m in response.context["messages"]]
+
+
+def confirmed(client: Client, instance: ProcessInstance, action: str, data: dict):
+    """A repair that asks first: the post shows the confirmation page and changes nothing;
+    its "yes" (the same data, confirmed) runs it and leads back to the instance page."""
+    before = state_of(instance)
+    asked = client.post(repair_url(instance, action), data)
+    assert asked.status_code == 200
+    page = asked.content.decode()
+    assert 'data-testid="confirmation"' in page and 'name="confirmed" value="yes"' in page
+    assert state_of(instance) == before
+    return client.post(repair_url(instance, action), {**data, "confirmed": "yes"}, follow=True)
 
 
 def state_of(instance: ProcessInstance) -> tuple:
@@ -129,33 +142,40 @@ def test_reset_through_the_admin_then_the_instance_completes_the_new_way(
     operator_client, two_step, approver, operator
 ):
     approve(two_step, approver)
-    response = operator_client.post(
-        repair_url(two_step, "reset"), {"element_id": "approve"}, follow=True
-    )
+    asked = operator_client.post(repair_url(two_step, "reset"), {"element_id": "approve"})
+    assert "Reset the instance to “Approve” (approve)?" in asked.content.decode()
+    response = confirmed(operator_client, two_step, "reset", {"element_id": "approve"})
     assert response.redirect_chain[-1][1] == 302
-    assert messages_of(response) == ["The instance was reset to approve."]
+    assert messages_of(response) == ["The instance was reset to “Approve” (approve)."]
     assert InstanceEvent.objects.get(instance=two_step, type="reset").actor == operator
     approve(two_step, approver, decision="reject")
     two_step.refresh_from_db()
     assert (two_step.status, two_step.variables["outcome"]) == ("completed", "rejected")
 
 
-def test_invalid_json_variables_are_rejected_and_nothing_changes(operator_client, two_step):
+def test_invalid_json_variables_are_kept_with_the_error_and_nothing_changes(
+    operator_client, two_step
+):
     before = state_of(two_step)
-    response = operator_client.post(
-        repair_url(two_step, "variables"), {"variables": '{"amount": 10,'}, follow=True
-    )
-    assert response.redirect_chain[-1][1] == 302
+    typed = '{"amount": 10, "note": "<b>mine</b>",'
+    response = operator_client.post(repair_url(two_step, "variables"), {"variables": typed})
+    assert response.status_code == 400
     [message] = messages_of(response)
-    assert message.startswith("Nothing was changed. variables: This is not valid JSON")
-    response = operator_client.post(
-        repair_url(two_step, "variables"), {"variables": "[1, 2]"}, follow=True
+    assert message.startswith("Nothing was changed. This is not valid JSON (line 1")
+    form = response.context["variables_form"]
+    assert form["variables"].value() == typed
+    page = response.content.decode()
+    # What the operator typed is back in the textarea (escaped), the error next to it.
+    assert (
+        "{&quot;amount&quot;: 10, &quot;note&quot;: &quot;&lt;b&gt;mine&lt;/b&gt;&quot;,</textarea>"
+        in page
     )
+    assert 'data-testid="variables-error"' in page and "This is not valid JSON" in page
+    response = operator_client.post(repair_url(two_step, "variables"), {"variables": "[1, 2]"})
     assert "Give a JSON object" in messages_of(response)[0]
+    assert response.context["variables_form"]["variables"].value() == "[1, 2]"
     response = operator_client.post(
-        repair_url(two_step, "variables"),
-        {"variables": '{"n": ' + "9" * 5000 + "}"},
-        follow=True,
+        repair_url(two_step, "variables"), {"variables": '{"n": ' + "9" * 5000 + "}"}
     )
     assert "an integer of 5000 digits" in messages_of(response)[0]
     assert state_of(two_step) == before
@@ -194,11 +214,11 @@ def test_retry_after_editing_variables_in_the_admin(operator_client, db):
 
 def test_skip_through_the_admin(operator_client, two_step):
     task = next(t for t in load_workflow(two_step).get_tasks() if t.task_spec.bpmn_id == "approve")
-    response = operator_client.post(
-        repair_url(two_step, "skip"),
-        {"task_id": str(task.id), "variables": '{"decision": "approve"}'},
-        follow=True,
-    )
+    data = {"task_id": str(task.id), "variables": '{"decision": "approve"}'}
+    asked = operator_client.post(repair_url(two_step, "skip"), data).content.decode()
+    assert "Skip “Approve” (approve) without running it?" in asked
+    assert "{&quot;decision&quot;: &quot;approve&quot;}" in asked  # the result, shown and kept
+    response = confirmed(operator_client, two_step, "skip", data)
     assert messages_of(response) == ["The task was skipped."]
     assert two_step.human_tasks.get(element_id="pay").status == HumanTask.Status.OPEN
 
@@ -213,7 +233,7 @@ def test_suspend_resume_and_terminate_through_the_admin(operator_client, two_ste
     operator_client.post(repair_url(two_step, "resume"), follow=True)
     two_step.refresh_from_db()
     assert two_step.status == "waiting"
-    operator_client.post(repair_url(two_step, "terminate"), {"reason": "duplicate"}, follow=True)
+    confirmed(operator_client, two_step, "terminate", {"reason": "duplicate"})
     two_step.refresh_from_db()
     assert two_step.status == "terminated"
     assert two_step.human_tasks.get().status == HumanTask.Status.CANCELLED
@@ -225,9 +245,9 @@ def test_an_action_on_a_completed_instance_says_why_and_changes_nothing(
     approve(two_step, approver, decision="reject")
     before = state_of(two_step)
     for action, data in [
-        ("reset", {"element_id": "approve"}),
+        ("reset", {"element_id": "approve", "confirmed": "yes"}),
         ("suspend", {}),
-        ("terminate", {}),
+        ("terminate", {"confirmed": "yes"}),
         ("variables", {"variables": "{}"}),
         ("retry", {}),
     ]:
@@ -250,7 +270,10 @@ def test_migrate_dry_run_and_real_run_through_the_admin(operator_client, two_ste
     two_step.refresh_from_db()
     assert two_step.definition.version == 1
 
-    response = operator_client.post(repair_url(two_step, "migrate"), {"version": "2"}, follow=True)
+    asked = operator_client.post(repair_url(two_step, "migrate"), {"version": "2"})
+    assert "Migrate the instance from version 1 to version 2?" in asked.content.decode()
+    assert "adds audit" in asked.content.decode()
+    response = confirmed(operator_client, two_step, "migrate", {"version": "2"})
     assert messages_of(response) == ["The instance now runs version 2."]
     two_step.refresh_from_db()
     assert two_step.definition.version == 2
@@ -262,8 +285,10 @@ def test_migrate_refusal_is_shown_and_changes_nothing(operator_client, two_step,
     dry = operator_client.get(page_url(two_step), {"migrate_to": "2"})
     assert "has no counterpart in version 2" in dry.content.decode()
     before = state_of(two_step)
-    response = operator_client.post(repair_url(two_step, "migrate"), {"version": "2"}, follow=True)
-    assert "no counterpart" in messages_of(response)[0]
+    for data in ({"version": "2"}, {"version": "2", "confirmed": "yes"}):
+        response = operator_client.post(repair_url(two_step, "migrate"), data, follow=True)
+        assert response.redirect_chain[-1][1] == 302  # no confirmation of a refused migration
+        assert "no counterpart" in messages_of(response)[0]
     assert state_of(two_step) == before
 
 
@@ -328,7 +353,7 @@ def test_delete_finished_instances_older_than_a_date(operator_client, operator, 
     deploy_document(approval())
     old, recent, running = (start_instance(key="two_step") for _ in range(3))
     for instance in (old, recent):
-        terminate_instance(instance_id=instance.pk, actor=operator)
+        terminate_instance(instance_id=instance.pk, actor=operator, reason="done")
     ProcessInstance.objects.filter(pk=old.pk).update(
         completed_at=timezone.now() - timedelta(days=10)
     )
@@ -372,10 +397,110 @@ def test_the_page_shows_what_the_instance_waits_for_and_skip_moves_past_a_timer(
     assert "timer due" in page.content.decode()
 
     [timer] = page.context["choices"]["skippable"]
-    response = operator_client.post(
-        repair_url(instance, "skip"), {"task_id": timer.task_id}, follow=True
-    )
+    response = confirmed(operator_client, instance, "skip", {"task_id": timer.task_id})
     assert messages_of(response) == ["The task was skipped."]
     instance.refresh_from_db()
     assert instance.status == "completed"
     assert not instance.timers.filter(fired=False).exists()
+
+
+# --- issue 18: what the admin shows and asks ------------------------------------------------
+
+
+def test_the_list_puts_incidents_first_whatever_their_age(operator_client, db):
+    deploy_document(build_bpmn("divides", script="x = 1/0"))
+    broken = start_instance(key="divides")  # the oldest
+    deploy_document(approval())
+    waiting = [start_instance(key="two_step") for _ in range(2)]
+    page = operator_client.get(reverse("admin:engine_processinstance_changelist"))
+    shown = [row.pk for row in page.context["cl"].result_list]
+    assert shown == [broken.pk, waiting[1].pk, waiting[0].pk]
+    # A column the operator sorts by replaces that order.
+    by_created = operator_client.get(reverse("admin:engine_processinstance_changelist"), {"o": "6"})
+    assert next(row.pk for row in by_created.context["cl"].result_list) == broken.pk
+    by_newest = operator_client.get(reverse("admin:engine_processinstance_changelist"), {"o": "-6"})
+    assert next(row.pk for row in by_newest.context["cl"].result_list) == waiting[1].pk
+
+
+def test_terminate_without_a_reason_is_refused_and_asked_again(operator_client, two_step):
+    before = state_of(two_step)
+    response = operator_client.post(
+        repair_url(two_step, "terminate"), {"reason": "  ", "confirmed": "yes"}
+    )
+    assert response.status_code == 400
+    page = response.content.decode()
+    assert 'data-testid="confirmation"' in page and 'data-testid="confirm-error"' in page
+    assert "Give a reason to terminate the instance" in page
+    assert state_of(two_step) == before
+    asked = operator_client.post(repair_url(two_step, "terminate"), {"reason": "typo'd <b>"})
+    # The reason typed on the instance page is on the confirmation page, escaped.
+    assert 'value="typo&#x27;d &lt;b&gt;"' in asked.content.decode()
+
+
+def test_bulk_terminate_asks_first_and_needs_a_reason(operator_client, two_step):
+    url = reverse("admin:engine_processinstance_changelist")
+    selected = {"action": "terminate_selected", "_selected_action": [str(two_step.pk)]}
+    asked = operator_client.post(url, {**selected, "reason": ""})
+    assert asked.status_code == 200 and 'data-testid="confirmation"' in asked.content.decode()
+    refused = operator_client.post(url, {**selected, "reason": "", "confirmed": "yes"}, follow=True)
+    assert any("Give a reason" in m for m in messages_of(refused))
+    two_step.refresh_from_db()
+    assert two_step.status == "waiting"
+    done = operator_client.post(
+        url, {**selected, "reason": "duplicate", "confirmed": "yes"}, follow=True
+    )
+    assert messages_of(done) == ["Terminated 1 instance(s)."]
+    two_step.refresh_from_db()
+    assert two_step.status == "terminated"
+
+
+NAMED_FAILURE = """<?xml version="1.0" encoding="UTF-8"?>
+<bpmn:definitions xmlns:bpmn="http://www.omg.org/spec/BPMN/20100524/MODEL"
+    id="Definitions_named" targetNamespace="http://bpmn.io/schema/bpmn">
+  <bpmn:process id="named_failure" isExecutable="true">
+    <bpmn:startEvent id="start" name="Order in" />
+    <bpmn:scriptTask id="Activity_0bn1eoq" name="Work out the &lt;total&gt;" scriptFormat="python">
+      <bpmn:script>total = 1 / divisor</bpmn:script>
+    </bpmn:scriptTask>
+    <bpmn:endEvent id="end" />
+    <bpmn:sequenceFlow id="f1" sourceRef="start" targetRef="Activity_0bn1eoq" />
+    <bpmn:sequenceFlow id="f2" sourceRef="Activity_0bn1eoq" targetRef="end" />
+  </bpmn:process>
+</bpmn:definitions>
+"""
+
+
+def test_elements_are_named_with_their_id_in_small_print(operator_client, db):
+    deploy_document(NAMED_FAILURE)
+    instance = start_instance(key="named_failure", variables={"divisor": 0})
+    assert instance.status == "incident"
+    shown = 'Work out the &lt;total&gt; <small class="baton-id">Activity_0bn1eoq</small>'
+    page = operator_client.get(page_url(instance)).content.decode()
+    assert f"Incident at {shown}" in page  # the incident box
+    timeline = page[page.index('data-testid="timeline"') :]
+    assert shown in timeline
+    listing = operator_client.get(reverse("admin:engine_processinstance_changelist"))
+    assert f"{shown}: ZeroDivisionError" in listing.content.decode()
+    incidents = operator_client.get(reverse("admin:engine_processinstance_incidents"))
+    assert shown in incidents.content.decode()
+
+
+TIMESTAMP = re.compile(r"<time datetime=\"[^\"]+\">(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d)</time>")
+
+
+def test_every_admin_page_writes_moments_one_way(operator_client, operator, two_step):
+    deploy_document(TIMER_WAIT)
+    waiting = start_instance(key="wait_an_hour")
+    pages = [
+        reverse("admin:engine_processinstance_changelist"),
+        page_url(two_step),
+        page_url(waiting),
+        reverse("admin:engine_timer_changelist"),
+    ]
+    for url in pages:
+        page = operator_client.get(url).content.decode()
+        assert TIMESTAMP.search(page) or re.search(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d", page), url
+        shown = re.sub(r'datetime="[^"]*"', "", page.split("</header>", 1)[-1])
+        for other in ("a.m.", "p.m.", "+00:00", "midnight", "noon"):
+            assert other not in shown, (url, other)
+    assert "Event deliveries" in operator_client.get(reverse("admin:index")).content.decode()

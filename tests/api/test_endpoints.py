@@ -134,6 +134,8 @@ def test_suspend_blocks_work_until_resume(started, api_client_for, approver, ope
 def test_terminate_cancels_open_tasks(started, api_client_for, approver, operator):
     url = f"/api/v1/instances/{started['id']}"
     problem(api_client_for(approver).post(f"{url}/terminate/"), 403)
+    refused = problem(api_client_for(operator).post(f"{url}/terminate/"), 400)
+    assert "Give a reason" in refused["detail"]
     body = (
         api_client_for(operator)
         .post(f"{url}/terminate/", {"reason": "duplicate"}, format="json")
@@ -265,6 +267,21 @@ def test_schema_and_docs_are_served_without_a_cdn(api_client_for, outsider, anon
     assert docs.status_code == 200
     assert b"cdn" not in docs.content.lower()
     assert b"/static/drf_spectacular_sidecar/" in docs.content
+
+
+def test_anonymous_docs_lead_to_the_login_page_and_back(anonymous_client, outsider):
+    """A person opening the docs in a browser gets the login page, not raw 401 JSON; the
+    schema stays 401 for API clients."""
+    from django.test import Client
+
+    docs = anonymous_client.get("/api/docs/?urls.primaryName=x")
+    assert docs.status_code == 302
+    assert docs["Location"] == "/accounts/login/?next=/api/docs/%3Furls.primaryName%3Dx"
+    browser = Client()
+    browser.force_login(outsider)
+    assert browser.get("/api/docs/").status_code == 200
+    bad_token = anonymous_client.get("/api/docs/", HTTP_AUTHORIZATION="Token nonsense")
+    assert bad_token.status_code == 302
 
 
 def test_throttling_per_user_when_configured(

@@ -288,7 +288,9 @@ def test_a_missing_required_field_is_400_and_the_task_stays_open(started, approv
         ),
         400,
     )
-    assert "decision" in body["errors"]
+    # The documented list form, like every other endpoint's validation errors.
+    assert [e["field"] for e in body["errors"]] == ["decision"]
+    assert body["errors"][0]["message"]
     assert HumanTask.objects.get(pk=task["id"]).status == HumanTask.Status.OPEN
     assert ProcessInstance.objects.get(pk=started["id"]).status == "waiting"
     assert InstanceEvent.objects.count() == events
@@ -303,8 +305,8 @@ def test_an_enum_value_not_offered_is_400(started, approver_client):
         ),
         400,
     )
-    assert "decision" in body["errors"]
-    assert "approve" in body["errors"]["decision"]
+    [error] = body["errors"]
+    assert error["field"] == "decision" and "approve" in error["message"]
     assert HumanTask.objects.get(pk=task["id"]).status == HumanTask.Status.OPEN
 
 

@@ -67,7 +67,7 @@ def call(action: str, client: APIClient, instance, task):
             f"{t}/complete/", {"variables": {"decision": "approve"}}, format="json"
         ),
         "suspend": lambda: client.post(f"{i}/suspend/"),
-        "terminate": lambda: client.post(f"{i}/terminate/"),
+        "terminate": lambda: client.post(f"{i}/terminate/", {"reason": "duplicate"}, format="json"),
         "edit variables": lambda: client.patch(
             f"{i}/variables/", {"variables": {"amount": 1}}, format="json"
         ),

@@ -339,7 +339,7 @@ def test_terminating_an_instance_ends_its_subscriptions(two_orders, make_user):
 
     operator = make_user("olga_operator", "operators")
     first, _ = two_orders
-    terminate_instance(instance_id=first.pk, actor=operator)
+    terminate_instance(instance_id=first.pk, actor=operator, reason="test")
     assert not MessageSubscription.objects.filter(instance=first).exists()
     result = correlate_message(name="payment_received", actor=operator)
     assert result.body["instance"] != str(first.pk)

@@ -110,6 +110,18 @@ def test_a_completed_instance_cannot_be_repaired(two_step, approver, operator):
     assert snapshot(two_step) == before
 
 
+def test_terminate_needs_a_reason(two_step, operator):
+    before = snapshot(two_step)
+    for reason in ("", "   "):
+        with pytest.raises(InvalidInput, match="Give a reason"):
+            terminate_instance(instance_id=two_step.pk, actor=operator, reason=reason)
+    assert snapshot(two_step) == before
+    terminate_instance(instance_id=two_step.pk, actor=operator, reason="  a duplicate ")
+    assert snapshot(two_step)[0] == ProcessInstance.Status.TERMINATED
+    event = InstanceEvent.objects.get(instance=two_step, type="terminated")
+    assert event.payload == {"reason": "a duplicate"}
+
+
 # --- skip ----------------------------------------------------------------------------------
 
 
@@ -256,7 +268,7 @@ def test_delete_removes_only_finished_instances_older_than_the_date(db, operator
         completed_at=timezone.now() - timedelta(days=40)
     )
     recent = start_instance(key="two_step")
-    terminate_instance(instance_id=recent.pk, actor=operator)
+    terminate_instance(instance_id=recent.pk, actor=operator, reason="test")
     running = start_instance(key="two_step")
     ProcessInstance.objects.filter(pk=running.pk).update(
         created_at=timezone.now() - timedelta(days=60)

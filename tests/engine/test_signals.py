@@ -160,6 +160,6 @@ def test_a_signal_kept_for_an_instance_terminated_while_suspended_is_unmatched(s
     suspend_instance(instance_id=trader.pk, actor=operator)
     broadcast_signal(name="market_closed", actor=sender)
     deliver_pending()
-    terminate_instance(instance_id=trader.pk, actor=operator)
+    terminate_instance(instance_id=trader.pk, actor=operator, reason="test")
     delivery = EventDelivery.objects.get()
     assert delivery.status == "unmatched" and "terminated" in delivery.last_error

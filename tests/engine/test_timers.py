@@ -234,7 +234,7 @@ def test_terminating_an_instance_removes_its_timers(clock, make_user):
     operator = make_user("olga_operator", "operators")
     deploy_xml(event_diagrams.wait_for_timer("PT10M"))
     instance = start_instance(key="waits")
-    terminate_instance(instance_id=instance.pk, actor=operator)
+    terminate_instance(instance_id=instance.pk, actor=operator, reason="test")
     assert not Timer.objects.filter(instance=instance).exists()
     clock.advance(datetime.timedelta(hours=1))
     assert fire_due_timers() == 0

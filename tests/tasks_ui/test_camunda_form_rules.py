@@ -118,4 +118,6 @@ def test_the_api_refuses_1_with_the_same_message(order_task, approver, api_clien
         f"/api/v1/tasks/{order_task.id}/complete/", {"variables": {"quantity": 1}}, format="json"
     )
     assert response.status_code == 400
-    assert response.json()["errors"] == {"quantity": "Quantity must be at least 1.5."}
+    assert response.json()["errors"] == [
+        {"field": "quantity", "message": "Quantity must be at least 1.5."}
+    ]

@@ -7,13 +7,16 @@ from processes.services import deploy_examples
 
 
 class Command(BaseCommand):
-    help = "Deploy the example diagrams and (re)create the demo accounts with fresh passwords."
+    help = (
+        "Deploy the example diagrams and (re)create the demo accounts with fresh passwords "
+        "and API tokens."
+    )
 
     def handle(self, *args: Any, **options: Any) -> None:
         created = deploy_examples()
         for definition in created:
             self.stdout.write(f"Deployed example {definition.key} v{definition.version}")
-        self.stdout.write("\nDemo accounts (new passwords on every start):")
+        self.stdout.write("\nDemo accounts (new passwords and API tokens on every start):")
         self.stdout.write(f"  {'user':<10} {'password':<18} {'groups':<18} API token")
         for account in reset_demo_accounts():
             self.stdout.write(

@@ -68,7 +68,8 @@ def test_an_uncaught_error_end_event_is_an_incident_naming_the_error(
     page = client.get(reverse("admin:engine_processinstance_change", args=[instance.pk]))
     assert page.status_code == 200
     incident_box = page.content.decode()
-    assert "Incident at fail" in incident_box and "ORDER_BAD" in incident_box
+    assert 'Incident at <code class="baton-id">fail</code>' in incident_box
+    assert "ORDER_BAD" in incident_box
     assert "Bad order" in incident_box
 
 

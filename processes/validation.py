@@ -318,6 +318,9 @@ _EXPRESSION_TEXTS = {
 }
 
 
+_ZEEBE_LOOP = f"{{{ZEEBE_NS}}}loopCharacteristics"
+
+
 def _wrapped_expressions(root: etree._Element) -> Iterator[tuple[etree._Element, str]]:
     for node in root.iter():
         if not isinstance(node.tag, str):
@@ -328,7 +331,8 @@ def _wrapped_expressions(root: etree._Element) -> Iterator[tuple[etree._Element,
             node.tag in _EXPRESSION_TEXTS and is_feel(text)
         ):
             yield node, text.strip()
-        zeebe = node.tag.startswith(f"{{{ZEEBE_NS}}}")
+        # A zeebe:loopCharacteristics is checked by the multi-instance parser, which names it.
+        zeebe = node.tag.startswith(f"{{{ZEEBE_NS}}}") and node.tag != _ZEEBE_LOOP
         for name, value in node.attrib.items():
             camunda = name.startswith(f"{{{CAMUNDA_NS}}}") and is_wrapped(value)
             if camunda or (zeebe and is_feel(value)):

@@ -527,6 +527,8 @@ def _arith(op: str, a: Any, b: Any, language: str) -> Any:
         return None
     if op == "+" and isinstance(a, str) and isinstance(b, str):
         return a + b
+    if op == "+" and language == JUEL and (isinstance(a, str) or isinstance(b, str)):
+        return _juel_text(a) + _juel_text(b)  # EL 3.0's string concatenation
     if not (_is_number(a) and _is_number(b)):
         raise ExpressionFailed(f"cannot compute {_kind(a)} {op} {_kind(b)}")
     if op in ("+", "-", "*"):
@@ -540,6 +542,12 @@ def _arith(op: str, a: Any, b: Any, language: str) -> Any:
             return a // b
         return _number(a / b)
     return a % b  # % and mod
+
+
+def _juel_text(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(_number(value) if isinstance(value, float) else value)
 
 
 def _power(a: Any, b: Any) -> Any:

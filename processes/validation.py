@@ -14,7 +14,8 @@ from lxml import etree
 
 from engine.bpmn.connector_tasks import ConnectorTaskMixin, iter_param_expressions
 from engine.bpmn.elements import describe_human_tasks, describe_start_form
-from engine.bpmn.expressions import ExpressionNotSupported, expression_source, is_wrapped
+from engine.bpmn.expressions import ExpressionNotSupported, compile_expression, is_feel, is_wrapped
+from engine.bpmn.expressions import is_expression as is_camunda_expression
 from engine.bpmn.literals import literal_problems
 from engine.bpmn.parsing import bpmn_validator, build_parser, detect_dialect
 from engine.bpmn.scripting import ScriptSyntaxError, check_syntax
@@ -26,6 +27,7 @@ from engine.bpmn.xml import (
     FLOW_CONTAINERS,
     MAX_ELEMENTS_IN_A_ROW,
     SPIFF_NS,
+    ZEEBE_NS,
     UnsafeXmlError,
     XmlLimitExceeded,
     XmlLimits,
@@ -282,8 +284,8 @@ def _check_python(item: ParsedFile) -> list[Problem]:
     for node, what in snippets:
         is_expression = what != "script"
         source = (node.text or "").strip() if is_expression else (node.text or "")
-        if not source.strip() or (is_expression and is_wrapped(source)):
-            continue  # `${...}`: _check_wrapped_expressions
+        if not source.strip() or (is_expression and is_camunda_expression(source)):
+            continue  # `${...}` and `= ...`: _check_camunda_expressions
         try:
             check_syntax(source, expression=is_expression)
         except ScriptSyntaxError as exc:
@@ -299,8 +301,9 @@ def _check_python(item: ParsedFile) -> list[Problem]:
     return problems
 
 
-# Where a diagram holds expressions that may be written `${...}` (Camunda 7): these elements'
-# texts and every `camunda:` attribute and element text. Scripts and documentation are not.
+# Where a diagram holds expressions that may be written `${...}` (Camunda 7) or `= ...`
+# (Camunda 8): these elements' texts, every `camunda:` attribute and element text, and every
+# `zeebe:` attribute. Scripts and documentation are not.
 _EXPRESSION_TEXTS = {
     f"{{{BPMN_NS}}}{tag}"
     for tag in (
@@ -315,15 +318,24 @@ _EXPRESSION_TEXTS = {
 }
 
 
+_ZEEBE_LOOP = f"{{{ZEEBE_NS}}}loopCharacteristics"
+
+
 def _wrapped_expressions(root: etree._Element) -> Iterator[tuple[etree._Element, str]]:
     for node in root.iter():
         if not isinstance(node.tag, str):
             continue
         holds_expression = node.tag in _EXPRESSION_TEXTS or node.tag.startswith(f"{{{CAMUNDA_NS}}}")
-        if holds_expression and node.text and is_wrapped(node.text):
-            yield node, node.text.strip()
+        text = node.text or ""
+        if (holds_expression and is_wrapped(text)) or (
+            node.tag in _EXPRESSION_TEXTS and is_feel(text)
+        ):
+            yield node, text.strip()
+        # A zeebe:loopCharacteristics is checked by the multi-instance parser, which names it.
+        zeebe = node.tag.startswith(f"{{{ZEEBE_NS}}}") and node.tag != _ZEEBE_LOOP
         for name, value in node.attrib.items():
-            if name.startswith(f"{{{CAMUNDA_NS}}}") and is_wrapped(value):
+            camunda = name.startswith(f"{{{CAMUNDA_NS}}}") and is_wrapped(value)
+            if camunda or (zeebe and is_feel(value)):
                 yield node, value.strip()
         if node.tag.startswith(f"{{{CAMUNDA_NS}}}"):
             for name in ("sourceExpression", "businessKey"):
@@ -333,12 +345,13 @@ def _wrapped_expressions(root: etree._Element) -> Iterator[tuple[etree._Element,
 
 
 def _check_wrapped_expressions(item: ParsedFile) -> list[Problem]:
-    """`${...}` / `#{...}` expressions that do not translate to Python (engine.bpmn.expressions)."""
+    """`${...}` (JUEL) and `= ...` (FEEL) expressions that cannot be read
+    (engine.bpmn.expressions)."""
     assert item.root is not None
     problems = []
     for node, text in _wrapped_expressions(item.root):
         try:
-            expression_source(text)
+            compile_expression(text)
         except ExpressionNotSupported as exc:
             problems.append(
                 Problem(

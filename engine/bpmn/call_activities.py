@@ -26,7 +26,7 @@ from SpiffWorkflow.bpmn.specs.defaults import CallActivity
 from SpiffWorkflow.camunda.parser.task_spec import CallActivityParser
 from SpiffWorkflow.task import Task
 
-from .expressions import ExpressionNotSupported, python_source
+from .expressions import ExpressionNotSupported, compile_expression
 from .xml import BPMN_NS, CAMUNDA_NS
 
 LIBRARY_TYPENAME = "CallActivity"
@@ -115,7 +115,8 @@ class CamundaCallActivityParser(CallActivityParser):
         if source is not None:
             return {"source": source, "target": target}
         try:
-            return {"expression": python_source(expression or ""), "target": target}
+            compile_expression(expression or "")
+            return {"expression": expression or "", "target": target}
         except ExpressionNotSupported as exc:
             self._refuse(f"camunda:{direction} sourceExpression cannot be read: {exc}")
             raise  # not reached

@@ -23,7 +23,7 @@ from SpiffWorkflow.spiff.serializer.task_spec import SpiffBpmnTaskConverter
 from SpiffWorkflow.spiff.specs.spiff_task import SpiffBpmnTask
 from SpiffWorkflow.task import Task
 
-from .expressions import expression_source
+from .expressions import is_wrapped
 from .scripting import evaluate_expression
 from .xml import BPMN_NS, CAMUNDA_NS, ZEEBE_NS
 
@@ -120,8 +120,7 @@ def _camunda_value(node: etree._Element) -> ParamSpec:
         if child.tag == f"{{{CAMUNDA_NS}}}script":
             return {"expr": (child.text or "").strip()}
     text = (node.text or "").strip()
-    source = expression_source(text)
-    return {"value": text} if source is None else {"expr": source}
+    return {"expr": text} if is_wrapped(text) else {"value": text}
 
 
 # Camunda input parameters of other elements (message and signal throws) read the same way.
@@ -129,9 +128,9 @@ camunda_param_tree = _camunda_value
 
 
 def _zeebe_value(source: str) -> ParamSpec:
-    """Camunda 8 marks expressions with a leading `=`; Baton evaluates them as Python."""
-    if source.startswith("="):
-        return {"expr": source[1:].strip()}
+    """Camunda 8 marks expressions (FEEL) with a leading `=`."""
+    if source.strip().startswith("="):
+        return {"expr": source.strip()}
     return {"value": source}
 
 

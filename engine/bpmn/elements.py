@@ -8,7 +8,8 @@ from typing import Any
 
 from lxml import etree
 
-from .xml import BPMN_NS, CAMUNDA_NS, SPIFF_NS, parse_untrusted_xml
+from .expressions import is_expression
+from .xml import BPMN_NS, CAMUNDA_NS, SPIFF_NS, ZEEBE_NS, parse_untrusted_xml
 
 # Global user and manual tasks run as such where a call activity calls them (engine.bpmn.rewrites).
 HUMAN_TASK_TAGS = {
@@ -20,7 +21,19 @@ HUMAN_TASK_TAGS = {
 def _split_list(value: str | None) -> list[str]:
     if not value:
         return []
+    if is_expression(value):  # evaluated when the task opens (a list or a comma-separated text)
+        return [value.strip()]
     return [item.strip() for item in value.split(",") if item.strip()]
+
+
+def _assignment(element: etree._Element) -> dict[str, str | None]:
+    """Who a user task is for: Camunda 7's attributes, or Camunda 8's
+    `zeebe:assignmentDefinition` (a literal or a FEEL `= ...` expression each)."""
+    zeebe = element.find(f"{{{BPMN_NS}}}extensionElements/{{{ZEEBE_NS}}}assignmentDefinition")
+    names = ("assignee", "candidateUsers", "candidateGroups")
+    if zeebe is not None:
+        return {name: zeebe.get(name) for name in names}
+    return {name: element.get(f"{{{CAMUNDA_NS}}}{name}") for name in names}
 
 
 def _lanes_by_element(root: etree._Element) -> dict[str, str]:
@@ -126,14 +139,15 @@ def describe_human_tasks(
             spiff_props = _properties(element, SPIFF_NS)
             camunda_props = _properties(element, CAMUNDA_NS)
             lane = lanes.get(element_id, "")
-            groups = _split_list(element.get(f"{{{CAMUNDA_NS}}}candidateGroups"))
+            assignment = _assignment(element)
+            groups = _split_list(assignment["candidateGroups"])
             if not groups and lane:
                 groups = [lane]
             described[element_id] = {
                 "name": element.get("name") or element_id,
                 "lane": lane,
-                "assignee": element.get(f"{{{CAMUNDA_NS}}}assignee") or None,
-                "candidate_users": _split_list(element.get(f"{{{CAMUNDA_NS}}}candidateUsers")),
+                "assignee": assignment["assignee"] or None,
+                "candidate_users": _split_list(assignment["candidateUsers"]),
                 "candidate_groups": groups,
                 "due_date": element.get(f"{{{CAMUNDA_NS}}}dueDate") or None,
                 "priority": element.get(f"{{{CAMUNDA_NS}}}priority") or None,

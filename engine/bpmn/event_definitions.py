@@ -51,7 +51,7 @@ from engine import clock
 from .connector_tasks import ParamSpec, camunda_param_tree, evaluate_param_tree
 from .cron import CronSchedule, looks_like_cron
 from .event_subprocesses import BatonConditionalEventDefinition
-from .expressions import expression_source
+from .expressions import is_expression
 from .schedules import recurring_interval
 from .timers import reading_clock
 from .xml import BPMN_NS, CAMUNDA_NS
@@ -73,9 +73,8 @@ _ISO_LITERAL = re.compile(
 def timer_source(text: str) -> tuple[str, str | None]:
     """(Python source SpiffWorkflow evaluates, the literal value or None) for a timer text."""
     stripped = (text or "").strip()
-    source = expression_source(stripped)
-    if source is not None:
-        return source, None
+    if is_expression(stripped):  # JUEL or FEEL (engine.bpmn.expressions)
+        return stripped, None
     if _ISO_LITERAL.match(stripped) or looks_like_cron(stripped):
         return repr(stripped), stripped
     return stripped, None

@@ -24,7 +24,7 @@ from lxml import etree
 from .connector_tasks import retry_from_cycle
 from .elements import HUMAN_TASK_TAGS
 from .event_definitions import check_timer_text, timer_source
-from .expressions import is_wrapped
+from .expressions import is_expression
 from .schedules import duration_after
 from .scripting import ScriptSyntaxError, check_syntax
 from .xml import BPMN_NS, CAMUNDA_NS
@@ -50,7 +50,7 @@ def _syntax_problem(expression: str) -> str | None:
 
 
 def _due_date_problem(text: str) -> str | None:
-    if is_wrapped(text):  # an expression: the deploy checks it as every ${...} (expressions)
+    if is_expression(text):  # an expression: the deploy checks it as every ${...} (expressions)
         return None
     value = text.strip()
     try:
@@ -68,7 +68,7 @@ def _due_date_problem(text: str) -> str | None:
 
 
 def _priority_problem(text: str) -> str | None:
-    if is_wrapped(text):  # an expression: the deploy checks it as every ${...} (expressions)
+    if is_expression(text):  # an expression: the deploy checks it as every ${...} (expressions)
         return None
     if re.fullmatch(r"\s*[+-]?\d{1,9}\s*", text):
         return None
@@ -76,7 +76,7 @@ def _priority_problem(text: str) -> str | None:
 
 
 def _timer_problem(kind: str, text: str, *, start: bool) -> str | None:
-    if is_wrapped(text):  # an expression: the deploy checks it as every ${...} (expressions)
+    if is_expression(text):  # an expression: the deploy checks it as every ${...} (expressions)
         return None
     source, literal = timer_source(text)
     if not source:

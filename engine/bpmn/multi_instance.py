@@ -463,15 +463,11 @@ def _feel_path(value: str | None, what: str, element_id: str, refuse: Any) -> st
 
 
 def _camunda_expression(value: str | None) -> str | None:
-    """A Camunda 7 value: `${expression}` is its Python expression, anything else as is."""
+    """A Camunda 7 value: `${...}` is JUEL (engine.bpmn.expressions reads it when it is
+    evaluated), anything else Python."""
     if value is None or not value.strip():
         return None
-    text = value.strip()
-    if text.startswith("${") and text.endswith("}"):
-        return text[2:-1].strip()
-    if text.startswith("#{") and text.endswith("}"):
-        return text[2:-1].strip()
-    return text
+    return value.strip()
 
 
 def _checked_expression(
@@ -520,10 +516,16 @@ def _refuse_behavior_events(element_id: str, loop: etree._Element, refuse: Any) 
 
 
 def _zeebe_loop_reading(element_id: str, zeebe: etree._Element, refuse: Any) -> dict[str, Any]:
-    path = _feel_path(zeebe.get("inputCollection"), "input collection", element_id, refuse)
+    written = (zeebe.get("inputCollection") or "").strip()
+    collection: str | None
+    if written.startswith("=") and not _PATH.match(written[1:].strip()):
+        collection = written  # any other FEEL expression (engine.bpmn.expressions)
+    else:
+        path = _feel_path(written, "input collection", element_id, refuse)
+        collection = _path_expression(path) if path else None
     output = _feel_path(zeebe.get("outputElement"), "output element", element_id, refuse)
     return {
-        "collection": _path_expression(path) if path else None,
+        "collection": collection,
         "element_variable": _name(zeebe.get("inputElement"), "input element", element_id, refuse),
         "output_collection": _name(
             zeebe.get("outputCollection"), "output collection", element_id, refuse
@@ -572,8 +574,6 @@ def read_loop(activity: etree._Element, loop: etree._Element, refuse: Any) -> di
         else _bpmn_loop_reading(element_id, loop, refuse)
     )
     condition = _text(_child(loop, "completionCondition"))
-    if condition is not None and zeebe is not None and condition.startswith("="):
-        condition = condition[1:].strip() or None
     cardinality = _camunda_expression(_text(_child(loop, "loopCardinality")))
     if reading["output_collection"] and not reading["output_element"]:
         raise refuse(

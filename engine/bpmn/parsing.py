@@ -37,7 +37,7 @@ from .process_specs import (
     task_spec_name,
 )
 from .rewrites import library_form
-from .xml import BPMN_NS, SPIFF_NS
+from .xml import BPMN_NS, CAMUNDA_NS, SPIFF_NS
 
 SERVICE_TASK = full_tag("serviceTask")
 END_EVENT = full_tag("endEvent")
@@ -127,12 +127,18 @@ class BatonProcessParser(
                 node=self.node,
                 file_name=self.filename,
             )
-        return BatonProcessSpec(
+        spec = BatonProcessSpec(
             name=self.bpmn_id,
             description=self.get_name(),
             filename=self.filename,
             naming_elements=True,
         )
+        for start in self.node.iterchildren(f"{{{BPMN_NS}}}startEvent"):
+            initiator = (start.get(f"{{{CAMUNDA_NS}}}initiator") or "").strip()
+            if initiator:  # camunda:initiator: the variable that gets the starting user
+                spec.initiator = initiator
+                break
+        return spec
 
 
 class BatonSpiffProcessParser(BatonProcessParser, SpiffProcessParser):

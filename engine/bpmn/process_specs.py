@@ -70,7 +70,9 @@ class _ElementNames(BpmnProcessSpec):
 
 
 class BatonProcessSpec(_ElementNames, BpmnProcessSpec):
-    pass
+    # Camunda 7's `camunda:initiator` on the start event: the variable that gets the username
+    # of whoever starts the instance (engine.bpmn.walks.set_initiator).
+    initiator: str | None = None
 
 
 class BatonAdHocSubprocessSpec(_ElementNames, AdHocSubprocessSpec):
@@ -97,6 +99,20 @@ class BatonAdHocSubprocessSpec(_ElementNames, AdHocSubprocessSpec):
 class BatonProcessSpecConverter(BpmnProcessSpecConverter):
     def __init__(self, target_class: type, registry: Any, typename: str | None = None) -> None:
         super().__init__(target_class, registry, typename or BpmnProcessSpec.__name__)
+
+    def to_dict(self, spec: BpmnProcessSpec) -> dict[str, Any]:
+        dct: dict[str, Any] = super().to_dict(spec)
+        if getattr(spec, "initiator", None):  # only when set: other specs stored as before
+            dct["initiator"] = spec.initiator
+        return dct
+
+    def from_dict(self, dct: dict[str, Any]) -> BpmnProcessSpec:
+        initiator = dct.pop("initiator", None)
+        spec: BpmnProcessSpec = super().from_dict(dct)
+        if initiator:
+            spec.initiator = initiator
+            dct["initiator"] = initiator
+        return spec
 
 
 class BatonAdHocSubprocessSpecConverter(AdHocSubprocessSpecConverter):

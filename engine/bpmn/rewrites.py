@@ -1,4 +1,4 @@
-"""Two BPMN constructs the workflow library does not read, given to it as constructs it runs
+"""BPMN constructs the workflow library does not read, given to it as constructs it runs
 the same way. The parser reads a rewritten copy; the deployed XML stays as uploaded.
 
 - A receive task that instantiates (`instantiate="true"`, no incoming sequence flow) starts
@@ -9,13 +9,16 @@ the same way. The parser reads a rewritten copy; the deployed XML stays as uploa
   (BPMN 10.3.4): it becomes a process of its own id holding the task (same id, same
   attributes and content) between a start event `<id> [start]` and an end event `<id> [end]`
   (no XML id holds a space, so these name no element of the diagram).
+- Camunda 8 names what a call activity calls in `zeebe:calledElement processId=` and the
+  decision of a business rule task in `zeebe:calledDecision decisionId=`: they become the
+  `calledElement` and `camunda:decisionRef` attributes the library reads.
 """
 
 import copy
 
 from lxml import etree
 
-from .xml import BPMN_NS
+from .xml import BPMN_NS, CAMUNDA_NS, ZEEBE_NS
 
 
 def _tag(name: str) -> str:
@@ -91,14 +94,35 @@ def _global_task_process(task: etree._Element) -> etree._Element:
     return process
 
 
+_ZEEBE_CALLS = (
+    (_tag("callActivity"), "calledElement", "processId", "calledElement"),
+    (_tag("businessRuleTask"), "calledDecision", "decisionId", f"{{{CAMUNDA_NS}}}decisionRef"),
+)
+
+
+def _zeebe_calls(root: etree._Element) -> list[tuple[etree._Element, str, str]]:
+    """(element, attribute the library reads, value) for each Camunda 8 call of a process or
+    decision that the element does not already name the library's way."""
+    found = []
+    for tag, extension, name, attribute in _ZEEBE_CALLS:
+        for element in root.iter(tag):
+            called = element.find(f"{{{BPMN_NS}}}extensionElements/{{{ZEEBE_NS}}}{extension}")
+            value = (called.get(name) or "").strip() if called is not None else ""
+            if value and not element.get(attribute):
+                found.append((element, attribute, value))
+    return found
+
+
 def library_form(root: etree._Element) -> etree._Element:
     """A copy of document `root` with the constructs above rewritten (or `root` itself when
     it holds none)."""
     receive_tasks = instantiating_receive_tasks(root)
     global_tasks = [e for e in root if e.tag in GLOBAL_TASKS]
-    if not receive_tasks and not global_tasks:
+    if not receive_tasks and not global_tasks and not _zeebe_calls(root):
         return root
     rewritten = copy.deepcopy(root)
+    for element, attribute, value in _zeebe_calls(rewritten):
+        element.set(attribute, value)
     for task in instantiating_receive_tasks(rewritten):
         _as_message_start(task)
     for task in [e for e in rewritten if e.tag in GLOBAL_TASKS]:

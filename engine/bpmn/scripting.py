@@ -39,7 +39,7 @@ from SpiffWorkflow.bpmn.script_engine.python_environment import (
 )
 from SpiffWorkflow.exceptions import SpiffWorkflowException
 
-from .expressions import python_source
+from .expressions import ExpressionNotSupported, compile_expression
 from .sandbox import kept
 from .sandbox import wire as sandbox_wire
 from .sandbox.errors import (
@@ -223,6 +223,12 @@ def check_syntax(source: str, *, expression: bool) -> None:
     outside the allow-list, a name starting with "_"...) is not a syntax error: such a script
     deploys, and fails its task with a clear message when it runs.
     """
+    if expression:
+        try:
+            if compile_expression(source) is not None:
+                return  # a Camunda expression (JUEL or FEEL), read by engine.bpmn.expressions
+        except ExpressionNotSupported as exc:
+            raise ScriptSyntaxError(str(exc), None) from None
     problem = syntax_problem(source, "eval" if expression else "exec")
     if problem is not None:
         raise ScriptSyntaxError(f"Python syntax error: {problem[0]}", problem[1])
@@ -437,6 +443,14 @@ class SandboxEnvironment(BasePythonScriptEngineEnvironment):
         context: dict[str, Any],
         external_context: dict[str, Any] | None = None,
     ) -> Any:
+        camunda = compile_expression(expression)
+        if camunda is not None:  # JUEL or FEEL: interpreted here, over the same names
+            names = {
+                "baton_url": self.globals.get("baton_url") or "",
+                **(external_context or {}),
+                **{k: v for k, v in context.items() if isinstance(k, str)},
+            }
+            return _checked(camunda.evaluate(names))
         plain = plain_expression(expression)
         if plain is not None:
             scope = self._plain_scope(plain, context, external_context)
@@ -578,9 +592,9 @@ class BatonScriptEngine(PythonScriptEngine):
         self, task: Any, expression: str, external_context: dict[str, Any] | None = None
     ) -> Any:
         try:
-            # Camunda 7's `${...}` wrapping (engine.bpmn.expressions); Python as it is.
-            source = python_source(expression)
-            return self.environment.evaluate(source, task.data, external_context)
+            # `${...}` JUEL and `= ...` FEEL are read by engine.bpmn.expressions (in the
+            # environment); Python as it is.
+            return self.environment.evaluate(expression, task.data, external_context)
         except SpiffWorkflowException as exc:
             exc.add_note(f"Error evaluating expression '{expression}'")
             raise

@@ -125,6 +125,14 @@ def set_start_data(workflow: BpmnWorkflow, variables: dict[str, Any] | None) -> 
     workflow.task_tree.data.update(copy.deepcopy(variables or {}))
 
 
+def set_initiator(workflow: BpmnWorkflow, username: str | None) -> None:
+    """Camunda 7's `camunda:initiator`: the variable it names gets the username of whoever
+    starts the instance (None when the system starts it)."""
+    name = getattr(workflow.spec, "initiator", None)
+    if name:
+        workflow.task_tree.data[name] = username
+
+
 def evaluate_over_data(task: Task, expression: str) -> Any:
     """Evaluate a Python expression over the task's data in the workflow's script sandbox
     (what the expression raises is raised)."""

@@ -8,7 +8,7 @@ from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
 from engine.actors import Actor
-from engine.bpmn.expressions import is_wrapped, python_source
+from engine.bpmn.expressions import is_expression
 from engine.bpmn.schedules import duration_after
 from engine.bpmn.scripting import describe_error
 from engine.bpmn.types import Workflow
@@ -22,15 +22,15 @@ from .definition_cache import definition_elements
 
 
 def _evaluate(task: Task, value: Any) -> Any:
-    """`${expression}` values are expressions over the task's data (engine.bpmn.expressions);
-    others are literal.
+    """`${...}` (JUEL) and `= ...` (FEEL) values are expressions over the task's data
+    (engine.bpmn.expressions); others are literal.
 
     A failing expression raises `TaskScriptFailed`: the task fails and its instance goes to
     incident (see instance_store.persist_workflow)."""
-    if not isinstance(value, str) or not is_wrapped(value):
+    if not is_expression(value):
         return value
     try:
-        return evaluate_over_data(task, python_source(value))
+        return evaluate_over_data(task, value)
     except Exception as exc:  # noqa: BLE001 -- whatever it raises is an incident
         message = f"{task.task_spec.bpmn_id}: cannot evaluate {value!r}: {describe_error(exc)}"
         raise TaskScriptFailed(

@@ -7,7 +7,7 @@ from django.db import transaction
 from engine.actors import Actor, as_user
 from engine.bpmn.events import prepare_start
 from engine.bpmn.failures import run_engine_steps
-from engine.bpmn.walks import set_start_data
+from engine.bpmn.walks import set_initiator, set_start_data
 from engine.exceptions import InvalidInput, NotFound
 from engine.forms import clean_submission
 from engine.jsonable import check_json_depth
@@ -59,6 +59,8 @@ def start_instance(
     run = new_run(definition.pk)
     prepare_start(run.workflow)  # at the none start event; without one, as if its event happened
     set_start_data(run.workflow, variables)
+    starter = as_user(actor)
+    set_initiator(run.workflow, starter.get_username() if starter is not None else None)
     with transaction.atomic(durable=True):
         reserve_once(operation_key)
         instance = ProcessInstance(

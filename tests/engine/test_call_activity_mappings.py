@@ -62,7 +62,7 @@ def test_a_source_expression_goes_in_and_only_out_mappings_come_back(
 ) -> None:
     deploy_document(
         diagram(
-            '<camunda:in sourceExpression="${price gt 10 &amp;&amp; price * 3 or 0}" '
+            '<camunda:in sourceExpression="${price gt 10 ? price * 3 : 0}" '
             'target="amount" /><camunda:in businessKey="#{execution.processBusinessKey}" />'
             + out_mapping
         )

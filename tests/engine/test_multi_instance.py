@@ -129,7 +129,7 @@ ZEEBE_TWO_OF_THREE = (
     '<zeebe:loopCharacteristics inputCollection="= approvers" inputElement="approver" '
     'outputCollection="results" outputElement="= approved" />'
     "</bpmn:extensionElements>"
-    "<bpmn:completionCondition>= len([r for r in results if r]) &gt;= 2"
+    "<bpmn:completionCondition>= count(results[item = true]) &gt;= 2"
     "</bpmn:completionCondition></bpmn:multiInstanceLoopCharacteristics>"
 )
 
@@ -195,7 +195,7 @@ def test_sequential_cardinality_opens_one_task_at_a_time_with_its_loop_counter(b
     )
     deploy_xml(
         "mi_seq",
-        diagram("mi_seq", user_task(loop, assignee="${'r%s' % loopCounter}", extensions=form())),
+        diagram("mi_seq", user_task(loop, assignee="${'r' + loopCounter}", extensions=form())),
     )
     instance = start_instance(key="mi_seq", variables={"rounds": 3})
     for expected in ("r0", "r1", "r2"):

@@ -20,10 +20,10 @@ ZEEBE = """<?xml version="1.0" encoding="UTF-8"?>
       <bpmn:extensionElements>
         <zeebe:taskDefinition type="http" retries="2" />
         <zeebe:ioMapping>
-          <zeebe:input source="=api + '/zeebe'" target="url" />
+          <zeebe:input source="=api + &quot;/zeebe&quot;" target="url" />
           <zeebe:input source="POST" target="method" />
-          <zeebe:input source="={'order': order}" target="json" />
-          <zeebe:output source="=result['body']['accepted']" target="accepted" />
+          <zeebe:input source="={order: order}" target="json" />
+          <zeebe:output source="=result.body.accepted" target="accepted" />
         </zeebe:ioMapping>
       </bpmn:extensionElements>
     </bpmn:serviceTask>

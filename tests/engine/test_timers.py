@@ -89,7 +89,7 @@ def test_non_interrupting_cycle_reminds_twice_and_keeps_the_task(clock):
     ("kind", "value"),
     [
         ("timeDuration", "PT30M"),
-        ("timeDuration", '${"PT" + str(minutes) + "M"}'),
+        ("timeDuration", '${"PT" + minutes + "M"}'),
         ("timeDate", "2031-05-01T09:00:00Z"),
     ],
 )

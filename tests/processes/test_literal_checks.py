@@ -32,7 +32,8 @@ def test_a_due_date_in_words_is_refused_naming_the_element(designer_client):
 
 
 @pytest.mark.parametrize(
-    "due_date", ["2030-01-31T17:00:00Z", "P3D", "PT4H", "${deadline}", "${now_plus(3)}"]
+    "due_date",
+    ["2030-01-31T17:00:00Z", "P3D", "PT4H", "${deadline}", "${empty deadline ? 'P3D' : deadline}"],
 )
 def test_iso_due_dates_and_expressions_deploy(designer_client, due_date):
     response = designer_client.post(

@@ -136,7 +136,7 @@ def work_external_task(step: dict[str, Any], user: User) -> None:
         actor=user, worker_id="conformance", topics=[topic], max_tasks=1
     )
     assert locked, f"no external task of topic {step['external']!r} waits"
-    worker = {"actor": user, "task_id": locked[0].id, "worker_id": "conformance"}
+    worker: dict[str, Any] = {"actor": user, "task_id": locked[0].id, "worker_id": "conformance"}
     if "bpmn_error" in step:
         external_tasks.handle_external_task_bpmn_error(
             **worker, error_code=step["bpmn_error"], variables=step.get("variables")

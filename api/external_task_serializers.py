@@ -41,7 +41,7 @@ class FetchAndLockSerializer(serializers.Serializer):
         default=0,
         help_text="A long poll: with no task there, wait up to this long (ms) for one.",
     )
-    topics = FetchTopicSerializer(many=True, allow_empty=False)
+    topics = serializers.ListField(child=FetchTopicSerializer(), min_length=1, max_length=100)
 
 
 class LockedTaskSerializer(serializers.Serializer):

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
+from django.conf import settings
 from django.core.exceptions import PermissionDenied
 from django.db import transaction
 from django.db.models import Q
@@ -213,7 +214,8 @@ def fetch_and_lock(
         raise InvalidInput(f"max_tasks must be 1 to {MAX_TASKS}.")
     if not 0 <= async_response_timeout <= MAX_WAIT_MS:
         raise InvalidInput(f"async_response_timeout must be 0 to {MAX_WAIT_MS} ms.")
-    deadline = time.monotonic() + async_response_timeout / 1000
+    wait = min(async_response_timeout / 1000, settings.BATON_EXTERNAL_TASK_MAX_WAIT_SECONDS)
+    deadline = time.monotonic() + wait
     with listening():
         while True:
             locked = _lock_available(worker_id, topics, max_tasks, actor)

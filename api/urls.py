@@ -2,7 +2,7 @@ from django.urls import path
 from drf_spectacular.views import SpectacularAPIView
 
 from .docs import SwaggerDocsView
-from .views import definitions, deployments, events, instances, repairs, tasks
+from .views import definitions, deployments, events, external_tasks, instances, repairs, tasks
 
 app_name = "api"
 
@@ -62,6 +62,36 @@ urlpatterns = [
     path("v1/tasks/<uuid:pk>/claim/", tasks.TaskClaimView.as_view(), name="task-claim"),
     path("v1/tasks/<uuid:pk>/unclaim/", tasks.TaskUnclaimView.as_view(), name="task-unclaim"),
     path("v1/tasks/<uuid:pk>/complete/", tasks.TaskCompleteView.as_view(), name="task-complete"),
+    path(
+        "v1/external-tasks/fetch-and-lock/",
+        external_tasks.FetchAndLockView.as_view(),
+        name="external-tasks-fetch",
+    ),
+    path(
+        "v1/external-tasks/<uuid:pk>/complete/",
+        external_tasks.CompleteView.as_view(),
+        name="external-task-complete",
+    ),
+    path(
+        "v1/external-tasks/<uuid:pk>/failure/",
+        external_tasks.FailureView.as_view(),
+        name="external-task-failure",
+    ),
+    path(
+        "v1/external-tasks/<uuid:pk>/bpmn-error/",
+        external_tasks.BpmnErrorView.as_view(),
+        name="external-task-bpmn-error",
+    ),
+    path(
+        "v1/external-tasks/<uuid:pk>/extend-lock/",
+        external_tasks.ExtendLockView.as_view(),
+        name="external-task-extend-lock",
+    ),
+    path(
+        "v1/external-tasks/<uuid:pk>/unlock/",
+        external_tasks.UnlockView.as_view(),
+        name="external-task-unlock",
+    ),
     path("schema/", SpectacularAPIView.as_view(), name="schema"),
     # The split view serves its start-up script as a file: the page's CSP allows no inline one.
     # People who are not signed in are sent to the login page (api/docs.py).

@@ -153,6 +153,10 @@ class ServiceJob(models.Model):
         DEAD = "dead", "Dead"  # retries exhausted or an uncaught error: an incident
         CANCELLED = "cancelled", "Cancelled"  # its instance was terminated
 
+    class Kind(models.TextChoices):
+        CONNECTOR = "connector", "Connector"  # called by Baton's Celery workers
+        EXTERNAL = "external", "External task"  # fetched and completed by workers over the API
+
     # A job in one of these states still owns its task; no second job is written for it.
     OPEN_STATUSES = (Status.PENDING, Status.RUNNING, Status.DEAD)
     # In flight: the engine is still working on it (the instance is running, not waiting).
@@ -162,7 +166,13 @@ class ServiceJob(models.Model):
     instance = models.ForeignKey(ProcessInstance, related_name="jobs", on_delete=models.CASCADE)
     spiff_task_id = models.UUIDField()
     element_id = models.CharField(max_length=255)
+    # The connector to call; for an external task, its topic (job type in Camunda 8).
     connector = models.CharField(max_length=200)
+    kind = models.CharField(max_length=16, choices=Kind.choices, default=Kind.CONNECTOR)
+    # An external task while fetched (running): the worker that holds its lock, and until when.
+    # A lock that ran out returns the task to the queue; only its holder may complete it.
+    worker_id = models.CharField(max_length=255, blank=True)
+    locked_until = models.DateTimeField(null=True, blank=True)
     # Evaluated parameters; secrets stay as `secret:NAME` references and are resolved on the worker.
     parameters = models.JSONField(default=dict)
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.PENDING)
@@ -190,6 +200,11 @@ class ServiceJob(models.Model):
         ordering = ["created_at"]
         indexes = [
             models.Index(fields=["status", "next_attempt_at"], name="service_job_sweep"),
+            models.Index(
+                fields=["connector", "next_attempt_at"],
+                condition=Q(kind="external", status__in=["pending", "running"]),
+                name="external_task_fetch",
+            ),
         ]
         constraints = [
             models.UniqueConstraint(
@@ -406,6 +421,8 @@ class InstanceEvent(models.Model):
         JOB_SUCCEEDED = "job_succeeded", "Job succeeded"
         JOB_FAILED = "job_failed", "Job failed"
         JOB_RETRIED = "job_retried", "Job retried"
+        EXTERNAL_TASK_LOCKED = "external_task_locked", "External task locked by a worker"
+        EXTERNAL_TASK_UNLOCKED = "external_task_unlocked", "External task given back"
         TASK_RETRIED = "task_retried", "Task retried"
         SUSPENDED = "suspended", "Suspended"
         RESUMED = "resumed", "Resumed"

@@ -157,3 +157,17 @@ def can_send_events(user: Person | None) -> bool:
         return True
     groups = set(getattr(settings, "BATON_EVENT_SENDER_GROUPS", ()) or ())
     return bool(groups & group_names(user))
+
+
+def can_work_external_tasks(user: Person | None) -> bool:
+    """Who may fetch, complete and fail external tasks through the API: members of the groups
+    `BATON_EXTERNAL_WORKER_GROUPS` names (`external-workers` unless configured), operators
+    and superusers. A worker sees the variables of every instance whose task it fetches."""
+    from django.conf import settings
+
+    if user is None or not user.is_authenticated or not user.is_active:
+        return False
+    if is_operator(user):  # superusers included
+        return True
+    groups = set(getattr(settings, "BATON_EXTERNAL_WORKER_GROUPS", ()) or ())
+    return bool(groups & group_names(user))

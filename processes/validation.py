@@ -12,7 +12,11 @@ from typing import Any
 from django.conf import settings
 from lxml import etree
 
-from engine.bpmn.connector_tasks import ConnectorTaskMixin, iter_param_expressions
+from engine.bpmn.connector_tasks import (
+    ConnectorTaskMixin,
+    iter_param_expressions,
+    may_be_external,
+)
 from engine.bpmn.elements import describe_human_tasks, describe_start_form
 from engine.bpmn.expressions import ExpressionNotSupported, compile_expression, is_feel, is_wrapped
 from engine.bpmn.expressions import is_expression as is_camunda_expression
@@ -513,7 +517,8 @@ def _check_connector_tasks(item: ParsedFile, specs: list[ProcessSpec]) -> list[P
                 continue
             element_id = task_spec.bpmn_id or task_spec.name
             line = line_of_element(item.root, element_id)
-            if get_connector(task_spec.connector) is None:
+            # An unknown Camunda topic or job type is an external task (engine/services).
+            if get_connector(task_spec.connector) is None and not may_be_external(task_spec):
                 known = ", ".join(registered_connectors())
                 problems.append(
                     Problem(

@@ -277,6 +277,12 @@ BATON_TIMER_INTERVAL_SECONDS = env.float("BATON_TIMER_INTERVAL_SECONDS", default
 # Who may send messages and signals through the API: the members of these groups
 # (comma-separated), operators and superusers; nobody else (engine/permissions.py).
 BATON_EVENT_SENDER_GROUPS = env_list("BATON_EVENT_SENDER_GROUPS", ["integrations"])
+# Who may fetch and complete external tasks through the API (workers' API tokens belong to
+# users in these groups), besides operators and superusers.
+BATON_EXTERNAL_WORKER_GROUPS = env_list("BATON_EXTERNAL_WORKER_GROUPS", ["external-workers"])
+# The longest a fetch-and-lock waits for a task (its async_response_timeout is cut to this):
+# each waiting fetch holds a web worker and a database connection meanwhile.
+BATON_EXTERNAL_TASK_MAX_WAIT_SECONDS = env.float("BATON_EXTERNAL_TASK_MAX_WAIT_SECONDS", default=30)
 # A message thrown by an instance that no instance waits for yet is tried again this many
 # times (1 s, 2 s, 4 s ... apart) before it is given up as unmatched.
 BATON_MESSAGE_ATTEMPTS = env.int("BATON_MESSAGE_ATTEMPTS", default=6)

@@ -72,6 +72,13 @@ class SpiffConnectorTask(ConnectorTaskMixin, ServiceTaskMixin, SpiffBpmnTask):
     """A connector task from a SpiffArena diagram (keeps its pre- and post-scripts)."""
 
 
+def may_be_external(spec: Any) -> bool:
+    """Whether a service task whose connector is not registered runs as an external task:
+    a Camunda 7 topic or a Camunda 8 job type names work for outside workers (as Camunda's
+    external tasks and job workers do); a SpiffArena operator names a connector, nothing else."""
+    return isinstance(spec, ConnectorTask)
+
+
 def _connector_attributes(spec: ConnectorTaskMixin) -> dict[str, Any]:
     return {
         "connector": spec.connector,
@@ -165,10 +172,7 @@ class CamundaConnectorTaskParser(TaskParser):
             return self._zeebe_task(definition[0])
         topic = self.node.get(f"{{{CAMUNDA_NS}}}topic")
         if self.node.get(f"{{{CAMUNDA_NS}}}type") != "external" or not topic:
-            raise self._fail(
-                'A service task needs camunda:type="external" and camunda:topic naming the '
-                "connector to call."
-            )
+            raise self._fail(self._not_external_message())
         inputs = {
             p.get("name") or "": _camunda_value(p)
             for p in self._extension(CAMUNDA_NS, "{ns}inputOutput/{ns}inputParameter")
@@ -193,6 +197,21 @@ class CamundaConnectorTaskParser(TaskParser):
             retry=retry,
             **self.bpmn_attributes,
         )
+
+    def _not_external_message(self) -> str:
+        java = [
+            f"camunda:{name}"
+            for name in ("class", "delegateExpression", "expression")
+            if self.node.get(f"{{{CAMUNDA_NS}}}{name}") is not None
+        ]
+        ask = (
+            'make it an external task: camunda:type="external" with a camunda:topic, either '
+            "the name of a Baton connector, or any topic that your own workers fetch and "
+            "complete through the REST API (/api/v1/external-tasks/fetch-and-lock/)."
+        )
+        if java:
+            return f"Baton runs no Java delegates ({', '.join(java)}): {ask}"
+        return f"This service task says nothing Baton can call: {ask}"
 
     def _zeebe_task(self, definition: etree._Element) -> ConnectorTask:
         kind = definition.get("type")
@@ -327,3 +346,12 @@ def apply_connector_result(task: Task, result: Any) -> None:
         task.data[spec.result_variable] = copy.deepcopy(result)
     for name, tree in spec.result_mappings.items():
         task.data[name] = evaluate_param_tree(task, tree, {"result": copy.deepcopy(result)})
+
+
+def apply_external_variables(task: Task, variables: dict[str, Any]) -> None:
+    """Put the variables an external worker completed its task with into the task's data,
+    then its output mappings (evaluated over that data, the variables also as `result`)."""
+    spec: ConnectorTaskMixin = task.task_spec
+    task.data.update(copy.deepcopy(variables))
+    for name, tree in spec.result_mappings.items():
+        task.data[name] = evaluate_param_tree(task, tree, {"result": copy.deepcopy(variables)})

@@ -13,13 +13,19 @@ from SpiffWorkflow.task import Task
 
 
 def throw_bpmn_error(
-    task: Task, dialect: str, code: str, message: str, details: Any = None
+    task: Task,
+    dialect: str,
+    code: str,
+    message: str,
+    details: Any = None,
+    variables: dict[str, Any] | None = None,
 ) -> None:
     """Throw error `code` at `task`. After the next engine steps, a caught error has
     cancelled the task (error boundary events interrupt); an uncaught one left it STARTED.
 
     A catching boundary event receives `{"code", "message", "details"}`: Camunda diagrams get
-    it as the variable `error`, SpiffArena diagrams in the event's own variable.
+    it as the variable `error`, SpiffArena diagrams in the event's own variable. `variables`
+    (an external worker's, Camunda dialects) are set beside it.
     """
     error = {"code": code, "message": message, "details": details}
     if dialect == "spiff":
@@ -27,5 +33,5 @@ def throw_bpmn_error(
         payload: Any = error
     else:
         definition = BpmnErrorEventDefinition(code, code=code)
-        payload = {"error": error}
+        payload = {**(variables or {}), "error": error}
     task.workflow.top_workflow.catch(BpmnEvent(definition, payload, target=task.workflow))

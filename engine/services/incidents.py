@@ -18,6 +18,7 @@ from engine.exceptions import Conflict, InvalidInput, TaskScriptFailed
 from engine.models import ProcessInstance, ServiceJob
 
 from .audit import record_event
+from .external_task_queue import announce_external_task
 from .handover import hand_over_job_on_commit
 from .instance_status import decide_status, has_active_jobs
 from .instance_store import lock_instance, open_run, persist_workflow
@@ -151,6 +152,7 @@ def _retry_dead_jobs(instance: ProcessInstance, run: Run, actor: Person) -> list
         job.status = ServiceJob.Status.PENDING
         job.attempt = 0
         job.next_attempt_at = timezone.now()
+        job.worker_id, job.locked_until = "", None
         job.save()
         record_event(
             instance,
@@ -164,7 +166,10 @@ def _retry_dead_jobs(instance: ProcessInstance, run: Run, actor: Person) -> list
                 "changed_parameters": changed,
             },
         )
-        hand_over_job_on_commit(str(job.id))
+        if job.kind == ServiceJob.Kind.EXTERNAL:
+            announce_external_task(job.connector)  # its workers fetch it again
+        else:
+            hand_over_job_on_commit(str(job.id))
         task = parked_task(run.workflow, job.spiff_task_id)
         name = (task.task_spec.bpmn_name or "") if task is not None else ""
         retried.append(RetriedJob(job.element_id, name, changed))

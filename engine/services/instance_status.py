@@ -40,7 +40,10 @@ def decide_status(
 
 
 def has_active_jobs(instance: ProcessInstance) -> bool:
-    return instance.jobs.filter(status__in=ServiceJob.ACTIVE_STATUSES).exists()
+    """Connector jobs in flight (an external task waits for its worker: the instance waits)."""
+    return instance.jobs.filter(
+        status__in=ServiceJob.ACTIVE_STATUSES, kind=ServiceJob.Kind.CONNECTOR
+    ).exists()
 
 
 def has_dead_jobs(instance: ProcessInstance) -> bool:

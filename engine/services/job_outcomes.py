@@ -14,7 +14,10 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from engine.bpmn.connector_tasks import apply_connector_result
+from engine.bpmn.connector_tasks import (
+    apply_connector_result,
+    apply_external_variables,
+)
 from engine.bpmn.errors import throw_bpmn_error
 from engine.bpmn.failures import attempt, run_engine_steps
 from engine.bpmn.walks import is_parked, parked_task
@@ -51,7 +54,7 @@ class Outcome:
     secrets: list[str] = field(default_factory=list)
 
 
-def _backoff_seconds(job: ServiceJob, retry_after: float | None) -> float:
+def backoff_seconds(job: ServiceJob, retry_after: float | None) -> float:
     ceiling = settings.BATON_RETRY_MAX_SECONDS
     if retry_after is not None:
         return float(min(retry_after, ceiling))
@@ -63,7 +66,7 @@ def _backoff_seconds(job: ServiceJob, retry_after: float | None) -> float:
     return float(delay * random.uniform(0.8, 1.2))  # jitter spreads retries of many jobs
 
 
-def _complete(instance: ProcessInstance, job: ServiceJob, result: Any) -> None:
+def complete_job(instance: ProcessInstance, job: ServiceJob, result: Any) -> None:
     job.status = ServiceJob.Status.SUCCEEDED
     job.result = result
     job.save()
@@ -81,7 +84,10 @@ def _complete(instance: ProcessInstance, job: ServiceJob, result: Any) -> None:
                 return
             with running_as(None, instance):
                 # A failing result mapping is the job's incident (retrying calls again)...
-                apply_connector_result(task, result)
+                if job.kind == ServiceJob.Kind.EXTERNAL:
+                    apply_external_variables(task, result or {})
+                else:
+                    apply_connector_result(task, result)
                 # ...a failing post-script or later script is the incident of that task.
                 attempt(run, task.complete)
                 run_engine_steps(run)
@@ -97,7 +103,7 @@ def _retry_or_give_up(instance: ProcessInstance, job: ServiceJob, outcome: Outco
         job.last_error = f"{outcome.transient} (gave up after {job.attempt} attempts)"
         open_job_incident(instance, job)
         return
-    delay = _backoff_seconds(job, outcome.retry_after)
+    delay = backoff_seconds(job, outcome.retry_after)
     job.status = ServiceJob.Status.PENDING
     job.next_attempt_at = timezone.now() + timedelta(seconds=delay)
     job.save()
@@ -115,7 +121,7 @@ def _retry_or_give_up(instance: ProcessInstance, job: ServiceJob, outcome: Outco
     hand_over_job_on_commit(str(job.id), delay)
 
 
-def _throw_error(instance: ProcessInstance, job: ServiceJob, outcome: Outcome) -> None:
+def throw_job_error(instance: ProcessInstance, job: ServiceJob, outcome: Outcome) -> None:
     job.error_code = outcome.error_code
     job.last_error = f"{outcome.error_code}: {outcome.error_message}"
     try:
@@ -131,6 +137,8 @@ def _throw_error(instance: ProcessInstance, job: ServiceJob, outcome: Outcome) -
                     outcome.error_code,
                     outcome.error_message,
                     outcome.error_details,
+                    # An external worker's variables, sent with the error.
+                    outcome.result if job.kind == ServiceJob.Kind.EXTERNAL else None,
                 )
                 run_engine_steps(run)
             if is_parked(task):
@@ -171,9 +179,9 @@ def _apply_locked(instance: ProcessInstance, job: ServiceJob, outcome: Outcome) 
     elif outcome.transient:
         _retry_or_give_up(instance, job, outcome)
     elif outcome.error_code:
-        _throw_error(instance, job, outcome)
+        throw_job_error(instance, job, outcome)
     else:
-        _complete(instance, job, outcome.result)
+        complete_job(instance, job, outcome.result)
 
 
 DEFERRED = "deferred_outcome"

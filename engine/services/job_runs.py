@@ -54,6 +54,7 @@ _CLAIM_SQL = """
            unqueued_since = NULL, updated_at = now()
       FROM engine_processinstance AS instance
      WHERE job.id = %s
+       AND job.kind = 'connector'
        AND instance.id = job.instance_id
        AND instance.status = ANY(%s)
        AND (job.status = 'running'

@@ -15,17 +15,19 @@ from engine.bpmn.connector_tasks import (
     ConnectorTaskMixin,
     ParamPath,
     evaluate_param_tree,
+    may_be_external,
     param_leaves,
 )
 from engine.bpmn.scripting import ScriptError, describe_error
 from engine.bpmn.types import Workflow, WorkflowError
 from engine.bpmn.types import WorkflowTask as Task
 from engine.bpmn.walks import started_connector_tasks
-from engine.connectors import secrets
+from engine.connectors import get_connector, secrets
 from engine.exceptions import TaskScriptFailed
 from engine.jsonable import json_safe
 from engine.models import ProcessInstance, ServiceJob
 
+from .external_task_queue import announce_external_task
 from .handover import hand_over_job_on_commit
 
 logger = logging.getLogger(__name__)
@@ -80,21 +82,23 @@ def evaluate_parameters(task: Task) -> dict[str, Any]:
 
 def _open_jobs_of_parked_tasks(
     instance: ProcessInstance, parked_ids: set[uuid.UUID]
-) -> list[tuple[uuid.UUID, str]]:
-    """The instance's open jobs as (task id, status); jobs whose task is no longer parked
+) -> list[tuple[uuid.UUID, str, str]]:
+    """The instance's open jobs as (task id, status, kind); jobs whose task is no longer parked
     (reset, skipped, migrated away, interrupted by a boundary event) are cancelled, so that
     a late result of theirs is dropped as stale."""
     open_jobs = list(
         instance.jobs.filter(status__in=ServiceJob.OPEN_STATUSES).values_list(
-            "id", "spiff_task_id", "status"
+            "id", "spiff_task_id", "status", "kind"
         )
     )
-    orphaned = [job_id for job_id, task_id, _ in open_jobs if task_id not in parked_ids]
+    orphaned = [job_id for job_id, task_id, _, _ in open_jobs if task_id not in parked_ids]
     if orphaned:
         ServiceJob.objects.filter(pk__in=orphaned).update(
             status=ServiceJob.Status.CANCELLED, updated_at=timezone.now()
         )
-    return [(task_id, status) for _, task_id, status in open_jobs if task_id in parked_ids]
+    return [
+        (task_id, status, kind) for _, task_id, status, kind in open_jobs if task_id in parked_ids
+    ]
 
 
 def schedule_service_jobs(
@@ -102,29 +106,42 @@ def schedule_service_jobs(
 ) -> int:
     """Write a pending job for every parked connector task that has none; enqueue after commit.
 
-    Returns the number of jobs that are still open (pending or running) for the instance.
+    A task whose Camunda topic or job type names no registered connector gets an external
+    job instead, which workers fetch through the API: nothing is enqueued for it.
+
+    Returns the number of connector jobs that are still open (pending or running) for the
+    instance: while an external task waits for its worker, the instance waits for the world.
     """
     parked = started_connector_tasks(workflow)
     open_jobs = [] if fresh else _open_jobs_of_parked_tasks(instance, {t.id for t in parked})
-    owned = {spiff_task_id for spiff_task_id, _ in open_jobs}
-    active = sum(1 for _, status in open_jobs if status in ServiceJob.ACTIVE_STATUSES)
+    owned = {spiff_task_id for spiff_task_id, _, _ in open_jobs}
+    active = sum(
+        1
+        for _, status, kind in open_jobs
+        if status in ServiceJob.ACTIVE_STATUSES and kind == ServiceJob.Kind.CONNECTOR
+    )
     for task in parked:
         if task.id in owned:
             continue
         spec: ConnectorTaskMixin = task.task_spec
         job_id = uuid.uuid4()
+        external = get_connector(spec.connector) is None and may_be_external(spec)
         ServiceJob.objects.create(
             id=job_id,
             instance=instance,
             spiff_task_id=task.id,
             element_id=spec.bpmn_id,
             connector=spec.connector,
+            kind=ServiceJob.Kind.EXTERNAL if external else ServiceJob.Kind.CONNECTOR,
             parameters=evaluate_parameters(task),
             max_attempts=int(spec.retry.get("max_attempts") or settings.BATON_JOB_DEFAULT_ATTEMPTS),
             retry_policy={k: v for k, v in spec.retry.items() if k != "max_attempts"},
             next_attempt_at=timezone.now(),
             idempotency_key=f"baton-job-{job_id}",
         )
+        if external:
+            announce_external_task(spec.connector)
+            continue
         hand_over_job_on_commit(str(job_id))
         active += 1
     return active

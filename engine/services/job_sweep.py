@@ -26,6 +26,7 @@ def _hand_over_unqueued() -> int:
     for job_id, next_attempt_at in (
         ServiceJob.objects.filter(
             status=ServiceJob.Status.PENDING,
+            kind=ServiceJob.Kind.CONNECTOR,
             unqueued_since__isnull=False,
             instance__status__in=JOB_RUNNABLE_INSTANCE_STATUSES,
         )
@@ -47,6 +48,7 @@ def _requeue_late_pending(now: Any, grace: timedelta) -> int:
             ServiceJob.objects.select_for_update(no_key=True, skip_locked=True, of=("self",))
             .filter(
                 status=ServiceJob.Status.PENDING,
+                kind=ServiceJob.Kind.CONNECTOR,  # external tasks wait for their workers
                 next_attempt_at__lte=now - grace,
                 unqueued_since__isnull=True,
                 instance__status__in=JOB_RUNNABLE_INSTANCE_STATUSES,
@@ -78,6 +80,7 @@ def _requeue_abandoned_running(now: Any) -> int:
     requeued = 0
     for job_id in ServiceJob.objects.filter(
         status=ServiceJob.Status.RUNNING,
+        kind=ServiceJob.Kind.CONNECTOR,  # an external task's lock runs out by itself
         instance__status__in=JOB_RUNNABLE_INSTANCE_STATUSES,  # not results kept while suspended
     ).values_list("id", flat=True)[:500]:
         if not try_run_lock(str(job_id)):

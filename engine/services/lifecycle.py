@@ -67,9 +67,9 @@ def resume_instance(*, instance_id: uuid.UUID | str, actor: Person) -> ProcessIn
         record_event(instance, "resumed", actor=actor)
         apply_deferred_outcomes(instance)
         apply_deferred_events(instance)
-        for job_id in instance.jobs.filter(status=ServiceJob.Status.PENDING).values_list(
-            "id", flat=True
-        ):
+        for job_id in instance.jobs.filter(
+            status=ServiceJob.Status.PENDING, kind=ServiceJob.Kind.CONNECTOR
+        ).values_list("id", flat=True):
             hand_over_job_on_commit(str(job_id))
     return instance
 

@@ -34,7 +34,8 @@ def in_process_requests():
 
 
 @pytest.fixture(autouse=True)
-def api_data(db, in_process_requests):
+def api_data(db, in_process_requests, settings):
+    settings.BATON_EXTERNAL_TASK_MAX_WAIT_SECONDS = 0  # a fetch of no task answers at once
     user = User.objects.create_user("fuzzer", password="not-used")
     for name in ("designers", "operators", "managers"):
         user.groups.add(Group.objects.get_or_create(name=name)[0])

@@ -22,7 +22,7 @@ KNOWN_KEYS = {
     "others",
     "incident",
 }
-STEP_KINDS = {"complete", "message", "signal", "timers", "jobs", "start"}
+STEP_KINDS = {"complete", "message", "signal", "timers", "jobs", "start", "external"}
 START_KINDS = {"message", "signal", "timers"}
 OTHER_KEYS = {"process", "status", "trace", "ordered", "expect_variables"}
 

@@ -25,6 +25,7 @@ from engine.services import (
     broadcast_signal,
     complete_human_task,
     correlate_message,
+    external_tasks,
     start_instance,
 )
 from engine.services.event_outbox import deliver_event
@@ -126,6 +127,28 @@ def complete(instance: ProcessInstance, element_id: str, data: Any, user: User) 
     complete_human_task(task_id=task.pk, user=user, variables=data or {})
 
 
+def work_external_task(step: dict[str, Any], user: User) -> None:
+    """A worker fetches one task of the step's topic and answers as the step says:
+    `{"external": topic, "variables": {...}}` completes it, with `"bpmn_error": code` it
+    throws that error, with `"failure": message` (and `"retries"`) it reports a failure."""
+    topic = external_tasks.TopicRequest(step["external"], lock_duration=60_000)
+    locked = external_tasks.fetch_and_lock(
+        actor=user, worker_id="conformance", topics=[topic], max_tasks=1
+    )
+    assert locked, f"no external task of topic {step['external']!r} waits"
+    worker: dict[str, Any] = {"actor": user, "task_id": locked[0].id, "worker_id": "conformance"}
+    if "bpmn_error" in step:
+        external_tasks.handle_external_task_bpmn_error(
+            **worker, error_code=step["bpmn_error"], variables=step.get("variables")
+        )
+    elif "failure" in step:
+        external_tasks.handle_external_task_failure(
+            **worker, error_message=step["failure"], retries=step.get("retries"), retry_timeout=0
+        )
+    else:
+        external_tasks.complete_external_task(**worker, variables=step.get("variables"))
+
+
 def take_step(
     step: dict[str, Any], instance: ProcessInstance, user: User, clock: MovableClock
 ) -> None:
@@ -146,6 +169,8 @@ def take_step(
         fire_next_timer(instance, clock)
     elif "jobs" in step:
         run_jobs(instance)
+    elif "external" in step:
+        work_external_task(step, user)
     deliver_pending_events()
 
 

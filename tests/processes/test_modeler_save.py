@@ -79,10 +79,13 @@ def test_validation_errors_name_the_element_and_nothing_is_stored(designer):
 def test_an_unknown_connector_is_an_error_on_the_service_task(designer):
     xml = (
         '<bpmn:definitions xmlns:bpmn="http://www.omg.org/spec/BPMN/20100524/MODEL" '
-        'xmlns:camunda="http://camunda.org/schema/1.0/bpmn" id="d" targetNamespace="x">'
+        'xmlns:spiffworkflow="http://spiffworkflow.org/bpmn/schema/1.0/core" '
+        'id="d" targetNamespace="x">'
         '<bpmn:process id="svc" isExecutable="true">'
         '<bpmn:startEvent id="s"/><bpmn:sequenceFlow id="f1" sourceRef="s" targetRef="call"/>'
-        '<bpmn:serviceTask id="call" camunda:type="external" camunda:topic="crm.nowhere"/>'
+        '<bpmn:serviceTask id="call"><bpmn:extensionElements>'
+        '<spiffworkflow:serviceTaskOperator id="crm.nowhere"/>'
+        "</bpmn:extensionElements></bpmn:serviceTask>"
         '<bpmn:sequenceFlow id="f2" sourceRef="call" targetRef="e"/><bpmn:endEvent id="e"/>'
         "</bpmn:process></bpmn:definitions>"
     )

@@ -230,14 +230,19 @@ def test_one_bad_file_stops_the_whole_upload(designer_client):
     assert stored_counts() == before
 
 
-def test_a_service_task_naming_an_unknown_connector_is_refused(api_client_for, designer) -> None:
+def test_a_spiffarena_operator_naming_an_unknown_connector_is_refused(
+    api_client_for, designer
+) -> None:
     xml = (
         '<?xml version="1.0" encoding="UTF-8"?>\n'
         '<bpmn:definitions xmlns:bpmn="http://www.omg.org/spec/BPMN/20100524/MODEL" '
-        'xmlns:camunda="http://camunda.org/schema/1.0/bpmn" id="d" targetNamespace="x">\n'
+        'xmlns:spiffworkflow="http://spiffworkflow.org/bpmn/schema/1.0/core" '
+        'id="d" targetNamespace="x">\n'
         '  <bpmn:process id="svc" isExecutable="true">\n'
         '    <bpmn:startEvent id="s"/><bpmn:sequenceFlow id="f1" sourceRef="s" targetRef="call"/>\n'
-        '    <bpmn:serviceTask id="call" camunda:type="external" camunda:topic="crm.nowhere"/>\n'
+        '    <bpmn:serviceTask id="call"><bpmn:extensionElements>'
+        '<spiffworkflow:serviceTaskOperator id="crm.nowhere"/>'
+        "</bpmn:extensionElements></bpmn:serviceTask>\n"
         '    <bpmn:sequenceFlow id="f2" sourceRef="call" targetRef="e"/><bpmn:endEvent id="e"/>\n'
         "  </bpmn:process>\n</bpmn:definitions>\n"
     )

@@ -327,7 +327,9 @@ def spiffarena_result(connector: str, result: Any) -> Any:
     where Baton's own shape is `{status, headers, body}`."""
     if not connector.startswith("http/") or not isinstance(result, dict) or "body" not in result:
         return result
-    headers = result.get("headers") if isinstance(result.get("headers"), dict) else {}
+    headers = result.get("headers")
+    if not isinstance(headers, dict):
+        headers = {}
     content_type = next((v for k, v in headers.items() if k.lower() == "content-type"), "")
     if "json" in str(content_type) or not isinstance(result["body"], str):
         return result["body"]

@@ -125,3 +125,17 @@ def test_every_case_not_run_is_in_the_readme_with_its_reason(shared_dir: Path) -
     for name, reason in NOT_RUN.items():
         assert (shared_dir / SPIFF_EXAMPLES / name.split("::")[0]).is_file(), name
         assert f"`{name.split('::')[1]}`" in readme and reason in readme, name
+
+
+def corpus_folders() -> list[Any]:
+    if not CORPUS.is_dir():
+        return [pytest.param(Path("missing-corpus"), id="missing-corpus")]
+    folders = sorted({p.parent.relative_to(CORPUS) for p in CORPUS.rglob("*.bpmn")})
+    return [pytest.param(folder, id=str(folder)) for folder in folders]
+
+
+@pytest.mark.parametrize("folder", corpus_folders())
+def test_every_corpus_model_deploys(shared_dir: Path, folder: Path) -> None:
+    deploy_folder(shared_dir / SPIFF_EXAMPLES / folder)
+    keys = {p.stem for p in (shared_dir / SPIFF_EXAMPLES / folder).glob("*.bpmn")}
+    assert keys and ProcessDefinition.objects.exists()

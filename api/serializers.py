@@ -76,6 +76,11 @@ class DeploymentResultSerializer(serializers.Serializer):
     name = serializers.CharField(allow_null=True)
     created = serializers.BooleanField(help_text="False when every definition was unchanged.")
     definitions = DefinitionSerializer(many=True)
+    warnings = serializers.ListField(
+        child=serializers.DictField(),
+        help_text="Tolerated departures from the BPMN schema (deployed anyway): "
+        "{file, line, element_id, element_name, message}.",
+    )
 
 
 class ValidatedProcessSerializer(serializers.Serializer):

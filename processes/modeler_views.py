@@ -132,7 +132,14 @@ def _saved_body(result: DeploymentResult) -> dict[str, Any]:
         message = "Nothing changed: " + " ".join(
             f"version {d['version']} of “{d['name']}” is current." for d in definitions
         )
-    return {"created": bool(result.created), "message": message, "definitions": definitions}
+    if result.warnings:
+        message += " Deployed despite: " + "; ".join(w.describe() for w in result.warnings)
+    return {
+        "created": bool(result.created),
+        "message": message,
+        "definitions": definitions,
+        "warnings": [w.as_dict() for w in result.warnings],
+    }
 
 
 @require_POST

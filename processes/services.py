@@ -12,7 +12,7 @@ from engine.actors import Actor, as_user
 from .models import Deployment, DeploymentFile, ProcessDefinition
 from .permissions import can_deploy
 from .signals import definition_deployed
-from .validation import ParsedDeployment, ParsedProcess, UploadedFile, parse_deployment
+from .validation import ParsedDeployment, ParsedProcess, Problem, UploadedFile, parse_deployment
 
 EXAMPLES_DIR = Path(__file__).resolve().parent / "bpmn"
 
@@ -23,6 +23,8 @@ class DeploymentResult:
     # Every definition of the upload: new versions and unchanged ones.
     definitions: list[ProcessDefinition] = field(default_factory=list)
     created: list[ProcessDefinition] = field(default_factory=list)
+    # What the upload departs from the schema in ways Baton tolerates (processes/quirks.py).
+    warnings: list[Problem] = field(default_factory=list)
 
 
 def validate_files(files: list[UploadedFile]) -> ParsedDeployment:
@@ -78,7 +80,9 @@ def deploy(*, name: str, files: list[UploadedFile], actor: Actor) -> DeploymentR
         unchanged = {p.key: _unchanged_definition(p) for p in parsed.processes}
         if all(unchanged.values()):
             return DeploymentResult(
-                deployment=None, definitions=[d for d in unchanged.values() if d is not None]
+                deployment=None,
+                definitions=[d for d in unchanged.values() if d is not None],
+                warnings=parsed.warnings,
             )
         deployment = Deployment.objects.create(
             name=name or parsed.processes[0].name,
@@ -91,7 +95,7 @@ def deploy(*, name: str, files: list[UploadedFile], actor: Actor) -> DeploymentR
             )
             for f in parsed.files
         )
-        result = DeploymentResult(deployment=deployment)
+        result = DeploymentResult(deployment=deployment, warnings=parsed.warnings)
         for process in parsed.processes:
             existing = unchanged[process.key]
             if existing is not None:

@@ -45,6 +45,7 @@ from engine.exceptions import InvalidInput
 from engine.jsonable import NumberTooLong, check_json_depth, parse_json_int, too_deep
 
 from .constructs import unsupported_constructs
+from .quirks import neutralised_copy
 
 FILE_KINDS = {
     ".bpmn": "bpmn",
@@ -128,6 +129,8 @@ class ParsedDeployment:
     elements: dict[str, dict[str, Any]]
     checksum: str = ""
     problems: list[Problem] = field(default_factory=list)
+    # Tolerated departures from the schema (processes/quirks.py): deployed, but reported.
+    warnings: list[Problem] = field(default_factory=list)
 
 
 def _kind_of(name: str) -> str | None:
@@ -234,7 +237,7 @@ def _parse_one(
     return None
 
 
-def _check_schema(item: ParsedFile) -> list[Problem]:
+def _check_schema(item: ParsedFile, warnings: list[Problem]) -> list[Problem]:
     assert item.root is not None
     if item.root.tag != f"{{{BPMN_NS}}}definitions":
         return [
@@ -245,8 +248,9 @@ def _check_schema(item: ParsedFile) -> list[Problem]:
                 "bpmn:definitions.",
             )
         ]
+    tolerant, quirks = neutralised_copy(item.root)
     try:
-        bpmn_validator().validate(item.root, item.name)
+        bpmn_validator().validate(tolerant, item.name)
     except DiagramInvalid as exc:
         line = int(exc.line_number) if exc.line_number else None
         return [
@@ -258,6 +262,10 @@ def _check_schema(item: ParsedFile) -> list[Problem]:
                 + ".",
             )
         ]
+    warnings.extend(
+        Problem(file=item.name, line=q.line, element_id=q.element_id, message=q.message)
+        for q in quirks
+    )
     return []
 
 
@@ -639,11 +647,12 @@ def parse_deployment(files: list[UploadedFile]) -> ParsedDeployment:
     if not bpmn:
         raise DeploymentInvalid([Problem(file="", message="The upload holds no BPMN file.")])
     problems: list[Problem] = []
+    warnings: list[Problem] = []
     roots = [f.root for f in bpmn if f.root is not None]
     # The workflow library cannot read a document off the schema or with too long runs.
     unreadable = False
     for item in bpmn:
-        schema_problems = _check_schema(item)
+        schema_problems = _check_schema(item, warnings)
         if schema_problems:
             problems.extend(schema_problems)
             unreadable = True
@@ -686,4 +695,5 @@ def parse_deployment(files: list[UploadedFile]) -> ParsedDeployment:
         raise DeploymentInvalid(_named(problems, parsed))
     by_name = sorted(parsed, key=lambda f: f.name)
     deployment.checksum = _sha256(*(f.checksum.encode() for f in by_name))
+    deployment.warnings = _named(warnings, parsed)
     return deployment

@@ -48,6 +48,7 @@ def _deployment_body(result: DeploymentResult) -> dict[str, Any]:
             "name": deployment.name if deployment else None,
             "created": bool(result.created),
             "definitions": result.definitions,
+            "warnings": [w.as_dict() for w in result.warnings],
         }
     ).data
 

@@ -339,9 +339,27 @@ def iter_param_expressions(tree: ParamSpec) -> list[str]:
     return []
 
 
+def spiffarena_result(connector: str, result: Any) -> Any:
+    """What SpiffArena's connector proxy hands a diagram for its `http/*` commands: the
+    response body itself (parsed JSON), or `{"raw_response": text}` when it is not JSON,
+    where Baton's own shape is `{status, headers, body}`."""
+    if not connector.startswith("http/") or not isinstance(result, dict) or "body" not in result:
+        return result
+    headers = result.get("headers")
+    if not isinstance(headers, dict):
+        headers = {}
+    content_type = next((v for k, v in headers.items() if k.lower() == "content-type"), "")
+    if "json" in str(content_type) or not isinstance(result["body"], str):
+        return result["body"]
+    return {"raw_response": result["body"]}
+
+
 def apply_connector_result(task: Task, result: Any) -> None:
-    """Put a connector's result into the task's data: whole, or through result mappings."""
+    """Put a connector's result into the task's data: whole, or through result mappings.
+    A SpiffArena diagram's `http/*` commands get SpiffArena's shape (`spiffarena_result`)."""
     spec: ConnectorTaskMixin = task.task_spec
+    if isinstance(spec, SpiffConnectorTask):
+        result = spiffarena_result(spec.connector, result)
     if spec.result_variable:
         task.data[spec.result_variable] = copy.deepcopy(result)
     for name, tree in spec.result_mappings.items():

@@ -357,6 +357,25 @@ def json_schema_errors(schema: dict[str, Any], data: Any) -> dict[str, str]:
     return errors
 
 
+def _null_for_optional_booleans(node: Any) -> None:
+    """SpiffArena's forms submit null for an optional checkbox never ticked: accept it."""
+    if not isinstance(node, dict):
+        return
+    properties = node.get("properties")
+    if isinstance(properties, dict):
+        listed = node.get("required")
+        required = listed if isinstance(listed, list) else []
+        for name, sub in properties.items():
+            if isinstance(sub, dict) and sub.get("type") == "boolean" and name not in required:
+                sub["type"] = ["boolean", "null"]
+            _null_for_optional_booleans(sub)
+    _null_for_optional_booleans(node.get("items"))
+    for keyword in ("definitions", "$defs"):
+        if isinstance(node.get(keyword), dict):
+            for sub in node[keyword].values():
+                _null_for_optional_booleans(sub)
+
+
 def validate_json_schema_submission(
     form: dict[str, Any], data: Any, *, task_data: Mapping[str, Any] | None = None
 ) -> dict[str, Any]:
@@ -369,6 +388,7 @@ def validate_json_schema_submission(
     if not isinstance(data, dict):
         raise InvalidInput("The submitted variables must be a JSON object.")
     schema = prepare_json_schema(form.get("schema"), task_data)
+    _null_for_optional_booleans(schema)
     errors = json_schema_errors(schema, data)
     if errors:
         raise InvalidInput("Some fields are not valid.", errors=errors)

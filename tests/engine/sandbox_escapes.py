@@ -67,6 +67,9 @@ SUBMODULES = {
         "operator",
     ),
     "string": ("Formatter", "re", "ChainMap"),
+    # SpiffArena's `time` and `uuid` (issue 19): only their clock and id functions.
+    "time": ("clock_settime", "tzset", "struct_time", "process_time", "pthread_getcpuclockid"),
+    "uuid": ("os", "sys", "platform", "getnode", "uuid1", "SafeUUID", "Enum"),
 }
 
 IMPORTS = [

@@ -70,10 +70,14 @@ class FakeApi:
                     queue = api.replies.get(path) or [Reply()]
                     reply = queue.pop(0) if len(queue) > 1 else queue[0]
                 time.sleep(reply.delay)
-                payload = json.dumps(reply.body).encode()
+                # A reply with a Content-Type of its own sends a text body as it is.
+                own_type = any(k.lower() == "content-type" for k in reply.headers)
+                raw = own_type and isinstance(reply.body, str)
+                payload = reply.body.encode() if raw else json.dumps(reply.body).encode()
                 try:
                     self.send_response(reply.status)
-                    self.send_header("Content-Type", "application/json")
+                    if not own_type:
+                        self.send_header("Content-Type", "application/json")
                     self.send_header("Content-Length", str(len(payload)))
                     for key, value in reply.headers.items():
                         self.send_header(key, value)

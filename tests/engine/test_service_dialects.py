@@ -126,8 +126,11 @@ def test_spiffarena_http_get_request_command(celery_workers: Workers, fake_api: 
         .replace('id="query"', 'id="params"')
         .replace("spiff_call", "spiff_get")
     )
+    xml = xml.replace('response["body"]["hits"]', 'response["hits"]')
     instance = run("spiff_get", xml, {"api": fake_api.base_url, "term": "x"})
     assert instance.status == "completed"
+    # SpiffArena's shape for its http/* commands: the response body itself.
+    assert instance.variables["response"] == {"hits": 5}
     assert instance.variables["found"] == 5
     [request] = fake_api.requests_to("/spiff")
     assert (request.method, request.path) == ("GET", "/spiff?q=x")

@@ -18,7 +18,7 @@ def deploy_folder(folder: Path) -> None:
     files = [
         UploadedFile(p.name, p.read_bytes())
         for p in sorted(folder.iterdir())
-        if p.suffix in {".bpmn", ".json"}
+        if p.suffix in {".bpmn", ".json", ".dmn"}
         and not p.name.startswith("test_")
         and p.name != "process_model.json"
     ]

@@ -21,6 +21,8 @@ import math
 import random
 import statistics
 import string
+import time
+import uuid
 from collections.abc import Callable, Iterable, Mapping
 from types import MappingProxyType
 from typing import Any, NoReturn
@@ -102,6 +104,19 @@ ALLOWED_NAMES: dict[str, tuple[str, ...]] = {
         "NormalDist",
         "StatisticsError",
     ),
+    # SpiffArena's scripts use these two (`time.sleep`, `uuid.uuid4()`) without importing.
+    "time": (
+        "gmtime",
+        "localtime",
+        "mktime",
+        "monotonic",
+        "perf_counter",
+        "sleep",
+        "strftime",
+        "time",
+        "time_ns",
+    ),
+    "uuid": ("UUID", "uuid4", "uuid5", "NAMESPACE_DNS", "NAMESPACE_URL"),
     "string": (
         "ascii_letters",
         "ascii_lowercase",
@@ -124,6 +139,8 @@ _REAL_MODULES = {
     "random": random,
     "statistics": statistics,
     "string": string,
+    "time": time,
+    "uuid": uuid,
 }
 
 
@@ -260,6 +277,18 @@ class RunRandom:
         return cls._generator
 
 
+def _sleep(seconds: Any) -> None:
+    """`time.sleep` does not wait: a script never holds its instance (SpiffArena's examples
+    sleep only to be watched); the argument is still checked."""
+    if not isinstance(seconds, int | float) or seconds < 0:
+        raise ValueError("sleep length must be a non-negative number")
+
+
+def _strftime(format: Any, *args: Any) -> str:
+    check_length("", len(format) * 8 if isinstance(format, str) else 0)
+    return time.strftime(format, *args)
+
+
 def _per_run(name: str) -> Callable[..., Any]:
     def call(*args: Any, **kwargs: Any) -> Any:
         return getattr(RunRandom.generator(), name)(*args, **kwargs)
@@ -307,6 +336,8 @@ STAND_INS: dict[tuple[str, str], Any] = {
     ("random", "getrandbits"): _random_getrandbits,
     ("random", "randbytes"): _random_randbytes,
     ("random", "sample"): _random_sample,
+    ("time", "sleep"): _sleep,
+    ("time", "strftime"): _strftime,
 }
 
 

@@ -248,6 +248,8 @@ def script_names(helpers: dict[str, Any]) -> dict[str, Any]:
         "timezone": datetime.timezone,
         "Decimal": decimal.Decimal,
         "math": MODULES["math"],
+        "time": MODULES["time"],
+        "uuid": MODULES["uuid"],
     }
 
 

@@ -4,6 +4,7 @@ with the ids of the work they are about (README, "Observing Baton")."""
 import io
 import json
 import logging
+import re
 from collections.abc import Iterator
 from typing import Any
 
@@ -280,3 +281,28 @@ def test_engine_log_lines_carry_instance_element_job_and_trace_ids(
     assert failed["trace_id"] == format(span.get_span_context().trace_id, "032x")
     # Only ids: the call's parameters (the URL here) are not in the line.
     assert "127.0.0.1:9" not in json_log.getvalue()
+
+
+# --- the Grafana dashboard ---------------------------------------------------------------
+
+
+def test_the_grafana_dashboard_uses_only_metrics_baton_exposes(db) -> None:
+    from pathlib import Path
+
+    from prometheus_client import REGISTRY
+
+    from engine.selectors.queue_depths import QueueDepthCollector
+
+    dashboard = json.loads(
+        (Path(__file__).resolve().parents[2] / "docs/grafana/baton-dashboard.json").read_text()
+    )
+    exprs = [target["expr"] for panel in dashboard["panels"] for target in panel["targets"]]
+    used = {
+        re.sub(r"_(bucket|count|sum|total)$", "", name)
+        for expr in exprs
+        for name in re.findall(r"\bbaton_[a-z_]+", expr)
+    }
+    exposed = {family.name for family in REGISTRY.collect()} | {
+        family.name for family in QueueDepthCollector().collect()
+    }
+    assert used and used <= exposed, used - exposed

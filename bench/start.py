@@ -1,17 +1,21 @@
 """Benchmark: starting process instances through Baton's REST API vs plain SpiffWorkflow.
 
-    .venv/bin/python bench/start.py [--instances 500] [--threads 8]
+    .venv/bin/python bench/start.py [--instances 500] [--threads 8] [--metrics] [--database NAME]
 
 Starts N instances of the example expense approval (a script task, then a user task) with
 `POST /api/v1/definitions/expense_approval/start/` from several client threads against a
 real gunicorn server, and does the same work with plain SpiffWorkflow in memory in the same
 run (parse once; per instance: new workflow, start data, engine steps, serialize to JSON).
-Its own database: `baton_bench` (see bench/common.py).
+Its own database: `baton_bench` (see bench/common.py), or --database. With --metrics the
+server runs with Prometheus's multiprocess directory (as `make run` and a deployment with
+metrics do), and the report adds what /metrics counted, to measure what metrics cost.
 """
 
 import argparse
 import os
+import secrets
 import sys
+import tempfile
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -106,7 +110,7 @@ def measure_baton(args: argparse.Namespace) -> dict[str, Any]:
         return migrate_and_deploy(env, {PROCESS_KEY: BPMN_FILE.read_text()})
 
     options = {"web_workers": args.workers, "web_threads": args.server_threads, "keep_alive": 30}
-    with web_server(args.data_dir, BENCH_DATABASE, setup, **options) as (server, token, what):
+    with web_server(args.data_dir, args.database, setup, **options) as (server, token, what):
         load = LoadGenerator(server.url, token, args.threads)
         try:
             if load.run(args.warmup, "baton warm-up")[1]:
@@ -114,10 +118,11 @@ def measure_baton(args: argparse.Namespace) -> dict[str, Any]:
             log(f"measuring {args.instances} starts with {args.threads} client threads")
             roles = {"server": lambda: server.pids("web"), "client": lambda: [os.getpid()]}
             meter = CpuMeter(
-                {**roles, "postgres_backends": lambda: postgres_backends(BENCH_DATABASE)}
+                {**roles, "postgres_backends": lambda: postgres_backends(args.database)}
             )
             latencies, errors, wall = load.run(args.instances, "baton")
             cpu = meter.usage(len(latencies), "instance")
+            counted = counted_starts(server.url) if args.metrics else None
         finally:
             load.close()
     baton = {
@@ -127,7 +132,20 @@ def measure_baton(args: argparse.Namespace) -> dict[str, Any]:
         "wall_seconds": round(wall, 3),
         **({"error_samples": load.error_samples} if load.error_samples else {}),
     }
-    return {**what, "baton": baton, "cpu_during_baton": cpu}
+    metrics = {"metrics": {"multiprocess": True, "starts_counted": counted}} if args.metrics else {}
+    return {**what, **metrics, "baton": baton, "cpu_during_baton": cpu}
+
+
+METRICS_TOKEN = secrets.token_urlsafe(16)
+
+
+def counted_starts(base_url: str) -> float:
+    """What /metrics says: instances of the benchmark's process started (all gunicorn workers)."""
+    text = httpx.get(
+        f"{base_url}/metrics", headers={"Authorization": f"Bearer {METRICS_TOKEN}"}
+    ).text
+    prefix = f'baton_instances_started_total{{process="{PROCESS_KEY}"}} '
+    return sum(float(line[len(prefix) :]) for line in text.splitlines() if line.startswith(prefix))
 
 
 def main() -> int:
@@ -137,7 +155,14 @@ def main() -> int:
     parser.add_argument("--warmup", type=int, default=20, help="unmeasured instances first")
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 1, help="gunicorn workers")
     parser.add_argument("--server-threads", type=int, default=4, help="threads per gunicorn worker")
+    parser.add_argument("--database", default=BENCH_DATABASE, help="the benchmark's database")
+    parser.add_argument(
+        "--metrics", action="store_true", help="Prometheus multiprocess mode, as deployed"
+    )
     args = parser.parse_args()
+    if args.metrics:  # the server inherits this process's environment (bench/common.py)
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="baton-metrics-")
+        os.environ["BATON_METRICS_TOKEN"] = METRICS_TOKEN
     if min(args.instances, args.threads, args.workers, args.server_threads) < 1:
         parser.error("counts must be at least 1")
     gunicorn_version()  # fail before any setup when it is missing

@@ -1,13 +1,19 @@
 """The Celery application shared by the web process, the workers and the beat."""
 
 import contextlib
+import logging
 import os
 import sys
 from pathlib import Path
 from typing import Any
 
 from celery import Celery
-from celery.signals import task_prerun, worker_ready
+from celery.signals import (
+    after_setup_logger,
+    after_setup_task_logger,
+    task_prerun,
+    worker_ready,
+)
 
 
 def _is_celery_program() -> bool:
@@ -33,7 +39,29 @@ def _drop_stale_database_connections(**kwargs: Any) -> None:
     # What Django does around each web request, done around each task.
     from django.db import close_old_connections
 
+    from engine.observability import context
+
     close_old_connections()
+    context.clear()  # the task is about no instance until the service names one
+
+
+@after_setup_logger.connect
+@after_setup_task_logger.connect
+def _log_with_context(logger: logging.Logger, format: str, colorize: bool, **kwargs: Any) -> None:
+    """Celery sets up the worker's logging itself: its lines get the instance, element, job
+    and trace ids too, as JSON objects with BATON_LOG_FORMAT=json."""
+    from celery.utils.log import ColorFormatter
+    from django.conf import settings
+
+    from engine.observability.context import LogContextFilter
+    from engine.observability.logs import JsonFormatter
+
+    for handler in logger.handlers:
+        handler.addFilter(LogContextFilter())
+        if settings.BATON_LOG_FORMAT == "json":
+            handler.setFormatter(JsonFormatter())
+        else:
+            handler.setFormatter(ColorFormatter(format + "%(context)s", use_color=colorize))
 
 
 @worker_ready.connect

@@ -9,13 +9,14 @@ Ctrl-C (or SIGTERM) stops all of it.
 
 import contextlib
 import os
+import shutil
 import signal
 import socket
 import subprocess
 import sys
 import time
 import urllib.request
-from collections.abc import Mapping
+from collections.abc import Mapping, MutableMapping
 from pathlib import Path
 from types import FrameType
 
@@ -165,10 +166,25 @@ def write_run_env(data: Path, base_url: str) -> Path:
     return path
 
 
+def fresh_metrics_dir(data: Path, environ: MutableMapping[str, str]) -> Path:
+    """prometheus_client's multiprocess directory for the processes started below (web,
+    workers, beat), emptied: files of processes from an earlier run would be added up too.
+    A directory the environment names already (PROMETHEUS_MULTIPROC_DIR) is the operator's."""
+    configured = environ.get("PROMETHEUS_MULTIPROC_DIR")
+    if configured:
+        return Path(configured)
+    metrics = data / "metrics"
+    shutil.rmtree(metrics, ignore_errors=True)
+    metrics.mkdir(parents=True)
+    environ["PROMETHEUS_MULTIPROC_DIR"] = str(metrics)
+    return metrics
+
+
 def run() -> int:
     port = os.environ.get("PORT", "8000")
     host = os.environ.get("HOST", "127.0.0.1")
     data = data_dir(".data")
+    metrics_dir = fresh_metrics_dir(data, os.environ)
     base_url = public_base_url(host, port)
     os.environ["BATON_BASE_URL"] = base_url  # the web server and workers started below
     env_file = write_run_env(data, base_url)
@@ -184,6 +200,7 @@ def run() -> int:
         accounts = manage_quietly("bootstrap_demo")
         print(sandbox_summary(), flush=True)
         print(f"Diagrams reach Baton at {base_url} (BATON_BASE_URL, in {env_file})", flush=True)
+        print(f"Prometheus metrics at {base_url}/metrics (from {metrics_dir})", flush=True)
         celery = [sys.executable, "-m", "celery", "-A", "config"]
         # The events worker and the beat run every second (timer ticks): at the info level
         # they would print three lines a second. They log warnings and errors only.

@@ -4,10 +4,14 @@ from django.templatetags.static import static
 from django.urls import include, path
 from django.views.generic import RedirectView
 
+from config.observability import metrics_view
+
 urlpatterns = [
     # Browsers ask for /favicon.ico on every page (the admin's too).
     path("favicon.ico", RedirectView.as_view(url=static("baton/favicon.svg"), permanent=True)),
     path("admin/", admin.site.urls),
+    # Prometheus scrapes here (config/observability.py says who may).
+    path("metrics", metrics_view, name="metrics"),
     path("accounts/", include("django.contrib.auth.urls")),
     path("api/", include("api.urls")),
     path("processes/", include("processes.urls")),

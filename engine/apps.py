@@ -17,3 +17,8 @@ class EngineConfig(AppConfig):
         from .services.start_triggers import on_definition_deployed
 
         definition_deployed.connect(on_definition_deployed, dispatch_uid="engine.start_triggers")
+        # Traces, when the OTEL_* environment asks for them (before the first request, so
+        # that Django's instrumentation is among the middleware).
+        from .observability.tracing import setup_tracing
+
+        setup_tracing()

@@ -52,8 +52,12 @@ def processes_mentioning(*needles: str) -> list[psutil.Process]:
 @pytest.mark.slow
 def test_run_command_serves_baton_and_ctrl_c_stops_everything(tmp_path: Path) -> None:
     port = free_port()
-    env = {k: v for k, v in os.environ.items() if k not in {"DATABASE_URL", "CELERY_BROKER_URL"}}
+    skipped = {"DATABASE_URL", "CELERY_BROKER_URL", "PROMETHEUS_MULTIPROC_DIR"}
+    env = {k: v for k, v in os.environ.items() if k not in skipped}
     env.update(PORT=str(port), BATON_DATA_DIR=str(tmp_path / "data"), PYTHONUNBUFFERED="1")
+    # Metrics files of an earlier run: the run starts with an empty directory.
+    (tmp_path / "data" / "metrics").mkdir(parents=True)
+    (tmp_path / "data" / "metrics" / "counter_999999.db").write_bytes(b"left over")
     supervisor = subprocess.Popen(
         [sys.executable, "-m", "config.devstack", "run"],
         cwd=BASE_DIR,
@@ -122,6 +126,13 @@ def test_run_command_serves_baton_and_ctrl_c_stops_everything(tmp_path: Path) ->
         instance = httpx.get(f"{base}/api/v1/instances/{instance_id}/", headers=approver).json()
         assert instance["status"] == "completed"
         assert instance["variables"]["outcome"] == "approved"
+        # Prometheus on this machine scrapes without a token; the start and the completion
+        # were counted by the web process, in the emptied multiprocess directory.
+        assert not (tmp_path / "data" / "metrics" / "counter_999999.db").exists()
+        metrics = httpx.get(f"{base}/metrics")
+        assert metrics.status_code == 200
+        for name in ("baton_instances_started_total", "baton_instances_completed_total"):
+            assert f'{name}{{process="expense_approval"}} 1.0' in metrics.text
     finally:
         supervisor.send_signal(signal.SIGINT)
         returncode = supervisor.wait(timeout=90)

@@ -47,6 +47,8 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # First: it times the whole request and starts its log context empty.
+    "config.observability.ObservabilityMiddleware",
     "django.middleware.security.SecurityMiddleware",
     # Refuses request bodies over their cap before anything below can read them.
     "config.request_limits.RequestBodyLimitMiddleware",
@@ -369,11 +371,34 @@ BATON_MAX_XML_DEPTH = min(env.int("BATON_MAX_XML_DEPTH", default=64), 255)
 # How deeply lists and objects may nest in JSON bodies and stored variables.
 BATON_MAX_JSON_DEPTH = env.int("BATON_MAX_JSON_DEPTH", default=64)
 
+# Observing Baton (README): Prometheus metrics at /metrics for a scraper that shows this
+# bearer token or connects from one of these networks (comma-separated CIDRs; none by
+# default, since behind a reverse proxy every request would come from the proxy's address).
+BATON_METRICS_TOKEN = os.environ.get("BATON_METRICS_TOKEN", "")
+BATON_METRICS_ALLOW = env_list("BATON_METRICS_ALLOW", [])
+# prometheus_client's multiprocess directory: every process started with it in its
+# environment writes its metrics there, and /metrics adds them up. Emptied before the
+# processes start (`make run` does it under .data/).
+BATON_METRICS_DIR = os.environ.get("PROMETHEUS_MULTIPROC_DIR", "")
+# Log lines as readable text (default) or one JSON object each (`json`); both carry the
+# instance, element, job and trace ids of the work they are about.
+BATON_LOG_FORMAT = env.str("BATON_LOG_FORMAT", default="text")
+
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "filters": {"context": {"()": "engine.observability.context.LogContextFilter"}},
+    "formatters": {
+        "text": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s%(context)s"},
+        "json": {"()": "engine.observability.logs.JsonFormatter"},
+    },
+    "handlers": {
+        "console": {
+            "class": "logging.StreamHandler",
+            "formatter": "json" if BATON_LOG_FORMAT == "json" else "text",
+            "filters": ["context"],
+        }
+    },
     "root": {"handlers": ["console"], "level": os.environ.get("LOG_LEVEL", "INFO")},
     "loggers": {
         "spiff": {"level": "WARNING"},

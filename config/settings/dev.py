@@ -10,9 +10,11 @@ terminal instead; `make run` serves static files itself (runserver --insecure).
 import os
 
 from .base import *  # noqa: F403
-from .base import env
+from .base import env, env_list
 
 DEBUG = env.bool("DEBUG", default=False)
 SECRET_KEY = os.environ.get("SECRET_KEY") or "dev-only-insecure-key-do-not-use-in-production"
 # Connectors may call loopback and private addresses (the demo API, services on this machine).
 BATON_HTTP_ALLOW_PRIVATE = env.bool("BATON_HTTP_ALLOW_PRIVATE", default=True)
+# A Prometheus on this machine may scrape /metrics without a token.
+BATON_METRICS_ALLOW = env_list("BATON_METRICS_ALLOW", ["127.0.0.1/32", "::1/128"])

@@ -14,8 +14,10 @@ from engine.exceptions import Conflict, NotFound
 from engine.forms import clean_submission
 from engine.jsonable import check_json_depth
 from engine.models import HumanTask, ProcessInstance
+from engine.observability import context
 from engine.permissions import can_claim_task, can_complete_task, can_see_task, can_unclaim_task
 
+from . import observed
 from .audit import record_event
 from .instance_store import lock_instance, open_run, persist_workflow
 from .operation_keys import KeyedOperation, reserve_once
@@ -114,6 +116,7 @@ def complete_human_task(
     with transaction.atomic(durable=True):
         reserve_once(operation_key)
         instance, task = _lock_workable_task(task_id, user)
+        context.bind(element=task.element_id)
         if not can_complete_task(user, task):
             raise PermissionDenied(f"The task is claimed by {task.assignee}, not by you.")
         # Choices a form fills from the task's data bind every way in, as on the page.
@@ -132,6 +135,7 @@ def complete_human_task(
         task.completed_at = timezone.now()
         task.submitted_data = submitted
         task.save()
+        observed.element_done(instance, task.element_id, "userTask", task.created_at)
         record_event(
             instance,
             "task_completed",

@@ -17,6 +17,7 @@ from engine.connectors.secrets import LITERALS_KEY
 from engine.exceptions import Conflict, InvalidInput, TaskScriptFailed
 from engine.models import ProcessInstance, ServiceJob
 
+from . import observed
 from .audit import record_event
 from .external_task_queue import announce_external_task
 from .handover import hand_over_job_on_commit
@@ -51,6 +52,7 @@ def open_job_incident(instance: ProcessInstance, job: ServiceJob) -> None:
     job.status = ServiceJob.Status.DEAD
     job.save()
     instance.refresh_from_db()  # a rolled-back savepoint may have left changes in memory
+    observed.job_incident(instance, had_incident=instance.incident is not None)
     instance.incident = {
         "kind": "job",
         "job": str(job.id),

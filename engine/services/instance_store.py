@@ -36,6 +36,7 @@ from engine.bpmn.types import Workflow
 from engine.bpmn.walks import is_completed, workflow_variables
 from engine.exceptions import Conflict, NotFound, ScriptFailed, TaskScriptFailed
 from engine.models import ProcessInstance
+from engine.observability import context
 
 from .audit import record_event
 from .definition_cache import definition_specs
@@ -44,6 +45,7 @@ from .failures import record_script_incidents, script_incident
 from .human_task_projection import sync_human_tasks
 from .instance_status import decide_status
 from .job_scheduling import schedule_service_jobs
+from .observed import instance_moved
 from .running import running_as
 
 
@@ -58,6 +60,7 @@ def lock_instance(instance_id: uuid.UUID | str) -> ProcessInstance:
     )
     if instance is None:
         raise NotFound(f"There is no instance {instance_id}.")
+    context.bind(instance=instance.pk)
     return instance
 
 
@@ -110,6 +113,10 @@ def persist_workflow(
             fail_task(run, exc.task, exc.detail, "ready")
             continue
         run.new_failures.clear()
+        context.bind(instance=instance.pk)
+        instance_moved(
+            instance, before=before["status"], before_incident=before["incident"], fresh=fresh
+        )
         return instance
     raise ScriptFailed("Too many tasks of this instance failed in one run.")
 

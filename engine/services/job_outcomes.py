@@ -24,6 +24,7 @@ from engine.bpmn.walks import is_parked, parked_task
 from engine.exceptions import ScriptFailed
 from engine.models import ProcessInstance, ServiceJob
 
+from . import observed
 from .audit import record_event
 from .handover import hand_over_job_on_commit
 from .incidents import open_job_incident
@@ -70,6 +71,7 @@ def complete_job(instance: ProcessInstance, job: ServiceJob, result: Any) -> Non
     job.status = ServiceJob.Status.SUCCEEDED
     job.result = result
     job.save()
+    observed.element_done(instance, job.element_id, "serviceTask", job.created_at)
     record_event(
         instance,
         "job_succeeded",

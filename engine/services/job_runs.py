@@ -8,6 +8,7 @@ duplicate message cannot run the job twice at once), call (no lock, no transacti
 
 import json
 import logging
+import time
 
 from django.db import connection
 
@@ -16,6 +17,8 @@ from engine.connectors.outbound import OutboundRefused
 from engine.connectors.secrets import MissingSecret, redact, resolve_parameters
 from engine.jsonable import json_safe
 from engine.models import ProcessInstance
+from engine.observability import context, metrics
+from engine.observability.tracing import tracer
 
 from .job_outcomes import ClaimedJob, Outcome, apply_outcome
 
@@ -62,7 +65,8 @@ _CLAIM_SQL = """
                 AND (job.next_attempt_at IS NULL
                      OR job.next_attempt_at <= now() + interval '1 second')))
  RETURNING job.instance_id, job.element_id, job.connector, job.parameters, job.attempt,
-           job.idempotency_key
+           job.idempotency_key,
+           EXTRACT(EPOCH FROM now() - COALESCE(job.next_attempt_at, job.created_at))
 """
 
 
@@ -74,9 +78,10 @@ def _claim(job_id: str) -> ClaimedJob | None:
         row = cursor.fetchone()
     if row is None:
         return None
-    instance_id, element_id, connector, parameters, attempt, idempotency_key = row
+    instance_id, element_id, connector, parameters, attempt, idempotency_key, waited = row
     if isinstance(parameters, str):
         parameters = json.loads(parameters)
+    metrics.JOB_WAIT.labels(connector=connector).observe(max(0.0, float(waited)))
     return ClaimedJob(
         id=str(job_id),
         instance_id=str(instance_id),
@@ -127,15 +132,46 @@ def _call(claim: ClaimedJob) -> Outcome:
         return Outcome(transient=redact(f"{type(exc).__name__}: {exc}", secrets), secrets=secrets)
 
 
+def _outcome_name(outcome: Outcome) -> str:
+    if outcome.incident:
+        return "incident"
+    if outcome.transient:
+        return "retry"
+    if outcome.error_code:
+        return "error"
+    return "succeeded"
+
+
+def _timed_call(claim: ClaimedJob) -> Outcome:
+    """The call, counted and timed by connector and host (metrics)."""
+    host = metrics.host_of(claim.parameters)
+    began = time.perf_counter()
+    outcome = _call(claim)
+    seconds = time.perf_counter() - began
+    name = _outcome_name(outcome)
+    metrics.JOB_DURATION.labels(connector=claim.connector, host=host).observe(seconds)
+    metrics.JOB_ATTEMPTS.labels(connector=claim.connector, host=host, outcome=name).inc()
+    if name != "succeeded":
+        metrics.JOB_ERRORS.labels(connector=claim.connector, host=host, kind=name).inc()
+    return outcome
+
+
 def execute_service_job(job_id: str) -> None:
     """Run one job: claim it, call its connector with no lock held, apply the outcome."""
+    context.bind(job=job_id)
     if not try_run_lock(job_id):
         return  # another worker is running this job right now
     try:
         claim = _claim(job_id)
         if claim is None:
             return
-        outcome = _call(claim)
-        apply_outcome(claim, outcome)
+        # The job's span: the outbound call's span, and a retry's message, are its children.
+        with tracer().start_as_current_span(
+            f"job {claim.connector}",
+            attributes={"baton.connector": claim.connector, "baton.attempt": claim.attempt},
+        ):
+            context.bind(instance=claim.instance_id, element=claim.element_id, job=claim.id)
+            outcome = _timed_call(claim)
+            apply_outcome(claim, outcome)
     finally:
         release_run_lock(job_id)

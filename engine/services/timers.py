@@ -21,6 +21,7 @@ from engine import clock
 from engine.bpmn.failures import run_engine_steps
 from engine.models import ProcessInstance, Timer
 
+from . import observed
 from .instance_store import lock_instance, open_run, persist_workflow
 from .running import running_as
 from .start_triggers import fire_due_start_timers
@@ -72,7 +73,9 @@ def fire_timer(timer_id: int) -> bool:
             run_engine_steps(run)  # refreshes timers: every due timer of it fires
         persist_workflow(instance, run, actor=None)
         fired = Timer.objects.filter(pk=timer_id, fired=True).exists()
-        if not fired:  # the workflow did not count it due yet; the next pass tries again
+        if fired:
+            observed.timer_fired(instance, timer.due_at)
+        else:  # the workflow did not count it due yet; the next pass tries again
             Timer.objects.filter(pk=timer_id).update(claimed_until=None)
     return fired
 

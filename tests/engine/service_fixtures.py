@@ -138,9 +138,13 @@ OWN_SERVICE = f"{OWN_SERVICE_HOST}:{OWN_SERVICE_PORT}"
 
 
 class Workers:
-    def __init__(self, processes: list[subprocess.Popen[bytes]], logs: list[Path]) -> None:
+    def __init__(
+        self, processes: list[subprocess.Popen[bytes]], logs: list[Path], metrics_dir: Path
+    ) -> None:
         self.processes = processes
         self.logs = logs
+        # Their Prometheus metrics (PROMETHEUS_MULTIPROC_DIR): /metrics reads them from here.
+        self.metrics_dir = metrics_dir
 
     def log_text(self) -> str:
         return "\n".join(path.read_text(errors="replace") for path in self.logs)
@@ -202,6 +206,7 @@ def _start_workers(url: str, live_url: str, tmp_path_factory: pytest.TempPathFac
     secrets_dir = tmp_path_factory.mktemp("secrets")
     (secrets_dir / "CRM_TOKEN").write_text(TEST_SECRET + "\n")
     (secrets_dir / "CRM_PASSWORD").write_text(TEST_PASSWORD)
+    metrics_dir = tmp_path_factory.mktemp("metrics")
     env = {
         **os.environ,
         "DATABASE_URL": url,
@@ -216,6 +221,7 @@ def _start_workers(url: str, live_url: str, tmp_path_factory: pytest.TempPathFac
         "BATON_OWN_SERVICES": OWN_SERVICE,
         "SECRET_KEY": WORKER_SECRET_KEY,
         "PYTHONUNBUFFERED": "1",
+        "PROMETHEUS_MULTIPROC_DIR": str(metrics_dir),
     }
     processes, logs = [], []
     for index in (1, 2):
@@ -250,7 +256,7 @@ def _start_workers(url: str, live_url: str, tmp_path_factory: pytest.TempPathFac
                 stderr=subprocess.STDOUT,
             )
         )
-    workers = Workers(processes, logs)
+    workers = Workers(processes, logs, metrics_dir)
 
     def alive() -> None:
         if any(p.poll() is not None for p in processes):

@@ -27,6 +27,8 @@ import os
 import threading
 from typing import Any
 
+from engine.observability import metrics
+
 from . import wire
 from .client import Broken, Expired, SandboxProcess, Zygote
 from .errors import SandboxUnavailable, ScriptLimitExceeded, time_limit_exceeded
@@ -206,7 +208,8 @@ class Lease:
         for attempt in (1, 2):
             try:
                 process = self._process(memory_mb)
-                answer = process.call(payload, wall_seconds)
+                with metrics.timed(metrics.SCRIPT_DURATION, mode=str(request["mode"])):
+                    answer = process.call(payload, wall_seconds)
             except Broken:
                 self.process = None
                 if attempt == 2:

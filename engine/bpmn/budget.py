@@ -4,10 +4,10 @@ An operation (a start, a completed task, a message, a signal, a timer, a job's r
 retry) runs the workflow's engine steps until only wait states remain. A loop of automatic
 steps (a gateway that always leads back, a process whose call activity calls it again) never
 gets there: without a budget the request never returns. The budget counts the tasks the
-engine runs (`steps`) and the time spent running them (`seconds`), and bounds how deep call
-activities nest (`call_depth`); past any of them the task about to run is failed
-(`BudgetExceeded`), so that the instance is stored in incident at the element where it
-stopped and an operator can retry it once the diagram or its data is fixed.
+engine runs (`steps`) and the time spent running them (`seconds`); past either, the task
+about to run is failed (`BudgetExceeded`). Call activities nest at most so deep
+(`CallTooDeep`). Either way the instance is stored in incident at the element where it
+stopped, and an operator can retry it once the diagram or its data is fixed.
 
 The limits are the settings `BATON_STEP_LIMIT`, `BATON_STEP_TIME_LIMIT_SECONDS` and
 `BATON_MAX_CALL_DEPTH`; a process may set its own step and time limits with the process
@@ -19,6 +19,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+from SpiffWorkflow.bpmn.exceptions import WorkflowTaskException
 from SpiffWorkflow.bpmn.specs.defaults import CallActivity
 from SpiffWorkflow.exceptions import WorkflowException
 from SpiffWorkflow.task import Task
@@ -30,6 +31,28 @@ DEFAULT_STEP_TIME_LIMIT_SECONDS = 10.0
 DEFAULT_MAX_CALL_DEPTH = 20
 STEP_LIMIT_PROPERTY = "stepLimit"
 STEP_TIME_LIMIT_PROPERTY = "stepTimeLimit"
+
+
+class CallTooDeep(WorkflowTaskException):
+    """A call activity would nest its process deeper than `BATON_MAX_CALL_DEPTH`."""
+
+
+def check_call_depth(task: Task) -> None:
+    """Raise `CallTooDeep` if call activity `task` may not start its process: one that calls
+    itself again and again (conditionally: unconditional ones are refused at deploy) would
+    otherwise nest without end. Called where the subprocess is created, as the call
+    activity's task is updated (the library runs the call activity's task only at its end)."""
+    if not isinstance(task.task_spec, CallActivity):
+        return
+    depth = call_depth(task) + 1
+    limit = max_call_depth()
+    if depth > limit:
+        raise CallTooDeep(
+            f"Stopped at call activity {element_of(task.task_spec)}: it would call a process "
+            f"{depth} levels deep, more than the limit of {limit} (BATON_MAX_CALL_DEPTH). A "
+            "process that calls itself must stop calling sooner",
+            task=task,
+        )
 
 
 class BudgetExceeded(WorkflowException):
@@ -45,7 +68,6 @@ class BudgetExceeded(WorkflowException):
 class Limits:
     steps: int = DEFAULT_STEP_LIMIT
     seconds: float = DEFAULT_STEP_TIME_LIMIT_SECONDS
-    call_depth: int = DEFAULT_MAX_CALL_DEPTH
 
 
 def default_limits() -> Limits:
@@ -56,8 +78,13 @@ def default_limits() -> Limits:
         seconds=float(
             getattr(settings, "BATON_STEP_TIME_LIMIT_SECONDS", DEFAULT_STEP_TIME_LIMIT_SECONDS)
         ),
-        call_depth=int(getattr(settings, "BATON_MAX_CALL_DEPTH", DEFAULT_MAX_CALL_DEPTH)),
     )
+
+
+def max_call_depth() -> int:
+    from django.conf import settings
+
+    return int(getattr(settings, "BATON_MAX_CALL_DEPTH", DEFAULT_MAX_CALL_DEPTH))
 
 
 def process_limits(properties: dict[str, str]) -> Limits:
@@ -69,7 +96,7 @@ def process_limits(properties: dict[str, str]) -> Limits:
         steps = max(1, int(properties[STEP_LIMIT_PROPERTY]))
     with contextlib.suppress(KeyError, ValueError):
         seconds = max(0.001, float(properties[STEP_TIME_LIMIT_PROPERTY]))
-    return Limits(steps=steps, seconds=seconds, call_depth=limits.call_depth)
+    return Limits(steps=steps, seconds=seconds)
 
 
 def call_depth(task: Task) -> int:
@@ -124,14 +151,4 @@ class Budget:
                 "retry.",
                 task,
             )
-        if isinstance(task.task_spec, CallActivity):
-            depth = call_depth(task)
-            if depth >= self.limits.call_depth:
-                raise BudgetExceeded(
-                    f"Stopped at call activity {element}: it would call a process "
-                    f"{depth + 1} levels deep, more than the limit of {self.limits.call_depth} "
-                    "(BATON_MAX_CALL_DEPTH). A process that calls itself must stop calling "
-                    "sooner.",
-                    task,
-                )
         self.steps += 1

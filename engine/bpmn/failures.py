@@ -155,10 +155,12 @@ def run_engine_steps(run: Run) -> None:
 
 
 def _all_tasks(workflow: BpmnWorkflow, state: int) -> list[Task]:
-    tasks: list[Task] = workflow.get_tasks(state=state)
+    """The tasks in `state` of the workflow and its subprocesses, each once (a walk from a
+    workflow also steps into the subprocesses below it)."""
+    tasks: dict[Any, Task] = {t.id: t for t in workflow.get_tasks(state=state)}
     for subprocess in workflow.subprocesses.values():
-        tasks.extend(subprocess.get_tasks(state=state))
-    return tasks
+        tasks.update((t.id, t) for t in subprocess.get_tasks(state=state))
+    return list(tasks.values())
 
 
 def failed_tasks(workflow: BpmnWorkflow) -> list[Task]:

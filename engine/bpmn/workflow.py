@@ -20,6 +20,7 @@ from SpiffWorkflow.bpmn.util.subworkflow import BpmnSubWorkflow
 from SpiffWorkflow.task import Task
 from SpiffWorkflow.util.task import TaskState
 
+from .budget import check_call_depth
 from .depth import UnboundedWalks, cancel_unfinished
 from .error_events import interrupt_activities_that_caught_errors, throws_an_error
 from .event_subprocesses import interrupt_scope, is_event_subprocess_start, refresh_conditions
@@ -128,6 +129,7 @@ class BatonWorkflow(UnboundedWalks, BpmnWorkflow):
         return False
 
     def create_subprocess(self, my_task: Task, spec_name: str) -> BatonSubWorkflow:
+        check_call_depth(my_task)
         subprocess = BatonSubWorkflow(
             self.subprocess_specs[spec_name], parent_task_id=my_task.id, top_workflow=self
         )

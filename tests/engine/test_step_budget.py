@@ -6,7 +6,7 @@ import pytest
 from engine.models import InstanceEvent, ProcessInstance
 from engine.services import retry_instance, start_instance
 from engine.services.instance_store import load_workflow
-from tests.engine.budget_diagrams import endless_loop
+from tests.engine.budget_diagrams import calls_itself, endless_loop
 from tests.helpers import deploy_document
 
 START = "/api/v1/definitions/endless/start/"
@@ -66,3 +66,38 @@ def test_the_default_budget_stops_a_loop_without_a_limit_of_its_own(db, settings
     assert instance.status == ProcessInstance.Status.INCIDENT
     assert instance.incident is not None
     assert "300 automatic steps" in instance.incident["error"]
+
+
+def test_a_conditional_recursion_runs_within_the_call_depth_limit(db):
+    deploy_document(calls_itself(conditional=True))
+    instance = start_instance(key="recursive", variables={"depth": 0, "limit": 5})
+    assert instance.status == ProcessInstance.Status.COMPLETED
+
+
+def test_a_recursion_deeper_than_the_limit_stops_in_incident_at_the_call_activity(
+    db, settings, api_client_for, make_user
+):
+    settings.BATON_MAX_CALL_DEPTH = 4
+    deploy_document(calls_itself(conditional=True))
+    response = api_client_for(make_user("bob")).post(
+        "/api/v1/definitions/recursive/start/",
+        {"variables": {"depth": 0, "limit": 10}},
+        format="json",
+    )
+    assert response.status_code == 201, response.content
+    body = response.json()
+    assert body["status"] == "incident"
+    assert body["incident"]["element_id"] == "again"
+    assert "5 levels deep, more than the limit of 4" in body["incident"]["error"]
+
+
+def test_a_recursion_stopped_at_the_limit_completes_on_retry_under_a_higher_one(
+    db, settings, operator
+):
+    settings.BATON_MAX_CALL_DEPTH = 4
+    deploy_document(calls_itself(conditional=True))
+    instance = start_instance(key="recursive", variables={"depth": 0, "limit": 6})
+    assert instance.status == ProcessInstance.Status.INCIDENT
+    settings.BATON_MAX_CALL_DEPTH = 20
+    retried = retry_instance(instance_id=str(instance.pk), actor=operator).instance
+    assert retried.status == ProcessInstance.Status.COMPLETED

@@ -39,6 +39,7 @@ from engine.exceptions import InvalidInput
 from engine.jsonable import NumberTooLong, check_json_depth, parse_json_int, too_deep
 
 from .constructs import unsupported_constructs
+from .recursion import unconditional_recursions
 
 FILE_KINDS = {
     ".bpmn": "bpmn",
@@ -421,6 +422,20 @@ def _check_constructs(item: ParsedFile, roots: list[etree._Element]) -> list[Pro
     ]
 
 
+def _check_recursion(bpmn: list[ParsedFile]) -> list[Problem]:
+    """Processes that call themselves on every run (processes.recursion)."""
+    files = {id(f.root): f for f in bpmn if f.root is not None}
+    return [
+        Problem(
+            file=files[id(call.getroottree().getroot())].name,
+            line=call.sourceline,
+            element_id=call.get("id") or "",
+            message=message,
+        )
+        for call, message in unconditional_recursions([f.root for f in bpmn if f.root is not None])
+    ]
+
+
 def _check_literals(item: ParsedFile) -> list[Problem]:
     """Due dates, priorities, timers, retry cycles and form constraints Baton would fail to
     read at run time (engine/bpmn/literals.py)."""
@@ -642,6 +657,8 @@ def parse_deployment(files: list[UploadedFile]) -> ParsedDeployment:
                 *_check_literals(item),
             ]
         )
+    if not unreadable:
+        problems.extend(_check_recursion(bpmn))
     if not unreadable and not any(_executable_processes(item) for item in bpmn):
         problems.append(
             Problem(

@@ -26,6 +26,7 @@ from engine.bpmn.xml import (
     FLOW_CONTAINERS,
     MAX_ELEMENTS_IN_A_ROW,
     SPIFF_NS,
+    ZEEBE_NS,
     UnsafeXmlError,
     XmlLimitExceeded,
     XmlLimits,
@@ -436,6 +437,24 @@ def _check_recursion(bpmn: list[ParsedFile]) -> list[Problem]:
     ]
 
 
+def _check_business_rule_tasks(item: ParsedFile) -> list[Problem]:
+    """A Camunda business rule task runs the DMN decision it names (the workflow library
+    fails with a KeyError on one that names none)."""
+    assert item.root is not None
+    return [
+        Problem(
+            file=item.name,
+            line=task.sourceline,
+            element_id=task.get("id") or "",
+            message="A business rule task needs camunda:decisionRef: the id of the DMN "
+            "decision to evaluate (deploy its .dmn file with the diagram).",
+        )
+        for task in item.root.iter(f"{{{BPMN_NS}}}businessRuleTask")
+        if not task.get(f"{{{CAMUNDA_NS}}}decisionRef")
+        and task.find(f".//{{{ZEEBE_NS}}}calledDecision") is None
+    ]
+
+
 def _check_literals(item: ParsedFile) -> list[Problem]:
     """Due dates, priorities, timers, retry cycles and form constraints Baton would fail to
     read at run time (engine/bpmn/literals.py)."""
@@ -659,6 +678,11 @@ def parse_deployment(files: list[UploadedFile]) -> ParsedDeployment:
         )
     if not unreadable:
         problems.extend(_check_recursion(bpmn))
+        if detect_dialect(roots) == "camunda":
+            # The library's parser cannot read such a task at all (a KeyError).
+            rules = [p for item in bpmn for p in _check_business_rule_tasks(item)]
+            problems.extend(rules)
+            unreadable = bool(rules)
     if not unreadable and not any(_executable_processes(item) for item in bpmn):
         problems.append(
             Problem(

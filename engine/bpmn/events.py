@@ -34,13 +34,14 @@ from SpiffWorkflow.bpmn.specs.event_definitions.timer import (
 )
 from SpiffWorkflow.bpmn.specs.mixins.events.start_event import StartEvent
 from SpiffWorkflow.bpmn.util.event import BpmnEvent
+from SpiffWorkflow.exceptions import WorkflowException
 from SpiffWorkflow.task import Task
 from SpiffWorkflow.util.task import TaskState
 
 from engine.jsonable import json_safe
 
 from .event_definitions import BatonMessageEventDefinition
-from .workflow import BatonWorkflow
+from .workflow import EXPRESSION_ERRORS, BatonWorkflow
 
 
 @dataclass
@@ -250,7 +251,14 @@ def catch_message(
     else:
         payload = copy.deepcopy(variables)
     event = BpmnEvent(definition, payload, _spiff_correlations(definition, keys))
-    caught = int(workflow.event_manager.catch(event, internal=False))
+    try:
+        caught = int(workflow.event_manager.catch(event, internal=False))
+    except EXPRESSION_ERRORS as exc:
+        # The library reads the correlation properties from the payload without a task.
+        raise WorkflowException(
+            f"Message {name!r}: its correlation properties cannot be read from it "
+            f"({type(exc).__name__}: {exc}); send their values in correlation_keys"
+        ) from None
     if caught == 0:
         raise NotWaiting(f"The instance does not wait for message {name!r} with these keys.")
     return caught

@@ -11,6 +11,7 @@ from collections.abc import Callable
 from typing import Any
 
 from SpiffWorkflow.bpmn import BpmnWorkflow
+from SpiffWorkflow.bpmn.exceptions import WorkflowTaskException
 from SpiffWorkflow.bpmn.serializer.default.workflow import (
     BpmnSubWorkflowConverter,
     BpmnWorkflowConverter,
@@ -28,6 +29,11 @@ from .event_subprocesses import interrupt_scope, is_event_subprocess_start, refr
 # How often one `do_engine_steps` runs again because a condition came true: conditions that
 # keep flipping each other stop there (the next operation goes on).
 MAX_CONDITION_ROUNDS = 100
+
+# What an expression the library evaluates without naming a task (a message's correlation
+# properties, read as a message is thrown or caught) raises when the data lacks a name or
+# holds another type; a task that raises one while it runs fails (an incident), as a script.
+EXPRESSION_ERRORS = (ArithmeticError, AttributeError, LookupError, NameError, TypeError, ValueError)
 
 
 class BatonSubWorkflow(UnboundedWalks, BpmnSubWorkflow):
@@ -78,7 +84,12 @@ class BatonWorkflow(UnboundedWalks, BpmnWorkflow):
                     continue
                 if will_complete_task is not None:
                     will_complete_task(task)
-                task.run()
+                try:
+                    task.run()
+                except EXPRESSION_ERRORS as exc:
+                    raise WorkflowTaskException(
+                        f"{type(exc).__name__}: {exc}", task=task, exception=exc
+                    ) from exc
                 count += 1
                 if throws_an_error(task):  # interrupts what caught it (engine.bpmn.error_events)
                     interrupt_activities_that_caught_errors(task)

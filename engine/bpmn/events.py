@@ -410,3 +410,23 @@ def event_starts(spec: BpmnProcessSpec) -> list[EventStart]:
         elif isinstance(definition, SignalEventDefinition):
             found.append(EventStart(element_id, "signal", str(definition.name), definition))
     return sorted(found, key=lambda start: start.element_id)
+
+
+def how_it_starts(workflow: BpmnWorkflow) -> str | None:
+    """None if the new workflow can be started by hand (it has a none start event, or no
+    start event at all); else how it starts, as a modeller reads it ("when message 'paid'
+    arrives")."""
+    starts = start_events(workflow)
+    if not starts or any(
+        isinstance(t.task_spec.event_definition, NoneEventDefinition) for t in starts
+    ):
+        return None
+    ways = []
+    for start in event_starts(workflow.spec):
+        if start.kind == "message":
+            ways.append(f"when message {start.name!r} arrives")
+        elif start.kind == "signal":
+            ways.append(f"when signal {start.name!r} is broadcast")
+        else:
+            ways.append("on its timer")
+    return " or ".join(ways) if ways else None

@@ -184,3 +184,23 @@ def test_an_idempotent_start_into_incident_answers_201(designer_client, client):
     assert first.json()["status"] == "incident"
     again = client.post(url, {"variables": {}}, format="json", HTTP_IDEMPOTENCY_KEY="k-1")
     assert again.status_code == 201 and again.json() == first.json()
+
+
+def test_starting_by_hand_a_process_that_starts_on_a_message_is_a_409(designer_client, client):
+    document = (
+        BPMN_HEADER.format(process_id="on_paid")
+        + """  <bpmn:message id="m_paid" name="paid" />
+  <bpmn:process id="on_paid" isExecutable="true">
+    <bpmn:startEvent id="start">
+      <bpmn:messageEventDefinition messageRef="m_paid" /></bpmn:startEvent>
+    <bpmn:endEvent id="end" />
+    <bpmn:sequenceFlow id="f1" sourceRef="start" targetRef="end" />
+  </bpmn:process>
+</bpmn:definitions>
+"""
+    )
+    deploy(designer_client, document)
+    response = client.post("/api/v1/definitions/on_paid/start/", {}, format="json")
+    body = assert_problem(response, 409)
+    assert "starts when message 'paid' arrives" in body["detail"]
+    assert not ProcessInstance.objects.exists()

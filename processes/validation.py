@@ -46,6 +46,7 @@ from engine.jsonable import NumberTooLong, check_json_depth, parse_json_int, too
 
 from .constructs import unsupported_constructs
 from .quirks import neutralised_copy
+from .recursion import unconditional_recursions
 
 FILE_KINDS = {
     ".bpmn": "bpmn",
@@ -446,6 +447,38 @@ def _check_constructs(item: ParsedFile, roots: list[etree._Element]) -> list[Pro
     ]
 
 
+def _check_recursion(bpmn: list[ParsedFile]) -> list[Problem]:
+    """Processes that call themselves on every run (processes.recursion)."""
+    files = {id(f.root): f for f in bpmn if f.root is not None}
+    return [
+        Problem(
+            file=files[id(call.getroottree().getroot())].name,
+            line=call.sourceline,
+            element_id=call.get("id") or "",
+            message=message,
+        )
+        for call, message in unconditional_recursions([f.root for f in bpmn if f.root is not None])
+    ]
+
+
+def _check_business_rule_tasks(item: ParsedFile) -> list[Problem]:
+    """A Camunda business rule task runs the DMN decision it names (the workflow library
+    fails with a KeyError on one that names none)."""
+    assert item.root is not None
+    return [
+        Problem(
+            file=item.name,
+            line=task.sourceline,
+            element_id=task.get("id") or "",
+            message="A business rule task needs camunda:decisionRef: the id of the DMN "
+            "decision to evaluate (deploy its .dmn file with the diagram).",
+        )
+        for task in item.root.iter(f"{{{BPMN_NS}}}businessRuleTask")
+        if not task.get(f"{{{CAMUNDA_NS}}}decisionRef")
+        and task.find(f".//{{{ZEEBE_NS}}}calledDecision") is None
+    ]
+
+
 def _check_literals(item: ParsedFile) -> list[Problem]:
     """Due dates, priorities, timers, retry cycles and form constraints Baton would fail to
     read at run time (engine/bpmn/literals.py)."""
@@ -669,6 +702,13 @@ def parse_deployment(files: list[UploadedFile]) -> ParsedDeployment:
                 *_check_literals(item),
             ]
         )
+    if not unreadable:
+        problems.extend(_check_recursion(bpmn))
+        if detect_dialect(roots) == "camunda":
+            # The library's parser cannot read such a task at all (a KeyError).
+            rules = [p for item in bpmn for p in _check_business_rule_tasks(item)]
+            problems.extend(rules)
+            unreadable = bool(rules)
     if not unreadable and not any(_executable_processes(item) for item in bpmn):
         problems.append(
             Problem(

@@ -15,7 +15,7 @@ from time_machine import TimeMachineFixture
 import engine.clock
 from engine.selectors.my_work import definition_element_names
 from engine.services.definition_cache import definition_elements, definition_specs
-from engine.services.running import definition_script_time_limit
+from engine.services.running import definition_script_time_limit, definition_step_limits
 from processes.models import ProcessDefinition
 from processes.services import deploy, deploy_examples
 from tests.helpers import EXPENSE_FILE, PARALLEL_FILE, SHARED_DIR, build_bpmn, upload_of
@@ -28,11 +28,13 @@ def _fresh_definition_caches():
     definition_elements.cache_clear()
     definition_element_names.cache_clear()
     definition_script_time_limit.cache_clear()
+    definition_step_limits.cache_clear()
     yield
     definition_specs.cache_clear()
     definition_elements.cache_clear()
     definition_element_names.cache_clear()
     definition_script_time_limit.cache_clear()
+    definition_step_limits.cache_clear()
 
 
 @pytest.fixture(scope="session")

@@ -410,3 +410,11 @@ LOGGING = {
         "httpcore": {"level": "WARNING"},
     },
 }
+# One operation (a start, a completed task, a message, a timer, a job's result, a retry) may
+# run this many automatic steps, for this long, before it must reach a wait state; past
+# either, the instance goes to incident at the element where it stopped (a loop without
+# end). A process may set its own with the properties `stepLimit` and `stepTimeLimit`.
+# Call activities nest at most BATON_MAX_CALL_DEPTH levels (a process that calls itself).
+BATON_STEP_LIMIT = env.int("BATON_STEP_LIMIT", default=10_000)
+BATON_STEP_TIME_LIMIT_SECONDS = env.float("BATON_STEP_TIME_LIMIT_SECONDS", default=10)
+BATON_MAX_CALL_DEPTH = env.int("BATON_MAX_CALL_DEPTH", default=20)

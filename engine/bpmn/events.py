@@ -34,13 +34,14 @@ from SpiffWorkflow.bpmn.specs.event_definitions.timer import (
 )
 from SpiffWorkflow.bpmn.specs.mixins.events.start_event import StartEvent
 from SpiffWorkflow.bpmn.util.event import BpmnEvent
+from SpiffWorkflow.exceptions import WorkflowException
 from SpiffWorkflow.task import Task
 from SpiffWorkflow.util.task import TaskState
 
 from engine.jsonable import json_safe
 
 from .event_definitions import BatonMessageEventDefinition
-from .workflow import BatonWorkflow
+from .workflow import EXPRESSION_ERRORS, BatonWorkflow
 
 
 @dataclass
@@ -250,7 +251,14 @@ def catch_message(
     else:
         payload = copy.deepcopy(variables)
     event = BpmnEvent(definition, payload, _spiff_correlations(definition, keys))
-    caught = int(workflow.event_manager.catch(event, internal=False))
+    try:
+        caught = int(workflow.event_manager.catch(event, internal=False))
+    except EXPRESSION_ERRORS as exc:
+        # The library reads the correlation properties from the payload without a task.
+        raise WorkflowException(
+            f"Message {name!r}: its correlation properties cannot be read from it "
+            f"({type(exc).__name__}: {exc}); send their values in correlation_keys"
+        ) from None
     if caught == 0:
         raise NotWaiting(f"The instance does not wait for message {name!r} with these keys.")
     return caught
@@ -402,3 +410,23 @@ def event_starts(spec: BpmnProcessSpec) -> list[EventStart]:
         elif isinstance(definition, SignalEventDefinition):
             found.append(EventStart(element_id, "signal", str(definition.name), definition))
     return sorted(found, key=lambda start: start.element_id)
+
+
+def how_it_starts(workflow: BpmnWorkflow) -> str | None:
+    """None if the new workflow can be started by hand (it has a none start event, or no
+    start event at all); else how it starts, as a modeller reads it ("when message 'paid'
+    arrives")."""
+    starts = start_events(workflow)
+    if not starts or any(
+        isinstance(t.task_spec.event_definition, NoneEventDefinition) for t in starts
+    ):
+        return None
+    ways = []
+    for start in event_starts(workflow.spec):
+        if start.kind == "message":
+            ways.append(f"when message {start.name!r} arrives")
+        elif start.kind == "signal":
+            ways.append(f"when signal {start.name!r} is broadcast")
+        else:
+            ways.append("on its timer")
+    return " or ".join(ways) if ways else None

@@ -16,6 +16,7 @@ from SpiffWorkflow.util.task import TaskState
 
 from engine.exceptions import ScriptFailed
 
+from .budget import BudgetExceeded
 from .outgoing_flows import element_of
 from .run import Run
 from .scripting import describe_workflow_error
@@ -135,23 +136,31 @@ def attempt(run: Run, action: Callable[[], Any]) -> bool:
 
 def run_engine_steps(run: Run) -> None:
     """Run until only wait states remain (call inside the services' `running_as`). A task
-    whose script or expression fails is left in ERROR and the other branches run on."""
-    for _ in range(MAX_FAILURES_PER_RUN):
-        try:
-            run.workflow.refresh_timers()
-            run.workflow.do_engine_steps()
-            return
-        except SpiffWorkflowException as exc:
-            if not _fail_from(run, exc):
-                raise
+    whose script or expression fails is left in ERROR and the other branches run on. When
+    the operation's budget (engine.bpmn.budget) runs out, the task about to run is failed
+    and nothing more runs: the rest waits, READY, for the operator's retry."""
+    with run.budget:
+        for _ in range(MAX_FAILURES_PER_RUN):
+            try:
+                run.workflow.refresh_timers()
+                run.workflow.do_engine_steps(will_complete_task=run.budget.before_step)
+                return
+            except BudgetExceeded as exc:
+                fail_task(run, exc.task, exc.message, "run")
+                return
+            except SpiffWorkflowException as exc:
+                if not _fail_from(run, exc):
+                    raise
     raise ScriptFailed("Too many tasks of this instance failed in one run.")
 
 
 def _all_tasks(workflow: BpmnWorkflow, state: int) -> list[Task]:
-    tasks: list[Task] = workflow.get_tasks(state=state)
+    """The tasks in `state` of the workflow and its subprocesses, each once (a walk from a
+    workflow also steps into the subprocesses below it)."""
+    tasks: dict[Any, Task] = {t.id: t for t in workflow.get_tasks(state=state)}
     for subprocess in workflow.subprocesses.values():
-        tasks.extend(subprocess.get_tasks(state=state))
-    return tasks
+        tasks.update((t.id, t) for t in subprocess.get_tasks(state=state))
+    return list(tasks.values())
 
 
 def failed_tasks(workflow: BpmnWorkflow) -> list[Task]:

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 
 from SpiffWorkflow.task import Task
 
+from .budget import Budget, Limits
 from .events import OutgoingEvent, Waits, outgoing_events, record_thrown_events, waiting_events
 from .workflow import BatonWorkflow
 
@@ -20,6 +21,8 @@ class Run:
     new_failures: list[Task] = field(default_factory=list)
     # Messages and signals thrown for other instances (ids stay stable across persists).
     thrown: list[OutgoingEvent] = field(default_factory=list)
+    # How many automatic steps (and seconds of them) the operation may still run.
+    budget: Budget = field(default_factory=Budget)
     _waits: Waits | None = None
 
     def outgoing_events(self) -> list[OutgoingEvent]:
@@ -37,8 +40,9 @@ class Run:
         self._waits = None
 
 
-def start_run(workflow: BatonWorkflow) -> Run:
-    """Begin an operation on `workflow` (just loaded or just created)."""
-    run = Run(workflow)
+def start_run(workflow: BatonWorkflow, limits: Limits | None = None) -> Run:
+    """Begin an operation on `workflow` (just loaded or just created), within `limits`
+    (engine.bpmn.budget: the defaults without)."""
+    run = Run(workflow, budget=Budget(limits or Limits()))
     record_thrown_events(workflow, run.thrown)
     return run

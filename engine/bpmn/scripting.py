@@ -182,31 +182,20 @@ def _clamp_seconds(seconds: float) -> float:
 
 def process_time_limit(bpmn_xml: str, process_id: str) -> float | None:
     """The `scriptTimeLimit` property (seconds) of process `process_id`, if it sets one."""
-    from lxml import etree
+    from .xml import process_properties
 
-    from .xml import BPMN_NS, CAMUNDA_NS, SPIFF_NS, ZEEBE_NS, parse_untrusted_xml
-
-    try:
-        root = parse_untrusted_xml(bpmn_xml.encode("utf-8"))
-    except (ValueError, etree.XMLSyntaxError):
+    value = process_properties(bpmn_xml, process_id).get(TIME_LIMIT_PROPERTY)
+    if value is None:
         return None
-    for process in root.iter(f"{{{BPMN_NS}}}process"):
-        if process.get("id") != process_id:
-            continue
-        for ns in (CAMUNDA_NS, ZEEBE_NS, SPIFF_NS):
-            path = f"{{{BPMN_NS}}}extensionElements/{{{ns}}}properties/{{{ns}}}property"
-            for prop in process.findall(path):
-                if prop.get("name") != TIME_LIMIT_PROPERTY:
-                    continue
-                try:
-                    return _clamp_seconds(float(prop.get("value") or ""))
-                except ValueError:
-                    logger.warning(
-                        "Process %s: %s=%r is not a number of seconds; ignored",
-                        process_id,
-                        TIME_LIMIT_PROPERTY,
-                        prop.get("value"),
-                    )
+    try:
+        return _clamp_seconds(float(value))
+    except ValueError:
+        logger.warning(
+            "Process %s: %s=%r is not a number of seconds; ignored",
+            process_id,
+            TIME_LIMIT_PROPERTY,
+            value,
+        )
     return None
 
 

@@ -11,6 +11,7 @@ from collections.abc import Callable
 from typing import Any
 
 from SpiffWorkflow.bpmn import BpmnWorkflow
+from SpiffWorkflow.bpmn.exceptions import WorkflowTaskException
 from SpiffWorkflow.bpmn.serializer.default.workflow import (
     BpmnSubWorkflowConverter,
     BpmnWorkflowConverter,
@@ -20,6 +21,7 @@ from SpiffWorkflow.bpmn.util.subworkflow import BpmnSubWorkflow
 from SpiffWorkflow.task import Task
 from SpiffWorkflow.util.task import TaskState
 
+from .budget import check_call_depth
 from .depth import UnboundedWalks, cancel_unfinished
 from .error_events import interrupt_activities_that_caught_errors, throws_an_error
 from .event_subprocesses import interrupt_scope, is_event_subprocess_start, refresh_conditions
@@ -27,6 +29,11 @@ from .event_subprocesses import interrupt_scope, is_event_subprocess_start, refr
 # How often one `do_engine_steps` runs again because a condition came true: conditions that
 # keep flipping each other stop there (the next operation goes on).
 MAX_CONDITION_ROUNDS = 100
+
+# What an expression the library evaluates without naming a task (a message's correlation
+# properties, read as a message is thrown or caught) raises when the data lacks a name or
+# holds another type; a task that raises one while it runs fails (an incident), as a script.
+EXPRESSION_ERRORS = (ArithmeticError, AttributeError, LookupError, NameError, TypeError, ValueError)
 
 
 class BatonSubWorkflow(UnboundedWalks, BpmnSubWorkflow):
@@ -77,7 +84,12 @@ class BatonWorkflow(UnboundedWalks, BpmnWorkflow):
                     continue
                 if will_complete_task is not None:
                     will_complete_task(task)
-                task.run()
+                try:
+                    task.run()
+                except EXPRESSION_ERRORS as exc:
+                    raise WorkflowTaskException(
+                        f"{type(exc).__name__}: {exc}", task=task, exception=exc
+                    ) from exc
                 count += 1
                 if throws_an_error(task):  # interrupts what caught it (engine.bpmn.error_events)
                     interrupt_activities_that_caught_errors(task)
@@ -128,6 +140,7 @@ class BatonWorkflow(UnboundedWalks, BpmnWorkflow):
         return False
 
     def create_subprocess(self, my_task: Task, spec_name: str) -> BatonSubWorkflow:
+        check_call_depth(my_task)
         subprocess = BatonSubWorkflow(
             self.subprocess_specs[spec_name], parent_task_id=my_task.id, top_workflow=self
         )

@@ -260,3 +260,21 @@ def run_over_limit(container: etree._Element, limit: int = MAX_ELEMENTS_IN_A_ROW
             if len(stack) > limit:
                 return following
     return None
+
+
+def process_properties(bpmn_xml: str, process_id: str) -> dict[str, str]:
+    """The extension properties (Camunda, Zeebe or SpiffArena `properties/property`) of
+    process `process_id`, by name; {} when the document cannot be read."""
+    try:
+        root = parse_untrusted_xml(bpmn_xml.encode("utf-8"))
+    except (ValueError, etree.XMLSyntaxError):
+        return {}
+    found: dict[str, str] = {}
+    for process in root.iter(f"{{{BPMN_NS}}}process"):
+        if process.get("id") != process_id:
+            continue
+        for ns in (CAMUNDA_NS, ZEEBE_NS, SPIFF_NS):
+            path = f"{{{BPMN_NS}}}extensionElements/{{{ns}}}properties/{{{ns}}}property"
+            for prop in process.findall(path):
+                found.setdefault(prop.get("name") or "", prop.get("value") or "")
+    return found

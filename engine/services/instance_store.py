@@ -46,7 +46,7 @@ from .human_task_projection import sync_human_tasks
 from .instance_status import decide_status
 from .job_scheduling import schedule_service_jobs
 from .observed import instance_moved
-from .running import running_as
+from .running import definition_step_limits, running_as
 
 
 def lock_instance(instance_id: uuid.UUID | str) -> ProcessInstance:
@@ -81,13 +81,13 @@ def load_workflow(instance: ProcessInstance) -> Workflow:
 
 def open_run(instance: ProcessInstance) -> Run:
     """Begin an operation on the (locked) instance's workflow."""
-    return start_run(load_workflow(instance))
+    return start_run(load_workflow(instance), definition_step_limits(instance.definition_id))
 
 
 def new_run(definition_id: int) -> Run:
     """Begin the first operation of a new instance of the definition."""
     spec, subprocess_specs = definition_specs(definition_id)
-    return start_run(new_workflow(spec, subprocess_specs))
+    return start_run(new_workflow(spec, subprocess_specs), definition_step_limits(definition_id))
 
 
 _INSTANCE_FIELDS = ("state", "variables", "lock_version", "status", "completed_at", "incident")

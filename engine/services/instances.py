@@ -5,10 +5,10 @@ from typing import Any
 from django.db import transaction
 
 from engine.actors import Actor, as_user
-from engine.bpmn.events import prepare_start
+from engine.bpmn.events import how_it_starts, prepare_start
 from engine.bpmn.failures import run_engine_steps
 from engine.bpmn.walks import set_initiator, set_start_data
-from engine.exceptions import InvalidInput, NotFound
+from engine.exceptions import Conflict, InvalidInput, NotFound
 from engine.forms import clean_submission
 from engine.jsonable import check_json_depth
 from engine.models import ProcessInstance
@@ -57,6 +57,11 @@ def start_instance(
     if definition.start_form:  # a start form holds every way in to what it declares
         variables = clean_submission(definition.start_form, variables or {})
     run = new_run(definition.pk)
+    starts = how_it_starts(run.workflow)
+    if starts is not None:
+        raise Conflict(
+            f"Process {key!r} starts {starts}; it has no none start event to start it by hand."
+        )
     prepare_start(run.workflow)  # at the none start event; without one, as if its event happened
     set_start_data(run.workflow, variables)
     starter = as_user(actor)

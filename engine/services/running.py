@@ -7,6 +7,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from engine.actors import Actor, as_user
+from engine.bpmn.budget import Limits, process_limits
 from engine.bpmn.failures import failed_element
 from engine.bpmn.scripting import (
     ScriptError,
@@ -16,6 +17,7 @@ from engine.bpmn.scripting import (
     script_context,
 )
 from engine.bpmn.types import WorkflowError
+from engine.bpmn.xml import process_properties
 from engine.exceptions import ScriptFailed
 from engine.models import ProcessInstance
 from processes.models import ProcessDefinition
@@ -26,6 +28,14 @@ def definition_script_time_limit(definition_id: int) -> float | None:
     """The process's own `scriptTimeLimit` (a definition never changes, so this is cached)."""
     key, xml = ProcessDefinition.objects.values_list("key", "bpmn_xml").get(pk=definition_id)
     return process_time_limit(xml, key)
+
+
+@functools.lru_cache(maxsize=512)
+def definition_step_limits(definition_id: int) -> Limits:
+    """How much automatic work one operation on the process may do (engine.bpmn.budget):
+    the settings, or the process's own `stepLimit` / `stepTimeLimit` properties."""
+    key, xml = ProcessDefinition.objects.values_list("key", "bpmn_xml").get(pk=definition_id)
+    return process_limits(process_properties(xml, key))
 
 
 def _script_user(actor: Actor) -> UserLookup | None:

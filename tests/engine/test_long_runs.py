@@ -12,6 +12,14 @@ from engine.services import complete_human_task, reset_instance, start_instance
 from tests.helpers import BPMN_HEADER, deploy_document
 
 
+@pytest.fixture(autouse=True)
+def _budget_for_long_runs(settings):
+    """These loops end, but run longer in one operation than the default step budget allows
+    (engine.bpmn.budget: 10,000 steps, 10 s), which a deployment raises for such processes."""
+    settings.BATON_STEP_LIMIT = 1_000_000
+    settings.BATON_STEP_TIME_LIMIT_SECONDS = 600
+
+
 def loop_bpmn(
     process_id: str, *, rounds: int, with_review: bool, reviewed_at_end: bool = False
 ) -> str:

@@ -5,6 +5,7 @@ import datetime
 
 import pytest
 
+from engine.exceptions import Conflict
 from engine.models import HumanTask, InstanceEvent, ProcessInstance, Timer
 from engine.services import resume_instance, start_instance, suspend_instance
 from engine.services.timers import fire_due_timers
@@ -195,11 +196,12 @@ def test_a_new_version_replaces_the_schedule_of_the_old_one(clock):
     assert ProcessInstance.objects.get(definition__key="scheduled").definition.version == 2
 
 
-def test_starting_a_timer_start_process_by_hand_does_not_wait_for_the_timer():
+def test_a_timer_start_process_is_not_started_by_hand():
+    # Issue 19: it starts on its timer only; by hand would run it at once, out of schedule.
     deploy_xml(event_diagrams.timer_start("R/PT1H"))
-    instance = start_instance(key="scheduled")
-    assert open_tasks(instance) == {"check": "open"}
-    assert not Timer.objects.filter(instance=instance).exists()
+    with pytest.raises(Conflict, match="starts on its timer"):
+        start_instance(key="scheduled")
+    assert not ProcessInstance.objects.exists()
 
 
 @pytest.mark.parametrize(

@@ -12,6 +12,8 @@ WORKER_ID_HELP = "The worker's own id: the one that holds a task's lock."
 
 class FetchTopicSerializer(serializers.Serializer):
     topic_name = StrictCharField(
+        min_length=1,
+        trim_whitespace=False,
         max_length=200,
         help_text="A Camunda 7 camunda:topic or a Camunda 8 zeebe:taskDefinition type.",
     )
@@ -22,7 +24,7 @@ class FetchTopicSerializer(serializers.Serializer):
         "the queue unless it extends the lock.",
     )
     variables = serializers.ListField(
-        child=StrictCharField(max_length=255),
+        child=StrictCharField(min_length=1, trim_whitespace=False, max_length=255),
         required=False,
         allow_null=True,
         default=None,
@@ -31,7 +33,9 @@ class FetchTopicSerializer(serializers.Serializer):
 
 
 class FetchAndLockSerializer(serializers.Serializer):
-    worker_id = StrictCharField(max_length=255, help_text=WORKER_ID_HELP)
+    worker_id = StrictCharField(
+        min_length=1, trim_whitespace=False, max_length=255, help_text=WORKER_ID_HELP
+    )
     max_tasks = serializers.IntegerField(
         min_value=1, max_value=MAX_TASKS, default=10, help_text="At most this many tasks."
     )
@@ -62,7 +66,9 @@ class LockedTaskSerializer(serializers.Serializer):
 
 
 class WorkerSerializer(serializers.Serializer):
-    worker_id = StrictCharField(max_length=255, help_text=WORKER_ID_HELP)
+    worker_id = StrictCharField(
+        min_length=1, trim_whitespace=False, max_length=255, help_text=WORKER_ID_HELP
+    )
 
 
 class CompleteExternalTaskSerializer(WorkerSerializer):
@@ -72,7 +78,9 @@ class CompleteExternalTaskSerializer(WorkerSerializer):
 
 
 class ExternalTaskFailureSerializer(WorkerSerializer):
-    error_message = StrictCharField(max_length=2000, help_text="What went wrong, in one line.")
+    error_message = StrictCharField(
+        min_length=1, trim_whitespace=False, max_length=2000, help_text="What went wrong."
+    )
     error_details = StrictCharField(
         max_length=8000, required=False, allow_blank=True, default="", help_text="E.g. a trace."
     )
@@ -96,7 +104,10 @@ class ExternalTaskFailureSerializer(WorkerSerializer):
 
 class ExternalTaskBpmnErrorSerializer(WorkerSerializer):
     error_code = StrictCharField(
-        max_length=100, help_text="The bpmn:error errorCode a boundary event catches."
+        min_length=1,
+        trim_whitespace=False,
+        max_length=100,
+        help_text="The bpmn:error errorCode a boundary event catches.",
     )
     error_message = StrictCharField(max_length=2000, required=False, allow_blank=True, default="")
     variables = serializers.DictField(

@@ -334,6 +334,11 @@ _EXPRESSION_TEXTS = {
 _ZEEBE_LOOP = f"{{{ZEEBE_NS}}}loopCharacteristics"
 
 
+_JAVA_DELEGATE_ATTRIBUTES = {
+    f"{{{CAMUNDA_NS}}}{name}" for name in ("class", "delegateExpression", "expression")
+}
+
+
 def _wrapped_expressions(root: etree._Element) -> Iterator[tuple[etree._Element, str]]:
     for node in root.iter():
         if not isinstance(node.tag, str):
@@ -347,6 +352,8 @@ def _wrapped_expressions(root: etree._Element) -> Iterator[tuple[etree._Element,
         # A zeebe:loopCharacteristics is checked by the multi-instance parser, which names it.
         zeebe = node.tag.startswith(f"{{{ZEEBE_NS}}}") and node.tag != _ZEEBE_LOOP
         for name, value in node.attrib.items():
+            if name in _JAVA_DELEGATE_ATTRIBUTES:
+                continue  # refused as Java, pointing to external tasks (not read as JUEL)
             camunda = name.startswith(f"{{{CAMUNDA_NS}}}") and is_wrapped(value)
             if camunda or (zeebe and is_feel(value)):
                 yield node, value.strip()

@@ -5,10 +5,12 @@ result, repair, ...) and passed explicitly to everything that runs or writes the
 instead of keeping per-operation state on the workflow object itself.
 """
 
+import time
 from dataclasses import dataclass, field
 
 from SpiffWorkflow.task import Task
 
+from .element_runs import TaskStates, task_states
 from .events import OutgoingEvent, Waits, outgoing_events, record_thrown_events, waiting_events
 from .workflow import BatonWorkflow
 
@@ -21,6 +23,9 @@ class Run:
     # Messages and signals thrown for other instances (ids stay stable across persists).
     thrown: list[OutgoingEvent] = field(default_factory=list)
     _waits: Waits | None = None
+    # The element tasks' states when the operation began, and when (engine.bpmn.element_runs).
+    task_states: TaskStates = field(default_factory=dict)
+    opened_at: float = field(default_factory=time.time)
 
     def outgoing_events(self) -> list[OutgoingEvent]:
         """What the workflow threw out so far (the same ids on every call)."""
@@ -39,6 +44,6 @@ class Run:
 
 def start_run(workflow: BatonWorkflow) -> Run:
     """Begin an operation on `workflow` (just loaded or just created)."""
-    run = Run(workflow)
+    run = Run(workflow, task_states=task_states(workflow))
     record_thrown_events(workflow, run.thrown)
     return run

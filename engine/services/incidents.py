@@ -18,6 +18,7 @@ from engine.exceptions import Conflict, InvalidInput, TaskScriptFailed
 from engine.models import ProcessInstance, ServiceJob
 
 from .audit import record_event
+from .element_history import end_open_run, reopen_run
 from .handover import hand_over_job_on_commit
 from .instance_status import decide_status, has_active_jobs
 from .instance_store import lock_instance, open_run, persist_workflow
@@ -49,6 +50,7 @@ def open_job_incident(instance: ProcessInstance, job: ServiceJob) -> None:
     """The job failed for good (dead): the instance is in incident, with the job's error."""
     job.status = ServiceJob.Status.DEAD
     job.save()
+    end_open_run(instance, job.spiff_task_id, "incident")
     instance.refresh_from_db()  # a rolled-back savepoint may have left changes in memory
     instance.incident = {
         "kind": "job",
@@ -165,6 +167,7 @@ def _retry_dead_jobs(instance: ProcessInstance, run: Run, actor: Person) -> list
             },
         )
         hand_over_job_on_commit(str(job.id))
+        reopen_run(instance, job.spiff_task_id, actor=actor)
         task = parked_task(run.workflow, job.spiff_task_id)
         name = (task.task_spec.bpmn_name or "") if task is not None else ""
         retried.append(RetriedJob(job.element_id, name, changed))

@@ -13,6 +13,7 @@ element before it) last changed, or when the operation began if that was earlier
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
 from SpiffWorkflow.bpmn import BpmnWorkflow
 from SpiffWorkflow.bpmn.specs.event_definitions.item_aware_event import ErrorEventDefinition
@@ -23,6 +24,7 @@ from SpiffWorkflow.bpmn.specs.mixins.parallel_gateway import ParallelGateway
 from SpiffWorkflow.task import Task
 from SpiffWorkflow.util.task import TaskState
 
+from .connector_tasks import ConnectorTaskMixin
 from .event_subprocesses import is_event_subprocess_start
 from .inspection import every_task
 
@@ -147,3 +149,14 @@ def run_changes(before: TaskStates, workflow: BpmnWorkflow, opened_at: float) ->
 def process_id(workflow: BpmnWorkflow) -> str:
     """The id of the instance's (top) process."""
     return str(workflow.spec.name)
+
+
+def element_connectors(spec: Any, subprocess_specs: dict[str, Any]) -> dict[str, str]:
+    """Element id -> connector name of every connector task of a process and its
+    subprocesses."""
+    found: dict[str, str] = {}
+    for process in [spec, *subprocess_specs.values()]:
+        for task_spec in process.task_specs.values():
+            if isinstance(task_spec, ConnectorTaskMixin):
+                found[task_spec.bpmn_id] = task_spec.connector
+    return found

@@ -26,10 +26,10 @@ from engine.bpmn.run import Run
 from engine.models import ElementRun, ProcessInstance
 
 LEVELS = ("none", "activity", "full")
-# Upper bounds (exclusive) of the duration buckets, in milliseconds: bucket 0 is under 100 ms,
+# Upper bounds (exclusive) of the duration buckets, in milliseconds: bucket 0 is under 1 ms,
 # the last one 30 days and more.
 DURATION_BUCKETS_MS = (
-    100, 250, 500, 1_000, 2_500, 5_000, 10_000, 30_000, 60_000, 300_000, 900_000,
+    1, 5, 10, 25, 50, 100, 250, 500, 1_000, 2_500, 5_000, 10_000, 30_000, 60_000, 300_000, 900_000,
     3_600_000, 14_400_000, 86_400_000, 259_200_000, 604_800_000, 2_592_000_000,
 )  # fmt: skip
 BUCKET_COUNT = len(DURATION_BUCKETS_MS) + 1

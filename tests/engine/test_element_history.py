@@ -229,3 +229,11 @@ def test_retention_deletes_runs_with_the_instance_and_keeps_the_rollups(
     assert delete_finished_instances(actor=operator, finished_before=later) == 1
     assert not ElementRun.objects.exists()
     assert ElementRollup.objects.aggregate(n=Sum("ended")) == {"n": 4}
+
+
+def test_the_insights_read_the_buckets_the_history_writes() -> None:
+    from engine.selectors import insights
+    from engine.services import element_history
+
+    assert insights.DURATION_BUCKETS_MS == element_history.DURATION_BUCKETS_MS
+    assert insights.PROCESS_TYPE == element_history.PROCESS_TYPE

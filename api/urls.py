@@ -2,7 +2,16 @@ from django.urls import path
 from drf_spectacular.views import SpectacularAPIView
 
 from .docs import SwaggerDocsView
-from .views import definitions, deployments, events, external_tasks, instances, repairs, tasks
+from .views import (
+    definitions,
+    deployments,
+    events,
+    external_tasks,
+    insights,
+    instances,
+    repairs,
+    tasks,
+)
 
 app_name = "api"
 
@@ -29,6 +38,12 @@ urlpatterns = [
         definitions.DefinitionXmlView.as_view(),
         name="definition-xml",
     ),
+    path(
+        "v1/definitions/<str:key>/statistics/",
+        insights.DefinitionStatisticsView.as_view(),
+        name="definition-statistics",
+    ),
+    path("v1/metrics/summary/", insights.MetricsSummaryView.as_view(), name="metrics-summary"),
     path("v1/definitions/<str:key>/start/", definitions.StartInstanceView.as_view(), name="start"),
     path("v1/instances/", instances.InstanceListView.as_view(), name="instances"),
     path("v1/instances/<uuid:pk>/", instances.InstanceDetailView.as_view(), name="instance-detail"),

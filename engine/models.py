@@ -498,3 +498,77 @@ class OperationKey(models.Model):
 
     def __str__(self) -> str:
         return f"{self.scope} {self.key}"
+
+
+class ElementRun(models.Model):
+    """One entry of an instance into a BPMN element (history, engine.services.element_history):
+    written in bulk with the instance's state, deleted with the instance."""
+
+    id = models.BigAutoField(primary_key=True)
+    instance = models.ForeignKey(
+        ProcessInstance, related_name="element_runs", on_delete=models.CASCADE
+    )
+    definition = models.ForeignKey(ProcessDefinition, related_name="+", on_delete=models.CASCADE)
+    spiff_task_id = models.UUIDField()
+    element_id = models.CharField(max_length=255)
+    element_type = models.CharField(max_length=64)
+    started_at = models.DateTimeField()
+    ended_at = models.DateTimeField(null=True, blank=True)
+    duration_ms = models.BigIntegerField(null=True, blank=True)
+    # "" while open; completed, cancelled, error (a caught BPMN error) or incident.
+    outcome = models.CharField(max_length=16, blank=True)
+    actor = models.CharField(max_length=150, blank=True)
+    # History level "full": the variables the operation that ended the run changed.
+    changes = models.JSONField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["instance", "spiff_task_id"],
+                condition=Q(ended_at__isnull=True),
+                name="element_run_one_open_per_task",
+            )
+        ]
+        indexes = [
+            models.Index(fields=["instance", "started_at"], name="element_run_instance"),
+            models.Index(
+                fields=["definition", "element_id", "-duration_ms"],
+                condition=Q(duration_ms__isnull=False),
+                name="element_run_slowest",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.element_id} ({self.outcome or 'open'})"
+
+
+class ElementRollup(models.Model):
+    """Element runs of one definition's element per hour (incremented with every history
+    write; `shard` spreads concurrent writers over several rows). `buckets` counts the ended
+    runs per duration bucket (engine.services.element_history.DURATION_BUCKETS_MS)."""
+
+    id = models.BigAutoField(primary_key=True)
+    definition = models.ForeignKey(ProcessDefinition, related_name="+", on_delete=models.CASCADE)
+    element_id = models.CharField(max_length=255)
+    element_type = models.CharField(max_length=64)
+    hour = models.DateTimeField()
+    shard = models.SmallIntegerField(default=0)
+    started = models.IntegerField(default=0)
+    completed = models.IntegerField(default=0)
+    cancelled = models.IntegerField(default=0)
+    errors = models.IntegerField(default=0)
+    incidents = models.IntegerField(default=0)
+    ended = models.IntegerField(default=0)
+    duration_ms_sum = models.BigIntegerField(default=0)
+    buckets = ArrayField(models.IntegerField(), default=list)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["definition", "element_id", "hour", "shard"], name="element_rollup_key"
+            )
+        ]
+        indexes = [models.Index(fields=["definition", "hour"], name="element_rollup_hour")]
+
+    def __str__(self) -> str:
+        return f"{self.element_id} at {self.hour:%Y-%m-%d %H:00}"

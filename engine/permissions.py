@@ -143,6 +143,16 @@ def is_operator(user: Person | None) -> bool:
     return bool(getattr(user, "is_superuser", False)) or OPERATORS_GROUP in group_names(user)
 
 
+DESIGNERS_GROUP = "designers"
+
+
+def can_view_insights(user: Person | None) -> bool:
+    """Process insights and statistics: operators and designers."""
+    if not _acting(user):
+        return False
+    return is_operator(user) or DESIGNERS_GROUP in group_names(user)  # type: ignore[arg-type]
+
+
 def can_send_events(user: Person | None) -> bool:
     """Who may send messages and broadcast signals through the API: members of the groups
     `BATON_EVENT_SENDER_GROUPS` names (`integrations` unless configured), operators and

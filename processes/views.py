@@ -8,14 +8,17 @@ from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET
 
 from engine import selectors as engine_selectors
-from engine.exceptions import EngineError, NotFound
+from engine.exceptions import EngineError, InvalidInput, NotFound
 from engine.models import ProcessInstance
+from engine.permissions import can_view_insights
+from engine.selectors import insights as insight_queries
 from engine.services import start_instance
 from webforms.task_forms import build_form, submitted_variables
 
 from . import selectors
 from .content_policies import diagram_download, thumbnail_only
 from .diagram_diff import DiagramDiff, diff_diagrams
+from .insight_charts import bar_chart
 from .models import ProcessDefinition
 from .permissions import can_deploy
 from .thumbnails import diagram_thumbnail
@@ -90,6 +93,7 @@ def detail(request: HttpRequest, key: str) -> HttpResponse:
             "diff_from": diff_from,
             "diff_to": diff_to,
             "can_deploy": can_deploy(request.user),
+            "can_view_insights": can_view_insights(request.user),
             "viewer_config": {"xml": shown.bpmn_xml, "marks": marks},
         },
     )
@@ -161,3 +165,120 @@ def _after_start(
         return redirect("tasks_ui:task", task_id=following.id)
     messages.success(request, f"{started}.")
     return redirect("tasks_ui:instance", instance_id=instance.pk)
+
+
+HEAT_METRICS = {"runs": "runs", "mean_ms": "mean duration", "p95_ms": "p95 duration",
+                "incident_rate": "incident rate"}  # fmt: skip
+RANGES = {"1": "last day", "7": "last 7 days", "30": "last 30 days", "90": "last 90 days"}
+
+
+def _insight_params(request: HttpRequest) -> dict[str, str]:
+    get = request.GET
+    return {
+        "version": get.get("version", ""),
+        "days": get.get("days", "30") if get.get("days", "30") in RANGES else "30",
+        "prefix": get.get("prefix", "")[:255],
+        "interval": get.get("interval", "day")
+        if get.get("interval") in insight_queries.INTERVALS
+        else "day",
+        "element": get.get("element", "")[:255],
+    }
+
+
+@login_required
+@require_GET
+def insights(request: HttpRequest, key: str) -> HttpResponse:
+    """Process analytics: a heatmap on the diagram, counts over time, durations, slow
+    elements, connectors, tasks past due; filters by version, time range, business key."""
+    params = _insight_params(request)
+    version = int(params["version"]) if params["version"].isdigit() else None
+    try:
+        flt = insight_queries.insight_filter(
+            request.user,
+            key,
+            version=version,
+            days=int(params["days"]),
+            business_key_prefix=params["prefix"],
+        )
+    except NotFound:
+        raise Http404("No such process.") from None
+    except InvalidInput as exc:
+        raise Http404(exc.detail) from None
+    stats = insight_queries.element_statistics(flt)
+    elements = [s for s in stats if s.element_type != insight_queries.PROCESS_TYPE]
+    timeline = insight_queries.over_time(flt, params["interval"])
+    distribution = insight_queries.duration_distribution(stats)
+    shown = _definition_or_404(key, version)
+    label_format = {"hour": "%m-%d %H:00", "day": "%m-%d", "week": "%Y-%m-%d"}[params["interval"]]
+    charts = {
+        "timeline": bar_chart(
+            [row["at"].strftime(label_format) for row in timeline],
+            [
+                ("started", "#2563eb", [row["started"] for row in timeline]),
+                ("completed", "#16a34a", [row["completed"] for row in timeline]),
+                ("incidents", "#dc2626", [row["incidents"] for row in timeline]),
+            ],
+            title="Instances started, completed, and incidents per " + params["interval"],
+            testid="chart-timeline",
+        ),
+        "durations": bar_chart(
+            [row["label"] for row in distribution],
+            [("instances", "#7c3aed", [row["count"] for row in distribution])],
+            title="How long instances took",
+            testid="chart-durations",
+        ),
+    }
+    heat = {
+        s.element_id: {
+            "runs": s.started,
+            "mean_ms": s.mean_ms,
+            "p95_ms": s.p95_ms,
+            "incident_rate": s.incident_rate,
+            "label": {
+                "runs": str(s.started),
+                "mean_ms": insight_queries.short_duration(s.mean_ms),
+                "p95_ms": insight_queries.short_duration(s.p95_ms),
+                "incident_rate": f"{s.incident_rate:.0%}",
+            },
+        }
+        for s in elements
+    }
+    slowest = sorted(elements, key=lambda s: -(s.p95_ms or 0))[:10]
+    return render(
+        request,
+        "processes/insights.html",
+        {
+            "definition": shown,
+            "key": key,
+            "params": params,
+            "versions": list(selectors.version_history(key)),
+            "ranges": RANGES,
+            "metrics": HEAT_METRICS,
+            "intervals": insight_queries.INTERVALS,
+            "charts": charts,
+            "slowest": [
+                (
+                    s,
+                    insight_queries.short_duration(s.mean_ms),
+                    insight_queries.short_duration(s.p95_ms),
+                )
+                for s in slowest
+                if s.ended
+            ],
+            "connectors": [
+                {
+                    **c,
+                    "mean": insight_queries.short_duration(c["mean_ms"]),
+                    "p95": insight_queries.short_duration(c["p95_ms"]),
+                }
+                for c in insight_queries.connector_statistics(stats)
+            ],
+            "overdue": insight_queries.overdue_tasks(flt),
+            "element_runs": insight_queries.slowest_runs(flt, params["element"])
+            if params["element"]
+            else None,
+            "element_stats": next((s for s in stats if s.element_id == params["element"]), None),
+            "totals": next((s for s in stats if s.element_type == "Process"), None),
+            "insights_config": {"xml": shown.bpmn_xml, "heat": heat},
+        },
+    )

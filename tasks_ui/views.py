@@ -269,6 +269,7 @@ def instance_detail(request: HttpRequest, instance_id: str) -> HttpResponse:
         {
             "instance": instance,
             "steps": [(step, step.task_id in my_tasks) for step in steps],
+            "wait_states": selectors.wait_states(instance),
             "variables": shown_variables(instance.variables, summary_names(instance.variables)),
             "events": _history(instance),
             "diagram": diagram,

@@ -278,6 +278,8 @@ BATON_BASE_URL = (
 # Timers: how often the beat fires due timers (and timer start events) and re-sends message
 # and signal deliveries that are due again; a timer fires within about this much of its time.
 BATON_TIMER_INTERVAL_SECONDS = env.float("BATON_TIMER_INTERVAL_SECONDS", default=1)
+# History of element runs (engine.services.element_history): none, activity or full.
+BATON_HISTORY_LEVEL = os.environ.get("BATON_HISTORY_LEVEL", "activity")
 # Who may send messages and signals through the API: the members of these groups
 # (comma-separated), operators and superusers; nobody else (engine/permissions.py).
 BATON_EVENT_SENDER_GROUPS = env_list("BATON_EVENT_SENDER_GROUPS", ["integrations"])

@@ -32,11 +32,14 @@ from engine.exceptions import EngineError, InvalidInput
 from engine.models import ProcessInstance
 from engine.permissions import is_operator
 from engine.selectors import (
+    WAIT_KINDS,
     element_names_of,
     incident_groups,
     instance_diagram,
     repair_choices,
     status_counts,
+    wait_states,
+    waiting_for,
     waiting_for_events,
 )
 from engine.services import (
@@ -84,6 +87,18 @@ class StatusFilter(admin.SimpleListFilter):
         return queryset.filter(status=self.value()) if self.value() else queryset
 
 
+class WaitKindFilter(admin.SimpleListFilter):
+    title = "waiting for"
+    parameter_name = "waiting_for"
+
+    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
+        return list(WAIT_KINDS.items())
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet[Any]) -> QuerySet[Any]:
+        kind = self.value()
+        return waiting_for(queryset, kind) if kind else queryset
+
+
 INCIDENTS_FIRST = OrderBy(
     Case(When(status=Status.INCIDENT, then=Value(0)), default=Value(1), output_field=IntegerField())
 )
@@ -125,6 +140,7 @@ class ProcessInstanceAdmin(admin.ModelAdmin):
     list_display_links = ["short_id"]
     list_filter = [
         StatusFilter,
+        WaitKindFilter,
         "definition__key",
         "definition__version",
         ("created_at", admin.DateFieldListFilter),
@@ -381,6 +397,7 @@ class ProcessInstanceAdmin(admin.ModelAdmin):
             "names": element_names_of(instance.definition_id),
             "diagram": instance_diagram(instance),
             "waiting_for": waiting_for_events(instance),
+            "wait_states": wait_states(instance),
             "human_tasks": instance.human_tasks.order_by("-created_at")[:50],
             "jobs": instance.jobs.order_by("-created_at")[:50],
             "events": instance.events.select_related("actor").order_by("-created_at", "-id")[:200],

@@ -5,11 +5,13 @@ result, repair, ...) and passed explicitly to everything that runs or writes the
 instead of keeping per-operation state on the workflow object itself.
 """
 
+import time
 from dataclasses import dataclass, field
 
 from SpiffWorkflow.task import Task
 
 from .budget import Budget, Limits
+from .element_runs import TaskStates, task_states
 from .events import OutgoingEvent, Waits, outgoing_events, record_thrown_events, waiting_events
 from .workflow import BatonWorkflow
 
@@ -24,6 +26,9 @@ class Run:
     # How many automatic steps (and seconds of them) the operation may still run.
     budget: Budget = field(default_factory=Budget)
     _waits: Waits | None = None
+    # The element tasks' states when the operation began, and when (engine.bpmn.element_runs).
+    task_states: TaskStates = field(default_factory=dict)
+    opened_at: float = field(default_factory=time.time)
 
     def outgoing_events(self) -> list[OutgoingEvent]:
         """What the workflow threw out so far (the same ids on every call)."""
@@ -43,6 +48,6 @@ class Run:
 def start_run(workflow: BatonWorkflow, limits: Limits | None = None) -> Run:
     """Begin an operation on `workflow` (just loaded or just created), within `limits`
     (engine.bpmn.budget: the defaults without)."""
-    run = Run(workflow, budget=Budget(limits or Limits()))
+    run = Run(workflow, budget=Budget(limits or Limits()), task_states=task_states(workflow))
     record_thrown_events(workflow, run.thrown)
     return run

@@ -40,15 +40,18 @@ from .operations import (
     repair_choices,
     status_counts,
 )
+from .wait_states import WAIT_KINDS, WaitState, wait_states, waiting_for
 
 __all__ = [
     "EVENT_PREFETCHES",
     "INBOX_SORTS",
     "MY_WORK_FILTERS",
+    "WAIT_KINDS",
     "IncidentGroup",
     "InstanceCounts",
     "InstanceWaits",
     "Step",
+    "WaitState",
     "current_steps",
     "definition_element_names",
     "element_names_of",
@@ -71,5 +74,7 @@ __all__ = [
     "task_detail_for",
     "tasks_for_user",
     "visible_instances",
+    "wait_states",
+    "waiting_for",
     "waiting_for_events",
 ]

@@ -19,6 +19,7 @@ from engine.models import ProcessInstance, ServiceJob
 
 from . import observed
 from .audit import record_event
+from .element_history import end_open_run, reopen_run
 from .external_task_queue import announce_external_task
 from .handover import hand_over_job_on_commit
 from .instance_status import decide_status, has_active_jobs
@@ -51,6 +52,7 @@ def open_job_incident(instance: ProcessInstance, job: ServiceJob) -> None:
     """The job failed for good (dead): the instance is in incident, with the job's error."""
     job.status = ServiceJob.Status.DEAD
     job.save()
+    end_open_run(instance, job.spiff_task_id, "incident")
     instance.refresh_from_db()  # a rolled-back savepoint may have left changes in memory
     observed.job_incident(instance, had_incident=instance.incident is not None)
     instance.incident = {
@@ -172,6 +174,7 @@ def _retry_dead_jobs(instance: ProcessInstance, run: Run, actor: Person) -> list
             announce_external_task(job.connector)  # its workers fetch it again
         else:
             hand_over_job_on_commit(str(job.id))
+        reopen_run(instance, job.spiff_task_id, actor=actor)
         task = parked_task(run.workflow, job.spiff_task_id)
         name = (task.task_spec.bpmn_name or "") if task is not None else ""
         retried.append(RetriedJob(job.element_id, name, changed))

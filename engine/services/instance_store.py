@@ -40,6 +40,7 @@ from engine.observability import context
 
 from .audit import record_event
 from .definition_cache import definition_specs
+from .element_history import record_element_runs
 from .event_projection import publish_thrown_events, sync_event_subscriptions, sync_timers
 from .failures import record_script_incidents, script_incident
 from .human_task_projection import sync_human_tasks
@@ -90,6 +91,7 @@ def new_run(definition_id: int) -> Run:
     return start_run(new_workflow(spec, subprocess_specs), definition_step_limits(definition_id))
 
 
+FINISHED_STATUSES = (ProcessInstance.Status.COMPLETED, ProcessInstance.Status.TERMINATED)
 _INSTANCE_FIELDS = ("state", "variables", "lock_version", "status", "completed_at", "incident")
 
 
@@ -107,6 +109,14 @@ def persist_workflow(
         try:
             with transaction.atomic():
                 _persist(instance, run, actor=actor, fresh=fresh)
+                record_element_runs(
+                    instance,
+                    run,
+                    actor=actor,
+                    fresh=fresh,
+                    was_finished=before["status"] in FINISHED_STATUSES,
+                    variables_before=before["variables"],
+                )
         except TaskScriptFailed as exc:
             for name, value in before.items():
                 setattr(instance, name, value)

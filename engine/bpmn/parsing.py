@@ -29,6 +29,7 @@ from .event_definitions import (
 )
 from .event_subprocesses import wire_event_subprocess
 from .feel_scripts import FeelScriptTaskParser
+from .io_mappings import io_mapping_overrides
 from .multi_instance import multi_instance_parser_overrides
 from .none_tasks import PassThroughTask, SpiffPassThroughTask
 from .outgoing_flows import outgoing_flow_overrides
@@ -207,7 +208,7 @@ class BatonCamundaParser(_LibraryForm, CamundaParser):
 
     PROCESS_PARSER_CLASS = BatonProcessParser
     AD_HOC_PARSER_CLASS = BatonAdHocParser
-    OVERRIDE_PARSER_CLASSES = with_baton_elements(
+    _ELEMENTS = with_baton_elements(
         {
             **CamundaParser.OVERRIDE_PARSER_CLASSES,
             SERVICE_TASK: (CamundaConnectorTaskParser, ConnectorTask),
@@ -228,6 +229,11 @@ class BatonCamundaParser(_LibraryForm, CamundaParser):
             ),
         }
     )
+    # Camunda 8 zeebe:ioMapping on elements other than service tasks (engine.bpmn.io_mappings).
+    OVERRIDE_PARSER_CLASSES = {
+        **_ELEMENTS,
+        **io_mapping_overrides({**BpmnParser.PARSER_CLASSES, **_ELEMENTS}),
+    }
 
 
 class BatonSpiffParser(_LibraryForm, SpiffBpmnParser):

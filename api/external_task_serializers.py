@@ -63,6 +63,10 @@ class LockedTaskSerializer(serializers.Serializer):
     variables = serializers.DictField(
         help_text="The instance's variables with the task's input parameters over them."
     )
+    headers = serializers.DictField(
+        child=serializers.CharField(allow_blank=True),
+        help_text="The service task's static headers (Camunda 8 zeebe:taskHeaders).",
+    )
 
 
 class WorkerSerializer(serializers.Serializer):

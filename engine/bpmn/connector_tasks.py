@@ -48,6 +48,7 @@ class ConnectorTaskMixin:
         result_mappings: dict[str, ParamSpec] | None = None,
         result_variable: str | None = None,
         retry: dict[str, Any] | None = None,
+        task_headers: dict[str, str] | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(wf_spec, bpmn_id, **kwargs)  # type: ignore[call-arg]
@@ -57,6 +58,8 @@ class ConnectorTaskMixin:
         self.result_mappings = result_mappings or {}
         self.result_variable = result_variable or ("" if result_mappings else f"{bpmn_id}_result")
         self.retry = retry or {}
+        # Camunda 8 `zeebe:taskHeaders`: static texts the connector or worker gets with the job.
+        self.task_headers: dict[str, str] = task_headers or {}
 
     def _run_hook(self, my_task: Task) -> None:
         # Returning None leaves the task STARTED: the engine writes a job for it, and the
@@ -80,13 +83,16 @@ def may_be_external(spec: Any) -> bool:
 
 
 def _connector_attributes(spec: ConnectorTaskMixin) -> dict[str, Any]:
-    return {
+    attributes = {
         "connector": spec.connector,
         "connector_params": spec.connector_params,
         "result_mappings": spec.result_mappings,
         "result_variable": spec.result_variable,
         "retry": spec.retry,
     }
+    if getattr(spec, "task_headers", None):  # specs without headers are stored as before
+        attributes["task_headers"] = spec.task_headers
+    return attributes
 
 
 class ConnectorTaskConverter(TaskSpecConverter):
@@ -227,6 +233,11 @@ class CamundaConnectorTaskParser(TaskParser):
         }
         retries = definition.get("retries")
         retry = {"max_attempts": int(retries)} if retries and retries.isdigit() else {}
+        headers = {
+            header.get("key") or "": header.get("value") or ""
+            for header in self._extension(ZEEBE_NS, "{ns}taskHeaders/{ns}header")
+            if header.get("key")
+        }
         return ConnectorTask(
             self.spec,
             self.bpmn_id,
@@ -234,6 +245,7 @@ class CamundaConnectorTaskParser(TaskParser):
             connector_params=inputs,
             result_mappings=outputs,
             retry=retry,
+            task_headers=headers,
             **self.bpmn_attributes,
         )
 

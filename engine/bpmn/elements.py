@@ -4,6 +4,7 @@ Read once at deploy time from the XML: who may work on a user task (Camunda attr
 SpiffArena lanes), its due date and priority, and its form.
 """
 
+import json
 from typing import Any
 
 from lxml import etree
@@ -96,9 +97,98 @@ def _form(
     return form
 
 
+_ZEEBE_EXTENSION = f"{{{BPMN_NS}}}extensionElements/{{{ZEEBE_NS}}}"
+_EMBEDDED_FORM_PREFIX = "camunda-forms:bpmn:"
+# form-js components Baton renders as fields (Camunda 8 forms), by the field type they become;
+# display-only components are skipped.
+_FORM_JS_TYPES = {
+    "textfield": "string",
+    "textarea": "string",
+    "number": "long",
+    "checkbox": "boolean",
+    "select": "enum",
+    "radio": "enum",
+}
+_FORM_JS_DISPLAY = {"text", "button", "spacer", "separator", "image", "html"}
+
+
+def _form_js_fields(schema: Any) -> list[dict[str, Any]] | None:
+    """A simple Camunda 8 form (form-js schema) as Baton's form fields; None when it holds a
+    component Baton cannot render."""
+    components = schema.get("components") if isinstance(schema, dict) else None
+    if not isinstance(components, list):
+        return None
+    fields = []
+    for component in components:
+        if not isinstance(component, dict):
+            return None
+        kind = component.get("type")
+        if kind in _FORM_JS_DISPLAY:
+            continue
+        if kind not in _FORM_JS_TYPES or not component.get("key"):
+            return None
+        validate = component.get("validate")
+        validate = validate if isinstance(validate, dict) else {}
+        values = component.get("values")
+        values = values if isinstance(values, list) else []
+        default = component.get("defaultValue")
+        fields.append(
+            {
+                "id": str(component["key"]),
+                "type": _FORM_JS_TYPES[kind],
+                "label": str(component.get("label") or component["key"]),
+                "default": None if default is None else str(default),
+                "required": bool(validate.get("required")),
+                "readonly": bool(component.get("readonly")),
+                "constraints": {},
+                "values": [
+                    {"id": str(v.get("value")), "name": str(v.get("label") or v.get("value"))}
+                    for v in values
+                    if isinstance(v, dict)
+                ],
+                "properties": {"textarea": "true"} if kind == "textarea" else {},
+            }
+        )
+    return fields
+
+
+def _zeebe_form(element: etree._Element) -> dict[str, Any] | None:
+    """A Camunda 8 user task's form: an embedded form (`zeebe:formDefinition formKey=
+    "camunda-forms:bpmn:<id>"` naming a `zeebe:userTaskForm`) Baton renders when its fields
+    are simple; any other form (a linked `formId`, a custom `formKey`) is kept on the task as
+    not available in Baton, and the task takes the variables it is completed with, as a
+    Camunda 8 user task does. None for a task that is no Camunda 8 user task."""
+    definition = element.find(f"{_ZEEBE_EXTENSION}formDefinition")
+    if definition is None:
+        if element.find(f"{_ZEEBE_EXTENSION}userTask") is None:
+            return None
+        return {"accepts_undeclared": True}
+    key = (definition.get("formKey") or "").strip()
+    reference = key or (definition.get("formId") or "").strip()
+    if key.startswith(_EMBEDDED_FORM_PREFIX):
+        form_id = key[len(_EMBEDDED_FORM_PREFIX) :]
+        for embedded in element.getroottree().getroot().iter(f"{{{ZEEBE_NS}}}userTaskForm"):
+            if embedded.get("id") != form_id:
+                continue
+            try:
+                fields = _form_js_fields(json.loads(embedded.text or ""))
+            except ValueError:
+                fields = None
+            if fields is not None:
+                return {"type": "camunda", "fields": fields}
+    return {
+        "accepts_undeclared": True,
+        "unavailable": f"The form {reference} is not available in Baton.",
+        "form_key": reference,
+    }
+
+
 def _form_fields(
     element: etree._Element, spiff_props: dict[str, str], json_files: dict[str, Any]
 ) -> dict[str, Any]:
+    zeebe = _zeebe_form(element)
+    if zeebe is not None:
+        return zeebe
     fields = element.findall(
         f"{{{BPMN_NS}}}extensionElements/{{{CAMUNDA_NS}}}formData/{{{CAMUNDA_NS}}}formField"
     )

@@ -8,7 +8,8 @@ dialects into one task spec that runs them as the specification (and Camunda) sa
 - Each instance sees its item under the element variable and its index as `loopCounter`, both
   local to it: they never reach the process's variables. `nrOfInstances` is visible to each.
 - With an output collection (BPMN `loopDataOutputRef`/`outputDataItem`, Camunda 8
-  `outputCollection`/`outputElement`) each instance's output lands at its index: the outputs
+  `outputCollection`/`outputElement`, a path or any FEEL expression evaluated over the
+  instance's variables) each instance's output lands at its index: the outputs
   are in the order of the input, whatever order the instances complete in; instances that do
   not complete leave None. Without one (Camunda 7) what an instance leaves in its data is
   merged into the process's variables, its local variables excepted.
@@ -89,6 +90,7 @@ class BatonMultiInstanceTask(MultiInstanceTask, BpmnSpecMixin):
         element_variable: str | None = None,
         output_collection: str | None = None,
         output_element: list[str] | None = None,
+        output_expression: str | None = None,
         condition: str | None = None,
         **kwargs: Any,
     ) -> None:
@@ -100,6 +102,8 @@ class BatonMultiInstanceTask(MultiInstanceTask, BpmnSpecMixin):
         self.element_variable = element_variable
         self.output_collection = output_collection
         self.output_element = output_element
+        # A Camunda 8 outputElement that is more than a path: evaluated over each instance.
+        self.output_expression = output_expression
 
     # -- starting ---------------------------------------------------------------------------
 
@@ -228,6 +232,8 @@ class BatonMultiInstanceTask(MultiInstanceTask, BpmnSpecMixin):
     def _collect(self, my_task: Task, child: Task, info: dict[str, Any]) -> None:
         if self.output_collection:
             value: Any = child.data
+            if self.output_expression:
+                value = self._evaluate(child, self.output_expression, child.data, "output element")
             for name in self.output_element or []:
                 value = value.get(name) if isinstance(value, Mapping) else None
             outputs = my_task.data.get(self.output_collection)
@@ -369,6 +375,8 @@ def visible_data(task: Task) -> dict[str, Any]:
 class BatonMultiInstanceTaskConverter(BpmnTaskSpecConverter):
     def to_dict(self, spec: BatonMultiInstanceTask) -> dict[str, Any]:
         dct: dict[str, Any] = self.get_default_attributes(spec)
+        if spec.output_expression:  # specs without one are stored as before
+            dct["output_expression"] = spec.output_expression
         dct.update(
             task_spec=spec.task_spec,
             sequential=spec.sequential,
@@ -523,7 +531,13 @@ def _zeebe_loop_reading(element_id: str, zeebe: etree._Element, refuse: Any) -> 
     else:
         path = _feel_path(written, "input collection", element_id, refuse)
         collection = _path_expression(path) if path else None
-    output = _feel_path(zeebe.get("outputElement"), "output element", element_id, refuse)
+    written_output = (zeebe.get("outputElement") or "").strip()
+    output_expression: str | None = None
+    output: str | None = None
+    if written_output.startswith("=") and not _PATH.match(written_output[1:].strip()):
+        output_expression = written_output  # any other FEEL expression (engine.bpmn.expressions)
+    else:
+        output = _feel_path(written_output, "output element", element_id, refuse)
     return {
         "collection": collection,
         "element_variable": _name(zeebe.get("inputElement"), "input element", element_id, refuse),
@@ -531,6 +545,7 @@ def _zeebe_loop_reading(element_id: str, zeebe: etree._Element, refuse: Any) -> 
             zeebe.get("outputCollection"), "output collection", element_id, refuse
         ),
         "output_element": output.split(".") if output else None,
+        "output_expression": output_expression,
     }
 
 
@@ -559,6 +574,7 @@ def _bpmn_loop_reading(element_id: str, loop: etree._Element, refuse: Any) -> di
         "element_variable": _name(element_variable, "element variable", element_id, refuse),
         "output_collection": output_collection,
         "output_element": [output_item] if output_collection and output_item else None,
+        "output_expression": None,
     }
 
 
@@ -575,7 +591,9 @@ def read_loop(activity: etree._Element, loop: etree._Element, refuse: Any) -> di
     )
     condition = _text(_child(loop, "completionCondition"))
     cardinality = _camunda_expression(_text(_child(loop, "loopCardinality")))
-    if reading["output_collection"] and not reading["output_element"]:
+    if reading["output_collection"] and not (
+        reading["output_element"] or reading["output_expression"]
+    ):
         raise refuse(
             f"The multi-instance activity {element_id!r} collects into "
             f"{reading['output_collection']!r} but names no output element (outputDataItem, "
@@ -597,6 +615,9 @@ def read_loop(activity: etree._Element, loop: etree._Element, refuse: Any) -> di
         ),
         "condition": _checked_expression(
             _camunda_expression(condition), "completion condition", element_id, refuse
+        ),
+        "output_expression": _checked_expression(
+            reading["output_expression"], "output element", element_id, refuse
         ),
     }
 

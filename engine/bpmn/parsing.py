@@ -19,6 +19,7 @@ from .connector_tasks import (
     SpiffConnectorTaskParser,
 )
 from .data_objects import DataObjectScopeMixin, NamedDataObjectsProcessMixin
+from .decisions import ResultVariableBusinessRuleTaskParser
 from .end_events import BatonEndEvent
 from .event_definitions import (
     CamundaEventParserMixin,
@@ -27,6 +28,8 @@ from .event_definitions import (
     with_mixin,
 )
 from .event_subprocesses import wire_event_subprocess
+from .feel_scripts import FeelScriptTaskParser
+from .io_mappings import io_mapping_overrides
 from .multi_instance import multi_instance_parser_overrides
 from .none_tasks import PassThroughTask, SpiffPassThroughTask
 from .outgoing_flows import outgoing_flow_overrides
@@ -43,6 +46,8 @@ SERVICE_TASK = full_tag("serviceTask")
 END_EVENT = full_tag("endEvent")
 NONE_TASK = full_tag("task")
 CALL_ACTIVITY = full_tag("callActivity")
+SCRIPT_TASK = full_tag("scriptTask")
+BUSINESS_RULE_TASK = full_tag("businessRuleTask")
 
 
 class _ElementNamesParser(ProcessParser):
@@ -203,18 +208,32 @@ class BatonCamundaParser(_LibraryForm, CamundaParser):
 
     PROCESS_PARSER_CLASS = BatonProcessParser
     AD_HOC_PARSER_CLASS = BatonAdHocParser
-    OVERRIDE_PARSER_CLASSES = with_baton_elements(
+    _ELEMENTS = with_baton_elements(
         {
             **CamundaParser.OVERRIDE_PARSER_CLASSES,
             SERVICE_TASK: (CamundaConnectorTaskParser, ConnectorTask),
             NONE_TASK: (CamundaParser.OVERRIDE_PARSER_CLASSES[NONE_TASK][0], PassThroughTask),
             CALL_ACTIVITY: (CamundaCallActivityParser, CamundaCallActivity),
+            # Camunda 8: zeebe:script (FEEL) and zeebe:calledDecision resultVariable.
+            SCRIPT_TASK: (
+                FeelScriptTaskParser,
+                CamundaParser.OVERRIDE_PARSER_CLASSES[SCRIPT_TASK][1],
+            ),
+            BUSINESS_RULE_TASK: (
+                ResultVariableBusinessRuleTaskParser,
+                CamundaParser.OVERRIDE_PARSER_CLASSES[BUSINESS_RULE_TASK][1],
+            ),
             **event_parser_overrides(
                 {**BpmnParser.PARSER_CLASSES, **CamundaParser.OVERRIDE_PARSER_CLASSES},
                 CamundaEventParserMixin,
             ),
         }
     )
+    # Camunda 8 zeebe:ioMapping on elements other than service tasks (engine.bpmn.io_mappings).
+    OVERRIDE_PARSER_CLASSES = {
+        **_ELEMENTS,
+        **io_mapping_overrides({**BpmnParser.PARSER_CLASSES, **_ELEMENTS}),
+    }
 
 
 class BatonSpiffParser(_LibraryForm, SpiffBpmnParser):

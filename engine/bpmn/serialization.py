@@ -28,10 +28,13 @@ from .connector_tasks import (
     SpiffConnectorTask,
     SpiffConnectorTaskConverter,
 )
+from .decisions import DECISION_CONVERTERS
 from .depth import JOIN_CONVERTERS
 from .end_events import END_EVENT_CONVERTERS
 from .event_definitions import EVENT_DEFINITION_CONVERTERS
 from .event_subprocesses import EVENT_SUBPROCESS_CONVERTERS
+from .feel_scripts import FEEL_SCRIPT_CONVERTERS
+from .io_mappings import IO_MAPPING_CONVERTERS
 from .multi_instance import MULTI_INSTANCE_CONVERTERS
 from .none_tasks import NONE_TASK_CONVERTERS, SPIFF_NONE_TASK_CONVERTERS
 from .outgoing_flows import OUTGOING_FLOW_CONVERTERS
@@ -103,6 +106,9 @@ def serializer_for(dialect: str) -> BpmnWorkflowSerializer:
         config = {**CAMUNDA_CONFIG, ConnectorTask: ConnectorTaskConverter}
         config.update(NONE_TASK_CONVERTERS)
         config.update(CALL_ACTIVITY_CONVERTERS)  # stored as the library's CallActivity
+        config.update(DECISION_CONVERTERS)  # Camunda 8 zeebe:calledDecision resultVariable
+        config.update(FEEL_SCRIPT_CONVERTERS)  # Camunda 8 zeebe:script
+        config.update(IO_MAPPING_CONVERTERS)  # Camunda 8 zeebe:ioMapping
     config[Task] = DataConvertingTaskConverter
     config.update(EVENT_DEFINITION_CONVERTERS)
     config.update(TIMER_CONVERTERS)  # after the library's: stored timers restore as Baton's

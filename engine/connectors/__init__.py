@@ -16,8 +16,13 @@ treated as transient. Modules named `connectors` in installed apps are imported 
 """
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
+
+# Where a job's stored parameters keep the task's static headers (Camunda 8
+# `zeebe:taskHeaders`): not a parameter; given to the connector as `ConnectorCall.headers`
+# and to an external task's worker as its `headers`.
+TASK_HEADERS_KEY = "$task_headers"
 
 
 @dataclass(frozen=True)
@@ -29,6 +34,8 @@ class ConnectorCall:
     attempt: int
     element_id: str
     instance_id: str
+    # The service task's static headers (Camunda 8 `<zeebe:header key= value=/>`).
+    headers: dict[str, str] = field(default_factory=dict)
 
 
 class TransientError(Exception):
@@ -46,6 +53,12 @@ class BusinessError(Exception):
         super().__init__(message)
         self.code = code
         self.details = details
+
+
+def stored_task_headers(parameters: dict[str, Any]) -> dict[str, str]:
+    """The task headers kept in a job's stored parameters (see `TASK_HEADERS_KEY`)."""
+    headers = parameters.get(TASK_HEADERS_KEY)
+    return {str(k): str(v) for k, v in headers.items()} if isinstance(headers, dict) else {}
 
 
 ConnectorFunction = Callable[[dict[str, Any], ConnectorCall], Any]

@@ -30,6 +30,7 @@ from urllib.parse import quote, quote_plus
 from django.conf import settings
 
 from engine.bpmn.connector_tasks import ParamPath
+from engine.connectors import TASK_HEADERS_KEY
 
 # A name ends in a letter, digit or underscore, so "see secret:X." names "X".
 REFERENCE = re.compile(r"(?<![\w])secret:([A-Za-z_][A-Za-z0-9_]*(?:[.-][A-Za-z0-9_]+)*)")
@@ -119,7 +120,9 @@ def resolve_parameters(stored: dict[str, Any], used: list[str]) -> dict[str, Any
     """The parameters a connector gets: the stored ones with references in literal text
     replaced by their values, which are added to `used` (and redacted in this process's
     logs from now on). Text anywhere else is left as it is."""
-    params = json.loads(json.dumps({k: v for k, v in stored.items() if k != LITERALS_KEY}))
+    params = json.loads(
+        json.dumps({k: v for k, v in stored.items() if k not in (LITERALS_KEY, TASK_HEADERS_KEY)})
+    )
     for path in stored.get(LITERALS_KEY) or []:
         try:
             _resolve_at(params, list(path), used)

@@ -25,6 +25,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from engine.actors import Person
+from engine.connectors import TASK_HEADERS_KEY, stored_task_headers
 from engine.connectors.secrets import LITERALS_KEY
 from engine.exceptions import Conflict, InvalidInput, NotFound
 from engine.models import ProcessInstance, ServiceJob
@@ -74,6 +75,8 @@ class LockedTask:
     retries: int
     error_message: str
     variables: dict[str, Any] = field(default_factory=dict)
+    # The service task's static headers (Camunda 8 zeebe:taskHeaders).
+    headers: dict[str, str] = field(default_factory=dict)
 
 
 def require_worker(actor: Person) -> None:
@@ -103,7 +106,9 @@ def _check_topics(topics: list[TopicRequest]) -> None:
 def _worker_variables(job: ServiceJob, wanted: list[str] | None) -> dict[str, Any]:
     """The instance's variables with the task's input parameters over them. Secret
     references stay references: secrets are resolved only on Baton's own workers."""
-    parameters = {k: v for k, v in job.parameters.items() if k != LITERALS_KEY}
+    parameters = {
+        k: v for k, v in job.parameters.items() if k not in (LITERALS_KEY, TASK_HEADERS_KEY)
+    }
     variables = {**(job.instance.variables or {}), **parameters}
     if wanted is None:
         return variables
@@ -129,6 +134,7 @@ def _locked_task(job: ServiceJob, wanted: list[str] | None) -> LockedTask:
         retries=_retries_left(job),
         error_message=job.last_error,
         variables=_worker_variables(job, wanted),
+        headers=stored_task_headers(job.parameters),
     )
 
 

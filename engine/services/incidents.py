@@ -13,6 +13,7 @@ from engine.bpmn.failures import failed_tasks, retry_failed_tasks
 from engine.bpmn.run import Run
 from engine.bpmn.types import Workflow
 from engine.bpmn.walks import parked_task, parked_task_ids
+from engine.connectors import TASK_HEADERS_KEY
 from engine.connectors.secrets import LITERALS_KEY
 from engine.exceptions import Conflict, InvalidInput, TaskScriptFailed
 from engine.models import ProcessInstance, ServiceJob
@@ -197,7 +198,7 @@ def _reevaluate(job: ServiceJob, run: Run, actor: Person) -> list[str]:
                 f"Nothing was retried: a parameter of {job.element_id} cannot be evaluated from "
                 f"the current variables ({exc.detail}). Fix the variables and retry."
             ) from None
-    names = sorted((set(parameters) | set(job.parameters)) - {LITERALS_KEY})
+    names = sorted((set(parameters) | set(job.parameters)) - {LITERALS_KEY, TASK_HEADERS_KEY})
     changed = [name for name in names if parameters.get(name) != job.parameters.get(name)]
     job.history = [
         *job.history,

@@ -12,7 +12,13 @@ import time
 
 from django.db import connection
 
-from engine.connectors import BusinessError, ConnectorCall, TransientError, get_connector
+from engine.connectors import (
+    BusinessError,
+    ConnectorCall,
+    TransientError,
+    get_connector,
+    stored_task_headers,
+)
 from engine.connectors.outbound import OutboundRefused
 from engine.connectors.secrets import MissingSecret, redact, resolve_parameters
 from engine.jsonable import json_safe
@@ -108,6 +114,7 @@ def _call(claim: ClaimedJob) -> Outcome:
             attempt=claim.attempt,
             element_id=claim.element_id,
             instance_id=claim.instance_id,
+            headers=stored_task_headers(claim.parameters),
         )
         result = function(params, call)
         return Outcome(result=redact(json_safe(result), secrets), secrets=secrets)

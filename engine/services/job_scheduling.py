@@ -22,7 +22,7 @@ from engine.bpmn.scripting import ScriptError, describe_error
 from engine.bpmn.types import Workflow, WorkflowError
 from engine.bpmn.types import WorkflowTask as Task
 from engine.bpmn.walks import started_connector_tasks
-from engine.connectors import get_connector, secrets
+from engine.connectors import TASK_HEADERS_KEY, get_connector, secrets
 from engine.exceptions import TaskScriptFailed
 from engine.jsonable import json_safe
 from engine.models import ProcessInstance, ServiceJob
@@ -45,8 +45,9 @@ def _literal_secret_paths(task: Task) -> list[ParamPath]:
     """Where literal text of the diagram names secrets. A secret named in an expression is
     refused: its value would come from whatever the expression computes."""
     spec: ConnectorTaskMixin = task.task_spec
-    if secrets.LITERALS_KEY in spec.connector_params:
-        raise _failed(task, f"{secrets.LITERALS_KEY!r} is not a parameter name Baton allows.")
+    for reserved in (secrets.LITERALS_KEY, TASK_HEADERS_KEY):
+        if reserved in spec.connector_params:
+            raise _failed(task, f"{reserved!r} is not a parameter name Baton allows.")
     paths = []
     for name, tree in spec.connector_params.items():
         for path, literal, text in param_leaves(tree, [name]):
@@ -77,7 +78,10 @@ def evaluate_parameters(task: Task) -> dict[str, Any]:
         }
     except (WorkflowError, ScriptError) as exc:
         raise _failed(task, describe_error(exc)) from None
-    return secrets.mark_literals(dict(json_safe(values)), paths)
+    stored = secrets.mark_literals(dict(json_safe(values)), paths)
+    if getattr(spec, "task_headers", None):
+        stored[TASK_HEADERS_KEY] = dict(spec.task_headers)
+    return stored
 
 
 def _open_jobs_of_parked_tasks(

@@ -47,6 +47,12 @@ def echo(parameters: dict[str, Any], call: ConnectorCall) -> Any:
     return dict(parameters)
 
 
+@connector("conformance.headers")
+def headers(parameters: dict[str, Any], call: ConnectorCall) -> Any:
+    """Answers with the task headers of the call (Camunda 8 zeebe:taskHeaders)."""
+    return dict(call.headers)
+
+
 @connector("conformance.fail")
 def fail(parameters: dict[str, Any], call: ConnectorCall) -> Any:
     """Fails for certain: throws the BPMN error `code` of its parameters."""

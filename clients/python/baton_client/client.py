@@ -37,6 +37,7 @@ class ExternalTask:
     retries: int
     error_message: str
     variables: dict[str, Any] = field(default_factory=dict)
+    headers: dict[str, str] = field(default_factory=dict)
 
     @classmethod
     def from_json(cls, body: dict[str, Any]) -> "ExternalTask":

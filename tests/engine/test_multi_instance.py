@@ -519,3 +519,19 @@ def test_thousands_of_parallel_instances_collect_in_order():
     instance = start_instance(key="mi_many")
     assert instance.status == ProcessInstance.Status.COMPLETED
     assert instance.variables["counters"] == list(range(3000))
+
+
+def test_a_juel_completion_condition_and_cardinality_are_read_as_juel():
+    """Finding 2.2: `${...}` in a completion condition or a cardinality is JUEL (&&, ==)."""
+    task = (
+        '<bpmn:scriptTask id="work" scriptFormat="python">'
+        '<bpmn:multiInstanceLoopCharacteristics isSequential="true">'
+        "<bpmn:loopCardinality>${rounds + 1}</bpmn:loopCardinality>"
+        "<bpmn:completionCondition>${nrOfCompletedInstances &gt;= 2 &amp;&amp; x == 1}"
+        "</bpmn:completionCondition></bpmn:multiInstanceLoopCharacteristics>"
+        "<bpmn:script>x = 1\ncount = count + 1</bpmn:script></bpmn:scriptTask>"
+    )
+    deploy_xml("mi_juel", diagram("mi_juel", task))
+    instance = start_instance(key="mi_juel", variables={"rounds": 4, "count": 0})
+    assert instance.status == ProcessInstance.Status.COMPLETED
+    assert instance.variables["count"] == 2

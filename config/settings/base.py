@@ -368,6 +368,9 @@ DATA_UPLOAD_MAX_NUMBER_FILES = env.int("BATON_MAX_DEPLOYMENT_FILES", default=100
 # its files, and how deeply its XML may nest. A start costs web CPU in proportion to the size
 # of its process, so the element cap bounds that too.
 BATON_MAX_DIAGRAM_ELEMENTS = env.int("BATON_MAX_DIAGRAM_ELEMENTS", default=5000)
+# How many instances one multi-instance activity may have (its cardinality or the size of its
+# collection): more is an incident naming the activity and the limit.
+BATON_MAX_MULTI_INSTANCES = env.int("BATON_MAX_MULTI_INSTANCES", default=10_000)
 # libxml2 refuses documents deeper than 256 levels anyway.
 BATON_MAX_XML_DEPTH = min(env.int("BATON_MAX_XML_DEPTH", default=64), 255)
 # How deeply lists and objects may nest in JSON bodies and stored variables.

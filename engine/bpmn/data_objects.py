@@ -12,7 +12,7 @@ level below (BPMN 10.4.1). The library looks one level up only, and loops for ev
 data object is two levels up; Baton's task parsers look through every enclosing level.
 """
 
-from collections import Counter
+from collections import Counter, defaultdict
 from typing import Any
 
 from lxml import etree
@@ -28,18 +28,14 @@ def _identifier(text: str | None) -> str | None:
     return value if value.isidentifier() else None
 
 
-def _proposed_name(data_object: etree._Element) -> str:
+def _proposed_name(data_object: etree._Element, labels: dict[str, set[str]]) -> str:
     own = _identifier(data_object.get("name"))
     if own:
         return own
     object_id = data_object.get("id") or ""
-    names = {
-        (ref.get("name") or "").strip()
-        for ref in data_object.getroottree().iter(REFERENCE_TAG)
-        if ref.get("dataObjectRef") == object_id and (ref.get("name") or "").strip()
-    }
+    names = labels.get(object_id, set())
     if len(names) == 1:
-        shared = _identifier(names.pop())
+        shared = _identifier(next(iter(names)))
         if shared:
             return shared
     return object_id
@@ -47,13 +43,33 @@ def _proposed_name(data_object: etree._Element) -> str:
 
 def data_object_names(container: etree._Element) -> dict[str, str]:
     """Data object id -> variable name, for the data objects `container` declares. Names two
-    of them would share fall back to the ids."""
+    of them would share fall back to the ids. One pass over the container's references."""
     objects = list(container.iterchildren(DATA_OBJECT_TAG))
-    proposed = {obj.get("id") or "": _proposed_name(obj) for obj in objects}
+    if not objects:
+        return {}
+    labels: dict[str, set[str]] = defaultdict(set)
+    for ref in container.iter(REFERENCE_TAG):
+        label = (ref.get("name") or "").strip()
+        if label:
+            labels[ref.get("dataObjectRef") or ""].add(label)
+    proposed = {obj.get("id") or "": _proposed_name(obj, labels) for obj in objects}
     taken = Counter(proposed.values())
     return {
         object_id: name if taken[name] == 1 else object_id for object_id, name in proposed.items()
     }
+
+
+_NAMES_ATTRIBUTE = "_baton_data_object_names"
+
+
+def parser_data_object_names(process_parser: Any) -> dict[str, str]:
+    """`data_object_names` of a process parser's node, computed once per parser (a parser
+    reads one container: every data object and every reference asks it again)."""
+    names: dict[str, str] | None = getattr(process_parser, _NAMES_ATTRIBUTE, None)
+    if names is None:
+        names = data_object_names(process_parser.node)
+        setattr(process_parser, _NAMES_ATTRIBUTE, names)
+    return names
 
 
 class NamedDataObjectsProcessMixin:
@@ -63,7 +79,7 @@ class NamedDataObjectsProcessMixin:
 
     def parse_data_object(self, obj: etree._Element) -> Any:
         spec = super().parse_data_object(obj)  # type: ignore[misc]
-        spec.bpmn_id = data_object_names(self.node).get(obj.get("id") or "", spec.bpmn_id)
+        spec.bpmn_id = parser_data_object_names(self).get(obj.get("id") or "", spec.bpmn_id)
         return spec
 
 
@@ -79,7 +95,7 @@ class DataObjectScopeMixin:
         object_id = ref.get("dataObjectRef") or ""
         current = self.process_parser
         while current is not None:
-            name = data_object_names(current.node).get(object_id, object_id)
+            name = parser_data_object_names(current).get(object_id, object_id)
             found = current.spec.data_objects.get(name)
             if found is not None:
                 return found

@@ -53,6 +53,7 @@ from .cron import CronSchedule, looks_like_cron
 from .event_subprocesses import BatonConditionalEventDefinition
 from .expressions import is_expression
 from .schedules import recurring_interval
+from .scripting import ScriptSyntaxError, check_syntax
 from .timers import reading_clock
 from .xml import BPMN_NS, CAMUNDA_NS
 
@@ -138,13 +139,21 @@ class EventParserMixin:
 
     def parse_conditional_event(self, event: etree._Element) -> BatonConditionalEventDefinition:
         definition = super().parse_conditional_event(event)  # type: ignore[misc]
+        # `${...}` JUEL and `= ...` FEEL stay as written: engine.bpmn.expressions reads them
+        # when the condition is evaluated, as everywhere else; anything else is Python.
         expression = (definition.expression or "").strip()
-        if expression.startswith("${") and expression.endswith("}"):
-            expression = expression[2:-1].strip()
         if not expression:
             raise ValidationException(
                 "The conditional event has no condition.", node=self.node, file_name=self.filename
             )
+        try:
+            check_syntax(expression, expression=True)
+        except ScriptSyntaxError as exc:
+            raise ValidationException(
+                f"The condition {expression!r} of the conditional event cannot be read: {exc}",
+                node=self.node,
+                file_name=self.filename,
+            ) from None
         return BatonConditionalEventDefinition(expression, description=definition.description)
 
     def parse_timer_event(self, event: etree._Element) -> TimerEventDefinition:

@@ -35,7 +35,9 @@ import copy
 import re
 from collections.abc import Mapping
 from typing import Any
+from uuid import UUID
 
+from django.conf import settings
 from lxml import etree
 from SpiffWorkflow.bpmn.exceptions import WorkflowTaskException
 from SpiffWorkflow.bpmn.parser.ValidationException import ValidationException
@@ -63,6 +65,11 @@ ITEMS = "baton_mi_items"
 INSTANCE = "baton_mi_instance"
 
 _PATH = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$")
+
+
+def max_instances() -> int:
+    """How many instances one multi-instance activity may have (BATON_MAX_MULTI_INSTANCES)."""
+    return int(settings.BATON_MAX_MULTI_INSTANCES)
 
 
 def _path_expression(path: str) -> str:
@@ -139,10 +146,9 @@ class BatonMultiInstanceTask(MultiInstanceTask, BpmnSpecMixin):
     def _items(self, my_task: Task) -> list[Any] | dict[str, Any]:
         if self.collection is not None:
             value = self._evaluate(my_task, self.collection, my_task.data, "input collection")
-            if isinstance(value, Mapping):
-                return dict(value)
-            if isinstance(value, (list, tuple)):
-                return list(value)
+            if isinstance(value, (Mapping, list, tuple)):
+                self._check_count(my_task, len(value), f"input collection {self.collection!r}")
+                return dict(value) if isinstance(value, Mapping) else list(value)
             raise WorkflowTaskException(
                 f"The input collection {self.collection!r} of the multi-instance activity "
                 f"{self.bpmn_id!r} is {type(value).__name__}, not a list.",
@@ -155,7 +161,19 @@ class BatonMultiInstanceTask(MultiInstanceTask, BpmnSpecMixin):
                 f"{self.bpmn_id!r} is {value!r}, not a whole number of 0 or more.",
                 task=my_task,
             )
+        self._check_count(my_task, value, f"loop cardinality {self.cardinality!r}")
         return list(range(value))
+
+    def _check_count(self, my_task: Task, count: int, source: str) -> None:
+        limit = max_instances()
+        if count > limit:
+            raise WorkflowTaskException(
+                f"The {source} of the multi-instance activity {self.bpmn_id!r} asks for "
+                f"{count} instances; the limit is {limit} (BATON_MAX_MULTI_INSTANCES). Split "
+                "the items into batches (a multi-instance call activity over batches) or "
+                "raise the limit.",
+                task=my_task,
+            )
 
     def _evaluate(self, task: Task, expression: str, context: dict[str, Any], what: str) -> Any:
         try:
@@ -219,7 +237,7 @@ class BatonMultiInstanceTask(MultiInstanceTask, BpmnSpecMixin):
             self._collect(my_task, child, info)
             body["completed"] += 1
             info["merged"] = True
-        self._forget_finished(my_task, keep=child)
+        self._forget_merged(my_task, keep=child)
         if self._condition_holds(my_task, child):
             for instance in self._running_instances(my_task):
                 instance.cancel()
@@ -270,26 +288,46 @@ class BatonMultiInstanceTask(MultiInstanceTask, BpmnSpecMixin):
             if c.task_spec.name == self.task_spec and not c.has_state(TaskState.FINISHED_MASK)
         ]
 
-    def _forget_finished(self, my_task: Task, keep: Task | None = None) -> None:
-        """Remove the instances that completed and were merged (all but `keep`, whose
-        completion is still running; at the end the cancelled ones too), with their
-        subprocesses; what completed in them is kept on the activity (`removed_completions`)."""
+    def _forget_merged(self, my_task: Task, keep: Task) -> None:
+        """Remove the instance merged before `keep` (whose completion is still running: it
+        is removed at the next merge, or with the activity): one instance per merge, so a
+        merge costs the same whatever the number of instances."""
+        body = my_task.internal_data[BODY]
+        previous = body.pop("merged", None)
+        body["merged"] = str(keep.id)
+        if previous is None or previous == str(keep.id):
+            return
+        instance = my_task.workflow.tasks.get(UUID(previous))
+        if (
+            instance is not None
+            and instance.parent is my_task
+            and instance.state == TaskState.COMPLETED
+        ):
+            self._forget(my_task, instance)
+
+    def _forget_finished(self, my_task: Task) -> None:
+        """Remove every instance that completed or was cancelled, when the activity
+        completes."""
+        my_task.internal_data[BODY].pop("merged", None)
+        for instance in list(my_task.children):
+            if instance.task_spec.name == self.task_spec and instance.state in (
+                TaskState.COMPLETED,
+                TaskState.CANCELLED,
+            ):
+                self._forget(my_task, instance)
+
+    def _forget(self, my_task: Task, instance: Task) -> None:
+        """Remove a finished instance with its subprocesses; what completed in them is kept
+        on the activity (`removed_completions`)."""
         top = my_task.workflow.top_workflow
         done = my_task.internal_data[BODY].setdefault("done", [])
-        for instance in list(my_task.children):
-            if instance is keep or instance.task_spec.name != self.task_spec:
-                continue
-            if instance.state != TaskState.COMPLETED and not (
-                keep is None and instance.state == TaskState.CANCELLED
-            ):
-                continue
-            if instance.state == TaskState.COMPLETED:
-                done.append([instance.last_state_change, self.bpmn_id])
-            subprocess = top.subprocesses.get(instance.id)
-            if subprocess is not None:
-                done.extend(completions_inside(top, subprocess))
-                top.delete_subprocess(instance)
-            my_task.workflow._remove_task(instance.id)
+        if instance.state == TaskState.COMPLETED:
+            done.append([instance.last_state_change, self.bpmn_id])
+        subprocess = top.subprocesses.get(instance.id)
+        if subprocess is not None:
+            done.extend(completions_inside(top, subprocess))
+            top.delete_subprocess(instance)
+        my_task.workflow._remove_task(instance.id)
 
     def _on_complete_hook(self, my_task: Task) -> None:
         self._forget_finished(my_task)

@@ -75,7 +75,15 @@ class BatonWorkflow(UnboundedWalks, BpmnWorkflow):
     ) -> bool:
         """The library's, but a task is run only while it is still READY (an interruption may
         have cancelled it since the step began), and a pending interruption is applied as
-        soon as the task that caused it has finished."""
+        soon as the task that caused it has finished.
+
+        A copy of `BpmnWorkflow._do_engine_steps` in SpiffWorkflow 3.2.0
+        (SpiffWorkflow/bpmn/workflow.py, lines 141-166): the library offers no hook inside
+        its loop. What differs is only inside `update_workflow`: the `task.state != READY`
+        check before running a task, `interrupt_activities_that_caught_errors` after a task
+        that throws an error, and `apply_interruptions()` after each task; the subprocess
+        loop and the return value are the library's as they are. On upgrading SpiffWorkflow,
+        compare the library's method with this one and carry its changes over."""
 
         def update_workflow(wf: BpmnSubWorkflow | BpmnWorkflow) -> int:
             count = 0

@@ -51,22 +51,36 @@ _CREDENTIAL_NAME = re.compile(
 )
 
 
+# A path segment or query value that looks like a token (a webhook's key, a bot token, an
+# access token in the path): 16 or more characters of letters, digits, _ and -, or any with ':'.
+_TOKEN_LIKE = re.compile(r"^[A-Za-z0-9_-]{16,}$")
+MASK = "***"
+
+
+def _masked(value: str) -> str:
+    return MASK if _TOKEN_LIKE.match(value) or ":" in value else value
+
+
 def shown_url(url: str) -> str:
-    """The URL of a call as an incident may show it: the values of query parameters named like
-    credentials (token, api_key, signature, ...) and a password in it are masked. Values from
-    the secret store are masked wherever they stand by the worker (secrets.redact)."""
+    """The URL of a call as an incident may show it: scheme, host and path, with any userinfo
+    (user and password) masked entirely, and token-like path segments masked (see
+    `_TOKEN_LIKE`); in the query, the values of parameters named like credentials (token,
+    api_key, signature, ...) and token-like values masked. Values from the secret store are
+    masked wherever they stand by the worker (secrets.redact)."""
     try:
         parts = urlsplit(url)
         pairs = parse_qsl(parts.query, keep_blank_values=True)
-        netloc = parts.netloc
-        if "@" in netloc:
-            user, _, host = netloc.rpartition("@")
-            netloc = f"{user.split(':')[0]}:***@{host}" if ":" in user else netloc
+        host = parts.netloc.rpartition("@")[2]
+        netloc = f"{MASK}@{host}" if "@" in parts.netloc else host
+        path = "/".join(_masked(segment) for segment in parts.path.split("/"))
         query = urlencode(
-            [(name, "***" if _CREDENTIAL_NAME.search(name) else value) for name, value in pairs],
+            [
+                (name, MASK if _CREDENTIAL_NAME.search(name) else _masked(value))
+                for name, value in pairs
+            ],
             safe="*",
         )
-        return urlunsplit((parts.scheme, netloc, parts.path, query, ""))
+        return urlunsplit((parts.scheme, netloc, path, query, ""))
     except ValueError:
         return "(an invalid URL)"
 

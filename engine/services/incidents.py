@@ -125,7 +125,8 @@ def retry_instance(
         changed = change_workflow_variables(
             instance, run.workflow, actor=actor, variables=variables, remove=names
         )
-        jobs = _retry_dead_jobs(instance, run, actor)
+        with running_as(actor, instance):  # parameters evaluated as the instance's code
+            jobs = _retry_dead_jobs(instance, run, actor)
         instance.incident = None
         if not failed_tasks(run.workflow) and not changed:
             instance.status = decide_status(instance.status, active_jobs=has_active_jobs(instance))

@@ -415,3 +415,25 @@ def test_an_interrupting_boundary_event_on_a_subprocess_cancels_what_runs_inside
     assert instance.human_tasks.get(element_id="inside").status == HumanTask.Status.CANCELLED
     assert not instance.timers.exists()
     assert not instance.signal_subscriptions.exists()
+
+
+def test_a_juel_condition_on_a_conditional_event_is_read_as_juel(approver):
+    """`${...}` is JUEL wherever a diagram holds an expression, conditional events included
+    (finding 2.1: the wrapper was stripped and the inside read as Python)."""
+    deploy_xml(
+        conditional_process(
+            "juel_until", condition("${level != '1' &amp;&amp; !empty level}"), catch=True
+        )
+    )
+    instance = start_instance(key="juel_until", variables={"level": "1"})
+    assert open_task_elements(instance) == {"raise_level"}
+    complete(instance, "raise_level", approver, level="8")
+    assert open_task_elements(instance) == {"high"}
+
+
+def test_a_conditional_event_whose_condition_cannot_be_read_is_refused():
+    with pytest.raises(DeploymentInvalid) as refused:
+        deploy_xml(
+            conditional_process("juel_bad", condition("${level &gt;&gt; &amp;&amp; 1}"), catch=True)
+        )
+    assert "not valid JUEL" in str(refused.value)

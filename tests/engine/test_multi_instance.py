@@ -449,3 +449,89 @@ def test_a_loop_failing_at_run_time_is_an_incident_naming_it(loop, variables, er
     assert instance.incident is not None
     assert instance.incident["element_id"] == "work"
     assert error in instance.incident["error"]
+
+
+# -- limits -----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("loop", "variables", "source"),
+    [
+        (
+            "<bpmn:multiInstanceLoopCharacteristics>"
+            "<bpmn:loopCardinality>rounds</bpmn:loopCardinality>"
+            "</bpmn:multiInstanceLoopCharacteristics>",
+            {"rounds": 4},
+            "The loop cardinality 'rounds'",
+        ),
+        (
+            '<bpmn:multiInstanceLoopCharacteristics camunda:collection="items" '
+            'camunda:elementVariable="item" isSequential="true" />',
+            {"items": {"a": 1, "b": 2, "c": 3, "d": 4}},
+            "The input collection 'items'",
+        ),
+    ],
+    ids=["cardinality", "collection"],
+)
+def test_more_instances_than_the_limit_is_an_incident_naming_the_activity_and_limit(
+    settings, loop, variables, source
+):
+    settings.BATON_MAX_MULTI_INSTANCES = 3
+    task = (
+        f'<bpmn:scriptTask id="work" scriptFormat="python">{loop}'
+        "<bpmn:script>x = 1</bpmn:script></bpmn:scriptTask>"
+    )
+    deploy_xml("mi_limit", diagram("mi_limit", task))
+    instance = start_instance(key="mi_limit", variables=variables)
+    assert instance.status == ProcessInstance.Status.INCIDENT
+    assert instance.incident is not None
+    assert instance.incident["element_id"] == "work"
+    error = instance.incident["error"]
+    assert source in error and "'work'" in error
+    assert "4 instances; the limit is 3 (BATON_MAX_MULTI_INSTANCES)" in error
+
+
+def test_as_many_instances_as_the_limit_run(settings):
+    settings.BATON_MAX_MULTI_INSTANCES = 3
+    task = (
+        '<bpmn:scriptTask id="work" scriptFormat="python">'
+        "<bpmn:multiInstanceLoopCharacteristics><bpmn:loopCardinality>3</bpmn:loopCardinality>"
+        "</bpmn:multiInstanceLoopCharacteristics><bpmn:script>x = 1</bpmn:script>"
+        "</bpmn:scriptTask>"
+    )
+    deploy_xml("mi_at_limit", diagram("mi_at_limit", task))
+    instance = start_instance(key="mi_at_limit")
+    assert instance.status == ProcessInstance.Status.COMPLETED
+
+
+def test_thousands_of_parallel_instances_collect_in_order():
+    """Each merge removes one finished instance, not a walk over all of them (quadratic)."""
+    task = (
+        '<bpmn:scriptTask id="work" scriptFormat="python">'
+        "<bpmn:multiInstanceLoopCharacteristics>"
+        "<bpmn:loopCardinality>3000</bpmn:loopCardinality>"
+        "<bpmn:loopDataOutputRef>counters</bpmn:loopDataOutputRef>"
+        '<bpmn:outputDataItem id="seen" name="seen" />'
+        "</bpmn:multiInstanceLoopCharacteristics><bpmn:script>seen = loopCounter</bpmn:script>"
+        "</bpmn:scriptTask>"
+    )
+    deploy_xml("mi_many", diagram("mi_many", task))
+    instance = start_instance(key="mi_many")
+    assert instance.status == ProcessInstance.Status.COMPLETED
+    assert instance.variables["counters"] == list(range(3000))
+
+
+def test_a_juel_completion_condition_and_cardinality_are_read_as_juel():
+    """Finding 2.2: `${...}` in a completion condition or a cardinality is JUEL (&&, ==)."""
+    task = (
+        '<bpmn:scriptTask id="work" scriptFormat="python">'
+        '<bpmn:multiInstanceLoopCharacteristics isSequential="true">'
+        "<bpmn:loopCardinality>${rounds + 1}</bpmn:loopCardinality>"
+        "<bpmn:completionCondition>${nrOfCompletedInstances &gt;= 2 &amp;&amp; x == 1}"
+        "</bpmn:completionCondition></bpmn:multiInstanceLoopCharacteristics>"
+        "<bpmn:script>x = 1\ncount = count + 1</bpmn:script></bpmn:scriptTask>"
+    )
+    deploy_xml("mi_juel", diagram("mi_juel", task))
+    instance = start_instance(key="mi_juel", variables={"rounds": 4, "count": 0})
+    assert instance.status == ProcessInstance.Status.COMPLETED
+    assert instance.variables["count"] == 2

@@ -130,3 +130,50 @@ def test_retry_without_a_change_keeps_the_request_and_its_key(
     assert sent[0].headers["Idempotency-Key"] == sent[1].headers["Idempotency-Key"]
     job = ServiceJob.objects.get(instance=instance)
     assert job.history[0]["changed"] == []
+
+
+# SpiffArena's parameters are Python expressions, which may call instance_id().
+SPIFF_LOOKUP = """<?xml version="1.0" encoding="UTF-8"?>
+<bpmn:definitions xmlns:bpmn="http://www.omg.org/spec/BPMN/20100524/MODEL"
+    xmlns:spiffworkflow="http://spiffworkflow.org/bpmn/schema/1.0/core" id="d" targetNamespace="x">
+  <bpmn:process id="retry_inside" isExecutable="true">
+    <bpmn:startEvent id="start" />
+    <bpmn:serviceTask id="lookup" name="Look up">
+      <bpmn:extensionElements>
+        <spiffworkflow:serviceTaskOperator id="http/GetRequest" resultVariable="response">
+          <spiffworkflow:parameters>
+            <spiffworkflow:parameter id="url" type="str"
+                value="api + '/customers/unknown-42?instance=' + instance_id()" />
+          </spiffworkflow:parameters>
+        </spiffworkflow:serviceTaskOperator>
+      </bpmn:extensionElements>
+    </bpmn:serviceTask>
+    <bpmn:endEvent id="end" />
+    <bpmn:sequenceFlow id="f1" sourceRef="start" targetRef="lookup" />
+    <bpmn:sequenceFlow id="f2" sourceRef="lookup" targetRef="end" />
+  </bpmn:process>
+</bpmn:definitions>
+"""
+
+
+def test_retry_reevaluates_inside_the_instance(celery_workers: Workers, fake_api: FakeApi) -> None:
+    """The parameters are evaluated again as the instance's own code: instance_id() is the
+    instance's id (finding 2.3: it was None outside `running_as`)."""
+    fake_api.reply("/customers/unknown-42", Reply(404, {"detail": "no such customer"}))
+    deploy(
+        name="retry_inside",
+        files=[UploadedFile("retry_inside.bpmn", SPIFF_LOOKUP.encode())],
+        actor=None,
+    )
+    instance = start_instance(key="retry_inside", variables={"api": fake_api.base_url})
+    wait_until(lambda: finished(instance), what="the incident")
+    assert instance.status == "incident"
+    fake_api.reply("/customers/unknown-42", Reply(200, {"name": "Ursula"}))
+
+    retry_instance(instance_id=str(instance.id), actor=operator())
+    wait_until(lambda: finished(instance), what="the retried instance to finish")
+
+    assert instance.status == "completed"
+    job = ServiceJob.objects.get(instance=instance)
+    assert job.parameters["url"].endswith(f"/customers/unknown-42?instance={instance.id}")
+    assert job.history[-1]["changed"] == []

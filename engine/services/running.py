@@ -49,9 +49,13 @@ def _script_user(actor: Actor) -> UserLookup | None:
 
 
 @contextlib.contextmanager
-def running_as(actor: Actor, instance: ProcessInstance | None = None) -> Iterator[None]:
+def running_as(
+    actor: Actor, instance: ProcessInstance | None = None, *, completing: str | None = None
+) -> Iterator[None]:
     """Run workflow code on behalf of `actor` in `instance`: scripts see them as the current
     user and `instance_id()` as the instance, with the process's script time limit.
+    `completing`: the element id of the human task `actor` is completing (its row is marked
+    completed after the run; SpiffArena's `get_last_user_completing_task` already sees it).
 
     A script failure that belongs to no task (and so cannot become an incident) raises
     `ScriptFailed`, which rolls the whole operation back. Engine steps (`run_engine_steps`,
@@ -67,7 +71,7 @@ def running_as(actor: Actor, instance: ProcessInstance | None = None) -> Iterato
                 instance_id=str(instance.pk) if instance is not None else None,
                 time_limit=limit,
                 reuse_key=f"definition {instance.definition_id}" if instance is not None else None,
-                facts=_DatabaseFacts(instance) if instance is not None else None,
+                facts=_DatabaseFacts(instance, actor, completing) if instance is not None else None,
             ),
         ):
             yield
@@ -85,8 +89,10 @@ def running_as(actor: Actor, instance: ProcessInstance | None = None) -> Iterato
 class _DatabaseFacts(InstanceFacts):
     """SpiffArena's helpers' answers about `instance`, from its rows."""
 
-    def __init__(self, instance: ProcessInstance) -> None:
+    def __init__(self, instance: ProcessInstance, actor: Actor, completing: str | None) -> None:
         self.instance = instance
+        self.actor = actor
+        self.completing = completing
 
     def initiator(self) -> dict[str, Any] | None:
         user = self.instance.started_by
@@ -98,7 +104,11 @@ class _DatabaseFacts(InstanceFacts):
             .select_related("completed_by")
             .order_by("completed_at", "created_at")
         )
-        return {task.element_id: _describe_user(task.completed_by) for task in completed}
+        users = {task.element_id: _describe_user(task.completed_by) for task in completed}
+        user = as_user(self.actor)
+        if self.completing and user is not None:
+            users[self.completing] = _describe_user(user)
+        return users
 
     def toplevel(self) -> dict[str, Any]:
         return {

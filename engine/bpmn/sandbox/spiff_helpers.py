@@ -21,6 +21,7 @@ from collections.abc import Callable
 from io import BytesIO
 from typing import Any
 
+from .errors import ScriptNotAllowed
 from .limits import check_length
 
 # IANA zone name -> its compiled zone file, read by the zygote before its file system goes.
@@ -109,7 +110,7 @@ def parse_date(text: Any) -> datetime.datetime | None:
 
 
 def markdown_file_download_link(*args: Any, **kwargs: Any) -> str:
-    raise NameError(
+    raise ScriptNotAllowed(
         "markdown_file_download_link is not available: Baton's forms have no file fields, "
         "so a process instance has no files to link to."
     )

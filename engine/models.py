@@ -438,6 +438,7 @@ class InstanceEvent(models.Model):
         EVENT_DEFERRED = "event_deferred", "Event kept while suspended"
         TERMINATED = "terminated", "Terminated"
         COMPLETED = "completed", "Completed"
+        DATA_STORE_WRITTEN = "data_store_written", "Data store written"
 
     instance = models.ForeignKey(ProcessInstance, related_name="events", on_delete=models.CASCADE)
     type = models.CharField(max_length=32, choices=Type.choices)
@@ -572,3 +573,39 @@ class ElementRollup(models.Model):
 
     def __str__(self) -> str:
         return f"{self.element_id} at {self.hour:%Y-%m-%d %H:00}"
+
+
+class DataStoreEntry(models.Model):
+    """The data of SpiffArena's data stores (engine.bpmn.data_stores), shared by every
+    instance whose diagram declares a store of that kind and id. A JSON store is one row
+    (empty keys); a KKV store a row per key pair; a typeahead store a row per search term of
+    a category (the category is `store`, the term `key`)."""
+
+    class Kind(models.TextChoices):
+        JSON = "json", "JSON"
+        KKV = "kkv", "Key-key-value"
+        TYPEAHEAD = "typeahead", "Typeahead"
+
+    kind = models.CharField(max_length=16, choices=Kind.choices)
+    store = models.CharField(max_length=255)
+    key = models.CharField(max_length=255, blank=True, default="")
+    secondary_key = models.CharField(max_length=255, blank=True, default="")
+    value = models.JSONField(null=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["kind", "store", "key", "secondary_key"], name="data_store_entry_unique"
+            )
+        ]
+        indexes = [
+            models.Index(
+                fields=["kind", "store", "key"],
+                name="data_store_entry_prefix",
+                opclasses=["text_ops", "text_ops", "varchar_pattern_ops"],
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.kind} {self.store} {self.key}/{self.secondary_key}"

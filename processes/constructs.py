@@ -11,6 +11,7 @@ from collections.abc import Iterator
 
 from lxml import etree
 
+from engine.bpmn.data_stores import DATA_STORE_CLASSES, data_store_class_name
 from engine.bpmn.xml import BPMN_NS
 
 Finding = tuple[etree._Element, str]  # noqa: SLF001 -- lxml's element type is named so
@@ -32,7 +33,11 @@ BOUNDARY_WITHOUT_DEFINITION = (
     "A boundary event needs an event definition: a timer, message, signal, error, "
     "escalation, conditional or cancel event."
 )
-DATA_STORE = "Data stores are not supported yet; use a data object or process variables."
+DATA_STORE = (
+    "This data store is of no kind Baton keeps: declare it as "
+    '<bpmn:dataStore id="..." name="{kinds}"/> (SpiffArena\'s kinds), or use a data '
+    "object or process variables."
+).format(kinds='" or name="'.join(DATA_STORE_CLASSES))
 
 # Global tasks a call activity may call (BPMN 10.3.4): they run as if the task were inline.
 GLOBAL_TASK_TAGS = (
@@ -119,8 +124,19 @@ def _data_associations(root: etree._Element) -> Iterator[Finding]:
                         f"A data {kind} association names {ref_id!r}, which is no data "
                         "object reference of this file.",
                     )
-                elif target.tag == _tag("dataStoreReference"):
+                elif target.tag == _tag("dataStoreReference") and not _kept_store(target, by_id):
                     yield (owner if owner is not None else association, DATA_STORE)
+
+
+def _kept_store(reference: etree._Element, by_id: dict[str | None, etree._Element]) -> bool:
+    """Whether a data store reference names a `bpmn:dataStore` of a kind Baton keeps
+    (engine.bpmn.data_stores), declared in the same document."""
+    store = by_id.get(reference.get("dataStoreRef"))
+    return (
+        store is not None
+        and store.tag == _tag("dataStore")
+        and data_store_class_name(store) is not None
+    )
 
 
 def unsupported_constructs(root: etree._Element, roots: list[etree._Element]) -> list[Finding]:

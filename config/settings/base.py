@@ -274,6 +274,9 @@ BATON_BASE_URL = (
     or run_env("BATON_BASE_URL")
     or f"http://127.0.0.1:{os.environ.get('PORT', '8000')}"
 ).rstrip("/")
+# This Baton's environment name ("production", "staging", ...): what SpiffArena's `get_env()`
+# answers to diagram scripts (they never see the process environment itself).
+BATON_ENVIRONMENT_NAME = os.environ.get("BATON_ENVIRONMENT_NAME", "local")
 
 # Timers: how often the beat fires due timers (and timer start events) and re-sends message
 # and signal deliveries that are due again; a timer fires within about this much of its time.

@@ -19,6 +19,7 @@ from .connector_tasks import (
     SpiffConnectorTaskParser,
 )
 from .data_objects import DataObjectScopeMixin, NamedDataObjectsProcessMixin
+from .data_stores import DATA_STORE_CLASSES, data_store_class_name
 from .decisions import ResultVariableBusinessRuleTaskParser
 from .end_events import BatonEndEvent
 from .event_definitions import (
@@ -197,8 +198,21 @@ class _LibraryForm(BpmnParser):
     """Reads each document in the form engine.bpmn.rewrites gives it: instantiating receive
     tasks and global tasks as constructs the library runs."""
 
+    DATA_STORE_CLASSES = DATA_STORE_CLASSES
+
     def add_bpmn_xml(self, bpmn: etree._Element, filename: str | None = None) -> None:
         super().add_bpmn_xml(library_form(bpmn), filename)
+
+    def _add_data_stores(self, bpmn: etree._Element) -> None:
+        """SpiffArena's stores (engine.bpmn.data_stores), by name or type attribute
+        (processes.constructs refuses the others before this reads them)."""
+        for store in bpmn.iter(full_tag("dataStore")):
+            class_name = data_store_class_name(store)
+            store_id = store.get("id")
+            if class_name is None or not store_id:
+                continue
+            spec_class = DATA_STORE_CLASSES[class_name]
+            self.data_stores[store_id] = spec_class(store_id, store.get("name"))
 
 
 class BatonCamundaParser(_LibraryForm, CamundaParser):

@@ -39,6 +39,7 @@ from SpiffWorkflow.bpmn.script_engine.python_environment import (
 )
 from SpiffWorkflow.exceptions import SpiffWorkflowException
 
+from .data_stores import KKVReader
 from .expressions import ExpressionNotSupported, compile_expression
 from .sandbox import kept
 from .sandbox import wire as sandbox_wire
@@ -83,6 +84,26 @@ _current_instance: contextvars.ContextVar[str | None] = contextvars.ContextVar(
 _time_limit: contextvars.ContextVar[float | None] = contextvars.ContextVar(
     "baton_script_time_limit", default=None
 )
+
+
+class InstanceFacts:
+    """What SpiffArena's helpers tell a script about its instance (engine.services gives
+    one that asks the database, once per operation, only when a script names the helper)."""
+
+    def initiator(self) -> dict[str, Any] | None:
+        return None
+
+    def last_users(self) -> dict[str, dict[str, Any]]:
+        """Task element id -> the user who completed it last in this instance."""
+        return {}
+
+    def toplevel(self) -> dict[str, Any]:
+        return {"process_instance_id": _current_instance.get(), "process_model_identifier": None}
+
+
+_facts: contextvars.ContextVar[InstanceFacts | None] = contextvars.ContextVar(
+    "baton_instance_facts", default=None
+)
 # The sandbox process of the running operation (see `sandbox.leases.Lease`).
 _lease: contextvars.ContextVar[Lease | None] = contextvars.ContextVar(
     "baton_sandbox_lease", default=None
@@ -106,6 +127,7 @@ def script_context(
     instance_id: str | None = None,
     time_limit: float | None = None,
     reuse_key: str | None = None,
+    facts: InstanceFacts | None = None,
 ) -> Iterator[None]:
     """What scripts run inside the block see as the current user and instance, and the time
     limit they run with (None: the configured default). The block is one operation: its
@@ -118,9 +140,11 @@ def script_context(
         _time_limit.set(time_limit),
     )
     lease_token = _lease.set(lease)
+    facts_token = _facts.set(facts)
     try:
         yield
     finally:
+        _facts.reset(facts_token)
         _lease.reset(lease_token)
         lease.close()
         _time_limit.reset(tokens[2])
@@ -537,6 +561,8 @@ class SandboxEnvironment(BasePythonScriptEngineEnvironment):
                 "instance_id": instance_id(),
                 "baton_url": str(self.globals.get("baton_url") or ""),
                 "user": get_current_user() if "get_current_user" in source else None,
+                **_spiff_helpers(source),
+                "kkv": {k: v.entries for k, v in context.items() if isinstance(v, KKVReader)},
             }
             helpers_wire = sandbox_wire.to_wire(helpers, sandbox_wire.budget(_MAX_SENT_BYTES))
         except sandbox_wire.WireError as exc:
@@ -561,6 +587,29 @@ class SandboxEnvironment(BasePythonScriptEngineEnvironment):
         if not answer.get("ok"):
             raise _error_from(answer)
         return answer, hidden + skipped
+
+
+def environment_name() -> str:
+    """Baton's environment name (`BATON_ENVIRONMENT_NAME`), what `get_env()` answers."""
+    from django.conf import settings
+
+    return str(getattr(settings, "BATON_ENVIRONMENT_NAME", "") or "")
+
+
+def _spiff_helpers(source: str) -> dict[str, Any]:
+    """What SpiffArena's helpers answer, for the helpers `source` names (the lookups cost
+    queries; most scripts never ask)."""
+    facts = _facts.get() or InstanceFacts()
+    found: dict[str, Any] = {}
+    if "get_process_initiator_user" in source:
+        found["initiator"] = facts.initiator()
+    if "get_last_user_completing_task" in source:
+        found["last_users"] = facts.last_users()
+    if "get_toplevel_process_info" in source:
+        found["toplevel"] = facts.toplevel()
+    if "get_env" in source:
+        found["env"] = environment_name()
+    return found
 
 
 def _checked(value: Any) -> Any:

@@ -28,6 +28,7 @@ from .connector_tasks import (
     SpiffConnectorTask,
     SpiffConnectorTaskConverter,
 )
+from .data_stores import DATA_STORE_CONVERTERS
 from .decisions import DECISION_CONVERTERS
 from .depth import JOIN_CONVERTERS
 from .end_events import END_EVENT_CONVERTERS
@@ -119,6 +120,7 @@ def serializer_for(dialect: str) -> BpmnWorkflowSerializer:
     config.update(END_EVENT_CONVERTERS)  # stored end events restore as Baton's
     config.update(OUTGOING_FLOW_CONVERTERS)  # the splits of activities' outgoing flows
     config.update(EVENT_SUBPROCESS_CONVERTERS)  # event subprocess starts, conditions
+    config.update(DATA_STORE_CONVERTERS)  # SpiffArena's data stores
     return BpmnWorkflowSerializer(
         BpmnWorkflowSerializer.configure(config, registry=data_registry())
     )

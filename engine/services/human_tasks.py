@@ -126,7 +126,7 @@ def complete_human_task(
         if spiff_task is None:
             raise Conflict("The task is no longer waiting for input.")
         submit_data(spiff_task, submitted)
-        with running_as(user, instance):
+        with running_as(user, instance, completing=task.element_id):
             attempt(run, spiff_task.run)
             run_engine_steps(run)
         task.status = HumanTask.Status.COMPLETED

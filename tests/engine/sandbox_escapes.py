@@ -184,7 +184,8 @@ WALKS = [
     ),
     Escape("vars", "x = vars()", f"vars() {NOT_AVAILABLE}"),
     Escape("dir", "x = dir()", f"dir() {NOT_AVAILABLE}"),
-    Escape("locals", "x = locals()", f"locals() {NOT_AVAILABLE}"),
+    # locals() is SpiffArena's: the script's own variables only (SPIFF_HELPERS below).
+    Escape("locals_function", "f = locals\nx = f()['get_env']", "KeyError"),
     Escape("type", "x = type(1)", f"type() {NOT_AVAILABLE}"),
     Escape("object_subclasses", "x = object.__subclasses__()", 'starts with "_"'),
     Escape(
@@ -316,4 +317,40 @@ PLAIN = [
     Escape("plain_complex", "x = 1j", "type complex"),
 ]
 
-ESCAPES = IMPORTS + WALKS + BOMBS + PLAIN
+# SpiffArena's helpers (issue 19): copies of what the engine computed, never what is behind.
+SPIFF_HELPERS = [
+    Escape(
+        "zoneinfo_class",
+        "z = ZoneInfo('Europe/Berlin')\nc = getattr(z, '__class__')",
+        "attribute '__class__' is not allowed",
+    ),
+    Escape(
+        "zoneinfo_path",
+        "z = ZoneInfo('../../../etc/passwd')",
+        "No time zone found with key",
+    ),
+    Escape(
+        "get_env_closure",
+        "c = getattr(get_env, '__closure__')",
+        "attribute '__closure__' is not allowed",
+    ),
+    Escape(
+        "kkv_reader_globals",
+        "g = getattr(get_last_user_completing_task, '__globals__')",
+        "attribute '__globals__' is not allowed",
+    ),
+    Escape("locals_builtins", "b = locals()['__builtins__']", "KeyError"),
+    Escape("locals_guards", "g = locals()['_getattr_']", "KeyError"),
+    Escape(
+        "markdown_file_download_link",
+        "link = markdown_file_download_link('a', 'b')",
+        "Baton's forms have no file fields",
+    ),
+    Escape(
+        "parse_date_huge",
+        "d = parse_date('1' * 20000000)",
+        TEXT_LIMIT,
+    ),
+]
+
+ESCAPES = IMPORTS + WALKS + BOMBS + PLAIN + SPIFF_HELPERS

@@ -30,7 +30,7 @@ import time
 import unicodedata
 from typing import Any
 
-from . import jail, wire
+from . import jail, spiff_helpers, wire
 from .limits import DEFAULT_TIME_LIMIT_SECONDS, cpu_backstop, decimal_context
 from .runner import answer, out_of_memory
 
@@ -57,6 +57,7 @@ def _preload() -> None:
     datetime.datetime.strptime("2024-01-02", "%Y-%m-%d")  # imports _strptime
     time.localtime()  # reads the time zone
     unicodedata.normalize("NFC", "x")
+    spiff_helpers.load_zones()  # the time zones of `ZoneInfo(...)`
 
 
 # -- a sandbox process -----------------------------------------------------------------------

@@ -20,7 +20,8 @@ from .allowed import Namespace, RunRandom
 from .errors import TimeLimitSignal, time_limit_exceeded
 from .limits import DEFAULT_TIME_LIMIT_SECONDS, MAX_DECIMAL_DIGITS, MAX_RESULT_BYTES
 from .policy import SCRIPT_FILENAME, compile_script, failure_answer
-from .safe_builtins import run_globals, script_names
+from .safe_builtins import run_globals, script_locals, script_names
+from .spiff_helpers import kkv_readers
 
 # Pure-Python library code a script may call into is stopped as well; guards are not traced.
 _TRACED_FILES = frozenset(
@@ -97,15 +98,18 @@ def run_request(request: dict[str, Any]) -> dict[str, Any]:
     RunRandom.renew()
     context: dict[str, Any] = request.get("context") or {}
     external: dict[str, Any] = request.get("external") or {}
-    names = script_names(request.get("helpers") or {})
+    helpers = request.get("helpers") or {}
+    names = script_names(helpers)
+    stores = kkv_readers(helpers)  # not reserved: assigning a store's id writes the store
     seconds = float(request.get("time_limit") or DEFAULT_TIME_LIMIT_SECONDS)
     if request["mode"] == "eval":
-        namespace = {**names, **external, **context, **run_globals()}
+        namespace = {**names, **external, **context, **stores, **run_globals()}
         value = run_limited(lambda: eval(compiled, namespace), seconds)  # noqa: S307
         return {"ok": True, "value": value}
-    namespace = {**context, **names, **external, **run_globals()}
-    run_limited(lambda: exec(compiled, namespace), seconds)  # noqa: S102
+    namespace = {**context, **names, **external, **stores, **run_globals()}
     reserved = set(names) | set(external)
+    namespace["locals"] = script_locals(namespace, reserved)
+    run_limited(lambda: exec(compiled, namespace), seconds)  # noqa: S102
     return {"ok": True, "context": {k: v for k, v in namespace.items() if _keep(k, v, reserved)}}
 
 

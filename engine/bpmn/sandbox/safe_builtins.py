@@ -11,6 +11,7 @@ import decimal
 import math
 import operator
 import sys
+import types
 from collections.abc import Callable
 from typing import Any, NoReturn
 
@@ -21,6 +22,7 @@ from . import access, formatting, operators
 from .allowed import MODULES, guarded_import
 from .errors import ScriptNotAllowed
 from .limits import MAX_SEQUENCE_LENGTH, check_bits, check_decimal, check_length, refuse
+from .spiff_helpers import kkv_readers, spiff_names
 
 _PLAIN = (
     "abs",
@@ -250,7 +252,25 @@ def script_names(helpers: dict[str, Any]) -> dict[str, Any]:
         "math": MODULES["math"],
         "time": MODULES["time"],
         "uuid": MODULES["uuid"],
+        **spiff_names(helpers),
     }
+
+
+def script_locals(namespace: dict[str, Any], hidden: set[str]) -> Callable[[], dict[str, Any]]:
+    """SpiffArena's `locals()`: the script's own variables (what it would leave in the task
+    data), not the helpers, guards or builtins of its namespace."""
+
+    def locals() -> dict[str, Any]:
+        return {
+            name: value
+            for name, value in namespace.items()
+            if not name.startswith("_")
+            and name not in hidden
+            and not callable(value)
+            and not isinstance(value, types.ModuleType)
+        }
+
+    return locals
 
 
 def run_globals() -> dict[str, Any]:
@@ -265,5 +285,7 @@ def offered_values() -> dict[str, Any]:
         **_BUILTINS,
         **_GUARDS,
         **script_names({"user": {}, "instance_id": "x"}),
+        **kkv_readers({"kkv": {"store": {"a": {"b": 1}}}}),
+        "locals": script_locals({}, set()),
         **{f"import {name}": module for name, module in MODULES.items()},
     }

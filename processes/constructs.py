@@ -34,10 +34,9 @@ BOUNDARY_WITHOUT_DEFINITION = (
     "escalation, conditional or cancel event."
 )
 DATA_STORE = (
-    "This data store is of no kind Baton keeps: declare it as "
-    '<bpmn:dataStore id="..." name="{kinds}"/> (SpiffArena\'s kinds), or use a data '
-    "object or process variables."
-).format(kinds='" or name="'.join(DATA_STORE_CLASSES))
+    "This data store is of no kind Baton keeps: name the dataStore element {kinds} "
+    "(SpiffArena's kinds), or use a data object or process variables."
+).format(kinds=" or ".join(DATA_STORE_CLASSES))
 
 # Global tasks a call activity may call (BPMN 10.3.4): they run as if the task were inline.
 GLOBAL_TASK_TAGS = (

@@ -23,7 +23,12 @@ from SpiffWorkflow.spiff.serializer.task_spec import SpiffBpmnTaskConverter
 from SpiffWorkflow.spiff.specs.spiff_task import SpiffBpmnTask
 from SpiffWorkflow.task import Task
 
-from .expressions import is_wrapped
+from .expressions import (
+    ExpressionFailed,
+    ExpressionNotSupported,
+    compile_expression,
+    is_wrapped,
+)
 from .scripting import evaluate_expression
 from .xml import BPMN_NS, CAMUNDA_NS, ZEEBE_NS
 
@@ -298,8 +303,20 @@ _NOT_CONSTANT = object()
 
 
 def _constant(expression: str) -> Any:
-    """The value of an expression made of constants only (`"Bearer x"`, `{"a": ["b"]}`), or
-    _NOT_CONSTANT. literal_eval runs nothing: it only reads literals."""
+    """The value of an expression made of constants only (`"Bearer x"`, `{"a": ["b"]}`,
+    `${{'a': 'b'}}`), or _NOT_CONSTANT. literal_eval runs nothing: it only reads literals; a
+    Camunda expression counts when it reads no variable (its value is the diagram's text)."""
+    try:
+        compiled = compile_expression(expression)
+    except ExpressionNotSupported:
+        return _NOT_CONSTANT
+    if compiled is not None:
+        if compiled.reads_variables:
+            return _NOT_CONSTANT
+        try:
+            return compiled.evaluate({})
+        except ExpressionFailed:
+            return _NOT_CONSTANT
     try:
         return ast.literal_eval(expression.strip())
     except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError):

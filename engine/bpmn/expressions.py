@@ -590,6 +590,8 @@ class _Compiler:
     def __init__(self, language: str, text: str) -> None:
         self.language = language
         self.text = text
+        # Whether the expression reads any variable (else its value is the diagram's own).
+        self.reads_variables = False
 
     def refuse(self, message: str) -> ExpressionNotSupported:
         supported = SUPPORTED_JUEL if self.language == JUEL else SUPPORTED_FEEL
@@ -630,6 +632,7 @@ class _Compiler:
         return lambda scope: None
 
     def _var(self, node: Tree, depth: int) -> Code:
+        self.reads_variables = True
         name = str(node.children[0])
         if name.startswith("_"):
             raise self.refuse(f"Variable names starting with _ ({name}) cannot be read")
@@ -732,6 +735,7 @@ class _Compiler:
             value = self.compile(node, depth)
             return lambda scope: value(scope) is not None
         root = str(current.children[0])
+        self.reads_variables = True
 
         def defined(scope: Scope) -> bool:
             value = scope.get(root, _MISSING)
@@ -892,10 +896,12 @@ class _Compiler:
 class Expression:
     """A compiled Camunda expression."""
 
-    def __init__(self, text: str, language: str, code: Code) -> None:
+    def __init__(self, text: str, language: str, code: Code, *, reads_variables: bool) -> None:
         self.text = text
         self.language = language
         self._code = code
+        # False: the value comes from the diagram's text alone (e.g. `${{'a': 'b'}}`).
+        self.reads_variables = reads_variables
 
     def evaluate(self, variables: Scope) -> Any:
         try:
@@ -949,8 +955,9 @@ def compile_expression(text: str) -> Expression | None:
         raise ExpressionNotSupported(
             f"{text.strip()!r} is not valid {language} ({exc}). {supported}."
         ) from None
-    code = _Compiler(language, text).compile(tree)
-    return Expression(text.strip(), language, code)
+    compiler = _Compiler(language, text)
+    code = compiler.compile(tree)
+    return Expression(text.strip(), language, code, reads_variables=compiler.reads_variables)
 
 
 def check(text: str) -> None:

@@ -73,7 +73,7 @@ def celery_beat(celery_workers: Workers, tmp_path: Path) -> Iterator[subprocess.
 
 def test_timers_fire_on_the_beat_never_before_their_due_time(celery_beat) -> None:
     """How late they fire is measured by bench/faults.py (timers_behind_backlog), not here."""
-    deploy_xml(event_diagrams.wait_for_timer("${'PT' + str(seconds) + 'S'}"))
+    deploy_xml(event_diagrams.wait_for_timer("'PT' + str(seconds) + 'S'"))
     instances = [
         start_instance(key="waits", variables={"seconds": seconds}) for seconds in (2, 3, 3, 4, 5)
     ]

@@ -94,6 +94,14 @@ def _declared(task: HumanTask, data: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in data.items() if k in names}
 
 
+@pytest.fixture(autouse=True)
+def _time_for_slow_scripts(settings: Any) -> None:
+    """Some corpus scripts count to a million (SpiffArena has no script time limit): these
+    tests check what the models compute, not how fast, so a loaded machine must not fail
+    them on Baton's default limit of 2 s."""
+    settings.BATON_SCRIPT_TIME_LIMIT_SECONDS = 60
+
+
 @pytest.mark.parametrize(("relative", "case"), corpus_cases())
 def test_spiffarena_unit_test(shared_dir: Path, relative: Path, case: str) -> None:
     path = shared_dir / SPIFF_EXAMPLES / relative

@@ -49,22 +49,33 @@ def _syntax_problem(expression: str) -> str | None:
     return None
 
 
+def due_moment(text: str, now: datetime.datetime) -> datetime.datetime:
+    """When a user task is due, from its due date text (an ISO 8601 date and time, or a
+    duration from `now`): the one rule the deploy check and the task projection share.
+    Raise ValueError for anything else."""
+    value = text.strip()
+    try:
+        if value[:1] in ("P", "p"):
+            return now + duration_after(value.upper(), now)
+        parsed = parse_datetime(value)
+    except (TypeError, OverflowError) as exc:
+        raise ValueError(str(exc)) from None
+    if parsed is None:
+        raise ValueError(f"{text!r} is neither an ISO 8601 date and time nor a duration")
+    return parsed
+
+
 def _due_date_problem(text: str) -> str | None:
     if is_expression(text):  # an expression: the deploy checks it as every ${...} (expressions)
         return None
-    value = text.strip()
     try:
-        if value.upper().startswith("P"):
-            duration_after(value, datetime.datetime.now(datetime.UTC))
-            return None
-        if parse_datetime(value) is not None:
-            return None
-    except (ValueError, TypeError, OverflowError):
-        pass
-    return (
-        f"the due date {text!r} is neither an ISO 8601 date and time (2030-01-31T17:00:00Z) "
-        "nor a duration (P3D, PT4H), nor an expression (${due_date})."
-    )
+        due_moment(text, datetime.datetime.now(datetime.UTC))
+    except ValueError:
+        return (
+            f"the due date {text!r} is neither an ISO 8601 date and time "
+            "(2030-01-31T17:00:00Z) nor a duration (P3D, PT4H), nor an expression (${due_date})."
+        )
+    return None
 
 
 def _priority_problem(text: str) -> str | None:

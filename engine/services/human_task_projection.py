@@ -5,11 +5,10 @@ from typing import Any
 
 from django.db.models import Max
 from django.utils import timezone
-from django.utils.dateparse import parse_datetime
 
 from engine.actors import Actor
 from engine.bpmn.expressions import is_expression
-from engine.bpmn.schedules import duration_after
+from engine.bpmn.literals import due_moment
 from engine.bpmn.scripting import describe_error
 from engine.bpmn.types import Workflow
 from engine.bpmn.types import WorkflowTask as Task
@@ -62,14 +61,13 @@ def _due_at(task: Task, value: Any) -> datetime.datetime | None:
     if isinstance(value, datetime.datetime):
         return value if timezone.is_aware(value) else timezone.make_aware(value)
     text = str(value)
-    if text.startswith("P"):
-        return timezone.now() + duration_after(text, timezone.now())
-    parsed = parse_datetime(text)
-    if parsed is None:
+    try:
+        due = due_moment(text, timezone.now())
+    except ValueError:
         raise TaskScriptFailed(
             f"{task.task_spec.bpmn_id}: due date {text!r} is not ISO 8601.", task=task
-        )
-    return parsed if timezone.is_aware(parsed) else timezone.make_aware(parsed)
+        ) from None
+    return due if timezone.is_aware(due) else timezone.make_aware(due)
 
 
 def _lane_owners(task: Task, lane: str) -> list[str]:

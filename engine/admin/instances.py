@@ -75,6 +75,10 @@ STATUS_ORDER = [
 ]
 
 
+# The bulk terminate confirmation lists every selected instance.
+MAX_TERMINATED_AT_ONCE = 500
+
+
 class StatusFilter(admin.SimpleListFilter):
     title = "status"
     parameter_name = "status"
@@ -277,14 +281,23 @@ class ProcessInstanceAdmin(admin.ModelAdmin):
     def terminate_selected(
         self, request: HttpRequest, queryset: QuerySet[ProcessInstance]
     ) -> HttpResponse | None:
-        """First a page listing the instances, asking for the reason; its "yes" terminates."""
+        """First a page listing the instances, asking for the reason; its "yes" terminates.
+        The page lists (and its "yes" sends back) every instance, so a selection is capped."""
+        count = queryset.count()
+        if count > MAX_TERMINATED_AT_ONCE:
+            messages.error(
+                request,
+                f"{count} instances are selected; terminate at most {MAX_TERMINATED_AT_ONCE} "
+                "at once (narrow the list with its filters). Nothing was terminated.",
+            )
+            return None
         if request.POST.get("confirmed") != repair.CONFIRMED:
             context = {
                 **self.admin_site.each_context(request),
                 "title": "Terminate instances?",
                 "opts": self.model._meta,
-                "instances": queryset.order_by("-created_at")[:500],
-                "count": queryset.count(),
+                "instances": queryset.order_by("-created_at"),
+                "count": count,
                 "reason": repair.reason_of(request),
                 "action_checkbox_name": helpers.ACTION_CHECKBOX_NAME,
             }

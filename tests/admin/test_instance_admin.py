@@ -504,3 +504,17 @@ def test_every_admin_page_writes_moments_one_way(operator_client, operator, two_
         for other in ("a.m.", "p.m.", "+00:00", "midnight", "noon"):
             assert other not in shown, (url, other)
     assert "Event deliveries" in operator_client.get(reverse("admin:index")).content.decode()
+
+
+def test_bulk_terminate_refuses_more_than_it_can_list(operator_client, two_step, monkeypatch):
+    from engine.admin import instances as instances_admin
+
+    monkeypatch.setattr(instances_admin, "MAX_TERMINATED_AT_ONCE", 0)
+    url = reverse("admin:engine_processinstance_changelist")
+    selected = {"action": "terminate_selected", "_selected_action": [str(two_step.pk)]}
+    refused = operator_client.post(
+        url, {**selected, "reason": "duplicate", "confirmed": "yes"}, follow=True
+    )
+    assert any("terminate at most 0 at once" in m for m in messages_of(refused))
+    two_step.refresh_from_db()
+    assert two_step.status == "waiting"

@@ -147,11 +147,13 @@ def test_run_command_serves_baton_and_ctrl_c_stops_everything(tmp_path: Path) ->
     assert processes_mentioning(str(tmp_path), redis_dir) == []
 
 
-def _base_url_seen_by_manage_py(data_dir: Path, **extra: str) -> str:
+def _base_url_seen_by_manage_py(
+    data_dir: Path, settings: str = "config.settings.dev", **extra: str
+) -> str:
     env = {
         k: v for k, v in os.environ.items() if k not in {"BATON_BASE_URL", "PORT", "BATON_DATA_DIR"}
     }
-    env.update(BATON_DATA_DIR=str(data_dir), DJANGO_SETTINGS_MODULE="config.settings.dev", **extra)
+    env.update(BATON_DATA_DIR=str(data_dir), DJANGO_SETTINGS_MODULE=settings, **extra)
     shown = subprocess.run(
         [
             sys.executable,
@@ -177,6 +179,12 @@ def test_manage_py_commands_call_the_base_url_make_run_wrote(tmp_path: Path) -> 
     # `make run` on port 8123 writes its URL; a command in another shell (no PORT) uses it.
     write_run_env(data, public_base_url("0.0.0.0", "8123"))  # noqa: S104 -- what a user may pass
     assert _base_url_seen_by_manage_py(data) == "http://127.0.0.1:8123"
+    # Production never reads the file: its public URL comes from its environment.
+    production = {"SECRET_KEY": "x" * 20 + "-a-long-random-production-secret-" + "y" * 20}
+    assert (
+        _base_url_seen_by_manage_py(data, "config.settings.prod", **production)
+        == "http://127.0.0.1:8000"
+    )
     # BATON_BASE_URL names the public URL; the environment wins over the file.
     assert (
         _base_url_seen_by_manage_py(data, BATON_BASE_URL="https://baton.example.org/")

@@ -269,11 +269,17 @@ def run_env(name: str) -> str | None:
     return None
 
 
-BATON_BASE_URL = (
-    os.environ.get("BATON_BASE_URL")
-    or run_env("BATON_BASE_URL")
-    or f"http://127.0.0.1:{os.environ.get('PORT', '8000')}"
-).rstrip("/")
+def public_base_url(*, from_run_env: bool) -> str:
+    """BATON_BASE_URL from the environment; else (outside production) what `make run` wrote;
+    else the local web server's port."""
+    return (
+        os.environ.get("BATON_BASE_URL")
+        or (run_env("BATON_BASE_URL") if from_run_env else None)
+        or f"http://127.0.0.1:{os.environ.get('PORT', '8000')}"
+    ).rstrip("/")
+
+
+BATON_BASE_URL = public_base_url(from_run_env=True)
 # This Baton's environment name ("production", "staging", ...): what SpiffArena's `get_env()`
 # answers to diagram scripts (they never see the process environment itself).
 BATON_ENVIRONMENT_NAME = os.environ.get("BATON_ENVIRONMENT_NAME", "local")

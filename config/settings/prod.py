@@ -5,7 +5,7 @@ import os
 from django.core.exceptions import ImproperlyConfigured
 
 from .base import *  # noqa: F403
-from .base import env, env_list
+from .base import env, env_list, public_base_url
 
 DEBUG = False
 BATON_DEMO_API = env.bool("BATON_DEMO_API", default=False)
@@ -22,3 +22,7 @@ SECURE_HSTS_PRELOAD = True
 SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 # Connectors reach public addresses only, and what BATON_HTTP_ALLOW lists.
 BATON_HTTP_ALLOW_PRIVATE = False
+
+# Production takes its public URL from its environment only, never from an env file a
+# `make run` of the same checkout may have left in the data directory.
+BATON_BASE_URL = public_base_url(from_run_env=False)

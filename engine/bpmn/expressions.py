@@ -9,16 +9,20 @@ Both languages are parsed with lark (one grammar each, below) into a tree that i
 into a small interpreter: it can read the instance's variables (names, `a.b` paths and
 `a[...]` indexes on dicts and lists, never an attribute of a Python object) and call the
 functions listed in `FEEL_FUNCTIONS` / `JUEL_METHODS`; nothing else. An expression has no
-loops and no assignments, so its work is bounded by its length and the data it reads (and
-`**` by `_MAX_EXPONENT`). What falls outside the subset raises `ExpressionNotSupported`
-with what is supported; the deploy reports it with the element and line.
+loops and no assignments, but FEEL filters nest (each visits its list once per item of the
+filter around it), so the list items an evaluation visits are counted against `MAX_WORK`
+(and `**` is bounded by `_MAX_EXPONENT`). What falls outside the subset raises
+`ExpressionNotSupported` with what is supported; the deploy reports it with the element and
+line.
 """
 
+import contextvars
 import math
 import re
-from collections.abc import Callable, Mapping
+from collections import ChainMap
+from collections.abc import Callable, Mapping, MutableMapping
 from functools import lru_cache
-from typing import Any
+from typing import Any, cast
 
 from lark import Lark, Token, Tree
 from lark.exceptions import LarkError, UnexpectedCharacters, UnexpectedEOF, UnexpectedInput
@@ -26,6 +30,24 @@ from lark.exceptions import LarkError, UnexpectedCharacters, UnexpectedEOF, Unex
 WRAPPINGS = ("${", "#{")
 FEEL_PREFIX = "="
 MAX_LENGTH = 20_000
+# How many list items one evaluation may visit in filters and list functions: nested filters
+# multiply (ten items nested six deep are a million visits), so the work is counted.
+MAX_WORK = 100_000
+_work_left: contextvars.ContextVar[list[int]] = contextvars.ContextVar("expression_work")
+
+
+def _charge(units: int) -> None:
+    """Count `units` of list work against the running evaluation's budget."""
+    left = _work_left.get(None)
+    if left is None:
+        return
+    left[0] -= units
+    if left[0] < 0:
+        raise ExpressionFailed(
+            f"the expression does too much work (more than {MAX_WORK:,} list items visited)"
+        )
+
+
 _MAX_DEPTH = 200
 _MAX_EXPONENT = 1_000
 
@@ -335,10 +357,19 @@ def _concatenate(*lists: Any) -> Any:
 def _distinct(items: Any) -> Any:
     if not isinstance(items, list | tuple):
         raise ExpressionFailed(f"distinct values() takes a list, not {_kind(items)}")
+    _charge(len(items))
     unique: list[Any] = []
+    seen: set[Any] = set()
     for item in items:
-        if item not in unique:
-            unique.append(item)
+        try:
+            if item in seen:
+                continue
+            seen.add(item)
+        except TypeError:  # a list or map: compared by value, as FEEL does
+            if item in unique:
+                continue
+            _charge(len(unique))
+        unique.append(item)
     return unique
 
 
@@ -687,13 +718,13 @@ class _Compiler:
                 position = position - 1 if position > 0 else len(value) + position
                 return value[position] if 0 <= position < len(value) else None
             items = value if isinstance(value, list | tuple) else [value]
+            _charge(len(items))
             kept = []
             for item in items:
-                inner = dict(scope)
-                if isinstance(item, Mapping):
-                    inner.update(item)
-                inner["item"] = item
-                if condition(inner) is True:
+                overlay: dict[str, Any] = dict(item) if isinstance(item, Mapping) else {}
+                overlay["item"] = item
+                # ChainMap writes only to its first map: the scope is read, never copied.
+                if condition(ChainMap(overlay, cast("MutableMapping[str, Any]", scope))) is True:
                     kept.append(item)
             return kept
 
@@ -904,12 +935,15 @@ class Expression:
         self.reads_variables = reads_variables
 
     def evaluate(self, variables: Scope) -> Any:
+        budget = _work_left.set([MAX_WORK])
         try:
             value = self._code(variables)
         except ExpressionFailed:
             raise
         except (TypeError, ValueError, ArithmeticError, RecursionError) as exc:
             raise ExpressionFailed(f"{self.text}: {exc}") from None
+        finally:
+            _work_left.reset(budget)
         if isinstance(value, _Range):
             raise ExpressionFailed(f"{self.text}: a range is only a value to test with `in`")
         return value

@@ -10,6 +10,7 @@ from engine.bpmn.expressions import (
     ExpressionFailed,
     ExpressionNotSupported,
     check,
+    compile_expression,
     evaluate,
     is_expression,
 )
@@ -225,3 +226,24 @@ def test_an_assignee_expression_that_cannot_be_read_is_refused_at_deploy() -> No
     [problem] = refused.value.problems
     assert problem.element_id == "review"
     assert "cannot be read" in problem.message
+
+
+def test_nested_filters_stop_at_the_work_budget() -> None:
+    """Ten items nested six deep would visit a million items: the evaluation stops early."""
+    nested = "true"
+    for _ in range(6):
+        nested = f"count(L[{nested}]) > 0"
+    expression = compile_expression(f"= {nested}")
+    assert expression is not None
+    with pytest.raises(ExpressionFailed, match="too much work"):
+        expression.evaluate({"L": list(range(10))})
+    # Two levels (100 visits) are fine.
+    shallow = compile_expression("= count(L[count(L[true]) > 0]) > 0")
+    assert shallow is not None
+    assert shallow.evaluate({"L": list(range(10))}) is True
+
+
+def test_distinct_values_of_many_items_is_linear() -> None:
+    expression = compile_expression("= count(distinct values(xs))")
+    assert expression is not None
+    assert expression.evaluate({"xs": [i % 7 for i in range(20_000)]}) == 7

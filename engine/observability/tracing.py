@@ -92,7 +92,26 @@ def instrument(provider: Any) -> None:
     _provider = provider
     DjangoInstrumentor().instrument(tracer_provider=provider)
     CeleryInstrumentor().instrument(tracer_provider=provider)
-    HTTPXClientInstrumentor().instrument(tracer_provider=provider)
+    HTTPXClientInstrumentor().instrument(
+        tracer_provider=provider, request_hook=_masked_url, async_request_hook=_async_masked_url
+    )
+
+
+def _masked_url(span: Any, request: Any) -> None:
+    """An outbound call's span keeps its URL as an incident shows it (engine.connectors.http
+    shown_url): a connector's URL may carry a resolved secret in its path or query, which
+    must not reach the trace collector."""
+    from engine.connectors.http import shown_url
+
+    if span is None or not span.is_recording():
+        return
+    url = shown_url(str(getattr(request, "url", "") or ""))
+    for attribute in ("http.url", "url.full"):
+        span.set_attribute(attribute, url)
+
+
+async def _async_masked_url(span: Any, request: Any) -> None:
+    _masked_url(span, request)
 
 
 def uninstrument() -> None:

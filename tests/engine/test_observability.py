@@ -306,3 +306,22 @@ def test_the_grafana_dashboard_uses_only_metrics_baton_exposes(db) -> None:
         family.name for family in QueueDepthCollector().collect()
     }
     assert used and used <= exposed, used - exposed
+
+
+def test_an_outbound_call_span_shows_its_url_masked(
+    spans: InMemorySpanExporter, fake_api: FakeApi
+) -> None:
+    """A connector's URL may carry a resolved secret: the span keeps it masked, as an
+    incident would show it."""
+    import httpx
+
+    secret_path, secret_query = "SLACKWEBHOOKSECRET12345", "QSECRETVALUE1234567"
+    url = f"{fake_api.base_url}/services/T0/B0/{secret_path}?token={secret_query}&page=2"
+    httpx.get(url)
+    [call] = [s for s in spans.get_finished_spans() if s.kind == SpanKind.CLIENT]
+    assert call.attributes is not None
+    shown = {str(call.attributes.get(name)) for name in ("http.url", "url.full")} - {"None"}
+    assert shown, dict(call.attributes)
+    for text in shown:
+        assert secret_path not in text and secret_query not in text, text
+        assert "page=2" in text

@@ -173,6 +173,15 @@ class ServiceJob(models.Model):
     # A lock that ran out returns the task to the queue; only its holder may complete it.
     worker_id = models.CharField(max_length=255, blank=True)
     locked_until = models.DateTimeField(null=True, blank=True)
+    # The user who fetched it: a worker_id is the client's choice, so only the user who holds
+    # the lock (or an operator) may complete, fail, extend or unlock it.
+    locked_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+    )
     # Evaluated parameters; secrets stay as `secret:NAME` references and are resolved on the worker.
     parameters = models.JSONField(default=dict)
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.PENDING)

@@ -24,12 +24,12 @@ from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from engine.actors import Person
+from engine.actors import Person, as_user
 from engine.connectors import TASK_HEADERS_KEY, stored_task_headers
 from engine.connectors.secrets import LITERALS_KEY
 from engine.exceptions import Conflict, InvalidInput, NotFound
 from engine.models import ProcessInstance, ServiceJob
-from engine.permissions import can_work_external_tasks
+from engine.permissions import can_work_external_tasks, is_operator
 
 from .audit import record_event
 from .external_task_queue import (
@@ -171,6 +171,7 @@ def _lock_available(
             job.status = ServiceJob.Status.RUNNING
             job.attempt += 1
             job.worker_id = worker_id
+            job.locked_by = as_user(actor)
             job.started_at = now
             job.locked_until = now + timedelta(milliseconds=topic.lock_duration)
             job.save(
@@ -178,6 +179,7 @@ def _lock_available(
                     "status",
                     "attempt",
                     "worker_id",
+                    "locked_by",
                     "started_at",
                     "locked_until",
                     "updated_at",
@@ -231,8 +233,11 @@ def fetch_and_lock(
             wait_for_announcement(min(left, LOOK_AGAIN_SECONDS))
 
 
-def _lock_held(task_id: uuid.UUID | str, worker_id: str) -> tuple[ProcessInstance, ServiceJob]:
-    """Lock the task's instance, then the task, and check that `worker_id` holds it."""
+def _lock_held(
+    task_id: uuid.UUID | str, worker_id: str, actor: Person
+) -> tuple[ProcessInstance, ServiceJob]:
+    """Lock the task's instance, then the task, and check that `worker_id` holds it for the
+    user who fetched it (an operator may act for any user, given the worker_id)."""
     instance_id = (
         ServiceJob.objects.filter(pk=task_id, kind=ServiceJob.Kind.EXTERNAL)
         .values_list("instance_id", flat=True)
@@ -244,10 +249,14 @@ def _lock_held(task_id: uuid.UUID | str, worker_id: str) -> tuple[ProcessInstanc
     job = ServiceJob.objects.select_for_update(no_key=True).get(pk=task_id)
     if job.status != ServiceJob.Status.RUNNING:
         raise Conflict(f"The external task is {job.status}, not locked by a worker.")
-    if job.worker_id != worker_id:
+    holder_ok = is_operator(actor) or (
+        job.locked_by_id is not None and job.locked_by_id == actor.pk
+    )
+    if job.worker_id != worker_id or not holder_ok:
+        # Name no holder: the worker_id of another user's worker is not the caller's to know.
         raise Conflict(
-            f"The external task is locked by another worker ({job.worker_id}): its lock ran "
-            "out and it was fetched again."
+            "The external task is locked by another worker: its lock may have run out and "
+            "it was fetched again."
         )
     if instance.status == ProcessInstance.Status.SUSPENDED:
         raise Conflict("The instance is suspended; try again when it has been resumed.")
@@ -264,6 +273,7 @@ def _check_variables(variables: Any) -> dict[str, Any]:
 
 def _unlocked(job: ServiceJob) -> None:
     job.worker_id = ""
+    job.locked_by = None
     job.locked_until = None
 
 
@@ -278,9 +288,9 @@ def complete_external_task(
     require_worker(actor)
     variables = _check_variables(variables)
     with transaction.atomic(durable=True):
-        instance, job = _lock_held(task_id, worker_id)
+        instance, job = _lock_held(task_id, worker_id, actor)
         _unlocked(job)
-        complete_job(instance, job, variables)
+        complete_job(instance, job, variables, actor=actor)
 
 
 def _failure_delay(job: ServiceJob, retry_timeout: int | None) -> float:
@@ -308,7 +318,7 @@ def handle_external_task_failure(
     if retries is not None and retries < 0:
         raise InvalidInput("retries must not be negative.")
     with transaction.atomic(durable=True):
-        instance, job = _lock_held(task_id, worker_id)
+        instance, job = _lock_held(task_id, worker_id, actor)
         left = _retries_left(job) if retries is None else retries
         job.max_attempts = job.attempt + left
         job.last_error = (error_message or "The external worker reported a failure.")[:2000]
@@ -356,7 +366,7 @@ def handle_external_task_bpmn_error(
     if not (error_code or "").strip():
         raise InvalidInput("error_code must not be empty.")
     with transaction.atomic(durable=True):
-        instance, job = _lock_held(task_id, worker_id)
+        instance, job = _lock_held(task_id, worker_id, actor)
         _unlocked(job)
         outcome = Outcome(
             result=variables, error_code=error_code.strip(), error_message=error_message
@@ -372,7 +382,7 @@ def extend_external_task_lock(
     if not 1 <= new_duration <= MAX_LOCK_MS:
         raise InvalidInput(f"new_duration must be 1 to {MAX_LOCK_MS} ms.")
     with transaction.atomic(durable=True):
-        instance, job = _lock_held(task_id, worker_id)
+        instance, job = _lock_held(task_id, worker_id, actor)
         job.locked_until = timezone.now() + timedelta(milliseconds=new_duration)
         job.save(update_fields=["locked_until", "updated_at"])
         record_event(
@@ -395,7 +405,7 @@ def unlock_external_task(*, actor: Person, task_id: uuid.UUID | str, worker_id: 
     """The worker gives the task back without doing it: any worker may fetch it now."""
     require_worker(actor)
     with transaction.atomic(durable=True):
-        instance, job = _lock_held(task_id, worker_id)
+        instance, job = _lock_held(task_id, worker_id, actor)
         _unlocked(job)
         job.status = ServiceJob.Status.PENDING
         job.next_attempt_at = timezone.now()

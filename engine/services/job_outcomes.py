@@ -14,6 +14,7 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
+from engine.actors import Actor
 from engine.bpmn.connector_tasks import (
     apply_connector_result,
     apply_external_variables,
@@ -67,7 +68,10 @@ def backoff_seconds(job: ServiceJob, retry_after: float | None) -> float:
     return float(delay * random.uniform(0.8, 1.2))  # jitter spreads retries of many jobs
 
 
-def complete_job(instance: ProcessInstance, job: ServiceJob, result: Any) -> None:
+def complete_job(
+    instance: ProcessInstance, job: ServiceJob, result: Any, *, actor: Actor = None
+) -> None:
+    """The job succeeded with `result`; `actor` is who reported it (None: Baton's own worker)."""
     job.status = ServiceJob.Status.SUCCEEDED
     job.result = result
     job.save()
@@ -75,6 +79,7 @@ def complete_job(instance: ProcessInstance, job: ServiceJob, result: Any) -> Non
     record_event(
         instance,
         "job_succeeded",
+        actor=actor,
         element_id=job.element_id,
         payload={"job": str(job.id), "attempt": job.attempt},
     )

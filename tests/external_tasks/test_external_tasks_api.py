@@ -103,6 +103,49 @@ def test_only_the_lock_holder_may_complete(payment, worker) -> None:
     assert ServiceJob.objects.get(instance=payment).status == "running"
 
 
+def test_another_user_cannot_act_on_a_task_with_the_holders_worker_id(
+    payment, make_user, api_client_for
+) -> None:
+    alice = make_user("alice", "external-workers")
+    alice_client = api_client_for(alice)
+    mallory = api_client_for(make_user("mallory", "external-workers"))
+    [task] = fetch(alice_client, "alice-w")
+    job = ServiceJob.objects.get(instance=payment)
+    locked_until = job.locked_until
+
+    attempts: list[tuple[str, dict[str, Any]]] = [
+        ("complete", {"variables": {"receipt": "FORGED"}}),
+        ("failure", {"error_message": "no", "retries": 0}),
+        ("bpmn-error", {"error_code": "E"}),
+        ("extend-lock", {"new_duration": 600_000}),
+        ("unlock", {}),
+    ]
+    for name, extra in attempts:
+        response = mallory.post(
+            action(task["id"], name), {"worker_id": "alice-w", **extra}, format="json"
+        )
+        assert response.status_code == 409, (name, response.content)
+        assert "alice-w" not in response.json()["detail"]  # the holder is not named
+
+    payment.refresh_from_db()
+    assert payment.status == "waiting"
+    assert "receipt" not in payment.variables
+    job.refresh_from_db()
+    assert (job.status, job.worker_id, job.locked_until) == ("running", "alice-w", locked_until)
+
+    response = alice_client.post(
+        action(task["id"], "complete"),
+        {"worker_id": "alice-w", "variables": {"receipt": "R-1"}},
+        format="json",
+    )
+    assert response.status_code == 204, response.content
+    payment.refresh_from_db()
+    assert payment.status == "completed"
+    assert payment.variables["receipt"] == "R-1"
+    succeeded = payment.events.get(type="job_succeeded")
+    assert succeeded.actor == alice
+
+
 def test_a_lock_that_ran_out_returns_the_task_to_the_queue(payment, worker, clock) -> None:
     [first] = fetch(worker, "w1", topics=[{"topic_name": "payments.charge", "lock_duration": 500}])
     clock.advance(datetime.timedelta(seconds=2))

@@ -80,7 +80,7 @@ def visible_instances_q(user: Person) -> Q:
     (superusers included), whoever started it, and whoever may see one of its tasks."""
     if not _acting(user):
         return NOTHING
-    if is_operator(user):
+    if sees_every_instance(user):
         return Q()
     tasks = HumanTask.objects.filter(visible_tasks_q(user), instance=OuterRef("pk"))
     return started_instances_q(user) | Q(Exists(tasks))
@@ -141,6 +141,14 @@ def is_operator(user: Person | None) -> bool:
     if user is None or not user.is_authenticated or not user.is_active:
         return False
     return bool(getattr(user, "is_superuser", False)) or OPERATORS_GROUP in group_names(user)
+
+
+def sees_every_instance(user: Person | None) -> bool:
+    """Whoever may read every instance's data (operators, superusers included): the only
+    users shown instance ids, business keys and actors in cross-instance views such as the
+    insights, and the only ones who may filter them by a business key (whose answer, runs
+    or none, tells whether such a key exists)."""
+    return is_operator(user)
 
 
 DESIGNERS_GROUP = "designers"

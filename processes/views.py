@@ -10,7 +10,7 @@ from django.views.decorators.http import require_GET
 from engine import selectors as engine_selectors
 from engine.exceptions import EngineError, InvalidInput, NotFound
 from engine.models import ProcessInstance
-from engine.permissions import can_view_insights
+from engine.permissions import can_view_insights, sees_every_instance
 from engine.selectors import insights as insight_queries
 from engine.services import start_instance
 from webforms.task_forms import build_form, submitted_variables
@@ -189,8 +189,11 @@ def _insight_params(request: HttpRequest) -> dict[str, str]:
 @require_GET
 def insights(request: HttpRequest, key: str) -> HttpResponse:
     """Process analytics: a heatmap on the diagram, counts over time, durations, slow
-    elements, connectors, tasks past due; filters by version, time range, business key."""
+    elements, connectors, tasks past due; filters by version, time range, business key
+    (operators only: for others the field is not shown and the parameter ignored)."""
     params = _insight_params(request)
+    if not sees_every_instance(request.user):
+        params["prefix"] = ""
     version = int(params["version"]) if params["version"].isdigit() else None
     try:
         flt = insight_queries.insight_filter(
@@ -251,6 +254,7 @@ def insights(request: HttpRequest, key: str) -> HttpResponse:
             "definition": shown,
             "key": key,
             "params": params,
+            "instance_details": flt.instance_details,
             "versions": list(selectors.version_history(key)),
             "ranges": RANGES,
             "metrics": HEAT_METRICS,

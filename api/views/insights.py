@@ -21,7 +21,11 @@ class StatisticsFilterSerializer(serializers.Serializer):
     version = serializers.IntegerField(required=False, min_value=1)
     since = serializers.DateTimeField(required=False)
     until = serializers.DateTimeField(required=False)
-    business_key_prefix = serializers.CharField(required=False, max_length=255)
+    business_key_prefix = serializers.CharField(
+        required=False,
+        max_length=255,
+        help_text="Operators only (403 for others: the answer would tell which keys exist).",
+    )
 
 
 ELEMENT_STATISTICS_FIELDS: dict[str, serializers.Field] = {

@@ -23,7 +23,7 @@ from engine.bpmn.element_runs import element_connectors
 from engine.bpmn.serialization import spec_from_json
 from engine.exceptions import InvalidInput, NotFound
 from engine.models import ElementRun, EventDelivery, HumanTask, ProcessInstance, ServiceJob
-from engine.permissions import can_view_insights, is_operator
+from engine.permissions import can_view_insights, is_operator, sees_every_instance
 from processes.models import ProcessDefinition
 
 from .my_work import definition_element_names
@@ -48,6 +48,9 @@ class InsightFilter:
     since: datetime.datetime
     until: datetime.datetime
     business_key_prefix: str = ""
+    # False for users who may not read every instance: runs are shown without their
+    # instances (no ids, business keys or actors).
+    instance_details: bool = False
 
 
 @dataclass
@@ -131,9 +134,14 @@ def insight_filter(
     days: int = 30,
 ) -> InsightFilter:
     """Check that `user` may see the process's insights and resolve the filter (the last
-    `days` days of all versions by default)."""
+    `days` days of all versions by default). Only users who may read every instance may
+    filter by business key (PermissionDenied otherwise)."""
     if not can_view_insights(user):
         raise PermissionDenied("Only operators and designers see process insights.")
+    instance_details = sees_every_instance(user)
+    business_key_prefix = business_key_prefix.strip()
+    if business_key_prefix and not instance_details:
+        raise PermissionDenied("Only operators may filter by business key.")
     definitions = ProcessDefinition.objects.filter(key=key)
     if version is not None:
         definitions = definitions.filter(version=version)
@@ -147,7 +155,7 @@ def insight_filter(
         raise InvalidInput("Dates need a time zone.")
     if since >= until:
         raise InvalidInput("The range must start before it ends.")
-    return InsightFilter(key, ids, since, until, business_key_prefix.strip())
+    return InsightFilter(key, ids, since, until, business_key_prefix, instance_details)
 
 
 _ROLLUPS = """
@@ -341,7 +349,8 @@ def overdue_tasks(flt: InsightFilter) -> list[dict[str, Any]]:
 
 
 def slowest_runs(flt: InsightFilter, element_id: str, limit: int = 10) -> list[dict[str, Any]]:
-    """The element's slowest ended runs in the range, with their instances."""
+    """The element's slowest ended runs in the range, with their instances (ids, business
+    keys, times, actors) only if `flt.instance_details`: durations and outcomes otherwise."""
     runs = ElementRun.objects.filter(
         definition_id__in=flt.definition_ids,
         element_id=element_id,
@@ -351,18 +360,10 @@ def slowest_runs(flt: InsightFilter, element_id: str, limit: int = 10) -> list[d
     )
     if flt.business_key_prefix:
         runs = runs.filter(instance__business_key__startswith=flt.business_key_prefix)
-    return [
-        dict(run)
-        for run in runs.order_by("-duration_ms").values(
-            "instance_id",
-            "instance__business_key",
-            "started_at",
-            "ended_at",
-            "duration_ms",
-            "outcome",
-            "actor",
-        )[:limit]
-    ]
+    fields = ["duration_ms", "outcome"]
+    if flt.instance_details:
+        fields += ["instance_id", "instance__business_key", "started_at", "ended_at", "actor"]
+    return [dict(run) for run in runs.order_by("-duration_ms").values(*fields)[:limit]]
 
 
 def past_due_count(flt: InsightFilter) -> int:

@@ -44,11 +44,25 @@ def test_statistics_per_element(two_runs: None, api_client_for: Any, make_user: 
 def test_statistics_filtered_by_business_key_prefix(
     two_runs: None, api_client_for: Any, make_user: Any
 ) -> None:
-    designer = make_user("dora_designer", "designers")
-    response = api_client_for(designer).get(STATS, {"business_key_prefix": "B-1"})
+    operator = make_user("olga_operator", "operators")
+    response = api_client_for(operator).get(STATS, {"business_key_prefix": "B-1"})
     assert response.status_code == 200
     elements = by_element(response.json())
     assert elements["review"]["runs"] == 1 and elements["review"]["completed"] == 0
+
+
+def test_designers_may_not_filter_by_business_key(
+    two_runs: None, api_client_for: Any, make_user: Any
+) -> None:
+    # Whether a prefix returns runs would tell a designer which business keys exist.
+    designer = make_user("dora_designer", "designers")
+    client = api_client_for(designer)
+    for prefix in ("B-1", "nothing-like-it"):
+        response = client.get(STATS, {"business_key_prefix": prefix})
+        assert response.status_code == 403, response.content
+        assert response["Content-Type"].startswith("application/problem+json")
+        assert "operators" in response.json()["detail"]
+    assert client.get(STATS).status_code == 200
 
 
 def test_statistics_refused_to_others_and_404_for_unknown_keys(

@@ -831,35 +831,28 @@ class _Compiler:
 
         return choose
 
-    def _or(self, node: Tree, depth: int) -> Code:
+    def _junction(self, node: Tree, depth: int, decisive: bool, word: str) -> Code:
+        """`or` (decided by a true operand) and `and` (by a false one), in three-valued logic:
+        undecided with a null operand, the other truth value otherwise."""
         left, right = self._children(node, depth)
         language = self.language
 
-        def either(scope: Scope) -> Any:
-            a = _truth(left(scope), language, "or")
-            if a is True:
-                return True
-            b = _truth(right(scope), language, "or")
-            if b is True:
-                return True
-            return None if a is None or b is None else False
+        def junction(scope: Scope) -> Any:
+            a = _truth(left(scope), language, word)
+            if a is decisive:
+                return decisive
+            b = _truth(right(scope), language, word)
+            if b is decisive:
+                return decisive
+            return None if a is None or b is None else not decisive
 
-        return either
+        return junction
+
+    def _or(self, node: Tree, depth: int) -> Code:
+        return self._junction(node, depth, True, "or")
 
     def _and(self, node: Tree, depth: int) -> Code:
-        left, right = self._children(node, depth)
-        language = self.language
-
-        def both(scope: Scope) -> Any:
-            a = _truth(left(scope), language, "and")
-            if a is False:
-                return False
-            b = _truth(right(scope), language, "and")
-            if b is False:
-                return False
-            return None if a is None or b is None else True
-
-        return both
+        return self._junction(node, depth, False, "and")
 
     def _not(self, node: Tree, depth: int) -> Code:
         (operand,) = self._children(node, depth)

@@ -50,7 +50,7 @@ from SpiffWorkflow.util.deep_merge import DeepMerge
 from SpiffWorkflow.util.task import TaskState
 
 from .scripting import ScriptSyntaxError, check_syntax, describe_error
-from .xml import BPMN_NS, CAMUNDA_NS, ZEEBE_NS
+from .xml import ACTIVITY_TAGS, BPMN_NS, CAMUNDA_NS, ZEEBE_NS
 
 LOOP_COUNTER = "loopCounter"
 NR_OF_INSTANCES = "nrOfInstances"
@@ -432,20 +432,6 @@ MULTI_INSTANCE_CONVERTERS = {BatonMultiInstanceTask: BatonMultiInstanceTaskConve
 
 
 # -- reading the diagram ----------------------------------------------------------------------
-
-ACTIVITY_TAGS = (
-    "task",
-    "userTask",
-    "manualTask",
-    "scriptTask",
-    "serviceTask",
-    "sendTask",
-    "receiveTask",
-    "businessRuleTask",
-    "subProcess",
-    "callActivity",
-    "transaction",
-)
 
 
 class MultiInstanceParserMixin:

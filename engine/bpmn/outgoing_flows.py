@@ -35,7 +35,7 @@ from SpiffWorkflow.task import Task
 from SpiffWorkflow.util.task import TaskState
 
 from .data_objects import DataObjectScopeMixin
-from .xml import BPMN_NS
+from .xml import ACTIVITY_TAGS, BPMN_NS
 
 CONDITION_TAG = f"{{{BPMN_NS}}}conditionExpression"
 LINK_TAG = f"{{{BPMN_NS}}}linkEventDefinition"
@@ -45,22 +45,11 @@ THROW_TAG = f"{{{BPMN_NS}}}intermediateThrowEvent"
 # The elements whose outgoing flows Baton runs as BPMN says (gateways decide on their own, end
 # events have none).
 SPLITTING_TAGS = (
-    "task",
-    "userTask",
-    "manualTask",
-    "serviceTask",
-    "scriptTask",
-    "businessRuleTask",
-    "sendTask",
-    "receiveTask",
-    "callActivity",
-    "subProcess",
-    "transaction",
+    *ACTIVITY_TAGS,
     "adHocSubProcess",
     "startEvent",
     "intermediateCatchEvent",
     "intermediateThrowEvent",
-    "boundaryEvent",
 )
 
 

@@ -44,20 +44,24 @@ class XmlLimitExceeded(UnsafeXmlError):
 FLOW_CONTAINERS = frozenset(
     f"{{{BPMN_NS}}}{name}" for name in ("process", "subProcess", "transaction", "adHocSubProcess")
 )
+# BPMN 2.0's activities that Baton runs (the ad-hoc subprocess aside: its own parser).
+ACTIVITY_TAGS = (
+    "task",
+    "userTask",
+    "manualTask",
+    "serviceTask",
+    "scriptTask",
+    "businessRuleTask",
+    "sendTask",
+    "receiveTask",
+    "callActivity",
+    "subProcess",
+    "transaction",
+)
 FLOW_ELEMENTS = frozenset(
     f"{{{BPMN_NS}}}{name}"
     for name in (
-        "task",
-        "userTask",
-        "manualTask",
-        "serviceTask",
-        "scriptTask",
-        "businessRuleTask",
-        "sendTask",
-        "receiveTask",
-        "callActivity",
-        "subProcess",
-        "transaction",
+        *ACTIVITY_TAGS,
         "adHocSubProcess",
         "startEvent",
         "endEvent",

@@ -14,6 +14,7 @@ from time_machine import TimeMachineFixture
 
 import engine.clock
 from engine.selectors.my_work import definition_element_names
+from engine.selectors.operations import element_names_of
 from engine.services.definition_cache import definition_elements, definition_specs
 from engine.services.running import definition_script_time_limit, definition_step_limits
 from processes.models import ProcessDefinition
@@ -27,12 +28,14 @@ def _fresh_definition_caches():
     definition_specs.cache_clear()
     definition_elements.cache_clear()
     definition_element_names.cache_clear()
+    element_names_of.cache_clear()
     definition_script_time_limit.cache_clear()
     definition_step_limits.cache_clear()
     yield
     definition_specs.cache_clear()
     definition_elements.cache_clear()
     definition_element_names.cache_clear()
+    element_names_of.cache_clear()
     definition_script_time_limit.cache_clear()
     definition_step_limits.cache_clear()
 

@@ -2,6 +2,7 @@
 choices), the incidents page and the status counts."""
 
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Any
 
 from django.db.models import Count
@@ -25,8 +26,10 @@ def instance_diagram(instance: ProcessInstance) -> dict[str, Any]:
     return {"xml": definition.bpmn_xml, **markers}
 
 
+@lru_cache(maxsize=512)
 def element_names_of(definition_id: int) -> dict[str, str]:
-    """The element names of a deployed definition, by id."""
+    """The element names of a deployed definition, by id (read once per definition: a
+    definition never changes once deployed, and list pages ask for every row)."""
     xml = ProcessDefinition.objects.values_list("bpmn_xml", flat=True).get(pk=definition_id)
     return element_names(xml)
 
@@ -77,7 +80,6 @@ def incident_groups(limit: int = 2000) -> list[IncidentGroup]:
             "definition__version",
         )[:limit]
     )
-    names: dict[int, dict[str, str]] = {}
     for row in rows:
         incident = row["incident"] or {}
         error = str(incident.get("error") or "").strip().splitlines()[:1]
@@ -90,10 +92,7 @@ def incident_groups(limit: int = 2000) -> list[IncidentGroup]:
         )
         group = groups.setdefault(key, IncidentGroup(*key))
         if not group.names:
-            definition_id = row["definition_id"]
-            if definition_id not in names:
-                names[definition_id] = element_names_of(definition_id)
-            group.names = names[definition_id]
+            group.names = element_names_of(row["definition_id"])
         group.instances.append(dict(row))
     return sorted(groups.values(), key=lambda g: -len(g.instances))
 

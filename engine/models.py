@@ -515,8 +515,10 @@ class ElementRun(models.Model):
     written in bulk with the instance's state, deleted with the instance."""
 
     id = models.BigAutoField(primary_key=True)
+    # Found by instance through element_run_instance (its first column): no index of its own,
+    # one less to write on every history write.
     instance = models.ForeignKey(
-        ProcessInstance, related_name="element_runs", on_delete=models.CASCADE
+        ProcessInstance, related_name="element_runs", on_delete=models.CASCADE, db_index=False
     )
     definition = models.ForeignKey(ProcessDefinition, related_name="+", on_delete=models.CASCADE)
     spiff_task_id = models.UUIDField()
@@ -558,7 +560,10 @@ class ElementRollup(models.Model):
     runs per duration bucket (engine.services.element_history.DURATION_BUCKETS_MS)."""
 
     id = models.BigAutoField(primary_key=True)
-    definition = models.ForeignKey(ProcessDefinition, related_name="+", on_delete=models.CASCADE)
+    # Found by definition through element_rollup_key and element_rollup_hour.
+    definition = models.ForeignKey(
+        ProcessDefinition, related_name="+", on_delete=models.CASCADE, db_index=False
+    )
     element_id = models.CharField(max_length=255)
     element_type = models.CharField(max_length=64)
     hour = models.DateTimeField()

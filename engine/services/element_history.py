@@ -2,8 +2,9 @@
 with the instance's state in the operation's transaction.
 
 `record_element_runs` is called by `persist_workflow` once per operation: the runs the
-operation started and ended (engine.bpmn.element_runs) go to the database in one statement,
-which inserts the new runs, closes the open ones and adds both to the roll-ups
+operation started and ended (engine.bpmn.element_runs) go to the database in one statement
+(the database function `baton_write_element_runs`, planned once per connection), which
+inserts the new runs, closes the open ones and adds both to the roll-ups
 (engine.models.ElementRollup, by definition, element and hour): the insights page and the
 statistics API read roll-ups, never the runs themselves.
 
@@ -126,75 +127,6 @@ def reopen_run(instance: ProcessInstance, spiff_task_id: uuid.UUID, *, actor: Ac
     write_runs(instance, [RunChange(spiff_task_id, last[0], last[1], now, None, "")], actor=name)
 
 
-_WRITE = """
-WITH data AS (
-    SELECT * FROM unnest(%(task_ids)s::uuid[], %(element_ids)s::text[], %(types)s::text[],
-                         %(starts)s::timestamptz[], %(ends)s::timestamptz[], %(outcomes)s::text[])
-        AS d(task_id, element_id, element_type, started_at, ended_at, outcome)
-),
-closed AS (
-    UPDATE engine_elementrun r
-       SET ended_at = d.ended_at, outcome = d.outcome, actor = %(actor)s, changes = %(changes)s,
-           duration_ms = GREATEST(0, (EXTRACT(EPOCH FROM d.ended_at - r.started_at) * 1000))::bigint
-      FROM data d
-     WHERE d.started_at IS NULL AND r.instance_id = %(instance)s
-       AND r.spiff_task_id = d.task_id AND r.ended_at IS NULL
-    RETURNING r.element_id, r.element_type, NULL::timestamptz AS started_at, r.ended_at,
-              r.outcome, r.duration_ms
-),
-opened AS (
-    INSERT INTO engine_elementrun (instance_id, definition_id, spiff_task_id, element_id,
-                                   element_type, started_at, ended_at, duration_ms, outcome,
-                                   actor, changes)
-    SELECT %(instance)s, %(definition)s, d.task_id, d.element_id, d.element_type, d.started_at,
-           d.ended_at,
-           CASE WHEN d.ended_at IS NOT NULL THEN GREATEST(0,
-                (EXTRACT(EPOCH FROM d.ended_at - d.started_at) * 1000))::bigint END,
-           d.outcome, %(actor)s, CASE WHEN d.ended_at IS NOT NULL THEN %(changes)s::jsonb END
-      FROM data d WHERE d.started_at IS NOT NULL
-    RETURNING element_id, element_type, started_at, ended_at, outcome, duration_ms
-),
-runs AS (SELECT * FROM closed UNION ALL SELECT * FROM opened),
-counts AS (
-    SELECT element_id, element_type, date_trunc('hour', started_at) AS hour, 1 AS started,
-           0 AS completed, 0 AS cancelled, 0 AS errors, 0 AS incidents, 0 AS ended,
-           0::bigint AS duration_ms, NULL::int AS bucket
-      FROM runs WHERE started_at IS NOT NULL
-    UNION ALL
-    SELECT element_id, element_type, date_trunc('hour', ended_at), 0,
-           (outcome = 'completed')::int, (outcome = 'cancelled')::int, (outcome = 'error')::int,
-           (outcome = 'incident')::int, 1, duration_ms,
-           width_bucket(duration_ms, %(bounds)s::bigint[])
-      FROM runs WHERE ended_at IS NOT NULL
-),
-grouped AS (
-    SELECT element_id, max(element_type) AS element_type, hour, sum(started) AS started,
-           sum(completed) AS completed, sum(cancelled) AS cancelled, sum(errors) AS errors,
-           sum(incidents) AS incidents, sum(ended) AS ended, sum(duration_ms) AS duration_ms,
-           ARRAY(SELECT count(*) FILTER (WHERE b = i)::int
-                   FROM unnest(array_agg(bucket)) AS b CROSS JOIN generate_series(0, %(last)s) i
-                  GROUP BY i ORDER BY i) AS buckets
-      FROM counts GROUP BY element_id, hour
-)
-INSERT INTO engine_elementrollup AS r (definition_id, element_id, element_type, hour, shard,
-                                       started, completed, cancelled, errors, incidents, ended,
-                                       duration_ms_sum, buckets)
-SELECT %(definition)s, element_id, element_type, hour, %(shard)s, started, completed,
-       cancelled, errors, incidents, ended, COALESCE(duration_ms, 0), buckets
-  FROM grouped ORDER BY element_id, hour
-ON CONFLICT (definition_id, element_id, hour, shard) DO UPDATE SET
-    started = r.started + EXCLUDED.started,
-    completed = r.completed + EXCLUDED.completed,
-    cancelled = r.cancelled + EXCLUDED.cancelled,
-    errors = r.errors + EXCLUDED.errors,
-    incidents = r.incidents + EXCLUDED.incidents,
-    ended = r.ended + EXCLUDED.ended,
-    duration_ms_sum = r.duration_ms_sum + EXCLUDED.duration_ms_sum,
-    buckets = ARRAY(SELECT COALESCE(a, 0) + COALESCE(b, 0)
-                      FROM unnest(r.buckets, EXCLUDED.buckets) AS t(a, b))
-"""
-
-
 def write_runs(
     instance: ProcessInstance,
     changes: list[RunChange],
@@ -204,20 +136,25 @@ def write_runs(
 ) -> None:
     """Insert and close runs of `instance` and add them to the roll-ups, in one statement.
     A change without a start closes the task's open run (nothing if there is none)."""
-    params: dict[str, Any] = {
-        "task_ids": [change.task_id for change in changes],
-        "element_ids": [change.element_id for change in changes],
-        "types": [change.element_type[:64] for change in changes],
-        "starts": [change.started_at for change in changes],
-        "ends": [change.ended_at for change in changes],
-        "outcomes": [change.outcome for change in changes],
-        "instance": instance.pk,
-        "definition": instance.definition_id,
-        "actor": actor[:150],
-        "changes": variables,
-        "bounds": list(DURATION_BUCKETS_MS),
-        "last": BUCKET_COUNT - 1,
-        "shard": instance.pk.int % SHARDS,
-    }
+    # baton_write_element_runs (migration engine 0018) is one statement kept planned per
+    # connection: the inserts, the closes and the roll-up upserts.
+    params: list[Any] = [
+        instance.pk,
+        instance.definition_id,
+        [change.task_id for change in changes],
+        [change.element_id for change in changes],
+        [change.element_type[:64] for change in changes],
+        [change.started_at for change in changes],
+        [change.ended_at for change in changes],
+        [change.outcome for change in changes],
+        actor[:150],
+        variables,
+        instance.pk.int % SHARDS,
+        list(DURATION_BUCKETS_MS),
+    ]
     with connection.cursor() as cursor:
-        cursor.execute(_WRITE, params)
+        cursor.execute(
+            "SELECT baton_write_element_runs(%s, %s, %s::uuid[], %s::text[], %s::text[],"
+            " %s::timestamptz[], %s::timestamptz[], %s::text[], %s, %s::jsonb, %s, %s::bigint[])",
+            params,
+        )

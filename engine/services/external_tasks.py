@@ -28,6 +28,7 @@ from engine.actors import Person, as_user
 from engine.connectors import TASK_HEADERS_KEY, stored_task_headers
 from engine.connectors.secrets import LITERALS_KEY
 from engine.exceptions import Conflict, InvalidInput, NotFound
+from engine.jsonable import check_json_depth
 from engine.models import ProcessInstance, ServiceJob
 from engine.permissions import can_work_external_tasks, is_operator
 
@@ -268,6 +269,8 @@ def _check_variables(variables: Any) -> dict[str, Any]:
         return {}
     if not isinstance(variables, dict):
         raise InvalidInput("variables must be a JSON object.")
+    # The API's parser checks the depth too; a service is called by other edges as well.
+    check_json_depth(variables, "variables")
     return variables
 
 

@@ -7,8 +7,10 @@ from typing import Any
 import pytest
 from rest_framework.test import APIClient
 
+from engine.exceptions import InvalidInput
 from engine.models import InstanceEvent, ProcessInstance, ServiceJob
 from engine.services import retry_instance, start_instance
+from engine.services.external_tasks import complete_external_task
 from processes.services import deploy
 from processes.validation import DeploymentInvalid, UploadedFile
 from tests.external_tasks import diagrams
@@ -317,3 +319,21 @@ def test_java_delegates_are_refused_pointing_to_external_tasks(attribute, shown)
     assert problem.element_id == "charge"
     assert f"Baton runs no Java delegates ({shown})" in problem.message
     assert "external task" in problem.message
+
+
+def test_the_service_refuses_variables_nested_too_deep(payment, make_user) -> None:
+    """The depth rule holds for every edge that calls the service, not only the API's parser."""
+    worker_user = make_user("deep_worker", "external-workers")
+    client = APIClient()
+    client.force_authenticate(worker_user)
+    [task] = fetch(client, "w1")
+    deep: dict[str, Any] = {}
+    for _ in range(200):
+        deep = {"x": deep}
+    with pytest.raises(InvalidInput):
+        complete_external_task(
+            actor=worker_user, task_id=task["id"], worker_id="w1", variables={"v": deep}
+        )
+    payment.refresh_from_db()
+    assert payment.status == "waiting"
+    assert ServiceJob.objects.get(instance=payment).status == "running"

@@ -15,7 +15,6 @@ Postgres and Redis as in `bench/start.py` (its own database `baton_bench`).
 
 import argparse
 import json
-import os
 import subprocess
 import sys
 import time
@@ -163,8 +162,7 @@ def measure_baton(args: argparse.Namespace) -> dict[str, Any]:
             round_trips[reuse] = round_trip(env, args.instances, reuse)
         return token
 
-    options = {"web_workers": args.workers, "web_threads": 4, "keep_alive": 30}
-    with web_server(args.data_dir, BENCH_DATABASE, setup, **options) as (server, token, what):
+    with web_server(args.data_dir, BENCH_DATABASE, setup) as (server, token, what):
         headers = {"Authorization": f"Token {token}"}
         client = httpx.Client(base_url=server.url, headers=headers, timeout=60)
 
@@ -194,7 +192,6 @@ def main() -> int:
     parser = argument_parser(__doc__, "bench")
     parser.add_argument("--instances", type=int, default=300, help="starts of each diagram")
     parser.add_argument("--warmup", type=int, default=30)
-    parser.add_argument("--workers", type=int, default=os.cpu_count() or 1)
     args = parser.parse_args()
     gunicorn_version()
 

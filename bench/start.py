@@ -109,8 +109,7 @@ def measure_baton(args: argparse.Namespace) -> dict[str, Any]:
     def setup(env: dict[str, str]) -> str:
         return migrate_and_deploy(env, {PROCESS_KEY: BPMN_FILE.read_text()})
 
-    options = {"web_workers": args.workers, "web_threads": args.server_threads, "keep_alive": 30}
-    with web_server(args.data_dir, args.database, setup, **options) as (server, token, what):
+    with web_server(args.data_dir, args.database, setup) as (server, token, what):
         load = LoadGenerator(server.url, token, args.threads)
         try:
             if load.run(args.warmup, "baton warm-up")[1]:
@@ -153,8 +152,6 @@ def main() -> int:
     parser.add_argument("--instances", type=int, default=500, help="instances to measure")
     parser.add_argument("--threads", type=int, default=8, help="client threads")
     parser.add_argument("--warmup", type=int, default=20, help="unmeasured instances first")
-    parser.add_argument("--workers", type=int, default=os.cpu_count() or 1, help="gunicorn workers")
-    parser.add_argument("--server-threads", type=int, default=4, help="threads per gunicorn worker")
     parser.add_argument("--database", default=BENCH_DATABASE, help="the benchmark's database")
     parser.add_argument(
         "--metrics", action="store_true", help="Prometheus multiprocess mode, as deployed"
@@ -163,7 +160,7 @@ def main() -> int:
     if args.metrics:  # the server inherits this process's environment (bench/common.py)
         os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="baton-metrics-")
         os.environ["BATON_METRICS_TOKEN"] = METRICS_TOKEN
-    if min(args.instances, args.threads, args.workers, args.server_threads) < 1:
+    if min(args.instances, args.threads) < 1:
         parser.error("counts must be at least 1")
     gunicorn_version()  # fail before any setup when it is missing
 

@@ -101,6 +101,8 @@ def test_run_command_serves_baton_and_ctrl_c_stops_everything(tmp_path: Path) ->
             assert browser.get("/static/baton/baton.css").status_code == 200
             missing = browser.get("/no-such-page/")
             assert missing.status_code == 404 and "URLconf" not in missing.text
+            # The web server is gunicorn (the processes of config/launch.py), not runserver.
+            assert missing.headers["Server"] == "gunicorn"
             assert browser.get("/api/v1/nothing/").headers["Content-Type"] == (
                 "application/problem+json"
             )
@@ -145,6 +147,46 @@ def test_run_command_serves_baton_and_ctrl_c_stops_everything(tmp_path: Path) ->
 
     wait_until(lambda: not alive(), timeout=30, what="every child process to end")
     assert processes_mentioning(str(tmp_path), redis_dir) == []
+
+
+@pytest.mark.slow
+def test_the_reload_flag_serves_with_the_auto_reloading_development_server(
+    tmp_path: Path,
+) -> None:
+    """`make run RELOAD=1` (BATON_RELOAD=1): Django's runserver, static files still served."""
+    port = free_port()
+    skipped = {"DATABASE_URL", "CELERY_BROKER_URL", "PROMETHEUS_MULTIPROC_DIR"}
+    env = {k: v for k, v in os.environ.items() if k not in skipped}
+    env.update(
+        PORT=str(port),
+        BATON_DATA_DIR=str(tmp_path / "data"),
+        PYTHONUNBUFFERED="1",
+        BATON_RELOAD="1",
+    )
+    supervisor = subprocess.Popen(
+        [sys.executable, "-m", "config.devstack", "run"],
+        cwd=BASE_DIR,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    output = Output(supervisor)
+    try:
+        output.wait_for(f"Baton is running at http://127.0.0.1:{port}/", timeout=180)
+        base = f"http://127.0.0.1:{port}"
+        login = httpx.get(f"{base}/accounts/login/")
+        assert login.status_code == 200
+        assert login.headers["Server"].startswith("WSGIServer/"), login.headers
+        assert httpx.get(f"{base}/static/baton/baton.css").status_code == 200
+        missing = httpx.get(f"{base}/no-such-page/")
+        assert missing.status_code == 404 and "URLconf" not in missing.text
+    finally:
+        supervisor.send_signal(signal.SIGINT)
+        returncode = supervisor.wait(timeout=90)
+    output.thread.join(timeout=5)
+    assert returncode == 0, "\n".join(output.lines[-40:])
+    assert "Baton stopped." in output.lines
 
 
 def _base_url_seen_by_manage_py(

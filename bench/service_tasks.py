@@ -215,7 +215,9 @@ class Users:
         return list(self.pool.map(self._start, [new_tag(prefix) for _ in range(count)]))
 
     def count(self, status: str) -> int:
-        page = self.poller.get(f"/api/v1/instances/?definition={PROCESS_KEY}&status={status}")
+        page = self.poller.get(
+            f"/api/v1/instances/?definition={PROCESS_KEY}&status={status}&page_size=1"
+        )
         page.raise_for_status()
         return int(page.json()["count"])
 

@@ -228,17 +228,16 @@ class Users:
         def done() -> bool:
             nonlocal next_report
             completed = self.count("completed")
-            if time.monotonic() >= next_report:
+            if time.monotonic() >= next_report:  # and, as often, whether something went wrong
                 log(f"{label}: {completed}/{total} instances completed")
                 next_report = time.monotonic() + 5
+                if self.count("incident"):
+                    raise RuntimeError("an instance went into incident")
             return completed >= total
 
-        def watch() -> None:
-            baton.check_alive()
-            if self.count("incident"):
-                raise RuntimeError("an instance went into incident")
-
-        wait_until(done, timeout, f"{label}: {total} instances", watch=watch, poll=POLL_SECONDS)
+        wait_until(
+            done, timeout, f"{label}: {total} instances", watch=baton.check_alive, poll=POLL_SECONDS
+        )
 
     def details(self, ids: list[str]) -> list[dict[str, Any]]:
         def read(instance_id: str) -> dict[str, Any]:

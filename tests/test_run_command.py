@@ -55,6 +55,7 @@ def test_run_command_serves_baton_and_ctrl_c_stops_everything(tmp_path: Path) ->
     skipped = {"DATABASE_URL", "CELERY_BROKER_URL", "PROMETHEUS_MULTIPROC_DIR"}
     env = {k: v for k, v in os.environ.items() if k not in skipped}
     env.update(PORT=str(port), BATON_DATA_DIR=str(tmp_path / "data"), PYTHONUNBUFFERED="1")
+    env.update(WEB_WORKERS="3", WEB_THREADS="2")  # sizes from the environment
     # Metrics files of an earlier run: the run starts with an empty directory.
     (tmp_path / "data" / "metrics").mkdir(parents=True)
     (tmp_path / "data" / "metrics" / "counter_999999.db").write_bytes(b"left over")
@@ -81,6 +82,12 @@ def test_run_command_serves_baton_and_ctrl_c_stops_everything(tmp_path: Path) ->
         assert ready and max(ready) < first_account, "\n".join(output.lines)
         base = f"http://127.0.0.1:{port}"
         descendants = psutil.Process(supervisor.pid).children(recursive=True)
+        # The web server is gunicorn with the number of workers the environment asked for.
+        [web] = [p for p in psutil.Process(supervisor.pid).children() if "gunicorn" in p.cmdline()]
+        command = web.cmdline()
+        assert command[command.index("--workers") + 1] == "3", command
+        assert command[command.index("--threads") + 1] == "2", command
+        assert len([c for c in web.children() if c.cmdline() == web.cmdline()]) == 3
         broker = next(line for line in output.lines if line.startswith("Broker: redis+socket://"))
         redis_dir = str(Path(broker.split("redis+socket://")[1].strip()).parent)
 
@@ -279,3 +286,33 @@ def test_development_settings_have_debug_off_unless_asked() -> None:
         command, cwd=BASE_DIR, env={**env, "DEBUG": "1"}, capture_output=True, text=True, check=True
     )
     assert (default.stdout.strip(), asked.stdout.strip()) == ("False", "True")
+
+
+def test_process_sizes_come_from_the_cpus_unless_the_environment_names_them() -> None:
+    from config.launch import Sizing
+
+    cpus = os.cpu_count() or 1
+    assert Sizing.for_machine({}) == Sizing(
+        web_workers=cpus, web_threads=4, job_concurrency=2 * cpus, events_concurrency=1
+    )
+    chosen = {"WEB_WORKERS": "3", "WEB_THREADS": "8", "JOB_CONCURRENCY": "6"}
+    assert Sizing.for_machine(chosen) == Sizing(3, 8, 6, 1)
+    for wrong in ("0", "two", "-1"):
+        with pytest.raises(ValueError, match="WEB_WORKERS"):
+            Sizing.for_machine({"WEB_WORKERS": wrong})
+
+
+def test_make_run_refuses_a_wrong_size_before_starting_anything(tmp_path: Path) -> None:
+    env = {**os.environ, "WEB_WORKERS": "many", "BATON_DATA_DIR": str(tmp_path / "data")}
+    done = subprocess.run(
+        [sys.executable, "-m", "config.devstack", "run"],
+        cwd=BASE_DIR,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 2
+    assert "WEB_WORKERS must be a whole number, not 'many'" in done.stderr
+    assert not (tmp_path / "data").exists()

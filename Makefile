@@ -1,6 +1,8 @@
 # Baton: `make run` sets up and runs everything; `make test` sets up and runs every check.
 # `make test ARGS="tests/engine/test_timers.py -k cron"` hands ARGS to pytest.
 ARGS ?=
+# `make run RELOAD=1`: Django's auto-reloading development server instead of gunicorn.
+RELOAD ?=
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
@@ -41,7 +43,7 @@ browser:
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
 
 run: setup
-	$(BIN)/python -m config.devstack run
+	$(if $(RELOAD),BATON_RELOAD=$(RELOAD) )$(BIN)/python -m config.devstack run
 
 test: setup browser lint
 	$(BIN)/python -m config.devstack test $(ARGS)

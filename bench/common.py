@@ -169,13 +169,23 @@ def gunicorn_version() -> str:
     return str(gunicorn.__version__)
 
 
+def processes_label(sizing: Any) -> str:
+    """What runs Baton in a benchmark, for its report: `make run`'s processes and sizes."""
+    return (
+        f"config/launch.py as `make run` starts it: gunicorn {gunicorn_version()} gthread, "
+        f"{sizing.web_workers} workers x {sizing.web_threads} threads; jobs worker prefork "
+        f"x {sizing.job_concurrency}; {SETTINGS_MODULE} (DEBUG off)"
+    )
+
+
 @contextlib.contextmanager
 def web_server(
     data_dir: Path, database: str, setup: Callable[[dict[str, str]], str], **options: Any
 ) -> Iterator[tuple[Any, str, dict[str, str]]]:
-    """Baton's web server as production runs it (gunicorn, the prod settings) on the benchmark's
-    own database, which `setup(env)` fills, returning an API token. Yields the server (a
-    `tests.faults.stack.Baton`, with `options`), the token and what both are, for the report."""
+    """Baton's web server as `make run` and production run it (config/launch.py; the prod
+    settings) on the benchmark's own database, which `setup(env)` fills, returning an API
+    token. Yields the server (a `tests.faults.stack.Baton`, with `options`), the token and what
+    both are, for the report."""
     from tests.faults.stack import Baton  # which imports this module
 
     with services(data_dir) as embedded, tempfile.TemporaryDirectory() as log_dir:
@@ -183,9 +193,7 @@ def web_server(
         token = setup(env)
         server = Baton(env, Path(log_dir), **options)
         what = {
-            "server": f"gunicorn {gunicorn_version()} gthread, {server.web_workers} workers x "
-            f"{server.web_threads} threads, keep-alive {server.keep_alive}s, {SETTINGS_MODULE} "
-            "(DEBUG off)",
+            "server": processes_label(server.sizing),
             "database": f"{database_label(embedded)} {version}, database {database}",
         }
         try:

@@ -1,10 +1,7 @@
 """Opt-in diagnostics of the benchmarks (`--diagnose`): what one operation costs inside a
 Django-configured process -- its SQL queries by kind, the time spent in the database, the
-plans of the queries, and with cProfile the functions of Baton that cost the most. Not part
-of the measured figures."""
+plans of the queries (bench/inbox.py). Not part of the measured figures."""
 
-import cProfile
-import pstats
 import re
 import time
 from collections import Counter
@@ -12,8 +9,6 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
-
-from bench.common import BASE_DIR
 
 
 @dataclass
@@ -67,24 +62,6 @@ def query_kind(sql: str) -> str:
     target = table.group(1) if table else (f"{function.group(1)}()" if function else "?")
     lock = re.search(r"FOR (NO KEY )?UPDATE", sql)
     return f"{verb}{count} {target}" + (f" {lock.group(0)}" if lock else "")
-
-
-def profiled(action: Callable[[], Any], repeat: int) -> list[str]:
-    """Run `action` `repeat` times under cProfile: the 20 functions of Baton with the most
-    cumulative time, per run (the profiler's own overhead inflates them)."""
-    profiler = cProfile.Profile()
-    for _ in range(repeat):
-        profiler.runcall(action)
-    rows = []
-    stats: dict[Any, Any] = pstats.Stats(profiler).stats  # type: ignore[attr-defined]
-    for (filename, line, name), (_cc, calls, _tottime, cumtime, _) in stats.items():
-        where = filename.removeprefix(f"{BASE_DIR}/")
-        if where != filename and not where.startswith(("bench/", ".venv/")):
-            rows.append((cumtime, calls, f"{where}:{line}({name})"))
-    return [
-        f"{seconds / repeat * 1000:.2f} ms {calls / repeat:g} calls  {where}"
-        for seconds, calls, where in sorted(rows, reverse=True)[:20]
-    ]
 
 
 def shorten(sql: str, limit: int = 160) -> str:

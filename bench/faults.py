@@ -393,7 +393,7 @@ def measure(args: argparse.Namespace, root: Path) -> dict[str, Any]:
         durable=True,
         stub_delay=args.stub_delay,
     ) as stack:
-        baton = stack.baton("baton", web_workers=2, web_threads=4)
+        baton = stack.baton("baton")
         faults: dict[str, Any] = {}
         try:
             baton.start(job_workers=1, concurrency=args.concurrency)

@@ -514,9 +514,8 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
         return str(data["token"])
 
     log_file = Path(tempfile.mkdtemp()) / "access.log"
-    options = {"web_workers": args.workers, "web_threads": args.server_threads, "keep_alive": 30}
     clients: dict[str, httpx.Client] = {}
-    with web_server(args.data_dir, BENCH_DATABASE, setup, access_log=log_file, **options) as (
+    with web_server(args.data_dir, BENCH_DATABASE, setup, access_log=log_file) as (
         server,
         token,
         what,
@@ -577,14 +576,12 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument(
         "--diagnose", action="store_true", help="the pages in process, query plans, a busy user"
     )
-    parser.add_argument("--workers", type=int, default=os.cpu_count() or 1, help="gunicorn workers")
-    parser.add_argument("--server-threads", type=int, default=4, help="threads per gunicorn worker")
     parser.add_argument("--seed", type=int, default=1)
     args = parser.parse_args()
     minimum = TARGET_ACTIONABLE + args.group_claimed * TARGET_GROUPS
     if args.tasks < minimum:
         parser.error(f"--tasks must be at least {minimum}")
-    if args.users < 50 or min(args.requests, args.warmup, args.workers, args.server_threads) < 1:
+    if args.users < 50 or min(args.requests, args.warmup) < 1:
         parser.error("--users at least 50; counts at least 1")
     return args
 

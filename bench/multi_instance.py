@@ -278,8 +278,7 @@ def main() -> int:
             setup.env = env  # type: ignore[attr-defined]
             return migrate_and_deploy(env, diagrams)
 
-        options = {"web_workers": 2, "web_threads": 2, "keep_alive": 30}
-        with web_server(args.data_dir, BENCH_DATABASE, setup, **options) as (server, token, what):
+        with web_server(args.data_dir, BENCH_DATABASE, setup) as (server, token, what):
             client = Client(server.url, token, setup.env)  # type: ignore[attr-defined]
             try:
                 client.start("mi_parallel")  # warm-up: caches, sandbox, connections

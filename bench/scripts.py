@@ -8,15 +8,11 @@ assignments, which Baton evaluates without a sandbox) are started alternately th
 `POST /api/v1/definitions/{key}/start/` on gunicorn with the production settings, one request
 at a time; the difference of their latencies / 3 is what one sandboxed script costs on the
 start path (`per_script_ms`). Plain SpiffWorkflow runs both in memory in the same run, for the
-same difference. Inside Django, the sandbox round trip alone is timed too (the pricing script,
-one per operation), once per reuse scope. Prints ONE JSON object; results in bench/RESULTS.md.
+same difference. Prints ONE JSON object; results in bench/RESULTS.md.
 Postgres and Redis as in `bench/start.py` (its own database `baton_bench`).
 """
 
 import argparse
-import json
-import os
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -27,7 +23,6 @@ import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench.common import (
-    BASE_DIR,
     argument_parser,
     gunicorn_version,
     latency_summary,
@@ -42,7 +37,6 @@ from tests.faults.stack import migrate_and_deploy
 
 BENCH_DATABASE = "baton_bench"
 SCRIPTS_PER_START = 3
-REUSE_SCOPES = ("definition", "operation")
 ORDER = (("HAM-1", 4, "12.50"), ("SAW-2", 1, "39.90"), ("NAI-9", 20, "0.15"), ("DRL-3", 2, "89.00"))
 LINES = [{"sku": sku, "qty": qty, "price": price} for sku, qty, price in ORDER]
 START_VARIABLES = {
@@ -108,63 +102,11 @@ def alternate(start: Any, instances: int, warmup: int, label: str) -> dict[str, 
     }
 
 
-# Inside Django: the sandbox round trip alone, one operation per script as a start does, with
-# the reuse of sandbox processes the engine uses (see engine/bpmn/sandbox/leases.py); prints
-# the latencies and the CPU seconds spent per operation by the engine and its sandbox.
-ROUND_TRIP_CODE = """
-import json, os, sys, time, django
-django.setup()
-from engine.bpmn.scripting import build_script_engine, script_context
-script, data, count = sys.argv[1], json.loads(sys.argv[2]), int(sys.argv[3])
-environment = build_script_engine().environment
-import psutil
-from engine.bpmn.sandbox import leases
-def busy():
-    # CPU seconds of this process, its zygote and every sandbox process, ended ones included.
-    total = sum(psutil.Process().cpu_times()[:2])
-    zygote = leases._pool.zygote
-    for init in psutil.Process(zygote.process.pid).children() if zygote else []:
-        times = init.cpu_times()
-        total += times.user + times.system + times.children_user + times.children_system
-        total += sum(sum(child.cpu_times()[:2]) for child in init.children())
-    return total
-def once():
-    context = dict(data)
-    with script_context(user=None, instance_id="bench", reuse_key="definition bench"):
-        began = time.perf_counter()
-        environment.execute(script, context)
-        elapsed = time.perf_counter() - began
-    time.sleep(0.005)  # as between requests: spare processes are forked meanwhile
-    return elapsed
-for _ in range(50):
-    once()
-before = busy()
-latencies = [once() for _ in range(count)]
-print(json.dumps({"latencies": latencies, "cpu_per_operation": (busy() - before) / count}))
-"""
-
-
-def round_trip(env: dict[str, str], count: int, reuse: str) -> dict[str, Any]:
-    command = [sys.executable, "-c", ROUND_TRIP_CODE, PRICE_SCRIPT, json.dumps(START_VARIABLES)]
-    env = {**env, "BATON_SANDBOX_REUSE": reuse}
-    output = subprocess.check_output([*command, str(count)], cwd=BASE_DIR, env=env, text=True)
-    measured = json.loads(output.strip().splitlines()[-1])
-    cpu_ms = round(measured["cpu_per_operation"] * 1000, 2)
-    return {"latency_ms": latency_summary(measured["latencies"]), "cpu_ms_per_operation": cpu_ms}
-
-
 def measure_baton(args: argparse.Namespace) -> dict[str, Any]:
-    round_trips: dict[str, Any] = {}
-
     def setup(env: dict[str, str]) -> str:
-        token = migrate_and_deploy(env, DIAGRAMS)
-        log("the sandbox round trip alone, inside Django")
-        for reuse in REUSE_SCOPES:
-            round_trips[reuse] = round_trip(env, args.instances, reuse)
-        return token
+        return migrate_and_deploy(env, DIAGRAMS)
 
-    options = {"web_workers": args.workers, "web_threads": 4, "keep_alive": 30}
-    with web_server(args.data_dir, BENCH_DATABASE, setup, **options) as (server, token, what):
+    with web_server(args.data_dir, BENCH_DATABASE, setup) as (server, token, what):
         headers = {"Authorization": f"Token {token}"}
         client = httpx.Client(base_url=server.url, headers=headers, timeout=60)
 
@@ -181,20 +123,13 @@ def measure_baton(args: argparse.Namespace) -> dict[str, Any]:
 
         with client:
             over_http = alternate(start, args.instances, args.warmup, "baton")
-    return {
-        **what,
-        **over_http,
-        # One script per operation; "definition" is the default, "operation" forks a sandbox
-        # process that never ran anything for every operation (BATON_SANDBOX_REUSE).
-        "sandbox_round_trip": round_trips,
-    }
+    return {**what, **over_http}
 
 
 def main() -> int:
     parser = argument_parser(__doc__, "bench")
     parser.add_argument("--instances", type=int, default=300, help="starts of each diagram")
     parser.add_argument("--warmup", type=int, default=30)
-    parser.add_argument("--workers", type=int, default=os.cpu_count() or 1)
     args = parser.parse_args()
     gunicorn_version()
 

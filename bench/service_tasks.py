@@ -1,16 +1,22 @@
-"""Benchmark: service tasks per second on real Celery workers (the goal: 200 on 2 cores).
+"""Benchmark: service tasks per second as users get them (the goal: 200 on 2 cores).
 
-    .venv/bin/python bench/service_tasks.py [--instances 40] [--concurrency 4] [--workers 1]
-                                            [--pool prefork|threads|solo] [--diagnose]
+    .venv/bin/python bench/service_tasks.py [--instances 60] [--threads 8] [--job-workers 1]
 
-Deploys a Camunda diagram of 10 sequential http service tasks (two output mappings each),
-starts N instances with `engine.services.start_instance` in this (Django-configured) process
-and waits until Celery workers started here have run all N x 10 jobs against the tests' stub
-API (tests/faults/stack.py, its own process, answering at once). Reports service tasks per
-second, the hand-off between the jobs of one instance (from the ServiceJob rows, and as the
-API sees it), instance durations and the CPU time of each process group (`definitions` in the
-output); with `--diagnose` also SQL and a profile per job in process (bench/diagnostics.py).
-Its own database `baton_bench_service` (see bench/common.py) and its own Celery queue.
+Baton runs exactly as `make run` starts it (config/launch.py: gunicorn, a jobs worker, an
+events worker, the beat, sized for this machine; WEB_WORKERS, WEB_THREADS and JOB_CONCURRENCY
+override the sizes as they do for `make run`), with the production settings, on its own
+database `baton_bench_service` (see bench/common.py). A Camunda diagram of 10 sequential http
+service tasks (two output mappings each) calls the tests' stub API (tests/faults/stack.py, its
+own process, answering at once). N instances are started through
+`POST /api/v1/definitions/{key}/start/` from --threads client threads, and a user polls
+`GET /api/v1/instances/?definition=...&status=completed` until all have completed; then each
+instance is read once through the API (its status, result and timestamps). Nothing is read
+from the database. `--job-workers N` starts N jobs-worker processes (docs/scaling.md's curve).
+
+Plain SpiffWorkflow runs the same chain in the same run, one instance at a time in memory:
+per step it restores the workflow from JSON, calls the stub API (httpx), stores the result in
+the task data, completes the task, runs the engine steps and serializes the workflow again,
+which is what a stateless engine does per job.
 """
 
 import argparse
@@ -19,16 +25,19 @@ import itertools
 import os
 import sys
 import tempfile
+import threading
 import time
-from collections import Counter, defaultdict
+from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+import httpx
+
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench.common import (
-    SETTINGS_MODULE,
     CpuMeter,
     argument_parser,
     database_label,
@@ -36,48 +45,108 @@ from bench.common import (
     log,
     postgres_backends,
     prepare_database,
+    processes_label,
     run_benchmark,
     services,
 )
-from bench.diagnostics import SqlTimer, postgres_settings, profiled, timed_sql
 from tests.engine.service_diagrams import sequence
-from tests.faults.stack import Baton, StubProcess, migrate_and_deploy, wait_until
+from tests.faults.stack import Baton, BatonApi, StubProcess, migrate_and_deploy, new_tag, wait_until
 
 PROCESS_KEY = "bench_service_chain"
 TASKS_PER_INSTANCE = 10
 BENCH_DATABASE = "baton_bench_service"
 GOAL_TASKS_PER_SECOND = 200
-FINISHED = ("completed", "incident", "terminated")
+POLL_SECONDS = 0.1
 
 DEFINITIONS = {
-    "service_tasks_per_second": "jobs succeeded / (last instance completed_at - the moment "
-    "before the first start_instance call)",
-    "handoff_ms": "per pair of consecutive jobs of one instance: next ServiceJob.started_at "
-    "(claimed by a worker) - previous ServiceJob.updated_at (result stored, in the apply "
-    "transaction); parts: -> next job row written (created_at, still in that transaction) and "
-    "-> claimed (commit, broker, queueing behind other jobs, worker pick-up, claim)",
-    "api_gap_ms": "per pair, seen by the HTTP API: next request's arrival - previous "
-    "response written",
-    "instance_duration_ms": "ProcessInstance.completed_at - created_at",
+    "service_tasks_per_second": "service tasks of the measured instances / (the last instance's "
+    "completed_at, as the API shows it - the moment before the first start request)",
+    "seen_done_tasks_per_second": "the same, up to the poll that saw every instance completed",
+    "instance_duration_ms": "completed_at - created_at of each instance, from the API",
+    "api_gap_ms": "per pair of consecutive calls of one instance, seen by the stub API: next "
+    "request's arrival - previous response written (the hand-off through Baton)",
     "cpu_during_baton": "CPU seconds (user+system) of each group of processes from the first "
-    "start to the last completion; starter = this process (start_instance and polling), "
-    "postgres = the embedded server's processes or the backends of the benchmark database, "
-    "other = the rest of the machine",
+    "start request to the poll that saw the last completion; client = this process (starts "
+    "and polls), postgres = the embedded server's processes or the benchmark database's "
+    "backends, other = the rest of the machine",
 }
 
 
 def service_task(index: int) -> str:
+    step = f"s{index:02d}"
     return (
         f'    <bpmn:serviceTask id="call_{index:02d}" name="Call {index}" '
         'camunda:type="external" camunda:topic="http"><bpmn:extensionElements>'
-        '<camunda:inputOutput><camunda:inputParameter name="url">${api + "/echo"}'
-        '</camunda:inputParameter><camunda:inputParameter name="query"><camunda:map>'
-        f'<camunda:entry key="step">{index}</camunda:entry></camunda:map>'
+        f'<camunda:inputOutput><camunda:inputParameter name="url">${{api + "/{step}/" + tag}}'
         '</camunda:inputParameter><camunda:outputParameter name="calls">${calls + 1}'
         '</camunda:outputParameter><camunda:outputParameter name="last_reply">'
         '${result["body"]["step"]}</camunda:outputParameter>'
         "</camunda:inputOutput></bpmn:extensionElements></bpmn:serviceTask>\n"
     )
+
+
+DIAGRAM = sequence(PROCESS_KEY, [service_task(i) for i in range(1, TASKS_PER_INSTANCE + 1)])
+LAST_STEP = f"s{TASKS_PER_INSTANCE:02d}"
+
+
+# --------------------------------------------------------------------------------------------
+# Plain SpiffWorkflow
+
+
+def plain_spiffworkflow(api_url: str, instances: int) -> dict[str, Any]:
+    """The chain with plain SpiffWorkflow, one instance at a time: each service task becomes a
+    manual task that this loop completes after the http call (plain SpiffWorkflow has no job
+    queue), restoring the workflow from JSON before and serializing it after each step."""
+    from SpiffWorkflow.bpmn import BpmnWorkflow
+    from SpiffWorkflow.bpmn.serializer import BpmnWorkflowSerializer
+    from SpiffWorkflow.camunda.parser import CamundaParser
+    from SpiffWorkflow.camunda.serializer.config import CAMUNDA_CONFIG
+    from SpiffWorkflow.util.task import TaskState
+
+    manual = DIAGRAM.replace("<bpmn:serviceTask ", "<bpmn:manualTask ").replace(
+        "</bpmn:serviceTask>", "</bpmn:manualTask>"
+    )
+    serializer = BpmnWorkflowSerializer(BpmnWorkflowSerializer.configure(CAMUNDA_CONFIG))
+    parser = CamundaParser()
+    parser.add_bpmn_str(manual.encode(), filename=f"{PROCESS_KEY}.bpmn")
+    spec = parser.get_spec(PROCESS_KEY)
+    durations: list[float] = []
+    with httpx.Client(timeout=30) as client:
+
+        def run_instance(tag: str) -> None:
+            workflow = BpmnWorkflow(spec)
+            workflow.task_tree.data.update({"api": api_url, "tag": tag, "calls": 0})
+            workflow.do_engine_steps()
+            state = serializer.serialize_json(workflow)
+            for index in range(1, TASKS_PER_INSTANCE + 1):
+                workflow = serializer.deserialize_json(state)
+                [task] = workflow.get_tasks(state=TaskState.READY, manual=True)
+                reply = client.post(f"{api_url}/s{index:02d}/{tag}", json={}).json()
+                task.data["calls"] = task.data["calls"] + 1
+                task.data["last_reply"] = reply["step"]
+                task.run()
+                workflow.do_engine_steps()
+                state = serializer.serialize_json(workflow)
+            if not workflow.completed or workflow.data.get("calls") != TASKS_PER_INSTANCE:
+                raise RuntimeError("plain SpiffWorkflow did not complete the chain")
+
+        run_instance(new_tag("plain-warm"))
+        began = time.perf_counter()
+        for _ in range(instances):
+            one = time.perf_counter()
+            run_instance(new_tag("plain"))
+            durations.append(time.perf_counter() - one)
+        wall = time.perf_counter() - began
+    return {
+        "service_tasks_per_second": round(instances * TASKS_PER_INSTANCE / wall, 1),
+        "instance_duration_ms": latency_summary(durations),
+        "threads": 1,
+        "wall_seconds": round(wall, 3),
+    }
+
+
+# --------------------------------------------------------------------------------------------
+# Baton through its API
 
 
 def broker_pids(embedded: Any) -> list[int]:
@@ -112,170 +181,170 @@ def postgres_pids(embedded: Any) -> list[int]:
     return postgres_backends(BENCH_DATABASE)
 
 
-def start_instances(count: int, api_url: str) -> list[str]:
-    from engine.services import start_instance
+class Users:
+    """Client threads starting instances through the API, each with its own keep-alive client,
+    and one user polling for their completion."""
 
-    variables = {"api": api_url, "calls": 0}
-    return [str(start_instance(key=PROCESS_KEY, variables=variables).id) for _ in range(count)]
+    def __init__(self, url: str, token: str, threads: int, api_url: str) -> None:
+        self.url, self.token, self.api_url = url, token, api_url
+        self.pool = ThreadPoolExecutor(threads)
+        self.local = threading.local()
+        self.clients: list[BatonApi] = []
+        self.poller = BatonApi(url, token)
+        self.clients.append(self.poller)
 
+    def close(self) -> None:
+        self.pool.shutdown(wait=True, cancel_futures=True)
+        for client in self.clients:
+            client.close()
 
-def wait_finished(ids: list[str], workers: Baton, timeout: float, label: str) -> None:
-    from engine.models import ProcessInstance
+    def _client(self) -> BatonApi:
+        if not hasattr(self.local, "api"):
+            self.local.api = BatonApi(self.url, self.token)
+            self.clients.append(self.local.api)
+        api: BatonApi = self.local.api
+        return api
 
-    next_report = time.monotonic() + 5
+    def _start(self, tag: str) -> str:
+        start = self._client().start(PROCESS_KEY, tag, {"api": self.api_url, "calls": 0})
+        if not start.committed:
+            raise RuntimeError(f"a start failed: HTTP {start.status} {start.body}")
+        return str(start.body["id"])
 
-    def finished() -> bool:
-        nonlocal next_report
-        left = ProcessInstance.objects.filter(id__in=ids).exclude(status__in=FINISHED).count()
-        if time.monotonic() >= next_report:
-            log(f"{label}: {len(ids) - left}/{len(ids)} instances finished")
-            next_report = time.monotonic() + 5
-        return not left
+    def start(self, count: int, prefix: str) -> list[str]:
+        return list(self.pool.map(self._start, [new_tag(prefix) for _ in range(count)]))
 
-    wait_until(finished, timeout, f"{label}: {len(ids)} instances", watch=workers.check_alive)
+    def count(self, status: str) -> int:
+        page = self.poller.get(
+            f"/api/v1/instances/?definition={PROCESS_KEY}&status={status}&page_size=1"
+        )
+        page.raise_for_status()
+        return int(page.json()["count"])
 
+    def wait_completed(self, total: int, baton: Baton, timeout: float, label: str) -> None:
+        """Until `total` instances of the process have completed, as the API lists them."""
+        next_report = time.monotonic() + 5
 
-def analyse(ids: list[str], api_requests: dict[str, tuple[float, float]]) -> dict[str, Any]:
-    """Throughput and latencies of the instances `ids` from their rows and the API's log."""
-    from engine.models import ProcessInstance, ServiceJob
+        def done() -> bool:
+            nonlocal next_report
+            completed = self.count("completed")
+            if time.monotonic() >= next_report:  # and, as often, whether something went wrong
+                log(f"{label}: {completed}/{total} instances completed")
+                next_report = time.monotonic() + 5
+                if self.count("incident"):
+                    raise RuntimeError("an instance went into incident")
+            return completed >= total
 
-    instances = ProcessInstance.objects.filter(id__in=ids)
-    fields = ("instance_id", "status", "attempt", "created_at", "started_at", "updated_at")
-    jobs = list(
-        ServiceJob.objects.filter(instance__in=instances)
-        .order_by("created_at")
-        .values(*fields, "idempotency_key")
-    )
-    chains: dict[Any, list[dict[str, Any]]] = defaultdict(list)
-    for job in jobs:
-        chains[job["instance_id"]].append(job)
-    spans: dict[str, list[float]] = defaultdict(list)
+        wait_until(
+            done, timeout, f"{label}: {total} instances", watch=baton.check_alive, poll=POLL_SECONDS
+        )
 
-    def span(name: str, later: datetime | None, earlier: datetime | None) -> None:
-        if later is not None and earlier is not None:
-            spans[name].append((later - earlier).total_seconds())
+    def details(self, ids: list[str]) -> list[dict[str, Any]]:
+        def read(instance_id: str) -> dict[str, Any]:
+            response = self._client().get(f"/api/v1/instances/{instance_id}/")
+            response.raise_for_status()
+            detail: dict[str, Any] = response.json()
+            return detail
 
-    for chain in chains.values():
-        for previous, job in itertools.pairwise(chain):
-            span("handoff", job["started_at"], previous["updated_at"])
-            span("result_stored_to_next_job_written", job["created_at"], previous["updated_at"])
-            span("next_job_written_to_claimed", job["started_at"], job["created_at"])
-            before = api_requests.get(previous["idempotency_key"])
-            after = api_requests.get(job["idempotency_key"])
-            if before and after:
-                spans["api_gap"].append(after[0] - before[1])
-        for job in chain:
-            span("job_claim_to_result_stored", job["updated_at"], job["started_at"])
-    rows = list(instances.values("id", "status", "created_at", "completed_at", "variables"))
-    completed = [i for i in rows if i["status"] == "completed"]
-    for instance in rows:
-        if instance["id"] in chains:
-            first = chains[instance["id"]][0]
-            span("start_to_first_claim", first["started_at"], instance["created_at"])
-        if instance["status"] == "completed":
-            span("instance_duration", instance["completed_at"], instance["created_at"])
-    keys = {job["idempotency_key"] for job in jobs}
-    served = [done - arrived for key, (arrived, done) in api_requests.items() if key in keys]
-    summary = {name: latency_summary(values) for name, values in spans.items()}
-    return {
-        "instances_completed": len(completed),
-        "instances_not_completed": Counter(i["status"] for i in rows if i not in completed),
-        "instances_with_wrong_result": sum(
-            1 for i in completed if i["variables"].get("calls") != TASKS_PER_INSTANCE
-        ),
-        "jobs_succeeded": sum(1 for j in jobs if j["status"] == "succeeded"),
-        "jobs_retried": sum(1 for j in jobs if j["attempt"] > 1),
-        "api_calls": sum(1 for key in api_requests if key in keys),
-        "handoff_ms": summary.get("handoff"),
-        "handoff_parts_ms": {
-            part: summary.get(part)
-            for part in ("result_stored_to_next_job_written", "next_job_written_to_claimed")
-        },
-        "api_gap_ms": summary.get("api_gap"),
-        "instance_duration_ms": summary.get("instance_duration"),
-        "start_to_first_claim_ms": summary.get("start_to_first_claim"),
-        "job_claim_to_result_stored_ms": summary.get("job_claim_to_result_stored"),
-        "api_request_handling_ms": latency_summary(served),
-        "last_completed_at": max((i["completed_at"] for i in completed), default=None),  # type: ignore[type-var]
-    }
+        return list(self.pool.map(read, ids))
 
 
-def in_process_costs(api_url: str, instances: int) -> dict[str, Any]:
-    """--diagnose: jobs run one by one in this process (no worker), their queries and time.
-    The jobs' messages go to a queue no worker reads, which is deleted afterwards."""
-    from config.celery import app
-    from engine.models import ServiceJob
-    from engine.services import start_instance
-    from engine.services.job_runs import execute_service_job
+def api_gaps(calls: list[Any], tags: set[str]) -> list[float]:
+    """Per instance, between the answer to one call and the arrival of the next."""
+    by_tag: dict[str, list[Any]] = {}
+    for call in sorted(calls, key=lambda c: c.arrived):
+        if call.tag in tags:
+            by_tag.setdefault(call.tag, []).append(call)
+    return [
+        later.arrived - (earlier.answered or earlier.arrived)
+        for chain in by_tag.values()
+        for earlier, later in itertools.pairwise(chain)
+    ]
 
-    queue, app.conf.task_default_queue = app.conf.task_default_queue, f"nobody-{os.getpid()}"
-    timers: list[SqlTimer] = []
-    walls: list[float] = []
 
-    def run_one_instance() -> None:
-        instance = start_instance(key=PROCESS_KEY, variables={"api": api_url, "calls": 0})
-        while job := ServiceJob.objects.filter(instance=instance, status="pending").first():
-            with timed_sql() as timer:
-                began = time.perf_counter()
-                execute_service_job(str(job.id))
-                walls.append(time.perf_counter() - began)
-            timers.append(timer)
-
+def measure_baton(args: argparse.Namespace, embedded: Any, log_dir: Path) -> dict[str, Any]:
+    env, postgres_version = prepare_database(BENCH_DATABASE)
+    queue = env["BATON_CELERY_QUEUE"] = f"baton-bench-{os.getpid()}"
+    env["BATON_EVENTS_QUEUE"] = f"{queue}.events"
+    token = migrate_and_deploy(env, {PROCESS_KEY: DIAGRAM})
+    api = StubProcess(delay=0)
+    baton = Baton(env, log_dir)
+    users: Users | None = None
     try:
-        run_one_instance()  # warm this process's caches
-        timers.clear()
-        walls.clear()
-        for _ in range(instances):
-            run_one_instance()
-        jobs = len(timers)
-        kinds: Counter[str] = Counter()
-        for timer in timers:
-            kinds.update(timer.kinds())
-        return {
-            "jobs": jobs,
-            "queries_per_job": round(sum(len(t.queries) for t in timers) / jobs, 2),
-            "query_kinds_per_job": {kind: round(n / jobs, 2) for kind, n in kinds.items()},
-            "wall_ms_per_job": latency_summary(walls),
-            "sql_ms_per_job": round(sum(t.seconds for t in timers) / jobs * 1000, 2),
-            "profile_per_instance": profiled(run_one_instance, instances),
+        log(f"{processes_label(baton.sizing)}; {args.job_workers} jobs worker(s)")
+        baton.start(job_workers=args.job_workers)
+        users = Users(baton.url, token, args.threads, api.url)
+        log(f"warm-up: {args.warmup} instances")
+        users.start(args.warmup, "warm")
+        users.wait_completed(args.warmup, baton, args.timeout, "warm-up")
+
+        log(f"measuring: {args.instances} instances x {TASKS_PER_INSTANCE} service tasks")
+        roles = {
+            "client": lambda: [os.getpid()],
+            "web": lambda: baton.pids("web"),
+            "jobs_workers": lambda: baton.pids("jobs"),
+            "events_worker_and_beat": lambda: baton.pids("events") + baton.pids("beat"),
+            "postgres": lambda: postgres_pids(embedded),
+            "broker": lambda: broker_pids(embedded),
+            "http_api": lambda: [api.popen.pid],
         }
+        meter = CpuMeter(roles)
+        first_start = time.time()
+        ids = users.start(args.instances, "run")
+        started = time.time()
+        users.wait_completed(args.warmup + args.instances, baton, args.timeout, "baton")
+        seen_done = time.time()
+        cpu = meter.usage(args.instances * TASKS_PER_INSTANCE, "task")
+        details = users.details(ids)
+        calls = api.calls()
     finally:
-        delete_queue(app.conf.task_default_queue)
-        app.conf.task_default_queue = queue
+        if users is not None:
+            users.close()
+        baton.stop()
+        api.stop()
 
-
-def setup_django(env: dict[str, str]) -> dict[str, str]:
-    """Migrate and deploy the diagram (the tests' harness); configure this process like the
-    workers; the Postgres settings that matter here."""
-    tasks = [service_task(i) for i in range(1, TASKS_PER_INSTANCE + 1)]
-    migrate_and_deploy(env, {PROCESS_KEY: sequence(PROCESS_KEY, tasks)})
-    os.environ.update(env)
-    import django
-
-    django.setup()
-    return postgres_settings("synchronous_commit", "fsync", "shared_buffers", "max_connections")
-
-
-def delete_queue(queue: str) -> None:
-    """Leave nothing behind on a shared broker (best effort)."""
-    from config.celery import app
-
-    try:
-        with app.connection_for_write() as connection:
-            connection.default_channel.queue_delete(queue)
-    except Exception as error:
-        log(f"could not delete the queue {queue}: {error}")
-
-
-def postgres_sessions() -> int:
-    """Sessions (connections) the benchmark database has had, from the statistics."""
-    from django.db import connection
-
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT pg_stat_clear_snapshot()")
-        cursor.execute("SELECT sessions FROM pg_stat_database WHERE datname = current_database()")
-        row = cursor.fetchone()
-    return int(row[0]) if row else 0
+    completed = [d for d in details if d["status"] == "completed"]
+    wrong = [
+        d
+        for d in completed
+        if d["variables"].get("calls") != TASKS_PER_INSTANCE
+        or d["variables"].get("last_reply") != LAST_STEP
+    ]
+    last = max(datetime.fromisoformat(d["completed_at"]).timestamp() for d in completed)
+    durations = [
+        (
+            datetime.fromisoformat(d["completed_at"]) - datetime.fromisoformat(d["created_at"])
+        ).total_seconds()
+        for d in completed
+    ]
+    tasks = len(completed) * TASKS_PER_INSTANCE
+    wall = last - first_start
+    tags = {d["business_key"] for d in details}
+    return {
+        "processes": {
+            "what": processes_label(baton.sizing),
+            "jobs_workers": args.job_workers,
+            "jobs_worker_command": " ".join(baton.children[1].command[2:]),
+        },
+        "broker": broker_label(embedded),
+        "database": f"{database_label(embedded)} {postgres_version}, database {BENCH_DATABASE}",
+        "baton": {
+            "service_tasks_per_second": round(tasks / wall, 1),
+            "seen_done_tasks_per_second": round(tasks / (seen_done - first_start), 1),
+            "instances_per_second": round(len(completed) / wall, 2),
+            "wall_seconds": round(wall, 3),
+            "start_phase_seconds": round(started - first_start, 3),
+            "instances_completed": len(completed),
+            "instances_not_completed": dict(
+                Counter(d["status"] for d in details if d["status"] != "completed")
+            ),
+            "instances_with_wrong_result": len(wrong),
+            "api_calls": sum(1 for c in calls if c.tag in tags),
+            "instance_duration_ms": latency_summary(durations),
+            "api_gap_ms": latency_summary(api_gaps(calls, tags)),
+        },
+        "cpu_during_baton": cpu,
+    }
 
 
 def broker_label(embedded: Any) -> str:
@@ -286,106 +355,16 @@ def broker_label(embedded: Any) -> str:
     return f"{name} at {url.hostname or 'socket'}"
 
 
-def measure(args: argparse.Namespace, embedded: Any, log_dir: Path) -> dict[str, Any]:
-    env, postgres_version = prepare_database(BENCH_DATABASE)
-    queue = env["BATON_CELERY_QUEUE"] = f"baton-bench-{os.getpid()}"
-    pg_settings = setup_django(env)
-    from django.db import connections
-
-    api: StubProcess | None = None
-    workers = Baton(env, log_dir, pool=args.pool)
-    concurrency = 1 if args.pool == "solo" else args.concurrency
-    try:
-        api = StubProcess(delay=0)
-        for _ in range(args.workers):
-            workers.start_job_worker(args.concurrency)
-        command = " ".join(workers.children[0].command[2:])
-        log(f"HTTP API on {api.url}; {args.workers} x `{command}` starting")
-        workers.wait_ready()
-        if args.warmup:
-            log(f"warm-up: {args.warmup} instances")
-            wait_finished(start_instances(args.warmup, api.url), workers, args.timeout, "warm-up")
-        log("unloaded: 1 instance alone")
-        alone = start_instances(1, api.url)
-        wait_finished(alone, workers, args.timeout, "unloaded")
-
-        log(f"measuring: {args.instances} instances x {TASKS_PER_INSTANCE} service tasks")
-        sessions_before = postgres_sessions()
-        roles = {"starter": lambda: [os.getpid()], "workers": lambda: workers.pids("jobs")}
-        roles |= {
-            "postgres": lambda: postgres_pids(embedded),
-            "broker": lambda: broker_pids(embedded),
-        }
-        meter = CpuMeter({**roles, "http_api": lambda: [api.popen.pid] if api else []})
-        first_start = time.time()
-        ids = start_instances(args.instances, api.url)
-        started = time.time()
-        wait_finished(ids, workers, args.timeout, "baton")
-        cpu = meter.usage(args.instances * TASKS_PER_INSTANCE, "task")
-        sessions = postgres_sessions() - sessions_before
-        api_requests = {c.key: (c.arrived, c.answered or c.arrived) for c in api.calls()}
-        measured = analyse(ids, api_requests)
-        unloaded = analyse(alone, api_requests)
-        workers.stop()
-        diagnosis = None
-        if args.diagnose:
-            log("diagnosis: 2 instances in process, one job at a time, then under cProfile")
-            diagnosis = in_process_costs(api.url, 2)
-    finally:
-        workers.stop()
-        if api is not None:
-            api.stop()
-        delete_queue(queue)
-        connections.close_all()
-
-    last = measured.pop("last_completed_at")
-    wall = (last.timestamp() if last else time.time()) - first_start
-    jobs = measured["jobs_succeeded"]
-    # Connections opened to the benchmark database while measuring (pg_stat_database).
-    cpu["postgres_sessions_opened"] = sessions
-    cpu["postgres_sessions_per_task"] = round(sessions / max(jobs, 1), 2)
-    return {
-        "workers": {
-            "processes": args.workers,
-            "pool": args.pool,
-            "concurrency_per_process": concurrency,
-            "total_concurrency": args.workers * concurrency,
-            "command": command,
-            "settings": f"{SETTINGS_MODULE} (DEBUG off)",
-        },
-        "broker": broker_label(embedded),
-        "database": f"{database_label(embedded)} {postgres_version}, database {BENCH_DATABASE}",
-        "postgres_settings": pg_settings,
-        "baton": {
-            "service_tasks_per_second": round(jobs / wall, 1) if wall > 0 else 0.0,
-            "instances_per_second": round(len(ids) / wall, 2) if wall > 0 else None,
-            "wall_seconds": round(wall, 3),
-            "start_phase_seconds": round(started - first_start, 3),
-            **measured,
-        },
-        "unloaded_single_instance": {
-            key: unloaded[key]
-            for key in ("handoff_ms", "handoff_parts_ms", "api_gap_ms", "instance_duration_ms")
-        },
-        "cpu_during_baton": cpu if jobs else None,
-        "diagnosis": diagnosis,
-    }
-
-
 def parse_args() -> argparse.Namespace:
     parser = argument_parser(__doc__, "bench-service")
-    parser.add_argument("--instances", type=int, default=40, help="instances to measure")
-    parser.add_argument("--concurrency", type=int, default=4, help="pool size of each worker")
-    parser.add_argument("--workers", type=int, default=1, help="Celery worker processes")
-    parser.add_argument("--pool", choices=["prefork", "threads", "solo"], default="prefork")
-    parser.add_argument("--warmup", type=int, help="unmeasured instances first (default: 2+)")
-    parser.add_argument("--timeout", type=float, default=120, help="seconds to wait for the end")
-    parser.add_argument("--diagnose", action="store_true", help="queries per job, a profile")
+    parser.add_argument("--instances", type=int, default=60, help="instances to measure")
+    parser.add_argument("--threads", type=int, default=8, help="client threads starting them")
+    parser.add_argument("--job-workers", type=int, default=1, help="jobs-worker processes")
+    parser.add_argument("--warmup", type=int, default=8, help="unmeasured instances first")
+    parser.add_argument("--timeout", type=float, default=300, help="seconds to wait for the end")
     args = parser.parse_args()
-    if min(args.instances, args.concurrency, args.workers) < 1:
+    if min(args.instances, args.threads, args.job_workers, args.warmup) < 1:
         parser.error("counts must be at least 1")
-    if args.warmup is None:  # the total concurrency
-        args.warmup = max(2, args.workers * (1 if args.pool == "solo" else args.concurrency))
     return args
 
 
@@ -394,7 +373,13 @@ def main() -> int:
 
     def measure_all() -> dict[str, Any]:
         with services(args.data_dir) as embedded, tempfile.TemporaryDirectory() as log_dir:
-            result = measure(args, embedded, Path(log_dir))
+            result = measure_baton(args, embedded, Path(log_dir))
+            log(f"plain SpiffWorkflow: {args.instances} instances in memory")
+            stub = StubProcess(delay=0)
+            try:
+                plain = plain_spiffworkflow(stub.url, args.instances)
+            finally:
+                stub.stop()
         rate = result["baton"]["service_tasks_per_second"]
         cpus = os.cpu_count() or 1
         return {
@@ -403,18 +388,16 @@ def main() -> int:
             "instances": args.instances,
             "jobs": args.instances * TASKS_PER_INSTANCE,
             "warmup_instances": args.warmup,
-            "started_with": "engine.services.start_instance, sequentially, in the benchmark "
-            "process",
+            "client_threads": args.threads,
             "goal": {
                 "service_tasks_per_second": GOAL_TASKS_PER_SECOND,
                 "cpus": cpus,
                 "reached_percent": round(100 * rate / GOAL_TASKS_PER_SECOND, 1),
-                # What every process together may spend per task at the goal rate, and what
-                # they spent in this run.
                 "cpu_budget_per_task_ms": round(cpus * 1000 / GOAL_TASKS_PER_SECOND, 2),
-                "cpu_used_per_task_ms": (result["cpu_during_baton"] or {}).get("total_per_task_ms"),
+                "cpu_used_per_task_ms": result["cpu_during_baton"]["total_per_task_ms"],
             },
             **result,
+            "spiffworkflow_in_memory": plain,
             "definitions": DEFINITIONS,
         }
 

@@ -1,11 +1,19 @@
-"""Benchmark: starting process instances through Baton's REST API vs plain SpiffWorkflow.
+"""Benchmark: starting process instances and completing user tasks through Baton's REST API vs
+plain SpiffWorkflow.
 
-    .venv/bin/python bench/start.py [--instances 500] [--threads 8] [--metrics] [--database NAME]
+    .venv/bin/python bench/start.py [--instances 500] [--threads 8] [--completions 200]
+                                    [--metrics] [--database NAME]
 
 Starts N instances of the example expense approval (a script task, then a user task) with
-`POST /api/v1/definitions/expense_approval/start/` from several client threads against a
-real gunicorn server, and does the same work with plain SpiffWorkflow in memory in the same
-run (parse once; per instance: new workflow, start data, engine steps, serialize to JSON).
+`POST /api/v1/definitions/expense_approval/start/` from --threads client threads (the goal:
+400/s with 8 on 2 cores), then completes --completions of their user tasks with
+`POST /api/v1/tasks/{id}/complete/` (approve: a gateway, a script task, the end), one request
+at a time from one client (the goal: p50 <= 10 ms). The server is Baton's web server exactly
+as `make run` starts it (config/launch.py, sized for this machine; WEB_WORKERS and WEB_THREADS
+override as for `make run`), with the production settings. Plain SpiffWorkflow does the same
+work in memory in the same run: per start parse once, new workflow, start data, engine steps,
+serialize to JSON; per completion restore from JSON, complete the task, engine steps,
+serialize.
 Its own database: `baton_bench` (see bench/common.py), or --database. With --metrics the
 server runs with Prometheus's multiprocess directory (as `make run` and a deployment with
 metrics do), and the report adds what /metrics counted, to measure what metrics cost.
@@ -58,6 +66,7 @@ class LoadGenerator:
         self.local = threading.local()
         self.clients: list[httpx.Client] = []
         self.error_samples: list[str] = []
+        self.task_ids: list[str] = []  # the user task of every instance started
 
     def close(self) -> None:
         """Let requests in flight finish (on Ctrl-C too), then close the connections."""
@@ -83,6 +92,7 @@ class LoadGenerator:
         tasks = [task.get("element_id") for task in instance.get("open_tasks", [])]
         if instance.get("status") != "waiting" or tasks != ["approve_expense"]:
             return elapsed, f"unexpected instance: {instance.get('status')}, open tasks {tasks}"
+        self.task_ids.append(str(instance["open_tasks"][0]["id"]))  # atomic: threads share it
         return elapsed, None
 
     def run(self, count: int, label: str) -> tuple[list[float], int, float]:
@@ -109,8 +119,7 @@ def measure_baton(args: argparse.Namespace) -> dict[str, Any]:
     def setup(env: dict[str, str]) -> str:
         return migrate_and_deploy(env, {PROCESS_KEY: BPMN_FILE.read_text()})
 
-    options = {"web_workers": args.workers, "web_threads": args.server_threads, "keep_alive": 30}
-    with web_server(args.data_dir, args.database, setup, **options) as (server, token, what):
+    with web_server(args.data_dir, args.database, setup) as (server, token, what):
         load = LoadGenerator(server.url, token, args.threads)
         try:
             if load.run(args.warmup, "baton warm-up")[1]:
@@ -123,6 +132,8 @@ def measure_baton(args: argparse.Namespace) -> dict[str, Any]:
             latencies, errors, wall = load.run(args.instances, "baton")
             cpu = meter.usage(len(latencies), "instance")
             counted = counted_starts(server.url) if args.metrics else None
+            log(f"completing {args.completions} user tasks, one at a time")
+            completions = complete_tasks(server.url, token, load.task_ids, args.completions)
         finally:
             load.close()
     baton = {
@@ -133,7 +144,80 @@ def measure_baton(args: argparse.Namespace) -> dict[str, Any]:
         **({"error_samples": load.error_samples} if load.error_samples else {}),
     }
     metrics = {"metrics": {"multiprocess": True, "starts_counted": counted}} if args.metrics else {}
-    return {**what, **metrics, "baton": baton, "cpu_during_baton": cpu}
+    return {
+        **what,
+        **metrics,
+        "baton": baton,
+        "cpu_during_baton": cpu,
+        "baton_user_task_completion": completions,
+    }
+
+
+COMPLETION = {"decision": "approve", "comment": "bench"}
+
+
+def complete_tasks(base_url: str, token: str, task_ids: list[str], count: int) -> dict[str, Any]:
+    """One client completes `count` tasks one at a time (a few unmeasured first): latencies."""
+    headers = {"Authorization": f"Token {token}"}
+    warmup = min(10, len(task_ids) // 10)
+    if len(task_ids) < count + warmup:
+        raise RuntimeError(f"{len(task_ids)} tasks open, {count + warmup} wanted")
+    latencies: list[float] = []
+    with httpx.Client(base_url=base_url, headers=headers, timeout=60) as client:
+        for index, task_id in enumerate(task_ids[: count + warmup]):
+            began = time.perf_counter()
+            response = client.post(
+                f"/api/v1/tasks/{task_id}/complete/", json={"variables": COMPLETION}
+            )
+            elapsed = time.perf_counter() - began
+            if response.status_code != 200:
+                raise RuntimeError(
+                    f"completion: HTTP {response.status_code}: {response.text[:300]}"
+                )
+            if index >= warmup:
+                latencies.append(elapsed)
+        instance = client.get(f"/api/v1/instances/{response.json()['instance']}/").json()
+    if instance["status"] != "completed" or instance["variables"].get("outcome") != "approved":
+        raise RuntimeError(f"a completed task left its instance {instance['status']}")
+    return {
+        "completions": len(latencies),
+        "client_threads": 1,
+        "latency_ms": latency_summary(latencies),
+    }
+
+
+def plain_completions(count: int) -> dict[str, Any]:
+    """Plain SpiffWorkflow in memory: the same completion of the same task, the workflow
+    restored from JSON before and serialized after (what a stateless server must do)."""
+    from SpiffWorkflow.bpmn import BpmnWorkflow
+    from SpiffWorkflow.bpmn.serializer import BpmnWorkflowSerializer
+    from SpiffWorkflow.camunda.parser import CamundaParser
+    from SpiffWorkflow.camunda.serializer.config import CAMUNDA_CONFIG
+    from SpiffWorkflow.util.task import TaskState
+
+    serializer = BpmnWorkflowSerializer(BpmnWorkflowSerializer.configure(CAMUNDA_CONFIG))
+    parser = CamundaParser()
+    parser.add_bpmn_str(BPMN_FILE.read_bytes(), filename=BPMN_FILE.name)
+    spec = parser.get_spec(PROCESS_KEY)
+    latencies: list[float] = []
+    for index in range(count + 10):
+        workflow = BpmnWorkflow(spec)
+        workflow.task_tree.data.update(START_VARIABLES)
+        workflow.do_engine_steps()
+        state = serializer.serialize_json(workflow)
+        began = time.perf_counter()
+        workflow = serializer.deserialize_json(state)
+        [task] = workflow.get_tasks(state=TaskState.READY, manual=True)
+        task.data.update(COMPLETION)
+        task.run()
+        workflow.do_engine_steps()
+        serializer.serialize_json(workflow)
+        elapsed = time.perf_counter() - began
+        if not workflow.completed:
+            raise RuntimeError("plain SpiffWorkflow did not complete the expense approval")
+        if index >= 10:
+            latencies.append(elapsed)
+    return {"completions": count, "threads": 1, "latency_ms": latency_summary(latencies)}
 
 
 METRICS_TOKEN = secrets.token_urlsafe(16)
@@ -153,8 +237,9 @@ def main() -> int:
     parser.add_argument("--instances", type=int, default=500, help="instances to measure")
     parser.add_argument("--threads", type=int, default=8, help="client threads")
     parser.add_argument("--warmup", type=int, default=20, help="unmeasured instances first")
-    parser.add_argument("--workers", type=int, default=os.cpu_count() or 1, help="gunicorn workers")
-    parser.add_argument("--server-threads", type=int, default=4, help="threads per gunicorn worker")
+    parser.add_argument(
+        "--completions", type=int, default=200, help="user tasks to complete, one at a time"
+    )
     parser.add_argument("--database", default=BENCH_DATABASE, help="the benchmark's database")
     parser.add_argument(
         "--metrics", action="store_true", help="Prometheus multiprocess mode, as deployed"
@@ -163,7 +248,7 @@ def main() -> int:
     if args.metrics:  # the server inherits this process's environment (bench/common.py)
         os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="baton-metrics-")
         os.environ["BATON_METRICS_TOKEN"] = METRICS_TOKEN
-    if min(args.instances, args.threads, args.workers, args.server_threads) < 1:
+    if min(args.instances, args.threads, args.completions) < 1:
         parser.error("counts must be at least 1")
     gunicorn_version()  # fail before any setup when it is missing
 
@@ -182,6 +267,7 @@ def main() -> int:
             "wall_seconds": round(sum(latencies), 3),
         }
         log(f"plain SpiffWorkflow: {spiff['instances_per_second']}/s")
+        plain_completion = plain_completions(args.completions)
         baton = measure_baton(args)
         rate = baton["baton"]["instances_per_second"]
         cpu = baton["cpu_during_baton"]["per_instance_ms"]
@@ -192,6 +278,7 @@ def main() -> int:
             "client_threads": args.threads,
             **baton,
             "spiffworkflow_in_memory": spiff,
+            "spiffworkflow_in_memory_user_task_completion": plain_completion,
             # Baton's per-instance time over plain SpiffWorkflow's, both from throughput.
             "overhead_ratio": round(1000 / spiff_ms / rate, 2) if rate else None,
             # The same, from CPU time: Baton's server and Postgres per instance over plain

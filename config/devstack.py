@@ -1,9 +1,10 @@
 """The development and test commands: `python -m config.devstack run|test`.
 
 `run` is one supervisor process: embedded Postgres and Redis (unless the environment names
-real ones), migrations, the example diagrams, demo users, then the web server, a Celery
-worker for service jobs, one for timers, the sweep and event deliveries, and the Celery beat.
-Ctrl-C (or SIGTERM) stops all of it.
+real ones), migrations, the example diagrams, demo users, then the processes a deployment runs
+(config/launch.py): gunicorn, a Celery worker for service jobs, one for timers, the sweep and
+event deliveries, and the Celery beat; with BATON_RELOAD=1 Django's auto-reloading development
+server instead of gunicorn. Ctrl-C (or SIGTERM) stops all of it.
 `test` provides the same services to pytest and returns its exit code.
 """
 
@@ -20,8 +21,8 @@ from collections.abc import Mapping, MutableMapping
 from pathlib import Path
 from types import FrameType
 
+from . import launch
 from .embedded import EmbeddedServices
-from .queues import events_queue, job_queue
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 STOP_TIMEOUT_SECONDS = 15
@@ -31,12 +32,17 @@ def data_dir(default: str) -> Path:
     return Path(os.environ.get("BATON_DATA_DIR") or BASE_DIR / default).resolve()
 
 
-def celery_environment(environ: Mapping[str, str]) -> dict[str, str]:
-    """The environment of the development worker and beat: `celery -A config` defaults to the
-    production settings (config/celery.py), so the development ones are named here, unless
-    DJANGO_SETTINGS_MODULE names others already."""
-    settings_module = environ.get("DJANGO_SETTINGS_MODULE") or "config.settings.dev"
-    return {**environ, "DJANGO_SETTINGS_MODULE": settings_module}
+def settings_module(environ: Mapping[str, str]) -> str:
+    """The settings of every process `make run` starts: the development ones (no secrets to
+    configure, DEBUG off unless DEBUG=1), unless DJANGO_SETTINGS_MODULE names others already.
+    gunicorn's WSGI module and `celery -A config` would pick the production ones otherwise."""
+    return environ.get("DJANGO_SETTINGS_MODULE") or "config.settings.dev"
+
+
+def reload_requested(environ: Mapping[str, str]) -> bool:
+    """BATON_RELOAD=1 (`make run RELOAD=1`): Django's auto-reloading development server
+    instead of gunicorn."""
+    return environ.get("BATON_RELOAD", "").strip().lower() in ("1", "true", "yes", "on")
 
 
 def manage(*args: str) -> None:
@@ -181,6 +187,11 @@ def fresh_metrics_dir(data: Path, environ: MutableMapping[str, str]) -> Path:
 
 
 def run() -> int:
+    try:
+        sizing = launch.Sizing.for_machine()
+    except ValueError as error:
+        print(error, file=sys.stderr)
+        return 2
     port = os.environ.get("PORT", "8000")
     host = os.environ.get("HOST", "127.0.0.1")
     data = data_dir(".data")
@@ -202,74 +213,26 @@ def run() -> int:
         print(f"Diagrams reach Baton at {base_url} (BATON_BASE_URL, in {env_file})", flush=True)
         print(f"Prometheus metrics at {base_url}/metrics (from {metrics_dir})", flush=True)
         celery = [sys.executable, "-m", "celery", "-A", "config"]
-        # The events worker and the beat run every second (timer ticks): at the info level
-        # they would print three lines a second. They log warnings and errors only.
-        quiet_celery = [sys.executable, "-m", "celery", "-q", "-A", "config"]
         host_name = socket.gethostname()
-        # --insecure: runserver serves static files only with DEBUG on, which is off by
-        # default (config/settings/dev.py says why).
-        supervisor.start(
-            "web",
-            [
-                sys.executable,
-                "manage.py",
-                "runserver",
-                f"{host}:{port}",
-                "--noreload",
-                "--insecure",
-            ],
-        )
-        celery_env = celery_environment(os.environ)
-        supervisor.start(
-            "worker",
-            [
-                *celery,
-                "worker",
-                "-l",
-                "info",
-                "--concurrency",
-                "2",
-                "-Q",
-                job_queue(os.environ),
-                "-n",
-                "jobs@%h",
-            ],
-            env=celery_env,
-        )
-        # Timer ticks, the sweep and event deliveries: never behind service jobs.
-        supervisor.start(
-            "events",
-            [
-                *quiet_celery,
-                "worker",
-                "-l",
-                "warning",
-                "--concurrency",
-                "1",
-                "-Q",
-                events_queue(os.environ),
-                "-n",
-                "events@%h",
-            ],
-            env=celery_env,
-        )
-        supervisor.start(
-            "beat",
-            [
-                *quiet_celery,
-                "beat",
-                "-l",
-                "warning",
-                "--schedule",
-                str(data / "celerybeat-schedule"),
-            ],
-            env=celery_env,
-        )
+        # The processes and their sizes are config/launch.py's: the benchmarks and the fault
+        # tests start the same ones.
+        env = launch.environment(os.environ, settings_module(os.environ))
+        reload = reload_requested(os.environ)
+        bind = f"{host}:{port}"
+        if reload:
+            print("Auto-reload on (BATON_RELOAD): Django's development server", flush=True)
+            supervisor.start("web", launch.reloading_web_command(bind), env=env)
+        else:
+            print(f"Processes: {sizing.describe()}", flush=True)
+            supervisor.start("web", launch.web_command(bind, sizing), env=env)
+        supervisor.start("worker", launch.jobs_worker_command(env, sizing), env=env)
+        supervisor.start("events", launch.events_worker_command(env, sizing), env=env)
+        supervisor.start("beat", launch.beat_command(str(data / "celerybeat-schedule")), env=env)
         url = f"http://{host}:{port}/"
         exit_code = 0
         workers = [f"jobs@{host_name}", f"events@{host_name}"]
         if wait_for_http(f"{url}accounts/login/", supervisor):
-            ready = wait_for_workers(celery, workers, celery_env, supervisor)
+            ready = wait_for_workers(celery, workers, env, supervisor)
             if not ready and not supervisor.stopping:
                 print("The Celery workers did not answer yet.", file=sys.stderr, flush=True)
             print(accounts, flush=True)

@@ -55,6 +55,7 @@ def test_run_command_serves_baton_and_ctrl_c_stops_everything(tmp_path: Path) ->
     skipped = {"DATABASE_URL", "CELERY_BROKER_URL", "PROMETHEUS_MULTIPROC_DIR"}
     env = {k: v for k, v in os.environ.items() if k not in skipped}
     env.update(PORT=str(port), BATON_DATA_DIR=str(tmp_path / "data"), PYTHONUNBUFFERED="1")
+    env.update(WEB_WORKERS="3", WEB_THREADS="2")  # sizes from the environment
     # Metrics files of an earlier run: the run starts with an empty directory.
     (tmp_path / "data" / "metrics").mkdir(parents=True)
     (tmp_path / "data" / "metrics" / "counter_999999.db").write_bytes(b"left over")
@@ -81,6 +82,12 @@ def test_run_command_serves_baton_and_ctrl_c_stops_everything(tmp_path: Path) ->
         assert ready and max(ready) < first_account, "\n".join(output.lines)
         base = f"http://127.0.0.1:{port}"
         descendants = psutil.Process(supervisor.pid).children(recursive=True)
+        # The web server is gunicorn with the number of workers the environment asked for.
+        [web] = [p for p in psutil.Process(supervisor.pid).children() if "gunicorn" in p.cmdline()]
+        command = web.cmdline()
+        assert command[command.index("--workers") + 1] == "3", command
+        assert command[command.index("--threads") + 1] == "2", command
+        assert len([c for c in web.children() if c.cmdline() == web.cmdline()]) == 3
         broker = next(line for line in output.lines if line.startswith("Broker: redis+socket://"))
         redis_dir = str(Path(broker.split("redis+socket://")[1].strip()).parent)
 
@@ -101,6 +108,8 @@ def test_run_command_serves_baton_and_ctrl_c_stops_everything(tmp_path: Path) ->
             assert browser.get("/static/baton/baton.css").status_code == 200
             missing = browser.get("/no-such-page/")
             assert missing.status_code == 404 and "URLconf" not in missing.text
+            # The web server is gunicorn (the processes of config/launch.py), not runserver.
+            assert missing.headers["Server"] == "gunicorn"
             assert browser.get("/api/v1/nothing/").headers["Content-Type"] == (
                 "application/problem+json"
             )
@@ -145,6 +154,46 @@ def test_run_command_serves_baton_and_ctrl_c_stops_everything(tmp_path: Path) ->
 
     wait_until(lambda: not alive(), timeout=30, what="every child process to end")
     assert processes_mentioning(str(tmp_path), redis_dir) == []
+
+
+@pytest.mark.slow
+def test_the_reload_flag_serves_with_the_auto_reloading_development_server(
+    tmp_path: Path,
+) -> None:
+    """`make run RELOAD=1` (BATON_RELOAD=1): Django's runserver, static files still served."""
+    port = free_port()
+    skipped = {"DATABASE_URL", "CELERY_BROKER_URL", "PROMETHEUS_MULTIPROC_DIR"}
+    env = {k: v for k, v in os.environ.items() if k not in skipped}
+    env.update(
+        PORT=str(port),
+        BATON_DATA_DIR=str(tmp_path / "data"),
+        PYTHONUNBUFFERED="1",
+        BATON_RELOAD="1",
+    )
+    supervisor = subprocess.Popen(
+        [sys.executable, "-m", "config.devstack", "run"],
+        cwd=BASE_DIR,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    output = Output(supervisor)
+    try:
+        output.wait_for(f"Baton is running at http://127.0.0.1:{port}/", timeout=180)
+        base = f"http://127.0.0.1:{port}"
+        login = httpx.get(f"{base}/accounts/login/")
+        assert login.status_code == 200
+        assert login.headers["Server"].startswith("WSGIServer/"), login.headers
+        assert httpx.get(f"{base}/static/baton/baton.css").status_code == 200
+        missing = httpx.get(f"{base}/no-such-page/")
+        assert missing.status_code == 404 and "URLconf" not in missing.text
+    finally:
+        supervisor.send_signal(signal.SIGINT)
+        returncode = supervisor.wait(timeout=90)
+    output.thread.join(timeout=5)
+    assert returncode == 0, "\n".join(output.lines[-40:])
+    assert "Baton stopped." in output.lines
 
 
 def _base_url_seen_by_manage_py(
@@ -237,3 +286,33 @@ def test_development_settings_have_debug_off_unless_asked() -> None:
         command, cwd=BASE_DIR, env={**env, "DEBUG": "1"}, capture_output=True, text=True, check=True
     )
     assert (default.stdout.strip(), asked.stdout.strip()) == ("False", "True")
+
+
+def test_process_sizes_come_from_the_cpus_unless_the_environment_names_them() -> None:
+    from config.launch import Sizing
+
+    cpus = os.cpu_count() or 1
+    assert Sizing.for_machine({}) == Sizing(
+        web_workers=cpus, web_threads=4, job_concurrency=2 * cpus, events_concurrency=1
+    )
+    chosen = {"WEB_WORKERS": "3", "WEB_THREADS": "8", "JOB_CONCURRENCY": "6"}
+    assert Sizing.for_machine(chosen) == Sizing(3, 8, 6, 1)
+    for wrong in ("0", "two", "-1"):
+        with pytest.raises(ValueError, match="WEB_WORKERS"):
+            Sizing.for_machine({"WEB_WORKERS": wrong})
+
+
+def test_make_run_refuses_a_wrong_size_before_starting_anything(tmp_path: Path) -> None:
+    env = {**os.environ, "WEB_WORKERS": "many", "BATON_DATA_DIR": str(tmp_path / "data")}
+    done = subprocess.run(
+        [sys.executable, "-m", "config.devstack", "run"],
+        cwd=BASE_DIR,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 2
+    assert "WEB_WORKERS must be a whole number, not 'many'" in done.stderr
+    assert not (tmp_path / "data").exists()

@@ -1,6 +1,8 @@
 """Settings shared by every environment; everything that differs comes from the environment."""
 
 import os
+import re
+import warnings
 from pathlib import Path
 from urllib.parse import quote
 
@@ -50,6 +52,9 @@ MIDDLEWARE = [
     # First: it times the whole request and starts its log context empty.
     "config.observability.ObservabilityMiddleware",
     "django.middleware.security.SecurityMiddleware",
+    # Static files from gunicorn itself (WhiteNoise), before sessions and the rest: `make run`
+    # and a deployment serve them the same way, with no web server in front required.
+    "whitenoise.middleware.WhiteNoiseMiddleware",
     # Refuses request bodies over their cap before anything below can read them.
     "config.request_limits.RequestBodyLimitMiddleware",
     "csp.middleware.CSPMiddleware",
@@ -179,6 +184,12 @@ STATICFILES_DIRS = [
     # The modeler bundle built from frontend/ by `make setup` (npm run build).
     ("bundles", BASE_DIR / "frontend" / "dist"),
 ]
+# WhiteNoise serves what the finders above find (indexed once per process start), so no
+# `collectstatic` is needed; files collected into STATIC_ROOT are served too.
+WHITENOISE_USE_FINDERS = True
+# Without `collectstatic` there is no STATIC_ROOT, which is fine here (the finders serve), so
+# WhiteNoise's warning about it at every process start says nothing.
+warnings.filterwarnings("ignore", message=f"No directory at: {re.escape(str(STATIC_ROOT))}")
 
 # Celery: the broker comes from the environment; results are written to Postgres by
 # the engine itself, so no result backend is needed.

@@ -4,7 +4,8 @@ DEBUG is off unless the environment turns it on (DEBUG=1). Its error pages show 
 and the request environment (DATABASE_URL, the broker URL) to whoever made the request, and
 the development server binds 127.0.0.1, so "only for requests from this machine" would still
 mean every signed-in user of a `make run` Baton. Errors are logged with their traceback to the
-terminal instead; `make run` serves static files itself (runserver --insecure).
+terminal instead. `make run` serves with gunicorn at production speed (config/launch.py), static
+files through WhiteNoise; with BATON_RELOAD=1 with the auto-reloading runserver.
 """
 
 import os

@@ -14,7 +14,8 @@ from contextlib import contextmanager
 
 import pytest
 
-from config.devstack import BASE_DIR, celery_environment
+from config import launch
+from config.devstack import BASE_DIR, settings_module
 from engine.connectors import outbound
 from engine.models import InstanceEvent, ProcessInstance, ServiceJob
 from engine.services import start_instance
@@ -363,13 +364,16 @@ def test_private_addresses_are_refused_unless_settings_allow_them() -> None:
     assert printed == "False True True"
 
 
-def test_the_development_worker_and_beat_get_the_development_settings() -> None:
-    assert celery_environment({"PATH": "/bin"}) == {
+def test_the_development_web_server_workers_and_beat_get_the_development_settings() -> None:
+    assert launch.environment({"PATH": "/bin"}, settings_module({"PATH": "/bin"})) == {
         "PATH": "/bin",
         "DJANGO_SETTINGS_MODULE": "config.settings.dev",
+        "PYTHONUNBUFFERED": "1",
     }
     chosen = {"DJANGO_SETTINGS_MODULE": "config.settings.test"}
-    assert celery_environment(chosen) == chosen
+    assert launch.environment(chosen, settings_module(chosen))["DJANGO_SETTINGS_MODULE"] == (
+        "config.settings.test"
+    )
 
 
 # -- end to end: a diagram's http task --------------------------------------------------------

@@ -1,13 +1,15 @@
 """Real infrastructure for the fault tests (tests/faults/) and the fault benchmark
-(bench/faults.py): an own Postgres and an own Redis that a test can restart or stop, a stub
-HTTP API that records every call, and Baton's processes (gunicorn, one Celery worker per
-queue, the beat, or `make run`'s supervisor) against them. Everything listens on 127.0.0.1
+(bench/faults.py) and the other benchmarks: an own Postgres and an own Redis that a test can
+restart or stop, a stub HTTP API that records every call, and Baton's processes against them,
+exactly those `make run` starts (config/launch.py: gunicorn, one Celery worker per queue, the
+beat), or `make run`'s supervisor itself. Everything listens on 127.0.0.1
 or on unix sockets in the run's directory.
 
 No pytest and no Django in this process: Django runs only in the processes started here.
 """
 
 import contextlib
+import dataclasses
 import importlib.util
 import itertools
 import json
@@ -32,6 +34,7 @@ import psutil
 import psycopg
 
 from bench.common import BASE_DIR, free_port, stop_process_group
+from config import launch
 from tests.engine.service_diagrams import HEADER, parallel, sequence, service_task
 
 
@@ -362,6 +365,9 @@ class StubApi:
 
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
+            # The reply's headers and body are two writes: with Nagle's algorithm the body
+            # would wait for the caller's delayed ACK (40 ms on Linux), which no real API does.
+            disable_nagle_algorithm = True
 
             def _handle(self) -> None:
                 length = int(self.headers.get("Content-Length") or 0)
@@ -655,33 +661,24 @@ class Child:
 
 
 class Baton:
-    """Baton as a deployment runs it: gunicorn, a Celery worker for the service jobs
-    (`-Q <jobs queue>`), one for the events queue (timer ticks, sweeps, event deliveries) and
-    the beat."""
+    """Baton as `make run` and a deployment run it (config/launch.py): gunicorn, a Celery worker
+    for the service jobs (`-Q <jobs queue>`), one for the events queue (timer ticks, sweeps,
+    event deliveries) and the beat, sized for this machine unless `sizing` says otherwise."""
 
     def __init__(
         self,
         env: dict[str, str],
         logs: Path,
         *,
-        web_workers: int = 2,
-        web_threads: int = 2,
-        web_class: str = "gthread",
-        keep_alive: int = 2,
+        sizing: launch.Sizing | None = None,
         access_log: Path | None = None,
-        pool: str = "prefork",
     ) -> None:
-        self.env = env
+        settings_module = env.get("DJANGO_SETTINGS_MODULE") or "config.settings.prod"
+        self.env = launch.environment(env, settings_module)
         self.logs = logs
-        self.jobs_queue = env.get("BATON_CELERY_QUEUE", "")
-        self.events_queue = env.get("BATON_EVENTS_QUEUE", "")
-        self.web_workers = web_workers
-        self.web_threads = web_threads
-        self.web_class = web_class
-        self.keep_alive = keep_alive
+        self.sizing = sizing or launch.Sizing.for_machine(env)
         # When set, gunicorn logs each request with its server time (bench/inbox.py reads it).
         self.access_log = access_log
-        self.pool = pool
         self.port = free_port()
         self.children: list[Child] = []
         self.counter = itertools.count(1)
@@ -697,69 +694,44 @@ class Baton:
         return child
 
     def start_web(self) -> Child:
-        access = (
-            []
-            if self.access_log is None
-            else [
-                # %(D)s: microseconds from the parsed request to the last byte of the response.
-                "--access-logfile",
-                str(self.access_log),
-                "--access-logformat",
-                "%(r)s|%(s)s|%(D)s",
-            ]
-        )
-        return self._child(
-            "web",
-            [
-                sys.executable,
-                "-m",
-                "gunicorn",
-                "config.wsgi:application",
-                "--bind",
-                f"127.0.0.1:{self.port}",
-                "--workers",
-                str(self.web_workers),
-                "--worker-class",
-                self.web_class,
-                "--threads",
-                str(self.web_threads),
-                "--keep-alive",
-                str(self.keep_alive),
-                "--timeout",
-                "60",
-                "--graceful-timeout",
-                "5",
-                "--log-level",
-                "warning",
-                *access,
-            ],
-        )
+        # %(D)s: microseconds from the parsed request to the last byte of the response.
+        access = {} if self.access_log is None else {"access_log": str(self.access_log)}
+        log_format = {"access_log_format": "%(r)s|%(s)s|%(D)s"} if access else {}
+        bind = f"127.0.0.1:{self.port}"
+        return self._child("web", launch.web_command(bind, self.sizing, **access, **log_format))
 
-    def _worker(self, kind: str, queue: str, concurrency: int) -> Child:
+    def _node(self, kind: str) -> tuple[str, str]:
         name = f"{kind}{next(self.counter)}"
-        pool = ["-P", self.pool] + ([] if self.pool == "solo" else ["-c", str(concurrency)])
-        return self._child(
-            name,
-            [
-                sys.executable,
-                "-m",
-                "celery",
-                "-A",
-                "config",
-                "worker",
-                *pool,
-                "-Q",
-                queue,
-                "-n",
-                f"{name}-{os.getpid()}@%h",
-                "-l",
-                "info",
-                "--without-gossip",
-                "--without-mingle",
-                "--without-heartbeat",
-            ],
-            ready_text=" ready.",
-        )
+        return name, f"{name}-{os.getpid()}@%h"
+
+    def start_job_worker(self, concurrency: int | None = None) -> Child:
+        """A jobs worker, with `concurrency` pool processes instead of the machine's default."""
+        sizing = self.sizing
+        if concurrency is not None:
+            sizing = dataclasses.replace(sizing, job_concurrency=concurrency)
+        name, node = self._node("jobs")
+        command = launch.jobs_worker_command(self.env, sizing, node, log_level="info")
+        return self._child(name, command, ready_text=" ready.")
+
+    def start_events_worker(self) -> Child:
+        name, node = self._node("events")
+        # At info, unlike `make run`'s: its " ready." line tells that it started.
+        command = launch.events_worker_command(self.env, self.sizing, node, log_level="info")
+        return self._child(name, command, ready_text=" ready.")
+
+    def start_beat(self) -> Child:
+        schedule = str(self.logs / f"beat-schedule-{next(self.counter)}")
+        # At info, unlike `make run`'s: its "beat: Starting" line tells that it started.
+        command = launch.beat_command(schedule, log_level="info")
+        return self._child("beat", command, ready_text="beat: Starting")
+
+    def start(self, job_workers: int = 1, concurrency: int | None = None) -> None:
+        self.start_web()
+        for _ in range(job_workers):
+            self.start_job_worker(concurrency)
+        self.start_events_worker()
+        self.start_beat()
+        self.wait_ready()
 
     def pids(self, prefix: str = "") -> list[int]:
         """The processes of the children whose names start with `prefix`, and theirs."""
@@ -770,38 +742,6 @@ class Baton:
                     parent = psutil.Process(child.pid)
                     pids += [parent.pid, *(c.pid for c in parent.children(recursive=True))]
         return pids
-
-    def start_job_worker(self, concurrency: int = 2) -> Child:
-        return self._worker("jobs", self.jobs_queue, concurrency)
-
-    def start_events_worker(self, concurrency: int = 2) -> Child:
-        return self._worker("events", self.events_queue, concurrency)
-
-    def start_beat(self) -> Child:
-        return self._child(
-            "beat",
-            [
-                sys.executable,
-                "-m",
-                "celery",
-                "-A",
-                "config",
-                "beat",
-                "-l",
-                "info",
-                "--schedule",
-                str(self.logs / f"beat-schedule-{next(self.counter)}"),
-            ],
-            ready_text="beat: Starting",
-        )
-
-    def start(self, job_workers: int = 1, concurrency: int = 2) -> None:
-        self.start_web()
-        for _ in range(job_workers):
-            self.start_job_worker(concurrency)
-        self.start_events_worker()
-        self.start_beat()
-        self.wait_ready()
 
     def web_answers(self) -> bool:
         with contextlib.suppress(httpx.HTTPError):

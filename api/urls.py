@@ -3,6 +3,7 @@ from drf_spectacular.views import SpectacularAPIView
 
 from .docs import SwaggerDocsView
 from .views import (
+    batches,
     definitions,
     deployments,
     events,
@@ -70,6 +71,10 @@ urlpatterns = [
     path("v1/instances/<uuid:pk>/reset/", repairs.InstanceResetView.as_view(), name="reset"),
     path("v1/instances/<uuid:pk>/skip/", repairs.InstanceSkipView.as_view(), name="skip"),
     path("v1/instances/<uuid:pk>/migrate/", repairs.InstanceMigrateView.as_view(), name="migrate"),
+    path("v1/batches/", batches.BatchListView.as_view(), name="batches"),
+    path("v1/batches/<uuid:pk>/", batches.BatchDetailView.as_view(), name="batch-detail"),
+    path("v1/batches/<uuid:pk>/items/", batches.BatchItemListView.as_view(), name="batch-items"),
+    path("v1/batches/<uuid:pk>/cancel/", batches.BatchCancelView.as_view(), name="batch-cancel"),
     path("v1/messages/", events.MessageView.as_view(), name="messages"),
     path("v1/signals/", events.SignalView.as_view(), name="signals"),
     path("v1/tasks/", tasks.TaskListView.as_view(), name="tasks"),

@@ -623,3 +623,95 @@ class DataStoreEntry(models.Model):
 
     def __str__(self) -> str:
         return f"{self.kind} {self.store} {self.key}/{self.secondary_key}"
+
+
+class Batch(models.Model):
+    """One operation applied to every instance a filter selected (issue 23): the targets are
+    chosen once, at creation, as `BatchItem` rows, and Celery workers work through them in
+    chunks, each instance in its own short transaction of the operation's service."""
+
+    class Operation(models.TextChoices):
+        SUSPEND = "suspend", "Suspend"
+        RESUME = "resume", "Resume"
+        TERMINATE = "terminate", "Terminate"
+        RETRY = "retry", "Retry incidents"
+        MIGRATE = "migrate", "Migrate to a version"
+        DELETE_FINISHED = "delete_finished", "Delete finished instances"
+        SET_VARIABLES = "set_variables", "Set variables"
+
+    class Status(models.TextChoices):
+        PENDING = "pending", "Pending"
+        RUNNING = "running", "Running"
+        COMPLETED = "completed", "Completed"
+        CANCELLED = "cancelled", "Cancelled"
+        FAILED = "failed", "Failed"
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    operation = models.CharField(max_length=32, choices=Operation.choices)
+    # The operation's arguments (a reason, a version, variables), as the service takes them.
+    arguments = models.JSONField(default=dict, blank=True)
+    # The instance filter as given (engine.selectors.batches.BatchFilter fields).
+    filter = models.JSONField(default=dict, blank=True)
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="batches"
+    )
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.PENDING)
+    total = models.PositiveIntegerField(default=0)
+    # Items worked on so far; `skipped` and `failed` are among them, the rest succeeded.
+    done = models.PositiveIntegerField(default=0)
+    skipped = models.PositiveIntegerField(default=0)
+    failed = models.PositiveIntegerField(default=0)
+    # The position of the last item worked on: the next chunk starts after it.
+    cursor = models.PositiveIntegerField(default=0)
+    # Why the whole batch stopped (status failed), e.g. its actor is no operator any more.
+    error = models.TextField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        verbose_name_plural = "batches"
+        indexes = [models.Index(fields=["status", "updated_at"], name="batch_status_updated")]
+
+    def __str__(self) -> str:
+        return f"{self.operation} batch {self.id}"
+
+    @property
+    def is_finished(self) -> bool:
+        return self.status in (self.Status.COMPLETED, self.Status.CANCELLED, self.Status.FAILED)
+
+
+class BatchItem(models.Model):
+    """One target instance of a batch and what the batch did to it. No foreign key to the
+    instance: a batch's record outlives the instances it deleted."""
+
+    class Outcome(models.TextChoices):
+        PENDING = "", "Pending"
+        OK = "ok", "Done"
+        SKIPPED = "skipped", "Skipped"
+        FAILED = "failed", "Failed"
+
+    id = models.BigAutoField(primary_key=True)
+    batch = models.ForeignKey(Batch, related_name="items", on_delete=models.CASCADE)
+    # 1, 2, ... in the order of the instance ids: the key the chunks walk.
+    position = models.PositiveIntegerField()
+    instance_id = models.UUIDField()
+    outcome = models.CharField(max_length=8, choices=Outcome.choices, blank=True, default="")
+    message = models.TextField(blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["batch", "position"], name="batch_item_position")
+        ]
+        # The skipped and failed items, for the progress answer and the items list.
+        indexes = [
+            models.Index(
+                fields=["batch", "position"],
+                condition=Q(outcome__in=["skipped", "failed"]),
+                name="batch_item_problems",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.instance_id} {self.outcome or 'pending'}"

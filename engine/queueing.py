@@ -8,6 +8,7 @@ from celery import current_app
 
 RUN_SERVICE_JOB = "baton.run_service_job"
 DELIVER_EVENTS = "baton.deliver_events"
+RUN_BATCH_CHUNK = "baton.run_batch_chunk"
 # Deliveries per Celery message (a broadcast to many instances is split into chunks).
 DELIVERY_CHUNK = 50
 
@@ -16,6 +17,10 @@ def send_service_job(job_id: str, delay_seconds: float = 0) -> None:
     current_app.send_task(
         RUN_SERVICE_JOB, args=[job_id], countdown=delay_seconds if delay_seconds > 0 else None
     )
+
+
+def send_batch_chunk(batch_id: str) -> None:
+    current_app.send_task(RUN_BATCH_CHUNK, args=[batch_id])
 
 
 def send_event_deliveries(delivery_ids: list[str]) -> None:

@@ -2,7 +2,8 @@
 
 from celery import shared_task
 
-from engine.queueing import DELIVER_EVENTS, RUN_SERVICE_JOB
+from engine.queueing import DELIVER_EVENTS, RUN_BATCH_CHUNK, RUN_SERVICE_JOB
+from engine.services.batches import run_batch_chunk, sweep_batches
 from engine.services.event_outbox import deliver_due_events, deliver_events
 from engine.services.job_runs import execute_service_job
 from engine.services.job_sweep import sweep_service_jobs
@@ -30,3 +31,14 @@ def fire_due_timers_task() -> int:
 @shared_task(name=DELIVER_EVENTS, acks_late=True, reject_on_worker_lost=True, ignore_result=True)
 def deliver_events_task(delivery_ids: list[str]) -> None:
     deliver_events(delivery_ids)
+
+
+@shared_task(name=RUN_BATCH_CHUNK, acks_late=True, reject_on_worker_lost=True, ignore_result=True)
+def run_batch_chunk_task(batch_id: str) -> None:
+    """One chunk of a batch operation; it queues the next one itself."""
+    run_batch_chunk(batch_id)
+
+
+@shared_task(name="baton.sweep_batches", ignore_result=True)
+def sweep_batches_task() -> int:
+    return sweep_batches()

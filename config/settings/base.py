@@ -211,7 +211,12 @@ CELERY_TASK_DEFAULT_QUEUE = job_queue(os.environ)
 BATON_EVENTS_QUEUE = events_queue(os.environ)
 CELERY_TASK_ROUTES = {
     name: {"queue": BATON_EVENTS_QUEUE}
-    for name in ("baton.fire_due_timers", "baton.sweep_service_jobs", "baton.deliver_events")
+    for name in (
+        "baton.fire_due_timers",
+        "baton.sweep_service_jobs",
+        "baton.deliver_events",
+        "baton.sweep_batches",
+    )
 }
 # When the broker is down, a send gives up after about a second (the work waits in the
 # database for the sweep) instead of holding the request.
@@ -313,7 +318,16 @@ BATON_EXTERNAL_TASK_MAX_WAIT_SECONDS = env.float("BATON_EXTERNAL_TASK_MAX_WAIT_S
 # times (1 s, 2 s, 4 s ... apart) before it is given up as unmatched.
 BATON_MESSAGE_ATTEMPTS = env.int("BATON_MESSAGE_ATTEMPTS", default=6)
 
+# A batch operation that made no progress for this long is handed to a worker again (its
+# chunk's message was lost, or its worker died); a chunk still running keeps it.
+BATON_BATCH_STALLED_SECONDS = env.float("BATON_BATCH_STALLED_SECONDS", default=60)
+
 CELERY_BEAT_SCHEDULE: dict[str, dict[str, object]] = {
+    "sweep-batches": {
+        "task": "baton.sweep_batches",
+        "schedule": 30.0,
+        "options": {"expires": 30},
+    },
     "sweep-service-jobs": {
         "task": "baton.sweep_service_jobs",
         "schedule": BATON_SWEEP_INTERVAL_SECONDS,
@@ -353,6 +367,25 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
+    # Several "status" choice sets: each gets a name of its own.
+    "ENUM_NAME_OVERRIDES": {
+        "InstanceStatusEnum": "engine.models.ProcessInstance.Status",
+        "BatchStatusEnum": "engine.models.Batch.Status",
+        "BatchOperationEnum": "engine.models.Batch.Operation",
+        # A batch request's schema per operation (api/batch_serializers.py) names just it.
+        **{
+            "".join(part.title() for part in operation.split("_")) + "OperationEnum": [operation]
+            for operation in (
+                "suspend",
+                "resume",
+                "terminate",
+                "retry",
+                "migrate",
+                "delete_finished",
+                "set_variables",
+            )
+        },
+    },
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",
         "api.schema.problem_responses",

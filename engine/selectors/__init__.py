@@ -2,6 +2,7 @@
 which, details, waits, history, counts), `inbox` (human tasks), `operations` (the operators' pages).
 The names below are re-exported so that callers say `from engine import selectors`."""
 
+from .batches import BatchFilter, batch_for, batch_items, problem_items, visible_batches
 from .inbox import (
     INBOX_SORTS,
     inbox_processes,
@@ -47,11 +48,14 @@ __all__ = [
     "INBOX_SORTS",
     "MY_WORK_FILTERS",
     "WAIT_KINDS",
+    "BatchFilter",
     "IncidentGroup",
     "InstanceCounts",
     "InstanceWaits",
     "Step",
     "WaitState",
+    "batch_for",
+    "batch_items",
     "current_steps",
     "definition_element_names",
     "element_names_of",
@@ -67,12 +71,14 @@ __all__ = [
     "instance_waits",
     "next_task_in_instance",
     "open_task_count",
+    "problem_items",
     "repair_choices",
     "started_instances",
     "status_counts",
     "task_detail",
     "task_detail_for",
     "tasks_for_user",
+    "visible_batches",
     "visible_instances",
     "wait_states",
     "waiting_for",

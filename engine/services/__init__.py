@@ -1,5 +1,6 @@
 """The engine's state-changing operations. Edges call these and nothing else writes."""
 
+from .batches import cancel_batch, create_batch, preview_batch
 from .human_tasks import claim_task, complete_human_task, unclaim_task
 from .incidents import Retried, retry_instance
 from .instances import start_instance
@@ -13,12 +14,15 @@ from .signals import broadcast_signal
 __all__ = [
     "Retried",
     "broadcast_signal",
+    "cancel_batch",
     "claim_task",
     "complete_human_task",
     "correlate_message",
+    "create_batch",
     "delete_finished_instances",
     "migrate_instance",
     "plan_migration",
+    "preview_batch",
     "reset_instance",
     "resume_instance",
     "retry_instance",

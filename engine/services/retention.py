@@ -13,6 +13,7 @@ from engine.actors import Person, as_user
 from engine.exceptions import InvalidInput
 from engine.models import ProcessInstance
 
+from .audit import current_batch
 from .operators import require_operator
 
 FINISHED = (ProcessInstance.Status.COMPLETED, ProcessInstance.Status.TERMINATED)
@@ -38,6 +39,8 @@ def delete_finished_instances(
     finished = ProcessInstance.objects.filter(status__in=FINISHED, completed_at__lt=finished_before)
     if instance_ids is not None:
         finished = finished.filter(pk__in=list(instance_ids))
+    batch_id = current_batch()
+    by_batch = f" by batch {batch_id}" if batch_id else ""
     deleted = 0
     while True:
         with transaction.atomic():
@@ -56,7 +59,7 @@ def delete_finished_instances(
                 queryset=batch,
                 action_flag=DELETION,
                 change_message=f"Deleted a finished instance (before "
-                f"{finished_before.isoformat()}).",
+                f"{finished_before.isoformat()}){by_batch}.",
             )
             ProcessInstance.objects.filter(pk__in=[i.pk for i in batch]).delete()
             deleted += len(batch)

@@ -43,8 +43,10 @@ from engine.selectors import (
     waiting_for_events,
 )
 from engine.services import (
+    create_batch,
     delete_finished_instances,
     plan_migration,
+    preview_batch,
     resume_instance,
     retry_instance,
     suspend_instance,
@@ -54,12 +56,14 @@ from engine.templatetags.baton_admin import element, when
 
 from . import repair
 from .forms import (
+    BatchForm,
     DeleteFinishedForm,
     InstanceActionForm,
     ReasonForm,
     ResetForm,
     SkipForm,
     VariablesForm,
+    batch_form_initial,
 )
 
 Status = ProcessInstance.Status
@@ -340,6 +344,7 @@ class ProcessInstanceAdmin(admin.ModelAdmin):
                 wrap(self.retry_group_view),
                 name="engine_processinstance_retry_group",
             ),
+            path("batch/", wrap(self.new_batch_view), name="engine_processinstance_batch"),
             path(
                 "delete-finished/",
                 wrap(self.delete_finished_view),
@@ -542,6 +547,44 @@ class ProcessInstanceAdmin(admin.ModelAdmin):
             lambda i: retry_instance(instance_id=str(i), actor=request.user),
         )
         return HttpResponseRedirect(reverse("admin:engine_processinstance_incidents"))
+
+    def new_batch_view(self, request: HttpRequest) -> HttpResponse:
+        """A batch over every instance the list's filters match: the filters are carried over
+        (and can be changed); "Count" shows the dry run, and only then "Start" appears."""
+        self._require_operator(request)
+        initial, left_out = batch_form_initial(request.GET)
+        form = BatchForm(request.POST or None, initial=initial)
+        preview = None
+        if request.method == "POST" and form.is_valid():
+            operation, given = form.cleaned_data["operation"], form.batch_filter()
+            try:
+                if "start" in request.POST:
+                    batch = create_batch(
+                        actor=request.user,
+                        operation=operation,
+                        arguments=form.arguments(),
+                        given=given,
+                    )
+                    messages.success(
+                        request, f"The batch will {operation} {batch.total} instance(s)."
+                    )
+                    return HttpResponseRedirect(
+                        reverse("admin:engine_batch_change", args=[batch.pk])
+                    )
+                preview = preview_batch(
+                    actor=request.user, operation=operation, arguments=form.arguments(), given=given
+                )
+            except EngineError as exc:
+                form.add_error(None, exc.explained())
+        context = {
+            **self.admin_site.each_context(request),
+            "title": "Batch operation on matching instances",
+            "form": form,
+            "preview": preview,
+            "left_out": left_out,
+            "opts": self.model._meta,
+        }
+        return TemplateResponse(request, "admin/engine/processinstance/new_batch.html", context)
 
     def delete_finished_view(self, request: HttpRequest) -> HttpResponse:
         self._require_operator(request)

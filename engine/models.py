@@ -661,7 +661,7 @@ class Batch(models.Model):
     done = models.PositiveIntegerField(default=0)
     skipped = models.PositiveIntegerField(default=0)
     failed = models.PositiveIntegerField(default=0)
-    # The position of the last item worked on: the next chunk starts after it.
+    # The last position a chunk has claimed: the next chunk starts after it.
     cursor = models.PositiveIntegerField(default=0)
     # Why the whole batch stopped (status failed), e.g. its actor is no operator any more.
     error = models.TextField(blank=True)
@@ -704,13 +704,19 @@ class BatchItem(models.Model):
         constraints = [
             models.UniqueConstraint(fields=["batch", "position"], name="batch_item_position")
         ]
-        # The skipped and failed items, for the progress answer and the items list.
         indexes = [
+            # The items not worked on yet: what a chunk takes, and abandoned chunks.
+            models.Index(
+                fields=["batch", "position"],
+                condition=Q(outcome=""),
+                name="batch_item_pending",
+            ),
+            # The skipped and failed items, for the progress answer and the items list.
             models.Index(
                 fields=["batch", "position"],
                 condition=Q(outcome__in=["skipped", "failed"]),
                 name="batch_item_problems",
-            )
+            ),
         ]
 
     def __str__(self) -> str:

@@ -321,6 +321,8 @@ BATON_MESSAGE_ATTEMPTS = env.int("BATON_MESSAGE_ATTEMPTS", default=6)
 # A batch operation that made no progress for this long is handed to a worker again (its
 # chunk's message was lost, or its worker died); a chunk still running keeps it.
 BATON_BATCH_STALLED_SECONDS = env.float("BATON_BATCH_STALLED_SECONDS", default=60)
+# How many chunks (of 200 instances) of one batch run at once, on as many workers (at most 16).
+BATON_BATCH_PARALLEL_CHUNKS = env.int("BATON_BATCH_PARALLEL_CHUNKS", default=2)
 
 CELERY_BEAT_SCHEDULE: dict[str, dict[str, object]] = {
     "sweep-batches": {

@@ -1,17 +1,19 @@
 """Batch operations: one operator action applied to every instance a filter selects.
 
 `create_batch` checks the operator and the arguments, selects the target instances once (one
-`INSERT ... SELECT` of `BatchItem` rows, nothing locked) and hands the batch to a worker.
-`run_batch_chunk` (a Celery task's whole work) takes the next `CHUNK_SIZE` items after the
-batch's cursor and applies the operation to each through the operation's own service, so
-that each instance gets its own short transaction with its row lock, rules and audit event;
-the events name the batch. Then it records the chunk's outcomes, moves the cursor and queues
-the next chunk, unless the batch was cancelled meanwhile: a cancel stops between chunks.
+`INSERT ... SELECT` of `BatchItem` rows numbered 1, 2, ..., nothing locked) and queues
+`BATON_BATCH_PARALLEL_CHUNKS` chains of chunk messages. `run_batch_chunk` (a Celery task's
+whole work) claims the next `CHUNK_SIZE` positions (moving the batch's cursor) and applies
+the operation to each item through the operation's own service, so that each instance gets
+its own short transaction with its row lock, rules and audit event; the events name the
+batch. Then it records the chunk's outcomes and queues the next chunk of its chain, unless
+the batch was cancelled meanwhile (a cancel stops between chunks) or every chunk is taken.
 
-A chunk runs under a session advisory lock of its batch (one chunk of a batch at a time). If
-its worker dies, the lock goes with the connection and the redelivered message (or the sweep)
-runs the chunk again: items whose instance already has an audit event naming the batch are
-recorded as done without running again, so no instance is changed twice.
+A chunk runs under a session advisory lock of its own, taken in the transaction that claims
+it. If its worker dies, the lock goes with the connection, and the next message of the batch
+(redelivered, another chain's, or the sweep's) takes the abandoned chunk first: items whose
+instance already has an audit event naming the batch are recorded as done without running
+again, so no instance is changed twice.
 """
 
 import datetime
@@ -24,7 +26,6 @@ from typing import Any
 from django.conf import settings
 from django.core.exceptions import PermissionDenied
 from django.db import DatabaseError, connection, transaction
-from django.db.models import F
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
@@ -76,6 +77,8 @@ ARGUMENTS: dict[str, set[str]] = {
     Operation.SET_VARIABLES: {"variables", "remove"},
 }
 CHUNK_SIZE = 200
+# At most this many chunks of one batch run at once (BATON_BATCH_PARALLEL_CHUNKS is capped).
+PARALLEL_CHUNKS_LIMIT = 16
 SAMPLE_SIZE = 20
 MAX_REASON = 2000
 
@@ -226,7 +229,9 @@ def create_batch(
         if batch.total == 0:
             batch.status, batch.finished_at = Batch.Status.COMPLETED, timezone.now()
         batch.save(update_fields=["total", "status", "finished_at", "updated_at"])
-        if batch.total:
+        parallel = min(settings.BATON_BATCH_PARALLEL_CHUNKS, PARALLEL_CHUNKS_LIMIT)
+        chains = min(max(parallel, 1), -(-batch.total // CHUNK_SIZE))
+        for _ in range(chains):
             _queue_on_commit(batch.pk)
     return batch
 
@@ -266,19 +271,21 @@ def _queue(batch_id: str) -> None:
 # -- running ----------------------------------------------------------------------------------
 
 
-def _lock_key(batch_id: str) -> str:
-    return f"baton.batch:{batch_id}"
+def _lock_key(batch_id: uuid.UUID | str, start: int) -> str:
+    return f"baton.batch:{batch_id}:{start}"
 
 
-def _try_run_lock(batch_id: str) -> bool:
+def _try_chunk_lock(batch_id: uuid.UUID | str, start: int) -> bool:
+    # A session-level advisory lock, held while the chunk runs: if its worker dies, Postgres
+    # drops the connection and the lock with it, which lets another message take the chunk.
     with connection.cursor() as cursor:
-        cursor.execute("SELECT pg_try_advisory_lock(hashtext(%s))", [_lock_key(batch_id)])
+        cursor.execute("SELECT pg_try_advisory_lock(hashtext(%s))", [_lock_key(batch_id, start)])
         return bool(cursor.fetchone()[0])
 
 
-def _release_run_lock(batch_id: str) -> None:
+def _release_chunk_lock(batch_id: uuid.UUID | str, start: int) -> None:
     with connection.cursor() as cursor:
-        cursor.execute("SELECT pg_advisory_unlock(hashtext(%s))", [_lock_key(batch_id)])
+        cursor.execute("SELECT pg_advisory_unlock(hashtext(%s))", [_lock_key(batch_id, start)])
 
 
 @dataclass
@@ -288,19 +295,14 @@ class _Result:
 
 
 def run_batch_chunk(batch_id: str) -> None:
-    """Work through the batch's next chunk (the whole work of one Celery message)."""
-    if not _try_run_lock(batch_id):
-        return  # a live worker runs this batch; it queues the next chunk itself
-    try:
-        more = _run_chunk(batch_id)
-    finally:
-        _release_run_lock(batch_id)
-    if more:  # queued once the lock is free, or the next chunk could find it taken
+    """Work through one chunk of the batch (the whole work of one Celery message), then
+    queue the next while unclaimed items remain."""
+    if _run_chunk(batch_id):
         _queue(batch_id)
 
 
 def _run_chunk(batch_id: str) -> bool:
-    """Work on the next chunk; whether another one is due."""
+    """Work on a chunk; whether another one is due."""
     batch = Batch.objects.select_related("actor").filter(pk=batch_id).first()
     if batch is None or batch.is_finished:
         return False
@@ -308,20 +310,63 @@ def _run_chunk(batch_id: str) -> bool:
         Batch.objects.filter(pk=batch.pk, status=Batch.Status.PENDING).update(
             status=Batch.Status.RUNNING, updated_at=timezone.now()
         )
-    items = list(
-        batch.items.filter(position__gt=batch.cursor, outcome=Outcome.PENDING).order_by("position")[
-            :CHUNK_SIZE
-        ]
-    )
-    if not items:
-        _finish(batch.pk)
-        return False
-    results, stopped = _apply_chunk(batch, items)
-    more = _record(batch.pk, [item for item in items if item.pk in results], results)
+    start = _take_chunk(batch)
+    if start is None:
+        return False  # every chunk is taken; their runners finish the batch
+    try:
+        items = list(
+            batch.items.filter(
+                position__gte=start, position__lt=start + CHUNK_SIZE, outcome=Outcome.PENDING
+            ).order_by("position")
+        )
+        results, stopped = _apply_chunk(batch, items)
+        more = _record(batch.pk, [item for item in items if item.pk in results], results)
+    finally:
+        _release_chunk_lock(batch.pk, start)
     if stopped is not None:
         _fail(batch.pk, str(stopped) or "The batch's actor may no longer run it.")
         return False
     return more
+
+
+def _chunk_start(position: int) -> int:
+    return (position - 1) // CHUNK_SIZE * CHUNK_SIZE + 1
+
+
+# Claim the next chunk: move the batch's cursor past it.
+_CLAIM_SQL = """
+    UPDATE engine_batch SET cursor = LEAST(cursor + %s, total), updated_at = now()
+     WHERE id = %s AND status IN ('pending', 'running') AND cursor < total
+ RETURNING cursor
+"""
+
+
+def _take_chunk(batch: Batch) -> int | None:
+    """The first position of a chunk this worker now holds the lock of: a claimed chunk whose
+    worker died (items still pending, lock free), or else the next unclaimed one. None when
+    there is none. Claim and lock happen in one transaction, so that no other worker sees the
+    claim before the lock is held."""
+    abandoned = (
+        batch.items.filter(outcome=Outcome.PENDING, position__lte=batch.cursor)
+        .order_by("position")
+        .values_list("position", flat=True)[: CHUNK_SIZE * PARALLEL_CHUNKS_LIMIT]
+    )
+    for start in sorted({_chunk_start(position) for position in abandoned}):
+        if _try_chunk_lock(batch.pk, start):
+            still = batch.items.filter(
+                outcome=Outcome.PENDING, position__gte=start, position__lt=start + CHUNK_SIZE
+            )
+            if still.exists():
+                return start
+            _release_chunk_lock(batch.pk, start)  # finished just now by its worker
+    with transaction.atomic(durable=True), connection.cursor() as cursor:
+        cursor.execute(_CLAIM_SQL, [CHUNK_SIZE, batch.pk])
+        row = cursor.fetchone()
+        if row is None:
+            return None
+        start = _chunk_start(row[0])
+        cursor.execute("SELECT pg_advisory_lock(hashtext(%s))", [_lock_key(batch.pk, start)])
+    return start
 
 
 def _apply_chunk(
@@ -439,9 +484,7 @@ def _delete_chunk(batch: Batch, items: list[BatchItem]) -> dict[int, _Result]:
 
 def _record(batch_id: uuid.UUID, items: list[BatchItem], results: dict[int, _Result]) -> bool:
     """The chunk's outcomes, the counters and the cursor in one short transaction; whether
-    the batch goes on (not when it was cancelled meanwhile)."""
-    if not items:
-        return False
+    the batch goes on: not when it was cancelled meanwhile or every chunk is taken."""
     for item in items:
         item.outcome, item.message = results[item.pk].outcome, results[item.pk].message
     counts = {outcome: 0 for outcome in Outcome.values}
@@ -450,18 +493,16 @@ def _record(batch_id: uuid.UUID, items: list[BatchItem], results: dict[int, _Res
     with transaction.atomic(durable=True):
         batch = Batch.objects.select_for_update(no_key=True).get(pk=batch_id)
         BatchItem.objects.bulk_update(items, ["outcome", "message"])
-        batch.done = F("done") + len(items)
-        batch.skipped = F("skipped") + counts[Outcome.SKIPPED]
-        batch.failed = F("failed") + counts[Outcome.FAILED]
-        batch.cursor = items[-1].position
-        batch.save(update_fields=["done", "skipped", "failed", "cursor", "updated_at"])
-        return batch.status in (Batch.Status.PENDING, Batch.Status.RUNNING)
-
-
-def _finish(batch_id: uuid.UUID) -> None:
-    Batch.objects.filter(
-        pk=batch_id, status__in=[Batch.Status.PENDING, Batch.Status.RUNNING]
-    ).update(status=Batch.Status.COMPLETED, finished_at=timezone.now(), updated_at=timezone.now())
+        batch.done += len(items)
+        batch.skipped += counts[Outcome.SKIPPED]
+        batch.failed += counts[Outcome.FAILED]
+        active = batch.status in (Batch.Status.PENDING, Batch.Status.RUNNING)
+        if active and batch.done >= batch.total:
+            batch.status, batch.finished_at = Batch.Status.COMPLETED, timezone.now()
+        batch.save(
+            update_fields=["done", "skipped", "failed", "status", "finished_at", "updated_at"]
+        )
+        return batch.status == Batch.Status.RUNNING and batch.cursor < batch.total
 
 
 def _fail(batch_id: uuid.UUID, error: str) -> None:

@@ -159,7 +159,9 @@ def test_a_chunk_run_again_after_its_worker_died_changes_no_instance_twice(
 ):
     waiting_instances(definition, 50)
     batch_id = post(operator_api, {"operation": "suspend", "filter": {}}).json()["id"]
-    # The worker suspended the first 10 instances of its chunk, then died before recording.
+    # A worker claimed the first chunk, suspended its first 10 instances, then died before
+    # recording them (its chunk lock went with its connection).
+    Batch.objects.filter(pk=batch_id).update(cursor=50)
     first = BatchItem.objects.filter(batch_id=batch_id).order_by("position")[:10]
     with on_behalf_of_batch(batch_id):
         for item in first:

@@ -4,12 +4,11 @@ batches and their items an operator may read."""
 import datetime
 import uuid
 from collections.abc import Iterable
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 from typing import Any
 
 from django.core.exceptions import PermissionDenied
 from django.db.models import Count, Exists, OuterRef, Q, QuerySet
-from django.utils.dateparse import parse_datetime
 
 from engine.actors import Person
 from engine.exceptions import NotFound
@@ -52,15 +51,6 @@ class BatchFilter:
             if name in given:
                 given[name] = given[name].isoformat()
         return given
-
-    @classmethod
-    def from_json(cls, stored: dict[str, Any]) -> "BatchFilter":
-        known = {f.name for f in fields(cls)}
-        values = {name: value for name, value in stored.items() if name in known}
-        for name in _DATES:
-            if isinstance(values.get(name), str):
-                values[name] = parse_datetime(values[name])
-        return cls(**values)
 
 
 def _waiting_at(element_id: str) -> Q:

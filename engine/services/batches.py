@@ -26,6 +26,7 @@ from typing import Any
 from django.conf import settings
 from django.core.exceptions import PermissionDenied
 from django.db import DatabaseError, connection, transaction
+from django.db.models import QuerySet
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
@@ -162,7 +163,10 @@ def check_arguments(
     return {}
 
 
-def _targets(operation: str, arguments: dict[str, Any], given: BatchFilter) -> Any:
+def _targets(
+    operation: str, arguments: dict[str, Any], given: BatchFilter
+) -> tuple[QuerySet[ProcessInstance], QuerySet[ProcessInstance]]:
+    """The instances the filter matches, and those of them the operation would change."""
     matched = filtered_instances(given)
     targets = matched.filter(status__in=ELIGIBLE_STATUSES[operation])
     if operation == Operation.MIGRATE:

@@ -124,3 +124,14 @@ def test_cancel_from_the_batch_list(operator_client, instances):
         .exclude(pk__in=[i.pk for i in instances if i.status == "suspended"])
         .exists()
     )
+
+
+def test_the_lists_date_filter_becomes_the_batch_filter(operator_client, instances):
+    url = reverse(NEW_BATCH) + "?created_at__gte=2020-01-01&created_at__lt=2099-01-01"
+    form = {"operation": "suspend", "started_after": "2020-01-01", "started_before": "2099-01-01"}
+    page = operator_client.get(url).content.decode()
+    assert 'value="2020-01-01"' in page and 'value="2099-01-01"' in page
+    counted = operator_client.post(url, {**form, "preview": "1"}).content.decode()
+    assert "<strong>7</strong> instance(s) would be changed, of 10 matching" in counted
+    none = operator_client.post(url, {**form, "started_after": "2098-01-01", "preview": "1"})
+    assert "<strong>0</strong> instance(s) would be changed, of 0 matching" in none.content.decode()

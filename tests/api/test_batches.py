@@ -17,7 +17,7 @@ from engine.services.batches import CHUNK_SIZE, run_batch_chunk
 from processes.models import ProcessDefinition
 from tests.engine.repair_diagrams import approval, approve
 from tests.engine.service_fixtures import jobs_for_no_worker
-from tests.helpers import deploy_document
+from tests.helpers import build_bpmn, deploy_document
 
 URL = "/api/v1/batches/"
 
@@ -347,3 +347,29 @@ def test_a_batch_whose_actor_lost_the_operators_group_fails(operator_api, operat
     assert batch.status == "failed"
     assert "operators" in batch.error
     assert not ProcessInstance.objects.filter(status="suspended").exists()
+
+
+def test_a_retry_batch_fixes_the_data_and_runs_the_failed_scripts_again(operator_api, db):
+    deploy_document(build_bpmn("fails", script="total = amount * 2"))
+    failing = [start_instance(key="fails") for _ in range(3)]
+    healthy = start_instance(key="fails", variables={"amount": 1})
+    assert {ProcessInstance.objects.get(pk=i.pk).status for i in failing} == {"incident"}
+
+    response = post(
+        operator_api,
+        {
+            "operation": "retry",
+            "arguments": {"variables": {"amount": 21}},
+            "filter": {"definition": "fails", "incident_error": "AMOUNT"},
+        },
+    )
+    assert response.status_code == 202, response.json()
+    batch = run_to_end(response.json()["id"])
+    assert (batch.total, batch.done, batch.skipped, batch.failed) == (3, 3, 0, 0)
+    for instance in failing:
+        instance.refresh_from_db()
+        assert (instance.status, instance.variables["total"]) == ("waiting", 42)
+    assert (
+        InstanceEvent.objects.filter(payload__batch=str(batch.pk), type="task_retried").count() == 3
+    )
+    assert not InstanceEvent.objects.filter(instance=healthy, payload__has_key="batch").exists()

@@ -135,3 +135,14 @@ def test_the_lists_date_filter_becomes_the_batch_filter(operator_client, instanc
     assert "<strong>7</strong> instance(s) would be changed, of 10 matching" in counted
     none = operator_client.post(url, {**form, "started_after": "2098-01-01", "preview": "1"})
     assert "<strong>0</strong> instance(s) would be changed, of 0 matching" in none.content.decode()
+
+
+def test_a_running_batchs_page_refreshes_itself_until_it_ends(operator_client, instances):
+    operator_client.post(reverse(NEW_BATCH), {"operation": "suspend", "start": "1"})
+    batch = Batch.objects.get()
+    url = reverse("admin:engine_batch_change", args=[batch.pk])
+    assert '<meta http-equiv="refresh" content="5">' in operator_client.get(url).content.decode()
+    run_batch_chunk(str(batch.pk))
+    batch.refresh_from_db()
+    assert batch.status == "completed"
+    assert 'http-equiv="refresh"' not in operator_client.get(url).content.decode()

@@ -70,3 +70,4 @@ def _sweep_when_a_worker_starts(sender: Any = None, **kwargs: Any) -> None:
     # beat's next sweep (the sweep task goes to the events queue).
     with contextlib.suppress(Exception):  # a broker that is not up yet: the beat sweeps later
         app.send_task("baton.sweep_service_jobs")
+        app.send_task("baton.sweep_batches")  # batches that stalled while no worker ran

@@ -4,16 +4,18 @@ between chunks, a chunk run again after its worker died, migrate skipping instan
 counterpart, and each operation's outcome."""
 
 from collections.abc import Iterator
+from datetime import timedelta
 from typing import Any
 
 import pytest
 from django.contrib.auth.models import User
+from django.utils import timezone
 from rest_framework.test import APIClient
 
 from engine.models import Batch, BatchItem, InstanceEvent, ProcessInstance
 from engine.services import start_instance, suspend_instance
 from engine.services.audit import on_behalf_of_batch
-from engine.services.batches import CHUNK_SIZE, run_batch_chunk
+from engine.services.batches import CHUNK_SIZE, run_batch_chunk, sweep_batches
 from processes.models import ProcessDefinition
 from tests.engine.repair_diagrams import approval, approve
 from tests.engine.service_fixtures import jobs_for_no_worker
@@ -373,3 +375,16 @@ def test_a_retry_batch_fixes_the_data_and_runs_the_failed_scripts_again(operator
         InstanceEvent.objects.filter(payload__batch=str(batch.pk), type="task_retried").count() == 3
     )
     assert not InstanceEvent.objects.filter(instance=healthy, payload__has_key="batch").exists()
+
+
+def test_the_sweep_queues_batches_that_made_no_progress(operator_api, definition, settings):
+    waiting_instances(definition, 3)
+    stalled = post(operator_api, {"operation": "suspend", "filter": {}}).json()["id"]
+    fresh = post(operator_api, {"operation": "resume", "filter": {}}).json()["id"]  # no targets
+    settings.BATON_BATCH_STALLED_SECONDS = 60
+    assert sweep_batches() == 0  # nothing stalled yet
+    Batch.objects.filter(pk=stalled).update(updated_at=timezone.now() - timedelta(minutes=5))
+    assert sweep_batches() == 1
+    assert Batch.objects.get(pk=fresh).status == "completed"
+    run_to_end(stalled)
+    assert sweep_batches() == 0

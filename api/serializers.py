@@ -256,7 +256,8 @@ class InstanceSerializer(serializers.ModelSerializer):
                 "status": j.status,
             }
             for j in instance.jobs.all()
-            if j.status in (ServiceJob.Status.PENDING, ServiceJob.Status.RUNNING)
+            if j.status
+            in (ServiceJob.Status.PENDING, ServiceJob.Status.RUNNING, ServiceJob.Status.WAITING)
         )
         waiting.extend(waiting_for_events(instance))
         return waiting

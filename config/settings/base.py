@@ -307,6 +307,8 @@ BATON_CALLBACK_TIMEOUT_SECONDS = env.float("BATON_CALLBACK_TIMEOUT_SECONDS", def
 BATON_CALLBACK_MAX_TIMEOUT_SECONDS = env.float(
     "BATON_CALLBACK_MAX_TIMEOUT_SECONDS", default=30 * 24 * 3600
 )
+# The largest input of a transform/... connector (as JSON or as text), in bytes.
+BATON_TRANSFORM_MAX_INPUT_BYTES = env.int("BATON_TRANSFORM_MAX_INPUT_BYTES", default=5_000_000)
 
 CELERY_BEAT_SCHEDULE: dict[str, dict[str, object]] = {
     "sweep-service-jobs": {

@@ -8,7 +8,8 @@ needs no script. Each input is capped (BATON_TRANSFORM_MAX_INPUT_BYTES, as JSON 
   repeated elements as lists, an element with only text as its text. Parsed like an
   uploaded diagram: no DOCTYPE, no entities, no network, the depth limit.
 - `transform/json_to_csv`: `rows` (a list of objects or of lists), `columns` (the header and
-  its order; default: the keys in order of first appearance), `delimiter` (",") -> CSV text.
+  its order; default: the keys in order of first appearance, which for instance data is
+  Postgres's JSONB order, not the order written), `delimiter` (",") -> CSV text.
 - `transform/csv_to_json`: `csv` (text), `delimiter` (","), `header` (true: a list of objects
   keyed by the first row; false: a list of lists) -> the rows.
 - `transform/jmespath`: `expression` (JMESPath), `value` -> what the expression selects.

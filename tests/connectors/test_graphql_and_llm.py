@@ -138,7 +138,8 @@ def test_llm_chat_renders_the_prompt_and_records_token_usage(
     result = instance.variables["outcome"]
     assert result["content"] == "It is a billing question."
     assert result["usage"] == {"prompt_tokens": 31, "completion_tokens": 9, "total_tokens": 40}
-    assert job_of(instance).result["usage"]["total_tokens"] == 40  # recorded on the job
+    recorded = job_of(instance).result
+    assert isinstance(recorded, dict) and recorded["usage"]["total_tokens"] == 40  # on the job
     assert "sk-test-9b2e" not in json.dumps(job_of(instance).parameters)
 
 

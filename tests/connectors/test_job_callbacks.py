@@ -12,6 +12,8 @@ from xml.sax.saxutils import escape
 
 import httpx
 import pytest
+from django.test import Client
+from django.urls import reverse
 
 from engine.connectors.callbacks import callback_token
 from engine.models import InstanceEvent, ProcessInstance, ServiceJob
@@ -99,7 +101,7 @@ def events(instance: ProcessInstance) -> list[str]:
 
 
 def test_a_202_waits_for_the_callback_which_completes_the_task_once(
-    fake_api: FakeApi, baton_url: str
+    fake_api: FakeApi, baton_url: str, make_staff: Any, client: Client
 ) -> None:
     fake_api.reply("/jobs", Reply(status=202, body={"ticket": 99}))
     job = started("cb_ok", fake_api.base_url)
@@ -109,6 +111,14 @@ def test_a_202_waits_for_the_callback_which_completes_the_task_once(
     [state] = wait_states(instance)
     assert state.kind == "service"
     assert state.text.startswith("waiting for callback from 127.0.0.1 since today")
+    # The operator sees it on the admin's instance page, and finds it among the waiting.
+    client.force_login(make_staff("op", "operators"))
+    page = client.get(reverse("admin:engine_processinstance_change", args=[instance.pk]))
+    assert "waiting for callback from 127.0.0.1" in page.content.decode()
+    listed = client.get(
+        reverse("admin:engine_processinstance_changelist"), {"waiting_for": "service"}
+    )
+    assert str(instance.pk) in listed.content.decode()
 
     # The API was told where and with what to call back, in the headers and in the body.
     [seen] = fake_api.requests_to("/jobs")

@@ -212,7 +212,13 @@ def http_request(params: dict[str, Any], call: ConnectorCall) -> dict[str, Any]:
         headers = {k: v for k, v in response.headers.items() if k.lower() in keep}
         answer = {"status": status, "headers": headers, "body": body}
         if status == 202 and params.get("async_callback") is True:
-            raise AwaitCallback(_callback_timeout(params), accepted=answer)
+            # Kept on the job: an API that echoes the token does not get it stored.
+            token = callbacks.callback_token(
+                call.job_id, callbacks.call_number(call.retries, call.attempt)
+            )
+            raise AwaitCallback(
+                _callback_timeout(params), accepted=_replaced(answer, {token: MASK})
+            )
         return answer
     if status >= 500 or status == 429:
         raise TransientError(f"HTTP {status}", retry_after=_retry_after(response))

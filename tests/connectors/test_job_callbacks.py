@@ -105,6 +105,13 @@ def test_a_202_waits_for_the_callback_which_completes_the_task_once(
 ) -> None:
     fake_api.reply("/jobs", Reply(status=202, body={"ticket": 99}))
     job = started("cb_ok", fake_api.base_url)
+    assert job.result == {
+        "accepted": {
+            "status": 202,
+            "headers": {"content-type": "application/json"},
+            "body": {"ticket": 99},
+        }
+    }
     instance = job.instance
     instance.refresh_from_db()
     assert job.status == "waiting" and instance.status == "waiting"
@@ -269,24 +276,28 @@ def test_a_callback_while_suspended_is_applied_on_resume(
 
 class QuickApi:
     """An API that calls back before it answers 202: the callback reaches Baton while the
-    worker still holds the call (the job is running, not yet waiting)."""
+    worker still holds the call (the job is running, not yet waiting). Its 202 echoes the
+    token it was given."""
 
     def __init__(self) -> None:
         self.callback_status: list[int] = []
+        self.call_back = True
         api = self
 
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self) -> None:
                 self.rfile.read(int(self.headers.get("Content-Length") or 0))
-                answer = post_callback(
-                    self.headers["Baton-Callback-Url"],
-                    self.headers["Baton-Callback-Token"],
-                    {"quick": True},
-                )
-                api.callback_status.append(answer.status_code)
+                token = self.headers["Baton-Callback-Token"]
+                if api.call_back:
+                    url = self.headers["Baton-Callback-Url"]
+                    answer = post_callback(url, token, {"quick": True})
+                    api.callback_status.append(answer.status_code)
+                body = json.dumps({"received": f"with token {token}"}).encode()
                 self.send_response(202)
-                self.send_header("Content-Length", "0")
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
                 self.end_headers()
+                self.wfile.write(body)
 
             def log_message(self, format: str, *args: Any) -> None:
                 pass
@@ -315,6 +326,20 @@ def test_a_callback_before_the_202_is_recorded_is_not_lost(
     assert job.status == "succeeded"
     instance = ProcessInstance.objects.get(pk=job.instance_id)
     assert instance.status == "completed" and instance.variables["answer"] == {"quick": True}
+    assert instance.variables["accepted"] == {"received": "with token ***"}
+
+
+def test_a_token_the_api_echoes_is_not_stored(quick_api: QuickApi, baton_url: str) -> None:
+    quick_api.call_back = False
+    job = started("cb_echo", quick_api.base_url)
+    assert job.status == "waiting"
+    assert job.result == {
+        "accepted": {
+            "status": 202,
+            "headers": {"content-type": "application/json"},
+            "body": {"received": "with token ***"},
+        }
+    }
 
 
 def test_without_async_callback_a_202_is_an_answer(fake_api: FakeApi) -> None:

@@ -1,3 +1,3 @@
-from tests.engine.service_fixtures import fake_api
+from tests.engine.service_fixtures import celery_workers, fake_api
 
-__all__ = ["fake_api"]
+__all__ = ["celery_workers", "fake_api"]

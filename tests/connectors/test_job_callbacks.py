@@ -24,7 +24,14 @@ from engine.services.job_runs import execute_service_job
 from processes.services import deploy
 from processes.validation import UploadedFile
 from tests.engine.service_diagrams import HEADER
-from tests.engine.service_fixtures import FakeApi, Reply, jobs_for_no_worker
+from tests.engine.service_fixtures import (
+    WORKER_SECRET_KEY,
+    FakeApi,
+    Reply,
+    Workers,
+    jobs_for_no_worker,
+    wait_until,
+)
 
 pytestmark = [pytest.mark.django_db(transaction=True)]
 
@@ -360,3 +367,33 @@ def test_without_async_callback_a_202_is_an_answer(fake_api: FakeApi) -> None:
     instance.refresh_from_db()
     assert instance.status == "completed" and instance.variables["answer"] == {"queued": True}
     assert "Baton-Callback-Token" not in fake_api.requests_to("/plain")[0].headers
+
+
+@pytest.mark.slow
+def test_with_real_workers_the_callback_completes_the_task(
+    celery_workers: Workers, fake_api: FakeApi, settings: Any
+) -> None:
+    """The whole way: a Celery worker calls the API and parks the job on its 202; the API's
+    callback over HTTP completes the task. Web and workers share SECRET_KEY, as they must."""
+    settings.SECRET_KEY = WORKER_SECRET_KEY
+    fake_api.reply("/jobs", Reply(status=202, body={"ticket": 5}))
+    deploy(
+        name="cb_workers",
+        files=[UploadedFile("cb_workers.bpmn", diagram("cb_workers").encode())],
+        actor=None,
+    )
+    instance = start_instance(key="cb_workers", variables={"api": fake_api.base_url, "order": 3})
+    job = ServiceJob.objects.get(instance=instance)
+
+    def parked() -> bool:
+        job.refresh_from_db()
+        return job.status == "waiting"
+
+    wait_until(parked, what="the job to wait for its callback")
+    [seen] = fake_api.requests_to("/jobs")
+    answer = post_callback(
+        seen.headers["Baton-Callback-Url"], seen.headers["Baton-Callback-Token"], {"done": 3}
+    )
+    assert answer.status_code == 200, answer.text
+    instance.refresh_from_db()
+    assert instance.status == "completed" and instance.variables["answer"] == {"done": 3}

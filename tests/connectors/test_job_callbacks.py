@@ -108,7 +108,7 @@ def events(instance: ProcessInstance) -> list[str]:
 
 
 def test_a_202_waits_for_the_callback_which_completes_the_task_once(
-    fake_api: FakeApi, baton_url: str, make_staff: Any, client: Client
+    fake_api: FakeApi, baton_url: str, make_staff: Any, client: Client, api_client_for: Any
 ) -> None:
     fake_api.reply("/jobs", Reply(status=202, body={"ticket": 99}))
     job = started("cb_ok", fake_api.base_url)
@@ -125,8 +125,21 @@ def test_a_202_waits_for_the_callback_which_completes_the_task_once(
     [state] = wait_states(instance)
     assert state.kind == "service"
     assert state.text.startswith("waiting for callback from 127.0.0.1 since today")
+    # The API's instance detail shows the job waiting, and until when.
+    operator = make_staff("op", "operators")
+    detail = api_client_for(operator).get(f"/api/v1/instances/{instance.pk}/")
+    [shown] = detail.json()["jobs"]
+    assert shown["status"] == "waiting" and shown["callback_until"]
+    assert shown["queue_note"].startswith("for a callback until ")
+    assert {
+        "type": "service_job",
+        "element_id": "call",
+        "connector": "http",
+        "job": str(job.id),
+        "status": "waiting",
+    } in detail.json()["waiting_for"]
     # The operator sees it on the admin's instance page, and finds it among the waiting.
-    client.force_login(make_staff("op", "operators"))
+    client.force_login(operator)
     page = client.get(reverse("admin:engine_processinstance_change", args=[instance.pk]))
     assert "waiting for callback from 127.0.0.1" in page.content.decode()
     listed = client.get(

@@ -14,9 +14,10 @@ in the strings of `json`, `form`, `query` and `headers` are replaced by them). A
 then parks the job until the called API posts the outcome to the callback URL, for at most
 `callback_timeout` seconds (default BATON_CALLBACK_TIMEOUT_SECONDS); see
 engine.services.job_callbacks. Without `async_callback` a 202 is a success like any 2xx.
-Every call passes the outbound
-policy (`outbound.py`) before anything is sent, and every connection is opened only to an
-address the policy checked; a refused call is `HTTP_REFUSED` and is not retried.
+
+Every call passes the outbound policy (`outbound.py`) before anything is sent, and every
+connection is opened only to an address the policy checked; a refused call is
+`HTTP_REFUSED` and is not retried.
 """
 
 import os
@@ -192,6 +193,8 @@ def _shared_client() -> httpx.Client:
 )
 def http_request(params: dict[str, Any], call: ConnectorCall) -> dict[str, Any]:
     options = _request_options(params, call)
+    # Checked before the call: an API that accepted the work is not then told nothing.
+    callback_seconds = _callback_timeout(params) if params.get("async_callback") is True else 0
     check_url(options["url"])  # before connecting; the client checks each connection again
     try:
         response = _shared_client().request(**options)
@@ -211,14 +214,12 @@ def http_request(params: dict[str, Any], call: ConnectorCall) -> dict[str, Any]:
         keep = [h.lower() for h in params.get("response_headers") or ["content-type"]]
         headers = {k: v for k, v in response.headers.items() if k.lower() in keep}
         answer = {"status": status, "headers": headers, "body": body}
-        if status == 202 and params.get("async_callback") is True:
+        if status == 202 and callback_seconds:
             # Kept on the job: an API that echoes the token does not get it stored.
             token = callbacks.callback_token(
                 call.job_id, callbacks.call_number(call.retries, call.attempt)
             )
-            raise AwaitCallback(
-                _callback_timeout(params), accepted=_replaced(answer, {token: MASK})
-            )
+            raise AwaitCallback(callback_seconds, accepted=_replaced(answer, {token: MASK}))
         return answer
     if status >= 500 or status == 429:
         raise TransientError(f"HTTP {status}", retry_after=_retry_after(response))

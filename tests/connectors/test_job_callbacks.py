@@ -410,3 +410,10 @@ def test_with_real_workers_the_callback_completes_the_task(
     assert answer.status_code == 200, answer.text
     instance.refresh_from_db()
     assert instance.status == "completed" and instance.variables["answer"] == {"done": 3}
+
+
+def test_a_bad_callback_timeout_is_refused_before_the_call(fake_api: FakeApi) -> None:
+    fake_api.reply("/jobs", Reply(status=202))
+    job = started("cb_bad_timeout", fake_api.base_url, timeout=0)
+    assert job.status == "dead" and "HTTP_BAD_PARAMETERS" in job.last_error
+    assert fake_api.requests_to("/jobs") == []

@@ -46,6 +46,7 @@ class ClaimedJob:
     attempt: int
     idempotency_key: str
     retries: int = 0  # the operator's retries before this call
+    answered: bool = False  # a callback came for an earlier run of this call (EARLY_CALLBACK)
 
 
 @dataclass

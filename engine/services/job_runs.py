@@ -73,7 +73,8 @@ _CLAIM_SQL = """
                      OR job.next_attempt_at <= now() + interval '1 second')))
  RETURNING job.instance_id, job.element_id, job.connector, job.parameters, job.attempt,
            job.idempotency_key, jsonb_array_length(job.history),
-           EXTRACT(EPOCH FROM now() - COALESCE(job.next_attempt_at, job.created_at))
+           EXTRACT(EPOCH FROM now() - COALESCE(job.next_attempt_at, job.created_at)),
+           job.result -> 'early_callback' IS NOT NULL
 """
 
 
@@ -85,7 +86,17 @@ def _claim(job_id: str) -> ClaimedJob | None:
         row = cursor.fetchone()
     if row is None:
         return None
-    instance_id, element_id, connector, parameters, attempt, idempotency_key, retries, waited = row
+    (
+        instance_id,
+        element_id,
+        connector,
+        parameters,
+        attempt,
+        idempotency_key,
+        retries,
+        waited,
+        answered,
+    ) = row
     if isinstance(parameters, str):
         parameters = json.loads(parameters)
     metrics.JOB_WAIT.labels(connector=connector).observe(max(0.0, float(waited)))
@@ -98,6 +109,7 @@ def _claim(job_id: str) -> ClaimedJob | None:
         attempt=attempt,
         idempotency_key=idempotency_key,
         retries=retries,
+        answered=bool(answered),
     )
 
 
@@ -189,7 +201,9 @@ def execute_service_job(job_id: str) -> None:
             attributes={"baton.connector": claim.connector, "baton.attempt": claim.attempt},
         ):
             context.bind(instance=claim.instance_id, element=claim.element_id, job=claim.id)
-            outcome = _timed_call(claim)
+            # A callback already answered the call (its worker died before recording the
+            # 202): calling again would do the work twice; apply_outcome applies the answer.
+            outcome = Outcome() if claim.answered else _timed_call(claim)
             apply_outcome(claim, outcome)
     finally:
         release_run_lock(job_id)

@@ -14,13 +14,16 @@ import httpx
 import pytest
 from django.test import Client
 from django.urls import reverse
+from django.utils import timezone
 
 from engine.connectors.callbacks import callback_token
 from engine.models import InstanceEvent, ProcessInstance, ServiceJob
 from engine.selectors.wait_states import wait_states
 from engine.services import resume_instance, retry_instance, start_instance, suspend_instance
 from engine.services.job_callbacks import expire_callback_waits
+from engine.services.job_outcomes import Outcome
 from engine.services.job_runs import execute_service_job
+from engine.services.job_sweep import sweep_service_jobs
 from processes.services import deploy
 from processes.validation import UploadedFile
 from tests.engine.service_diagrams import HEADER
@@ -36,9 +39,12 @@ from tests.engine.service_fixtures import (
 pytestmark = [pytest.mark.django_db(transaction=True)]
 
 
-def diagram(key: str, *, catch: str | None = None, timeout: int = 3600) -> str:
+def diagram(
+    key: str, *, catch: str | None = None, timeout: int = 3600, read_accepted: bool = True
+) -> str:
     """start -> `call` (http, async_callback) -> end; with `catch`, an error boundary event
-    with that code leads to `handled` (a script that sets handled = True)."""
+    with that code leads to `handled` (a script that sets handled = True). The output maps
+    the callback's body to `answer` and (`read_accepted`) the 202's body to `accepted`."""
     entries = (
         '<camunda:entry key="notify">{{callback_url}}</camunda:entry>'
         '<camunda:entry key="order">${order}</camunda:entry>'
@@ -51,9 +57,12 @@ def diagram(key: str, *, catch: str | None = None, timeout: int = 3600) -> str:
         f'<camunda:inputParameter name="json"><camunda:map>{entries}</camunda:map>'
         "</camunda:inputParameter>"
         '<camunda:outputParameter name="answer">${result["body"]}</camunda:outputParameter>'
-        '<camunda:outputParameter name="accepted">${result["accepted"]["body"]}'
-        "</camunda:outputParameter>"
     )
+    if read_accepted:
+        inputs += (
+            '<camunda:outputParameter name="accepted">${result["accepted"]["body"]}'
+            "</camunda:outputParameter>"
+        )
     boundary = ""
     if catch is not None:
         boundary = (
@@ -416,4 +425,30 @@ def test_a_bad_callback_timeout_is_refused_before_the_call(fake_api: FakeApi) ->
     fake_api.reply("/jobs", Reply(status=202))
     job = started("cb_bad_timeout", fake_api.base_url, timeout=0)
     assert job.status == "dead" and "HTTP_BAD_PARAMETERS" in job.last_error
+    assert fake_api.requests_to("/jobs") == []
+
+
+def test_a_call_answered_by_its_callback_is_not_made_again_after_a_worker_died(
+    fake_api: FakeApi,
+) -> None:
+    """The API called back before the worker recorded its 202, and then the worker died: the
+    sweep hands the job over again, and the next worker applies the callback instead of
+    calling the API a second time."""
+    xml = diagram("cb_died", read_accepted=False)  # the dead worker's 202 answer is lost
+    deploy(name="cb_died", files=[UploadedFile("cb_died.bpmn", xml.encode())], actor=None)
+    with jobs_for_no_worker():
+        instance = start_instance(key="cb_died", variables={"api": fake_api.base_url, "order": 1})
+    # The state the dead worker left: running, its call answered by the early callback.
+    early = Outcome(result={"body": {"early": True}, "accepted": None}).stored()
+    ServiceJob.objects.filter(instance=instance).update(
+        status="running",
+        attempt=1,
+        result={"early_callback": early},
+        callback_received_at=timezone.now(),
+    )
+    with jobs_for_no_worker():
+        assert sweep_service_jobs() == 1
+    execute_service_job(str(ServiceJob.objects.get(instance=instance).id))
+    instance.refresh_from_db()
+    assert instance.status == "completed" and instance.variables["answer"] == {"early": True}
     assert fake_api.requests_to("/jobs") == []

@@ -47,6 +47,8 @@ class JobCallbackView(APIView):
         operation_id="job_callback",
         summary="Report the outcome of a long-running call (the called API's callback)",
         description=(
+            "Called by the API a long-running call went to, not by a Baton user: no token or "
+            "session; the job's callback token is the only credential. "
             'The body is the outcome: `{"error_code", "error_message", "details"}` throws '
             'that BPMN error from the task, `{"failure": "..."}` opens an incident, and any '
             "other JSON value is the result (the task's output reads it as "

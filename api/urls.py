@@ -9,6 +9,7 @@ from .views import (
     external_tasks,
     insights,
     instances,
+    job_callbacks,
     repairs,
     tasks,
 )
@@ -106,6 +107,11 @@ urlpatterns = [
         "v1/external-tasks/<uuid:pk>/unlock/",
         external_tasks.UnlockView.as_view(),
         name="external-task-unlock",
+    ),
+    path(
+        "v1/jobs/<uuid:pk>/callback/",
+        job_callbacks.JobCallbackView.as_view(),
+        name="job-callback",
     ),
     path("schema/", SpectacularAPIView.as_view(), name="schema"),
     # The split view serves its start-up script as a file: the page's CSP allows no inline one.

@@ -152,13 +152,15 @@ class ServiceJob(models.Model):
         FAILED = "failed", "Failed"  # ended in a BPMN error that the diagram caught
         DEAD = "dead", "Dead"  # retries exhausted or an uncaught error: an incident
         CANCELLED = "cancelled", "Cancelled"  # its instance was terminated
+        # The called API accepted the work (202) and answers later on the job's callback URL.
+        WAITING = "waiting", "Waiting for a callback"
 
     class Kind(models.TextChoices):
         CONNECTOR = "connector", "Connector"  # called by Baton's Celery workers
         EXTERNAL = "external", "External task"  # fetched and completed by workers over the API
 
     # A job in one of these states still owns its task; no second job is written for it.
-    OPEN_STATUSES = (Status.PENDING, Status.RUNNING, Status.DEAD)
+    OPEN_STATUSES = (Status.PENDING, Status.RUNNING, Status.DEAD, Status.WAITING)
     # In flight: the engine is still working on it (the instance is running, not waiting).
     ACTIVE_STATUSES = (Status.PENDING, Status.RUNNING)
 
@@ -202,6 +204,10 @@ class ServiceJob(models.Model):
     # stay references), "attempts", "error", "error_code", "failed_at", "retried_at",
     # "retried_by", "changed" (names of the parameters the retry evaluated differently)}.
     history = models.JSONField(default=list, blank=True)
+    # A long-running call (http with async_callback): until when the job waits for its
+    # callback (then the BPMN error CALLBACK_TIMEOUT), and when the callback came.
+    callback_until = models.DateTimeField(null=True, blank=True)
+    callback_received_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -209,6 +215,11 @@ class ServiceJob(models.Model):
         ordering = ["created_at"]
         indexes = [
             models.Index(fields=["status", "next_attempt_at"], name="service_job_sweep"),
+            models.Index(
+                fields=["callback_until"],
+                condition=Q(status="waiting"),
+                name="service_job_callback_due",
+            ),
             models.Index(
                 fields=["connector", "next_attempt_at"],
                 condition=Q(kind="external", status__in=["pending", "running"]),
@@ -218,7 +229,7 @@ class ServiceJob(models.Model):
         constraints = [
             models.UniqueConstraint(
                 fields=["instance", "spiff_task_id"],
-                condition=Q(status__in=["pending", "running", "dead"]),
+                condition=Q(status__in=["pending", "running", "dead", "waiting"]),
                 name="service_job_one_open_per_task",
             )
         ]
@@ -231,6 +242,8 @@ class ServiceJob(models.Model):
         """What to tell about the job's message ("" when nothing is unusual)."""
         if self.status == self.Status.PENDING and self.unqueued_since is not None:
             return "queued, broker unreachable"
+        if self.status == self.Status.WAITING and self.callback_until is not None:
+            return f"for a callback until {self.callback_until:%Y-%m-%d %H:%M} UTC"
         return ""
 
 
@@ -430,6 +443,9 @@ class InstanceEvent(models.Model):
         JOB_SUCCEEDED = "job_succeeded", "Job succeeded"
         JOB_FAILED = "job_failed", "Job failed"
         JOB_RETRIED = "job_retried", "Job retried"
+        JOB_AWAITING_CALLBACK = "job_awaiting_callback", "Call accepted, waiting for its callback"
+        JOB_CALLBACK_RECEIVED = "job_callback_received", "Callback received"
+        JOB_CALLBACK_TIMED_OUT = "job_callback_timed_out", "Callback timed out"
         EXTERNAL_TASK_LOCKED = "external_task_locked", "External task locked by a worker"
         EXTERNAL_TASK_UNLOCKED = "external_task_unlocked", "External task given back"
         TASK_RETRIED = "task_retried", "Task retried"

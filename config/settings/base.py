@@ -312,6 +312,14 @@ BATON_EXTERNAL_TASK_MAX_WAIT_SECONDS = env.float("BATON_EXTERNAL_TASK_MAX_WAIT_S
 # A message thrown by an instance that no instance waits for yet is tried again this many
 # times (1 s, 2 s, 4 s ... apart) before it is given up as unmatched.
 BATON_MESSAGE_ATTEMPTS = env.int("BATON_MESSAGE_ATTEMPTS", default=6)
+# Long-running calls (http with async_callback): how long a job waits for its callback by
+# default, and the longest a diagram's callback_timeout may ask for (seconds).
+BATON_CALLBACK_TIMEOUT_SECONDS = env.float("BATON_CALLBACK_TIMEOUT_SECONDS", default=24 * 3600)
+BATON_CALLBACK_MAX_TIMEOUT_SECONDS = env.float(
+    "BATON_CALLBACK_MAX_TIMEOUT_SECONDS", default=30 * 24 * 3600
+)
+# The largest input of a transform/... connector (as JSON or as text), in bytes.
+BATON_TRANSFORM_MAX_INPUT_BYTES = env.int("BATON_TRANSFORM_MAX_INPUT_BYTES", default=5_000_000)
 
 CELERY_BEAT_SCHEDULE: dict[str, dict[str, object]] = {
     "sweep-service-jobs": {

@@ -6,9 +6,18 @@ Parameters: `url` (required), `method` (GET), `query`, `headers`, `json` or `for
 (header names to keep in the result; default content-type). The result is
 `{"status": int, "headers": {...}, "body": parsed JSON or text}`.
 Timeouts, connection errors, 5xx and 429 are transient (retried); any other status outside
-`success_statuses` is a BPMN error with code `HTTP_<status>`. Every call passes the outbound
-policy (`outbound.py`) before anything is sent, and every connection is opened only to an
-address the policy checked; a refused call is `HTTP_REFUSED` and is not retried.
+`success_statuses` is a BPMN error with code `HTTP_<status>`.
+
+Long-running calls (`async_callback: true`): the request carries the headers
+`Baton-Callback-Url` and `Baton-Callback-Token` (and `{{callback_url}}`, `{{callback_token}}`
+in the strings of `json`, `form`, `query` and `headers` are replaced by them). A 202 answer
+then parks the job until the called API posts the outcome to the callback URL, for at most
+`callback_timeout` seconds (default BATON_CALLBACK_TIMEOUT_SECONDS); see
+engine.services.job_callbacks. Without `async_callback` a 202 is a success like any 2xx.
+
+Every call passes the outbound policy (`outbound.py`) before anything is sent, and every
+connection is opened only to an address the policy checked; a refused call is
+`HTTP_REFUSED` and is not retried.
 """
 
 import os
@@ -19,8 +28,9 @@ from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import httpx
+from django.conf import settings
 
-from . import BusinessError, ConnectorCall, TransientError, connector
+from . import AwaitCallback, BusinessError, ConnectorCall, TransientError, callbacks, connector
 from .outbound import check_url
 from .outbound import client as policy_client
 
@@ -115,7 +125,47 @@ def _request_options(params: dict[str, Any], call: ConnectorCall) -> dict[str, A
         options["json"] = params["json"]
     elif params.get("form") is not None:
         options["data"] = params["form"]
+    if params.get("async_callback") is True:
+        _add_callback(options, call)
     return options
+
+
+def _replaced(value: Any, placeholders: dict[str, str]) -> Any:
+    if isinstance(value, str):
+        for placeholder, text in placeholders.items():
+            value = value.replace(placeholder, text)
+        return value
+    if isinstance(value, dict):
+        return {k: _replaced(v, placeholders) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_replaced(v, placeholders) for v in value]
+    return value
+
+
+def _add_callback(options: dict[str, Any], call: ConnectorCall) -> None:
+    """Tell the called API where and with which token to post its answer."""
+    url = callbacks.callback_url(call.job_id)
+    token = callbacks.callback_token(call.job_id, callbacks.call_number(call.retries, call.attempt))
+    placeholders = {callbacks.URL_PLACEHOLDER: url, callbacks.TOKEN_PLACEHOLDER: token}
+    for name in ("json", "data", "params", "headers"):
+        if options.get(name) is not None:
+            options[name] = _replaced(options[name], placeholders)
+    options["headers"].setdefault(callbacks.URL_HEADER, url)
+    options["headers"].setdefault(callbacks.TOKEN_HEADER, token)
+
+
+def _callback_timeout(params: dict[str, Any]) -> float:
+    value = params.get("callback_timeout")
+    limit = settings.BATON_CALLBACK_MAX_TIMEOUT_SECONDS
+    try:
+        seconds = float(settings.BATON_CALLBACK_TIMEOUT_SECONDS if value is None else value)
+    except (TypeError, ValueError):
+        seconds = -1.0
+    if not 0 < seconds <= limit:
+        raise BusinessError(
+            "HTTP_BAD_PARAMETERS", f"callback_timeout must be 1 to {limit:g} seconds."
+        )
+    return seconds
 
 
 _client: httpx.Client | None = None
@@ -143,6 +193,8 @@ def _shared_client() -> httpx.Client:
 )
 def http_request(params: dict[str, Any], call: ConnectorCall) -> dict[str, Any]:
     options = _request_options(params, call)
+    # Checked before the call: an API that accepted the work is not then told nothing.
+    callback_seconds = _callback_timeout(params) if params.get("async_callback") is True else 0
     check_url(options["url"])  # before connecting; the client checks each connection again
     try:
         response = _shared_client().request(**options)
@@ -161,7 +213,14 @@ def http_request(params: dict[str, Any], call: ConnectorCall) -> dict[str, Any]:
     if succeeded:
         keep = [h.lower() for h in params.get("response_headers") or ["content-type"]]
         headers = {k: v for k, v in response.headers.items() if k.lower() in keep}
-        return {"status": status, "headers": headers, "body": body}
+        answer = {"status": status, "headers": headers, "body": body}
+        if status == 202 and callback_seconds:
+            # Kept on the job: an API that echoes the token does not get it stored.
+            token = callbacks.callback_token(
+                call.job_id, callbacks.call_number(call.retries, call.attempt)
+            )
+            raise AwaitCallback(callback_seconds, accepted=_replaced(answer, {token: MASK}))
+        return answer
     if status >= 500 or status == 429:
         raise TransientError(f"HTTP {status}", retry_after=_retry_after(response))
     message = f"HTTP {status} from {_called_url(options)}"

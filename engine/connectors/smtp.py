@@ -6,12 +6,16 @@ Parameters (SpiffArena's names): `smtp_host`, `smtp_port` (25), `smtp_user` and
 list), `email_reply_to`, `email_subject`, `email_body` (text) and `email_body_html`.
 The result is `{"sent": true, "recipients": [...], "message_id": "<...>"}`.
 
+A log-in is refused (the BPMN error `SMTP_INSECURE_LOGIN`, before the password is sent) on a
+connection without TLS to any host but this machine's loopback: set `smtp_starttls`.
+
 The server's address passes the outbound policy (outbound.py) when the connection is opened,
 so a host name cannot lead to Baton's own database or broker. A refused connection, a
 timeout and a 4xx reply are transient (retried); a refused log-in, refused recipients and
 other 5xx replies are BPMN errors `SMTP_AUTH`, `SMTP_RECIPIENTS`, `SMTP_<code>`.
 """
 
+import ipaddress
 import smtplib
 import socket
 import ssl
@@ -32,6 +36,21 @@ class _PolicySMTP(smtplib.SMTP):
     def _get_socket(self, host: str, port: int, timeout: float) -> socket.socket:
         address = checked_addresses(host, port)[0]
         return socket.create_connection((address, port), timeout, self.source_address)
+
+
+def _refuse_login_in_clear(server: smtplib.SMTP, host: str) -> None:
+    """Credentials cross the network only encrypted: without STARTTLS, only to loopback."""
+    if isinstance(server.sock, ssl.SSLSocket):
+        return
+    peer = ipaddress.ip_address(server.sock.getpeername()[0]) if server.sock else None
+    if isinstance(peer, ipaddress.IPv6Address) and peer.ipv4_mapped:
+        peer = peer.ipv4_mapped
+    if peer is None or not peer.is_loopback:
+        raise BusinessError(
+            "SMTP_INSECURE_LOGIN",
+            f"The SMTP password is not sent to {host} over a connection without TLS; set "
+            "smtp_starttls (only a server on this machine's loopback may be used without).",
+        )
 
 
 def _addresses(value: Any) -> list[str]:
@@ -82,6 +101,7 @@ def send_email(params: dict[str, Any], call: ConnectorCall) -> dict[str, Any]:
             if _flag(params.get("smtp_starttls")):
                 server.starttls(context=ssl.create_default_context())
             if params.get("smtp_user"):
+                _refuse_login_in_clear(server, host)
                 server.login(str(params["smtp_user"]), str(params.get("smtp_password") or ""))
             refused = server.send_message(message, to_addrs=recipients)
     except smtplib.SMTPAuthenticationError as exc:

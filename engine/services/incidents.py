@@ -159,6 +159,7 @@ def _retry_dead_jobs(instance: ProcessInstance, run: Run, actor: Person) -> list
         job.attempt = 0
         job.next_attempt_at = timezone.now()
         job.worker_id, job.locked_until = "", None
+        job.callback_until = job.callback_received_at = None
         job.save()
         record_event(
             instance,

@@ -13,6 +13,7 @@ import time
 from django.db import connection
 
 from engine.connectors import (
+    AwaitCallback,
     BusinessError,
     ConnectorCall,
     TransientError,
@@ -71,8 +72,9 @@ _CLAIM_SQL = """
                 AND (job.next_attempt_at IS NULL
                      OR job.next_attempt_at <= now() + interval '1 second')))
  RETURNING job.instance_id, job.element_id, job.connector, job.parameters, job.attempt,
-           job.idempotency_key,
-           EXTRACT(EPOCH FROM now() - COALESCE(job.next_attempt_at, job.created_at))
+           job.idempotency_key, jsonb_array_length(job.history),
+           EXTRACT(EPOCH FROM now() - COALESCE(job.next_attempt_at, job.created_at)),
+           job.result -> 'early_callback' IS NOT NULL
 """
 
 
@@ -84,7 +86,17 @@ def _claim(job_id: str) -> ClaimedJob | None:
         row = cursor.fetchone()
     if row is None:
         return None
-    instance_id, element_id, connector, parameters, attempt, idempotency_key, waited = row
+    (
+        instance_id,
+        element_id,
+        connector,
+        parameters,
+        attempt,
+        idempotency_key,
+        retries,
+        waited,
+        answered,
+    ) = row
     if isinstance(parameters, str):
         parameters = json.loads(parameters)
     metrics.JOB_WAIT.labels(connector=connector).observe(max(0.0, float(waited)))
@@ -96,6 +108,8 @@ def _claim(job_id: str) -> ClaimedJob | None:
         parameters=parameters,
         attempt=attempt,
         idempotency_key=idempotency_key,
+        retries=retries,
+        answered=bool(answered),
     )
 
 
@@ -115,9 +129,16 @@ def _call(claim: ClaimedJob) -> Outcome:
             element_id=claim.element_id,
             instance_id=claim.instance_id,
             headers=stored_task_headers(claim.parameters),
+            retries=claim.retries,
         )
         result = function(params, call)
         return Outcome(result=redact(json_safe(result), secrets), secrets=secrets)
+    except AwaitCallback as exc:
+        return Outcome(
+            result=redact(json_safe(exc.accepted), secrets),
+            await_callback_seconds=exc.timeout_seconds,
+            secrets=secrets,
+        )
     except MissingSecret as exc:
         return Outcome(incident=str(exc))
     except OutboundRefused as exc:  # a policy matter, not the diagram's: no boundary event
@@ -146,6 +167,8 @@ def _outcome_name(outcome: Outcome) -> str:
         return "retry"
     if outcome.error_code:
         return "error"
+    if outcome.await_callback_seconds is not None:
+        return "accepted"
     return "succeeded"
 
 
@@ -158,7 +181,7 @@ def _timed_call(claim: ClaimedJob) -> Outcome:
     name = _outcome_name(outcome)
     metrics.JOB_DURATION.labels(connector=claim.connector, host=host).observe(seconds)
     metrics.JOB_ATTEMPTS.labels(connector=claim.connector, host=host, outcome=name).inc()
-    if name != "succeeded":
+    if name not in ("succeeded", "accepted"):
         metrics.JOB_ERRORS.labels(connector=claim.connector, host=host, kind=name).inc()
     return outcome
 
@@ -178,7 +201,9 @@ def execute_service_job(job_id: str) -> None:
             attributes={"baton.connector": claim.connector, "baton.attempt": claim.attempt},
         ):
             context.bind(instance=claim.instance_id, element=claim.element_id, job=claim.id)
-            outcome = _timed_call(claim)
+            # A callback already answered the call (its worker died before recording the
+            # 202): calling again would do the work twice; apply_outcome applies the answer.
+            outcome = Outcome() if claim.answered else _timed_call(claim)
             apply_outcome(claim, outcome)
     finally:
         release_run_lock(job_id)

@@ -1,6 +1,7 @@
 """SpiffArena's `smtp/SendEmail` and `slack/PostMessage` commands, against an SMTP server and
 a fake Slack Web API on 127.0.0.1; jobs run in this process, so that settings apply."""
 
+import socket
 from collections.abc import Iterator
 
 import pytest
@@ -148,3 +149,46 @@ def test_slack_answering_not_ok_is_a_bpmn_error(fake_api: FakeApi, settings) -> 
     instance = run("slack_no", diagram("slack_no", "slack/PostMessage", SLACK), {"who": "Ann"})
     assert instance.status == "incident"
     assert "SLACK_CHANNEL_NOT_FOUND" in incident_error(instance)
+
+
+def _non_loopback_address() -> str | None:
+    """An IPv4 address of this machine that is not loopback (the SMTP server listens there)."""
+    import psutil
+
+    for addresses in psutil.net_if_addrs().values():
+        for address in addresses:
+            if address.family == socket.AF_INET and not address.address.startswith("127."):
+                return str(address.address)
+    return None
+
+
+def test_a_log_in_without_tls_is_refused_unless_the_server_is_on_loopback(settings) -> None:
+    """The password crosses the network only encrypted: without STARTTLS the connector logs in
+    only to a server on loopback (the test above); elsewhere it refuses before AUTH."""
+    host = _non_loopback_address()
+    if host is None:
+        pytest.skip("this machine has no address but loopback")
+    server = SmtpServer(password="s3cret-mail", host=host)
+    try:
+        settings.BATON_SECRETS = {"smtp_password": "s3cret-mail"}
+        mail = {**MAIL, "smtp_host": f'"{host}"'}
+        instance = run(
+            "mail_clear",
+            diagram("mail_clear", "smtp/SendEmail", mail),
+            {"port": server.port, "to": "a@example.invalid", "order": 1},
+        )
+        assert instance.status == "incident"
+        assert "SMTP_INSECURE_LOGIN" in incident_error(instance)
+        assert server.received == [] and server.logins == []
+
+        # Without a user there is nothing to protect: the message goes out.
+        anonymous = {k: v for k, v in mail.items() if k not in ("smtp_user", "smtp_password")}
+        instance = run(
+            "mail_anon",
+            diagram("mail_anon", "smtp/SendEmail", anonymous),
+            {"port": server.port, "to": "a@example.invalid", "order": 2},
+        )
+        assert instance.status == "completed", instance.incident
+        assert [r.login for r in server.received] == [None]
+    finally:
+        server.close()

@@ -255,6 +255,8 @@ BATON_SECRETS_PATH = os.environ.get("BATON_SECRETS", "")
 BATON_HTTP_ALLOW_PRIVATE = env.bool("BATON_HTTP_ALLOW_PRIVATE", default=False)
 BATON_HTTP_ALLOW = env_list("BATON_HTTP_ALLOW", [])
 # The Slack Web API that the slack/PostMessage connector posts to.
+# smtp/SendEmail: a log-in without TLS only to a server on loopback ("loopback"), or never.
+BATON_SMTP_LOGIN_IN_CLEAR = os.environ.get("BATON_SMTP_LOGIN_IN_CLEAR", "loopback")
 BATON_SLACK_API_URL = os.environ.get("BATON_SLACK_API_URL", "https://slack.com/api")
 # Other services of Baton's own that connectors must never reach, as host:port (a cache, a
 # search index...), refused like the database and broker whatever BATON_HTTP_ALLOW says.

@@ -8,6 +8,8 @@ The result is `{"sent": true, "recipients": [...], "message_id": "<...>"}`.
 
 A log-in is refused (the BPMN error `SMTP_INSECURE_LOGIN`, before the password is sent) on a
 connection without TLS to any host but this machine's loopback: set `smtp_starttls`.
+`BATON_SMTP_LOGIN_IN_CLEAR=never` refuses it on loopback too (a relay on the same machine
+that should be reached with TLS all the same); the default `loopback` allows it there.
 
 The server's address passes the outbound policy (outbound.py) when the connection is opened,
 so a host name cannot lead to Baton's own database or broker. A refused connection, a
@@ -22,6 +24,8 @@ import ssl
 from email.message import EmailMessage
 from email.utils import make_msgid
 from typing import Any
+
+from django.conf import settings
 
 from . import BusinessError, ConnectorCall, TransientError, connector
 from .outbound import checked_addresses
@@ -45,11 +49,13 @@ def _refuse_login_in_clear(server: smtplib.SMTP, host: str) -> None:
     peer = ipaddress.ip_address(server.sock.getpeername()[0]) if server.sock else None
     if isinstance(peer, ipaddress.IPv6Address) and peer.ipv4_mapped:
         peer = peer.ipv4_mapped
-    if peer is None or not peer.is_loopback:
+    on_loopback = peer is not None and peer.is_loopback
+    if not on_loopback or settings.BATON_SMTP_LOGIN_IN_CLEAR == "never":
         raise BusinessError(
             "SMTP_INSECURE_LOGIN",
             f"The SMTP password is not sent to {host} over a connection without TLS; set "
-            "smtp_starttls (only a server on this machine's loopback may be used without).",
+            "smtp_starttls (only a server on this machine's loopback may be used without, "
+            "unless BATON_SMTP_LOGIN_IN_CLEAR is never).",
         )
 
 

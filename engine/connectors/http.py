@@ -2,13 +2,16 @@
 
 Parameters: `url` (required), `method` (GET), `query`, `headers`, `json` or `form` body,
 `basic_auth` (`{"username", "password"}`, which may name secrets),
-`timeout` in seconds (10), `success_statuses` (a list; default 200-299), `response_headers`
-(header names to keep in the result; default content-type). The result is
+`timeout` in seconds (10), `connect_timeout`, `success_statuses` (a list; default 200-299),
+`response_headers` (header names to keep in the result; default content-type). The result is
 `{"status": int, "headers": {...}, "body": parsed JSON or text}`.
 Timeouts, connection errors, 5xx and 429 are transient (retried); any other status outside
 `success_statuses` is a BPMN error with code `HTTP_<status>`. Every call passes the outbound
 policy (`outbound.py`) before anything is sent, and every connection is opened only to an
 address the policy checked; a refused call is `HTTP_REFUSED` and is not retried.
+A task may name a connection instead (`connection`, with a `path` under its base URL): the
+worker expands it into these parameters (connections.py); `oauth2` (client credentials) gets
+a shared access token, fetched again once when the API answers 401.
 """
 
 import os
@@ -20,7 +23,8 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import httpx
 
-from . import BusinessError, ConnectorCall, TransientError, connector
+from . import BusinessError, ConnectorCall, RateLimited, TransientError, connector
+from .oauth2 import access_token
 from .outbound import check_url
 from .outbound import client as policy_client
 
@@ -111,6 +115,10 @@ def _request_options(params: dict[str, Any], call: ConnectorCall) -> dict[str, A
     auth = params.get("basic_auth")
     if isinstance(auth, dict) and auth.get("username"):
         options["auth"] = (str(auth["username"]), str(auth.get("password") or ""))
+    if params.get("connect_timeout"):
+        options["timeout"] = httpx.Timeout(
+            options["timeout"], connect=float(params["connect_timeout"])
+        )
     if params.get("json") is not None:
         options["json"] = params["json"]
     elif params.get("form") is not None:
@@ -134,6 +142,19 @@ def _shared_client() -> httpx.Client:
         return _client
 
 
+def _send(options: dict[str, Any]) -> httpx.Response:
+    try:
+        return _shared_client().request(**options)
+    except httpx.TimeoutException:
+        timeout = options["timeout"]
+        seconds = timeout.read if isinstance(timeout, httpx.Timeout) else timeout
+        raise TransientError(f"Timed out after {seconds:g} s: {_called_url(options)}") from None
+    except httpx.TransportError as exc:
+        raise TransientError(
+            f"Connection failed: {type(exc).__name__} ({_called_url(options)})"
+        ) from None
+
+
 @connector(
     "http",
     description=(
@@ -144,16 +165,15 @@ def _shared_client() -> httpx.Client:
 def http_request(params: dict[str, Any], call: ConnectorCall) -> dict[str, Any]:
     options = _request_options(params, call)
     check_url(options["url"])  # before connecting; the client checks each connection again
-    try:
-        response = _shared_client().request(**options)
-    except httpx.TimeoutException:
-        raise TransientError(
-            f"Timed out after {options['timeout']:g} s: {_called_url(options)}"
-        ) from None
-    except httpx.TransportError as exc:
-        raise TransientError(
-            f"Connection failed: {type(exc).__name__} ({_called_url(options)})"
-        ) from None
+    oauth = params.get("oauth2")
+    token = access_token(oauth) if isinstance(oauth, dict) else ""
+    if token:
+        options["headers"]["Authorization"] = f"Bearer {token}"
+    response = _send(options)
+    if response.status_code == 401 and isinstance(oauth, dict) and token:
+        # The token was revoked or expired early: fetch a new one, once.
+        options["headers"]["Authorization"] = f"Bearer {access_token(oauth, refused=token)}"
+        response = _send(options)
     status = response.status_code
     allowed = params.get("success_statuses")
     succeeded = status in allowed if allowed else 200 <= status < 300
@@ -162,7 +182,9 @@ def http_request(params: dict[str, Any], call: ConnectorCall) -> dict[str, Any]:
         keep = [h.lower() for h in params.get("response_headers") or ["content-type"]]
         headers = {k: v for k, v in response.headers.items() if k.lower() in keep}
         return {"status": status, "headers": headers, "body": body}
-    if status >= 500 or status == 429:
+    if status == 429:
+        raise RateLimited(f"HTTP {status}", retry_after=_retry_after(response))
+    if status >= 500:
         raise TransientError(f"HTTP {status}", retry_after=_retry_after(response))
     message = f"HTTP {status} from {_called_url(options)}"
     raise BusinessError(f"HTTP_{status}", message, {"status": status, "body": body})

@@ -54,7 +54,7 @@ def require_connection_operator(actor: Person | None, action: str) -> None:
         raise PermissionDenied(f"Only operators may {action}.")
 
 
-def _rule_errors(row: Connection) -> dict[str, str]:
+def rule_errors(row: Connection) -> dict[str, str]:
     """The rules the model's field types do not say: {field: message}."""
     headers = row.default_headers
     broken = [
@@ -117,7 +117,7 @@ def _validated(row: Connection) -> None:
         errors: dict[str, Any] = {}
     except ValidationError as exc:
         errors = {field: " ".join(messages) for field, messages in exc.message_dict.items()}
-    errors.update({k: v for k, v in _rule_errors(row).items() if k not in errors})
+    errors.update({k: v for k, v in rule_errors(row).items() if k not in errors})
     if errors:
         raise InvalidInput("The connection is not valid.", errors=errors)
 

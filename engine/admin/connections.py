@@ -19,6 +19,9 @@ from engine.services import connections as service
 
 
 class ConnectionForm(forms.ModelForm):
+    base_url = forms.URLField(max_length=2000, assume_scheme="https")
+    token_url = forms.URLField(max_length=2000, assume_scheme="https", required=False)
+
     class Meta:
         model = Connection
         fields = list(service.EDITABLE_FIELDS)

@@ -8,8 +8,8 @@ credentials) before secrets are resolved: the connection's secrets are written a
 `secret:NAME` references at marked literal places, so that they are resolved, and masked,
 exactly like the secrets a diagram names (engine/connectors/secrets.py).
 
-A plain-URL call to the host of a connection's base URL shares that connection's limits
-(`connection_of`), not its auth.
+A plain-URL call to the host and port of a connection's base URL shares that connection's
+limits (`connection_of`), not its auth.
 """
 
 import threading
@@ -32,6 +32,16 @@ ON_CIRCUIT_OPEN_PARAM = "on_circuit_open"
 # Parameters that concern Baton, never sent to the API.
 OAUTH2_PARAM = "oauth2"
 PERIOD_SECONDS: dict[str, float] = {"second": 1.0, "minute": 60.0}
+
+
+def origin_of(url: str) -> str:
+    """`host:port` of a URL (the scheme's port when it names none); "" when it has none."""
+    try:
+        parts = urlsplit(url)
+        port = parts.port or {"http": 80, "https": 443}.get(parts.scheme, 0)
+    except ValueError:
+        return ""
+    return f"{parts.hostname.lower()}:{port}" if parts.hostname else ""
 
 
 class UnknownConnection(LookupError):
@@ -62,7 +72,7 @@ class ConnectionConfig:
 
     @property
     def host(self) -> str:
-        return (urlsplit(self.base_url).hostname or "").lower()
+        return origin_of(self.base_url)
 
     @property
     def has_breaker(self) -> bool:
@@ -153,11 +163,8 @@ def connection_of(params: dict[str, Any]) -> ConnectionConfig | None:
     url = params.get("url")
     if not isinstance(url, str) or "://" not in url:
         return None
-    try:
-        host = (urlsplit(url).hostname or "").lower()
-    except ValueError:
-        return None
-    return _cache.fresh().by_host.get(host) if host else None
+    origin = origin_of(url)
+    return _cache.fresh().by_host.get(origin) if origin else None
 
 
 def _joined(base_url: str, path: Any) -> str:

@@ -4,8 +4,9 @@ a concurrency cap and a circuit breaker, each decided by one atomic Lua script p
 
 - Rate limit: a sliding log of call starts (a sorted set); a call may start while fewer
   than `rate_limit` calls started in the last window, so no window of that length ever
-  holds more. After a 429 the limit is halved for `SLOWED_SECONDS`, and no call starts
-  before its `Retry-After` (1 s when it gives none) has passed.
+  holds more (the window is padded by RATE_MARGIN_SECONDS). After a 429 the limit is halved
+  for `SLOWED_SECONDS`, and no call starts before its `Retry-After` (1 s when it gives
+  none) has passed.
 - Concurrency cap: held slots (a sorted set of job id -> lease end). A slot is given back
   after the call; the slot of a worker that died expires with its lease.
 - Circuit breaker: closed -> open after `breaker_failures` failures in a row, or when
@@ -33,6 +34,9 @@ from .connections import ConnectionConfig
 logger = logging.getLogger(__name__)
 
 SLOWED_SECONDS = 60  # how long a 429 halves the rate limit
+# The rate window is this much longer than its period: a call reaches the API a moment after
+# it was let through, and that moment varies; the API's own count must never see more.
+RATE_MARGIN_SECONDS = 0.1
 DEFAULT_RETRY_AFTER = 1.0  # the pause after a 429 that names no Retry-After
 LEASE_MARGIN_SECONDS = 30  # a slot outlives the call's timeout by this much
 MAX_WAIT_SECONDS = 30.0
@@ -240,7 +244,9 @@ def _spread(seconds: float, waiters: int, config: ConnectionConfig, verdict: str
     with it so that they do not all come back at the same moment."""
     if verdict == Verdict.OPEN and seconds < 0:
         # Held open by an operator (-1), or the probe is running (-2): look again soon.
-        return random.uniform(0.5, 1.5) if seconds == -2 else config.breaker_cooldown_seconds
+        # Closing it by hand wakes the waiting jobs (services.connections).
+        held = min(config.breaker_cooldown_seconds, MAX_WAIT_SECONDS)
+        return random.uniform(0.5, 1.5) if seconds == -2 else held
     if verdict == Verdict.BUSY:
         slots = max(config.max_concurrent or 1, 1)
         seconds = max(seconds, 0.05) * max(waiters, 1) / slots
@@ -267,7 +273,7 @@ def acquire(config: ConnectionConfig, job_id: str) -> Decision:
                 keys["waiters"],
                 job_id,
                 config.rate_limit or 0,
-                config.rate_window_seconds,
+                config.rate_window_seconds + RATE_MARGIN_SECONDS,
                 config.max_concurrent or 0,
                 lease,
                 WAITER_SECONDS,

@@ -10,14 +10,17 @@ from typing import Any
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import connection as db_connection
 from django.db import transaction
+from django.utils import timezone
 
 from engine.actors import Actor, Person, as_user
 from engine.connectors import limits
 from engine.connectors.connections import forget_connections
 from engine.connectors.secrets import REFERENCE
 from engine.exceptions import InvalidInput, NotFound
-from engine.models import Connection, ConnectionEvent
+from engine.models import Connection, ConnectionEvent, ServiceJob
 from engine.permissions import is_operator
+
+from .handover import hand_over_job_on_commit
 
 # The fields a caller may set, in the order the admin and the API show them.
 EDITABLE_FIELDS = (
@@ -183,6 +186,9 @@ def delete_connection(*, actor: Person, name: str) -> None:
     forget_connections()
 
 
+# An operator's close or reset hands this many waiting jobs over at once (the rest wake when
+# their wait ends).
+WAKE_AT_MOST = 1000
 BREAKER_ACTIONS = {
     "open": limits.hold_open,
     "close": limits.close,
@@ -199,7 +205,23 @@ def operate_breaker(*, actor: Person, name: str, action: str) -> None:
         )
     row = get_connection(name)
     BREAKER_ACTIONS[action](row.name)
-    _audit(row, row.name, f"breaker_{action}", actor, {})
+    with transaction.atomic():
+        _audit(row, row.name, f"breaker_{action}", actor, {})
+        if action != "open":
+            _wake_waiting_jobs(row.name)
+
+
+def _wake_waiting_jobs(name: str) -> None:
+    """Jobs that wait for the connection may try again now (after an operator closed or reset
+    its breaker) rather than when their wait ends."""
+    waiting = list(
+        ServiceJob.objects.select_for_update(no_key=True, skip_locked=True)
+        .filter(status=ServiceJob.Status.PENDING, waiting_on=name)
+        .values_list("id", flat=True)[:WAKE_AT_MOST]
+    )
+    ServiceJob.objects.filter(pk__in=waiting).update(next_attempt_at=timezone.now())
+    for job_id in waiting:
+        hand_over_job_on_commit(str(job_id))
 
 
 def breaker_changed(name: str, transition: str) -> None:

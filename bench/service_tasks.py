@@ -2,6 +2,7 @@
 
     .venv/bin/python bench/service_tasks.py [--instances 40] [--concurrency 4] [--workers 1]
                                             [--pool prefork|threads|solo] [--diagnose]
+                                            [--with-connection]
 
 Deploys a Camunda diagram of 10 sequential http service tasks (two output mappings each),
 starts N instances with `engine.services.start_instance` in this (Django-configured) process
@@ -11,6 +12,10 @@ second, the hand-off between the jobs of one instance (from the ServiceJob rows,
 API sees it), instance durations and the CPU time of each process group (`definitions` in the
 output); with `--diagnose` also SQL and a profile per job in process (bench/diagnostics.py).
 Its own database `baton_bench_service` (see bench/common.py) and its own Celery queue.
+With `--with-connection`, the same run measures the instances again with a named connection
+for the stub's host whose limits (rate, concurrency cap, circuit breaker) are configured but
+never binding, so every job passes the shared limiter (two Redis round trips), and reports
+the throughput of both and the limiter's own cost per call (`connection_limits`).
 """
 
 import argparse
@@ -59,6 +64,10 @@ DEFINITIONS = {
     "api_gap_ms": "per pair, seen by the HTTP API: next request's arrival - previous "
     "response written",
     "instance_duration_ms": "ProcessInstance.completed_at - created_at",
+    "connection_limits": "--with-connection: service_tasks_per_second with every call passing "
+    "a connection's limits (configured, not binding) vs without, in the same run; "
+    "limiter_ms_per_call = one acquire + one release against the limits' Redis, timed in "
+    "the benchmark process (mean of 500)",
     "cpu_during_baton": "CPU seconds (user+system) of each group of processes from the first "
     "start to the last completion; starter = this process (start_instance and polling), "
     "postgres = the embedded server's processes or the backends of the benchmark database, "
@@ -200,6 +209,56 @@ def analyse(ids: list[str], api_requests: dict[str, tuple[float, float]]) -> dic
     }
 
 
+def limiter_cost_ms(config: Any, calls: int = 500) -> float:
+    """One acquire and one release of the shared limiter, as a worker makes them per call."""
+    from engine.connectors import limits
+
+    began = time.perf_counter()
+    for index in range(calls):
+        job = f"bench-probe-{index}"
+        limits.acquire(config, job)
+        limits.release(config, job, limits.CallOutcome.OK, held_seconds=0.001)
+    return round((time.perf_counter() - began) / calls * 1000, 3)
+
+
+def measure_with_connection(args: argparse.Namespace, api_url: str, workers: Baton) -> Any:
+    """The instances again, every call passing the limits of a connection for the stub's host
+    (limits far above what the run reaches). Returns (analysis, wall seconds, limiter)."""
+    from engine.connectors import limits
+    from engine.connectors.connections import ConnectionConfig
+    from engine.models import Connection
+
+    row = Connection.objects.create(
+        name=f"bench-{os.getpid()}",
+        base_url=api_url,
+        rate_limit=100_000,
+        max_concurrent=1_000,
+        breaker_failures=1_000,
+    )
+    config = ConnectionConfig.of(row)
+    limits.reset(row.name)
+    try:
+        # Warm up until the workers see the connection (their list is read every second).
+        for _ in range(5):
+            wait_finished(
+                start_instances(args.warmup, api_url), workers, args.timeout, "warm-up (limited)"
+            )
+            if limits.health(config)["average_call_seconds"] > 0:
+                break
+        first_start = time.time()
+        ids = start_instances(args.instances, api_url)
+        wait_finished(ids, workers, args.timeout, "baton (limited)")
+        measured = analyse(ids, {})
+        health = limits.health(config)
+        cost = limiter_cost_ms(config)
+    finally:
+        limits.reset(row.name)
+        row.delete()
+    last = measured.pop("last_completed_at")
+    wall = (last.timestamp() if last else time.time()) - first_start
+    return measured, wall, {"limiter_ms_per_call": cost, "health_after": health}
+
+
 def in_process_costs(api_url: str, instances: int) -> dict[str, Any]:
     """--diagnose: jobs run one by one in this process (no worker), their queries and time.
     The jobs' messages go to a queue no worker reads, which is deleted afterwards."""
@@ -289,6 +348,8 @@ def broker_label(embedded: Any) -> str:
 def measure(args: argparse.Namespace, embedded: Any, log_dir: Path) -> dict[str, Any]:
     env, postgres_version = prepare_database(BENCH_DATABASE)
     queue = env["BATON_CELERY_QUEUE"] = f"baton-bench-{os.getpid()}"
+    if args.with_connection:  # the connection made between the rounds is seen within 1 s
+        env["BATON_CONNECTIONS_CACHE_SECONDS"] = "1"
     pg_settings = setup_django(env)
     from django.db import connections
 
@@ -326,6 +387,7 @@ def measure(args: argparse.Namespace, embedded: Any, log_dir: Path) -> dict[str,
         api_requests = {c.key: (c.arrived, c.answered or c.arrived) for c in api.calls()}
         measured = analyse(ids, api_requests)
         unloaded = analyse(alone, api_requests)
+        limited = measure_with_connection(args, api.url, workers) if args.with_connection else None
         workers.stop()
         diagnosis = None
         if args.diagnose:
@@ -344,6 +406,19 @@ def measure(args: argparse.Namespace, embedded: Any, log_dir: Path) -> dict[str,
     # Connections opened to the benchmark database while measuring (pg_stat_database).
     cpu["postgres_sessions_opened"] = sessions
     cpu["postgres_sessions_per_task"] = round(sessions / max(jobs, 1), 2)
+    rate = round(jobs / wall, 1) if wall > 0 else 0.0
+    connection_limits = None
+    if limited is not None:
+        limited_run, limited_wall, limiter = limited
+        limited_rate = round(limited_run["jobs_succeeded"] / limited_wall, 1)
+        connection_limits = {
+            "service_tasks_per_second_without": rate,
+            "service_tasks_per_second_with": limited_rate,
+            "with_vs_without_percent": round(100 * limited_rate / rate, 1) if rate else None,
+            "instances_completed_with": limited_run["instances_completed"],
+            "jobs_retried_with": limited_run["jobs_retried"],
+            **limiter,
+        }
     return {
         "workers": {
             "processes": args.workers,
@@ -357,7 +432,7 @@ def measure(args: argparse.Namespace, embedded: Any, log_dir: Path) -> dict[str,
         "database": f"{database_label(embedded)} {postgres_version}, database {BENCH_DATABASE}",
         "postgres_settings": pg_settings,
         "baton": {
-            "service_tasks_per_second": round(jobs / wall, 1) if wall > 0 else 0.0,
+            "service_tasks_per_second": rate,
             "instances_per_second": round(len(ids) / wall, 2) if wall > 0 else None,
             "wall_seconds": round(wall, 3),
             "start_phase_seconds": round(started - first_start, 3),
@@ -368,6 +443,7 @@ def measure(args: argparse.Namespace, embedded: Any, log_dir: Path) -> dict[str,
             for key in ("handoff_ms", "handoff_parts_ms", "api_gap_ms", "instance_duration_ms")
         },
         "cpu_during_baton": cpu if jobs else None,
+        "connection_limits": connection_limits,
         "diagnosis": diagnosis,
     }
 
@@ -381,6 +457,11 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--warmup", type=int, help="unmeasured instances first (default: 2+)")
     parser.add_argument("--timeout", type=float, default=120, help="seconds to wait for the end")
     parser.add_argument("--diagnose", action="store_true", help="queries per job, a profile")
+    parser.add_argument(
+        "--with-connection",
+        action="store_true",
+        help="measure again through a connection's limits (configured, not binding)",
+    )
     args = parser.parse_args()
     if min(args.instances, args.concurrency, args.workers) < 1:
         parser.error("counts must be at least 1")

@@ -199,8 +199,8 @@ class ServiceJob(models.Model):
     # the sweep hands it over again as soon as it can. Shown as "queued, broker unreachable".
     unqueued_since = models.DateTimeField(null=True, blank=True)
     # While the job waits for a limit of a connection (rate limit, concurrency cap, open
-    # circuit breaker): the connection's name, and what it waits for. A wait does not use up
-    # an attempt; the claim clears both.
+    # circuit breaker): the connection's name (cleared by the claim), what it waited for
+    # last, and how often it waited. A wait does not use up an attempt.
     waiting_on = models.CharField(max_length=120, blank=True)
     wait_reason = models.CharField(max_length=200, blank=True)
     waits = models.PositiveIntegerField(default=0)

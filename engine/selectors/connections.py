@@ -15,6 +15,14 @@ def connection_list() -> list[Connection]:
     return list(Connection.objects.order_by("name"))
 
 
+def connection_choices() -> list[dict[str, str]]:
+    """What the modeler offers an http task: each connection's name and base URL."""
+    return [
+        {"name": name, "base_url": base_url}
+        for name, base_url in Connection.objects.order_by("name").values_list("name", "base_url")
+    ]
+
+
 def waiting_jobs(names: list[str]) -> dict[str, dict[str, int]]:
     """For each connection, how many pending jobs wait for it, by what they wait for."""
     waiting: dict[str, dict[str, int]] = {name: {} for name in names}

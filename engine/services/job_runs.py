@@ -71,7 +71,7 @@ def release_run_lock(job_id: str) -> None:
 _CLAIM_SQL = """
     UPDATE engine_servicejob AS job
        SET status = 'running', attempt = job.attempt + 1, started_at = now(),
-           unqueued_since = NULL, waiting_on = '', wait_reason = '', updated_at = now()
+           unqueued_since = NULL, waiting_on = '', updated_at = now()
       FROM engine_processinstance AS instance
      WHERE job.id = %s
        AND job.kind = 'connector'

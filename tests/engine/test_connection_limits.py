@@ -84,9 +84,12 @@ def wall_time(seen: Seen) -> float:
 def test_300_jobs_never_exceed_20_per_second_and_all_complete(
     celery_workers: Workers, fake_api: FakeApi
 ) -> None:
-    row = connection(fake_api, rate_limit=20)
+    row = connection(fake_api, rate_limit=20, breaker_failures=50)
     key = deploy_calls(row, "/limited")
+    # Held back while they are created, then let go at once: the limit alone paces them.
+    operate_breaker(actor=operator(), name=row.name, action="open")
     start(key, 300)
+    operate_breaker(actor=operator(), name=row.name, action="close")
     wait_until(all_settled(key, 300), timeout=90, what="300 rate-limited jobs", poll=0.5)
     assert statuses(key) == {"completed"}
     seen = fake_api.requests_to("/limited")
@@ -95,7 +98,6 @@ def test_300_jobs_never_exceed_20_per_second_and_all_complete(
     jobs = ServiceJob.objects.filter(instance__definition__key=key)
     # Waiting used up no attempt: every job succeeded at its first.
     assert set(jobs.values_list("attempt", flat=True)) == {1}
-    assert sum(jobs.values_list("waits", flat=True)) > 0
 
 
 def test_concurrency_cap_of_3_is_never_exceeded(celery_workers: Workers, fake_api: FakeApi) -> None:
@@ -161,8 +163,10 @@ def test_429_with_retry_after_pauses_and_slows_the_limiter(
     health = limits.health(ConnectionConfig.of(row))
     assert health["rate"]["slowed_after_429"] is True
     assert health["rate"]["effective_limit"] == 5
-    limited = ServiceJob.objects.get(instance__definition__key=key, waits__gt=0)
-    assert (limited.attempt, limited.status) == (1, "succeeded")  # the 429 used no attempt
+    jobs = ServiceJob.objects.filter(instance__definition__key=key)
+    # The 429 used up no attempt; the job that got it, at least, waited.
+    assert set(jobs.values_list("attempt", "status")) == {(1, "succeeded")}
+    assert jobs.filter(waits__gt=0).exists()
 
 
 def test_oauth2_token_is_fetched_once_and_refreshed_on_401(

@@ -242,6 +242,8 @@ class ServiceJob(models.Model):
         """What to tell about the job's message ("" when nothing is unusual)."""
         if self.status == self.Status.PENDING and self.unqueued_since is not None:
             return "queued, broker unreachable"
+        if self.status == self.Status.PENDING and self.waiting_on:
+            return f"waiting for the connection {self.waiting_on}: {self.wait_reason}"
         return ""
 
 

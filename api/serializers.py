@@ -166,7 +166,10 @@ class JobRetrySerializer(serializers.Serializer):
 class JobSerializer(serializers.ModelSerializer):
     queue_note = serializers.CharField(
         read_only=True,
-        help_text=('"queued, broker unreachable" while the job waits for the broker; else empty.'),
+        help_text=(
+            '"queued, broker unreachable" while the job waits for the broker, "waiting for '
+            'the connection NAME: REASON" while it waits for a limit of a connection; else empty.'
+        ),
     )
     retries = JobRetrySerializer(
         source="history",

@@ -16,12 +16,53 @@ from engine.selectors.connections import connection_health, connection_list, wai
 from engine.services import connections as service
 
 from ..schema import BAD_REQUEST, FORBIDDEN, NOT_FOUND, UNAUTHENTICATED
+from ..serializers import StrictCharField
 
 ERRORS: dict[int, Any] = {400: BAD_REQUEST, 401: UNAUTHENTICATED, 403: FORBIDDEN}
 
 
+MAX_COUNT = 1_000_000_000
+
+
+# Text fields: a number or a boolean there is refused, not turned into text.
+TEXT_FIELDS = (
+    "name",
+    "base_url",
+    "auth",
+    "username",
+    "secret_name",
+    "api_key_header",
+    "token_url",
+    "scope",
+    "rate_period",
+)
+
+
+def _count(**options: Any) -> serializers.IntegerField:
+    """A limit: empty for none, else 1 or more."""
+    return serializers.IntegerField(
+        min_value=1, max_value=MAX_COUNT, allow_null=True, required=False, **options
+    )
+
+
 class ConnectionSerializer(serializers.ModelSerializer):
     waiting_jobs = serializers.SerializerMethodField()
+    default_headers = serializers.DictField(child=StrictCharField(allow_blank=True), required=False)
+    timeout_seconds = serializers.FloatField(min_value=0.001, max_value=300, required=False)
+    connect_timeout_seconds = serializers.FloatField(
+        min_value=0.001, max_value=300, allow_null=True, required=False
+    )
+    rate_limit = _count(help_text="Calls per rate_period; empty for no rate limit.")
+    max_concurrent = _count(help_text="Calls at once; empty for no cap.")
+    breaker_failures = _count(help_text="Failures in a row that open the breaker.")
+    breaker_error_rate = serializers.IntegerField(
+        min_value=1, max_value=100, allow_null=True, required=False
+    )
+    breaker_window_seconds = serializers.IntegerField(min_value=1, max_value=86_400, required=False)
+    breaker_min_calls = serializers.IntegerField(min_value=1, max_value=MAX_COUNT, required=False)
+    breaker_cooldown_seconds = serializers.FloatField(
+        min_value=0.001, max_value=86_400, required=False
+    )
 
     class Meta:
         model = Connection
@@ -29,6 +70,15 @@ class ConnectionSerializer(serializers.ModelSerializer):
         read_only_fields = ["waiting_jobs", "created_at", "updated_at"]
         # The service checks the name's uniqueness with the other rules (one 400).
         extra_kwargs: dict[str, Any] = {"name": {"validators": []}}
+
+    def to_internal_value(self, data: Any) -> Any:
+        if isinstance(data, dict):
+            wrong = [
+                name for name in TEXT_FIELDS if name in data and not isinstance(data[name], str)
+            ]
+            if wrong:
+                raise serializers.ValidationError({name: ["Must be text."] for name in wrong})
+        return super().to_internal_value(data)
 
     def get_waiting_jobs(self, row: Connection) -> int:
         waiting: dict[str, dict[str, int]] = self.context.get("waiting") or {}

@@ -162,7 +162,7 @@ def update_connection(*, actor: Person, name: str, values: dict[str, Any]) -> Co
     if unknown:
         raise InvalidInput("Unknown fields.", errors={k: "Unknown field." for k in unknown})
     with transaction.atomic():
-        row = Connection.objects.select_for_update().filter(name=name).first()
+        row = Connection.objects.select_for_update(no_key=True).filter(name=name).first()
         if row is None:
             raise NotFound(f"No connection named {name!r}.")
         before = _values(row)

@@ -3,6 +3,7 @@ from drf_spectacular.views import SpectacularAPIView
 
 from .docs import SwaggerDocsView
 from .views import (
+    connections,
     definitions,
     deployments,
     events,
@@ -112,6 +113,22 @@ urlpatterns = [
         "v1/jobs/<uuid:pk>/callback/",
         job_callbacks.JobCallbackView.as_view(),
         name="job-callback",
+    ),
+    path("v1/connections/", connections.ConnectionListView.as_view(), name="connections"),
+    path(
+        "v1/connections/<slug:name>/",
+        connections.ConnectionDetailView.as_view(),
+        name="connection-detail",
+    ),
+    path(
+        "v1/connections/<slug:name>/health/",
+        connections.ConnectionHealthView.as_view(),
+        name="connection-health",
+    ),
+    path(
+        "v1/connections/<slug:name>/breaker/",
+        connections.ConnectionBreakerView.as_view(),
+        name="connection-breaker",
     ),
     path("schema/", SpectacularAPIView.as_view(), name="schema"),
     # The split view serves its start-up script as a file: the page's CSP allows no inline one.

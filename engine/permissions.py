@@ -161,6 +161,12 @@ def can_view_insights(user: Person | None) -> bool:
     return is_operator(user) or DESIGNERS_GROUP in group_names(user)  # type: ignore[arg-type]
 
 
+def can_see_connections(user: Person | None) -> bool:
+    """The named connections (base URLs, limits; secrets only by name): operators, who
+    manage them, and designers, who name them in diagrams."""
+    return can_view_insights(user)
+
+
 def can_send_events(user: Person | None) -> bool:
     """Who may send messages and broadcast signals through the API: members of the groups
     `BATON_EVENT_SENDER_GROUPS` names (`integrations` unless configured), operators and

@@ -238,6 +238,13 @@ BATON_SWEEP_INTERVAL_SECONDS = env.float("BATON_SWEEP_INTERVAL_SECONDS", default
 # A pending job this late is handed over again even while messages wait in the job queue
 # (its own may be among them, behind a backlog).
 BATON_SWEEP_GRACE_SECONDS = env.float("BATON_SWEEP_GRACE_SECONDS", default=30)
+# Where the limits of connections (rate limits, concurrency slots, circuit breakers) keep
+# the state every worker shares: a Redis URL; by default the broker's when it is Redis.
+BATON_LIMITS_REDIS_URL = os.environ.get("BATON_LIMITS_REDIS_URL") or (
+    CELERY_BROKER_URL if CELERY_BROKER_URL.startswith("redis") else "redis://127.0.0.1:6379/0"
+)
+# How long a worker keeps the settings of connections before reading them again.
+BATON_CONNECTIONS_CACHE_SECONDS = env.float("BATON_CONNECTIONS_CACHE_SECONDS", default=5)
 # Diagram scripts run in sandbox processes: CPU seconds per evaluation (a process may
 # lower or raise it with its `scriptTimeLimit` property, up to 60 s) and memory per sandbox.
 BATON_SCRIPT_TIME_LIMIT_SECONDS = env.float("BATON_SCRIPT_TIME_LIMIT_SECONDS", default=2)

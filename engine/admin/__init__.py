@@ -2,6 +2,7 @@
 
 from django.contrib import admin
 
+from .connections import ConnectionAdmin
 from .events import EventDeliveryAdmin, StartTriggerAdmin, TimerAdmin
 from .instances import ProcessInstanceAdmin
 
@@ -12,4 +13,10 @@ admin.site.index_title = "Instances, incidents and events"
 # list's columns; the breadcrumbs and the home page lead to the same places.
 admin.site.enable_nav_sidebar = False
 
-__all__ = ["EventDeliveryAdmin", "ProcessInstanceAdmin", "StartTriggerAdmin", "TimerAdmin"]
+__all__ = [
+    "ConnectionAdmin",
+    "EventDeliveryAdmin",
+    "ProcessInstanceAdmin",
+    "StartTriggerAdmin",
+    "TimerAdmin",
+]

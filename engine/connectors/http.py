@@ -2,8 +2,8 @@
 
 Parameters: `url` (required), `method` (GET), `query`, `headers`, `json` or `form` body,
 `basic_auth` (`{"username", "password"}`, which may name secrets),
-`timeout` in seconds (10), `success_statuses` (a list; default 200-299), `response_headers`
-(header names to keep in the result; default content-type). The result is
+`timeout` in seconds (10), `connect_timeout`, `success_statuses` (a list; default 200-299),
+`response_headers` (header names to keep in the result; default content-type). The result is
 `{"status": int, "headers": {...}, "body": parsed JSON or text}`.
 Timeouts, connection errors, 5xx and 429 are transient (retried); any other status outside
 `success_statuses` is a BPMN error with code `HTTP_<status>`.
@@ -18,6 +18,9 @@ engine.services.job_callbacks. Without `async_callback` a 202 is a success like 
 Every call passes the outbound policy (`outbound.py`) before anything is sent, and every
 connection is opened only to an address the policy checked; a refused call is
 `HTTP_REFUSED` and is not retried.
+A task may name a connection instead (`connection`, with a `path` under its base URL): the
+worker expands it into these parameters (connections.py); `oauth2` (client credentials) gets
+a shared access token, fetched again once when the API answers 401.
 """
 
 import os
@@ -30,7 +33,16 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 import httpx
 from django.conf import settings
 
-from . import AwaitCallback, BusinessError, ConnectorCall, TransientError, callbacks, connector
+from . import (
+    AwaitCallback,
+    BusinessError,
+    ConnectorCall,
+    RateLimited,
+    TransientError,
+    callbacks,
+    connector,
+)
+from .oauth2 import access_token
 from .outbound import check_url
 from .outbound import client as policy_client
 
@@ -121,6 +133,10 @@ def _request_options(params: dict[str, Any], call: ConnectorCall) -> dict[str, A
     auth = params.get("basic_auth")
     if isinstance(auth, dict) and auth.get("username"):
         options["auth"] = (str(auth["username"]), str(auth.get("password") or ""))
+    if params.get("connect_timeout"):
+        options["timeout"] = httpx.Timeout(
+            options["timeout"], connect=float(params["connect_timeout"])
+        )
     if params.get("json") is not None:
         options["json"] = params["json"]
     elif params.get("form") is not None:
@@ -184,6 +200,19 @@ def _shared_client() -> httpx.Client:
         return _client
 
 
+def _send(options: dict[str, Any]) -> httpx.Response:
+    try:
+        return _shared_client().request(**options)
+    except httpx.TimeoutException:
+        timeout = options["timeout"]
+        seconds = timeout.read if isinstance(timeout, httpx.Timeout) else timeout
+        raise TransientError(f"Timed out after {seconds:g} s: {_called_url(options)}") from None
+    except httpx.TransportError as exc:
+        raise TransientError(
+            f"Connection failed: {type(exc).__name__} ({_called_url(options)})"
+        ) from None
+
+
 @connector(
     "http",
     description=(
@@ -196,16 +225,15 @@ def http_request(params: dict[str, Any], call: ConnectorCall) -> dict[str, Any]:
     # Checked before the call: an API that accepted the work is not then told nothing.
     callback_seconds = _callback_timeout(params) if params.get("async_callback") is True else 0
     check_url(options["url"])  # before connecting; the client checks each connection again
-    try:
-        response = _shared_client().request(**options)
-    except httpx.TimeoutException:
-        raise TransientError(
-            f"Timed out after {options['timeout']:g} s: {_called_url(options)}"
-        ) from None
-    except httpx.TransportError as exc:
-        raise TransientError(
-            f"Connection failed: {type(exc).__name__} ({_called_url(options)})"
-        ) from None
+    oauth = params.get("oauth2")
+    token = access_token(oauth) if isinstance(oauth, dict) else ""
+    if token:
+        options["headers"]["Authorization"] = f"Bearer {token}"
+    response = _send(options)
+    if response.status_code == 401 and isinstance(oauth, dict) and token:
+        # The token was revoked or expired early: fetch a new one, once.
+        options["headers"]["Authorization"] = f"Bearer {access_token(oauth, refused=token)}"
+        response = _send(options)
     status = response.status_code
     allowed = params.get("success_statuses")
     succeeded = status in allowed if allowed else 200 <= status < 300
@@ -221,7 +249,9 @@ def http_request(params: dict[str, Any], call: ConnectorCall) -> dict[str, Any]:
             )
             raise AwaitCallback(callback_seconds, accepted=_replaced(answer, {token: MASK}))
         return answer
-    if status >= 500 or status == 429:
+    if status == 429:
+        raise RateLimited(f"HTTP {status}", retry_after=_retry_after(response))
+    if status >= 500:
         raise TransientError(f"HTTP {status}", retry_after=_retry_after(response))
     message = f"HTTP {status} from {_called_url(options)}"
     raise BusinessError(f"HTTP_{status}", message, {"status": status, "body": body})

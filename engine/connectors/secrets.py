@@ -240,6 +240,13 @@ def _remember(value: str) -> None:
         _resolved.add(value)
 
 
+def remember_secret_value(value: str) -> None:
+    """Mask `value` in every log record of this process from now on: a credential a connector
+    obtained itself (an OAuth2 access token), not one from the store."""
+    if len(value) >= MIN_SECRET_LENGTH:
+        _remember(value)
+
+
 def _redacting_factory(
     previous: Callable[..., logging.LogRecord],
 ) -> Callable[..., logging.LogRecord]:

@@ -16,9 +16,18 @@ from engine.connectors import (
     AwaitCallback,
     BusinessError,
     ConnectorCall,
+    RateLimited,
     TransientError,
     get_connector,
+    limits,
     stored_task_headers,
+)
+from engine.connectors.connections import (
+    ON_CIRCUIT_OPEN_PARAM,
+    ConnectionConfig,
+    UnknownConnection,
+    apply_connection,
+    connection_of,
 )
 from engine.connectors.outbound import OutboundRefused
 from engine.connectors.secrets import MissingSecret, redact, resolve_parameters
@@ -27,6 +36,8 @@ from engine.models import ProcessInstance
 from engine.observability import context, metrics
 from engine.observability.tracing import tracer
 
+from .connections import breaker_changed, wait_for_limit
+from .handover import hand_over_job
 from .job_outcomes import ClaimedJob, Outcome, apply_outcome
 
 logger = logging.getLogger(__name__)
@@ -61,7 +72,7 @@ def release_run_lock(job_id: str) -> None:
 _CLAIM_SQL = """
     UPDATE engine_servicejob AS job
        SET status = 'running', attempt = job.attempt + 1, started_at = now(),
-           unqueued_since = NULL, updated_at = now()
+           unqueued_since = NULL, waiting_on = '', updated_at = now()
       FROM engine_processinstance AS instance
      WHERE job.id = %s
        AND job.kind = 'connector'
@@ -121,7 +132,7 @@ def _call(claim: ClaimedJob) -> Outcome:
         return Outcome(incident=f"No connector named {claim.connector!r} is registered.")
     secrets: list[str] = []
     try:
-        params = resolve_parameters(claim.parameters, secrets)
+        params = resolve_parameters(apply_connection(claim.parameters), secrets)
         call = ConnectorCall(
             job_id=claim.id,
             idempotency_key=claim.idempotency_key,
@@ -139,13 +150,16 @@ def _call(claim: ClaimedJob) -> Outcome:
             await_callback_seconds=exc.timeout_seconds,
             secrets=secrets,
         )
-    except MissingSecret as exc:
+    except (MissingSecret, UnknownConnection) as exc:
         return Outcome(incident=str(exc))
     except OutboundRefused as exc:  # a policy matter, not the diagram's: no boundary event
         return Outcome(incident=redact(str(exc), secrets), error_code=exc.code, secrets=secrets)
     except TransientError as exc:
         return Outcome(
-            transient=redact(str(exc), secrets), retry_after=exc.retry_after, secrets=secrets
+            transient=redact(str(exc), secrets),
+            retry_after=exc.retry_after,
+            rate_limited=isinstance(exc, RateLimited),
+            secrets=secrets,
         )
     except BusinessError as exc:
         return Outcome(
@@ -186,11 +200,72 @@ def _timed_call(claim: ClaimedJob) -> Outcome:
     return outcome
 
 
+def _limit_outcome(outcome: Outcome) -> str:
+    """How a call went, for the connection's circuit breaker and rate limiter."""
+    if outcome.rate_limited:
+        return limits.CallOutcome.LIMITED
+    if outcome.transient:
+        return limits.CallOutcome.FAIL
+    if outcome.incident:
+        return limits.CallOutcome.NONE  # refused before any call (policy, secret)
+    return limits.CallOutcome.OK  # an answer, a 4xx included: the API is up
+
+
+def _wait(claim: ClaimedJob, config: ConnectionConfig, verdict: str, seconds: float) -> float:
+    reason = limits.WAIT_REASONS.get(verdict, verdict)
+    if wait_for_limit(claim.id, claim.attempt, config.name, reason, seconds):
+        host = metrics.host_of(claim.parameters)
+        metrics.JOB_ERRORS.labels(connector=claim.connector, host=host, kind="wait").inc()
+        return seconds
+    return -1.0
+
+
+def _run_limited(claim: ClaimedJob, config: ConnectionConfig) -> float:
+    """Call within the connection's limits; the seconds to wait when the job must wait (its
+    attempt given back), else -1 once the outcome is applied."""
+    decision = limits.acquire(config, claim.id)
+    if not decision.allowed:
+        wants_error = claim.parameters.get(ON_CIRCUIT_OPEN_PARAM) == "error"
+        if decision.verdict == limits.Verdict.OPEN and wants_error:
+            message = f"The circuit breaker of the connection {config.name!r} is open."
+            apply_outcome(claim, Outcome(error_code="CIRCUIT_OPEN", error_message=message))
+            return -1.0
+        return _wait(claim, config, decision.verdict, decision.wait_seconds)
+    began = time.perf_counter()
+    outcome = Outcome(incident="The call did not end.")
+    try:
+        outcome = _timed_call(claim)
+    finally:
+        transition = limits.release(
+            config,
+            claim.id,
+            _limit_outcome(outcome),
+            held_seconds=time.perf_counter() - began,
+            retry_after=outcome.retry_after,
+        )
+        if transition:
+            breaker_changed(config.name, transition)
+    if outcome.rate_limited:  # the API asked to slow down: wait, as for the rate limit
+        return _wait(claim, config, limits.Verdict.PAUSED, outcome.retry_after or 1.0)
+    apply_outcome(claim, outcome)
+    return -1.0
+
+
+def _run_claimed(claim: ClaimedJob) -> float:
+    config = connection_of(claim.parameters)
+    if config is None:
+        apply_outcome(claim, _timed_call(claim))
+        return -1.0
+    return _run_limited(claim, config)
+
+
 def execute_service_job(job_id: str) -> None:
-    """Run one job: claim it, call its connector with no lock held, apply the outcome."""
+    """Run one job: claim it, call its connector with no lock held, apply the outcome. A job
+    that meets a limit of its connection waits: handed over again, due when it may run."""
     context.bind(job=job_id)
     if not try_run_lock(job_id):
         return  # another worker is running this job right now
+    wait = -1.0
     try:
         claim = _claim(job_id)
         if claim is None:
@@ -201,9 +276,14 @@ def execute_service_job(job_id: str) -> None:
             attributes={"baton.connector": claim.connector, "baton.attempt": claim.attempt},
         ):
             context.bind(instance=claim.instance_id, element=claim.element_id, job=claim.id)
-            # A callback already answered the call (its worker died before recording the
-            # 202): calling again would do the work twice; apply_outcome applies the answer.
-            outcome = Outcome() if claim.answered else _timed_call(claim)
-            apply_outcome(claim, outcome)
+            if claim.answered:
+                # A callback already answered the call (its worker died before recording the
+                # 202): calling again would do the work twice; apply_outcome applies the answer.
+                apply_outcome(claim, Outcome())
+            else:
+                wait = _run_claimed(claim)
     finally:
         release_run_lock(job_id)
+    if wait >= 0:
+        # Only now, with the run lock free: an early message must find the job claimable.
+        hand_over_job(job_id, wait)

@@ -8,6 +8,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from engine import selectors as engine_selectors
 from engine.services import start_instance
 from engine.services.operation_keys import KeyedOperation
 from processes import selectors
@@ -105,5 +106,5 @@ class StartInstanceView(APIView):
             actor=request.user,
             operation_key=operation_key,
         )
-        # The service wrote every row of the new instance and keeps them on it: no re-read.
-        return Response(InstanceSerializer(instance).data, status=status.HTTP_201_CREATED)
+        detail = engine_selectors.new_instance_detail(instance)  # from the rows just written
+        return Response(InstanceSerializer(detail).data, status=status.HTTP_201_CREATED)

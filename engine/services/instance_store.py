@@ -39,7 +39,7 @@ from engine.bpmn.walks import is_completed, workflow_variables
 from engine.exceptions import Conflict, NotFound, ScriptFailed, TaskScriptFailed
 from engine.models import HumanTask, ProcessInstance, ServiceJob
 from engine.observability import context
-from engine.selectors.instances import remember_rows
+from engine.selectors.instances import WrittenRows, remember_rows
 
 from .audit import (
     events_in_one_insert,
@@ -233,11 +233,4 @@ def _persist(
     if instance.status == ProcessInstance.Status.COMPLETED and not was_finished:
         record_event(instance, "completed")
     if fresh:  # every row of the new instance was written just now: answer from them
-        remember_rows(
-            instance,
-            human_tasks=tasks,
-            jobs=jobs,
-            timers=timers,
-            messages=waits.messages,
-            signals=waits.signals,
-        )
+        remember_rows(instance, WrittenRows(tasks, jobs, timers, waits.messages, waits.signals))

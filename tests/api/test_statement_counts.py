@@ -12,8 +12,10 @@ from django.test.utils import CaptureQueriesContext
 from rest_framework.test import APIClient
 
 from engine.models import HumanTask, InstanceEvent, ProcessInstance
+from engine.services.definition_cache import DefinitionTraits, definition_traits
 from processes.models import ProcessDefinition
-from tests.engine.service_diagrams import sequence
+from tests.engine import event_diagrams as d
+from tests.engine.service_diagrams import sequence, service_task
 from tests.helpers import deploy_document
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -128,3 +130,64 @@ def test_po_approval_start_and_completion_take_at_most_eight_statements(
     assert done["status"] == "completed"
     assert ProcessInstance.objects.get(pk=started["id"]).status == "completed"
     assert InstanceEvent.objects.filter(instance_id=started["id"]).count() == 4
+
+
+def _waits_for_everything() -> str:
+    """A user task, a timer, a message, a signal and an external service task at once."""
+    branches = {
+        "review": d.user_task("review"),
+        "sleep": f'    <bpmn:intermediateCatchEvent id="sleep">{d.timer("timeDuration", "P1D")}'
+        "</bpmn:intermediateCatchEvent>",
+        "reply": '    <bpmn:intermediateCatchEvent id="reply">'
+        '<bpmn:messageEventDefinition messageRef="msg_reply" /></bpmn:intermediateCatchEvent>',
+        "alarm": '    <bpmn:intermediateCatchEvent id="alarm">'
+        '<bpmn:signalEventDefinition signalRef="sig_alarm" /></bpmn:intermediateCatchEvent>',
+        "sync": service_task("sync", "'https://crm.example/sync'", topic="crm_sync"),
+    }
+    body = [
+        '    <bpmn:startEvent id="start" />',
+        '    <bpmn:parallelGateway id="fork" />',
+        *branches.values(),
+        *(f'    <bpmn:endEvent id="end_{name}" />' for name in branches),
+        d.flows(("start", "fork"), *(("fork", name) for name in branches)),
+        d.flows(*((name, f"end_{name}") for name in branches)),
+    ]
+    return d.camunda(
+        "waits_for_everything",
+        "\n".join(body),
+        '  <bpmn:message id="msg_reply" name="reply" />\n'
+        '  <bpmn:signal id="sig_alarm" name="alarm" />\n',
+    )
+
+
+def test_the_start_answers_what_a_read_of_the_new_instance_answers(
+    manager_client: APIClient, db: None
+) -> None:
+    deploy_document(_waits_for_everything(), "everything.bpmn")
+
+    started, _ = _start(manager_client, "waits_for_everything", {})
+    read = manager_client.get(f"/api/v1/instances/{started['id']}/").json()
+
+    assert started == read
+    assert {wait["type"] for wait in started["waiting_for"]} == {
+        "user_task",
+        "timer",
+        "message",
+        "signal",
+        "service_job",
+    }
+    assert [job["element_id"] for job in started["jobs"]] == ["sync"]
+
+
+def test_what_a_definition_can_have_is_read_from_its_spec(
+    example_definitions: dict[str, ProcessDefinition],
+) -> None:
+    deploy_document(_waits_for_everything(), "everything.bpmn")
+    everything = ProcessDefinition.objects.get(key="waits_for_everything")
+
+    assert definition_traits(example_definitions["expense_approval"].pk) == DefinitionTraits(
+        timers=False, messages_or_signals=False, connector_tasks=False, writes_may_fail=False
+    )
+    assert definition_traits(everything.pk) == DefinitionTraits(
+        timers=True, messages_or_signals=True, connector_tasks=True, writes_may_fail=True
+    )

@@ -117,6 +117,7 @@ def test_one_task_completed_twice_at_the_same_moment_is_completed_once(
         instance.refresh_from_db()
         assert instance.status == ProcessInstance.Status.COMPLETED
         task = HumanTask.objects.get(pk=task_id)
+        assert task.submitted_data is not None
         assert instance.variables["decision"] == task.submitted_data["decision"]
         completions = InstanceEvent.objects.filter(instance=instance, type="task_completed")
         assert completions.count() == 1

@@ -2,7 +2,22 @@
 (`Q`) that lists filter by and single checks (`can_see_task`, ...) ask with `.exists()`.
 Services call the checks before changing anything."""
 
-from django.db.models import Exists, OuterRef, Q
+from typing import Any
+
+from django.contrib.auth.models import Group
+from django.contrib.postgres.expressions import ArraySubquery
+from django.db.models import (
+    BooleanField,
+    Case,
+    Exists,
+    Expression,
+    IntegerField,
+    OuterRef,
+    Q,
+    QuerySet,
+    Value,
+    When,
+)
 
 from .actors import Person, as_user
 from .models import HumanTask, ProcessInstance
@@ -18,6 +33,21 @@ def group_names(user: Person) -> set[str]:
         cached = set(person.groups.values_list("name", flat=True))
         setattr(person, "_baton_group_names", cached)  # noqa: B010
     return set(cached)
+
+
+def with_group_names(users: QuerySet[Any], user_field: str = "") -> QuerySet[Any]:
+    """`users` (or rows with a `user_field` to their user) with each user's group names read
+    in the same query as `baton_group_names`; `known_group_names` keeps them on the user."""
+    prefix = f"{user_field}__" if user_field else ""
+    names = Group.objects.filter(user=OuterRef(f"{prefix}pk")).values("name")
+    return users.annotate(baton_group_names=ArraySubquery(names))
+
+
+def known_group_names(user: Person, names: list[str] | None) -> None:
+    """Keep the group names read with `with_group_names` as `group_names` would."""
+    person = as_user(user)
+    if person is not None and names is not None:
+        setattr(person, "_baton_group_names", set(names))  # noqa: B010
 
 
 # Nothing matches: for anonymous and inactive users.
@@ -98,11 +128,46 @@ def followable_instances_q(user: Person) -> Q:
     return started_instances_q(user)
 
 
+def _holds(rule: Q) -> Expression:
+    """A rule as a column: true for the rows it matches."""
+    if not rule:
+        return Value(True)  # an empty Q matches every row
+    return Case(When(rule, then=Value(True)), default=Value(False), output_field=BooleanField())
+
+
+def _user_key(user: Person) -> int | None:
+    person = as_user(user)
+    return person.pk if person is not None else None
+
+
+def with_task_access(tasks: QuerySet[HumanTask], user: Person) -> QuerySet[HumanTask]:
+    """`tasks` with the answers of `can_see_task` and `is_candidate` for `user` read in the
+    same query, so that a service that reads a task checks it without another round trip."""
+    return tasks.annotate(
+        baton_access_of=Value(_user_key(user), output_field=IntegerField()),
+        baton_may_see=_holds(visible_tasks_q(user)),
+        baton_is_candidate=_holds(candidate_tasks_q(user)),
+    )
+
+
+def _read_with(task: HumanTask, user: Person, answer: str) -> bool | None:
+    """What `with_task_access` read for this user, if the task was read so."""
+    if getattr(task, "baton_access_of", -1) != _user_key(user):
+        return None
+    return bool(getattr(task, answer))
+
+
 def is_candidate(user: Person, task: HumanTask) -> bool:
+    known = _read_with(task, user, "baton_is_candidate")
+    if known is not None:
+        return known
     return HumanTask.objects.filter(candidate_tasks_q(user), pk=task.pk).exists()
 
 
 def can_see_task(user: Person, task: HumanTask) -> bool:
+    known = _read_with(task, user, "baton_may_see")
+    if known is not None:
+        return known
     return HumanTask.objects.filter(visible_tasks_q(user), pk=task.pk).exists()
 
 

@@ -21,6 +21,7 @@ from .instances import (
     instance_detail_for,
     instance_history,
     instance_waits,
+    new_instance_detail,
     visible_instances,
     waiting_for_events,
 )
@@ -65,6 +66,7 @@ __all__ = [
     "instance_diagram",
     "instance_history",
     "instance_waits",
+    "new_instance_detail",
     "next_task_in_instance",
     "open_task_count",
     "repair_choices",

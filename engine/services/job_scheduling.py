@@ -107,14 +107,16 @@ def _open_jobs_of_parked_tasks(
 
 def schedule_service_jobs(
     instance: ProcessInstance, workflow: Workflow, *, fresh: bool = False
-) -> int:
-    """Write a pending job for every parked connector task that has none; enqueue after commit.
+) -> tuple[int, list[ServiceJob]]:
+    """Write a pending job for every parked connector task that has none (one INSERT, after
+    every parameter was evaluated); enqueue after commit.
 
     A task whose Camunda topic or job type names no registered connector gets an external
     job instead, which workers fetch through the API: nothing is enqueued for it.
 
     Returns the number of connector jobs that are still open (pending or running) for the
-    instance: while an external task waits for its worker, the instance waits for the world.
+    instance (while an external task waits for its worker, the instance waits for the
+    world), and the jobs written now.
     """
     parked = started_connector_tasks(workflow)
     open_jobs = [] if fresh else _open_jobs_of_parked_tasks(instance, {t.id for t in parked})
@@ -124,28 +126,35 @@ def schedule_service_jobs(
         for _, status, kind in open_jobs
         if status in ServiceJob.ACTIVE_STATUSES and kind == ServiceJob.Kind.CONNECTOR
     )
+    jobs: list[ServiceJob] = []
     for task in parked:
         if task.id in owned:
             continue
         spec: ConnectorTaskMixin = task.task_spec
         job_id = uuid.uuid4()
         external = get_connector(spec.connector) is None and may_be_external(spec)
-        ServiceJob.objects.create(
-            id=job_id,
-            instance=instance,
-            spiff_task_id=task.id,
-            element_id=spec.bpmn_id,
-            connector=spec.connector,
-            kind=ServiceJob.Kind.EXTERNAL if external else ServiceJob.Kind.CONNECTOR,
-            parameters=evaluate_parameters(task),
-            max_attempts=int(spec.retry.get("max_attempts") or settings.BATON_JOB_DEFAULT_ATTEMPTS),
-            retry_policy={k: v for k, v in spec.retry.items() if k != "max_attempts"},
-            next_attempt_at=timezone.now(),
-            idempotency_key=f"baton-job-{job_id}",
+        jobs.append(
+            ServiceJob(
+                id=job_id,
+                instance=instance,
+                spiff_task_id=task.id,
+                element_id=spec.bpmn_id,
+                connector=spec.connector,
+                kind=ServiceJob.Kind.EXTERNAL if external else ServiceJob.Kind.CONNECTOR,
+                parameters=evaluate_parameters(task),
+                max_attempts=int(
+                    spec.retry.get("max_attempts") or settings.BATON_JOB_DEFAULT_ATTEMPTS
+                ),
+                retry_policy={k: v for k, v in spec.retry.items() if k != "max_attempts"},
+                next_attempt_at=timezone.now(),
+                idempotency_key=f"baton-job-{job_id}",
+            )
         )
-        if external:
-            announce_external_task(spec.connector)
+    ServiceJob.objects.bulk_create(jobs)
+    for job in jobs:
+        if job.kind == ServiceJob.Kind.EXTERNAL:
+            announce_external_task(job.connector)
             continue
-        hand_over_job_on_commit(str(job_id))
+        hand_over_job_on_commit(str(job.id))
         active += 1
-    return active
+    return active, jobs

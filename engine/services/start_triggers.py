@@ -28,7 +28,7 @@ from engine.exceptions import InvalidInput
 from engine.models import ProcessInstance, StartTrigger
 from processes.models import ProcessDefinition
 
-from .audit import record_event
+from .audit import events_in_one_insert, record_event
 from .definition_cache import definition_specs
 from .instance_store import new_run, persist_workflow
 from .running import running_as
@@ -169,8 +169,8 @@ def start_instance_by_event(
     run = new_run(definition.pk)
     prepare_start(run.workflow, trigger.element_id, fire=deliver is None)
     set_start_data(run.workflow, variables)
-    with transaction.atomic():
-        instance = ProcessInstance.objects.create(
+    with transaction.atomic(), events_in_one_insert():
+        instance = ProcessInstance(  # inserted with its first state (persist_workflow)
             definition=definition,
             business_key=business_key or None,
             status=ProcessInstance.Status.RUNNING,

@@ -37,7 +37,8 @@ def vary(tasks: list[HumanTask]) -> None:
 
 def follow(client: APIClient, url: str) -> tuple[list[str], list[dict[str, Any]]]:
     """Every id from `url` on, following `next`; and each page's body."""
-    ids, bodies = [], []
+    ids: list[str] = []
+    bodies: list[dict[str, Any]] = []
     while url:
         assert len(bodies) < 20, "the next links go round in a circle"
         response = client.get(url)

@@ -12,6 +12,7 @@ from engine.services import claim_task, complete_human_task, unclaim_task
 from engine.services.operation_keys import KeyedOperation
 
 from ..idempotency import IDEMPOTENCY_PARAMETER, idempotent
+from ..pagination import KeysetPagination
 from ..schema import (
     BAD_REQUEST,
     CONFLICT,
@@ -35,6 +36,7 @@ from ..serializers import (
 )
 class TaskListView(generics.ListAPIView):
     serializer_class = TaskSerializer
+    pagination_class = KeysetPagination
 
     def get_queryset(self) -> Any:
         filters = query_filters(TaskFilterSerializer, self.request.query_params)

@@ -4,6 +4,8 @@ The names below are re-exported so that callers say `from engine import selector
 
 from .inbox import (
     INBOX_SORTS,
+    InboxCounts,
+    inbox_counts,
     inbox_processes,
     inbox_tasks,
     next_task_in_instance,
@@ -25,6 +27,7 @@ from .instances import (
     visible_instances,
     waiting_for_events,
 )
+from .keyset import BadCursor, Cursor, KeysetPage, keyset_page
 from .my_work import (
     MY_WORK_FILTERS,
     Step,
@@ -48,15 +51,20 @@ __all__ = [
     "INBOX_SORTS",
     "MY_WORK_FILTERS",
     "WAIT_KINDS",
+    "BadCursor",
+    "Cursor",
+    "InboxCounts",
     "IncidentGroup",
     "InstanceCounts",
     "InstanceWaits",
+    "KeysetPage",
     "Step",
     "WaitState",
     "current_steps",
     "definition_element_names",
     "element_names_of",
     "followed_instance_for",
+    "inbox_counts",
     "inbox_processes",
     "inbox_tasks",
     "incident_groups",
@@ -66,6 +74,7 @@ __all__ = [
     "instance_diagram",
     "instance_history",
     "instance_waits",
+    "keyset_page",
     "new_instance_detail",
     "next_task_in_instance",
     "open_task_count",

@@ -68,8 +68,8 @@ def diagram(rounds: int) -> str:
     <bpmn:sequenceFlow id="f3" sourceRef="count" targetRef="review" />
     <bpmn:sequenceFlow id="f4" sourceRef="review" targetRef="decide" />
     <bpmn:sequenceFlow id="done" sourceRef="decide" targetRef="end">
-      <bpmn:conditionExpression xsi:type="bpmn:tFormalExpression">n &gt;= {rounds}
-      </bpmn:conditionExpression>
+      <bpmn:conditionExpression xsi:type="bpmn:tFormalExpression"
+        >n &gt;= {rounds}</bpmn:conditionExpression>
     </bpmn:sequenceFlow>
     <bpmn:sequenceFlow id="again" sourceRef="decide" targetRef="merge" />
   </bpmn:process>

@@ -92,6 +92,38 @@ def parallel_review_loop_bpmn(process_id: str, *, rounds: int) -> str:
     return BPMN_HEADER.format(process_id=process_id) + body
 
 
+def subprocess_loop_bpmn(process_id: str, *, rounds: int) -> str:
+    """start -> merge -> sub (an embedded subprocess: s_start -> review -> count -> s_end)
+    -> decide: back to merge while `n < rounds`. Each round runs a new subprocess."""
+    done = escape(f"n >= {rounds}")
+    body = f"""  <bpmn:process id="{process_id}" isExecutable="true">
+    <bpmn:startEvent id="start" />
+    <bpmn:exclusiveGateway id="merge" />
+    <bpmn:subProcess id="sub">
+      <bpmn:startEvent id="s_start" />
+      <bpmn:userTask id="review" camunda:candidateGroups="managers" />
+      <bpmn:scriptTask id="count" scriptFormat="python"><bpmn:script>n = n + 1</bpmn:script>
+      </bpmn:scriptTask>
+      <bpmn:endEvent id="s_end" />
+      <bpmn:sequenceFlow id="s1" sourceRef="s_start" targetRef="review" />
+      <bpmn:sequenceFlow id="s2" sourceRef="review" targetRef="count" />
+      <bpmn:sequenceFlow id="s3" sourceRef="count" targetRef="s_end" />
+    </bpmn:subProcess>
+    <bpmn:exclusiveGateway id="decide" default="f_again" />
+    <bpmn:endEvent id="end" />
+    <bpmn:sequenceFlow id="f1" sourceRef="start" targetRef="merge" />
+    <bpmn:sequenceFlow id="f2" sourceRef="merge" targetRef="sub" />
+    <bpmn:sequenceFlow id="f3" sourceRef="sub" targetRef="decide" />
+    <bpmn:sequenceFlow id="f_done" sourceRef="decide" targetRef="end">
+      <bpmn:conditionExpression xsi:type="bpmn:tFormalExpression">{done}</bpmn:conditionExpression>
+    </bpmn:sequenceFlow>
+    <bpmn:sequenceFlow id="f_again" sourceRef="decide" targetRef="merge" />
+  </bpmn:process>
+</bpmn:definitions>
+"""
+    return BPMN_HEADER.format(process_id=process_id) + body
+
+
 def open_review(instance: ProcessInstance) -> HumanTask | None:
     return instance.human_tasks.filter(status__in=HumanTask.ACTIVE_STATUSES).first()
 
@@ -237,6 +269,31 @@ def test_a_join_in_a_loop_counts_the_paths_that_arrived_after_tasks_left_the_sta
     assert instance.status == ProcessInstance.Status.COMPLETED
     assert instance.variables["n"] == rounds
     assert instance.human_tasks.filter(status=HumanTask.Status.COMPLETED).count() == 2 * rounds
+
+
+def test_the_subprocesses_of_earlier_rounds_leave_the_state(
+    db: Any, approver: User, settings: Any
+) -> None:
+    settings.BATON_STATE_HISTORY_SIZE = 0
+    rounds = 8
+    deploy_document(subprocess_loop_bpmn("subprocess_loop", rounds=rounds))
+    instance = start_instance(key="subprocess_loop", variables={"n": 0})
+
+    subprocesses = []
+    for done in range(1, rounds + 1):
+        instance.refresh_from_db()
+        assert instance.status == ProcessInstance.Status.WAITING, f"round {done}"
+        assert instance.variables["n"] == done - 1
+        subprocesses.append(len(instance.state["subprocesses"]))
+        task = open_review(instance)
+        assert task is not None, f"no review waits in round {done}"
+        complete_human_task(task_id=task.pk, user=approver, variables={})
+
+    # The running round's subprocess, and the latest finished one (the latest run of `sub`).
+    assert max(subprocesses) <= 2
+    instance.refresh_from_db()
+    assert instance.status == ProcessInstance.Status.COMPLETED
+    assert instance.variables["n"] == rounds
 
 
 def test_a_completed_expense_approval_is_stored_in_at_most_4_kb(db: Any, approver: User) -> None:

@@ -5,29 +5,36 @@ instance that loops a thousand times stores (and loads, and walks) thousands of 
 of which can no longer influence the run. The element-run history (engine.models.ElementRun)
 keeps what they were for people; the state keeps only:
 
-- the root task (the workflow's `task_tree`);
+- the root task of the workflow and of each subprocess kept;
 - every task that is not finished (predicted, waiting, ready, started) or failed (ERROR: an
-  operator retries it), with what waits beside them (boundary events, event subprocess
-  starts, joins waiting for paths: all unfinished);
-- the latest completed run of each element: what an operator can reset to
-  (engine.bpmn.inspection.reset_targets lists exactly these) and what a later round reads;
-- the arrivals a waiting join still counts: the finished tasks of its gateway (and their
-  parents, whose state and data it reads) since the gateway last fired;
+  operator retries it), which covers what waits beside a running activity or scope
+  (boundary events, event subprocess starts) and joins waiting for paths;
+- the latest completed run of each element, across the subprocesses: what an operator can
+  reset to (engine.bpmn.inspection.reset_targets lists exactly these), with the boundary
+  events beside it (a reset to an activity resets them too); and the latest task of each
+  task spec of each workflow;
+- the arrivals a waiting join still counts: the finished tasks of its gateway since it last
+  fired, and their parents (the library's joins read their state and data); and the split
+  that a structured join (an activity's boundary events) looks up, with its children;
 - `stays_for_later`: finished tasks a later operation reads (compensation, issue 24, goes
   there);
-- above each of those, its nearest `BATON_STATE_HISTORY_DEPTH` ancestors: the parent, whose
-  data a task takes back on a reset or a retry, and a short recent history (the admin's
-  markers and the conformance trace read it).
+- the parents of all of these: a task takes its parent's data back on a reset or a retry;
+- the task of each subprocess holding one of the tasks that stay for their own sake
+  (unfinished, failed, latest run of an element), outwards; the other subprocesses leave
+  with their task;
+- the latest `BATON_STATE_HISTORY_SIZE` tasks of each workflow (by their last change): a
+  short recent history, which the admin's markers and the conformance trace read.
 
 Task data is copied forward (a task inherits its parent's data when it becomes ready), so no
 task reads the data of an ancestor further up. A kept task whose parent leaves hangs under
 its nearest kept ancestor and stores its data whole instead of as a delta against its
-parent; it is never one of the tasks above (their parents stay), so no reset or retry reads
-the data of its new parent.
+parent; it is never one of the tasks whose parent stays, so no reset or retry reads the data
+of its new parent. Ancestry among kept tasks is as it was, which the joins compare.
 
-This only decides; engine.bpmn.workflow's converters leave the other tasks out of what they
-store. The workflow in memory stays whole for the rest of its operation: the element-run
-history of the operation compares it with the states the operation began with.
+This only decides; engine.bpmn.workflow's converter leaves the other tasks out of what it
+stores. The workflow in memory stays whole for the rest of its operation: the element-run
+history of the operation compares it with the states the operation began with (which were
+loaded without the tasks that left, all finished before, so none is taken for a lost run).
 """
 
 import heapq
@@ -36,6 +43,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
+from SpiffWorkflow.bpmn.specs.control import BoundaryEventSplit
 from SpiffWorkflow.specs.Join import Join
 from SpiffWorkflow.task import Task
 from SpiffWorkflow.util.task import TaskState
@@ -136,23 +144,79 @@ def _splits_of_waiting_joins(tasks: Iterable[Task]) -> set[Task]:
     return found
 
 
+def _with_boundary_siblings(staying: set[Task]) -> set[Task]:
+    """A reset to an activity with boundary events resets its events too (the library resets
+    every child of the activity's split): they stay beside it."""
+    siblings: set[Task] = set()
+    for task in staying:
+        parent = task.parent
+        if parent is not None and isinstance(parent.task_spec, BoundaryEventSplit):
+            siblings.update(child for child in parent.children if child is not None)
+    return staying | siblings
+
+
 def must_stay(tasks: list[Task], root: Task) -> set[Task]:
-    """The tasks a later operation may read (see the module's note), without the parents
-    they read as well."""
+    """The tasks of one workflow (or subprocess) a later operation may read (see the
+    module's note), without the parents they read as well."""
     staying = {root, *_latest_runs(tasks), *_join_arrivals(tasks)}
     staying.update(_splits_of_waiting_joins(tasks))
     staying.update(t for t in tasks if t.has_state(STAYING_STATES) or stays_for_later(t))
     return staying
 
 
-def kept_tasks(root: Task, tasks: dict[uuid.UUID, Task], history: int) -> list[KeptTask] | None:
-    """The tasks of one workflow (or subprocess) that its stored state keeps, in tree order,
-    each with its parent and children among them; None when every task stays."""
-    every = list(tasks.values())
-    staying = must_stay(every, root)
+def _latest_elements(workflows: list[Any]) -> list[Task]:
+    """The latest completed run of each element, across the workflow and its subprocesses:
+    what an operator may reset to (engine.bpmn.inspection.reset_targets)."""
+    latest: dict[str, Task] = {}
+    for workflow in workflows:
+        for task in workflow.tasks.values():
+            element = getattr(task.task_spec, "bpmn_id", None)
+            if not element or task.state != TaskState.COMPLETED:
+                continue
+            seen = latest.get(element)
+            if seen is None or task.last_state_change >= seen.last_state_change:
+                latest[element] = task
+    return list(latest.values())
+
+
+def staying_tasks(top: Any) -> dict[uuid.UUID, set[Task]]:
+    """Per workflow (the top one and each subprocess, by its task's id; the top one under
+    its root's), the tasks that must stay. A subprocess holding a task that stays for its
+    own sake (unfinished, failed, the latest run of an element, `stays_for_later`) keeps its
+    task in the workflow around it, and so on outwards; the others leave with their task."""
+    workflows = [top, *top.subprocesses.values()]
+    key = {id(wf): wf.parent_task_id if wf is not top else top.task_tree.id for wf in workflows}
+    staying = {key[id(wf)]: must_stay(list(wf.tasks.values()), wf.task_tree) for wf in workflows}
+    for_their_sake = _latest_elements(workflows)
+    for workflow in workflows:
+        for_their_sake.extend(
+            t for t in workflow.tasks.values() if t.has_state(STAYING_STATES) or stays_for_later(t)
+        )
+    pending = []
+    for task in for_their_sake:
+        staying[key[id(task.workflow)]].add(task)
+        pending.append(task)
+    while pending:
+        inner = pending.pop().workflow
+        if inner is top:
+            continue
+        task = top.get_task_from_id(inner.parent_task_id)
+        outer = staying.get(key.get(id(task.workflow))) if task is not None else None
+        if outer is not None and task not in outer:
+            outer.add(task)
+            pending.append(task)
+    return {key: _with_boundary_siblings(tasks) for key, tasks in staying.items()}
+
+
+def kept_tasks(
+    root: Task, tasks: dict[uuid.UUID, Task], staying: set[Task], history: int
+) -> list[KeptTask] | None:
+    """The tasks of one workflow (or subprocess) that its stored state keeps (`staying`, their
+    parents and the `history` latest), in tree order, each with its parent and children
+    among them; None when every task stays."""
     kept = {task.id for task in staying}
     kept.update(task._parent for task in staying if task._parent is not None)
-    recent = heapq.nlargest(history, every, key=lambda task: task.last_state_change)
+    recent = heapq.nlargest(history, tasks.values(), key=lambda task: task.last_state_change)
     kept.update(task.id for task in recent)
     if len(kept) >= len(tasks):
         return None
@@ -176,9 +240,24 @@ def kept_tasks(root: Task, tasks: dict[uuid.UUID, Task], history: int) -> list[K
     return [KeptTask(task, parent, children[task.id]) for task, parent in order]
 
 
-def leave_out_finished(stored: dict[str, Any], workflow: Any, registry: Any) -> None:
-    """Leave out of a workflow's (or subprocess's) stored form the tasks that do not stay."""
-    kept = kept_tasks(workflow.task_tree, workflow.tasks, history_size())
+def leave_out_finished(stored: dict[str, Any], top: Any, registry: Any) -> None:
+    """Leave out of a workflow's stored form (`stored`, what the library's converter made of
+    `top`) the tasks that do not stay, in it and in its subprocesses, and the subprocesses
+    whose task left."""
+    staying = staying_tasks(top)
+    history = history_size()
+    _leave_out(stored, top, staying[top.task_tree.id], history, registry)
+    for task_id, sub in stored.get("subprocesses", {}).items():
+        workflow = top.subprocesses.get(uuid.UUID(task_id))
+        if workflow is not None:
+            _leave_out(sub, workflow, staying[workflow.parent_task_id], history, registry)
+    _leave_out_subprocesses(stored)
+
+
+def _leave_out(
+    stored: dict[str, Any], workflow: Any, staying: set[Task], history: int, registry: Any
+) -> None:
+    kept = kept_tasks(workflow.task_tree, workflow.tasks, staying, history)
     if kept is None:
         return
     records = stored["tasks"]
@@ -194,7 +273,7 @@ def leave_out_finished(stored: dict[str, Any], workflow: Any, registry: Any) -> 
         stored["last_task"] = None
 
 
-def leave_out_subprocesses(stored: dict[str, Any]) -> None:
+def _leave_out_subprocesses(stored: dict[str, Any]) -> None:
     """Leave out the stored subprocesses whose task (in the workflow or a subprocess kept)
     was left out, and those inside them."""
     subprocesses: dict[str, Any] = stored.get("subprocesses", {})

@@ -25,7 +25,7 @@ from .budget import check_call_depth
 from .depth import UnboundedWalks, cancel_unfinished
 from .error_events import interrupt_activities_that_caught_errors, throws_an_error
 from .event_subprocesses import interrupt_scope, is_event_subprocess_start, refresh_conditions
-from .pruning import leave_out_finished, leave_out_subprocesses
+from .pruning import leave_out_finished
 from .stored_tasks import expand_all
 
 # How often one `do_engine_steps` runs again because a condition came true: conditions that
@@ -178,8 +178,7 @@ class BatonWorkflowConverter(BpmnWorkflowConverter):
 
     def to_dict(self, workflow: BpmnWorkflow) -> dict[str, Any]:
         stored: dict[str, Any] = super().to_dict(workflow)
-        leave_out_finished(stored, workflow, self.registry)
-        leave_out_subprocesses(stored)
+        leave_out_finished(stored, workflow, self.registry)  # its subprocesses' tasks too
         return stored
 
     def from_dict(self, dct: dict[str, Any]) -> BpmnWorkflow:
@@ -187,16 +186,11 @@ class BatonWorkflowConverter(BpmnWorkflowConverter):
 
 
 class BatonSubWorkflowConverter(BpmnSubWorkflowConverter):
-    """Stores a BatonSubWorkflow as the library's subprocess and restores that as Baton's,
-    as the workflow's converter stores the workflow."""
+    """Stores a BatonSubWorkflow as the library's subprocess and restores that as Baton's
+    (the workflow's converter leaves out its finished tasks, engine.bpmn.pruning)."""
 
     def __init__(self, target_class: type, registry: Any, typename: str | None = None) -> None:
         super().__init__(target_class, registry, typename or BpmnSubWorkflow.__name__)
-
-    def to_dict(self, workflow: BpmnSubWorkflow) -> dict[str, Any]:
-        stored: dict[str, Any] = super().to_dict(workflow)
-        leave_out_finished(stored, workflow, self.registry)
-        return stored
 
     def from_dict(self, dct: dict[str, Any], task: Task, top_workflow: Any) -> BpmnSubWorkflow:
         return super().from_dict({**dct, "tasks": expand_all(dct["tasks"])}, task, top_workflow)

@@ -19,6 +19,7 @@ from engine.models import ElementRun, HumanTask, ProcessInstance
 from engine.services import complete_human_task, reset_instance, start_instance
 from engine.services.definition_cache import definition_specs
 from processes.services import deploy
+from tests.engine.event_diagrams import camunda, flows, timer, user_task
 from tests.helpers import BPMN_HEADER, EXPENSE_FILE, deploy_document, upload_of
 
 
@@ -294,6 +295,49 @@ def test_the_subprocesses_of_earlier_rounds_leave_the_state(
     instance.refresh_from_db()
     assert instance.status == ProcessInstance.Status.COMPLETED
     assert instance.variables["n"] == rounds
+
+
+def test_a_reset_to_an_activity_with_a_boundary_timer_sets_the_timer_again(
+    db: Any, approver: User, make_user: Any, settings: Any
+) -> None:
+    # approve (a timer boundary event escalates after a day) -> confirm -> end. Once approve
+    # completed its timer was cancelled: it stays in the state beside approve anyway, since
+    # a reset to approve resets its boundary events too.
+    settings.BATON_STATE_HISTORY_SIZE = 0
+    operator = make_user("olga_operator", "operators")
+    body = "\n".join(
+        [
+            '    <bpmn:startEvent id="start" />',
+            user_task("approve"),
+            '    <bpmn:boundaryEvent id="overdue" attachedToRef="approve">'
+            f"{timer('timeDuration', 'P1D')}</bpmn:boundaryEvent>",
+            user_task("escalate", "directors"),
+            user_task("confirm"),
+            '    <bpmn:endEvent id="end" />',
+            '    <bpmn:endEvent id="end_escalated" />',
+            flows(
+                ("start", "approve"),
+                ("approve", "confirm"),
+                ("confirm", "end"),
+                ("overdue", "escalate"),
+                ("escalate", "end_escalated"),
+            ),
+        ]
+    )
+    deploy_document(camunda("boundary_reset", body))
+    instance = start_instance(key="boundary_reset", variables={})
+    assert instance.timers.filter(fired=False).count() == 1
+    approval = instance.human_tasks.get(element_id="approve")
+    complete_human_task(task_id=approval.pk, user=approver, variables={})
+    assert not instance.timers.filter(fired=False).exists()
+
+    reset_instance(instance_id=instance.pk, actor=operator, element_id="approve")
+
+    instance.refresh_from_db()
+    assert instance.status == ProcessInstance.Status.WAITING
+    assert instance.timers.filter(fired=False, element_id="overdue").count() == 1
+    again = instance.human_tasks.get(element_id="approve", status__in=HumanTask.ACTIVE_STATUSES)
+    assert again.pk != approval.pk
 
 
 def test_a_completed_expense_approval_is_stored_in_at_most_4_kb(db: Any, approver: User) -> None:

@@ -4,7 +4,8 @@
 
 The diagram: start -> merge -> script `n = n + 1` -> user task `review` -> exclusive gateway:
 back to merge while `n < rounds`, else to the end. Every round adds four tasks to the
-library's task tree. Through HTTP on a real gunicorn server (production settings): the start
+library's task tree. Through HTTP on Baton's server as `make run` starts it (config/launch.py,
+production settings): the start
 (`POST /api/v1/definitions/loop/start/`), then each round's completion of the review
 (`POST /api/v1/tasks/{id}/complete/`), one request at a time; between completions the client
 reads the instance's next open task (not timed). State size: bytes of the instance's stored
@@ -235,8 +236,7 @@ def main() -> int:
             setup.env = env  # type: ignore[attr-defined]
             return migrate_and_deploy(env, {PROCESS_KEY: xml})
 
-        options = {"web_workers": 2, "web_threads": 2, "keep_alive": 30}
-        with web_server(args.data_dir, BENCH_DATABASE, setup, **options) as (server, token, what):
+        with web_server(args.data_dir, BENCH_DATABASE, setup) as (server, token, what):
             client = Client(server.url, token, setup.env)  # type: ignore[attr-defined]
             try:
                 baton = run_baton(client, args.rounds)

@@ -460,3 +460,7 @@ LOGGING = {
 BATON_STEP_LIMIT = env.int("BATON_STEP_LIMIT", default=10_000)
 BATON_STEP_TIME_LIMIT_SECONDS = env.float("BATON_STEP_TIME_LIMIT_SECONDS", default=10)
 BATON_MAX_CALL_DEPTH = env.int("BATON_MAX_CALL_DEPTH", default=20)
+# Finished tasks that can no longer influence a run leave the instance's state (the element
+# history keeps them; engine.bpmn.pruning); besides what must stay, the state keeps this many
+# of the latest tasks (a short recent history for the admin's diagram and the trace).
+BATON_STATE_HISTORY_SIZE = env.int("BATON_STATE_HISTORY_SIZE", default=50)

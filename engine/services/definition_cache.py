@@ -39,21 +39,20 @@ class DefinitionTraits:
     writes_may_fail: bool
 
 
-# What a human task takes from the diagram that is evaluated while its row is written.
-_EVALUATED_ON_WRITE = ("assignee", "candidate_users", "candidate_groups", "priority")
+def _has_expression(value: Any) -> bool:
+    if isinstance(value, dict):
+        return any(_has_expression(item) for item in value.values())
+    if isinstance(value, list | tuple):
+        return any(_has_expression(item) for item in value)
+    return isinstance(value, str) and is_expression(value)
 
 
 def _may_fail_on_write(info: dict[str, Any]) -> bool:
-    """A due date (an expression or a text that may not be ISO 8601) or an expression in
-    the assignment can fail the task while its row is written."""
-    if info.get("due_date"):
-        return True
-    for name in _EVALUATED_ON_WRITE:
-        value = info.get(name)
-        values = value if isinstance(value, list) else [value]
-        if any(is_expression(item) for item in values):
-            return True
-    return False
+    """A due date (an expression or a text that may not be ISO 8601) or any expression in what
+    the human task takes from the diagram can fail the task while its row is written. Any
+    expression, not a list of the fields human_task_projection evaluates: a field added there
+    is covered here without a second list to keep in step (too many only costs a savepoint)."""
+    return bool(info.get("due_date")) or _has_expression(info)
 
 
 @lru_cache(maxsize=512)

@@ -29,8 +29,13 @@ from .secrets import LITERALS_KEY
 # of waiting while the connection's circuit breaker is open.
 CONNECTION_PARAM = "connection"
 ON_CIRCUIT_OPEN_PARAM = "on_circuit_open"
-# Parameters that concern Baton, never sent to the API.
-OAUTH2_PARAM = "oauth2"
+# Where `apply_connection` puts an OAuth2 connection's client credentials for the http
+# connector. Only a connection sets it: the name is reserved (a diagram that writes it, or the
+# former public name `oauth2`, is refused at job creation), and apply_connection drops it
+# from the stored parameters before expanding them, so that a diagram can never point a
+# connection's cached token at a URL of its own.
+OAUTH2_PARAM = "$oauth2"
+RESERVED_PARAMS = (OAUTH2_PARAM, "oauth2")
 PERIOD_SECONDS: dict[str, float] = {"second": 1.0, "minute": 60.0}
 
 
@@ -212,6 +217,7 @@ def apply_connection(stored: dict[str, Any]) -> dict[str, Any]:
     """The stored parameters of a job with its named connection expanded (unchanged when it
     names none). The task's own headers win over the connection's default headers; its own
     auth never replaces the connection's."""
+    stored = {k: v for k, v in stored.items() if k not in RESERVED_PARAMS}
     name = stored.get(CONNECTION_PARAM)
     if not name:
         return stored

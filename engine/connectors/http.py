@@ -19,8 +19,9 @@ Every call passes the outbound policy (`outbound.py`) before anything is sent, a
 connection is opened only to an address the policy checked; a refused call is
 `HTTP_REFUSED` and is not retried.
 A task may name a connection instead (`connection`, with a `path` under its base URL): the
-worker expands it into these parameters (connections.py); `oauth2` (client credentials) gets
-a shared access token, fetched again once when the API answers 401.
+worker expands it into these parameters (connections.py); an OAuth2 connection's client
+credentials (a parameter only the connection sets, never the diagram) get a shared access
+token, fetched again once when the API answers 401.
 """
 
 import os
@@ -42,6 +43,7 @@ from . import (
     callbacks,
     connector,
 )
+from .connections import OAUTH2_PARAM
 from .oauth2 import access_token
 from .outbound import check_url
 from .outbound import client as policy_client
@@ -225,7 +227,7 @@ def http_request(params: dict[str, Any], call: ConnectorCall) -> dict[str, Any]:
     # Checked before the call: an API that accepted the work is not then told nothing.
     callback_seconds = _callback_timeout(params) if params.get("async_callback") is True else 0
     check_url(options["url"])  # before connecting; the client checks each connection again
-    oauth = params.get("oauth2")
+    oauth = params.get(OAUTH2_PARAM)
     token = access_token(oauth) if isinstance(oauth, dict) else ""
     if token:
         options["headers"]["Authorization"] = f"Bearer {token}"

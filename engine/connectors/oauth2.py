@@ -7,10 +7,12 @@ passes the outbound policy like every call. The client secret comes from the sec
 """
 
 import hashlib
+import hmac
 import time
 from typing import Any
 
 import httpx
+from django.conf import settings
 
 from . import BusinessError, TransientError
 from .limits import key_prefix, redis_client
@@ -33,7 +35,16 @@ return 0
 
 
 def _key(oauth: dict[str, Any]) -> str:
-    identity = f"{oauth.get('token_url')}|{oauth.get('client_id')}|{oauth.get('scope')}"
+    # The client secret is part of the key (as a keyed hash, never in clear): a token is only
+    # ever shared with a caller who holds the very credentials it was fetched with.
+    secret_mac = hmac.new(
+        str(settings.SECRET_KEY).encode(),
+        str(oauth.get("client_secret") or "").encode(),
+        hashlib.sha256,
+    ).hexdigest()
+    identity = (
+        f"{oauth.get('token_url')}|{oauth.get('client_id')}|{oauth.get('scope')}|{secret_mac}"
+    )
     digest = hashlib.sha256(identity.encode()).hexdigest()[:24]
     return f"{key_prefix(str(oauth.get('connection') or ''))}oauth2:{digest}"
 

@@ -23,6 +23,7 @@ from engine.bpmn.types import Workflow, WorkflowError
 from engine.bpmn.types import WorkflowTask as Task
 from engine.bpmn.walks import started_connector_tasks
 from engine.connectors import TASK_HEADERS_KEY, get_connector, secrets
+from engine.connectors.connections import RESERVED_PARAMS
 from engine.exceptions import TaskScriptFailed
 from engine.jsonable import json_safe
 from engine.models import ProcessInstance, ServiceJob
@@ -45,7 +46,7 @@ def _literal_secret_paths(task: Task) -> list[ParamPath]:
     """Where literal text of the diagram names secrets. A secret named in an expression is
     refused: its value would come from whatever the expression computes."""
     spec: ConnectorTaskMixin = task.task_spec
-    for reserved in (secrets.LITERALS_KEY, TASK_HEADERS_KEY):
+    for reserved in (secrets.LITERALS_KEY, TASK_HEADERS_KEY, *RESERVED_PARAMS):
         if reserved in spec.connector_params:
             raise _failed(task, f"{reserved!r} is not a parameter name Baton allows.")
     paths = []

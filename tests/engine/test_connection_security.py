@@ -1,0 +1,119 @@
+"""The security review of connections, limits, callbacks and connectors (issue 22): a diagram
+or instance data never reaches another connection's credentials, results and bodies are
+bounded, and credentials a connector obtained stay out of what Baton stores."""
+
+from collections.abc import Iterator
+from uuid import uuid4
+
+import pytest
+from django.contrib.auth.models import Group, User
+
+from engine.connectors import BusinessError
+from engine.connectors.connections import forget_connections
+from engine.connectors.oauth2 import access_token
+from engine.models import Connection, ProcessInstance, ServiceJob
+from engine.services import start_instance
+from engine.services.connections import create_connection
+from engine.services.job_runs import execute_service_job
+from processes.services import deploy
+from processes.validation import UploadedFile
+from tests.engine.service_diagrams import sequence, service_task
+from tests.engine.service_fixtures import TEST_SECRET, FakeApi, Reply, jobs_for_no_worker
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+@pytest.fixture(autouse=True)
+def crm_secret(settings) -> Iterator[None]:
+    settings.BATON_SECRETS, settings.BATON_SECRETS_PATH = {"CRM_TOKEN": TEST_SECRET}, ""
+    forget_connections()
+    yield
+    forget_connections()
+
+
+def operator() -> User:
+    user, _ = User.objects.get_or_create(username="olga_security")
+    group, _ = Group.objects.get_or_create(name="operators")
+    user.groups.add(group)
+    return user
+
+
+def connection(api: FakeApi, **values: object) -> Connection:
+    name = f"api-{uuid4().hex[:10]}"
+    return create_connection(
+        actor=operator(), values={"name": name, "base_url": api.base_url, **values}
+    )
+
+
+def deploy_task(url_expression: str, **params: str) -> str:
+    """A process of one http task; its key."""
+    key = f"sec_{uuid4().hex[:10]}"
+    xml = sequence(key, [service_task("call", url_expression, params=params)])
+    deploy(name=key, files=[UploadedFile(f"{key}.bpmn", xml.encode())], actor=None)
+    return key
+
+
+def run(key: str, variables: dict[str, object] | None = None) -> ProcessInstance:
+    """Start the process and run its job (if one was created) in this process."""
+    with jobs_for_no_worker():
+        instance = start_instance(key=key, variables=variables or {})
+    for job in ServiceJob.objects.filter(instance=instance, status="pending"):
+        execute_service_job(str(job.id))
+    instance.refresh_from_db()
+    return instance
+
+
+# -- 1. a diagram cannot borrow a connection's OAuth2 token ----------------------------------------
+
+
+def test_a_diagram_written_oauth2_parameter_is_refused_and_gets_no_token(
+    fake_api: FakeApi,
+) -> None:
+    fake_api.reply(
+        "/token", Reply(body={"access_token": "the-cached-token-1234", "expires_in": 600})
+    )
+    row = connection(
+        fake_api,
+        auth="oauth2",
+        token_url=f"{fake_api.base_url}/token",
+        username="baton-client",
+        secret_name="CRM_TOKEN",
+    )
+    owner = run(deploy_task('"/data"', connection=row.name))
+    assert owner.status == "completed"
+    assert [c.headers["Authorization"] for c in fake_api.requests_to("/data")] == [
+        "Bearer the-cached-token-1234"
+    ]
+    # What a designer reads from GET /api/v1/connections/, and a secret of its own.
+    stolen = (
+        f'${{{{"token_url": "{fake_api.base_url}/token", "client_id": "baton-client", '
+        f'"scope": "", "connection": "{row.name}", "client_secret": "x"}}}}'
+    )
+    for name in ("oauth2", "$oauth2"):
+        thief = run(deploy_task(f'"{fake_api.base_url}/steal"', **{name: stolen}))
+        assert thief.status == "incident" and thief.incident is not None
+        assert f"{name!r} is not a parameter name Baton allows" in thief.incident["error"]
+        assert not ServiceJob.objects.filter(instance=thief).exists()
+    assert fake_api.requests_to("/steal") == []
+    assert len(fake_api.requests_to("/token")) == 1
+
+
+def test_the_cached_token_is_only_shared_with_the_same_client_secret(fake_api: FakeApi) -> None:
+    fake_api.reply(
+        "/token",
+        Reply(body={"access_token": "the-cached-token-5678", "expires_in": 600}),
+        Reply(401, {"error": "invalid_client"}),
+    )
+    oauth = {
+        "connection": f"api-{uuid4().hex[:10]}",
+        "token_url": f"{fake_api.base_url}/token",
+        "client_id": "baton-client",
+        "scope": "",
+        "client_secret": TEST_SECRET,
+    }
+    assert access_token(oauth) == "the-cached-token-5678"
+    assert access_token(oauth) == "the-cached-token-5678"  # from the cache
+    with pytest.raises(BusinessError) as refused:
+        access_token({**oauth, "client_secret": "x"})
+    assert refused.value.code == "OAUTH2_FAILED"
+    assert len(fake_api.requests_to("/token")) == 2

@@ -3,6 +3,7 @@ or instance data never reaches another connection's credentials, results and bod
 bounded, and credentials a connector obtained stay out of what Baton stores."""
 
 from collections.abc import Iterator
+from typing import Any
 from uuid import uuid4
 
 import pytest
@@ -63,7 +64,7 @@ def run(key: str, variables: dict[str, object] | None = None) -> ProcessInstance
     return instance
 
 
-# -- 1. a diagram cannot borrow a connection's OAuth2 token ----------------------------------------
+# -- 1. a diagram cannot borrow a connection's OAuth2 token ---------------------------------
 
 
 def test_a_diagram_written_oauth2_parameter_is_refused_and_gets_no_token(
@@ -117,3 +118,17 @@ def test_the_cached_token_is_only_shared_with_the_same_client_secret(fake_api: F
         access_token({**oauth, "client_secret": "x"})
     assert refused.value.code == "OAUTH2_FAILED"
     assert len(fake_api.requests_to("/token")) == 2
+
+
+# -- 2. a connector's answer is bounded before it is stored ---------------------------------
+
+
+def test_an_answer_larger_than_the_cap_is_an_incident_not_a_stored_row(
+    fake_api: FakeApi, settings: Any
+) -> None:
+    settings.BATON_MAX_CONNECTOR_RESULT_BYTES = 2000
+    fake_api.reply("/big", Reply(body={"items": ["y" * 100] * 50}))
+    instance = run(deploy_task(f'"{fake_api.base_url}/big"'))
+    assert instance.status == "incident" and instance.incident is not None
+    assert "larger than 2000 bytes as JSON" in instance.incident["error"]
+    assert "y" * 100 not in str(ServiceJob.objects.get(instance=instance).result)

@@ -16,7 +16,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
 from django.conf import settings
 
@@ -181,7 +181,25 @@ def _joined(base_url: str, path: Any) -> str:
         )
     if not text:
         return base_url
+    if _climbs(text):
+        raise BusinessError(
+            "HTTP_BAD_PARAMETERS",
+            "A connection's path may not contain '..' segments: it stays under the "
+            "connection's base URL.",
+        )
     return base_url.rstrip("/") + "/" + text.lstrip("/")
+
+
+def _climbs(path: str) -> bool:
+    """Whether the path part of `path` has a `..` segment, percent-encoded (even more than
+    once) or not, with a slash or a backslash between segments (servers read either)."""
+    text = path.split("?", 1)[0].split("#", 1)[0]
+    for _ in range(4):  # an API may decode again what its proxy decoded
+        decoded = unquote(text)
+        if decoded == text:
+            break
+        text = decoded
+    return any(segment == ".." for segment in text.replace("\\", "/").split("/"))
 
 
 def _auth_parameters(config: ConnectionConfig, headers: dict[str, str]) -> dict[str, Any]:

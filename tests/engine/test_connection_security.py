@@ -132,3 +132,34 @@ def test_an_answer_larger_than_the_cap_is_an_incident_not_a_stored_row(
     assert instance.status == "incident" and instance.incident is not None
     assert "larger than 2000 bytes as JSON" in instance.incident["error"]
     assert "y" * 100 not in str(ServiceJob.objects.get(instance=instance).result)
+
+
+# -- 3. instance data cannot choose credentials ---------------------------------------------------
+
+
+def test_a_connection_named_by_an_expression_is_refused(fake_api: FakeApi) -> None:
+    row = connection(fake_api, auth="bearer", secret_name="CRM_TOKEN")
+    key = deploy_task('"/data"', connection="${which}")
+    instance = run(key, {"which": row.name})
+    assert instance.status == "incident" and instance.incident is not None
+    assert "the parameter connection is an expression" in instance.incident["error"]
+    assert not ServiceJob.objects.filter(instance=instance).exists()
+    assert fake_api.seen == []
+    # Literal text, plain or as a constant expression, is a connection's name.
+    assert run(deploy_task('"/data"', connection=f'${{"{row.name}"}}')).status == "completed"
+
+
+@pytest.mark.parametrize(
+    "path", ["/../admin", "a/%2e%2e/admin", "a/%252E%252e/admin", "a\\..\\admin", "..?x=1"]
+)
+def test_a_path_that_climbs_out_of_the_base_url_is_refused(fake_api: FakeApi, path: str) -> None:
+    row = connection(
+        fake_api, base_url=f"{fake_api.base_url}/api/v1", auth="bearer", secret_name="CRM_TOKEN"
+    )
+    key = deploy_task("path", connection=row.name)
+    instance = run(key, {"path": path})
+    assert instance.status == "incident" and instance.incident is not None
+    assert "HTTP_BAD_PARAMETERS" in str(instance.incident)
+    assert fake_api.seen == []
+    assert run(key, {"path": "orders/..x/1"}).status == "completed"
+    assert [s.path for s in fake_api.seen] == ["/api/v1/orders/..x/1"]

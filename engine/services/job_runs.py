@@ -18,6 +18,7 @@ from engine.connectors import (
     AwaitCallback,
     BusinessError,
     ConnectorCall,
+    ConnectorFunction,
     RateLimited,
     TransientError,
     get_connector,
@@ -32,7 +33,7 @@ from engine.connectors.connections import (
     connection_of,
 )
 from engine.connectors.outbound import OutboundRefused
-from engine.connectors.secrets import MissingSecret, redact, resolve_parameters
+from engine.connectors.secrets import MissingSecret, collecting, redact, resolve_parameters
 from engine.jsonable import encodes_within, json_safe
 from engine.models import ProcessInstance
 from engine.observability import context, metrics
@@ -144,11 +145,17 @@ def _bounded(value: Any) -> Any:
 
 def _call(claim: ClaimedJob) -> Outcome:
     """Call the connector. Every text and value that leaves here, and every log line of this
-    process, has the resolved secrets masked."""
+    process, has the resolved secrets, and the credentials the connector obtained itself (an
+    OAuth2 access token), masked."""
     function = get_connector(claim.connector)
     if function is None:
         return Outcome(incident=f"No connector named {claim.connector!r} is registered.")
     secrets: list[str] = []
+    with collecting(secrets):
+        return _collected_call(claim, function, secrets)
+
+
+def _collected_call(claim: ClaimedJob, function: ConnectorFunction, secrets: list[str]) -> Outcome:
     try:
         params = resolve_parameters(apply_connection(claim.parameters), secrets)
         call = ConnectorCall(

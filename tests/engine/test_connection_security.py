@@ -8,6 +8,7 @@ from uuid import uuid4
 
 import pytest
 from django.contrib.auth.models import Group, User
+from django.db import connection as db_connection
 
 from engine.connectors import BusinessError
 from engine.connectors.connections import forget_connections
@@ -22,6 +23,14 @@ from tests.engine.service_diagrams import sequence, service_task
 from tests.engine.service_fixtures import TEST_SECRET, FakeApi, Reply, jobs_for_no_worker
 
 pytestmark = pytest.mark.django_db(transaction=True)
+TABLES = (
+    "engine_servicejob",
+    "engine_processinstance",
+    "engine_instanceevent",
+    "engine_humantask",
+    "engine_elementrun",
+    "engine_connectionevent",
+)
 
 
 @pytest.fixture(autouse=True)
@@ -46,12 +55,28 @@ def connection(api: FakeApi, **values: object) -> Connection:
     )
 
 
-def deploy_task(url_expression: str, **params: str) -> str:
-    """A process of one http task; its key."""
+def deploy_task(url_expression: str, catch_error: str | None = None, **params: str) -> str:
+    """A process of one http task (whose BPMN error `catch_error` is caught); its key."""
     key = f"sec_{uuid4().hex[:10]}"
-    xml = sequence(key, [service_task("call", url_expression, params=params)])
+    xml = sequence(
+        key, [service_task("call", url_expression, params=params)], catch_error=catch_error
+    )
     deploy(name=key, files=[UploadedFile(f"{key}.bpmn", xml.encode())], actor=None)
     return key
+
+
+def stored_anywhere(text: str) -> list[str]:
+    """The tables in which some row holds `text`."""
+    found = []
+    with db_connection.cursor() as cursor:
+        for table in TABLES:
+            cursor.execute(
+                f"SELECT count(*) FROM {table} t WHERE t::text LIKE %s",  # noqa: S608
+                [f"%{text}%"],
+            )
+            if cursor.fetchone()[0]:
+                found.append(table)
+    return found
 
 
 def run(key: str, variables: dict[str, object] | None = None) -> ProcessInstance:
@@ -134,7 +159,7 @@ def test_an_answer_larger_than_the_cap_is_an_incident_not_a_stored_row(
     assert "y" * 100 not in str(ServiceJob.objects.get(instance=instance).result)
 
 
-# -- 3. instance data cannot choose credentials ---------------------------------------------------
+# -- 3. instance data cannot choose credentials ---------------------------------------------
 
 
 def test_a_connection_named_by_an_expression_is_refused(fake_api: FakeApi) -> None:
@@ -163,3 +188,28 @@ def test_a_path_that_climbs_out_of_the_base_url_is_refused(fake_api: FakeApi, pa
     assert fake_api.seen == []
     assert run(key, {"path": "orders/..x/1"}).status == "completed"
     assert [s.path for s in fake_api.seen] == ["/api/v1/orders/..x/1"]
+
+
+# -- 4. an OAuth2 token an API echoes back is not stored ------------------------------------
+
+
+def test_an_oauth2_token_echoed_in_an_error_body_is_not_stored(fake_api: FakeApi) -> None:
+    token = f"echoed-token-{uuid4().hex}"
+    fake_api.reply("/token", Reply(body={"access_token": token, "expires_in": 600}))
+    fake_api.reply("/data", Reply(400, {"error": "bad", "you_sent": f"Bearer {token}"}))
+    row = connection(
+        fake_api,
+        auth="oauth2",
+        token_url=f"{fake_api.base_url}/token",
+        username="baton-client",
+        secret_name="CRM_TOKEN",
+    )
+    instance = run(deploy_task('"/data"', catch_error="HTTP_400", connection=row.name))
+    assert [c.headers["Authorization"] for c in fake_api.requests_to("/data")] == [
+        f"Bearer {token}"
+    ]
+    assert instance.status == "completed" and instance.variables["handled"] is True
+    # The diagram gets the error's details, with the token masked; no row holds it.
+    assert instance.variables["error"]["details"]["body"]["you_sent"] == "Bearer ***"
+    assert stored_anywhere("you_sent")
+    assert stored_anywhere(token) == []

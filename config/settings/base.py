@@ -329,6 +329,9 @@ BATON_CALLBACK_MAX_TIMEOUT_SECONDS = env.float(
 )
 # The largest input of a transform/... connector (as JSON or as text), in bytes.
 BATON_TRANSFORM_MAX_INPUT_BYTES = env.int("BATON_TRANSFORM_MAX_INPUT_BYTES", default=5_000_000)
+# The largest body an HTTP answer may have (http, graphql, llm, slack connectors), decoded,
+# in bytes: a larger one is the BPMN error HTTP_RESPONSE_TOO_LARGE, read no further.
+BATON_HTTP_MAX_RESPONSE_BYTES = env.int("BATON_HTTP_MAX_RESPONSE_BYTES", default=10_000_000)
 # The largest result (or error details) of any connector call, as JSON, in bytes: a larger
 # one is an incident, not a row of gigabytes.
 BATON_MAX_CONNECTOR_RESULT_BYTES = env.int("BATON_MAX_CONNECTOR_RESULT_BYTES", default=5_000_000)

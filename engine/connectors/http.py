@@ -6,7 +6,8 @@ Parameters: `url` (required), `method` (GET), `query`, `headers`, `json` or `for
 `response_headers` (header names to keep in the result; default content-type). The result is
 `{"status": int, "headers": {...}, "body": parsed JSON or text}`.
 Timeouts, connection errors, 5xx and 429 are transient (retried); any other status outside
-`success_statuses` is a BPMN error with code `HTTP_<status>`.
+`success_statuses` is a BPMN error with code `HTTP_<status>`. A body larger than
+BATON_HTTP_MAX_RESPONSE_BYTES (decoded) is the BPMN error `HTTP_RESPONSE_TOO_LARGE`.
 
 Long-running calls (`async_callback: true`): the request carries the headers
 `Baton-Callback-Url` and `Baton-Callback-Token` (and `{{callback_url}}`, `{{callback_token}}`
@@ -204,7 +205,7 @@ def _shared_client() -> httpx.Client:
 
 def _send(options: dict[str, Any]) -> httpx.Response:
     try:
-        return _shared_client().request(**options)
+        return _capped(_shared_client(), options)
     except httpx.TimeoutException:
         timeout = options["timeout"]
         seconds = timeout.read if isinstance(timeout, httpx.Timeout) else timeout
@@ -213,6 +214,37 @@ def _send(options: dict[str, Any]) -> httpx.Response:
         raise TransientError(
             f"Connection failed: {type(exc).__name__} ({_called_url(options)})"
         ) from None
+
+
+def _capped(client: httpx.Client, options: dict[str, Any]) -> httpx.Response:
+    """The response, its body read as it streams in and refused past
+    BATON_HTTP_MAX_RESPONSE_BYTES (decoded: a small gzip bomb counts at its full size)."""
+    limit = settings.BATON_HTTP_MAX_RESPONSE_BYTES
+    request = client.build_request(**{k: v for k, v in options.items() if k != "auth"})
+    auth = options.get("auth") or httpx.USE_CLIENT_DEFAULT
+    streamed = client.send(request, auth=auth, stream=True)
+    chunks, size = [], 0
+    try:
+        for chunk in streamed.iter_bytes():
+            size += len(chunk)
+            if size > limit:
+                raise BusinessError(
+                    "HTTP_RESPONSE_TOO_LARGE",
+                    f"The answer of {_called_url(options)} (HTTP {streamed.status_code}) is "
+                    f"larger than {limit} bytes (BATON_HTTP_MAX_RESPONSE_BYTES).",
+                )
+            chunks.append(chunk)
+    finally:
+        streamed.close()
+    # The body is decoded already: the headers that described its encoding no longer apply.
+    headers = [
+        (name, value)
+        for name, value in streamed.headers.multi_items()
+        if name.lower() not in ("content-encoding", "content-length", "transfer-encoding")
+    ]
+    return httpx.Response(
+        streamed.status_code, headers=headers, content=b"".join(chunks), request=request
+    )
 
 
 @connector(

@@ -213,3 +213,21 @@ def test_an_oauth2_token_echoed_in_an_error_body_is_not_stored(fake_api: FakeApi
     assert instance.variables["error"]["details"]["body"]["you_sent"] == "Bearer ***"
     assert stored_anywhere("you_sent")
     assert stored_anywhere(token) == []
+
+
+# -- 5. an HTTP answer is read only up to a cap ---------------------------------------------
+
+
+def test_an_answer_body_over_the_cap_is_http_response_too_large(
+    fake_api: FakeApi, settings: Any
+) -> None:
+    settings.BATON_HTTP_MAX_RESPONSE_BYTES = 5000
+    fake_api.reply("/huge", Reply(body="z" * 6000, headers={"Content-Type": "text/plain"}))
+    fake_api.reply("/fits", Reply(body="z" * 4000, headers={"Content-Type": "text/plain"}))
+    key = deploy_task("url", catch_error="HTTP_RESPONSE_TOO_LARGE")
+    instance = run(key, {"url": f"{fake_api.base_url}/huge"})
+    assert instance.status == "completed" and instance.variables["handled"] is True
+    assert "larger than 5000 bytes" in instance.variables["error"]["message"]
+    assert "z" * 100 not in str(instance.variables)
+    fits = run(key, {"url": f"{fake_api.base_url}/fits"})
+    assert fits.status == "completed" and fits.variables["call_result"]["body"] == "z" * 4000

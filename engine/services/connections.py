@@ -16,7 +16,7 @@ from engine.actors import Actor, Person, as_user
 from engine.connectors import limits
 from engine.connectors.connections import forget_connections
 from engine.connectors.secrets import REFERENCE
-from engine.exceptions import InvalidInput, NotFound
+from engine.exceptions import InvalidInput, NotFound, Unavailable
 from engine.models import Connection, ConnectionEvent, ServiceJob
 from engine.permissions import is_operator
 
@@ -204,7 +204,13 @@ def operate_breaker(*, actor: Person, name: str, action: str) -> None:
             f"Unknown action {action!r}.", errors={"action": "One of open, close, reset."}
         )
     row = get_connection(name)
-    BREAKER_ACTIONS[action](row.name)
+    try:
+        BREAKER_ACTIONS[action](row.name)
+    except limits.redis.RedisError as exc:
+        raise Unavailable(
+            f"The circuit breaker cannot be changed now: the limits' Redis cannot be reached "
+            f"({type(exc).__name__}). Nothing changed; try again in a moment."
+        ) from None
     with transaction.atomic():
         _audit(row, row.name, f"breaker_{action}", actor, {})
         if action != "open":

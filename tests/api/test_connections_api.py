@@ -182,3 +182,26 @@ def test_the_admin_lists_connections_for_operators(
     )
     assert acted.status_code == 302
     assert ConnectionEvent.objects.get(connection_name=name, type="breaker_reset").actor == staff
+
+
+def test_breaker_actions_with_the_limits_redis_down_are_a_503_and_change_nothing(
+    api_client_for: Any, operator: Any, make_staff: Any, client: Client, settings: Any
+) -> None:
+    name = new_name()
+    api = api_client_for(operator)
+    assert api.post(LIST, valid(name), format="json").status_code == 201
+    settings.BATON_LIMITS_REDIS_URL = "redis://127.0.0.1:1/0"  # nothing listens there
+    for action in ("open", "close", "reset"):
+        body = problem(api.post(detail(name, "breaker/"), {"action": action}, format="json"), 503)
+        assert "limits' Redis cannot be reached" in body["detail"]
+    staff = make_staff("sam_staff", "operators")
+    client.force_login(staff)
+    row = Connection.objects.get(name=name)
+    acted = client.post(
+        "/admin/engine/connection/",
+        {"action": "reset_breakers", "_selected_action": [row.pk]},
+        follow=True,
+    )
+    assert acted.status_code == 200
+    assert "limits&#x27; Redis cannot be reached" in acted.content.decode()
+    assert not ConnectionEvent.objects.filter(connection_name=name, type__startswith="breaker")

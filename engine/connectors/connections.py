@@ -23,7 +23,7 @@ from django.conf import settings
 from engine.models import Connection
 
 from . import BusinessError
-from .secrets import LITERALS_KEY
+from .secrets import LITERALS_KEY, references
 
 # The parameter that names a connection, and the one that opts in to a BPMN error instead
 # of waiting while the connection's circuit breaker is open.
@@ -246,9 +246,20 @@ def apply_connection(stored: dict[str, Any]) -> dict[str, Any]:
     headers = {**config.default_headers}
     if isinstance(own_headers, dict):
         headers.update({str(k): str(v) for k, v in own_headers.items()})
+    # The connection's default headers name secrets as references (an operator wrote them):
+    # resolved where the task's own headers did not replace them.
+    default_secrets = [
+        ["headers", name]
+        for name, value in config.default_headers.items()
+        if references(value) and not (isinstance(own_headers, dict) and name in own_headers)
+    ]
     auth = _auth_parameters(config, headers)
     # The task's literal secret places stay, with those of the connection added.
-    literals = [*(stored.get(LITERALS_KEY) or []), *auth.pop(LITERALS_KEY, [])]
+    literals = [
+        *(stored.get(LITERALS_KEY) or []),
+        *default_secrets,
+        *auth.pop(LITERALS_KEY, []),
+    ]
     expanded.update(auth)
     expanded["headers"] = headers
     if literals:

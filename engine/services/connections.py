@@ -5,6 +5,7 @@ names of secret-store entries and never their values.
 Also the jobs' side of limits: a job that meets a limit waits (`wait_for_limit`) with its
 attempt given back, and the breaker's own transitions are audited with no actor."""
 
+import re
 from typing import Any
 
 from django.core.exceptions import PermissionDenied, ValidationError
@@ -52,6 +53,30 @@ NEEDS_SECRET = {
 }
 
 
+# Headers whose values are credentials by their name: a connection gives them only as secret
+# references (`Bearer secret:CRM_TOKEN`), never in clear, since a connection's settings are
+# shown to designers and kept in its audit events.
+CREDENTIAL_HEADER = re.compile(r"authorization|token|key|secret|cookie|passw|credential", re.I)
+
+
+def _header_errors(headers: Any) -> str:
+    if not isinstance(headers, dict) or not all(
+        isinstance(k, str) and isinstance(v, str) for k, v in headers.items()
+    ):
+        return "Give an object of header names to text values."
+    in_clear = sorted(
+        name
+        for name, value in headers.items()
+        if CREDENTIAL_HEADER.search(name) and not REFERENCE.search(value)
+    )
+    if in_clear:
+        return (
+            f"{', '.join(in_clear)}: a credential is given as a secret reference "
+            "(e.g. Bearer secret:CRM_TOKEN), never in clear."
+        )
+    return ""
+
+
 def require_connection_operator(actor: Person | None, action: str) -> None:
     if not is_operator(actor):
         raise PermissionDenied(f"Only operators may {action}.")
@@ -59,7 +84,7 @@ def require_connection_operator(actor: Person | None, action: str) -> None:
 
 def rule_errors(row: Connection) -> dict[str, str]:
     """The rules the model's field types do not say: {field: message}."""
-    headers = row.default_headers
+    header_problem = _header_errors(row.default_headers)
     broken = [
         (
             row.auth in NEEDS_SECRET and not row.secret_name,
@@ -86,12 +111,7 @@ def rule_errors(row: Connection) -> dict[str, str]:
             "api_key_header",
             "Name the header that carries the API key.",
         ),
-        (
-            not isinstance(headers, dict)
-            or not all(isinstance(k, str) and isinstance(v, str) for k, v in headers.items()),
-            "default_headers",
-            "Give an object of header names to text values.",
-        ),
+        (bool(header_problem), "default_headers", header_problem),
         (
             not 0 < row.timeout_seconds <= 300,
             "timeout_seconds",

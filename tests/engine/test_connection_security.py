@@ -13,7 +13,8 @@ from django.db import connection as db_connection
 from engine.connectors import BusinessError
 from engine.connectors.connections import forget_connections
 from engine.connectors.oauth2 import access_token
-from engine.models import Connection, ProcessInstance, ServiceJob
+from engine.exceptions import InvalidInput
+from engine.models import Connection, ConnectionEvent, ProcessInstance, ServiceJob
 from engine.services import start_instance
 from engine.services.connections import create_connection
 from engine.services.job_runs import execute_service_job
@@ -231,3 +232,27 @@ def test_an_answer_body_over_the_cap_is_http_response_too_large(
     assert "z" * 100 not in str(instance.variables)
     fits = run(key, {"url": f"{fake_api.base_url}/fits"})
     assert fits.status == "completed" and fits.variables["call_result"]["body"] == "z" * 4000
+
+
+# -- 8. a connection's default headers hold credentials only as secret references -------------
+
+
+def test_credential_default_headers_are_secret_references_resolved_on_the_call(
+    fake_api: FakeApi,
+) -> None:
+    with pytest.raises(InvalidInput) as refused:
+        connection(fake_api, default_headers={"Authorization": "Bearer in-clear-1234567"})
+    assert "Authorization: a credential is given as a secret reference" in str(refused.value.errors)
+    assert not ConnectionEvent.objects.filter(payload__icontains="in-clear-1234567").exists()
+    row = connection(
+        fake_api,
+        default_headers={"X-Api-Token": "secret:CRM_TOKEN", "Accept": "application/json"},
+    )
+    assert run(deploy_task('"/data"', connection=row.name)).status == "completed"
+    [call] = fake_api.requests_to("/data")
+    assert call.headers["X-Api-Token"] == TEST_SECRET
+    assert call.headers["Accept"] == "application/json"
+    # Designers and the audit trail see the reference only.
+    created = ConnectionEvent.objects.get(connection=row, type="created")
+    assert "secret:CRM_TOKEN" in str(created.payload) and TEST_SECRET not in str(created.payload)
+    assert stored_anywhere(TEST_SECRET) == []

@@ -3,7 +3,6 @@ change and delete them and operate their circuit breakers; designers may list th
 
 from typing import Any
 
-from django.core.exceptions import PermissionDenied
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import serializers, status
 from rest_framework.request import Request
@@ -11,8 +10,12 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from engine.models import Connection
-from engine.permissions import can_see_connections
-from engine.selectors.connections import connection_health, connection_list, waiting_jobs
+from engine.selectors.connections import (
+    connection_list,
+    health_of,
+    visible_connection,
+    waiting_jobs,
+)
 from engine.services import connections as service
 
 from ..schema import BAD_REQUEST, FORBIDDEN, NOT_FOUND, UNAUTHENTICATED
@@ -89,11 +92,6 @@ class BreakerActionSerializer(serializers.Serializer):
     action = serializers.ChoiceField(choices=sorted(service.BREAKER_ACTIONS))
 
 
-def _require_reader(request: Request) -> None:
-    if not can_see_connections(request.user):
-        raise PermissionDenied("Only operators and designers may see connections.")
-
-
 def _body(request: Request, *, partial: bool) -> dict[str, Any]:
     body = ConnectionSerializer(data=request.data, partial=partial)
     body.is_valid(raise_exception=True)
@@ -111,8 +109,7 @@ class ConnectionListView(APIView):
         responses={200: ConnectionSerializer(many=True), **ERRORS},
     )
     def get(self, request: Request) -> Response:
-        _require_reader(request)
-        rows = connection_list()
+        rows = connection_list(request.user)
         waiting = waiting_jobs([row.name for row in rows])
         return Response(ConnectionSerializer(rows, many=True, context={"waiting": waiting}).data)
 
@@ -122,7 +119,6 @@ class ConnectionListView(APIView):
         responses={201: ConnectionSerializer, **ERRORS},
     )
     def post(self, request: Request) -> Response:
-        service.require_connection_operator(request.user, "create connections")
         row = service.create_connection(actor=request.user, values=_body(request, partial=False))
         return Response(_shown(row), status=status.HTTP_201_CREATED)
 
@@ -133,8 +129,7 @@ class ConnectionDetailView(APIView):
         responses={200: ConnectionSerializer, **ERRORS, 404: NOT_FOUND},
     )
     def get(self, request: Request, name: str) -> Response:
-        _require_reader(request)
-        return Response(_shown(service.get_connection(name)))
+        return Response(_shown(visible_connection(request.user, name)))
 
     @extend_schema(
         summary="Change a named connection (operators)",
@@ -142,7 +137,6 @@ class ConnectionDetailView(APIView):
         responses={200: ConnectionSerializer, **ERRORS, 404: NOT_FOUND},
     )
     def patch(self, request: Request, name: str) -> Response:
-        service.require_connection_operator(request.user, "change connections")
         values = _body(request, partial=True)
         row = service.update_connection(actor=request.user, name=name, values=values)
         return Response(_shown(row))
@@ -166,8 +160,7 @@ class ConnectionHealthView(APIView):
         },
     )
     def get(self, request: Request, name: str) -> Response:
-        service.require_connection_operator(request.user, "see the health of connections")
-        return Response(connection_health(service.get_connection(name)))
+        return Response(health_of(request.user, name))
 
 
 class ConnectionBreakerView(APIView):
@@ -185,4 +178,4 @@ class ConnectionBreakerView(APIView):
         body = BreakerActionSerializer(data=request.data)
         body.is_valid(raise_exception=True)
         service.operate_breaker(actor=request.user, name=name, action=body.validated_data["action"])
-        return Response(connection_health(service.get_connection(name)))
+        return Response(health_of(request.user, name))

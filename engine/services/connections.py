@@ -19,7 +19,7 @@ from engine.connectors.connections import forget_connections
 from engine.connectors.secrets import REFERENCE
 from engine.exceptions import InvalidInput, NotFound, Unavailable
 from engine.models import Connection, ConnectionEvent, ServiceJob
-from engine.permissions import is_operator
+from engine.permissions import can_operate_connections
 
 from .handover import hand_over_job_on_commit
 
@@ -78,7 +78,7 @@ def _header_errors(headers: Any) -> str:
 
 
 def require_connection_operator(actor: Person | None, action: str) -> None:
-    if not is_operator(actor):
+    if not can_operate_connections(actor):
         raise PermissionDenied(f"Only operators may {action}.")
 
 

@@ -205,3 +205,28 @@ def test_breaker_actions_with_the_limits_redis_down_are_a_503_and_change_nothing
     assert acted.status_code == 200
     assert "limits&#x27; Redis cannot be reached" in acted.content.decode()
     assert not ConnectionEvent.objects.filter(connection_name=name, type__startswith="breaker")
+
+
+def test_the_connection_rules_are_checked_by_the_service_whatever_the_edge(
+    designer: Any, outsider: Any, operator: Any
+) -> None:
+    """The permission rule lives in the service and the selectors: an edge that forgets to
+    check (a command, a new view) still cannot read or change connections."""
+    from django.core.exceptions import PermissionDenied
+
+    from engine.selectors.connections import connection_list, health_of, visible_connection
+    from engine.services.connections import create_connection
+
+    name = new_name()
+    create_connection(actor=operator, values=valid(name))
+    assert [row.name for row in connection_list(designer)] == [name]
+    assert visible_connection(designer, name).name == name
+    assert health_of(operator, name)["name"] == name
+    for call in (
+        lambda: connection_list(outsider),
+        lambda: visible_connection(outsider, name),
+        lambda: health_of(designer, name),
+        lambda: create_connection(actor=designer, values=valid(new_name())),
+    ):
+        with pytest.raises(PermissionDenied):
+            call()

@@ -24,9 +24,6 @@ from ..serializers import StrictCharField
 ERRORS: dict[int, Any] = {400: BAD_REQUEST, 401: UNAUTHENTICATED, 403: FORBIDDEN}
 
 
-MAX_COUNT = 1_000_000_000
-
-
 # Text fields: a number or a boolean there is refused, not turned into text.
 TEXT_FIELDS = (
     "name",
@@ -42,30 +39,25 @@ TEXT_FIELDS = (
 
 
 def _count(**options: Any) -> serializers.IntegerField:
-    """A limit: empty for none, else 1 or more."""
-    return serializers.IntegerField(
-        min_value=1, max_value=MAX_COUNT, allow_null=True, required=False, **options
-    )
+    """A limit: empty for none (its bounds are the service's: services.connections.BOUNDS)."""
+    return serializers.IntegerField(allow_null=True, required=False, **options)
 
 
 class ConnectionSerializer(serializers.ModelSerializer):
+    """The shape of a connection (types); every bound and rule is the service's, so that the
+    admin and the API refuse the same values with the same messages."""
+
     waiting_jobs = serializers.SerializerMethodField()
     default_headers = serializers.DictField(child=StrictCharField(allow_blank=True), required=False)
-    timeout_seconds = serializers.FloatField(min_value=0.001, max_value=300, required=False)
-    connect_timeout_seconds = serializers.FloatField(
-        min_value=0.001, max_value=300, allow_null=True, required=False
-    )
+    timeout_seconds = serializers.FloatField(required=False)
+    connect_timeout_seconds = serializers.FloatField(allow_null=True, required=False)
     rate_limit = _count(help_text="Calls per rate_period; empty for no rate limit.")
     max_concurrent = _count(help_text="Calls at once; empty for no cap.")
     breaker_failures = _count(help_text="Failures in a row that open the breaker.")
-    breaker_error_rate = serializers.IntegerField(
-        min_value=1, max_value=100, allow_null=True, required=False
-    )
-    breaker_window_seconds = serializers.IntegerField(min_value=1, max_value=86_400, required=False)
-    breaker_min_calls = serializers.IntegerField(min_value=1, max_value=MAX_COUNT, required=False)
-    breaker_cooldown_seconds = serializers.FloatField(
-        min_value=0.001, max_value=86_400, required=False
-    )
+    breaker_error_rate = _count(help_text="Percent of failed calls that opens the breaker.")
+    breaker_window_seconds = serializers.IntegerField(required=False)
+    breaker_min_calls = serializers.IntegerField(required=False)
+    breaker_cooldown_seconds = serializers.FloatField(required=False)
 
     class Meta:
         model = Connection

@@ -82,6 +82,39 @@ def require_connection_operator(actor: Person | None, action: str) -> None:
         raise PermissionDenied(f"Only operators may {action}.")
 
 
+MAX_COUNT = 1_000_000_000
+# The one statement of each number's bounds, whichever edge (API, admin) sets it:
+# field -> ((lowest, highest, the lowest excluded?, may be empty?), message).
+BOUNDS: dict[str, tuple[tuple[float, float, bool, bool], str]] = {
+    "timeout_seconds": ((0, 300, True, False), "More than 0 and at most 300 seconds."),
+    "connect_timeout_seconds": (
+        (0, 300, True, True),
+        "Empty (the timeout), or more than 0 and at most 300 seconds.",
+    ),
+    **{
+        name: ((1, MAX_COUNT, False, True), "Leave it empty for no limit, or give 1 or more.")
+        for name in ("rate_limit", "max_concurrent", "breaker_failures")
+    },
+    "breaker_error_rate": ((1, 100, False, True), "Empty, or a percentage from 1 to 100."),
+    "breaker_window_seconds": ((1, 86_400, False, False), "1 to 86,400 seconds."),
+    "breaker_min_calls": ((1, MAX_COUNT, False, False), "1 or more calls."),
+    "breaker_cooldown_seconds": (
+        (0, 86_400, True, False),
+        "More than 0 and at most 86,400 seconds.",
+    ),
+}
+
+
+def _within(value: Any, bounds: tuple[float, float, bool, bool]) -> bool:
+    lowest, highest, excluded, optional = bounds
+    if value is None:
+        return optional
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return False
+    above = value > lowest if excluded else value >= lowest
+    return above and value <= highest  # NaN is neither
+
+
 def rule_errors(row: Connection) -> dict[str, str]:
     """The rules the model's field types do not say: {field: message}."""
     header_problem = _header_errors(row.default_headers)
@@ -112,20 +145,10 @@ def rule_errors(row: Connection) -> dict[str, str]:
             "Name the header that carries the API key.",
         ),
         (bool(header_problem), "default_headers", header_problem),
-        (
-            not 0 < row.timeout_seconds <= 300,
-            "timeout_seconds",
-            "Between 0 and 300 seconds.",
-        ),
-        (
-            row.breaker_error_rate is not None and not 1 <= row.breaker_error_rate <= 100,
-            "breaker_error_rate",
-            "A percentage from 1 to 100.",
-        ),
     ]
     broken += [
-        (getattr(row, name) == 0, name, "Leave it empty for no limit, or give 1 or more.")
-        for name in ("rate_limit", "max_concurrent", "breaker_failures")
+        (not _within(getattr(row, name), bounds), name, message)
+        for name, (bounds, message) in BOUNDS.items()
     ]
     errors: dict[str, str] = {}
     for is_broken, field, message in broken:

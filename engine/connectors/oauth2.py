@@ -8,6 +8,7 @@ passes the outbound policy like every call. The client secret comes from the sec
 
 import hashlib
 import hmac
+import secrets
 import time
 from typing import Any
 
@@ -100,12 +101,15 @@ def access_token(oauth: dict[str, Any], *, refused: str = "") -> str:
             token = cached.decode() if isinstance(cached, bytes) else str(cached)
             remember_secret_value(token)
             return token
-        if redis.set(key + ":fetching", "1", nx=True, ex=FETCH_LOCK_SECONDS):
+        owner = secrets.token_hex(8)
+        if redis.set(key + ":fetching", owner, nx=True, ex=FETCH_LOCK_SECONDS):
             try:
                 token, lifetime = _fetch(oauth)
                 redis.set(key, token, ex=max(int(lifetime), 1))
             finally:
-                redis.delete(key + ":fetching")
+                # Only this worker's lock: a fetch slower than the lock's expiry must not
+                # free the lock another worker took since.
+                redis.eval(_DELETE_IF_SAME, 1, key + ":fetching", owner)
             remember_secret_value(token)
             return token
         if time.monotonic() > deadline:

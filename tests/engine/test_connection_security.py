@@ -256,3 +256,36 @@ def test_credential_default_headers_are_secret_references_resolved_on_the_call(
     created = ConnectionEvent.objects.get(connection=row, type="created")
     assert "secret:CRM_TOKEN" in str(created.payload) and TEST_SECRET not in str(created.payload)
     assert stored_anywhere(TEST_SECRET) == []
+
+
+# -- 11. the OAuth2 fetch lock is released by its owner only -----------------------------------
+
+
+def test_a_slow_fetch_does_not_free_the_lock_another_worker_took(
+    fake_api: FakeApi, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from engine.connectors import oauth2
+    from engine.connectors.limits import redis_client
+
+    oauth = {
+        "connection": f"api-{uuid4().hex[:10]}",
+        "token_url": f"{fake_api.base_url}/token",
+        "client_id": "baton-client",
+        "scope": "",
+        "client_secret": TEST_SECRET,
+    }
+    lock = oauth2._key(oauth) + ":fetching"
+    fetch = oauth2._fetch
+
+    def slow_fetch(given: dict[str, Any]) -> tuple[str, float]:
+        # This fetch outlived its lock, and another worker took the lock meanwhile.
+        redis_client().set(lock, "another-worker", ex=30)
+        return fetch(given)
+
+    monkeypatch.setattr(oauth2, "_fetch", slow_fetch)
+    fake_api.reply(
+        "/token", Reply(body={"access_token": "a-token-of-the-slow-one", "expires_in": 60})
+    )
+    assert access_token(oauth) == "a-token-of-the-slow-one"
+    assert redis_client().get(lock) == b"another-worker"
+    redis_client().delete(lock)

@@ -10,6 +10,7 @@ import dj_database_url
 import environ
 
 from config.queues import events_queue, job_queue
+from config.static_headers import add_static_headers
 
 BASE_DIR = Path(__file__).resolve().parent.parent.parent
 
@@ -86,6 +87,9 @@ CONTENT_SECURITY_POLICY = {
         "frame-ancestors": ["'none'"],
     },
 }
+
+# WhiteNoise answers static files before django-csp runs: they get the same policy here.
+WHITENOISE_ADD_HEADERS_FUNCTION = add_static_headers
 
 # Login throttling (django-axes): after this many failed logins for one user name from one
 # address, or for any user names from one address (password spraying), further attempts from

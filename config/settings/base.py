@@ -247,6 +247,11 @@ BATON_SWEEP_GRACE_SECONDS = env.float("BATON_SWEEP_GRACE_SECONDS", default=30)
 BATON_LIMITS_REDIS_URL = os.environ.get("BATON_LIMITS_REDIS_URL") or (
     CELERY_BROKER_URL if CELERY_BROKER_URL.startswith("redis") else "redis://127.0.0.1:6379/0"
 )
+# With another broker (RabbitMQ) and no BATON_LIMITS_REDIS_URL, the URL above is a guess:
+# every process that uses the limits says so once in its log (engine/connectors/limits.py).
+BATON_LIMITS_REDIS_URL_GUESSED = not os.environ.get(
+    "BATON_LIMITS_REDIS_URL"
+) and not CELERY_BROKER_URL.startswith("redis")
 # How long a worker keeps the settings of connections before reading them again.
 BATON_CONNECTIONS_CACHE_SECONDS = env.float("BATON_CONNECTIONS_CACHE_SECONDS", default=5)
 # Diagram scripts run in sandbox processes: CPU seconds per evaluation (a process may

@@ -257,6 +257,12 @@ def can_see_connections(user: Person | None) -> bool:
     return can_view_insights(user)
 
 
+def can_operate_connections(user: Person | None) -> bool:
+    """Creating, changing and deleting connections, operating their circuit breakers and
+    reading their health: operators (superusers included)."""
+    return is_operator(user)
+
+
 def can_send_events(user: Person | None) -> bool:
     """Who may send messages and broadcast signals through the API: members of the groups
     `BATON_EVENT_SENDER_GROUPS` names (`integrations` unless configured), operators and

@@ -10,6 +10,7 @@ import dj_database_url
 import environ
 
 from config.queues import events_queue, job_queue
+from config.static_headers import add_static_headers
 
 BASE_DIR = Path(__file__).resolve().parent.parent.parent
 
@@ -86,6 +87,9 @@ CONTENT_SECURITY_POLICY = {
         "frame-ancestors": ["'none'"],
     },
 }
+
+# WhiteNoise answers static files before django-csp runs: they get the same policy here.
+WHITENOISE_ADD_HEADERS_FUNCTION = add_static_headers
 
 # Login throttling (django-axes): after this many failed logins for one user name from one
 # address, or for any user names from one address (password spraying), further attempts from
@@ -243,6 +247,11 @@ BATON_SWEEP_GRACE_SECONDS = env.float("BATON_SWEEP_GRACE_SECONDS", default=30)
 BATON_LIMITS_REDIS_URL = os.environ.get("BATON_LIMITS_REDIS_URL") or (
     CELERY_BROKER_URL if CELERY_BROKER_URL.startswith("redis") else "redis://127.0.0.1:6379/0"
 )
+# With another broker (RabbitMQ) and no BATON_LIMITS_REDIS_URL, the URL above is a guess:
+# every process that uses the limits says so once in its log (engine/connectors/limits.py).
+BATON_LIMITS_REDIS_URL_GUESSED = not os.environ.get(
+    "BATON_LIMITS_REDIS_URL"
+) and not CELERY_BROKER_URL.startswith("redis")
 # How long a worker keeps the settings of connections before reading them again.
 BATON_CONNECTIONS_CACHE_SECONDS = env.float("BATON_CONNECTIONS_CACHE_SECONDS", default=5)
 # Diagram scripts run in sandbox processes: CPU seconds per evaluation (a process may
@@ -329,6 +338,12 @@ BATON_CALLBACK_MAX_TIMEOUT_SECONDS = env.float(
 )
 # The largest input of a transform/... connector (as JSON or as text), in bytes.
 BATON_TRANSFORM_MAX_INPUT_BYTES = env.int("BATON_TRANSFORM_MAX_INPUT_BYTES", default=5_000_000)
+# The largest body an HTTP answer may have (http, graphql, llm, slack connectors), decoded,
+# in bytes: a larger one is the BPMN error HTTP_RESPONSE_TOO_LARGE, read no further.
+BATON_HTTP_MAX_RESPONSE_BYTES = env.int("BATON_HTTP_MAX_RESPONSE_BYTES", default=10_000_000)
+# The largest result (or error details) of any connector call, as JSON, in bytes: a larger
+# one is an incident, not a row of gigabytes.
+BATON_MAX_CONNECTOR_RESULT_BYTES = env.int("BATON_MAX_CONNECTOR_RESULT_BYTES", default=5_000_000)
 
 CELERY_BEAT_SCHEDULE: dict[str, dict[str, object]] = {
     "sweep-service-jobs": {

@@ -13,7 +13,7 @@ from django.utils.html import format_html, format_html_join
 
 from engine.exceptions import EngineError
 from engine.models import Connection
-from engine.permissions import is_operator
+from engine.permissions import can_operate_connections
 from engine.selectors.connections import connection_health, waiting_jobs
 from engine.services import connections as service
 
@@ -49,19 +49,19 @@ class ConnectionAdmin(admin.ModelAdmin):
     actions = ["open_breakers", "close_breakers", "reset_breakers"]
 
     def has_module_permission(self, request: HttpRequest) -> bool:
-        return is_operator(request.user)
+        return can_operate_connections(request.user)
 
     def has_view_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return is_operator(request.user)
+        return can_operate_connections(request.user)
 
     def has_add_permission(self, request: HttpRequest) -> bool:
-        return is_operator(request.user)
+        return can_operate_connections(request.user)
 
     def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return is_operator(request.user)
+        return can_operate_connections(request.user)
 
     def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return is_operator(request.user)
+        return can_operate_connections(request.user)
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Connection]:
         rows = super().get_queryset(request)

@@ -16,21 +16,26 @@ import threading
 import time
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
 from django.conf import settings
 
 from engine.models import Connection
 
 from . import BusinessError
-from .secrets import LITERALS_KEY
+from .secrets import LITERALS_KEY, references
 
 # The parameter that names a connection, and the one that opts in to a BPMN error instead
 # of waiting while the connection's circuit breaker is open.
 CONNECTION_PARAM = "connection"
 ON_CIRCUIT_OPEN_PARAM = "on_circuit_open"
-# Parameters that concern Baton, never sent to the API.
-OAUTH2_PARAM = "oauth2"
+# Where `apply_connection` puts an OAuth2 connection's client credentials for the http
+# connector. Only a connection sets it: the name is reserved (a diagram that writes it, or the
+# former public name `oauth2`, is refused at job creation), and apply_connection drops it
+# from the stored parameters before expanding them, so that a diagram can never point a
+# connection's cached token at a URL of its own.
+OAUTH2_PARAM = "$oauth2"
+RESERVED_PARAMS = (OAUTH2_PARAM, "oauth2")
 PERIOD_SECONDS: dict[str, float] = {"second": 1.0, "minute": 60.0}
 
 
@@ -176,7 +181,25 @@ def _joined(base_url: str, path: Any) -> str:
         )
     if not text:
         return base_url
+    if _climbs(text):
+        raise BusinessError(
+            "HTTP_BAD_PARAMETERS",
+            "A connection's path may not contain '..' segments: it stays under the "
+            "connection's base URL.",
+        )
     return base_url.rstrip("/") + "/" + text.lstrip("/")
+
+
+def _climbs(path: str) -> bool:
+    """Whether the path part of `path` has a `..` segment, percent-encoded (even more than
+    once) or not, with a slash or a backslash between segments (servers read either)."""
+    text = path.split("?", 1)[0].split("#", 1)[0]
+    for _ in range(4):  # an API may decode again what its proxy decoded
+        decoded = unquote(text)
+        if decoded == text:
+            break
+        text = decoded
+    return any(segment == ".." for segment in text.replace("\\", "/").split("/"))
 
 
 def _auth_parameters(config: ConnectionConfig, headers: dict[str, str]) -> dict[str, Any]:
@@ -212,6 +235,7 @@ def apply_connection(stored: dict[str, Any]) -> dict[str, Any]:
     """The stored parameters of a job with its named connection expanded (unchanged when it
     names none). The task's own headers win over the connection's default headers; its own
     auth never replaces the connection's."""
+    stored = {k: v for k, v in stored.items() if k not in RESERVED_PARAMS}
     name = stored.get(CONNECTION_PARAM)
     if not name:
         return stored
@@ -222,9 +246,20 @@ def apply_connection(stored: dict[str, Any]) -> dict[str, Any]:
     headers = {**config.default_headers}
     if isinstance(own_headers, dict):
         headers.update({str(k): str(v) for k, v in own_headers.items()})
+    # The connection's default headers name secrets as references (an operator wrote them):
+    # resolved where the task's own headers did not replace them.
+    default_secrets = [
+        ["headers", name]
+        for name, value in config.default_headers.items()
+        if references(value) and not (isinstance(own_headers, dict) and name in own_headers)
+    ]
     auth = _auth_parameters(config, headers)
     # The task's literal secret places stay, with those of the connection added.
-    literals = [*(stored.get(LITERALS_KEY) or []), *auth.pop(LITERALS_KEY, [])]
+    literals = [
+        *(stored.get(LITERALS_KEY) or []),
+        *default_secrets,
+        *auth.pop(LITERALS_KEY, []),
+    ]
     expanded.update(auth)
     expanded["headers"] = headers
     if literals:

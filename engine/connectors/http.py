@@ -6,7 +6,8 @@ Parameters: `url` (required), `method` (GET), `query`, `headers`, `json` or `for
 `response_headers` (header names to keep in the result; default content-type). The result is
 `{"status": int, "headers": {...}, "body": parsed JSON or text}`.
 Timeouts, connection errors, 5xx and 429 are transient (retried); any other status outside
-`success_statuses` is a BPMN error with code `HTTP_<status>`.
+`success_statuses` is a BPMN error with code `HTTP_<status>`. A body larger than
+BATON_HTTP_MAX_RESPONSE_BYTES (decoded) is the BPMN error `HTTP_RESPONSE_TOO_LARGE`.
 
 Long-running calls (`async_callback: true`): the request carries the headers
 `Baton-Callback-Url` and `Baton-Callback-Token` (and `{{callback_url}}`, `{{callback_token}}`
@@ -19,8 +20,9 @@ Every call passes the outbound policy (`outbound.py`) before anything is sent, a
 connection is opened only to an address the policy checked; a refused call is
 `HTTP_REFUSED` and is not retried.
 A task may name a connection instead (`connection`, with a `path` under its base URL): the
-worker expands it into these parameters (connections.py); `oauth2` (client credentials) gets
-a shared access token, fetched again once when the API answers 401.
+worker expands it into these parameters (connections.py); an OAuth2 connection's client
+credentials (a parameter only the connection sets, never the diagram) get a shared access
+token, fetched again once when the API answers 401.
 """
 
 import os
@@ -42,6 +44,7 @@ from . import (
     callbacks,
     connector,
 )
+from .connections import OAUTH2_PARAM
 from .oauth2 import access_token
 from .outbound import check_url
 from .outbound import client as policy_client
@@ -202,7 +205,7 @@ def _shared_client() -> httpx.Client:
 
 def _send(options: dict[str, Any]) -> httpx.Response:
     try:
-        return _shared_client().request(**options)
+        return _capped(_shared_client(), options)
     except httpx.TimeoutException:
         timeout = options["timeout"]
         seconds = timeout.read if isinstance(timeout, httpx.Timeout) else timeout
@@ -211,6 +214,37 @@ def _send(options: dict[str, Any]) -> httpx.Response:
         raise TransientError(
             f"Connection failed: {type(exc).__name__} ({_called_url(options)})"
         ) from None
+
+
+def _capped(client: httpx.Client, options: dict[str, Any]) -> httpx.Response:
+    """The response, its body read as it streams in and refused past
+    BATON_HTTP_MAX_RESPONSE_BYTES (decoded: a small gzip bomb counts at its full size)."""
+    limit = settings.BATON_HTTP_MAX_RESPONSE_BYTES
+    request = client.build_request(**{k: v for k, v in options.items() if k != "auth"})
+    auth = options.get("auth") or httpx.USE_CLIENT_DEFAULT
+    streamed = client.send(request, auth=auth, stream=True)
+    chunks, size = [], 0
+    try:
+        for chunk in streamed.iter_bytes():
+            size += len(chunk)
+            if size > limit:
+                raise BusinessError(
+                    "HTTP_RESPONSE_TOO_LARGE",
+                    f"The answer of {_called_url(options)} (HTTP {streamed.status_code}) is "
+                    f"larger than {limit} bytes (BATON_HTTP_MAX_RESPONSE_BYTES).",
+                )
+            chunks.append(chunk)
+    finally:
+        streamed.close()
+    # The body is decoded already: the headers that described its encoding no longer apply.
+    headers = [
+        (name, value)
+        for name, value in streamed.headers.multi_items()
+        if name.lower() not in ("content-encoding", "content-length", "transfer-encoding")
+    ]
+    return httpx.Response(
+        streamed.status_code, headers=headers, content=b"".join(chunks), request=request
+    )
 
 
 @connector(
@@ -225,7 +259,7 @@ def http_request(params: dict[str, Any], call: ConnectorCall) -> dict[str, Any]:
     # Checked before the call: an API that accepted the work is not then told nothing.
     callback_seconds = _callback_timeout(params) if params.get("async_callback") is True else 0
     check_url(options["url"])  # before connecting; the client checks each connection again
-    oauth = params.get("oauth2")
+    oauth = params.get(OAUTH2_PARAM)
     token = access_token(oauth) if isinstance(oauth, dict) else ""
     if token:
         options["headers"]["Authorization"] = f"Bearer {token}"

@@ -216,6 +216,13 @@ def redis_client() -> redis.Redis:
         if client is None:
             client = redis.Redis.from_url(url, socket_timeout=2, socket_connect_timeout=2)
             _clients[url] = client
+            if getattr(settings, "BATON_LIMITS_REDIS_URL_GUESSED", False):
+                logger.warning(
+                    "BATON_LIMITS_REDIS_URL is not set and the broker is not Redis: the limits "
+                    "of connections use %s. Set BATON_LIMITS_REDIS_URL to the Redis every "
+                    "worker shares.",
+                    url,
+                )
         return client
 
 

@@ -7,10 +7,13 @@ passes the outbound policy like every call. The client secret comes from the sec
 """
 
 import hashlib
+import hmac
+import secrets
 import time
 from typing import Any
 
 import httpx
+from django.conf import settings
 
 from . import BusinessError, TransientError
 from .limits import key_prefix, redis_client
@@ -33,7 +36,16 @@ return 0
 
 
 def _key(oauth: dict[str, Any]) -> str:
-    identity = f"{oauth.get('token_url')}|{oauth.get('client_id')}|{oauth.get('scope')}"
+    # The client secret is part of the key (as a keyed hash, never in clear): a token is only
+    # ever shared with a caller who holds the very credentials it was fetched with.
+    secret_mac = hmac.new(
+        str(settings.SECRET_KEY).encode(),
+        str(oauth.get("client_secret") or "").encode(),
+        hashlib.sha256,
+    ).hexdigest()
+    identity = (
+        f"{oauth.get('token_url')}|{oauth.get('client_id')}|{oauth.get('scope')}|{secret_mac}"
+    )
     digest = hashlib.sha256(identity.encode()).hexdigest()[:24]
     return f"{key_prefix(str(oauth.get('connection') or ''))}oauth2:{digest}"
 
@@ -89,12 +101,15 @@ def access_token(oauth: dict[str, Any], *, refused: str = "") -> str:
             token = cached.decode() if isinstance(cached, bytes) else str(cached)
             remember_secret_value(token)
             return token
-        if redis.set(key + ":fetching", "1", nx=True, ex=FETCH_LOCK_SECONDS):
+        owner = secrets.token_hex(8)
+        if redis.set(key + ":fetching", owner, nx=True, ex=FETCH_LOCK_SECONDS):
             try:
                 token, lifetime = _fetch(oauth)
                 redis.set(key, token, ex=max(int(lifetime), 1))
             finally:
-                redis.delete(key + ":fetching")
+                # Only this worker's lock: a fetch slower than the lock's expiry must not
+                # free the lock another worker took since.
+                redis.eval(_DELETE_IF_SAME, 1, key + ":fetching", owner)
             remember_secret_value(token)
             return token
         if time.monotonic() > deadline:

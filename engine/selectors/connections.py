@@ -2,17 +2,47 @@
 
 from typing import Any
 
+from django.core.exceptions import PermissionDenied
 from django.db.models import Count
 
+from engine.actors import Person
 from engine.connectors import limits
 from engine.connectors.connections import ConnectionConfig
+from engine.exceptions import NotFound
 from engine.models import Connection, ConnectionEvent, ServiceJob
+from engine.permissions import can_operate_connections, can_see_connections
 
 RECENT_EVENTS = 20
 
 
-def connection_list() -> list[Connection]:
+def _require_reader(actor: Person | None) -> None:
+    if not can_see_connections(actor):
+        raise PermissionDenied("Only operators and designers may see connections.")
+
+
+def connection_list(actor: Person | None) -> list[Connection]:
+    _require_reader(actor)
     return list(Connection.objects.order_by("name"))
+
+
+def _named(name: str) -> Connection:
+    row = Connection.objects.filter(name=name).first()
+    if row is None:
+        raise NotFound(f"No connection named {name!r}.")
+    return row
+
+
+def visible_connection(actor: Person | None, name: str) -> Connection:
+    """The connection `name`, for an operator or a designer."""
+    _require_reader(actor)
+    return _named(name)
+
+
+def health_of(actor: Person | None, name: str) -> dict[str, Any]:
+    """`connection_health` of the connection `name`, for an operator."""
+    if not can_operate_connections(actor):
+        raise PermissionDenied("Only operators may see the health of connections.")
+    return connection_health(_named(name))
 
 
 def connection_choices() -> list[dict[str, str]]:

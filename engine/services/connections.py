@@ -5,6 +5,7 @@ names of secret-store entries and never their values.
 Also the jobs' side of limits: a job that meets a limit waits (`wait_for_limit`) with its
 attempt given back, and the breaker's own transitions are audited with no actor."""
 
+import re
 from typing import Any
 
 from django.core.exceptions import PermissionDenied, ValidationError
@@ -16,9 +17,9 @@ from engine.actors import Actor, Person, as_user
 from engine.connectors import limits
 from engine.connectors.connections import forget_connections
 from engine.connectors.secrets import REFERENCE
-from engine.exceptions import InvalidInput, NotFound
+from engine.exceptions import InvalidInput, NotFound, Unavailable
 from engine.models import Connection, ConnectionEvent, ServiceJob
-from engine.permissions import is_operator
+from engine.permissions import can_operate_connections
 
 from .handover import hand_over_job_on_commit
 
@@ -52,14 +53,71 @@ NEEDS_SECRET = {
 }
 
 
+# Headers whose values are credentials by their name: a connection gives them only as secret
+# references (`Bearer secret:CRM_TOKEN`), never in clear, since a connection's settings are
+# shown to designers and kept in its audit events.
+CREDENTIAL_HEADER = re.compile(r"authorization|token|key|secret|cookie|passw|credential", re.I)
+
+
+def _header_errors(headers: Any) -> str:
+    if not isinstance(headers, dict) or not all(
+        isinstance(k, str) and isinstance(v, str) for k, v in headers.items()
+    ):
+        return "Give an object of header names to text values."
+    in_clear = sorted(
+        name
+        for name, value in headers.items()
+        if CREDENTIAL_HEADER.search(name) and not REFERENCE.search(value)
+    )
+    if in_clear:
+        return (
+            f"{', '.join(in_clear)}: a credential is given as a secret reference "
+            "(e.g. Bearer secret:CRM_TOKEN), never in clear."
+        )
+    return ""
+
+
 def require_connection_operator(actor: Person | None, action: str) -> None:
-    if not is_operator(actor):
+    if not can_operate_connections(actor):
         raise PermissionDenied(f"Only operators may {action}.")
+
+
+MAX_COUNT = 1_000_000_000
+# The one statement of each number's bounds, whichever edge (API, admin) sets it:
+# field -> ((lowest, highest, the lowest excluded?, may be empty?), message).
+BOUNDS: dict[str, tuple[tuple[float, float, bool, bool], str]] = {
+    "timeout_seconds": ((0, 300, True, False), "More than 0 and at most 300 seconds."),
+    "connect_timeout_seconds": (
+        (0, 300, True, True),
+        "Empty (the timeout), or more than 0 and at most 300 seconds.",
+    ),
+    **{
+        name: ((1, MAX_COUNT, False, True), "Leave it empty for no limit, or give 1 or more.")
+        for name in ("rate_limit", "max_concurrent", "breaker_failures")
+    },
+    "breaker_error_rate": ((1, 100, False, True), "Empty, or a percentage from 1 to 100."),
+    "breaker_window_seconds": ((1, 86_400, False, False), "1 to 86,400 seconds."),
+    "breaker_min_calls": ((1, MAX_COUNT, False, False), "1 or more calls."),
+    "breaker_cooldown_seconds": (
+        (0, 86_400, True, False),
+        "More than 0 and at most 86,400 seconds.",
+    ),
+}
+
+
+def _within(value: Any, bounds: tuple[float, float, bool, bool]) -> bool:
+    lowest, highest, excluded, optional = bounds
+    if value is None:
+        return optional
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return False
+    above = value > lowest if excluded else value >= lowest
+    return above and value <= highest  # NaN is neither
 
 
 def rule_errors(row: Connection) -> dict[str, str]:
     """The rules the model's field types do not say: {field: message}."""
-    headers = row.default_headers
+    header_problem = _header_errors(row.default_headers)
     broken = [
         (
             row.auth in NEEDS_SECRET and not row.secret_name,
@@ -86,26 +144,11 @@ def rule_errors(row: Connection) -> dict[str, str]:
             "api_key_header",
             "Name the header that carries the API key.",
         ),
-        (
-            not isinstance(headers, dict)
-            or not all(isinstance(k, str) and isinstance(v, str) for k, v in headers.items()),
-            "default_headers",
-            "Give an object of header names to text values.",
-        ),
-        (
-            not 0 < row.timeout_seconds <= 300,
-            "timeout_seconds",
-            "Between 0 and 300 seconds.",
-        ),
-        (
-            row.breaker_error_rate is not None and not 1 <= row.breaker_error_rate <= 100,
-            "breaker_error_rate",
-            "A percentage from 1 to 100.",
-        ),
+        (bool(header_problem), "default_headers", header_problem),
     ]
     broken += [
-        (getattr(row, name) == 0, name, "Leave it empty for no limit, or give 1 or more.")
-        for name in ("rate_limit", "max_concurrent", "breaker_failures")
+        (not _within(getattr(row, name), bounds), name, message)
+        for name, (bounds, message) in BOUNDS.items()
     ]
     errors: dict[str, str] = {}
     for is_broken, field, message in broken:
@@ -204,7 +247,13 @@ def operate_breaker(*, actor: Person, name: str, action: str) -> None:
             f"Unknown action {action!r}.", errors={"action": "One of open, close, reset."}
         )
     row = get_connection(name)
-    BREAKER_ACTIONS[action](row.name)
+    try:
+        BREAKER_ACTIONS[action](row.name)
+    except limits.redis.RedisError as exc:
+        raise Unavailable(
+            f"The circuit breaker cannot be changed now: the limits' Redis cannot be reached "
+            f"({type(exc).__name__}). Nothing changed; try again in a moment."
+        ) from None
     with transaction.atomic():
         _audit(row, row.name, f"breaker_{action}", actor, {})
         if action != "open":

@@ -9,13 +9,16 @@ duplicate message cannot run the job twice at once), call (no lock, no transacti
 import json
 import logging
 import time
+from typing import Any
 
+from django.conf import settings
 from django.db import connection
 
 from engine.connectors import (
     AwaitCallback,
     BusinessError,
     ConnectorCall,
+    ConnectorFunction,
     RateLimited,
     TransientError,
     get_connector,
@@ -30,8 +33,8 @@ from engine.connectors.connections import (
     connection_of,
 )
 from engine.connectors.outbound import OutboundRefused
-from engine.connectors.secrets import MissingSecret, redact, resolve_parameters
-from engine.jsonable import json_safe
+from engine.connectors.secrets import MissingSecret, collecting, redact, resolve_parameters
+from engine.jsonable import encodes_within, json_safe
 from engine.models import ProcessInstance
 from engine.observability import context, metrics
 from engine.observability.tracing import tracer
@@ -124,13 +127,35 @@ def _claim(job_id: str) -> ClaimedJob | None:
     )
 
 
+class ResultTooLarge(Exception):
+    """A connector returned more than BATON_MAX_CONNECTOR_RESULT_BYTES: an incident."""
+
+
+def _bounded(value: Any) -> Any:
+    """`value` as plain JSON, when it is no larger than BATON_MAX_CONNECTOR_RESULT_BYTES."""
+    limit = settings.BATON_MAX_CONNECTOR_RESULT_BYTES
+    if not encodes_within(value, limit):
+        raise ResultTooLarge(
+            f"The connector's answer is larger than {limit} bytes as JSON "
+            "(BATON_MAX_CONNECTOR_RESULT_BYTES); it was not stored. Ask the API for less, or "
+            "raise the setting."
+        )
+    return json_safe(value)
+
+
 def _call(claim: ClaimedJob) -> Outcome:
     """Call the connector. Every text and value that leaves here, and every log line of this
-    process, has the resolved secrets masked."""
+    process, has the resolved secrets, and the credentials the connector obtained itself (an
+    OAuth2 access token), masked."""
     function = get_connector(claim.connector)
     if function is None:
         return Outcome(incident=f"No connector named {claim.connector!r} is registered.")
     secrets: list[str] = []
+    with collecting(secrets):
+        return _collected_call(claim, function, secrets)
+
+
+def _collected_call(claim: ClaimedJob, function: ConnectorFunction, secrets: list[str]) -> Outcome:
     try:
         params = resolve_parameters(apply_connection(claim.parameters), secrets)
         call = ConnectorCall(
@@ -143,13 +168,11 @@ def _call(claim: ClaimedJob) -> Outcome:
             retries=claim.retries,
         )
         result = function(params, call)
-        return Outcome(result=redact(json_safe(result), secrets), secrets=secrets)
+        return Outcome(result=redact(_bounded(result), secrets), secrets=secrets)
+    except ResultTooLarge as exc:
+        return Outcome(incident=str(exc), secrets=secrets)
     except AwaitCallback as exc:
-        return Outcome(
-            result=redact(json_safe(exc.accepted), secrets),
-            await_callback_seconds=exc.timeout_seconds,
-            secrets=secrets,
-        )
+        return _accepted(exc, secrets)
     except (MissingSecret, UnknownConnection) as exc:
         return Outcome(incident=str(exc))
     except OutboundRefused as exc:  # a policy matter, not the diagram's: no boundary event
@@ -162,16 +185,32 @@ def _call(claim: ClaimedJob) -> Outcome:
             secrets=secrets,
         )
     except BusinessError as exc:
+        try:
+            details = _bounded(exc.details)
+        except ResultTooLarge as too_large:
+            details = str(too_large)  # the error still reaches the diagram, without them
         return Outcome(
             error_code=exc.code,
             error_message=redact(str(exc), secrets),
-            error_details=redact(json_safe(exc.details), secrets),
+            error_details=redact(details, secrets),
             secrets=secrets,
         )
     except Exception as exc:  # a connector's own bug is retried, then becomes an incident
         # The log record's text and traceback are masked by the secrets module.
         logger.exception("Connector %s failed", claim.connector)
         return Outcome(transient=redact(f"{type(exc).__name__}: {exc}", secrets), secrets=secrets)
+
+
+def _accepted(exc: AwaitCallback, secrets: list[str]) -> Outcome:
+    try:
+        accepted = _bounded(exc.accepted)
+    except ResultTooLarge as too_large:
+        return Outcome(incident=str(too_large), secrets=secrets)
+    return Outcome(
+        result=redact(accepted, secrets),
+        await_callback_seconds=exc.timeout_seconds,
+        secrets=secrets,
+    )
 
 
 def _outcome_name(outcome: Outcome) -> str:

@@ -23,6 +23,7 @@ from engine.bpmn.types import Workflow, WorkflowError
 from engine.bpmn.types import WorkflowTask as Task
 from engine.bpmn.walks import started_connector_tasks
 from engine.connectors import TASK_HEADERS_KEY, get_connector, secrets
+from engine.connectors.connections import CONNECTION_PARAM, RESERVED_PARAMS
 from engine.exceptions import TaskScriptFailed
 from engine.jsonable import json_safe
 from engine.models import ProcessInstance, ServiceJob
@@ -45,7 +46,7 @@ def _literal_secret_paths(task: Task) -> list[ParamPath]:
     """Where literal text of the diagram names secrets. A secret named in an expression is
     refused: its value would come from whatever the expression computes."""
     spec: ConnectorTaskMixin = task.task_spec
-    for reserved in (secrets.LITERALS_KEY, TASK_HEADERS_KEY):
+    for reserved in (secrets.LITERALS_KEY, TASK_HEADERS_KEY, *RESERVED_PARAMS):
         if reserved in spec.connector_params:
             raise _failed(task, f"{reserved!r} is not a parameter name Baton allows.")
     paths = []
@@ -67,11 +68,27 @@ def _literal_secret_paths(task: Task) -> list[ParamPath]:
     return paths
 
 
+def _check_literal_connection(task: Task) -> None:
+    """A connection is named in literal diagram text: instance data must not choose whose
+    credentials a call is made with."""
+    spec: ConnectorTaskMixin = task.task_spec
+    connection = spec.connector_params.get(CONNECTION_PARAM)
+    if connection is None:
+        return
+    if not all(literal for _, literal, _ in param_leaves(connection, [CONNECTION_PARAM])):
+        raise _failed(
+            task,
+            "the parameter connection is an expression. A connection is named in literal "
+            "text (e.g. crm), never computed from instance data.",
+        )
+
+
 def evaluate_parameters(task: Task) -> dict[str, Any]:
     """The parameters to store for a parked connector task, evaluated from its data now (at
     scheduling, and again on an operator's retry). `TaskScriptFailed` when one cannot be."""
     spec: ConnectorTaskMixin = task.task_spec
     paths = _literal_secret_paths(task)
+    _check_literal_connection(task)
     try:
         values = {
             name: evaluate_param_tree(task, tree) for name, tree in spec.connector_params.items()

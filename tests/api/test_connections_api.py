@@ -182,3 +182,97 @@ def test_the_admin_lists_connections_for_operators(
     )
     assert acted.status_code == 302
     assert ConnectionEvent.objects.get(connection_name=name, type="breaker_reset").actor == staff
+
+
+def test_breaker_actions_with_the_limits_redis_down_are_a_503_and_change_nothing(
+    api_client_for: Any, operator: Any, make_staff: Any, client: Client, settings: Any
+) -> None:
+    name = new_name()
+    api = api_client_for(operator)
+    assert api.post(LIST, valid(name), format="json").status_code == 201
+    settings.BATON_LIMITS_REDIS_URL = "redis://127.0.0.1:1/0"  # nothing listens there
+    for action in ("open", "close", "reset"):
+        body = problem(api.post(detail(name, "breaker/"), {"action": action}, format="json"), 503)
+        assert "limits' Redis cannot be reached" in body["detail"]
+    staff = make_staff("sam_staff", "operators")
+    client.force_login(staff)
+    row = Connection.objects.get(name=name)
+    acted = client.post(
+        "/admin/engine/connection/",
+        {"action": "reset_breakers", "_selected_action": [row.pk]},
+        follow=True,
+    )
+    assert acted.status_code == 200
+    assert "limits&#x27; Redis cannot be reached" in acted.content.decode()
+    assert not ConnectionEvent.objects.filter(connection_name=name, type__startswith="breaker")
+
+
+def test_the_connection_rules_are_checked_by_the_service_whatever_the_edge(
+    designer: Any, outsider: Any, operator: Any
+) -> None:
+    """The permission rule lives in the service and the selectors: an edge that forgets to
+    check (a command, a new view) still cannot read or change connections."""
+    from django.core.exceptions import PermissionDenied
+
+    from engine.selectors.connections import connection_list, health_of, visible_connection
+    from engine.services.connections import create_connection
+
+    name = new_name()
+    create_connection(actor=operator, values=valid(name))
+    assert name in [row.name for row in connection_list(designer)]
+    assert visible_connection(designer, name).name == name
+    assert health_of(operator, name)["name"] == name
+    for call in (
+        lambda: connection_list(outsider),
+        lambda: visible_connection(outsider, name),
+        lambda: health_of(designer, name),
+        lambda: create_connection(actor=designer, values=valid(new_name())),
+    ):
+        with pytest.raises(PermissionDenied):
+            call()
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "message"),
+    [
+        ("breaker_cooldown_seconds", "0", "More than 0 and at most 86,400 seconds."),
+        ("breaker_cooldown_seconds", "-5", "More than 0 and at most 86,400 seconds."),
+        ("connect_timeout_seconds", "100000", "or more than 0 and at most 300 seconds."),
+        ("timeout_seconds", "0", "More than 0 and at most 300 seconds."),
+        ("breaker_window_seconds", "0", "1 to 86,400 seconds."),
+    ],
+)
+def test_the_admin_and_the_api_refuse_the_same_out_of_bounds_numbers(
+    make_staff: Any,
+    operator: Any,
+    client: Client,
+    api_client_for: Any,
+    field: str,
+    value: str,
+    message: str,
+) -> None:
+    staff = make_staff("sam_staff", "operators")
+    client.force_login(staff)
+    name = new_name()
+    form = {
+        "name": name,
+        "base_url": "https://crm.example.com",
+        "auth": "none",
+        "api_key_header": "X-API-Key",
+        "default_headers": "{}",
+        "timeout_seconds": "10",
+        "rate_period": "second",
+        "breaker_window_seconds": "60",
+        "breaker_min_calls": "10",
+        "breaker_cooldown_seconds": "30",
+    }
+    response = client.post("/admin/engine/connection/add/", {**form, field: value})
+    assert response.status_code == 200  # the form again, with the error
+    assert message in response.content.decode()
+    body = problem(
+        api_client_for(operator).post(LIST, {**valid(name), field: float(value)}, format="json"),
+        400,
+    )
+    assert any(e["field"] == field and message in str(e) for e in body["errors"]), body
+    assert not Connection.objects.filter(name=name).exists()
+    assert not ConnectionEvent.objects.filter(connection_name=name).exists()

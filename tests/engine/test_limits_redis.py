@@ -1,6 +1,8 @@
 """The shared limiter's decisions against the real Redis, one call at a time (the workers'
 end-to-end behaviour is in test_connection_limits.py)."""
 
+import logging
+from typing import Any
 from uuid import uuid4
 
 from django.test import override_settings
@@ -104,3 +106,20 @@ def test_calls_go_ahead_when_the_limits_redis_is_down() -> None:
     config = connection(rate_limit=1, max_concurrent=1)
     assert all(limits.acquire(config, f"job-{i}").allowed for i in range(3))
     assert limits.release(config, "job-0", FAIL, held_seconds=0.01) == ""
+
+
+def test_a_guessed_limits_redis_is_named_in_the_log_once(caplog: Any) -> None:
+    """With a RabbitMQ broker and no BATON_LIMITS_REDIS_URL, the limits use a guessed Redis:
+    each process says so once, not silently."""
+    url = "redis://127.0.0.1:6379/14"
+    with (
+        override_settings(BATON_LIMITS_REDIS_URL=url, BATON_LIMITS_REDIS_URL_GUESSED=True),
+        caplog.at_level(logging.WARNING, logger="engine.connectors.limits"),
+    ):
+        limits.redis_client()
+        limits.redis_client()
+    warned = [r.getMessage() for r in caplog.records if "BATON_LIMITS_REDIS_URL" in r.getMessage()]
+    assert warned == [
+        "BATON_LIMITS_REDIS_URL is not set and the broker is not Redis: the limits of "
+        f"connections use {url}. Set BATON_LIMITS_REDIS_URL to the Redis every worker shares."
+    ]

@@ -11,6 +11,7 @@ from .views import (
     insights,
     instances,
     job_callbacks,
+    jobs,
     repairs,
     tasks,
 )
@@ -114,6 +115,11 @@ urlpatterns = [
         job_callbacks.JobCallbackView.as_view(),
         name="job-callback",
     ),
+    path("v1/jobs/", jobs.JobListView.as_view(), name="jobs"),
+    path("v1/jobs/<uuid:pk>/requeue/", jobs.JobRequeueView.as_view(), name="job-requeue"),
+    path("v1/jobs/<uuid:pk>/cancel/", jobs.JobCancelView.as_view(), name="job-cancel"),
+    path("v1/jobs/<uuid:pk>/due/", jobs.JobDueView.as_view(), name="job-due"),
+    path("v1/queues/", jobs.QueueListView.as_view(), name="queues"),
     path("v1/connections/", connections.ConnectionListView.as_view(), name="connections"),
     path(
         "v1/connections/<slug:name>/",

@@ -8,7 +8,7 @@ import base64
 import json
 from typing import Any
 
-from celery import current_app
+from celery import Celery, current_app
 
 RUN_SERVICE_JOB = "baton.run_service_job"
 DELIVER_EVENTS = "baton.deliver_events"
@@ -41,13 +41,15 @@ def jobs_waiting_in_queue() -> int:
         return int(declared.message_count)
 
 
-def queue_message_counts(queues: list[str]) -> dict[str, tuple[int, dict[str, Any] | None]]:
+def queue_message_counts(
+    queues: list[str], app: Celery | None = None
+) -> dict[str, tuple[int, dict[str, Any] | None]]:
     """For each queue: (messages waiting in the broker, the oldest one's Celery headers and
     args when the broker lets us peek at it, else None). Redis: LLEN over the queue's
     priority lists and LINDEX of the oldest message (kombu pushes on the left and pops on
     the right); RabbitMQ and others: a passive queue_declare's message count, no peek."""
     counts: dict[str, tuple[int, dict[str, Any] | None]] = {}
-    with current_app.connection_for_read() as connection:
+    with (app or current_app).connection_for_read() as connection:
         channel = connection.default_channel
         on_redis = type(connection.transport).__module__ == "kombu.transport.redis"
         redis_client = channel.client if on_redis else None

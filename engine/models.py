@@ -338,6 +338,8 @@ class StartTrigger(models.Model):
     event_name = models.CharField(max_length=255, blank=True)
     timer_expression = models.CharField(max_length=255, blank=True)
     active = models.BooleanField(default=True)
+    # A timer schedule an operator paused: the beat does not start it until it is resumed.
+    paused = models.BooleanField(default=False)
     next_due_at = models.DateTimeField(null=True, blank=True)
     # Starts left for a timer (None: no end).
     cycles_left = models.IntegerField(null=True, blank=True)
@@ -364,6 +366,29 @@ class StartTrigger(models.Model):
 
     def __str__(self) -> str:
         return f"{self.kind} start {self.event_name or self.timer_expression}"
+
+
+class ScheduleEvent(models.Model):
+    """The audit trail of timer start schedules: operators' pauses, resumes, runs and
+    changes of the schedule."""
+
+    trigger = models.ForeignKey(
+        StartTrigger, null=True, blank=True, related_name="events", on_delete=models.SET_NULL
+    )
+    definition_key = models.CharField(max_length=255)
+    element_id = models.CharField(max_length=255)
+    type = models.CharField(max_length=32)
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL
+    )
+    payload = models.JSONField(default=dict, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["created_at", "id"]
+
+    def __str__(self) -> str:
+        return f"{self.definition_key}/{self.element_id}: {self.type}"
 
 
 class EventDelivery(models.Model):
@@ -456,6 +481,9 @@ class InstanceEvent(models.Model):
         JOB_SUCCEEDED = "job_succeeded", "Job succeeded"
         JOB_FAILED = "job_failed", "Job failed"
         JOB_RETRIED = "job_retried", "Job retried"
+        JOB_REQUEUED = "job_requeued", "Job requeued by an operator"
+        JOB_CANCELLED = "job_cancelled", "Job cancelled by an operator"
+        JOB_DUE_CHANGED = "job_due_changed", "Job's next attempt moved by an operator"
         JOB_AWAITING_CALLBACK = "job_awaiting_callback", "Call accepted, waiting for its callback"
         JOB_CALLBACK_RECEIVED = "job_callback_received", "Callback received"
         JOB_CALLBACK_TIMED_OUT = "job_callback_timed_out", "Callback timed out"

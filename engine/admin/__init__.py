@@ -5,6 +5,7 @@ from django.contrib import admin
 from .connections import ConnectionAdmin
 from .events import EventDeliveryAdmin, StartTriggerAdmin, TimerAdmin
 from .instances import ProcessInstanceAdmin
+from .jobs import ServiceJobAdmin
 
 admin.site.site_header = "Baton operations"
 admin.site.site_title = "Baton operations"
@@ -17,6 +18,7 @@ __all__ = [
     "ConnectionAdmin",
     "EventDeliveryAdmin",
     "ProcessInstanceAdmin",
+    "ServiceJobAdmin",
     "StartTriggerAdmin",
     "TimerAdmin",
 ]

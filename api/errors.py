@@ -25,6 +25,7 @@ from engine.exceptions import (
     InvalidInput,
     NotFound,
     ScriptFailed,
+    Unavailable,
 )
 from engine.services.operation_keys import OperationKeyReused
 from processes.validation import DeploymentInvalid
@@ -37,6 +38,7 @@ ENGINE_ERROR_STATUSES: list[tuple[type[EngineError], int, str]] = [
     (Conflict, 409, "Conflict"),
     (OperationKeyReused, 422, "Idempotency-Key reused"),
     (InvalidInput, 400, "Invalid input"),
+    (Unavailable, 503, "Service unavailable"),
     (ScriptFailed, 422, "A diagram script failed"),
     (EngineError, 400, "Bad request"),
 ]

@@ -166,7 +166,11 @@ class JobRetrySerializer(serializers.Serializer):
 class JobSerializer(serializers.ModelSerializer):
     queue_note = serializers.CharField(
         read_only=True,
-        help_text=('"queued, broker unreachable" while the job waits for the broker; else empty.'),
+        help_text=(
+            '"queued, broker unreachable" while the job waits for the broker, "for a callback '
+            'until ..." while it waits for its callback, "waiting for the connection NAME: '
+            'REASON" while it waits for a limit of a connection; else empty.'
+        ),
     )
     retries = JobRetrySerializer(
         source="history",
@@ -186,6 +190,7 @@ class JobSerializer(serializers.ModelSerializer):
             "attempt",
             "max_attempts",
             "next_attempt_at",
+            "callback_until",
             "error_code",
             "last_error",
             "retries",
@@ -256,7 +261,8 @@ class InstanceSerializer(serializers.ModelSerializer):
                 "status": j.status,
             }
             for j in instance.jobs.all()
-            if j.status in (ServiceJob.Status.PENDING, ServiceJob.Status.RUNNING)
+            if j.status
+            in (ServiceJob.Status.PENDING, ServiceJob.Status.RUNNING, ServiceJob.Status.WAITING)
         )
         waiting.extend(waiting_for_events(instance))
         return waiting

@@ -8,7 +8,7 @@ class EngineConfig(AppConfig):
 
     def ready(self) -> None:
         # Baton's own connectors, then every installed app's `connectors` module.
-        from .connectors import http, slack, smtp  # noqa: F401
+        from .connectors import graphql, http, llm, slack, smtp, transform  # noqa: F401
 
         autodiscover_modules("connectors")
         # A new version's start events start instances (processes does not import the engine).

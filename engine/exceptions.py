@@ -27,6 +27,11 @@ class Conflict(EngineError):
     """The target is not in a state that allows the operation (e.g. a completed task)."""
 
 
+class Unavailable(EngineError):
+    """A service Baton depends on (the limits' Redis) cannot be reached; nothing changed, and
+    the same request may succeed in a moment."""
+
+
 class InvalidInput(EngineError):
     """The input breaks a rule of the process or of the operation."""
 

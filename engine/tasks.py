@@ -5,6 +5,7 @@ from celery import shared_task
 from engine.queueing import DELIVER_EVENTS, RUN_BATCH_CHUNK, RUN_SERVICE_JOB
 from engine.services.batches import run_batch_chunk, sweep_batches
 from engine.services.event_outbox import deliver_due_events, deliver_events
+from engine.services.job_callbacks import expire_callback_waits
 from engine.services.job_runs import execute_service_job
 from engine.services.job_sweep import sweep_service_jobs
 from engine.services.timers import fire_due_timers
@@ -22,9 +23,11 @@ def sweep_service_jobs_task() -> int:
 
 @shared_task(name="baton.fire_due_timers", ignore_result=True)
 def fire_due_timers_task() -> int:
-    """The beat's tick: due timers, due timer start events, deliveries due again."""
+    """The beat's tick: due timers, due timer start events, deliveries due again, callbacks of
+    long-running calls that did not come in time."""
     fired = fire_due_timers()
     deliver_due_events()
+    expire_callback_waits()
     return fired
 
 

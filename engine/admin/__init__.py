@@ -3,8 +3,10 @@
 from django.contrib import admin
 
 from .batches import BatchAdmin
+from .connections import ConnectionAdmin
 from .events import EventDeliveryAdmin, StartTriggerAdmin, TimerAdmin
 from .instances import ProcessInstanceAdmin
+from .jobs import ServiceJobAdmin
 
 admin.site.site_header = "Baton operations"
 admin.site.site_title = "Baton operations"
@@ -15,8 +17,10 @@ admin.site.enable_nav_sidebar = False
 
 __all__ = [
     "BatchAdmin",
+    "ConnectionAdmin",
     "EventDeliveryAdmin",
     "ProcessInstanceAdmin",
+    "ServiceJobAdmin",
     "StartTriggerAdmin",
     "TimerAdmin",
 ]

@@ -11,8 +11,10 @@ modeler's connector choice; `listed=False` keeps a name working for old diagrams
 offering it there (an alias).
 
 A connector returns a JSON-serializable result, or raises `TransientError` (retried with
-backoff) or `BusinessError` (thrown as a BPMN error with its code). Any other exception is
-treated as transient. Modules named `connectors` in installed apps are imported at start-up.
+backoff), `BusinessError` (thrown as a BPMN error with its code) or `AwaitCallback` (the
+called system accepted the work and answers later on the job's callback URL, see
+`engine.connectors.callbacks`). Any other exception is treated as transient. Modules named
+`connectors` in installed apps are imported at start-up.
 """
 
 from collections.abc import Callable
@@ -36,6 +38,8 @@ class ConnectorCall:
     instance_id: str
     # The service task's static headers (Camunda 8 `<zeebe:header key= value=/>`).
     headers: dict[str, str] = field(default_factory=dict)
+    # How often an operator retried the job before this call (its attempts count anew).
+    retries: int = 0
 
 
 class TransientError(Exception):
@@ -46,6 +50,11 @@ class TransientError(Exception):
         self.retry_after = retry_after
 
 
+class RateLimited(TransientError):
+    """The API said to slow down (HTTP 429): with a connection's limits, the job waits for
+    the `Retry-After` without using up an attempt, and the limiter slows down."""
+
+
 class BusinessError(Exception):
     """A definite answer that the call failed; thrown as a BPMN error with `code`."""
 
@@ -53,6 +62,16 @@ class BusinessError(Exception):
         super().__init__(message)
         self.code = code
         self.details = details
+
+
+class AwaitCallback(Exception):
+    """The call was accepted (an HTTP 202): the job waits up to `timeout_seconds` for its
+    callback (`POST /api/v1/jobs/{id}/callback/`); `accepted` is kept as the first answer."""
+
+    def __init__(self, timeout_seconds: float, accepted: Any = None) -> None:
+        super().__init__(f"waiting up to {timeout_seconds:g} s for a callback")
+        self.timeout_seconds = timeout_seconds
+        self.accepted = accepted
 
 
 def stored_task_headers(parameters: dict[str, Any]) -> dict[str, str]:

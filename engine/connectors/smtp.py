@@ -6,18 +6,26 @@ Parameters (SpiffArena's names): `smtp_host`, `smtp_port` (25), `smtp_user` and
 list), `email_reply_to`, `email_subject`, `email_body` (text) and `email_body_html`.
 The result is `{"sent": true, "recipients": [...], "message_id": "<...>"}`.
 
+A log-in is refused (the BPMN error `SMTP_INSECURE_LOGIN`, before the password is sent) on a
+connection without TLS to any host but this machine's loopback: set `smtp_starttls`.
+`BATON_SMTP_LOGIN_IN_CLEAR=never` refuses it on loopback too (a relay on the same machine
+that should be reached with TLS all the same); the default `loopback` allows it there.
+
 The server's address passes the outbound policy (outbound.py) when the connection is opened,
 so a host name cannot lead to Baton's own database or broker. A refused connection, a
 timeout and a 4xx reply are transient (retried); a refused log-in, refused recipients and
 other 5xx replies are BPMN errors `SMTP_AUTH`, `SMTP_RECIPIENTS`, `SMTP_<code>`.
 """
 
+import ipaddress
 import smtplib
 import socket
 import ssl
 from email.message import EmailMessage
 from email.utils import make_msgid
 from typing import Any
+
+from django.conf import settings
 
 from . import BusinessError, ConnectorCall, TransientError, connector
 from .outbound import checked_addresses
@@ -32,6 +40,23 @@ class _PolicySMTP(smtplib.SMTP):
     def _get_socket(self, host: str, port: int, timeout: float) -> socket.socket:
         address = checked_addresses(host, port)[0]
         return socket.create_connection((address, port), timeout, self.source_address)
+
+
+def _refuse_login_in_clear(server: smtplib.SMTP, host: str) -> None:
+    """Credentials cross the network only encrypted: without STARTTLS, only to loopback."""
+    if isinstance(server.sock, ssl.SSLSocket):
+        return
+    peer = ipaddress.ip_address(server.sock.getpeername()[0]) if server.sock else None
+    if isinstance(peer, ipaddress.IPv6Address) and peer.ipv4_mapped:
+        peer = peer.ipv4_mapped
+    on_loopback = peer is not None and peer.is_loopback
+    if not on_loopback or settings.BATON_SMTP_LOGIN_IN_CLEAR == "never":
+        raise BusinessError(
+            "SMTP_INSECURE_LOGIN",
+            f"The SMTP password is not sent to {host} over a connection without TLS; set "
+            "smtp_starttls (only a server on this machine's loopback may be used without, "
+            "unless BATON_SMTP_LOGIN_IN_CLEAR is never).",
+        )
 
 
 def _addresses(value: Any) -> list[str]:
@@ -82,6 +107,7 @@ def send_email(params: dict[str, Any], call: ConnectorCall) -> dict[str, Any]:
             if _flag(params.get("smtp_starttls")):
                 server.starttls(context=ssl.create_default_context())
             if params.get("smtp_user"):
+                _refuse_login_in_clear(server, host)
                 server.login(str(params["smtp_user"]), str(params.get("smtp_password") or ""))
             refused = server.send_message(message, to_addrs=recipients)
     except smtplib.SMTPAuthenticationError as exc:

@@ -9,7 +9,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('engine', '0018_history_write_function'),
+        ('engine', '0026_job_operations_and_schedules'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 

@@ -37,7 +37,7 @@ ELEMENT_DURATION = Histogram(
 )
 JOB_ATTEMPTS = Counter(
     "baton_job_attempts",
-    "Connector calls of service jobs, by outcome (succeeded, retry, error, incident).",
+    "Connector calls of service jobs, by outcome (succeeded, accepted, retry, error, incident).",
     ["connector", "host", "outcome"],
 )
 JOB_ERRORS = Counter(

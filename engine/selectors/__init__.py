@@ -5,6 +5,8 @@ The names below are re-exported so that callers say `from engine import selector
 from .batches import BatchFilter, batch_for, batch_items, problem_items, visible_batches
 from .inbox import (
     INBOX_SORTS,
+    InboxCounts,
+    inbox_counts,
     inbox_processes,
     inbox_tasks,
     next_task_in_instance,
@@ -22,9 +24,11 @@ from .instances import (
     instance_detail_for,
     instance_history,
     instance_waits,
+    new_instance_detail,
     visible_instances,
     waiting_for_events,
 )
+from .keyset import BadCursor, Cursor, KeysetPage, keyset_page
 from .my_work import (
     MY_WORK_FILTERS,
     Step,
@@ -48,10 +52,14 @@ __all__ = [
     "INBOX_SORTS",
     "MY_WORK_FILTERS",
     "WAIT_KINDS",
+    "BadCursor",
     "BatchFilter",
+    "Cursor",
+    "InboxCounts",
     "IncidentGroup",
     "InstanceCounts",
     "InstanceWaits",
+    "KeysetPage",
     "Step",
     "WaitState",
     "batch_for",
@@ -60,6 +68,7 @@ __all__ = [
     "definition_element_names",
     "element_names_of",
     "followed_instance_for",
+    "inbox_counts",
     "inbox_processes",
     "inbox_tasks",
     "incident_groups",
@@ -69,6 +78,8 @@ __all__ = [
     "instance_diagram",
     "instance_history",
     "instance_waits",
+    "keyset_page",
+    "new_instance_detail",
     "next_task_in_instance",
     "open_task_count",
     "problem_items",

@@ -5,6 +5,7 @@ incident. One list for the admin's instance page and the starter's /instances/<i
 
 import datetime
 from dataclasses import dataclass
+from urllib.parse import urlsplit
 
 from django.db.models import Exists, OuterRef, Q, QuerySet
 from django.utils import timezone
@@ -21,6 +22,9 @@ from engine.models import (
 
 from .instances import instance_waits
 from .my_work import definition_element_names
+
+# The jobs an instance waits for: in flight, or parked until their API calls back.
+WAITING_JOB_STATUSES = (*ServiceJob.ACTIVE_STATUSES, ServiceJob.Status.WAITING)
 
 WAIT_KINDS: dict[str, str] = {
     "task": "someone",
@@ -68,8 +72,19 @@ def _who(task: HumanTask) -> str:
     return "someone " + " or ".join(parts) if parts else "whoever started it"
 
 
+def _callback_text(job: ServiceJob, now: datetime.datetime) -> str:
+    """ "waiting for callback from api.example.com since today 14:05 (timeout tomorrow 14:05)"."""
+    host = urlsplit(str(job.parameters.get("url") or "")).hostname or job.connector
+    text = f"waiting for callback from {host} since {_day(job.updated_at, now)}"
+    if job.callback_until is not None:
+        text += f" (timeout {_day(job.callback_until, now)})"
+    return text
+
+
 def _job_text(job: ServiceJob, now: datetime.datetime) -> str:
     call = f"{job.connector} call"
+    if job.status == ServiceJob.Status.WAITING:
+        return _callback_text(job, now)
     if job.status == ServiceJob.Status.RUNNING:
         since = job.started_at or job.updated_at
         return f"{call} running since {_day(since, now)}"
@@ -114,7 +129,7 @@ def wait_states(instance: ProcessInstance) -> list[WaitState]:
         if task.due_at is not None:
             text += f" ({_due(task.due_at, now)})"
         add("task", task.element_id, text, task.created_at)
-    for job in instance.jobs.filter(status__in=ServiceJob.ACTIVE_STATUSES).order_by("created_at"):
+    for job in instance.jobs.filter(status__in=WAITING_JOB_STATUSES).order_by("created_at"):
         add("service", job.element_id, _job_text(job, now), job.created_at)
     waits = instance_waits(instance)
     for timer in waits.timers:
@@ -163,7 +178,7 @@ def waiting_for(instances: QuerySet[ProcessInstance], kind: str) -> QuerySet[Pro
         "timer": Exists(Timer.objects.filter(mine, fired=False)),
         "message": Exists(MessageSubscription.objects.filter(mine)),
         "signal": Exists(SignalSubscription.objects.filter(mine)),
-        "service": Exists(ServiceJob.objects.filter(mine, status__in=ServiceJob.ACTIVE_STATUSES)),
+        "service": Exists(ServiceJob.objects.filter(mine, status__in=WAITING_JOB_STATUSES)),
     }
     unfinished = instances.exclude(
         status__in=[ProcessInstance.Status.COMPLETED, ProcessInstance.Status.TERMINATED]

@@ -1,14 +1,21 @@
-"""Writing the audit trail. Every state change of an instance goes through `record_event`."""
+"""Writing the audit trail. Every state change of an instance goes through `record_event`.
 
+Inside `events_in_one_insert()` (an operation on an instance), events are kept in order and
+written together with one INSERT when the block ends without an error: an operation that
+records several events (started, task_created, completed, ...) costs one round trip for all
+of them. Outside such a block each event is written at once."""
+
+import contextlib
 import uuid
 from collections.abc import Iterator
-from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Any
 
 from engine.actors import Actor, as_user
 from engine.models import InstanceEvent, ProcessInstance
+
+_pending: ContextVar[list[InstanceEvent] | None] = ContextVar("baton_pending_events", default=None)
 
 
 @dataclass
@@ -23,7 +30,7 @@ class BatchScope:
 _current_batch: ContextVar[BatchScope | None] = ContextVar("baton_current_batch", default=None)
 
 
-@contextmanager
+@contextlib.contextmanager
 def on_behalf_of_batch(batch_id: uuid.UUID | str) -> Iterator[BatchScope]:
     """Every audit event written inside names the batch (`payload.batch`): the trail says
     which batch changed an instance, and a chunk run again after its worker died finds the
@@ -54,10 +61,46 @@ def record_event(
     if scope is not None:
         payload = {**payload, "batch": scope.batch_id}
         scope.touched.add(instance.pk)
-    return InstanceEvent.objects.create(
+    event = InstanceEvent(
         instance=instance,
         type=type,
         element_id=element_id,
         actor=as_user(actor),
         payload=payload,
     )
+    pending = _pending.get()
+    if pending is None:
+        event.save()
+    else:
+        pending.append(event)
+    return event
+
+
+@contextlib.contextmanager
+def events_in_one_insert() -> Iterator[None]:
+    """Write the events recorded in the block with one INSERT at its end (inside the caller's
+    transaction). Nested blocks join the outermost one; an error discards what was kept."""
+    if _pending.get() is not None:
+        yield
+        return
+    pending: list[InstanceEvent] = []
+    token = _pending.set(pending)
+    try:
+        yield
+    finally:
+        _pending.reset(token)
+    if pending:
+        InstanceEvent.objects.bulk_create(pending)
+
+
+def pending_events_mark() -> int:
+    """Where the kept events end now: `forget_pending_events(mark)` drops what came after
+    (the events of a write that is started again from its savepoint)."""
+    pending = _pending.get()
+    return len(pending) if pending is not None else 0
+
+
+def forget_pending_events(mark: int) -> None:
+    pending = _pending.get()
+    if pending is not None:
+        del pending[mark:]

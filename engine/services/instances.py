@@ -14,7 +14,7 @@ from engine.jsonable import check_json_depth
 from engine.models import ProcessInstance
 from processes.models import ProcessDefinition
 
-from .audit import record_event
+from .audit import events_in_one_insert, record_event
 from .instance_store import new_run, persist_workflow
 from .operation_keys import KeyedOperation, reserve_once
 from .running import running_as
@@ -66,7 +66,7 @@ def start_instance(
     set_start_data(run.workflow, variables)
     starter = as_user(actor)
     set_initiator(run.workflow, starter.get_username() if starter is not None else None)
-    with transaction.atomic(durable=True):
+    with transaction.atomic(durable=True), events_in_one_insert():
         reserve_once(operation_key)
         instance = ProcessInstance(
             definition=definition,
@@ -74,9 +74,8 @@ def start_instance(
             status=ProcessInstance.Status.RUNNING,
             started_by=as_user(actor),
         )
-        # The row exists before the engine runs so that projections can point at it; the
-        # transaction hides it from everyone else until the run has been persisted.
-        instance.save()
+        # The row is inserted once, with the state of the first run (`persist_workflow`);
+        # its audit events (and a data store's) are written after it, in one INSERT.
         record_event(
             instance,
             "started",

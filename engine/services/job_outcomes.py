@@ -1,6 +1,8 @@
 """Applying a service job's outcome to its instance: a new transaction under the instance row
 lock. A result completes the parked task, a transient failure is retried with backoff, a
-business error is thrown as a BPMN error, anything else opens an incident.
+business error is thrown as a BPMN error, anything else opens an incident. A call the API
+accepted for later (202 with `async_callback`) parks the job until its callback
+(services.job_callbacks).
 
 A result that arrives while the instance is suspended is kept on the job and applied by
 `apply_deferred_outcomes` when it is resumed."""
@@ -29,6 +31,7 @@ from . import observed
 from .audit import record_event
 from .handover import hand_over_job_on_commit
 from .incidents import open_job_incident
+from .instance_status import decide_status, has_active_jobs, has_dead_jobs
 from .instance_store import lock_instance, open_run, persist_workflow
 from .running import running_as
 
@@ -42,6 +45,8 @@ class ClaimedJob:
     parameters: dict[str, Any]
     attempt: int
     idempotency_key: str
+    retries: int = 0  # the operator's retries before this call
+    answered: bool = False  # a callback came for an earlier run of this call (EARLY_CALLBACK)
 
 
 @dataclass
@@ -49,11 +54,27 @@ class Outcome:
     result: Any = None
     transient: str = ""  # a retryable failure
     retry_after: float | None = None
+    rate_limited: bool = False  # the API answered 429
     error_code: str = ""  # a BPMN error to throw
     error_message: str = ""
     error_details: Any = None
     incident: str = ""  # a failure no diagram can handle
+    # The call was accepted (202): wait this long for the callback; `result` is the answer.
+    await_callback_seconds: float | None = None
     secrets: list[str] = field(default_factory=list)
+
+    def stored(self) -> dict[str, Any]:
+        """The outcome as a job keeps it until it can be applied (`Outcome(**stored)`)."""
+        return {
+            "result": self.result,
+            "transient": self.transient,
+            "retry_after": self.retry_after,
+            "error_code": self.error_code,
+            "error_message": self.error_message,
+            "error_details": self.error_details,
+            "incident": self.incident,
+            "await_callback_seconds": self.await_callback_seconds,
+        }
 
 
 def backoff_seconds(job: ServiceJob, retry_after: float | None) -> float:
@@ -172,11 +193,38 @@ def throw_job_error(instance: ProcessInstance, job: ServiceJob, outcome: Outcome
         open_job_incident(instance, job)
 
 
+def await_callback(instance: ProcessInstance, job: ServiceJob, outcome: Outcome) -> None:
+    """The API accepted the call: the job waits for its callback until its deadline, and the
+    instance waits for the world meanwhile."""
+    seconds = float(outcome.await_callback_seconds or 0)
+    job.status = ServiceJob.Status.WAITING
+    job.callback_until = timezone.now() + timedelta(seconds=seconds)
+    job.result = {ACCEPTED: outcome.result}
+    job.last_error = ""
+    job.save()
+    record_event(
+        instance,
+        "job_awaiting_callback",
+        element_id=job.element_id,
+        payload={
+            "job": str(job.id),
+            "attempt": job.attempt,
+            "until": job.callback_until.isoformat(),
+        },
+    )
+    instance.status = decide_status(
+        instance.status,
+        incident=bool(instance.incident) or has_dead_jobs(instance),
+        active_jobs=has_active_jobs(instance),
+    )
+    instance.save(update_fields=["status", "updated_at"])
+
+
 class _Uncaught(Exception):
     """No boundary event caught the error: roll its effects back and open an incident."""
 
 
-def _apply_locked(instance: ProcessInstance, job: ServiceJob, outcome: Outcome) -> None:
+def apply_locked_outcome(instance: ProcessInstance, job: ServiceJob, outcome: Outcome) -> None:
     if outcome.incident:
         job.error_code = outcome.error_code
         job.last_error = (
@@ -187,11 +235,18 @@ def _apply_locked(instance: ProcessInstance, job: ServiceJob, outcome: Outcome) 
         _retry_or_give_up(instance, job, outcome)
     elif outcome.error_code:
         throw_job_error(instance, job, outcome)
+    elif outcome.await_callback_seconds is not None:
+        await_callback(instance, job, outcome)
     else:
         complete_job(instance, job, outcome.result)
 
 
 DEFERRED = "deferred_outcome"
+# A waiting job's result: the API's first answer (the 202), until the callback replaces it.
+ACCEPTED = "accepted"
+# A callback that came before the worker recorded the 202 (the API was quicker than the
+# worker's commit): kept on the running job, applied instead of the wait.
+EARLY_CALLBACK = "early_callback"
 
 
 def apply_outcome(claim: ClaimedJob, outcome: Outcome) -> None:
@@ -200,22 +255,21 @@ def apply_outcome(claim: ClaimedJob, outcome: Outcome) -> None:
         job = ServiceJob.objects.select_for_update(no_key=True).get(pk=claim.id)
         if job.status != ServiceJob.Status.RUNNING or job.attempt != claim.attempt:
             return  # the sweep handed the job to a newer run; this result is stale
+        early = job.result.get(EARLY_CALLBACK) if isinstance(job.result, dict) else None
+        if early is not None:
+            # The callback came before the worker recorded the call's answer: the callback
+            # tells the outcome of the work, whatever the answer to the call itself was.
+            job.result = None
+            accepted = outcome.result if outcome.await_callback_seconds is not None else None
+            outcome = Outcome(**early)
+            if isinstance(outcome.result, dict) and outcome.result.get(ACCEPTED, 0) is None:
+                outcome.result[ACCEPTED] = accepted
         if instance.status == ProcessInstance.Status.SUSPENDED:
             # Kept on the job, applied by resume_instance: nothing that arrives is lost.
-            job.result = {
-                DEFERRED: {
-                    "result": outcome.result,
-                    "transient": outcome.transient,
-                    "retry_after": outcome.retry_after,
-                    "error_code": outcome.error_code,
-                    "error_message": outcome.error_message,
-                    "error_details": outcome.error_details,
-                    "incident": outcome.incident,
-                }
-            }
+            job.result = {DEFERRED: outcome.stored()}
             job.save(update_fields=["result", "updated_at"])
             return
-        _apply_locked(instance, job, outcome)
+        apply_locked_outcome(instance, job, outcome)
 
 
 def apply_deferred_outcomes(instance: ProcessInstance) -> None:
@@ -228,4 +282,4 @@ def apply_deferred_outcomes(instance: ProcessInstance) -> None:
         if isinstance(job.result, dict) and DEFERRED in job.result:
             outcome = Outcome(**job.result[DEFERRED])
             job.result = None
-            _apply_locked(instance, job, outcome)
+            apply_locked_outcome(instance, job, outcome)

@@ -22,6 +22,9 @@ class SmtpServer:
     password: str = "letmein"
     refuse_recipients: set[str] = field(default_factory=set)
     received: list[Received] = field(default_factory=list)
+    # Every AUTH attempt's user name, whether it succeeded or not.
+    logins: list[str] = field(default_factory=list)
+    host: str = "127.0.0.1"
 
     def __post_init__(self) -> None:  # noqa: C901 -- the handler is one command table
         outer = self
@@ -40,6 +43,7 @@ class SmtpServer:
                         self.wfile.write(b"250-test\r\n250 AUTH PLAIN\r\n")
                     elif verb == "AUTH":
                         _, user, password = base64.b64decode(command.split()[2]).split(b"\0")
+                        outer.logins.append(user.decode())
                         if password.decode() != outer.password:
                             self.reply("535 5.7.8 Authentication failed")
                             continue
@@ -71,7 +75,7 @@ class SmtpServer:
                     else:  # RSET, NOOP
                         self.reply("250 OK")
 
-        self.server = socketserver.ThreadingTCPServer(("127.0.0.1", 0), Handler)
+        self.server = socketserver.ThreadingTCPServer((self.host, 0), Handler)
         self.server.daemon_threads = True
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
 

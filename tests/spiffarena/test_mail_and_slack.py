@@ -148,3 +148,36 @@ def test_slack_answering_not_ok_is_a_bpmn_error(fake_api: FakeApi, settings) -> 
     instance = run("slack_no", diagram("slack_no", "slack/PostMessage", SLACK), {"who": "Ann"})
     assert instance.status == "incident"
     assert "SLACK_CHANNEL_NOT_FOUND" in incident_error(instance)
+
+
+def test_a_log_in_without_tls_is_refused_where_not_allowed(settings) -> None:
+    """The password crosses the network only encrypted: without STARTTLS the connector logs in
+    only to a server on loopback (the test above), and not even there with
+    BATON_SMTP_LOGIN_IN_CLEAR=never (the rule a server elsewhere meets: tests reach no other
+    address); it refuses before AUTH."""
+    host = "127.0.0.1"
+    server = SmtpServer(password="s3cret-mail", host=host)
+    try:
+        settings.BATON_SMTP_LOGIN_IN_CLEAR = "never"
+        settings.BATON_SECRETS = {"smtp_password": "s3cret-mail"}
+        mail = {**MAIL, "smtp_host": f'"{host}"'}
+        instance = run(
+            "mail_clear",
+            diagram("mail_clear", "smtp/SendEmail", mail),
+            {"port": server.port, "to": "a@example.invalid", "order": 1},
+        )
+        assert instance.status == "incident"
+        assert "SMTP_INSECURE_LOGIN" in incident_error(instance)
+        assert server.received == [] and server.logins == []
+
+        # Without a user there is nothing to protect: the message goes out.
+        anonymous = {k: v for k, v in mail.items() if k not in ("smtp_user", "smtp_password")}
+        instance = run(
+            "mail_anon",
+            diagram("mail_anon", "smtp/SendEmail", anonymous),
+            {"port": server.port, "to": "a@example.invalid", "order": 2},
+        )
+        assert instance.status == "completed", instance.incident
+        assert [r.login for r in server.received] == [None]
+    finally:
+        server.close()

@@ -23,8 +23,10 @@ from engine.exceptions import (
     Conflict,
     EngineError,
     InvalidInput,
+    NotAuthenticated,
     NotFound,
     ScriptFailed,
+    Unavailable,
 )
 from engine.services.operation_keys import OperationKeyReused
 from processes.validation import DeploymentInvalid
@@ -34,6 +36,8 @@ PROBLEM_CONTENT_TYPE = "application/problem+json"
 # The engine's refusals as HTTP answers: (status, title), the first class that matches wins.
 ENGINE_ERROR_STATUSES: list[tuple[type[EngineError], int, str]] = [
     (NotFound, 404, "Not found"),
+    (NotAuthenticated, 401, "Not authenticated"),
+    (Unavailable, 503, "Service unavailable"),
     (Conflict, 409, "Conflict"),
     (OperationKeyReused, 422, "Idempotency-Key reused"),
     (InvalidInput, 400, "Invalid input"),

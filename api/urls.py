@@ -12,6 +12,7 @@ from .views import (
     job_callbacks,
     repairs,
     tasks,
+    webhooks,
 )
 
 app_name = "api"
@@ -112,6 +113,22 @@ urlpatterns = [
         "v1/jobs/<uuid:pk>/callback/",
         job_callbacks.JobCallbackView.as_view(),
         name="job-callback",
+    ),
+    path("v1/webhooks/<slug:name>/", webhooks.WebhookReceiveView.as_view(), name="webhook-receive"),
+    path(
+        "v1/webhook-subscriptions/",
+        webhooks.SubscriptionListView.as_view(),
+        name="webhook-subscriptions",
+    ),
+    path(
+        "v1/webhook-subscriptions/<int:pk>/",
+        webhooks.SubscriptionDetailView.as_view(),
+        name="webhook-subscription-detail",
+    ),
+    path(
+        "v1/webhook-subscriptions/<int:pk>/deliveries/",
+        webhooks.SubscriptionDeliveriesView.as_view(),
+        name="webhook-subscription-deliveries",
     ),
     path("schema/", SpectacularAPIView.as_view(), name="schema"),
     # The split view serves its start-up script as a file: the page's CSP allows no inline one.

@@ -43,3 +43,11 @@ class TaskScriptFailed(ScriptFailed):
     def __init__(self, detail: str, *, task: Any, errors: Any = None) -> None:
         super().__init__(detail, errors=errors)
         self.task = task
+
+
+class NotAuthenticated(EngineError):
+    """The caller did not prove who it is (a webhook delivery with a bad signature)."""
+
+
+class Unavailable(EngineError):
+    """Baton cannot do the operation as configured (a webhook whose secret is not declared)."""

@@ -2,12 +2,13 @@
 
 from celery import shared_task
 
-from engine.queueing import DELIVER_EVENTS, RUN_SERVICE_JOB
+from engine.queueing import DELIVER_EVENTS, DELIVER_WEBHOOKS, RUN_SERVICE_JOB
 from engine.services.event_outbox import deliver_due_events, deliver_events
 from engine.services.job_callbacks import expire_callback_waits
 from engine.services.job_runs import execute_service_job
 from engine.services.job_sweep import sweep_service_jobs
 from engine.services.timers import fire_due_timers
+from engine.services.webhooks_out import deliver_due_webhooks, deliver_webhooks
 
 
 @shared_task(name=RUN_SERVICE_JOB, acks_late=True, reject_on_worker_lost=True, ignore_result=True)
@@ -23,13 +24,19 @@ def sweep_service_jobs_task() -> int:
 @shared_task(name="baton.fire_due_timers", ignore_result=True)
 def fire_due_timers_task() -> int:
     """The beat's tick: due timers, due timer start events, deliveries due again, callbacks of
-    long-running calls that did not come in time."""
+    long-running calls that did not come in time, webhook deliveries whose message was lost."""
     fired = fire_due_timers()
     deliver_due_events()
     expire_callback_waits()
+    deliver_due_webhooks()
     return fired
 
 
 @shared_task(name=DELIVER_EVENTS, acks_late=True, reject_on_worker_lost=True, ignore_result=True)
 def deliver_events_task(delivery_ids: list[str]) -> None:
     deliver_events(delivery_ids)
+
+
+@shared_task(name=DELIVER_WEBHOOKS, acks_late=True, reject_on_worker_lost=True, ignore_result=True)
+def deliver_webhooks_task(delivery_ids: list[str]) -> None:
+    deliver_webhooks(delivery_ids)

@@ -4,6 +4,7 @@ from django.contrib import admin
 
 from .events import EventDeliveryAdmin, StartTriggerAdmin, TimerAdmin
 from .instances import ProcessInstanceAdmin
+from .webhooks import InboundWebhookAdmin, WebhookDeliveryAdmin, WebhookSubscriptionAdmin
 
 admin.site.site_header = "Baton operations"
 admin.site.site_title = "Baton operations"
@@ -12,4 +13,12 @@ admin.site.index_title = "Instances, incidents and events"
 # list's columns; the breadcrumbs and the home page lead to the same places.
 admin.site.enable_nav_sidebar = False
 
-__all__ = ["EventDeliveryAdmin", "ProcessInstanceAdmin", "StartTriggerAdmin", "TimerAdmin"]
+__all__ = [
+    "EventDeliveryAdmin",
+    "InboundWebhookAdmin",
+    "ProcessInstanceAdmin",
+    "StartTriggerAdmin",
+    "TimerAdmin",
+    "WebhookDeliveryAdmin",
+    "WebhookSubscriptionAdmin",
+]

@@ -1,0 +1,215 @@
+"""Webhooks: `POST /api/v1/webhooks/{name}/` (inbound deliveries, signed, no Baton user) and
+`/api/v1/webhook-subscriptions/` (outbound subscriptions and their delivery log, operators)."""
+
+from typing import Any
+
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiResponse, extend_schema, inline_serializer
+from rest_framework import generics, serializers, status
+from rest_framework.permissions import AllowAny
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from engine.models import WebhookDelivery, WebhookSubscription
+from engine.selectors import webhooks as webhook_selectors
+from engine.services.webhooks_in import receive_webhook
+from engine.services.webhooks_out import delete_subscription, save_subscription
+
+from ..schema import BAD_REQUEST, FORBIDDEN, NOT_FOUND, UNAUTHENTICATED, problem
+
+RECEIPT = inline_serializer(
+    "WebhookReceipt",
+    {
+        "webhook": serializers.CharField(),
+        "delivery": serializers.CharField(help_text="The delivery id it was kept under."),
+        "outcome": serializers.ChoiceField(["started", "correlated", "deferred"]),
+        "instance": serializers.UUIDField(),
+        "process": serializers.CharField(),
+        "instance_status": serializers.CharField(),
+    },
+)
+
+
+class WebhookReceiveView(APIView):
+    authentication_classes: list[Any] = []  # no session, no CSRF: the signature is the credential
+    permission_classes = [AllowAny]
+    parser_classes: list[Any] = []  # the body is read raw: the signature is over its bytes
+
+    @extend_schema(
+        operation_id="receive_webhook",
+        summary="An inbound webhook delivery: starts a process or sends a message",
+        description=(
+            "Called by an outside system, not by a Baton user: no token or session. The "
+            "body is signed with HMAC-SHA256 keyed with the webhook's secret: "
+            "`X-Hub-Signature-256: sha256=<hex>` over the body (GitHub style), or "
+            "`Webhook-Signature: t=<unix time>,v1=<hex>` over `<t>.<body>` (timestamped, "
+            "within the webhook's tolerance). JSON, or a CloudEvent (structured "
+            "`application/cloudevents+json`, or binary with `ce-*` headers). A delivery "
+            "happens once per delivery id (CloudEvents source and id; else X-GitHub-Delivery, "
+            "Webhook-Id, X-Delivery-Id or Idempotency-Key; else the body's hash): a replay "
+            "answers 200 with the first outcome and `Idempotent-Replayed: true`."
+        ),
+        auth=[],
+        request={
+            "application/json": OpenApiTypes.ANY,
+            "application/cloudevents+json": OpenApiTypes.OBJECT,
+        },
+        responses={
+            200: OpenApiResponse(RECEIPT, "Taken (or taken before: the same outcome)."),
+            400: BAD_REQUEST,
+            401: problem("The signature is missing, stale or wrong; nothing changed."),
+            404: problem("No such webhook, or no instance waits for its message."),
+            409: problem("Several instances wait for its message."),
+            413: problem("The body is over BATON_WEBHOOK_MAX_BYTES."),
+            503: problem("The webhook's secret is not declared in the secret store."),
+        },
+    )
+    def post(self, request: Request, name: str) -> Response:
+        # The body as bytes (no parser reads it first): the signature covers exactly these.
+        receipt = receive_webhook(
+            name=name,
+            body=request.body,
+            content_type=request.content_type or "",
+            headers=request.headers,
+        )
+        headers = {"Idempotent-Replayed": "true"} if receipt.replayed else None
+        return Response(receipt.body, status=status.HTTP_200_OK, headers=headers)
+
+
+class SubscriptionSerializer(serializers.ModelSerializer):
+    event_types = serializers.ListField(
+        child=serializers.ChoiceField(WebhookSubscription.EventType.choices), min_length=1
+    )
+
+    class Meta:
+        model = WebhookSubscription
+        fields = [
+            "id",
+            "name",
+            "url",
+            "secret_name",
+            "event_types",
+            "process_key",
+            "enabled",
+            "created_at",
+        ]
+        read_only_fields = ["id", "created_at"]
+
+
+class DeliverySerializer(serializers.ModelSerializer):
+    class Meta:
+        model = WebhookDelivery
+        fields = [
+            "id",
+            "event_type",
+            "instance",
+            "status",
+            "attempts",
+            "last_response_code",
+            "last_error",
+            "next_attempt_at",
+            "created_at",
+            "delivered_at",
+            "payload",
+        ]
+
+
+OPERATORS = "Operators only (403 for others)."
+
+
+@extend_schema(tags=["webhooks"])
+class SubscriptionListView(generics.ListCreateAPIView):
+    serializer_class = SubscriptionSerializer
+
+    def get_queryset(self) -> Any:
+        return webhook_selectors.subscriptions(self.request.user)
+
+    @extend_schema(
+        summary="Outbound webhook subscriptions",
+        description=OPERATORS,
+        responses={200: SubscriptionSerializer(many=True), 401: UNAUTHENTICATED, 403: FORBIDDEN},
+    )
+    def get(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        return super().get(request, *args, **kwargs)
+
+    @extend_schema(
+        summary="Subscribe a URL to instance events (started, completed, incident, task_created)",
+        description=OPERATORS
+        + " Deliveries are signed with the secret `secret_name` names in the secret store.",
+        responses={
+            201: SubscriptionSerializer,
+            400: BAD_REQUEST,
+            401: UNAUTHENTICATED,
+            403: FORBIDDEN,
+        },
+    )
+    def post(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        body = SubscriptionSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        saved = save_subscription(actor=request.user, data=dict(body.validated_data))
+        return Response(SubscriptionSerializer(saved).data, status=status.HTTP_201_CREATED)
+
+
+@extend_schema(tags=["webhooks"])
+class SubscriptionDetailView(APIView):
+    @extend_schema(
+        summary="A webhook subscription",
+        description=OPERATORS,
+        responses={
+            200: SubscriptionSerializer,
+            401: UNAUTHENTICATED,
+            403: FORBIDDEN,
+            404: NOT_FOUND,
+        },
+    )
+    def get(self, request: Request, pk: int) -> Response:
+        found = webhook_selectors.subscription(request.user, pk)
+        return Response(SubscriptionSerializer(found).data)
+
+    @extend_schema(
+        summary="Change a webhook subscription",
+        description=OPERATORS,
+        request=SubscriptionSerializer,
+        responses={
+            200: SubscriptionSerializer,
+            400: BAD_REQUEST,
+            401: UNAUTHENTICATED,
+            403: FORBIDDEN,
+            404: NOT_FOUND,
+        },
+    )
+    def patch(self, request: Request, pk: int) -> Response:
+        body = SubscriptionSerializer(data=request.data, partial=True)
+        body.is_valid(raise_exception=True)
+        saved = save_subscription(
+            actor=request.user, data=dict(body.validated_data), subscription_id=pk
+        )
+        return Response(SubscriptionSerializer(saved).data)
+
+    @extend_schema(
+        summary="Delete a webhook subscription (and its delivery log)",
+        description=OPERATORS,
+        responses={204: None, 401: UNAUTHENTICATED, 403: FORBIDDEN, 404: NOT_FOUND},
+    )
+    def delete(self, request: Request, pk: int) -> Response:
+        delete_subscription(actor=request.user, subscription_id=pk)
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+@extend_schema(
+    tags=["webhooks"],
+    summary="The delivery log of a subscription, newest first",
+    description=OPERATORS,
+    responses={
+        200: DeliverySerializer(many=True),
+        401: UNAUTHENTICATED,
+        403: FORBIDDEN,
+        404: NOT_FOUND,
+    },
+)
+class SubscriptionDeliveriesView(generics.ListAPIView):
+    serializer_class = DeliverySerializer
+
+    def get_queryset(self) -> Any:
+        return webhook_selectors.deliveries(self.request.user, self.kwargs["pk"])

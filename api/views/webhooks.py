@@ -17,6 +17,7 @@ from engine.services.webhooks_in import receive_webhook
 from engine.services.webhooks_out import delete_subscription, save_subscription
 
 from ..schema import BAD_REQUEST, FORBIDDEN, NOT_FOUND, UNAUTHENTICATED, problem
+from ..serializers import StrictCharField
 
 RECEIPT = inline_serializer(
     "WebhookReceipt",
@@ -77,7 +78,25 @@ class WebhookReceiveView(APIView):
         return Response(receipt.body, status=status.HTTP_200_OK, headers=headers)
 
 
+class StrictBooleanField(serializers.BooleanField):
+    """true or false only (DRF also takes 0, 1, "yes", ...: not what the schema says)."""
+
+    def to_internal_value(self, data: Any) -> bool:
+        if not isinstance(data, bool):
+            self.fail("invalid", input=data)
+        return data
+
+
 class SubscriptionSerializer(serializers.ModelSerializer):
+    enabled = StrictBooleanField(required=False, default=True)
+    name = StrictCharField(max_length=255)
+    process_key = StrictCharField(max_length=255, required=False, allow_blank=True, default="")
+    url = serializers.RegexField(r"^https?://[^\s/?#]+\S*$", max_length=2000)
+    secret_name = serializers.RegexField(
+        r"^[A-Za-z_][A-Za-z0-9_]*(?:[.-][A-Za-z0-9_]+)*$",
+        max_length=255,
+        help_text="The name of the signing secret in the secret store.",
+    )
     event_types = serializers.ListField(
         child=serializers.ChoiceField(WebhookSubscription.EventType.choices), min_length=1
     )

@@ -3,12 +3,19 @@ and read the outbound delivery log (status, attempts, last response code)."""
 
 from typing import Any
 
-from django.contrib import admin
+from django import forms
+from django.contrib import admin, messages
+from django.db.models import QuerySet
 from django.http import HttpRequest
 
 from engine.models import InboundWebhook, WebhookDelivery, WebhookSubscription
 from engine.permissions import is_operator
-from engine.services.webhooks_out import save_subscription
+from engine.services.webhooks_in import (
+    INBOUND_FIELDS,
+    inbound_webhook_errors,
+    save_inbound_webhook,
+)
+from engine.services.webhooks_out import deliver_again, save_subscription
 
 from .events import ReadOnlyAdmin
 
@@ -32,8 +39,22 @@ class OperatorAdmin(admin.ModelAdmin):
         return is_operator(request.user)
 
 
+class InboundWebhookForm(forms.ModelForm):
+    class Meta:
+        model = InboundWebhook
+        fields = list(INBOUND_FIELDS)
+
+    def clean(self) -> dict[str, Any]:
+        cleaned = super().clean() or {}
+        for field, message in inbound_webhook_errors(cleaned).items():
+            if field in self.fields and field not in self.errors:
+                self.add_error(field, message)
+        return cleaned
+
+
 @admin.register(InboundWebhook)
 class InboundWebhookAdmin(OperatorAdmin):
+    form = InboundWebhookForm
     list_display = [
         "name",
         "action",
@@ -45,6 +66,13 @@ class InboundWebhookAdmin(OperatorAdmin):
     ]
     list_filter = ["action", "enabled"]
     search_fields = ["name", "process_key", "message_name"]
+
+    def save_model(self, request: HttpRequest, obj: Any, form: Any, change: bool) -> None:
+        data = {name: getattr(obj, name) for name in form.cleaned_data}
+        saved = save_inbound_webhook(
+            actor=request.user, data=data, webhook_id=obj.pk if change else None
+        )
+        obj.pk = saved.pk
 
 
 @admin.register(WebhookSubscription)
@@ -79,3 +107,20 @@ class WebhookDeliveryAdmin(ReadOnlyAdmin):
     list_filter = ["status", "event_type"]
     search_fields = ["subscription__name", "instance__id"]
     list_select_related = ["subscription", "instance__definition"]
+    readonly_fields = ["payload"]
+    actions = ["send_again"]
+
+    @admin.action(description="Send the selected failed deliveries again")
+    def send_again(self, request: HttpRequest, queryset: QuerySet[WebhookDelivery]) -> None:
+        queued = deliver_again(
+            actor=request.user,
+            delivery_ids=[str(pk) for pk in queryset.values_list("pk", flat=True)],
+        )
+        self.message_user(request, f"{queued} deliveries queued again.", messages.SUCCESS)
+
+    def get_actions(self, request: HttpRequest) -> Any:
+        # Read-only lists offer no actions; this one offers its repair to operators.
+        actions = super().get_actions(request)
+        if not is_operator(request.user):
+            actions.pop("send_again", None)
+        return actions

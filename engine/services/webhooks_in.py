@@ -21,13 +21,16 @@ replayed delivery changes nothing and gets that same outcome again. A delivery t
 import hashlib
 import json
 import logging
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from django.core.exceptions import PermissionDenied
 from django.db import transaction
 
-from engine.connectors.secrets import MissingSecret, lookup
+from engine.actors import Person, as_user
+from engine.connectors.secrets import REFERENCE, MissingSecret, lookup
 from engine.connectors.webhook_signatures import (
     GITHUB_HEADER,
     TIMESTAMPED_HEADER,
@@ -38,6 +41,7 @@ from engine.connectors.webhook_signatures import (
 from engine.exceptions import InvalidInput, NotAuthenticated, NotFound, Unavailable
 from engine.jsonable import NumberTooLong, check_json_depth, parse_json_int
 from engine.models import InboundWebhook, ProcessInstance
+from engine.permissions import is_operator
 
 from .audit import record_event
 from .event_delivery import Event
@@ -244,3 +248,71 @@ def receive_webhook(
     if hook.action == InboundWebhook.Action.START:
         return _start(hook, delivery, once)
     return _message(hook, delivery, once)
+
+
+# -- declaring webhooks: operators --------------------------------------------------------------
+
+INBOUND_FIELDS = (
+    "name",
+    "action",
+    "process_key",
+    "message_name",
+    "correlation",
+    "business_key_path",
+    "payload_variable",
+    "secret_name",
+    "signature_style",
+    "signature_header",
+    "tolerance_seconds",
+    "enabled",
+)
+_HEADER_NAME = re.compile(r"^[A-Za-z0-9-]{1,100}$")
+
+
+def inbound_webhook_errors(values: Mapping[str, Any]) -> dict[str, str]:
+    """What is wrong with a webhook's settings, by field (empty: nothing)."""
+    errors: dict[str, str] = {}
+    action = values.get("action")
+    if action == InboundWebhook.Action.START and not values.get("process_key"):
+        errors["process_key"] = "Name the process that a delivery starts."
+    if action == InboundWebhook.Action.MESSAGE and not values.get("message_name"):
+        errors["message_name"] = "Name the message that a delivery sends."
+    correlation = values.get("correlation") or {}
+    if not isinstance(correlation, dict) or not all(
+        isinstance(k, str) and k and isinstance(v, str) and v for k, v in correlation.items()
+    ):
+        errors["correlation"] = 'A JSON object of key -> dotted payload path, e.g. {"id": "a.b"}.'
+    if not str(values.get("payload_variable") or "").isidentifier():
+        errors["payload_variable"] = "A variable name (letters, digits, underscores)."
+    if not REFERENCE.fullmatch(f"secret:{values.get('secret_name') or ''}"):
+        errors["secret_name"] = "The name of a secret in the secret store."  # noqa: S105
+    header = values.get("signature_header") or ""
+    if header and not _HEADER_NAME.match(header):
+        errors["signature_header"] = "An HTTP header name."
+    return errors
+
+
+def save_inbound_webhook(
+    *, actor: Person, data: Mapping[str, Any], webhook_id: int | None = None
+) -> InboundWebhook:
+    """Declare (or, with `webhook_id`, change) an inbound webhook. Operators only."""
+    if not is_operator(actor):
+        raise PermissionDenied("Only operators manage webhooks.")
+    hook = (
+        InboundWebhook()
+        if webhook_id is None
+        else InboundWebhook.objects.filter(pk=webhook_id).first()
+    )
+    if hook is None:
+        raise NotFound(f"There is no webhook {webhook_id}.")
+    values = {name: getattr(hook, name) for name in INBOUND_FIELDS} | {
+        k: v for k, v in data.items() if k in INBOUND_FIELDS
+    }
+    errors = inbound_webhook_errors(values)
+    if errors:
+        raise InvalidInput("The webhook is not valid.", errors=errors)
+    for name, value in values.items():
+        setattr(hook, name, value)
+    hook.save()
+    logger.info("Inbound webhook %s saved by %s", hook.name, as_user(actor))
+    return hook

@@ -291,3 +291,24 @@ def delete_subscription(*, actor: Actor, subscription_id: int) -> None:
     deleted, _ = WebhookSubscription.objects.filter(pk=subscription_id).delete()
     if not deleted:
         raise NotFound(f"There is no subscription {subscription_id}.")
+
+
+def deliver_again(*, actor: Actor, delivery_ids: list[str]) -> int:
+    """Send failed deliveries again, from a fresh retry budget (an operator's repair, after
+    the receiver was fixed). How many were queued."""
+    if not is_operator(actor):
+        raise PermissionDenied("Only operators send webhook deliveries again.")
+    with transaction.atomic():
+        ids = [
+            str(i)
+            for i in WebhookDelivery.objects.select_for_update(no_key=True)
+            .filter(pk__in=delivery_ids, status=Status.FAILED)
+            .values_list("id", flat=True)
+        ]
+        WebhookDelivery.objects.filter(pk__in=ids).update(
+            status=Status.PENDING, attempts=0, next_attempt_at=clock.now(), claimed_until=None
+        )
+        if ids:
+            transaction.on_commit(lambda: _hand_over(ids))
+    logger.info("%d webhook deliveries sent again by %s", len(ids), as_user(actor))
+    return len(ids)

@@ -116,6 +116,14 @@ urlpatterns = [
     ),
     path("v1/webhooks/<slug:name>/", webhooks.WebhookReceiveView.as_view(), name="webhook-receive"),
     path(
+        "v1/inbound-webhooks/", webhooks.InboundWebhookListView.as_view(), name="inbound-webhooks"
+    ),
+    path(
+        "v1/inbound-webhooks/<int:pk>/",
+        webhooks.InboundWebhookDetailView.as_view(),
+        name="inbound-webhook-detail",
+    ),
+    path(
         "v1/webhook-subscriptions/",
         webhooks.SubscriptionListView.as_view(),
         name="webhook-subscriptions",

@@ -5,7 +5,7 @@ from django.db.models import QuerySet
 
 from engine.actors import Person
 from engine.exceptions import NotFound
-from engine.models import WebhookDelivery, WebhookSubscription
+from engine.models import InboundWebhook, WebhookDelivery, WebhookSubscription
 from engine.permissions import is_operator
 
 
@@ -32,3 +32,15 @@ def deliveries(actor: Person, subscription_id: int) -> QuerySet[WebhookDelivery]
     return WebhookDelivery.objects.filter(subscription_id=subscription_id).order_by(
         "-created_at", "id"
     )
+
+
+def inbound_webhooks(actor: Person) -> QuerySet[InboundWebhook]:
+    _check(actor)
+    return InboundWebhook.objects.order_by("name")
+
+
+def inbound_webhook(actor: Person, webhook_id: int) -> InboundWebhook:
+    found = inbound_webhooks(actor).filter(pk=webhook_id).first()
+    if found is None:
+        raise NotFound(f"There is no webhook {webhook_id}.")
+    return found

@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from django.core.exceptions import PermissionDenied
-from django.db import transaction
+from django.db import IntegrityError, transaction
 
 from engine.actors import Person, as_user
 from engine.connectors.secrets import REFERENCE, MissingSecret, lookup
@@ -38,7 +38,7 @@ from engine.connectors.webhook_signatures import (
     verify_github,
     verify_timestamped,
 )
-from engine.exceptions import InvalidInput, NotAuthenticated, NotFound, Unavailable
+from engine.exceptions import Conflict, InvalidInput, NotAuthenticated, NotFound, Unavailable
 from engine.jsonable import NumberTooLong, check_json_depth, parse_json_int
 from engine.models import InboundWebhook, ProcessInstance
 from engine.permissions import is_operator
@@ -313,6 +313,19 @@ def save_inbound_webhook(
         raise InvalidInput("The webhook is not valid.", errors=errors)
     for name, value in values.items():
         setattr(hook, name, value)
-    hook.save()
+    try:
+        with transaction.atomic():
+            hook.save()
+    except IntegrityError:
+        raise Conflict(f"Another webhook is named {hook.name!r}.") from None
     logger.info("Inbound webhook %s saved by %s", hook.name, as_user(actor))
     return hook
+
+
+def delete_inbound_webhook(*, actor: Person, webhook_id: int) -> None:
+    if not is_operator(actor):
+        raise PermissionDenied("Only operators manage webhooks.")
+    deleted, _ = InboundWebhook.objects.filter(pk=webhook_id).delete()
+    if not deleted:
+        raise NotFound(f"There is no webhook {webhook_id}.")
+    logger.info("Inbound webhook %s deleted by %s", webhook_id, as_user(actor))

@@ -2,10 +2,12 @@
 CloudEvents (structured and binary), message correlation from the payload."""
 
 import json
+import threading
 import time
 from typing import Any
 
 import pytest
+from django.db import connection
 from django.test import Client
 
 from engine.connectors.webhook_signatures import github_signature, timestamped_signature
@@ -214,3 +216,70 @@ def test_an_undeclared_secret_is_503_and_changes_nothing(settings: Any) -> None:
     response = post("orders", ORDER, **signed(ORDER))
     assert response.status_code == 503
     assert not ProcessInstance.objects.exists()
+
+
+def test_two_simultaneous_copies_of_a_delivery_start_one_instance() -> None:
+    start_hook()
+    body = json.dumps({"order": {"number": "F-1"}}).encode()
+    headers = {**signed(body), "X-GitHub-Delivery": "same-id"}
+    barrier = threading.Barrier(2)
+    answers: list[Any] = []
+
+    def send() -> None:
+        barrier.wait()
+        try:
+            answers.append(post("orders", body, **headers))
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=send) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(a.status_code for a in answers) == [200, 200]
+    assert answers[0].json() == answers[1].json()
+    assert ProcessInstance.objects.count() == 1
+    assert InstanceEvent.objects.filter(type="webhook_received").count() == 1
+
+
+def test_operators_declare_webhooks_over_the_api(api_client_for: Any, make_user: Any) -> None:
+    client = api_client_for(make_user("olivia_ops", "operators"))
+    created = client.post(
+        "/api/v1/inbound-webhooks/",
+        {
+            "name": "payments",
+            "action": "message",
+            "message_name": "payment_received",
+            "correlation": {"order_id": "payment.order"},
+            "secret_name": "HOOK_SECRET",
+        },
+        format="json",
+    )
+    assert created.status_code == 201, created.content
+    assert created.json()["url"] == "/api/v1/webhooks/payments/"
+    assert InboundWebhook.objects.get().correlation == {"order_id": "payment.order"}
+    incomplete = client.post(
+        "/api/v1/inbound-webhooks/",
+        {"name": "starts", "action": "start", "secret_name": "HOOK_SECRET"},
+        format="json",
+    )
+    assert incomplete.status_code == 400
+    assert incomplete.json()["errors"][0]["field"] == "process_key"
+    twice = client.post(
+        "/api/v1/inbound-webhooks/",
+        {"name": "payments", "action": "start", "process_key": "p", "secret_name": "HOOK_SECRET"},
+        format="json",
+    )
+    assert twice.status_code == 409
+    outsider = api_client_for(make_user("ursula"))
+    assert outsider.get("/api/v1/inbound-webhooks/").status_code == 403
+    pk = created.json()["id"]
+    assert (
+        client.patch(f"/api/v1/inbound-webhooks/{pk}/", {"enabled": False}, format="json").json()[
+            "enabled"
+        ]
+        is False
+    )
+    assert client.delete(f"/api/v1/inbound-webhooks/{pk}/").status_code == 204
+    assert not InboundWebhook.objects.exists()

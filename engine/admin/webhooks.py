@@ -15,7 +15,12 @@ from engine.services.webhooks_in import (
     inbound_webhook_errors,
     save_inbound_webhook,
 )
-from engine.services.webhooks_out import deliver_again, save_subscription
+from engine.services.webhooks_out import (
+    SUBSCRIPTION_FIELDS,
+    deliver_again,
+    save_subscription,
+    subscription_errors,
+)
 
 from .events import ReadOnlyAdmin
 
@@ -75,12 +80,27 @@ class InboundWebhookAdmin(OperatorAdmin):
         obj.pk = saved.pk
 
 
+class WebhookSubscriptionForm(forms.ModelForm):
+    url = forms.URLField(max_length=2000, assume_scheme="https")
+
+    class Meta:
+        model = WebhookSubscription
+        fields = list(SUBSCRIPTION_FIELDS)
+
+    def clean(self) -> dict[str, Any]:
+        cleaned = super().clean() or {}
+        for field, message in subscription_errors(cleaned).items():
+            if field in self.fields and field not in self.errors:
+                self.add_error(field, message)
+        return cleaned
+
+
 @admin.register(WebhookSubscription)
 class WebhookSubscriptionAdmin(OperatorAdmin):
+    form = WebhookSubscriptionForm
     list_display = ["name", "url", "event_types", "process_key", "enabled", "created_by"]
     list_filter = ["enabled"]
     search_fields = ["name", "url", "process_key"]
-    exclude = ["created_by"]
 
     def save_model(self, request: HttpRequest, obj: Any, form: Any, change: bool) -> None:
         # Through the service, which checks it and keeps who made it.

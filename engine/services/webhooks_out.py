@@ -240,24 +240,21 @@ def deliver_due_webhooks(limit: int = 100) -> int:
 # -- subscriptions: operators ------------------------------------------------------------------
 
 
-def _check_subscription(data: dict[str, Any]) -> None:
-    errors = []
-    url = str(data.get("url", ""))
+def subscription_errors(data: dict[str, Any]) -> dict[str, str]:
+    """What is wrong with a subscription's settings, by field (empty: nothing)."""
+    errors = {}
+    url = str(data.get("url") or "")
     if not url.lower().startswith(("http://", "https://")):
-        errors.append({"field": "url", "message": "Give an http or https URL."})
+        errors["url"] = "Give an http or https URL."
     types = data.get("event_types") or []
-    unknown = sorted(set(types) - EVENT_TYPES)
-    if not types or unknown:
-        errors.append(
-            {"field": "event_types", "message": f"Pick from {', '.join(sorted(EVENT_TYPES))}."}
-        )
-    if not REFERENCE.fullmatch(f"secret:{data.get('secret_name', '')}"):
-        errors.append({"field": "secret_name", "message": "Name a secret of the secret store."})
-    if errors:
-        raise InvalidInput("The subscription is not valid.", errors=errors)
+    if not types or set(types) - EVENT_TYPES:
+        errors["event_types"] = f"Pick from {', '.join(sorted(EVENT_TYPES))}."
+    if not REFERENCE.fullmatch(f"secret:{data.get('secret_name') or ''}"):
+        errors["secret_name"] = "Name a secret of the secret store."  # noqa: S105
+    return errors
 
 
-FIELDS = ("name", "url", "secret_name", "event_types", "process_key", "enabled")
+SUBSCRIPTION_FIELDS = ("name", "url", "secret_name", "event_types", "process_key", "enabled")
 
 
 def save_subscription(
@@ -273,10 +270,12 @@ def save_subscription(
         if found is None:
             raise NotFound(f"There is no subscription {subscription_id}.")
         subscription = found
-    merged = {name: getattr(subscription, name) for name in FIELDS} | {
-        k: v for k, v in data.items() if k in FIELDS
+    merged = {name: getattr(subscription, name) for name in SUBSCRIPTION_FIELDS} | {
+        k: v for k, v in data.items() if k in SUBSCRIPTION_FIELDS
     }
-    _check_subscription(merged)
+    errors = subscription_errors(merged)
+    if errors:
+        raise InvalidInput("The subscription is not valid.", errors=errors)
     for name, value in merged.items():
         setattr(subscription, name, value)
     subscription.event_types = sorted(set(subscription.event_types))

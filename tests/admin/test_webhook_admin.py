@@ -88,3 +88,27 @@ def test_the_policy_refuses_a_metadata_url_and_the_operator_sends_it_again(
     assert answer.status_code == 302
     delivery.refresh_from_db()
     assert (delivery.status, delivery.attempts) == ("pending", 0)
+
+
+def test_an_operator_subscribes_a_url_and_mistakes_are_shown(operator: User) -> None:
+    client = client_for(operator)
+    form = {
+        "name": "crm",
+        "url": "ftp://crm.example.com/hook",
+        "secret_name": "CRM_TOKEN",
+        "event_types": "completed,incident",
+        "process_key": "",
+        "enabled": "on",
+    }
+    refused = client.post("/admin/engine/webhooksubscription/add/", form)
+    assert refused.status_code == 200
+    assert "Give an http or https URL." in refused.content.decode()
+    saved = client.post(
+        "/admin/engine/webhooksubscription/add/", form | {"url": "https://crm.example.com/hook"}
+    )
+    assert saved.status_code == 302, saved.content.decode()[:2000]
+    subscription = WebhookSubscription.objects.get()
+    assert (subscription.event_types, subscription.created_by) == (
+        ["completed", "incident"],
+        operator,
+    )

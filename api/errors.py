@@ -37,10 +37,10 @@ PROBLEM_CONTENT_TYPE = "application/problem+json"
 ENGINE_ERROR_STATUSES: list[tuple[type[EngineError], int, str]] = [
     (NotFound, 404, "Not found"),
     (NotAuthenticated, 401, "Not authenticated"),
-    (Unavailable, 503, "Service unavailable"),
     (Conflict, 409, "Conflict"),
     (OperationKeyReused, 422, "Idempotency-Key reused"),
     (InvalidInput, 400, "Invalid input"),
+    (Unavailable, 503, "Service unavailable"),
     (ScriptFailed, 422, "A diagram script failed"),
     (EngineError, 400, "Bad request"),
 ]

@@ -168,7 +168,8 @@ class JobSerializer(serializers.ModelSerializer):
         read_only=True,
         help_text=(
             '"queued, broker unreachable" while the job waits for the broker, "for a callback '
-            'until ..." while it waits for its callback; else empty.'
+            'until ..." while it waits for its callback, "waiting for the connection NAME: '
+            'REASON" while it waits for a limit of a connection; else empty.'
         ),
     )
     retries = JobRetrySerializer(

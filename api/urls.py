@@ -3,6 +3,7 @@ from drf_spectacular.views import SpectacularAPIView
 
 from .docs import SwaggerDocsView
 from .views import (
+    connections,
     definitions,
     deployments,
     events,
@@ -10,7 +11,9 @@ from .views import (
     insights,
     instances,
     job_callbacks,
+    jobs,
     repairs,
+    schedules,
     tasks,
     webhooks,
 )
@@ -137,6 +140,38 @@ urlpatterns = [
         "v1/webhook-subscriptions/<int:pk>/deliveries/",
         webhooks.SubscriptionDeliveriesView.as_view(),
         name="webhook-subscription-deliveries",
+    ),
+    path("v1/jobs/", jobs.JobListView.as_view(), name="jobs"),
+    path("v1/jobs/<uuid:pk>/requeue/", jobs.JobRequeueView.as_view(), name="job-requeue"),
+    path("v1/jobs/<uuid:pk>/cancel/", jobs.JobCancelView.as_view(), name="job-cancel"),
+    path("v1/jobs/<uuid:pk>/due/", jobs.JobDueView.as_view(), name="job-due"),
+    path("v1/queues/", jobs.QueueListView.as_view(), name="queues"),
+    path("v1/schedules/", schedules.ScheduleListView.as_view(), name="schedules"),
+    path("v1/schedules/<int:pk>/", schedules.ScheduleDetailView.as_view(), name="schedule-detail"),
+    path(
+        "v1/schedules/<int:pk>/pause/", schedules.SchedulePauseView.as_view(), name="schedule-pause"
+    ),
+    path(
+        "v1/schedules/<int:pk>/resume/",
+        schedules.ScheduleResumeView.as_view(),
+        name="schedule-resume",
+    ),
+    path("v1/schedules/<int:pk>/run/", schedules.ScheduleRunView.as_view(), name="schedule-run"),
+    path("v1/connections/", connections.ConnectionListView.as_view(), name="connections"),
+    path(
+        "v1/connections/<slug:name>/",
+        connections.ConnectionDetailView.as_view(),
+        name="connection-detail",
+    ),
+    path(
+        "v1/connections/<slug:name>/health/",
+        connections.ConnectionHealthView.as_view(),
+        name="connection-health",
+    ),
+    path(
+        "v1/connections/<slug:name>/breaker/",
+        connections.ConnectionBreakerView.as_view(),
+        name="connection-breaker",
     ),
     path("schema/", SpectacularAPIView.as_view(), name="schema"),
     # The split view serves its start-up script as a file: the page's CSP allows no inline one.

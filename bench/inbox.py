@@ -22,7 +22,9 @@ Its own database: `baton_bench_inbox` (see bench/common.py).
 """
 
 import argparse
+import dataclasses
 import functools
+import html
 import json
 import os
 import random
@@ -38,6 +40,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
+from urllib.parse import urljoin, urlsplit
 
 import httpx
 
@@ -63,6 +66,34 @@ PAGES = {
     "inbox_mine_by_due": "/tasks/?tab=mine&sort=due",
     "api_tasks": "/api/v1/tasks/",
 }
+# The heavy user: every tab, sort and API variant, first and deep pages. `{...}` is filled in
+# from what was built (`heavy_paths`); "deep" follows the page's own links from its first page
+# (`next`, however the page names it) `--deep-pages` times.
+HEAVY_PAGES = {
+    "heavy_inbox_default": "/tasks/",
+    "heavy_inbox_mine": "/tasks/?tab=mine",
+    "heavy_inbox_mine_deep": "deep:/tasks/?tab=mine",
+    "heavy_inbox_mine_by_due_deep": "deep:/tasks/?tab=mine&sort=due",
+    "heavy_inbox_mine_newest_deep": "deep:/tasks/?tab=mine&sort=-created",
+    "heavy_inbox_groups": "/tasks/?tab=groups",
+    "heavy_inbox_groups_deep": "deep:/tasks/?tab=groups",
+    "heavy_inbox_groups_by_name_deep": "deep:/tasks/?tab=groups&sort=name",
+    "heavy_inbox_groups_oldest": "/tasks/?tab=groups&sort=created",
+    "heavy_inbox_groups_process": "/tasks/?tab=groups&process={process}",
+    "heavy_inbox_mine_search": "/tasks/?tab=mine&q=Taxi",
+    "heavy_inbox_completed": "/tasks/?tab=completed",
+    "heavy_inbox_completed_deep": "deep:/tasks/?tab=completed",
+    "heavy_api_tasks": "/api/v1/tasks/",
+    "heavy_api_tasks_deep": "deep:/api/v1/tasks/",
+    "heavy_api_tasks_500": "/api/v1/tasks/?page_size=500",
+    "heavy_api_mine": "/api/v1/tasks/?mine=1",
+    "heavy_api_mine_deep": "deep:/api/v1/tasks/?mine=1",
+    "heavy_api_group": "/api/v1/tasks/?group={group}",
+    "heavy_api_group_deep": "deep:/api/v1/tasks/?group={group}",
+    "heavy_api_instance": "/api/v1/tasks/?instance={instance}",
+    "heavy_api_completed": "/api/v1/tasks/?status=completed",
+    "heavy_api_completed_deep": "deep:/api/v1/tasks/?status=completed",
+}
 GROUPS = 50
 TARGET_USER = "inbox_bench"
 TARGET_GROUPS = 5
@@ -71,6 +102,9 @@ TARGET_GROUP_UNCLAIMED = 22  # unclaimed, for one of the target's groups
 TARGET_CANDIDATE_USER = 3  # unclaimed, naming the target as a candidate user
 TARGET_ACTIONABLE = TARGET_ASSIGNED + TARGET_GROUP_UNCLAIMED + TARGET_CANDIDATE_USER  # 40
 TARGET_COMPLETED = 30
+HEAVY_USER = "inbox_heavy"
+HEAVY_GROUPS = 3  # groups of their own ("desk-0" ...), which no random task names
+HEAVY_GROUP_MEMBERS = 20  # other users in each of them, who claim some of their tasks
 PRIORITIES = [50] * 12 + [20, 30, 30, 40, 60, 70, 70, 80, 90, 100]
 WORDS = ["Team dinner", "Laptop", "Conference travel", "Office chairs", "Taxi", "Hotel"]
 # One line per table rather than one per column.
@@ -89,6 +123,10 @@ def group_name(index: int) -> str:
     return f"team-{index:02d}"
 
 
+def heavy_group_name(index: int) -> str:
+    return f"desk-{index}"
+
+
 @dataclass
 class Template:
     """A user task of a deployed example: what its rows look like."""
@@ -105,6 +143,7 @@ class TaskSpec:
     assignee: str | None
     candidate_users: list[str]
     candidate_groups: list[int]
+    desk_groups: list[int] = dataclasses.field(default_factory=list)
 
 
 @dataclass
@@ -113,9 +152,11 @@ class People:
     members: dict[int, list[str]]  # group index -> usernames (other users only)
     user_groups: dict[str, list[int]]  # username -> group indexes
 
+    heavy_members: dict[int, list[str]]  # heavy group index -> usernames (other users only)
+
     @property
     def others(self) -> list[str]:
-        return [name for name in self.users if name != TARGET_USER]
+        return [name for name in self.users if name not in (TARGET_USER, HEAVY_USER)]
 
 
 def copy_rows(table: str, columns: list[str], rows: Iterable[tuple[Any, ...]]) -> int:
@@ -154,12 +195,14 @@ def create_people(rng: random.Random, users: int, password: str) -> People:
     from django.contrib.auth.models import Group, User
 
     Group.objects.bulk_create([Group(name=group_name(i)) for i in range(GROUPS)])
+    Group.objects.bulk_create([Group(name=heavy_group_name(i)) for i in range(HEAVY_GROUPS)])
     groups = dict(Group.objects.values_list("name", "id"))
     unusable = make_password(None)  # the others never log in; one hash for all
     others = [f"user{i:04d}" for i in range(1, users)]
     target = User(username=TARGET_USER, password=make_password(password), first_name="Inbox")
+    heavy = User(username=HEAVY_USER, password=make_password(password), first_name="Heavy")
     accounts = [User(username=name, password=unusable) for name in others]
-    User.objects.bulk_create([*accounts, target], batch_size=5000)
+    User.objects.bulk_create([*accounts, target, heavy], batch_size=5000)
     ids = dict(User.objects.values_list("username", "id"))
     # Everybody else is in 1-3 groups, any of the 50 (so also in the target's groups).
     user_groups = {
@@ -170,14 +213,23 @@ def create_people(rng: random.Random, users: int, password: str) -> People:
         for index in indexes:
             members[index].append(name)
     user_groups[TARGET_USER] = list(range(TARGET_GROUPS))
+    # The heavy user is in the desks only, so that their group tasks are the ones built for
+    # them; so are 20 others per desk.
+    user_groups[HEAVY_USER] = []
+    heavy_members = {i: rng.sample(others, HEAVY_GROUP_MEMBERS) for i in range(HEAVY_GROUPS)}
     through = User.groups.through
     links = [
         through(user_id=ids[name], group_id=groups[group_name(index)])
         for name, indexes in user_groups.items()
         for index in indexes
     ]
+    links += [
+        through(user_id=ids[name], group_id=groups[heavy_group_name(index)])
+        for index, names in heavy_members.items()
+        for name in [HEAVY_USER, *names]
+    ]
     through.objects.bulk_create(links, batch_size=5000)
-    return People(users=ids, members=members, user_groups=user_groups)
+    return People(users=ids, members=members, user_groups=user_groups, heavy_members=heavy_members)
 
 
 def target_tasks(rng: random.Random, people: People) -> list[TaskSpec]:
@@ -199,6 +251,28 @@ def target_tasks(rng: random.Random, people: People) -> list[TaskSpec]:
     return specs
 
 
+def heavy_tasks(rng: random.Random, people: People, args: argparse.Namespace) -> list[TaskSpec]:
+    """The heavy user's actionable tasks (assigned to them; unclaimed for their desks or naming
+    them as a candidate user) and more tasks of their desks, claimed by other members."""
+    specs = []
+    for i in range(args.heavy_assigned):
+        # Most claimed from a desk, some assigned by the diagram (open, with an assignee).
+        status = "claimed" if i % 4 else "open"
+        desks = [i % HEAVY_GROUPS] if status == "claimed" else []
+        specs.append(TaskSpec(status, HEAVY_USER, [], [], desks))
+    for i in range(args.heavy_group):
+        if i % 20 == 0:  # a candidate user by name
+            specs.append(TaskSpec("open", None, [HEAVY_USER, rng.choice(people.others)], []))
+            continue
+        teams = [rng.randrange(TARGET_GROUPS, GROUPS)] if i % 5 == 0 else []
+        specs.append(TaskSpec("open", None, [], teams, [i % HEAVY_GROUPS]))
+    for i in range(args.heavy_claimed_by_others):
+        desk = i % HEAVY_GROUPS
+        assignee = rng.choice(people.heavy_members[desk])
+        specs.append(TaskSpec("claimed", assignee, [], [], [desk]))
+    return specs
+
+
 def random_task(rng: random.Random, people: People, others: list[str]) -> TaskSpec:
     """An active task that is not actionable for the target user."""
     group = rng.randrange(TARGET_GROUPS, GROUPS)
@@ -214,15 +288,13 @@ def random_task(rng: random.Random, people: People, others: list[str]) -> TaskSp
     return TaskSpec("open", None, users, sorted(groups))
 
 
-def task_specs(
-    rng: random.Random, people: People, tasks: int, group_claimed: int
-) -> list[TaskSpec]:
+def task_specs(rng: random.Random, people: People, args: argparse.Namespace) -> list[TaskSpec]:
     """The target's tasks; more active tasks of the target's groups, all claimed by other
-    members; then tasks of other groups."""
-    others = people.others
-    specs = target_tasks(rng, people)
+    members; the heavy user's; then tasks of other groups."""
+    others, tasks = people.others, args.tasks
+    specs = target_tasks(rng, people) + heavy_tasks(rng, people, args)
     for index in range(TARGET_GROUPS):
-        for _ in range(group_claimed):
+        for _ in range(args.group_claimed):
             extra = [rng.randrange(TARGET_GROUPS, GROUPS)] if rng.random() < 0.1 else []
             assignee = rng.choice(people.members[index] or others)
             specs.append(TaskSpec("claimed", assignee, [], [index, *extra]))
@@ -240,7 +312,7 @@ def build_data(rng: random.Random, args: argparse.Namespace, password: str) -> d
     began = time.perf_counter()
     templates = user_task_templates()
     people = create_people(rng, args.users, password)
-    specs = task_specs(rng, people, args.tasks, args.group_claimed)
+    specs = task_specs(rng, people, args)
     others, user_ids, now = people.others, list(people.users.values()), datetime.now(UTC)
     counts = Counter(users=len(people.users), definitions=len({t.key for t in templates}))
 
@@ -263,6 +335,7 @@ def build_data(rng: random.Random, args: argparse.Namespace, password: str) -> d
             due = at + timedelta(days=rng.uniform(1, 21)) if rng.random() < 0.6 else None
             counts[f"active_{spec.status}"] += 1
             groups = [group_name(i) for i in spec.candidate_groups]
+            groups += [heavy_group_name(i) for i in spec.desk_groups]
             row = (new_uuid(), instance_id, new_uuid(), *template.element, spec.assignee)
             task = (spec.candidate_users, groups, template.form, due, rng.choice(PRIORITIES))
             yield (*row, *task, spec.status, None, None, None, at)
@@ -272,6 +345,8 @@ def build_data(rng: random.Random, args: argparse.Namespace, password: str) -> d
             index = rng.randrange(len(instances))
             instance_id, template = instances[index]
             who = TARGET_USER if n < TARGET_COMPLETED else rng.choice(others)
+            if TARGET_COMPLETED <= n < TARGET_COMPLETED + args.heavy_completed:
+                who = HEAVY_USER
             groups = [group_name(rng.randrange(GROUPS))]  # the target's groups too
             at = created[index] - timedelta(seconds=rng.uniform(3600, 5 * 86400))
             done = at + timedelta(seconds=rng.uniform(60, 3 * 86400))
@@ -308,7 +383,7 @@ def check_target(username: str) -> dict[str, int]:
     }
 
 
-def log_in(base_url: str, password: str) -> str:
+def log_in(base_url: str, username: str, password: str) -> str:
     """Log in through the login form; returns the Cookie header of the session. The prod
     settings mark the session and CSRF cookies Secure, so a cookie jar never sends them back
     over plain http; they are carried in an explicit Cookie header instead."""
@@ -319,7 +394,7 @@ def log_in(base_url: str, password: str) -> str:
         if not found or not csrf:
             raise RuntimeError("the login page has no CSRF token")
         form = {
-            "username": TARGET_USER,
+            "username": username,
             "password": password,
             "csrfmiddlewaretoken": found.group(1),
         }
@@ -331,75 +406,183 @@ def log_in(base_url: str, password: str) -> str:
         return f"csrftoken={response.cookies.get('csrftoken') or csrf}; sessionid={session}"
 
 
-def check_response(page: str, status: int, body: str) -> None:
-    """What a correct response for the target user contains."""
-    mine = (
-        TARGET_GROUP_UNCLAIMED + TARGET_CANDIDATE_USER
-        if page == "inbox_groups"
-        else TARGET_ASSIGNED
-    )
-    expected = (
-        [f'"count":{TARGET_ACTIONABLE}']
-        if page == "api_tasks"
-        else [
-            f'title="Tasks waiting for you">{TARGET_ACTIONABLE}</span>',
-            f"{mine} tasks</caption>",
-        ]
-    )
-    missing = [text for text in expected if text not in body]
+def check_response(page: str, status: int, body: str, expected: dict[str, int]) -> None:
+    """What a correct response for the page's user contains: its count of tasks waiting for
+    them (pages) or of tasks in the list (first pages of the API and of the tabs)."""
+    if page in PAGES:  # the target user's
+        groups = TARGET_GROUP_UNCLAIMED + TARGET_CANDIDATE_USER
+        expected = {
+            "actionable": TARGET_ACTIONABLE,
+            "list": groups if page == "inbox_groups" else TARGET_ASSIGNED,
+        }
+        if page == "api_tasks":
+            expected["list"] = TARGET_ACTIONABLE
+    wanted = []
+    if "/api/" not in (PAGES | HEAVY_PAGES)[page]:
+        wanted.append(f'title="Tasks waiting for you">{expected["actionable"]}</span>')
+    count = expected.get("list")
+    if count is not None:
+        api = "/api/" in (PAGES | HEAVY_PAGES)[page]
+        wanted.append(f'"count":{count}' if api else f"{count} tasks</caption>")
+    missing = [text for text in wanted if text not in body]
     if status != 200 or missing:
         raise RuntimeError(f"{page}: HTTP {status}, the response lacks {missing}")
 
 
+def heavy_expected(page: str, counts: dict[str, int]) -> dict[str, int]:
+    """The counts the first page of a heavy user's page shows (deep pages: none)."""
+    lists = {
+        "heavy_inbox_default": counts["inbox_tasks_mine"],
+        "heavy_inbox_mine": counts["inbox_tasks_mine"],
+        "heavy_inbox_groups": counts["inbox_tasks_groups"],
+        "heavy_inbox_groups_oldest": counts["inbox_tasks_groups"],
+        "heavy_api_tasks": counts["tasks_for_user"],
+        "heavy_api_tasks_500": counts["tasks_for_user"],
+        "heavy_api_mine": counts["inbox_tasks_mine"],
+        "heavy_inbox_completed": counts["completed"],
+        "heavy_api_completed": counts["completed"],
+    }
+    expected = {"actionable": counts["open_task_count"]}
+    if page in lists:
+        expected["list"] = lists[page]
+    return expected
+
+
+def next_link(path: str, body: str) -> str | None:
+    """The path of the page after this one: the API's `next`, or the pager's rel="next"."""
+    if "/api/" in path:
+        url = json.loads(body).get("next")
+    else:
+        found = re.search(r'<a [^>]*rel="next"[^>]*>|<a [^>]*>Next</a>', body)
+        href = re.search(r'href="([^"]+)"', found.group(0)) if found else None
+        url = html.unescape(href.group(1)) if href else None
+    if not url:
+        return None
+    parts = urlsplit(urljoin(f"http://host{path}", url))
+    return f"{parts.path}?{parts.query}" if parts.query else parts.path
+
+
+def deepest_page(get: Callable[[str], Any], path: str, limit: int) -> tuple[str, int, int]:
+    """Follow the page's next links from its first page, at most `limit` times: the path of
+    the last page reached, how many links were followed and how many requests that took."""
+    followed = fetched = 0
+    while followed < limit:
+        response = get(path)
+        fetched += 1
+        if response.status_code != 200:
+            raise RuntimeError(f"{path}: HTTP {response.status_code}")
+        following = next_link(path, response.content.decode())
+        if following is None:
+            break
+        path, followed = following, followed + 1
+    return path, followed, fetched
+
+
 def timed_requests(
-    get: Callable[[str], Any], page: str, requests: int, warmup: int, check: bool
+    get: Callable[[str], Any],
+    path: str,
+    requests: int,
+    warmup: int,
+    check: Callable[[int, str], None] | None = None,
 ) -> list[float]:
-    """The seconds of each of `requests` GETs of the page, one at a time, after `warmup`
-    unmeasured ones (with `check`, the first response must be right for the target user)."""
+    """The seconds of each of `requests` GETs of `path`, one at a time, after `warmup`
+    unmeasured ones (`check` sees the first response)."""
     for n in range(warmup):
-        response = get(PAGES[page])
+        response = get(path)
         if check and n == 0:
-            check_response(page, response.status_code, response.content.decode())
+            check(response.status_code, response.content.decode())
     times = []
     for _ in range(requests):
         began = time.perf_counter()
-        response = get(PAGES[page])
+        response = get(path)
         times.append(time.perf_counter() - began)
         if response.status_code != 200:
-            raise RuntimeError(f"{page}: HTTP {response.status_code}")
+            raise RuntimeError(f"{path}: HTTP {response.status_code}")
     return times
 
 
+@dataclass
+class AccessLog:
+    """gunicorn's access log, read in order: every request of the benchmark goes through one
+    connection at a time, so the lines of a page are the next ones after those before it."""
+
+    path: Path
+    seen: int = 0
+
+    def lines(self) -> list[list[str]]:
+        text = self.path.read_text() if self.path.exists() else ""
+        return [line.split("|") for line in text.splitlines()]
+
+    def settle(self, sent: int) -> None:
+        """Wait until the `sent` requests so far are logged (a line follows its response)."""
+        wait_until(lambda: len(self.lines()) >= sent, 10, "the access log")
+        self.seen = sent
+
+    def server_seconds(self, path: str, sent: int, last: int) -> list[float]:
+        """The server seconds of the last `last` of the requests since the previous call
+        (all of them GETs of `path`: "GET /tasks/ HTTP/1.1|200|12345")."""
+        start = self.seen
+        self.settle(sent)
+        lines = self.lines()[start:sent]
+        if any(line[0].split(" ")[:2] != ["GET", path] for line in lines):
+            raise RuntimeError(f"the access log does not follow the requests of {path}")
+        return [int(line[2]) / 1e6 for line in lines][-last:]
+
+
+@dataclass
+class Visitor:
+    """One user's clients (session cookie for pages, token for the API)."""
+
+    html: httpx.Client
+    api: httpx.Client
+
+    def get(self, path: str) -> Any:
+        return (self.api if "/api/" in path else self.html).get(path)
+
+
 def measure_http(
-    clients: dict[str, httpx.Client], args: argparse.Namespace, access_log: Path
+    visitors: dict[str, Visitor],
+    args: argparse.Namespace,
+    access_log: AccessLog,
+    heavy: dict[str, Any],
 ) -> dict[str, Any]:
     """Each page N times after a warm-up, one request at a time over one keep-alive
     connection per client; the client's wall time and gunicorn's own time."""
-    results = {}
-    for page, path in PAGES.items():
-        client = clients["api" if page.startswith("api") else "html"]
-        times = timed_requests(client.get, page, args.requests, args.warmup, check=True)
-        log(f"http {page}: p50 {latency_summary(times)['p50']} ms")
-        results[page] = {"path": path, "client_wall_ms": latency_summary(times)}
+    results: dict[str, dict[str, Any]] = {}
+    sent = access_log.seen
+    pages = [(page, path, "target") for page, path in PAGES.items()]
+    pages += [(page, path, "heavy") for page, path in HEAVY_PAGES.items()]
+    for page, template, who in pages:
+        visitor = visitors[who]
+        path = template.removeprefix("deep:").format(**heavy["fill"])
+        followed = None
+        if template.startswith("deep:"):
+            path, followed, fetched = deepest_page(visitor.get, path, args.deep_pages)
+            sent += fetched
+            access_log.settle(sent)
+        expected = heavy_expected(page, heavy["counts"]) if who == "heavy" else {}
 
-    def server_times(path: str) -> list[float]:
-        """Server seconds of every logged GET of `path` ("GET /tasks/ HTTP/1.1|200|12345")."""
-        lines = [line.split("|") for line in access_log.read_text().splitlines()]
-        return [
-            int(p[2]) / 1e6 for p in lines if len(p) == 3 and p[0].split(" ")[:2] == ["GET", path]
-        ]
+        def check(
+            status: int, body: str, page: str = page, expected: dict[str, int] = expected
+        ) -> None:
+            check_response(page, status, body, expected)
 
-    # The access log is written after the response.
-    wanted = args.warmup + args.requests
-    wait_until(
-        lambda: all(len(server_times(p)) >= wanted for p in PAGES.values()), 10, "the access log"
-    )
-    for page, path in PAGES.items():
-        results[page]["server_ms_gunicorn"] = latency_summary(server_times(path)[-args.requests :])
+        times = timed_requests(visitor.get, path, args.requests, args.warmup, check)
+        sent += args.warmup + args.requests
+        server = access_log.server_seconds(path, sent, args.requests)
+        results[page] = {
+            "path": path,
+            **({"next_links_followed": followed} if followed is not None else {}),
+            "client_wall_ms": latency_summary(times),
+            "server_ms_gunicorn": latency_summary(server),
+        }
+        log(f"http {page}: server p95 {results[page]['server_ms_gunicorn']['p95']} ms ({path})")
     return results
 
 
-def measure_in_process(username: str, requests: int, warmup: int, check: bool) -> dict[str, Any]:
+def measure_in_process(
+    username: str, paths: dict[str, str], requests: int, warmup: int
+) -> dict[str, Any]:
     """--diagnose: per page in this process, time per request, SQL time, the queries of one
     request and the plans of those on engine_humantask."""
     from django.contrib.auth.models import User
@@ -407,21 +590,22 @@ def measure_in_process(username: str, requests: int, warmup: int, check: bool) -
     from rest_framework.authtoken.models import Token
 
     user = User.objects.get(username=username)
-    html = Client(HTTP_HOST="127.0.0.1")
-    html.force_login(user)
+    html_client = Client(HTTP_HOST="127.0.0.1")
+    html_client.force_login(user)
     token = Token.objects.get_or_create(user=user)[0].key
     api = Client(HTTP_HOST="127.0.0.1", HTTP_AUTHORIZATION=f"Token {token}")
     pages: dict[str, Any] = {}
     plans: dict[str, dict[str, Any]] = {}
-    for page, path in PAGES.items():
-        client = api if page.startswith("api") else html
-        timed_requests(client.get, page, 0, warmup, check)
+    for page, path in paths.items():
+        client = api if "/api/" in path else html_client
+        timed_requests(client.get, path, 0, warmup)
         with timed_sql() as one:
             client.get(path)
         with timed_sql() as timer:
-            times = timed_requests(client.get, page, requests, 0, check=False)
+            times = timed_requests(client.get, path, requests, 0)
         repeated = Counter(sql for sql, _ in one.queries)
         pages[page] = {
+            "path": path,
             "server_ms": latency_summary(times),
             "sql_ms_per_request": round(timer.seconds / requests * 1000, 2),
             "python_ms_per_request": round((sum(times) - timer.seconds) / requests * 1000, 2),
@@ -454,26 +638,60 @@ def in_process_roles() -> dict[str, Callable[[], list[int]]]:
     return {"postgres_backends": backends, "benchmark_process": lambda: [os.getpid()]}
 
 
-def diagnose(args: argparse.Namespace, people: People) -> dict[str, Any]:
-    """--diagnose: the pages in process for the target and for a busy user (3 groups, none of
-    them the target's)."""
+def diagnose(args: argparse.Namespace, people: People, http: dict[str, Any]) -> dict[str, Any]:
+    """--diagnose: the pages in process for the target, the heavy user (the paths measured
+    over HTTP, deep ones included) and a busy user (3 large groups, none of the target's)."""
     meter = CpuMeter(in_process_roles())
-    target = measure_in_process(TARGET_USER, args.requests, args.warmup, check=True)
+    target = measure_in_process(TARGET_USER, PAGES, args.requests, args.warmup)
     cpu = meter.usage(len(PAGES) * (args.requests + args.warmup + 1), "request")
+    heavy_paths = {page: http[page]["path"] for page in HEAVY_PAGES}
+    heavy = measure_in_process(HEAVY_USER, heavy_paths, args.requests, min(args.warmup, 5))
     busy = next(
         (
             name
             for name, groups in sorted(people.user_groups.items())
-            if len(groups) == 3 and min(groups) >= TARGET_GROUPS
+            if len(groups) == 3 and min(groups, default=0) >= TARGET_GROUPS
         ),
         people.others[0],
     )
-    busy_user = measure_in_process(busy, args.requests, min(args.warmup, 5), check=False)
-    return {"in_process": target, "cpu_during_in_process": cpu, "busy_user_in_process": busy_user}
+    busy_user = measure_in_process(busy, PAGES, args.requests, min(args.warmup, 5))
+    return {
+        "in_process": target,
+        "cpu_during_in_process": cpu,
+        "heavy_user_in_process": heavy,
+        "busy_user_in_process": busy_user,
+    }
+
+
+def heavy_counts(args: argparse.Namespace) -> dict[str, int]:
+    """What the heavy user should see, from how their tasks were built."""
+    return {
+        "inbox_tasks_mine": args.heavy_assigned,
+        "inbox_tasks_groups": args.heavy_group,
+        "tasks_for_user": args.heavy_assigned + args.heavy_group,
+        "open_task_count": args.heavy_assigned + args.heavy_group,
+        "groups": HEAVY_GROUPS,
+    }
+
+
+def heavy_fill() -> dict[str, str]:
+    """The values of the heavy user's paths: a desk, a process and an instance of theirs."""
+    from engine.models import HumanTask
+
+    task = (
+        HumanTask.objects.filter(assignee=HEAVY_USER, status=HumanTask.Status.CLAIMED)
+        .select_related("instance__definition")
+        .order_by("created_at")
+        .first()
+    )
+    if task is None:
+        raise RuntimeError("the heavy user has no claimed task")
+    key = task.instance.definition.key
+    return {"group": heavy_group_name(0), "process": key, "instance": str(task.instance_id)}
 
 
 def set_up(env: dict[str, str], args: argparse.Namespace, password: str) -> dict[str, Any]:
-    """This process configured like the server; the data built and checked; a token."""
+    """This process configured like the server; the data built and checked; tokens."""
     env.update({"BATON_API_USER_RATE": "", "BATON_API_ANON_RATE": ""})  # no throttling
     os.environ.update(env)
     import django
@@ -497,11 +715,30 @@ def set_up(env: dict[str, str], args: argparse.Namespace, password: str) -> dict
     }
     if data["actionable"] != wanted:
         raise RuntimeError(f"the target user has {data['actionable']}, not {wanted}")
-    data["token"] = Token.objects.create(user_id=data["people"].users[TARGET_USER]).key
+    data["heavy_actionable"] = check_target(HEAVY_USER)
+    if data["heavy_actionable"] != heavy_counts(args):
+        raise RuntimeError(f"the heavy user has {data['heavy_actionable']}, not {heavy_counts}")
+    people = data["people"]
+    data["token"] = Token.objects.create(user_id=people.users[TARGET_USER]).key
+    data["heavy_token"] = Token.objects.create(user_id=people.users[HEAVY_USER]).key
+    data["heavy"] = {
+        "fill": heavy_fill(),
+        "counts": {**data["heavy_actionable"], "completed": args.heavy_completed},
+    }
     names = ("shared_buffers", "work_mem", "effective_cache_size", "random_page_cost", "jit")
     data["postgres_settings"] = postgres_settings(*names)
     connections.close_all()
     return data
+
+
+def visitor(base_url: str, username: str, password: str, token: str) -> Visitor:
+    cookie = log_in(base_url, username, password)
+    return Visitor(
+        html=httpx.Client(base_url=base_url, headers={"Cookie": cookie}, timeout=60),
+        api=httpx.Client(
+            base_url=base_url, headers={"Authorization": f"Token {token}"}, timeout=60
+        ),
+    )
 
 
 def measure(args: argparse.Namespace) -> dict[str, Any]:
@@ -514,28 +751,32 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
         return str(data["token"])
 
     log_file = Path(tempfile.mkdtemp()) / "access.log"
-    clients: dict[str, httpx.Client] = {}
+    visitors: dict[str, Visitor] = {}
     with web_server(args.data_dir, BENCH_DATABASE, setup, access_log=log_file) as (
         server,
         token,
         what,
     ):
         try:
-            for name, header in (("html", "Cookie"), ("api", "Authorization")):
-                value = log_in(server.url, password) if name == "html" else f"Token {token}"
-                clients[name] = httpx.Client(
-                    base_url=server.url, headers={header: value}, timeout=60
-                )
+            access_log = AccessLog(log_file)
+            access_log.settle(len(access_log.lines()))  # the readiness checks
+            for who, username, key in (
+                ("target", TARGET_USER, token),
+                ("heavy", HEAVY_USER, data["heavy_token"]),
+            ):
+                visitors[who] = visitor(server.url, username, password, key)
+                access_log.settle(access_log.seen + 2)  # the login form and its POST
             roles = {"server": lambda: server.pids("web"), **in_process_roles()}
-            meter = CpuMeter(roles)
-            http = measure_http(clients, args, log_file)
-            http_cpu = meter.usage(len(PAGES) * (args.requests + args.warmup), "request")
+            meter, before = CpuMeter(roles), access_log.seen
+            http = measure_http(visitors, args, access_log, data["heavy"])
+            http_cpu = meter.usage(access_log.seen - before, "request")
         finally:
-            for client in clients.values():
-                client.close()
+            for each in visitors.values():
+                each.html.close()
+                each.api.close()
             log_file.unlink(missing_ok=True)
             log_file.parent.rmdir()
-        diagnosis = diagnose(args, data["people"]) if args.diagnose else None
+        diagnosis = diagnose(args, data["people"], http) if args.diagnose else None
         connections.close_all()
     p95s = {page: result["server_ms_gunicorn"]["p95"] for page, result in http.items()}
     return {
@@ -547,6 +788,11 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
             "target_groups": [group_name(i) for i in range(TARGET_GROUPS)],
             "target_actionable": data["actionable"],
             "target_group_tasks_claimed_by_others": args.group_claimed * TARGET_GROUPS,
+            "heavy_user": HEAVY_USER,
+            "heavy_groups": [heavy_group_name(i) for i in range(HEAVY_GROUPS)],
+            "heavy_actionable": data["heavy_actionable"],
+            "heavy_completed": args.heavy_completed,
+            "heavy_group_tasks_claimed_by_others": args.heavy_claimed_by_others,
             "seconds": data["seconds"],
         },
         "goal": {
@@ -571,6 +817,24 @@ def parse_args() -> argparse.Namespace:
         default=400,
         help="tasks of each of the target's groups claimed by others",
     )
+    parser.add_argument(
+        "--heavy-assigned", type=int, default=2000, help="tasks assigned to the heavy user"
+    )
+    parser.add_argument(
+        "--heavy-group", type=int, default=1400, help="unclaimed tasks for the heavy user"
+    )
+    parser.add_argument(
+        "--heavy-claimed-by-others",
+        type=int,
+        default=300,
+        help="tasks of the heavy user's groups claimed by others",
+    )
+    parser.add_argument(
+        "--heavy-completed", type=int, default=1000, help="tasks the heavy user completed"
+    )
+    parser.add_argument(
+        "--deep-pages", type=int, default=200, help="next links followed to a deep page"
+    )
     parser.add_argument("--requests", type=int, default=200, help="measured requests per page")
     parser.add_argument("--warmup", type=int, default=20, help="unmeasured requests per page")
     parser.add_argument(
@@ -578,11 +842,17 @@ def parse_args() -> argparse.Namespace:
     )
     parser.add_argument("--seed", type=int, default=1)
     args = parser.parse_args()
-    minimum = TARGET_ACTIONABLE + args.group_claimed * TARGET_GROUPS
+    heavy = args.heavy_assigned + args.heavy_group + args.heavy_claimed_by_others
+    minimum = TARGET_ACTIONABLE + args.group_claimed * TARGET_GROUPS + heavy
     if args.tasks < minimum:
         parser.error(f"--tasks must be at least {minimum}")
-    if args.users < 50 or min(args.requests, args.warmup) < 1:
-        parser.error("--users at least 50; counts at least 1")
+    if args.completed < TARGET_COMPLETED + args.heavy_completed:
+        parser.error(f"--completed must be at least {TARGET_COMPLETED + args.heavy_completed}")
+    if (
+        args.users < 50 + HEAVY_GROUP_MEMBERS
+        or min(args.requests, args.warmup, args.heavy_assigned) < 1
+    ):
+        parser.error("--users at least 70; counts at least 1")
     return args
 
 

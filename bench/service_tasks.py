@@ -1,6 +1,7 @@
 """Benchmark: service tasks per second as users get them (the goal: 200 on 2 cores).
 
     .venv/bin/python bench/service_tasks.py [--instances 60] [--threads 8] [--job-workers 1]
+                                            [--with-connection]
 
 Baton runs exactly as `make run` starts it (config/launch.py: gunicorn, a jobs worker, an
 events worker, the beat, sized for this machine; WEB_WORKERS, WEB_THREADS and JOB_CONCURRENCY
@@ -12,6 +13,10 @@ own process, answering at once). N instances are started through
 `GET /api/v1/instances/?definition=...&status=completed` until all have completed; then each
 instance is read once through the API (its status, result and timestamps). Nothing is read
 from the database. `--job-workers N` starts N jobs-worker processes (docs/scaling.md's curve).
+`--with-connection` then measures the same number of instances again, after creating through
+the API a named connection for the stub's host whose limits (rate, concurrency cap, circuit
+breaker) are configured but never binding: every call passes the shared limiter, and
+`connection_limits` compares the two rounds.
 
 Plain SpiffWorkflow runs the same chain in the same run, one instance at a time in memory:
 per step it restores the workflow from JSON, calls the stub API (httpx), stores the result in
@@ -270,6 +275,7 @@ def measure_baton(args: argparse.Namespace, embedded: Any, log_dir: Path) -> dic
     api = StubProcess(delay=0)
     baton = Baton(env, log_dir)
     users: Users | None = None
+    limited: dict[str, Any] | None = None
     try:
         log(f"{processes_label(baton.sizing)}; {args.job_workers} jobs worker(s)")
         baton.start(job_workers=args.job_workers)
@@ -289,13 +295,16 @@ def measure_baton(args: argparse.Namespace, embedded: Any, log_dir: Path) -> dic
             "http_api": lambda: [api.popen.pid],
         }
         meter = CpuMeter(roles)
+        done = args.warmup + args.instances
         first_start = time.time()
         ids = users.start(args.instances, "run")
         started = time.time()
-        users.wait_completed(args.warmup + args.instances, baton, args.timeout, "baton")
+        users.wait_completed(done, baton, args.timeout, "baton")
         seen_done = time.time()
         cpu = meter.usage(args.instances * TASKS_PER_INSTANCE, "task")
         details = users.details(ids)
+        if args.with_connection:
+            limited = measure_with_connection(args, users, baton, api.url, done)
         calls = api.calls()
     finally:
         if users is not None:
@@ -303,23 +312,25 @@ def measure_baton(args: argparse.Namespace, embedded: Any, log_dir: Path) -> dic
         baton.stop()
         api.stop()
 
-    completed = [d for d in details if d["status"] == "completed"]
-    wrong = [
-        d
-        for d in completed
-        if d["variables"].get("calls") != TASKS_PER_INSTANCE
-        or d["variables"].get("last_reply") != LAST_STEP
-    ]
-    last = max(datetime.fromisoformat(d["completed_at"]).timestamp() for d in completed)
-    durations = [
-        (
-            datetime.fromisoformat(d["completed_at"]) - datetime.fromisoformat(d["created_at"])
-        ).total_seconds()
-        for d in completed
-    ]
-    tasks = len(completed) * TASKS_PER_INSTANCE
-    wall = last - first_start
     tags = {d["business_key"] for d in details}
+    summary = summarise(details, first_start, calls, tags)
+    summary["seen_done_tasks_per_second"] = round(
+        summary["instances_completed"] * TASKS_PER_INSTANCE / (seen_done - first_start), 1
+    )
+    summary["start_phase_seconds"] = round(started - first_start, 3)
+    connection_limits = None
+    if limited is not None:
+        rate, limited_rate = (
+            summary["service_tasks_per_second"],
+            limited["service_tasks_per_second"],
+        )
+        connection_limits = {
+            "service_tasks_per_second_without": rate,
+            "service_tasks_per_second_with": limited_rate,
+            "with_vs_without_percent": round(100 * limited_rate / rate, 1) if rate else None,
+            "instances_completed_with": limited["instances_completed"],
+            "health_after": limited["health_after"],
+        }
     return {
         "processes": {
             "what": processes_label(baton.sizing),
@@ -328,23 +339,92 @@ def measure_baton(args: argparse.Namespace, embedded: Any, log_dir: Path) -> dic
         },
         "broker": broker_label(embedded),
         "database": f"{database_label(embedded)} {postgres_version}, database {BENCH_DATABASE}",
-        "baton": {
-            "service_tasks_per_second": round(tasks / wall, 1),
-            "seen_done_tasks_per_second": round(tasks / (seen_done - first_start), 1),
-            "instances_per_second": round(len(completed) / wall, 2),
-            "wall_seconds": round(wall, 3),
-            "start_phase_seconds": round(started - first_start, 3),
-            "instances_completed": len(completed),
-            "instances_not_completed": dict(
-                Counter(d["status"] for d in details if d["status"] != "completed")
-            ),
-            "instances_with_wrong_result": len(wrong),
-            "api_calls": sum(1 for c in calls if c.tag in tags),
-            "instance_duration_ms": latency_summary(durations),
-            "api_gap_ms": latency_summary(api_gaps(calls, tags)),
-        },
+        "baton": summary,
         "cpu_during_baton": cpu,
+        "connection_limits": connection_limits,
     }
+
+
+def summarise(
+    details: list[dict[str, Any]], first_start: float, calls: list[Any], tags: set[str]
+) -> dict[str, Any]:
+    """Throughput and durations of one round, from the instances as the API shows them."""
+    completed = [d for d in details if d["status"] == "completed"]
+    wrong = [
+        d
+        for d in completed
+        if d["variables"].get("calls") != TASKS_PER_INSTANCE
+        or d["variables"].get("last_reply") != LAST_STEP
+    ]
+    last = max(
+        (datetime.fromisoformat(d["completed_at"]).timestamp() for d in completed),
+        default=time.time(),
+    )
+    durations = [
+        (
+            datetime.fromisoformat(d["completed_at"]) - datetime.fromisoformat(d["created_at"])
+        ).total_seconds()
+        for d in completed
+    ]
+    tasks = len(completed) * TASKS_PER_INSTANCE
+    wall = last - first_start
+    return {
+        "service_tasks_per_second": round(tasks / wall, 1) if wall > 0 else 0.0,
+        "instances_per_second": round(len(completed) / wall, 2) if wall > 0 else None,
+        "wall_seconds": round(wall, 3),
+        "instances_completed": len(completed),
+        "instances_not_completed": dict(
+            Counter(d["status"] for d in details if d["status"] != "completed")
+        ),
+        "instances_with_wrong_result": len(wrong),
+        "api_calls": sum(1 for c in calls if c.tag in tags),
+        "instance_duration_ms": latency_summary(durations),
+        "api_gap_ms": latency_summary(api_gaps(calls, tags)),
+    }
+
+
+def measure_with_connection(
+    args: argparse.Namespace, users: Users, baton: Baton, api_url: str, done: int
+) -> dict[str, Any]:
+    """The instances again, every call passing the limits of a connection for the stub's host
+    (made through the API, as an operator would; limits far above what the run reaches)."""
+    name = f"bench-{os.getpid()}"
+    made = users.poller.client.post(
+        "/api/v1/connections/",
+        json={
+            "name": name,
+            "base_url": api_url,
+            "rate_limit": 100_000,
+            "max_concurrent": 1_000,
+            "breaker_failures": 1_000,
+        },
+    )
+    if made.status_code != 201:
+        raise RuntimeError(f"creating the connection failed: HTTP {made.status_code} {made.text}")
+    health_path = f"/api/v1/connections/{name}/health/"
+
+    def calls_seen() -> float:
+        health = users.poller.get(health_path)
+        health.raise_for_status()
+        return float(health.json().get("average_call_seconds") or 0)
+
+    # Warm-up rounds until the workers see the connection (they re-read the list every few s).
+    for _ in range(10):
+        users.start(args.warmup, "warm-limited")
+        done += args.warmup
+        users.wait_completed(done, baton, args.timeout, "warm-up (limited)")
+        if calls_seen() > 0:
+            break
+    else:
+        raise RuntimeError("the workers never called through the connection's limits")
+    log(f"measuring with the connection's limits: {args.instances} instances")
+    first_start = time.time()
+    ids = users.start(args.instances, "limited")
+    users.wait_completed(done + args.instances, baton, args.timeout, "baton (limited)")
+    details = users.details(ids)
+    summary = summarise(details, first_start, [], {d["business_key"] for d in details})
+    summary["health_after"] = users.poller.get(health_path).json()
+    return summary
 
 
 def broker_label(embedded: Any) -> str:
@@ -362,6 +442,11 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--job-workers", type=int, default=1, help="jobs-worker processes")
     parser.add_argument("--warmup", type=int, default=8, help="unmeasured instances first")
     parser.add_argument("--timeout", type=float, default=300, help="seconds to wait for the end")
+    parser.add_argument(
+        "--with-connection",
+        action="store_true",
+        help="measure again through a connection's limits (configured, not binding)",
+    )
     args = parser.parse_args()
     if min(args.instances, args.threads, args.job_workers, args.warmup) < 1:
         parser.error("counts must be at least 1")

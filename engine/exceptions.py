@@ -27,6 +27,12 @@ class Conflict(EngineError):
     """The target is not in a state that allows the operation (e.g. a completed task)."""
 
 
+class Unavailable(EngineError):
+    """A service Baton depends on (the limits' Redis) cannot be reached, or Baton cannot do the
+    operation as configured (a webhook whose secret is not declared); nothing changed, and
+    the same request may succeed in a moment."""
+
+
 class InvalidInput(EngineError):
     """The input breaks a rule of the process or of the operation."""
 
@@ -47,7 +53,3 @@ class TaskScriptFailed(ScriptFailed):
 
 class NotAuthenticated(EngineError):
     """The caller did not prove who it is (a webhook delivery with a bad signature)."""
-
-
-class Unavailable(EngineError):
-    """Baton cannot do the operation as configured (a webhook whose secret is not declared)."""

@@ -14,6 +14,19 @@ def json_safe(value: Any) -> Any:
     return json.loads(json.dumps(value, default=str))
 
 
+def encodes_within(value: Any, limit: int) -> bool:
+    """Whether `value` as JSON (what `json_safe` would make of it) takes at most `limit`
+    bytes, found by encoding it piece by piece and stopping once past the limit: a value
+    that shares one list many times over (as JMESPath's `[@,@]` builds) may stand for
+    gigabytes of JSON in a few kilobytes of memory."""
+    size = 0
+    for chunk in json.JSONEncoder(default=str).iterencode(value):
+        size += len(chunk.encode())
+        if size > limit:
+            return False
+    return True
+
+
 class NumberTooLong(ValueError):
     """An integer in JSON longer than Python converts (sys.get_int_max_str_digits(), 4300
     digits by default). The decoder's own error for it is a plain ValueError, not a

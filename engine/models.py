@@ -200,6 +200,12 @@ class ServiceJob(models.Model):
     # When handing the job to the broker failed (the broker was unreachable after the commit):
     # the sweep hands it over again as soon as it can. Shown as "queued, broker unreachable".
     unqueued_since = models.DateTimeField(null=True, blank=True)
+    # While the job waits for a limit of a connection (rate limit, concurrency cap, open
+    # circuit breaker): the connection's name (cleared by the claim), what it waited for
+    # last, and how often it waited. A wait does not use up an attempt.
+    waiting_on = models.CharField(max_length=120, blank=True)
+    wait_reason = models.CharField(max_length=200, blank=True)
+    waits = models.PositiveIntegerField(default=0)
     # The rounds before each operator's retry, oldest first: {"parameters" (as stored: secrets
     # stay references), "attempts", "error", "error_code", "failed_at", "retried_at",
     # "retried_by", "changed" (names of the parameters the retry evaluated differently)}.
@@ -225,6 +231,11 @@ class ServiceJob(models.Model):
                 condition=Q(kind="external", status__in=["pending", "running"]),
                 name="external_task_fetch",
             ),
+            models.Index(
+                fields=["waiting_on"],
+                condition=Q(status="pending") & ~Q(waiting_on=""),
+                name="service_job_waiting_on",
+            ),
         ]
         constraints = [
             models.UniqueConstraint(
@@ -244,6 +255,8 @@ class ServiceJob(models.Model):
             return "queued, broker unreachable"
         if self.status == self.Status.WAITING and self.callback_until is not None:
             return f"for a callback until {self.callback_until:%Y-%m-%d %H:%M} UTC"
+        if self.status == self.Status.PENDING and self.waiting_on:
+            return f"waiting for the connection {self.waiting_on}: {self.wait_reason}"
         return ""
 
 
@@ -325,6 +338,8 @@ class StartTrigger(models.Model):
     event_name = models.CharField(max_length=255, blank=True)
     timer_expression = models.CharField(max_length=255, blank=True)
     active = models.BooleanField(default=True)
+    # A timer schedule an operator paused: the beat does not start it until it is resumed.
+    paused = models.BooleanField(default=False)
     next_due_at = models.DateTimeField(null=True, blank=True)
     # Starts left for a timer (None: no end).
     cycles_left = models.IntegerField(null=True, blank=True)
@@ -351,6 +366,29 @@ class StartTrigger(models.Model):
 
     def __str__(self) -> str:
         return f"{self.kind} start {self.event_name or self.timer_expression}"
+
+
+class ScheduleEvent(models.Model):
+    """The audit trail of timer start schedules: operators' pauses, resumes, runs and
+    changes of the schedule."""
+
+    trigger = models.ForeignKey(
+        StartTrigger, null=True, blank=True, related_name="events", on_delete=models.SET_NULL
+    )
+    definition_key = models.CharField(max_length=255)
+    element_id = models.CharField(max_length=255)
+    type = models.CharField(max_length=32)
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL
+    )
+    payload = models.JSONField(default=dict, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["created_at", "id"]
+
+    def __str__(self) -> str:
+        return f"{self.definition_key}/{self.element_id}: {self.type}"
 
 
 class EventDelivery(models.Model):
@@ -443,6 +481,9 @@ class InstanceEvent(models.Model):
         JOB_SUCCEEDED = "job_succeeded", "Job succeeded"
         JOB_FAILED = "job_failed", "Job failed"
         JOB_RETRIED = "job_retried", "Job retried"
+        JOB_REQUEUED = "job_requeued", "Job requeued by an operator"
+        JOB_CANCELLED = "job_cancelled", "Job cancelled by an operator"
+        JOB_DUE_CHANGED = "job_due_changed", "Job's next attempt moved by an operator"
         JOB_AWAITING_CALLBACK = "job_awaiting_callback", "Call accepted, waiting for its callback"
         JOB_CALLBACK_RECEIVED = "job_callback_received", "Callback received"
         JOB_CALLBACK_TIMED_OUT = "job_callback_timed_out", "Callback timed out"
@@ -640,6 +681,82 @@ class DataStoreEntry(models.Model):
 
     def __str__(self) -> str:
         return f"{self.kind} {self.store} {self.key}/{self.secondary_key}"
+
+
+class Connection(models.Model):
+    """A named API that service tasks call (`connection="crm"`): where it is, how to sign in,
+    and the limits every worker shares when calling it. Secret values are names of entries of
+    the secret store, never the values. Plain-URL calls to the host of a connection's base URL
+    share its limits."""
+
+    class Auth(models.TextChoices):
+        NONE = "none", "None"
+        BEARER = "bearer", "Bearer token"
+        BASIC = "basic", "Basic (username and password)"
+        API_KEY = "api_key", "API key header"
+        OAUTH2 = "oauth2", "OAuth2 client credentials"
+
+    class Period(models.TextChoices):
+        SECOND = "second", "per second"
+        MINUTE = "minute", "per minute"
+
+    name = models.SlugField(max_length=100, unique=True)
+    base_url = models.URLField(max_length=2000)
+    auth = models.CharField(max_length=16, choices=Auth.choices, default=Auth.NONE)
+    # basic: the user name; oauth2: the client id. Plain text: neither is a secret.
+    username = models.CharField(max_length=200, blank=True)
+    # The secret store's entry holding the token, password, API key or client secret.
+    secret_name = models.CharField(max_length=200, blank=True)
+    api_key_header = models.CharField(max_length=100, blank=True, default="X-API-Key")
+    token_url = models.URLField(max_length=2000, blank=True)
+    scope = models.CharField(max_length=500, blank=True)
+    default_headers = models.JSONField(default=dict, blank=True)
+    timeout_seconds = models.FloatField(default=10.0)
+    connect_timeout_seconds = models.FloatField(null=True, blank=True)
+    # Limits (empty: none). The rate limit counts calls started in any sliding window.
+    rate_limit = models.PositiveIntegerField(null=True, blank=True)
+    rate_period = models.CharField(max_length=8, choices=Period.choices, default=Period.SECOND)
+    max_concurrent = models.PositiveIntegerField(null=True, blank=True)
+    # The circuit breaker opens after this many failures in a row, or when this percentage
+    # of the calls of the window failed (with at least breaker_min_calls calls in it).
+    breaker_failures = models.PositiveIntegerField(null=True, blank=True)
+    breaker_error_rate = models.PositiveSmallIntegerField(null=True, blank=True)
+    breaker_window_seconds = models.PositiveIntegerField(default=60)
+    breaker_min_calls = models.PositiveIntegerField(default=10)
+    breaker_cooldown_seconds = models.FloatField(default=30.0)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class ConnectionEvent(models.Model):
+    """The audit trail of connections: changes, and breaker transitions (operators' and the
+    breaker's own, the latter with no actor)."""
+
+    connection = models.ForeignKey(
+        Connection, null=True, blank=True, related_name="events", on_delete=models.SET_NULL
+    )
+    connection_name = models.CharField(max_length=100)
+    type = models.CharField(max_length=32)
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL
+    )
+    payload = models.JSONField(default=dict, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["created_at", "id"]
+        indexes = [
+            models.Index(fields=["connection_name", "created_at"], name="connection_event_log")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.connection_name}: {self.type}"
 
 
 # -- webhooks ----------------------------------------------------------------------------------

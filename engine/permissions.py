@@ -2,10 +2,25 @@
 (`Q`) that lists filter by and single checks (`can_see_task`, ...) ask with `.exists()`.
 Services call the checks before changing anything."""
 
-from django.db.models import Exists, OuterRef, Q
+from typing import Any
+
+from django.contrib.auth.models import Group
+from django.contrib.postgres.expressions import ArraySubquery
+from django.db.models import (
+    BooleanField,
+    Case,
+    Exists,
+    Expression,
+    IntegerField,
+    OuterRef,
+    Q,
+    QuerySet,
+    Value,
+    When,
+)
 
 from .actors import Person, as_user
-from .models import HumanTask, ProcessInstance
+from .models import UNCLAIMED_TASK, HumanTask, ProcessInstance
 
 
 def group_names(user: Person) -> set[str]:
@@ -20,6 +35,21 @@ def group_names(user: Person) -> set[str]:
     return set(cached)
 
 
+def with_group_names(users: QuerySet[Any], user_field: str = "") -> QuerySet[Any]:
+    """`users` (or rows with a `user_field` to their user) with each user's group names read
+    in the same query as `baton_group_names`; `known_group_names` keeps them on the user."""
+    prefix = f"{user_field}__" if user_field else ""
+    names = Group.objects.filter(user=OuterRef(f"{prefix}pk")).values("name")
+    return users.annotate(baton_group_names=ArraySubquery(names))
+
+
+def known_group_names(user: Person, names: list[str] | None) -> None:
+    """Keep the group names read with `with_group_names` as `group_names` would."""
+    person = as_user(user)
+    if person is not None and names is not None:
+        setattr(person, "_baton_group_names", set(names))  # noqa: B010
+
+
 # Nothing matches: for anonymous and inactive users.
 NOTHING = Q(pk__in=[])
 
@@ -28,15 +58,28 @@ def _acting(user: Person | None) -> bool:
     return user is not None and user.is_authenticated and user.is_active
 
 
+def _candidate_arms(user: Person) -> list[Q]:
+    """The ways a task names `user` as a candidate: as a candidate user, or one of their
+    groups as a candidate group (one GIN index each)."""
+    arms = [Q(candidate_users__contains=[user.get_username()])]
+    groups = sorted(group_names(user))
+    if groups:
+        arms.append(Q(candidate_groups__overlap=groups))
+    return arms
+
+
+def _any(arms: list[Q]) -> Q:
+    combined = arms[0]
+    for arm in arms[1:]:
+        combined |= arm
+    return combined
+
+
 def candidate_tasks_q(user: Person) -> Q:
     """Tasks naming `user` as a candidate user, or one of their groups as a candidate group."""
     if not _acting(user):
         return NOTHING
-    candidate = Q(candidate_users__contains=[user.get_username()])
-    groups = sorted(group_names(user))
-    if groups:
-        candidate |= Q(candidate_groups__overlap=groups)
-    return candidate
+    return _any(_candidate_arms(user))
 
 
 def visible_tasks_q(user: Person) -> Q:
@@ -57,15 +100,27 @@ def assigned_tasks_q(user: Person) -> Q:
     return Q(assignee=user.get_username(), status__in=HumanTask.ACTIVE_STATUSES)
 
 
-def actionable_tasks_q(user: Person) -> Q:
-    """Active tasks waiting for `user`: assigned to them, or unclaimed with them as a
-    candidate. A task someone else claimed is visible to its candidates, but not their work."""
+def unclaimed_candidate_tasks_q(user: Person) -> Q:
+    """Active tasks nobody holds, with `user` as a candidate: theirs to claim. Each arm of the
+    OR repeats the condition of the partial GIN indexes on unclaimed tasks, so that each arm
+    is an index scan (see `actionable_tasks_q`)."""
     if not _acting(user):
         return NOTHING
-    mine_or_free = Q(assignee=user.get_username()) | (
-        Q(assignee__isnull=True) & candidate_tasks_q(user)
-    )
-    return Q(status__in=HumanTask.ACTIVE_STATUSES) & mine_or_free
+    return _any([UNCLAIMED_TASK & arm for arm in _candidate_arms(user)])
+
+
+def actionable_tasks_q(user: Person) -> Q:
+    """Active tasks waiting for `user`: assigned to them, or unclaimed with them as a
+    candidate. A task someone else claimed is visible to its candidates, but not their work.
+    The two halves never overlap (an assignee, or none), so they can be counted apart.
+
+    Written as a flat OR whose every arm carries its whole condition, one index per arm
+    (assignee and status; the GIN indexes on unclaimed tasks' candidate users and groups):
+    Postgres combines them in a BitmapOr. With the status and the assignee test factored out
+    of the OR, it scanned every task of the table for a user with thousands of them."""
+    if not _acting(user):
+        return NOTHING
+    return assigned_tasks_q(user) | unclaimed_candidate_tasks_q(user)
 
 
 def started_instances_q(user: Person) -> Q:
@@ -98,11 +153,46 @@ def followable_instances_q(user: Person) -> Q:
     return started_instances_q(user)
 
 
+def _holds(rule: Q) -> Expression:
+    """A rule as a column: true for the rows it matches."""
+    if not rule:
+        return Value(True)  # an empty Q matches every row
+    return Case(When(rule, then=Value(True)), default=Value(False), output_field=BooleanField())
+
+
+def _user_key(user: Person) -> int | None:
+    person = as_user(user)
+    return person.pk if person is not None else None
+
+
+def with_task_access(tasks: QuerySet[HumanTask], user: Person) -> QuerySet[HumanTask]:
+    """`tasks` with the answers of `can_see_task` and `is_candidate` for `user` read in the
+    same query, so that a service that reads a task checks it without another round trip."""
+    return tasks.annotate(
+        baton_access_of=Value(_user_key(user), output_field=IntegerField()),
+        baton_may_see=_holds(visible_tasks_q(user)),
+        baton_is_candidate=_holds(candidate_tasks_q(user)),
+    )
+
+
+def _read_with(task: HumanTask, user: Person, answer: str) -> bool | None:
+    """What `with_task_access` read for this user, if the task was read so."""
+    if getattr(task, "baton_access_of", -1) != _user_key(user):
+        return None
+    return bool(getattr(task, answer))
+
+
 def is_candidate(user: Person, task: HumanTask) -> bool:
+    known = _read_with(task, user, "baton_is_candidate")
+    if known is not None:
+        return known
     return HumanTask.objects.filter(candidate_tasks_q(user), pk=task.pk).exists()
 
 
 def can_see_task(user: Person, task: HumanTask) -> bool:
+    known = _read_with(task, user, "baton_may_see")
+    if known is not None:
+        return known
     return HumanTask.objects.filter(visible_tasks_q(user), pk=task.pk).exists()
 
 
@@ -159,6 +249,18 @@ def can_view_insights(user: Person | None) -> bool:
     if not _acting(user):
         return False
     return is_operator(user) or DESIGNERS_GROUP in group_names(user)  # type: ignore[arg-type]
+
+
+def can_see_connections(user: Person | None) -> bool:
+    """The named connections (base URLs, limits; secrets only by name): operators, who
+    manage them, and designers, who name them in diagrams."""
+    return can_view_insights(user)
+
+
+def can_operate_connections(user: Person | None) -> bool:
+    """Creating, changing and deleting connections, operating their circuit breakers and
+    reading their health: operators (superusers included)."""
+    return is_operator(user)
 
 
 def can_send_events(user: Person | None) -> bool:

@@ -4,7 +4,11 @@ These calls fail when the broker is unreachable; `engine.services.handover` deci
 failure means (never an error for an operation that has committed).
 """
 
-from celery import current_app
+import base64
+import json
+from typing import Any
+
+from celery import Celery, current_app
 
 RUN_SERVICE_JOB = "baton.run_service_job"
 DELIVER_EVENTS = "baton.deliver_events"
@@ -46,3 +50,59 @@ def jobs_waiting_in_queue() -> int:
         except connection.channel_errors:
             return 0
         return int(declared.message_count)
+
+
+def queue_message_counts(
+    queues: list[str], app: Celery | None = None
+) -> dict[str, tuple[int, dict[str, Any] | None]]:
+    """For each queue: (messages waiting in the broker, the oldest one's Celery headers and
+    args when the broker lets us peek at it, else None). Redis: LLEN over the queue's
+    priority lists and LINDEX of the oldest message (kombu pushes on the left and pops on
+    the right); RabbitMQ and others: a passive queue_declare's message count, no peek."""
+    counts: dict[str, tuple[int, dict[str, Any] | None]] = {}
+    with (app or current_app).connection_for_read() as connection:
+        channel = connection.default_channel
+        on_redis = type(connection.transport).__module__ == "kombu.transport.redis"
+        redis_client = channel.client if on_redis else None
+        for queue in queues:
+            if redis_client is not None:
+                counts[queue] = _redis_queue(channel, redis_client, queue)
+                continue
+            try:
+                declared = channel.queue_declare(queue=queue, passive=True)
+            except connection.channel_errors:
+                counts[queue] = (0, None)  # a queue the broker does not know holds nothing
+                channel = connection.channel()  # the failed declare closed the channel
+                continue
+            counts[queue] = (int(declared.message_count), None)
+    return counts
+
+
+def _redis_queue(channel: Any, client: Any, queue: str) -> tuple[int, dict[str, Any] | None]:
+    # kombu keeps each priority in a list of its own, named by its own rule.
+    steps = channel.priority_steps
+    names = [channel._q_for_pri(queue, step) for step in steps]  # noqa: SLF001
+    total = sum(int(client.llen(name)) for name in names)
+    oldest: dict[str, Any] | None = None
+    for name in names:  # the highest priority list is read first, as kombu does
+        raw = client.lindex(name, -1)
+        if raw is None:
+            continue
+        oldest = _peeked(raw)
+        break
+    return total, oldest
+
+
+def _peeked(raw: bytes | str) -> dict[str, Any] | None:
+    """The task name and arguments of a Celery message as kombu keeps it in Redis."""
+    try:
+        message = json.loads(raw)
+        headers = message.get("headers") or {}
+        body = message.get("body")
+        args: Any = None
+        if message.get("properties", {}).get("body_encoding") == "base64" and body:
+            decoded = json.loads(base64.b64decode(body))
+            args = decoded[0] if isinstance(decoded, list) and decoded else None
+        return {"task": headers.get("task"), "id": headers.get("id"), "args": args}
+    except (ValueError, TypeError, AttributeError):
+        return None

@@ -4,6 +4,8 @@
 //   diagram that has one shows it as "not run by Baton", to be switched);
 // - the topic of an external service task is a choice among the registered connectors, each
 //   explained; aliases kept for old diagrams are not offered;
+// - an http service task may name a connection (a choice among the named connections: an
+//   input parameter `connection`);
 // - external service tasks get a retry time cycle field (Baton reads
 //   camunda:failedJobRetryTimeCycle for them whether or not they are asynchronous);
 // - groups for what Baton does not run (listeners, field injection, connector inputs and
@@ -251,6 +253,102 @@ function RetryCycle(props) {
   });
 }
 
+// The `connection` input parameter of an http task: a choice among the named connections
+// (the task then gives a path under the connection's base URL as its `url` or `path`).
+const CONNECTION_PARAMETER = 'connection';
+
+function inputOutputOf(businessObject) {
+  const extensionElements = businessObject.get('extensionElements');
+  const values = (extensionElements && extensionElements.get('values')) || [];
+  return values.find((value) => is(value, 'camunda:InputOutput'));
+}
+
+function connectionParameterOf(businessObject) {
+  const inputOutput = inputOutputOf(businessObject);
+  const inputs = (inputOutput && inputOutput.get('inputParameters')) || [];
+  return inputs.find((input) => input.get('name') === CONNECTION_PARAMETER);
+}
+
+function connectionCommands(element, businessObject, bpmnFactory, value) {
+  const commands = [];
+  const update = (moddleElement, properties) => commands.push({
+    cmd: 'element.updateModdleProperties', context: { element, moddleElement, properties }
+  });
+  const existing = connectionParameterOf(businessObject);
+  if (existing) {
+    const inputOutput = existing.$parent;
+    if (value) {
+      update(existing, { value });
+    } else {
+      update(inputOutput, {
+        inputParameters: inputOutput.get('inputParameters').filter((p) => p !== existing)
+      });
+    }
+    return commands;
+  }
+  if (!value) {
+    return commands;
+  }
+  let extensionElements = businessObject.get('extensionElements');
+  if (!extensionElements) {
+    extensionElements = bpmnFactory.create('bpmn:ExtensionElements', { values: [] });
+    extensionElements.$parent = businessObject;
+    update(businessObject, { extensionElements });
+  }
+  let inputOutput = inputOutputOf(businessObject);
+  if (!inputOutput) {
+    inputOutput = bpmnFactory.create('camunda:InputOutput', {
+      inputParameters: [], outputParameters: []
+    });
+    inputOutput.$parent = extensionElements;
+    update(extensionElements, { values: [...extensionElements.get('values'), inputOutput] });
+  }
+  const parameter = bpmnFactory.create('camunda:InputParameter', {
+    name: CONNECTION_PARAMETER, value
+  });
+  parameter.$parent = inputOutput;
+  update(inputOutput, { inputParameters: [...inputOutput.get('inputParameters'), parameter] });
+  return commands;
+}
+
+function ConnectionChoice(props) {
+  const { element } = props;
+  const bpmnFactory = useService('bpmnFactory');
+  const commandStack = useService('commandStack');
+  const translate = useService('translate');
+  const config = useService('config.baton', false) || {};
+  const businessObject = getBusinessObject(element);
+  const choices = config.connections || [];
+  const parameter = connectionParameterOf(businessObject);
+  const current = (parameter && parameter.get('value')) || '';
+
+  const getOptions = () => {
+    const options = [{ value: '', label: translate('<none: the task gives a full url>') }];
+    if (current && !choices.some((choice) => choice.name === current)) {
+      options.push({ value: current, label: `${current} (no such connection)` });
+    }
+    return options.concat(choices.map((choice) => ({
+      value: choice.name, label: `${choice.name} - ${choice.base_url}`
+    })));
+  };
+
+  return SelectEntry({
+    element,
+    id: 'batonConnection',
+    label: translate('Connection'),
+    description: translate('A named connection (base URL, auth, limits): give the path under ' +
+      'its base URL as the url (or path) input parameter.'),
+    getValue: () => current,
+    setValue: (value) => {
+      const commands = connectionCommands(element, businessObject, bpmnFactory, value);
+      if (commands.length) {
+        commandStack.execute('properties-panel.multi-command-executor', commands);
+      }
+    },
+    getOptions
+  });
+}
+
 function hasEntry(groups, groupId, entryId) {
   const group = groups.find((candidate) => candidate.id === groupId);
   return !!group && group.entries.some((entry) => entry.id === entryId);
@@ -289,6 +387,10 @@ export class BatonPropertiesProvider {
         entries.splice(topicIndex, 1, topic);
       } else {
         entries.push(topic);
+      }
+      if (implementationOwner(element).get('camunda:topic') === 'http') {
+        entries.push({ id: 'batonConnection', component: ConnectionChoice,
+          isEdited: isSelectEntryEdited });
       }
       const asyncShowsRetry = hasEntry(groups, JOB_EXECUTION_GROUP, 'retryTimeCycle');
       if (is(element, 'bpmn:ServiceTask') && !asyncShowsRetry) {

@@ -16,9 +16,10 @@ import '@bpmn-io/properties-panel/dist/assets/properties-panel.css';
 
 /**
  * A modeler drawing into `container` with its properties panel in `propertiesParent`.
- * `connectors` are the names the topic of an external service task may take.
+ * `connectors` are the names the topic of an external service task may take; `connections`
+ * the named connections an http task may call ({name, base_url}).
  */
-export function createModeler({ container, propertiesParent, connectors = [] }) {
+export function createModeler({ container, propertiesParent, connectors = [], connections = [] }) {
   return new Modeler({
     container,
     propertiesPanel: { parent: propertiesParent },
@@ -30,6 +31,6 @@ export function createModeler({ container, propertiesParent, connectors = [] }) 
       BatonPropertiesModule
     ],
     moddleExtensions: { camunda: camundaModdle },
-    baton: { connectors }
+    baton: { connectors, connections }
   });
 }

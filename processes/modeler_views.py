@@ -20,6 +20,7 @@ from django.views.decorators.http import require_POST
 from api.errors import problem_response
 from engine.connectors import connector_choices
 from engine.exceptions import NotFound
+from engine.selectors.connections import connection_choices
 
 from . import selectors
 from .content_policies import inline_styles
@@ -54,6 +55,7 @@ def _modeler_page(
         "fileName": file_name,
         "saveUrl": reverse("processes:save"),
         "connectors": connector_choices(),
+        "connections": connection_choices(),
         "isNew": definition is None,
     }
     return render(

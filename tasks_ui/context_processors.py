@@ -14,7 +14,10 @@ def inbox_header(request: HttpRequest) -> dict[str, Any]:
         return {}
     return {
         "header_groups": sorted(group_names(user)),
-        "header_open_tasks": selectors.open_task_count(user),
+        # The inbox counted them already for its tabs.
+        "header_open_tasks": (
+            getattr(request, "inbox_counts", None) or selectors.inbox_counts(user)
+        ).waiting,
         "header_admin": _admin_has_something_for(request),
     }
 

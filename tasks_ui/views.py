@@ -1,12 +1,15 @@
 """The web inbox: lists, the task page with its form, claim and unclaim. Views parse the
 request, call one service or selector, and render."""
 
+import math
+from dataclasses import dataclass
 from typing import Any
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
-from django.http import Http404, HttpRequest, HttpResponse
+from django.db.models import QuerySet
+from django.http import Http404, HttpRequest, HttpResponse, QueryDict
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils.http import url_has_allowed_host_and_scheme
@@ -44,26 +47,88 @@ def _key_variables(variables: dict[str, Any], limit: int = 3) -> list[tuple[str,
     return shown
 
 
+@dataclass(frozen=True)
+class InboxPage:
+    """What the pager shows: the tasks, how many in all, page n of m, and the query strings of
+    the pages before and after (None: there is none)."""
+
+    tasks: list[HumanTask]
+    count: int
+    number: int
+    pages: int
+    previous: str | None
+    next: str | None
+
+
+def _page_query(params: QueryDict, **changes: str | None) -> str:
+    """The inbox's query string with `changes` (None removes a parameter)."""
+    query = params.copy()
+    for name, value in changes.items():
+        query.pop(name, None)
+        if value is not None:
+            query[name] = value
+    return query.urlencode()
+
+
+def _inbox_page(
+    request: HttpRequest, tasks: QuerySet[HumanTask], count: int | None, params: QueryDict
+) -> InboxPage:
+    """A page of the tab: after a cursor (the pager's links) or, for older links and
+    bookmarks, by number (`?page=`). `count` is the tab's count when already known."""
+    if "page" in params:
+        numbered = Paginator(tasks, PAGE_SIZE).get_page(params.get("page"))
+        return InboxPage(
+            tasks=list(numbered),
+            count=numbered.paginator.count,
+            number=numbered.number,
+            pages=numbered.paginator.num_pages,
+            previous=_page_query(params, page=str(numbered.number - 1))
+            if numbered.has_previous()
+            else None,
+            next=_page_query(params, page=str(numbered.number + 1))
+            if numbered.has_next()
+            else None,
+        )
+    order = [str(field) for field in tasks.query.order_by]
+    try:
+        cursor = selectors.Cursor.decode(params.get("cursor") or "", HumanTask, order)
+    except selectors.BadCursor:
+        cursor = None  # no cursor, or not one of this list: its first page
+    page = selectors.keyset_page(tasks, PAGE_SIZE, cursor)
+    count = tasks.count() if count is None else count
+    previous = None
+    if page.has_previous:
+        previous = _page_query(params, cursor=page.previous.encode() if page.previous else None)
+    following = _page_query(params, cursor=page.next.encode()) if page.next else None
+    return InboxPage(
+        tasks=page.rows,
+        count=count,
+        number=page.number,
+        pages=max(1, math.ceil(count / PAGE_SIZE)),
+        previous=previous,
+        next=following,
+    )
+
+
 def _inbox_context(request: HttpRequest) -> dict[str, Any]:
     params = request.GET
+    counts = selectors.inbox_counts(request.user)
+    request.inbox_counts = counts  # type: ignore[attr-defined]  # the header's badge
     tab = params.get("tab") or ""
     if tab not in TABS:
         # Nothing assigned yet: show what the user's groups could pick up instead.
-        has_own = selectors.inbox_tasks(request.user, tab="mine").exists()
-        tab = "mine" if has_own else "groups"
+        tab = "mine" if counts.mine else "groups"
     sort = params.get("sort") or ("-completed" if tab == "completed" else "priority")
-    tasks = selectors.inbox_tasks(
-        request.user,
-        tab=tab,
-        process=params.get("process") or None,
-        search=(params.get("q") or "").strip() or None,
-        sort=sort,
-    )
-    page = Paginator(tasks, PAGE_SIZE).get_page(params.get("page"))
-    rows = [(task, _key_variables(task.instance.variables)) for task in page]
+    process = params.get("process") or None
+    search = (params.get("q") or "").strip() or None
+    tasks = selectors.inbox_tasks(request.user, tab=tab, process=process, search=search, sort=sort)
+    # Unfiltered, a tab holds what the counts counted.
+    known = None if process or search else counts.of_tab(tab)
+    shown = params.copy()
+    shown["tab"] = tab
+    page = _inbox_page(request, tasks, known, shown)
+    rows = [(task, _key_variables(task.instance.variables)) for task in page.tasks]
     # The refresh asks for the tab shown, not for a default chosen again.
-    refresh = params.copy()
-    refresh["tab"] = tab
     return {
         "tabs": TABS,
         "tab": tab,
@@ -73,7 +138,7 @@ def _inbox_context(request: HttpRequest) -> dict[str, Any]:
         "process": params.get("process") or "",
         "q": params.get("q") or "",
         "processes": selectors.inbox_processes(request.user),
-        "query": refresh.urlencode(),
+        "query": shown.urlencode(),
     }
 
 

@@ -15,7 +15,11 @@ from time_machine import TimeMachineFixture
 import engine.clock
 from engine.selectors.my_work import definition_element_names
 from engine.selectors.operations import element_names_of
-from engine.services.definition_cache import definition_elements, definition_specs
+from engine.services.definition_cache import (
+    definition_elements,
+    definition_specs,
+    definition_traits,
+)
 from engine.services.running import definition_script_time_limit, definition_step_limits
 from processes.models import ProcessDefinition
 from processes.services import deploy, deploy_examples
@@ -27,6 +31,7 @@ def _fresh_definition_caches():
     """Definitions are cached per primary key; a flushed test database may reuse keys."""
     definition_specs.cache_clear()
     definition_elements.cache_clear()
+    definition_traits.cache_clear()
     definition_element_names.cache_clear()
     element_names_of.cache_clear()
     definition_script_time_limit.cache_clear()
@@ -34,6 +39,7 @@ def _fresh_definition_caches():
     yield
     definition_specs.cache_clear()
     definition_elements.cache_clear()
+    definition_traits.cache_clear()
     definition_element_names.cache_clear()
     element_names_of.cache_clear()
     definition_script_time_limit.cache_clear()

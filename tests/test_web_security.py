@@ -288,3 +288,12 @@ def test_names_and_documentation_from_a_diagram_are_escaped_on_every_page(make_s
     ):
         page = client.get(url).content.decode()
         assert "<img src=x" not in page, url
+
+
+def test_static_files_get_the_same_content_security_policy() -> None:
+    # WhiteNoise answers before django-csp's middleware: an SVG could otherwise run script.
+    page_policy = Client().get("/accounts/login/")["Content-Security-Policy"]
+    static = Client().get("/static/baton/favicon.svg")
+    assert static.status_code == 200
+    assert static["Content-Security-Policy"] == page_policy
+    assert directives(static["Content-Security-Policy"])["script-src"] == ["'self'"]

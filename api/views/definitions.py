@@ -106,5 +106,5 @@ class StartInstanceView(APIView):
             actor=request.user,
             operation_key=operation_key,
         )
-        detail = engine_selectors.instance_detail(instance.pk)
+        detail = engine_selectors.new_instance_detail(instance)  # from the rows just written
         return Response(InstanceSerializer(detail).data, status=status.HTTP_201_CREATED)

@@ -12,6 +12,7 @@ from engine.services import claim_task, complete_human_task, unclaim_task
 from engine.services.operation_keys import KeyedOperation
 
 from ..idempotency import IDEMPOTENCY_PARAMETER, idempotent
+from ..pagination import KeysetPagination
 from ..schema import (
     BAD_REQUEST,
     CONFLICT,
@@ -35,6 +36,7 @@ from ..serializers import (
 )
 class TaskListView(generics.ListAPIView):
     serializer_class = TaskSerializer
+    pagination_class = KeysetPagination
 
     def get_queryset(self) -> Any:
         filters = query_filters(TaskFilterSerializer, self.request.query_params)
@@ -68,15 +70,15 @@ TASK_RESPONSES = {
 }
 
 
-def _task_response(pk: str) -> Response:
-    return Response(TaskSerializer(selectors.task_detail(pk)).data)
+def _task_response(task: HumanTask) -> Response:
+    """The task as the service left it (its instance and definition read with it)."""
+    return Response(TaskSerializer(task).data)
 
 
 class TaskClaimView(APIView):
     @extend_schema(summary="Claim a task", request=None, responses=TASK_RESPONSES)
     def post(self, request: Request, pk: str) -> Response:
-        claim_task(task_id=pk, user=request.user)
-        return _task_response(pk)
+        return _task_response(claim_task(task_id=pk, user=request.user))
 
 
 class TaskUnclaimView(APIView):
@@ -84,8 +86,7 @@ class TaskUnclaimView(APIView):
         summary="Give a claimed task back to its candidates", request=None, responses=TASK_RESPONSES
     )
     def post(self, request: Request, pk: str) -> Response:
-        unclaim_task(task_id=pk, user=request.user)
-        return _task_response(pk)
+        return _task_response(unclaim_task(task_id=pk, user=request.user))
 
 
 class TaskCompleteView(APIView):
@@ -101,10 +102,10 @@ class TaskCompleteView(APIView):
     ) -> Response:
         body = CompleteTaskSerializer(data=request.data)
         body.is_valid(raise_exception=True)
-        complete_human_task(
+        task = complete_human_task(
             task_id=pk,
             user=request.user,
             variables=body.validated_data["variables"],
             operation_key=operation_key,
         )
-        return _task_response(pk)
+        return _task_response(task)

@@ -10,6 +10,7 @@ import dj_database_url
 import environ
 
 from config.queues import events_queue, job_queue
+from config.static_headers import add_static_headers
 
 BASE_DIR = Path(__file__).resolve().parent.parent.parent
 
@@ -86,6 +87,9 @@ CONTENT_SECURITY_POLICY = {
         "frame-ancestors": ["'none'"],
     },
 }
+
+# WhiteNoise answers static files before django-csp runs: they get the same policy here.
+WHITENOISE_ADD_HEADERS_FUNCTION = add_static_headers
 
 # Login throttling (django-axes): after this many failed logins for one user name from one
 # address, or for any user names from one address (password spraying), further attempts from
@@ -243,6 +247,18 @@ BATON_SWEEP_INTERVAL_SECONDS = env.float("BATON_SWEEP_INTERVAL_SECONDS", default
 # A pending job this late is handed over again even while messages wait in the job queue
 # (its own may be among them, behind a backlog).
 BATON_SWEEP_GRACE_SECONDS = env.float("BATON_SWEEP_GRACE_SECONDS", default=30)
+# Where the limits of connections (rate limits, concurrency slots, circuit breakers) keep
+# the state every worker shares: a Redis URL; by default the broker's when it is Redis.
+BATON_LIMITS_REDIS_URL = os.environ.get("BATON_LIMITS_REDIS_URL") or (
+    CELERY_BROKER_URL if CELERY_BROKER_URL.startswith("redis") else "redis://127.0.0.1:6379/0"
+)
+# With another broker (RabbitMQ) and no BATON_LIMITS_REDIS_URL, the URL above is a guess:
+# every process that uses the limits says so once in its log (engine/connectors/limits.py).
+BATON_LIMITS_REDIS_URL_GUESSED = not os.environ.get(
+    "BATON_LIMITS_REDIS_URL"
+) and not CELERY_BROKER_URL.startswith("redis")
+# How long a worker keeps the settings of connections before reading them again.
+BATON_CONNECTIONS_CACHE_SECONDS = env.float("BATON_CONNECTIONS_CACHE_SECONDS", default=5)
 # Diagram scripts run in sandbox processes: CPU seconds per evaluation (a process may
 # lower or raise it with its `scriptTimeLimit` property, up to 60 s) and memory per sandbox.
 BATON_SCRIPT_TIME_LIMIT_SECONDS = env.float("BATON_SCRIPT_TIME_LIMIT_SECONDS", default=2)
@@ -333,6 +349,12 @@ BATON_WEBHOOK_ATTEMPTS = env.int("BATON_WEBHOOK_ATTEMPTS", default=8)
 BATON_WEBHOOK_TIMEOUT_SECONDS = env.float("BATON_WEBHOOK_TIMEOUT_SECONDS", default=10)
 # The largest input of a transform/... connector (as JSON or as text), in bytes.
 BATON_TRANSFORM_MAX_INPUT_BYTES = env.int("BATON_TRANSFORM_MAX_INPUT_BYTES", default=5_000_000)
+# The largest body an HTTP answer may have (http, graphql, llm, slack connectors), decoded,
+# in bytes: a larger one is the BPMN error HTTP_RESPONSE_TOO_LARGE, read no further.
+BATON_HTTP_MAX_RESPONSE_BYTES = env.int("BATON_HTTP_MAX_RESPONSE_BYTES", default=10_000_000)
+# The largest result (or error details) of any connector call, as JSON, in bytes: a larger
+# one is an incident, not a row of gigabytes.
+BATON_MAX_CONNECTOR_RESULT_BYTES = env.int("BATON_MAX_CONNECTOR_RESULT_BYTES", default=5_000_000)
 
 CELERY_BEAT_SCHEDULE: dict[str, dict[str, object]] = {
     "sweep-service-jobs": {
@@ -350,7 +372,7 @@ CELERY_BEAT_SCHEDULE: dict[str, dict[str, object]] = {
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
-        "rest_framework.authentication.TokenAuthentication",
+        "api.authentication.TokenWithGroupsAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
@@ -374,6 +396,8 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
+    # Several models have a `status`; each set of choices gets a name of its own.
+    "ENUM_NAME_OVERRIDES": {"ServiceJobStatusEnum": "engine.models.ServiceJob.Status"},
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",
         "api.schema.problem_responses",
@@ -464,3 +488,7 @@ LOGGING = {
 BATON_STEP_LIMIT = env.int("BATON_STEP_LIMIT", default=10_000)
 BATON_STEP_TIME_LIMIT_SECONDS = env.float("BATON_STEP_TIME_LIMIT_SECONDS", default=10)
 BATON_MAX_CALL_DEPTH = env.int("BATON_MAX_CALL_DEPTH", default=20)
+# Finished tasks that can no longer influence a run leave the instance's state (the element
+# history keeps them; engine.bpmn.pruning); besides what must stay, the state keeps this many
+# of the latest tasks (a short recent history for the admin's diagram and the trace).
+BATON_STATE_HISTORY_SIZE = env.int("BATON_STATE_HISTORY_SIZE", default=50)

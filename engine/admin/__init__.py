@@ -2,8 +2,10 @@
 
 from django.contrib import admin
 
+from .connections import ConnectionAdmin
 from .events import EventDeliveryAdmin, StartTriggerAdmin, TimerAdmin
 from .instances import ProcessInstanceAdmin
+from .jobs import ServiceJobAdmin
 from .webhooks import InboundWebhookAdmin, WebhookDeliveryAdmin, WebhookSubscriptionAdmin
 
 admin.site.site_header = "Baton operations"
@@ -14,9 +16,11 @@ admin.site.index_title = "Instances, incidents and events"
 admin.site.enable_nav_sidebar = False
 
 __all__ = [
+    "ConnectionAdmin",
     "EventDeliveryAdmin",
     "InboundWebhookAdmin",
     "ProcessInstanceAdmin",
+    "ServiceJobAdmin",
     "StartTriggerAdmin",
     "TimerAdmin",
     "WebhookDeliveryAdmin",

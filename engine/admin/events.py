@@ -1,11 +1,17 @@
 """Read-only admin lists of timers, start triggers and message/signal deliveries, so that an
 operator can see what is due, what starts processes, and which messages found no receiver."""
 
-from django.contrib import admin
+from typing import Any
+
+from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied
+from django.db.models import QuerySet
 from django.http import HttpRequest
 
+from engine.exceptions import EngineError
 from engine.models import EventDelivery, StartTrigger, Timer
 from engine.permissions import is_operator
+from engine.services import schedules
 
 
 class ReadOnlyAdmin(admin.ModelAdmin):
@@ -44,12 +50,37 @@ class StartTriggerAdmin(ReadOnlyAdmin):
         "event_name",
         "timer_expression",
         "active",
+        "paused",
         "next_due_at",
         "cycles_left",
         "last_started_at",
     ]
-    list_filter = ["kind", "active"]
+    list_filter = ["kind", "active", "paused"]
     search_fields = ["definition__key", "event_name"]
+    actions = ["pause", "resume", "run_now"]
+
+    def _each(self, request: HttpRequest, rows: QuerySet[Any], operation: Any, done: str) -> None:
+        succeeded = 0
+        for row in rows.filter(kind=StartTrigger.Kind.TIMER):
+            try:
+                operation(trigger_id=row.pk, actor=request.user)
+                succeeded += 1
+            except (EngineError, PermissionDenied) as exc:
+                messages.error(request, f"{row}: {exc}")
+        if succeeded:
+            messages.success(request, f"{succeeded} schedule(s) {done}.")
+
+    @admin.action(description="Pause the selected schedules")
+    def pause(self, request: HttpRequest, queryset: QuerySet[StartTrigger]) -> None:
+        self._each(request, queryset, schedules.pause_schedule, "paused")
+
+    @admin.action(description="Resume the selected schedules")
+    def resume(self, request: HttpRequest, queryset: QuerySet[StartTrigger]) -> None:
+        self._each(request, queryset, schedules.resume_schedule, "resumed")
+
+    @admin.action(description="Start an instance of each selected schedule now")
+    def run_now(self, request: HttpRequest, queryset: QuerySet[StartTrigger]) -> None:
+        self._each(request, queryset, schedules.run_schedule_now, "started")
 
 
 @admin.register(EventDelivery)

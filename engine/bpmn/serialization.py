@@ -41,6 +41,7 @@ from .none_tasks import NONE_TASK_CONVERTERS, SPIFF_NONE_TASK_CONVERTERS
 from .outgoing_flows import OUTGOING_FLOW_CONVERTERS
 from .process_specs import PROCESS_SPEC_CONVERTERS
 from .scripting import build_script_engine
+from .stored_tasks import compact
 from .timers import TIMER_CONVERTERS
 from .workflow import WORKFLOW_CONVERTERS, BatonWorkflow
 
@@ -51,7 +52,8 @@ SPEC_KEYS = ("spec", "subprocess_specs")
 class DataConvertingTaskConverter(TaskConverter):
     """SpiffWorkflow 3.2 stores a task's data (and the delta against its parent) without the
     registry's conversions, so a datetime or Decimal that a script leaves in task data could
-    not be written as JSON; restoring already converts."""
+    not be written as JSON; restoring already converts. Records are stored compactly
+    (engine.bpmn.stored_tasks: the workflow converters expand them before restoring)."""
 
     def to_dict(self, task: Task) -> dict[str, Any]:
         dct: dict[str, Any] = super().to_dict(task)
@@ -60,7 +62,7 @@ class DataConvertingTaskConverter(TaskConverter):
         delta = dct.get("delta")
         if delta and delta.get("updates"):
             delta["updates"] = self.registry.convert(self.registry.clean(delta["updates"]))
-        return dct
+        return compact(dct)
 
 
 def data_registry() -> DefaultRegistry:

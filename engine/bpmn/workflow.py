@@ -25,6 +25,8 @@ from .budget import check_call_depth
 from .depth import UnboundedWalks, cancel_unfinished
 from .error_events import interrupt_activities_that_caught_errors, throws_an_error
 from .event_subprocesses import interrupt_scope, is_event_subprocess_start, refresh_conditions
+from .pruning import leave_out_finished
+from .stored_tasks import expand_all
 
 # How often one `do_engine_steps` runs again because a condition came true: conditions that
 # keep flipping each other stop there (the next operation goes on).
@@ -166,17 +168,32 @@ class BatonWorkflow(UnboundedWalks, BpmnWorkflow):
 
 
 class BatonWorkflowConverter(BpmnWorkflowConverter):
-    """Stores a BatonWorkflow as the library's workflow and restores that as a BatonWorkflow."""
+    """Stores a BatonWorkflow as the library's workflow and restores that as a BatonWorkflow;
+    finished tasks that can no longer influence the run, and the subprocesses they ran, are
+    left out (engine.bpmn.pruning), and tasks are stored compactly (engine.bpmn.stored_tasks).
+    """
 
     def __init__(self, target_class: type, registry: Any, typename: str | None = None) -> None:
         super().__init__(target_class, registry, typename or BpmnWorkflow.__name__)
 
+    def to_dict(self, workflow: BpmnWorkflow) -> dict[str, Any]:
+        stored: dict[str, Any] = super().to_dict(workflow)
+        leave_out_finished(stored, workflow, self.registry)  # its subprocesses' tasks too
+        return stored
+
+    def from_dict(self, dct: dict[str, Any]) -> BpmnWorkflow:
+        return super().from_dict({**dct, "tasks": expand_all(dct["tasks"])})
+
 
 class BatonSubWorkflowConverter(BpmnSubWorkflowConverter):
-    """Stores a BatonSubWorkflow as the library's subprocess and restores that as Baton's."""
+    """Stores a BatonSubWorkflow as the library's subprocess and restores that as Baton's
+    (the workflow's converter leaves out its finished tasks, engine.bpmn.pruning)."""
 
     def __init__(self, target_class: type, registry: Any, typename: str | None = None) -> None:
         super().__init__(target_class, registry, typename or BpmnSubWorkflow.__name__)
+
+    def from_dict(self, dct: dict[str, Any], task: Task, top_workflow: Any) -> BpmnSubWorkflow:
+        return super().from_dict({**dct, "tasks": expand_all(dct["tasks"])}, task, top_workflow)
 
 
 WORKFLOW_CONVERTERS = {

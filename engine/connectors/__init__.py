@@ -50,6 +50,11 @@ class TransientError(Exception):
         self.retry_after = retry_after
 
 
+class RateLimited(TransientError):
+    """The API said to slow down (HTTP 429): with a connection's limits, the job waits for
+    the `Retry-After` without using up an attempt, and the limiter slows down."""
+
+
 class BusinessError(Exception):
     """A definite answer that the call failed; thrown as a BPMN error with `code`."""
 

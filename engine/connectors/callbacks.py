@@ -22,7 +22,7 @@ URL_PLACEHOLDER = "{{callback_url}}"
 TOKEN_PLACEHOLDER = "{{callback_token}}"  # noqa: S105 -- a placeholder
 
 
-_CALL = re.compile(r"^\d{1,9}\.\d{1,9}$")
+_CALL = re.compile(r"\d{1,9}\.\d{1,9}")
 
 
 def call_number(retries: int, attempt: int) -> str:
@@ -47,7 +47,7 @@ def token_call(job_id: str, token: str) -> str | None:
     """The call (`call_number`) a token was given to, or None when it is not a token of
     this job."""
     call, _, signature = token.strip().rpartition(".")
-    if not _CALL.match(call) or not signature:
+    if not _CALL.fullmatch(call) or not signature:
         return None
     for secret in [settings.SECRET_KEY, *getattr(settings, "SECRET_KEY_FALLBACKS", [])]:
         if constant_time_compare(signature, _signature(str(job_id), call, secret)):

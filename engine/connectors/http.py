@@ -2,11 +2,12 @@
 
 Parameters: `url` (required), `method` (GET), `query`, `headers`, `json` or `form` body,
 `basic_auth` (`{"username", "password"}`, which may name secrets),
-`timeout` in seconds (10), `success_statuses` (a list; default 200-299), `response_headers`
-(header names to keep in the result; default content-type). The result is
+`timeout` in seconds (10), `connect_timeout`, `success_statuses` (a list; default 200-299),
+`response_headers` (header names to keep in the result; default content-type). The result is
 `{"status": int, "headers": {...}, "body": parsed JSON or text}`.
 Timeouts, connection errors, 5xx and 429 are transient (retried); any other status outside
-`success_statuses` is a BPMN error with code `HTTP_<status>`.
+`success_statuses` is a BPMN error with code `HTTP_<status>`. A body larger than
+BATON_HTTP_MAX_RESPONSE_BYTES (decoded) is the BPMN error `HTTP_RESPONSE_TOO_LARGE`.
 
 Long-running calls (`async_callback: true`): the request carries the headers
 `Baton-Callback-Url` and `Baton-Callback-Token` (and `{{callback_url}}`, `{{callback_token}}`
@@ -18,6 +19,10 @@ engine.services.job_callbacks. Without `async_callback` a 202 is a success like 
 Every call passes the outbound policy (`outbound.py`) before anything is sent, and every
 connection is opened only to an address the policy checked; a refused call is
 `HTTP_REFUSED` and is not retried.
+A task may name a connection instead (`connection`, with a `path` under its base URL): the
+worker expands it into these parameters (connections.py); an OAuth2 connection's client
+credentials (a parameter only the connection sets, never the diagram) get a shared access
+token, fetched again once when the API answers 401.
 """
 
 import os
@@ -30,7 +35,17 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 import httpx
 from django.conf import settings
 
-from . import AwaitCallback, BusinessError, ConnectorCall, TransientError, callbacks, connector
+from . import (
+    AwaitCallback,
+    BusinessError,
+    ConnectorCall,
+    RateLimited,
+    TransientError,
+    callbacks,
+    connector,
+)
+from .connections import OAUTH2_PARAM
+from .oauth2 import access_token
 from .outbound import check_url
 from .outbound import client as policy_client
 
@@ -121,6 +136,10 @@ def _request_options(params: dict[str, Any], call: ConnectorCall) -> dict[str, A
     auth = params.get("basic_auth")
     if isinstance(auth, dict) and auth.get("username"):
         options["auth"] = (str(auth["username"]), str(auth.get("password") or ""))
+    if params.get("connect_timeout"):
+        options["timeout"] = httpx.Timeout(
+            options["timeout"], connect=float(params["connect_timeout"])
+        )
     if params.get("json") is not None:
         options["json"] = params["json"]
     elif params.get("form") is not None:
@@ -184,6 +203,50 @@ def _shared_client() -> httpx.Client:
         return _client
 
 
+def _send(options: dict[str, Any]) -> httpx.Response:
+    try:
+        return _capped(_shared_client(), options)
+    except httpx.TimeoutException:
+        timeout = options["timeout"]
+        seconds = timeout.read if isinstance(timeout, httpx.Timeout) else timeout
+        raise TransientError(f"Timed out after {seconds:g} s: {_called_url(options)}") from None
+    except httpx.TransportError as exc:
+        raise TransientError(
+            f"Connection failed: {type(exc).__name__} ({_called_url(options)})"
+        ) from None
+
+
+def _capped(client: httpx.Client, options: dict[str, Any]) -> httpx.Response:
+    """The response, its body read as it streams in and refused past
+    BATON_HTTP_MAX_RESPONSE_BYTES (decoded: a small gzip bomb counts at its full size)."""
+    limit = settings.BATON_HTTP_MAX_RESPONSE_BYTES
+    request = client.build_request(**{k: v for k, v in options.items() if k != "auth"})
+    auth = options.get("auth") or httpx.USE_CLIENT_DEFAULT
+    streamed = client.send(request, auth=auth, stream=True)
+    chunks, size = [], 0
+    try:
+        for chunk in streamed.iter_bytes():
+            size += len(chunk)
+            if size > limit:
+                raise BusinessError(
+                    "HTTP_RESPONSE_TOO_LARGE",
+                    f"The answer of {_called_url(options)} (HTTP {streamed.status_code}) is "
+                    f"larger than {limit} bytes (BATON_HTTP_MAX_RESPONSE_BYTES).",
+                )
+            chunks.append(chunk)
+    finally:
+        streamed.close()
+    # The body is decoded already: the headers that described its encoding no longer apply.
+    headers = [
+        (name, value)
+        for name, value in streamed.headers.multi_items()
+        if name.lower() not in ("content-encoding", "content-length", "transfer-encoding")
+    ]
+    return httpx.Response(
+        streamed.status_code, headers=headers, content=b"".join(chunks), request=request
+    )
+
+
 @connector(
     "http",
     description=(
@@ -196,16 +259,15 @@ def http_request(params: dict[str, Any], call: ConnectorCall) -> dict[str, Any]:
     # Checked before the call: an API that accepted the work is not then told nothing.
     callback_seconds = _callback_timeout(params) if params.get("async_callback") is True else 0
     check_url(options["url"])  # before connecting; the client checks each connection again
-    try:
-        response = _shared_client().request(**options)
-    except httpx.TimeoutException:
-        raise TransientError(
-            f"Timed out after {options['timeout']:g} s: {_called_url(options)}"
-        ) from None
-    except httpx.TransportError as exc:
-        raise TransientError(
-            f"Connection failed: {type(exc).__name__} ({_called_url(options)})"
-        ) from None
+    oauth = params.get(OAUTH2_PARAM)
+    token = access_token(oauth) if isinstance(oauth, dict) else ""
+    if token:
+        options["headers"]["Authorization"] = f"Bearer {token}"
+    response = _send(options)
+    if response.status_code == 401 and isinstance(oauth, dict) and token:
+        # The token was revoked or expired early: fetch a new one, once.
+        options["headers"]["Authorization"] = f"Bearer {access_token(oauth, refused=token)}"
+        response = _send(options)
     status = response.status_code
     allowed = params.get("success_statuses")
     succeeded = status in allowed if allowed else 200 <= status < 300
@@ -221,7 +283,9 @@ def http_request(params: dict[str, Any], call: ConnectorCall) -> dict[str, Any]:
             )
             raise AwaitCallback(callback_seconds, accepted=_replaced(answer, {token: MASK}))
         return answer
-    if status >= 500 or status == 429:
+    if status == 429:
+        raise RateLimited(f"HTTP {status}", retry_after=_retry_after(response))
+    if status >= 500:
         raise TransientError(f"HTTP {status}", retry_after=_retry_after(response))
     message = f"HTTP {status} from {_called_url(options)}"
     raise BusinessError(f"HTTP_{status}", message, {"status": status, "body": body})

@@ -9,7 +9,8 @@ an httpx client whose connections pass the policy.
 
 Always refused: schemes other than http and https; link-local and cloud metadata addresses;
 unspecified and multicast addresses; the hosts and ports of Baton's own database and broker
-(`DATABASES`, `CELERY_BROKER_URL`) and of the other services `BATON_OWN_SERVICES` names.
+(`DATABASES`, `CELERY_BROKER_URL`, and the limits' `BATON_LIMITS_REDIS_URL`) and of the other
+services `BATON_OWN_SERVICES` names.
 With `BATON_HTTP_ALLOW_PRIVATE` off (the default; the development and test settings turn it
 on) also every address that is not public (loopback,
 private, shared, reserved) unless `BATON_HTTP_ALLOW` lists it: CIDRs and host names
@@ -311,7 +312,15 @@ def current_policy() -> Policy:
             bool(settings.BATON_HTTP_ALLOW_PRIVATE),
             tuple(entry.strip() for entry in allow if entry.strip()),
             databases,
-            str(settings.CELERY_BROKER_URL or ""),
+            # The limits' Redis (connections) is refused like the broker.
+            ";".join(
+                str(url)
+                for url in (
+                    settings.CELERY_BROKER_URL,
+                    getattr(settings, "BATON_LIMITS_REDIS_URL", ""),
+                )
+                if url
+            ),
             tuple(entry.strip() for entry in others if entry.strip()),
             int(time.monotonic() // SERVICE_REFRESH_SECONDS),
         )

@@ -15,6 +15,8 @@ their values are kept out of everything Baton stores or logs.
 """
 
 import base64
+import contextlib
+import contextvars
 import functools
 import html
 import json
@@ -22,7 +24,7 @@ import logging
 import re
 import threading
 import traceback
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote, quote_plus
@@ -238,6 +240,34 @@ def _remember(value: str) -> None:
         if not _resolved:
             logging.setLogRecordFactory(_redacting_factory(logging.getLogRecordFactory()))
         _resolved.add(value)
+
+
+# The values to mask in what the current connector call returns or raises (see `collecting`).
+_call_secrets: contextvars.ContextVar[list[str] | None] = contextvars.ContextVar(
+    "baton_call_secrets", default=None
+)
+
+
+@contextlib.contextmanager
+def collecting(used: list[str]) -> Iterator[None]:
+    """Within: every credential a connector obtains itself (`remember_secret_value`) is also
+    added to `used`, the values the caller masks in what the call returns or raises."""
+    token = _call_secrets.set(used)
+    try:
+        yield
+    finally:
+        _call_secrets.reset(token)
+
+
+def remember_secret_value(value: str) -> None:
+    """Mask `value` in every log record of this process from now on, and in what the current
+    call returns or raises (`collecting`): a credential a connector obtained itself (an
+    OAuth2 access token), not one from the store."""
+    if len(value) >= MIN_SECRET_LENGTH:
+        _remember(value)
+        used = _call_secrets.get()
+        if used is not None and value not in used:
+            used.append(value)
 
 
 def _redacting_factory(

@@ -25,10 +25,13 @@ from typing import Any
 
 import jmespath
 from django.conf import settings
+from jmespath import functions as jmespath_functions
 from jmespath.exceptions import JMESPathError
+from jmespath.visitor import Options, TreeInterpreter
 from lxml import etree
 
 from engine.bpmn.xml import UnsafeXmlError, XmlLimitExceeded, parse_untrusted_xml
+from engine.jsonable import encodes_within
 
 from . import BusinessError, ConnectorCall, connector
 
@@ -206,6 +209,75 @@ def csv_to_json(params: dict[str, Any], call: ConnectorCall) -> list[Any]:
 # -- JMESPath ----------------------------------------------------------------------------------
 
 
+class _Budget:
+    """The work one JMESPath evaluation may do (BATON_TRANSFORM_MAX_INPUT_BYTES units: a
+    node visited, an item or character produced). A short expression can otherwise build
+    gigabytes: `[@,@,@,@][] | [@,@,@,@][] | ...` quadruples a list at every step."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.left = limit
+
+    def spend(self, units: int) -> None:
+        self.left -= units
+        if self.left < 0:
+            raise BusinessError(
+                "TRANSFORM_TOO_LARGE",
+                f"The JMESPath expression does more work or builds more than {self.limit} "
+                "bytes allow (BATON_TRANSFORM_MAX_INPUT_BYTES).",
+            )
+
+
+class _BoundedFunctions(jmespath_functions.Functions):
+    """JMESPath's functions, with those that can build more than their input checked first."""
+
+    def __init__(self, budget: _Budget) -> None:
+        super().__init__()
+        self.budget = budget
+
+    @jmespath_functions.signature({"types": ["string"]}, {"types": ["array-string"]})
+    def _func_join(self, separator: str, array: list[str]) -> str:
+        self.budget.spend(sum(len(item) for item in array) + len(separator) * len(array))
+        return separator.join(array)
+
+    @jmespath_functions.signature({"types": []})
+    def _func_to_string(self, arg: Any) -> str:
+        if isinstance(arg, str):
+            return arg
+        if not encodes_within(arg, max(self.budget.left, 0)):
+            self.budget.spend(self.budget.left + 1)
+        return json.dumps(arg, separators=(",", ":"), default=str)
+
+
+class _BoundedInterpreter(TreeInterpreter):
+    """Evaluates a parsed expression within a budget: every node visited and every list,
+    object and text it produces is paid for, and a flatten is paid for before it is built."""
+
+    def __init__(self, budget: _Budget) -> None:
+        super().__init__(Options(custom_functions=_BoundedFunctions(budget)))
+        self.budget = budget
+
+    def visit(self, node: dict[str, Any], *args: Any, **kwargs: Any) -> Any:
+        self.budget.spend(1)
+        result = super().visit(node, *args, **kwargs)
+        if isinstance(result, list | dict | str):
+            self.budget.spend(len(result))
+        return result
+
+    def visit_flatten(self, node: dict[str, Any], value: Any) -> Any:
+        base = self.visit(node["children"][0], value)
+        if not isinstance(base, list):
+            return None
+        self.budget.spend(sum(len(item) if isinstance(item, list) else 1 for item in base))
+        merged: list[Any] = []
+        for item in base:
+            if isinstance(item, list):
+                merged.extend(item)
+            else:
+                merged.append(item)
+        return merged
+
+
 @connector("transform/jmespath", description="Selects and reshapes a value with JMESPath.")
 def jmespath_search(params: dict[str, Any], call: ConnectorCall) -> Any:
     expression = params.get("expression")
@@ -214,7 +286,15 @@ def jmespath_search(params: dict[str, Any], call: ConnectorCall) -> Any:
     if len(expression) > 10_000:
         raise BusinessError("TRANSFORM_TOO_LARGE", "`expression` is longer than 10,000 characters.")
     value = _capped_value(params.get("value"), "value")
+    limit = settings.BATON_TRANSFORM_MAX_INPUT_BYTES
     try:
-        return jmespath.search(expression, value)
+        parsed = jmespath.compile(expression).parsed
+        result = _BoundedInterpreter(_Budget(limit)).visit(parsed, value)
     except JMESPathError as exc:
         raise _invalid(f"The JMESPath expression failed: {exc}") from None
+    # The result may share one list many times over: small in memory, huge as JSON.
+    if not encodes_within(result, limit):
+        raise BusinessError(
+            "TRANSFORM_TOO_LARGE", f"The JMESPath result is larger than {limit} bytes."
+        )
+    return result

@@ -7,7 +7,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('engine', '0018_history_write_function'),
+        ('engine', '0022_connections_and_limits'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 

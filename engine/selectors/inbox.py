@@ -2,6 +2,7 @@
 Who sees what is decided in `engine.permissions`; these only narrow it down."""
 
 import uuid
+from dataclasses import dataclass
 from typing import Any
 
 from django.core.exceptions import PermissionDenied
@@ -16,8 +17,8 @@ from engine.permissions import (
     actionable_tasks_q,
     assigned_tasks_q,
     can_see_task,
-    candidate_tasks_q,
     group_names,
+    unclaimed_candidate_tasks_q,
 )
 from processes.models import ProcessDefinition
 
@@ -82,12 +83,13 @@ def task_detail_for(task_id: uuid.UUID | str, user: Person) -> HumanTask:
     return task
 
 
+# Each ends with the primary key: a total order, which keyset pages need.
 INBOX_SORTS = {
     "created": ("created_at", "id"),
     "-created": ("-created_at", "id"),
-    "due": ("due_at", "created_at"),
-    "priority": ("-priority", "created_at"),
-    "name": ("name", "created_at"),
+    "due": ("due_at", "created_at", "id"),
+    "priority": ("-priority", "created_at", "id"),
+    "name": ("name", "created_at", "id"),
     "-completed": ("-completed_at", "id"),
 }
 
@@ -110,10 +112,7 @@ def inbox_tasks(
     if tab == "completed":
         tasks = tasks.filter(_completed_by(user))
     elif tab == "groups":
-        # The same query shape as the partial indexes on unclaimed tasks.
-        tasks = tasks.filter(
-            candidate_tasks_q(user), assignee__isnull=True, status=HumanTask.Status.OPEN
-        )
+        tasks = tasks.filter(unclaimed_candidate_tasks_q(user))
     else:
         tasks = tasks.filter(assigned_tasks_q(user))
     if process:
@@ -174,11 +173,36 @@ def _search_matches(search: str) -> Q:
     )
 
 
+@dataclass(frozen=True)
+class InboxCounts:
+    """How many tasks wait for a user: assigned to them ("Assigned to me"), and unclaimed with
+    them as a candidate ("My groups"). Never the same task twice (an assignee, or none)."""
+
+    mine: int
+    groups: int
+
+    @property
+    def waiting(self) -> int:
+        return self.mine + self.groups
+
+    def of_tab(self, tab: str) -> int | None:
+        return {"mine": self.mine, "groups": self.groups}.get(tab)
+
+
+def inbox_counts(user: Person) -> InboxCounts:
+    """Both counts, each over one kind of index (no scan of other people's tasks): assigned,
+    from the assignee index alone; unclaimed, from the GIN indexes on unclaimed tasks."""
+    if not user.is_authenticated:
+        return InboxCounts(0, 0)
+    return InboxCounts(
+        mine=HumanTask.objects.filter(assigned_tasks_q(user)).count(),
+        groups=HumanTask.objects.filter(unclaimed_candidate_tasks_q(user)).count(),
+    )
+
+
 def open_task_count(user: Person) -> int:
     """How many tasks wait for `user` (assigned, or unclaimed for them)."""
-    if not user.is_authenticated:
-        return 0
-    return HumanTask.objects.filter(actionable_tasks_q(user)).count()
+    return inbox_counts(user).waiting
 
 
 def next_task_in_instance(user: Person, instance_id: uuid.UUID) -> HumanTask | None:

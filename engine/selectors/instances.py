@@ -11,9 +11,11 @@ from django.db.models import Count, Prefetch, Q, QuerySet
 from engine.actors import Person
 from engine.exceptions import NotFound
 from engine.models import (
+    HumanTask,
     InstanceEvent,
     MessageSubscription,
     ProcessInstance,
+    ServiceJob,
     SignalSubscription,
     Timer,
 )
@@ -77,6 +79,49 @@ def waiting_for_events(instance: ProcessInstance) -> list[dict[str, Any]]:
         for s in waits.signals
     )
     return waiting
+
+
+@dataclass
+class WrittenRows:
+    """Every related row of an instance that was just started, as its start wrote them."""
+
+    human_tasks: list[HumanTask]
+    jobs: list[ServiceJob]
+    timers: list[Timer]
+    messages: list[MessageSubscription]
+    signals: list[SignalSubscription]
+
+
+_WRITTEN = "baton_written_rows"
+
+
+def remember_rows(instance: ProcessInstance, rows: WrittenRows) -> None:
+    """Keep on a new instance the rows its start wrote (for `new_instance_detail`)."""
+    setattr(instance, _WRITTEN, rows)
+
+
+def new_instance_detail(instance: ProcessInstance) -> ProcessInstance:
+    """The detail of an instance just started, answered from the rows its start wrote
+    (`remember_rows`) instead of reading them again; read when they are not known. The
+    relations are filled as `instance_detail` prefetches them, in the models' order."""
+    rows: WrittenRows | None = getattr(instance, _WRITTEN, None)
+    if rows is None:
+        return instance_detail(instance.pk)
+    known: dict[str, list[Any]] = {
+        "human_tasks": sorted(rows.human_tasks, key=lambda task: (-task.priority, task.created_at)),
+        "jobs": sorted(rows.jobs, key=lambda job: job.created_at),
+        "message_subscriptions": list(rows.messages),
+        "signal_subscriptions": list(rows.signals),
+    }
+    cache: dict[str, QuerySet[Any]] = instance.__dict__.setdefault("_prefetched_objects_cache", {})
+    for name, related in known.items():
+        queryset = getattr(instance, name).all()  # builds a query, runs none
+        # As prefetch_related leaves a prefetched relation; Django has no public setter.
+        queryset._result_cache = related  # noqa: SLF001
+        queryset._prefetch_done = True  # noqa: SLF001
+        cache[name] = queryset
+    instance.unfired_timers = sorted(rows.timers, key=lambda timer: timer.due_at)  # type: ignore[attr-defined]
+    return instance
 
 
 def _detailed_instances() -> QuerySet[ProcessInstance]:

@@ -11,6 +11,7 @@ row lock):
 """
 
 import json
+from dataclasses import dataclass, field
 from typing import Any
 
 from engine import clock
@@ -80,8 +81,9 @@ def _timer_fired(workflow: Workflow, row: Timer, now: Any) -> bool:
     return timer_has_fired(workflow, row.spiff_task_id)
 
 
-def sync_timers(instance: ProcessInstance, run: Run, *, fresh: bool = False) -> None:
-    """One unfired Timer row per waiting timer (and due time); fired ones marked fired."""
+def sync_timers(instance: ProcessInstance, run: Run, *, fresh: bool = False) -> list[Timer]:
+    """One unfired Timer row per waiting timer (and due time); fired ones marked fired.
+    Returns the rows written now."""
     wanted = {(t.task.id, t.due_at): t for t in run.waits().timers}
     rows = [] if fresh else list(instance.timers.filter(fired=False))
     now = clock.now()
@@ -99,7 +101,7 @@ def sync_timers(instance: ProcessInstance, run: Run, *, fresh: bool = False) -> 
             )
         else:
             row.delete()
-    Timer.objects.bulk_create(
+    return Timer.objects.bulk_create(
         [
             Timer(
                 instance=instance, spiff_task_id=t.task.id, element_id=t.element_id, due_at=t.due_at
@@ -113,9 +115,20 @@ def _correlation_key(correlation: dict[str, Any]) -> str:
     return json.dumps(correlation, sort_keys=True, default=str)
 
 
-def sync_event_subscriptions(instance: ProcessInstance, run: Run, *, fresh: bool = False) -> None:
+@dataclass
+class EventRows:
+    """The subscription rows an operation wrote."""
+
+    messages: list[MessageSubscription] = field(default_factory=list)
+    signals: list[SignalSubscription] = field(default_factory=list)
+
+
+def sync_event_subscriptions(
+    instance: ProcessInstance, run: Run, *, fresh: bool = False
+) -> EventRows:
     """One MessageSubscription / SignalSubscription row per message or signal waited for.
-    Events kept for an instance that ended while suspended will never be delivered."""
+    Events kept for an instance that ended while suspended will never be delivered.
+    Returns the rows written now."""
     if instance.is_finished and not fresh:
         instance.incoming_events.filter(status=EventDelivery.Status.DEFERRED).update(
             status=EventDelivery.Status.UNMATCHED,
@@ -128,7 +141,8 @@ def sync_event_subscriptions(instance: ProcessInstance, run: Run, *, fresh: bool
             key = (row.spiff_task_id, row.message_name, _correlation_key(row.correlation))
             if messages.pop(key, None) is None:
                 row.delete()
-    MessageSubscription.objects.bulk_create(
+    written = EventRows()
+    written.messages = MessageSubscription.objects.bulk_create(
         [
             MessageSubscription(
                 instance=instance,
@@ -145,7 +159,7 @@ def sync_event_subscriptions(instance: ProcessInstance, run: Run, *, fresh: bool
         for signal_row in instance.signal_subscriptions.all():
             if signals.pop((signal_row.spiff_task_id, signal_row.signal_name), None) is None:
                 signal_row.delete()
-    SignalSubscription.objects.bulk_create(
+    written.signals = SignalSubscription.objects.bulk_create(
         [
             SignalSubscription(
                 instance=instance,
@@ -156,3 +170,4 @@ def sync_event_subscriptions(instance: ProcessInstance, run: Run, *, fresh: bool
             for s in signals.values()
         ]
     )
+    return written

@@ -116,48 +116,66 @@ def _handled_since_ready(task: Task, row_created_at: datetime.datetime | None) -
 
 
 def sync_human_tasks(
-    instance: ProcessInstance, workflow: Workflow, *, actor: Actor, fresh: bool = False
-) -> None:
-    """Open a row for each newly READY manual task; cancel rows whose task is gone.
+    instance: ProcessInstance,
+    workflow: Workflow,
+    *,
+    actor: Actor,
+    fresh: bool = False,
+    active: list[HumanTask] | None = None,
+    opened_at: float | None = None,
+) -> list[HumanTask]:
+    """Open a row for each newly READY manual task; cancel rows whose task is gone. Returns
+    the rows opened.
 
     `fresh`: the instance was created in this transaction, so it has no rows to compare with.
+    `active`: its active rows, when the caller read them under the instance's lock in this
+    transaction (others are read here). `opened_at`: when the operation began (`Run`); a
+    task that became READY since then cannot have a row for this readiness yet.
     """
     ready = ready_human_tasks(workflow)
     elements = definition_elements(instance.definition_id)
     if not elements and not ready:
-        return  # a process without user or manual tasks has no rows to keep in step
-    active = (
-        {}
-        if fresh
-        else {
-            row.spiff_task_id: row
-            for row in instance.human_tasks.filter(status__in=HumanTask.ACTIVE_STATUSES)
-        }
-    )
-    for spiff_id, row in active.items():
-        if spiff_id not in ready:
-            row.status = HumanTask.Status.CANCELLED
-            row.save(update_fields=["status"])
-            record_event(instance, "task_cancelled", actor=actor, element_id=row.element_id)
-    new_ids = [spiff_id for spiff_id in ready if spiff_id not in active]
-    if not new_ids:
-        return
+        return []  # a process without user or manual tasks has no rows to keep in step
+    if fresh:
+        rows: list[HumanTask] = []
+    elif active is not None:
+        rows = [row for row in active if row.is_active]
+    else:
+        rows = list(instance.human_tasks.filter(status__in=HumanTask.ACTIVE_STATUSES))
+    by_task = {row.spiff_task_id: row for row in rows}
+    gone = [row for spiff_id, row in by_task.items() if spiff_id not in ready]
+    if gone:
+        HumanTask.objects.filter(pk__in=[row.pk for row in gone]).update(
+            status=HumanTask.Status.CANCELLED
+        )
+    for row in gone:
+        row.status = HumanTask.Status.CANCELLED
+        record_event(instance, "task_cancelled", actor=actor, element_id=row.element_id)
+    new_ids = [spiff_id for spiff_id in ready if spiff_id not in by_task]
+    earlier = [
+        spiff_id
+        for spiff_id in new_ids
+        if not fresh and (opened_at is None or ready[spiff_id].last_state_change < opened_at)
+    ]
     handled = (
-        {}
-        if fresh
-        else dict(  # the newest row per task: a reset leaves older ones
-            instance.human_tasks.filter(spiff_task_id__in=new_ids)
+        dict(  # the newest row per task: a reset leaves older ones
+            instance.human_tasks.filter(spiff_task_id__in=earlier)
             .values("spiff_task_id")
             .annotate(newest=Max("created_at"))
             .values_list("spiff_task_id", "newest")
         )
+        if earlier
+        else {}
     )
-    for spiff_id in new_ids:
-        if _handled_since_ready(ready[spiff_id], handled.get(spiff_id)):
-            continue
-        task = ready[spiff_id]
-        row = _new_human_task(instance, task, elements.get(task.task_spec.bpmn_id, {}))
-        row.save()
+    opened = [
+        _new_human_task(
+            instance, ready[spiff_id], elements.get(ready[spiff_id].task_spec.bpmn_id, {})
+        )
+        for spiff_id in new_ids
+        if not _handled_since_ready(ready[spiff_id], handled.get(spiff_id))
+    ]
+    HumanTask.objects.bulk_create(opened)
+    for row in opened:
         record_event(
             instance,
             "task_created",
@@ -165,3 +183,4 @@ def sync_human_tasks(
             element_id=row.element_id,
             payload={"task": str(row.id), "name": row.name},
         )
+    return opened

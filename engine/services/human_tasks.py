@@ -1,10 +1,12 @@
 """Claiming, unclaiming and completing human tasks."""
 
 import uuid
+from dataclasses import dataclass
 from typing import Any
 
 from django.core.exceptions import PermissionDenied
 from django.db import transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from engine.actors import Person, as_user
@@ -15,30 +17,50 @@ from engine.forms import clean_submission
 from engine.jsonable import check_json_depth
 from engine.models import HumanTask, ProcessInstance
 from engine.observability import context
-from engine.permissions import can_claim_task, can_complete_task, can_see_task, can_unclaim_task
+from engine.permissions import (
+    can_claim_task,
+    can_complete_task,
+    can_see_task,
+    can_unclaim_task,
+    with_task_access,
+)
 
 from . import observed
-from .audit import record_event
-from .instance_store import lock_instance, open_run, persist_workflow
+from .audit import events_in_one_insert, record_event
+from .instance_store import lock_instance_of_task, open_run, persist_workflow
 from .operation_keys import KeyedOperation, reserve_once
 from .running import running_as
 
 
-def _lock_task(task_id: uuid.UUID | str) -> tuple[ProcessInstance, HumanTask]:
-    """Lock the instance, then the task row: the same order in every operation."""
-    instance_id = HumanTask.objects.filter(pk=task_id).values_list("instance_id", flat=True).first()
-    if instance_id is None:
+@dataclass
+class LockedTask:
+    instance: ProcessInstance
+    task: HumanTask
+    # The instance's other active task rows (read with the task when asked for).
+    others: list[HumanTask]
+
+
+def _lock_task(task_id: uuid.UUID | str, user: Person, *, with_others: bool) -> LockedTask:
+    """Lock the task's instance, then read the task (every change of a task row happens
+    under its instance's lock), with what `user` may do with it and, `with_others`, the
+    instance's other active tasks: one locking read and one read."""
+    instance = lock_instance_of_task(task_id)
+    wanted = (
+        Q(pk=task_id) | Q(status__in=HumanTask.ACTIVE_STATUSES) if with_others else Q(pk=task_id)
+    )
+    rows = list(with_task_access(instance.human_tasks.filter(wanted), user))
+    task = next((row for row in rows if str(row.pk) == str(task_id)), None)
+    if task is None:  # gone with its instance's retention between the two reads
         raise NotFound(f"There is no task {task_id}.")
-    instance = lock_instance(instance_id)
-    task = HumanTask.objects.select_for_update(no_key=True).get(pk=task_id)
-    return instance, task
+    return LockedTask(instance, task, [row for row in rows if row is not task])
 
 
 def _lock_workable_task(
-    task_id: uuid.UUID | str, user: Person
-) -> tuple[ProcessInstance, HumanTask]:
+    task_id: uuid.UUID | str, user: Person, *, with_others: bool = False
+) -> LockedTask:
     """Lock the task and its instance, and check that `user` may see it and it is still open."""
-    instance, task = _lock_task(task_id)
+    locked = _lock_task(task_id, user, with_others=with_others)
+    instance, task = locked.instance, locked.task
     if not can_see_task(user, task):
         raise PermissionDenied("You are neither the assignee nor a candidate for this task.")
     if not task.is_active:
@@ -46,7 +68,7 @@ def _lock_workable_task(
         raise Conflict(f"The task is {task.status}{by}; it cannot be worked on any more.")
     if not instance.tasks_workable:
         raise Conflict(f"The instance is {instance.status}; its tasks cannot be worked on now.")
-    return instance, task
+    return locked
 
 
 def claim_task(*, task_id: uuid.UUID | str, user: Person) -> HumanTask:
@@ -55,7 +77,8 @@ def claim_task(*, task_id: uuid.UUID | str, user: Person) -> HumanTask:
     Claiming a task one already holds changes nothing.
     """
     with transaction.atomic(durable=True):
-        instance, task = _lock_workable_task(task_id, user)
+        locked = _lock_workable_task(task_id, user)
+        instance, task = locked.instance, locked.task
         username = user.get_username()
         if task.assignee == username:
             return task
@@ -79,7 +102,8 @@ def claim_task(*, task_id: uuid.UUID | str, user: Person) -> HumanTask:
 def unclaim_task(*, task_id: uuid.UUID | str, user: Person) -> HumanTask:
     """Give a claimed task back to its candidates. Only the assignee (or a superuser) may."""
     with transaction.atomic(durable=True):
-        instance, task = _lock_workable_task(task_id, user)
+        locked = _lock_workable_task(task_id, user)
+        instance, task = locked.instance, locked.task
         if not task.assignee:
             return task
         if not can_unclaim_task(user, task):
@@ -113,9 +137,10 @@ def complete_human_task(
     With `operation_key`, a second completion with that key raises `OperationDoneBefore`.
     """
     check_json_depth(variables, "variables")
-    with transaction.atomic(durable=True):
+    with transaction.atomic(durable=True), events_in_one_insert():
         reserve_once(operation_key)
-        instance, task = _lock_workable_task(task_id, user)
+        locked = _lock_workable_task(task_id, user, with_others=True)
+        instance, task = locked.instance, locked.task
         context.bind(element=task.element_id)
         if not can_complete_task(user, task):
             raise PermissionDenied(f"The task is claimed by {task.assignee}, not by you.")
@@ -143,5 +168,5 @@ def complete_human_task(
             element_id=task.element_id,
             payload={"task": str(task.id), "variables": submitted},
         )
-        persist_workflow(instance, run, actor=user)
+        persist_workflow(instance, run, actor=user, active_tasks=locked.others)
         return task

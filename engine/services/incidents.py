@@ -148,40 +148,46 @@ def retry_instance(
 
 
 def _retry_dead_jobs(instance: ProcessInstance, run: Run, actor: Person) -> list[RetriedJob]:
-    retried = []
-    for job in (
-        instance.jobs.select_for_update(no_key=True)
+    return [
+        retry_dead_job(instance, job, run, actor)
+        for job in instance.jobs.select_for_update(no_key=True)
         .filter(status=ServiceJob.Status.DEAD)
         .order_by("pk")
-    ):
-        changed = _reevaluate(job, run, actor)
-        job.status = ServiceJob.Status.PENDING
-        job.attempt = 0
-        job.next_attempt_at = timezone.now()
-        job.worker_id, job.locked_until = "", None
-        job.callback_until = job.callback_received_at = None
-        job.save()
-        record_event(
-            instance,
-            "job_retried",
-            actor=actor,
-            element_id=job.element_id,
-            payload={
-                "job": str(job.id),
-                "previous_attempts": job.history[-1]["attempts"],
-                "last_error": job.last_error,
-                "changed_parameters": changed,
-            },
-        )
-        if job.kind == ServiceJob.Kind.EXTERNAL:
-            announce_external_task(job.connector)  # its workers fetch it again
-        else:
-            hand_over_job_on_commit(str(job.id))
-        reopen_run(instance, job.spiff_task_id, actor=actor)
-        task = parked_task(run.workflow, job.spiff_task_id)
-        name = (task.task_spec.bpmn_name or "") if task is not None else ""
-        retried.append(RetriedJob(job.element_id, name, changed))
-    return retried
+    ]
+
+
+def retry_dead_job(
+    instance: ProcessInstance, job: ServiceJob, run: Run, actor: Person
+) -> RetriedJob:
+    """Send one dead job again (under its instance's lock), its parameters evaluated again
+    and its earlier round kept in `history`; audited as `job_retried`."""
+    changed = _reevaluate(job, run, actor)
+    job.status = ServiceJob.Status.PENDING
+    job.attempt = 0
+    job.next_attempt_at = timezone.now()
+    job.worker_id, job.locked_until = "", None
+    job.callback_until = job.callback_received_at = None
+    job.save()
+    record_event(
+        instance,
+        "job_retried",
+        actor=actor,
+        element_id=job.element_id,
+        payload={
+            "job": str(job.id),
+            "previous_attempts": job.history[-1]["attempts"],
+            "last_error": job.last_error,
+            "changed_parameters": changed,
+        },
+    )
+    if job.kind == ServiceJob.Kind.EXTERNAL:
+        announce_external_task(job.connector)  # its workers fetch it again
+    else:
+        hand_over_job_on_commit(str(job.id))
+    reopen_run(instance, job.spiff_task_id, actor=actor)
+    task = parked_task(run.workflow, job.spiff_task_id)
+    name = (task.task_spec.bpmn_name or "") if task is not None else ""
+    return RetriedJob(job.element_id, name, changed)
 
 
 def _reevaluate(job: ServiceJob, run: Run, actor: Person) -> list[str]:

@@ -23,9 +23,11 @@ calls `retry_instance` (services.incidents), which runs the failed task again. P
   cannot become a task incident: it still raises `ScriptFailed` and the operation rolls back.
 """
 
+import contextlib
 import uuid
 
 from django.db import transaction
+from django.db.models import QuerySet, Subquery
 from django.utils import timezone
 
 from engine.actors import Actor
@@ -35,13 +37,24 @@ from engine.bpmn.serialization import new_workflow, workflow_from_state, workflo
 from engine.bpmn.types import Workflow
 from engine.bpmn.walks import is_completed, workflow_variables
 from engine.exceptions import Conflict, NotFound, ScriptFailed, TaskScriptFailed
-from engine.models import ProcessInstance
+from engine.models import HumanTask, ProcessInstance, ServiceJob
 from engine.observability import context
+from engine.selectors.instances import WrittenRows, remember_rows
 
-from .audit import record_event
-from .definition_cache import definition_specs
+from .audit import (
+    events_in_one_insert,
+    forget_pending_events,
+    pending_events_mark,
+    record_event,
+)
+from .definition_cache import DefinitionTraits, definition_specs, definition_traits
 from .element_history import record_element_runs
-from .event_projection import publish_thrown_events, sync_event_subscriptions, sync_timers
+from .event_projection import (
+    EventRows,
+    publish_thrown_events,
+    sync_event_subscriptions,
+    sync_timers,
+)
 from .failures import record_script_incidents, script_incident
 from .human_task_projection import sync_human_tasks
 from .instance_status import decide_status
@@ -50,18 +63,33 @@ from .observed import instance_moved
 from .running import definition_step_limits, running_as
 
 
-def lock_instance(instance_id: uuid.UUID | str) -> ProcessInstance:
-    """Take the instance's row lock (the first lock of every instance operation)."""
+def _lock_one(instances: QuerySet[ProcessInstance]) -> ProcessInstance | None:
     instance = (
-        ProcessInstance.objects.select_for_update(no_key=True, of=("self",))
+        instances.select_for_update(no_key=True, of=("self",))
         .select_related("definition")
         .defer("definition__spec", "definition__bpmn_xml", "definition__elements")
-        .filter(pk=instance_id)
         .first()
     )
+    if instance is not None:
+        context.bind(instance=instance.pk)
+    return instance
+
+
+def lock_instance(instance_id: uuid.UUID | str) -> ProcessInstance:
+    """Take the instance's row lock (the first lock of every instance operation)."""
+    instance = _lock_one(ProcessInstance.objects.filter(pk=instance_id))
     if instance is None:
         raise NotFound(f"There is no instance {instance_id}.")
-    context.bind(instance=instance.pk)
+    return instance
+
+
+def lock_instance_of_task(task_id: uuid.UUID | str) -> ProcessInstance:
+    """Take the row lock of the instance of human task `task_id` (one statement: a task
+    never moves to another instance). Its task rows are read after the lock is held."""
+    owner = HumanTask.objects.filter(pk=task_id).values("instance_id")[:1]
+    instance = _lock_one(ProcessInstance.objects.filter(pk=Subquery(owner)))
+    if instance is None:
+        raise NotFound(f"There is no task {task_id}.")
     return instance
 
 
@@ -93,45 +121,79 @@ def new_run(definition_id: int) -> Run:
 
 FINISHED_STATUSES = (ProcessInstance.Status.COMPLETED, ProcessInstance.Status.TERMINATED)
 _INSTANCE_FIELDS = ("state", "variables", "lock_version", "status", "completed_at", "incident")
+# An instance moved to another definition may still have rows its new definition never makes.
+_EVERY_ROW = DefinitionTraits(
+    timers=True, messages_or_signals=True, connector_tasks=True, writes_may_fail=True
+)
 
 
 def persist_workflow(
-    instance: ProcessInstance, run: Run, *, actor: Actor, fresh: bool = False
+    instance: ProcessInstance,
+    run: Run,
+    *,
+    actor: Actor,
+    fresh: bool = False,
+    active_tasks: list[HumanTask] | None = None,
+    definition_changed: bool = False,
 ) -> ProcessInstance:
     """Write state, variables, status, the human-task projection, new service jobs (enqueued
-    after commit), completion events and incidents.
+    after commit), completion events and incidents. `fresh`: the instance is new (its row is
+    inserted here if it was not saved yet). `active_tasks`: the instance's active human task
+    rows, read by the caller under the instance's lock in this transaction.
+
+    Only the rows the definition can have are looked at (`definition_traits`), unless
+    `definition_changed` (a migration). The audit events of the operation are written with
+    one INSERT (`events_in_one_insert`).
 
     An assignment expression or connector parameter that fails while the projection or the
     jobs are written fails its task (`TaskScriptFailed`): the write starts again from a
-    savepoint with that task in ERROR, so the instance is stored in incident."""
+    savepoint with that task in ERROR, so the instance is stored in incident. A definition
+    whose writes cannot fail so takes no savepoint."""
     before = {name: getattr(instance, name) for name in _INSTANCE_FIELDS}
-    for _ in range(MAX_FAILURES_PER_RUN):
-        try:
-            with transaction.atomic():
-                _persist(instance, run, actor=actor, fresh=fresh)
-                record_element_runs(
-                    instance,
-                    run,
-                    actor=actor,
-                    fresh=fresh,
-                    was_finished=before["status"] in FINISHED_STATUSES,
-                    variables_before=before["variables"],
-                )
-        except TaskScriptFailed as exc:
-            for name, value in before.items():
-                setattr(instance, name, value)
-            fail_task(run, exc.task, exc.detail, "ready")
-            continue
-        run.new_failures.clear()
-        context.bind(instance=instance.pk)
-        instance_moved(
-            instance, before=before["status"], before_incident=before["incident"], fresh=fresh
-        )
-        return instance
+    traits = _EVERY_ROW if definition_changed else definition_traits(instance.definition_id)
+    with events_in_one_insert():
+        for _ in range(MAX_FAILURES_PER_RUN):
+            mark = pending_events_mark()
+            try:
+                with transaction.atomic() if traits.writes_may_fail else contextlib.nullcontext():
+                    _persist(
+                        instance, run, actor=actor, fresh=fresh, traits=traits, active=active_tasks
+                    )
+                    record_element_runs(
+                        instance,
+                        run,
+                        actor=actor,
+                        fresh=fresh,
+                        was_finished=before["status"] in FINISHED_STATUSES,
+                        variables_before=before["variables"],
+                    )
+            except TaskScriptFailed as exc:
+                if not traits.writes_may_fail:
+                    raise  # no savepoint to start again from: the operation rolls back
+                forget_pending_events(mark)
+                for name, value in before.items():
+                    setattr(instance, name, value)
+                active_tasks = None  # the rolled-back write changed them: read them again
+                fail_task(run, exc.task, exc.detail, "ready")
+                continue
+            run.new_failures.clear()
+            context.bind(instance=instance.pk)
+            instance_moved(
+                instance, before=before["status"], before_incident=before["incident"], fresh=fresh
+            )
+            return instance
     raise ScriptFailed("Too many tasks of this instance failed in one run.")
 
 
-def _persist(instance: ProcessInstance, run: Run, *, actor: Actor, fresh: bool) -> None:
+def _persist(
+    instance: ProcessInstance,
+    run: Run,
+    *,
+    actor: Actor,
+    fresh: bool,
+    traits: DefinitionTraits,
+    active: list[HumanTask] | None,
+) -> None:
     was_finished = instance.is_finished
     failures = list(run.new_failures)
     workflow = run.workflow
@@ -139,8 +201,10 @@ def _persist(instance: ProcessInstance, run: Run, *, actor: Actor, fresh: bool) 
     instance.state = workflow_to_state(instance.definition.dialect, workflow)
     instance.variables = workflow_variables(workflow)
     instance.lock_version += 1
-    with running_as(actor, instance):
-        active_jobs = schedule_service_jobs(instance, workflow, fresh=fresh)
+    active_jobs, jobs = 0, list[ServiceJob]()
+    if traits.connector_tasks:
+        with running_as(actor, instance):
+            active_jobs, jobs = schedule_service_jobs(instance, workflow, fresh=fresh)
     completed = is_completed(workflow)
     if instance.status == ProcessInstance.Status.TERMINATED or completed:
         instance.incident = None  # a cancelled workflow also counts as completed
@@ -156,9 +220,17 @@ def _persist(instance: ProcessInstance, run: Run, *, actor: Actor, fresh: bool) 
         instance.completed_at = instance.completed_at or timezone.now()
     instance.save()
     with running_as(actor, instance):
-        sync_human_tasks(instance, workflow, actor=actor, fresh=fresh)
-    sync_timers(instance, run, fresh=fresh)
-    sync_event_subscriptions(instance, run, fresh=fresh)
+        tasks = sync_human_tasks(
+            instance, workflow, actor=actor, fresh=fresh, active=active, opened_at=run.opened_at
+        )
+    timers = sync_timers(instance, run, fresh=fresh) if traits.timers else []
+    waits = (
+        sync_event_subscriptions(instance, run, fresh=fresh)
+        if traits.messages_or_signals
+        else EventRows()
+    )
     record_script_incidents(instance, failures)
     if instance.status == ProcessInstance.Status.COMPLETED and not was_finished:
         record_event(instance, "completed")
+    if fresh:  # every row of the new instance was written just now: answer from them
+        remember_rows(instance, WrittenRows(tasks, jobs, timers, waits.messages, waits.signals))

@@ -15,7 +15,7 @@ from engine.jsonable import check_json_depth
 from engine.models import ProcessInstance
 from processes.models import ProcessDefinition
 
-from .audit import record_event
+from .audit import events_in_one_insert, record_event
 from .instance_store import new_run, persist_workflow
 from .operation_keys import KeyedOperation, reserve_once
 from .running import running_as
@@ -86,22 +86,22 @@ def create_started_instance(
 ) -> ProcessInstance:
     """Store a prepared run as a new instance, run to its first wait state (in the caller's
     transaction)."""
-    instance = ProcessInstance(
-        definition=definition,
-        business_key=business_key or None,
-        status=ProcessInstance.Status.RUNNING,
-        started_by=as_user(actor),
-    )
-    # The row exists before the engine runs so that projections can point at it; the
-    # transaction hides it from everyone else until the run has been persisted.
-    instance.save()
-    record_event(
-        instance,
-        "started",
-        actor=actor,
-        payload={"version": definition.version, "business_key": instance.business_key},
-    )
-    with running_as(actor, instance):
-        run_engine_steps(run)
-    persist_workflow(instance, run, actor=actor, fresh=True)
+    with events_in_one_insert():
+        instance = ProcessInstance(
+            definition=definition,
+            business_key=business_key or None,
+            status=ProcessInstance.Status.RUNNING,
+            started_by=as_user(actor),
+        )
+        # The row is inserted once, with the state of the first run (`persist_workflow`);
+        # its audit events (and a data store's) are written after it, in one INSERT.
+        record_event(
+            instance,
+            "started",
+            actor=actor,
+            payload={"version": definition.version, "business_key": instance.business_key},
+        )
+        with running_as(actor, instance):
+            run_engine_steps(run)
+        persist_workflow(instance, run, actor=actor, fresh=True)
     return instance

@@ -32,6 +32,7 @@ from engine.exceptions import Conflict, InvalidInput, NotFound
 from engine.models import ProcessInstance, ServiceJob
 
 from .audit import record_event
+from .handover import hand_over_job_on_commit
 from .instance_store import lock_instance
 from .job_outcomes import (
     ACCEPTED,
@@ -104,7 +105,11 @@ def receive_job_callback(*, job_id: uuid.UUID | str, token: str, body: Any) -> C
             raise Conflict("The token belongs to an earlier call of this job, which was retried.")
         if job.callback_received_at is not None:
             return CallbackReceipt(str(job.id), job.status, duplicate=True)
-        early = job.status == ServiceJob.Status.RUNNING
+        # Before the 202 was recorded: the call is running, or its worker recorded a transient
+        # error (a read timeout after the API had accepted the work) and the job waits for its
+        # next attempt. Either way the callback is kept, and the next claim applies it
+        # instead of calling again (`ClaimedJob.answered`).
+        early = job.status in (ServiceJob.Status.RUNNING, ServiceJob.Status.PENDING)
         if not early and job.status != ServiceJob.Status.WAITING:
             raise Conflict(f"The job is {job.status}; it no longer waits for a callback.")
         job.callback_received_at = timezone.now()
@@ -121,6 +126,9 @@ def receive_job_callback(*, job_id: uuid.UUID | str, token: str, body: Any) -> C
             # The API answered before the worker recorded its 202: the worker applies this
             # (and adds the 202 answer as `accepted`).
             job.result = {EARLY_CALLBACK: outcome.stored()}
+            if job.status == ServiceJob.Status.PENDING:
+                job.next_attempt_at = timezone.now()  # applied now, not after the backoff
+                hand_over_job_on_commit(str(job.id))
             job.save()
             return CallbackReceipt(str(job.id), job.status, duplicate=False)
         if instance.status == ProcessInstance.Status.SUSPENDED:

@@ -54,6 +54,7 @@ class Outcome:
     result: Any = None
     transient: str = ""  # a retryable failure
     retry_after: float | None = None
+    rate_limited: bool = False  # the API answered 429
     error_code: str = ""  # a BPMN error to throw
     error_message: str = ""
     error_details: Any = None

@@ -9,24 +9,38 @@ duplicate message cannot run the job twice at once), call (no lock, no transacti
 import json
 import logging
 import time
+from typing import Any
 
+from django.conf import settings
 from django.db import connection
 
 from engine.connectors import (
     AwaitCallback,
     BusinessError,
     ConnectorCall,
+    ConnectorFunction,
+    RateLimited,
     TransientError,
     get_connector,
+    limits,
     stored_task_headers,
 )
+from engine.connectors.connections import (
+    ON_CIRCUIT_OPEN_PARAM,
+    ConnectionConfig,
+    UnknownConnection,
+    apply_connection,
+    connection_of,
+)
 from engine.connectors.outbound import OutboundRefused
-from engine.connectors.secrets import MissingSecret, redact, resolve_parameters
-from engine.jsonable import json_safe
+from engine.connectors.secrets import MissingSecret, collecting, redact, resolve_parameters
+from engine.jsonable import encodes_within, json_safe
 from engine.models import ProcessInstance
 from engine.observability import context, metrics
 from engine.observability.tracing import tracer
 
+from .connections import breaker_changed, wait_for_limit
+from .handover import hand_over_job
 from .job_outcomes import ClaimedJob, Outcome, apply_outcome
 
 logger = logging.getLogger(__name__)
@@ -61,7 +75,7 @@ def release_run_lock(job_id: str) -> None:
 _CLAIM_SQL = """
     UPDATE engine_servicejob AS job
        SET status = 'running', attempt = job.attempt + 1, started_at = now(),
-           unqueued_since = NULL, updated_at = now()
+           unqueued_since = NULL, waiting_on = '', updated_at = now()
       FROM engine_processinstance AS instance
      WHERE job.id = %s
        AND job.kind = 'connector'
@@ -113,15 +127,37 @@ def _claim(job_id: str) -> ClaimedJob | None:
     )
 
 
+class ResultTooLarge(Exception):
+    """A connector returned more than BATON_MAX_CONNECTOR_RESULT_BYTES: an incident."""
+
+
+def _bounded(value: Any) -> Any:
+    """`value` as plain JSON, when it is no larger than BATON_MAX_CONNECTOR_RESULT_BYTES."""
+    limit = settings.BATON_MAX_CONNECTOR_RESULT_BYTES
+    if not encodes_within(value, limit):
+        raise ResultTooLarge(
+            f"The connector's answer is larger than {limit} bytes as JSON "
+            "(BATON_MAX_CONNECTOR_RESULT_BYTES); it was not stored. Ask the API for less, or "
+            "raise the setting."
+        )
+    return json_safe(value)
+
+
 def _call(claim: ClaimedJob) -> Outcome:
     """Call the connector. Every text and value that leaves here, and every log line of this
-    process, has the resolved secrets masked."""
+    process, has the resolved secrets, and the credentials the connector obtained itself (an
+    OAuth2 access token), masked."""
     function = get_connector(claim.connector)
     if function is None:
         return Outcome(incident=f"No connector named {claim.connector!r} is registered.")
     secrets: list[str] = []
+    with collecting(secrets):
+        return _collected_call(claim, function, secrets)
+
+
+def _collected_call(claim: ClaimedJob, function: ConnectorFunction, secrets: list[str]) -> Outcome:
     try:
-        params = resolve_parameters(claim.parameters, secrets)
+        params = resolve_parameters(apply_connection(claim.parameters), secrets)
         call = ConnectorCall(
             job_id=claim.id,
             idempotency_key=claim.idempotency_key,
@@ -132,32 +168,49 @@ def _call(claim: ClaimedJob) -> Outcome:
             retries=claim.retries,
         )
         result = function(params, call)
-        return Outcome(result=redact(json_safe(result), secrets), secrets=secrets)
+        return Outcome(result=redact(_bounded(result), secrets), secrets=secrets)
+    except ResultTooLarge as exc:
+        return Outcome(incident=str(exc), secrets=secrets)
     except AwaitCallback as exc:
-        return Outcome(
-            result=redact(json_safe(exc.accepted), secrets),
-            await_callback_seconds=exc.timeout_seconds,
-            secrets=secrets,
-        )
-    except MissingSecret as exc:
+        return _accepted(exc, secrets)
+    except (MissingSecret, UnknownConnection) as exc:
         return Outcome(incident=str(exc))
     except OutboundRefused as exc:  # a policy matter, not the diagram's: no boundary event
         return Outcome(incident=redact(str(exc), secrets), error_code=exc.code, secrets=secrets)
     except TransientError as exc:
         return Outcome(
-            transient=redact(str(exc), secrets), retry_after=exc.retry_after, secrets=secrets
+            transient=redact(str(exc), secrets),
+            retry_after=exc.retry_after,
+            rate_limited=isinstance(exc, RateLimited),
+            secrets=secrets,
         )
     except BusinessError as exc:
+        try:
+            details = _bounded(exc.details)
+        except ResultTooLarge as too_large:
+            details = str(too_large)  # the error still reaches the diagram, without them
         return Outcome(
             error_code=exc.code,
             error_message=redact(str(exc), secrets),
-            error_details=redact(json_safe(exc.details), secrets),
+            error_details=redact(details, secrets),
             secrets=secrets,
         )
     except Exception as exc:  # a connector's own bug is retried, then becomes an incident
         # The log record's text and traceback are masked by the secrets module.
         logger.exception("Connector %s failed", claim.connector)
         return Outcome(transient=redact(f"{type(exc).__name__}: {exc}", secrets), secrets=secrets)
+
+
+def _accepted(exc: AwaitCallback, secrets: list[str]) -> Outcome:
+    try:
+        accepted = _bounded(exc.accepted)
+    except ResultTooLarge as too_large:
+        return Outcome(incident=str(too_large), secrets=secrets)
+    return Outcome(
+        result=redact(accepted, secrets),
+        await_callback_seconds=exc.timeout_seconds,
+        secrets=secrets,
+    )
 
 
 def _outcome_name(outcome: Outcome) -> str:
@@ -186,11 +239,72 @@ def _timed_call(claim: ClaimedJob) -> Outcome:
     return outcome
 
 
+def _limit_outcome(outcome: Outcome) -> str:
+    """How a call went, for the connection's circuit breaker and rate limiter."""
+    if outcome.rate_limited:
+        return limits.CallOutcome.LIMITED
+    if outcome.transient:
+        return limits.CallOutcome.FAIL
+    if outcome.incident:
+        return limits.CallOutcome.NONE  # refused before any call (policy, secret)
+    return limits.CallOutcome.OK  # an answer, a 4xx included: the API is up
+
+
+def _wait(claim: ClaimedJob, config: ConnectionConfig, verdict: str, seconds: float) -> float:
+    reason = limits.WAIT_REASONS.get(verdict, verdict)
+    if wait_for_limit(claim.id, claim.attempt, config.name, reason, seconds):
+        host = metrics.host_of(claim.parameters)
+        metrics.JOB_ERRORS.labels(connector=claim.connector, host=host, kind="wait").inc()
+        return seconds
+    return -1.0
+
+
+def _run_limited(claim: ClaimedJob, config: ConnectionConfig) -> float:
+    """Call within the connection's limits; the seconds to wait when the job must wait (its
+    attempt given back), else -1 once the outcome is applied."""
+    decision = limits.acquire(config, claim.id)
+    if not decision.allowed:
+        wants_error = claim.parameters.get(ON_CIRCUIT_OPEN_PARAM) == "error"
+        if decision.verdict == limits.Verdict.OPEN and wants_error:
+            message = f"The circuit breaker of the connection {config.name!r} is open."
+            apply_outcome(claim, Outcome(error_code="CIRCUIT_OPEN", error_message=message))
+            return -1.0
+        return _wait(claim, config, decision.verdict, decision.wait_seconds)
+    began = time.perf_counter()
+    outcome = Outcome(incident="The call did not end.")
+    try:
+        outcome = _timed_call(claim)
+    finally:
+        transition = limits.release(
+            config,
+            claim.id,
+            _limit_outcome(outcome),
+            held_seconds=time.perf_counter() - began,
+            retry_after=outcome.retry_after,
+        )
+        if transition:
+            breaker_changed(config.name, transition)
+    if outcome.rate_limited:  # the API asked to slow down: wait, as for the rate limit
+        return _wait(claim, config, limits.Verdict.PAUSED, outcome.retry_after or 1.0)
+    apply_outcome(claim, outcome)
+    return -1.0
+
+
+def _run_claimed(claim: ClaimedJob) -> float:
+    config = connection_of(claim.parameters)
+    if config is None:
+        apply_outcome(claim, _timed_call(claim))
+        return -1.0
+    return _run_limited(claim, config)
+
+
 def execute_service_job(job_id: str) -> None:
-    """Run one job: claim it, call its connector with no lock held, apply the outcome."""
+    """Run one job: claim it, call its connector with no lock held, apply the outcome. A job
+    that meets a limit of its connection waits: handed over again, due when it may run."""
     context.bind(job=job_id)
     if not try_run_lock(job_id):
         return  # another worker is running this job right now
+    wait = -1.0
     try:
         claim = _claim(job_id)
         if claim is None:
@@ -201,9 +315,14 @@ def execute_service_job(job_id: str) -> None:
             attributes={"baton.connector": claim.connector, "baton.attempt": claim.attempt},
         ):
             context.bind(instance=claim.instance_id, element=claim.element_id, job=claim.id)
-            # A callback already answered the call (its worker died before recording the
-            # 202): calling again would do the work twice; apply_outcome applies the answer.
-            outcome = Outcome() if claim.answered else _timed_call(claim)
-            apply_outcome(claim, outcome)
+            if claim.answered:
+                # A callback already answered the call (its worker died before recording the
+                # 202): calling again would do the work twice; apply_outcome applies the answer.
+                apply_outcome(claim, Outcome())
+            else:
+                wait = _run_claimed(claim)
     finally:
         release_run_lock(job_id)
+    if wait >= 0:
+        # Only now, with the run lock free: an early message must find the job claimable.
+        hand_over_job(job_id, wait)

@@ -23,6 +23,7 @@ from engine.bpmn.types import Workflow, WorkflowError
 from engine.bpmn.types import WorkflowTask as Task
 from engine.bpmn.walks import started_connector_tasks
 from engine.connectors import TASK_HEADERS_KEY, get_connector, secrets
+from engine.connectors.connections import CONNECTION_PARAM, RESERVED_PARAMS
 from engine.exceptions import TaskScriptFailed
 from engine.jsonable import json_safe
 from engine.models import ProcessInstance, ServiceJob
@@ -45,7 +46,7 @@ def _literal_secret_paths(task: Task) -> list[ParamPath]:
     """Where literal text of the diagram names secrets. A secret named in an expression is
     refused: its value would come from whatever the expression computes."""
     spec: ConnectorTaskMixin = task.task_spec
-    for reserved in (secrets.LITERALS_KEY, TASK_HEADERS_KEY):
+    for reserved in (secrets.LITERALS_KEY, TASK_HEADERS_KEY, *RESERVED_PARAMS):
         if reserved in spec.connector_params:
             raise _failed(task, f"{reserved!r} is not a parameter name Baton allows.")
     paths = []
@@ -67,11 +68,27 @@ def _literal_secret_paths(task: Task) -> list[ParamPath]:
     return paths
 
 
+def _check_literal_connection(task: Task) -> None:
+    """A connection is named in literal diagram text: instance data must not choose whose
+    credentials a call is made with."""
+    spec: ConnectorTaskMixin = task.task_spec
+    connection = spec.connector_params.get(CONNECTION_PARAM)
+    if connection is None:
+        return
+    if not all(literal for _, literal, _ in param_leaves(connection, [CONNECTION_PARAM])):
+        raise _failed(
+            task,
+            "the parameter connection is an expression. A connection is named in literal "
+            "text (e.g. crm), never computed from instance data.",
+        )
+
+
 def evaluate_parameters(task: Task) -> dict[str, Any]:
     """The parameters to store for a parked connector task, evaluated from its data now (at
     scheduling, and again on an operator's retry). `TaskScriptFailed` when one cannot be."""
     spec: ConnectorTaskMixin = task.task_spec
     paths = _literal_secret_paths(task)
+    _check_literal_connection(task)
     try:
         values = {
             name: evaluate_param_tree(task, tree) for name, tree in spec.connector_params.items()
@@ -107,14 +124,16 @@ def _open_jobs_of_parked_tasks(
 
 def schedule_service_jobs(
     instance: ProcessInstance, workflow: Workflow, *, fresh: bool = False
-) -> int:
-    """Write a pending job for every parked connector task that has none; enqueue after commit.
+) -> tuple[int, list[ServiceJob]]:
+    """Write a pending job for every parked connector task that has none (one INSERT, after
+    every parameter was evaluated); enqueue after commit.
 
     A task whose Camunda topic or job type names no registered connector gets an external
     job instead, which workers fetch through the API: nothing is enqueued for it.
 
     Returns the number of connector jobs that are still open (pending or running) for the
-    instance: while an external task waits for its worker, the instance waits for the world.
+    instance (while an external task waits for its worker, the instance waits for the
+    world), and the jobs written now.
     """
     parked = started_connector_tasks(workflow)
     open_jobs = [] if fresh else _open_jobs_of_parked_tasks(instance, {t.id for t in parked})
@@ -124,28 +143,35 @@ def schedule_service_jobs(
         for _, status, kind in open_jobs
         if status in ServiceJob.ACTIVE_STATUSES and kind == ServiceJob.Kind.CONNECTOR
     )
+    jobs: list[ServiceJob] = []
     for task in parked:
         if task.id in owned:
             continue
         spec: ConnectorTaskMixin = task.task_spec
         job_id = uuid.uuid4()
         external = get_connector(spec.connector) is None and may_be_external(spec)
-        ServiceJob.objects.create(
-            id=job_id,
-            instance=instance,
-            spiff_task_id=task.id,
-            element_id=spec.bpmn_id,
-            connector=spec.connector,
-            kind=ServiceJob.Kind.EXTERNAL if external else ServiceJob.Kind.CONNECTOR,
-            parameters=evaluate_parameters(task),
-            max_attempts=int(spec.retry.get("max_attempts") or settings.BATON_JOB_DEFAULT_ATTEMPTS),
-            retry_policy={k: v for k, v in spec.retry.items() if k != "max_attempts"},
-            next_attempt_at=timezone.now(),
-            idempotency_key=f"baton-job-{job_id}",
+        jobs.append(
+            ServiceJob(
+                id=job_id,
+                instance=instance,
+                spiff_task_id=task.id,
+                element_id=spec.bpmn_id,
+                connector=spec.connector,
+                kind=ServiceJob.Kind.EXTERNAL if external else ServiceJob.Kind.CONNECTOR,
+                parameters=evaluate_parameters(task),
+                max_attempts=int(
+                    spec.retry.get("max_attempts") or settings.BATON_JOB_DEFAULT_ATTEMPTS
+                ),
+                retry_policy={k: v for k, v in spec.retry.items() if k != "max_attempts"},
+                next_attempt_at=timezone.now(),
+                idempotency_key=f"baton-job-{job_id}",
+            )
         )
-        if external:
-            announce_external_task(spec.connector)
+    ServiceJob.objects.bulk_create(jobs)
+    for job in jobs:
+        if job.kind == ServiceJob.Kind.EXTERNAL:
+            announce_external_task(job.connector)
             continue
-        hand_over_job_on_commit(str(job_id))
+        hand_over_job_on_commit(str(job.id))
         active += 1
-    return active
+    return active, jobs

@@ -103,7 +103,7 @@ def migrate_instance(*, instance_id: uuid.UUID | str, actor: Person, version: in
                 f"does not fit that version ({problem})."
             )
         settle_incident(instance, run.workflow)
-        persist_workflow(instance, run, actor=actor)
+        persist_workflow(instance, run, actor=actor, definition_changed=True)
         record_event(
             instance,
             "migrated",

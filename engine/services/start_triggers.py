@@ -28,7 +28,7 @@ from engine.exceptions import InvalidInput
 from engine.models import ProcessInstance, StartTrigger
 from processes.models import ProcessDefinition
 
-from .audit import record_event
+from .audit import events_in_one_insert, record_event
 from .definition_cache import definition_specs
 from .instance_store import new_run, persist_workflow
 from .running import running_as
@@ -159,6 +159,7 @@ def start_instance_by_event(
     business_key: str | None = None,
     deliver: Callable[[Workflow], Any] | None = None,
     variables: dict[str, Any] | None = None,
+    run_now: bool = False,
 ) -> ProcessInstance:
     """Start an instance of the trigger's definition at its start event. `deliver` puts the
     message or signal into the new workflow (its start event waits for it); without it the
@@ -169,8 +170,8 @@ def start_instance_by_event(
     run = new_run(definition.pk)
     prepare_start(run.workflow, trigger.element_id, fire=deliver is None)
     set_start_data(run.workflow, variables)
-    with transaction.atomic():
-        instance = ProcessInstance.objects.create(
+    with transaction.atomic(), events_in_one_insert():
+        instance = ProcessInstance(  # inserted with its first state (persist_workflow)
             definition=definition,
             business_key=business_key or None,
             status=ProcessInstance.Status.RUNNING,
@@ -186,6 +187,7 @@ def start_instance_by_event(
                 "start_event": trigger.element_id,
                 "trigger": trigger.kind,
                 "event": trigger.event_name,
+                **({"run_now": True} if run_now else {}),
             },
         )
         with running_as(actor, instance):
@@ -215,7 +217,7 @@ def claim_due_start_timers(batch: int = 20) -> list[int]:
     with transaction.atomic():
         ids = list(
             StartTrigger.objects.select_for_update(no_key=True, skip_locked=True)
-            .filter(active=True, kind=Kind.TIMER, next_due_at__lte=now)
+            .filter(active=True, paused=False, kind=Kind.TIMER, next_due_at__lte=now)
             .filter(Q(claimed_until__isnull=True) | Q(claimed_until__lt=now))
             .order_by("next_due_at", "pk")
             .values_list("id", flat=True)[:batch]
@@ -233,6 +235,7 @@ def start_on_schedule(trigger_id: int) -> ProcessInstance | None:
         if (
             trigger is None
             or not trigger.active
+            or trigger.paused
             or trigger.next_due_at is None
             or trigger.next_due_at > now
         ):

@@ -29,3 +29,10 @@ def test_tokens_survive_a_key_rotation(settings: Any) -> None:
     assert token_call(JOB, token) == "0.1"
     settings.SECRET_KEY_FALLBACKS = []
     assert token_call(JOB, token) is None
+
+
+def test_a_call_number_with_a_trailing_newline_is_not_a_call() -> None:
+    # `$` would match before the newline; the signature is of the text as given.
+    forged = callback_token("job-1", "0.1\n")
+    assert token_call("job-1", forged) is None
+    assert token_call("job-1", callback_token("job-1", "0.1")) == "0.1"

@@ -452,3 +452,40 @@ def test_a_call_answered_by_its_callback_is_not_made_again_after_a_worker_died(
     instance.refresh_from_db()
     assert instance.status == "completed" and instance.variables["answer"] == {"early": True}
     assert fake_api.requests_to("/jobs") == []
+
+
+def test_a_callback_after_a_transient_error_of_the_same_call_is_applied_not_called_again(
+    fake_api: FakeApi, baton_url: str
+) -> None:
+    """The API accepted the work, but the worker's read timed out (a transient error: the job
+    is pending for its next attempt, with the same call number); the API's callback comes
+    then. It is kept, and the next attempt applies it instead of calling again."""
+    xml = diagram("cb_after_timeout", read_accepted=False)
+    deploy(
+        name="cb_after_timeout",
+        files=[UploadedFile("cb_after_timeout.bpmn", xml.encode())],
+        actor=None,
+    )
+    with jobs_for_no_worker():
+        instance = start_instance(
+            key="cb_after_timeout", variables={"api": fake_api.base_url, "order": 1}
+        )
+    # The state the timed-out attempt left: pending, due after its backoff.
+    ServiceJob.objects.filter(instance=instance).update(
+        status="pending",
+        attempt=1,
+        last_error="Timed out after 10 s: POST http://127.0.0.1/jobs",
+        next_attempt_at=timezone.now() + datetime.timedelta(minutes=5),
+    )
+    job = ServiceJob.objects.get(instance=instance)
+    with jobs_for_no_worker():
+        answer = post_callback(
+            f"{baton_url}/api/v1/jobs/{job.id}/callback/",
+            callback_token(str(job.id), "0.1"),
+            {"done": True},
+        )
+    assert answer.status_code == 200, answer.text
+    execute_service_job(str(job.id))
+    instance.refresh_from_db()
+    assert instance.status == "completed" and instance.variables["answer"] == {"done": True}
+    assert fake_api.requests_to("/jobs") == []

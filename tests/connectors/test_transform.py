@@ -154,3 +154,36 @@ def test_jmespath_errors() -> None:
     assert error_code(jmespath_search, {"expression": "abs(a)", "value": {"a": "x"}}) == (
         "TRANSFORM_INVALID"
     )
+
+
+@pytest.mark.parametrize(
+    "expression",
+    [
+        # 107 characters that stand for 4**26 copies of the value as JSON.
+        " | ".join(["[@,@,@,@]"] * 9),
+        # Each step builds a real list four times longer than the last.
+        " | ".join(["[@,@,@,@][]"] * 16),
+        # Each step builds a real text four times longer than the last.
+        " | ".join(["join('', [@,@,@,@])"] * 16),
+        "to_string([" + " | ".join(["[@,@,@,@]"] * 20) + "])",
+    ],
+)
+def test_an_expression_that_builds_too_much_ends_with_transform_too_large(
+    expression: str,
+) -> None:
+    value: Any = ["x" * 90] if "join" not in expression else "x" * 90
+    assert error_code(jmespath_search, {"expression": expression, "value": value}) == (
+        "TRANSFORM_TOO_LARGE"
+    )
+
+
+def test_the_jmespath_budget_leaves_ordinary_expressions_alone() -> None:
+    orders = [{"id": i, "total": i * 10, "tags": ["a", "b"]} for i in range(1000)]
+    total = jmespath_search({"expression": "sum([*].total)", "value": orders}, CALL)
+    assert total == sum(i * 10 for i in range(1000))
+    tags = jmespath_search({"expression": "[*].tags[]", "value": orders}, CALL)
+    assert len(tags) == 2000
+    assert jmespath_search({"expression": "join(',', [*].tags[0])", "value": orders[:2]}, CALL) == (
+        "a,a"
+    )
+    assert jmespath_search({"expression": "to_string(@)", "value": [1, 2]}, CALL) == "[1,2]"

@@ -9,7 +9,7 @@ import pytest
 from playwright.sync_api import Dialog, Page, expect
 
 from engine.connectors import _REGISTRY, connector, connector_choices
-from engine.models import HumanTask, ProcessInstance
+from engine.models import Connection, HumanTask, ProcessInstance
 from processes.models import ProcessDefinition
 from tests.e2e.conftest import login
 
@@ -265,3 +265,22 @@ def test_topic_offers_the_registered_connectors_and_versions_are_compared(
     expect(versions).to_have_count(2)
     expect(versions.first).to_contain_text("dora_designer")
     expect(versions.last).to_contain_text("system")
+
+
+def test_an_http_task_offers_the_named_connections(
+    page, designer, example_definitions, with_password
+):
+    Connection.objects.create(name="crm", base_url="https://crm.example.com/api")
+    login(page, with_password(designer))
+    _open_modeler(page, "/processes/credit_check/edit/")
+    _select(page, "check_credit_score")
+    _open_group(page, "Implementation")
+
+    choice = page.locator("#bio-properties-panel-batonConnection")
+    expect(choice).to_have_value("")
+    assert choice.locator("option").all_inner_texts()[1:] == ["crm - https://crm.example.com/api"]
+    choice.select_option("crm")
+    _save(page)
+    expect(page.locator("#modeler-status")).to_contain_text("Version 2 of “Credit check” deployed.")
+    v2 = ProcessDefinition.objects.get(key="credit_check", version=2)
+    assert '<camunda:inputParameter name="connection">crm</camunda:inputParameter>' in v2.bpmn_xml

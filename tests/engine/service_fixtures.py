@@ -49,6 +49,7 @@ class Seen:
     headers: dict[str, str]
     body: bytes
     received_at: float = field(default_factory=time.monotonic)
+    answered_at: float | None = None  # when the reply was written (monotonic)
 
 
 class FakeApi:
@@ -65,11 +66,14 @@ class FakeApi:
                 length = int(self.headers.get("Content-Length") or 0)
                 body = self.rfile.read(length) if length else b""
                 path = self.path.split("?")[0]
+                record = Seen(self.command, self.path, dict(self.headers), body)
                 with api.lock:
-                    api.seen.append(Seen(self.command, self.path, dict(self.headers), body))
+                    api.seen.append(record)
                     queue = api.replies.get(path) or [Reply()]
                     reply = queue.pop(0) if len(queue) > 1 else queue[0]
                 time.sleep(reply.delay)
+                # Before the reply leaves: the caller cannot have had it before this moment.
+                record.answered_at = time.monotonic()
                 # A reply with a Content-Type of its own sends a text body as it is.
                 own_type = any(k.lower() == "content-type" for k in reply.headers)
                 raw = own_type and isinstance(reply.body, str)
@@ -226,6 +230,9 @@ def _start_workers(url: str, live_url: str, tmp_path_factory: pytest.TempPathFac
         "SECRET_KEY": WORKER_SECRET_KEY,
         "PYTHONUNBUFFERED": "1",
         "PROMETHEUS_MULTIPROC_DIR": str(metrics_dir),
+        # Tests create connections and call them at once: no worker keeps an old list (the
+        # host of a plain URL finds a connection made a moment ago).
+        "BATON_CONNECTIONS_CACHE_SECONDS": "0",
     }
     processes, logs = [], []
     for index in (1, 2):

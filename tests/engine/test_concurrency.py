@@ -85,3 +85,39 @@ def test_parallel_reviews_completed_at_the_same_moment(parallel_definition, lega
         assert types.count("completed") == 1
         assert types[-1] == "completed"
     assert HumanTask.objects.filter(status__in=HumanTask.ACTIVE_STATUSES).count() == 0
+
+
+def test_one_task_completed_twice_at_the_same_moment_is_completed_once(
+    expense_definition, approver, approver2
+):
+    """The task row is read after its instance's lock is held: the second completion sees
+    the first one's outcome (a 409), never the task as it was before."""
+    for round_number in range(ROUNDS // 5):
+        instance = start_instance(
+            key="expense_approval",
+            variables={"amount": 50, "description": f"pens {round_number}", "requester": "me"},
+        )
+        (task_id,) = instance.human_tasks.values_list("pk", flat=True)
+        barrier = threading.Barrier(2, timeout=30)
+        errors: list[Exception] = []
+        threads = [
+            threading.Thread(
+                target=complete_in_thread,
+                args=(barrier, task_id, user, {"decision": decision}, errors),
+            )
+            for user, decision in ((approver, "approve"), (approver2, "reject"))
+        ]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(timeout=60)
+        assert not any(thread.is_alive() for thread in threads), "a completion hung"
+
+        assert [type(error).__name__ for error in errors] == ["Conflict"]
+        instance.refresh_from_db()
+        assert instance.status == ProcessInstance.Status.COMPLETED
+        task = HumanTask.objects.get(pk=task_id)
+        assert task.submitted_data is not None
+        assert instance.variables["decision"] == task.submitted_data["decision"]
+        completions = InstanceEvent.objects.filter(instance=instance, type="task_completed")
+        assert completions.count() == 1

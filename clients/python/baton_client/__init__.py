@@ -15,6 +15,18 @@ worker.run()  # fetch (long-polling), handle, complete; forever (or stop())
 """
 
 from .client import ApiError, BatonClient, ExternalTask
+from .models import Instance, Job, Queue, Schedule, Task
 from .worker import BpmnError, Worker
 
-__all__ = ["ApiError", "BatonClient", "BpmnError", "ExternalTask", "Worker"]
+__all__ = [
+    "ApiError",
+    "BatonClient",
+    "BpmnError",
+    "ExternalTask",
+    "Instance",
+    "Job",
+    "Queue",
+    "Schedule",
+    "Task",
+    "Worker",
+]

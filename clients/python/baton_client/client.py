@@ -1,13 +1,26 @@
 """The HTTP calls: one method per endpoint this client covers. Errors come back from Baton
-as problem details (RFC 7807); they are raised as `ApiError`."""
+as problem details (RFC 7807); they are raised as `ApiError`.
 
+Retries: a request that never reached Baton (connection refused or reset before sending) is
+sent again; so is one Baton answered with 429, 502, 503 or 504. A POST is sent again after
+a timeout or another server error only where Baton honours `Idempotency-Key` (start, complete
+a task, messages, signals): each such call gets one key, reused by its retries, so Baton
+carries it out once however often it arrives.
+"""
+
+import time
+import uuid
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 import httpx
 
+from .models import Instance, Job, Queue, Schedule, Task
+
 EXTERNAL_TASKS = "/api/v1/external-tasks"
+API = "/api/v1"
+RETRY_STATUSES = frozenset({429, 502, 503, 504})
 
 
 class ApiError(Exception):
@@ -70,7 +83,11 @@ class BatonClient:
         token: str,
         timeout: float = 40.0,
         transport: httpx.BaseTransport | None = None,
+        retries: int = 3,
+        backoff: float = 0.5,
     ) -> None:
+        self.retries = retries
+        self.backoff = backoff
         # The timeout outlasts a long poll (at most 30 s).
         self.http = httpx.Client(
             base_url=base_url.rstrip("/"),
@@ -88,8 +105,46 @@ class BatonClient:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def _post(self, path: str, body: dict[str, Any]) -> Any:
-        response = self.http.post(path, json=body)
+    def _request(
+        self,
+        method: str,
+        path: str,
+        *,
+        body: dict[str, Any] | None = None,
+        params: dict[str, Any] | None = None,
+        keyed: bool = False,
+    ) -> Any:
+        """Send, retrying as the module says; raise `ApiError` for an error answer.
+        `keyed`: the endpoint honours Idempotency-Key, so any failure may be retried."""
+        headers = {"Idempotency-Key": str(uuid.uuid4())} if keyed else {}
+        safe = method == "GET" or keyed
+        for attempt in range(self.retries + 1):
+            last = attempt == self.retries
+            try:
+                response = self.http.request(
+                    method, path, json=body, params=params, headers=headers
+                )
+            except (httpx.ConnectError, httpx.RemoteProtocolError):
+                if last:
+                    raise
+            except httpx.TransportError:
+                if last or not safe:
+                    raise
+            else:
+                retry = response.status_code in RETRY_STATUSES or (
+                    safe and response.status_code >= 500
+                )
+                if not retry or last:
+                    return self._answer(response)
+                wait = response.headers.get("Retry-After", "")
+                if wait.isdigit():
+                    time.sleep(min(float(wait), 30.0))
+                    continue
+            time.sleep(self.backoff * 2**attempt)
+        raise AssertionError("unreachable")  # the loop returns or raises
+
+    @staticmethod
+    def _answer(response: httpx.Response) -> Any:
         if response.status_code >= 400:
             try:
                 problem = response.json()
@@ -102,6 +157,106 @@ class BatonClient:
                 problem,
             )
         return response.json() if response.content else None
+
+    def _post(self, path: str, body: dict[str, Any], *, keyed: bool = False) -> Any:
+        return self._request("POST", path, body=body, keyed=keyed)
+
+    def _get(self, path: str, params: dict[str, Any] | None = None) -> Any:
+        clean = {k: v for k, v in (params or {}).items() if v is not None}
+        return self._request("GET", path, params=clean)
+
+    def _pages(self, path: str, params: dict[str, Any] | None = None) -> Iterator[Any]:
+        """Every item of a paginated list, page after page (page numbers or cursors)."""
+        page = self._get(path, params)
+        while True:
+            yield from page["results"]
+            if not page.get("next"):
+                return
+            page = self._request("GET", page["next"])
+
+    # -- instances and tasks ---------------------------------------------------------------
+
+    def start(
+        self,
+        key: str,
+        variables: dict[str, Any] | None = None,
+        *,
+        business_key: str | None = None,
+        version: int | None = None,
+    ) -> Instance:
+        """Start an instance of the latest (or the given) version of process `key`."""
+        body: dict[str, Any] = {"variables": variables or {}}
+        if business_key is not None:
+            body["business_key"] = business_key
+        if version is not None:
+            body["version"] = version
+        return cast(Instance, self._post(f"{API}/definitions/{key}/start/", body, keyed=True))
+
+    def get_instance(self, instance_id: str) -> Instance:
+        return cast(Instance, self._get(f"{API}/instances/{instance_id}/"))
+
+    def instances(self, **filters: Any) -> Iterator[Instance]:
+        """Instances the caller may see: filters `status`, `definition`, `business_key`."""
+        return cast(Iterator[Instance], self._pages(f"{API}/instances/", filters))
+
+    def tasks(
+        self, *, mine: bool = False, group: str | None = None, instance: str | None = None
+    ) -> Iterator[Task]:
+        """Open tasks the caller may see (all pages)."""
+        params = {"mine": "1" if mine else None, "group": group, "instance": instance}
+        return cast(Iterator[Task], self._pages(f"{API}/tasks/", params))
+
+    def get_task(self, task_id: str) -> Task:
+        return cast(Task, self._get(f"{API}/tasks/{task_id}/"))
+
+    def claim_task(self, task_id: str) -> Task:
+        return cast(Task, self._post(f"{API}/tasks/{task_id}/claim/", {}))
+
+    def complete_task(self, task_id: str, variables: dict[str, Any] | None = None) -> Any:
+        return self._post(
+            f"{API}/tasks/{task_id}/complete/", {"variables": variables or {}}, keyed=True
+        )
+
+    # -- jobs, queues and schedules (operators) --------------------------------------------
+
+    def jobs(self, **filters: Any) -> Iterator[Job]:
+        """Service jobs, newest first: filters `status` ("pending,dead"), `connector`,
+        `connection`, `instance`, `kind`, `element_id`, `error`."""
+        return cast(Iterator[Job], self._pages(f"{API}/jobs/", filters))
+
+    def requeue_job(self, job_id: str) -> Job:
+        return cast(Job, self._post(f"{API}/jobs/{job_id}/requeue/", {}))
+
+    def cancel_job(self, job_id: str, reason: str = "") -> Job:
+        return cast(Job, self._post(f"{API}/jobs/{job_id}/cancel/", {"reason": reason}))
+
+    def set_job_due(self, job_id: str, due_at: str | None) -> Job:
+        """Move a pending job's next attempt (ISO 8601 with a zone; None: now)."""
+        return cast(Job, self._post(f"{API}/jobs/{job_id}/due/", {"due_at": due_at}))
+
+    def queues(self) -> list[Queue]:
+        return cast(list[Queue], self._get(f"{API}/queues/"))
+
+    def schedules(
+        self, *, definition: str | None = None, current: bool = False
+    ) -> Iterator[Schedule]:
+        params = {"definition": definition, "current": "true" if current else None}
+        return cast(Iterator[Schedule], self._pages(f"{API}/schedules/", params))
+
+    def pause_schedule(self, schedule_id: int) -> Schedule:
+        return cast(Schedule, self._post(f"{API}/schedules/{schedule_id}/pause/", {}))
+
+    def resume_schedule(self, schedule_id: int) -> Schedule:
+        return cast(Schedule, self._post(f"{API}/schedules/{schedule_id}/resume/", {}))
+
+    def run_schedule(self, schedule_id: int) -> Instance:
+        """Start an instance at the schedule's timer start event now."""
+        return cast(Instance, self._post(f"{API}/schedules/{schedule_id}/run/", {}))
+
+    def change_schedule(self, schedule_id: int, expression: str) -> Schedule:
+        """A new cron, cycle (R/PT1H), date or duration for a deployed version."""
+        body = {"expression": expression}
+        return cast(Schedule, self._request("PATCH", f"{API}/schedules/{schedule_id}/", body=body))
 
     # -- external tasks --------------------------------------------------------------------
 

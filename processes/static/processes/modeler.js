@@ -15,7 +15,8 @@
   var modeler = window.BatonModeler.createModeler({
     container: '#canvas',
     propertiesParent: '#properties',
-    connectors: config.connectors
+    connectors: config.connectors,
+    connections: config.connections
   });
   var canvas = modeler.get('canvas');
   var commandStack = modeler.get('commandStack');

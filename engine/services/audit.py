@@ -38,7 +38,7 @@ def record_event(
     pending = _pending.get()
     if pending is None:
         event.save()
-        queue_webhook_deliveries(instance, event)
+        queue_webhook_deliveries([event])
     else:
         pending.append(event)
     return event
@@ -59,8 +59,7 @@ def events_in_one_insert() -> Iterator[None]:
         _pending.reset(token)
     if pending:
         InstanceEvent.objects.bulk_create(pending)
-        for event in pending:  # written: subscribers hear of them through the outbox
-            queue_webhook_deliveries(event.instance, event)
+        queue_webhook_deliveries(pending)  # written: subscribers hear of them (the outbox)
 
 
 def pending_events_mark() -> int:

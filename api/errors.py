@@ -23,6 +23,7 @@ from engine.exceptions import (
     Conflict,
     EngineError,
     InvalidInput,
+    NotAuthenticated,
     NotFound,
     ScriptFailed,
     Unavailable,
@@ -35,6 +36,7 @@ PROBLEM_CONTENT_TYPE = "application/problem+json"
 # The engine's refusals as HTTP answers: (status, title), the first class that matches wins.
 ENGINE_ERROR_STATUSES: list[tuple[type[EngineError], int, str]] = [
     (NotFound, 404, "Not found"),
+    (NotAuthenticated, 401, "Not authenticated"),
     (Conflict, 409, "Conflict"),
     (OperationKeyReused, 422, "Idempotency-Key reused"),
     (InvalidInput, 400, "Invalid input"),

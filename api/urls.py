@@ -16,6 +16,7 @@ from .views import (
     repairs,
     schedules,
     tasks,
+    webhooks,
 )
 
 app_name = "api"
@@ -120,6 +121,30 @@ urlpatterns = [
         "v1/jobs/<uuid:pk>/callback/",
         job_callbacks.JobCallbackView.as_view(),
         name="job-callback",
+    ),
+    path("v1/webhooks/<slug:name>/", webhooks.WebhookReceiveView.as_view(), name="webhook-receive"),
+    path(
+        "v1/inbound-webhooks/", webhooks.InboundWebhookListView.as_view(), name="inbound-webhooks"
+    ),
+    path(
+        "v1/inbound-webhooks/<int:pk>/",
+        webhooks.InboundWebhookDetailView.as_view(),
+        name="inbound-webhook-detail",
+    ),
+    path(
+        "v1/webhook-subscriptions/",
+        webhooks.SubscriptionListView.as_view(),
+        name="webhook-subscriptions",
+    ),
+    path(
+        "v1/webhook-subscriptions/<int:pk>/",
+        webhooks.SubscriptionDetailView.as_view(),
+        name="webhook-subscription-detail",
+    ),
+    path(
+        "v1/webhook-subscriptions/<int:pk>/deliveries/",
+        webhooks.SubscriptionDeliveriesView.as_view(),
+        name="webhook-subscription-deliveries",
     ),
     path("v1/jobs/", jobs.JobListView.as_view(), name="jobs"),
     path("v1/jobs/<uuid:pk>/requeue/", jobs.JobRequeueView.as_view(), name="job-requeue"),

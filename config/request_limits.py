@@ -29,6 +29,8 @@ from engine.bpmn.xml import CHUNK_BYTES
 
 # The views that take a deployment's files, by URL name.
 UPLOAD_VIEWS = frozenset({"api:deployments", "api:deployments-validate", "processes:save"})
+# Inbound webhooks: posted by anyone who knows the URL, so capped lower than API bodies.
+WEBHOOK_VIEW = "api:webhook-receive"
 # Room for the multipart framing (boundaries, part headers) and the other fields of an upload.
 UPLOAD_FRAMING_BYTES = 1024 * 1024
 # What is read of a refused body before the 413 is sent, at most. A client reads the answer only
@@ -58,6 +60,8 @@ def body_limit(request: HttpRequest) -> BodyLimit:
             settings.BATON_MAX_DEPLOYMENT_BYTES + UPLOAD_FRAMING_BYTES,
             "BATON_MAX_DEPLOYMENT_BYTES plus 1 MiB for the multipart framing",
         )
+    if view_name == WEBHOOK_VIEW:
+        return BodyLimit(settings.BATON_WEBHOOK_MAX_BYTES, "BATON_WEBHOOK_MAX_BYTES")
     return BodyLimit(settings.BATON_MAX_JSON_BYTES, "BATON_MAX_JSON_BYTES")
 
 

@@ -28,7 +28,8 @@ class Conflict(EngineError):
 
 
 class Unavailable(EngineError):
-    """A service Baton depends on (the limits' Redis) cannot be reached; nothing changed, and
+    """A service Baton depends on (the limits' Redis) cannot be reached, or Baton cannot do the
+    operation as configured (a webhook whose secret is not declared); nothing changed, and
     the same request may succeed in a moment."""
 
 
@@ -48,3 +49,7 @@ class TaskScriptFailed(ScriptFailed):
     def __init__(self, detail: str, *, task: Any, errors: Any = None) -> None:
         super().__init__(detail, errors=errors)
         self.task = task
+
+
+class NotAuthenticated(EngineError):
+    """The caller did not prove who it is (a webhook delivery with a bad signature)."""

@@ -505,6 +505,7 @@ class InstanceEvent(models.Model):
         TERMINATED = "terminated", "Terminated"
         COMPLETED = "completed", "Completed"
         DATA_STORE_WRITTEN = "data_store_written", "Data store written"
+        WEBHOOK_RECEIVED = "webhook_received", "Webhook received"
 
     instance = models.ForeignKey(ProcessInstance, related_name="events", on_delete=models.CASCADE)
     type = models.CharField(max_length=32, choices=Type.choices)
@@ -854,3 +855,146 @@ class BatchItem(models.Model):
 
     def __str__(self) -> str:
         return f"{self.instance_id} {self.outcome or 'pending'}"
+
+
+# -- webhooks ----------------------------------------------------------------------------------
+
+
+class InboundWebhook(models.Model):
+    """A URL (`/api/v1/webhooks/<name>/`) that outside systems post events to: each verified
+    delivery starts a process or sends a message (engine/services/webhooks_in.py). Its
+    signing secret lives in the secret store; only its name is kept here."""
+
+    class Action(models.TextChoices):
+        START = "start", "Start a process"
+        MESSAGE = "message", "Send a message (correlate, or start at a message start event)"
+
+    class SignatureStyle(models.TextChoices):
+        GITHUB = "github", "GitHub: X-Hub-Signature-256: sha256=<hex>"
+        TIMESTAMPED = "timestamped", "Stripe-like: t=<unix time>,v1=<hex>"
+
+    name = models.SlugField(max_length=100, unique=True, help_text="The URL's last part.")
+    action = models.CharField(max_length=16, choices=Action.choices)
+    process_key = models.CharField(
+        max_length=255, blank=True, help_text="For 'start': the process to start (latest version)."
+    )
+    message_name = models.CharField(
+        max_length=255, blank=True, help_text="For 'message': the message the delivery sends."
+    )
+    correlation = models.JSONField(
+        default=dict,
+        blank=True,
+        help_text="For 'message': correlation key -> dotted path into the payload, e.g. "
+        '{"order_id": "order.id"}.',
+    )
+    business_key_path = models.CharField(
+        max_length=255, blank=True, help_text="Dotted path into the payload of the business key."
+    )
+    payload_variable = models.CharField(
+        max_length=100, default="webhook", help_text="The variable that receives the payload."
+    )
+    secret_name = models.CharField(
+        max_length=255, help_text="The name of the signing secret in the secret store."
+    )
+    signature_style = models.CharField(
+        max_length=16, choices=SignatureStyle.choices, default=SignatureStyle.GITHUB
+    )
+    signature_header = models.CharField(
+        max_length=100,
+        blank=True,
+        help_text="Blank: X-Hub-Signature-256 (GitHub style) or Webhook-Signature (timestamped).",
+    )
+    tolerance_seconds = models.PositiveIntegerField(
+        default=300, help_text="Timestamped style: how old (or early) a signature may be."
+    )
+    enabled = models.BooleanField(default=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class WebhookSubscription(models.Model):
+    """An outside URL that receives instance events (started, completed, incident, task
+    created), signed with a secret from the secret store (engine/services/webhooks_out.py)."""
+
+    class EventType(models.TextChoices):
+        STARTED = "started", "Instance started"
+        COMPLETED = "completed", "Instance completed"
+        INCIDENT = "incident", "Incident"
+        TASK_CREATED = "task_created", "Task created"
+
+    name = models.CharField(max_length=255)
+    url = models.URLField(max_length=2000)
+    secret_name = models.CharField(
+        max_length=255, help_text="The name of the signing secret in the secret store."
+    )
+    event_types = ArrayField(
+        models.CharField(max_length=32, choices=EventType.choices),
+        help_text="The instance events it receives.",
+    )
+    process_key = models.CharField(
+        max_length=255, blank=True, help_text="Only instances of this process; blank: all."
+    )
+    enabled = models.BooleanField(default=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["name", "id"]
+        indexes = [GinIndex(fields=["event_types"], name="webhook_subscription_events")]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class WebhookDelivery(models.Model):
+    """One event on its way to one subscription: written in the transaction of the operation
+    that caused it, sent by a worker after commit, retried with backoff."""
+
+    class Status(models.TextChoices):
+        PENDING = "pending", "Pending"
+        DELIVERED = "delivered", "Delivered"
+        FAILED = "failed", "Failed"  # gave up: retries exhausted, or refused by the policy
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    subscription = models.ForeignKey(
+        WebhookSubscription, related_name="deliveries", on_delete=models.CASCADE
+    )
+    event_type = models.CharField(max_length=32)
+    instance = models.ForeignKey(
+        ProcessInstance,
+        null=True,
+        blank=True,
+        related_name="webhook_deliveries",
+        on_delete=models.SET_NULL,
+    )
+    payload = models.JSONField()
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.PENDING)
+    attempts = models.PositiveIntegerField(default=0)
+    next_attempt_at = models.DateTimeField(null=True, blank=True)
+    claimed_until = models.DateTimeField(null=True, blank=True)
+    last_response_code = models.PositiveIntegerField(null=True, blank=True)
+    last_error = models.TextField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    delivered_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        verbose_name_plural = "webhook deliveries"
+        ordering = ["-created_at"]
+        indexes = [
+            models.Index(
+                fields=["next_attempt_at"],
+                condition=Q(status="pending"),
+                name="webhook_delivery_pending",
+            ),
+            models.Index(fields=["subscription", "-created_at"], name="webhook_delivery_log"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.event_type} -> {self.subscription_id} ({self.status})"

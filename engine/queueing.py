@@ -13,6 +13,7 @@ from celery import Celery, current_app
 RUN_SERVICE_JOB = "baton.run_service_job"
 DELIVER_EVENTS = "baton.deliver_events"
 RUN_BATCH_CHUNK = "baton.run_batch_chunk"
+DELIVER_WEBHOOKS = "baton.deliver_webhooks"
 # Deliveries per Celery message (a broadcast to many instances is split into chunks).
 DELIVERY_CHUNK = 50
 
@@ -30,6 +31,16 @@ def send_batch_chunk(batch_id: str) -> None:
 def send_event_deliveries(delivery_ids: list[str]) -> None:
     for start in range(0, len(delivery_ids), DELIVERY_CHUNK):
         current_app.send_task(DELIVER_EVENTS, args=[delivery_ids[start : start + DELIVERY_CHUNK]])
+
+
+def send_webhook_deliveries(delivery_ids: list[str], delay_seconds: float = 0) -> None:
+    countdown = delay_seconds if delay_seconds > 0 else None
+    for start in range(0, len(delivery_ids), DELIVERY_CHUNK):
+        current_app.send_task(
+            DELIVER_WEBHOOKS,
+            args=[delivery_ids[start : start + DELIVERY_CHUNK]],
+            countdown=countdown,
+        )
 
 
 def jobs_waiting_in_queue() -> int:

@@ -220,6 +220,7 @@ CELERY_TASK_ROUTES = {
         "baton.sweep_service_jobs",
         "baton.deliver_events",
         "baton.sweep_batches",
+        "baton.deliver_webhooks",
     )
 }
 # When the broker is down, a send gives up after about a second (the work waits in the
@@ -341,6 +342,12 @@ BATON_CALLBACK_TIMEOUT_SECONDS = env.float("BATON_CALLBACK_TIMEOUT_SECONDS", def
 BATON_CALLBACK_MAX_TIMEOUT_SECONDS = env.float(
     "BATON_CALLBACK_MAX_TIMEOUT_SECONDS", default=30 * 24 * 3600
 )
+# Webhooks (engine/services/webhooks_in.py, webhooks_out.py): the largest inbound body; how
+# many times an outbound delivery is tried (backoff as for service jobs:
+# BATON_RETRY_BASE_SECONDS doubling up to BATON_RETRY_MAX_SECONDS) and its timeout.
+BATON_WEBHOOK_MAX_BYTES = env.int("BATON_WEBHOOK_MAX_BYTES", default=256 * 1024)
+BATON_WEBHOOK_ATTEMPTS = env.int("BATON_WEBHOOK_ATTEMPTS", default=8)
+BATON_WEBHOOK_TIMEOUT_SECONDS = env.float("BATON_WEBHOOK_TIMEOUT_SECONDS", default=10)
 # The largest input of a transform/... connector (as JSON or as text), in bytes.
 BATON_TRANSFORM_MAX_INPUT_BYTES = env.int("BATON_TRANSFORM_MAX_INPUT_BYTES", default=5_000_000)
 # The largest body an HTTP answer may have (http, graphql, llm, slack connectors), decoded,

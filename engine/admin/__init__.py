@@ -7,6 +7,7 @@ from .connections import ConnectionAdmin
 from .events import EventDeliveryAdmin, StartTriggerAdmin, TimerAdmin
 from .instances import ProcessInstanceAdmin
 from .jobs import ServiceJobAdmin
+from .webhooks import InboundWebhookAdmin, WebhookDeliveryAdmin, WebhookSubscriptionAdmin
 
 admin.site.site_header = "Baton operations"
 admin.site.site_title = "Baton operations"
@@ -19,8 +20,11 @@ __all__ = [
     "BatchAdmin",
     "ConnectionAdmin",
     "EventDeliveryAdmin",
+    "InboundWebhookAdmin",
     "ProcessInstanceAdmin",
     "ServiceJobAdmin",
     "StartTriggerAdmin",
     "TimerAdmin",
+    "WebhookDeliveryAdmin",
+    "WebhookSubscriptionAdmin",
 ]

@@ -1,4 +1,6 @@
-"""Writing the audit trail. Every state change of an instance goes through `record_event`.
+"""Writing the audit trail. Every state change of an instance goes through `record_event`;
+as its events are written, the outbound webhooks subscribed to them are queued in the same
+transaction (`webhooks_out`).
 
 Inside `events_in_one_insert()` (an operation on an instance), events are kept in order and
 written together with one INSERT when the block ends without an error: an operation that
@@ -14,6 +16,8 @@ from typing import Any
 
 from engine.actors import Actor, as_user
 from engine.models import InstanceEvent, ProcessInstance
+
+from .webhooks_out import queue_webhook_deliveries
 
 _pending: ContextVar[list[InstanceEvent] | None] = ContextVar("baton_pending_events", default=None)
 
@@ -71,6 +75,7 @@ def record_event(
     pending = _pending.get()
     if pending is None:
         event.save()
+        queue_webhook_deliveries([event])
     else:
         pending.append(event)
     return event
@@ -91,6 +96,7 @@ def events_in_one_insert() -> Iterator[None]:
         _pending.reset(token)
     if pending:
         InstanceEvent.objects.bulk_create(pending)
+        queue_webhook_deliveries(pending)  # written: subscribers hear of them (the outbox)
 
 
 def pending_events_mark() -> int:

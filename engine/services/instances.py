@@ -7,6 +7,7 @@ from django.db import transaction
 from engine.actors import Actor, as_user
 from engine.bpmn.events import how_it_starts, prepare_start
 from engine.bpmn.failures import run_engine_steps
+from engine.bpmn.run import Run
 from engine.bpmn.walks import set_initiator, set_start_data
 from engine.exceptions import Conflict, InvalidInput, NotFound
 from engine.forms import clean_submission
@@ -50,6 +51,17 @@ def start_instance(
     then nothing is left behind. With `operation_key`, a second start with that key starts
     nothing and raises `OperationDoneBefore`.
     """
+    definition, run = prepare_start_run(key=key, variables=variables, version=version, actor=actor)
+    with transaction.atomic(durable=True):
+        reserve_once(operation_key)
+        return create_started_instance(definition, run, business_key=business_key, actor=actor)
+
+
+def prepare_start_run(
+    *, key: str, variables: dict[str, Any] | None, version: int | None, actor: Actor
+) -> tuple[ProcessDefinition, Run]:
+    """The definition and a new run at its none start event, with the start data set
+    (checked against a start form). Nothing is written yet."""
     if variables is not None and not isinstance(variables, dict):
         raise InvalidInput("variables must be a JSON object.")
     check_json_depth(variables, "variables")
@@ -66,8 +78,15 @@ def start_instance(
     set_start_data(run.workflow, variables)
     starter = as_user(actor)
     set_initiator(run.workflow, starter.get_username() if starter is not None else None)
-    with transaction.atomic(durable=True), events_in_one_insert():
-        reserve_once(operation_key)
+    return definition, run
+
+
+def create_started_instance(
+    definition: ProcessDefinition, run: Run, *, business_key: str | None, actor: Actor
+) -> ProcessInstance:
+    """Store a prepared run as a new instance, run to its first wait state (in the caller's
+    transaction)."""
+    with events_in_one_insert():
         instance = ProcessInstance(
             definition=definition,
             business_key=business_key or None,

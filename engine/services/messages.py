@@ -16,7 +16,7 @@ from typing import Any
 from django.core.exceptions import PermissionDenied
 from django.db import transaction
 
-from engine.actors import Person
+from engine.actors import Actor, Person
 from engine.bpmn.events import NotWaiting
 from engine.exceptions import InvalidInput, NotFound
 from engine.jsonable import check_json_depth
@@ -74,7 +74,8 @@ def _body(
     }
 
 
-def _correlate(event: Event, actor: Person) -> MessageResult:
+def correlate_event(event: Event, actor: Actor) -> MessageResult:
+    """Deliver a message (in the caller's transaction): start or correlate."""
     for _ in range(3):
         target = find_target(event)
         if target.trigger is not None:
@@ -131,7 +132,7 @@ def correlate_message(
             earlier = reserve_operation_key(once)
             if earlier is not None:
                 return MessageResult(dict(earlier.outcome or {}), replayed=True)
-        result = _correlate(event, actor)
+        result = correlate_event(event, actor)
         if once is not None:
             remember_outcome(once, result.body)
     return result

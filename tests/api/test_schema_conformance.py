@@ -77,8 +77,16 @@ def test_every_endpoint_conforms_to_the_schema(case: schemathesis.Case) -> None:
     # (documented) 422 there. A connection's auth needs fields the schema cannot tie to it
     # (a secret name for a bearer token, a token URL for OAuth2), and its name must be free.
     # A schedule's expression must be a timer that can be scheduled (ISO 8601 or cron).
+    # An inbound webhook's action decides which other field it needs (start: process_key,
+    # message: message_name).
     semantic = case.path.startswith(
-        ("/api/v1/deployments/", "/api/v1/signals/", "/api/v1/connections/", "/api/v1/schedules/")
+        (
+            "/api/v1/deployments/",
+            "/api/v1/signals/",
+            "/api/v1/connections/",
+            "/api/v1/schedules/",
+            "/api/v1/inbound-webhooks/",
+        )
     )
     case.call_and_validate(
         headers=HEADERS, excluded_checks=[positive_data_acceptance] if semantic else []

@@ -205,6 +205,10 @@ def _start_workers(url: str, live_url: str, tmp_path_factory: pytest.TempPathFac
     events = events_queue({"BATON_CELERY_QUEUE": queue})
     app.conf.task_default_queue = queue
     app.conf.task_routes = {name: {"queue": events} for name in settings.CELERY_TASK_ROUTES}
+    # Celery keeps the routes it read at its first send: a test that sent a routed task
+    # before these workers started would otherwise keep sending to the settings' queue.
+    app.amqp.flush_routes()
+    app.amqp.router = app.amqp.Router()
     logs_dir = tmp_path_factory.mktemp("workers")
     # The declared secret store, mounted as Docker and Kubernetes do: one file per secret.
     secrets_dir = tmp_path_factory.mktemp("secrets")

@@ -88,7 +88,9 @@ def require_worker(actor: Person) -> None:
 
 
 def _check_worker_id(worker_id: str) -> str:
-    worker_id = (worker_id or "").strip()
+    # Taken as given, like Camunda: the id a worker sends is the id that holds the lock (no
+    # trimming that would make a schema-valid id of blanks empty, or two ids the same).
+    worker_id = worker_id or ""
     if not worker_id or len(worker_id) > 255:
         raise InvalidInput("worker_id must be a text of 1 to 255 characters.")
     return worker_id

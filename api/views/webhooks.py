@@ -29,7 +29,7 @@ RECEIPT = inline_serializer(
     {
         "webhook": serializers.CharField(),
         "delivery": serializers.CharField(help_text="The delivery id it was kept under."),
-        "outcome": serializers.ChoiceField(["started", "correlated", "deferred"]),
+        "outcome": serializers.ChoiceField(["correlated", "started", "deferred"]),
         "instance": serializers.UUIDField(),
         "process": serializers.CharField(),
         "instance_status": serializers.CharField(),

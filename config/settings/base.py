@@ -414,6 +414,10 @@ SPECTACULAR_SETTINGS = {
         "InstanceStatusEnum": "engine.models.ProcessInstance.Status",
         "BatchStatusEnum": "engine.models.Batch.Status",
         "BatchOperationEnum": "engine.models.Batch.Operation",
+        "BatchItemOutcomeEnum": "engine.models.BatchItem.Outcome",
+        "BatchItemFilterOutcomeEnum": ["pending", "ok", "skipped", "failed"],
+        # What became of a message or an inbound webhook delivery.
+        "MessageOutcomeEnum": ["correlated", "started", "deferred"],
         # A batch request's schema per operation (api/batch_serializers.py) names just it.
         **{
             "".join(part.title() for part in operation.split("_")) + "OperationEnum": [operation]

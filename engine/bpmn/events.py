@@ -73,11 +73,12 @@ class Waits:
     signals: list[WaitingSignal] = field(default_factory=list)
 
 
-def _definitions(definition: EventDefinition) -> Iterator[EventDefinition]:
+def event_definitions(definition: EventDefinition | None) -> Iterator[EventDefinition]:
+    """The event definitions a task's definition stands for (a multiple event's children)."""
     if isinstance(definition, MultipleEventDefinition):
         for child in definition.event_definitions:
-            yield from _definitions(child)
-    else:
+            yield from event_definitions(child)
+    elif definition is not None:
         yield definition
 
 
@@ -160,7 +161,7 @@ def waiting_events(workflow: BpmnWorkflow) -> Waits:
     for task in waiting_tasks(workflow):
         waiting_elements.add(task.task_spec.bpmn_id)
         element_id = task.task_spec.bpmn_id or task.task_spec.name
-        for definition in _definitions(task.task_spec.event_definition):
+        for definition in event_definitions(task.task_spec.event_definition):
             if isinstance(definition, TimerEventDefinition):
                 due_at = timer_due_at(task, definition)
                 if due_at is not None:
@@ -204,7 +205,9 @@ def _catching_definition(
     workflow: BpmnWorkflow, kind: type[EventDefinition], name: str
 ) -> EventDefinition:
     candidates = [
-        d for task in waiting_tasks(workflow) for d in _definitions(task.task_spec.event_definition)
+        d
+        for task in waiting_tasks(workflow)
+        for d in event_definitions(task.task_spec.event_definition)
     ]
     candidates.extend(definition for _, definition, _ in _triggers(workflow))
     for definition in candidates:

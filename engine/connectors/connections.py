@@ -23,6 +23,7 @@ from django.conf import settings
 from engine.models import Connection
 
 from . import BusinessError
+from .outbound import SCHEME_PORTS
 from .secrets import LITERALS_KEY, references
 
 # The parameter that names a connection, and the one that opts in to a BPMN error instead
@@ -43,7 +44,7 @@ def origin_of(url: str) -> str:
     """`host:port` of a URL (the scheme's port when it names none); "" when it has none."""
     try:
         parts = urlsplit(url)
-        port = parts.port or {"http": 80, "https": 443}.get(parts.scheme, 0)
+        port = parts.port or SCHEME_PORTS.get(parts.scheme, 0)
     except ValueError:
         return ""
     return f"{parts.hostname.lower()}:{port}" if parts.hostname else ""

@@ -27,7 +27,7 @@ from django.utils import timezone
 from engine.actors import Person, as_user
 from engine.connectors import TASK_HEADERS_KEY, stored_task_headers
 from engine.connectors.secrets import LITERALS_KEY
-from engine.exceptions import Conflict, InvalidInput, NotFound
+from engine.exceptions import Conflict, InvalidInput
 from engine.jsonable import check_json_depth
 from engine.models import ProcessInstance, ServiceJob
 from engine.permissions import can_work_external_tasks, is_operator
@@ -40,7 +40,7 @@ from .external_task_queue import (
     wait_for_announcement,
 )
 from .incidents import open_job_incident
-from .instance_store import lock_instance
+from .instance_store import lock_instance_and_job
 from .job_outcomes import Outcome, backoff_seconds, complete_job, throw_job_error
 from .job_runs import JOB_RUNNABLE_INSTANCE_STATUSES
 
@@ -241,15 +241,9 @@ def _lock_held(
 ) -> tuple[ProcessInstance, ServiceJob]:
     """Lock the task's instance, then the task, and check that `worker_id` holds it for the
     user who fetched it (an operator may act for any user, given the worker_id)."""
-    instance_id = (
-        ServiceJob.objects.filter(pk=task_id, kind=ServiceJob.Kind.EXTERNAL)
-        .values_list("instance_id", flat=True)
-        .first()
+    instance, job = lock_instance_and_job(
+        task_id, missing=f"There is no external task {task_id}.", kind=ServiceJob.Kind.EXTERNAL
     )
-    if instance_id is None:
-        raise NotFound(f"There is no external task {task_id}.")
-    instance = lock_instance(instance_id)
-    job = ServiceJob.objects.select_for_update(no_key=True).get(pk=task_id)
     if job.status != ServiceJob.Status.RUNNING:
         raise Conflict(f"The external task is {job.status}, not locked by a worker.")
     holder_ok = is_operator(actor) or (

@@ -83,6 +83,24 @@ def lock_instance(instance_id: uuid.UUID | str) -> ProcessInstance:
     return instance
 
 
+def lock_instance_and_job(
+    job_id: uuid.UUID | str, *, missing: str, kind: str | None = None
+) -> tuple[ProcessInstance, ServiceJob]:
+    """Lock the job's instance, then the job (the order of every instance operation); NotFound
+    with `missing` when there is no such job (of `kind`, when given)."""
+    jobs = ServiceJob.objects.filter(pk=job_id)
+    if kind is not None:
+        jobs = jobs.filter(kind=kind)
+    instance_id = jobs.values_list("instance_id", flat=True).first()
+    if instance_id is None:
+        raise NotFound(missing)
+    instance = lock_instance(instance_id)
+    job = ServiceJob.objects.select_for_update(no_key=True).filter(pk=job_id).first()
+    if job is None:  # deleted with its instance in between
+        raise NotFound(missing)
+    return instance, job
+
+
 def lock_instance_of_task(task_id: uuid.UUID | str) -> ProcessInstance:
     """Take the row lock of the instance of human task `task_id` (one statement: a task
     never moves to another instance). Its task rows are read after the lock is held."""

@@ -28,12 +28,12 @@ from django.db import transaction
 from django.utils import timezone
 
 from engine.connectors.callbacks import call_number, token_call
-from engine.exceptions import Conflict, InvalidInput, NotFound
+from engine.exceptions import Conflict, InvalidInput
 from engine.models import ProcessInstance, ServiceJob
 
 from .audit import record_event
 from .handover import hand_over_job_on_commit
-from .instance_store import lock_instance
+from .instance_store import lock_instance, lock_instance_and_job
 from .job_outcomes import (
     ACCEPTED,
     DEFERRED,
@@ -81,15 +81,9 @@ def _outcome(body: Any) -> tuple[Outcome, str]:
 
 
 def _locked_job(job_id: uuid.UUID | str) -> tuple[ProcessInstance, ServiceJob]:
-    instance_id = (
-        ServiceJob.objects.filter(pk=job_id, kind=ServiceJob.Kind.CONNECTOR)
-        .values_list("instance_id", flat=True)
-        .first()
+    return lock_instance_and_job(
+        job_id, missing=f"There is no job {job_id}.", kind=ServiceJob.Kind.CONNECTOR
     )
-    if instance_id is None:
-        raise NotFound(f"There is no job {job_id}.")
-    instance = lock_instance(instance_id)
-    return instance, ServiceJob.objects.select_for_update(no_key=True).get(pk=job_id)
 
 
 def receive_job_callback(*, job_id: uuid.UUID | str, token: str, body: Any) -> CallbackReceipt:

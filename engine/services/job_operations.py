@@ -16,7 +16,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from engine.actors import Person
-from engine.exceptions import Conflict, InvalidInput, NotFound
+from engine.exceptions import Conflict, InvalidInput
 from engine.models import ProcessInstance, ServiceJob
 from engine.permissions import is_operator
 
@@ -25,7 +25,7 @@ from .external_task_queue import announce_external_task
 from .handover import hand_over_job_on_commit
 from .incidents import open_job_incident, retry_dead_job, settle_incident
 from .instance_status import decide_status, has_active_jobs
-from .instance_store import lock_instance, open_run
+from .instance_store import lock_instance_and_job, open_run
 
 Status = ServiceJob.Status
 CANCELLED_CODE = "CANCELLED_BY_OPERATOR"
@@ -42,11 +42,7 @@ def _lock_job(
     as every instance operation does)."""
     if not is_operator(actor):
         raise PermissionDenied(f"Only operators may {action} jobs.")
-    instance_id = ServiceJob.objects.filter(pk=job_id).values_list("instance_id", flat=True).first()
-    if instance_id is None:
-        raise NotFound(f"There is no job {job_id}.")
-    instance = lock_instance(instance_id)
-    job = ServiceJob.objects.select_for_update(no_key=True).get(pk=job_id)
+    instance, job = lock_instance_and_job(job_id, missing=f"There is no job {job_id}.")
     if instance.is_finished:
         raise Conflict(f"The job's instance is {instance.status}; its jobs cannot change.")
     return instance, job

@@ -51,7 +51,9 @@ def process_graph(bpmn_xml: str, process_id: str) -> ProcessGraph:
         if not node_id:
             continue
         if node.tag == _SEQUENCE_FLOW:
-            flows[node_id] = (node.get("sourceRef") or "", node.get("targetRef") or "")
+            source, target = node.get("sourceRef") or "", node.get("targetRef") or ""
+            if source and target:  # a flow left unconnected in the modeler goes nowhere
+                flows[node_id] = (source, target)
         else:
             elements[node_id] = _local(node.tag)
     return ProcessGraph(elements, flows)

@@ -23,8 +23,7 @@ if TYPE_CHECKING:
     from .coverage import Coverage
     from .runner import ProcessTester
 
-COVERAGE = pytest.StashKey["Coverage"]()
-TESTER_USERNAME = "baton-tester"
+COVERAGE: "pytest.StashKey[Coverage]" = pytest.StashKey()
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -41,32 +40,15 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "baton_case: a SpiffArena test case (test_*.json)")
 
 
-def _count_coverage(coverage: "Coverage") -> Callable[["ProcessTester"], None]:
-    def count(tester: "ProcessTester") -> None:
-        from engine.models import ProcessInstance
-
-        ids = ProcessInstance.objects.filter(created_at__gte=tester.started_at).values_list(
-            "id", flat=True
-        )
-        for instance_id in ids:
-            coverage.add_instance(instance_id)
-
-    return count
-
-
 @pytest.fixture
 def baton(request: pytest.FixtureRequest, db: None) -> Iterator["ProcessTester"]:
     """Baton's engine for one test, on the test database (see docs/testing-processes.md)."""
-    from django.contrib.auth.models import User
-
+    from .cases import count_instances, tester_user
     from .coverage import Coverage
     from .runner import ProcessTester
 
-    user = User.objects.filter(username=TESTER_USERNAME).first() or User.objects.create_superuser(
-        TESTER_USERNAME, email="baton-tester@example.invalid"
-    )
     coverage = request.config.stash.setdefault(COVERAGE, Coverage())
-    tester = ProcessTester(user, on_finish=_count_coverage(coverage))
+    tester = ProcessTester(tester_user(), on_finish=count_instances(coverage))
     try:
         yield tester
     finally:

@@ -16,8 +16,10 @@ from django.db import connection
 
 from baton.testing.coverage import FORMAT, Coverage
 from baton.testing.runner import ProcessTester
+from baton.testing.storage import store_coverage
 from processes.models import CoverageReport
 from tests.helpers import EXAMPLES_DIR, SPIFF_EXAMPLES
+from tests.processes.test_process_pages import client_for, json_script
 from tests.spiffarena.test_corpus_unit_tests import NOT_RUN
 
 REPO = Path(__file__).resolve().parents[2]
@@ -156,3 +158,31 @@ def test_load_test_coverage_refuses_what_is_no_report(tmp_path, content, problem
     with pytest.raises(CommandError, match=problem):
         call_command("load_test_coverage", str(path))
     assert not CoverageReport.objects.exists()
+
+
+@pytest.mark.django_db
+def test_the_process_page_offers_the_stored_coverage(baton: ProcessTester, designer):
+    baton.load(EXAMPLES_DIR / "expense_approval.bpmn")
+    client = client_for(designer)
+    page = client.get("/processes/expense_approval/").content.decode()
+    assert "coverage-toggle" not in page
+    assert json_script(page, "viewer-config")["coverage"] is None
+
+    run = baton.start("expense_approval", {"amount": 5, "description": "Tea"})
+    run.complete("approve_expense", {"decision": "reject"})
+    coverage = Coverage()
+    coverage.add_instance(run.id)
+    store_coverage(coverage, "nightly <run>")
+
+    page = client.get("/processes/expense_approval/").content.decode()
+    assert 'id="coverage-toggle"' in page
+    assert "6 of 8 elements (75.0%)" in page and "5 of 7 sequence flows (71.4%)" in page
+    assert "nightly &lt;run&gt;" in page and "nightly <run>" not in page
+    marks = json_script(page, "viewer-config")["coverage"]
+    assert "record_rejection" in marks["covered"] and "flow_rejected" in marks["covered"]
+    assert set(marks["uncovered"]) == {
+        "record_approval",
+        "expense_approved",
+        "flow_approved",
+        "flow_approval_to_end",
+    }

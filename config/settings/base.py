@@ -47,6 +47,8 @@ INSTALLED_APPS = [
     "engine",
     "tasks_ui",
     "api",
+    # Process tests: the management commands test_processes and load_test_coverage.
+    "baton",
 ]
 
 MIDDLEWARE = [

@@ -331,7 +331,7 @@ def begin(owner: Task, reason: str, entries: list[dict[str, Any]], *, wait: bool
         "wait": wait,
         "moves": 0,
     }
-    advance(owner, owner.data if wait else None)
+    advance(owner, _into(owner))
 
 
 def _into(owner: Task) -> dict[str, Any] | None:
@@ -358,6 +358,13 @@ def refresh_compensations(top: Any) -> bool:
             elif advance(task, _into(task)):
                 moved = True
     return moved
+
+
+def cancelled_with_compensation(top: Any) -> bool:
+    """Whether the workflow was cancelled with compensation and handlers are still to run."""
+    root = top.task_tree
+    queue = root.internal_data.get(QUEUE) if root is not None else None
+    return bool(queue and not queue.get("finished"))
 
 
 def is_compensating(workflow: Any) -> bool:

@@ -22,7 +22,7 @@ from SpiffWorkflow.task import Task
 from SpiffWorkflow.util.task import TaskState
 
 from .budget import check_call_depth
-from .compensating import CompensationStart, refresh_compensations
+from .compensating import CompensationStart, cancelled_with_compensation, refresh_compensations
 from .depth import UnboundedWalks, cancel_unfinished
 from .error_events import interrupt_activities_that_caught_errors, throws_an_error
 from .event_subprocesses import interrupt_scope, is_event_subprocess_start, refresh_conditions
@@ -57,6 +57,14 @@ class BatonWorkflow(UnboundedWalks, BpmnWorkflow):
         # soon as no task of the workflow is running: see `_do_engine_steps`).
         self.pending_interruptions: list[Task] = []
         super().__init__(*args, **kwargs)
+
+    def is_completed(self) -> bool:
+        """The library's, but a workflow cancelled with compensation completes only once its
+        last handler has finished (a handler may run inside a subprocess's workflow)."""
+        if cancelled_with_compensation(self):
+            self.completed = False
+            return False
+        return super().is_completed()
 
     def note_compensation(self, started: CompensationStart) -> None:
         if self.compensation_listener is not None:

@@ -19,8 +19,9 @@ root task when an instance is cancelled with compensation) lists what to compens
 reverse order of completion (a completed subprocess in its place, by its inner activities,
 innermost in reverse order too), and keeps that queue in its internal data. Handlers run one
 at a time: each is added to the task tree beside the task of the activity it compensates,
-with a deep copy of the data that activity left (a multi-instance activity: of each completed
-instance, kept when the instance was merged, since instances leave the tree), and started as
+with a deep copy of the data that activity left (a multi-instance activity: the activity's
+data with what each completed instance changed, kept when the instance was merged, since
+instances leave the tree), and started as
 the engine starts any task (a service task handler parks and gets a job, a user task waits
 for a person). When a handler has finished, the next one starts; a throw event that waits
 goes on when the queue is empty, with the variables the handlers changed. A handler inside a
@@ -213,6 +214,26 @@ def needed_for_compensation(task: Task) -> bool:
     return False
 
 
+def instance_changes(activity_data: dict[str, Any], data: dict[str, Any]) -> dict[str, Any]:
+    """What a multi-instance activity keeps of one completed instance's `data` for its
+    handler: the variables the instance has other than the activity's `activity_data` (its
+    loopCounter, its element, what it wrote), and the names it removed."""
+    return {
+        "changes": _changed(activity_data, data),
+        "removed": sorted(k for k in activity_data if k not in data),
+    }
+
+
+def instance_data(activity_data: dict[str, Any], instance: dict[str, Any]) -> dict[str, Any]:
+    """The data a handler of one instance of a multi-instance activity starts with: the
+    activity's, with what the instance changed (`instance_changes`). A state stored before
+    only the changes were kept holds the instance's whole data."""
+    if "data" in instance:
+        return copy.deepcopy(instance["data"])
+    data = {k: v for k, v in activity_data.items() if k not in instance.get("removed", ())}
+    return {**copy.deepcopy(data), **copy.deepcopy(instance["changes"])}
+
+
 # -- running the handlers ---------------------------------------------------------------------
 
 
@@ -229,7 +250,7 @@ def _source(top: Any, entry: dict[str, Any]) -> tuple[Any, Task, dict[str, Any]]
             return None
         instance = instances[entry["index"]]
         instance["compensated"] = True
-        return workflow, activity, copy.deepcopy(instance["data"])
+        return workflow, activity, instance_data(activity.data, instance)
     if activity.internal_data.get(COMPENSATED):
         return None
     activity.internal_data[COMPENSATED] = True

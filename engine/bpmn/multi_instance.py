@@ -49,7 +49,7 @@ from SpiffWorkflow.task import Task
 from SpiffWorkflow.util.deep_merge import DeepMerge
 from SpiffWorkflow.util.task import TaskState
 
-from .compensating import INSTANCES, handlers_of
+from .compensating import INSTANCES, handlers_of, instance_changes
 from .scripting import ScriptSyntaxError, check_syntax, describe_error
 from .xml import ACTIVITY_TAGS, BPMN_NS, CAMUNDA_NS, ZEEBE_NS
 
@@ -250,15 +250,17 @@ class BatonMultiInstanceTask(MultiInstanceTask, BpmnSpecMixin):
             self._start_next(my_task)
 
     def _keep_for_compensation(self, my_task: Task, child: Task, info: dict[str, Any]) -> None:
-        """An activity with a compensation handler keeps the data each instance left (with its
+        """An activity with a compensation handler keeps what each instance left (with its
         loopCounter): the instance leaves the tree, but each completed one is compensated
-        (engine.bpmn.compensating)."""
+        (engine.bpmn.compensating). Only the instance's own variables are kept, not a copy
+        of all its data: every instance's data holds the activity's (its input collection,
+        the results so far), and n copies of it would grow with the square of n."""
         if self.name in handlers_of(my_task.workflow.spec):
             my_task.internal_data.setdefault(INSTANCES, []).append(
                 {
                     "at": child.last_state_change,
                     "index": info.get("index"),
-                    "data": copy.deepcopy(child.data),
+                    **instance_changes(my_task.data, child.data),
                 }
             )
 

@@ -22,6 +22,13 @@ from engine.selectors.process_paths import (
 from processes.models import ProcessDefinition
 
 FORMAT = "baton-test-coverage/1"
+# What a report read back (`manage.py load_test_coverage`, maybe a CI artefact of unknown
+# origin) may hold: the bytes read at most, ids as long as an element id column takes, and
+# so many elements, flows or instances per process. Anything beyond is refused whole.
+MAX_REPORT_BYTES = 10 * 1024 * 1024
+MAX_ID_LENGTH = 255
+MAX_IDS = 100_000
+MAX_INSTANCES = 2**31 - 1  # the column's range
 
 
 def percent(part: int, whole: int) -> float:
@@ -57,18 +64,49 @@ class ProcessCoverage:
         }
 
     @classmethod
-    def from_json(cls, key: str, data: dict[str, Any]) -> "ProcessCoverage":
-        elements = {str(k): str(v) for k, v in dict(data["elements"]).items()}
-        flows = [str(f) for f in data["flows"]]
+    def from_json(cls, key: str, data: Any) -> "ProcessCoverage":
+        """One process's entry of a report; ValueError naming what is wrong."""
+        if not isinstance(data, dict):
+            raise ValueError(f"process {key!r}: an object expected")
+        kinds = data.get("elements")
+        if not isinstance(kinds, dict):
+            raise ValueError(f"process {key!r}: 'elements' must be an object (id -> kind)")
+        elements = dict(
+            zip(
+                _ids(key, "elements", list(kinds)),
+                _ids(key, "element kinds", list(kinds.values())),
+                strict=True,
+            )
+        )
+        flows = _ids(key, "flows", data.get("flows"))
+        instances = data.get("instances", 0)
+        if type(instances) is not int or not 0 <= instances <= MAX_INSTANCES:
+            raise ValueError(f"process {key!r}: 'instances' must be a whole number of 0 or more")
         return cls(
             key=key,
             elements=elements,
             flows=flows,
             # Only what the diagram has: a report of another version may name more.
-            elements_run={str(e) for e in data["elements_run"]} & set(elements),
-            flows_taken={str(f) for f in data["flows_taken"]} & set(flows),
-            instances=int(data.get("instances", 0)),
+            elements_run=set(_ids(key, "elements_run", data.get("elements_run"))) & set(elements),
+            flows_taken=set(_ids(key, "flows_taken", data.get("flows_taken"))) & set(flows),
+            instances=instances,
         )
+
+
+def _ids(key: str, what: str, value: Any) -> list[str]:
+    """`value` as a list of ids, or ValueError: a list of at most MAX_IDS non-empty strings
+    of at most MAX_ID_LENGTH characters (a process page shows them)."""
+    if not isinstance(value, list):
+        raise ValueError(f"process {key!r}: {what!r} must be a list")
+    if len(value) > MAX_IDS:
+        raise ValueError(f"process {key!r}: more than {MAX_IDS:,} {what}")
+    for item in value:
+        if not isinstance(item, str) or not 0 < len(item) <= MAX_ID_LENGTH:
+            raise ValueError(
+                f"process {key!r}: {what} must be ids (text of 1 to {MAX_ID_LENGTH} "
+                f"characters), not {str(item)[:40]!r}"
+            )
+    return value
 
 
 class Coverage:
@@ -115,12 +153,34 @@ class Coverage:
         if not isinstance(data, dict) or data.get("format") != FORMAT:
             raise ValueError(f"Not a Baton test coverage report (format {FORMAT!r} expected).")
         coverage = cls()
+        processes = data.get("processes")
         try:
-            for key, entry in dict(data["processes"]).items():
-                coverage.processes[str(key)] = ProcessCoverage.from_json(str(key), entry)
-        except (KeyError, TypeError, ValueError, AttributeError) as exc:
-            raise ValueError(f"The coverage report is malformed: {exc!r}") from None
+            if not isinstance(processes, dict):
+                raise ValueError("'processes' must be an object (process key -> coverage)")
+            for key, entry in processes.items():
+                if not 0 < len(key) <= MAX_ID_LENGTH:
+                    raise ValueError(f"{key[:40]!r} is no process key")
+                coverage.processes[key] = ProcessCoverage.from_json(key, entry)
+        except ValueError as exc:
+            raise ValueError(f"The coverage report is malformed: {exc}") from None
         return coverage
+
+    @classmethod
+    def read(cls, path: Path) -> "Coverage":
+        """The report in file `path` (at most MAX_REPORT_BYTES are read: a device or a huge
+        file is refused, not read whole); OSError, or ValueError when it is not one."""
+        with path.open("rb") as stream:
+            content = stream.read(MAX_REPORT_BYTES + 1)
+        if len(content) > MAX_REPORT_BYTES:
+            raise ValueError(
+                f"The file is larger than {MAX_REPORT_BYTES // (1024 * 1024)} MiB: "
+                "no coverage report is that large."
+            )
+        try:
+            data = json.loads(content)
+        except (ValueError, RecursionError) as exc:  # JSONDecodeError, UnicodeDecodeError
+            raise ValueError(f"Not JSON: {exc}") from None
+        return cls.from_json(data)
 
     def write(self, path: Path) -> None:
         path.write_text(json.dumps(self.to_json(), indent=2) + "\n")

@@ -14,7 +14,7 @@ import pytest
 from django.core.management import CommandError, call_command
 from django.db import connection
 
-from baton.testing.coverage import FORMAT, Coverage
+from baton.testing.coverage import FORMAT, MAX_REPORT_BYTES, Coverage
 from baton.testing.runner import ProcessTester
 from baton.testing.storage import store_coverage
 from processes.models import CoverageReport
@@ -157,6 +157,56 @@ def test_load_test_coverage_refuses_what_is_no_report(tmp_path, content, problem
     path.write_text(content)
     with pytest.raises(CommandError, match=problem):
         call_command("load_test_coverage", str(path))
+    assert not CoverageReport.objects.exists()
+
+
+def _report(**entry: object) -> str:
+    process = {"elements": {"a": "task"}, "flows": [], "elements_run": [], "flows_taken": []}
+    good = {"key": {**process, "instances": 1}}
+    return json.dumps({"format": FORMAT, "processes": {**good, "other": {**process, **entry}}})
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    ("content", "problem"),
+    [
+        (_report(instances=-1), "'instances' must be a whole number"),
+        (_report(instances=2**40), "'instances' must be a whole number"),
+        (_report(instances=True), "'instances' must be a whole number"),
+        (_report(flows="abc"), "'flows' must be a list"),
+        (_report(elements=["a"]), "'elements' must be an object"),
+        (_report(elements_run=[{"x": 1}]), "elements_run must be ids"),
+        (_report(flows=["f" * 256]), "flows must be ids"),
+        (_report(elements={"a": 3}), "element kinds must be ids"),
+        (json.dumps({"format": FORMAT, "processes": []}), "'processes' must be an object"),
+        ("[" * 100_000, "Not JSON"),
+        (b"\xff\xfe{}", "Not JSON"),
+    ],
+)
+def test_load_test_coverage_refuses_a_malformed_report_whole(tmp_path, content, problem):
+    """A report from elsewhere (a CI artefact) is checked before anything is stored: a bad
+    entry is named, and the good entries beside it are not stored either."""
+    path = tmp_path / "report.json"
+    if isinstance(content, bytes):
+        path.write_bytes(content)
+    else:
+        path.write_text(content)
+    with pytest.raises(CommandError, match=re.escape(problem)):
+        call_command("load_test_coverage", str(path))
+    assert not CoverageReport.objects.exists()
+
+
+@pytest.mark.django_db
+def test_load_test_coverage_reads_no_more_than_a_report_can_be(tmp_path):
+    path = tmp_path / "huge.json"
+    with path.open("w") as stream:
+        stream.write(json.dumps({"format": FORMAT, "processes": {}})[:-1] + ', "pad": "')
+        stream.write("x" * MAX_REPORT_BYTES + '"}')
+    with pytest.raises(CommandError, match="larger than 10 MiB"):
+        call_command("load_test_coverage", str(path))
+    # A device that never ends is refused the same way, not read until memory runs out.
+    with pytest.raises(CommandError, match="larger than 10 MiB"):
+        call_command("load_test_coverage", "/dev/zero")
     assert not CoverageReport.objects.exists()
 
 

@@ -1,7 +1,6 @@
 """`manage.py load_test_coverage FILE`: store a pytest run's process coverage report
 (`pytest --baton-coverage=FILE`, e.g. from CI) so that the process pages show it."""
 
-import json
 from pathlib import Path
 from typing import Any
 
@@ -21,10 +20,10 @@ class Command(BaseCommand):
     def handle(self, *args: Any, **options: Any) -> None:
         path: Path = options["file"]
         try:
-            coverage = Coverage.from_json(json.loads(path.read_text()))
+            coverage = Coverage.read(path)
         except OSError as exc:
             raise CommandError(f"Cannot read {path}: {exc.strerror}") from None
-        except ValueError as exc:  # JSONDecodeError included
+        except ValueError as exc:
             raise CommandError(f"{path}: {exc}") from None
         stored = store_coverage(coverage, options["source"] or path.name)
         self.stdout.write(coverage.table())

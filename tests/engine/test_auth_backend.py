@@ -37,7 +37,7 @@ def test_a_deactivated_user_is_signed_out(make_user) -> None:
     assert _signed_in(client)
     User.objects.filter(pk=user.pk).update(is_active=False)
     assert not _signed_in(client)
-    assert client.get("/tasks/").url.startswith("/accounts/login/")
+    assert client.get("/tasks/")["Location"].startswith("/accounts/login/")
 
 
 def test_a_password_change_ends_other_sessions(make_user) -> None:

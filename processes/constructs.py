@@ -14,7 +14,7 @@ from collections.abc import Iterator
 from lxml import etree
 
 from engine.bpmn.data_stores import DATA_STORE_CLASSES, data_store_class_name
-from engine.bpmn.xml import ACTIVITY_TAGS, BPMN_NS
+from engine.bpmn.xml import ACTIVITY_TAGS, BPMN_NS, compensation_handlers
 
 Finding = tuple[etree._Element, str]  # noqa: SLF001 -- lxml's element type is named so
 
@@ -61,15 +61,18 @@ _ACTIVITIES = frozenset(_tag(name) for name in (*ACTIVITY_TAGS, "adHocSubProcess
 
 
 def _compensation_handler_flows(root: etree._Element) -> Iterator[Finding]:
-    flows = list(root.iter(_tag("sequenceFlow")))
+    targets, sources = set(), set()
+    for flow in root.iter(_tag("sequenceFlow")):
+        targets.add(flow.get("targetRef"))
+        sources.add(flow.get("sourceRef"))
     for activity in root.iter(etree.Element):
         if activity.get("isForCompensation") != "true":
             continue
         activity_id = activity.get("id")
         ways = [
             way
-            for way, ref in (("incoming", "targetRef"), ("outgoing", "sourceRef"))
-            if any(flow.get(ref) == activity_id for flow in flows)
+            for way, ends in (("incoming", targets), ("outgoing", sources))
+            if activity_id in ends
         ]
         if ways:
             yield (
@@ -80,20 +83,10 @@ def _compensation_handler_flows(root: etree._Element) -> Iterator[Finding]:
             )
 
 
-def _associated_handler(event: etree._Element, root: etree._Element) -> etree._Element | None:
-    by_id = {e.get("id"): e for e in root.iter(etree.Element) if e.get("id")}
-    event_id = event.get("id")
-    for association in root.iter(_tag("association")):
-        ends = (association.get("sourceRef"), association.get("targetRef"))
-        if event_id in ends:
-            other = by_id.get(ends[1] if ends[0] == event_id else ends[0])
-            if other is not None and other.get("isForCompensation") == "true":
-                return other
-    return None
-
-
-def _compensation_boundaries(root: etree._Element) -> Iterator[Finding]:
-    by_id = {e.get("id"): e for e in root.iter(etree.Element) if e.get("id")}
+def _compensation_boundaries(
+    root: etree._Element, by_id: dict[str | None, etree._Element]
+) -> Iterator[Finding]:
+    handlers = compensation_handlers(root)
     for event in root.iter(_tag("boundaryEvent")):
         if event.find(_tag("compensateEventDefinition")) is None:
             continue
@@ -105,7 +98,7 @@ def _compensation_boundaries(root: etree._Element) -> Iterator[Finding]:
                 f"{event.get('attachedToRef')!r}, which is no activity: only an activity "
                 "(a task, subprocess or call activity) can be compensated.",
             )
-        elif _associated_handler(event, root) is None:
+        elif (event.get("id") or "") not in handlers:
             yield (
                 event,
                 f"The compensation boundary event {event.get('id')!r} has no compensation "
@@ -114,8 +107,9 @@ def _compensation_boundaries(root: etree._Element) -> Iterator[Finding]:
             )
 
 
-def _compensation_throws(root: etree._Element) -> Iterator[Finding]:
-    by_id = {e.get("id"): e for e in root.iter(etree.Element) if e.get("id")}
+def _compensation_throws(
+    root: etree._Element, by_id: dict[str | None, etree._Element]
+) -> Iterator[Finding]:
     for definition in root.iter(_tag("compensateEventDefinition")):
         event = definition.getparent()
         if event is None or event.tag not in (_tag("intermediateThrowEvent"), _tag("endEvent")):
@@ -146,9 +140,11 @@ def _compensation_throws(root: etree._Element) -> Iterator[Finding]:
 
 
 def _compensation(root: etree._Element) -> Iterator[Finding]:
+    # Every check reads the same index of ids: built once, not once per element.
+    by_id = {e.get("id"): e for e in root.iter(etree.Element) if e.get("id")}
     yield from _compensation_handler_flows(root)
-    yield from _compensation_boundaries(root)
-    yield from _compensation_throws(root)
+    yield from _compensation_boundaries(root, by_id)
+    yield from _compensation_throws(root, by_id)
 
 
 def _boundary_events(root: etree._Element) -> Iterator[Finding]:

@@ -42,7 +42,7 @@ from .process_specs import (
     task_spec_name,
 )
 from .rewrites import library_form
-from .xml import BPMN_NS, CAMUNDA_NS, SPIFF_NS
+from .xml import BPMN_NS, CAMUNDA_NS, SPIFF_NS, compensation_handlers
 
 SERVICE_TASK = full_tag("serviceTask")
 END_EVENT = full_tag("endEvent")
@@ -53,7 +53,6 @@ BUSINESS_RULE_TASK = full_tag("businessRuleTask")
 THROW_EVENT = full_tag("intermediateThrowEvent")
 BOUNDARY_EVENT = full_tag("boundaryEvent")
 COMPENSATE = full_tag("compensateEventDefinition")
-ASSOCIATION = full_tag("association")
 
 
 def is_compensation_event(node: etree._Element) -> bool:
@@ -102,25 +101,26 @@ class _CompensationParser(ProcessParser):
         events: list[etree._Element] = super().get_boundary_events(attached_to_ref)
         return [event for event in events if not is_compensation_event(event)]
 
-    def _associated(self, event_id: str) -> etree._Element | None:
-        for association in self.document_root.iter(ASSOCIATION):
-            ends = (association.get("sourceRef"), association.get("targetRef"))
-            if event_id not in ends:
-                continue
-            other = ends[1] if ends[0] == event_id else ends[0]
-            node = self.get_node_by_id(other or "")
-            if node is not None and node.get("isForCompensation") == "true":
-                return node
-        return None
+    def _associated_handlers(self) -> dict[str, etree._Element]:
+        """`compensation_handlers` of this parser's document, read once per document (the
+        parser of every process and subprocess in it asks)."""
+        cache: dict[int, dict[str, etree._Element]] = self.parser.__dict__.setdefault(
+            "_baton_compensation_handlers", {}
+        )
+        key = id(self.document_root)  # the parser holds its documents: the id stays theirs
+        if key not in cache:
+            cache[key] = compensation_handlers(self.document_root)
+        return cache[key]
 
     def add_compensation_handlers(self) -> None:
         handlers: dict[str, str] = {}
         for event in self.xpath("./bpmn:boundaryEvent"):
             if not is_compensation_event(event):
                 continue
+            associated = self._associated_handlers()
             attached = event.get("attachedToRef") or ""
             activity = self.spec.task_specs.get(task_spec_name(attached))
-            handler_node = self._associated(event.get("id") or "")
+            handler_node = associated.get(event.get("id") or "")
             if activity is None or handler_node is None:
                 continue  # an activity no flow reaches; a missing handler is refused before
             self.parse_node(handler_node)

@@ -184,6 +184,30 @@ def parse_untrusted_xml(content: bytes, limits: XmlLimits | None = None) -> etre
     return root
 
 
+def _is_handler(node: etree._Element | None) -> bool:
+    return node is not None and node.get("isForCompensation") == "true"
+
+
+def compensation_handlers(root: etree._Element) -> dict[str, etree._Element]:
+    """Element id -> the compensation handler (an element marked `isForCompensation="true"`)
+    at the other end of a `bpmn:association` with it: what a compensation boundary event
+    names as its activity's handler (the first such association, in document order). One
+    pass over the document, however many boundary events ask."""
+    by_id: dict[str, etree._Element] = {}
+    for element in root.iter(etree.Element):
+        element_id = element.get("id")
+        if element_id and element_id not in by_id:
+            by_id[element_id] = element
+    handlers: dict[str, etree._Element] = {}
+    for association in root.iter(f"{{{BPMN_NS}}}association"):
+        source, target = association.get("sourceRef") or "", association.get("targetRef") or ""
+        for end, other in ((source, target), (target, source)):
+            node = by_id.get(other)
+            if end and end not in handlers and _is_handler(node):
+                handlers[end] = node
+    return handlers
+
+
 def element_at_line(root: etree._Element, line: int | None) -> str:
     """The id of the innermost element with an id that starts on `line`, or ''."""
     if not line:

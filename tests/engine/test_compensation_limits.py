@@ -5,6 +5,7 @@ import json
 
 import pytest
 
+from engine.bpmn.xml import compensation_handlers, parse_untrusted_xml
 from engine.models import ProcessInstance
 from engine.services import start_instance
 from tests.helpers import deploy_document
@@ -125,3 +126,24 @@ def test_each_instance_handler_sees_the_activity_data_with_its_own_variables() -
     # Handlers run in reverse order: the last to run compensates the first instance.
     assert instance.variables["undone"] == [5, 10, 0, 3]
     assert instance.events.filter(type="compensation_started").count() == 3
+
+
+def test_compensation_handlers_are_found_in_one_pass_either_way_round() -> None:
+    """The one reading of "which handler does a compensation boundary event name" that the
+    deploy checks (processes.constructs) and the parser share."""
+    root = parse_untrusted_xml(
+        (
+            HEADER
+            + """<bpmn:process id="p">
+  <bpmn:task id="a" /><bpmn:task id="b" /><bpmn:task id="plain" />
+  <bpmn:task id="undo_a" isForCompensation="true" />
+  <bpmn:task id="undo_b" isForCompensation="true" />
+  <bpmn:association id="x1" sourceRef="a_comp" targetRef="plain" />
+  <bpmn:association id="x2" sourceRef="a_comp" targetRef="undo_a" />
+  <bpmn:association id="x3" sourceRef="undo_b" targetRef="b_comp" />
+  <bpmn:association id="x4" sourceRef="b_comp" targetRef="undo_a" />
+</bpmn:process></bpmn:definitions>"""
+        ).encode()
+    )
+    found = {k: v.get("id") for k, v in compensation_handlers(root).items()}
+    assert found == {"a_comp": "undo_a", "b_comp": "undo_b"}

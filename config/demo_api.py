@@ -22,7 +22,7 @@ import uuid
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.http import HttpRequest, JsonResponse
 from django.urls import path
 from django.utils import timezone
@@ -149,7 +149,9 @@ def cancel_booking(request: HttpRequest, booking_id: uuid.UUID) -> JsonResponse:
         return _problem(409, f"The {booking.kind} booking is cancelled already.")
     if first and booking.cancel_delay:
         # A slow supplier: cancelled, but the answer comes late (the caller may give up or
-        # die meanwhile and call again, with the same key).
+        # die meanwhile and call again, with the same key). No database connection is held
+        # while it waits (Django opens one again if the request needs it).
+        connection.close()
         time.sleep(booking.cancel_delay)
     return JsonResponse(booking_json(booking))
 

@@ -10,7 +10,7 @@ STAMP := $(VENV)/.installed
 NODE_STAMP := node_modules/.installed
 MODELER_BUNDLE := frontend/dist/modeler.js
 
-.PHONY: run test setup lint browser clean sandbox-user
+.PHONY: run test test-processes setup lint browser clean sandbox-user
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -47,6 +47,12 @@ run: setup
 
 test: setup browser lint
 	$(BIN)/python -m config.devstack test $(ARGS)
+
+# The example diagrams' process tests (baton.testing, docs/testing-processes.md) with their
+# coverage table and JSON report.
+test-processes: setup
+	$(BIN)/python -m config.devstack test tests/processes/test_examples_with_plugin.py \
+	  --baton-coverage=process-coverage.json $(ARGS)
 
 # Models without their migration fail the lint. The check needs no database: without one
 # Django only warns that it could not compare the migration history, which is silenced here.

@@ -51,7 +51,7 @@ from django.contrib.sessions.backends.db import SessionStore
 user = User.objects.get(username="faults")
 session = SessionStore()
 session["_auth_user_id"] = str(user.pk)
-session["_auth_user_backend"] = "django.contrib.auth.backends.ModelBackend"
+session["_auth_user_backend"] = "engine.auth_backend.ModelBackendWithGroups"
 session["_auth_user_hash"] = user.get_session_auth_hash()
 session.create()
 print("SESSION", session.session_key)

@@ -524,6 +524,7 @@ class InstanceEvent(models.Model):
         COMPLETED = "completed", "Completed"
         DATA_STORE_WRITTEN = "data_store_written", "Data store written"
         WEBHOOK_RECEIVED = "webhook_received", "Webhook received"
+        COMPENSATION_STARTED = "compensation_started", "Compensation started"
 
     instance = models.ForeignKey(ProcessInstance, related_name="events", on_delete=models.CASCADE)
     type = models.CharField(max_length=32, choices=Type.choices)
@@ -540,6 +541,16 @@ class InstanceEvent(models.Model):
 
     def __str__(self) -> str:
         return f"{self.type} {self.element_id}"
+
+    @property
+    def description(self) -> str:
+        """The event in words, as the history pages show it."""
+        if self.type == self.Type.COMPENSATION_STARTED:
+            payload = self.payload or {}
+            activity = payload.get("activity_name") or self.element_id
+            handler = payload.get("handler_name") or payload.get("handler") or ""
+            return f"Compensating {activity} (handler {handler})"
+        return str(self.get_type_display())
 
 
 class OperationKey(models.Model):

@@ -1,7 +1,9 @@
 """Constructs Baton does not run (yet), and references that lead nowhere, found in the XML
 before the workflow library reads it: the library refuses some of them with a Python repr
 (`NotImplementedError('Unsupported Catch Event: %r', b'<bpmn:boundaryEvent …')`), a
-message without an element, or not at all (a compensation throw event ran as a none event).
+message without an element, or not at all; and compensation that does not fit together (a
+handler with sequence flows, a compensation boundary event without a handler or not on an
+activity, an `activityRef` that names nothing in the throw event's scope).
 
 Each finding is (the element to name, what a modeller reads); processes.validation adds the
 file, the line and the element id.
@@ -12,7 +14,7 @@ from collections.abc import Iterator
 from lxml import etree
 
 from engine.bpmn.data_stores import DATA_STORE_CLASSES, data_store_class_name
-from engine.bpmn.xml import BPMN_NS
+from engine.bpmn.xml import ACTIVITY_TAGS, BPMN_NS
 
 Finding = tuple[etree._Element, str]  # noqa: SLF001 -- lxml's element type is named so
 
@@ -26,9 +28,6 @@ def _local(element: etree._Element) -> str:
 
 
 COMPLEX_GATEWAY = "Complex gateways are not supported yet; use an inclusive gateway."
-COMPENSATION_BOUNDARY = "Compensation boundary events are not supported yet."
-COMPENSATION_EVENT = "Compensation events are not supported yet."
-COMPENSATION_ACTIVITY = 'Compensation activities (isForCompensation="true") are not supported yet.'
 BOUNDARY_WITHOUT_DEFINITION = (
     "A boundary event needs an event definition: a timer, message, signal, error, "
     "escalation, conditional or cancel event."
@@ -58,18 +57,98 @@ def _ids(roots: list[etree._Element], *local_names: str) -> set[str]:
     return found
 
 
-def _compensation(root: etree._Element) -> Iterator[Finding]:
+_ACTIVITIES = frozenset(_tag(name) for name in (*ACTIVITY_TAGS, "adHocSubProcess"))
+
+
+def _compensation_handler_flows(root: etree._Element) -> Iterator[Finding]:
+    flows = list(root.iter(_tag("sequenceFlow")))
+    for activity in root.iter(etree.Element):
+        if activity.get("isForCompensation") != "true":
+            continue
+        activity_id = activity.get("id")
+        ways = [
+            way
+            for way, ref in (("incoming", "targetRef"), ("outgoing", "sourceRef"))
+            if any(flow.get(ref) == activity_id for flow in flows)
+        ]
+        if ways:
+            yield (
+                activity,
+                f"The compensation handler {activity_id!r} has {' and '.join(ways)} sequence "
+                "flows: a compensation handler runs only through the association with its "
+                "compensation boundary event (remove its sequence flows).",
+            )
+
+
+def _associated_handler(event: etree._Element, root: etree._Element) -> etree._Element | None:
+    by_id = {e.get("id"): e for e in root.iter(etree.Element) if e.get("id")}
+    event_id = event.get("id")
+    for association in root.iter(_tag("association")):
+        ends = (association.get("sourceRef"), association.get("targetRef"))
+        if event_id in ends:
+            other = by_id.get(ends[1] if ends[0] == event_id else ends[0])
+            if other is not None and other.get("isForCompensation") == "true":
+                return other
+    return None
+
+
+def _compensation_boundaries(root: etree._Element) -> Iterator[Finding]:
+    by_id = {e.get("id"): e for e in root.iter(etree.Element) if e.get("id")}
+    for event in root.iter(_tag("boundaryEvent")):
+        if event.find(_tag("compensateEventDefinition")) is None:
+            continue
+        attached = by_id.get(event.get("attachedToRef"))
+        if attached is None or attached.tag not in _ACTIVITIES:
+            yield (
+                event,
+                f"The compensation boundary event {event.get('id')!r} is attached to "
+                f"{event.get('attachedToRef')!r}, which is no activity: only an activity "
+                "(a task, subprocess or call activity) can be compensated.",
+            )
+        elif _associated_handler(event, root) is None:
+            yield (
+                event,
+                f"The compensation boundary event {event.get('id')!r} has no compensation "
+                "handler: associate it (bpmn:association) with an activity marked "
+                'isForCompensation="true".',
+            )
+
+
+def _compensation_throws(root: etree._Element) -> Iterator[Finding]:
+    by_id = {e.get("id"): e for e in root.iter(etree.Element) if e.get("id")}
     for definition in root.iter(_tag("compensateEventDefinition")):
         event = definition.getparent()
-        if event is None or event.tag == _tag("definitions"):
+        if event is None or event.tag not in (_tag("intermediateThrowEvent"), _tag("endEvent")):
+            if event is not None and event.tag == _tag("intermediateCatchEvent"):
+                yield (
+                    event,
+                    "A compensation event cannot be caught by an intermediate catch event: "
+                    "use a compensation boundary event with a handler.",
+                )
             continue
-        if event.tag == _tag("boundaryEvent"):
-            yield event, COMPENSATION_BOUNDARY
-        else:
-            yield event, COMPENSATION_EVENT
-    for activity in root.iter(etree.Element):
-        if activity.get("isForCompensation") == "true":
-            yield activity, COMPENSATION_ACTIVITY
+        ref = (definition.get("activityRef") or "").strip()
+        if not ref:
+            continue
+        target = by_id.get(ref)
+        if target is None or target.tag not in _ACTIVITIES:
+            yield (
+                event,
+                f"The compensation event {event.get('id')!r} names the activity {ref!r} "
+                "(activityRef), which is no activity of this diagram.",
+            )
+        elif target.getparent() is not event.getparent():
+            yield (
+                event,
+                f"The compensation event {event.get('id')!r} names the activity {ref!r} "
+                "(activityRef), which is not in its scope: a compensation event compensates "
+                "activities of its own process or subprocess only.",
+            )
+
+
+def _compensation(root: etree._Element) -> Iterator[Finding]:
+    yield from _compensation_handler_flows(root)
+    yield from _compensation_boundaries(root)
+    yield from _compensation_throws(root)
 
 
 def _boundary_events(root: etree._Element) -> Iterator[Finding]:

@@ -1,5 +1,7 @@
 """Deployments and the process definitions they carry."""
 
+from typing import Any
+
 from django.conf import settings
 from django.db import models
 
@@ -79,3 +81,35 @@ class ProcessDefinition(models.Model):
 
     def __str__(self) -> str:
         return f"{self.key} v{self.version}"
+
+
+class CoverageReport(models.Model):
+    """Which elements and sequence flows of a process the tests ran (Baton's process tests,
+    baton.testing): stored by `manage.py test_processes` or loaded from a pytest run's
+    `--baton-coverage` report (`manage.py load_test_coverage`), shown on the process page."""
+
+    key = models.CharField(max_length=200, help_text="The BPMN process id.")
+    source = models.CharField(max_length=255, help_text="Where the report came from.")
+    recorded_at = models.DateTimeField(auto_now_add=True)
+    elements = models.JSONField(default=dict, help_text="Every element of the diagram: id -> kind.")
+    flows = models.JSONField(default=list, help_text="Every sequence flow id.")
+    elements_run = models.JSONField(default=list)
+    flows_taken = models.JSONField(default=list)
+    instances = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        indexes = [models.Index(fields=["key", "-recorded_at"], name="coverage_latest_by_key")]
+
+    def __str__(self) -> str:
+        return f"{self.key} ({self.source}, {self.recorded_at:%Y-%m-%d %H:%M})"
+
+    def percent(self, part: list[str], whole: Any) -> float:
+        return round(100.0 * len(part) / len(whole), 1) if whole else 100.0
+
+    @property
+    def element_percent(self) -> float:
+        return self.percent(self.elements_run, self.elements)
+
+    @property
+    def flow_percent(self) -> float:
+        return self.percent(self.flows_taken, self.flows)

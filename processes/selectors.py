@@ -4,7 +4,7 @@ from django.db.models import Count, OuterRef, QuerySet, Subquery
 
 from engine.exceptions import NotFound
 
-from .models import ProcessDefinition
+from .models import CoverageReport, ProcessDefinition
 
 LIGHT = ("spec", "elements", "bpmn_xml")
 
@@ -51,3 +51,8 @@ def version_history(key: str) -> QuerySet[ProcessDefinition]:
         .select_related("deployment__deployed_by")
         .annotate(instance_count=Count("instances"))
     )
+
+
+def latest_coverage(key: str) -> CoverageReport | None:
+    """The newest test coverage report of process `key`, if any was stored."""
+    return CoverageReport.objects.filter(key=key).order_by("-recorded_at", "-pk").first()

@@ -9,7 +9,7 @@ from django.db.models import Max
 
 from engine.actors import Actor, as_user
 
-from .models import Deployment, DeploymentFile, ProcessDefinition
+from .models import CoverageReport, Deployment, DeploymentFile, ProcessDefinition
 from .permissions import can_deploy
 from .signals import definition_deployed
 from .validation import ParsedDeployment, ParsedProcess, Problem, UploadedFile, parse_deployment
@@ -116,3 +116,27 @@ def deploy_examples() -> list[ProcessDefinition]:
         result = deploy(name=f"Example: {path.stem}", files=[upload], actor=None)
         created.extend(result.created)
     return created
+
+
+def record_coverage(
+    *,
+    key: str,
+    source: str,
+    elements: dict[str, str],
+    flows: list[str],
+    elements_run: list[str],
+    flows_taken: list[str],
+    instances: int,
+) -> CoverageReport:
+    """Store what a test run covered of process `key` (a trusted caller: the management
+    commands of baton.testing); the process page shows the newest report."""
+    with transaction.atomic(durable=True):
+        return CoverageReport.objects.create(
+            key=key[:200],
+            source=source[:255],
+            elements=elements,
+            flows=sorted(flows),
+            elements_run=sorted(set(elements_run) & set(elements)),
+            flows_taken=sorted(set(flows_taken) & set(flows)),
+            instances=instances,
+        )

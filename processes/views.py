@@ -19,7 +19,7 @@ from . import selectors
 from .content_policies import diagram_download, thumbnail_only
 from .diagram_diff import DiagramDiff, diff_diagrams
 from .insight_charts import bar_chart
-from .models import ProcessDefinition
+from .models import CoverageReport, ProcessDefinition
 from .permissions import can_deploy
 from .thumbnails import diagram_thumbnail
 
@@ -67,6 +67,17 @@ def _version_diff(
     return old, new, diff
 
 
+def _coverage_marks(report: CoverageReport | None) -> dict[str, list[str]] | None:
+    """What the diagram's "Test coverage" overlay colours: covered and uncovered ids."""
+    if report is None:
+        return None
+    run, taken = set(report.elements_run), set(report.flows_taken)
+    return {
+        "covered": sorted(run | taken),
+        "uncovered": sorted((set(report.elements) - run) | (set(report.flows) - taken)),
+    }
+
+
 @login_required
 @require_GET
 def detail(request: HttpRequest, key: str) -> HttpResponse:
@@ -82,10 +93,12 @@ def detail(request: HttpRequest, key: str) -> HttpResponse:
             "added": [c.element_id for c in diff.added],
             "changed": [c.element_id for c in diff.changed],
         }
+    coverage = selectors.latest_coverage(key)
     return render(
         request,
         "processes/detail.html",
         {
+            "coverage": coverage,
             "definition": shown,
             "latest": versions[0],
             "versions": versions,
@@ -94,7 +107,11 @@ def detail(request: HttpRequest, key: str) -> HttpResponse:
             "diff_to": diff_to,
             "can_deploy": can_deploy(request.user),
             "can_view_insights": can_view_insights(request.user),
-            "viewer_config": {"xml": shown.bpmn_xml, "marks": marks},
+            "viewer_config": {
+                "xml": shown.bpmn_xml,
+                "marks": marks,
+                "coverage": _coverage_marks(coverage),
+            },
         },
     )
 

@@ -25,6 +25,10 @@ from processes.models import ProcessDefinition
 from processes.services import deploy, deploy_examples
 from tests.helpers import EXPENSE_FILE, PARALLEL_FILE, SHARED_DIR, build_bpmn, upload_of
 
+# Baton's own pytest plugin (the `baton` fixture, the test_*.json collector, coverage), as a
+# team gets it from the `pytest11` entry point of the same name (no double registration).
+pytest_plugins = ["baton.testing.plugin"]
+
 
 @pytest.fixture(autouse=True)
 def _fresh_definition_caches():

@@ -1,6 +1,7 @@
 """Helpers shared by the tests: example files and a builder for small BPMN documents."""
 
 import itertools
+import os
 from pathlib import Path
 from xml.sax.saxutils import escape
 
@@ -10,8 +11,11 @@ from processes.validation import UploadedFile
 EXPENSE_FILE = EXAMPLES_DIR / "expense_approval.bpmn"
 PARALLEL_FILE = EXAMPLES_DIR / "parallel_review.bpmn"
 # The shared directory beside the repository checkout (../shared): the corpus of example
-# models. Tests reach it through the `shared_dir` fixture (tests/conftest.py).
-SHARED_DIR = Path(__file__).resolve().parents[2] / "shared"
+# models. Tests reach it through the `shared_dir` fixture (tests/conftest.py). A checkout
+# elsewhere (a git worktree) names it with BATON_SHARED_DIR.
+SHARED_DIR = Path(
+    os.environ.get("BATON_SHARED_DIR") or Path(__file__).resolve().parents[2] / "shared"
+)
 SPIFF_EXAMPLES = Path("corpus", "spiff-examples")  # inside SHARED_DIR
 
 

@@ -47,6 +47,8 @@ INSTALLED_APPS = [
     "engine",
     "tasks_ui",
     "api",
+    # Process tests: the management commands test_processes and load_test_coverage.
+    "baton",
 ]
 
 MIDDLEWARE = [
@@ -96,7 +98,7 @@ WHITENOISE_ADD_HEADERS_FUNCTION = add_static_headers
 # there are refused for the cool-off time (minutes). Another address is not locked out.
 AUTHENTICATION_BACKENDS = [
     "axes.backends.AxesStandaloneBackend",
-    "django.contrib.auth.backends.ModelBackend",
+    "engine.auth_backend.ModelBackendWithGroups",
 ]
 AXES_FAILURE_LIMIT = env.int("BATON_LOGIN_FAILURE_LIMIT", default=10)
 AXES_COOLOFF_TIME = env.float("BATON_LOGIN_COOLOFF_MINUTES", default=15) / 60

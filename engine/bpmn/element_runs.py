@@ -151,12 +151,22 @@ def process_id(workflow: BpmnWorkflow) -> str:
     return str(workflow.spec.name)
 
 
+def _connector_specs(spec: Any, subprocess_specs: dict[str, Any]) -> list[ConnectorTaskMixin]:
+    return [
+        task_spec
+        for process in [spec, *subprocess_specs.values()]
+        for task_spec in process.task_specs.values()
+        if isinstance(task_spec, ConnectorTaskMixin)
+    ]
+
+
 def element_connectors(spec: Any, subprocess_specs: dict[str, Any]) -> dict[str, str]:
     """Element id -> connector name of every connector task of a process and its
     subprocesses."""
-    found: dict[str, str] = {}
-    for process in [spec, *subprocess_specs.values()]:
-        for task_spec in process.task_specs.values():
-            if isinstance(task_spec, ConnectorTaskMixin):
-                found[task_spec.bpmn_id] = task_spec.connector
-    return found
+    return {s.bpmn_id: s.connector for s in _connector_specs(spec, subprocess_specs)}
+
+
+def element_result_variables(spec: Any, subprocess_specs: dict[str, Any]) -> dict[str, str]:
+    """Element id -> the variable that takes the call's result ("" for result mappings only),
+    of every connector task of a process and its subprocesses."""
+    return {s.bpmn_id: s.result_variable for s in _connector_specs(spec, subprocess_specs)}

@@ -19,6 +19,8 @@ from SpiffWorkflow.bpmn.specs.defaults import EndEvent
 from SpiffWorkflow.bpmn.specs.event_definitions.item_aware_event import ErrorEventDefinition
 from SpiffWorkflow.task import Task
 
+from .compensating import CompensationThrowMixin
+
 
 class UncaughtBpmnError(WorkflowTaskException):
     """A BPMN error that nothing caught; `error_code` goes into the incident."""
@@ -36,7 +38,10 @@ def describe_bpmn_error(definition: ErrorEventDefinition) -> str:
     return repr(code or name)
 
 
-class BatonEndEvent(EndEvent):
+class BatonEndEvent(CompensationThrowMixin, EndEvent):
+    """Also compensates first when it is a compensation end event or a cancel end event in
+    a transaction (engine.bpmn.compensating)."""
+
     def _run_hook(self, my_task: Task) -> Any:
         definition = self.event_definition
         if not isinstance(definition, ErrorEventDefinition):

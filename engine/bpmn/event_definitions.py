@@ -48,6 +48,7 @@ from SpiffWorkflow.task import Task
 
 from engine import clock
 
+from .compensating import CompensateEventDefinition
 from .connector_tasks import ParamSpec, camunda_param_tree, evaluate_param_tree
 from .cron import CronSchedule, looks_like_cron
 from .event_subprocesses import BatonConditionalEventDefinition
@@ -62,6 +63,8 @@ BUSINESS_KEY_PARAMETER = "businessKey"
 START_EVENT_TAG = f"{{{BPMN_NS}}}startEvent"
 SUBPROCESS_TAG = f"{{{BPMN_NS}}}subProcess"
 END_EVENT_TAG = f"{{{BPMN_NS}}}endEvent"
+THROW_EVENT_TAG = f"{{{BPMN_NS}}}intermediateThrowEvent"
+COMPENSATE_TAG = f"{{{BPMN_NS}}}compensateEventDefinition"
 
 _ISO_LITERAL = re.compile(
     r"^(R\d*/\S+|P[\dT]\S*|\d{4}-?\d{2}-?\d{2}(T\S*)?|\d{4}-?W\d{2}\S*)$", re.IGNORECASE
@@ -130,6 +133,9 @@ class EventParserMixin:
     filename: str
 
     def get_event_definition(self, xpaths: list[str]) -> EventDefinition:
+        compensate = self.node.find(COMPENSATE_TAG)
+        if compensate is not None and self.node.tag in (END_EVENT_TAG, THROW_EVENT_TAG):
+            return parse_compensate_event(compensate)
         if self.node.tag == END_EVENT_TAG and SIGNAL_EVENT_XPATH not in xpaths:
             xpaths = [*xpaths, SIGNAL_EVENT_XPATH]
         if _starts_event_subprocess(self.node):
@@ -176,6 +182,16 @@ class EventParserMixin:
                 ) from None
         definition.expression = source
         return definition
+
+
+def parse_compensate_event(event: etree._Element) -> CompensateEventDefinition:
+    """A compensation throw: the activity it names (none: all of its scope), and whether it
+    waits for the handlers (BPMN's default: it does)."""
+    return CompensateEventDefinition(
+        activity_ref=(event.get("activityRef") or "").strip() or None,
+        wait_for_completion=(event.get("waitForCompletion") or "true").strip().lower() != "false",
+        description="Compensation",
+    )
 
 
 def _timer_kind(definition: TimerEventDefinition) -> str:

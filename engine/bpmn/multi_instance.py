@@ -49,6 +49,7 @@ from SpiffWorkflow.task import Task
 from SpiffWorkflow.util.deep_merge import DeepMerge
 from SpiffWorkflow.util.task import TaskState
 
+from .compensating import INSTANCES, handlers_of
 from .scripting import ScriptSyntaxError, check_syntax, describe_error
 from .xml import ACTIVITY_TAGS, BPMN_NS, CAMUNDA_NS, ZEEBE_NS
 
@@ -234,6 +235,7 @@ class BatonMultiInstanceTask(MultiInstanceTask, BpmnSpecMixin):
         body = my_task.internal_data[BODY]
         info = child.internal_data.setdefault(INSTANCE, {})
         if not info.get("merged"):
+            self._keep_for_compensation(my_task, child, info)
             self._collect(my_task, child, info)
             body["completed"] += 1
             info["merged"] = True
@@ -246,6 +248,19 @@ class BatonMultiInstanceTask(MultiInstanceTask, BpmnSpecMixin):
             my_task._set_state(TaskState.READY)
         elif self.sequential:
             self._start_next(my_task)
+
+    def _keep_for_compensation(self, my_task: Task, child: Task, info: dict[str, Any]) -> None:
+        """An activity with a compensation handler keeps the data each instance left (with its
+        loopCounter): the instance leaves the tree, but each completed one is compensated
+        (engine.bpmn.compensating)."""
+        if self.name in handlers_of(my_task.workflow.spec):
+            my_task.internal_data.setdefault(INSTANCES, []).append(
+                {
+                    "at": child.last_state_change,
+                    "index": info.get("index"),
+                    "data": copy.deepcopy(child.data),
+                }
+            )
 
     def _collect(self, my_task: Task, child: Task, info: dict[str, Any]) -> None:
         if self.output_collection:

@@ -12,6 +12,7 @@ from SpiffWorkflow.camunda.parser.CamundaParser import CamundaParser
 from SpiffWorkflow.spiff.parser.process import SpiffBpmnParser, SpiffProcessParser
 
 from .call_activities import CamundaCallActivity, CamundaCallActivityParser
+from .compensating import BatonIntermediateThrowEvent
 from .connector_tasks import (
     CamundaConnectorTaskParser,
     ConnectorTask,
@@ -49,6 +50,22 @@ NONE_TASK = full_tag("task")
 CALL_ACTIVITY = full_tag("callActivity")
 SCRIPT_TASK = full_tag("scriptTask")
 BUSINESS_RULE_TASK = full_tag("businessRuleTask")
+THROW_EVENT = full_tag("intermediateThrowEvent")
+BOUNDARY_EVENT = full_tag("boundaryEvent")
+COMPENSATE = full_tag("compensateEventDefinition")
+ASSOCIATION = full_tag("association")
+
+
+def is_compensation_event(node: etree._Element) -> bool:
+    return node.find(COMPENSATE) is not None
+
+
+def _give_input(task_spec: Any, source: Any) -> None:
+    """A task spec that no sequence flow reaches (a compensation handler, a compensation event
+    subprocess) still needs an input (the library's `TaskSpec.test`), without becoming an
+    output of it (nothing starts it along a flow)."""
+    if source.name not in task_spec._inputs:
+        task_spec._inputs.append(source.name)
 
 
 class _ElementNamesParser(ProcessParser):
@@ -74,7 +91,52 @@ class _ElementNamesParser(ProcessParser):
         return task_spec
 
 
-class _EventSubprocessesParser(ProcessParser):
+class _CompensationParser(ProcessParser):
+    """Compensation boundary events are no boundary events that wait beside their activity:
+    each names (by a `bpmn:association`) the handler of its activity, which the process spec
+    records (engine.bpmn.compensating); handlers and an event subprocess with a compensation
+    start event are parsed though no sequence flow reaches them. processes.constructs refuses
+    the diagrams where these do not fit together, before this reads them."""
+
+    def get_boundary_events(self, attached_to_ref: str) -> list[etree._Element]:
+        events: list[etree._Element] = super().get_boundary_events(attached_to_ref)
+        return [event for event in events if not is_compensation_event(event)]
+
+    def _associated(self, event_id: str) -> etree._Element | None:
+        for association in self.document_root.iter(ASSOCIATION):
+            ends = (association.get("sourceRef"), association.get("targetRef"))
+            if event_id not in ends:
+                continue
+            other = ends[1] if ends[0] == event_id else ends[0]
+            node = self.get_node_by_id(other or "")
+            if node is not None and node.get("isForCompensation") == "true":
+                return node
+        return None
+
+    def add_compensation_handlers(self) -> None:
+        handlers: dict[str, str] = {}
+        for event in self.xpath("./bpmn:boundaryEvent"):
+            if not is_compensation_event(event):
+                continue
+            attached = event.get("attachedToRef") or ""
+            activity = self.spec.task_specs.get(task_spec_name(attached))
+            handler_node = self._associated(event.get("id") or "")
+            if activity is None or handler_node is None:
+                continue  # an activity no flow reaches; a missing handler is refused before
+            self.parse_node(handler_node)
+            handler = self.spec.task_specs[task_spec_name(handler_node.get("id") or "")]
+            _give_input(handler, activity)
+            handlers[activity.name] = handler.name
+        if handlers:
+            self.spec.compensation_handlers = handlers
+
+    def add_compensation_event_subprocess(self, node: etree._Element) -> None:
+        task_spec = self.parse_node(node)
+        _give_input(task_spec, self.spec.start)
+        self.spec.compensation_event_subprocess = task_spec.name
+
+
+class _EventSubprocessesParser(_CompensationParser):
     """The library's `add_tasks`, with each event subprocess waiting for its start event while
     its scope is active (engine.bpmn.event_subprocesses) instead of the library's wiring."""
 
@@ -106,6 +168,9 @@ class _EventSubprocessesParser(ProcessParser):
                     node=node,
                     file_name=self.filename,
                 )
+            if is_compensation_event(starts[0]):
+                self.add_compensation_event_subprocess(node)
+                continue
             task_spec = self.parse_node(node)
             sp_spec = self.parser.process_parsers[task_spec.spec].get_spec()
             interrupting = starts[0].get("isInterrupting", "true").lower() != "false"
@@ -121,6 +186,7 @@ class _EventSubprocessesParser(ProcessParser):
                     file_name=self.filename,
                 )
             wire_event_subprocess(self.spec, task_spec, sp_spec, interrupting)
+        self.add_compensation_handlers()
 
 
 class BatonProcessParser(
@@ -190,6 +256,9 @@ def with_baton_elements(
         **outgoing_flow_overrides(merged),
         END_EVENT: (with_mixin(DataObjectScopeMixin, end_event_parser), BatonEndEvent),
     }
+    # Intermediate throw events compensate when their definition says so.
+    throw_parser, _ = flows.get(THROW_EVENT, merged[THROW_EVENT])
+    flows[THROW_EVENT] = (throw_parser, BatonIntermediateThrowEvent)
     # Multi-instance loops wrap the activity (engine.bpmn.multi_instance), flows and all.
     return {**flows, **multi_instance_parser_overrides({**BpmnParser.PARSER_CLASSES, **flows})}
 

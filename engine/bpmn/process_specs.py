@@ -73,6 +73,14 @@ class BatonProcessSpec(_ElementNames, BpmnProcessSpec):
     # Camunda 7's `camunda:initiator` on the start event: the variable that gets the username
     # of whoever starts the instance (engine.bpmn.walks.set_initiator).
     initiator: str | None = None
+    # Compensation (engine.bpmn.compensating): activity task spec name -> the task spec name
+    # of its compensation handler, and the event subprocess with a compensation start event.
+    compensation_handlers: dict[str, str] | None = None
+    compensation_event_subprocess: str | None = None
+
+
+# Attributes of a process spec stored only when set (other specs are stored as before).
+_OPTIONAL_ATTRIBUTES = ("initiator", "compensation_handlers", "compensation_event_subprocess")
 
 
 class BatonAdHocSubprocessSpec(_ElementNames, AdHocSubprocessSpec):
@@ -102,16 +110,17 @@ class BatonProcessSpecConverter(BpmnProcessSpecConverter):
 
     def to_dict(self, spec: BpmnProcessSpec) -> dict[str, Any]:
         dct: dict[str, Any] = super().to_dict(spec)
-        if getattr(spec, "initiator", None):  # only when set: other specs stored as before
-            dct["initiator"] = spec.initiator
+        for name in _OPTIONAL_ATTRIBUTES:
+            if getattr(spec, name, None):
+                dct[name] = getattr(spec, name)
         return dct
 
     def from_dict(self, dct: dict[str, Any]) -> BpmnProcessSpec:
-        initiator = dct.pop("initiator", None)
+        optional = {name: dct.pop(name) for name in _OPTIONAL_ATTRIBUTES if dct.get(name)}
         spec: BpmnProcessSpec = super().from_dict(dct)
-        if initiator:
-            spec.initiator = initiator
-            dct["initiator"] = initiator
+        for name, value in optional.items():
+            setattr(spec, name, value)
+            dct[name] = value  # the caller's dict stays as it was (the spec cache reuses it)
         return spec
 
 

@@ -48,6 +48,7 @@ from SpiffWorkflow.specs.Join import Join
 from SpiffWorkflow.task import Task
 from SpiffWorkflow.util.task import TaskState
 
+from .compensating import needed_for_compensation
 from .depth import is_descendant
 from .stored_tasks import store_whole_data
 
@@ -78,9 +79,10 @@ class KeptTask:
 
 
 def stays_for_later(task: Task) -> bool:
-    """A finished task that a later operation reads, whatever its age. None yet: compensation
-    (issue 24) will keep completed activities that have compensation handlers here."""
-    return False
+    """A finished task that a later operation reads, whatever its age: a completed activity
+    that can still be compensated, with the data it left, and a task whose compensation
+    handlers are still running (engine.bpmn.compensating)."""
+    return needed_for_compensation(task)
 
 
 def _latest_runs(tasks: Iterable[Task]) -> list[Task]:

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from SpiffWorkflow.task import Task
 
 from .budget import Budget, Limits
+from .compensating import CompensationStart
 from .element_runs import TaskStates, task_states
 from .events import OutgoingEvent, Waits, outgoing_events, record_thrown_events, waiting_events
 from .workflow import BatonWorkflow
@@ -29,6 +30,8 @@ class Run:
     # The element tasks' states when the operation began, and when (engine.bpmn.element_runs).
     task_states: TaskStates = field(default_factory=dict)
     opened_at: float = field(default_factory=time.time)
+    # The compensation handlers the operation started (the services audit each one).
+    compensations: list[CompensationStart] = field(default_factory=list)
 
     def outgoing_events(self) -> list[OutgoingEvent]:
         """What the workflow threw out so far (the same ids on every call)."""
@@ -50,4 +53,5 @@ def start_run(workflow: BatonWorkflow, limits: Limits | None = None) -> Run:
     (engine.bpmn.budget: the defaults without)."""
     run = Run(workflow, budget=Budget(limits or Limits()), task_states=task_states(workflow))
     record_thrown_events(workflow, run.thrown)
+    workflow.compensation_listener = run.compensations.append
     return run

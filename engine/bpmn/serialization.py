@@ -22,6 +22,7 @@ from SpiffWorkflow.spiff.serializer.config import SPIFF_CONFIG
 from SpiffWorkflow.task import Task
 
 from .call_activities import CALL_ACTIVITY_CONVERTERS
+from .compensating import COMPENSATION_CONVERTERS
 from .connector_tasks import (
     ConnectorTask,
     ConnectorTaskConverter,
@@ -123,6 +124,7 @@ def serializer_for(dialect: str) -> BpmnWorkflowSerializer:
     config.update(OUTGOING_FLOW_CONVERTERS)  # the splits of activities' outgoing flows
     config.update(EVENT_SUBPROCESS_CONVERTERS)  # event subprocess starts, conditions
     config.update(DATA_STORE_CONVERTERS)  # SpiffArena's data stores
+    config.update(COMPENSATION_CONVERTERS)  # compensation events; throw events restore as Baton's
     return BpmnWorkflowSerializer(
         BpmnWorkflowSerializer.configure(config, registry=data_registry())
     )

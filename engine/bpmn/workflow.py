@@ -22,6 +22,7 @@ from SpiffWorkflow.task import Task
 from SpiffWorkflow.util.task import TaskState
 
 from .budget import check_call_depth
+from .compensating import CompensationStart, cancelled_with_compensation, refresh_compensations
 from .depth import UnboundedWalks, cancel_unfinished
 from .error_events import interrupt_activities_that_caught_errors, throws_an_error
 from .event_subprocesses import interrupt_scope, is_event_subprocess_start, refresh_conditions
@@ -47,12 +48,27 @@ class BatonWorkflow(UnboundedWalks, BpmnWorkflow):
     # Called with every event the workflow (or one of its subprocesses) throws, before the
     # workflow itself delivers it inside (engine.bpmn.events.record_thrown_events sets it).
     thrown_listener: Callable[[BpmnEvent], None] | None = None
+    # Called with every compensation handler the workflow starts (a Run collects them for the
+    # audit trail: engine.bpmn.run.start_run).
+    compensation_listener: Callable[[CompensationStart], None] | None = None
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         # Interrupting event subprocesses started whose scope is not cancelled yet (it is as
         # soon as no task of the workflow is running: see `_do_engine_steps`).
         self.pending_interruptions: list[Task] = []
         super().__init__(*args, **kwargs)
+
+    def is_completed(self) -> bool:
+        """The library's, but a workflow cancelled with compensation completes only once its
+        last handler has finished (a handler may run inside a subprocess's workflow)."""
+        if cancelled_with_compensation(self):
+            self.completed = False
+            return False
+        return super().is_completed()
+
+    def note_compensation(self, started: CompensationStart) -> None:
+        if self.compensation_listener is not None:
+            self.compensation_listener(started)
 
     def interrupt_later(self, started: Task) -> None:
         self.pending_interruptions.append(started)
@@ -64,12 +80,14 @@ class BatonWorkflow(UnboundedWalks, BpmnWorkflow):
     def do_engine_steps(
         self, will_complete_task: Any = None, did_complete_task: Any = None
     ) -> None:
-        """The library's, then again while a conditional event fires or an event subprocess
-        interrupts its scope."""
+        """The library's, then again while a conditional event fires, an event subprocess
+        interrupts its scope or a compensation handler finished (engine.bpmn.compensating:
+        the next one starts, or what waited for them goes on)."""
         for _ in range(MAX_CONDITION_ROUNDS):
             self.apply_interruptions()
             super().do_engine_steps(will_complete_task, did_complete_task)
-            if not refresh_conditions(self) and not self.pending_interruptions:
+            compensated = refresh_compensations(self)
+            if not refresh_conditions(self) and not self.pending_interruptions and not compensated:
                 return
 
     def _do_engine_steps(

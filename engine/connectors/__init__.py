@@ -17,7 +17,9 @@ called system accepted the work and answers later on the job's callback URL, see
 `connectors` in installed apps are imported at start-up.
 """
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -115,8 +117,28 @@ def connector_choices() -> list[dict[str, str]]:
     ]
 
 
+ConnectorLookup = Callable[[str], ConnectorFunction | None]
+# Connectors that stand in for the registered ones in this context (a process test's mocks,
+# baton.testing): asked first, by name; None falls back to the registry.
+_substitutes: ContextVar[ConnectorLookup | None] = ContextVar("baton_connectors", default=None)
+
+
+@contextmanager
+def substituted_connectors(lookup: ConnectorLookup) -> Iterator[None]:
+    """Within the block, `get_connector(name)` asks `lookup` first. A process test runs its
+    jobs in-process with mocks this way; a substituted name that no connector is registered
+    under is a connector (not an external task) while the block lasts."""
+    token = _substitutes.set(lookup)
+    try:
+        yield
+    finally:
+        _substitutes.reset(token)
+
+
 def get_connector(name: str) -> ConnectorFunction | None:
-    return _REGISTRY.get(name)
+    lookup = _substitutes.get()
+    substitute = lookup(name) if lookup is not None else None
+    return substitute if substitute is not None else _REGISTRY.get(name)
 
 
 def registered_connectors() -> list[str]:

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from engine.actors import Actor, as_user
+from engine.bpmn.run import Run
 from engine.models import InstanceEvent, ProcessInstance
 
 from .webhooks_out import queue_webhook_deliveries
@@ -110,3 +111,22 @@ def forget_pending_events(mark: int) -> None:
     pending = _pending.get()
     if pending is not None:
         del pending[mark:]
+
+
+def record_compensations(instance: ProcessInstance, run: Run, *, actor: Actor = None) -> None:
+    """A `compensation_started` event for each compensation handler the operation's engine
+    steps started (`Run.compensations`), with the operation's actor. The caller clears the
+    list once the operation's writes succeeded (a write started again records them again)."""
+    for started in run.compensations:
+        record_event(
+            instance,
+            InstanceEvent.Type.COMPENSATION_STARTED,
+            actor=actor,
+            element_id=started.activity_id,
+            payload={
+                "handler": started.handler_id,
+                "activity_name": started.activity_name,
+                "handler_name": started.handler_name,
+                "reason": started.reason,
+            },
+        )

@@ -45,6 +45,7 @@ from .audit import (
     events_in_one_insert,
     forget_pending_events,
     pending_events_mark,
+    record_compensations,
     record_event,
 )
 from .definition_cache import DefinitionTraits, definition_specs, definition_traits
@@ -195,6 +196,7 @@ def persist_workflow(
                 fail_task(run, exc.task, exc.detail, "ready")
                 continue
             run.new_failures.clear()
+            run.compensations.clear()  # audited (record_compensations)
             context.bind(instance=instance.pk)
             instance_moved(
                 instance, before=before["status"], before_incident=before["incident"], fresh=fresh
@@ -231,6 +233,7 @@ def _persist(
     failures = list(run.new_failures)
     workflow = run.workflow
     publish_thrown_events(instance, run, actor=actor)
+    record_compensations(instance, run, actor=actor)
     instance.state = workflow_to_state(instance.definition.dialect, workflow)
     instance.variables = workflow_variables(workflow)
     instance.lock_version += 1

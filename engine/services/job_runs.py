@@ -6,6 +6,7 @@ duplicate message cannot run the job twice at once), call (no lock, no transacti
 (a new transaction under the instance row lock: services.job_outcomes).
 """
 
+import datetime
 import json
 import logging
 import time
@@ -84,7 +85,8 @@ _CLAIM_SQL = """
        AND (job.status = 'running'
             OR (job.status = 'pending'
                 AND (job.next_attempt_at IS NULL
-                     OR job.next_attempt_at <= now() + interval '1 second')))
+                     OR job.next_attempt_at
+                        <= COALESCE(%s::timestamptz, now()) + interval '1 second')))
  RETURNING job.instance_id, job.element_id, job.connector, job.parameters, job.attempt,
            job.idempotency_key, jsonb_array_length(job.history),
            EXTRACT(EPOCH FROM now() - COALESCE(job.next_attempt_at, job.created_at)),
@@ -92,11 +94,12 @@ _CLAIM_SQL = """
 """
 
 
-def _claim(job_id: str) -> ClaimedJob | None:
-    """Mark the job running, or return None when it is finished, early, or its instance is
-    suspended or ended (a duplicate message changes nothing; resume enqueues again)."""
+def _claim(job_id: str, at: datetime.datetime | None) -> ClaimedJob | None:
+    """Mark the job running, or return None when it is finished, early (by Postgres's time,
+    or by `at` when given), or its instance is suspended or ended (a duplicate message changes
+    nothing; resume enqueues again)."""
     with connection.cursor() as cursor:
-        cursor.execute(_CLAIM_SQL, [job_id, list(JOB_RUNNABLE_INSTANCE_STATUSES)])
+        cursor.execute(_CLAIM_SQL, [job_id, list(JOB_RUNNABLE_INSTANCE_STATUSES), at])
         row = cursor.fetchone()
     if row is None:
         return None
@@ -298,15 +301,18 @@ def _run_claimed(claim: ClaimedJob) -> float:
     return _run_limited(claim, config)
 
 
-def execute_service_job(job_id: str) -> None:
+def execute_service_job(job_id: str, *, at: datetime.datetime | None = None) -> None:
     """Run one job: claim it, call its connector with no lock held, apply the outcome. A job
-    that meets a limit of its connection waits: handed over again, due when it may run."""
+    that meets a limit of its connection waits: handed over again, due when it may run.
+
+    `at`: the time the job counts as due by instead of Postgres's `now()` (a process test that
+    moved the clock, baton.testing: inside its transaction, `now()` stands still)."""
     context.bind(job=job_id)
     if not try_run_lock(job_id):
         return  # another worker is running this job right now
     wait = -1.0
     try:
-        claim = _claim(job_id)
+        claim = _claim(job_id, at)
         if claim is None:
             return
         # The job's span: the outbound call's span, and a retry's message, are its children.

@@ -191,3 +191,26 @@ def test_what_a_definition_can_have_is_read_from_its_spec(
     assert definition_traits(everything.pk) == DefinitionTraits(
         timers=True, messages_or_signals=True, connector_tasks=True, writes_may_fail=True
     )
+
+
+def test_a_session_reads_the_users_groups_with_the_user(
+    approver: User, example_definitions: dict[str, ProcessDefinition]
+) -> None:
+    client = APIClient()
+    client.force_login(approver)
+    variables = {"amount": 50, "description": "pens", "requester": "me"}
+    started = client.post(
+        "/api/v1/definitions/expense_approval/start/", {"variables": variables}, format="json"
+    )
+    assert started.status_code == 201, started.content
+
+    with CaptureQueriesContext(connection) as listing:
+        response = client.get("/api/v1/tasks/")
+
+    assert response.status_code == 200
+    # The approver sees the managers' task: their groups were read...
+    assert [task["element_id"] for task in response.json()["results"]] == ["approve_expense"]
+    # ...in the statement that read the user, not in one of their own.
+    statements = [q["sql"] for q in listing.captured_queries]
+    (user_read,) = [sql for sql in statements if 'FROM "auth_user"' in sql]
+    assert [sql for sql in statements if '"auth_user_groups"' in sql] == [user_read]

@@ -73,7 +73,12 @@ def test_an_uncaught_error_end_event_is_an_incident_naming_the_error(
     assert "Bad order" in incident_box
 
 
-REFUSED = [c for c in CASES if c.refused]
+# Compensation's refusals (issue 24) replaced the flows' "not supported yet" ones.
+REFUSED = [
+    c
+    for c in all_cases()
+    if c.refused and c.case_id.startswith(("flows_and_events/", "compensation/"))
+]
 
 
 def test_every_refusal_names_the_element_and_its_line_in_words(superuser: User) -> None:

@@ -155,6 +155,7 @@ def test_the_detail_page_shows_the_diagram_versions_and_the_latest_change(design
     assert json_script(html, "viewer-config") == {
         "xml": V2_XML,
         "marks": {"added": [], "changed": ["approve_expense"]},
+        "coverage": None,  # no test coverage report stored
     }
     rows = re.findall(r"<tr[^>]*>\s*<td data-label=\"Version\">(.*?)</tr>", html, re.DOTALL)
     assert [re.sub(r"<[^>]+>|\s+", " ", r).split()[:5] for r in rows] == [

@@ -1,27 +1,18 @@
 """SpiffArena's process-model unit tests (`test_*.json` beside each model of the corpus),
-run through Baton's services.
-
-The format, as SpiffArena's test runner reads it: one object per test case,
-`{"tasks": {"<process id>:<element id>": {"data": [{...}, ...]}}, "expected_output_json":
-{...}}`. Each time a task of that element waits for a person, the next `data` entry is
-submitted; the instance must then complete with variables that hold `expected_output_json`
-(Baton's variables also keep what SpiffArena leaves in task data only, so the expected
-output is compared as a subset). Entries for elements that do not wait for a person (script
-tasks SpiffArena recorded while making the test) are not used.
+run through Baton's services by the same machinery as the pytest collector and
+`manage.py test_processes` (baton.testing.spiffarena, whose docstring explains the format).
 
 Cases Baton cannot pass are listed in NOT_RUN with the reason (and in the README, which
 a test checks); every other case must pass."""
 
 import json
-from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
 import pytest
-from django.contrib.auth.models import User
 
-from engine.models import HumanTask, ProcessInstance
-from engine.services import complete_human_task, start_instance
+from baton.testing.runner import ProcessTester
+from baton.testing.spiffarena import run_case
 from processes.models import ProcessDefinition
 from tests.engine.test_spiff_dialect import deploy_folder
 from tests.helpers import SHARED_DIR, SPIFF_EXAMPLES
@@ -43,7 +34,7 @@ NOT_RUN: dict[str, str] = {
     ),
     "1-basic-concepts/understanding-data-part-1/test_python.json::"
     "test_case_for_process_instance_6477": (
-        "mocks a service task's result; the runner does not mock connectors"
+        "submits delivery_date, which the form's schema does not ask for (only its UI schema)"
     ),
     "2-in-depth/2-5-loops/looping-tasks/test_looping-tasks.json::"
     "test_case_for_process_instance_6493": (
@@ -65,35 +56,6 @@ def corpus_cases() -> list[Any]:
     return params
 
 
-def _entry_process(folder: Path, tasks: dict[str, Any]) -> str:
-    primary = json.loads((folder / "process_model.json").read_text()).get("primary_process_id")
-    if primary and ProcessDefinition.objects.filter(key=primary).exists():
-        return str(primary)
-    # Some models name a primary process the diagram no longer has: the tests' own prefix.
-    prefixes = {key.split(":")[0] for key in tasks}
-    deployed = ProcessDefinition.objects.filter(key__in=prefixes).values_list("key", flat=True)
-    [key] = set(deployed) or {primary}
-    return str(key)
-
-
-def _open_task(instance: ProcessInstance) -> HumanTask | None:
-    return (
-        HumanTask.objects.filter(instance=instance, status__in=HumanTask.ACTIVE_STATUSES)
-        .order_by("created_at", "pk")
-        .first()
-    )
-
-
-def _declared(task: HumanTask, data: dict[str, Any]) -> dict[str, Any]:
-    """What of a recorded entry the task's form declares: SpiffArena records the task's whole
-    data, Baton takes from a person only the fields the form asks for."""
-    schema = task.form.get("schema") if isinstance(task.form, dict) else None
-    properties = schema.get("properties") if isinstance(schema, dict) else None
-    fields = task.form.get("fields") if isinstance(task.form, dict) else None
-    names = set(properties or {}) | {f.get("id") for f in fields or [] if isinstance(f, dict)}
-    return {k: v for k, v in data.items() if k in names}
-
-
 @pytest.fixture(autouse=True)
 def _time_for_slow_scripts(settings: Any) -> None:
     """Some corpus scripts count to a million (SpiffArena has no script time limit): these
@@ -103,29 +65,10 @@ def _time_for_slow_scripts(settings: Any) -> None:
 
 
 @pytest.mark.parametrize(("relative", "case"), corpus_cases())
-def test_spiffarena_unit_test(shared_dir: Path, relative: Path, case: str) -> None:
-    path = shared_dir / SPIFF_EXAMPLES / relative
-    spec = json.loads(path.read_text())[case]
-    deploy_folder(path.parent)
-    runner = User.objects.create_superuser("spiff_tester", email="tester@example.invalid")
-    inputs: dict[str, list[dict[str, Any]]] = defaultdict(list)
-    for key, task in spec.get("tasks", {}).items():
-        inputs[key.split(":", 1)[1]].extend(task.get("data", []))
-
-    instance = start_instance(key=_entry_process(path.parent, spec.get("tasks", {})), actor=runner)
-    for _ in range(100):
-        instance.refresh_from_db()
-        task = _open_task(instance)
-        if instance.status != ProcessInstance.Status.WAITING or task is None:
-            break
-        queued = inputs.get(task.element_id)
-        assert queued, f"{task.element_id} waits for a person, but the test gives no more data"
-        complete_human_task(task_id=task.id, user=runner, variables=_declared(task, queued.pop(0)))
-
-    instance.refresh_from_db()
-    assert instance.status == ProcessInstance.Status.COMPLETED, instance.incident
-    expected = spec.get("expected_output_json", {})
-    assert {k: instance.variables.get(k) for k in expected} == expected
+def test_spiffarena_unit_test(
+    shared_dir: Path, baton: ProcessTester, relative: Path, case: str
+) -> None:
+    run_case(baton, shared_dir / SPIFF_EXAMPLES / relative, case)
 
 
 def test_every_case_not_run_is_in_the_readme_with_its_reason(shared_dir: Path) -> None:

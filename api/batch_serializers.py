@@ -144,6 +144,7 @@ ARGUMENTS: dict[Batch.Operation, tuple[type[serializers.Serializer], bool]] = {
     Operation.SUSPEND: (SuspendArguments, False),
     Operation.RESUME: (NoArguments, False),
     Operation.TERMINATE: (TerminateArguments, True),
+    Operation.CANCEL: (TerminateArguments, True),
     Operation.RETRY: (RetryArguments, False),
     Operation.MIGRATE: (MigrateArguments, True),
     Operation.DELETE_FINISHED: (DeleteFinishedArguments, False),

@@ -67,6 +67,7 @@ urlpatterns = [
         instances.InstanceTerminateView.as_view(),
         name="terminate",
     ),
+    path("v1/instances/<uuid:pk>/cancel/", instances.InstanceCancelView.as_view(), name="cancel"),
     path("v1/instances/<uuid:pk>/retry/", instances.InstanceRetryView.as_view(), name="retry"),
     path(
         "v1/instances/<uuid:pk>/variables/",

@@ -1,13 +1,41 @@
-"""A tiny credit-score API that the credit-check example calls, so that it runs out of the box.
+"""Tiny demo APIs that the examples call, so that they run out of the box.
 
 Served under /demo-api/ when BATON_DEMO_API is on (the default outside production).
-Customer ids starting with `unknown` get a 404; every other id a stable score.
+
+- The credit-check example: `credit-score/<customer id>/`. Customer ids starting with
+  `unknown` get a 404; every other id a stable score.
+- The trip-booking saga (processes/bpmn/trip_booking.bpmn): book a flight, a hotel and a car
+  (`POST trips/<kind>/`), cancel a booking (`POST trips/bookings/<id>/cancel/`), pay
+  (`POST trips/payments/`, declined with 402 over 10 000 or with `"fail": true`), and list a
+  trip's bookings (`GET trips/bookings/?trip=...`). Bookings live in a table (DemoBooking), so
+  every web process sees the same ones. Like a careful supplier, the API honours the
+  `Idempotency-Key` header Baton sends with every service call: a call repeated with the
+  same key (a worker died before it had the answer) books or cancels nothing more and gets
+  the first answer again, while a second cancel with another key finds the booking cancelled
+  already (409).
 """
 
 import hashlib
+import json
+import time
+import uuid
+from decimal import Decimal, InvalidOperation
+from typing import Any
 
+from django.db import IntegrityError, connection, transaction
 from django.http import HttpRequest, JsonResponse
 from django.urls import path
+from django.utils import timezone
+from django.views.decorators.csrf import csrf_exempt
+from django.views.decorators.http import require_GET, require_POST
+
+from engine.models import DemoBooking
+
+# Payments above this are declined (402): the saga's failure path without any flag.
+CARD_LIMIT = Decimal(10_000)
+# A slow supplier answers at most this late (seconds).
+MAX_CANCEL_DELAY = 120.0
+BOOKABLE = (DemoBooking.Kind.FLIGHT, DemoBooking.Kind.HOTEL, DemoBooking.Kind.CAR)
 
 
 def credit_score(request: HttpRequest, customer_id: str) -> JsonResponse:
@@ -17,4 +45,148 @@ def credit_score(request: HttpRequest, customer_id: str) -> JsonResponse:
     return JsonResponse({"customer_id": customer_id, "score": 300 + digest % 551})
 
 
-urlpatterns = [path("credit-score/<str:customer_id>/", credit_score, name="demo-credit-score")]
+# -- trips ------------------------------------------------------------------------------------
+
+
+def _body(request: HttpRequest) -> dict[str, Any] | None:
+    try:
+        body = json.loads(request.body or b"{}")
+    except (ValueError, UnicodeDecodeError):
+        return None
+    return body if isinstance(body, dict) else None
+
+
+def _problem(status: int, detail: str) -> JsonResponse:
+    return JsonResponse({"detail": detail}, status=status)
+
+
+def _key(request: HttpRequest) -> str | None:
+    key = request.headers.get("Idempotency-Key", "").strip()
+    return key[:255] or None
+
+
+def _amount(value: Any) -> Decimal | None:
+    if isinstance(value, bool):
+        return None
+    try:
+        amount = Decimal(str(value))
+    except (InvalidOperation, ValueError):
+        return None
+    return amount if amount.is_finite() and 0 <= amount < Decimal(10) ** 10 else None
+
+
+def _trip(body: dict[str, Any]) -> str | None:
+    trip = body.get("trip")
+    return trip.strip()[:255] if isinstance(trip, str) and trip.strip() else None
+
+
+def booking_json(booking: DemoBooking) -> dict[str, Any]:
+    return {
+        "booking_id": str(booking.pk),
+        "kind": booking.kind,
+        "trip": booking.trip,
+        "amount": float(booking.amount),
+        "status": booking.status,
+        "cancel_calls": booking.cancel_calls,
+        "created_at": booking.created_at.isoformat(),
+        "cancelled_at": booking.cancelled_at.isoformat() if booking.cancelled_at else None,
+    }
+
+
+def _create(kind: str, trip: str, amount: Decimal, key: str | None, **fields: Any) -> DemoBooking:
+    """The booking made by the call with `key`, made now unless it was made before."""
+    if key is not None:
+        made = DemoBooking.objects.filter(booking_key=key).first()
+        if made is not None:
+            return made
+    try:
+        with transaction.atomic():
+            return DemoBooking.objects.create(
+                kind=kind, trip=trip, amount=amount, booking_key=key, **fields
+            )
+    except IntegrityError:  # the same key at the same moment: the other call made it
+        return DemoBooking.objects.get(booking_key=key)
+
+
+@csrf_exempt
+@require_POST
+def book(request: HttpRequest, kind: str) -> JsonResponse:
+    if kind not in BOOKABLE:
+        return _problem(404, f"Nothing called {kind!r} can be booked: flight, hotel or car.")
+    body = _body(request)
+    if body is None:
+        return _problem(400, "Send a JSON object.")
+    trip, amount = _trip(body), _amount(body.get("amount", 0))
+    if trip is None or amount is None:
+        return _problem(400, "Give the trip (text) and the amount (a number, 0 or more).")
+    delay = body.get("slow_cancel", 0)
+    if isinstance(delay, bool) or not isinstance(delay, int | float) or delay < 0:
+        return _problem(400, "slow_cancel is a number of seconds.")
+    booking = _create(
+        kind, trip, amount, _key(request), cancel_delay=min(float(delay), MAX_CANCEL_DELAY)
+    )
+    return JsonResponse(booking_json(booking), status=201)
+
+
+@csrf_exempt
+@require_POST
+def cancel_booking(request: HttpRequest, booking_id: uuid.UUID) -> JsonResponse:
+    key = _key(request)
+    with transaction.atomic():
+        booking = DemoBooking.objects.select_for_update(no_key=True).filter(pk=booking_id).first()
+        if booking is None or booking.kind not in BOOKABLE:
+            return _problem(404, f"There is no booking {booking_id}.")
+        booking.cancel_calls += 1
+        replay = bool(key) and booking.status == DemoBooking.Status.CANCELLED
+        replay = replay and key == booking.cancel_key
+        first = booking.status == DemoBooking.Status.BOOKED
+        if first:
+            booking.status = DemoBooking.Status.CANCELLED
+            booking.cancel_key = key or ""
+            booking.cancelled_at = timezone.now()
+        booking.save(update_fields=["cancel_calls", "status", "cancel_key", "cancelled_at"])
+    if not first and not replay:
+        return _problem(409, f"The {booking.kind} booking is cancelled already.")
+    if first and booking.cancel_delay:
+        # A slow supplier: cancelled, but the answer comes late (the caller may give up or
+        # die meanwhile and call again, with the same key). No database connection is held
+        # while it waits (Django opens one again if the request needs it).
+        connection.close()
+        time.sleep(booking.cancel_delay)
+    return JsonResponse(booking_json(booking))
+
+
+@csrf_exempt
+@require_POST
+def pay(request: HttpRequest) -> JsonResponse:
+    body = _body(request)
+    if body is None:
+        return _problem(400, "Send a JSON object.")
+    trip, amount = _trip(body), _amount(body.get("amount"))
+    if trip is None or amount is None:
+        return _problem(400, "Give the trip (text) and the amount (a number, 0 or more).")
+    if body.get("fail") is True or amount > CARD_LIMIT:
+        return _problem(402, f"Card declined for {amount} (limit {CARD_LIMIT}).")
+    payment = _create(
+        DemoBooking.Kind.PAYMENT, trip, amount, _key(request), status=DemoBooking.Status.PAID
+    )
+    return JsonResponse({**booking_json(payment), "payment_id": str(payment.pk)}, status=201)
+
+
+@require_GET
+def bookings(request: HttpRequest) -> JsonResponse:
+    """A trip's bookings and payments, oldest first (all trips': the latest 200)."""
+    rows = DemoBooking.objects.order_by("-created_at")
+    trip = request.GET.get("trip")
+    if trip:
+        rows = rows.filter(trip=trip)
+    return JsonResponse({"bookings": [booking_json(b) for b in reversed(rows[:200])]})
+
+
+urlpatterns = [
+    path("credit-score/<str:customer_id>/", credit_score, name="demo-credit-score"),
+    path("trips/bookings/", bookings, name="demo-trip-bookings"),
+    path("trips/bookings/<uuid:booking_id>/cancel/", cancel_booking, name="demo-trip-cancel"),
+    path("trips/payments/", pay, name="demo-trip-pay"),
+    path("trips/<str:kind>/", book, name="demo-trip-book"),
+]

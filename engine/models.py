@@ -43,6 +43,18 @@ class ProcessInstance(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
     completed_at = models.DateTimeField(null=True, blank=True)
+    # Set by a cancel with compensation (engine.services.lifecycle.cancel_instance): the
+    # instance runs the compensation handlers of what it completed, and when its workflow then
+    # ends it is terminated, not completed (engine.services.instance_status).
+    cancel_requested_at = models.DateTimeField(null=True, blank=True)
+    cancel_requested_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="cancelled_instances",
+    )
+    cancel_reason = models.TextField(blank=True)
 
     class Meta:
         ordering = ["-created_at"]
@@ -54,6 +66,11 @@ class ProcessInstance(models.Model):
     @property
     def is_finished(self) -> bool:
         return self.status in (self.Status.COMPLETED, self.Status.TERMINATED)
+
+    @property
+    def is_cancelling(self) -> bool:
+        """A cancel with compensation was asked for (its handlers may still run)."""
+        return self.cancel_requested_at is not None
 
     @property
     def tasks_workable(self) -> bool:
@@ -502,6 +519,7 @@ class InstanceEvent(models.Model):
         SIGNAL_RECEIVED = "signal_received", "Signal received"
         EVENT_THROWN = "event_thrown", "Message or signal thrown"
         EVENT_DEFERRED = "event_deferred", "Event kept while suspended"
+        CANCEL_REQUESTED = "cancel_requested", "Cancel requested: compensating completed work"
         TERMINATED = "terminated", "Terminated"
         COMPLETED = "completed", "Completed"
         DATA_STORE_WRITTEN = "data_store_written", "Data store written"
@@ -779,6 +797,7 @@ class Batch(models.Model):
         SUSPEND = "suspend", "Suspend"
         RESUME = "resume", "Resume"
         TERMINATE = "terminate", "Terminate"
+        CANCEL = "cancel", "Cancel with compensation"
         RETRY = "retry", "Retry incidents"
         MIGRATE = "migrate", "Migrate to a version"
         DELETE_FINISHED = "delete_finished", "Delete finished instances"
@@ -1009,3 +1028,45 @@ class WebhookDelivery(models.Model):
 
     def __str__(self) -> str:
         return f"{self.event_type} -> {self.subscription_id} ({self.status})"
+
+
+class DemoBooking(models.Model):
+    """A booking (or payment) of the demo trip API (config/demo_api.py) that the trip_booking
+    example calls. In a table, not in memory, so that every web process sees the same bookings
+    and a test or a curl can look at them."""
+
+    class Kind(models.TextChoices):
+        FLIGHT = "flight", "Flight"
+        HOTEL = "hotel", "Hotel"
+        CAR = "car", "Car"
+        PAYMENT = "payment", "Payment"
+
+    class Status(models.TextChoices):
+        BOOKED = "booked", "Booked"
+        CANCELLED = "cancelled", "Cancelled"
+        PAID = "paid", "Paid"
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    kind = models.CharField(max_length=16, choices=Kind.choices)
+    trip = models.CharField(max_length=255)
+    amount = models.DecimalField(max_digits=12, decimal_places=2, default=0)
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.BOOKED)
+    # The Idempotency-Key of the call that made it: the same key books nothing more.
+    booking_key = models.CharField(max_length=255, null=True, blank=True, unique=True)
+    # The Idempotency-Key of the call that cancelled it: the same key again is answered as
+    # before; another one finds it cancelled already (409).
+    cancel_key = models.CharField(max_length=255, blank=True)
+    # Cancel calls received, repeated ones included (each cancels at most once).
+    cancel_calls = models.PositiveIntegerField(default=0)
+    # A slow supplier: the first answer to the cancellation comes this many seconds late
+    # (after the booking is cancelled), to watch a repeated call.
+    cancel_delay = models.FloatField(default=0)
+    created_at = models.DateTimeField(auto_now_add=True)
+    cancelled_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["created_at"]
+        indexes = [models.Index(fields=["trip", "created_at"], name="demo_booking_trip")]
+
+    def __str__(self) -> str:
+        return f"{self.kind} {self.trip} {self.status}"

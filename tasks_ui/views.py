@@ -344,6 +344,7 @@ def instance_detail(request: HttpRequest, instance_id: str) -> HttpResponse:
                 ("completed", "done"),
                 ("active", "waiting here"),
                 ("failed", "incident"),
+                *([("compensated", "undone (compensated)")] if diagram["compensated"] else []),
             ],
             "diagram_focus_label": "Current step",
         },

@@ -8,6 +8,7 @@ from rest_framework.views import APIView
 
 from engine import selectors
 from engine.services import (
+    cancel_instance,
     resume_instance,
     retry_instance,
     set_variables,
@@ -117,6 +118,22 @@ class InstanceTerminateView(APIView):
     )
     def post(self, request: Request, pk: str) -> Response:
         terminate_instance(instance_id=pk, actor=request.user, reason=_reason(request))
+        return instance_response(pk)
+
+
+class InstanceCancelView(APIView):
+    @extend_schema(
+        summary="Cancel an instance with compensation (operators); a reason is required",
+        description="Cancels the open tasks and jobs and runs the compensation handlers of "
+        "the activities that completed, latest first, as ordinary work (service handlers are "
+        "jobs with retries and incidents). The instance is `terminated` once the last handler "
+        "finished, at once when nothing needs compensating. 409 when the instance has "
+        "finished, is suspended, or is already being cancelled.",
+        request=ReasonSerializer,
+        responses=OPERATOR_RESPONSES,
+    )
+    def post(self, request: Request, pk: str) -> Response:
+        cancel_instance(instance_id=pk, actor=request.user, reason=_reason(request))
         return instance_response(pk)
 
 

@@ -127,7 +127,9 @@ class BatchForm(forms.Form):
 
     operation = forms.ChoiceField(choices=[("", "choose…"), *Batch.Operation.choices])
     reason = forms.CharField(
-        required=False, max_length=2000, help_text="Suspend and terminate (terminate needs one)."
+        required=False,
+        max_length=2000,
+        help_text="Suspend, terminate and cancel (terminate and cancel need one).",
     )
     version = forms.IntegerField(
         required=False, min_value=1, help_text="Migrate: the version to move to."
@@ -171,7 +173,11 @@ class BatchForm(forms.Form):
     def arguments(self) -> dict[str, Any]:
         """The arguments the chosen operation takes (the service refuses what is missing)."""
         data, operation = self.cleaned_data, self.cleaned_data["operation"]
-        if operation in (Batch.Operation.SUSPEND, Batch.Operation.TERMINATE):
+        if operation in (
+            Batch.Operation.SUSPEND,
+            Batch.Operation.TERMINATE,
+            Batch.Operation.CANCEL,
+        ):
             return {"reason": data["reason"]}
         if operation == Batch.Operation.MIGRATE:
             return {"version": data["version"]}

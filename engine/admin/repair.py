@@ -2,7 +2,7 @@
 
 A form the operator got wrong (JSON that does not parse, a choice that is gone) is shown again
 on the instance page with what they typed and the error next to it. Repairs that cannot be
-undone lightly (reset, skip, migrate, terminate) first show a confirmation page saying what
+undone lightly (reset, skip, migrate, terminate, cancel) first show a confirmation page saying what
 will happen; only its "yes" runs them. Refusals a service raises (a completed instance, a
 missing reason) become a message and change nothing; a user outside the operators group gets
 403 from the service.
@@ -21,6 +21,7 @@ from engine.models import HumanTask, ProcessInstance, ServiceJob
 from engine.selectors import element_names_of, repair_choices
 from engine.services import (
     Retried,
+    cancel_instance,
     migrate_instance,
     plan_migration,
     reset_instance,
@@ -170,6 +171,18 @@ def terminate(request: HttpRequest, instance: ProcessInstance, data: dict[str, A
     return "The instance was terminated."
 
 
+def cancel_with_compensation(
+    request: HttpRequest, instance: ProcessInstance, data: dict[str, Any]
+) -> str:
+    cancelled = cancel_instance(instance_id=instance.pk, actor=request.user, reason=data["reason"])
+    if cancelled.is_finished:
+        return "The instance was cancelled: nothing it completed needed compensating."
+    return (
+        "The instance is being cancelled: the compensation of what it completed runs, and it "
+        "is terminated when that is done."
+    )
+
+
 def migrate(request: HttpRequest, instance: ProcessInstance, data: dict[str, Any]) -> str:
     plan = migrate_instance(instance_id=instance.pk, actor=request.user, version=data["version"])
     return f"The instance now runs version {plan.to_version}."
@@ -258,6 +271,24 @@ def _confirm_terminate(
     )
 
 
+def _confirm_cancel(
+    request: HttpRequest, instance: ProcessInstance, data: dict[str, Any]
+) -> Confirmation:
+    return Confirmation(
+        question="Cancel the instance with compensation?",
+        details=[
+            "Its open tasks and service jobs are cancelled, and the compensation handlers of "
+            "the activities it completed run, the latest first (a booking is cancelled, a "
+            "payment refunded, as the diagram says). When they are done, the instance is "
+            "terminated; if nothing needs compensating, at once. This cannot be undone.",
+            *_open_work(instance),
+            "Say why: the audit trail keeps the reason.",
+        ],
+        button="Yes, cancel and compensate",
+        danger=True,
+    )
+
+
 ACTIONS: dict[str, Repair] = {
     "retry": Repair(_no_form, retry),
     "variables": Repair(_variables_form, edit_variables, page_form="variables_form"),
@@ -267,6 +298,12 @@ ACTIONS: dict[str, Repair] = {
     "resume": Repair(_no_form, resume),
     "terminate": Repair(
         _reason_form, terminate, _confirm_terminate, asked_on_confirmation=("reason",)
+    ),
+    "cancel": Repair(
+        _reason_form,
+        cancel_with_compensation,
+        _confirm_cancel,
+        asked_on_confirmation=("reason",),
     ),
     "migrate": Repair(_migrate_form, migrate, _confirm_migrate),
 }

@@ -14,16 +14,29 @@ from processes.models import ProcessDefinition
 
 from .workflows import workflow_of
 
+# The audit event written as a compensation handler starts (engine.services, issue 24).
+COMPENSATION_STARTED = "compensation_started"
+
 
 def instance_diagram(instance: ProcessInstance) -> dict[str, Any]:
     """The instance's diagram XML with its markers: per element how often it completed,
-    where tokens wait, and where it failed (failed tasks and dead jobs)."""
+    where tokens wait, where it failed (failed tasks and dead jobs), and the activities whose
+    compensation started (`compensated`)."""
     definition = ProcessDefinition.objects.only("bpmn_xml").get(pk=instance.definition_id)
     markers = element_markers(workflow_of(instance))
     dead = instance.jobs.filter(status=ServiceJob.Status.DEAD).values_list("element_id", flat=True)
     markers["failed"] = sorted(set(markers["failed"]) | set(dead))
     markers["active"] = [e for e in markers["active"] if e not in markers["failed"]]
+    markers["compensated"] = compensated_elements(instance)
     return {"xml": definition.bpmn_xml, **markers}
+
+
+def compensated_elements(instance: ProcessInstance) -> list[str]:
+    """The activities whose compensation handler started, as the audit trail says (one
+    `compensation_started` event each time; its element is the compensated activity). The
+    workflow forgets a finished compensation, the trail does not."""
+    started = instance.events.filter(type=COMPENSATION_STARTED).exclude(element_id="")
+    return sorted(set(started.values_list("element_id", flat=True)))
 
 
 @lru_cache(maxsize=512)

@@ -4,7 +4,13 @@ from .batches import cancel_batch, create_batch, preview_batch
 from .human_tasks import claim_task, complete_human_task, unclaim_task
 from .incidents import Retried, retry_instance
 from .instances import start_instance
-from .lifecycle import resume_instance, set_variables, suspend_instance, terminate_instance
+from .lifecycle import (
+    cancel_instance,
+    resume_instance,
+    set_variables,
+    suspend_instance,
+    terminate_instance,
+)
 from .messages import correlate_message
 from .migration import migrate_instance, plan_migration
 from .repair import reset_instance, skip_task
@@ -15,6 +21,7 @@ __all__ = [
     "Retried",
     "broadcast_signal",
     "cancel_batch",
+    "cancel_instance",
     "claim_task",
     "complete_human_task",
     "correlate_message",

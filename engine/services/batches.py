@@ -45,7 +45,13 @@ from processes.models import ProcessDefinition
 from .audit import on_behalf_of_batch
 from .handover import outage
 from .incidents import retry_instance
-from .lifecycle import resume_instance, set_variables, suspend_instance, terminate_instance
+from .lifecycle import (
+    cancel_instance,
+    resume_instance,
+    set_variables,
+    suspend_instance,
+    terminate_instance,
+)
 from .migration import migrate_instance, plan_migration
 from .operators import require_operator
 from .retention import FINISHED, delete_finished_instances
@@ -63,6 +69,8 @@ ELIGIBLE_STATUSES: dict[str, tuple[str, ...]] = {
     Operation.SUSPEND: (Status.RUNNING, Status.WAITING, Status.INCIDENT),
     Operation.RESUME: (Status.SUSPENDED,),
     Operation.TERMINATE: UNFINISHED,
+    # A suspended instance is not cancelled: its compensation could not run (resume it first).
+    Operation.CANCEL: (Status.RUNNING, Status.WAITING, Status.INCIDENT),
     Operation.RETRY: (Status.INCIDENT,),
     Operation.MIGRATE: UNFINISHED,
     Operation.DELETE_FINISHED: FINISHED,
@@ -72,6 +80,7 @@ ARGUMENTS: dict[str, set[str]] = {
     Operation.SUSPEND: {"reason"},
     Operation.RESUME: set(),
     Operation.TERMINATE: {"reason"},
+    Operation.CANCEL: {"reason"},
     Operation.RETRY: {"variables"},
     Operation.MIGRATE: {"version"},
     Operation.DELETE_FINISHED: {"finished_before"},
@@ -101,13 +110,13 @@ class BatchPreview:
 # -- creating ---------------------------------------------------------------------------------
 
 
-def _reason(arguments: dict[str, Any], required: bool) -> str:
+def _reason(arguments: dict[str, Any], operation: str) -> str:
     reason = arguments.get("reason", "")
     if not isinstance(reason, str) or len(reason) > MAX_REASON:
         raise InvalidInput(f"reason must be text of at most {MAX_REASON} characters.")
     reason = reason.strip()
-    if required and not reason:
-        raise InvalidInput("Give a reason to terminate the instances; the audit trail keeps it.")
+    if operation != Operation.SUSPEND and not reason:
+        raise InvalidInput(f"Give a reason to {operation} the instances; the audit trail keeps it.")
     return reason
 
 
@@ -143,8 +152,8 @@ def check_arguments(
     unknown = sorted(set(arguments) - ARGUMENTS[operation])
     if unknown:
         raise InvalidInput(f"{operation} takes no argument {', '.join(unknown)}.")
-    if operation in (Operation.SUSPEND, Operation.TERMINATE):
-        return {"reason": _reason(arguments, operation == Operation.TERMINATE)}
+    if operation in (Operation.SUSPEND, Operation.TERMINATE, Operation.CANCEL):
+        return {"reason": _reason(arguments, operation)}
     if operation == Operation.MIGRATE:
         return {"version": _version(arguments, given)}
     if operation == Operation.DELETE_FINISHED:
@@ -448,6 +457,9 @@ _OPERATIONS: dict[str, Callable[[Batch, uuid.UUID], object]] = {
     ),
     Operation.RESUME: lambda b, i: resume_instance(instance_id=i, actor=_actor(b)),
     Operation.TERMINATE: lambda b, i: terminate_instance(
+        instance_id=i, actor=_actor(b), reason=b.arguments["reason"]
+    ),
+    Operation.CANCEL: lambda b, i: cancel_instance(
         instance_id=i, actor=_actor(b), reason=b.arguments["reason"]
     ),
     Operation.RETRY: lambda b, i: retry_instance(

@@ -3,7 +3,8 @@
 Every operation that may change the status (writing the workflow, resuming, opening a job
 incident, an operator's retry or repair) asks `decide_status` with what it knows. Only an
 operator's suspend and terminate (lifecycle) set a status by decree; `decide_status` then
-keeps it.
+keeps it. An operator's cancel with compensation decrees nothing: the instance runs its
+compensation handlers as usual, and the workflow's end then makes it terminated.
 """
 
 from engine.models import ProcessInstance, ServiceJob
@@ -18,11 +19,13 @@ def decide_status(
     incident: bool = False,
     active_jobs: bool = False,
     resuming: bool = False,
+    cancelling: bool = False,
 ) -> str:
     """The status of an instance whose stored status is `current`:
 
     - terminated stays terminated (a cancelled workflow also counts as completed);
-    - a completed workflow is completed;
+    - a completed workflow is completed, or terminated when the instance is being cancelled
+      (`cancelling`: its compensation has run);
     - a suspended instance stays suspended until it is resumed (`resuming`);
     - an open incident (a failed task or a dead job) is an incident;
     - otherwise it is running while the engine has work in flight (`active_jobs`: pending or
@@ -31,7 +34,7 @@ def decide_status(
     if current == Status.TERMINATED:
         return Status.TERMINATED
     if completed:
-        return Status.COMPLETED
+        return Status.TERMINATED if cancelling else Status.COMPLETED
     if current == Status.SUSPENDED and not resuming:
         return Status.SUSPENDED
     if incident:

@@ -205,6 +205,21 @@ def persist_workflow(
     raise ScriptFailed("Too many tasks of this instance failed in one run.")
 
 
+def _record_end(instance: ProcessInstance) -> None:
+    """The audit event of an instance that ended in this write: completed, or terminated when
+    it was being cancelled (its compensation done), with the asker as the actor. (An
+    operator's terminate is finished before the write and records its own event.)"""
+    if instance.status == ProcessInstance.Status.COMPLETED:
+        record_event(instance, "completed")
+    elif instance.status == ProcessInstance.Status.TERMINATED and instance.is_cancelling:
+        record_event(
+            instance,
+            "terminated",
+            actor=instance.cancel_requested_by,
+            payload={"reason": instance.cancel_reason, "cancelled_with_compensation": True},
+        )
+
+
 def _persist(
     instance: ProcessInstance,
     run: Run,
@@ -236,8 +251,9 @@ def _persist(
         completed=completed,
         incident=instance.incident is not None,
         active_jobs=active_jobs > 0,
+        cancelling=instance.is_cancelling,
     )
-    if instance.status == ProcessInstance.Status.COMPLETED:
+    if instance.status in FINISHED_STATUSES:
         instance.completed_at = instance.completed_at or timezone.now()
     instance.save()
     with running_as(actor, instance):
@@ -251,7 +267,7 @@ def _persist(
         else EventRows()
     )
     record_script_incidents(instance, failures)
-    if instance.status == ProcessInstance.Status.COMPLETED and not was_finished:
-        record_event(instance, "completed")
+    if not was_finished:
+        _record_end(instance)
     if fresh:  # every row of the new instance was written just now: answer from them
         remember_rows(instance, WrittenRows(tasks, jobs, timers, waits.messages, waits.signals))

@@ -1,4 +1,5 @@
-"""Operator actions on a whole instance: suspend, resume, terminate, change its variables.
+"""Operator actions on a whole instance: suspend, resume, terminate, cancel with compensation,
+change its variables.
 
 Each checks the operators group, runs under the instance row lock and writes an audit event
 with the actor.
@@ -11,18 +12,23 @@ from typing import Any
 from django.db import transaction
 from django.utils import timezone
 
-from engine.actors import Person
+from engine.actors import Person, as_user
+from engine.bpmn.compensation import begin_cancel_with_compensation
+from engine.bpmn.failures import run_engine_steps
 from engine.bpmn.repair import cancel
+from engine.bpmn.walks import is_completed
 from engine.exceptions import Conflict, InvalidInput
 from engine.models import HumanTask, ProcessInstance, ServiceJob
 
 from .audit import record_event
 from .event_delivery import apply_deferred_events
 from .handover import hand_over_job_on_commit
+from .incidents import settle_incident
 from .instance_status import decide_status, has_active_jobs, has_dead_jobs
 from .instance_store import lock_instance, lock_unfinished, open_run, persist_workflow
 from .job_outcomes import apply_deferred_outcomes
 from .operators import require_operator
+from .running import running_as
 from .variables import change_workflow_variables, check_variables
 
 Status = ProcessInstance.Status
@@ -97,6 +103,54 @@ def terminate_instance(
         instance.completed_at = timezone.now()
         persist_workflow(instance, run, actor=actor)
         record_event(instance, "terminated", actor=actor, payload={"reason": reason})
+    return instance
+
+
+def cancel_instance(*, instance_id: uuid.UUID | str, actor: Person, reason: str) -> ProcessInstance:
+    """Cancel the instance and undo what it did: its open tasks and jobs are cancelled and the
+    compensation handlers of its completed activities run, latest first, as ordinary work
+    (service handlers are jobs with their retries and incidents). When the last handler has
+    finished, the instance is terminated (engine.services.instance_status), with the asker as
+    the actor; with nothing to compensate that is at once. Operators only; a reason is
+    required; a suspended instance is resumed first (its handlers could not run)."""
+    require_operator(actor, "cancel")
+    reason = reason.strip()
+    with transaction.atomic(durable=True):
+        instance = lock_unfinished(instance_id, "cancelled")
+        if instance.is_cancelling:
+            raise Conflict("The instance is already being cancelled: its compensation runs.")
+        if instance.status == Status.SUSPENDED:
+            raise Conflict(
+                "The instance is suspended: resume it so that its compensation can run, "
+                "or terminate it."
+            )
+        if not reason:
+            raise InvalidInput("Give a reason to cancel the instance; the audit trail keeps it.")
+        instance.cancel_requested_at = timezone.now()
+        instance.cancel_requested_by = as_user(actor)
+        instance.cancel_reason = reason
+        run = open_run(instance)
+        with running_as(actor, instance):
+            handlers = begin_cancel_with_compensation(run)
+            run_engine_steps(run)
+        if handlers == 0 and not is_completed(run.workflow):
+            cancel(run.workflow)  # nothing runs any more: end it as a terminate would
+        record_event(
+            instance,
+            "cancel_requested",
+            actor=actor,
+            payload={
+                "reason": reason,
+                "handlers": handlers,
+                "detail": f"{handlers} compensation handler(s) started."
+                if handlers
+                else "Nothing completed has a compensation handler: no compensation needed.",
+            },
+        )
+        # The cancelled tokens' tasks and jobs are cancelled by the projection and the job
+        # scheduling as the workflow is written; their incident goes with them.
+        settle_incident(instance, run.workflow)
+        persist_workflow(instance, run, actor=actor)
     return instance
 
 

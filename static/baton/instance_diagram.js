@@ -1,5 +1,6 @@
 // The admin's instance diagram: bpmn-js NavigatedViewer with Baton's markers (completed
-// elements with how often they ran, waiting tokens, incidents, and for a multi-instance
+// elements with how often they ran, waiting tokens, incidents, compensated activities (their
+// compensation handler started: a booking undone by a cancel), and for a multi-instance
 // activity still running how many of its instances are active, "2 of 3"). Clicking a
 // completed element picks it in the "Reset to" list.
 (function () {
@@ -33,6 +34,14 @@
       span.title = `${counts.active} of ${counts.total} instances active, ${counts.completed} completed`;
       span.textContent = `${counts.active} of ${counts.total}`;
       overlays.add(id, "baton", { position: { bottom: 8, left: 4 }, html: span });
+    });
+    (data.compensated || []).forEach((id) => {
+      if (!known(id)) return;
+      canvas.addMarker(id, "baton-compensated");
+      overlays.add(id, "baton", {
+        position: { top: -12, left: 12 },
+        html: '<span class="baton-compensated-badge" title="compensated: its compensation handler ran">↺</span>',
+      });
     });
     (data.failed || []).forEach((id) => {
       if (!known(id)) return;

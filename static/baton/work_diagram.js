@@ -1,13 +1,14 @@
 // The read-only diagram of the task page and of a starter's instance page: bpmn-js
 // NavigatedViewer with the current task highlighted (task page) or where the instance stands
-// (completed elements, waiting tokens, incidents). On a narrow screen the diagram would be
-// too small to read when fitted whole, so it zooms in on the current element instead; the
-// buttons zoom and fit, also on touch screens.
+// (completed elements, compensated ones, waiting tokens, incidents). On a narrow screen the
+// diagram would be too small to read when fitted whole, so it zooms in on the current element
+// instead; the buttons zoom and fit, also on touch screens.
 (function () {
   "use strict";
 
   const MARKERS = [
     ["completed", "baton-completed"],
+    ["compensated", "baton-compensated"],
     ["active", "baton-active"],
     ["failed", "baton-failed"],
     ["current", "baton-current"],

@@ -518,3 +518,57 @@ def test_bulk_terminate_refuses_more_than_it_can_list(operator_client, two_step,
     assert any("terminate at most 0 at once" in m for m in messages_of(refused))
     two_step.refresh_from_db()
     assert two_step.status == "waiting"
+
+
+# --- cancel with compensation (issue 24) ------------------------------------------------------
+
+
+def test_cancel_with_compensation_asks_for_a_reason_then_terminates(operator_client, two_step):
+    page = operator_client.get(page_url(two_step)).content.decode()
+    assert "Cancel with compensation…" in page
+    refused = operator_client.post(
+        repair_url(two_step, "cancel"), {"reason": " ", "confirmed": "yes"}
+    )
+    assert refused.status_code == 400
+    assert "Give a reason to cancel the instance" in refused.content.decode()
+    assert state_of(two_step)[0] == "waiting"
+    response = confirmed(operator_client, two_step, "cancel", {"reason": "customer withdrew"})
+    # Nothing the instance completed has a compensation handler: it ends at once.
+    assert messages_of(response) == [
+        "The instance was cancelled: nothing it completed needed compensating."
+    ]
+    two_step.refresh_from_db()
+    assert (two_step.status, two_step.cancel_reason) == ("terminated", "customer withdrew")
+    assert two_step.human_tasks.get().status == HumanTask.Status.CANCELLED
+    requested = InstanceEvent.objects.get(instance=two_step, type="cancel_requested")
+    assert requested.actor is not None and requested.actor.username == "olga_operator"
+    trail = operator_client.get(page_url(two_step)).content.decode()
+    assert "Cancel requested: compensating completed work" in trail
+    assert "Cancel with compensation…" not in trail  # finished: no repairs
+
+
+def test_an_instance_being_cancelled_says_so_and_offers_no_second_cancel(operator_client, two_step):
+    ProcessInstance.objects.filter(pk=two_step.pk).update(
+        status="running", cancel_requested_at=timezone.now(), cancel_reason="order withdrawn"
+    )
+    page = operator_client.get(page_url(two_step)).content.decode()
+    assert 'data-testid="cancelling"' in page and "order withdrawn" in page
+    assert "Cancel with compensation…" not in page
+    response = operator_client.post(
+        repair_url(two_step, "cancel"), {"reason": "again", "confirmed": "yes"}, follow=True
+    )
+    assert any("already being cancelled" in m for m in messages_of(response))
+
+
+def test_compensated_activities_have_their_own_marker_and_legend(operator_client, two_step):
+    # What the engine writes as a compensation handler starts (engine.services, issue 24).
+    InstanceEvent.objects.create(
+        instance=two_step,
+        type="compensation_started",
+        element_id="approve",
+        payload={"handler": "undo_approve", "reason": "cancel"},
+    )
+    response = operator_client.get(page_url(two_step))
+    assert response.context["diagram"]["compensated"] == ["approve"]
+    page = response.content.decode()
+    assert 'data-testid="legend-compensated"' in page and "baton-key compensated" in page

@@ -388,3 +388,43 @@ def test_the_sweep_queues_batches_that_made_no_progress(operator_api, definition
     assert Batch.objects.get(pk=fresh).status == "completed"
     run_to_end(stalled)
     assert sweep_batches() == 0
+
+
+def test_a_cancel_batch_cancels_with_compensation(operator, operator_api, definition):
+    instances = [start_instance(key="two_step", business_key=f"c{i}") for i in range(3)]
+    suspend_instance(instance_id=instances[2].pk, actor=operator)
+    # One is being cancelled already (its compensation still runs): the batch skips it.
+    ProcessInstance.objects.filter(pk=instances[1].pk).update(
+        cancel_requested_at=timezone.now(), cancel_reason="earlier"
+    )
+    refused = post(operator_api, {"operation": "cancel", "filter": {"definition": "two_step"}})
+    assert refused.status_code == 400
+    blank = post(
+        operator_api,
+        {"operation": "cancel", "filter": {"definition": "two_step"}, "arguments": {"reason": " "}},
+    )
+    assert blank.status_code == 400
+    body = {
+        "operation": "cancel",
+        "filter": {"definition": "two_step"},
+        "arguments": {"reason": "order withdrawn"},
+    }
+    preview = post(operator_api, {**body, "dry_run": True}).json()
+    # A suspended instance is no target: its compensation could not run.
+    assert (preview["matched"], preview["targets"]) == (3, 2)
+    assert preview["matched_by_status"] == {"waiting": 2, "suspended": 1}
+    response = post(operator_api, body)
+    assert response.status_code == 202, response.json()
+    batch = run_to_end(response.json()["id"])
+    assert (batch.total, batch.done, batch.skipped, batch.failed) == (2, 2, 1, 0)
+    skipped = BatchItem.objects.get(batch=batch, outcome="skipped")
+    assert skipped.instance_id == instances[1].pk and "already being cancelled" in skipped.message
+    cancelled = ProcessInstance.objects.get(pk=instances[0].pk)
+    assert cancelled.status == "terminated" and cancelled.cancel_reason == "order withdrawn"
+    requested = InstanceEvent.objects.get(instance=cancelled, type="cancel_requested")
+    assert requested.payload["batch"] == str(batch.pk) and requested.payload["handlers"] == 0
+    assert requested.actor is not None and requested.actor.username == "olga_operator"
+    assert InstanceEvent.objects.get(instance=cancelled, type="terminated").payload["batch"] == (
+        str(batch.pk)
+    )
+    assert ProcessInstance.objects.get(pk=instances[2].pk).status == "suspended"

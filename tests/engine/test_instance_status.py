@@ -23,6 +23,12 @@ Status = ProcessInstance.Status
         (Status.INCIDENT, {"completed": True, "incident": True}, Status.COMPLETED),
         (Status.SUSPENDED, {"completed": True}, Status.COMPLETED),
         (Status.TERMINATED, {"completed": True}, Status.TERMINATED),
+        # Cancelled with compensation: it runs (or fails) as usual while the handlers work,
+        # and its workflow's end terminates it.
+        (Status.RUNNING, {"active_jobs": True, "cancelling": True}, Status.RUNNING),
+        (Status.RUNNING, {"incident": True, "cancelling": True}, Status.INCIDENT),
+        (Status.RUNNING, {"completed": True, "cancelling": True}, Status.TERMINATED),
+        (Status.INCIDENT, {"completed": True, "cancelling": True}, Status.TERMINATED),
         # A suspended instance keeps still, even when an incident opens, until it is resumed.
         (Status.SUSPENDED, {"incident": True}, Status.SUSPENDED),
         (Status.SUSPENDED, {"active_jobs": True}, Status.SUSPENDED),

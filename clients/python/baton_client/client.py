@@ -195,6 +195,15 @@ class BatonClient:
     def get_instance(self, instance_id: str) -> Instance:
         return cast(Instance, self._get(f"{API}/instances/{instance_id}/"))
 
+    def cancel(self, instance_id: str, reason: str) -> Instance:
+        """Cancel an instance with compensation (operators): what it completed is undone by
+        its compensation handlers, then it is `terminated` (at once when nothing needs
+        undoing). Not sent again after a timeout: it may have happened (a second cancel
+        answers 409)."""
+        return cast(
+            Instance, self._post(f"{API}/instances/{instance_id}/cancel/", {"reason": reason})
+        )
+
     def instances(self, **filters: Any) -> Iterator[Instance]:
         """Instances the caller may see: filters `status`, `definition`, `business_key`."""
         return cast(Iterator[Instance], self._pages(f"{API}/instances/", filters))

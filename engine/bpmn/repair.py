@@ -12,6 +12,7 @@ from SpiffWorkflow.util.task import TaskState
 from .failures import attempt, forget_failure
 from .inspection import every_task
 from .run import Run
+from .walks import workflow_variables
 
 
 def forget_removed_tasks(workflow: BpmnWorkflow, removed: list[Task]) -> None:
@@ -54,5 +55,9 @@ def skip(run: Run, task: Task, variables: dict[str, Any] | None) -> None:
 
 
 def cancel(workflow: BpmnWorkflow) -> None:
-    """End the workflow where it stands (terminate)."""
+    """End the workflow where it stands (terminate), keeping the variables it held: the data
+    of its active tasks would otherwise go with them, and an operator reading a terminated
+    instance (or compensation handlers that run after) needs what it had reached."""
+    variables = workflow_variables(workflow)
     workflow.cancel()
+    workflow.data.update(variables)

@@ -42,6 +42,7 @@ def test_cancel_with_nothing_to_compensate_terminates_at_once(
     body = response.json()
     assert body["status"] == "terminated" and body["open_tasks"] == []
     assert body["completed_at"] is not None
+    assert body["variables"] == started["variables"]  # kept: what it had reached
     assert not HumanTask.objects.filter(instance_id=started["id"], status="open").exists()
     assert api_client_for(approver).get("/api/v1/tasks/").json()["count"] == 0
     events = list(

@@ -142,6 +142,8 @@ def test_terminate_cancels_open_tasks(started, api_client_for, approver, operato
         .json()
     )
     assert body["status"] == "terminated" and body["open_tasks"] == []
+    # What the instance had reached stays readable after it ended.
+    assert body["variables"] == started["variables"]
     assert api_client_for(approver).get("/api/v1/tasks/").json()["count"] == 0
     problem(api_client_for(operator).post(f"{url}/terminate/"), 409)
     event = InstanceEvent.objects.get(instance_id=started["id"], type="terminated")

@@ -128,6 +128,9 @@ def test_cancel_while_waiting_for_approval_compensates_and_terminates(
     wait_until(lambda: ended(instance), timeout=90, what="the compensation to finish")
     assert instance.status == "terminated", instance.incident
     assert_cancelled_once_latest_first("TRIP-CANCEL")
+    # The variables the trip had reached stay, with what the handlers added.
+    assert instance.variables["trip_id"] == "TRIP-CANCEL"
+    assert {"flight_booking", "cancel_car_result"} <= set(instance.variables)
     task.refresh_from_db()
     assert task.status == HumanTask.Status.CANCELLED
     assert compensations(instance) == [

@@ -52,6 +52,7 @@ test: setup browser lint
 # coverage table and JSON report.
 test-processes: setup
 	$(BIN)/python -m config.devstack test tests/processes/test_examples_with_plugin.py \
+	  tests/processes/test_trip_booking_with_plugin.py \
 	  --baton-coverage=process-coverage.json $(ARGS)
 
 # Models without their migration fail the lint. The check needs no database: without one

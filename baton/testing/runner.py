@@ -28,6 +28,7 @@ from engine.selectors.process_paths import (
 )
 from engine.services import (
     broadcast_signal,
+    cancel_instance,
     complete_human_task,
     correlate_message,
     start_instance,
@@ -100,6 +101,16 @@ class ProcessRun:
             )
         with self.tester.engine():
             complete_human_task(task_id=task.id, user=user or self.tester.user, variables=data)
+        self.tester.settle()
+        return self
+
+    def cancel(
+        self, reason: str = "cancelled by a test", *, user: User | None = None
+    ) -> "ProcessRun":
+        """Cancel the instance with compensation (as `POST .../cancel/` does): its open work
+        stops and the compensation handlers of what it completed run, then it is terminated."""
+        with self.tester.engine():
+            cancel_instance(instance_id=self.id, actor=user or self.tester.user, reason=reason)
         self.tester.settle()
         return self
 

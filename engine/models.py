@@ -408,7 +408,29 @@ class ScheduleEvent(models.Model):
         return f"{self.definition_key}/{self.element_id}: {self.type}"
 
 
-class EventDelivery(models.Model):
+class DeliveryState(models.Model):
+    """What an outbox row on its way to a receiver keeps about its delivery: the attempts
+    made, when the next is due, a worker's lease on it, the last error, and when it arrived.
+    Shared by `EventDelivery` (messages and signals) and `WebhookDelivery` (outbound
+    webhooks), whose workers claim and retry them alike (engine/services/delivery_outbox.py).
+    Each narrows `status` to choices of its own, "pending" (a worker's to deliver) among them."""
+
+    PENDING = "pending"
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    status = models.CharField(max_length=16, default=PENDING)
+    attempts = models.PositiveIntegerField(default=0)
+    next_attempt_at = models.DateTimeField(null=True, blank=True)
+    claimed_until = models.DateTimeField(null=True, blank=True)
+    last_error = models.TextField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    delivered_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        abstract = True
+
+
+class EventDelivery(DeliveryState):
     """A message or signal on its way: thrown by an instance for others, a signal broadcast
     to one waiting instance or start event, or an event kept while its target was suspended.
     Written in the sender's transaction, delivered by a worker (or by resume)."""
@@ -424,7 +446,6 @@ class EventDelivery(models.Model):
         UNMATCHED = "unmatched", "Unmatched"  # nobody waited for it
         FAILED = "failed", "Failed"
 
-    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     kind = models.CharField(max_length=16, choices=Kind.choices)
     name = models.CharField(max_length=255)
     variables = models.JSONField(default=dict, blank=True)
@@ -458,12 +479,6 @@ class EventDelivery(models.Model):
         StartTrigger, null=True, blank=True, related_name="deliveries", on_delete=models.CASCADE
     )
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.PENDING)
-    attempts = models.PositiveIntegerField(default=0)
-    next_attempt_at = models.DateTimeField(null=True, blank=True)
-    claimed_until = models.DateTimeField(null=True, blank=True)
-    last_error = models.TextField(blank=True)
-    created_at = models.DateTimeField(auto_now_add=True)
-    delivered_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         verbose_name_plural = "event deliveries"
@@ -983,7 +998,7 @@ class WebhookSubscription(models.Model):
         return self.name
 
 
-class WebhookDelivery(models.Model):
+class WebhookDelivery(DeliveryState):
     """One event on its way to one subscription: written in the transaction of the operation
     that caused it, sent by a worker after commit, retried with backoff."""
 
@@ -992,7 +1007,6 @@ class WebhookDelivery(models.Model):
         DELIVERED = "delivered", "Delivered"
         FAILED = "failed", "Failed"  # gave up: retries exhausted, or refused by the policy
 
-    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     subscription = models.ForeignKey(
         WebhookSubscription, related_name="deliveries", on_delete=models.CASCADE
     )
@@ -1006,13 +1020,7 @@ class WebhookDelivery(models.Model):
     )
     payload = models.JSONField()
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.PENDING)
-    attempts = models.PositiveIntegerField(default=0)
-    next_attempt_at = models.DateTimeField(null=True, blank=True)
-    claimed_until = models.DateTimeField(null=True, blank=True)
     last_response_code = models.PositiveIntegerField(null=True, blank=True)
-    last_error = models.TextField(blank=True)
-    created_at = models.DateTimeField(auto_now_add=True)
-    delivered_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         verbose_name_plural = "webhook deliveries"

@@ -1,5 +1,7 @@
 """Celery tasks: thin wrappers that call one engine service each."""
 
+from dataclasses import asdict
+
 from celery import shared_task
 
 from engine.queueing import DELIVER_EVENTS, DELIVER_WEBHOOKS, RUN_BATCH_CHUNK, RUN_SERVICE_JOB
@@ -8,6 +10,7 @@ from engine.services.event_outbox import deliver_due_events, deliver_events
 from engine.services.job_callbacks import expire_callback_waits
 from engine.services.job_runs import execute_service_job
 from engine.services.job_sweep import sweep_service_jobs
+from engine.services.retention import delete_expired_records
 from engine.services.timers import fire_due_timers
 from engine.services.webhooks_out import deliver_due_webhooks, deliver_webhooks
 
@@ -52,3 +55,9 @@ def sweep_batches_task() -> int:
 @shared_task(name=DELIVER_WEBHOOKS, acks_late=True, reject_on_worker_lost=True, ignore_result=True)
 def deliver_webhooks_task(delivery_ids: list[str]) -> None:
     deliver_webhooks(delivery_ids)
+
+
+@shared_task(name="baton.delete_expired_records", ignore_result=True)
+def delete_expired_records_task() -> dict[str, int]:
+    """The beat's hourly housekeeping: old finished batches and sent webhook deliveries."""
+    return asdict(delete_expired_records())

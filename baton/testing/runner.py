@@ -6,12 +6,13 @@ element id, and ask which path it took. Everything a worker or the timer beat wo
 (service jobs, event deliveries, due timers) runs in-process after each step, until the
 instances wait for a person, for a time that has not come, or for the world
 (`ProcessTester.settle`). Service jobs answer with the test's mocks (baton.testing.mocks).
+Nothing reaches the real broker meanwhile (baton.testing.broker).
 """
 
 import datetime
 import uuid
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -40,6 +41,7 @@ from engine.services.timers import fire_due_timers
 from processes.services import deploy
 from processes.validation import UploadedFile
 
+from .broker import messages_kept_in_process
 from .mocks import _UNSET, Mocks, NotMocked, answer_of, not_mocked_message
 
 # Rounds of in-process work after one step; a diagram that keeps making work beyond this
@@ -202,12 +204,16 @@ class ProcessTester:
         self._on_finish = on_finish
         self._travel = time_machine.travel(self.started_at, tick=True)
         self._clock = self._travel.start()
+        # The workers' part runs here (settle): the messages that hand it over stay here too.
+        self._messages = ExitStack()
+        self._messages.enter_context(messages_kept_in_process())
 
     def finish(self) -> None:
         try:
             if self._on_finish is not None:
                 self._on_finish(self)
         finally:
+            self._messages.close()
             self._travel.stop()
 
     @contextmanager

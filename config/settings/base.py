@@ -223,6 +223,7 @@ CELERY_TASK_ROUTES = {
         "baton.deliver_events",
         "baton.sweep_batches",
         "baton.deliver_webhooks",
+        "baton.delete_expired_records",
     )
 }
 # When the broker is down, a send gives up after about a second (the work waits in the
@@ -364,6 +365,13 @@ BATON_MAX_CONNECTOR_RESULT_BYTES = env.int("BATON_MAX_CONNECTOR_RESULT_BYTES", d
 BATON_BATCH_STALLED_SECONDS = env.float("BATON_BATCH_STALLED_SECONDS", default=60)
 # How many chunks (of 200 instances) of one batch run at once, on as many workers (at most 16).
 BATON_BATCH_PARALLEL_CHUNKS = env.int("BATON_BATCH_PARALLEL_CHUNKS", default=2)
+# Housekeeping (engine/services/retention.py, hourly on the beat and `manage.py retention`):
+# finished batches (with their items) and delivered or failed outbound webhook deliveries are
+# deleted this many days after they finished (were written); 0 keeps them forever.
+BATON_BATCH_RETENTION_DAYS = env.float("BATON_BATCH_RETENTION_DAYS", default=30)
+BATON_WEBHOOK_DELIVERY_RETENTION_DAYS = env.float(
+    "BATON_WEBHOOK_DELIVERY_RETENTION_DAYS", default=30
+)
 
 CELERY_BEAT_SCHEDULE: dict[str, dict[str, object]] = {
     "sweep-batches": {
@@ -375,6 +383,11 @@ CELERY_BEAT_SCHEDULE: dict[str, dict[str, object]] = {
         "task": "baton.sweep_service_jobs",
         "schedule": BATON_SWEEP_INTERVAL_SECONDS,
         "options": {"expires": max(2 * BATON_SWEEP_INTERVAL_SECONDS, 10)},
+    },
+    "delete-expired-records": {
+        "task": "baton.delete_expired_records",
+        "schedule": 3600.0,
+        "options": {"expires": 3600},
     },
     "fire-due-timers": {
         "task": "baton.fire_due_timers",

@@ -1,9 +1,9 @@
 """Delivering `EventDelivery` rows on workers: messages and signals thrown by instances,
 signal broadcasts, and retries.
 
-A delivery is claimed with a lease (one UPDATE that only succeeds for a pending, due,
-unclaimed row), then handled in one transaction that takes the target instance's row lock
-first and the delivery's row second, and checks that the delivery is still pending:
+A delivery is claimed with a lease (engine/services/delivery_outbox.py), then handled in
+one transaction that takes the target instance's row lock first and the delivery's row
+second, and checks that the delivery is still pending:
 a duplicate Celery message or the sweep never delivers one event twice. A message that no
 instance waits for yet is tried again with backoff (`BATON_MESSAGE_ATTEMPTS`), then marked
 unmatched; an ambiguous one fails. Signals are broadcast to the instances that wait at the
@@ -16,7 +16,6 @@ from typing import Any
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import Q
 
 from engine import clock
 from engine.actors import Actor, as_user
@@ -24,6 +23,7 @@ from engine.bpmn.events import NotWaiting
 from engine.exceptions import Conflict, EngineError, NotFound
 from engine.models import EventDelivery, ProcessInstance, SignalSubscription, StartTrigger
 
+from .delivery_outbox import claim_delivery, due_for_sweep, exponential_backoff, retry_later
 from .event_delivery import FINISHED, Event, defer, deliver_to_instance, find_target, start_by_event
 from .handover import hand_over_deliveries_on_commit
 from .instance_store import lock_instance
@@ -66,18 +66,6 @@ def fan_out_signal(
     )
     hand_over_deliveries_on_commit([str(row.id) for row in rows])
     return len(instance_ids), len(triggers)
-
-
-def _claim(delivery_id: str) -> bool:
-    now = clock.now()
-    claimed = EventDelivery.objects.filter(
-        Q(claimed_until__isnull=True) | Q(claimed_until__lt=now),
-        Q(next_attempt_at__isnull=True)
-        | Q(next_attempt_at__lte=now + datetime.timedelta(seconds=1)),
-        pk=delivery_id,
-        status=Status.PENDING,
-    ).update(claimed_until=now + LEASE)
-    return claimed == 1
 
 
 def _locked_pending(delivery_id: str) -> EventDelivery | None:
@@ -153,10 +141,7 @@ def _retry_later(delivery_id: str, error: str, *, give_up_as: str = Status.FAILE
         if delivery.attempts >= settings.BATON_MESSAGE_ATTEMPTS:
             _done(delivery, give_up_as, error)
             return
-        delivery.last_error, delivery.claimed_until = error, None
-        delivery.next_attempt_at = clock.now() + datetime.timedelta(
-            seconds=2 ** (delivery.attempts - 1)
-        )
+        retry_later(delivery, error, exponential_backoff(delivery.attempts))
         delivery.save(update_fields=["attempts", "last_error", "claimed_until", "next_attempt_at"])
 
 
@@ -179,7 +164,7 @@ def _correlate(delivery_id: str) -> None:
 
 def deliver_event(delivery_id: str) -> None:
     """Deliver one pending event (a worker's job; a duplicate call does nothing)."""
-    if not _claim(delivery_id):
+    if not claim_delivery(EventDelivery, delivery_id, LEASE):
         return
     delivery = (
         EventDelivery.objects.filter(pk=delivery_id)
@@ -219,13 +204,11 @@ def deliver_events(delivery_ids: list[str]) -> None:
 def deliver_due_events(limit: int = 200) -> int:
     """Deliver pending events that are due again (retries) or whose Celery message was lost;
     returns how many were tried. Run by the timer beat."""
-    now = clock.now()
     with transaction.atomic():
         ids = [
             str(i)
-            for i in EventDelivery.objects.select_for_update(no_key=True, skip_locked=True)
-            .filter(status=Status.PENDING, next_attempt_at__lte=now - SWEEP_GRACE)
-            .filter(Q(claimed_until__isnull=True) | Q(claimed_until__lt=now))
+            for i in due_for_sweep(EventDelivery, SWEEP_GRACE)
+            .select_for_update(no_key=True, skip_locked=True)
             .order_by("next_attempt_at", "pk")
             .values_list("id", flat=True)[:limit]
         ]

@@ -7,7 +7,6 @@ accepted for later (202 with `async_callback`) parks the job until its callback
 A result that arrives while the instance is suspended is kept on the job and applied by
 `apply_deferred_outcomes` when it is resumed."""
 
-import random
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
@@ -29,6 +28,7 @@ from engine.models import ProcessInstance, ServiceJob
 
 from . import observed
 from .audit import record_event
+from .delivery_outbox import exponential_backoff
 from .handover import hand_over_job_on_commit
 from .incidents import open_job_incident
 from .instance_status import decide_status, has_active_jobs, has_dead_jobs
@@ -85,8 +85,7 @@ def backoff_seconds(job: ServiceJob, retry_after: float | None) -> float:
     if interval is not None:
         return float(interval)
     base = float(job.retry_policy.get("backoff_base_seconds") or settings.BATON_RETRY_BASE_SECONDS)
-    delay = min(base * 2 ** max(job.attempt - 1, 0), ceiling)
-    return float(delay * random.uniform(0.8, 1.2))  # jitter spreads retries of many jobs
+    return exponential_backoff(job.attempt, base=base, ceiling=ceiling, jitter=True)
 
 
 def complete_job(

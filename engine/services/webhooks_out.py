@@ -3,9 +3,10 @@
 `queue_webhook_deliveries` is called by `record_event` (the audit trail every state change
 writes) for the events a subscription may ask for (`WebhookSubscription.EventType`): one
 `WebhookDelivery` per matching subscription is written in the operation's own transaction
-and handed to a worker after commit. The worker claims it with a lease, posts it (the
-outbound policy applies: `engine.connectors.outbound.client`), and records the outcome in a
-short transaction of its own: 2xx is delivered; anything else (an answer, a timeout, a
+and handed to a worker after commit. The worker claims it with a lease (as the event outbox
+does: engine/services/delivery_outbox.py), posts it (the outbound policy applies:
+`engine.connectors.outbound.client`), and records the outcome in a short transaction of its
+own: 2xx is delivered; anything else (an answer, a timeout, a
 refused connection) is tried again with exponential backoff and jitter until
 `BATON_WEBHOOK_ATTEMPTS`, then failed. A URL the policy refuses fails at once. The beat
 re-sends deliveries that are due again and whose Celery message was lost.
@@ -19,7 +20,6 @@ over the body and `Webhook-Signature: t=<unix>,v1=<hex>` over `<t>.<body>`.
 import datetime
 import json
 import logging
-import random
 import time
 from collections.abc import Sequence
 from typing import Any
@@ -28,7 +28,6 @@ import httpx
 from django.conf import settings
 from django.core.exceptions import PermissionDenied
 from django.db import transaction
-from django.db.models import Q
 
 from engine import clock
 from engine.actors import Actor, Person, as_user
@@ -45,6 +44,8 @@ from engine.exceptions import InvalidInput, NotFound
 from engine.models import InstanceEvent, ProcessInstance, WebhookDelivery, WebhookSubscription
 from engine.permissions import is_operator
 from engine.queueing import send_webhook_deliveries
+
+from .delivery_outbox import claim_delivery, due_for_sweep, exponential_backoff, retry_later
 
 logger = logging.getLogger(__name__)
 Status = WebhookDelivery.Status
@@ -129,24 +130,17 @@ def _hand_over(delivery_ids: list[str], delay_seconds: float = 0) -> None:
 # -- sending: on a worker ----------------------------------------------------------------------
 
 
-def _claim(delivery_id: str) -> bool:
-    now = clock.now()
-    lease = datetime.timedelta(seconds=settings.BATON_WEBHOOK_TIMEOUT_SECONDS) + LEASE_MARGIN
-    return (
-        WebhookDelivery.objects.filter(
-            Q(claimed_until__isnull=True) | Q(claimed_until__lt=now),
-            Q(next_attempt_at__isnull=True)
-            | Q(next_attempt_at__lte=now + datetime.timedelta(seconds=1)),
-            pk=delivery_id,
-            status=Status.PENDING,
-        ).update(claimed_until=now + lease)
-        == 1
-    )
+def _lease() -> datetime.timedelta:
+    return datetime.timedelta(seconds=settings.BATON_WEBHOOK_TIMEOUT_SECONDS) + LEASE_MARGIN
 
 
 def _backoff_seconds(attempts: int) -> float:
-    base = settings.BATON_RETRY_BASE_SECONDS * 2 ** (attempts - 1)
-    return float(min(base, settings.BATON_RETRY_MAX_SECONDS) * random.uniform(0.8, 1.2))
+    return exponential_backoff(
+        attempts,
+        base=settings.BATON_RETRY_BASE_SECONDS,
+        ceiling=settings.BATON_RETRY_MAX_SECONDS,
+        jitter=True,
+    )
 
 
 def _post(delivery: WebhookDelivery) -> tuple[int | None, str, bool]:
@@ -201,14 +195,14 @@ def _record(delivery_id: str, code: int | None, error: str, final: bool) -> floa
             delivery.status = Status.FAILED
         else:
             delay = _backoff_seconds(delivery.attempts)
-            delivery.next_attempt_at = clock.now() + datetime.timedelta(seconds=delay)
+            retry_later(delivery, delivery.last_error, delay)
         delivery.save()
     return delay
 
 
 def deliver_webhook(delivery_id: str) -> None:
     """Send one pending delivery (a worker's job; a duplicate call does nothing)."""
-    if not _claim(delivery_id):
+    if not claim_delivery(WebhookDelivery, delivery_id, _lease()):
         return
     delivery = WebhookDelivery.objects.select_related("subscription").filter(pk=delivery_id).first()
     if delivery is None:
@@ -230,13 +224,9 @@ def deliver_webhooks(delivery_ids: list[str]) -> None:
 
 def deliver_due_webhooks(limit: int = 100) -> int:
     """Hand over pending deliveries that are due and whose message seems lost (the beat)."""
-    now = clock.now()
     ids = [
         str(i)
-        for i in WebhookDelivery.objects.filter(
-            status=Status.PENDING, next_attempt_at__lte=now - SWEEP_GRACE
-        )
-        .filter(Q(claimed_until__isnull=True) | Q(claimed_until__lt=now))
+        for i in due_for_sweep(WebhookDelivery, SWEEP_GRACE)
         .order_by("next_attempt_at")
         .values_list("id", flat=True)[:limit]
     ]

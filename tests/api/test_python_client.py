@@ -1,6 +1,7 @@
 """The Python client (clients/python) against a live Baton server on 127.0.0.1: start,
-query, list and complete tasks, jobs and schedules, and a POST whose answer was lost sent
-again with the same Idempotency-Key (the server carries it out once)."""
+query, list and complete tasks, jobs, schedules, batches and webhook subscriptions, and a
+POST whose answer was lost sent again with the same Idempotency-Key (the server carries it
+out once)."""
 
 import sys
 from collections.abc import Iterator
@@ -113,3 +114,55 @@ def test_jobs_and_schedules_for_operators(client_for: Any, make_user: Any) -> No
     with pytest.raises(ApiError) as refused:
         operator.change_schedule(schedule["id"], "whenever")
     assert refused.value.status == 400
+
+
+def test_batches_for_operators(client_for: Any, example_definitions: Any, make_user: Any) -> None:
+    operator = client_for(make_user("otto", "operators"))
+    started = [
+        operator.start("expense_approval", {"amount": n, "description": "Tea"}, business_key="B")
+        for n in (1, 2)
+    ]
+    preview = operator.preview_batch("suspend", {"business_key": "B"}, {"reason": "audit"})
+    assert (preview["dry_run"], preview["matched"], preview["targets"]) == (True, 2, 2)
+    assert sorted(preview["sample"]) == sorted(i["id"] for i in started)
+    assert all(i.status == "waiting" for i in ProcessInstance.objects.all())  # a dry run
+
+    batch = operator.create_batch("suspend", {"business_key": "B"}, {"reason": "audit"})
+    assert (batch["operation"], batch["total"], batch["actor"]) == ("suspend", 2, "otto")
+    assert operator.get_batch(batch["id"])["id"] == batch["id"]
+    assert [b["id"] for b in operator.batches()] == [batch["id"]]
+    items = list(operator.batch_items(batch["id"]))
+    assert sorted(item["instance"] for item in items) == sorted(i["id"] for i in started)
+    assert list(operator.batch_items(batch["id"], outcome="failed")) == []
+    # No worker runs in this test: the batch waits for its first chunk, and stops there.
+    assert operator.cancel_batch(batch["id"])["status"] == "cancelled"
+    with pytest.raises(ApiError) as refused:
+        operator.create_batch("suspend", {"colour": "red"})
+    assert refused.value.status == 400
+    with pytest.raises(ApiError) as forbidden:
+        client_for(make_user("rita", "requesters")).get_batch(batch["id"])
+    assert forbidden.value.status == 403
+
+
+def test_webhook_subscriptions_for_operators(
+    client_for: Any, example_definitions: Any, make_user: Any
+) -> None:
+    operator = client_for(make_user("otto", "operators"))
+    subscription = operator.create_webhook_subscription(
+        "crm", "http://127.0.0.1:9/hooks", "CRM_TOKEN", ["started"], process_key="expense_approval"
+    )
+    assert (subscription["event_types"], subscription["enabled"]) == (["started"], True)
+    assert [s["id"] for s in operator.webhook_subscriptions()] == [subscription["id"]]
+    instance = operator.start("expense_approval", {"amount": 5, "description": "Tea"})
+    [delivery] = list(operator.webhook_deliveries(subscription["id"]))
+    assert (delivery["event_type"], delivery["instance"]) == ("started", instance["id"])
+    assert delivery["payload"]["instance"]["id"] == instance["id"]
+    with pytest.raises(ApiError) as refused:
+        operator.create_webhook_subscription("x", "ftp://example.org", "CRM_TOKEN", ["started"])
+    assert refused.value.status == 400
+
+    operator.delete_webhook_subscription(subscription["id"])
+    assert list(operator.webhook_subscriptions()) == []
+    with pytest.raises(ApiError) as gone:
+        list(operator.webhook_deliveries(subscription["id"]))
+    assert gone.value.status == 404

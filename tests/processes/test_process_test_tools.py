@@ -8,6 +8,7 @@ import os
 import re
 import subprocess
 import sys
+import uuid
 from pathlib import Path
 
 import pytest
@@ -17,7 +18,10 @@ from django.db import connection
 from baton.testing.coverage import FORMAT, MAX_REPORT_BYTES, Coverage
 from baton.testing.runner import ProcessTester
 from baton.testing.storage import store_coverage
+from config.queues import events_queue, job_queue
+from engine.queueing import queue_message_counts
 from processes.models import CoverageReport
+from tests.engine.service_diagrams import sequence, service_task
 from tests.helpers import EXAMPLES_DIR, SPIFF_EXAMPLES
 from tests.processes.test_process_pages import client_for, json_script
 from tests.spiffarena.test_corpus_unit_tests import NOT_RUN
@@ -235,4 +239,50 @@ def test_the_process_page_offers_the_stored_coverage(baton: ProcessTester, desig
         "expense_approved",
         "flow_approved",
         "flow_approval_to_end",
+    }
+
+
+def _case_folder(folder: Path) -> Path:
+    """A model whose case hands work to a worker: a service task (a job, handed over after
+    its commit), answered by the case's data."""
+    folder.mkdir()
+    (folder / "call.bpmn").write_text(
+        sequence("tp_broker", [service_task("call_api", "'http://127.0.0.1:9/quote'")])
+    )
+    case = {"tasks": {"tp_broker:call_api": {"data": [{"price": 7}]}}, "expected_output_json": {}}
+    (folder / "test_call.json").write_text(json.dumps({"test_case_call": case}))
+    return folder
+
+
+@pytest.mark.slow
+@pytest.mark.django_db(transaction=True)
+def test_test_processes_hands_nothing_to_the_real_broker(tmp_path):
+    """The cases commit on their own test database, where a job's hand-over fires: its
+    message must not reach the broker's queues, where a real worker would look for the job
+    in the real database."""
+    queue = f"left-tp-{uuid.uuid4().hex[:8]}"
+    queues = [job_queue({"BATON_CELERY_QUEUE": queue}), events_queue({"BATON_CELERY_QUEUE": queue})]
+    assert {name: count for name, (count, _) in queue_message_counts(queues).items()} == {
+        name: 0 for name in queues
+    }
+    env = _child_env(connection.settings_dict["NAME"]) | {"BATON_CELERY_QUEUE": queue}
+    result = subprocess.run(
+        [
+            sys.executable,
+            "manage.py",
+            "test_processes",
+            str(_case_folder(tmp_path / "m")),
+            "--no-store",
+        ],
+        env=env,
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "1 passed, 0 failed." in result.stdout.splitlines()
+    assert {name: count for name, (count, _) in queue_message_counts(queues).items()} == {
+        name: 0 for name in queues
     }

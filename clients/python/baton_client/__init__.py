@@ -15,11 +15,25 @@ worker.run()  # fetch (long-polling), handle, complete; forever (or stop())
 """
 
 from .client import ApiError, BatonClient, ExternalTask
-from .models import Instance, Job, Queue, Schedule, Task
+from .models import (
+    Batch,
+    BatchItem,
+    BatchPreview,
+    Instance,
+    Job,
+    Queue,
+    Schedule,
+    Task,
+    WebhookDelivery,
+    WebhookSubscription,
+)
 from .worker import BpmnError, Worker
 
 __all__ = [
     "ApiError",
+    "Batch",
+    "BatchItem",
+    "BatchPreview",
     "BatonClient",
     "BpmnError",
     "ExternalTask",
@@ -28,5 +42,7 @@ __all__ = [
     "Queue",
     "Schedule",
     "Task",
+    "WebhookDelivery",
+    "WebhookSubscription",
     "Worker",
 ]

@@ -16,7 +16,18 @@ from typing import Any, cast
 
 import httpx
 
-from .models import Instance, Job, Queue, Schedule, Task
+from .models import (
+    Batch,
+    BatchItem,
+    BatchPreview,
+    Instance,
+    Job,
+    Queue,
+    Schedule,
+    Task,
+    WebhookDelivery,
+    WebhookSubscription,
+)
 
 EXTERNAL_TASKS = "/api/v1/external-tasks"
 API = "/api/v1"
@@ -266,6 +277,88 @@ class BatonClient:
         """A new cron, cycle (R/PT1H), date or duration for a deployed version."""
         body = {"expression": expression}
         return cast(Schedule, self._request("PATCH", f"{API}/schedules/{schedule_id}/", body=body))
+
+    # -- batch operations (operators) ------------------------------------------------------
+
+    def create_batch(
+        self,
+        operation: str,
+        filter: dict[str, Any],
+        arguments: dict[str, Any] | None = None,
+        *,
+        dry_run: bool = False,
+    ) -> Batch | BatchPreview:
+        """One operation ("suspend", "resume", "terminate", "cancel", "retry", "migrate",
+        "delete_finished", "set_variables") on every instance `filter` selects (`{}`: all
+        the operation applies to). Returns the queued `Batch` to poll with `get_batch`, or
+        with `dry_run` a `BatchPreview` (counts and a sample; nothing changes). Not sent
+        again after a timeout: the batch may have been created."""
+        body: dict[str, Any] = {"operation": operation, "filter": filter, "dry_run": dry_run}
+        if arguments is not None:
+            body["arguments"] = arguments
+        answer = self._post(f"{API}/batches/", body)
+        return cast(BatchPreview, answer) if dry_run else cast(Batch, answer)
+
+    def preview_batch(
+        self, operation: str, filter: dict[str, Any], arguments: dict[str, Any] | None = None
+    ) -> BatchPreview:
+        """`create_batch(..., dry_run=True)`, typed as the preview it answers."""
+        return cast(BatchPreview, self.create_batch(operation, filter, arguments, dry_run=True))
+
+    def batches(self) -> Iterator[Batch]:
+        """Batch operations, newest first (all pages)."""
+        return cast(Iterator[Batch], self._pages(f"{API}/batches/"))
+
+    def get_batch(self, batch_id: str) -> Batch:
+        """A batch's progress: total, done, succeeded, skipped, failed, the first problems."""
+        return cast(Batch, self._get(f"{API}/batches/{batch_id}/"))
+
+    def batch_items(self, batch_id: str, *, outcome: str | None = None) -> Iterator[BatchItem]:
+        """The batch's target instances and what it did to each; `outcome` "pending", "ok",
+        "skipped" or "failed" picks some."""
+        params = {"outcome": outcome}
+        return cast(Iterator[BatchItem], self._pages(f"{API}/batches/{batch_id}/items/", params))
+
+    def cancel_batch(self, batch_id: str) -> Batch:
+        """Stop a batch between chunks (409 once it has finished)."""
+        return cast(Batch, self._post(f"{API}/batches/{batch_id}/cancel/", {}))
+
+    # -- outbound webhook subscriptions (operators) -----------------------------------------
+
+    def webhook_subscriptions(self) -> Iterator[WebhookSubscription]:
+        return cast(Iterator[WebhookSubscription], self._pages(f"{API}/webhook-subscriptions/"))
+
+    def create_webhook_subscription(
+        self,
+        name: str,
+        url: str,
+        secret_name: str,
+        event_types: Sequence[str],
+        *,
+        process_key: str = "",
+        enabled: bool = True,
+    ) -> WebhookSubscription:
+        """Post instance events of `event_types` ("started", "completed", "incident",
+        "task_created"; of every process, or of `process_key`) to `url`, signed with the
+        secret named `secret_name` in Baton's secret store."""
+        body = {
+            "name": name,
+            "url": url,
+            "secret_name": secret_name,
+            "event_types": list(event_types),
+            "process_key": process_key,
+            "enabled": enabled,
+        }
+        return cast(WebhookSubscription, self._post(f"{API}/webhook-subscriptions/", body))
+
+    def delete_webhook_subscription(self, subscription_id: int) -> None:
+        """Delete a subscription and its delivery log."""
+        self._request("DELETE", f"{API}/webhook-subscriptions/{subscription_id}/")
+
+    def webhook_deliveries(self, subscription_id: int) -> Iterator[WebhookDelivery]:
+        """A subscription's delivery log, newest first (all pages)."""
+        path = f"{API}/webhook-subscriptions/{subscription_id}/deliveries/"
+        return cast(Iterator[WebhookDelivery], self._pages(path))
 
     # -- external tasks --------------------------------------------------------------------
 

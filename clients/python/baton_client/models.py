@@ -83,3 +83,66 @@ class Schedule(TypedDict, total=False):
     cycles_left: int | None
     last_started_at: str | None
     created_at: str
+
+
+class BatchItem(TypedDict, total=False):
+    position: int
+    instance: str
+    outcome: str  # "pending", "ok", "skipped" or "failed"
+    message: str
+
+
+class Batch(TypedDict, total=False):
+    id: str
+    operation: str
+    arguments: dict[str, Any]
+    filter: dict[str, Any]
+    status: str  # "pending", "running", "completed", "cancelled" or "failed"
+    actor: str | None
+    total: int
+    done: int
+    succeeded: int
+    skipped: int
+    failed: int
+    error: str
+    created_at: str
+    updated_at: str
+    finished_at: str | None
+    problems: list[BatchItem]
+
+
+class BatchPreview(TypedDict, total=False):
+    """What a batch would do (dry_run): nothing was changed."""
+
+    dry_run: bool
+    operation: str
+    matched: int
+    targets: int
+    matched_by_status: dict[str, int]
+    sample: list[str]
+    migration_plans: list[dict[str, Any]]
+
+
+class WebhookSubscription(TypedDict, total=False):
+    id: int
+    name: str
+    url: str
+    secret_name: str
+    event_types: list[str]
+    process_key: str
+    enabled: bool
+    created_at: str
+
+
+class WebhookDelivery(TypedDict, total=False):
+    id: str
+    event_type: str
+    instance: str | None
+    status: str  # "pending", "delivered" or "failed"
+    attempts: int
+    last_response_code: int | None
+    last_error: str
+    next_attempt_at: str | None
+    created_at: str
+    delivered_at: str | None
+    payload: dict[str, Any]

@@ -17,11 +17,14 @@ from engine.models import ProcessInstance, StartTrigger
 from processes.services import deploy
 from processes.validation import UploadedFile
 from tests.engine import event_diagrams
+from tests.engine.service_fixtures import Workers, celery_workers, wait_until
 from tests.external_tasks import diagrams
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "clients" / "python"))
 
 from baton_client import ApiError, BatonClient
+
+__all__ = ["celery_workers"]  # the fixture, for this module
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -116,7 +119,10 @@ def test_jobs_and_schedules_for_operators(client_for: Any, make_user: Any) -> No
     assert refused.value.status == 400
 
 
-def test_batches_for_operators(client_for: Any, example_definitions: Any, make_user: Any) -> None:
+@pytest.mark.slow
+def test_batches_for_operators(
+    celery_workers: Workers, client_for: Any, example_definitions: Any, make_user: Any
+) -> None:
     operator = client_for(make_user("otto", "operators"))
     started = [
         operator.start("expense_approval", {"amount": n, "description": "Tea"}, business_key="B")
@@ -134,8 +140,12 @@ def test_batches_for_operators(client_for: Any, example_definitions: Any, make_u
     items = list(operator.batch_items(batch["id"]))
     assert sorted(item["instance"] for item in items) == sorted(i["id"] for i in started)
     assert list(operator.batch_items(batch["id"], outcome="failed")) == []
-    # No worker runs in this test: the batch waits for its first chunk, and stops there.
-    assert operator.cancel_batch(batch["id"])["status"] == "cancelled"
+    wait_until(lambda: operator.get_batch(batch["id"])["status"] == "completed", what="the batch")
+    assert {i.status for i in ProcessInstance.objects.all()} == {"suspended"}
+    # A finished batch cannot be cancelled: the client raises the API's problem.
+    with pytest.raises(ApiError) as finished:
+        operator.cancel_batch(batch["id"])
+    assert finished.value.status == 409
     with pytest.raises(ApiError) as refused:
         operator.create_batch("suspend", {"colour": "red"})
     assert refused.value.status == 400

@@ -8,6 +8,7 @@ from rest_framework import serializers
 
 from engine.models import HumanTask, InstanceEvent, ProcessInstance, ServiceJob
 from engine.selectors import waiting_for_events
+from engine.services.reasons import MAX_REASON
 from processes.models import ProcessDefinition
 
 from .parsers import TextField
@@ -310,8 +311,18 @@ class InstanceEventSerializer(serializers.ModelSerializer):
         fields = ["id", "type", "element_id", "actor", "payload", "created_at"]
 
 
+class StrictCharField(serializers.CharField):
+    """Text that must be a JSON string (CharField would turn a number into text)."""
+
+    def to_internal_value(self, data: Any) -> str:
+        if not isinstance(data, str):
+            self.fail("invalid")
+        return str(super().to_internal_value(data))
+
+
 class ReasonSerializer(serializers.Serializer):
-    reason = serializers.CharField(required=False, allow_blank=True, max_length=2000)
+    # A string only (a number is no reason); the length is the services' own limit.
+    reason = StrictCharField(required=False, allow_blank=True, max_length=MAX_REASON)
 
 
 class VariablesSerializer(serializers.Serializer):
@@ -352,15 +363,6 @@ def query_filters(serializer_class: type[serializers.Serializer], params: Any) -
     query = serializer_class(data=known)
     query.is_valid(raise_exception=True)
     return dict(query.validated_data)
-
-
-class StrictCharField(serializers.CharField):
-    """Text that must be a JSON string (CharField would turn a number into text)."""
-
-    def to_internal_value(self, data: Any) -> str:
-        if not isinstance(data, str):
-            self.fail("invalid")
-        return str(super().to_internal_value(data))
 
 
 @extend_schema_field(

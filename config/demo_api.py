@@ -12,11 +12,17 @@ Served under /demo-api/ when BATON_DEMO_API is on (the default outside productio
   `Idempotency-Key` header Baton sends with every service call: a call repeated with the
   same key (a worker died before it had the answer) books or cancels nothing more and gets
   the first answer again, while a second cancel with another key finds the booking cancelled
-  already (409).
+  already (409); a key used again for another request is refused (422).
+
+The API has no login (it is off in production settings): what anyone may do with it is
+bounded. The table keeps the latest MAX_BOOKINGS rows, and a slow cancellation waits at most
+MAX_CANCEL_DELAY seconds, in at most SLOW_ANSWERS threads of a web process at once (the
+others answer at once), so that slow answers cannot hold every thread of the server.
 """
 
 import hashlib
 import json
+import threading
 import time
 import uuid
 from decimal import Decimal, InvalidOperation
@@ -33,8 +39,17 @@ from engine.models import DemoBooking
 
 # Payments above this are declined (402): the saga's failure path without any flag.
 CARD_LIMIT = Decimal(10_000)
-# A slow supplier answers at most this late (seconds).
-MAX_CANCEL_DELAY = 120.0
+# A slow supplier answers at most this late (seconds), in at most this many threads of a web
+# process at once: a slow answer holds its thread.
+MAX_CANCEL_DELAY = 30.0
+SLOW_ANSWERS = 2
+_slow_answers = threading.BoundedSemaphore(SLOW_ANSWERS)
+# Bookings and payments kept: a new one beyond this deletes the oldest.
+MAX_BOOKINGS = 10_000
+# The longest Idempotency-Key taken (longer ones are refused, not cut: two keys cut to the same
+# prefix would share a booking).
+MAX_KEY = 255
+CENT = Decimal("0.01")  # DemoBooking.amount keeps two decimal places
 BOOKABLE = (DemoBooking.Kind.FLIGHT, DemoBooking.Kind.HOTEL, DemoBooking.Kind.CAR)
 
 
@@ -60,9 +75,15 @@ def _problem(status: int, detail: str) -> JsonResponse:
     return JsonResponse({"detail": detail}, status=status)
 
 
+class _BadKey(Exception):
+    pass
+
+
 def _key(request: HttpRequest) -> str | None:
     key = request.headers.get("Idempotency-Key", "").strip()
-    return key[:255] or None
+    if len(key) > MAX_KEY:
+        raise _BadKey
+    return key or None
 
 
 def _amount(value: Any) -> Decimal | None:
@@ -93,23 +114,60 @@ def booking_json(booking: DemoBooking) -> dict[str, Any]:
     }
 
 
+class _KeyReused(Exception):
+    pass
+
+
+def _same_call(made: DemoBooking, kind: str, trip: str, amount: Decimal) -> DemoBooking:
+    """The booking an earlier call with the same key made, if that call asked the same."""
+    if (made.kind, made.trip, made.amount) != (kind, trip, amount.quantize(CENT)):
+        raise _KeyReused
+    return made
+
+
+def _prune() -> None:
+    """Keep the latest MAX_BOOKINGS rows: the API has no login, so its table is bounded."""
+    excess = DemoBooking.objects.count() - MAX_BOOKINGS
+    if excess > 0:
+        oldest = DemoBooking.objects.order_by("created_at").values_list("pk", flat=True)[:excess]
+        DemoBooking.objects.filter(pk__in=list(oldest)).delete()
+
+
 def _create(kind: str, trip: str, amount: Decimal, key: str | None, **fields: Any) -> DemoBooking:
     """The booking made by the call with `key`, made now unless it was made before."""
     if key is not None:
         made = DemoBooking.objects.filter(booking_key=key).first()
         if made is not None:
-            return made
+            return _same_call(made, kind, trip, amount)
     try:
         with transaction.atomic():
-            return DemoBooking.objects.create(
+            booking = DemoBooking.objects.create(
                 kind=kind, trip=trip, amount=amount, booking_key=key, **fields
             )
     except IntegrityError:  # the same key at the same moment: the other call made it
-        return DemoBooking.objects.get(booking_key=key)
+        return _same_call(DemoBooking.objects.get(booking_key=key), kind, trip, amount)
+    _prune()
+    return booking
+
+
+def _keyed(view: Any) -> Any:
+    """Answer a bad or reused Idempotency-Key as a client error, whatever the view."""
+
+    def wrapped(request: HttpRequest, *args: Any, **kwargs: Any) -> JsonResponse:
+        try:
+            answer: JsonResponse = view(request, *args, **kwargs)
+            return answer
+        except _BadKey:
+            return _problem(400, f"The Idempotency-Key is longer than {MAX_KEY} characters.")
+        except _KeyReused:
+            return _problem(422, "This Idempotency-Key was used for another request.")
+
+    return wrapped
 
 
 @csrf_exempt
 @require_POST
+@_keyed
 def book(request: HttpRequest, kind: str) -> JsonResponse:
     if kind not in BOOKABLE:
         return _problem(404, f"Nothing called {kind!r} can be booked: flight, hotel or car.")
@@ -130,6 +188,7 @@ def book(request: HttpRequest, kind: str) -> JsonResponse:
 
 @csrf_exempt
 @require_POST
+@_keyed
 def cancel_booking(request: HttpRequest, booking_id: uuid.UUID) -> JsonResponse:
     key = _key(request)
     with transaction.atomic():
@@ -147,17 +206,29 @@ def cancel_booking(request: HttpRequest, booking_id: uuid.UUID) -> JsonResponse:
         booking.save(update_fields=["cancel_calls", "status", "cancel_key", "cancelled_at"])
     if not first and not replay:
         return _problem(409, f"The {booking.kind} booking is cancelled already.")
-    if first and booking.cancel_delay:
-        # A slow supplier: cancelled, but the answer comes late (the caller may give up or
-        # die meanwhile and call again, with the same key). No database connection is held
-        # while it waits (Django opens one again if the request needs it).
+    delayed = _answer_late(booking.cancel_delay) if first else 0.0
+    return JsonResponse({**booking_json(booking), "answer_delayed_seconds": delayed})
+
+
+def _answer_late(delay: float) -> float:
+    """A slow supplier: cancelled, but the answer comes late (the caller may give up or die
+    meanwhile and call again, with the same key). At most MAX_CANCEL_DELAY seconds, and only
+    while fewer than SLOW_ANSWERS threads wait already; the seconds waited."""
+    delay = min(delay, MAX_CANCEL_DELAY)
+    if delay <= 0 or not _slow_answers.acquire(blocking=False):
+        return 0.0
+    try:
+        # No database connection is held while it waits (Django opens one again if needed).
         connection.close()
-        time.sleep(booking.cancel_delay)
-    return JsonResponse(booking_json(booking))
+        time.sleep(delay)
+    finally:
+        _slow_answers.release()
+    return delay
 
 
 @csrf_exempt
 @require_POST
+@_keyed
 def pay(request: HttpRequest) -> JsonResponse:
     body = _body(request)
     if body is None:

@@ -73,6 +73,22 @@ class ProcessInstance(models.Model):
         return self.cancel_requested_at is not None
 
     @property
+    def cancel_refusal(self) -> str | None:
+        """Why a cancel with compensation is refused now, None when it may be cancelled: the
+        one rule the service (engine.services.lifecycle.cancel_instance) enforces and the
+        admin page follows when it offers the button."""
+        if self.is_finished:
+            return f"The instance is {self.status}; it cannot be cancelled."
+        if self.is_cancelling:
+            return "The instance is already being cancelled: its compensation runs."
+        if self.status == self.Status.SUSPENDED:
+            return (
+                "The instance is suspended: resume it so that its compensation can run, "
+                "or terminate it."
+            )
+        return None
+
+    @property
     def tasks_workable(self) -> bool:
         """Whether its open tasks can be claimed and completed now: not while it is suspended,
         in incident or finished."""

@@ -9,13 +9,10 @@ from django.db.models import Count
 
 from engine.bpmn.elements import element_names
 from engine.bpmn.inspection import element_markers, reset_targets, skippable_tasks
-from engine.models import ProcessInstance, ServiceJob
+from engine.models import InstanceEvent, ProcessInstance, ServiceJob
 from processes.models import ProcessDefinition
 
 from .workflows import workflow_of
-
-# The audit event written as a compensation handler starts (engine.services, issue 24).
-COMPENSATION_STARTED = "compensation_started"
 
 
 def instance_diagram(instance: ProcessInstance) -> dict[str, Any]:
@@ -35,7 +32,9 @@ def compensated_elements(instance: ProcessInstance) -> list[str]:
     """The activities whose compensation handler started, as the audit trail says (one
     `compensation_started` event each time; its element is the compensated activity). The
     workflow forgets a finished compensation, the trail does not."""
-    started = instance.events.filter(type=COMPENSATION_STARTED).exclude(element_id="")
+    started = instance.events.filter(type=InstanceEvent.Type.COMPENSATION_STARTED).exclude(
+        element_id=""
+    )
     return sorted(set(started.values_list("element_id", flat=True)))
 
 

@@ -54,6 +54,7 @@ from .lifecycle import (
 )
 from .migration import migrate_instance, plan_migration
 from .operators import require_operator
+from .reasons import checked_reason
 from .retention import FINISHED, delete_finished_instances
 from .variables import check_variables
 
@@ -90,7 +91,6 @@ CHUNK_SIZE = 200
 # At most this many chunks of one batch run at once (BATON_BATCH_PARALLEL_CHUNKS is capped).
 PARALLEL_CHUNKS_LIMIT = 16
 SAMPLE_SIZE = 20
-MAX_REASON = 2000
 
 
 @dataclass(frozen=True)
@@ -111,13 +111,11 @@ class BatchPreview:
 
 
 def _reason(arguments: dict[str, Any], operation: str) -> str:
-    reason = arguments.get("reason", "")
-    if not isinstance(reason, str) or len(reason) > MAX_REASON:
-        raise InvalidInput(f"reason must be text of at most {MAX_REASON} characters.")
-    reason = reason.strip()
-    if operation != Operation.SUSPEND and not reason:
-        raise InvalidInput(f"Give a reason to {operation} the instances; the audit trail keeps it.")
-    return reason
+    return checked_reason(
+        arguments.get("reason", ""),
+        f"{operation} the instances",
+        required=operation != Operation.SUSPEND,
+    )
 
 
 def _version(arguments: dict[str, Any], given: BatchFilter) -> int:

@@ -17,7 +17,7 @@ from engine.bpmn.compensation import begin_cancel_with_compensation
 from engine.bpmn.failures import run_engine_steps
 from engine.bpmn.repair import cancel
 from engine.bpmn.walks import is_completed
-from engine.exceptions import Conflict, InvalidInput
+from engine.exceptions import Conflict
 from engine.models import HumanTask, ProcessInstance, ServiceJob
 
 from .audit import record_event
@@ -28,6 +28,7 @@ from .instance_status import decide_status, has_active_jobs, has_dead_jobs
 from .instance_store import lock_instance, lock_unfinished, open_run, persist_workflow
 from .job_outcomes import apply_deferred_outcomes
 from .operators import require_operator
+from .reasons import checked_reason
 from .running import running_as
 from .variables import change_workflow_variables, check_variables
 
@@ -40,6 +41,7 @@ def suspend_instance(
     """Stop the instance from moving: no task completion, job run or job result applies until
     it is resumed. Results that arrive meanwhile are kept. Suspending twice changes nothing."""
     require_operator(actor, "suspend")
+    reason = checked_reason(reason, "suspend the instance", required=False)
     with transaction.atomic(durable=True):
         instance = lock_unfinished(instance_id, "suspended")
         if instance.status == Status.SUSPENDED:
@@ -86,11 +88,9 @@ def terminate_instance(
     """End the instance where it stands: open tasks and waiting jobs are cancelled. It cannot
     be undone, so the operator says why (the audit trail keeps the reason)."""
     require_operator(actor, "terminate")
-    reason = reason.strip()
     with transaction.atomic(durable=True):
         instance = lock_unfinished(instance_id, "terminated")
-        if not reason:
-            raise InvalidInput("Give a reason to terminate the instance; the audit trail keeps it.")
+        reason = checked_reason(reason, "terminate the instance", required=True)
         run = open_run(instance)
         cancel(run.workflow)
         instance.human_tasks.filter(status__in=HumanTask.ACTIVE_STATUSES).update(
@@ -112,20 +112,15 @@ def cancel_instance(*, instance_id: uuid.UUID | str, actor: Person, reason: str)
     (service handlers are jobs with their retries and incidents). When the last handler has
     finished, the instance is terminated (engine.services.instance_status), with the asker as
     the actor; with nothing to compensate that is at once. Operators only; a reason is
-    required; a suspended instance is resumed first (its handlers could not run)."""
+    required; refused (Conflict) when `ProcessInstance.cancel_refusal` says so: finished,
+    already being cancelled, or suspended (its handlers could not run: resume it first)."""
     require_operator(actor, "cancel")
-    reason = reason.strip()
     with transaction.atomic(durable=True):
-        instance = lock_unfinished(instance_id, "cancelled")
-        if instance.is_cancelling:
-            raise Conflict("The instance is already being cancelled: its compensation runs.")
-        if instance.status == Status.SUSPENDED:
-            raise Conflict(
-                "The instance is suspended: resume it so that its compensation can run, "
-                "or terminate it."
-            )
-        if not reason:
-            raise InvalidInput("Give a reason to cancel the instance; the audit trail keeps it.")
+        instance = lock_instance(instance_id)
+        refusal = instance.cancel_refusal
+        if refusal is not None:
+            raise Conflict(refusal)
+        reason = checked_reason(reason, "cancel the instance", required=True)
         instance.cancel_requested_at = timezone.now()
         instance.cancel_requested_by = as_user(actor)
         instance.cancel_reason = reason

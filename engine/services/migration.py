@@ -22,7 +22,7 @@ from .audit import record_event
 from .definition_cache import definition_specs
 from .incidents import settle_incident
 from .instance_store import load_workflow, open_run, persist_workflow
-from .operators import lock_for_repair
+from .operators import lock_for_rewind
 from .running import running_as
 
 __all__ = ["MigrationPlan", "migrate_instance", "plan_migration"]
@@ -66,7 +66,7 @@ def _plan(
 def plan_migration(*, instance_id: uuid.UUID | str, actor: Person, version: int) -> MigrationPlan:
     """The dry run of `migrate_instance`: the same checks and plan, and nothing changes."""
     with transaction.atomic(durable=True):
-        instance = lock_for_repair(instance_id, actor, "migrate")
+        instance = lock_for_rewind(instance_id, actor, "migrate", "migrated")
         return _plan(instance, load_workflow(instance), version)[1].plan
 
 
@@ -75,7 +75,7 @@ def migrate_instance(*, instance_id: uuid.UUID | str, actor: Person, version: in
     same id (or the same place in the flow), waiting tasks are set up again by the new
     version. Refused (Conflict, nothing changes) when an active task has no counterpart."""
     with transaction.atomic(durable=True):
-        instance = lock_for_repair(instance_id, actor, "migrate")
+        instance = lock_for_rewind(instance_id, actor, "migrate", "migrated")
         run = open_run(instance)
         target, move = _plan(instance, run.workflow, version)
         plan = move.plan

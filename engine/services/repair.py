@@ -24,7 +24,7 @@ from engine.models import HumanTask, ProcessInstance
 from .audit import record_event
 from .incidents import settle_incident
 from .instance_store import open_run, persist_workflow
-from .operators import lock_for_repair
+from .operators import lock_for_repair, lock_for_rewind
 from .running import running_as
 
 
@@ -35,7 +35,7 @@ def reset_instance(
     it is undone (open tasks cancelled, running jobs cancelled) and the element runs again with
     the data it had then. Refused for elements that never completed."""
     with transaction.atomic(durable=True):
-        instance = lock_for_repair(instance_id, actor, "reset")
+        instance = lock_for_rewind(instance_id, actor, "reset", "reset")
         run = open_run(instance)
         target = next((t for t in reset_targets(run.workflow) if t.element_id == element_id), None)
         if target is None:

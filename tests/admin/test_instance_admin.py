@@ -11,7 +11,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from engine.models import HumanTask, InstanceEvent, ProcessInstance
-from engine.services import start_instance, terminate_instance
+from engine.services import start_instance, suspend_instance, terminate_instance
 from engine.services.instance_store import load_workflow
 from tests.engine.repair_diagrams import approval, approve
 from tests.helpers import build_bpmn, deploy_document
@@ -572,3 +572,44 @@ def test_compensated_activities_have_their_own_marker_and_legend(operator_client
     assert response.context["diagram"]["compensated"] == ["approve"]
     page = response.content.decode()
     assert 'data-testid="legend-compensated"' in page and "baton-key compensated" in page
+
+
+def test_cancel_needs_the_csrf_token(operator, two_step):
+    client = Client(enforce_csrf_checks=True)
+    client.force_login(operator)
+    before = state_of(two_step)
+    forged = client.post(repair_url(two_step, "cancel"), {"reason": "x", "confirmed": "yes"})
+    assert forged.status_code == 403
+    assert state_of(two_step) == before and two_step.cancel_requested_at is None
+    # The instance page's own form carries the token, and with it the cancel runs.
+    page = client.get(page_url(two_step)).content.decode()
+    token = re.search(
+        r"repair/cancel/\"><input type=\"hidden\" name=\"csrfmiddlewaretoken\" value=\"([^\"]+)\"",
+        page,
+    )
+    assert token is not None, page
+    done = client.post(
+        repair_url(two_step, "cancel"),
+        {"reason": "x", "confirmed": "yes", "csrfmiddlewaretoken": token.group(1)},
+    )
+    assert done.status_code == 302
+    assert state_of(two_step)[0] == "terminated"
+
+
+def test_a_cancel_reason_is_shown_as_text(operator_client, two_step):
+    script = '<script>alert("x")</script><img src=x onerror=alert(1)>'
+    ProcessInstance.objects.filter(pk=two_step.pk).update(
+        status="running", cancel_requested_at=timezone.now(), cancel_reason=script
+    )
+    InstanceEvent.objects.create(
+        instance=two_step, type="cancel_requested", payload={"reason": script, "handlers": 1}
+    )
+    page = operator_client.get(page_url(two_step)).content.decode()
+    assert script not in page
+    assert "&lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt;" in page
+
+
+def test_a_suspended_instance_offers_no_cancel(operator_client, two_step, operator):
+    suspend_instance(instance_id=two_step.pk, actor=operator)
+    page = operator_client.get(page_url(two_step)).content.decode()
+    assert "Cancel with compensation…" not in page and "Resume" in page

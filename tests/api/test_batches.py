@@ -13,7 +13,7 @@ from django.utils import timezone
 from rest_framework.test import APIClient
 
 from engine.models import Batch, BatchItem, InstanceEvent, ProcessInstance
-from engine.services import start_instance, suspend_instance
+from engine.services import cancel_instance, start_instance, suspend_instance
 from engine.services.audit import on_behalf_of_batch
 from engine.services.batches import CHUNK_SIZE, run_batch_chunk, sweep_batches
 from processes.models import ProcessDefinition
@@ -428,3 +428,27 @@ def test_a_cancel_batch_cancels_with_compensation(operator, operator_api, defini
         str(batch.pk)
     )
     assert ProcessInstance.objects.get(pk=instances[2].pk).status == "suspended"
+
+
+def test_a_cancel_batch_run_again_after_its_worker_died_cancels_each_instance_once(
+    operator, operator_api, definition
+):
+    instances = [start_instance(key="two_step", business_key=f"d{i}") for i in range(3)]
+    body = {"operation": "cancel", "filter": {"definition": "two_step"}}
+    batch_id = post(operator_api, {**body, "arguments": {"reason": "withdrawn"}}).json()["id"]
+    # A worker claimed the chunk, cancelled the first instance, then died before recording it.
+    Batch.objects.filter(pk=batch_id).update(cursor=CHUNK_SIZE)
+    first = BatchItem.objects.filter(batch_id=batch_id).order_by("position").first()
+    assert first is not None
+    with on_behalf_of_batch(batch_id):
+        cancel_instance(instance_id=first.instance_id, actor=operator, reason="withdrawn")
+
+    batch = run_to_end(batch_id)
+    assert (batch.status, batch.done, batch.skipped, batch.failed) == ("completed", 3, 0, 0)
+    for instance in instances:
+        events = InstanceEvent.objects.filter(instance=instance, type="cancel_requested")
+        assert events.count() == 1 and events.get().payload["batch"] == batch_id
+        instance.refresh_from_db()
+        assert instance.status == "terminated"
+    recovered = BatchItem.objects.get(pk=first.pk)
+    assert recovered.outcome == "ok" and "before its worker stopped" in recovered.message

@@ -9,7 +9,9 @@ import uuid
 import pytest
 from django.utils import timezone
 
+from engine.exceptions import InvalidInput
 from engine.models import HumanTask, InstanceEvent, ProcessInstance
+from engine.services import cancel_instance, terminate_instance
 from tests.api.test_endpoints import START, VARIABLES, problem
 
 pytestmark = pytest.mark.django_db
@@ -130,3 +132,39 @@ def test_cancel_is_in_the_openapi_schema(api_client_for, operator) -> None:
     assert body.endswith("/Reason") or body.endswith("/ReasonRequest")
     batch_operations = schema["components"]["schemas"]
     assert "CancelBatchRequest" in batch_operations
+
+
+def test_a_huge_or_odd_reason_is_refused_by_every_entry_point(
+    started, api_client_for, operator
+) -> None:
+    client = api_client_for(operator)
+    for reason in ["x" * 2001, 42, {"why": "x"}, None]:
+        problem(client.post(_url(started["id"]), {"reason": reason}, format="json"), 400)
+    # The service itself holds the rule, for callers that are not the API (admin, batch).
+    for odd in ["x" * 2001, 42]:
+        with pytest.raises(InvalidInput, match="at most 2000 characters"):
+            cancel_instance(instance_id=started["id"], actor=operator, reason=odd)  # type: ignore[arg-type]
+        with pytest.raises(InvalidInput, match="at most 2000 characters"):
+            terminate_instance(instance_id=started["id"], actor=operator, reason=odd)  # type: ignore[arg-type]
+    for odd_id in ["not-a-uuid", "1", "%00"]:
+        response = client.post(f"/api/v1/instances/{odd_id}/cancel/", {"reason": "x"})
+        problem(response, 404)
+    instance = ProcessInstance.objects.get(pk=started["id"])
+    assert (instance.status, instance.cancel_requested_at) == ("waiting", None)
+
+
+def test_reset_and_migrate_of_an_instance_being_cancelled_are_conflicts(
+    started, api_client_for, operator
+) -> None:
+    ProcessInstance.objects.filter(pk=started["id"]).update(
+        status="running", cancel_requested_at=timezone.now(), cancel_reason="first"
+    )
+    client = api_client_for(operator)
+    base = f"/api/v1/instances/{started['id']}"
+    reset = problem(client.post(f"{base}/reset/", {"element_id": "start"}, format="json"), 409)
+    assert "being cancelled" in reset["detail"]
+    migrate = problem(client.post(f"{base}/migrate/", {"version": 2}, format="json"), 409)
+    assert "being cancelled" in migrate["detail"]
+    assert not InstanceEvent.objects.filter(
+        instance_id=started["id"], type__in=["reset", "migrated"]
+    ).exists()

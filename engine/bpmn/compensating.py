@@ -23,7 +23,9 @@ with a deep copy of the data that activity left (a multi-instance activity: the 
 data with what each completed instance changed, kept when the instance was merged, since
 instances leave the tree), and started as
 the engine starts any task (a service task handler parks and gets a job, a user task waits
-for a person). When a handler has finished, the next one starts; a throw event that waits
+for a person), as the whole activity: its boundary events armed, its loop or multi-instance
+marker making its rounds; it has finished when nothing under it runs any more (the path a
+boundary event took included). When a handler has finished, the next one starts; a throw event that waits
 goes on when the queue is empty, with the variables the handlers changed. A handler inside a
 subprocess that had completed runs in that subprocess's workflow, reopened while it runs.
 An activity is compensated at most once (`COMPENSATED`).
@@ -40,6 +42,7 @@ from typing import Any
 
 from SpiffWorkflow.bpmn.serializer.default.task_spec import EventConverter
 from SpiffWorkflow.bpmn.serializer.helpers.spec import EventDefinitionConverter
+from SpiffWorkflow.bpmn.specs.control import BoundaryEventSplit
 from SpiffWorkflow.bpmn.specs.defaults import IntermediateThrowEvent
 from SpiffWorkflow.bpmn.specs.event_definitions.base import EventDefinition
 from SpiffWorkflow.bpmn.specs.event_definitions.simple import CancelEventDefinition
@@ -48,7 +51,7 @@ from SpiffWorkflow.bpmn.util.event import BpmnEvent
 from SpiffWorkflow.task import Task
 from SpiffWorkflow.util.task import TaskState
 
-from .depth import unbounded_tasks
+from .depth import EndJoin, unbounded_tasks
 
 # Internal data of an owner task: its compensation queue (see the module's note).
 QUEUE = "baton_compensation"
@@ -58,6 +61,9 @@ COMPENSATED = "baton_compensated"
 HANDLER = "baton_compensation_handler"
 # Internal data of a multi-instance activity task: its completed instances' data.
 INSTANCES = "baton_compensable_instances"
+# Internal data of a handler task while it (its boundary events' paths, its instances) runs:
+# the stored state keeps it, and its queue looks under it for what still runs.
+RUNNING = "baton_compensation_running"
 
 THROW = "throw"
 TRANSACTION_CANCEL = "transaction_cancel"
@@ -199,7 +205,7 @@ def needed_for_compensation(task: Task) -> bool:
     queue is not done, or a completed activity that can still be compensated (it has a
     handler, or is a subprocess with something to compensate inside) while its instance runs."""
     queue = task.internal_data.get(QUEUE)
-    if queue and not queue.get("finished"):
+    if (queue and not queue.get("finished")) or task.internal_data.get(RUNNING):
         return True
     if task.state != TaskState.COMPLETED or task.internal_data.get(COMPENSATED):
         return False
@@ -275,12 +281,13 @@ def _start(top: Any, entry: dict[str, Any], reason: str) -> dict[str, Any] | Non
     workflow.completed = False  # a finished (sub)process runs its handler
     handler = parent._add_child(spec, TaskState.FUTURE)
     handler.internal_data[HANDLER] = True
+    handler.internal_data[RUNNING] = True
     handler.data = data
     if isinstance(spec, SubWorkflowTask):  # a subprocess handler, or an event subprocess
         spec.start_workflow(handler)
         handler._set_state(TaskState.STARTED)
     else:
-        handler._ready()
+        _arm(handler, parent, data)
     activity_task = _workflow(top, entry["wf"]).tasks[uuid.UUID(entry["activity"])]
     note = getattr(top, "note_compensation", None)
     if note is not None:
@@ -299,6 +306,47 @@ def _start(top: Any, entry: dict[str, Any], reason: str) -> dict[str, Any] | Non
         "base": copy.deepcopy(data),
         "reopened": reopened,
     }
+
+
+def _arm(handler: Task, parent: Task, data: dict[str, Any]) -> None:
+    """Start `handler` as a flow starts its activity (the spec's own update): a split in
+    front of it arms its boundary events, a loop or multi-instance wrapper makes its rounds
+    or instances. The library's update merges the parent's data into the task; the handler
+    starts with `data` (one instance of a multi-instance activity differs from the activity's
+    data), so the parent shows that data while the handler takes it."""
+    kept = parent.data
+    parent.data = data
+    try:
+        # Its children (the activity behind a split, the boundary events) as a flow predicts them.
+        handler.task_spec._predict(handler, mask=TaskState.NOT_FINISHED_MASK)
+        handler.task_spec._update(handler)
+    finally:
+        parent.data = kept
+
+
+def _still_runs(handler: Task) -> bool:
+    """Whether anything of a started handler is unfinished: the handler itself, its instances
+    or rounds, its boundary events and the paths they took. A path that reached an end event
+    leaves the scope's end join waiting for the rest of the scope, not for the handler (and
+    what follows it only predicted: predicted tasks are no work that runs)."""
+    definite = TaskState.NOT_FINISHED_MASK & ~TaskState.PREDICTED_MASK
+    for task in unbounded_tasks(handler, state=definite):
+        if not (task.state == TaskState.WAITING and isinstance(task.task_spec, EndJoin)):
+            return True
+    return False
+
+
+def _handler_changes(handler: Task, base: dict[str, Any]) -> dict[str, Any]:
+    """What a finished handler changed against `base` (the data it started with): a handler
+    with boundary events through every task that completed under it, in order (its own
+    activity, or the path of the boundary event that interrupted it); else its own data."""
+    if not isinstance(handler.task_spec, BoundaryEventSplit):
+        return _changed(base, handler.data) if handler.state == TaskState.COMPLETED else {}
+    done = [t for t in unbounded_tasks(handler, state=TaskState.COMPLETED) if t is not handler]
+    changes: dict[str, Any] = {}
+    for task in sorted(done, key=lambda task: task.last_state_change):
+        changes.update(_changed(base, task.data))
+    return changes
 
 
 def _changed(base: dict[str, Any], data: dict[str, Any]) -> dict[str, Any]:
@@ -325,10 +373,12 @@ def advance(owner: Task, into: dict[str, Any] | None) -> bool:
     if current:
         workflow = _workflow(top, current["wf"])
         handler = workflow.tasks.get(uuid.UUID(current["task"])) if workflow is not None else None
-        if handler is not None and not handler.has_state(TaskState.FINISHED_MASK):
+        if handler is not None and _still_runs(handler):
             return False
-        if handler is not None and handler.state == TaskState.COMPLETED and into is not None:
-            into.update(_changed(current["base"], handler.data))
+        if handler is not None:
+            handler.internal_data.pop(RUNNING, None)
+            if into is not None:
+                into.update(_handler_changes(handler, current["base"]))
         if workflow is not None and current.get("reopened"):
             _close(top, workflow)
         queue["current"] = None

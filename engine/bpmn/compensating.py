@@ -21,13 +21,15 @@ innermost in reverse order too), and keeps that queue in its internal data. Hand
 at a time: each is added to the task tree beside the task of the activity it compensates,
 with a deep copy of the data that activity left (a multi-instance activity: the activity's
 data with what each completed instance changed, kept when the instance was merged, since
-instances leave the tree), and started as
-the engine starts any task (a service task handler parks and gets a job, a user task waits
-for a person), as the whole activity: its boundary events armed, its loop or multi-instance
-marker making its rounds; it has finished when nothing under it runs any more (the path a
-boundary event took included). When a handler has finished, the next one starts; a throw event that waits
-goes on when the queue is empty, with the variables the handlers changed. A handler inside a
-subprocess that had completed runs in that subprocess's workflow, reopened while it runs.
+instances leave the tree), and started as the engine starts any task (a service task handler
+parks and gets a job, a user task waits for a person), as the whole activity: its boundary
+events armed, its loop or multi-instance marker making its rounds; it has finished when
+nothing under it runs any more (the path a boundary event took included). When a handler has
+finished, the next one starts; a throw event that waits goes on when the queue is empty, with
+the variables the handlers changed. One that does not wait (`waitForCompletion="false"`) goes
+on at once; what its handlers change goes into its scope as it is then, and the scope does not
+complete while they run. A handler inside a subprocess that had completed runs in that
+subprocess's workflow, reopened while it runs.
 An activity is compensated at most once (`COMPENSATED`).
 
 The queue is plain JSON in the owner's internal data, so a workflow saved and loaded while a
@@ -361,10 +363,10 @@ def _close(top: Any, workflow: Any) -> None:
         workflow.completed = True
 
 
-def advance(owner: Task, into: dict[str, Any] | None) -> bool:
+def advance(owner: Task) -> bool:
     """Move the queue of `owner` on: when its running handler has finished, merge what the
-    handler changed into `into` (the data that goes on; None: nothing does) and start the
-    next. True if anything moved."""
+    handler changed into the data that goes on (`_targets`) and start the next. True if
+    anything moved."""
     queue = owner.internal_data.get(QUEUE)
     if not queue or queue.get("finished"):
         return False
@@ -377,8 +379,9 @@ def advance(owner: Task, into: dict[str, Any] | None) -> bool:
             return False
         if handler is not None:
             handler.internal_data.pop(RUNNING, None)
-            if into is not None:
-                into.update(_handler_changes(handler, current["base"]))
+            changes = _handler_changes(handler, current["base"])
+            for data in _targets(owner) if changes else ():
+                data.update(copy.deepcopy(changes))
         if workflow is not None and current.get("reopened"):
             _close(top, workflow)
         queue["current"] = None
@@ -402,16 +405,25 @@ def begin(owner: Task, reason: str, entries: list[dict[str, Any]], *, wait: bool
         "wait": wait,
         "moves": 0,
     }
-    advance(owner, _into(owner))
+    advance(owner)
 
 
-def _into(owner: Task) -> dict[str, Any] | None:
-    """Where a handler's changes go: the waiting owner's data, or the workflow's data for the
-    root of a cancelled instance; nowhere for a throw event that did not wait."""
+def _targets(owner: Task) -> list[dict[str, Any]]:
+    """Where a handler's changes go: the waiting owner's data (it goes on with them), or the
+    workflow's data for the root of a cancelled instance. A throw event that did not wait has
+    gone on: the handler's changes go into its scope as it is now, the data of each task of
+    the scope that is still to finish (what runs on carries them, and the scope's end join
+    hands them to the scope's data) and the scope's data itself (BPMN 10.5.6: the handler
+    runs in the scope, not beside it)."""
     if owner is owner.workflow.top_workflow.task_tree:
-        return owner.workflow.data
+        return [owner.workflow.data]
     queue = owner.internal_data.get(QUEUE) or {}
-    return owner.data if queue.get("wait") else None
+    if queue.get("wait"):
+        return [owner.data]
+    scope = owner.workflow
+    definite = TaskState.NOT_FINISHED_MASK & ~TaskState.PREDICTED_MASK
+    running = unbounded_tasks(scope.task_tree, state=definite)
+    return [scope.data, *(task.data for task in running)]
 
 
 def refresh_compensations(top: Any) -> bool:
@@ -426,9 +438,23 @@ def refresh_compensations(top: Any) -> bool:
                 before = queue.get("moves", 0)
                 task.task_spec._update(task)
                 moved = moved or queue.get("moves", 0) != before
-            elif advance(task, _into(task)):
+            elif advance(task):
                 moved = True
+                if queue.get("finished"):  # the scope's end join waited for the handlers
+                    task.workflow.update_waiting_tasks()
     return moved
+
+
+def holds_running_compensation(workflow: Any) -> bool:
+    """Whether a task of `workflow` (not of its subprocesses) owns a compensation queue that
+    has handlers still to run: the scope is not complete while they run (BPMN 10.5.6, also
+    when its throw event did not wait for them), though a handler runs in the workflow of a
+    subprocess that had completed."""
+    for task in workflow.tasks.values():
+        queue = task.internal_data.get(QUEUE)
+        if queue and not queue.get("finished"):
+            return True
+    return False
 
 
 def cancelled_with_compensation(top: Any) -> bool:
@@ -440,12 +466,9 @@ def cancelled_with_compensation(top: Any) -> bool:
 
 def is_compensating(workflow: Any) -> bool:
     """Whether a compensation queue of the workflow still has handlers to run."""
-    for scope in [workflow, *workflow.subprocesses.values()]:
-        for task in scope.tasks.values():
-            queue = task.internal_data.get(QUEUE)
-            if queue and not queue.get("finished"):
-                return True
-    return False
+    return any(
+        holds_running_compensation(scope) for scope in [workflow, *workflow.subprocesses.values()]
+    )
 
 
 # -- the throwing events ----------------------------------------------------------------------
@@ -487,7 +510,7 @@ class CompensationThrowMixin:
             begin(my_task, reason, compensable_entries(my_task.workflow, only=only), wait=wait)
             queue = my_task.internal_data[QUEUE]
         else:
-            advance(my_task, my_task.data if queue.get("wait") else None)
+            advance(my_task)
         if queue.get("finished") or not queue.get("wait"):
             return True
         if my_task.state != TaskState.WAITING:

@@ -139,12 +139,31 @@ def _compensation_throws(
             )
 
 
+def _compensation_in_ad_hoc(root: etree._Element) -> Iterator[Finding]:
+    """An ad-hoc subprocess starts every activity without incoming flows (a handler would
+    run as one of them) and has no compensation of its own in Baton: refused, not ignored."""
+    for ad_hoc in root.iter(_tag("adHocSubProcess")):
+        for element in ad_hoc.iter(etree.Element):
+            is_handler = element.get("isForCompensation") == "true"
+            compensates = element.find(_tag("compensateEventDefinition")) is not None
+            if element is not ad_hoc and (is_handler or compensates):
+                yield (
+                    element,
+                    f"Compensation inside the ad-hoc subprocess {ad_hoc.get('id')!r} is not "
+                    f"supported: {element.get('id')!r} is a compensation "
+                    f"{'handler' if is_handler else 'event'}. Put the compensated activities "
+                    "in an embedded subprocess or a called process, or compensate the ad-hoc "
+                    "subprocess as a whole (a compensation boundary event on it).",
+                )
+
+
 def _compensation(root: etree._Element) -> Iterator[Finding]:
     # Every check reads the same index of ids: built once, not once per element.
     by_id = {e.get("id"): e for e in root.iter(etree.Element) if e.get("id")}
     yield from _compensation_handler_flows(root)
     yield from _compensation_boundaries(root, by_id)
     yield from _compensation_throws(root, by_id)
+    yield from _compensation_in_ad_hoc(root)
 
 
 def _boundary_events(root: etree._Element) -> Iterator[Finding]:

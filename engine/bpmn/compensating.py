@@ -21,11 +21,15 @@ innermost in reverse order too), and keeps that queue in its internal data. Hand
 at a time: each is added to the task tree beside the task of the activity it compensates,
 with a deep copy of the data that activity left (a multi-instance activity: the activity's
 data with what each completed instance changed, kept when the instance was merged, since
-instances leave the tree), and started as
-the engine starts any task (a service task handler parks and gets a job, a user task waits
-for a person). When a handler has finished, the next one starts; a throw event that waits
-goes on when the queue is empty, with the variables the handlers changed. A handler inside a
-subprocess that had completed runs in that subprocess's workflow, reopened while it runs.
+instances leave the tree), and started as the engine starts any task (a service task handler
+parks and gets a job, a user task waits for a person), as the whole activity: its boundary
+events armed, its loop or multi-instance marker making its rounds; it has finished when
+nothing under it runs any more (the path a boundary event took included). When a handler has
+finished, the next one starts; a throw event that waits goes on when the queue is empty, with
+the variables the handlers changed. One that does not wait (`waitForCompletion="false"`) goes
+on at once; what its handlers change goes into its scope as it is then, and the scope does not
+complete while they run. A handler inside a subprocess that had completed runs in that
+subprocess's workflow, reopened while it runs.
 An activity is compensated at most once (`COMPENSATED`).
 
 The queue is plain JSON in the owner's internal data, so a workflow saved and loaded while a
@@ -40,6 +44,7 @@ from typing import Any
 
 from SpiffWorkflow.bpmn.serializer.default.task_spec import EventConverter
 from SpiffWorkflow.bpmn.serializer.helpers.spec import EventDefinitionConverter
+from SpiffWorkflow.bpmn.specs.control import BoundaryEventSplit
 from SpiffWorkflow.bpmn.specs.defaults import IntermediateThrowEvent
 from SpiffWorkflow.bpmn.specs.event_definitions.base import EventDefinition
 from SpiffWorkflow.bpmn.specs.event_definitions.simple import CancelEventDefinition
@@ -48,7 +53,7 @@ from SpiffWorkflow.bpmn.util.event import BpmnEvent
 from SpiffWorkflow.task import Task
 from SpiffWorkflow.util.task import TaskState
 
-from .depth import unbounded_tasks
+from .depth import EndJoin, unbounded_tasks
 
 # Internal data of an owner task: its compensation queue (see the module's note).
 QUEUE = "baton_compensation"
@@ -58,6 +63,9 @@ COMPENSATED = "baton_compensated"
 HANDLER = "baton_compensation_handler"
 # Internal data of a multi-instance activity task: its completed instances' data.
 INSTANCES = "baton_compensable_instances"
+# Internal data of a handler task while it (its boundary events' paths, its instances) runs:
+# the stored state keeps it, and its queue looks under it for what still runs.
+RUNNING = "baton_compensation_running"
 
 THROW = "throw"
 TRANSACTION_CANCEL = "transaction_cancel"
@@ -199,7 +207,7 @@ def needed_for_compensation(task: Task) -> bool:
     queue is not done, or a completed activity that can still be compensated (it has a
     handler, or is a subprocess with something to compensate inside) while its instance runs."""
     queue = task.internal_data.get(QUEUE)
-    if queue and not queue.get("finished"):
+    if (queue and not queue.get("finished")) or task.internal_data.get(RUNNING):
         return True
     if task.state != TaskState.COMPLETED or task.internal_data.get(COMPENSATED):
         return False
@@ -275,12 +283,13 @@ def _start(top: Any, entry: dict[str, Any], reason: str) -> dict[str, Any] | Non
     workflow.completed = False  # a finished (sub)process runs its handler
     handler = parent._add_child(spec, TaskState.FUTURE)
     handler.internal_data[HANDLER] = True
+    handler.internal_data[RUNNING] = True
     handler.data = data
     if isinstance(spec, SubWorkflowTask):  # a subprocess handler, or an event subprocess
         spec.start_workflow(handler)
         handler._set_state(TaskState.STARTED)
     else:
-        handler._ready()
+        _arm(handler, parent, data)
     activity_task = _workflow(top, entry["wf"]).tasks[uuid.UUID(entry["activity"])]
     note = getattr(top, "note_compensation", None)
     if note is not None:
@@ -301,6 +310,47 @@ def _start(top: Any, entry: dict[str, Any], reason: str) -> dict[str, Any] | Non
     }
 
 
+def _arm(handler: Task, parent: Task, data: dict[str, Any]) -> None:
+    """Start `handler` as a flow starts its activity (the spec's own update): a split in
+    front of it arms its boundary events, a loop or multi-instance wrapper makes its rounds
+    or instances. The library's update merges the parent's data into the task; the handler
+    starts with `data` (one instance of a multi-instance activity differs from the activity's
+    data), so the parent shows that data while the handler takes it."""
+    kept = parent.data
+    parent.data = data
+    try:
+        # Its children (the activity behind a split, the boundary events) as a flow predicts them.
+        handler.task_spec._predict(handler, mask=TaskState.NOT_FINISHED_MASK)
+        handler.task_spec._update(handler)
+    finally:
+        parent.data = kept
+
+
+def _still_runs(handler: Task) -> bool:
+    """Whether anything of a started handler is unfinished: the handler itself, its instances
+    or rounds, its boundary events and the paths they took. A path that reached an end event
+    leaves the scope's end join waiting for the rest of the scope, not for the handler (and
+    what follows it only predicted: predicted tasks are no work that runs)."""
+    definite = TaskState.NOT_FINISHED_MASK & ~TaskState.PREDICTED_MASK
+    for task in unbounded_tasks(handler, state=definite):
+        if not (task.state == TaskState.WAITING and isinstance(task.task_spec, EndJoin)):
+            return True
+    return False
+
+
+def _handler_changes(handler: Task, base: dict[str, Any]) -> dict[str, Any]:
+    """What a finished handler changed against `base` (the data it started with): a handler
+    with boundary events through every task that completed under it, in order (its own
+    activity, or the path of the boundary event that interrupted it); else its own data."""
+    if not isinstance(handler.task_spec, BoundaryEventSplit):
+        return _changed(base, handler.data) if handler.state == TaskState.COMPLETED else {}
+    done = [t for t in unbounded_tasks(handler, state=TaskState.COMPLETED) if t is not handler]
+    changes: dict[str, Any] = {}
+    for task in sorted(done, key=lambda task: task.last_state_change):
+        changes.update(_changed(base, task.data))
+    return changes
+
+
 def _changed(base: dict[str, Any], data: dict[str, Any]) -> dict[str, Any]:
     return {k: copy.deepcopy(v) for k, v in data.items() if k not in base or base[k] != v}
 
@@ -313,10 +363,10 @@ def _close(top: Any, workflow: Any) -> None:
         workflow.completed = True
 
 
-def advance(owner: Task, into: dict[str, Any] | None) -> bool:
+def advance(owner: Task) -> bool:
     """Move the queue of `owner` on: when its running handler has finished, merge what the
-    handler changed into `into` (the data that goes on; None: nothing does) and start the
-    next. True if anything moved."""
+    handler changed into the data that goes on (`_targets`) and start the next. True if
+    anything moved."""
     queue = owner.internal_data.get(QUEUE)
     if not queue or queue.get("finished"):
         return False
@@ -325,10 +375,13 @@ def advance(owner: Task, into: dict[str, Any] | None) -> bool:
     if current:
         workflow = _workflow(top, current["wf"])
         handler = workflow.tasks.get(uuid.UUID(current["task"])) if workflow is not None else None
-        if handler is not None and not handler.has_state(TaskState.FINISHED_MASK):
+        if handler is not None and _still_runs(handler):
             return False
-        if handler is not None and handler.state == TaskState.COMPLETED and into is not None:
-            into.update(_changed(current["base"], handler.data))
+        if handler is not None:
+            handler.internal_data.pop(RUNNING, None)
+            changes = _handler_changes(handler, current["base"])
+            for data in _targets(owner) if changes else ():
+                data.update(copy.deepcopy(changes))
         if workflow is not None and current.get("reopened"):
             _close(top, workflow)
         queue["current"] = None
@@ -352,16 +405,25 @@ def begin(owner: Task, reason: str, entries: list[dict[str, Any]], *, wait: bool
         "wait": wait,
         "moves": 0,
     }
-    advance(owner, _into(owner))
+    advance(owner)
 
 
-def _into(owner: Task) -> dict[str, Any] | None:
-    """Where a handler's changes go: the waiting owner's data, or the workflow's data for the
-    root of a cancelled instance; nowhere for a throw event that did not wait."""
+def _targets(owner: Task) -> list[dict[str, Any]]:
+    """Where a handler's changes go: the waiting owner's data (it goes on with them), or the
+    workflow's data for the root of a cancelled instance. A throw event that did not wait has
+    gone on: the handler's changes go into its scope as it is now, the data of each task of
+    the scope that is still to finish (what runs on carries them, and the scope's end join
+    hands them to the scope's data) and the scope's data itself (BPMN 10.5.6: the handler
+    runs in the scope, not beside it)."""
     if owner is owner.workflow.top_workflow.task_tree:
-        return owner.workflow.data
+        return [owner.workflow.data]
     queue = owner.internal_data.get(QUEUE) or {}
-    return owner.data if queue.get("wait") else None
+    if queue.get("wait"):
+        return [owner.data]
+    scope = owner.workflow
+    definite = TaskState.NOT_FINISHED_MASK & ~TaskState.PREDICTED_MASK
+    running = unbounded_tasks(scope.task_tree, state=definite)
+    return [scope.data, *(task.data for task in running)]
 
 
 def refresh_compensations(top: Any) -> bool:
@@ -376,9 +438,23 @@ def refresh_compensations(top: Any) -> bool:
                 before = queue.get("moves", 0)
                 task.task_spec._update(task)
                 moved = moved or queue.get("moves", 0) != before
-            elif advance(task, _into(task)):
+            elif advance(task):
                 moved = True
+                if queue.get("finished"):  # the scope's end join waited for the handlers
+                    task.workflow.update_waiting_tasks()
     return moved
+
+
+def holds_running_compensation(workflow: Any) -> bool:
+    """Whether a task of `workflow` (not of its subprocesses) owns a compensation queue that
+    has handlers still to run: the scope is not complete while they run (BPMN 10.5.6, also
+    when its throw event did not wait for them), though a handler runs in the workflow of a
+    subprocess that had completed."""
+    for task in workflow.tasks.values():
+        queue = task.internal_data.get(QUEUE)
+        if queue and not queue.get("finished"):
+            return True
+    return False
 
 
 def cancelled_with_compensation(top: Any) -> bool:
@@ -390,12 +466,9 @@ def cancelled_with_compensation(top: Any) -> bool:
 
 def is_compensating(workflow: Any) -> bool:
     """Whether a compensation queue of the workflow still has handlers to run."""
-    for scope in [workflow, *workflow.subprocesses.values()]:
-        for task in scope.tasks.values():
-            queue = task.internal_data.get(QUEUE)
-            if queue and not queue.get("finished"):
-                return True
-    return False
+    return any(
+        holds_running_compensation(scope) for scope in [workflow, *workflow.subprocesses.values()]
+    )
 
 
 # -- the throwing events ----------------------------------------------------------------------
@@ -437,7 +510,7 @@ class CompensationThrowMixin:
             begin(my_task, reason, compensable_entries(my_task.workflow, only=only), wait=wait)
             queue = my_task.internal_data[QUEUE]
         else:
-            advance(my_task, my_task.data if queue.get("wait") else None)
+            advance(my_task)
         if queue.get("finished") or not queue.get("wait"):
             return True
         if my_task.state != TaskState.WAITING:

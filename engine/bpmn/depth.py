@@ -175,13 +175,21 @@ def _ends_with_scope(task: Task) -> bool:
 
 class EndJoin(_EndJoin):
     """The process's end: waits until no other task is unfinished, at any depth (but those
-    that end with the scope, which it cancels)."""
+    that end with the scope, which it cancels), and no compensation handler the scope
+    started runs."""
 
     def _check_threshold_unstructured(self, my_task: Task) -> bool:
+        # Imported here: engine.bpmn.compensating builds on this module.
+        from .compensating import holds_running_compensation
+
         unfinished = unbounded_tasks(
             my_task.workflow.task_tree, state=TaskState.NOT_FINISHED_MASK, end_at_spec=self.name
         )
-        return all(task == my_task or _ends_with_scope(task) for task in unfinished)
+        if not all(task == my_task or _ends_with_scope(task) for task in unfinished):
+            return False
+        # Compensation handlers the scope started run on (one may run in the workflow of a
+        # subprocess that had completed, outside this tree): the scope ends after them.
+        return not holds_running_compensation(my_task.workflow)
 
     def _run_hook(self, my_task: Task) -> bool:
         waiting = unbounded_tasks(my_task.workflow.task_tree, state=TaskState.WAITING)

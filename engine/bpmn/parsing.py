@@ -123,12 +123,20 @@ class _CompensationParser(ProcessParser):
             handler_node = associated.get(event.get("id") or "")
             if activity is None or handler_node is None:
                 continue  # an activity no flow reaches; a missing handler is refused before
-            self.parse_node(handler_node)
-            handler = self.spec.task_specs[task_spec_name(handler_node.get("id") or "")]
+            handler = self._handler_entry(handler_node)
             _give_input(handler, activity)
             handlers[activity.name] = handler.name
         if handlers:
             self.spec.compensation_handlers = handlers
+
+    def _handler_entry(self, node: etree._Element) -> Any:
+        """The task spec a handler starts as: the whole activity, so its boundary events
+        (the split in front of it that arms them) and its loop or multi-instance marker
+        (the wrapper spec that carries the element's name) run as they do on a flow."""
+        self.parse_node(node)  # returns the spec parsed first; the names below are stable
+        element_id = node.get("id") or ""
+        split = self.spec.task_specs.get(f"{element_id}.BoundaryEventSplit")
+        return split or self.spec.task_specs[task_spec_name(element_id)]
 
     def add_compensation_event_subprocess(self, node: etree._Element) -> None:
         task_spec = self.parse_node(node)

@@ -31,10 +31,12 @@ def state_name(task: Task) -> str:
 
 
 def _tasks_in(workflow: BpmnWorkflow, state: int) -> list[Task]:
-    tasks: list[Task] = workflow.get_tasks(state=state)
+    # The library's walk of the top workflow descends into some subprocesses (one that had
+    # completed and runs a compensation handler again, too): each task is listed once.
+    tasks: dict[uuid.UUID, Task] = {t.id: t for t in workflow.get_tasks(state=state)}
     for subprocess in workflow.subprocesses.values():
-        tasks.extend(subprocess.get_tasks(state=state))
-    return tasks
+        tasks.update((t.id, t) for t in subprocess.get_tasks(state=state))
+    return list(tasks.values())
 
 
 def find_task(workflow: BpmnWorkflow, task_id: uuid.UUID | str) -> Task | None:

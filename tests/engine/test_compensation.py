@@ -2,6 +2,7 @@
 loaded while a handler waits for its job, state pruning that keeps what compensation needs,
 and the audit events of each compensation with the operation's actor."""
 
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -17,7 +18,7 @@ from engine.bpmn.serialization import (
     workflow_from_state,
     workflow_to_state,
 )
-from engine.models import InstanceEvent, ProcessDefinition, ProcessInstance, ServiceJob
+from engine.models import ElementRun, InstanceEvent, ProcessDefinition, ProcessInstance, ServiceJob
 from engine.services import complete_human_task, start_instance
 from engine.services.human_tasks import HumanTask
 from tests.conformance.runner import run_jobs, trace_of
@@ -272,6 +273,61 @@ def test_compensation_started_events_name_activity_handler_and_reason(operator: 
     instance.refresh_from_db()
     assert instance.status == ProcessInstance.Status.COMPLETED
     assert trace_of(instance) == ["start", "charge", "refund", "end"]
+
+
+NOT_WAITING = Path(__file__).resolve().parents[1] / (
+    "conformance/cases/compensation/wait_for_completion_false_subprocess.bpmn"
+)
+
+
+def test_a_handler_that_was_not_waited_for_keeps_the_instance_from_completing(
+    operator: User,
+) -> None:
+    # The throw event goes on at once; the handler runs in the payment subprocess, which had
+    # completed: the process reaches its end event but completes only after the handler.
+    deploy_document(NOT_WAITING.read_text())
+    instance = start_instance(
+        key="wait_for_completion_false_subprocess", variables={}, actor=operator
+    )
+    assert instance.status == ProcessInstance.Status.RUNNING
+    assert trace_of(instance)[-3:] == ["undo", "after", "end"]
+    job = ServiceJob.objects.get(instance=instance)
+    assert job.element_id == "refund" and job.status == ServiceJob.Status.PENDING
+    run_jobs(instance)
+    instance.refresh_from_db()
+    assert instance.status == ProcessInstance.Status.COMPLETED
+    assert trace_of(instance)[-1] == "refund"
+    # What the handler set is merged into the process's data, as a waiting handler's is.
+    assert instance.variables["refund_result"] == 100
+    assert instance.variables["went_on"] is True
+
+
+HANDLER_WITH_BOUNDARY = Path(__file__).resolve().parents[1] / (
+    "conformance/cases/compensation/handler_error_boundary.bpmn"
+)
+
+
+def test_handler_runs_are_element_runs_like_any_task(operator: User) -> None:
+    # The history (and the insights built on it) shows each handler's run, the boundary
+    # event of a handler that failed and the path it took, with their outcomes.
+    deploy_document(HANDLER_WITH_BOUNDARY.read_text())
+    instance = start_instance(key="handler_error_boundary", variables={}, actor=operator)
+    run_jobs(instance)
+    task = HumanTask.objects.get(instance=instance, element_id="refund_by_hand")
+    complete_human_task(task_id=task.pk, user=operator, variables={})
+    instance.refresh_from_db()
+    assert instance.status == ProcessInstance.Status.COMPLETED
+    runs = {
+        (run.element_id, run.outcome)
+        for run in ElementRun.objects.filter(instance=instance).exclude(element_id="")
+    }
+    assert {
+        ("charge", "completed"),
+        ("refund", "error"),
+        ("refund_failed", "completed"),
+        ("refund_by_hand", "completed"),
+        ("end", "completed"),
+    } <= runs
 
 
 @pytest.fixture

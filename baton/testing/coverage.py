@@ -128,7 +128,7 @@ class Coverage:
             key, ProcessCoverage(key, dict(graph.elements), list(graph.flows))
         )
         entry.instances += 1
-        entry.elements_run |= {r.element_id for r in runs} & set(entry.elements)
+        entry.elements_run |= graph.covered({r.element_id for r in runs}) & set(entry.elements)
         entry.flows_taken |= flows_taken(graph, runs) & set(entry.flows)
 
     def merge(self, other: "Coverage") -> None:

@@ -6,11 +6,17 @@ included, with their contents), and every sequence flow with its source and targ
 objects and stores, lanes and annotations are not steps of a path and are not counted.
 """
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from lxml import etree
 
-from .xml import BPMN_NS, FLOW_ELEMENTS, is_flow_element, parse_untrusted_xml
+from .xml import (
+    BPMN_NS,
+    FLOW_ELEMENTS,
+    compensation_handlers,
+    is_flow_element,
+    parse_untrusted_xml,
+)
 
 _SEQUENCE_FLOW = f"{{{BPMN_NS}}}sequenceFlow"
 _PROCESS = f"{{{BPMN_NS}}}process"
@@ -25,6 +31,14 @@ class ProcessGraph:
     elements: dict[str, str]
     # flow id -> (source element id, target element id)
     flows: dict[str, tuple[str, str]]
+    # compensation boundary event id -> its handler's id: such an event never runs as a step;
+    # it has done its part when its handler ran.
+    compensation_boundaries: dict[str, str] = field(default_factory=dict)
+
+    def covered(self, ran: set[str]) -> set[str]:
+        """The elements a run covered: those it entered, and the compensation boundary
+        events whose handler it entered."""
+        return ran | {event for event, h in self.compensation_boundaries.items() if h in ran}
 
     def incoming(self, element_id: str) -> dict[str, str]:
         """Flow id -> source id of the flows into `element_id`."""
@@ -56,4 +70,9 @@ def process_graph(bpmn_xml: str, process_id: str) -> ProcessGraph:
                 flows[node_id] = (source, target)
         else:
             elements[node_id] = _local(node.tag)
-    return ProcessGraph(elements, flows)
+    handlers = {
+        event: handler.get("id") or ""
+        for event, handler in compensation_handlers(process).items()
+        if elements.get(event) == "boundaryEvent"
+    }
+    return ProcessGraph(elements, flows, handlers)

@@ -6,6 +6,7 @@ from typing import Any
 
 import pytest
 
+from baton.testing.coverage import Coverage
 from baton.testing.runner import ProcessTester
 from tests.helpers import EXAMPLES_DIR
 
@@ -87,3 +88,22 @@ def test_cancelling_while_waiting_for_approval_undoes_the_bookings(trips):
     assert not run.passed("pay_trip")
     assert cancelled(trips) == CANCELS
     assert run.variables["trip_id"] == "TRIP-T"
+
+
+def covered(run: Any) -> set[str]:
+    coverage = Coverage()
+    coverage.add_instance(run.id)
+    return coverage.processes["trip_booking"].elements_run
+
+
+def test_a_compensation_boundary_event_is_covered_when_its_handler_ran(trips):
+    trips.mock("pay_trip", error="HTTP_402", message="Payment Required")
+    ran = covered(start(trips, **WITHIN_LIMIT))
+    assert {"flight_booked", "hotel_booked", "car_booked", "cancel_flight"} <= ran
+
+
+def test_a_compensation_boundary_event_is_not_covered_when_nothing_was_undone(trips):
+    trips.mock("pay_trip", answer({"payment_id": "pay-3"}, 201))
+    ran = covered(start(trips, **WITHIN_LIMIT))
+    assert "book_flight" in ran
+    assert not {"flight_booked", "cancel_flight"} & ran

@@ -8,6 +8,7 @@ import logging
 import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Any
 
 from django.conf import settings
 from django.contrib.admin.models import DELETION, LogEntry
@@ -99,6 +100,17 @@ def _cutoff(days: float, now: datetime.datetime | None) -> datetime.datetime | N
     return (now or clock.now()) - datetime.timedelta(days=days)
 
 
+def _lock_next(rows: "QuerySet[Any]", oldest_first: str, size: int) -> list[Any]:
+    """The keys of the next `size` of `rows`, oldest first, locked for deletion (a key lock,
+    not no_key: they are deleted) within the caller's transaction; rows another run holds are
+    skipped, not waited for."""
+    return list(
+        rows.select_for_update(no_key=False, skip_locked=True)
+        .order_by(oldest_first, "pk")
+        .values_list("pk", flat=True)[:size]
+    )
+
+
 def delete_old_batches(now: datetime.datetime | None = None) -> tuple[int, int]:
     """Delete batches that finished more than BATON_BATCH_RETENTION_DAYS ago, with their
     items, in chunks. Returns (batches, items) deleted. A running or pending batch stays."""
@@ -109,12 +121,7 @@ def delete_old_batches(now: datetime.datetime | None = None) -> tuple[int, int]:
     batches = items = 0
     while True:
         with transaction.atomic():
-            # A key lock (no no_key=True): these rows are deleted.
-            ids = list(
-                old.select_for_update(no_key=False, skip_locked=True)
-                .order_by("finished_at", "pk")
-                .values_list("pk", flat=True)[:BATCH_CHUNK]
-            )
+            ids = _lock_next(old, "finished_at", BATCH_CHUNK)
             if not ids:
                 break
             items += _delete_in_chunks(BatchItem.objects.filter(batch_id__in=ids))
@@ -147,11 +154,7 @@ def delete_old_webhook_deliveries(now: datetime.datetime | None = None) -> int:
     deleted = 0
     while True:
         with transaction.atomic():
-            ids = list(
-                old.select_for_update(no_key=False, skip_locked=True)
-                .order_by("created_at", "pk")
-                .values_list("pk", flat=True)[:CHUNK]
-            )
+            ids = _lock_next(old, "created_at", CHUNK)
             if not ids:
                 break
             WebhookDelivery.objects.filter(pk__in=ids).delete()

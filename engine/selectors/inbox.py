@@ -36,12 +36,23 @@ from processes.models import ProcessDefinition
 from .instances import HEAVY_FIELDS
 
 
-def _task_instances(*, with_variables: bool) -> Prefetch:
+def _task_instances() -> Prefetch:
     """Instances of a page of tasks, fetched by key after the page is cut: joining them into
     the task query would make Postgres sort and limit over the join."""
-    light = [*HEAVY_FIELDS, *([] if with_variables else ["variables"])]
     return Prefetch(
-        "instance", queryset=ProcessInstance.objects.select_related("definition").defer(*light)
+        "instance",
+        queryset=ProcessInstance.objects.select_related("definition").defer(*HEAVY_FIELDS),
+    )
+
+
+def _listed_instances() -> Prefetch:
+    """What a task list shows of a page's instances: the business key and the process key.
+    Every other column of 500 instances and their definitions cost more than the page."""
+    return Prefetch(
+        "instance",
+        queryset=ProcessInstance.objects.select_related("definition").only(
+            "business_key", "definition__key"
+        ),
     )
 
 
@@ -58,7 +69,7 @@ def tasks_for_user(
     status: str | None = None,
 ) -> QuerySet[HumanTask]:
     """Tasks `user` can act on (open or claimed by them), or that they completed."""
-    tasks = HumanTask.objects.prefetch_related(_task_instances(with_variables=False))
+    tasks = HumanTask.objects.prefetch_related(_listed_instances())
     if not user.is_authenticated:
         return tasks.none()
     if status == HumanTask.Status.COMPLETED:
@@ -115,9 +126,7 @@ def inbox_tasks(
 ) -> QuerySet[HumanTask]:
     """The inbox's tabs: `mine` (assigned to me), `groups` (unclaimed, for my groups or me as
     a candidate user), `completed` (completed by me); filtered, searched and sorted."""
-    tasks = HumanTask.objects.prefetch_related(_task_instances(with_variables=True)).defer(
-        "form", "submitted_data"
-    )
+    tasks = HumanTask.objects.prefetch_related(_task_instances()).defer("form", "submitted_data")
     if not user.is_authenticated:
         return tasks.none()
     if tab == "completed":

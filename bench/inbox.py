@@ -511,8 +511,9 @@ class AccessLog:
     seen: int = 0
 
     def lines(self) -> list[list[str]]:
+        """The complete lines: one read while gunicorn writes may end in half a line."""
         text = self.path.read_text() if self.path.exists() else ""
-        return [line.split("|") for line in text.splitlines()]
+        return [line.split("|") for line in text.split("\n")[:-1]]
 
     def settle(self, sent: int) -> None:
         """Wait until the `sent` requests so far are logged (a line follows its response)."""

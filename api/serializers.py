@@ -110,7 +110,8 @@ class TaskSerializer(serializers.ModelSerializer):
     holds both to the same answer)."""
 
     instance = serializers.UUIDField(source="instance_id")
-    definition = serializers.CharField(source="instance.definition.key")
+    # The process key the task row keeps (HumanTask.process_key): no definition to read.
+    definition = serializers.CharField(source="process_key")
     business_key = serializers.CharField(source="instance.business_key", allow_null=True)
 
     def to_representation(self, instance: HumanTask) -> dict[str, Any]:
@@ -119,7 +120,7 @@ class TaskSerializer(serializers.ModelSerializer):
         return {
             "id": str(task.id),
             "instance": str(task.instance_id),
-            "definition": process.definition.key,
+            "definition": task.process_key,
             "business_key": process.business_key,
             "element_id": task.element_id,
             "name": task.name,

@@ -110,10 +110,10 @@ WORDS = ["Team dinner", "Laptop", "Conference travel", "Office chairs", "Taxi", 
 # One line per table rather than one per column.
 INSTANCE_COLUMNS = (  # noqa: SIM905
     "id definition_id business_key status state variables lock_version started_by_id "
-    "created_at updated_at completed_at"
+    "created_at updated_at completed_at cancel_reason"
 ).split()
 TASK_COLUMNS = (  # noqa: SIM905
-    "id instance_id spiff_task_id element_id name lane assignee candidate_users "
+    "id instance_id spiff_task_id process_key element_id name lane assignee candidate_users "
     "candidate_groups form due_at priority status completed_by_id completed_at submitted_data "
     "created_at"
 ).split()
@@ -327,7 +327,7 @@ def build_data(rng: random.Random, args: argparse.Namespace, password: str) -> d
             amount, requester = rng.randint(5, 5000), rng.choice(others)
             variables = {"amount": amount, "description": rng.choice(WORDS), "requester": requester}
             row = (instance_id, template.definition_id, f"{template.key}-{n:06d}", "waiting", "{}")
-            yield (*row, json.dumps(variables), 0, rng.choice(user_ids), at, at, None)
+            yield (*row, json.dumps(variables), 0, rng.choice(user_ids), at, at, None, "")
 
     def active_rows() -> Iterable[tuple[Any, ...]]:
         for spec, (instance_id, template), at in zip(specs, instances, created, strict=True):
@@ -336,7 +336,8 @@ def build_data(rng: random.Random, args: argparse.Namespace, password: str) -> d
             counts[f"active_{spec.status}"] += 1
             groups = [group_name(i) for i in spec.candidate_groups]
             groups += [heavy_group_name(i) for i in spec.desk_groups]
-            row = (new_uuid(), instance_id, new_uuid(), *template.element, spec.assignee)
+            ids = (new_uuid(), instance_id, new_uuid(), template.key)
+            row = (*ids, *template.element, spec.assignee)
             task = (spec.candidate_users, groups, template.form, due, rng.choice(PRIORITIES))
             yield (*row, *task, spec.status, None, None, None, at)
 
@@ -350,7 +351,7 @@ def build_data(rng: random.Random, args: argparse.Namespace, password: str) -> d
             groups = [group_name(rng.randrange(GROUPS))]  # the target's groups too
             at = created[index] - timedelta(seconds=rng.uniform(3600, 5 * 86400))
             done = at + timedelta(seconds=rng.uniform(60, 3 * 86400))
-            ids = (new_uuid(), instance_id, new_uuid())
+            ids = (new_uuid(), instance_id, new_uuid(), template.key)
             task: tuple[Any, ...] = (*template.element, who, [], groups, template.form, None)
             completion = ("completed", people.users[who], done)
             data = json.dumps({"approved": rng.random() < 0.8})
@@ -510,8 +511,9 @@ class AccessLog:
     seen: int = 0
 
     def lines(self) -> list[list[str]]:
+        """The complete lines: one read while gunicorn writes may end in half a line."""
         text = self.path.read_text() if self.path.exists() else ""
-        return [line.split("|") for line in text.splitlines()]
+        return [line.split("|") for line in text.split("\n")[:-1]]
 
     def settle(self, sent: int) -> None:
         """Wait until the `sent` requests so far are logged (a line follows its response)."""

@@ -120,6 +120,10 @@ class HumanTask(models.Model):
         ProcessInstance, related_name="human_tasks", on_delete=models.CASCADE
     )
     spiff_task_id = models.UUIDField()
+    # The key of the instance's process, which no version change alters (a migration moves an
+    # instance to another version of the same key): the inbox filters and lists processes
+    # from the task rows alone, without joining every task of a user to its instance.
+    process_key = models.CharField(max_length=200, blank=True, default="")
     element_id = models.CharField(max_length=255)
     name = models.CharField(max_length=255, blank=True)
     lane = models.CharField(max_length=255, blank=True)

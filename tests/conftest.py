@@ -17,6 +17,7 @@ from engine.selectors.my_work import definition_element_names
 from engine.selectors.operations import element_names_of
 from engine.services.definition_cache import (
     definition_elements,
+    definition_key,
     definition_specs,
     definition_traits,
 )
@@ -35,6 +36,7 @@ def _fresh_definition_caches():
     """Definitions are cached per primary key; a flushed test database may reuse keys."""
     definition_specs.cache_clear()
     definition_elements.cache_clear()
+    definition_key.cache_clear()
     definition_traits.cache_clear()
     definition_element_names.cache_clear()
     element_names_of.cache_clear()
@@ -43,6 +45,7 @@ def _fresh_definition_caches():
     yield
     definition_specs.cache_clear()
     definition_elements.cache_clear()
+    definition_key.cache_clear()
     definition_traits.cache_clear()
     definition_element_names.cache_clear()
     element_names_of.cache_clear()

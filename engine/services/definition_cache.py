@@ -28,6 +28,13 @@ def definition_elements(definition_id: int) -> dict[str, dict[str, Any]]:
     return elements
 
 
+@lru_cache(maxsize=512)
+def definition_key(definition_id: int) -> str:
+    """The process key (BPMN process id) of a definition."""
+    key: str = ProcessDefinition.objects.values_list("key", flat=True).get(pk=definition_id)
+    return key
+
+
 @dataclass(frozen=True)
 class DefinitionTraits:
     """What rows an instance of the definition can have besides its state and human tasks,

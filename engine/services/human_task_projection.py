@@ -17,7 +17,7 @@ from engine.exceptions import TaskScriptFailed
 from engine.models import HumanTask, ProcessInstance
 
 from .audit import record_event
-from .definition_cache import definition_elements
+from .definition_cache import definition_elements, definition_key
 
 
 def _evaluate(task: Task, value: Any) -> Any:
@@ -78,6 +78,13 @@ def _lane_owners(task: Task, lane: str) -> list[str]:
     return []
 
 
+def _process_key(instance: ProcessInstance) -> str:
+    """The instance's process key: from its definition when that was read with it."""
+    if ProcessInstance.definition.is_cached(instance):
+        return instance.definition.key
+    return definition_key(instance.definition_id)
+
+
 def _new_human_task(instance: ProcessInstance, task: Task, info: dict[str, Any]) -> HumanTask:
     priority = _evaluate(task, info.get("priority"))
     assignee = _evaluate(task, info.get("assignee"))
@@ -94,6 +101,7 @@ def _new_human_task(instance: ProcessInstance, task: Task, info: dict[str, Any])
     return HumanTask(
         instance=instance,
         spiff_task_id=task.id,
+        process_key=_process_key(instance),
         element_id=task.task_spec.bpmn_id,
         name=info.get("name") or task.task_spec.bpmn_name or task.task_spec.bpmn_id,
         lane=lane,

@@ -62,7 +62,7 @@ class Command(BaseCommand):
             [
                 str(task.pk),
                 task.name or task.element_id,
-                task.instance.definition.key,
+                task.process_key,
                 task.instance.business_key or "-",
                 task.assignee or "-",
                 ",".join(task.candidate_groups) or "-",

@@ -114,7 +114,7 @@ def test_the_migration_fills_in_the_key_of_existing_rows(
     assert set(expected.values()) == {"expense_approval", "parallel_review"}
     HumanTask.objects.update(process_key="")
 
-    migration = importlib.import_module("engine.migrations.0034_humantask_process_key")
+    migration = importlib.import_module("engine.migrations.0031_humantask_process_key")
     with connection.cursor() as cursor:
         cursor.execute(migration.BACKFILL)
 

@@ -17,7 +17,15 @@ MAX_TEXT = 255
 
 
 def _text(help_text: str, max_length: int = MAX_TEXT) -> StrictCharField:
-    return StrictCharField(required=False, min_length=1, max_length=max_length, help_text=help_text)
+    # Taken as given, as the schema says (a string of at least one character): trimmed, a
+    # filter of white space or control characters would be refused as blank.
+    return StrictCharField(
+        required=False,
+        min_length=1,
+        max_length=max_length,
+        trim_whitespace=False,
+        help_text=help_text,
+    )
 
 
 class StrictBooleanField(serializers.BooleanField):
@@ -98,7 +106,10 @@ class BatchFilterSerializer(_Closed):
 
 class MigrateFilterSerializer(BatchFilterSerializer):
     definition = StrictCharField(
-        min_length=1, max_length=MAX_TEXT, help_text="The process key (versions are per key)."
+        min_length=1,
+        max_length=MAX_TEXT,
+        trim_whitespace=False,
+        help_text="The process key (versions are per key).",
     )
 
 

@@ -315,6 +315,19 @@ def test_bad_input_is_a_problem_and_changes_nothing(operator_api, definition, bo
     assert Batch.objects.count() == 0
 
 
+@pytest.mark.parametrize("text", ["\u001e", " ", "two_step "])
+def test_filter_text_is_taken_as_given(operator_api, definition, text):
+    # A schema-valid string (one character or more) is a filter, not a blank to refuse; it
+    # matches what it says, here nothing.
+    waiting_instances(definition, 2)
+    for field in ("definition", "business_key", "incident_error", "waiting_at"):
+        body = {"operation": "suspend", "filter": {field: text}, "dry_run": True}
+        response = post(operator_api, body)
+        assert response.status_code == 200, (field, response.json())
+        assert response.json()["matched"] == 0
+    assert Batch.objects.count() == 0
+
+
 def test_a_migration_to_a_version_that_does_not_exist_is_404(operator_api, definition):
     body = {"operation": "migrate", "filter": {"definition": "two_step"}}
     response = post(operator_api, {**body, "arguments": {"version": 9}})

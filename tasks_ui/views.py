@@ -95,6 +95,8 @@ def _inbox_page(
     except selectors.BadCursor:
         cursor = None  # no cursor, or not one of this list: its first page
     page = selectors.keyset_page(tasks, PAGE_SIZE, cursor)
+    if count is None and cursor is None and page.next is None:
+        count = len(page.rows)  # the first page holds the whole list: no second scan to count
     count = tasks.count() if count is None else count
     previous = None
     if page.has_previous:

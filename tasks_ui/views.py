@@ -94,10 +94,10 @@ def _inbox_page(
         cursor = selectors.Cursor.decode(params.get("cursor") or "", HumanTask, order)
     except selectors.BadCursor:
         cursor = None  # no cursor, or not one of this list: its first page
-    page = selectors.keyset_page(tasks, PAGE_SIZE, cursor)
-    if count is None and cursor is None and page.next is None:
-        count = len(page.rows)  # the first page holds the whole list: no second scan to count
-    count = tasks.count() if count is None else count
+    # A first page of a list not counted yet (filtered, searched) counts it in the same scan.
+    page = selectors.keyset_page(tasks, PAGE_SIZE, cursor, count=count is None)
+    if count is None:
+        count = tasks.count() if page.total is None else page.total
     previous = None
     if page.has_previous:
         previous = _page_query(params, cursor=page.previous.encode() if page.previous else None)

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from django.core.exceptions import ValidationError
-from django.db.models import Field, Model, Q, QuerySet
+from django.db.models import Count, Field, Model, Q, QuerySet, Window
 
 
 class BadCursor(ValueError):
@@ -76,6 +76,8 @@ class KeysetPage:
     next: Cursor | None
     previous: Cursor | None
     has_previous: bool
+    # How many rows the whole list holds, when the first page was asked to count them.
+    total: int | None = None
 
 
 def _field(model: type[Model], name: str) -> "Field[Any, Any]":
@@ -115,15 +117,25 @@ def _beyond(model: type[Model], order: Sequence[str], key: Sequence[Any]) -> Q:
     return beyond
 
 
-def keyset_page(rows: QuerySet[Any], size: int, cursor: Cursor | None = None) -> KeysetPage:
+def keyset_page(
+    rows: QuerySet[Any], size: int, cursor: Cursor | None = None, *, count: bool = False
+) -> KeysetPage:
     """The page of `rows` (ordered by a unique key: its last field should be the primary key)
-    that `cursor` points to, or the first. One query of at most `size + 1` rows."""
+    that `cursor` points to, or the first. One query of at most `size + 1` rows. With
+    `count`, the first page also counts the whole list in that query (`total`): a list whose
+    rows are costly to find (a search) is then scanned once, not once for the page and again
+    for its count."""
     order = [str(field) for field in rows.query.order_by]
     model = rows.model
     number = cursor.number if cursor else 1
+    total = None
     if cursor is None:
+        if count:
+            rows = rows.annotate(listed_in_all=Window(Count("pk")))
         found = list(rows[: size + 1])
         more_after, more_before = len(found) > size, False
+        if count:
+            total = found[0].listed_in_all if found else 0
     elif cursor.backwards:
         backwards = _reversed(order)
         before = rows.filter(_beyond(model, backwards, cursor.key)).order_by(*backwards)
@@ -143,4 +155,4 @@ def keyset_page(rows: QuerySet[Any], size: int, cursor: Cursor | None = None) ->
     more_before = more_before and number > 1
     back = more_before and number > 2 and bool(shown)
     preceding = Cursor(key_of(shown[0]), True, number - 1) if back else None
-    return KeysetPage(shown, number, following, preceding, has_previous=more_before)
+    return KeysetPage(shown, number, following, preceding, has_previous=more_before, total=total)

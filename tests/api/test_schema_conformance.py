@@ -2,6 +2,7 @@
 and every response matches the schema (status code, content type, body)."""
 
 import json
+import os
 
 import pytest
 import schemathesis
@@ -64,6 +65,9 @@ schema = load_schema()
 @settings(
     max_examples=25,
     deadline=None,
+    # New requests on every local run, the same ones on every CI run: a case found on one
+    # machine is reproduced on the next, and CI does not pass or fail by the draw.
+    derandomize=os.environ.get("CI") == "true",
     suppress_health_check=[
         HealthCheck.function_scoped_fixture,
         HealthCheck.too_slow,

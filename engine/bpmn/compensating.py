@@ -202,12 +202,17 @@ def compensable_entries(
     return [entry for _, group in found for entry in group]
 
 
+def _pending_queue(task: Task) -> dict[str, Any] | None:
+    """The compensation queue `task` owns while it still has handlers to run, else None."""
+    queue = task.internal_data.get(QUEUE)
+    return queue if queue and not queue.get("finished") else None
+
+
 def needed_for_compensation(task: Task) -> bool:
     """Whether a finished task must stay in the stored state for compensation: an owner whose
     queue is not done, or a completed activity that can still be compensated (it has a
     handler, or is a subprocess with something to compensate inside) while its instance runs."""
-    queue = task.internal_data.get(QUEUE)
-    if (queue and not queue.get("finished")) or task.internal_data.get(RUNNING):
+    if _pending_queue(task) is not None or task.internal_data.get(RUNNING):
         return True
     if task.state != TaskState.COMPLETED or task.internal_data.get(COMPENSATED):
         return False
@@ -367,8 +372,8 @@ def advance(owner: Task) -> bool:
     """Move the queue of `owner` on: when its running handler has finished, merge what the
     handler changed into the data that goes on (`_targets`) and start the next. True if
     anything moved."""
-    queue = owner.internal_data.get(QUEUE)
-    if not queue or queue.get("finished"):
+    queue = _pending_queue(owner)
+    if queue is None:
         return False
     top = owner.workflow.top_workflow
     current = queue.get("current")
@@ -431,8 +436,8 @@ def refresh_compensations(top: Any) -> bool:
     moved = False
     for workflow in [top, *top.subprocesses.values()]:
         for task in list(workflow.tasks.values()):
-            queue = task.internal_data.get(QUEUE)
-            if not queue or queue.get("finished"):
+            queue = _pending_queue(task)
+            if queue is None:
                 continue
             if task.state == TaskState.WAITING:
                 before = queue.get("moves", 0)
@@ -450,18 +455,12 @@ def holds_running_compensation(workflow: Any) -> bool:
     has handlers still to run: the scope is not complete while they run (BPMN 10.5.6, also
     when its throw event did not wait for them), though a handler runs in the workflow of a
     subprocess that had completed."""
-    for task in workflow.tasks.values():
-        queue = task.internal_data.get(QUEUE)
-        if queue and not queue.get("finished"):
-            return True
-    return False
+    return any(_pending_queue(task) is not None for task in workflow.tasks.values())
 
 
 def cancelled_with_compensation(top: Any) -> bool:
     """Whether the workflow was cancelled with compensation and handlers are still to run."""
-    root = top.task_tree
-    queue = root.internal_data.get(QUEUE) if root is not None else None
-    return bool(queue and not queue.get("finished"))
+    return top.task_tree is not None and _pending_queue(top.task_tree) is not None
 
 
 def is_compensating(workflow: Any) -> bool:

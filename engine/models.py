@@ -636,6 +636,9 @@ class ElementRun(models.Model):
     """One entry of an instance into a BPMN element (history, engine.services.element_history):
     written in bulk with the instance's state, deleted with the instance."""
 
+    # The element type of the run that stands for the whole instance, not for an element.
+    PROCESS_TYPE = "Process"
+
     id = models.BigAutoField(primary_key=True)
     # Found by instance through element_run_instance (its first column): no index of its own,
     # one less to write on every history write.

@@ -33,7 +33,7 @@ DURATION_BUCKETS_MS = (
     1, 5, 10, 25, 50, 100, 250, 500, 1_000, 2_500, 5_000, 10_000, 30_000, 60_000, 300_000, 900_000,
     3_600_000, 14_400_000, 86_400_000, 259_200_000, 604_800_000, 2_592_000_000,
 )  # fmt: skip
-PROCESS_TYPE = "Process"
+PROCESS_TYPE = ElementRun.PROCESS_TYPE
 INTERVALS = ("hour", "day", "week")
 _COUNTS = ("started", "completed", "cancelled", "errors", "incidents", "ended")
 

@@ -21,8 +21,7 @@ from engine.bpmn.serialization import spec_from_json
 from engine.models import ElementRun, ProcessInstance
 from processes.models import ProcessDefinition
 
-# The run that stands for the whole instance (engine.services.element_history), not an element.
-PROCESS_TYPE = "Process"
+PROCESS_TYPE = ElementRun.PROCESS_TYPE
 _JOINS = ("parallelGateway", "inclusiveGateway")
 
 

@@ -36,7 +36,7 @@ DURATION_BUCKETS_MS = (
 BUCKET_COUNT = len(DURATION_BUCKETS_MS) + 1
 # Concurrent operations on instances of one process add to different roll-up rows.
 SHARDS = 4
-PROCESS_TYPE = "Process"
+PROCESS_TYPE = ElementRun.PROCESS_TYPE
 
 
 def history_level() -> str:

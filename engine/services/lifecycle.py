@@ -16,7 +16,6 @@ from engine.actors import Person, as_user
 from engine.bpmn.compensation import begin_cancel_with_compensation
 from engine.bpmn.failures import run_engine_steps
 from engine.bpmn.repair import cancel
-from engine.bpmn.walks import is_completed
 from engine.exceptions import Conflict
 from engine.models import HumanTask, ProcessInstance, ServiceJob
 
@@ -128,8 +127,6 @@ def cancel_instance(*, instance_id: uuid.UUID | str, actor: Person, reason: str)
         with running_as(actor, instance):
             handlers = begin_cancel_with_compensation(run)
             run_engine_steps(run)
-        if handlers == 0 and not is_completed(run.workflow):
-            cancel(run.workflow)  # nothing runs any more: end it as a terminate would
         record_event(
             instance,
             "cancel_requested",

@@ -63,12 +63,15 @@ from .job_scheduling import schedule_service_jobs
 from .observed import instance_moved
 from .running import definition_step_limits, running_as
 
+# The definition's large columns, which operations take from the definition cache instead.
+_DEFINITION_BULK = ("definition__spec", "definition__bpmn_xml", "definition__elements")
+
 
 def _lock_one(instances: QuerySet[ProcessInstance]) -> ProcessInstance | None:
     instance = (
         instances.select_for_update(no_key=True, of=("self",))
         .select_related("definition")
-        .defer("definition__spec", "definition__bpmn_xml", "definition__elements")
+        .defer(*_DEFINITION_BULK)
         .first()
     )
     if instance is not None:
@@ -87,19 +90,23 @@ def lock_instance(instance_id: uuid.UUID | str) -> ProcessInstance:
 def lock_instance_and_job(
     job_id: uuid.UUID | str, *, missing: str, kind: str | None = None
 ) -> tuple[ProcessInstance, ServiceJob]:
-    """Lock the job's instance, then the job (the order of every instance operation); NotFound
-    with `missing` when there is no such job (of `kind`, when given)."""
+    """Lock the job's instance, then the job (the order of every instance operation), in one
+    statement: Postgres locks a statement's rows in the order of its `FOR ... OF` list, and a
+    job never moves to another instance. NotFound with `missing` when there is no such job (of
+    `kind`, when given)."""
     jobs = ServiceJob.objects.filter(pk=job_id)
     if kind is not None:
         jobs = jobs.filter(kind=kind)
-    instance_id = jobs.values_list("instance_id", flat=True).first()
-    if instance_id is None:
+    job = (
+        jobs.select_for_update(no_key=True, of=("instance", "self"))
+        .select_related("instance__definition")
+        .defer(*(f"instance__{name}" for name in _DEFINITION_BULK))
+        .first()
+    )
+    if job is None:
         raise NotFound(missing)
-    instance = lock_instance(instance_id)
-    job = ServiceJob.objects.select_for_update(no_key=True).filter(pk=job_id).first()
-    if job is None:  # deleted with its instance in between
-        raise NotFound(missing)
-    return instance, job
+    context.bind(instance=job.instance_id)
+    return job.instance, job
 
 
 def lock_instance_of_task(task_id: uuid.UUID | str) -> ProcessInstance:
@@ -144,6 +151,15 @@ _INSTANCE_FIELDS = ("state", "variables", "lock_version", "status", "completed_a
 _EVERY_ROW = DefinitionTraits(
     timers=True, messages_or_signals=True, connector_tasks=True, writes_may_fail=True
 )
+
+
+def savepoint_for_write(instance: ProcessInstance) -> contextlib.AbstractContextManager[object]:
+    """A savepoint for an operation that catches `ScriptFailed` around `persist_workflow` and
+    goes on writing: none when `persist_workflow` writes under its own (the definition's writes
+    may fail), since that one already rolls back every write a failure leaves."""
+    if definition_traits(instance.definition_id).writes_may_fail:
+        return contextlib.nullcontext()
+    return transaction.atomic()
 
 
 def persist_workflow(

@@ -32,7 +32,7 @@ from .delivery_outbox import exponential_backoff
 from .handover import hand_over_job_on_commit
 from .incidents import open_job_incident
 from .instance_status import decide_status, has_active_jobs, has_dead_jobs
-from .instance_store import lock_instance, open_run, persist_workflow
+from .instance_store import lock_instance_and_job, open_run, persist_workflow, savepoint_for_write
 from .running import running_as
 
 
@@ -104,7 +104,8 @@ def complete_job(
         payload={"job": str(job.id), "attempt": job.attempt},
     )
     try:
-        with transaction.atomic():  # a savepoint: a failing mapping keeps the stored result
+        # A failing mapping keeps the stored result (the writes after it roll back).
+        with savepoint_for_write(instance):
             run = open_run(instance)
             task = parked_task(run.workflow, job.spiff_task_id)
             if task is None:
@@ -250,8 +251,7 @@ EARLY_CALLBACK = "early_callback"
 
 def apply_outcome(claim: ClaimedJob, outcome: Outcome) -> None:
     with transaction.atomic():
-        instance = lock_instance(claim.instance_id)
-        job = ServiceJob.objects.select_for_update(no_key=True).get(pk=claim.id)
+        instance, job = lock_instance_and_job(claim.id, missing=f"There is no job {claim.id}.")
         if job.status != ServiceJob.Status.RUNNING or job.attempt != claim.attempt:
             return  # the sweep handed the job to a newer run; this result is stale
         early = job.result.get(EARLY_CALLBACK) if isinstance(job.result, dict) else None

@@ -70,15 +70,19 @@ def release_run_lock(job_id: str) -> None:
         cursor.execute("SELECT pg_advisory_unlock(hashtext(%s))", [_lock_key(job_id)])
 
 
-# One statement: mark the job running if it may run now. A pending job runs from its
-# next_attempt_at on (an early duplicate message waits for the scheduled one); a running job
-# is only seen here when its previous worker died, since this worker holds the run lock.
-_CLAIM_SQL = """
+# One statement: take the job's run lock and, when it is this worker's, mark the job running if
+# it may run now. A pending job runs from its next_attempt_at on (an early duplicate message
+# waits for the scheduled one); a running job is only seen here when its previous worker died,
+# since the run lock is this worker's.
+_LOCK_AND_CLAIM_SQL = """
+    WITH run_lock AS MATERIALIZED (SELECT pg_try_advisory_lock(hashtext(%s)) AS held),
+    claimed AS (
     UPDATE engine_servicejob AS job
        SET status = 'running', attempt = job.attempt + 1, started_at = now(),
            unqueued_since = NULL, waiting_on = '', updated_at = now()
       FROM engine_processinstance AS instance
-     WHERE job.id = %s
+     WHERE (SELECT held FROM run_lock)
+       AND job.id = %s
        AND job.kind = 'connector'
        AND instance.id = job.instance_id
        AND instance.status = ANY(%s)
@@ -90,18 +94,29 @@ _CLAIM_SQL = """
  RETURNING job.instance_id, job.element_id, job.connector, job.parameters, job.attempt,
            job.idempotency_key, jsonb_array_length(job.history),
            EXTRACT(EPOCH FROM now() - COALESCE(job.next_attempt_at, job.created_at)),
-           job.result -> 'early_callback' IS NOT NULL
+           job.result -> 'early_callback' IS NOT NULL)
+    SELECT run_lock.held, claimed.* FROM run_lock LEFT JOIN claimed ON true
 """
 
 
-def _claim(job_id: str, at: datetime.datetime | None) -> ClaimedJob | None:
-    """Mark the job running, or return None when it is finished, early (by Postgres's time,
-    or by `at` when given), or its instance is suspended or ended (a duplicate message changes
-    nothing; resume enqueues again)."""
+class _NotLocked(Exception):
+    """Another worker holds the job's run lock: it is running the job right now."""
+
+
+def _lock_and_claim(job_id: str, at: datetime.datetime | None) -> ClaimedJob | None:
+    """Take the job's run lock (_NotLocked when another worker has it), then mark the job
+    running, or return None when it is finished, early (by Postgres's time, or by `at` when
+    given), or its instance is suspended or ended (a duplicate message changes nothing; resume
+    enqueues again)."""
     with connection.cursor() as cursor:
-        cursor.execute(_CLAIM_SQL, [job_id, list(JOB_RUNNABLE_INSTANCE_STATUSES), at])
-        row = cursor.fetchone()
-    if row is None:
+        cursor.execute(
+            _LOCK_AND_CLAIM_SQL,
+            [_lock_key(job_id), job_id, list(JOB_RUNNABLE_INSTANCE_STATUSES), at],
+        )
+        held, *row = cursor.fetchone()
+    if not held:
+        raise _NotLocked
+    if row[0] is None:
         return None
     (
         instance_id,
@@ -308,11 +323,10 @@ def execute_service_job(job_id: str, *, at: datetime.datetime | None = None) -> 
     `at`: the time the job counts as due by instead of Postgres's `now()` (a process test that
     moved the clock, baton.testing: inside its transaction, `now()` stands still)."""
     context.bind(job=job_id)
-    if not try_run_lock(job_id):
-        return  # another worker is running this job right now
-    wait = -1.0
+    wait, lock_owned = -1.0, True
     try:
-        claim = _claim(job_id, at)
+        # Inside the try: a statement that fails may have taken the run lock all the same.
+        claim = _lock_and_claim(job_id, at)
         if claim is None:
             return
         # The job's span: the outbound call's span, and a retry's message, are its children.
@@ -327,8 +341,11 @@ def execute_service_job(job_id: str, *, at: datetime.datetime | None = None) -> 
                 apply_outcome(claim, Outcome())
             else:
                 wait = _run_claimed(claim)
+    except _NotLocked:
+        lock_owned = False  # another worker is running this job right now
     finally:
-        release_run_lock(job_id)
+        if lock_owned:
+            release_run_lock(job_id)
     if wait >= 0:
         # Only now, with the run lock free: an early message must find the job claimable.
         hand_over_job(job_id, wait)

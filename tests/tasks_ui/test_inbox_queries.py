@@ -141,6 +141,11 @@ SEARCHES = [
     "a_b",
     "50%",
     "zzz",
+    # JSON writes these differently from the text (escaped), or in UTF-8 as they are
+    '"hi"',
+    "\\temp",
+    "one\nline",
+    "café",
 ]
 
 
@@ -168,6 +173,7 @@ def test_search_finds_what_the_rule_says_on_varied_data(expense_definition, appr
         (rita, {"description": "Hotel", "requester": "ann"}),
         (bob, {"flag": True, "empty": None, "list": ["RITA"]}),
         (ann, {"requester": "zed"}),
+        (bob, {"quote": 'say "hi"', "path": "C:\\temp", "lines": "one\nline", "at": "Café"}),
     ]
     for number, (starter, variables) in enumerate(varied):
         instance = start("expense_approval", starter, number)

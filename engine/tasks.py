@@ -8,7 +8,7 @@ from engine.queueing import DELIVER_EVENTS, DELIVER_WEBHOOKS, RUN_BATCH_CHUNK, R
 from engine.services.batches import run_batch_chunk, sweep_batches
 from engine.services.event_outbox import deliver_due_events, deliver_events
 from engine.services.job_callbacks import expire_callback_waits
-from engine.services.job_runs import execute_service_job
+from engine.services.job_runs import run_service_jobs
 from engine.services.job_sweep import sweep_service_jobs
 from engine.services.retention import delete_expired_records
 from engine.services.timers import fire_due_timers
@@ -17,7 +17,7 @@ from engine.services.webhooks_out import deliver_due_webhooks, deliver_webhooks
 
 @shared_task(name=RUN_SERVICE_JOB, acks_late=True, reject_on_worker_lost=True, ignore_result=True)
 def run_service_job(job_id: str) -> None:
-    execute_service_job(job_id)
+    run_service_jobs(job_id)
 
 
 @shared_task(name="baton.sweep_service_jobs", ignore_result=True)

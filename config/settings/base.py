@@ -242,6 +242,9 @@ CELERY_TASK_SOFT_TIME_LIMIT = env.int("BATON_JOB_TIME_LIMIT_SECONDS", default=30
 
 # Service jobs: default retry budget, backoff, and the sweep that re-enqueues lost jobs.
 BATON_JOB_DEFAULT_ATTEMPTS = env.int("BATON_JOB_DEFAULT_ATTEMPTS", default=3)
+# A worker that finished a job runs the instance's next job itself (no trip through the broker)
+# for this long after its message came; then it hands the next one over (services.job_runs).
+BATON_JOB_CONTINUE_SECONDS = env.float("BATON_JOB_CONTINUE_SECONDS", default=5)
 BATON_RETRY_BASE_SECONDS = env.float("BATON_RETRY_BASE_SECONDS", default=1.0)
 BATON_RETRY_MAX_SECONDS = env.float("BATON_RETRY_MAX_SECONDS", default=300)
 # The sweep runs this often: a running job whose worker died (its run lock is free) is taken

@@ -9,6 +9,9 @@ deliveries wait in their outbox, which the timer beat delivers from.
 import logging
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from functools import partial
 
 from django.db import DatabaseError, transaction
@@ -84,9 +87,31 @@ def hand_over_job(job_id: str, delay_seconds: float = 0, *, probe: bool = False)
     return True
 
 
+# The jobs due now that this worker keeps to run itself (`keeping_due_jobs`), else None.
+_kept_jobs: ContextVar[list[str] | None] = ContextVar("kept_jobs", default=None)
+
+
 def hand_over_job_on_commit(job_id: str, delay_seconds: float = 0) -> None:
-    """Hand the job over once the current transaction commits (never if it rolls back)."""
-    transaction.on_commit(partial(hand_over_job, job_id, delay_seconds))
+    """Hand the job over once the current transaction commits (never if it rolls back); inside
+    `keeping_due_jobs`, a job due now is kept for the caller instead."""
+    kept = _kept_jobs.get()
+    if kept is not None and delay_seconds <= 0:
+        transaction.on_commit(partial(kept.append, job_id))
+    else:
+        transaction.on_commit(partial(hand_over_job, job_id, delay_seconds))
+
+
+@contextmanager
+def keeping_due_jobs() -> Iterator[list[str]]:
+    """The jobs due now that the operations inside make (once they commit), kept for the
+    caller to run or hand over: nothing else sends them. A worker that dies before it does
+    leaves them pending without a message, which the sweep hands over."""
+    kept: list[str] = []
+    token = _kept_jobs.set(kept)
+    try:
+        yield kept
+    finally:
+        _kept_jobs.reset(token)
 
 
 def _hand_over_deliveries(delivery_ids: list[str]) -> None:

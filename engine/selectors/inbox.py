@@ -181,7 +181,9 @@ class _HasTextValueLike(Func):
 
 
 def _written_as_is_in_json(text: str) -> bool:
-    return not any(char in '"\\' or ord(char) < 0x20 for char in text)
+    """ASCII that JSON does not escape: its case folds letter by letter in every collation
+    (a context-sensitive one, such as the Greek final sigma, could differ in the JSON text)."""
+    return text.isascii() and not any(char in '"\\' or ord(char) < 0x20 for char in text)
 
 
 def _like_pattern(text: str) -> str:

@@ -91,9 +91,11 @@ def lock_instance_and_job(
     job_id: uuid.UUID | str, *, missing: str, kind: str | None = None
 ) -> tuple[ProcessInstance, ServiceJob]:
     """Lock the job's instance, then the job (the order of every instance operation), in one
-    statement: Postgres locks a statement's rows in the order of its `FOR ... OF` list, and a
-    job never moves to another instance. NotFound with `missing` when there is no such job (of
-    `kind`, when given)."""
+    statement: Postgres locks a statement's rows in the order of its `FOR ... OF` list (the
+    parser keeps the list's order for the planner's row marks, which the executor's LockRows
+    locks one after the other), and Django writes the list in the order of `of`.
+    tests/engine/test_job_statement_counts.py checks the statement. NotFound with `missing`
+    when there is no such job (of `kind`, when given)."""
     jobs = ServiceJob.objects.filter(pk=job_id)
     if kind is not None:
         jobs = jobs.filter(kind=kind)
@@ -151,15 +153,6 @@ _INSTANCE_FIELDS = ("state", "variables", "lock_version", "status", "completed_a
 _EVERY_ROW = DefinitionTraits(
     timers=True, messages_or_signals=True, connector_tasks=True, writes_may_fail=True
 )
-
-
-def savepoint_for_write(instance: ProcessInstance) -> contextlib.AbstractContextManager[object]:
-    """A savepoint for an operation that catches `ScriptFailed` around `persist_workflow` and
-    goes on writing: none when `persist_workflow` writes under its own (the definition's writes
-    may fail), since that one already rolls back every write a failure leaves."""
-    if definition_traits(instance.definition_id).writes_may_fail:
-        return contextlib.nullcontext()
-    return transaction.atomic()
 
 
 def persist_workflow(

@@ -33,7 +33,7 @@ from engine.models import ProcessInstance, ServiceJob
 
 from .audit import record_event
 from .handover import hand_over_job_on_commit
-from .instance_store import lock_instance, lock_instance_and_job
+from .instance_store import lock_instance_and_job
 from .job_outcomes import (
     ACCEPTED,
     DEFERRED,
@@ -147,13 +147,12 @@ def expire_callback_waits() -> int:
             instance__status__in=JOB_RUNNABLE_INSTANCE_STATUSES,
         )
         .order_by("callback_until")
-        .values_list("pk", "instance_id")[:EXPIRE_BATCH]
+        .values_list("pk", flat=True)[:EXPIRE_BATCH]
     )
     expired = 0
-    for job_id, instance_id in due:
+    for job_id in due:
         with transaction.atomic():
-            instance = lock_instance(instance_id)
-            job = ServiceJob.objects.select_for_update(no_key=True).get(pk=job_id)
+            instance, job = lock_instance_and_job(job_id, missing=f"There is no job {job_id}.")
             if job.status != ServiceJob.Status.WAITING or instance.status not in (
                 JOB_RUNNABLE_INSTANCE_STATUSES
             ):

@@ -32,7 +32,7 @@ from .delivery_outbox import exponential_backoff
 from .handover import hand_over_job_on_commit
 from .incidents import open_job_incident
 from .instance_status import decide_status, has_active_jobs, has_dead_jobs
-from .instance_store import lock_instance_and_job, open_run, persist_workflow, savepoint_for_write
+from .instance_store import lock_instance_and_job, open_run, persist_workflow
 from .running import running_as
 
 
@@ -104,8 +104,9 @@ def complete_job(
         payload={"job": str(job.id), "attempt": job.attempt},
     )
     try:
-        # A failing mapping keeps the stored result (the writes after it roll back).
-        with savepoint_for_write(instance):
+        # A savepoint: a failing mapping keeps the stored result. Needed even when
+        # persist_workflow takes its own: completing the task may write data stores before.
+        with transaction.atomic():
             run = open_run(instance)
             task = parked_task(run.workflow, job.spiff_task_id)
             if task is None:

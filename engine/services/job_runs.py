@@ -13,7 +13,7 @@ import time
 from typing import Any
 
 from django.conf import settings
-from django.db import connection
+from django.db import close_old_connections, connection
 
 from engine.connectors import (
     AwaitCallback,
@@ -58,8 +58,8 @@ def _lock_key(job_id: str) -> str:
 
 
 def try_run_lock(job_id: str) -> bool:
-    # A session-level advisory lock, held across the call: if this worker dies, Postgres
-    # drops its connection and the lock with it, which tells the next delivery to take over.
+    """Take the job's run lock alone (the sweep's test whether a running job's worker is
+    gone); a worker takes it with its claim (_LOCK_AND_CLAIM_SQL)."""
     with connection.cursor() as cursor:
         cursor.execute("SELECT pg_try_advisory_lock(hashtext(%s))", [_lock_key(job_id)])
         return bool(cursor.fetchone()[0])
@@ -70,6 +70,9 @@ def release_run_lock(job_id: str) -> None:
         cursor.execute("SELECT pg_advisory_unlock(hashtext(%s))", [_lock_key(job_id)])
 
 
+# The run lock is a session-level advisory lock, held across the call: if the worker dies,
+# Postgres drops its connection and the lock with it, which tells the next delivery (or the
+# sweep) to take over.
 # One statement: take the job's run lock and, when it is this worker's, mark the job running if
 # it may run now. A pending job runs from its next_attempt_at on (an early duplicate message
 # waits for the scheduled one); a running job is only seen here when its previous worker died,
@@ -366,9 +369,13 @@ def run_service_jobs(job_id: str) -> None:
     while next_job is not None:
         with keeping_due_jobs() as made:
             try:
+                if next_job != job_id:
+                    close_old_connections()  # as Celery does before each task's message
                 execute_service_job(next_job)
             except BaseException:
-                _hand_over_all(made)
+                # A kept job has no message: hand it over. One this run claimed runs again as
+                # the sweep would run it, with the same Idempotency-Key.
+                _hand_over_all(made if next_job == job_id else [next_job, *made])
                 raise
         next_job = made.pop(0) if made and time.monotonic() < until else None
         _hand_over_all(made)

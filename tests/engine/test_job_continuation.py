@@ -12,10 +12,12 @@ from engine.queueing import jobs_waiting_in_queue
 from engine.services import start_instance
 from engine.services.job_runs import run_service_jobs
 from tests.engine.service_diagrams import HEADER, sequence, service_task
-from tests.engine.service_fixtures import FakeApi, jobs_for_no_worker
+from tests.engine.service_fixtures import FakeApi, Reply, jobs_for_no_worker
 from tests.helpers import deploy_document
 
 pytestmark = pytest.mark.django_db(transaction=True)
+# Long enough for any machine: the tests of continuing must not depend on its speed.
+CONTINUE_LONG = override_settings(BATON_JOB_CONTINUE_SECONDS=600)
 
 
 def _calls(*names: str) -> list[str]:
@@ -59,6 +61,7 @@ def _first_message_taken(instance: ProcessInstance) -> str:
     return str(ServiceJob.objects.get(instance=instance, status=ServiceJob.Status.PENDING).id)
 
 
+@CONTINUE_LONG
 def test_a_sequence_runs_to_its_end_on_one_message(fake_api: FakeApi) -> None:
     deploy_document(sequence("four_calls", _calls("a", "b", "c", "d")), "four_calls.bpmn")
     with jobs_for_no_worker():
@@ -72,6 +75,7 @@ def test_a_sequence_runs_to_its_end_on_one_message(fake_api: FakeApi) -> None:
         assert jobs_waiting_in_queue() == 1  # only the start's message: none between steps
 
 
+@CONTINUE_LONG
 def test_a_fan_out_continues_one_branch_and_hands_over_the_other(fake_api: FakeApi) -> None:
     deploy_document(_first_then_fork(), "first_then_fork.bpmn")
     with jobs_for_no_worker():
@@ -95,3 +99,17 @@ def test_after_the_continue_time_the_next_job_is_handed_over(fake_api: FakeApi) 
         jobs = dict(instance.jobs.values_list("element_id", "status"))
         assert jobs == {"a": "succeeded", "b": "pending"}
         assert jobs_waiting_in_queue() == 2
+
+
+@CONTINUE_LONG
+def test_a_retry_waits_for_its_time_on_the_broker_not_here(fake_api: FakeApi) -> None:
+    fake_api.reply("/a", Reply(status=503))
+    deploy_document(sequence("flaky_call", _calls("a")), "flaky_call.bpmn")
+    with jobs_for_no_worker():
+        instance = _started("flaky_call", fake_api)
+        run_service_jobs(_first_message_taken(instance))
+
+        job = instance.jobs.get()
+        assert (job.status, job.attempt) == ("pending", 1)
+        assert [seen.path for seen in fake_api.seen] == ["/a"]  # not called again here
+        assert jobs_waiting_in_queue() == 2  # the retry's message, due later

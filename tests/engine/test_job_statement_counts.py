@@ -17,8 +17,17 @@ from tests.helpers import deploy_document
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
-MAX_STATEMENTS = 11
+MAX_STATEMENTS = 13
 TRANSACTION_CONTROL = ("BEGIN", "COMMIT")
+
+
+def _run_locks_held() -> int:
+    """The advisory locks this test's own database session holds (a worker's run locks)."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND pid = pg_backend_pid()"
+        )
+        return int(cursor.fetchone()[0])
 
 
 def _run_job(job: ServiceJob) -> list[str]:
@@ -32,7 +41,7 @@ def _run_job(job: ServiceJob) -> list[str]:
     return [sql for sql in statements if sql not in TRANSACTION_CONTROL]
 
 
-def test_a_job_that_succeeds_and_queues_the_next_takes_at_most_eleven_statements(
+def test_a_job_that_succeeds_and_queues_the_next_takes_at_most_thirteen_statements(
     fake_api: FakeApi,
 ) -> None:
     tasks = [service_task(name, f"api + '/{name}'") for name in ("first", "second", "third")]
@@ -45,6 +54,10 @@ def test_a_job_that_succeeds_and_queues_the_next_takes_at_most_eleven_statements
         statements = _run_job(second)
 
     assert len(statements) <= MAX_STATEMENTS
+    assert _run_locks_held() == 0  # the run lock was given back
+    # The instance is locked before its job, in the one statement that locks both.
+    (locking,) = [sql for sql in statements if "FOR NO KEY UPDATE" in sql]
+    assert locking.endswith('FOR NO KEY UPDATE OF "engine_processinstance", "engine_servicejob"')
     second.refresh_from_db()
     assert second.status == ServiceJob.Status.SUCCEEDED
     third = ServiceJob.objects.get(instance=instance, element_id="third")

@@ -25,9 +25,10 @@ calls `retry_instance` (services.incidents), which runs the failed task again. P
 
 import contextlib
 import uuid
+from functools import cache
+from typing import Any
 
-from django.db import transaction
-from django.db.models import QuerySet, Subquery
+from django.db import connection, transaction
 from django.utils import timezone
 
 from engine.actors import Actor
@@ -39,7 +40,9 @@ from engine.bpmn.walks import is_completed, workflow_variables
 from engine.exceptions import Conflict, NotFound, ScriptFailed, TaskScriptFailed
 from engine.models import HumanTask, ProcessInstance, ServiceJob
 from engine.observability import context
+from engine.rows import Columns, quote, split, table
 from engine.selectors.instances import WrittenRows, remember_rows
+from processes.models import ProcessDefinition
 
 from .audit import (
     events_in_one_insert,
@@ -64,60 +67,105 @@ from .observed import instance_moved
 from .running import definition_step_limits, running_as
 
 # The definition's large columns, which operations take from the definition cache instead.
-_DEFINITION_BULK = ("definition__spec", "definition__bpmn_xml", "definition__elements")
+_DEFINITION_BULK = ("spec", "bpmn_xml", "elements")
 
 
-def _lock_one(instances: QuerySet[ProcessInstance]) -> ProcessInstance | None:
-    instance = (
-        instances.select_for_update(no_key=True, of=("self",))
-        .select_related("definition")
-        .defer(*_DEFINITION_BULK)
-        .first()
+@cache
+def _locked_columns() -> tuple[Columns, Columns, Columns]:
+    """The columns of the locking reads: the instance, its definition (less its large
+    columns), a job."""
+    return (
+        Columns(ProcessInstance, "i"),
+        Columns(ProcessDefinition, "d", leave_out=_DEFINITION_BULK),
+        Columns(ServiceJob, "j"),
     )
-    if instance is not None:
-        context.bind(instance=instance.pk)
-    return instance
+
+
+@cache
+def _locking_read(target: str) -> str:
+    """The statement that locks an instance row (`target` "instance" or "task": by its id or a
+    human task's), or the instance's row and then a job's ("job", "job of kind"), and reads
+    them with the instance's definition. Postgres locks a statement's rows in the order of its
+    `FOR ... OF` list (the planner keeps the list's order for its row marks, which the
+    executor's LockRows takes one after the other): the instance before its job, the order
+    of every instance operation."""
+    instance, definition, job = _locked_columns()
+    columns = f"{instance.sql}, {definition.sql}"
+    joined = (
+        f"{table(ProcessInstance)} AS i "
+        f"JOIN {table(ProcessDefinition)} AS d ON d.{quote('id')} = i.{quote('definition_id')}"
+    )
+    # Only names from the models' metadata are put together here; the keys are parameters.
+    if target in ("instance", "task"):
+        key = "%s"
+        if target == "task":
+            key = (
+                f"(SELECT t.{quote('instance_id')} FROM {table(HumanTask)} AS t "  # noqa: S608
+                f"WHERE t.{quote('id')} = %s)"
+            )
+        return (
+            f"SELECT {columns} FROM {joined} "  # noqa: S608
+            f"WHERE i.{quote('id')} = {key} FOR NO KEY UPDATE OF i"
+        )
+    kind = f" AND j.{quote('kind')} = %s" if target == "job of kind" else ""
+    return (
+        f"SELECT {columns}, {job.sql} FROM {table(ServiceJob)} AS j "  # noqa: S608
+        f"JOIN {joined} ON i.{quote('id')} = j.{quote('instance_id')} "
+        f"WHERE j.{quote('id')} = %s{kind} FOR NO KEY UPDATE OF i, j"
+    )
+
+
+def _lock(target: str, params: list[Any]) -> list[Any] | None:
+    """The locked instance (its definition cached on it) and, for a job, the job."""
+    with connection.cursor() as cursor:
+        cursor.execute(_locking_read(target), params)
+        row = cursor.fetchone()
+    if row is None:
+        return None
+    instance_columns, definition_columns, job_columns = _locked_columns()
+    parts = [instance_columns, definition_columns]
+    if target.startswith("job"):
+        parts.append(job_columns)
+    built = split(row, *parts)
+    instance, definition = built[0], built[1]
+    ProcessInstance.definition.field.set_cached_value(instance, definition)
+    if len(built) > 2:
+        ServiceJob.instance.field.set_cached_value(built[2], instance)
+    context.bind(instance=instance.pk)
+    return [instance, *built[2:]]
 
 
 def lock_instance(instance_id: uuid.UUID | str) -> ProcessInstance:
     """Take the instance's row lock (the first lock of every instance operation)."""
-    instance = _lock_one(ProcessInstance.objects.filter(pk=instance_id))
-    if instance is None:
+    locked = _lock("instance", [str(instance_id)])
+    if locked is None:
         raise NotFound(f"There is no instance {instance_id}.")
+    instance: ProcessInstance = locked[0]
     return instance
 
 
 def lock_instance_and_job(
     job_id: uuid.UUID | str, *, missing: str, kind: str | None = None
 ) -> tuple[ProcessInstance, ServiceJob]:
-    """Lock the job's instance, then the job (the order of every instance operation), in one
-    statement: Postgres locks a statement's rows in the order of its `FOR ... OF` list (the
-    parser keeps the list's order for the planner's row marks, which the executor's LockRows
-    locks one after the other), and Django writes the list in the order of `of`.
-    tests/engine/test_job_statement_counts.py checks the statement. NotFound with `missing`
-    when there is no such job (of `kind`, when given)."""
-    jobs = ServiceJob.objects.filter(pk=job_id)
-    if kind is not None:
-        jobs = jobs.filter(kind=kind)
-    job = (
-        jobs.select_for_update(no_key=True, of=("instance", "self"))
-        .select_related("instance__definition")
-        .defer(*(f"instance__{name}" for name in _DEFINITION_BULK))
-        .first()
-    )
-    if job is None:
+    """Lock the job's instance, then the job, in one statement (`_locking_read`). NotFound
+    with `missing` when there is no such job (of `kind`, when given)."""
+    if kind is None:
+        locked = _lock("job", [str(job_id)])
+    else:
+        locked = _lock("job of kind", [str(job_id), kind])
+    if locked is None:
         raise NotFound(missing)
-    context.bind(instance=job.instance_id)
-    return job.instance, job
+    instance, job = locked
+    return instance, job
 
 
 def lock_instance_of_task(task_id: uuid.UUID | str) -> ProcessInstance:
     """Take the row lock of the instance of human task `task_id` (one statement: a task
     never moves to another instance). Its task rows are read after the lock is held."""
-    owner = HumanTask.objects.filter(pk=task_id).values("instance_id")[:1]
-    instance = _lock_one(ProcessInstance.objects.filter(pk=Subquery(owner)))
-    if instance is None:
+    locked = _lock("task", [str(task_id)])
+    if locked is None:
         raise NotFound(f"There is no task {task_id}.")
+    instance: ProcessInstance = locked[0]
     return instance
 
 

@@ -57,7 +57,7 @@ def test_a_job_that_succeeds_and_queues_the_next_takes_at_most_thirteen_statemen
     assert _run_locks_held() == 0  # the run lock was given back
     # The instance is locked before its job, in the one statement that locks both.
     (locking,) = [sql for sql in statements if "FOR NO KEY UPDATE" in sql]
-    assert locking.endswith('FOR NO KEY UPDATE OF "engine_processinstance", "engine_servicejob"')
+    assert locking.endswith("FOR NO KEY UPDATE OF i, j")  # i: the instance, j: the job
     second.refresh_from_db()
     assert second.status == ServiceJob.Status.SUCCEEDED
     third = ServiceJob.objects.get(instance=instance, element_id="third")

@@ -25,6 +25,24 @@ def datetime_text(value: Any) -> str | None:
     return text
 
 
+def open_task_fields(task: HumanTask) -> dict[str, Any]:
+    """What an instance's open task shows (OpenTaskSerializer); a task in the task API
+    (TaskSerializer) shows these and more."""
+    return {
+        "id": str(task.id),
+        "element_id": task.element_id,
+        "name": task.name,
+        "assignee": task.assignee,
+        "candidate_users": list(task.candidate_users),
+        "candidate_groups": list(task.candidate_groups),
+        "status": task.status,
+        "form": task.form,
+        "due_at": datetime_text(task.due_at),
+        "priority": task.priority,
+        "created_at": datetime_text(task.created_at),
+    }
+
+
 class ProblemErrorSerializer(serializers.Serializer):
     field = serializers.CharField(required=False, help_text="Dotted path of a bad field.")
     message = serializers.CharField()
@@ -127,23 +145,13 @@ class TaskSerializer(serializers.ModelSerializer):
     business_key = serializers.CharField(source="instance.business_key", allow_null=True)
 
     def to_representation(self, instance: HumanTask) -> dict[str, Any]:
-        task, process = instance, instance.instance
+        task = instance
         return {
-            "id": str(task.id),
             "instance": str(task.instance_id),
             "definition": task.process_key,
-            "business_key": process.business_key,
-            "element_id": task.element_id,
-            "name": task.name,
+            "business_key": task.instance.business_key,
             "lane": task.lane,
-            "assignee": task.assignee,
-            "candidate_users": list(task.candidate_users),
-            "candidate_groups": list(task.candidate_groups),
-            "status": task.status,
-            "form": task.form,
-            "due_at": datetime_text(task.due_at),
-            "priority": task.priority,
-            "created_at": datetime_text(task.created_at),
+            **open_task_fields(task),
             "completed_at": datetime_text(task.completed_at),
         }
 
@@ -173,20 +181,7 @@ class OpenTaskSerializer(serializers.ModelSerializer):
     """An instance's open task, written directly like TaskSerializer's."""
 
     def to_representation(self, instance: HumanTask) -> dict[str, Any]:
-        task = instance
-        return {
-            "id": str(task.id),
-            "element_id": task.element_id,
-            "name": task.name,
-            "assignee": task.assignee,
-            "candidate_users": list(task.candidate_users),
-            "candidate_groups": list(task.candidate_groups),
-            "status": task.status,
-            "form": task.form,
-            "due_at": datetime_text(task.due_at),
-            "priority": task.priority,
-            "created_at": datetime_text(task.created_at),
-        }
+        return open_task_fields(instance)
 
     class Meta:
         model = HumanTask

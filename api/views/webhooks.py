@@ -98,7 +98,7 @@ class StrictBooleanField(serializers.BooleanField):
 
 class SubscriptionSerializer(serializers.ModelSerializer):
     enabled = StrictBooleanField(required=False, default=True)
-    name = StrictCharField(max_length=255)
+    name = StrictCharField(max_length=255, trim_whitespace=False)  # taken as given, like names
     process_key = StrictCharField(max_length=255, required=False, allow_blank=True, default="")
     # Spelled out in ASCII: Python and the schema's (ECMA) regexes differ on what \s is.
     url = serializers.RegexField(r"^https?://[^\x00-\x20/?#]+[^\x00-\x20]*$", max_length=2000)

@@ -10,15 +10,14 @@ from functools import cache
 from typing import Any
 
 from django.contrib.auth import get_user_model
-from django.contrib.auth.models import Group
 from django.db import connection
 from django.utils.translation import gettext_lazy as _
 from rest_framework.authentication import TokenAuthentication
 from rest_framework.authtoken.models import Token
 from rest_framework.exceptions import AuthenticationFailed
 
-from engine.permissions import known_group_names
-from engine.rows import Columns, quote, split, table
+from engine.permissions import group_names_sql, known_group_names
+from engine.rows import Columns, column, split, table
 
 
 @cache
@@ -29,16 +28,13 @@ def _token_columns() -> tuple[Columns, Columns]:
 @cache
 def _token_statement() -> str:
     user, token = _token_columns()
-    membership = get_user_model().groups.through
+    user_model = get_user_model()
     # Only names from the models' metadata are put together here; the key is a parameter.
     return (
-        f"SELECT {user.sql}, {token.sql}, ARRAY(SELECT g.{quote('name')} "  # noqa: S608
-        f"FROM {table(membership)} AS m "
-        f"JOIN {table(Group)} AS g ON g.{quote('id')} = m.{quote('group_id')} "
-        f"WHERE m.{quote('user_id')} = u.{quote('id')}) "
-        f"FROM {table(Token)} AS t "
-        f"JOIN {table(get_user_model())} AS u ON u.{quote('id')} = t.{quote('user_id')} "
-        f"WHERE t.{quote('key')} = %s"
+        f"SELECT {user.sql}, {token.sql}, {group_names_sql('u')} "  # noqa: S608
+        f"FROM {table(Token)} AS t JOIN {table(user_model)} AS u "
+        f"ON {column(user_model, 'pk', 'u')} = {column(Token, 'user', 't')} "
+        f"WHERE {column(Token, 'pk', 't')} = %s"
     )
 
 
@@ -51,6 +47,7 @@ def token_with_user(key: str) -> Token | None:
         return None
     user, token = split(row, *_token_columns())
     Token.user.field.set_cached_value(token, user)
+    Token.user.field.remote_field.set_cached_value(user, token)  # user.auth_token, as the ORM
     known_group_names(user, list(row[-1]))
     return token
 

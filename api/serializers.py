@@ -146,14 +146,15 @@ class TaskSerializer(serializers.ModelSerializer):
 
     def to_representation(self, instance: HumanTask) -> dict[str, Any]:
         task = instance
-        return {
-            "instance": str(task.instance_id),
-            "definition": task.process_key,
-            "business_key": task.instance.business_key,
-            "lane": task.lane,
-            **open_task_fields(task),
-            "completed_at": datetime_text(task.completed_at),
-        }
+        values = open_task_fields(task)
+        values.update(
+            instance=str(task.instance_id),
+            definition=task.process_key,
+            business_key=task.instance.business_key,
+            lane=task.lane,
+            completed_at=datetime_text(task.completed_at),
+        )
+        return {name: values[name] for name in self.Meta.fields}  # in the schema's order
 
     class Meta:
         model = HumanTask
@@ -320,8 +321,7 @@ class InstanceSerializer(serializers.ModelSerializer):
         return [t for t in instance.human_tasks.all() if t.is_active]
 
     def get_open_tasks(self, instance: ProcessInstance) -> list[dict[str, Any]]:
-        open_task = OpenTaskSerializer()
-        return [open_task.to_representation(task) for task in self._open_tasks(instance)]
+        return [open_task_fields(task) for task in self._open_tasks(instance)]
 
     def get_waiting_for(self, instance: ProcessInstance) -> list[dict[str, Any]]:
         waiting = [

@@ -2,10 +2,8 @@
 (`Q`) that lists filter by and single checks (`can_see_task`, ...) ask with `.exists()`.
 Services call the checks before changing anything."""
 
-from typing import Any
-
+from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
-from django.contrib.postgres.expressions import ArraySubquery
 from django.db.models import (
     BooleanField,
     Case,
@@ -21,6 +19,7 @@ from django.db.models import (
 
 from .actors import Person, as_user
 from .models import UNCLAIMED_TASK, HumanTask, ProcessInstance
+from .rows import column, quote, table
 
 
 def group_names(user: Person) -> set[str]:
@@ -35,16 +34,25 @@ def group_names(user: Person) -> set[str]:
     return set(cached)
 
 
-def with_group_names(users: QuerySet[Any], user_field: str = "") -> QuerySet[Any]:
-    """`users` (or rows with a `user_field` to their user) with each user's group names read
-    in the same query as `baton_group_names`; `known_group_names` keeps them on the user."""
-    prefix = f"{user_field}__" if user_field else ""
-    names = Group.objects.filter(user=OuterRef(f"{prefix}pk")).values("name")
-    return users.annotate(baton_group_names=ArraySubquery(names))
+def group_names_sql(user_alias: str) -> str:
+    """The user's group names as an SQL array, for the hand-written reads of a user
+    (engine.rows): the same rule `group_names` reads, in the statement that reads the user."""
+    user_model = get_user_model()
+    groups = user_model._meta.get_field("groups")
+    membership = groups.remote_field.through
+    assert membership is not None  # a many-to-many field always has its table
+    group_key = groups.m2m_reverse_name()
+    user_key = groups.m2m_column_name()
+    # Only names from the models' metadata are put together here.
+    return (
+        f"ARRAY(SELECT {column(Group, 'name', 'g')} FROM {table(membership)} AS m "  # noqa: S608
+        f"JOIN {table(Group)} AS g ON {column(Group, 'pk', 'g')} = m.{quote(group_key)} "
+        f"WHERE m.{quote(user_key)} = {column(user_model, 'pk', user_alias)})"
+    )
 
 
 def known_group_names(user: Person, names: list[str] | None) -> None:
-    """Keep the group names read with `with_group_names` as `group_names` would."""
+    """Keep the group names read with `group_names_sql` as `group_names` would."""
     person = as_user(user)
     if person is not None and names is not None:
         setattr(person, "_baton_group_names", set(names))  # noqa: B010

@@ -51,6 +51,10 @@ class DeploymentFile(models.Model):
 class ProcessDefinition(models.Model):
     """One version of one executable BPMN process."""
 
+    # The large columns, which reads that only need the definition's name, key or version
+    # leave out (operations take the parsed spec from the definition cache).
+    BULK_FIELDS = ("spec", "bpmn_xml", "elements")
+
     class Dialect(models.TextChoices):
         CAMUNDA = "camunda", "Camunda 7"
         SPIFF = "spiff", "SpiffArena"
@@ -81,6 +85,11 @@ class ProcessDefinition(models.Model):
 
     def __str__(self) -> str:
         return f"{self.key} v{self.version}"
+
+    @classmethod
+    def bulk_fields(cls, path: str) -> tuple[str, ...]:
+        """BULK_FIELDS as seen from another model through `path` ("definition__")."""
+        return tuple(f"{path}{name}" for name in cls.BULK_FIELDS)
 
 
 class CoverageReport(models.Model):

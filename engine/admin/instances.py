@@ -53,6 +53,7 @@ from engine.services import (
     terminate_instance,
 )
 from engine.templatetags.baton_admin import element, when
+from processes.models import ProcessDefinition
 
 from . import repair
 from .forms import (
@@ -189,7 +190,7 @@ class ProcessInstanceAdmin(admin.ModelAdmin):
         return (
             super()
             .get_queryset(request)
-            .defer("state", "definition__spec", "definition__bpmn_xml", "definition__elements")
+            .defer("state", *ProcessDefinition.bulk_fields("definition__"))
         )
 
     def get_ordering(self, request: HttpRequest) -> list[Any]:

@@ -82,6 +82,7 @@ class InboundWebhookAdmin(OperatorAdmin):
 
 class WebhookSubscriptionForm(forms.ModelForm):
     url = forms.URLField(max_length=2000, assume_scheme="https")
+    name = forms.CharField(max_length=255, strip=False)  # taken as given, as the API takes it
 
     class Meta:
         model = WebhookSubscription

@@ -20,6 +20,7 @@ from engine.models import (
     Timer,
 )
 from engine.permissions import can_see_instance, visible_instances_q
+from processes.models import ProcessDefinition
 
 # What an instance waits for besides tasks and jobs (see waiting_for_events).
 EVENT_PREFETCHES = (
@@ -32,7 +33,7 @@ EVENT_PREFETCHES = (
     "signal_subscriptions",
 )
 # Large columns a detail or a list never shows.
-HEAVY_FIELDS = ("state", "definition__spec", "definition__bpmn_xml", "definition__elements")
+HEAVY_FIELDS = ("state", *ProcessDefinition.bulk_fields("definition__"))
 
 
 @dataclass

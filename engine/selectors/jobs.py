@@ -11,6 +11,7 @@ from django.utils import timezone
 
 from engine.models import EventDelivery, ServiceJob
 from engine.queueing import DELIVER_EVENTS, RUN_SERVICE_JOB, queue_message_counts
+from processes.models import ProcessDefinition
 
 
 def job_list(
@@ -27,9 +28,7 @@ def job_list(
     jobs = ServiceJob.objects.select_related("instance__definition").defer(
         "instance__state",
         "instance__variables",
-        "instance__definition__spec",
-        "instance__definition__bpmn_xml",
-        "instance__definition__elements",
+        *ProcessDefinition.bulk_fields("instance__definition__"),
         "result",
         "history",
     )

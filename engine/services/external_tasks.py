@@ -31,6 +31,7 @@ from engine.exceptions import Conflict, InvalidInput
 from engine.jsonable import check_json_depth
 from engine.models import ProcessInstance, ServiceJob
 from engine.permissions import can_work_external_tasks, is_operator
+from processes.models import ProcessDefinition
 
 from .audit import record_event
 from .external_task_queue import (
@@ -153,9 +154,7 @@ def _lock_available(
             .select_related("instance__definition")
             .defer(
                 "instance__state",
-                "instance__definition__spec",
-                "instance__definition__bpmn_xml",
-                "instance__definition__elements",
+                *ProcessDefinition.bulk_fields("instance__definition__"),
             )
             .filter(
                 Q(status=ServiceJob.Status.PENDING, next_attempt_at__lte=now)

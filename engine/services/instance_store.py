@@ -40,7 +40,7 @@ from engine.bpmn.walks import is_completed, workflow_variables
 from engine.exceptions import Conflict, NotFound, ScriptFailed, TaskScriptFailed
 from engine.models import HumanTask, ProcessInstance, ServiceJob
 from engine.observability import context
-from engine.rows import Columns, quote, split, table
+from engine.rows import Columns, column, require_transaction, split, table
 from engine.selectors.instances import WrittenRows, remember_rows
 from processes.models import ProcessDefinition
 
@@ -66,9 +66,6 @@ from .job_scheduling import schedule_service_jobs
 from .observed import instance_moved
 from .running import definition_step_limits, running_as
 
-# The definition's large columns, which operations take from the definition cache instead.
-_DEFINITION_BULK = ("spec", "bpmn_xml", "elements")
-
 
 @cache
 def _locked_columns() -> tuple[Columns, Columns, Columns]:
@@ -76,7 +73,7 @@ def _locked_columns() -> tuple[Columns, Columns, Columns]:
     columns), a job."""
     return (
         Columns(ProcessInstance, "i"),
-        Columns(ProcessDefinition, "d", leave_out=_DEFINITION_BULK),
+        Columns(ProcessDefinition, "d", leave_out=ProcessDefinition.BULK_FIELDS),
         Columns(ServiceJob, "j"),
     )
 
@@ -92,33 +89,40 @@ def _locking_read(target: str) -> str:
     instance, definition, job = _locked_columns()
     columns = f"{instance.sql}, {definition.sql}"
     joined = (
-        f"{table(ProcessInstance)} AS i "
-        f"JOIN {table(ProcessDefinition)} AS d ON d.{quote('id')} = i.{quote('definition_id')}"
+        f"{table(ProcessInstance)} AS i JOIN {table(ProcessDefinition)} AS d "
+        f"ON {column(ProcessDefinition, 'pk', 'd')} = {column(ProcessInstance, 'definition', 'i')}"
     )
     # Only names from the models' metadata are put together here; the keys are parameters.
     if target in ("instance", "task"):
         key = "%s"
         if target == "task":
             key = (
-                f"(SELECT t.{quote('instance_id')} FROM {table(HumanTask)} AS t "  # noqa: S608
-                f"WHERE t.{quote('id')} = %s)"
+                f"(SELECT {column(HumanTask, 'instance', 't')} "  # noqa: S608
+                f"FROM {table(HumanTask)} AS t WHERE {column(HumanTask, 'pk', 't')} = %s)"
             )
         return (
             f"SELECT {columns} FROM {joined} "  # noqa: S608
-            f"WHERE i.{quote('id')} = {key} FOR NO KEY UPDATE OF i"
+            f"WHERE {column(ProcessInstance, 'pk', 'i')} = {key} FOR NO KEY UPDATE OF i"
         )
-    kind = f" AND j.{quote('kind')} = %s" if target == "job of kind" else ""
+    kind = f" AND {column(ServiceJob, 'kind', 'j')} = %s" if target == "job of kind" else ""
     return (
         f"SELECT {columns}, {job.sql} FROM {table(ServiceJob)} AS j "  # noqa: S608
-        f"JOIN {joined} ON i.{quote('id')} = j.{quote('instance_id')} "
-        f"WHERE j.{quote('id')} = %s{kind} FOR NO KEY UPDATE OF i, j"
+        f"JOIN {joined} "
+        f"ON {column(ProcessInstance, 'pk', 'i')} = {column(ServiceJob, 'instance', 'j')} "
+        f"WHERE {column(ServiceJob, 'pk', 'j')} = %s{kind} FOR NO KEY UPDATE OF i, j"
     )
 
 
-def _lock(target: str, params: list[Any]) -> list[Any] | None:
-    """The locked instance (its definition cached on it) and, for a job, the job."""
+def _lock(target: str, key: uuid.UUID | str, *more: str) -> list[Any] | None:
+    """The locked instance (its definition cached on it) and, for a job, the job; None when
+    there is no such row (or `key` is no id at all)."""
+    require_transaction()
+    try:
+        key = uuid.UUID(str(key))
+    except ValueError:
+        return None
     with connection.cursor() as cursor:
-        cursor.execute(_locking_read(target), params)
+        cursor.execute(_locking_read(target), [key, *more])
         row = cursor.fetchone()
     if row is None:
         return None
@@ -137,7 +141,7 @@ def _lock(target: str, params: list[Any]) -> list[Any] | None:
 
 def lock_instance(instance_id: uuid.UUID | str) -> ProcessInstance:
     """Take the instance's row lock (the first lock of every instance operation)."""
-    locked = _lock("instance", [str(instance_id)])
+    locked = _lock("instance", instance_id)
     if locked is None:
         raise NotFound(f"There is no instance {instance_id}.")
     instance: ProcessInstance = locked[0]
@@ -149,10 +153,7 @@ def lock_instance_and_job(
 ) -> tuple[ProcessInstance, ServiceJob]:
     """Lock the job's instance, then the job, in one statement (`_locking_read`). NotFound
     with `missing` when there is no such job (of `kind`, when given)."""
-    if kind is None:
-        locked = _lock("job", [str(job_id)])
-    else:
-        locked = _lock("job of kind", [str(job_id), kind])
+    locked = _lock("job", job_id) if kind is None else _lock("job of kind", job_id, kind)
     if locked is None:
         raise NotFound(missing)
     instance, job = locked
@@ -162,7 +163,7 @@ def lock_instance_and_job(
 def lock_instance_of_task(task_id: uuid.UUID | str) -> ProcessInstance:
     """Take the row lock of the instance of human task `task_id` (one statement: a task
     never moves to another instance). Its task rows are read after the lock is held."""
-    locked = _lock("task", [str(task_id)])
+    locked = _lock("task", task_id)
     if locked is None:
         raise NotFound(f"There is no task {task_id}.")
     instance: ProcessInstance = locked[0]

@@ -55,6 +55,7 @@ def test_the_list_writes_what_the_fields_would(varied_tasks, approver, api_clien
     for answer in listed + completed:
         task = selectors.task_detail(answer["id"])
         assert answer == field_by_field(task)
+        assert list(answer) == TaskSerializer.Meta.fields  # in the schema's order
         assert answer["definition"] == task.instance.definition.key == "expense_approval"
     shown = {answer["id"]: answer for answer in listed}
     assert shown[str(varied_tasks[0].pk)]["due_at"] == "2030-01-02T03:04:05.678901Z"

@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 from django.db import connection, transaction
+from django.db.transaction import TransactionManagementError
 from django.forms.models import model_to_dict
 from django.test.utils import CaptureQueriesContext
 
@@ -23,6 +24,7 @@ from tests.engine.service_fixtures import jobs_for_no_worker
 from tests.helpers import deploy_document
 
 pytestmark = pytest.mark.django_db(transaction=True)
+EXPENSE_VARIABLES = {"amount": 7, "description": 'é "q"', "requester": "bob"}
 
 
 def _fields(row: Any) -> dict[str, Any]:
@@ -44,8 +46,9 @@ def _as_the_orm_reads_it(instance: ProcessInstance) -> None:
 
 
 def test_an_instance_locked_by_its_id_or_its_task_is_the_orm_s(expense_definition) -> None:
-    variables = {"amount": 7, "description": 'é "q"', "requester": "bob"}
-    started = start_instance(key="expense_approval", variables=variables, business_key="B-1")
+    started = start_instance(
+        key="expense_approval", variables=EXPENSE_VARIABLES, business_key="B-1"
+    )
     ProcessInstance.objects.filter(pk=started.pk).update(incident={"kind": "script", "error": "x"})
     task = HumanTask.objects.get(instance=started)
     with transaction.atomic():
@@ -80,3 +83,20 @@ def test_what_is_not_there_is_not_found(expense_definition) -> None:
             lock_instance_of_task(other)
         with pytest.raises(NotFound, match="gone"):
             lock_instance_and_job(other, missing="gone")
+
+
+def test_a_locking_read_outside_a_transaction_is_refused(expense_definition) -> None:
+    started = start_instance(key="expense_approval", variables=EXPENSE_VARIABLES)
+    # It would lock nothing: the lock would end with the statement.
+    with pytest.raises(TransactionManagementError):
+        lock_instance(started.pk)
+
+
+def test_an_id_that_is_no_id_is_not_found(expense_definition) -> None:
+    with transaction.atomic():
+        with pytest.raises(NotFound):
+            lock_instance("not-a-uuid")
+        with pytest.raises(NotFound):
+            lock_instance_of_task("42")
+        with pytest.raises(NotFound):
+            lock_instance_and_job("x", missing="gone")

@@ -8,6 +8,7 @@ from engine.management.commands.deploy import user_named
 from engine.management.commands.instances import positive_int, write_table
 from engine.models import HumanTask
 from engine.selectors import tasks_for_user
+from processes.models import ProcessDefinition
 
 STATUSES = [HumanTask.Status.OPEN, HumanTask.Status.CLAIMED, HumanTask.Status.COMPLETED]
 
@@ -48,9 +49,7 @@ class Command(BaseCommand):
                     "submitted_data",
                     "instance__state",
                     "instance__variables",
-                    "instance__definition__spec",
-                    "instance__definition__bpmn_xml",
-                    "instance__definition__elements",
+                    *ProcessDefinition.bulk_fields("instance__definition__"),
                 )
                 .order_by("-priority", "created_at", "id")
             )

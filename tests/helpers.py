@@ -19,6 +19,19 @@ SHARED_DIR = Path(
 SPIFF_EXAMPLES = Path("corpus", "spiff-examples")  # inside SHARED_DIR
 
 
+def production_env(data_dir: Path) -> dict[str, str]:
+    """The environment of a child process on the production settings, with what they demand
+    (a long secret key, allowed hosts, a database URL) and nothing of this run's."""
+    return {
+        "PATH": "/usr/bin:/bin",
+        "DJANGO_SETTINGS_MODULE": "config.settings.prod",
+        "SECRET_KEY": "x" * 20 + "-a-long-random-production-secret-" + "y" * 20,
+        "ALLOWED_HOSTS": "baton.example.org",
+        "DATABASE_URL": "postgres://u@127.0.0.1:1/none",
+        "BATON_DATA_DIR": str(data_dir),
+    }
+
+
 def upload_of(path: Path, name: str | None = None) -> UploadedFile:
     return UploadedFile(name=name or path.name, content=path.read_bytes())
 

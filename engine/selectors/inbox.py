@@ -144,7 +144,7 @@ class _HasTextValueLike(Func):
 
     With `prefilter`, the object's JSON text must match first: a cheap test in one call that
     skips taking the object apart for the many rows that cannot match. Only for a search JSON
-    writes as it is (no quote, backslash or control character), or a match would be missed."""
+    writes as it is (`_written_as_is_in_json`), or a match would be missed."""
 
     def __init__(self, column: F, pattern: Value, *, prefilter: bool) -> None:
         super().__init__(column, pattern)

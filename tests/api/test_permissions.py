@@ -10,7 +10,7 @@ from rest_framework.test import APIClient
 
 from engine.models import HumanTask
 from engine.services import start_instance
-from tests.helpers import EXPENSE_FILE
+from tests.helpers import EXPENSE_FILE, production_env
 
 pytestmark = pytest.mark.django_db
 BASE_DIR = Path(__file__).resolve().parents[2]
@@ -128,14 +128,7 @@ def test_task_data_stays_with_the_people_who_have_a_task(world) -> None:
 
 
 def test_production_settings_pass_the_deploy_checks(tmp_path) -> None:
-    env = {
-        "PATH": "/usr/bin:/bin",
-        "DJANGO_SETTINGS_MODULE": "config.settings.prod",
-        "SECRET_KEY": "x" * 20 + "-a-long-random-production-secret-" + "y" * 20,
-        "ALLOWED_HOSTS": "baton.example.org",
-        "DATABASE_URL": "postgres://u@127.0.0.1:1/none",
-        "BATON_DATA_DIR": str(tmp_path),
-    }
+    env = production_env(tmp_path)
     result = subprocess.run(
         [sys.executable, "manage.py", "check", "--deploy", "--fail-level", "WARNING"],
         capture_output=True,

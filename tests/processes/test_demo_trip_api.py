@@ -11,6 +11,7 @@ from django.test import Client
 
 from config import demo_api
 from engine.models import DemoBooking
+from tests.helpers import production_env
 
 pytestmark = pytest.mark.django_db
 TRIPS = "/demo-api/trips"
@@ -128,14 +129,7 @@ def test_a_slow_cancellation_is_capped_and_holds_few_threads() -> None:
 
 def test_production_settings_do_not_mount_the_demo_api(tmp_path: Path) -> None:
     """The demo API has no login: production serves it only when BATON_DEMO_API says so."""
-    env = {
-        "PATH": "/usr/bin:/bin",
-        "DJANGO_SETTINGS_MODULE": "config.settings.prod",
-        "SECRET_KEY": "x" * 20 + "-a-long-random-production-secret-" + "y" * 20,
-        "ALLOWED_HOSTS": "baton.example.org",
-        "DATABASE_URL": "postgres://u@127.0.0.1:1/none",
-        "BATON_DATA_DIR": str(tmp_path),
-    }
+    env = production_env(tmp_path)
     probe = (
         "import django; django.setup()\n"
         "from django.urls import Resolver404, resolve\n"

@@ -1,5 +1,6 @@
 """Queue depths on RabbitMQ: a passive queue_declare counts the messages (no peek there), a
-queue the broker does not know holds none."""
+queue the broker does not know holds none. The broker counts a published message a moment
+after the publish returns (seen under a loaded machine): the test waits for the count."""
 
 import uuid
 
@@ -7,6 +8,7 @@ import pytest
 from celery import Celery
 
 from engine.queueing import queue_message_counts
+from tests.faults.stack import wait_until
 
 RABBITMQ = "amqp://guest:guest@127.0.0.1:5672//"
 
@@ -20,8 +22,13 @@ def test_rabbitmq_queues_are_counted_by_a_passive_declare(monkeypatch: pytest.Mo
     try:
         for _ in range(3):
             app.send_task("baton.run_service_job", args=["x"], queue=name)
-        counts = queue_message_counts([f"{name}-missing", name], app=app)
-        assert counts == {f"{name}-missing": (0, None), name: (3, None)}
+        expected = {f"{name}-missing": (0, None), name: (3, None)}
+        # The broker counts a message once it has taken it from the publishing channel.
+        wait_until(
+            lambda: queue_message_counts([f"{name}-missing", name], app=app) == expected,
+            timeout=10,
+            what="the broker to count the three messages",
+        )
     finally:
         with app.connection_for_write() as connection:
             connection.default_channel.queue_delete(name)

@@ -15,6 +15,7 @@ from engine.bpmn.types import WorkflowTask as Task
 from engine.bpmn.walks import became_ready_at, evaluate_over_data, ready_human_tasks
 from engine.exceptions import TaskScriptFailed
 from engine.models import HumanTask, ProcessInstance
+from engine.rows import insert_rows
 
 from .audit import record_event
 from .definition_cache import definition_elements, definition_key
@@ -182,7 +183,7 @@ def sync_human_tasks(
         for spiff_id in new_ids
         if not _handled_since_ready(ready[spiff_id], handled.get(spiff_id))
     ]
-    HumanTask.objects.bulk_create(opened)
+    insert_rows(opened)
     for row in opened:
         record_event(
             instance,

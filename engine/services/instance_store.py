@@ -40,7 +40,7 @@ from engine.bpmn.walks import is_completed, workflow_variables
 from engine.exceptions import Conflict, NotFound, ScriptFailed, TaskScriptFailed
 from engine.models import HumanTask, ProcessInstance, ServiceJob
 from engine.observability import context
-from engine.rows import Columns, column, require_transaction, split, table
+from engine.rows import Columns, column, require_transaction, save_row, split, table
 from engine.selectors.instances import WrittenRows, remember_rows
 from processes.models import ProcessDefinition
 
@@ -313,7 +313,7 @@ def _persist(
     )
     if instance.status in FINISHED_STATUSES:
         instance.completed_at = instance.completed_at or timezone.now()
-    instance.save()
+    save_row(instance)
     with running_as(actor, instance):
         tasks = sync_human_tasks(
             instance, workflow, actor=actor, fresh=fresh, active=active, opened_at=run.opened_at

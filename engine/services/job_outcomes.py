@@ -25,6 +25,7 @@ from engine.bpmn.failures import attempt, run_engine_steps
 from engine.bpmn.walks import is_parked, parked_task
 from engine.exceptions import ScriptFailed
 from engine.models import ProcessInstance, ServiceJob
+from engine.rows import save_row
 
 from . import observed
 from .audit import record_event
@@ -94,7 +95,7 @@ def complete_job(
     """The job succeeded with `result`; `actor` is who reported it (None: Baton's own worker)."""
     job.status = ServiceJob.Status.SUCCEEDED
     job.result = result
-    job.save()
+    save_row(job)
     observed.element_done(instance, job.element_id, "serviceTask", job.created_at)
     record_event(
         instance,
@@ -135,7 +136,7 @@ def _retry_or_give_up(instance: ProcessInstance, job: ServiceJob, outcome: Outco
     delay = backoff_seconds(job, outcome.retry_after)
     job.status = ServiceJob.Status.PENDING
     job.next_attempt_at = timezone.now() + timedelta(seconds=delay)
-    job.save()
+    save_row(job)
     record_event(
         instance,
         "job_failed",
@@ -173,7 +174,7 @@ def throw_job_error(instance: ProcessInstance, job: ServiceJob, outcome: Outcome
             if is_parked(task):
                 raise _Uncaught
             job.status = ServiceJob.Status.FAILED
-            job.save()
+            save_row(job)
             record_event(
                 instance,
                 "job_failed",
@@ -202,7 +203,7 @@ def await_callback(instance: ProcessInstance, job: ServiceJob, outcome: Outcome)
     job.callback_until = timezone.now() + timedelta(seconds=seconds)
     job.result = {ACCEPTED: outcome.result}
     job.last_error = ""
-    job.save()
+    save_row(job)
     record_event(
         instance,
         "job_awaiting_callback",

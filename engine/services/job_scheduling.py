@@ -27,6 +27,7 @@ from engine.connectors.connections import CONNECTION_PARAM, RESERVED_PARAMS
 from engine.exceptions import TaskScriptFailed
 from engine.jsonable import json_safe
 from engine.models import ProcessInstance, ServiceJob
+from engine.rows import insert_rows
 
 from .external_task_queue import announce_external_task
 from .handover import hand_over_job_on_commit
@@ -167,7 +168,7 @@ def schedule_service_jobs(
                 idempotency_key=f"baton-job-{job_id}",
             )
         )
-    ServiceJob.objects.bulk_create(jobs)
+    insert_rows(jobs)
     for job in jobs:
         if job.kind == ServiceJob.Kind.EXTERNAL:
             announce_external_task(job.connector)

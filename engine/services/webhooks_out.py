@@ -1,7 +1,8 @@
 """Outbound webhooks: instance events posted to subscribed URLs, through an outbox.
 
 `queue_webhook_deliveries` is called by `record_event` (the audit trail every state change
-writes) for the events a subscription may ask for (`WebhookSubscription.EventType`): one
+writes) for the events a subscription may ask for (`WebhookSubscription.EventType`), with the
+subscribers the statement that wrote the events found (`subscribed_sql`): one
 `WebhookDelivery` per matching subscription is written in the operation's own transaction
 and handed to a worker after commit. The worker claims it with a lease (as the event outbox
 does: engine/services/delivery_outbox.py), posts it (the outbound policy applies:
@@ -44,6 +45,7 @@ from engine.exceptions import InvalidInput, NotFound
 from engine.models import InstanceEvent, ProcessInstance, WebhookDelivery, WebhookSubscription
 from engine.permissions import is_operator
 from engine.queueing import send_webhook_deliveries
+from engine.rows import column, table
 
 from .delivery_outbox import claim_delivery, due_for_sweep, exponential_backoff, retry_later
 
@@ -83,20 +85,34 @@ def _event_body(instance: ProcessInstance, event: InstanceEvent, delivery_id: st
     }
 
 
-def queue_webhook_deliveries(events: Sequence[InstanceEvent]) -> int:
-    """Write a delivery of each event for each enabled subscription to it (in the caller's
-    transaction) and hand them to a worker after commit. How many were written. Events of
-    types no subscription may ask for cost nothing; the others one query for all of them."""
-    wanted = [event for event in events if event.type in EVENT_TYPES]
-    if not wanted:
-        return 0
-    subscriptions = list(
-        WebhookSubscription.objects.filter(
-            enabled=True, event_types__overlap=sorted({event.type for event in wanted})
-        )
+def subscribed_sql() -> str:
+    """An SQL expression: the ids of the enabled subscriptions to any of the event types given
+    as its one parameter (an array), or NULL. The audit trail asks it in the statement that
+    writes the events (engine.services.audit), so an operation whose events nobody subscribed
+    to pays no round trip for webhooks."""
+    subscription = WebhookSubscription
+    return (
+        f"SELECT array_agg({column(subscription, 'pk', 's')}) "  # noqa: S608
+        f"FROM {table(subscription)} AS s WHERE {column(subscription, 'enabled', 's')} "
+        f"AND {column(subscription, 'event_types', 's')} && (%s)::varchar[]"
     )
-    if not subscriptions:
+
+
+def subscribable_types(events: Sequence[InstanceEvent]) -> list[str]:
+    """The parameter of `subscribed_sql`: the types of `events` a subscription may ask for."""
+    return sorted({event.type for event in events if event.type in EVENT_TYPES})
+
+
+def queue_webhook_deliveries(
+    events: Sequence[InstanceEvent], subscription_ids: Sequence[int] | None
+) -> int:
+    """Write a delivery of each of the written `events` for each subscription of
+    `subscription_ids` (what `subscribed_sql` found for them) that asks for it, in the
+    caller's transaction, and hand them to a worker after commit. How many were written."""
+    if not subscription_ids:
         return 0
+    wanted = [event for event in events if event.type in EVENT_TYPES]
+    subscriptions = list(WebhookSubscription.objects.filter(pk__in=subscription_ids))
     rows = []
     for event in wanted:
         key = _process_key(event.instance)

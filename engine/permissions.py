@@ -1,25 +1,16 @@
 """Who may see and work on which instance and human task, each rule written once as a query
-(`Q`) that lists filter by and single checks (`can_see_task`, ...) ask with `.exists()`.
-Services call the checks before changing anything."""
+(`Q`) that lists filter by and single checks (`can_see_task`, ...) ask with `.exists()`, or
+of a row just read, in memory (`note_task_access`). Services call the checks before changing
+anything."""
 
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
-from django.db.models import (
-    BooleanField,
-    Case,
-    Exists,
-    Expression,
-    IntegerField,
-    OuterRef,
-    Q,
-    QuerySet,
-    Value,
-    When,
-)
+from django.db.models import Exists, OuterRef, Q
 
 from .actors import Person, as_user
 from .models import UNCLAIMED_TASK, HumanTask, ProcessInstance
 from .rows import column, quote, table
+from .rule_match import matches
 
 
 def group_names(user: Person) -> set[str]:
@@ -161,30 +152,24 @@ def followable_instances_q(user: Person) -> Q:
     return started_instances_q(user)
 
 
-def _holds(rule: Q) -> Expression:
-    """A rule as a column: true for the rows it matches."""
-    if not rule:
-        return Value(True)  # an empty Q matches every row
-    return Case(When(rule, then=Value(True)), default=Value(False), output_field=BooleanField())
-
-
 def _user_key(user: Person) -> int | None:
     person = as_user(user)
     return person.pk if person is not None else None
 
 
-def with_task_access(tasks: QuerySet[HumanTask], user: Person) -> QuerySet[HumanTask]:
-    """`tasks` with the answers of `can_see_task` and `is_candidate` for `user` read in the
-    same query, so that a service that reads a task checks it without another round trip."""
-    return tasks.annotate(
-        baton_access_of=Value(_user_key(user), output_field=IntegerField()),
-        baton_may_see=_holds(visible_tasks_q(user)),
-        baton_is_candidate=_holds(candidate_tasks_q(user)),
-    )
+def note_task_access(tasks: list[HumanTask], user: Person) -> None:
+    """Note on task rows just read (under their instance's lock) what `can_see_task` and
+    `is_candidate` answer for `user`: the same rules, asked of the rows in memory
+    (engine.rule_match), so that a service checks a task it read without another query."""
+    visible, candidate = visible_tasks_q(user), candidate_tasks_q(user)
+    for task in tasks:
+        task.baton_access_of = _user_key(user)  # type: ignore[attr-defined]
+        task.baton_may_see = matches(visible, task)  # type: ignore[attr-defined]
+        task.baton_is_candidate = matches(candidate, task)  # type: ignore[attr-defined]
 
 
 def _read_with(task: HumanTask, user: Person, answer: str) -> bool | None:
-    """What `with_task_access` read for this user, if the task was read so."""
+    """What `note_task_access` noted for this user, if it was noted."""
     if getattr(task, "baton_access_of", -1) != _user_key(user):
         return None
     return bool(getattr(task, answer))

@@ -2,11 +2,11 @@
 
 import uuid
 from dataclasses import dataclass
+from functools import cache
 from typing import Any
 
 from django.core.exceptions import PermissionDenied
-from django.db import transaction
-from django.db.models import Q
+from django.db import connection, transaction
 from django.utils import timezone
 
 from engine.actors import Person, as_user
@@ -22,8 +22,9 @@ from engine.permissions import (
     can_complete_task,
     can_see_task,
     can_unclaim_task,
-    with_task_access,
+    note_task_access,
 )
+from engine.rows import Columns, column, save_row, table
 
 from . import observed
 from .audit import events_in_one_insert, record_event
@@ -40,15 +41,32 @@ class LockedTask:
     others: list[HumanTask]
 
 
+@cache
+def _task_read() -> tuple[Columns, str]:
+    """A task of an instance, or the task and the instance's other active tasks, in the
+    tasks' own order: every completion asks it, so it is written once (engine.rows)."""
+    task = Columns(HumanTask, "t")
+    status, priority = column(HumanTask, "status", "t"), column(HumanTask, "priority", "t")
+    # Only names from the models' metadata are put together here; the values are parameters.
+    return task, (
+        f"SELECT {task.sql} FROM {table(HumanTask)} AS t "  # noqa: S608
+        f"WHERE {column(HumanTask, 'instance', 't')} = %s "
+        f"AND ({column(HumanTask, 'pk', 't')} = %s OR {status} = ANY(%s)) "
+        f"ORDER BY {priority} DESC, {column(HumanTask, 'created_at', 't')}"
+    )
+
+
 def _lock_task(task_id: uuid.UUID | str, user: Person, *, with_others: bool) -> LockedTask:
     """Lock the task's instance, then read the task (every change of a task row happens
     under its instance's lock), with what `user` may do with it and, `with_others`, the
     instance's other active tasks: one locking read and one read."""
-    instance = lock_instance_of_task(task_id)
-    wanted = (
-        Q(pk=task_id) | Q(status__in=HumanTask.ACTIVE_STATUSES) if with_others else Q(pk=task_id)
-    )
-    rows = list(with_task_access(instance.human_tasks.filter(wanted), user))
+    instance = lock_instance_of_task(task_id)  # a task id that is no UUID is not found here
+    columns, sql = _task_read()
+    others = list(HumanTask.ACTIVE_STATUSES) if with_others else []
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [instance.pk, uuid.UUID(str(task_id)), others])
+        rows = [columns.build(row) for row in cursor.fetchall()]
+    note_task_access(rows, user)
     task = next((row for row in rows if str(row.pk) == str(task_id)), None)
     if task is None:  # gone with its instance's retention between the two reads
         raise NotFound(f"There is no task {task_id}.")
@@ -159,7 +177,7 @@ def complete_human_task(
         task.completed_by = as_user(user)
         task.completed_at = timezone.now()
         task.submitted_data = submitted
-        task.save()
+        save_row(task)
         observed.element_done(instance, task.element_id, "userTask", task.created_at)
         record_event(
             instance,

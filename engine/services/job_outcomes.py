@@ -28,7 +28,12 @@ from engine.models import ProcessInstance, ServiceJob
 from engine.rows import save_row
 
 from . import observed
-from .audit import record_event
+from .audit import (
+    events_in_one_insert,
+    forget_pending_events,
+    pending_events_mark,
+    record_event,
+)
 from .delivery_outbox import exponential_backoff
 from .handover import hand_over_job_on_commit
 from .incidents import open_job_incident
@@ -92,39 +97,48 @@ def backoff_seconds(job: ServiceJob, retry_after: float | None) -> float:
 def complete_job(
     instance: ProcessInstance, job: ServiceJob, result: Any, *, actor: Actor = None
 ) -> None:
-    """The job succeeded with `result`; `actor` is who reported it (None: Baton's own worker)."""
-    job.status = ServiceJob.Status.SUCCEEDED
-    job.result = result
-    save_row(job)
-    observed.element_done(instance, job.element_id, "serviceTask", job.created_at)
-    record_event(
-        instance,
-        "job_succeeded",
-        actor=actor,
-        element_id=job.element_id,
-        payload={"job": str(job.id), "attempt": job.attempt},
-    )
-    try:
-        # A savepoint: a failing mapping keeps the stored result. Needed even when
-        # persist_workflow takes its own: completing the task may write data stores before.
-        with transaction.atomic():
-            run = open_run(instance)
-            task = parked_task(run.workflow, job.spiff_task_id)
-            if task is None:
-                return
-            with running_as(None, instance):
-                # A failing result mapping is the job's incident (retrying calls again)...
-                if job.kind == ServiceJob.Kind.EXTERNAL:
-                    apply_external_variables(task, result or {})
-                else:
-                    apply_connector_result(task, result)
-                # ...a failing post-script or later script is the incident of that task.
-                attempt(run, task.complete)
-                run_engine_steps(run)
-            persist_workflow(instance, run, actor=None)
-    except ScriptFailed as exc:
-        job.last_error = f"Applying the result failed: {exc.detail}"
-        open_job_incident(instance, job)
+    """The job succeeded with `result`; `actor` is who reported it (None: Baton's own worker).
+    Its audit events and those of the run it continues are written with one INSERT."""
+    with events_in_one_insert():
+        job.status = ServiceJob.Status.SUCCEEDED
+        job.result = result
+        save_row(job)
+        observed.element_done(instance, job.element_id, "serviceTask", job.created_at)
+        record_event(
+            instance,
+            "job_succeeded",
+            actor=actor,
+            element_id=job.element_id,
+            payload={"job": str(job.id), "attempt": job.attempt},
+        )
+        mark = pending_events_mark()
+        try:
+            # A savepoint: a failing mapping keeps the stored result. Needed even when
+            # persist_workflow takes its own: completing the task may write data stores before.
+            with transaction.atomic():
+                _continue_run(instance, job, result)
+        except ScriptFailed as exc:
+            forget_pending_events(mark)  # what the rolled-back run recorded
+            job.last_error = f"Applying the result failed: {exc.detail}"
+            open_job_incident(instance, job)
+
+
+def _continue_run(instance: ProcessInstance, job: ServiceJob, result: Any) -> None:
+    """Complete the job's parked task with `result` and run the instance on."""
+    run = open_run(instance)
+    task = parked_task(run.workflow, job.spiff_task_id)
+    if task is None:
+        return
+    with running_as(None, instance):
+        # A failing result mapping is the job's incident (retrying calls again)...
+        if job.kind == ServiceJob.Kind.EXTERNAL:
+            apply_external_variables(task, result or {})
+        else:
+            apply_connector_result(task, result)
+        # ...a failing post-script or later script is the incident of that task.
+        attempt(run, task.complete)
+        run_engine_steps(run)
+    persist_workflow(instance, run, actor=None)
 
 
 def _retry_or_give_up(instance: ProcessInstance, job: ServiceJob, outcome: Outcome) -> None:

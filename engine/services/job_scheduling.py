@@ -6,9 +6,11 @@ Parameters are stored evaluated, with the places of literal diagram text that na
 
 import logging
 import uuid
+from functools import cache
 from typing import Any
 
 from django.conf import settings
+from django.db import connection
 from django.utils import timezone
 
 from engine.bpmn.connector_tasks import (
@@ -27,7 +29,7 @@ from engine.connectors.connections import CONNECTION_PARAM, RESERVED_PARAMS
 from engine.exceptions import TaskScriptFailed
 from engine.jsonable import json_safe
 from engine.models import ProcessInstance, ServiceJob
-from engine.rows import insert_rows
+from engine.rows import column, insert_rows, table
 
 from .external_task_queue import announce_external_task
 from .handover import hand_over_job_on_commit
@@ -102,17 +104,31 @@ def evaluate_parameters(task: Task) -> dict[str, Any]:
     return stored
 
 
+_OPEN_JOB_FIELDS = ("pk", "spiff_task_id", "status", "kind")
+
+
+@cache
+def _open_jobs_read() -> str:
+    """An instance's open jobs, (id, task id, status, kind): every job run asks it, so it is
+    written once (engine.rows) rather than built by the ORM each time."""
+    names = ", ".join(column(ServiceJob, name, "j") for name in _OPEN_JOB_FIELDS)
+    # Only names from the models' metadata are put together here; the values are parameters.
+    return (
+        f"SELECT {names} FROM {table(ServiceJob)} AS j "  # noqa: S608
+        f"WHERE {column(ServiceJob, 'instance', 'j')} = %s "
+        f"AND {column(ServiceJob, 'status', 'j')} = ANY(%s)"
+    )
+
+
 def _open_jobs_of_parked_tasks(
     instance: ProcessInstance, parked_ids: set[uuid.UUID]
 ) -> list[tuple[uuid.UUID, str, str]]:
     """The instance's open jobs as (task id, status, kind); jobs whose task is no longer parked
     (reset, skipped, migrated away, interrupted by a boundary event) are cancelled, so that
     a late result of theirs is dropped as stale."""
-    open_jobs = list(
-        instance.jobs.filter(status__in=ServiceJob.OPEN_STATUSES).values_list(
-            "id", "spiff_task_id", "status", "kind"
-        )
-    )
+    with connection.cursor() as cursor:
+        cursor.execute(_open_jobs_read(), [instance.pk, list(ServiceJob.OPEN_STATUSES)])
+        open_jobs = cursor.fetchall()
     orphaned = [job_id for job_id, task_id, _, _ in open_jobs if task_id not in parked_ids]
     if orphaned:
         ServiceJob.objects.filter(pk__in=orphaned).update(

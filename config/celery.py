@@ -12,6 +12,7 @@ from celery.signals import (
     after_setup_logger,
     after_setup_task_logger,
     task_prerun,
+    worker_process_init,
     worker_ready,
 )
 
@@ -32,6 +33,14 @@ if _is_celery_program():
 app = Celery("baton")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
+
+
+@worker_process_init.connect
+def _freeze_loaded_objects(**kwargs: Any) -> None:
+    # A pool process starts with the worker's modules loaded: out of the collector's way.
+    from config.collector import freeze_loaded_objects
+
+    freeze_loaded_objects()
 
 
 @task_prerun.connect

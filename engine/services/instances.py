@@ -38,12 +38,20 @@ def _definition_read() -> tuple[Columns, str]:
     )
 
 
-def _definition(key: str, version: int | None) -> ProcessDefinition:
+def _read_definition(key: str, version: int | None) -> ProcessDefinition | None:
+    field = ProcessDefinition._meta.get_field("version").get_internal_type()
+    low, high = connection.ops.integer_field_range(field)
+    if version is not None and not low <= version <= high:
+        return None  # no version has such a number (as the ORM answers such a lookup)
     columns, sql = _definition_read()
     with connection.cursor() as cursor:
         cursor.execute(sql, [key, version, version])
         row = cursor.fetchone()
-    definition: ProcessDefinition | None = None if row is None else columns.build(row)
+    return None if row is None else columns.build(row)
+
+
+def _definition(key: str, version: int | None) -> ProcessDefinition:
+    definition = _read_definition(key, version)
     if definition is None:
         which = f"version {version} of " if version is not None else ""
         raise NotFound(f"There is no {which}process definition with key {key!r}.")

@@ -361,14 +361,12 @@ def handle_external_task_bpmn_error(
     caught by a boundary event (an incident when nothing catches it)."""
     require_worker(actor)
     variables = _check_variables(variables)
-    if not (error_code or "").strip():
+    if not error_code:  # taken as given otherwise, as a diagram's errorCode is matched
         raise InvalidInput("error_code must not be empty.")
     with transaction.atomic(durable=True):
         instance, job = _lock_held(task_id, worker_id, actor)
         _unlocked(job)
-        outcome = Outcome(
-            result=variables, error_code=error_code.strip(), error_message=error_message
-        )
+        outcome = Outcome(result=variables, error_code=error_code, error_message=error_message)
         throw_job_error(instance, job, outcome)
 
 

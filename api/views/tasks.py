@@ -49,6 +49,10 @@ class TaskListView(generics.ListAPIView):
             status=filters.get("status"),
         )
 
+    def paginate_queryset(self, queryset: Any) -> list[Any] | None:
+        page = super().paginate_queryset(queryset)
+        return None if page is None else selectors.with_listed_instances(page)
+
 
 @extend_schema(
     summary="A task, with its form",

@@ -14,6 +14,7 @@ from .inbox import (
     task_detail,
     task_detail_for,
     tasks_for_user,
+    with_listed_instances,
 )
 from .instances import (
     EVENT_PREFETCHES,
@@ -94,4 +95,5 @@ __all__ = [
     "wait_states",
     "waiting_for",
     "waiting_for_events",
+    "with_listed_instances",
 ]

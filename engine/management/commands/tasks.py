@@ -7,7 +7,7 @@ from django.core.management.base import BaseCommand, CommandParser
 from engine.management.commands.deploy import user_named
 from engine.management.commands.instances import positive_int, write_table
 from engine.models import HumanTask
-from engine.selectors import tasks_for_user
+from engine.selectors import tasks_for_user, with_listed_instances
 from processes.models import ProcessDefinition
 
 STATUSES = [HumanTask.Status.OPEN, HumanTask.Status.CLAIMED, HumanTask.Status.COMPLETED]
@@ -36,6 +36,11 @@ class Command(BaseCommand):
             metavar="N",
             help="Show at most N tasks (default 50).",
         )
+
+    @staticmethod
+    def _listed(tasks: Any, *, by_user: bool) -> list[HumanTask]:
+        """The tasks to show, with their instances' business keys."""
+        return with_listed_instances(list(tasks)) if by_user else list(tasks)
 
     def handle(self, *args: Any, **options: Any) -> None:
         status: str | None = options["status"]
@@ -67,7 +72,7 @@ class Command(BaseCommand):
                 ",".join(task.candidate_groups) or "-",
                 task.status,
             ]
-            for task in tasks[: options["limit"]]
+            for task in self._listed(tasks[: options["limit"]], by_user=bool(options["user"]))
         ]
         if not rows:
             self.stdout.write("No tasks.")

@@ -7,6 +7,8 @@ from typing import Any
 
 import pytest
 from django.contrib.auth.models import User
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from rest_framework import serializers
 
 from api.serializers import TaskSerializer
@@ -49,7 +51,10 @@ def varied_tasks(expense_definition, approver: User, make_user) -> list[HumanTas
 
 def test_the_list_writes_what_the_fields_would(varied_tasks, approver, api_client_for):
     client = api_client_for(approver)
-    listed = client.get("/api/v1/tasks/").json()["results"]
+    with CaptureQueriesContext(connection) as page:
+        listed = client.get("/api/v1/tasks/").json()["results"]
+    # The user, the page, its count and its instances' business keys (one statement for all).
+    assert len(page.captured_queries) == 4, [q["sql"][:80] for q in page.captured_queries]
     completed = client.get("/api/v1/tasks/?status=completed").json()["results"]
     assert len(listed) == 3 and len(completed) == 1
     for answer in listed + completed:

@@ -4,6 +4,7 @@ Durations are milliseconds, as in Camunda's external task API."""
 from rest_framework import serializers
 
 from engine.services.external_tasks import MAX_LOCK_MS, MAX_TASKS, MAX_WAIT_MS
+from engine.services.job_outcomes import MAX_ERROR_CODE_CHARS
 
 from .serializers import StrictCharField
 
@@ -110,7 +111,7 @@ class ExternalTaskBpmnErrorSerializer(WorkerSerializer):
     error_code = StrictCharField(
         min_length=1,
         trim_whitespace=False,
-        max_length=100,
+        max_length=MAX_ERROR_CODE_CHARS,
         help_text="The bpmn:error errorCode a boundary event catches.",
     )
     error_message = StrictCharField(max_length=2000, required=False, allow_blank=True, default="")

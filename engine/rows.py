@@ -66,6 +66,21 @@ class Columns:
                 row[index] = convert(row[index], col, connection)
         return self.model.from_db(connection.alias, self._names, row)
 
+    def read(self, sql: str, params: Sequence[Any]) -> list[Any]:
+        """The model instances of the rows `sql` selects (only these columns)."""
+        with connection.cursor() as cursor:
+            cursor.execute(sql, params)
+            return [self.build(row) for row in cursor.fetchall()]
+
+
+def ordering(model: type[Model], alias: str) -> str:
+    """The model's default order (`Meta.ordering`) as an ORDER BY list under `alias`."""
+    return ", ".join(
+        f"{column(model, name.lstrip('-'), alias)}{' DESC' if name.startswith('-') else ''}"
+        for name in model._meta.ordering or ()
+        if isinstance(name, str)
+    )
+
 
 def split(row: Sequence[Any], *parts: Columns) -> list[Any]:
     """The model instances of a row that selected `parts`' columns one after the other."""
@@ -85,6 +100,26 @@ def _unnestable(field: Any) -> bool:
     )
 
 
+def _placeholder(field: Any) -> str:
+    """Where a field's value goes in a statement, as the ORM writes it: an array's with its
+    cast (`%s::varchar(150)[]`: a longer element is cut to the column's length, as the ORM
+    stores it, rather than refused)."""
+    if hasattr(field, "get_placeholder"):
+        return str(field.get_placeholder(None, None, connection))
+    return "%s"
+
+
+def _writable(model: type[Model]) -> list[Any]:
+    """The model's columns a statement here writes: refused for a model with a column the
+    database computes or defaults (generated, db_default), which these statements do not
+    handle as the ORM does."""
+    fields = list(model._meta.concrete_fields)
+    for field in fields:
+        if getattr(field, "generated", False) or field.has_db_default():
+            raise TypeError(f"{model.__name__}.{field.name} is filled by the database.")
+    return fields
+
+
 def _prepared(field: Any, row: Model, add: bool) -> Any:
     """A field's value as the ORM writes it (`pre_save` sets an `auto_now` time on the row)."""
     return field.get_db_prep_save(field.pre_save(row, add), connection)
@@ -98,18 +133,19 @@ class Insert:
     statement ends where a `RETURNING` clause may follow."""
 
     def __init__(self, model: type[Model]) -> None:
-        self.fields = [field for field in model._meta.concrete_fields if not field.db_returning]
+        # The auto-increment key is the database's to give (the models here set no other).
+        auto = model._meta.auto_field
+        self.fields = [field for field in _writable(model) if field is not auto]
         names = ", ".join(quote(str(field.column)) for field in self.fields)
         self._into = f"INSERT INTO {table(model)} ({names})"
         self.unnests = all(_unnestable(field) for field in self.fields)
         # The type without its length (varchar[], not varchar(32)[]): nothing is cut short.
         arrays = ", ".join(
-            f"(%s)::{field.db_type(connection).split('(')[0]}[]"  # type: ignore[union-attr]
-            for field in self.fields
+            f"(%s)::{field.db_type(connection).split('(')[0]}[]" for field in self.fields
         )
         # Only names from the models' metadata are put together here; values are parameters.
         self._unnest = f"{self._into} SELECT * FROM UNNEST({arrays})"  # noqa: S608
-        self._row = "(" + ", ".join(["%s"] * len(self.fields)) + ")"
+        self._row = "(" + ", ".join(_placeholder(field) for field in self.fields) + ")"
 
     def sql(self, count: int) -> str:
         """The statement for `count` rows."""
@@ -139,8 +175,10 @@ def insert_of(model: type[Model]) -> Insert:
 
 @cache
 def _update_of(model: type[Model]) -> tuple[list[Any], str]:
-    fields = [field for field in model._meta.concrete_fields if not field.primary_key]
-    assignments = ", ".join(f"{quote(str(field.column))} = %s" for field in fields)
+    fields = [field for field in _writable(model) if not field.primary_key]
+    assignments = ", ".join(
+        f"{quote(str(field.column))} = {_placeholder(field)}" for field in fields
+    )
     key = quote(str(model._meta.pk.column))
     return fields, f"UPDATE {table(model)} SET {assignments} WHERE {key} = %s"  # noqa: S608
 
@@ -162,6 +200,8 @@ def save_row(row: Model) -> None:
     column of a row read or written before (`auto_now` times set as the ORM sets them), and,
     as the ORM does, an insert when it is new or the update found no row (its insert was
     rolled back to a savepoint)."""
+    if row.get_deferred_fields():  # the ORM would write only the loaded ones
+        raise ValueError(f"{type(row).__name__} {row.pk} was read in part: save() it.")
     if not row._state.adding:  # noqa: SLF001
         fields, sql = _update_of(type(row))
         with connection.cursor() as cursor:

@@ -1,6 +1,7 @@
 """The web application, once loaded as gunicorn loads it (config.wsgi), leaves what it loaded
 to the collector's permanent generation (config/collector.py): a full collection during a
-request walks only what requests made. A Celery pool process does the same when it starts."""
+request walks only what requests made. (A Celery pool process freezes what it loaded when it
+starts, on Celery's worker_process_init: not tested here.)"""
 
 import json
 import subprocess

@@ -7,7 +7,6 @@ from functools import cache
 from typing import Any
 
 from django.core.exceptions import PermissionDenied
-from django.db import connection
 from django.db.backends.base.base import BaseDatabaseWrapper
 from django.db.models import (
     BooleanField,
@@ -75,13 +74,14 @@ def with_listed_instances(tasks: list[HumanTask]) -> list[HumanTask]:
     statement, and kept on each task as a prefetch keeps it. Django's own prefetch of a
     foreign key builds one `(id) IN ((...), ...)` tuple per task: for 500 tasks that cost
     more than their page (bench/inbox.py)."""
+    if not tasks:
+        return tasks
     columns, sql = _listed_instances_read()
-    with connection.cursor() as cursor:
-        cursor.execute(sql, [list({task.instance_id for task in tasks})])
-        found = {instance.pk: instance for instance in map(columns.build, cursor.fetchall())}
+    read = columns.read(sql, [list({task.instance_id for task in tasks})])
+    found = {instance.pk: instance for instance in read}
     for task in tasks:
         instance = found.get(task.instance_id)
-        if instance is not None:  # else gone since the page was read: as a prefetch finds it
+        if instance is not None:  # else deleted since the page was read: not found if asked
             HumanTask.instance.field.set_cached_value(task, instance)
     return tasks
 

@@ -113,6 +113,8 @@ def write_events(events: Sequence[InstanceEvent]) -> None:
     """Insert `events` and queue the webhook deliveries of their subscribers (the outbox),
     in one statement that also finds the subscribers: an operation whose events nobody
     subscribed to costs one round trip for all of them."""
+    if not events:
+        return
     insert = insert_of(InstanceEvent)
     with connection.cursor() as cursor:
         cursor.execute(

@@ -42,7 +42,13 @@ from .external_task_queue import (
 )
 from .incidents import open_job_incident
 from .instance_store import lock_instance_and_job
-from .job_outcomes import Outcome, backoff_seconds, complete_job, throw_job_error
+from .job_outcomes import (
+    Outcome,
+    backoff_seconds,
+    checked_error_code,
+    complete_job,
+    throw_job_error,
+)
 from .job_runs import JOB_RUNNABLE_INSTANCE_STATUSES
 
 # The longest a fetch may wait for tasks (Camunda's asyncResponseTimeout), and a lock's.
@@ -361,8 +367,7 @@ def handle_external_task_bpmn_error(
     caught by a boundary event (an incident when nothing catches it)."""
     require_worker(actor)
     variables = _check_variables(variables)
-    if not error_code:  # taken as given otherwise, as a diagram's errorCode is matched
-        raise InvalidInput("error_code must not be empty.")
+    error_code = checked_error_code(error_code)
     with transaction.atomic(durable=True):
         instance, job = _lock_held(task_id, worker_id, actor)
         _unlocked(job)

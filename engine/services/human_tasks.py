@@ -6,7 +6,7 @@ from functools import cache
 from typing import Any
 
 from django.core.exceptions import PermissionDenied
-from django.db import connection, transaction
+from django.db import transaction
 from django.utils import timezone
 
 from engine.actors import Person, as_user
@@ -24,7 +24,7 @@ from engine.permissions import (
     can_unclaim_task,
     note_task_access,
 )
-from engine.rows import Columns, column, save_row, table
+from engine.rows import Columns, column, ordering, save_row, table
 
 from . import observed
 from .audit import events_in_one_insert, record_event
@@ -46,13 +46,12 @@ def _task_read() -> tuple[Columns, str]:
     """A task of an instance, or the task and the instance's other active tasks, in the
     tasks' own order: every completion asks it, so it is written once (engine.rows)."""
     task = Columns(HumanTask, "t")
-    status, priority = column(HumanTask, "status", "t"), column(HumanTask, "priority", "t")
     # Only names from the models' metadata are put together here; the values are parameters.
     return task, (
         f"SELECT {task.sql} FROM {table(HumanTask)} AS t "  # noqa: S608
         f"WHERE {column(HumanTask, 'instance', 't')} = %s "
-        f"AND ({column(HumanTask, 'pk', 't')} = %s OR {status} = ANY(%s)) "
-        f"ORDER BY {priority} DESC, {column(HumanTask, 'created_at', 't')}"
+        f"AND ({column(HumanTask, 'pk', 't')} = %s "
+        f"OR {column(HumanTask, 'status', 't')} = ANY(%s)) ORDER BY {ordering(HumanTask, 't')}"
     )
 
 
@@ -63,9 +62,7 @@ def _lock_task(task_id: uuid.UUID | str, user: Person, *, with_others: bool) -> 
     instance = lock_instance_of_task(task_id)  # a task id that is no UUID is not found here
     columns, sql = _task_read()
     others = list(HumanTask.ACTIVE_STATUSES) if with_others else []
-    with connection.cursor() as cursor:
-        cursor.execute(sql, [instance.pk, uuid.UUID(str(task_id)), others])
-        rows = [columns.build(row) for row in cursor.fetchall()]
+    rows = columns.read(sql, [instance.pk, uuid.UUID(str(task_id)), others])
     note_task_access(rows, user)
     task = next((row for row in rows if str(row.pk) == str(task_id)), None)
     if task is None:  # gone with its instance's retention between the two reads

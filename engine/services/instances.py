@@ -30,11 +30,12 @@ def _definition_read() -> tuple[Columns, str]:
     time (engine.rows)."""
     definition = Columns(ProcessDefinition, "d", leave_out=ProcessDefinition.BULK_FIELDS)
     version = column(ProcessDefinition, "version", "d")
+    number = ProcessDefinition._meta.get_field("version").cast_db_type(connection)
     # Only names from the models' metadata are put together here; the values are parameters.
     return definition, (
         f"SELECT {definition.sql} FROM {table(ProcessDefinition)} AS d "  # noqa: S608
         f"WHERE {column(ProcessDefinition, 'key', 'd')} = %s "
-        f"AND (%s::integer IS NULL OR {version} = %s::integer) ORDER BY {version} DESC LIMIT 1"
+        f"AND (%s::{number} IS NULL OR {version} = %s::{number}) ORDER BY {version} DESC LIMIT 1"
     )
 
 
@@ -44,10 +45,8 @@ def _read_definition(key: str, version: int | None) -> ProcessDefinition | None:
     if version is not None and not low <= version <= high:
         return None  # no version has such a number (as the ORM answers such a lookup)
     columns, sql = _definition_read()
-    with connection.cursor() as cursor:
-        cursor.execute(sql, [key, version, version])
-        row = cursor.fetchone()
-    return None if row is None else columns.build(row)
+    found = columns.read(sql, [key, version, version])
+    return found[0] if found else None
 
 
 def _definition(key: str, version: int | None) -> ProcessDefinition:

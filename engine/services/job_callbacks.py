@@ -28,7 +28,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from engine.connectors.callbacks import call_number, token_call
-from engine.exceptions import Conflict, InvalidInput
+from engine.exceptions import Conflict
 from engine.models import ProcessInstance, ServiceJob
 
 from .audit import record_event
@@ -40,12 +40,12 @@ from .job_outcomes import (
     EARLY_CALLBACK,
     Outcome,
     apply_locked_outcome,
+    checked_error_code,
     throw_job_error,
 )
 from .job_runs import JOB_RUNNABLE_INSTANCE_STATUSES
 
 TIMEOUT_CODE = "CALLBACK_TIMEOUT"
-MAX_ERROR_CODE_CHARS = 100
 # Due waits expired per beat tick (each in a transaction of its own); the rest next tick.
 EXPIRE_BATCH = 100
 
@@ -60,15 +60,11 @@ class CallbackReceipt:
 def _outcome(body: Any) -> tuple[Outcome, str]:
     """The outcome a callback body reports, and its kind (result, error, failure)."""
     if isinstance(body, dict) and "error_code" in body:
-        code = body["error_code"]
-        if not isinstance(code, str) or not code.strip() or len(code) > MAX_ERROR_CODE_CHARS:
-            raise InvalidInput(
-                f"error_code must be a text of 1 to {MAX_ERROR_CODE_CHARS} characters."
-            )
+        code = checked_error_code(body["error_code"])
         message = body.get("error_message")
         return (
             Outcome(
-                error_code=code.strip(),
+                error_code=code,
                 error_message=str(message if message is not None else "")[:2000],
                 error_details=body.get("details"),
             ),

@@ -23,7 +23,7 @@ from engine.bpmn.connector_tasks import (
 from engine.bpmn.errors import throw_bpmn_error
 from engine.bpmn.failures import attempt, run_engine_steps
 from engine.bpmn.walks import is_parked, parked_task
-from engine.exceptions import ScriptFailed
+from engine.exceptions import InvalidInput, ScriptFailed
 from engine.models import ProcessInstance, ServiceJob
 from engine.rows import save_row
 
@@ -81,6 +81,17 @@ class Outcome:
             "incident": self.incident,
             "await_callback_seconds": self.await_callback_seconds,
         }
+
+
+MAX_ERROR_CODE_CHARS = 100
+
+
+def checked_error_code(code: object) -> str:
+    """A BPMN error code a worker or a callback reports: text of 1 to MAX_ERROR_CODE_CHARS
+    characters, taken as given (a diagram's errorCode is matched exactly)."""
+    if not isinstance(code, str) or not code or len(code) > MAX_ERROR_CODE_CHARS:
+        raise InvalidInput(f"error_code must be a text of 1 to {MAX_ERROR_CODE_CHARS} characters.")
+    return code
 
 
 def backoff_seconds(job: ServiceJob, retry_after: float | None) -> float:

@@ -1,8 +1,9 @@
 """Outbound webhooks: instance events posted to subscribed URLs, through an outbox.
 
-`queue_webhook_deliveries` is called by `record_event` (the audit trail every state change
-writes) for the events a subscription may ask for (`WebhookSubscription.EventType`), with the
-subscribers the statement that wrote the events found (`subscribed_sql`): one
+`queue_webhook_deliveries` is called by the audit trail every state change writes
+(engine.services.audit `write_events`) for the events a subscription may ask for
+(`WebhookSubscription.EventType`), with the subscribers the statement that wrote the events
+found (`subscribed_sql`): one
 `WebhookDelivery` per matching subscription is written in the operation's own transaction
 and handed to a worker after commit. The worker claims it with a lease (as the event outbox
 does: engine/services/delivery_outbox.py), posts it (the outbound policy applies:
@@ -112,7 +113,7 @@ def queue_webhook_deliveries(
     if not subscription_ids:
         return 0
     wanted = [event for event in events if event.type in EVENT_TYPES]
-    subscriptions = list(WebhookSubscription.objects.filter(pk__in=subscription_ids))
+    subscriptions = list(WebhookSubscription.objects.filter(pk__in=subscription_ids, enabled=True))
     rows = []
     for event in wanted:
         key = _process_key(event.instance)

@@ -91,7 +91,7 @@ def test_rows_with_arrays_and_json_are_inserted_as_bulk_create_inserts_them(
         )
         for users, completer in (([], None), (["a", "b,c", "{d}"], approver))
     ]
-    assert not Insert(HumanTask).unnests  # arrays of arrays cannot: a VALUES list
+    assert not Insert(HumanTask).unnests  # an array column has its own cast: a VALUES list
 
     with CaptureQueriesContext(connection) as statements:
         insert_rows(tasks)
@@ -100,6 +100,22 @@ def test_rows_with_arrays_and_json_are_inserted_as_bulk_create_inserts_them(
     for task in tasks:
         assert task.created_at is not None and not task._state.adding
         assert _stored(task) == _in_memory(task)
+
+
+def test_an_array_element_longer_than_its_column_is_cut_as_the_orm_cuts_it(
+    expense_definition: ProcessDefinition,
+) -> None:
+    instance = _instance(expense_definition)
+    long_name = "g" * 200
+    task = HumanTask(
+        instance=instance, spiff_task_id=uuid.uuid4(), element_id="x", candidate_groups=[long_name]
+    )
+    insert_rows([task])
+    task.candidate_users = [long_name]
+    save_row(task)
+
+    stored = HumanTask.objects.get(pk=task.pk)
+    assert stored.candidate_groups == ["g" * 150] and stored.candidate_users == ["g" * 150]
 
 
 def test_events_get_their_keys_and_one_statement_finds_their_subscribers(

@@ -87,6 +87,16 @@ def _fetch(oauth: dict[str, Any]) -> tuple[str, float]:
     return token, max(lifetime - EXPIRY_MARGIN_SECONDS, 1.0)
 
 
+def _cached(redis: Any, key: str) -> str:
+    """The shared token, or "" (known to this process's log masking once read)."""
+    cached = redis.get(key)
+    if not cached:
+        return ""
+    token = cached.decode() if isinstance(cached, bytes) else str(cached)
+    remember_secret_value(token)
+    return token
+
+
 def access_token(oauth: dict[str, Any], *, refused: str = "") -> str:
     """A valid access token for the client credentials in `oauth`; `refused` is a token the
     API has just answered 401 to (it is dropped and a new one fetched)."""
@@ -96,14 +106,17 @@ def access_token(oauth: dict[str, Any], *, refused: str = "") -> str:
         redis.eval(_DELETE_IF_SAME, 1, key, refused)
     deadline = time.monotonic() + FETCH_LOCK_SECONDS
     while True:
-        cached = redis.get(key)
+        cached = _cached(redis, key)
         if cached:
-            token = cached.decode() if isinstance(cached, bytes) else str(cached)
-            remember_secret_value(token)
-            return token
+            return cached
         owner = secrets.token_hex(8)
         if redis.set(key + ":fetching", owner, nx=True, ex=FETCH_LOCK_SECONDS):
             try:
+                # Another worker may have stored its token and let go of the lock between
+                # our look and our lock: that token is used, not fetched again.
+                token = _cached(redis, key)
+                if token:
+                    return token
                 token, lifetime = _fetch(oauth)
                 redis.set(key, token, ex=max(int(lifetime), 1))
             finally:

@@ -93,7 +93,7 @@ def split(row: Sequence[Any], *parts: Columns) -> list[Any]:
 
 def _unnestable(field: Any) -> bool:
     """Whether a column's values can travel as one array (what Django's own UNNEST insert
-    asks: no placeholder of its own, a standard type; arrays of arrays cannot)."""
+    asks: no placeholder of its own, which an array column has, and a standard type)."""
     target = field.target_field if field.is_relation else field
     return not hasattr(field, "get_placeholder") and (
         target.get_internal_type() in connection.data_types

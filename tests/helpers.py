@@ -3,6 +3,7 @@
 import itertools
 import os
 from pathlib import Path
+from typing import Any
 from xml.sax.saxutils import escape
 
 from processes.services import EXAMPLES_DIR
@@ -30,6 +31,12 @@ def production_env(data_dir: Path) -> dict[str, str]:
         "DATABASE_URL": "postgres://u@127.0.0.1:1/none",
         "BATON_DATA_DIR": str(data_dir),
     }
+
+
+def field_values(row: Any) -> dict[str, Any]:
+    """Every column's value of a model instance, by attribute name: to hold a row built or
+    written by hand (engine.rows) to what the ORM reads."""
+    return {field.attname: getattr(row, field.attname) for field in row._meta.concrete_fields}
 
 
 def upload_of(path: Path, name: str | None = None) -> UploadedFile:

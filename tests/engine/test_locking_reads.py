@@ -3,8 +3,6 @@
 gives, with the instance's definition at hand (less its large columns) and nothing more to
 read."""
 
-from typing import Any
-
 import pytest
 from django.db import connection, transaction
 from django.db.transaction import TransactionManagementError
@@ -21,19 +19,15 @@ from engine.services.instance_store import (
 )
 from tests.engine.service_diagrams import sequence, service_task
 from tests.engine.service_fixtures import jobs_for_no_worker
-from tests.helpers import deploy_document
+from tests.helpers import deploy_document, field_values
 
 pytestmark = pytest.mark.django_db(transaction=True)
 EXPENSE_VARIABLES = {"amount": 7, "description": 'é "q"', "requester": "bob"}
 
 
-def _fields(row: Any) -> dict[str, Any]:
-    return {field.attname: getattr(row, field.attname) for field in row._meta.concrete_fields}
-
-
 def _as_the_orm_reads_it(instance: ProcessInstance) -> None:
     stored = ProcessInstance.objects.select_related("definition").get(pk=instance.pk)
-    assert _fields(instance) == _fields(stored)
+    assert field_values(instance) == field_values(stored)
     assert isinstance(instance.state, dict) and isinstance(instance.variables, dict)
     with CaptureQueriesContext(connection) as more:
         definition = instance.definition
@@ -68,7 +62,7 @@ def test_an_instance_and_its_job_locked_together_are_the_orm_s(db: None) -> None
         instance, locked = lock_instance_and_job(job.pk, missing="gone")
         _as_the_orm_reads_it(instance)
         assert model_to_dict(locked) == model_to_dict(ServiceJob.objects.get(pk=job.pk))
-        assert _fields(locked) == _fields(ServiceJob.objects.get(pk=job.pk))
+        assert field_values(locked) == field_values(ServiceJob.objects.get(pk=job.pk))
         assert locked.instance is instance
         _, same = lock_instance_and_job(str(job.pk), missing="gone", kind=job.kind)
         assert same.pk == job.pk

@@ -23,18 +23,14 @@ from engine.rows import Insert, insert_rows, save_row
 from engine.services import start_instance
 from engine.services.audit import events_in_one_insert, record_event
 from processes.models import ProcessDefinition
+from tests.helpers import field_values
 
 pytestmark = pytest.mark.django_db(transaction=True)
 VARIABLES = {"amount": 7, "description": 'é "q" \\ \n', "requester": "bob"}
 
 
 def _stored(row: Any) -> dict[str, Any]:
-    fresh = type(row).objects.get(pk=row.pk)
-    return {field.attname: getattr(fresh, field.attname) for field in row._meta.concrete_fields}
-
-
-def _in_memory(row: Any) -> dict[str, Any]:
-    return {field.attname: getattr(row, field.attname) for field in row._meta.concrete_fields}
+    return field_values(type(row).objects.get(pk=row.pk))
 
 
 def _instance(expense_definition: ProcessDefinition) -> ProcessInstance:
@@ -54,7 +50,7 @@ def test_a_saved_row_holds_every_field_as_the_orm_stores_it(
     save_row(instance)
 
     assert instance.updated_at > stamped  # auto_now, as save() sets it
-    assert _stored(instance) == _in_memory(instance)
+    assert _stored(instance) == field_values(instance)
 
 
 def test_a_new_row_is_inserted_and_one_rolled_back_to_a_savepoint_is_inserted_again(
@@ -72,7 +68,7 @@ def test_a_new_row_is_inserted_and_one_rolled_back_to_a_savepoint_is_inserted_ag
         with pytest.raises(RuntimeError):
             saved_then_rolled_back()
         save_row(instance)  # the update finds no row: inserted, as the ORM's save() does
-    assert _stored(instance) == _in_memory(instance)
+    assert _stored(instance) == field_values(instance)
 
 
 def test_rows_with_arrays_and_json_are_inserted_as_bulk_create_inserts_them(
@@ -99,7 +95,7 @@ def test_rows_with_arrays_and_json_are_inserted_as_bulk_create_inserts_them(
     assert len(statements.captured_queries) == 1
     for task in tasks:
         assert task.created_at is not None and not task._state.adding
-        assert _stored(task) == _in_memory(task)
+        assert _stored(task) == field_values(task)
 
 
 def test_an_array_element_longer_than_its_column_is_cut_as_the_orm_cuts_it(
